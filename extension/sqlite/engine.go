@@ -1,0 +1,154 @@
+// Package sqlite is Quarry's embedded SQL engine: every table of a
+// tables.Registry served as a virtual table of an in-memory SQLite database
+// (modernc.org/sqlite, no cgo), so Quarry answers SQL without osquery.
+//
+// Constraints in WHERE (=, IN, <, <=, >, >=, LIKE) reach each table's
+// Generate; SQLite re-checks every row and does ORDER BY, LIMIT, joins and
+// aggregates. Ad-hoc queries are read-only: an authorizer on every connection
+// refuses anything but reading.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	msqlite "modernc.org/sqlite"
+
+	"github.com/quarry-sec/quarry/tables"
+)
+
+// Engine is an embedded SQL engine over a registry of tables. It is safe for
+// concurrent use.
+type Engine struct {
+	db  *sql.DB
+	reg *tables.Registry
+}
+
+type config struct {
+	maxConns int
+}
+
+// Option configures an Engine.
+type Option func(*config)
+
+// WithMaxConnections bounds the engine's connection pool (each connection is
+// its own in-memory database with every table attached). Default 4.
+func WithMaxConnections(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.maxConns = n
+		}
+	}
+}
+
+// Open returns an engine serving every table registered in reg at the time
+// each connection opens.
+func Open(reg *tables.Registry, opts ...Option) (*Engine, error) {
+	cfg := config{maxConns: 4}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	drv := &msqlite.Driver{}
+	if err := drv.RegisterModule("quarry", &module{reg: reg}); err != nil {
+		return nil, fmt.Errorf("register virtual table module: %w", err)
+	}
+	db := sql.OpenDB(connector{drv: drv, dsn: ":memory:", reg: reg})
+	db.SetMaxOpenConns(cfg.maxConns)
+	db.SetMaxIdleConns(cfg.maxConns)
+	db.SetConnMaxLifetime(0)
+	e := &Engine{db: db, reg: reg}
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open embedded engine: %w", err)
+	}
+	return e, nil
+}
+
+// Close closes every connection.
+func (e *Engine) Close() error { return e.db.Close() }
+
+// Registry returns the tables the engine serves.
+func (e *Engine) Registry() *tables.Registry { return e.reg }
+
+// ErrReadOnly is wrapped in the error of a statement that would write.
+var ErrReadOnly = errors.New("ad-hoc queries are read-only")
+
+// ErrNoSuchTable is wrapped in the error of a query naming an unknown table.
+var ErrNoSuchTable = errors.New("no such table")
+
+// Query runs one read-only SQL statement. The caller closes the rows.
+// Errors carry SQLite's message; an unknown table's error lists the closest
+// table names, and a write is refused with ErrReadOnly.
+func (e *Engine) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if kw := writeKeyword(query); kw != "" {
+		return nil, fmt.Errorf("%s statements are refused: %w", kw, ErrReadOnly)
+	}
+	rows, err := e.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, e.explain(err)
+	}
+	return rows, nil
+}
+
+var noSuchTable = regexp.MustCompile(`no such table: (?:\w+\.)?(\w+)`)
+
+// explain turns SQLite's errors into ones an analyst can act on.
+func (e *Engine) explain(err error) error {
+	msg := err.Error()
+	if m := noSuchTable.FindStringSubmatch(msg); m != nil {
+		if close := e.reg.Closest(m[1], 3); len(close) > 0 {
+			return fmt.Errorf("%w: %s (did you mean %s?)", ErrNoSuchTable, m[1], strings.Join(close, ", "))
+		}
+		return fmt.Errorf("%w: %s (see `quarry tables`)", ErrNoSuchTable, m[1])
+	}
+	if strings.Contains(msg, "not authorized") {
+		return fmt.Errorf("statement refused: %w (%v)", ErrReadOnly, err)
+	}
+	return err
+}
+
+// connector opens connections of one private driver, so the module of this
+// engine reaches only its own connections, and readies each connection: every
+// table attached, then the read-only authorizer installed.
+type connector struct {
+	drv *msqlite.Driver
+	dsn string
+	reg *tables.Registry
+}
+
+func (c connector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.drv.Open(c.dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := prepareConn(ctx, conn, c.reg); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+func (c connector) Driver() driver.Driver { return c.drv }
+
+func prepareConn(ctx context.Context, conn driver.Conn, reg *tables.Registry) error {
+	ex, ok := conn.(driver.ExecerContext)
+	if !ok {
+		return errors.New("sqlite connection cannot execute statements")
+	}
+	for _, name := range reg.Names() {
+		stmt := fmt.Sprintf("CREATE VIRTUAL TABLE %s USING quarry(%s)", quoteIdent(name), name)
+		if _, err := ex.ExecContext(ctx, stmt, nil); err != nil {
+			return fmt.Errorf("attach table %s: %w", name, err)
+		}
+	}
+	a, ok := conn.(msqlite.AuthorizerRegisterer)
+	if !ok {
+		return errors.New("sqlite driver offers no authorizer: cannot make queries read-only")
+	}
+	return a.RegisterAuthorizer(readOnly)
+}

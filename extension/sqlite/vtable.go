@@ -1,0 +1,323 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"strconv"
+	"strings"
+
+	"modernc.org/sqlite/vtab"
+
+	"github.com/quarry-sec/quarry/tables"
+)
+
+// module serves every table of a registry as a SQLite virtual table. A table
+// is created on each connection with
+// "CREATE VIRTUAL TABLE name USING quarry(name)".
+type module struct {
+	reg *tables.Registry
+}
+
+func (m *module) Create(ctx vtab.Context, args []string) (vtab.Table, error) {
+	return m.Connect(ctx, args)
+}
+
+func (m *module) Connect(ctx vtab.Context, args []string) (vtab.Table, error) {
+	// args: module name, database name, table name, module arguments.
+	if len(args) < 3 {
+		return nil, fmt.Errorf("quarry module: expected a table name")
+	}
+	name := args[2]
+	if len(args) > 3 {
+		name = strings.Trim(strings.TrimSpace(args[3]), `"'`)
+	}
+	t, ok := m.reg.Table(name)
+	if !ok {
+		return nil, fmt.Errorf("quarry module: no table %q in the registry", name)
+	}
+	if err := ctx.Declare(declareSQL(t)); err != nil {
+		return nil, fmt.Errorf("declare table %s: %w", t.Name, err)
+	}
+	return &vtable{t: t}, nil
+}
+
+// declareSQL is the CREATE TABLE statement SQLite learns the schema from.
+func declareSQL(t *tables.Table) string {
+	var b strings.Builder
+	b.WriteString("CREATE TABLE x(")
+	for i, c := range t.Columns {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(quoteIdent(c.Name))
+		b.WriteByte(' ')
+		b.WriteString(c.Type.String())
+		if c.Hidden {
+			b.WriteString(" HIDDEN")
+		}
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+func quoteIdent(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
+
+// vtable is one table on one connection.
+type vtable struct {
+	t *tables.Table
+}
+
+// Cost model. SQLite compares plans by EstimatedCost; a table has no row
+// count, so the model only has to rank plans: a constraint on an index column
+// (which Generate uses to look up instead of scanning) makes the plan far
+// cheaper, a range on an indexed or additional column somewhat cheaper, and
+// a plan without a required column's equality is priced out.
+const (
+	costFullScan  = 1e6
+	costNoPlan    = 1e18
+	rowsFullScan  = 1e6
+	opUnsupported = tables.Operator(0)
+)
+
+func mapOp(op vtab.ConstraintOp) tables.Operator {
+	switch op {
+	case vtab.OpEQ, vtab.OpIS:
+		return tables.OpEQ
+	case vtab.OpLT:
+		return tables.OpLT
+	case vtab.OpLE:
+		return tables.OpLE
+	case vtab.OpGT:
+		return tables.OpGT
+	case vtab.OpGE:
+		return tables.OpGE
+	case vtab.OpLIKE:
+		return tables.OpLIKE
+	}
+	return opUnsupported
+}
+
+func (v *vtable) BestIndex(info *vtab.IndexInfo) error {
+	cost := costFullScan
+	rows := float64(rowsFullScan)
+	var plan strings.Builder
+	arg := 0
+	hasEq := make(map[int]bool)
+	for i := range info.Constraints {
+		c := &info.Constraints[i]
+		if !c.Usable || c.Column < 0 || c.Column >= len(v.t.Columns) {
+			continue
+		}
+		op := mapOp(c.Op)
+		if op == opUnsupported {
+			continue
+		}
+		col := v.t.Columns[c.Column]
+		c.ArgIndex = arg
+		arg++
+		// SQLite re-checks every row (Omit stays false), so a table may treat
+		// constraints as hints.
+		if plan.Len() > 0 {
+			plan.WriteByte(';')
+		}
+		plan.WriteString(strconv.Itoa(c.Column))
+		plan.WriteByte(',')
+		plan.WriteString(strconv.Itoa(int(op)))
+		switch {
+		case op == tables.OpEQ && col.Index:
+			cost /= 1000
+			rows /= 1000
+			hasEq[c.Column] = true
+		case op == tables.OpEQ:
+			cost *= 0.9
+			rows /= 10
+			hasEq[c.Column] = true
+		case col.Index || col.Additional:
+			cost /= 10
+			rows /= 4
+		default:
+			cost *= 0.95
+			rows /= 2
+		}
+	}
+	for i, col := range v.t.Columns {
+		if col.Required && !hasEq[i] {
+			cost = costNoPlan
+		}
+	}
+	info.IdxStr = plan.String()
+	info.EstimatedCost = cost
+	info.EstimatedRows = max(int64(rows), 1)
+	info.IdxNum = int64(arg)
+	return nil
+}
+
+func (v *vtable) Open() (vtab.Cursor, error) { return &cursor{vt: v}, nil }
+func (v *vtable) Disconnect() error          { return nil }
+func (v *vtable) Destroy() error             { return nil }
+
+// cursor pulls rows from the table's Generate, one at a time, on a coroutine
+// (iter.Pull2): the table streams, nothing is buffered.
+type cursor struct {
+	vt     *vtable
+	next   func() (tables.Row, error, bool)
+	stop   func()
+	cancel context.CancelFunc
+	row    tables.Row
+	err    error // a Generate failure not yet reported
+	rowid  int64
+	eof    bool
+}
+
+func (c *cursor) Filter(idxNum int, idxStr string, vals []vtab.Value) error {
+	c.release()
+	t := c.vt.t
+	q, err := parsePlan(t, idxStr, vals)
+	if err != nil {
+		return err
+	}
+	for _, col := range t.Columns {
+		if col.Required {
+			if _, ok := q.Equals(col.Name); !ok {
+				return fmt.Errorf("table %s requires a WHERE constraint %s = value (or IN)", t.Name, col.Name)
+			}
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.next, c.stop = iter.Pull2(func(yield func(tables.Row, error) bool) {
+		err := t.Generate(ctx, q, func(r tables.Row) bool { return yield(r, nil) })
+		if err != nil {
+			yield(nil, err)
+		}
+	})
+	c.rowid = 0
+	return c.advance()
+}
+
+func parsePlan(t *tables.Table, idxStr string, vals []vtab.Value) (tables.QueryContext, error) {
+	var q tables.QueryContext
+	if idxStr == "" {
+		return q, nil
+	}
+	terms := strings.Split(idxStr, ";")
+	if len(terms) != len(vals) {
+		return q, fmt.Errorf("table %s: plan has %d terms for %d values", t.Name, len(terms), len(vals))
+	}
+	q.Constraints = make([]tables.Constraint, 0, len(terms))
+	for i, term := range terms {
+		colStr, opStr, ok := strings.Cut(term, ",")
+		col, err1 := strconv.Atoi(colStr)
+		op, err2 := strconv.Atoi(opStr)
+		if !ok || err1 != nil || err2 != nil || col < 0 || col >= len(t.Columns) {
+			return q, fmt.Errorf("table %s: bad plan term %q", t.Name, term)
+		}
+		q.Constraints = append(q.Constraints, tables.Constraint{
+			Column: t.Columns[col].Name,
+			Op:     tables.Operator(op),
+			Value:  normalizeArg(vals[i]),
+		})
+	}
+	return q, nil
+}
+
+func normalizeArg(v vtab.Value) any {
+	switch x := v.(type) {
+	case []byte:
+		return string(x)
+	case bool:
+		if x {
+			return int64(1)
+		}
+		return int64(0)
+	}
+	return v
+}
+
+// Next moves to the next row. SQLite drops the message of an error returned
+// from xNext, so a failed Generate becomes a pending error instead: Column
+// reports it with its message, and the following Next returns it.
+func (c *cursor) Next() error {
+	if c.err != nil {
+		return c.err
+	}
+	if err := c.advance(); err != nil {
+		c.err = err
+		c.eof = false
+	}
+	return nil
+}
+
+// advance pulls the next row from Generate.
+func (c *cursor) advance() error {
+	row, err, ok := c.next()
+	if !ok {
+		c.eof = true
+		c.row = nil
+		return nil
+	}
+	if err != nil {
+		c.eof = true
+		c.row = nil
+		return err
+	}
+	c.row = row
+	c.rowid++
+	return nil
+}
+
+func (c *cursor) Eof() bool { return c.eof }
+
+func (c *cursor) Column(col int) (vtab.Value, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
+	if col < 0 || col >= len(c.row) {
+		return nil, nil // a short row reads as NULLs
+	}
+	switch x := c.row[col].(type) {
+	case int64, float64, string, nil:
+		return x, nil
+	case int:
+		return int64(x), nil
+	case int32:
+		return int64(x), nil
+	case uint32:
+		return int64(x), nil
+	case uint64:
+		return int64(x), nil
+	case bool:
+		if x {
+			return int64(1), nil
+		}
+		return int64(0), nil
+	case []byte:
+		return x, nil
+	default:
+		return fmt.Sprint(x), nil
+	}
+}
+
+func (c *cursor) Rowid() (int64, error) { return c.rowid, nil }
+
+func (c *cursor) Close() error {
+	c.release()
+	return nil
+}
+
+func (c *cursor) release() {
+	if c.stop != nil {
+		c.stop()
+		c.stop, c.next = nil, nil
+	}
+	if c.cancel != nil {
+		c.cancel()
+		c.cancel = nil
+	}
+	c.eof = false
+	c.row = nil
+	c.err = nil
+}
