@@ -90,7 +90,7 @@ func (e *Engine) Query(ctx context.Context, query string, args ...any) (*sql.Row
 	}
 	rows, err := e.db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, e.explain(err)
+		return nil, e.explain(query, err)
 	}
 	return rows, nil
 }
@@ -98,8 +98,11 @@ func (e *Engine) Query(ctx context.Context, query string, args ...any) (*sql.Row
 var noSuchTable = regexp.MustCompile(`no such table: (?:\w+\.)?(\w+)`)
 
 // explain turns SQLite's errors into ones an analyst can act on.
-func (e *Engine) explain(err error) error {
+func (e *Engine) explain(query string, err error) error {
 	msg := err.Error()
+	if se := syntaxError(query, msg); se != nil {
+		return se
+	}
 	if m := noSuchTable.FindStringSubmatch(msg); m != nil {
 		if close := e.reg.Closest(m[1], 3); len(close) > 0 {
 			return fmt.Errorf("%w: %s (did you mean %s?)", ErrNoSuchTable, m[1], strings.Join(close, ", "))

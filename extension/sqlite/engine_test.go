@@ -345,3 +345,26 @@ func TestTimeout(t *testing.T) {
 		t.Fatalf("want a timeout error, got %v", err)
 	}
 }
+
+func TestSyntaxErrorPosition(t *testing.T) {
+	e, _ := newTestEngine(t)
+	cases := []struct {
+		sql       string
+		line, col int
+		near      string
+	}{
+		{"SELEC id FROM numbers", 1, 1, "SELEC"},
+		{"SELECT id\nFROM numbers\nWHERE id = = 3", 3, 12, "="},
+		{"SELECT id FROM numbers WHERE (id = 3", 1, 37, ""},
+	}
+	for _, c := range cases {
+		_, err := e.Query(context.Background(), c.sql)
+		var se *SyntaxError
+		if !errors.As(err, &se) {
+			t.Fatalf("%q: want a SyntaxError, got %v", c.sql, err)
+		}
+		if se.Line != c.line || se.Column != c.col || se.Near != c.near {
+			t.Errorf("%q: got line %d col %d near %q (%v), want %d:%d %q", c.sql, se.Line, se.Column, se.Near, se, c.line, c.col, c.near)
+		}
+	}
+}
