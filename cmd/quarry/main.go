@@ -1,0 +1,153 @@
+// Command quarry is Quarry's command line: SQL over endpoint telemetry and
+// MITRE ATT&CK on the embedded engine, the ATT&CK knowledge base, and (as the
+// later parts land) collection, detection and the fleet.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/quarry-sec/quarry/attack"
+	sqlengine "github.com/quarry-sec/quarry/extension/sqlite"
+	"github.com/quarry-sec/quarry/tables"
+	"github.com/quarry-sec/quarry/tables/catalog"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+// run executes the command line and returns the process exit code.
+func run(args []string) int {
+	a := &app{}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	if err := root.Execute(); err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(os.Stderr, "quarry: %v\nRun 'quarry --help' for usage.\n", err)
+			return 2
+		}
+		fmt.Fprintf(os.Stderr, "quarry: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// usageError marks errors in how a command was called (exit code 2).
+type usageError struct{ error }
+
+// app holds the global flags and what commands share, opened on first use.
+type app struct {
+	dataDir string
+	verbose bool
+	log     zerolog.Logger
+
+	kb     *attack.KB
+	engine *sqlengine.Engine
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "quarry",
+		Short: "SQL over endpoint telemetry, enriched with MITRE ATT&CK",
+		Long: `Quarry answers SQL over process telemetry, IoA detections and the MITRE ATT&CK
+knowledge base, on its embedded engine or inside osquery.
+
+Start with 'quarry shell', or 'quarry query "SELECT id, name FROM attack_techniques LIMIT 5"'.`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			level := zerolog.WarnLevel
+			if a.verbose {
+				level = zerolog.DebugLevel
+			}
+			a.log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly}).
+				Level(level).With().Timestamp().Logger()
+			if a.dataDir == "" {
+				a.dataDir = defaultDataDir()
+			}
+			return nil
+		},
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.PersistentFlags().StringVar(&a.dataDir, "data-dir", "",
+		"directory for Quarry's data (default $QUARRY_DATA_DIR, else the user's data directory)")
+	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log debug detail to stderr")
+	root.AddCommand(
+		a.queryCommand(),
+		a.shellCommand(),
+		a.tablesCommand(),
+		a.attackCommand(),
+	)
+	return root
+}
+
+// defaultDataDir is $QUARRY_DATA_DIR, else the platform's per-user data
+// directory (XDG_DATA_HOME or ~/.local/share on Linux) plus "quarry".
+func defaultDataDir() string {
+	if d := os.Getenv("QUARRY_DATA_DIR"); d != "" {
+		return d
+	}
+	home, _ := os.UserHomeDir()
+	switch runtime.GOOS {
+	case "windows":
+		if d := os.Getenv("LocalAppData"); d != "" {
+			return filepath.Join(d, "quarry")
+		}
+	case "darwin":
+		return filepath.Join(home, "Library", "Application Support", "quarry")
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "quarry")
+	}
+	return filepath.Join(home, ".local", "share", "quarry")
+}
+
+// knowledgeBase loads ATT&CK: the data directory's update if there is one,
+// else the embedded copy.
+func (a *app) knowledgeBase() (*attack.KB, error) {
+	if a.kb != nil {
+		return a.kb, nil
+	}
+	start := time.Now()
+	kb, err := attack.Load(a.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	a.log.Debug().Dur("took", time.Since(start)).Str("version", kb.Version()).Msg("ATT&CK loaded")
+	a.kb = kb
+	return kb, nil
+}
+
+// openEngine returns the embedded engine over every Quarry table.
+func (a *app) openEngine() (*sqlengine.Engine, error) {
+	if a.engine != nil {
+		return a.engine, nil
+	}
+	kb, err := a.knowledgeBase()
+	if err != nil {
+		return nil, err
+	}
+	reg, err := catalog.New(catalog.Sources{ATTACK: kb}, tables.WithLogger(a.log))
+	if err != nil {
+		return nil, err
+	}
+	e, err := sqlengine.Open(reg)
+	if err != nil {
+		return nil, err
+	}
+	a.engine = e
+	return e, nil
+}

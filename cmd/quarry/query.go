@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	sqlengine "github.com/quarry-sec/quarry/extension/sqlite"
+)
+
+func (a *app) queryCommand() *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "query [--format table|json|csv|line] SQL",
+		Short: "Run one SQL query on the embedded engine",
+		Long: `Run one read-only SQL query over Quarry's tables and print the result.
+SQL may be given as several words, or '-' to read it from standard input.
+
+  quarry query "SELECT id, name FROM attack_techniques WHERE tactics LIKE '%persistence%'"
+  quarry query --format json "SELECT * FROM attack_tactics ORDER BY matrix_order"`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError{errors.New("query: give the SQL to run")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(format); err != nil {
+				return usageError{err}
+			}
+			sql := strings.Join(args, " ")
+			if sql == "-" {
+				b, err := io.ReadAll(os.Stdin)
+				if err != nil {
+					return fmt.Errorf("read SQL from stdin: %w", err)
+				}
+				sql = string(b)
+			}
+			if strings.TrimSpace(sql) == "" {
+				return usageError{errors.New("query: the SQL is empty")}
+			}
+			e, err := a.openEngine()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			defer stop()
+			_, err = runQuery(ctx, e, cmd.OutOrStdout(), sql, format)
+			return err
+		},
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", formatTable, "output format: table, json, csv or line")
+	return cmd
+}
+
+// runQuery runs sql and writes its rows in format; it returns the row count.
+func runQuery(ctx context.Context, e *sqlengine.Engine, w io.Writer, sql, format string) (int, error) {
+	rows, err := e.Query(ctx, sql)
+	if err != nil {
+		return 0, describeQueryError(sql, err)
+	}
+	defer rows.Close()
+	n, err := writeRows(w, rows, format)
+	if err != nil {
+		return n, describeQueryError(sql, err)
+	}
+	return n, nil
+}
+
+// describeQueryError adds where in the SQL a syntax error is, with a caret.
+func describeQueryError(sql string, err error) error {
+	var se *sqlengine.SyntaxError
+	if errors.As(err, &se) && se.Line > 0 {
+		lines := strings.Split(sql, "\n")
+		if se.Line <= len(lines) {
+			text := strings.TrimRight(lines[se.Line-1], "\r")
+			caret := strings.Repeat(" ", max(0, se.Column-1)) + "^"
+			return fmt.Errorf("%w\n  %s\n  %s", err, text, caret)
+		}
+	}
+	return err
+}

@@ -1,0 +1,32 @@
+// Package catalog assembles every Quarry table family into one registry, the
+// one both engines serve (the embedded SQLite engine and the osquery
+// extension), so a table added to a family appears in both.
+package catalog
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/quarry-sec/quarry/attack"
+	"github.com/quarry-sec/quarry/tables"
+	attacktables "github.com/quarry-sec/quarry/tables/attack"
+)
+
+// Sources are the data the table families read.
+type Sources struct {
+	// ATTACK is the ATT&CK knowledge base behind the attack_* tables.
+	ATTACK *attack.KB
+}
+
+// New returns a registry of every table whose source is given, each wrapped
+// with opts (timeout, logger).
+func New(src Sources, opts ...tables.WrapOption) (*tables.Registry, error) {
+	if src.ATTACK == nil {
+		return nil, errors.New("catalog: no ATT&CK knowledge base")
+	}
+	reg := tables.NewRegistry(opts...)
+	if err := reg.Register(attacktables.Tables(src.ATTACK)...); err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	return reg, nil
+}
