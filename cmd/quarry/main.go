@@ -6,6 +6,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -24,21 +25,29 @@ import (
 var version = "0.1.0-dev"
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-// run executes the command line and returns the process exit code.
-func run(args []string) int {
-	a := &app{}
+// run executes the command line and returns the process exit code: 0, 1 for
+// a failure, 2 for a usage error.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{stderr: stderr}
 	root := a.rootCommand()
 	root.SetArgs(args)
-	if err := root.Execute(); err != nil {
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
+	if a.engine != nil {
+		a.engine.Close()
+	}
+	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintf(os.Stderr, "quarry: %v\nRun 'quarry --help' for usage.\n", err)
+			fmt.Fprintf(stderr, "quarry: %v\nRun 'quarry --help' for usage.\n", err)
 			return 2
 		}
-		fmt.Fprintf(os.Stderr, "quarry: %v\n", err)
+		fmt.Fprintf(stderr, "quarry: %v\n", err)
 		return 1
 	}
 	return 0
@@ -51,6 +60,7 @@ type usageError struct{ error }
 type app struct {
 	dataDir string
 	verbose bool
+	stderr  io.Writer
 	log     zerolog.Logger
 
 	kb     *attack.KB
@@ -73,7 +83,7 @@ Start with 'quarry shell', or 'quarry query "SELECT id, name FROM attack_techniq
 			if a.verbose {
 				level = zerolog.DebugLevel
 			}
-			a.log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly}).
+			a.log = zerolog.New(zerolog.ConsoleWriter{Out: a.stderr, TimeFormat: time.TimeOnly}).
 				Level(level).With().Timestamp().Logger()
 			if a.dataDir == "" {
 				a.dataDir = defaultDataDir()

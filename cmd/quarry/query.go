@@ -36,7 +36,7 @@ SQL may be given as several words, or '-' to read it from standard input.
 			}
 			sql := strings.Join(args, " ")
 			if sql == "-" {
-				b, err := io.ReadAll(os.Stdin)
+				b, err := io.ReadAll(cmd.InOrStdin())
 				if err != nil {
 					return fmt.Errorf("read SQL from stdin: %w", err)
 				}

@@ -43,10 +43,11 @@ func (a *app) shellCommand() *cobra.Command {
 				return err
 			}
 			s := &shell{engine: e, out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr(), mode: format}
-			if isTerminal(os.Stdin) {
+			in := cmd.InOrStdin()
+			if f, ok := in.(*os.File); ok && isTerminal(f) {
 				return s.interactive(filepath.Join(a.dataDir, "shell_history"))
 			}
-			return s.script(os.Stdin)
+			return s.script(in)
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", formatTable, "initial output mode: table, json, csv or line")

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// quarry runs the command line in-process with its own data directory.
+func quarry(t *testing.T, dataDir, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(append([]string{"--data-dir", dataDir}, args...), strings.NewReader(stdin), &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func TestQueryFormats(t *testing.T) {
+	dir := t.TempDir()
+	sql := "SELECT id, shortname, matrix_order FROM attack_tactics WHERE attack_version = '18.1' ORDER BY matrix_order"
+
+	out, errs, code := quarry(t, dir, "", "query", "--format", "json", sql)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("json output does not parse: %v\n%s", err, out)
+	}
+	if len(rows) != 14 {
+		t.Fatalf("want 14 v18.1 tactics, got %d", len(rows))
+	}
+	if rows[0]["shortname"] != "reconnaissance" || rows[13]["shortname"] != "impact" {
+		t.Fatalf("matrix order wrong: first %v, last %v", rows[0], rows[13])
+	}
+	if _, isNum := rows[0]["matrix_order"].(float64); !isNum {
+		t.Fatalf("matrix_order should be a JSON number, got %T", rows[0]["matrix_order"])
+	}
+
+	out, _, code = quarry(t, dir, "", "query", "--format", "csv", sql)
+	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if code != 0 || err != nil || len(recs) != 15 || recs[0][1] != "shortname" || recs[1][0] != "TA0043" {
+		t.Fatalf("csv: exit %d err %v recs %v", code, err, recs)
+	}
+
+	out, _, code = quarry(t, dir, "", "query", "--format", "line", "SELECT id, name FROM attack_tactics WHERE id = 'TA0002'")
+	if code != 0 || !strings.Contains(out, "  id = TA0002\nname = Execution\n") {
+		t.Fatalf("line: exit %d\n%s", code, out)
+	}
+
+	out, _, code = quarry(t, dir, "", "query", "SELECT id, name FROM attack_tactics WHERE id = 'TA0002'")
+	want := "+--------+-----------+\n| id     | name      |\n+--------+-----------+\n| TA0002 | Execution |\n+--------+-----------+\n"
+	if code != 0 || out != want {
+		t.Fatalf("table: exit %d\n%s\nwant\n%s", code, out, want)
+	}
+}
+
+// TestJoinTechniquesTacticsMitigations is the investigation join an analyst
+// writes: a technique with its tactics and the mitigations for it.
+func TestJoinTechniquesTacticsMitigations(t *testing.T) {
+	sql := `SELECT t.id, t.name, ta.shortname AS tactic, m.id AS mitigation, m.name AS mitigation_name
+	FROM attack_techniques t
+	JOIN attack_technique_tactics tt ON tt.technique_id = t.id
+	JOIN attack_tactics ta ON ta.id = tt.tactic_id AND ta.shortname = tt.tactic
+	JOIN attack_technique_mitigations tm ON tm.technique_id = t.id
+	JOIN attack_mitigations m ON m.id = tm.mitigation_id
+	WHERE t.id = 'T1003.001'
+	ORDER BY m.id`
+	out, errs, code := quarry(t, t.TempDir(), "", "query", "--format", "json", sql)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatal(err)
+	}
+	mitigations := map[string]bool{}
+	for _, r := range rows {
+		if r["tactic"] != "credential-access" || r["name"] != "LSASS Memory" {
+			t.Fatalf("unexpected row %v", r)
+		}
+		mitigations[r["mitigation"].(string)] = true
+	}
+	// LSASS Memory is mitigated by Credential Access Protection (M1043) and
+	// Privileged Account Management (M1026), among others.
+	if !mitigations["M1043"] || !mitigations["M1026"] || len(mitigations) < 4 {
+		t.Fatalf("mitigations of T1003.001: %v", mitigations)
+	}
+
+	// Hunting by tactic across the join: every technique of a tactic.
+	out, errs, code = quarry(t, t.TempDir(), "", "query", "--format", "csv",
+		`SELECT count(*) FROM attack_techniques t JOIN attack_technique_tactics tt ON tt.technique_id = t.id
+		 WHERE tt.tactic = 'credential-access' AND t.revoked = 0 AND t.deprecated = 0 AND t.attack_version = '18.1'`)
+	if code != 0 || strings.TrimSpace(strings.Split(out, "\n")[1]) == "0" {
+		t.Fatalf("count by tactic: exit %d %s %s", code, out, errs)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"invalid SQL", []string{"query", "SELECT id\nFROM attack_tactics WHER id = 1"}, 1,
+			[]string{`near "id": syntax error at line 2, column 26`, "^"}},
+		{"unknown table", []string{"query", "SELECT * FROM attack_technique"}, 1,
+			[]string{"no such table: attack_technique", "did you mean attack_techniques"}},
+		{"write", []string{"query", "DELETE FROM attack_techniques"}, 1, []string{"read-only"}},
+		{"write via CTE", []string{"query", "WITH x AS (SELECT 1) INSERT INTO attack_tactics(id) SELECT * FROM x"}, 1, []string{"read-only"}},
+		{"bad format", []string{"query", "--format", "xml", "SELECT 1"}, 2, []string{`unknown format "xml"`}},
+		{"no SQL", []string{"query"}, 2, []string{"give the SQL"}},
+		{"unknown technique", []string{"attack", "show", "T9999"}, 1, []string{"no technique T9999"}},
+		{"unknown flag", []string{"query", "--nope", "SELECT 1"}, 2, []string{"unknown flag"}},
+	}
+	for _, c := range cases {
+		_, errs, code := quarry(t, dir, "", c.args...)
+		if code != c.code {
+			t.Errorf("%s: exit %d, want %d (%s)", c.name, code, c.code, errs)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(errs, w) {
+				t.Errorf("%s: stderr %q lacks %q", c.name, errs, w)
+			}
+		}
+		if strings.Contains(errs, "panic") {
+			t.Errorf("%s: panicked: %s", c.name, errs)
+		}
+	}
+}
+
+func TestAttackUpdateRefusesBadSTIXAndKeepsData(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	for _, content := range []string{
+		`{"type": "bundle", "objects": [`,                      // truncated
+		`{"type": "report", "id": "x"}`,                        // not a bundle
+		`{"type": "bundle", "id": "bundle--1", "objects": []}`, // no ATT&CK objects
+	} {
+		if err := os.WriteFile(bad, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, errs, code := quarry(t, dir, "", "attack", "update", "--stix", bad)
+		if code != 1 || !strings.Contains(errs, bad) {
+			t.Errorf("update with %q: exit %d, stderr %q (want exit 1 naming the file)", content, code, errs)
+		}
+	}
+	out, _, code := quarry(t, dir, "", "attack", "info")
+	if code != 0 || !strings.Contains(out, "ATT&CK Enterprise 18.1") || !strings.Contains(out, "techniques 691") {
+		t.Fatalf("after failed updates the embedded data should stay in use: %s", out)
+	}
+}
+
+func TestShellScript(t *testing.T) {
+	script := `.tables attack_tac
+.schema attack_tactics
+.mode csv
+SELECT id,
+       shortname
+FROM attack_tactics
+WHERE id = 'TA0002';
+.mode line
+SELECT name FROM attack_tactics WHERE id = 'TA0040';
+`
+	out, errs, code := quarry(t, t.TempDir(), script, "shell")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{
+		"  => attack_tactics\n",
+		"CREATE TABLE attack_tactics(`id` TEXT, `shortname` TEXT",
+		"id,shortname\nTA0002,execution\n",
+		"name = Impact\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("shell output lacks %q:\n%s", want, out)
+		}
+	}
+
+	_, errs, code = quarry(t, t.TempDir(), "SELECT * FROM nope;\n", "shell")
+	if code != 1 || !strings.Contains(errs, "no such table: nope") {
+		t.Fatalf("a failing script should exit 1 with the error: %d %s", code, errs)
+	}
+}
+
+func TestStatementComplete(t *testing.T) {
+	for sql, want := range map[string]bool{
+		"SELECT 1;":                  true,
+		"SELECT 1":                   false,
+		"SELECT ';'":                 false,
+		"SELECT 'it''s';":            true,
+		"SELECT 1 -- done;":          false,
+		"SELECT 1; -- done":          true,
+		"SELECT /* ; */ 1":           false,
+		"SELECT \"a;b\" FROM t;\n  ": true,
+	} {
+		if got := statementComplete(sql); got != want {
+			t.Errorf("statementComplete(%q) = %v, want %v", sql, got, want)
+		}
+	}
+}
