@@ -148,13 +148,33 @@ func readObjects(dec *json.Decoder, fn func(i int, o *stixObject) error) error {
 	return nil
 }
 
-// eofAsUnexpected turns a bare io.EOF, which reads as success, into
-// io.ErrUnexpectedEOF: inside a value, the end of input means truncation.
+// eofAsUnexpected reports the end of input inside a value as truncation (a
+// bare io.EOF would read as success).
+// A JSON type error is reworded to name the STIX field rather than Go's.
 func eofAsUnexpected(err error) error {
-	if errors.Is(err, io.EOF) {
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("input truncated: %w", io.ErrUnexpectedEOF)
+	case errors.As(err, &te) && te.Field != "":
+		return fmt.Errorf("field %q is a JSON %s, want %s: %w", te.Field, te.Value, jsonKind(te.Type.Kind().String()), err)
 	}
 	return err
+}
+
+// jsonKind names a Go kind as its JSON counterpart.
+func jsonKind(kind string) string {
+	switch kind {
+	case "bool":
+		return "boolean"
+	case "slice":
+		return "array"
+	case "struct", "map":
+		return "object"
+	case "int", "int64", "float64":
+		return "number"
+	}
+	return kind
 }
 
 func describeToken(tok json.Token) string {

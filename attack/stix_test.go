@@ -98,7 +98,7 @@ func TestParseSTIXBadInput(t *testing.T) {
 	}{
 		{"empty", "", []string{"not JSON", "truncated"}},
 		{"not JSON", "hello", []string{"not JSON", "offset"}},
-		{"truncated", string(mini[:len(mini)/2]), []string{"objects[", "byte offset", "unexpected EOF"}},
+		{"truncated", string(mini[:len(mini)/2]), []string{"objects[", "byte offset", "input truncated"}},
 		{"array", `[1, 2]`, []string{"top-level value is an array"}},
 		{"not a bundle", `{"type": "indicator", "objects": []}`, []string{`"indicator"`, `want "bundle"`}},
 		{"no type", `{"objects": []}`, []string{`no "type"`}},
@@ -110,7 +110,7 @@ func TestParseSTIXBadInput(t *testing.T) {
 		{"trailing data", `{"type": "bundle", "objects": []} x`, []string{"after the bundle"}},
 		{"no matrix", noMatrix, []string{"no x-mitre-matrix"}},
 		{"bad tactic ref", badRef, []string{"tactic_refs[1]", "x-mitre-tactic--nope"}},
-		{"bad field type", badField, []string{"objects[6]", "revoked"}},
+		{"bad field type", badField, []string{"objects[6]", `field "revoked" is a JSON string, want boolean`}},
 		{"tactic without id", noTacticID, []string{"x-mitre-tactic--exec", "external_id"}},
 	}
 	for _, c := range cases {
