@@ -128,9 +128,6 @@ func writeTechnique(w io.Writer, kb *attack.KB, t *attack.Technique, from string
 		}
 	}
 	section(w, "Description", t.Description)
-	if t.Description == "" && t.AttackVersion == attack.VersionV19 {
-		section(w, "Description", "(ATT&CK v19 technique: only its ID, name and tactics are known here.)")
-	}
 	section(w, "Detection", t.Detection)
 	if len(t.DataComponents) > 0 {
 		section(w, "Data components", strings.Join(t.DataComponents, ", "))
