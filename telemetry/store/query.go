@@ -1,0 +1,183 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Filter selects stored events. Zero fields do not filter. Time bounds are
+// inclusive of Since and exclusive of Until.
+type Filter struct {
+	Since, Until time.Time
+	EIDMin       int64 // eid >= EIDMin when > 0
+	PIDs         []int64
+	Paths        []string // exact paths
+	PathLike     []string // SQL LIKE patterns on path (case-insensitive for ASCII)
+	Hosts        []string
+	Sources      []string
+	Kinds        []int64
+	// Limit stops after this many events when > 0.
+	Limit int
+	// Newest returns the newest events first instead of the oldest.
+	Newest bool
+}
+
+func (f Filter) where() (string, []any) {
+	var conds []string
+	var args []any
+	if !f.Since.IsZero() {
+		conds = append(conds, "time >= ?")
+		args = append(args, f.Since.UnixNano())
+	}
+	if !f.Until.IsZero() {
+		conds = append(conds, "time < ?")
+		args = append(args, f.Until.UnixNano())
+	}
+	if f.EIDMin > 0 {
+		conds = append(conds, "eid >= ?")
+		args = append(args, f.EIDMin)
+	}
+	in := func(col string, n int, get func(int) any) {
+		if n == 0 {
+			return
+		}
+		conds = append(conds, col+" IN ("+strings.TrimSuffix(strings.Repeat("?,", n), ",")+")")
+		for i := 0; i < n; i++ {
+			args = append(args, get(i))
+		}
+	}
+	in("pid", len(f.PIDs), func(i int) any { return f.PIDs[i] })
+	in("path", len(f.Paths), func(i int) any { return f.Paths[i] })
+	in("host", len(f.Hosts), func(i int) any { return f.Hosts[i] })
+	in("source", len(f.Sources), func(i int) any { return f.Sources[i] })
+	in("kind", len(f.Kinds), func(i int) any { return f.Kinds[i] })
+	if len(f.PathLike) > 0 {
+		var ors []string
+		for _, p := range f.PathLike {
+			ors = append(ors, "path LIKE ?")
+			args = append(args, p)
+		}
+		conds = append(conds, "("+strings.Join(ors, " OR ")+")")
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// Scan streams the events matching f, in insertion order (or newest first),
+// to fn until fn returns false. The *StoredEvent is reused between calls:
+// copy what you keep.
+func (s *Store) Scan(ctx context.Context, f Filter, fn func(*StoredEvent) bool) error {
+	where, args := f.where()
+	q := "SELECT " + selectColumns + " FROM events" + where
+	if f.Newest {
+		q += " ORDER BY eid DESC"
+	}
+	if f.Limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", f.Limit)
+	}
+	rows, err := s.read.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("read events: %w", err)
+	}
+	defer rows.Close()
+	var ev StoredEvent
+	sc := newScanner(&ev)
+	for rows.Next() {
+		if err := rows.Scan(sc.dest...); err != nil {
+			return fmt.Errorf("read events: %w", err)
+		}
+		if err := sc.finish(&ev); err != nil {
+			return fmt.Errorf("read events: %w", err)
+		}
+		if !fn(&ev) {
+			return nil
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read events: %w", err)
+	}
+	return nil
+}
+
+// RetentionResult says what EnforceRetention removed.
+type RetentionResult struct {
+	DeletedByAge  int64
+	DeletedBySize int64
+	SizeBytes     int64 // the store's used size after trimming
+}
+
+// EnforceRetention deletes events older than the maximum age, then the
+// oldest events until the store's used size is under the maximum size (to
+// 90% of it, so it does not trim at every call), and gives the freed pages
+// back to the file system.
+func (s *Store) EnforceRetention(ctx context.Context) (RetentionResult, error) {
+	var res RetentionResult
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.maxAge > 0 {
+		cutoff := s.now().Add(-s.maxAge).UnixNano()
+		r, err := s.write.ExecContext(ctx, "DELETE FROM events WHERE time < ?", cutoff)
+		if err != nil {
+			return res, fmt.Errorf("retention by age: %w", err)
+		}
+		res.DeletedByAge, _ = r.RowsAffected()
+	}
+	if s.maxBytes > 0 {
+		target := s.maxBytes / 10 * 9
+		for i := 0; i < 64; i++ {
+			used, err := s.usedBytes(ctx)
+			if err != nil {
+				return res, err
+			}
+			if used <= s.maxBytes && (i == 0 || used <= target) {
+				break
+			}
+			var count int64
+			if err := s.write.QueryRowContext(ctx, "SELECT count(*) FROM events").Scan(&count); err != nil {
+				return res, fmt.Errorf("retention by size: %w", err)
+			}
+			if count == 0 {
+				break
+			}
+			perRow := max(used/count, 1)
+			n := max((used-target)/perRow, 1)
+			r, err := s.write.ExecContext(ctx,
+				"DELETE FROM events WHERE eid IN (SELECT eid FROM events ORDER BY time, eid LIMIT ?)", n)
+			if err != nil {
+				return res, fmt.Errorf("retention by size: %w", err)
+			}
+			d, _ := r.RowsAffected()
+			res.DeletedBySize += d
+		}
+	}
+	if res.DeletedByAge+res.DeletedBySize > 0 {
+		if _, err := s.write.ExecContext(ctx, "PRAGMA incremental_vacuum"); err != nil {
+			return res, fmt.Errorf("retention: give back pages: %w", err)
+		}
+		if _, err := s.write.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+			return res, fmt.Errorf("retention: checkpoint: %w", err)
+		}
+	}
+	used, err := s.usedBytes(ctx)
+	res.SizeBytes = used
+	return res, err
+}
+
+// usedBytes is the database size less its free pages.
+func (s *Store) usedBytes(ctx context.Context) (int64, error) {
+	var pages, free, size int64
+	if err := s.write.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
+		return 0, fmt.Errorf("store size: %w", err)
+	}
+	if err := s.write.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&free); err != nil {
+		return 0, fmt.Errorf("store size: %w", err)
+	}
+	if err := s.write.QueryRowContext(ctx, "PRAGMA page_size").Scan(&size); err != nil {
+		return 0, fmt.Errorf("store size: %w", err)
+	}
+	return (pages - free) * size, nil
+}

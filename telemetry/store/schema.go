@@ -1,0 +1,63 @@
+package store
+
+// schemaVersion is kept in PRAGMA user_version; a store written by a newer
+// Quarry is refused rather than misread.
+const schemaVersion = 1
+
+// schema creates the events table and its indexes. time is Unix nanoseconds
+// (UTC); eid is the row id, increasing with insertion.
+const schema = `
+CREATE TABLE IF NOT EXISTS events (
+	eid INTEGER PRIMARY KEY,
+	time INTEGER NOT NULL,
+	kind INTEGER NOT NULL,
+	source TEXT NOT NULL,
+	host TEXT NOT NULL,
+	category TEXT NOT NULL DEFAULT '',
+	event_id INTEGER NOT NULL DEFAULT 0,
+	channel TEXT NOT NULL DEFAULT '',
+	record_id INTEGER NOT NULL DEFAULT 0,
+	pid INTEGER NOT NULL,
+	ppid INTEGER NOT NULL,
+	path TEXT NOT NULL DEFAULT '',
+	cmdline TEXT NOT NULL DEFAULT '',
+	args TEXT,
+	cwd TEXT NOT NULL DEFAULT '',
+	comm TEXT NOT NULL DEFAULT '',
+	uid INTEGER NOT NULL,
+	euid INTEGER NOT NULL,
+	gid INTEGER NOT NULL,
+	egid INTEGER NOT NULL,
+	auid INTEGER NOT NULL,
+	username TEXT NOT NULL DEFAULT '',
+	logon_id TEXT NOT NULL DEFAULT '',
+	parent_path TEXT NOT NULL DEFAULT '',
+	parent_cmdline TEXT NOT NULL DEFAULT '',
+	start_time INTEGER NOT NULL DEFAULT 0,
+	exit_code INTEGER NOT NULL,
+	exit_signal INTEGER NOT NULL DEFAULT 0,
+	cgroup_id INTEGER NOT NULL DEFAULT 0,
+	process_guid TEXT NOT NULL DEFAULT '',
+	parent_guid TEXT NOT NULL DEFAULT '',
+	integrity_level TEXT NOT NULL DEFAULT '',
+	original_file_name TEXT NOT NULL DEFAULT '',
+	hashes TEXT NOT NULL DEFAULT '',
+	partial INTEGER NOT NULL DEFAULT 0,
+	fields TEXT,
+	techniques TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS events_time ON events(time);
+CREATE INDEX IF NOT EXISTS events_pid ON events(pid, time);
+CREATE INDEX IF NOT EXISTS events_host ON events(host, time);
+`
+
+// columns lists the events columns an insert fills, in order.
+const insertColumns = `time, kind, source, host, category, event_id, channel, record_id,
+	pid, ppid, path, cmdline, args, cwd, comm, uid, euid, gid, egid, auid, username, logon_id,
+	parent_path, parent_cmdline, start_time, exit_code, exit_signal, cgroup_id, process_guid,
+	parent_guid, integrity_level, original_file_name, hashes, partial, fields, techniques`
+
+const insertParams = 36
+
+// selectColumns is what a read returns, in StoredEvent order.
+const selectColumns = `eid, ` + insertColumns

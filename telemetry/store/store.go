@@ -1,0 +1,217 @@
+// Package store is Quarry's event store: telemetry.Events in a SQLite
+// database (modernc.org/sqlite, WAL) under the data directory, written in
+// batches, read by time, pid, path, host and source, and trimmed by age and
+// size. A process killed mid-insert leaves a store that opens with every
+// committed batch intact (WAL; each batch is one transaction).
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"github.com/quarry-sec/quarry/telemetry"
+)
+
+// FileName is the store's file in a data directory.
+const FileName = "events.db"
+
+// Default retention.
+const (
+	DefaultMaxAge   = 7 * 24 * time.Hour
+	DefaultMaxBytes = 1 << 30
+)
+
+// Store is an open event store. It is safe for concurrent use; writes are
+// serialized.
+type Store struct {
+	path   string
+	write  *sql.DB // one connection: the single writer
+	read   *sql.DB // readers, query_only
+	insert *sql.Stmt
+	wmu    sync.Mutex
+
+	maxAge   time.Duration
+	maxBytes int64
+	now      func() time.Time
+}
+
+type config struct {
+	maxAge   time.Duration
+	maxBytes int64
+	readers  int
+	now      func() time.Time
+}
+
+// Option configures Open.
+type Option func(*config)
+
+// WithRetention sets how old (maxAge) and how large (maxBytes) the store may
+// grow before EnforceRetention deletes the oldest events. Zero keeps the
+// default; a negative value disables that limit.
+func WithRetention(maxAge time.Duration, maxBytes int64) Option {
+	return func(c *config) {
+		if maxAge != 0 {
+			c.maxAge = maxAge
+		}
+		if maxBytes != 0 {
+			c.maxBytes = maxBytes
+		}
+	}
+}
+
+// WithReaders bounds the number of concurrent reading connections (default 4).
+func WithReaders(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.readers = n
+		}
+	}
+}
+
+// WithClock replaces time.Now for retention (tests).
+func WithClock(now func() time.Time) Option {
+	return func(c *config) { c.now = now }
+}
+
+// Path returns the store's file in dataDir.
+func Path(dataDir string) string { return filepath.Join(dataDir, FileName) }
+
+// Open opens or creates the store at path.
+func Open(path string, opts ...Option) (*Store, error) {
+	cfg := config{maxAge: DefaultMaxAge, maxBytes: DefaultMaxBytes, readers: 4, now: time.Now}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open event store: %w", err)
+	}
+	pragmas := []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "auto_vacuum(INCREMENTAL)", "foreign_keys(0)"}
+	dsn := func(extra ...string) string {
+		q := url.Values{}
+		for _, p := range append(pragmas, extra...) {
+			q.Add("_pragma", p)
+		}
+		return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+	}
+	w, err := sql.Open("sqlite", dsn("cache_size(-65536)"))
+	if err != nil {
+		return nil, fmt.Errorf("open event store %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	s := &Store{path: path, write: w, maxAge: cfg.maxAge, maxBytes: cfg.maxBytes, now: cfg.now}
+	if err := s.migrate(); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open event store %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", dsn("query_only(1)", "cache_size(-32768)"))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open event store %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(cfg.readers)
+	r.SetMaxIdleConns(cfg.readers)
+	s.read = r
+	s.insert, err = w.Prepare(insertSQL())
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open event store %s: prepare insert: %w", path, err)
+	}
+	return s, nil
+}
+
+func insertSQL() string {
+	return "INSERT INTO events (" + insertColumns + ") VALUES (" +
+		strings.TrimSuffix(strings.Repeat("?,", insertParams), ",") + ")"
+}
+
+func (s *Store) migrate() error {
+	var v int
+	if err := s.write.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if v > schemaVersion {
+		return fmt.Errorf("store schema version %d is newer than this Quarry's (%d)", v, schemaVersion)
+	}
+	if _, err := s.write.Exec(schema); err != nil {
+		return fmt.Errorf("create schema: %w", err)
+	}
+	if _, err := s.write.Exec(fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
+		return fmt.Errorf("set schema version: %w", err)
+	}
+	return nil
+}
+
+// Close closes the store.
+func (s *Store) Close() error {
+	var errs []error
+	if s.insert != nil {
+		errs = append(errs, s.insert.Close())
+	}
+	if s.read != nil {
+		errs = append(errs, s.read.Close())
+	}
+	errs = append(errs, s.write.Close())
+	return errors.Join(errs...)
+}
+
+// FilePath returns the store's database file.
+func (s *Store) FilePath() string { return s.path }
+
+// Append writes events in one transaction: all of them are stored, or none.
+// It returns the eid of the first one (the others follow in order).
+func (s *Store) Append(ctx context.Context, events []telemetry.Event) (int64, error) {
+	return s.AppendTagged(ctx, events, nil)
+}
+
+// AppendTagged is Append with each event's technique tags (comma-separated
+// technique IDs, from informational detections); tags may be nil.
+func (s *Store) AppendTagged(ctx context.Context, events []telemetry.Event, tags []string) (int64, error) {
+	if len(events) == 0 {
+		return 0, nil
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("store events: %w", err)
+	}
+	stmt := tx.StmtContext(ctx, s.insert)
+	args := make([]any, insertParams)
+	var first int64
+	for i := range events {
+		tag := ""
+		if i < len(tags) {
+			tag = tags[i]
+		}
+		bindEvent(args, &events[i], tag)
+		res, err := stmt.ExecContext(ctx, args...)
+		if err != nil {
+			tx.Rollback()
+			return 0, fmt.Errorf("store event %d of %d: %w", i+1, len(events), err)
+		}
+		if i == 0 {
+			first, _ = res.LastInsertId()
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("commit %d events: %w", len(events), err)
+	}
+	return first, nil
+}
+
+// Count returns the number of stored events.
+func (s *Store) Count(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM events").Scan(&n)
+	return n, err
+}
