@@ -10,12 +10,19 @@ import (
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/tables"
 	attacktables "github.com/quarry-sec/quarry/tables/attack"
+	"github.com/quarry-sec/quarry/tables/process"
+	"github.com/quarry-sec/quarry/telemetry/store"
 )
 
 // Sources are the data the table families read.
 type Sources struct {
 	// ATTACK is the ATT&CK knowledge base behind the attack_* tables.
 	ATTACK *attack.KB
+	// Events is the event store behind process_events; nil leaves the table
+	// out.
+	Events *store.Store
+	// Process tunes process_events.
+	Process process.Options
 }
 
 // New returns a registry of every table whose source is given, each wrapped
@@ -25,7 +32,11 @@ func New(src Sources, opts ...tables.WrapOption) (*tables.Registry, error) {
 		return nil, errors.New("catalog: no ATT&CK knowledge base")
 	}
 	reg := tables.NewRegistry(opts...)
-	if err := reg.Register(attacktables.Tables(src.ATTACK)...); err != nil {
+	all := attacktables.Tables(src.ATTACK)
+	if src.Events != nil {
+		all = append(all, process.Events(src.Events, src.Process))
+	}
+	if err := reg.Register(all...); err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
 	return reg, nil
