@@ -19,6 +19,8 @@ import (
 	sqlengine "github.com/quarry-sec/quarry/extension/sqlite"
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/tables/catalog"
+	"github.com/quarry-sec/quarry/tables/process"
+	"github.com/quarry-sec/quarry/telemetry/store"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -38,9 +40,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.Execute()
-	if a.engine != nil {
-		a.engine.Close()
-	}
+	a.closeAll()
 	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -58,12 +58,15 @@ type usageError struct{ error }
 
 // app holds the global flags and what commands share, opened on first use.
 type app struct {
-	dataDir string
-	verbose bool
-	stderr  io.Writer
-	log     zerolog.Logger
+	dataDir        string
+	verbose        bool
+	stderr         io.Writer
+	retentionAge   time.Duration
+	retentionBytes int64
+	log            zerolog.Logger
 
 	kb     *attack.KB
+	events *store.Store
 	engine *sqlengine.Engine
 }
 
@@ -95,6 +98,8 @@ Start with 'quarry shell', or 'quarry query "SELECT id, name FROM attack_techniq
 	root.PersistentFlags().StringVar(&a.dataDir, "data-dir", "",
 		"directory for Quarry's data (default $QUARRY_DATA_DIR, else the user's data directory)")
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log debug detail to stderr")
+	root.PersistentFlags().DurationVar(&a.retentionAge, "retention-age", store.DefaultMaxAge, "keep stored events this long (negative: no limit)")
+	root.PersistentFlags().Int64Var(&a.retentionBytes, "retention-bytes", store.DefaultMaxBytes, "trim the event store to this size (negative: no limit)")
 	root.AddCommand(
 		a.queryCommand(),
 		a.shellCommand(),
@@ -141,6 +146,29 @@ func (a *app) knowledgeBase() (*attack.KB, error) {
 	return kb, nil
 }
 
+// eventStore opens the data directory's event store.
+func (a *app) eventStore() (*store.Store, error) {
+	if a.events != nil {
+		return a.events, nil
+	}
+	st, err := store.Open(store.Path(a.dataDir), store.WithRetention(a.retentionAge, a.retentionBytes))
+	if err != nil {
+		return nil, err
+	}
+	a.events = st
+	return st, nil
+}
+
+// closeAll closes what the command opened.
+func (a *app) closeAll() {
+	if a.engine != nil {
+		a.engine.Close()
+	}
+	if a.events != nil {
+		a.events.Close()
+	}
+}
+
 // openEngine returns the embedded engine over every Quarry table.
 func (a *app) openEngine() (*sqlengine.Engine, error) {
 	if a.engine != nil {
@@ -150,7 +178,15 @@ func (a *app) openEngine() (*sqlengine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	reg, err := catalog.New(catalog.Sources{ATTACK: kb}, tables.WithLogger(a.log))
+	st, err := a.eventStore()
+	if err != nil {
+		return nil, err
+	}
+	reg, err := catalog.New(catalog.Sources{
+		ATTACK:  kb,
+		Events:  st,
+		Process: process.Options{LocalHost: hostIdentifier(), BootTime: bootTime()},
+	}, tables.WithLogger(a.log))
 	if err != nil {
 		return nil, err
 	}
