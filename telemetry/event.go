@@ -45,6 +45,9 @@ const (
 	SourceSecurity    Source = "security4688"
 	SourceAuditd      Source = "auditd"
 	SourceSysmonLinux Source = "sysmon_linux"
+	// SourceWindows is any other Windows event log channel (PowerShell,
+	// System, Security events other than process start and exit…).
+	SourceWindows Source = "windows"
 )
 
 // Unknown marks an unknown numeric id (uid, gid, auid, pid…).
