@@ -1,0 +1,202 @@
+package importers
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/quarry-sec/quarry/telemetry"
+)
+
+// maxAuditArgs bounds argc and argument indexes taken from a record.
+const maxAuditArgs = 1 << 16
+
+// execGroup gathers the records of one audit event (one serial).
+type execGroup struct {
+	serial    int64
+	time      time.Time
+	node      string
+	line      int // line of the group's first record
+	syscall   map[string]string
+	hasExecve bool
+	argc      int
+	args      []string
+	cwd       string
+	proctitle string
+	path0     string
+}
+
+func (g *execGroup) reset(serial int64, t time.Time, node string, line int) {
+	*g = execGroup{serial: serial, time: t, node: node, line: line, args: g.args[:0]}
+}
+
+// add folds one record's fields into the group.
+func (g *execGroup) add(typ, body string) error {
+	switch typ {
+	case "SYSCALL":
+		g.syscall = make(map[string]string, 32)
+		for f, rest, ok := nextAuditField(body); ok; f, rest, ok = nextAuditField(rest) {
+			switch f.key {
+			case "a0", "a1", "a2", "a3": // register values, superseded by EXECVE's arguments
+			case "comm", "exe", "key", "subj":
+				g.syscall[f.key] = auditString(f)
+			default:
+				g.syscall[f.key] = f.value
+			}
+		}
+	case "EXECVE":
+		g.hasExecve = true
+		for f, rest, ok := nextAuditField(body); ok; f, rest, ok = nextAuditField(rest) {
+			if err := g.addArg(f); err != nil {
+				return err
+			}
+		}
+	case "CWD":
+		for f, rest, ok := nextAuditField(body); ok; f, rest, ok = nextAuditField(rest) {
+			if f.key == "cwd" {
+				g.cwd = auditString(f)
+			}
+		}
+	case "PROCTITLE":
+		for f, rest, ok := nextAuditField(body); ok; f, rest, ok = nextAuditField(rest) {
+			if f.key == "proctitle" {
+				g.proctitle = auditString(f)
+			}
+		}
+	case "PATH":
+		if g.path0 != "" {
+			return nil
+		}
+		for f, rest, ok := nextAuditField(body); ok; f, rest, ok = nextAuditField(rest) {
+			if f.key == "name" {
+				g.path0 = auditString(f)
+			}
+		}
+	}
+	return nil
+}
+
+// addArg stores one EXECVE field: argc, aN (quoted or hex), aN_len and the
+// pieces aN[M] of an argument split across fields.
+func (g *execGroup) addArg(f auditField) error {
+	if f.key == "argc" {
+		n, err := strconv.Atoi(f.value)
+		if err != nil || n < 0 || n > maxAuditArgs {
+			return fmt.Errorf("field argc: %q is not a usable count", f.value)
+		}
+		g.argc = n
+		return nil
+	}
+	if len(f.key) < 2 || f.key[0] != 'a' {
+		return nil
+	}
+	num, piece := f.key[1:], false
+	if i := strings.IndexByte(num, '['); i >= 0 {
+		num, piece = num[:i], true
+	} else if strings.HasSuffix(num, "_len") {
+		return nil
+	}
+	idx, err := strconv.Atoi(num)
+	if err != nil || idx < 0 || idx >= maxAuditArgs {
+		return fmt.Errorf("field %s: not an argument index", f.key)
+	}
+	for len(g.args) <= idx {
+		g.args = append(g.args, "")
+	}
+	if piece {
+		g.args[idx] += auditString(f)
+	} else {
+		g.args[idx] = auditString(f)
+	}
+	return nil
+}
+
+// isExec reports whether the group is a successful execve.
+func (g *execGroup) isExec() bool {
+	if g.syscall == nil {
+		return false
+	}
+	if g.syscall["success"] == "no" {
+		return false
+	}
+	return g.hasExecve || isExecveSyscall(g.syscall["arch"], g.syscall["syscall"])
+}
+
+// isExecveSyscall tells execve and execveat by number for the common
+// architectures.
+func isExecveSyscall(arch, nr string) bool {
+	switch arch {
+	case "c000003e": // x86_64
+		return nr == "59" || nr == "322"
+	case "40000003": // i386
+		return nr == "11" || nr == "358"
+	case "c00000b7": // aarch64
+		return nr == "221" || nr == "281"
+	}
+	return nr == "execve" || nr == "execveat"
+}
+
+// event builds the exec Event of the group. Fields hold the SYSCALL fields
+// by their names (pid, ppid, uid, auid, comm, exe, key…), the arguments as
+// a0…aN, argc, cwd, proctitle, name (PATH item 0) and type=EXECVE.
+func (g *execGroup) event(cfg *config) telemetry.Event {
+	e := telemetry.NewEvent(telemetry.KindExec, telemetry.SourceAuditd)
+	e.Category = "process_creation"
+	e.Time = g.time
+	e.RecordID = g.serial
+	e.Host = cfg.hostFor(g.node)
+	sc := g.syscall
+	e.PID = parseID(sc["pid"])
+	e.PPID = parseID(sc["ppid"])
+	e.UID = auditID(sc["uid"])
+	e.EUID = auditID(sc["euid"])
+	e.GID = auditID(sc["gid"])
+	e.EGID = auditID(sc["egid"])
+	e.AUID = auditID(sc["auid"])
+	e.Comm = sc["comm"]
+	e.Path = sc["exe"]
+	e.Cwd = g.cwd
+	args := g.args
+	if g.argc > 0 && g.argc < len(args) {
+		args = args[:g.argc]
+	}
+	if len(args) == 0 && g.proctitle != "" {
+		args = strings.Split(g.proctitle, "\x00")
+	}
+	e.Args = append([]string(nil), args...)
+	e.Cmdline = strings.Join(e.Args, " ")
+
+	f := make(map[string]string, len(sc)+len(args)+6)
+	for k, v := range sc {
+		f[k] = v
+	}
+	for i, a := range args {
+		f["a"+strconv.Itoa(i)] = a
+	}
+	if g.argc > 0 {
+		f["argc"] = strconv.Itoa(g.argc)
+	}
+	f["type"] = "EXECVE"
+	if g.cwd != "" {
+		f["cwd"] = g.cwd
+	}
+	if g.proctitle != "" {
+		f["proctitle"] = strings.ReplaceAll(g.proctitle, "\x00", " ")
+	}
+	if g.path0 != "" {
+		f["name"] = g.path0
+	}
+	e.Fields = f
+	return e
+}
+
+// auditID reads a uid/gid; 4294967295 ("unset", as auid of daemons) is
+// Unknown.
+func auditID(s string) int64 {
+	n := parseID(s)
+	if n == 4294967295 {
+		return telemetry.Unknown
+	}
+	return n
+}

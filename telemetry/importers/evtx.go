@@ -1,0 +1,245 @@
+package importers
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/Velocidex/ordereddict"
+	"www.velocidex.com/golang/evtx"
+
+	"github.com/quarry-sec/quarry/telemetry"
+)
+
+// evtxReader reads a Windows EVTX file chunk by chunk through
+// www.velocidex.com/golang/evtx.
+type evtxReader struct {
+	f       *os.File
+	path    string
+	cfg     *config
+	chunks  []*evtx.Chunk
+	chunk   int // next chunk to parse
+	records []*evtx.EventRecord
+	rec     int // next record in records
+	fields  fieldSet
+	scratch []byte
+}
+
+func newEVTXReader(f *os.File, path string, cfg *config) (*evtxReader, error) {
+	chunks, err := getChunks(f)
+	if err != nil {
+		return nil, fmt.Errorf("EVTX header: %w", err)
+	}
+	return &evtxReader{f: f, path: path, cfg: cfg, chunks: chunks}, nil
+}
+
+// getChunks lists the chunks, turning a parser panic on a damaged file into
+// an error.
+func getChunks(f *os.File) (chunks []*evtx.Chunk, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			chunks, err = nil, fmt.Errorf("damaged file: %v", p)
+		}
+	}()
+	return evtx.GetChunks(f)
+}
+
+// parseChunk parses one chunk's records, turning a parser panic on a damaged
+// chunk into an error.
+func parseChunk(c *evtx.Chunk) (recs []*evtx.EventRecord, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			recs, err = nil, fmt.Errorf("damaged chunk: %v", p)
+		}
+	}()
+	return c.Parse(0)
+}
+
+// Next returns the next event.
+func (r *evtxReader) Next() (telemetry.Event, error) {
+	for r.rec >= len(r.records) {
+		if r.chunk >= len(r.chunks) {
+			return telemetry.Event{}, io.EOF
+		}
+		c := r.chunks[r.chunk]
+		r.chunk++
+		recs, err := parseChunk(c)
+		r.records, r.rec = recs, 0
+		if err != nil {
+			return telemetry.Event{}, &telemetry.RecordError{File: r.path, Record: int64(c.Header.FirstEventRecID),
+				Reason: fmt.Sprintf("chunk %d at offset %d unreadable", r.chunk, c.Offset), Err: err}
+		}
+	}
+	rec := r.records[r.rec]
+	r.records[r.rec] = nil
+	r.rec++
+	id := int64(rec.Header.RecordID)
+	root, ok := rec.Event.(*ordereddict.Dict)
+	var ev *ordereddict.Dict
+	if ok {
+		ev, ok = getDict(root, "Event")
+	}
+	if !ok {
+		return telemetry.Event{}, &telemetry.RecordError{File: r.path, Record: id, Reason: "record holds no Event element"}
+	}
+	r.fields.reset()
+	sysTime := r.flattenEVTX(ev)
+	e, err := r.cfg.winEvent(r.fields.build(), sysTime, id)
+	if err != nil {
+		return telemetry.Event{}, &telemetry.RecordError{File: r.path, Record: id, Reason: "unusable Windows event", Err: err}
+	}
+	return e, nil
+}
+
+// flattenEVTX stores an Event element's System fields (EventID, Channel,
+// Computer, Provider_Name…), EventData and UserData fields, and returns
+// System/TimeCreated/SystemTime.
+func (r *evtxReader) flattenEVTX(ev *ordereddict.Dict) time.Time {
+	var sysTime time.Time
+	if sys, ok := getDict(ev, "System"); ok {
+		r.flattenDict(sys, "", 0)
+		if tc, ok := getDict(sys, "TimeCreated"); ok {
+			if v, ok := tc.Get("SystemTime"); ok {
+				if secs, ok := v.(float64); ok && secs > 0 && secs < 1e11 {
+					whole, frac := math.Modf(secs)
+					sysTime = time.Unix(int64(whole), int64(frac*1e9)).UTC().Round(time.Microsecond)
+				}
+			}
+		}
+	}
+	hexNames := hexFieldsFor(r.fields.lookup("Channel"))
+	for _, name := range [...]string{"EventData", "UserData"} {
+		if d, ok := getDict(ev, name); ok {
+			r.flattenData(d, hexNames, 0)
+		}
+	}
+	return sysTime
+}
+
+// flattenDict stores System's members as Provider_Name, EventID…
+func (r *evtxReader) flattenDict(d *ordereddict.Dict, prefix string, depth int) {
+	for _, k := range d.Keys() {
+		v, _ := d.Get(k)
+		name := k
+		switch {
+		case k == "Value":
+			name = prefix
+		case prefix != "":
+			name = prefix + "_" + k
+		}
+		if sub, ok := v.(*ordereddict.Dict); ok {
+			if depth < maxJSONDepth {
+				r.flattenDict(sub, name, depth+1)
+			}
+			continue
+		}
+		if name == "Keywords" {
+			r.addValue(name, v, true)
+			continue
+		}
+		r.addValue(name, v, false)
+	}
+}
+
+// flattenData stores EventData/UserData members under their leaf names.
+func (r *evtxReader) flattenData(d *ordereddict.Dict, hexNames map[string]bool, depth int) {
+	for _, k := range d.Keys() {
+		v, _ := d.Get(k)
+		if sub, ok := v.(*ordereddict.Dict); ok {
+			if depth < maxJSONDepth {
+				r.flattenData(sub, hexNames, depth+1)
+			}
+			continue
+		}
+		r.addValue(k, v, hexNames[k] || strings.HasSuffix(k, "LogonId"))
+	}
+}
+
+// addValue stores one value as text the way Windows renders it: hex for
+// the fields Windows shows in hex (the parser loses the HexInt type).
+func (r *evtxReader) addValue(name string, v any, hex bool) {
+	fs := &r.fields
+	start := len(fs.arena)
+	switch x := v.(type) {
+	case nil:
+		return
+	case string:
+		fs.arena = append(fs.arena, x...)
+	case uint8, uint16, uint32, uint64:
+		n := toUint64(x)
+		if hex {
+			fs.arena = append(fs.arena, "0x"...)
+			fs.arena = strconv.AppendUint(fs.arena, n, 16)
+		} else {
+			fs.arena = strconv.AppendUint(fs.arena, n, 10)
+		}
+	case bool:
+		fs.arena = strconv.AppendBool(fs.arena, x)
+	case float64: // a FILETIME, as epoch seconds
+		if x > 0 && x < 1e11 {
+			whole, frac := math.Modf(x)
+			t := time.Unix(int64(whole), int64(frac*1e9)).UTC().Round(time.Microsecond)
+			fs.arena = t.AppendFormat(fs.arena, "2006-01-02T15:04:05.000000Z")
+		} else {
+			fs.arena = strconv.AppendFloat(fs.arena, x, 'f', -1, 64)
+		}
+	case []byte:
+		fs.arena = appendHexUpper(fs.arena, x)
+	case []string:
+		fs.arena = append(fs.arena, strings.Join(x, " ")...)
+	default:
+		fs.arena = fmt.Append(fs.arena, x)
+	}
+	fs.add(fs.intern([]byte(name)), start)
+}
+
+func toUint64(v any) uint64 {
+	switch x := v.(type) {
+	case uint8:
+		return uint64(x)
+	case uint16:
+		return uint64(x)
+	case uint32:
+		return uint64(x)
+	case uint64:
+		return x
+	}
+	return 0
+}
+
+func appendHexUpper(dst, b []byte) []byte {
+	const digits = "0123456789ABCDEF"
+	for _, c := range b {
+		dst = append(dst, digits[c>>4], digits[c&15])
+	}
+	return dst
+}
+
+// securityHexFields are the Security log fields Windows renders in hex.
+var securityHexFields = map[string]bool{
+	"NewProcessId": true, "ProcessId": true, "Status": true, "SubStatus": true,
+	"AccessMask": true, "HandleId": true, "TargetProcessId": true, "CallerProcessId": true,
+}
+
+func hexFieldsFor(channel string) map[string]bool {
+	if channel == "Security" {
+		return securityHexFields
+	}
+	return nil
+}
+
+func getDict(d *ordereddict.Dict, key string) (*ordereddict.Dict, bool) {
+	v, ok := d.Get(key)
+	if !ok {
+		return nil, false
+	}
+	sub, ok := v.(*ordereddict.Dict)
+	return sub, ok
+}
+
+// Close closes the file.
+func (r *evtxReader) Close() error { return r.f.Close() }

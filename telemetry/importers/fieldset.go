@@ -1,0 +1,73 @@
+package importers
+
+// fieldSet gathers one record's fields with few allocations: values are
+// appended to one byte arena and turned into a single string, which every
+// field value then slices; keys are interned across records.
+type fieldSet struct {
+	arena []byte
+	spans []fieldSpan
+	keys  map[string]string
+	// keyBuf holds a key being composed or unescaped.
+	keyBuf []byte
+}
+
+type fieldSpan struct {
+	key        string
+	start, end int
+}
+
+// maxInternedKeys bounds the key cache against files with unbounded key sets.
+const maxInternedKeys = 4096
+
+func (f *fieldSet) reset() {
+	f.arena = f.arena[:0]
+	f.spans = f.spans[:0]
+}
+
+// intern returns a string equal to k, shared across records.
+func (f *fieldSet) intern(k []byte) string {
+	if s, ok := f.keys[string(k)]; ok {
+		return s
+	}
+	s := string(k)
+	if f.keys == nil {
+		f.keys = make(map[string]string, 128)
+	}
+	if len(f.keys) < maxInternedKeys {
+		f.keys[s] = s
+	}
+	return s
+}
+
+// add records a field whose value is arena[start:].
+func (f *fieldSet) add(key string, start int) {
+	f.spans = append(f.spans, fieldSpan{key: key, start: start, end: len(f.arena)})
+}
+
+// addString records a field with a given value.
+func (f *fieldSet) addString(key, value string) {
+	start := len(f.arena)
+	f.arena = append(f.arena, value...)
+	f.add(key, start)
+}
+
+// build returns the fields as a fresh map; a later field of the same name
+// wins.
+func (f *fieldSet) build() map[string]string {
+	m := make(map[string]string, len(f.spans)+4)
+	all := string(f.arena)
+	for _, sp := range f.spans {
+		m[sp.key] = all[sp.start:sp.end]
+	}
+	return m
+}
+
+// lookup returns the last value stored under key, "" if none.
+func (f *fieldSet) lookup(key string) string {
+	for i := len(f.spans) - 1; i >= 0; i-- {
+		if sp := f.spans[i]; sp.key == key {
+			return string(f.arena[sp.start:sp.end])
+		}
+	}
+	return ""
+}

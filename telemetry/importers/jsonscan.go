@@ -1,0 +1,314 @@
+package importers
+
+import (
+	"bytes"
+	"fmt"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// jscanner is a small JSON scanner over one object held in memory. It reads
+// only what the importers need: object members, strings (unescaped on
+// demand) and literals; anything else is skipped as raw text. It never
+// panics and never recurses deeper than maxJSONDepth.
+type jscanner struct {
+	b []byte
+	i int
+}
+
+// maxJSONDepth bounds the nesting the importers descend into.
+const maxJSONDepth = 32
+
+// jsonError is a syntax error at a byte offset of the scanned text.
+type jsonError struct {
+	off int
+	msg string
+}
+
+func (e *jsonError) Error() string {
+	return fmt.Sprintf("JSON syntax error at byte %d: %s", e.off+1, e.msg)
+}
+
+func (s *jscanner) fail(msg string) error { return &jsonError{off: s.i, msg: msg} }
+
+func (s *jscanner) reset(b []byte) { s.b, s.i = b, 0 }
+
+func (s *jscanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the next non-space byte, 0 at the end.
+func (s *jscanner) peek() byte {
+	s.ws()
+	if s.i < len(s.b) {
+		return s.b[s.i]
+	}
+	return 0
+}
+
+// end reports an error unless only spaces are left.
+func (s *jscanner) end() error {
+	if s.ws(); s.i < len(s.b) {
+		return s.fail("unexpected data after the object")
+	}
+	return nil
+}
+
+// str reads a string and returns its raw (still escaped) contents and
+// whether they hold an escape.
+func (s *jscanner) str() (raw []byte, esc bool, err error) {
+	if s.peek() != '"' {
+		return nil, false, s.fail("expected a string")
+	}
+	start := s.i + 1
+	pos := start
+	for {
+		j := bytes.IndexByte(s.b[pos:], '"')
+		if j < 0 {
+			s.i = len(s.b)
+			return nil, false, s.fail("unterminated string")
+		}
+		q := pos + j
+		n := 0
+		for k := q - 1; k >= start && s.b[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 0 {
+			raw = s.b[start:q]
+			s.i = q + 1
+			return raw, bytes.IndexByte(raw, '\\') >= 0, nil
+		}
+		pos = q + 1
+	}
+}
+
+// beginObject consumes '{'.
+func (s *jscanner) beginObject() error {
+	if s.peek() != '{' {
+		return s.fail("expected an object")
+	}
+	s.i++
+	return nil
+}
+
+// member reads the next member's key of an object whose '{' is consumed;
+// n is how many members were read before. It returns more=false after the
+// closing '}'. A key with escapes is unescaped into buf.
+func (s *jscanner) member(n int, buf []byte) (key []byte, more bool, err error) {
+	switch s.peek() {
+	case '}':
+		s.i++
+		return nil, false, nil
+	case 0:
+		return nil, false, s.fail("unterminated object")
+	}
+	if n > 0 {
+		if s.b[s.i] != ',' {
+			return nil, false, s.fail("expected ',' or '}'")
+		}
+		s.i++
+	}
+	raw, esc, err := s.str()
+	if err != nil {
+		return nil, false, err
+	}
+	if esc {
+		if raw, err = appendUnescaped(buf[:0], raw); err != nil {
+			return nil, false, s.fail(err.Error())
+		}
+	}
+	if s.peek() != ':' {
+		return nil, false, s.fail("expected ':'")
+	}
+	s.i++
+	return raw, true, nil
+}
+
+// literal reads a number, true, false or null.
+func (s *jscanner) literal() ([]byte, error) {
+	s.ws()
+	start := s.i
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		if c == ',' || c == '}' || c == ']' || c == ' ' || c == '\t' || c == '\n' || c == '\r' {
+			break
+		}
+		if c == '"' || c == '{' || c == '[' || c == ':' {
+			return nil, s.fail(fmt.Sprintf("unexpected %q", c))
+		}
+		s.i++
+	}
+	if s.i == start {
+		if s.i >= len(s.b) {
+			return nil, s.fail("unexpected end of input")
+		}
+		return nil, s.fail(fmt.Sprintf("unexpected %q", s.b[s.i]))
+	}
+	lit := s.b[start:s.i]
+	switch {
+	case lit[0] == '-' || (lit[0] >= '0' && lit[0] <= '9'):
+	case string(lit) == "true", string(lit) == "false", string(lit) == "null":
+	default:
+		s.i = start
+		return nil, s.fail(fmt.Sprintf("invalid literal %q", preview(lit)))
+	}
+	return lit, nil
+}
+
+// skip passes over one value of any kind. Inside objects and arrays only
+// strings and bracket depth are checked.
+func (s *jscanner) skip() error {
+	switch c := s.peek(); c {
+	case '"':
+		_, _, err := s.str()
+		return err
+	case '{', '[':
+		depth := 0
+		for s.i < len(s.b) {
+			switch s.b[s.i] {
+			case '"':
+				if _, _, err := s.str(); err != nil {
+					return err
+				}
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					s.i++
+					return nil
+				}
+			}
+			s.i++
+		}
+		return s.fail("unterminated object or array")
+	}
+	_, err := s.literal()
+	return err
+}
+
+// appendText appends the text of the next value to dst: a string's
+// unescaped contents, a literal as written, an object or array as raw JSON.
+// null appends nothing and reports null=true.
+func (s *jscanner) appendText(dst []byte) (out []byte, null bool, err error) {
+	switch s.peek() {
+	case '"':
+		raw, esc, err := s.str()
+		if err != nil {
+			return dst, false, err
+		}
+		if !esc {
+			return append(dst, raw...), false, nil
+		}
+		out, err := appendUnescaped(dst, raw)
+		if err != nil {
+			return dst, false, s.fail(err.Error())
+		}
+		return out, false, nil
+	case '{', '[':
+		start := s.i
+		if err := s.skip(); err != nil {
+			return dst, false, err
+		}
+		return append(dst, s.b[start:s.i]...), false, nil
+	}
+	lit, err := s.literal()
+	if err != nil {
+		return dst, false, err
+	}
+	if string(lit) == "null" {
+		return dst, true, nil
+	}
+	return append(dst, lit...), false, nil
+}
+
+// appendUnescaped appends a JSON string's raw contents to dst, decoding
+// escapes.
+func appendUnescaped(dst, raw []byte) ([]byte, error) {
+	for i := 0; i < len(raw); {
+		if raw[i] != '\\' {
+			j := bytes.IndexByte(raw[i:], '\\')
+			if j < 0 {
+				return append(dst, raw[i:]...), nil
+			}
+			dst = append(dst, raw[i:i+j]...)
+			i += j
+			continue
+		}
+		if i+1 >= len(raw) {
+			return dst, fmt.Errorf("truncated escape")
+		}
+		switch c := raw[i+1]; c {
+		case '"', '\\', '/':
+			dst = append(dst, c)
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			r, ok := hex4(raw[i+2:])
+			if !ok {
+				return dst, fmt.Errorf("invalid \\u escape")
+			}
+			i += 6
+			if utf16.IsSurrogate(r) {
+				if r2, ok := hex4(raw[min(i+2, len(raw)):]); ok && i+1 < len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
+					if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+						dst = utf8.AppendRune(dst, d)
+						i += 6
+						continue
+					}
+				}
+				r = utf8.RuneError
+			}
+			dst = utf8.AppendRune(dst, r)
+			continue
+		default:
+			return dst, fmt.Errorf("invalid escape \\%c", c)
+		}
+		i += 2
+	}
+	return dst, nil
+}
+
+// hex4 decodes four hex digits.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		v, ok := hexVal(c)
+		if !ok {
+			return 0, false
+		}
+		r = r<<4 | rune(v)
+	}
+	return r, true
+}
+
+func hexVal(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}

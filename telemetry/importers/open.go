@@ -1,0 +1,96 @@
+package importers
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+
+	"github.com/quarry-sec/quarry/telemetry"
+)
+
+// Option configures Open.
+type Option func(*config)
+
+type config struct {
+	format       Format
+	host         string // override for every event when hostOverride
+	hostOverride bool
+	defaultHost  string // used when a record names no host
+}
+
+// WithHost sets every event's host_identifier to name, whatever the records
+// say.
+func WithHost(name string) Option {
+	return func(c *config) { c.host, c.hostOverride = name, true }
+}
+
+// WithDefaultHost sets the host_identifier of events whose record names no
+// host (auditd logs without node=, for instance). A record's own
+// Computer/Hostname wins over it.
+func WithDefaultHost(name string) Option {
+	return func(c *config) { c.defaultHost = name }
+}
+
+// WithFormat forces a format instead of detecting it; FormatAuto detects.
+func WithFormat(f Format) Option {
+	return func(c *config) { c.format = f }
+}
+
+// hostFor picks an event's host: the override, else the record's, else the
+// default.
+func (c *config) hostFor(record string) string {
+	switch {
+	case c.hostOverride:
+		return c.host
+	case record != "":
+		return record
+	}
+	return c.defaultHost
+}
+
+const readBufferSize = 256 << 10
+
+// Open opens a recording and returns a Reader over its events and the format
+// it was read as. The format is detected from the file's first bytes unless
+// WithFormat forces one. A file in no known format is an error naming the file
+// and what its first bytes looked like.
+func Open(path string, opts ...Option) (telemetry.Reader, Format, error) {
+	cfg := config{format: FormatAuto}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("importers: %w", err)
+	}
+	br := bufio.NewReaderSize(f, readBufferSize)
+	format := cfg.format
+	if format == "" || format == FormatAuto {
+		head, _ := br.Peek(sniffSize)
+		format, err = detect(head)
+		if err != nil {
+			f.Close()
+			return nil, "", fmt.Errorf("importers: %s: %w", path, err)
+		}
+	}
+	var r telemetry.Reader
+	switch format {
+	case FormatSysmonEVTX:
+		r, err = newEVTXReader(f, path, &cfg)
+	case FormatSysmonJSON:
+		r = newWinJSONReader(f, br, path, &cfg)
+	case FormatAuditd:
+		r = newAuditdReader(f, br, path, &cfg)
+	case FormatAuditdJSON:
+		r = newAuditdJSONReader(f, br, path, &cfg)
+	case FormatSysmonLinuxSyslog:
+		r = newSyslogXMLReader(f, br, path, &cfg)
+	default:
+		err = fmt.Errorf("unknown format %q", format)
+	}
+	if err != nil {
+		f.Close()
+		return nil, "", fmt.Errorf("importers: %s: %w", path, err)
+	}
+	return r, format, nil
+}

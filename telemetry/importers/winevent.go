@@ -1,0 +1,201 @@
+package importers
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/quarry-sec/quarry/telemetry"
+)
+
+// winEvent turns one Windows event's fields into an Event. sysTime is the
+// System TimeCreated when the reader has it already decoded (EVTX), else
+// zero; recordID is the fallback record number (line or record ordinal).
+//
+// The mapping:
+//   - Sysmon (any channel or provider naming Sysmon): EID 1 is KindExec
+//     process_creation, EID 5 KindExit, the rest KindOther with the Sigma
+//     category of their event ID. A Linux Image (or the Linux-Sysmon
+//     channel) makes Source sysmon_linux.
+//   - Security 4688 is KindExec process_creation (NewProcessName → Path,
+//     hex NewProcessId/ProcessId → PID/PPID, ParentProcessName → ParentPath,
+//     SubjectDomainName\SubjectUserName → Username, MandatoryLabel →
+//     IntegrityLevel); 4689 is KindExit. Other Security events are KindOther
+//     with Source windows.
+//   - PowerShell 4104 is ps_script (4103 ps_module); anything else KindOther
+//     with Source windows.
+func (c *config) winEvent(f map[string]string, sysTime time.Time, recordID int64) (telemetry.Event, error) {
+	idText := f["EventID"]
+	if idText == "" {
+		return telemetry.Event{}, fmt.Errorf("no EventID")
+	}
+	eid, err := strconv.Atoi(idText)
+	if err != nil {
+		return telemetry.Event{}, fmt.Errorf("field EventID: %q is not a number", idText)
+	}
+	channel := f["Channel"]
+	provider := f["Provider_Name"]
+	if provider == "" {
+		if provider = f["SourceName"]; provider != "" {
+			f["Provider_Name"] = provider
+		}
+	}
+	host := f["Computer"]
+	if host == "" {
+		if host = f["Hostname"]; host != "" {
+			f["Computer"] = host
+		}
+	}
+
+	var e telemetry.Event
+	switch {
+	case isSysmon(channel, provider):
+		kind, cat := sysmonKind(eid)
+		e = telemetry.NewEvent(kind, telemetry.SourceSysmon)
+		e.Category = cat
+		fillSysmon(&e, f)
+		if strings.HasPrefix(channel, "Linux-") || strings.HasPrefix(e.Path, "/") {
+			e.Source = telemetry.SourceSysmonLinux
+		}
+	case channel == "Security":
+		e = telemetry.NewEvent(telemetry.KindOther, telemetry.SourceWindows)
+		fillSecurity(&e, eid, f)
+	case strings.Contains(channel, "PowerShell") || strings.Contains(provider, "PowerShell"):
+		e = telemetry.NewEvent(telemetry.KindOther, telemetry.SourceWindows)
+		e.Category = powershellCategories[eid]
+	default:
+		e = telemetry.NewEvent(telemetry.KindOther, telemetry.SourceWindows)
+	}
+	e.EventID = eid
+	e.Channel = channel
+	e.Host = c.hostFor(host)
+	e.Fields = f
+	e.Time = eventTime(f, sysTime)
+	e.RecordID = recordID
+	if r := f["EventRecordID"]; r != "" {
+		if n, err := strconv.ParseInt(r, 10, 64); err == nil {
+			e.RecordID = n
+		}
+	}
+	return e, nil
+}
+
+func isSysmon(channel, provider string) bool {
+	return strings.Contains(channel, "Sysmon") || strings.Contains(provider, "Sysmon")
+}
+
+// fillSysmon sets the typed process fields Sysmon records carry; any event
+// ID may have some of them (ProcessId, Image, ProcessGuid, User).
+func fillSysmon(e *telemetry.Event, f map[string]string) {
+	e.Path = f["Image"]
+	e.PID = parseID(f["ProcessId"])
+	e.ProcessGUID = f["ProcessGuid"]
+	e.Username = f["User"]
+	if e.Kind != telemetry.KindExec {
+		return
+	}
+	e.Cmdline = f["CommandLine"]
+	e.Cwd = f["CurrentDirectory"]
+	e.PPID = parseID(f["ParentProcessId"])
+	e.ParentPath = f["ParentImage"]
+	e.ParentCmdline = f["ParentCommandLine"]
+	e.ParentGUID = f["ParentProcessGuid"]
+	e.LogonID = f["LogonId"]
+	e.IntegrityLevel = f["IntegrityLevel"]
+	e.OriginalFileName = f["OriginalFileName"]
+	e.Hashes = f["Hashes"]
+}
+
+// fillSecurity maps Security 4688 (process created) and 4689 (exited).
+func fillSecurity(e *telemetry.Event, eid int, f map[string]string) {
+	switch eid {
+	case 4688:
+		e.Kind, e.Source = telemetry.KindExec, telemetry.SourceSecurity
+		e.Category = "process_creation"
+		e.Path = f["NewProcessName"]
+		e.PID = parseID(f["NewProcessId"])
+		e.PPID = parseID(f["ProcessId"])
+		e.ParentPath = f["ParentProcessName"]
+		e.Cmdline = f["CommandLine"]
+		e.Username = windowsUser(f["SubjectDomainName"], f["SubjectUserName"])
+		e.LogonID = f["SubjectLogonId"]
+		if t := f["TargetUserName"]; t != "" && t != "-" {
+			e.Username = windowsUser(f["TargetDomainName"], t)
+			e.LogonID = f["TargetLogonId"]
+		}
+		if l := f["MandatoryLabel"]; l != "" {
+			e.IntegrityLevel = integrityLevel(l)
+		}
+	case 4689:
+		e.Kind, e.Source = telemetry.KindExit, telemetry.SourceSecurity
+		e.Category = "process_termination"
+		e.Path = f["ProcessName"]
+		e.PID = parseID(f["ProcessId"])
+		e.ExitCode = parseID(f["Status"])
+		e.Username = windowsUser(f["SubjectDomainName"], f["SubjectUserName"])
+		e.LogonID = f["SubjectLogonId"]
+	}
+}
+
+// windowsUser joins a domain and user as DOMAIN\user, Sysmon's form.
+func windowsUser(domain, user string) string {
+	switch {
+	case user == "" || user == "-":
+		return ""
+	case domain == "" || domain == "-":
+		return user
+	}
+	return domain + `\` + user
+}
+
+// parseID reads a decimal or 0x-hex id; Unknown when absent or malformed.
+func parseID(s string) int64 {
+	if s == "" {
+		return telemetry.Unknown
+	}
+	var n uint64
+	var err error
+	if len(s) > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') {
+		n, err = strconv.ParseUint(s[2:], 16, 64)
+	} else {
+		n, err = strconv.ParseUint(s, 10, 64)
+	}
+	if err != nil || n > 1<<63-1 {
+		return telemetry.Unknown
+	}
+	return int64(n)
+}
+
+// eventTime picks the event's time: Sysmon's UtcTime, else the System
+// TimeCreated, else the flat form's @timestamp or TimeCreated.
+func eventTime(f map[string]string, sysTime time.Time) time.Time {
+	if t, ok := parseWinTime(f["UtcTime"]); ok {
+		return t
+	}
+	if !sysTime.IsZero() {
+		return sysTime.UTC()
+	}
+	for _, k := range [...]string{"SystemTime", "TimeCreated_SystemTime", "@timestamp", "TimeCreated"} {
+		if t, ok := parseWinTime(f[k]); ok {
+			return t
+		}
+	}
+	return time.Time{}
+}
+
+// parseWinTime reads Sysmon's "2006-01-02 15:04:05.000" (UTC) or RFC 3339.
+func parseWinTime(s string) (time.Time, bool) {
+	if len(s) < 19 {
+		return time.Time{}, false
+	}
+	layout := time.RFC3339Nano
+	if s[10] == ' ' {
+		layout = "2006-01-02 15:04:05.999999999"
+	}
+	t, err := time.Parse(layout, s)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return t.UTC(), true
+}
