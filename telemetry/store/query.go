@@ -125,6 +125,9 @@ func (s *Store) EnforceRetention(ctx context.Context) (RetentionResult, error) {
 			return res, fmt.Errorf("retention by age: %w", err)
 		}
 		res.DeletedByAge, _ = r.RowsAffected()
+		if _, err := s.write.ExecContext(ctx, "DELETE FROM hits WHERE time < ?", cutoff); err != nil {
+			return res, fmt.Errorf("retention of hits by age: %w", err)
+		}
 	}
 	if s.maxBytes > 0 {
 		target := s.maxBytes / 10 * 9

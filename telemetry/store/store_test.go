@@ -246,3 +246,44 @@ func TestCrashWriter(t *testing.T) {
 		fmt.Printf("committed %d\n", total)
 	}
 }
+
+func TestHits(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	h := HitRecord{HitID: "h1", TechniqueID: "T1003.001", Time: t0, Host: "web1", RuleID: "r1", RuleTitle: "LSASS dump",
+		RuleAuthor: "Quarry team", RuleSource: "builtin", Severity: "high", Confidence: "high", EID: 7, PID: 42}
+	h2 := h
+	h2.TechniqueID = "T1218.011"
+	h3 := h
+	h3.HitID, h3.TechniqueID, h3.Host, h3.Time = "h2", "T1059.001", "db1", t0.Add(time.Hour)
+	if err := s.AppendHits(ctx, []HitRecord{h, h2, h3}); err != nil {
+		t.Fatal(err)
+	}
+	// Re-running detection over the same events does not duplicate.
+	if err := s.AppendHits(ctx, []HitRecord{h}); err != nil {
+		t.Fatal(err)
+	}
+	count := func(f HitFilter) int {
+		n := 0
+		if err := s.ScanHits(ctx, f, func(*HitRecord) bool { n++; return true }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	cases := map[string]struct {
+		f    HitFilter
+		want int
+	}{
+		"all":              {HitFilter{}, 3},
+		"parent technique": {HitFilter{TechniquePrefixes: []string{"T1003"}}, 1},
+		"exact":            {HitFilter{TechniqueIDs: []string{"T1003"}}, 0},
+		"host":             {HitFilter{Hosts: []string{"db1"}}, 1},
+		"window":           {HitFilter{Since: t0.Add(time.Minute)}, 1},
+		"hit id":           {HitFilter{HitIDs: []string{"h1"}}, 2},
+	}
+	for name, c := range cases {
+		if got := count(c.f); got != c.want {
+			t.Errorf("%s: %d hits, want %d", name, got, c.want)
+		}
+	}
+}
