@@ -35,7 +35,8 @@ func detect(head []byte) (Format, error) {
 		return FormatSysmonJSON, nil
 	case isAuditLine(first):
 		return FormatAuditd, nil
-	case bytes.Contains(first, []byte("<Event")) && bytes.Contains(first, []byte("<System>")):
+	case bytes.Contains(body, []byte("<Event")) && bytes.Contains(body, []byte("<System>")):
+		// syslog lines; other programs' lines may come first
 		return FormatSysmonLinuxSyslog, nil
 	}
 	return "", fmt.Errorf("%w: first bytes %q", errUnknownFormat, preview(body))

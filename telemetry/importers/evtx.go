@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -18,7 +17,7 @@ import (
 // evtxReader reads a Windows EVTX file chunk by chunk through
 // www.velocidex.com/golang/evtx.
 type evtxReader struct {
-	f       *os.File
+	c       io.Closer
 	path    string
 	cfg     *config
 	chunks  []*evtx.Chunk
@@ -29,17 +28,17 @@ type evtxReader struct {
 	scratch []byte
 }
 
-func newEVTXReader(f *os.File, path string, cfg *config) (*evtxReader, error) {
+func newEVTXReader(f io.ReadSeeker, c io.Closer, path string, cfg *config) (*evtxReader, error) {
 	chunks, err := getChunks(f)
 	if err != nil {
 		return nil, fmt.Errorf("EVTX header: %w", err)
 	}
-	return &evtxReader{f: f, path: path, cfg: cfg, chunks: chunks}, nil
+	return &evtxReader{c: c, path: path, cfg: cfg, chunks: chunks}, nil
 }
 
 // getChunks lists the chunks, turning a parser panic on a damaged file into
 // an error.
-func getChunks(f *os.File) (chunks []*evtx.Chunk, err error) {
+func getChunks(f io.ReadSeeker) (chunks []*evtx.Chunk, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			chunks, err = nil, fmt.Errorf("damaged file: %v", p)
@@ -242,4 +241,4 @@ func getDict(d *ordereddict.Dict, key string) (*ordereddict.Dict, bool) {
 }
 
 // Close closes the file.
-func (r *evtxReader) Close() error { return r.f.Close() }
+func (r *evtxReader) Close() error { return r.c.Close() }

@@ -76,7 +76,7 @@ func Open(path string, opts ...Option) (telemetry.Reader, Format, error) {
 	var r telemetry.Reader
 	switch format {
 	case FormatSysmonEVTX:
-		r, err = newEVTXReader(f, path, &cfg)
+		r, err = newEVTXReader(f, f, path, &cfg)
 	case FormatSysmonJSON:
 		r = newWinJSONReader(f, br, path, &cfg)
 	case FormatAuditd:
