@@ -1,0 +1,179 @@
+package detections
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/quarry-sec/quarry/attack"
+)
+
+var techniqueTag = regexp.MustCompile(`^t\d{4}(\.\d{3})?$`)
+
+// resolveAttack fills the rule's techniques and tactics from its attack.*
+// tags. Unknown IDs and shortnames are kept and reported as warnings.
+func resolveAttack(r *Rule, kb *attack.KB) {
+	seenTech := map[string]bool{}
+	seenTac := map[string]bool{}
+	addTactic := func(short string, warn bool) {
+		short = strings.ReplaceAll(strings.ToLower(short), "_", "-")
+		if seenTac[short] {
+			return
+		}
+		t := Tactic{ShortName: short}
+		if kb != nil {
+			if kt, ok := kb.Tactic(short); ok {
+				t.ID, t.Name = kt.ID, kt.Name
+			} else if warn {
+				r.Warnings = append(r.Warnings, fmt.Sprintf("tags: tactic %q unknown to ATT&CK %s", short, kb.Version()))
+			}
+		}
+		seenTac[short] = true
+		r.Tactics = append(r.Tactics, t)
+	}
+	for _, tag := range r.Tags {
+		tag = strings.ToLower(strings.TrimSpace(tag))
+		rest, ok := strings.CutPrefix(tag, "attack.")
+		if !ok {
+			continue
+		}
+		switch {
+		case techniqueTag.MatchString(rest):
+			id := strings.ToUpper(rest)
+			if seenTech[id] {
+				continue
+			}
+			seenTech[id] = true
+			t := Technique{ID: id}
+			if kb != nil {
+				if kt, _, found := kb.Resolve(id); found {
+					t.ResolvedID, t.Name = kt.ID, kt.Name
+					if kt.NameV19 != "" && kt.AttackVersion == attack.VersionV19 {
+						t.Name = kt.NameV19
+					}
+				} else {
+					r.Warnings = append(r.Warnings, fmt.Sprintf("tags: technique %s unknown to ATT&CK %s", id, kb.Version()))
+				}
+			}
+			r.Techniques = append(r.Techniques, t)
+		case len(rest) > 1 && (rest[0] == 'g' || rest[0] == 's') && isDigits(rest[1:]):
+			// groups and software: kept in Tags only
+		case strings.HasPrefix(rest, "car.") || strings.HasPrefix(rest, "d3fend"):
+		default:
+			addTactic(rest, true)
+		}
+	}
+	if len(r.Tactics) == 0 && kb != nil {
+		for _, t := range r.Techniques {
+			if t.ResolvedID == "" {
+				continue
+			}
+			if kt, ok := kb.Technique(t.ResolvedID); ok {
+				for _, s := range kt.Tactics {
+					addTactic(s, false)
+				}
+			}
+		}
+	}
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// DeriveConfidence gives a rule without its own confidence one, from its
+// status, level and false-positive notes:
+//
+//   - low: status deprecated or unsupported, or level informational or low;
+//   - high: status stable or test, and no false positives noted, or only
+//     "unknown", "unlikely", "none" or "rare" ones;
+//   - medium: everything else (experimental rules, rules with real
+//     false-positive notes, rules without a status).
+func DeriveConfidence(status, level string, falsePositives []string) string {
+	switch status {
+	case "deprecated", "unsupported":
+		return "low"
+	}
+	switch level {
+	case "informational", "low":
+		return "low"
+	}
+	if status != "stable" && status != "test" {
+		return "medium"
+	}
+	for _, fp := range falsePositives {
+		f := strings.ToLower(strings.TrimSpace(fp))
+		if f == "" {
+			continue
+		}
+		benign := false
+		for _, w := range []string{"unknown", "unlikely", "none", "rare", "n/a"} {
+			if strings.HasPrefix(f, w) {
+				benign = true
+				break
+			}
+		}
+		if !benign {
+			return "medium"
+		}
+	}
+	return "high"
+}
+
+// DeriveRecommendations builds recommendations for a rule without its own
+// from the ATT&CK mitigations of its techniques: one line per mitigation,
+// "M1038 Execution Prevention (T1059.001): how it applies". Empty when the
+// techniques have no mitigations.
+func DeriveRecommendations(kb *attack.KB, techniques []Technique) string {
+	if kb == nil {
+		return ""
+	}
+	var b strings.Builder
+	seen := map[string]bool{}
+	for _, t := range techniques {
+		if t.ResolvedID == "" {
+			continue
+		}
+		for _, rel := range kb.MitigationsOf(t.ResolvedID) {
+			key := rel.SourceID + "/" + t.ResolvedID
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			name := rel.SourceID
+			if m, ok := kb.Mitigation(rel.SourceID); ok {
+				if !m.Live() {
+					continue
+				}
+				name = m.ID + " " + m.Name
+			}
+			if b.Len() > 0 {
+				b.WriteByte('\n')
+			}
+			fmt.Fprintf(&b, "%s (%s): %s", name, t.ResolvedID, oneLine(rel.Description))
+		}
+	}
+	return b.String()
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	// ATT&CK descriptions cite sources as "(Citation: …)": drop them.
+	for {
+		i := strings.Index(s, "(Citation:")
+		if i < 0 {
+			break
+		}
+		j := strings.Index(s[i:], ")")
+		if j < 0 {
+			break
+		}
+		s = strings.TrimSpace(s[:i]) + s[i+j+1:]
+	}
+	return strings.TrimSpace(s)
+}

@@ -1,0 +1,110 @@
+package detections
+
+import (
+	"github.com/quarry-sec/quarry/detections/sigma"
+)
+
+// Source says where a rule came from.
+type Source string
+
+// Rule sources.
+const (
+	SourceBuiltin Source = "builtin" // Quarry's own IoA pack
+	SourceCustom  Source = "custom"  // the user's rules
+	SourceSigma   Source = "sigma"   // SigmaHQ rules
+)
+
+// Severity is a rule's level as an ordered value.
+type Severity uint8
+
+// Severities, from the Sigma levels.
+const (
+	SeverityUnknown Severity = iota
+	SeverityInformational
+	SeverityLow
+	SeverityMedium
+	SeverityHigh
+	SeverityCritical
+)
+
+// String returns the Sigma level name.
+func (s Severity) String() string {
+	switch s {
+	case SeverityInformational:
+		return "informational"
+	case SeverityLow:
+		return "low"
+	case SeverityMedium:
+		return "medium"
+	case SeverityHigh:
+		return "high"
+	case SeverityCritical:
+		return "critical"
+	}
+	return "unknown"
+}
+
+// ParseSeverity maps a Sigma level to a Severity.
+func ParseSeverity(level string) Severity {
+	for s := SeverityInformational; s <= SeverityCritical; s++ {
+		if s.String() == level {
+			return s
+		}
+	}
+	return SeverityUnknown
+}
+
+// Technique is an ATT&CK technique a rule is tagged with.
+type Technique struct {
+	ID string // as tagged, upper case: T1059.001
+	// ResolvedID is the technique the ID stands for in the loaded ATT&CK
+	// (after redirects); equal to ID when the ID is current, empty when the
+	// ID is unknown to the loaded ATT&CK version.
+	ResolvedID string
+	Name       string // from ATT&CK; empty when unknown
+}
+
+// Tactic is an ATT&CK tactic a rule is tagged with (or its techniques
+// belong to).
+type Tactic struct {
+	ID        string // TA0002; empty when unknown to the loaded ATT&CK
+	ShortName string // execution, stealth, defense-impairment…
+	Name      string
+}
+
+// Rule is a loaded, compiled detection rule and everything a hit reports
+// about it. Rules are immutable once loaded and may be shared.
+type Rule struct {
+	ID          string
+	Title       string
+	Author      string
+	Source      Source
+	Path        string // the file it was loaded from
+	Line        int
+	Status      string
+	Level       string
+	Severity    Severity
+	Description string
+	// Confidence is low, medium or high: the rule's own, or derived (see
+	// DeriveConfidence) when ConfidenceDerived.
+	Confidence        string
+	ConfidenceDerived bool
+	// Recommendations say what to do on a hit: the rule's own, or built
+	// from the ATT&CK mitigations of its techniques when
+	// RecommendationsDerived.
+	Recommendations        string
+	RecommendationsDerived bool
+	FalsePositives         []string
+	References             []string
+	Tags                   []string
+	Logsource              sigma.Logsource
+	Techniques             []Technique
+	Tactics                []Tactic
+	// Warnings are non-fatal problems: unknown techniques or tactics,
+	// unresolved placeholders.
+	Warnings []string
+	// Sigma is the parsed rule.
+	Sigma *sigma.Rule
+
+	prog *program
+}
