@@ -29,6 +29,8 @@ type Options struct {
 	// RingSize overrides the ring buffer's size in bytes (a power of two,
 	// a multiple of the page size); zero keeps the built-in 16 MiB.
 	RingSize uint32
+
+	rawOnly bool // attach the raw_tracepoint programs (tests)
 }
 
 // Stats counts what a Collector has seen.
@@ -47,6 +49,9 @@ type Collector struct {
 	fn       func(telemetry.Event)
 	host     string
 	interval time.Duration
+	// clk is read once, so that a process's exec and exit carry the same
+	// StartTime.
+	clk clock
 
 	events, malformed atomic.Uint64
 	lastDrops         atomic.Uint64
@@ -69,7 +74,11 @@ func Start(ctx context.Context, opts Options, fn func(telemetry.Event)) (*Collec
 	if interval <= 0 {
 		interval = DefaultDrainInterval
 	}
-	progs, err := load(opts.RingSize)
+	clk, err := bootClock()
+	if err != nil {
+		return nil, err
+	}
+	progs, err := load(opts.RingSize, opts.rawOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +90,7 @@ func Start(ctx context.Context, opts Options, fn func(telemetry.Event)) (*Collec
 	// A deadline in the past turns every read into a non-blocking drain.
 	rd.SetDeadline(time.Unix(1, 0))
 	c := &Collector{
-		progs: progs, rd: rd, fn: fn, host: opts.Host, interval: interval,
+		progs: progs, rd: rd, fn: fn, host: opts.Host, interval: interval, clk: clk,
 		done: make(chan struct{}),
 	}
 	go c.run(ctx)
@@ -144,10 +153,6 @@ func (c *Collector) shutdown() error {
 
 // drain reads every record now in the ring.
 func (c *Collector) drain() error {
-	clk, err := bootClock()
-	if err != nil {
-		return err
-	}
 	var rec ringbuf.Record
 	for {
 		err := c.rd.ReadInto(&rec)
@@ -157,7 +162,7 @@ func (c *Collector) drain() error {
 		if err != nil {
 			return fmt.Errorf("ebpf: reading the ring buffer: %w", err)
 		}
-		ev, err := decode(rec.RawSample, clk, c.host)
+		ev, err := decode(rec.RawSample, c.clk, c.host)
 		if err != nil {
 			c.malformed.Add(1)
 			continue

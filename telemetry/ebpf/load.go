@@ -40,9 +40,10 @@ type rawTPObjects struct {
 }
 
 // load loads and attaches the tp_btf programs, or the raw_tracepoint ones
-// when those cannot be loaded or attached. ringSize, when not zero,
-// overrides the ring buffer's size (a power of two, in bytes).
-func load(ringSize uint32) (*programs, error) {
+// when those cannot be loaded or attached (or when rawOnly is set, for
+// tests). ringSize, when not zero, overrides the ring buffer's size (a power
+// of two, in bytes).
+func load(ringSize uint32, rawOnly bool) (*programs, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("ebpf: lifting the memlock limit: %w", err)
 	}
@@ -55,8 +56,11 @@ func load(ringSize uint32) (*programs, error) {
 	}
 
 	var tp tpBTFObjects
-	errTP := spec.LoadAndAssign(&tp, nil)
-	if errTP == nil {
+	errTP := errors.New("not tried")
+	if !rawOnly {
+		errTP = spec.LoadAndAssign(&tp, nil)
+	}
+	if !rawOnly && errTP == nil {
 		p := &programs{Exec: tp.Exec, Exit: tp.Exit, Events: tp.Events, Drops: tp.Drops, mode: AttachTPBTF}
 		if errTP = p.attach(); errTP == nil {
 			return p, nil
