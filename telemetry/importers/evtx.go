@@ -86,7 +86,7 @@ func (r *evtxReader) Next() (telemetry.Event, error) {
 		return telemetry.Event{}, &telemetry.RecordError{File: r.path, Record: id, Reason: "record holds no Event element"}
 	}
 	r.fields.reset()
-	sysTime := r.flattenEVTX(ev)
+	sysTime := r.flattenEVTX(ev, filetime(rec.Header.FileTime))
 	e, err := r.cfg.winEvent(r.fields.build(), sysTime, id)
 	if err != nil {
 		return telemetry.Event{}, &telemetry.RecordError{File: r.path, Record: id, Reason: "unusable Windows event", Err: err}
@@ -95,17 +95,19 @@ func (r *evtxReader) Next() (telemetry.Event, error) {
 }
 
 // flattenEVTX stores an Event element's System fields (EventID, Channel,
-// Computer, Provider_Name…), EventData and UserData fields, and returns
-// System/TimeCreated/SystemTime.
-func (r *evtxReader) flattenEVTX(ev *ordereddict.Dict) time.Time {
-	var sysTime time.Time
+// Computer, Provider_Name…), EventData and UserData fields. The parser gives
+// System/TimeCreated/SystemTime as float seconds, which loses a microsecond
+// or so; the record header's exact FILETIME (the same instant) replaces it,
+// and is returned.
+func (r *evtxReader) flattenEVTX(ev *ordereddict.Dict, written time.Time) time.Time {
 	if sys, ok := getDict(ev, "System"); ok {
 		r.flattenDict(sys, "", 0)
-		if tc, ok := getDict(sys, "TimeCreated"); ok {
-			if v, ok := tc.Get("SystemTime"); ok {
-				if secs, ok := v.(float64); ok && secs > 0 && secs < 1e11 {
-					whole, frac := math.Modf(secs)
-					sysTime = time.Unix(int64(whole), int64(frac*1e9)).UTC().Round(time.Microsecond)
+		if !written.IsZero() {
+			for i := range r.fields.spans {
+				if sp := &r.fields.spans[i]; sp.key == "TimeCreated_SystemTime" {
+					start := len(r.fields.arena)
+					r.fields.arena = written.AppendFormat(r.fields.arena, "2006-01-02T15:04:05.000000Z")
+					sp.start, sp.end = start, len(r.fields.arena)
 				}
 			}
 		}
@@ -116,7 +118,19 @@ func (r *evtxReader) flattenEVTX(ev *ordereddict.Dict) time.Time {
 			r.flattenData(d, hexNames, 0)
 		}
 	}
-	return sysTime
+	return written
+}
+
+// filetime turns a Windows FILETIME (100 ns ticks since 1601) into UTC,
+// truncated to the microsecond as evtx_dump and Sigma test data show it; zero for 0 or a
+// value out of range.
+func filetime(ft uint64) time.Time {
+	const epochDiff = 116444736000000000 // 1601 to 1970 in ticks
+	if ft <= epochDiff || ft > epochDiff+(1<<62)/100 {
+		return time.Time{}
+	}
+	d := ft - epochDiff
+	return time.Unix(int64(d/1e7), int64(d%1e7)*100).UTC().Truncate(time.Microsecond)
 }
 
 // flattenDict stores System's members as Provider_Name, EventID…

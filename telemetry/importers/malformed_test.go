@@ -1,0 +1,139 @@
+package importers
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestMalformedFlatJSONLine(t *testing.T) {
+	lines := strings.Split(strings.TrimSpace(readFile(t, bitsadminExcerpt)), "\n")
+	broken := append(append(append([]string{}, lines[:3]...), `{"EventID":1,"Image":"C:\\x.exe",`, `{"Channel":"Security"}`, `not json at all`), lines[3:]...)
+	path := writeTemp(t, "broken.json", strings.Join(broken, "\n")+"\n")
+	evs, errs, _ := openAll(t, path)
+	if len(evs) != len(lines) {
+		t.Errorf("got %d events, want all %d good lines", len(evs), len(lines))
+	}
+	if len(errs) != 3 {
+		t.Fatalf("got %d record errors, want 3: %v", len(errs), errs)
+	}
+	for i, want := range []int{4, 5, 6} {
+		eq(t, "error line", errs[i].Line, want)
+		eq(t, "error file", errs[i].File, path)
+	}
+	if !strings.Contains(errs[1].Error(), "no EventID") {
+		t.Errorf("error for an object without EventID = %q", errs[1])
+	}
+	eq(t, "event after the broken lines keeps its line number", evs[3].RecordID, 7)
+}
+
+func TestMalformedNestedJSONObject(t *testing.T) {
+	one := readFile(t, "testdata/sigma/wmic-terminate.json")
+	bad := strings.Replace(one, `"Image": "C`, `"Image" "C`, 1)
+	nOne := strings.Count(one, "\n")
+	evs, errs, _ := openAll(t, writeTemp(t, "x.json", one+bad+one))
+	if len(evs) != 2 || len(errs) != 1 {
+		t.Fatalf("got %d events and errors %v, want 2 and 1", len(evs), errs)
+	}
+	eq(t, "error line (start of the broken object)", errs[0].Line, nOne+1)
+	eq(t, "error record", errs[0].Record, 2)
+}
+
+func TestMalformedAuditdLine(t *testing.T) {
+	log := strings.Split(readFile(t, "testdata/security-datasets/arp-cache.log"), "\n")
+	mixed := append(append(append([]string{}, log[:6]...), "type=SYSCALL msg=audit(garbage", "hello"), log[6:]...)
+	path := writeTemp(t, "a.log", strings.Join(mixed, "\n"))
+	evs, errs, _ := openAll(t, path)
+	if len(evs) != 2 || len(errs) != 2 {
+		t.Fatalf("got %d events and errors %v, want 2 and 2", len(evs), errs)
+	}
+	eq(t, "first error line", errs[0].Line, 7)
+	eq(t, "second error line", errs[1].Line, 8)
+	eq(t, "event after the errors", evs[1].Comm, "grep")
+
+	// A malformed record inside an event drops that event only.
+	bad := strings.Replace(readFile(t, "testdata/security-datasets/arp-cache.log"), "argc=2", "argc=x", 1)
+	evs, errs, _ = openAll(t, writeTemp(t, "b.log", bad))
+	if len(evs) != 1 || len(errs) != 1 {
+		t.Fatalf("got %d events and errors %v, want 1 and 1", len(evs), errs)
+	}
+	eq(t, "bad EXECVE line", errs[0].Line, 2)
+	eq(t, "the other event", evs[0].Comm, "grep")
+}
+
+func TestMalformedAuditdJSONLine(t *testing.T) {
+	lines := strings.Split(strings.TrimSpace(readFile(t, "testdata/security-datasets/arp-cache.auditd.jsonl")), "\n")
+	path := writeTemp(t, "a.jsonl", lines[0]+"\n{\"audit_serial\": \"x\"\n"+lines[1]+"\n")
+	evs, errs, _ := openAll(t, path)
+	if len(evs) != 2 || len(errs) != 1 {
+		t.Fatalf("got %d events and errors %v, want 2 and 1", len(evs), errs)
+	}
+	eq(t, "error line", errs[0].Line, 2)
+}
+
+func TestUnknownFormat(t *testing.T) {
+	path := writeTemp(t, "notes.json", "hello, this is not telemetry\n")
+	_, _, err := Open(path)
+	if err == nil || !errors.Is(err, errUnknownFormat) {
+		t.Fatalf("Open = %v, want an unknown-format error", err)
+	}
+	for _, want := range []string{path, `"hello, this is not telemetry\n"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+	if _, _, err := Open(writeTemp(t, "empty", "")); err == nil || !strings.Contains(err.Error(), "empty") {
+		t.Errorf("empty file: %v", err)
+	}
+	if _, _, err := Open(writeTemp(t, "bad.evtx", "ElfFile\x00short")); err == nil {
+		t.Error("a truncated EVTX header opened without error")
+	}
+}
+
+func TestDetect(t *testing.T) {
+	cases := map[string]Format{
+		"ElfFile\x00rest":                           FormatSysmonEVTX,
+		"\xef\xbb\xbf{\"EventID\":1}\n":             FormatSysmonJSON,
+		"  [\n {\"Event\": {}}]":                    FormatSysmonJSON,
+		`{"audit_ts": 1.5, "audit_serial": 3}`:      FormatAuditdJSON,
+		"type=EOE msg=audit(1.2:3): \n":             FormatAuditd,
+		"node=h type=SYSCALL msg=audit(1.2:3): x=1": FormatAuditd,
+	}
+	for head, want := range cases {
+		got, err := detect([]byte(head))
+		if err != nil || got != want {
+			t.Errorf("detect(%q) = %q, %v; want %q", head, got, err, want)
+		}
+	}
+	if _, err := detect([]byte("PK\x03\x04zip")); err == nil {
+		t.Error("a zip file was detected as telemetry")
+	}
+}
+
+func TestWithFormatAndFormats(t *testing.T) {
+	if _, _, err := Open(bitsadminExcerpt, WithFormat(FormatAuditd)); err != nil {
+		t.Fatal(err)
+	}
+	_, errs, f := openAll(t, bitsadminExcerpt, WithFormat(FormatAuditd))
+	eq(t, "forced format", f, FormatAuditd)
+	if len(errs) == 0 {
+		t.Error("JSON read as auditd gave no record errors")
+	}
+	if _, _, err := Open(bitsadminExcerpt, WithFormat("nope")); err == nil {
+		t.Error("an unknown forced format opened")
+	}
+	for _, f := range Formats() {
+		if f.Description() == "" {
+			t.Errorf("format %q has no description", f)
+		}
+		if got, err := ParseFormat(string(f)); err != nil || got != f {
+			t.Errorf("ParseFormat(%q) = %q, %v", f, got, err)
+		}
+	}
+	if f, err := ParseFormat(""); err != nil || f != FormatAuto {
+		t.Errorf("ParseFormat(\"\") = %q, %v", f, err)
+	}
+	if _, err := ParseFormat("csv"); err == nil {
+		t.Error("ParseFormat(csv) succeeded")
+	}
+}
