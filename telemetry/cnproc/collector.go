@@ -45,6 +45,8 @@ type Collector struct {
 	fn   func(telemetry.Event)
 	host string
 	proc *procReader
+	// clk is read once, so that all events share one clock conversion.
+	clk clocks
 
 	// forks remembers each new process's parent and start time, for execs
 	// whose /proc entry is gone and for exits.
@@ -68,12 +70,16 @@ func Start(ctx context.Context, opts Options, fn func(telemetry.Event)) (*Collec
 	if fn == nil {
 		return nil, errors.New("cnproc: nil callback")
 	}
+	clk, err := newClocks()
+	if err != nil {
+		return nil, err
+	}
 	f, err := open(opts.ReceiveBuffer)
 	if err != nil {
 		return nil, err
 	}
 	c := &Collector{
-		f: f, fn: fn, host: opts.Host, proc: newProcReader(),
+		f: f, fn: fn, host: opts.Host, proc: newProcReader(), clk: clk,
 		forks: make(map[uint32]forkInfo),
 		done:  make(chan struct{}),
 	}
@@ -147,13 +153,7 @@ func (c *Collector) run() {
 			c.f.Close()
 			return
 		}
-		clk, err := newClocks()
-		if err != nil {
-			c.err = err
-			c.f.Close()
-			return
-		}
-		c.handleDatagram(buf[:n], clk)
+		c.handleDatagram(buf[:n], c.clk)
 	}
 }
 
