@@ -95,20 +95,33 @@ func (r *evtxReader) Next() (telemetry.Event, error) {
 }
 
 // flattenEVTX stores an Event element's System fields (EventID, Channel,
-// Computer, Provider_Name…), EventData and UserData fields. The parser gives
-// System/TimeCreated/SystemTime as float seconds, which loses a microsecond
-// or so; the record header's exact FILETIME (the same instant) replaces it,
-// and is returned.
+// Computer, Provider_Name…), EventData and UserData fields, and returns
+// System/TimeCreated/SystemTime. The parser gives SystemTime as float
+// seconds, a microsecond or two off; when the record header's exact FILETIME
+// is that close it is the same instant and replaces it.
 func (r *evtxReader) flattenEVTX(ev *ordereddict.Dict, written time.Time) time.Time {
-	if sys, ok := getDict(ev, "System"); ok {
-		r.flattenDict(sys, "", 0)
-		if !written.IsZero() {
-			for i := range r.fields.spans {
-				if sp := &r.fields.spans[i]; sp.key == "TimeCreated_SystemTime" {
-					start := len(r.fields.arena)
-					r.fields.arena = written.AppendFormat(r.fields.arena, "2006-01-02T15:04:05.000000Z")
-					sp.start, sp.end = start, len(r.fields.arena)
-				}
+	sys, ok := getDict(ev, "System")
+	if !ok {
+		return time.Time{}
+	}
+	r.flattenDict(sys, "", 0)
+	var created time.Time
+	if tc, ok := getDict(sys, "TimeCreated"); ok {
+		if v, ok := tc.Get("SystemTime"); ok {
+			if secs, ok := v.(float64); ok {
+				created = floatTime(secs)
+			}
+		}
+	}
+	if d := created.Sub(written); !written.IsZero() && d > -3*time.Microsecond && d < 3*time.Microsecond {
+		created = written
+	}
+	if !created.IsZero() {
+		for i := range r.fields.spans {
+			if sp := &r.fields.spans[i]; sp.key == "TimeCreated_SystemTime" {
+				start := len(r.fields.arena)
+				r.fields.arena = created.AppendFormat(r.fields.arena, "2006-01-02T15:04:05.000000Z")
+				sp.start, sp.end = start, len(r.fields.arena)
 			}
 		}
 	}
@@ -118,7 +131,17 @@ func (r *evtxReader) flattenEVTX(ev *ordereddict.Dict, written time.Time) time.T
 			r.flattenData(d, hexNames, 0)
 		}
 	}
-	return written
+	return created
+}
+
+// floatTime turns the parser's float epoch seconds into UTC, truncated to
+// the microsecond; zero when out of range.
+func floatTime(secs float64) time.Time {
+	if !(secs > 0 && secs < 1e11) {
+		return time.Time{}
+	}
+	whole, frac := math.Modf(secs)
+	return time.Unix(int64(whole), int64(frac*1e9)).UTC().Truncate(time.Microsecond)
 }
 
 // filetime turns a Windows FILETIME (100 ns ticks since 1601) into UTC,
@@ -193,9 +216,7 @@ func (r *evtxReader) addValue(name string, v any, hex bool) {
 	case bool:
 		fs.arena = strconv.AppendBool(fs.arena, x)
 	case float64: // a FILETIME, as epoch seconds
-		if x > 0 && x < 1e11 {
-			whole, frac := math.Modf(x)
-			t := time.Unix(int64(whole), int64(frac*1e9)).UTC().Round(time.Microsecond)
+		if t := floatTime(x); !t.IsZero() {
 			fs.arena = t.AppendFormat(fs.arena, "2006-01-02T15:04:05.000000Z")
 		} else {
 			fs.arena = strconv.AppendFloat(fs.arena, x, 'f', -1, 64)
@@ -238,11 +259,15 @@ var securityHexFields = map[string]bool{
 	"AccessMask": true, "HandleId": true, "TargetProcessId": true, "CallerProcessId": true,
 }
 
+// sysmonHexFields are the Sysmon fields rendered in hex (GrantedAccess
+// 0x1fffff, as Sigma rules match it).
+var sysmonHexFields = map[string]bool{"GrantedAccess": true}
+
 func hexFieldsFor(channel string) map[string]bool {
 	if channel == "Security" {
 		return securityHexFields
 	}
-	return nil
+	return sysmonHexFields
 }
 
 func getDict(d *ordereddict.Dict, key string) (*ordereddict.Dict, bool) {
