@@ -25,13 +25,14 @@ type RegressionCase struct {
 	Expected int
 	Got      int
 	Pass     bool
-	Reason   string // why it failed
+	Skipped  bool   // the info.yml holds no runnable test
+	Reason   string // why it failed or was skipped
 }
 
 // RegressionResult sums up a regression run.
 type RegressionResult struct {
-	Cases          []RegressionCase
-	Passed, Failed int
+	Cases                   []RegressionCase
+	Passed, Failed, Skipped int
 }
 
 type regressionInfo struct {
@@ -75,9 +76,12 @@ func RunRegression(dir string, rules ...*Rule) (RegressionResult, error) {
 	var res RegressionResult
 	for _, info := range infos {
 		for _, c := range runCase(info, byID) {
-			if c.Pass {
+			switch {
+			case c.Skipped:
+				res.Skipped++
+			case c.Pass:
 				res.Passed++
-			} else {
+			default:
 				res.Failed++
 			}
 			res.Cases = append(res.Cases, c)
@@ -137,6 +141,7 @@ func runCase(info string, byID map[string]*Rule) []RegressionCase {
 		out = append(out, c)
 	}
 	if len(ri.Tests) == 0 {
+		base.Skipped = true
 		return fail(base, "%s: regression_tests_info: no tests", info)
 	}
 	return out
