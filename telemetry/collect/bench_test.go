@@ -39,7 +39,7 @@ func BenchmarkCapture(b *testing.B) {
 type burst struct {
 	mu        sync.Mutex
 	prefix    string
-	launchers map[int64]bool // pids of the launching shells
+	launchers map[int64]bool  // pids of the launching shells
 	caught    map[string]bool // marker → full argv
 	latencies []time.Duration
 }
