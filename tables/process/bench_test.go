@@ -31,6 +31,9 @@ func benchStore(b *testing.B, n int) *store.Store {
 	dir := filepath.Join(os.TempDir(), fmt.Sprintf("quarry-bench-store-%d", n))
 	path := filepath.Join(dir, store.FileName)
 	_, statErr := os.Stat(path + ".done")
+	if statErr != nil {
+		os.RemoveAll(dir) // an unfinished build from an interrupted run
+	}
 	st, err := store.Open(path, store.WithRetention(-1, -1))
 	if err != nil {
 		b.Fatal(err)
@@ -69,7 +72,8 @@ func benchStore(b *testing.B, n int) *store.Store {
 var benchT0 = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 
 // BenchmarkTimeWindow10M: a one-minute window (1,000 events) of a
-// 10M-event store, through SQL on the embedded engine.
+// 10M-event store, through SQL on the embedded engine. The first run builds
+// the store (minutes): run with -timeout 0.
 func BenchmarkTimeWindow10M(b *testing.B) {
 	n := benchEvents()
 	st := benchStore(b, n)
