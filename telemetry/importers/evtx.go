@@ -14,10 +14,16 @@ import (
 	"github.com/quarry-sec/quarry/telemetry"
 )
 
+// maxChunkRecords is more records than a 64 KiB chunk can hold (each takes
+// at least 24 bytes); a header claiming more is damaged.
+const maxChunkRecords = evtx.EVTX_CHUNK_SIZE / evtx.EVTX_EVENT_RECORD_SIZE
+
 // evtxReader reads a Windows EVTX file chunk by chunk through
 // www.velocidex.com/golang/evtx.
 type evtxReader struct {
+	rs      io.ReadSeeker
 	c       io.Closer
+	buf     []byte // one chunk, for checking it
 	path    string
 	cfg     *config
 	chunks  []*evtx.Chunk
@@ -33,7 +39,7 @@ func newEVTXReader(f io.ReadSeeker, c io.Closer, path string, cfg *config) (*evt
 	if err != nil {
 		return nil, fmt.Errorf("EVTX header: %w", err)
 	}
-	return &evtxReader{c: c, path: path, cfg: cfg, chunks: chunks}, nil
+	return &evtxReader{rs: f, c: c, path: path, cfg: cfg, chunks: chunks}, nil
 }
 
 // getChunks lists the chunks, turning a parser panic on a damaged file into
@@ -66,6 +72,20 @@ func (r *evtxReader) Next() (telemetry.Event, error) {
 		}
 		c := r.chunks[r.chunk]
 		r.chunk++
+		if n := c.Header.LastEventRecNumber - c.Header.FirstEventRecNumber; c.Header.LastEventRecNumber < c.Header.FirstEventRecNumber || n > maxChunkRecords {
+			r.records, r.rec = nil, 0
+			return telemetry.Event{}, &telemetry.RecordError{File: r.path, Record: int64(c.Header.FirstEventRecID),
+				Reason: fmt.Sprintf("chunk %d at offset %d: header claims records %d to %d", r.chunk, c.Offset,
+					c.Header.FirstEventRecNumber, c.Header.LastEventRecNumber)}
+		}
+		if r.buf == nil {
+			r.buf = make([]byte, evtx.EVTX_CHUNK_SIZE)
+		}
+		if err := checkChunk(r.rs, c, r.buf); err != nil {
+			r.records, r.rec = nil, 0
+			return telemetry.Event{}, &telemetry.RecordError{File: r.path, Record: int64(c.Header.FirstEventRecID),
+				Reason: fmt.Sprintf("chunk %d at offset %d damaged, skipped", r.chunk, c.Offset), Err: err}
+		}
 		recs, err := parseChunk(c)
 		r.records, r.rec = recs, 0
 		if err != nil {

@@ -137,3 +137,12 @@ func TestWithFormatAndFormats(t *testing.T) {
 		t.Error("ParseFormat(csv) succeeded")
 	}
 }
+
+func TestDamagedEVTXChunk(t *testing.T) {
+	b := []byte(readFile(t, "testdata/sigma/wmic-terminate.evtx"))
+	b[0x1000+0x200+40] ^= 0xff // a byte inside the first chunk's records
+	evs, errs, _ := openAll(t, writeTemp(t, "damaged.evtx", string(b)))
+	if len(evs) != 0 || len(errs) != 1 || !strings.Contains(errs[0].Error(), "records checksum") {
+		t.Fatalf("got %d events and errors %v; want the damaged chunk reported", len(evs), errs)
+	}
+}

@@ -48,7 +48,7 @@ func (c *config) hostFor(record string) string {
 	return c.defaultHost
 }
 
-const readBufferSize = 256 << 10
+const readBufferSize = 64 << 10
 
 // Open opens a recording and returns a Reader over its events and the format
 // it was read as. The format is detected from the file's first bytes unless

@@ -1,0 +1,65 @@
+package importers
+
+import (
+	"path/filepath"
+	"testing"
+)
+
+// benchImport reads the files b.N times and reports events per second.
+func benchImport(b *testing.B, files []string) {
+	b.Helper()
+	if len(files) == 0 {
+		b.Skip("no input files")
+	}
+	var events, size int64
+	for _, f := range files {
+		evs, _, _ := openAll(b, f)
+		events += int64(len(evs))
+		size += int64(len(readFile(b, f)))
+	}
+	b.SetBytes(size)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		for _, f := range files {
+			r, _, err := Open(f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for {
+				if _, err := r.Next(); err != nil {
+					if err.Error() == "EOF" {
+						break
+					}
+				}
+			}
+			r.Close()
+		}
+	}
+	b.ReportMetric(float64(events)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(events*int64(b.N)), "ns/event")
+}
+
+func datasetFiles(b *testing.B, pattern string) []string {
+	files, _ := filepath.Glob(filepath.Join(datasetsDir(b), pattern))
+	return files
+}
+
+func BenchmarkImportSysmonJSON(b *testing.B) {
+	b.Run("datasets", func(b *testing.B) { benchImport(b, datasetFiles(b, "sd-T*/*.json")) })
+	b.Run("testdata", func(b *testing.B) { benchImport(b, []string{bitsadminExcerpt}) })
+	b.Run("nested-testdata", func(b *testing.B) { benchImport(b, []string{"testdata/sigma/wmic-terminate.json"}) })
+}
+
+func BenchmarkImportSysmonEVTX(b *testing.B) {
+	b.Run("testdata", func(b *testing.B) { benchImport(b, []string{"testdata/sigma/wmic-terminate.evtx"}) })
+}
+
+func BenchmarkImportAuditd(b *testing.B) {
+	b.Run("datasets", func(b *testing.B) { benchImport(b, datasetFiles(b, "sd-linux-*/*.log")) })
+	b.Run("testdata", func(b *testing.B) { benchImport(b, []string{"testdata/security-datasets/arp-cache.log"}) })
+}
+
+func BenchmarkImportAuditdJSON(b *testing.B) {
+	b.Run("datasets", func(b *testing.B) { benchImport(b, datasetFiles(b, "sd-linux-*/*.auditd.jsonl")) })
+}

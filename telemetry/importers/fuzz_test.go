@@ -1,0 +1,105 @@
+package importers
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"testing"
+
+	"github.com/quarry-sec/quarry/telemetry"
+)
+
+// drain reads a reader built over data to the end, failing on anything but
+// events, record errors and io.EOF, and on a reader that never ends.
+func drain(t *testing.T, r telemetry.Reader, data []byte) {
+	t.Helper()
+	for i := 0; i <= len(data)+10; i++ {
+		_, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		var re *telemetry.RecordError
+		if err != nil && !errors.As(err, &re) {
+			t.Fatalf("Next: %v is not a *telemetry.RecordError", err)
+		}
+	}
+	t.Fatalf("reader over %d bytes did not end", len(data))
+}
+
+func bufReader(data []byte) *bufio.Reader {
+	return bufio.NewReaderSize(bytes.NewReader(data), 64)
+}
+
+func seed(f *testing.F, paths ...string) {
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+}
+
+func FuzzSysmonJSON(f *testing.F) {
+	seed(f, bitsadminExcerpt, "testdata/sigma/wmic-terminate.json")
+	f.Add([]byte("[{\"Event\":{\"System\":{\"EventID\":{\"#text\":1}}}}, 1]\n"))
+	f.Add([]byte("{\"EventID\":\"\\ud800\\u0041\",\"a\":[{\"b\":\"\\\"\"}]}\n{\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := newWinJSONReader(io.NopCloser(nil), bufReader(data), "fuzz", &config{})
+		drain(t, r, data)
+	})
+}
+
+func FuzzAuditd(f *testing.F) {
+	seed(f, "testdata/security-datasets/arp-cache.log")
+	f.Add([]byte(auditSynthetic))
+	f.Add([]byte("type=EXECVE msg=audit(1.1:1): argc=99999999 a70000=\"x\" a1[3]=zz\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := newAuditdReader(io.NopCloser(nil), bufReader(data), "fuzz", &config{})
+		drain(t, r, data)
+	})
+}
+
+func FuzzAuditdJSON(f *testing.F) {
+	seed(f, "testdata/security-datasets/arp-cache.auditd.jsonl")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := newAuditdJSONReader(io.NopCloser(nil), bufReader(data), "fuzz", &config{})
+		drain(t, r, data)
+	})
+}
+
+func FuzzSysmonLinuxSyslog(f *testing.F) {
+	f.Add([]byte(sysmonLinuxSyslog))
+	f.Add([]byte("<Event><System><EventID>1</EventID></System><EventData><Data Name=\"a\">&#x110000;&amp</Data><Data Name=\"b\"/>"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := newSyslogXMLReader(io.NopCloser(nil), bufReader(data), "fuzz", &config{})
+		drain(t, r, data)
+	})
+}
+
+func FuzzEVTX(f *testing.F) {
+	seed(f, "testdata/sigma/wmic-terminate.evtx")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := newEVTXReader(bytes.NewReader(data), io.NopCloser(nil), "fuzz", &config{})
+		if err != nil {
+			return
+		}
+		for i := 0; i < 1<<16; i++ {
+			if _, err := r.Next(); errors.Is(err, io.EOF) {
+				return
+			}
+		}
+		t.Fatal("EVTX reader did not end")
+	})
+}
+
+func FuzzDetect(f *testing.F) {
+	seed(f, bitsadminExcerpt, "testdata/security-datasets/arp-cache.log")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if fm, err := detect(data); err == nil && fm.Description() == "" {
+			t.Fatalf("detected %q, which has no description", fm)
+		}
+	})
+}
