@@ -108,7 +108,8 @@ func (vc *valueCompiler) compileValue(fm *sigma.FieldMatch, v sigma.Value) ([]ma
 		if err != nil {
 			return nil, fmt.Errorf("re %q: %w", v.S, err)
 		}
-		return []matcher{{op: opRegex, re: re}}, nil
+		lits, _ := regexLiterals(expr)
+		return []matcher{{op: opRegex, re: re, reLits: lits}}, nil
 	case fm.Has("fieldref"):
 		ro := opEq
 		switch {

@@ -37,7 +37,7 @@ type Engine struct {
 	slots   []slot
 	arena   []byte
 	numBuf  []byte
-	litSeen []uint32
+	litSeen []uint64
 	ruleHit []uint32
 	cands   []int32
 }
@@ -61,9 +61,15 @@ type compiled struct {
 type ruleSet struct {
 	rules      []*Rule
 	ac         *aho
-	litRules   [][]int32 // literal id → rule indexes
+	litRules   [][]litRule // literal id → the rules requiring it, and in which field
 	always     []int32
 	scanFields []int
+}
+
+// litRule says that rule needs a literal in field fid.
+type litRule struct {
+	rule int32
+	fid  int32
 }
 
 // NewEngine compiles rules into an engine. Rules must come from the Load
@@ -128,8 +134,9 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 				lits = append(lits, q.lit)
 				s.litRules = append(s.litRules, nil)
 			}
-			if rl := s.litRules[id]; len(rl) == 0 || rl[len(rl)-1] != ri {
-				s.litRules[id] = append(rl, ri)
+			lr := litRule{rule: ri, fid: int32(q.fid)}
+			if !slices.Contains(s.litRules[id], lr) {
+				s.litRules[id] = append(s.litRules[id], lr)
 			}
 			if !fields[q.fid] {
 				fields[q.fid] = true
@@ -158,6 +165,7 @@ func (e *Engine) Match(ev *telemetry.Event, emit func(Hit)) int {
 	e.begin(ev, s)
 	a := s.ac
 	for _, fid := range s.scanFields {
+		fid32 := int32(fid)
 		_, folded, ok := e.value(fid)
 		if !ok {
 			continue
@@ -168,14 +176,17 @@ func (e *Engine) Match(ev *telemetry.Event, emit func(Hit)) int {
 			st = a.next[st*nc+uint32(a.class[folded[i]])]
 			if o := a.out[st]; o >= 0 {
 				for _, lit := range a.outs[o] {
-					if e.litSeen[lit] == e.gen {
+					// litSeen holds gen and field so a literal is
+					// handled once per field per event.
+					mark := uint64(e.gen)<<32 | uint64(uint32(fid))
+					if e.litSeen[lit] == mark {
 						continue
 					}
-					e.litSeen[lit] = e.gen
-					for _, ri := range s.litRules[lit] {
-						if e.ruleHit[ri] != e.gen {
-							e.ruleHit[ri] = e.gen
-							e.cands = append(e.cands, ri)
+					e.litSeen[lit] = mark
+					for _, lr := range s.litRules[lit] {
+						if lr.fid == fid32 && e.ruleHit[lr.rule] != e.gen {
+							e.ruleHit[lr.rule] = e.gen
+							e.cands = append(e.cands, lr.rule)
 						}
 					}
 				}
@@ -211,7 +222,7 @@ func (e *Engine) begin(ev *telemetry.Event, s *ruleSet) {
 		e.slots = append(e.slots, make([]slot, n-len(e.slots))...)
 	}
 	if n := len(s.litRules); len(e.litSeen) < n {
-		e.litSeen = append(e.litSeen, make([]uint32, n-len(e.litSeen))...)
+		e.litSeen = append(e.litSeen, make([]uint64, n-len(e.litSeen))...)
 	}
 	if n := len(s.rules); len(e.ruleHit) < n {
 		e.ruleHit = append(e.ruleHit, make([]uint32, n-len(e.ruleHit))...)

@@ -40,6 +40,8 @@ type matcher struct {
 	want  bool // exists
 	refOp op   // fieldref: opEq, opPrefix, opSuffix or opContains
 	refID int  // fieldref: the other field's id
+	// reLits are literals one of which every regex match contains (folded).
+	reLits []string
 }
 
 // matchString tests a present field value. raw is as recorded, folded its
@@ -61,6 +63,20 @@ func (m *matcher) matchString(raw, folded string) bool {
 	case opGlob:
 		return globMatch(m.segs, v)
 	case opRegex:
+		// Every match contains one of reLits: a cheap test before the
+		// regular expression runs.
+		if len(m.reLits) > 0 {
+			found := false
+			for _, l := range m.reLits {
+				if strings.Contains(folded, l) {
+					found = true
+					break
+				}
+			}
+			if !found {
+				return false
+			}
+		}
 		return m.re.MatchString(raw)
 	case opCIDR:
 		a, err := netip.ParseAddr(trimAddr(raw))
@@ -125,14 +141,18 @@ func trimAddr(s string) string {
 	return s
 }
 
-// literal returns a case-folded string every value this matcher accepts
-// contains, "" when there is none (the matcher cannot be prefiltered).
-func (m *matcher) literal() string {
+// literals returns case-folded strings one of which every value this
+// matcher accepts contains; ok is false when there are none (the matcher
+// cannot be prefiltered).
+func (m *matcher) literals() ([]string, bool) {
+	var l string
 	switch m.op {
 	case opEq, opPrefix, opSuffix, opContains:
-		return fold(m.s)
+		l = fold(m.s)
 	case opGlob:
-		return fold(longestLiteral(m.segs))
+		l = fold(longestLiteral(m.segs))
+	case opRegex:
+		return m.reLits, len(m.reLits) > 0
 	}
-	return ""
+	return []string{l}, l != ""
 }

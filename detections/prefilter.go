@@ -56,15 +56,17 @@ func leafRequired(l *leaf) ([]litReq, bool) {
 		var rs []litReq
 		ok := len(g) > 0
 		for i := range g {
-			lit := g[i].literal()
-			if lit == "" {
+			lits, lok := g[i].literals()
+			if !lok {
 				ok = false
 				break
 			}
-			if len(lit) > maxLiteral {
-				lit = lit[len(lit)-maxLiteral:]
+			for _, lit := range lits {
+				if len(lit) > maxLiteral {
+					lit = lit[len(lit)-maxLiteral:]
+				}
+				rs = append(rs, litReq{fid: l.fid, lit: lit})
 			}
-			rs = append(rs, litReq{fid: l.fid, lit: lit})
 		}
 		if !l.all {
 			return rs, ok

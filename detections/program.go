@@ -2,6 +2,7 @@ package detections
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/quarry-sec/quarry/detections/sigma"
@@ -96,11 +97,48 @@ func compileRule(sr *sigma.Rule, vc *valueCompiler) (*program, error) {
 	return &program{root: root}, nil
 }
 
+// simplify drops one-child AND/OR nodes and, in an AND or OR, moves
+// costly children (regular expressions) after cheap ones: conditions have
+// no side effects, so the order is free.
 func simplify(n *cnode) *cnode {
 	if (n.kind == cAnd || n.kind == cOr) && len(n.kids) == 1 {
 		return n.kids[0]
 	}
+	if n.kind == cAnd || n.kind == cOr {
+		slices.SortStableFunc(n.kids, func(a, b *cnode) int { return a.cost() - b.cost() })
+	}
 	return n
+}
+
+// cost estimates a node's evaluation cost: 1 for plain comparisons, more
+// for regular expressions and keyword searches, summed over children.
+func (n *cnode) cost() int {
+	if n.kind == cLeaf {
+		c := 0
+		if n.leaf.keyword {
+			c += 100
+		}
+		for _, g := range n.leaf.groups {
+			for i := range g {
+				switch g[i].op {
+				case opRegex:
+					c += 30
+				case opGlob:
+					c += 8
+				case opContains:
+					c += 4
+				default:
+					c++
+				}
+			}
+		}
+		return c
+	}
+	c := 0
+	for _, k := range n.kids {
+		c += k.cost()
+	}
+	return c
 }
 
 func compileExpr(e sigma.Expr, searches map[string]*cnode) (*cnode, error) {
