@@ -1,12 +1,14 @@
 package sqlite
 
 import (
+	"encoding/binary"
 	"fmt"
 	"regexp"
 	"strings"
 	"unsafe"
 
 	"modernc.org/libc"
+	"modernc.org/libc/sys/types"
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
@@ -73,7 +75,7 @@ func errorOffset(query string) (int, bool) {
 		return 0, false
 	}
 	defer libc.Xfree(tls, name)
-	pp := libc.Xcalloc(tls, 2, 8) // [0]: sqlite3*, [1]: sqlite3_stmt* or tail
+	pp := libc.Xcalloc(tls, 2, types.Size_t(ptrSize)) // [0]: sqlite3*, [1]: sqlite3_stmt* or tail
 	if pp == 0 {
 		return 0, false
 	}
@@ -81,19 +83,19 @@ func errorOffset(query string) (int, bool) {
 	if sqlite3.Xsqlite3_open_v2(tls, name, pp, sqlite3.SQLITE_OPEN_READWRITE|sqlite3.SQLITE_OPEN_MEMORY, 0) != sqlite3.SQLITE_OK {
 		return 0, false
 	}
-	db := *(*uintptr)(unsafe.Pointer(pp))
+	db := readPtr(pp)
 	defer sqlite3.Xsqlite3_close_v2(tls, db)
 	zsql, err := libc.CString(query)
 	if err != nil {
 		return 0, false
 	}
 	defer libc.Xfree(tls, zsql)
-	pstmt, ptail := pp, pp+8
+	pstmt, ptail := pp, pp+ptrSize
 	cur := zsql
 	end := zsql + uintptr(len(query))
 	for cur < end {
 		rc := sqlite3.Xsqlite3_prepare_v2(tls, db, cur, -1, pstmt, ptail)
-		if stmt := *(*uintptr)(unsafe.Pointer(pstmt)); stmt != 0 {
+		if stmt := readPtr(pstmt); stmt != 0 {
 			sqlite3.Xsqlite3_finalize(tls, stmt)
 		}
 		if rc != sqlite3.SQLITE_OK {
@@ -109,7 +111,7 @@ func errorOffset(query string) (int, bool) {
 			}
 			return int(cur-zsql) + off, true
 		}
-		tail := *(*uintptr)(unsafe.Pointer(ptail))
+		tail := readPtr(ptail)
 		if tail <= cur {
 			break
 		}
@@ -154,3 +156,13 @@ func locate(se *SyntaxError, query string) *SyntaxError {
 	se.Column = se.Offset - (strings.LastIndexByte(before, '\n') + 1) + 1
 	return se
 }
+
+// readPtr reads a pointer-sized out-parameter SQLite wrote into C memory.
+func readPtr(p uintptr) uintptr {
+	if ptrSize == 4 {
+		return uintptr(binary.NativeEndian.Uint32(libc.GoBytes(p, 4)))
+	}
+	return uintptr(binary.NativeEndian.Uint64(libc.GoBytes(p, 8)))
+}
+
+const ptrSize = unsafe.Sizeof(uintptr(0))

@@ -2,8 +2,12 @@ package sqlite
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/fnv"
+	"io"
 	"iter"
+	"math"
 	"strconv"
 	"strings"
 
@@ -168,7 +172,6 @@ type cursor struct {
 	cancel context.CancelFunc
 	row    tables.Row
 	err    error // a Generate failure not yet reported
-	rowid  int64
 	eof    bool
 }
 
@@ -194,7 +197,6 @@ func (c *cursor) Filter(idxNum int, idxStr string, vals []vtab.Value) error {
 			yield(nil, err)
 		}
 	})
-	c.rowid = 0
 	return c.advance()
 }
 
@@ -265,7 +267,6 @@ func (c *cursor) advance() error {
 		return err
 	}
 	c.row = row
-	c.rowid++
 	return nil
 }
 
@@ -301,7 +302,41 @@ func (c *cursor) Column(col int) (vtab.Value, error) {
 	}
 }
 
-func (c *cursor) Rowid() (int64, error) { return c.rowid, nil }
+// Rowid identifies the current row by its content (FNV-1a over the typed
+// values). SQLite's OR optimization runs Filter once per OR term and drops
+// rows whose rowid it has already returned, so a rowid must name the same row
+// in every Filter call; a position counter would drop distinct rows. Rows
+// identical in every column are one row to an OR query.
+func (c *cursor) Rowid() (int64, error) {
+	h := fnv.New64a()
+	var buf [9]byte
+	for _, v := range c.row {
+		switch x := v.(type) {
+		case nil:
+			h.Write([]byte{0})
+		case int64:
+			buf[0] = 1
+			binary.LittleEndian.PutUint64(buf[1:], uint64(x))
+			h.Write(buf[:])
+		case float64:
+			buf[0] = 2
+			binary.LittleEndian.PutUint64(buf[1:], math.Float64bits(x))
+			h.Write(buf[:])
+		case string:
+			buf[0] = 3
+			binary.LittleEndian.PutUint64(buf[1:], uint64(len(x)))
+			h.Write(buf[:])
+			io.WriteString(h, x)
+		default:
+			s := fmt.Sprint(x)
+			buf[0] = 4
+			binary.LittleEndian.PutUint64(buf[1:], uint64(len(s)))
+			h.Write(buf[:])
+			io.WriteString(h, s)
+		}
+	}
+	return int64(h.Sum64() & math.MaxInt64), nil
+}
 
 func (c *cursor) Close() error {
 	c.release()

@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS hits (
 	parent_path TEXT NOT NULL,
 	username TEXT NOT NULL,
 	source TEXT NOT NULL,
+	stored_at INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (hit_id, technique_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS hits_time ON hits(time);
@@ -83,17 +84,18 @@ func (s *Store) AppendHits(ctx context.Context, hits []HitRecord) error {
 	if err != nil {
 		return fmt.Errorf("store hits: %w", err)
 	}
-	stmt, err := tx.PrepareContext(ctx, "INSERT OR IGNORE INTO hits ("+hitColumns+") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+	stmt, err := tx.PrepareContext(ctx, "INSERT OR IGNORE INTO hits ("+hitColumns+", stored_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 	if err != nil {
 		tx.Rollback()
 		return fmt.Errorf("store hits: %w", err)
 	}
 	defer stmt.Close()
+	now := s.now().UnixNano()
 	for i := range hits {
 		h := &hits[i]
 		_, err := stmt.ExecContext(ctx, h.HitID, h.TechniqueID, unixNano(h.Time), h.Host, h.RuleID, h.RuleTitle,
 			h.RuleAuthor, h.RuleSource, h.TechniqueName, h.Tactic, h.Severity, h.Confidence, h.Description,
-			h.Recommendations, h.EID, h.PID, h.Path, h.Cmdline, h.ParentPath, h.Username, h.Source)
+			h.Recommendations, h.EID, h.PID, h.Path, h.Cmdline, h.ParentPath, h.Username, h.Source, now)
 		if err != nil {
 			tx.Rollback()
 			return fmt.Errorf("store hit %d of %d: %w", i+1, len(hits), err)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -110,8 +111,8 @@ type RetentionResult struct {
 	SizeBytes     int64 // the store's used size after trimming
 }
 
-// EnforceRetention deletes events older than the maximum age, then the
-// oldest events until the store's used size is under the maximum size (to
+// EnforceRetention deletes events stored longer ago than the maximum age,
+// then the earliest stored events until the store's used size is under the maximum size (to
 // 90% of it, so it does not trim at every call), and gives the freed pages
 // back to the file system.
 func (s *Store) EnforceRetention(ctx context.Context) (RetentionResult, error) {
@@ -120,12 +121,21 @@ func (s *Store) EnforceRetention(ctx context.Context) (RetentionResult, error) {
 	defer s.wmu.Unlock()
 	if s.maxAge > 0 {
 		cutoff := s.now().Add(-s.maxAge).UnixNano()
-		r, err := s.write.ExecContext(ctx, "DELETE FROM events WHERE time < ?", cutoff)
-		if err != nil {
+		var lastEID sql.NullInt64
+		if err := s.write.QueryRowContext(ctx, "SELECT max(last_eid) FROM batches WHERE stored_at < ?", cutoff).Scan(&lastEID); err != nil {
 			return res, fmt.Errorf("retention by age: %w", err)
 		}
-		res.DeletedByAge, _ = r.RowsAffected()
-		if _, err := s.write.ExecContext(ctx, "DELETE FROM hits WHERE time < ?", cutoff); err != nil {
+		if lastEID.Valid {
+			r, err := s.write.ExecContext(ctx, "DELETE FROM events WHERE eid <= ?", lastEID.Int64)
+			if err != nil {
+				return res, fmt.Errorf("retention by age: %w", err)
+			}
+			res.DeletedByAge, _ = r.RowsAffected()
+			if _, err := s.write.ExecContext(ctx, "DELETE FROM batches WHERE last_eid <= ?", lastEID.Int64); err != nil {
+				return res, fmt.Errorf("retention by age: %w", err)
+			}
+		}
+		if _, err := s.write.ExecContext(ctx, "DELETE FROM hits WHERE stored_at < ?", cutoff); err != nil {
 			return res, fmt.Errorf("retention of hits by age: %w", err)
 		}
 	}
@@ -149,7 +159,7 @@ func (s *Store) EnforceRetention(ctx context.Context) (RetentionResult, error) {
 			perRow := max(used/count, 1)
 			n := max((used-target)/perRow, 1)
 			r, err := s.write.ExecContext(ctx,
-				"DELETE FROM events WHERE eid IN (SELECT eid FROM events ORDER BY time, eid LIMIT ?)", n)
+				"DELETE FROM events WHERE eid IN (SELECT eid FROM events ORDER BY eid LIMIT ?)", n)
 			if err != nil {
 				return res, fmt.Errorf("retention by size: %w", err)
 			}

@@ -49,6 +49,13 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_time ON events(time);
 CREATE INDEX IF NOT EXISTS events_pid ON events(pid, time);
 CREATE INDEX IF NOT EXISTS events_host ON events(host, time);
+-- batches records when each run of eids was stored: retention is by when
+-- events were stored, not when they happened, so an imported recording of
+-- last year is kept as long as live events are.
+CREATE TABLE IF NOT EXISTS batches (
+	last_eid INTEGER PRIMARY KEY,
+	stored_at INTEGER NOT NULL
+);
 `
 
 // columns lists the events columns an insert fills, in order.

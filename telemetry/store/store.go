@@ -109,6 +109,9 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 	w.SetMaxOpenConns(1)
 	s := &Store{path: path, write: w, maxAge: cfg.maxAge, maxBytes: cfg.maxBytes, now: cfg.now}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	if err := s.migrate(); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open event store %s: %w", path, err)
@@ -202,6 +205,11 @@ func (s *Store) AppendTagged(ctx context.Context, events []telemetry.Event, tags
 		if i == 0 {
 			first, _ = res.LastInsertId()
 		}
+	}
+	last := first + int64(len(events)) - 1
+	if _, err := tx.ExecContext(ctx, "INSERT OR REPLACE INTO batches (last_eid, stored_at) VALUES (?, ?)", last, s.now().UnixNano()); err != nil {
+		tx.Rollback()
+		return 0, fmt.Errorf("store events: record batch: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("commit %d events: %w", len(events), err)

@@ -118,21 +118,37 @@ func TestFilters(t *testing.T) {
 	}
 }
 
+// TestRetentionByAge: retention counts from when events were stored, so a
+// recording of old events imported today is kept, and events stored more
+// than the maximum age ago go, whatever their own time.
 func TestRetentionByAge(t *testing.T) {
-	now := t0.Add(10 * 24 * time.Hour)
-	s := openTemp(t, WithRetention(7*24*time.Hour, -1), WithClock(func() time.Time { return now }))
-	old, fresh := sampleEvent(0), sampleEvent(1)
-	fresh.Time = now.Add(-time.Hour)
-	if _, err := s.Append(context.Background(), []telemetry.Event{old, fresh}); err != nil {
+	clock := t0
+	s := openTemp(t, WithRetention(7*24*time.Hour, -1), WithClock(func() time.Time { return clock }))
+	ctx := context.Background()
+	if _, err := s.Append(ctx, []telemetry.Event{sampleEvent(0), sampleEvent(1)}); err != nil {
 		t.Fatal(err)
 	}
-	res, err := s.EnforceRetention(context.Background())
+	clock = t0.Add(8 * 24 * time.Hour)
+	imported := sampleEvent(2)
+	imported.Time = time.Date(2020, 10, 18, 0, 0, 0, 0, time.UTC)
+	if _, err := s.Append(ctx, []telemetry.Event{imported}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendHits(ctx, []HitRecord{{HitID: "h", Time: imported.Time}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.EnforceRetention(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := collect(t, s, Filter{})
-	if res.DeletedByAge != 1 || len(got) != 1 || got[0].PID != fresh.PID {
+	if res.DeletedByAge != 2 || len(got) != 1 || got[0].PID != imported.PID {
 		t.Fatalf("retention by age: %+v, left %d", res, len(got))
+	}
+	hits := 0
+	s.ScanHits(ctx, HitFilter{}, func(*HitRecord) bool { hits++; return true })
+	if hits != 1 {
+		t.Fatalf("a hit stored now is kept: %d", hits)
 	}
 }
 
