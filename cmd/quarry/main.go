@@ -105,6 +105,7 @@ Start with 'quarry shell', or 'quarry query "SELECT id, name FROM attack_techniq
 		a.shellCommand(),
 		a.tablesCommand(),
 		a.attackCommand(),
+		a.importCommand(),
 	)
 	return root
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -202,5 +203,45 @@ func TestStatementComplete(t *testing.T) {
 		if got := statementComplete(sql); got != want {
 			t.Errorf("statementComplete(%q) = %v, want %v", sql, got, want)
 		}
+	}
+}
+
+func TestImport(t *testing.T) {
+	dir := t.TempDir()
+	src := "../../telemetry/importers/testdata/security-datasets/"
+	// A copy of the Sysmon excerpt with a broken line in the middle.
+	good, err := os.ReadFile(src + "bitsadmin-excerpt.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(good), "\n")
+	broken := filepath.Join(t.TempDir(), "broken.json")
+	mid := len(lines) / 2
+	withBad := strings.Join(lines[:mid], "") + "{\"EventID\": 1, \"Image\": \n" + strings.Join(lines[mid:], "")
+	if err := os.WriteFile(broken, []byte(withBad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := quarry(t, dir, "", "import", "--host", "lab1", broken, src+"arp-cache.log")
+	if code != 0 {
+		t.Fatalf("exit %d: %s %s", code, out, errs)
+	}
+	if !strings.Contains(out, "skipped 1:") || !strings.Contains(out, fmt.Sprintf("broken.json:%d", mid+1)) {
+		t.Fatalf("the broken line should be reported with its number:\n%s", out)
+	}
+	out, errs, code = quarry(t, dir, "", "query", "--format", "csv",
+		"SELECT source, host_identifier, path, cmdline FROM process_events WHERE syscall = 'execve' AND (path LIKE '%bitsadmin.exe' OR path = '/usr/sbin/arp') ORDER BY source")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "auditd,lab1,/usr/sbin/arp,arp -a\n") || !strings.Contains(out, "bitsadmin.exe  /transfer") {
+		t.Fatalf("imported process events not queryable:\n%s", out)
+	}
+
+	// A file in no known format: named, exit 1, the other files still imported.
+	junk := filepath.Join(t.TempDir(), "notes.txt")
+	os.WriteFile(junk, []byte("hello\n"), 0o600)
+	out, errs, code = quarry(t, t.TempDir(), "", "import", junk, src+"arp-cache.log")
+	if code != 1 || !strings.Contains(errs, "notes.txt") || !strings.Contains(out, "imported 1 file(s)") {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errs)
 	}
 }

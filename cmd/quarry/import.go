@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/quarry-sec/quarry/telemetry"
+	"github.com/quarry-sec/quarry/telemetry/importers"
+)
+
+// importBatch is how many events go into one store transaction.
+const importBatch = 5000
+
+func (a *app) importCommand() *cobra.Command {
+	var host, format string
+	var quiet bool
+	formatsHelp := []string{"auto: " + importers.FormatAuto.Description()}
+	for _, f := range importers.Formats() {
+		formatsHelp = append(formatsHelp, string(f)+": "+f.Description())
+	}
+	cmd := &cobra.Command{
+		Use:   "import [--host NAME] [--format auto|FORMAT] FILE...",
+		Short: "Import recorded telemetry (Sysmon EVTX/JSON, Security 4688, auditd) into the event store",
+		Long: `Import recordings into the event store, where process_events serves them.
+The format is detected from each file's content unless --format forces one.
+A malformed record is counted and reported with its line or record number;
+the rest of the file is still imported.
+
+Formats:
+  ` + strings.Join(formatsHelp, "\n  "),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError{errors.New("import: give one or more files")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := importers.ParseFormat(format)
+			if err != nil {
+				return usageError{err}
+			}
+			st, err := a.eventStore()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			defer stop()
+			opts := []importers.Option{importers.WithFormat(f), importers.WithDefaultHost(hostIdentifier())}
+			if host != "" {
+				opts = append(opts, importers.WithHost(host))
+			}
+			progress := cmd.ErrOrStderr()
+			if f, ok := progress.(*os.File); quiet || !ok || !isTerminal(f) {
+				progress = io.Discard // a progress bar is for a person at a terminal
+			}
+			sum := importSummary{skipped: map[string]int{}}
+			var failed []string
+			for _, path := range args {
+				if err := a.importFile(ctx, path, opts, progress, &sum); err != nil {
+					// A file that cannot be read is reported; the others are
+					// still imported, and the exit code says one failed.
+					fmt.Fprintf(cmd.ErrOrStderr(), "quarry: %v\n", err)
+					failed = append(failed, path)
+					if ctx.Err() != nil {
+						break
+					}
+				}
+			}
+			if _, err := st.EnforceRetention(ctx); err != nil {
+				a.log.Warn().Err(err).Msg("retention")
+			}
+			sum.print(cmd.OutOrStdout())
+			if len(failed) > 0 {
+				return fmt.Errorf("%d of %d file(s) not imported: %s", len(failed), len(args), strings.Join(failed, ", "))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&host, "host", "", "host_identifier for every imported event (default: the record's own host name)")
+	cmd.Flags().StringVar(&format, "format", "auto", "recording format (see above)")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	return cmd
+}
+
+// importSummary counts what an import did, over all its files.
+type importSummary struct {
+	files, read, stored, bad int
+	took                     time.Duration
+	skipped                  map[string]int // reason → count
+	examples                 []string       // the first few bad records, with where
+}
+
+const maxExamples = 10
+
+func (s *importSummary) print(w io.Writer) {
+	rate := 0.0
+	if s.took > 0 {
+		rate = float64(s.read) / s.took.Seconds()
+	}
+	fmt.Fprintf(w, "imported %d file(s): %d events read, %d stored, %d skipped (%.0f events/s)\n",
+		s.files, s.read, s.stored, s.bad, rate)
+	reasons := make([]string, 0, len(s.skipped))
+	for r := range s.skipped {
+		reasons = append(reasons, r)
+	}
+	sort.Slice(reasons, func(i, j int) bool { return s.skipped[reasons[i]] > s.skipped[reasons[j]] })
+	for _, r := range reasons {
+		fmt.Fprintf(w, "  skipped %d: %s\n", s.skipped[r], r)
+	}
+	for _, e := range s.examples {
+		fmt.Fprintf(w, "    %s\n", e)
+	}
+}
+
+// offsetReader is implemented by readers that know how far into their file
+// they are, for the progress bar.
+type offsetReader interface{ Offset() int64 }
+
+func (a *app) importFile(ctx context.Context, path string, opts []importers.Option, progress io.Writer, sum *importSummary) error {
+	r, format, err := importers.Open(path, opts...)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	a.log.Debug().Str("file", path).Str("format", string(format)).Msg("importing")
+	var size int64 = -1
+	if fi, err := os.Stat(path); err == nil {
+		size = fi.Size()
+	}
+	or, hasOffset := r.(offsetReader)
+	if !hasOffset {
+		size = -1
+	}
+	bar := progressbar.NewOptions64(size,
+		progressbar.OptionSetWriter(progress),
+		progressbar.OptionSetDescription(fmt.Sprintf("%s (%s)", shortPath(path), format)),
+		progressbar.OptionShowBytes(hasOffset),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionSetPredictTime(hasOffset),
+	)
+	defer bar.Finish()
+	st, err := a.eventStore()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	batch := make([]telemetry.Event, 0, importBatch)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if _, err := st.Append(ctx, batch); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		sum.stored += len(batch)
+		batch = batch[:0]
+		return nil
+	}
+	sum.files++
+	for n := 0; ; n++ {
+		ev, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		var re *telemetry.RecordError
+		if errors.As(err, &re) {
+			sum.bad++
+			sum.skipped[re.Reason]++
+			if len(sum.examples) < maxExamples {
+				sum.examples = append(sum.examples, re.Error())
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		sum.read++
+		batch = append(batch, ev)
+		if len(batch) == importBatch {
+			if err := flush(); err != nil {
+				return err
+			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("import of %s interrupted after %d events: %w", path, sum.read, ctx.Err())
+			}
+		}
+		if n%1024 == 0 {
+			if hasOffset {
+				bar.Set64(or.Offset())
+			} else {
+				bar.Add(1024)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	sum.took += time.Since(start)
+	return nil
+}
+
+func shortPath(p string) string {
+	if len(p) <= 40 {
+		return p
+	}
+	return "…" + p[len(p)-39:]
+}
