@@ -1,7 +1,11 @@
 package importers
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -27,10 +31,8 @@ func benchImport(b *testing.B, files []string) {
 				b.Fatal(err)
 			}
 			for {
-				if _, err := r.Next(); err != nil {
-					if err.Error() == "EOF" {
-						break
-					}
+				if _, err := r.Next(); errors.Is(err, io.EOF) {
+					break
 				}
 			}
 			r.Close()
@@ -62,4 +64,26 @@ func BenchmarkImportAuditd(b *testing.B) {
 
 func BenchmarkImportAuditdJSON(b *testing.B) {
 	b.Run("datasets", func(b *testing.B) { benchImport(b, datasetFiles(b, "sd-linux-*/*.auditd.jsonl")) })
+}
+
+// repeatAudit writes n copies of the arp-cache recording, serials renumbered.
+func repeatAudit(b *testing.B, src, name string, n int) string {
+	one := readFile(b, src)
+	var sb strings.Builder
+	for i := range n {
+		s := strings.ReplaceAll(one, ":92733)", fmt.Sprintf(":%d)", 2*i))
+		s = strings.ReplaceAll(s, ":92734)", fmt.Sprintf(":%d)", 2*i+1))
+		s = strings.ReplaceAll(s, `"audit_serial": 92733`, fmt.Sprintf(`"audit_serial": %d`, 2*i))
+		sb.WriteString(strings.ReplaceAll(s, `"audit_serial": 92734`, fmt.Sprintf(`"audit_serial": %d`, 2*i+1)))
+	}
+	return writeTemp(b, name, sb.String())
+}
+
+func BenchmarkImportAuditdLarge(b *testing.B) {
+	b.Run("raw-20k", func(b *testing.B) {
+		benchImport(b, []string{repeatAudit(b, "testdata/security-datasets/arp-cache.log", "a.log", 10000)})
+	})
+	b.Run("json-20k", func(b *testing.B) {
+		benchImport(b, []string{repeatAudit(b, "testdata/security-datasets/arp-cache.auditd.jsonl", "a.jsonl", 10000)})
+	})
 }
