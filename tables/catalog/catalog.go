@@ -8,8 +8,10 @@ import (
 	"fmt"
 
 	"github.com/quarry-sec/quarry/attack"
+	"github.com/quarry-sec/quarry/detections"
 	"github.com/quarry-sec/quarry/tables"
 	attacktables "github.com/quarry-sec/quarry/tables/attack"
+	"github.com/quarry-sec/quarry/tables/ioa"
 	"github.com/quarry-sec/quarry/tables/process"
 	"github.com/quarry-sec/quarry/telemetry/store"
 )
@@ -23,6 +25,8 @@ type Sources struct {
 	Events *store.Store
 	// Process tunes process_events.
 	Process process.Options
+	// Rules are the detection rules behind ioa_rules.
+	Rules []*detections.Rule
 }
 
 // New returns a registry of every table whose source is given, each wrapped
@@ -34,8 +38,9 @@ func New(src Sources, opts ...tables.WrapOption) (*tables.Registry, error) {
 	reg := tables.NewRegistry(opts...)
 	all := attacktables.Tables(src.ATTACK)
 	if src.Events != nil {
-		all = append(all, process.Events(src.Events, src.Process))
+		all = append(all, process.Events(src.Events, src.Process), ioa.Hits(src.Events))
 	}
+	all = append(all, ioa.Rules(src.Rules))
 	if err := reg.Register(all...); err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
