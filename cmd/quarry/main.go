@@ -106,6 +106,7 @@ Start with 'quarry shell', or 'quarry query "SELECT id, name FROM attack_techniq
 		a.tablesCommand(),
 		a.attackCommand(),
 		a.importCommand(),
+		a.scanCommand(),
 	)
 	return root
 }
@@ -183,9 +184,14 @@ func (a *app) openEngine() (*sqlengine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	rules, _, err := a.loadRules(ruleFlags{}, a.stderr)
+	if err != nil {
+		return nil, err
+	}
 	reg, err := catalog.New(catalog.Sources{
 		ATTACK:  kb,
 		Events:  st,
+		Rules:   rules,
 		Process: process.Options{LocalHost: hostIdentifier(), BootTime: bootTime()},
 	}, tables.WithLogger(a.log))
 	if err != nil {

@@ -1,0 +1,442 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/quarry-sec/quarry/attack"
+	"github.com/quarry-sec/quarry/detections"
+	"github.com/quarry-sec/quarry/detections/ruleset"
+	"github.com/quarry-sec/quarry/tables/ioa"
+	"github.com/quarry-sec/quarry/telemetry"
+	"github.com/quarry-sec/quarry/telemetry/importers"
+	"github.com/quarry-sec/quarry/telemetry/store"
+)
+
+// ruleFlags are the rule-selection flags scan and rules share.
+type ruleFlags struct {
+	custom    []string
+	sigma     []string
+	noBuiltin bool
+	minLevel  string
+}
+
+func (f *ruleFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringArrayVar(&f.custom, "rules", nil, "a rule file or folder of your own (repeatable)")
+	cmd.Flags().StringArrayVar(&f.sigma, "sigma", nil, "a SigmaHQ rule file or folder, e.g. sigma/rules (repeatable)")
+	cmd.Flags().BoolVar(&f.noBuiltin, "no-builtin", false, "leave out Quarry's builtin IoA pack")
+	cmd.Flags().StringVar(&f.minLevel, "min-level", "", "only rules of this level or above: informational, low, medium, high, critical")
+}
+
+// loadRules loads the selected rules and reports rules that failed to load
+// on w (a broken rule never stops the others).
+func (a *app) loadRules(f ruleFlags, w io.Writer) ([]*detections.Rule, *detections.LoadResult, error) {
+	var min detections.Severity
+	if f.minLevel != "" {
+		min = detections.ParseSeverity(strings.ToLower(f.minLevel))
+		if min == detections.SeverityUnknown {
+			return nil, nil, usageError{fmt.Errorf("--min-level %q: want informational, low, medium, high or critical", f.minLevel)}
+		}
+	}
+	kb, err := a.knowledgeBase()
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := ruleset.Load(ruleset.Config{Builtin: !f.noBuiltin, DataDir: a.dataDir, Custom: f.custom, Sigma: f.sigma, KB: kb})
+	if err != nil {
+		return nil, nil, err
+	}
+	if n := len(res.Errors); n > 0 {
+		fmt.Fprintf(w, "quarry: %d rule(s) did not load:\n", n)
+		for i, e := range res.Errors {
+			if i == 10 {
+				fmt.Fprintf(w, "  … and %d more (quarry rules lint shows all)\n", n-10)
+				break
+			}
+			fmt.Fprintf(w, "  %v\n", e)
+		}
+	}
+	rs := ruleset.Filter(res.Rules, min)
+	if len(rs) == 0 {
+		return nil, res, errors.New("no rules to run")
+	}
+	return rs, res, nil
+}
+
+func (a *app) scanCommand() *cobra.Command {
+	var rf ruleFlags
+	var format, layerPath, host, since, until string
+	var fromStore, quiet bool
+	cmd := &cobra.Command{
+		Use:   "scan [--rules PATH]... [--sigma PATH]... [--no-builtin] [--min-level L] [--format table|json] [--layer FILE] (INPUT... | --store)",
+		Short: "Run detection rules over recordings, or over the event store's history",
+		Long: `Run Quarry's IoA pack, your rules and SigmaHQ rules over recorded telemetry (every
+format 'quarry import' reads) without storing it, or with --store over the events
+already in the store, so new rules run over history (their hits are stored and
+appear in ioa_hits).
+
+JSON output is one hit per line and technique, with the ioa_hits fields plus
+source_file and record. The summary (events, events/s, hits by severity and by
+technique) goes to standard error with --format json.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if format != formatTable && format != formatJSON {
+				return usageError{fmt.Errorf("--format %q: want table or json", format)}
+			}
+			if fromStore == (len(args) > 0) {
+				return usageError{errors.New("scan: give input files, or --store (not both)")}
+			}
+			rules, _, err := a.loadRules(rf, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			kb, err := a.knowledgeBase()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			defer stop()
+			sc := &scanner{
+				engine: detections.NewEngine(rules), kb: kb, format: format, out: cmd.OutOrStdout(),
+				bySeverity: map[string]int{}, byTechnique: map[string]int{}, layer: map[string]attack.LayerScore{},
+			}
+			summaryTo := cmd.OutOrStdout()
+			if format == formatJSON {
+				summaryTo = cmd.ErrOrStderr()
+			}
+			progress := cmd.ErrOrStderr()
+			if f, ok := progress.(*os.File); quiet || !ok || !isTerminal(f) {
+				progress = io.Discard
+			}
+			start := time.Now()
+			if fromStore {
+				err = a.scanStore(ctx, sc, since, until, progress)
+			} else {
+				err = sc.scanFiles(ctx, args, host, progress, cmd.ErrOrStderr())
+			}
+			sc.flushTable()
+			sc.printSummary(summaryTo, len(rules), time.Since(start))
+			if layerPath != "" {
+				l := attack.NewLayer(kb, "Quarry scan hits", fmt.Sprintf("Hits per technique of a Quarry scan (%d events, %d hits)", sc.events, sc.hits), "hits", sc.layer)
+				if werr := writeLayerFile(layerPath, l); werr != nil {
+					return werr
+				}
+			}
+			return err
+		},
+	}
+	rf.add(cmd)
+	cmd.Flags().StringVarP(&format, "format", "f", formatTable, "output: table or json (one hit per line)")
+	cmd.Flags().StringVar(&layerPath, "layer", "", "write an ATT&CK Navigator layer of hits per technique to FILE")
+	cmd.Flags().StringVar(&host, "host", "", "host_identifier for the recordings' events (default: the records' own)")
+	cmd.Flags().BoolVar(&fromStore, "store", false, "scan the event store instead of files, storing the hits")
+	cmd.Flags().StringVar(&since, "since", "", "with --store: only events at or after this time (RFC 3339, or a duration ago like 24h)")
+	cmd.Flags().StringVar(&until, "until", "", "with --store: only events before this time")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	return cmd
+}
+
+func writeLayerFile(path string, l *attack.Layer) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("layer: %w", err)
+	}
+	if err := l.Write(f); err != nil {
+		f.Close()
+		return fmt.Errorf("layer %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// parseTimeFlag reads an RFC 3339 time, a date, or a duration ago.
+func parseTimeFlag(name, v string, now time.Time) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, v, time.UTC); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, usageError{fmt.Errorf("--%s %q: want an RFC 3339 time, a date (2006-01-02) or a duration ago (24h)", name, v)}
+}
+
+// scanner runs the engine over events and reports hits.
+type scanner struct {
+	engine *detections.Engine
+	kb     *attack.KB
+	format string
+	out    io.Writer
+
+	events, hits, bad int
+	bySeverity        map[string]int
+	byTechnique       map[string]int
+	layer             map[string]attack.LayerScore
+	table             []store.HitRecord // table format: rows to print
+	tableFiles        []string
+	enc               *json.Encoder
+
+	// file and record being scanned, for JSON output.
+	file   string
+	record int64
+	// onHit, when set, also receives each hit's rows (scan --store saves them).
+	onHit func([]store.HitRecord)
+}
+
+const maxTableRows = 1000
+
+func (s *scanner) match(ev *telemetry.Event, eid int64) {
+	s.events++
+	s.engine.Match(ev, func(h detections.Hit) {
+		s.hits++
+		s.bySeverity[h.Rule.Severity.String()]++
+		recs := ioa.Records(h, eid, s.kb)
+		for _, r := range recs {
+			if r.TechniqueID != "" {
+				s.byTechnique[r.TechniqueID]++
+				ls := s.layer[r.TechniqueID]
+				ls.Score++
+				ls.Names = append(ls.Names, r.RuleTitle)
+				s.layer[r.TechniqueID] = ls
+			}
+		}
+		if s.onHit != nil {
+			s.onHit(recs)
+		}
+		if s.format == formatJSON {
+			for i := range recs {
+				s.writeJSON(&recs[i])
+			}
+		} else if len(s.table) < maxTableRows {
+			s.table = append(s.table, recs[0])
+			s.tableFiles = append(s.tableFiles, s.file)
+		}
+	})
+}
+
+// hitJSON is a JSON line: the ioa_hits columns plus where the event came from.
+type hitJSON struct {
+	HitID           string `json:"hit_id"`
+	Time            int64  `json:"time"`
+	HostIdentifier  string `json:"host_identifier"`
+	RuleID          string `json:"rule_id"`
+	RuleTitle       string `json:"rule_title"`
+	RuleAuthor      string `json:"rule_author"`
+	RuleSource      string `json:"rule_source"`
+	TechniqueID     string `json:"technique_id"`
+	TechniqueName   string `json:"technique_name"`
+	Tactic          string `json:"tactic"`
+	Severity        string `json:"severity"`
+	Confidence      string `json:"confidence"`
+	Description     string `json:"description"`
+	Recommendations string `json:"recommendations"`
+	EID             int64  `json:"eid"`
+	PID             int64  `json:"pid"`
+	Path            string `json:"path"`
+	Cmdline         string `json:"cmdline"`
+	ParentPath      string `json:"parent_path"`
+	Username        string `json:"username"`
+	Source          string `json:"source"`
+	SourceFile      string `json:"source_file"`
+	Record          int64  `json:"record"`
+}
+
+func (s *scanner) writeJSON(r *store.HitRecord) {
+	if s.enc == nil {
+		s.enc = json.NewEncoder(s.out)
+		s.enc.SetEscapeHTML(false)
+	}
+	s.enc.Encode(hitJSON{r.HitID, r.Time.Unix(), r.Host, r.RuleID, r.RuleTitle, r.RuleAuthor, r.RuleSource,
+		r.TechniqueID, r.TechniqueName, r.Tactic, r.Severity, r.Confidence, r.Description, r.Recommendations,
+		r.EID, r.PID, r.Path, r.Cmdline, r.ParentPath, r.Username, r.Source, s.file, s.record})
+}
+
+// flushTable prints the hits of the table format.
+func (s *scanner) flushTable() {
+	if s.format != formatTable || len(s.table) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(s.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tHOST\tSEVERITY\tTECHNIQUE\tRULE\tAUTHOR\tPROCESS")
+	for _, r := range s.table {
+		proc := r.Cmdline
+		if proc == "" {
+			proc = r.Path
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.DateTime), r.Host, r.Severity,
+			r.TechniqueID, oneLine(r.RuleTitle, 60), oneLine(r.RuleAuthor, 40), oneLine(proc, 80))
+	}
+	tw.Flush()
+	if s.hits > len(s.table) {
+		fmt.Fprintf(s.out, "… %d more hits (use --format json for all)\n", s.hits-len(s.table))
+	}
+	fmt.Fprintln(s.out)
+}
+
+func (s *scanner) printSummary(w io.Writer, rules int, took time.Duration) {
+	rate := float64(s.events) / max(took.Seconds(), 1e-9)
+	fmt.Fprintf(w, "scanned %d events with %d rules in %s (%.0f events/s): %d hits", s.events, rules, took.Round(time.Millisecond), rate, s.hits)
+	if s.bad > 0 {
+		fmt.Fprintf(w, ", %d malformed records skipped", s.bad)
+	}
+	fmt.Fprintln(w)
+	if s.hits == 0 {
+		return
+	}
+	var sev []string
+	for _, l := range []string{"critical", "high", "medium", "low", "informational"} {
+		if n := s.bySeverity[l]; n > 0 {
+			sev = append(sev, fmt.Sprintf("%s %d", l, n))
+		}
+	}
+	fmt.Fprintf(w, "by severity: %s\n", strings.Join(sev, ", "))
+	type tc struct {
+		id string
+		n  int
+	}
+	var ts []tc
+	for id, n := range s.byTechnique {
+		ts = append(ts, tc{id, n})
+	}
+	sort.Slice(ts, func(i, j int) bool {
+		if ts[i].n != ts[j].n {
+			return ts[i].n > ts[j].n
+		}
+		return ts[i].id < ts[j].id
+	})
+	fmt.Fprintln(w, "by technique:")
+	for i, t := range ts {
+		if i == 20 {
+			fmt.Fprintf(w, "  … %d more techniques\n", len(ts)-20)
+			break
+		}
+		name := ""
+		if tech, ok := s.kb.Technique(t.id); ok {
+			name = tech.Name
+		}
+		fmt.Fprintf(w, "  %-10s %-45s %d\n", t.id, oneLine(name, 45), t.n)
+	}
+}
+
+func (s *scanner) scanFiles(ctx context.Context, paths []string, host string, progress, errOut io.Writer) error {
+	opts := []importers.Option{importers.WithDefaultHost(hostIdentifier())}
+	if host != "" {
+		opts = append(opts, importers.WithHost(host))
+	}
+	var failed []string
+	for _, path := range paths {
+		if err := s.scanFile(ctx, path, opts, progress); err != nil {
+			fmt.Fprintf(errOut, "quarry: %v\n", err)
+			failed = append(failed, path)
+			if ctx.Err() != nil {
+				break
+			}
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d input(s) not scanned: %s", len(failed), len(paths), strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+func (s *scanner) scanFile(ctx context.Context, path string, opts []importers.Option, progress io.Writer) error {
+	r, format, err := importers.Open(path, opts...)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(progress),
+		progressbar.OptionSetDescription(fmt.Sprintf("%s (%s)", shortPath(path), format)),
+		progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+	defer bar.Finish()
+	s.file = path
+	for n := 0; ; n++ {
+		ev, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		var re *telemetry.RecordError
+		if errors.As(err, &re) {
+			s.bad++
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		s.record = ev.RecordID
+		s.match(&ev, 0)
+		if n%1024 == 0 {
+			bar.Add(1024)
+			if ctx.Err() != nil {
+				return fmt.Errorf("scan of %s interrupted: %w", path, ctx.Err())
+			}
+		}
+	}
+}
+
+// scanStore runs the rules over stored events and stores their hits.
+func (a *app) scanStore(ctx context.Context, s *scanner, since, until string, progress io.Writer) error {
+	st, err := a.eventStore()
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	var f store.Filter
+	if f.Since, err = parseTimeFlag("since", since, now); err != nil {
+		return err
+	}
+	if f.Until, err = parseTimeFlag("until", until, now); err != nil {
+		return err
+	}
+	var pending []store.HitRecord
+	var saveErr error
+	flush := func() {
+		if len(pending) > 0 && saveErr == nil {
+			saveErr = st.AppendHits(ctx, pending)
+			pending = pending[:0]
+		}
+	}
+	s.onHit = func(recs []store.HitRecord) {
+		pending = append(pending, recs...)
+		if len(pending) >= 1000 {
+			flush()
+		}
+	}
+	s.file = st.FilePath()
+	bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(progress),
+		progressbar.OptionSetDescription("event store"), progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish())
+	defer bar.Finish()
+	n := 0
+	err = st.Scan(ctx, f, func(e *store.StoredEvent) bool {
+		s.record = e.EID
+		s.match(&e.Event, e.EID)
+		n++
+		if n%1024 == 0 {
+			bar.Add(1024)
+		}
+		return ctx.Err() == nil && saveErr == nil
+	})
+	flush()
+	if err != nil {
+		return err
+	}
+	if saveErr != nil {
+		return fmt.Errorf("store hits: %w", saveErr)
+	}
+	return ctx.Err()
+}
