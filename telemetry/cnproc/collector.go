@@ -199,8 +199,14 @@ func (c *Collector) handle(pe procEvent, clk clocks) {
 		c.deliver(ev)
 	case procEventExit:
 		ev := telemetry.NewEvent(telemetry.KindExit, telemetry.SourceCnProc)
-		ev.Time, ev.Host, ev.PID, ev.PPID = at, c.host, int64(pe.tgid), int64(pe.parentTGID)
+		ev.Time, ev.Host, ev.PID = at, c.host, int64(pe.tgid)
+		if pe.parentTGID != 0 { // 0 when the kernel no longer knew the parent
+			ev.PPID = int64(pe.parentTGID)
+		}
 		if fi, ok := c.forks[pe.tgid]; ok {
+			if ev.PPID == telemetry.Unknown {
+				ev.PPID = int64(fi.ppid)
+			}
 			ev.StartTime = fi.start
 			delete(c.forks, pe.tgid)
 		}
