@@ -147,7 +147,7 @@ func buildRule(sr *sigma.Rule, opts Options) (*Rule, []string, error) {
 		Status: sr.Status, Level: sr.Level, Severity: ParseSeverity(sr.Level), Description: sr.Description,
 		Confidence: sr.Confidence, Recommendations: sr.Recommendations,
 		FalsePositives: sr.FalsePositives, References: sr.References, Tags: sr.Tags,
-		Logsource: sr.Logsource, Sigma: sr, prog: prog,
+		Logsource: sr.Logsource, Sigma: sr, prog: prog, placeholders: opts.Placeholders,
 	}
 	resolveAttack(r, opts.KB)
 	if r.Confidence == "" {

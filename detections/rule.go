@@ -107,4 +107,7 @@ type Rule struct {
 	Sigma *sigma.Rule
 
 	prog *program
+	// placeholders are the expand values the rule was compiled with (the
+	// reference evaluator compiles its values again with them).
+	placeholders map[string][]string
 }
