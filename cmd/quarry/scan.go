@@ -18,8 +18,8 @@ import (
 
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/detections"
+	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/detections/ruleset"
-	"github.com/quarry-sec/quarry/tables/ioa"
 	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/importers"
 	"github.com/quarry-sec/quarry/telemetry/store"
@@ -193,8 +193,9 @@ type scanner struct {
 	// file and record being scanned, for JSON output.
 	file   string
 	record int64
-	// onHit, when set, also receives each hit's rows (scan --store saves them).
-	onHit func([]store.HitRecord)
+	// onHit, when set, also receives each hit and its rows (scan --store
+	// saves them).
+	onHit func(detections.Hit, []store.HitRecord)
 }
 
 const maxTableRows = 1000
@@ -204,7 +205,7 @@ func (s *scanner) match(ev *telemetry.Event, eid int64) {
 	s.engine.Match(ev, func(h detections.Hit) {
 		s.hits++
 		s.bySeverity[h.Rule.Severity.String()]++
-		recs := ioa.Records(h, eid, s.kb)
+		recs := pipeline.Records(h, eid, s.kb)
 		for _, r := range recs {
 			if r.TechniqueID != "" {
 				s.byTechnique[r.TechniqueID]++
@@ -215,7 +216,7 @@ func (s *scanner) match(ev *telemetry.Event, eid int64) {
 			}
 		}
 		if s.onHit != nil {
-			s.onHit(recs)
+			s.onHit(h, recs)
 		}
 		if s.format == formatJSON {
 			for i := range recs {
@@ -402,17 +403,32 @@ func (a *app) scanStore(ctx context.Context, s *scanner, since, until string, pr
 	if f.Until, err = parseTimeFlag("until", until, now); err != nil {
 		return err
 	}
+	// As live detection does: medium and higher hits become ioa_hits rows,
+	// informational and low ones tag their events with techniques.
 	var pending []store.HitRecord
+	tags := map[int64][]string{}
 	var saveErr error
 	flush := func() {
-		if len(pending) > 0 && saveErr == nil {
+		if saveErr == nil && len(pending) > 0 {
 			saveErr = st.AppendHits(ctx, pending)
 			pending = pending[:0]
 		}
+		if saveErr == nil && len(tags) > 0 {
+			saveErr = st.TagEvents(ctx, tags)
+			clear(tags)
+		}
 	}
-	s.onHit = func(recs []store.HitRecord) {
-		pending = append(pending, recs...)
-		if len(pending) >= 1000 {
+	s.onHit = func(h detections.Hit, recs []store.HitRecord) {
+		if pipeline.TagsOnly(h.Rule) {
+			for _, r := range recs {
+				if r.TechniqueID != "" {
+					tags[r.EID] = append(tags[r.EID], r.TechniqueID)
+				}
+			}
+		} else {
+			pending = append(pending, recs...)
+		}
+		if len(pending)+len(tags) >= 1000 {
 			flush()
 		}
 	}

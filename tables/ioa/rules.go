@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/quarry-sec/quarry/detections"
+	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/tables"
 )
 
@@ -55,7 +56,7 @@ func Rules(rs []*detections.Rule) tables.Table {
 				row[12] = r.Description
 				row[13] = r.Recommendations
 				row[14] = strings.Join(r.FalsePositives, "\n")
-				row[15] = boolInt(TagsOnly(r))
+				row[15] = boolInt(pipeline.TagsOnly(r))
 				return emit(row)
 			}
 			if ids, ok := q.EqualStrings("id"); ok {
@@ -101,12 +102,6 @@ func tacticNames(r *detections.Rule) []string {
 		out = append(out, t.ShortName)
 	}
 	return out
-}
-
-// TagsOnly reports whether a rule only tags events (informational and low
-// rules) rather than raising an alert.
-func TagsOnly(r *detections.Rule) bool {
-	return r.Severity == detections.SeverityInformational || r.Severity == detections.SeverityLow
 }
 
 func logsource(r *detections.Rule) string {

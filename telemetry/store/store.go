@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -222,4 +223,58 @@ func (s *Store) Count(ctx context.Context) (int64, error) {
 	var n int64
 	err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM events").Scan(&n)
 	return n, err
+}
+
+// TagEvents adds technique IDs to stored events' techniques (kept sorted and
+// distinct), in one transaction.
+func (s *Store) TagEvents(ctx context.Context, tags map[int64][]string) error {
+	if len(tags) == 0 {
+		return nil
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("tag events: %w", err)
+	}
+	for eid, ids := range tags {
+		var cur string
+		err := tx.QueryRowContext(ctx, "SELECT techniques FROM events WHERE eid = ?", eid).Scan(&cur)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // trimmed by retention meanwhile
+		}
+		if err != nil {
+			tx.Rollback()
+			return fmt.Errorf("tag event %d: %w", eid, err)
+		}
+		merged := mergeTags(cur, ids)
+		if merged == cur {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE events SET techniques = ? WHERE eid = ?", merged, eid); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("tag event %d: %w", eid, err)
+		}
+	}
+	return tx.Commit()
+}
+
+func mergeTags(cur string, add []string) string {
+	set := map[string]bool{}
+	for _, t := range strings.Split(cur, ",") {
+		if t != "" {
+			set[t] = true
+		}
+	}
+	for _, t := range add {
+		if t != "" {
+			set[t] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for t := range set {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
 }

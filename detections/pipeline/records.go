@@ -1,7 +1,4 @@
-// Package ioa holds the detection tables: ioa_hits (every hit of an IoA or
-// Sigma rule, one row per hit and technique) and ioa_rules (the loaded
-// rules), and the one place a detections.Hit becomes stored hit rows.
-package ioa
+package pipeline
 
 import (
 	"strconv"
