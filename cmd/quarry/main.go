@@ -82,7 +82,7 @@ Start with 'quarry shell', or 'quarry query "SELECT id, name FROM attack_techniq
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			level := zerolog.WarnLevel
+			level := zerolog.InfoLevel
 			if a.verbose {
 				level = zerolog.DebugLevel
 			}
@@ -107,6 +107,7 @@ Start with 'quarry shell', or 'quarry query "SELECT id, name FROM attack_techniq
 		a.attackCommand(),
 		a.importCommand(),
 		a.scanCommand(),
+		a.collectCommand(),
 	)
 	return root
 }
