@@ -18,7 +18,7 @@ func (a *app) attackCommand() *cobra.Command {
 		Use:   "attack",
 		Short: "The MITRE ATT&CK knowledge base: show, search, update",
 	}
-	cmd.AddCommand(a.attackShowCommand(), a.attackSearchCommand(), a.attackUpdateCommand(), a.attackInfoCommand())
+	cmd.AddCommand(a.attackShowCommand(), a.attackSearchCommand(), a.attackUpdateCommand(), a.attackInfoCommand(), a.attackLayerCommand())
 	return cmd
 }
 

@@ -108,6 +108,7 @@ Start with 'quarry shell', or 'quarry query "SELECT id, name FROM attack_techniq
 		a.importCommand(),
 		a.scanCommand(),
 		a.collectCommand(),
+		a.rulesCommand(),
 	)
 	return root
 }

@@ -245,3 +245,46 @@ func TestImport(t *testing.T) {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errs)
 	}
 }
+
+func TestScanAndRules(t *testing.T) {
+	dir := t.TempDir()
+	src := "../../telemetry/importers/testdata/security-datasets/bitsadmin-excerpt.json"
+	out, errs, code := quarry(t, dir, "", "scan", "--format", "json", "--no-builtin", "--rules", "testdata/rules/bits_custom.yml", src)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var hit map[string]any
+	first := strings.SplitN(out, "\n", 2)[0]
+	if err := json.Unmarshal([]byte(first), &hit); err != nil {
+		t.Fatalf("not a JSON line: %q", first)
+	}
+	if hit["rule_author"] != "Test Analyst" || hit["rule_source"] != "custom" || hit["technique_id"] != "T1197" ||
+		hit["technique_name"] != "BITS Jobs" || hit["severity"] != "high" || hit["source_file"] != src {
+		t.Fatalf("hit fields: %v", hit)
+	}
+	if !strings.Contains(errs, "by technique:") {
+		t.Fatalf("summary should go to stderr with --format json: %s", errs)
+	}
+
+	// The builtin pack finds the attack step too, and the layer lists it.
+	layer := filepath.Join(t.TempDir(), "layer.json")
+	out, errs, code = quarry(t, dir, "", "scan", "--layer", layer, src)
+	if code != 0 || !strings.Contains(out, "File Transfer with bitsadmin") || !strings.Contains(out, "Quarry team") {
+		t.Fatalf("builtin scan: exit %d\n%s\n%s", code, out, errs)
+	}
+	b, _ := os.ReadFile(layer)
+	if !strings.Contains(string(b), `"techniqueID": "T1197"`) {
+		t.Fatalf("layer lacks T1197: %s", b)
+	}
+
+	// A broken rule: named with file and line, exit 1; the good one loads.
+	out, _, code = quarry(t, dir, "", "rules", "lint", "testdata/rules")
+	if code != 1 || !strings.Contains(out, "broken.yml:10") || !strings.Contains(out, "containz") || !strings.Contains(out, "1 rule(s) loaded, 1 error(s)") {
+		t.Fatalf("lint: exit %d\n%s", code, out)
+	}
+	// ...and never stops the others from running.
+	out, errs, code = quarry(t, dir, "", "scan", "--no-builtin", "--rules", "testdata/rules", src)
+	if code != 0 || !strings.Contains(errs, "1 rule(s) did not load") || !strings.Contains(out, "Analyst rule") {
+		t.Fatalf("scan with a broken rule: exit %d\n%s\n%s", code, out, errs)
+	}
+}
