@@ -33,7 +33,7 @@ func noLeaks(t *testing.T) {
 
 // testRegistry is the real catalog (ATT&CK and process_events over an empty
 // store) plus the recorder table.
-func testRegistry(t *testing.T, rec *recorder) *tables.Registry {
+func testRegistry(t testing.TB, rec *recorder) *tables.Registry {
 	t.Helper()
 	kb, err := attack.Embedded()
 	if err != nil {
@@ -67,7 +67,7 @@ type harness struct {
 	registered chan time.Duration // start to OnRegistered, once
 }
 
-func startExtension(t *testing.T, reg *tables.Registry, cfg Config, coreTables ...string) *harness {
+func startExtension(t testing.TB, reg *tables.Registry, cfg Config, coreTables ...string) *harness {
 	t.Helper()
 	fake, err := osquerytest.Start(coreTables...)
 	if err != nil {
