@@ -124,7 +124,12 @@ func (c *Collector) Stats() Stats {
 
 func (c *Collector) run(ctx context.Context) {
 	defer close(c.done)
-	t := time.NewTicker(c.interval)
+	// The drain interval backs off (doubling, up to maxIdleInterval) while
+	// the ring stays empty and returns to the configured interval as soon as
+	// a drain finds records: an idle host costs few wake-ups, a busy one gets
+	// the configured latency.
+	interval := c.interval
+	t := time.NewTimer(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -132,13 +137,23 @@ func (c *Collector) run(ctx context.Context) {
 			c.err = c.shutdown()
 			return
 		case <-t.C:
+			before := c.events.Load() + c.malformed.Load()
 			if err := c.drain(); err != nil {
 				c.err = errors.Join(err, c.shutdown())
 				return
 			}
+			if c.events.Load()+c.malformed.Load() == before {
+				interval = min(interval*2, max(maxIdleInterval, c.interval))
+			} else {
+				interval = c.interval
+			}
+			t.Reset(interval)
 		}
 	}
 }
+
+// maxIdleInterval bounds the drain interval's back-off on an idle host.
+const maxIdleInterval = 200 * time.Millisecond
 
 // shutdown detaches the programs, delivers what is left in the ring and
 // frees everything.
