@@ -2,8 +2,6 @@ package ioa
 
 import (
 	"context"
-	"regexp"
-	"strings"
 	"time"
 
 	"github.com/quarry-sec/quarry/tables"
@@ -78,8 +76,6 @@ func Hits(st *store.Store) tables.Table {
 	}
 }
 
-var likeTechnique = regexp.MustCompile(`^([Tt]\d{4})\.?%$`)
-
 // hitFilter pushes time, technique, host, rule and hit-id constraints down
 // to the store; none reports a constraint nothing can satisfy.
 func hitFilter(q tables.QueryContext) (f store.HitFilter, none bool) {
@@ -114,15 +110,11 @@ func hitFilter(q tables.QueryContext) (f store.HitFilter, none bool) {
 	if f.HitIDs, n = eq("hit_id"); n {
 		return f, true
 	}
-	// technique_id LIKE 'T1003%' (a parent and its sub-techniques).
+	// technique_id LIKE 'T1003%': the store applies the same LIKE.
 	for _, c := range q.Constraints {
 		if c.Column == "technique_id" && c.Op == tables.OpLIKE {
-			// Only a whole technique ID before the % is a prefix the store
-			// can answer exactly (IDs are T and four digits).
 			if s, ok := c.Value.(string); ok {
-				if m := likeTechnique.FindStringSubmatch(s); m != nil {
-					f.TechniquePrefixes = append(f.TechniquePrefixes, strings.ToUpper(m[1]))
-				}
+				f.TechniqueLike = append(f.TechniqueLike, s)
 			}
 		}
 	}

@@ -114,10 +114,12 @@ type HitFilter struct {
 	// sub-techniques (T1003 matches T1003.001).
 	TechniqueIDs      []string
 	TechniquePrefixes []string
-	Hosts             []string
-	RuleIDs           []string
-	HitIDs            []string
-	Limit             int
+	// TechniqueLike are SQL LIKE patterns on technique_id (ANDed).
+	TechniqueLike []string
+	Hosts         []string
+	RuleIDs       []string
+	HitIDs        []string
+	Limit         int
 }
 
 func (f HitFilter) where() (string, []any) {
@@ -151,6 +153,10 @@ func (f HitFilter) where() (string, []any) {
 			args = append(args, p, p+".%")
 		}
 		conds = append(conds, "("+strings.Join(ors, " OR ")+")")
+	}
+	for _, p := range f.TechniqueLike {
+		conds = append(conds, "technique_id LIKE ?")
+		args = append(args, p)
 	}
 	if len(conds) == 0 {
 		return "", nil

@@ -1,0 +1,77 @@
+package ioa_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/quarry-sec/quarry/detections/ruleset"
+	sqlengine "github.com/quarry-sec/quarry/extension/sqlite"
+	"github.com/quarry-sec/quarry/tables"
+	"github.com/quarry-sec/quarry/tables/ioa"
+	"github.com/quarry-sec/quarry/telemetry/store"
+)
+
+func TestIOATables(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "events.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	hits := []store.HitRecord{
+		{HitID: "a", TechniqueID: "T1003.001", Time: t0, Host: "h1", RuleID: "r1", RuleAuthor: "Quarry team", Severity: "critical"},
+		{HitID: "a", TechniqueID: "T1218.011", Time: t0, Host: "h1", RuleID: "r1", RuleAuthor: "Quarry team", Severity: "critical"},
+		{HitID: "b", TechniqueID: "T1003", Time: t0.Add(time.Hour), Host: "h2", RuleID: "r2", Severity: "high"},
+		{HitID: "c", TechniqueID: "T10031", Time: t0.Add(2 * time.Hour), Host: "h2", RuleID: "r3", Severity: "high"},
+	}
+	if err := st.AppendHits(context.Background(), hits); err != nil {
+		t.Fatal(err)
+	}
+	res, err := ruleset.Load(ruleset.Config{Builtin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := tables.NewRegistry()
+	if err := reg.Register(ioa.Hits(st), ioa.Rules(res.Rules)); err != nil {
+		t.Fatal(err)
+	}
+	e, err := sqlengine.Open(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	count := func(q string) int64 {
+		rows, err := e.Query(context.Background(), q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		defer rows.Close()
+		var n int64
+		rows.Next()
+		rows.Scan(&n)
+		return n
+	}
+	cases := map[string]int64{
+		"SELECT count(*) FROM ioa_hits":                                           4,
+		"SELECT count(DISTINCT hit_id) FROM ioa_hits":                             3,
+		"SELECT count(*) FROM ioa_hits WHERE technique_id = 'T1003'":              1,
+		"SELECT count(*) FROM ioa_hits WHERE technique_id LIKE 'T1003%'":          3, // LIKE semantics: T10031 too
+		"SELECT count(*) FROM ioa_hits WHERE technique_id LIKE 't1003.%'":         1,
+		"SELECT count(*) FROM ioa_hits WHERE host_identifier = 'h2'":              2,
+		"SELECT count(*) FROM ioa_hits WHERE time >= " + itoa(t0.Unix()+1):        2,
+		"SELECT count(*) FROM ioa_hits WHERE rule_id IN ('r1', 'r3')":             3,
+		"SELECT count(*) FROM ioa_rules WHERE source = 'builtin'":                 int64(len(res.Rules)),
+		"SELECT count(*) FROM ioa_rules WHERE tags_only = 1 AND severity = 'low'": countLow(res.Rules),
+	}
+	for q, want := range cases {
+		if got := count(q); got != want {
+			t.Errorf("%s = %d, want %d", q, got, want)
+		}
+	}
+	id := res.Rules[0].ID
+	if got := count("SELECT count(*) FROM ioa_rules WHERE id = '" + id + "'"); got != 1 {
+		t.Errorf("ioa_rules by id: %d", got)
+	}
+}
