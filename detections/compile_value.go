@@ -30,6 +30,9 @@ type valueCompiler struct {
 	placeholders map[string][]string
 	warnings     []string
 	fieldID      func(name string) int
+	// plain leaves out the shortcuts that spare running regular
+	// expressions (for the reference evaluator).
+	plain bool
 }
 
 const maxExpansions = 1024
@@ -108,8 +111,11 @@ func (vc *valueCompiler) compileValue(fm *sigma.FieldMatch, v sigma.Value) ([]ma
 		if err != nil {
 			return nil, fmt.Errorf("re %q: %w", v.S, err)
 		}
+		if vc.plain {
+			return []matcher{{op: opRegex, re: re}}, nil
+		}
 		lits, _ := regexLiterals(expr)
-		return []matcher{{op: opRegex, re: re, reLits: lits}}, nil
+		return []matcher{{op: opRegex, re: re, reLits: lits, shape: analyzeRegex(expr)}}, nil
 	case fm.Has("fieldref"):
 		ro := opEq
 		switch {

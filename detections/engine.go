@@ -40,7 +40,20 @@ type Engine struct {
 	litSeen []uint64
 	ruleHit []uint32
 	cands   []int32
+	// every field value, raw and folded, for keyword searches; valid
+	// when allGen == gen
+	allGen  uint32
+	allVals []rawFolded
+	// literals found in one field, and the per-field memos of them
+	found   []int32
+	memoSet *ruleSet
+	memos   []*fieldMemo // by field id
+	// scanSeen[lit] == scanGen: lit already found by the current scan
+	scanSeen []uint32
+	scanGen  uint32
 }
+
+type rawFolded struct{ raw, folded string }
 
 type slot struct {
 	gen    uint32
@@ -163,34 +176,26 @@ func (e *Engine) Match(ev *telemetry.Event, emit func(Hit)) int {
 		return 0
 	}
 	e.begin(ev, s)
-	a := s.ac
 	for _, fid := range s.scanFields {
-		fid32 := int32(fid)
 		_, folded, ok := e.value(fid)
 		if !ok {
 			continue
 		}
-		st := uint32(0)
-		nc := uint32(a.nclass)
-		for i := 0; i < len(folded); i++ {
-			st = a.next[st*nc+uint32(a.class[folded[i]])]
-			if o := a.out[st]; o >= 0 {
-				for _, lit := range a.outs[o] {
-					// litSeen holds gen and field so a literal is
-					// handled once per field per event.
-					mark := uint64(e.gen)<<32 | uint64(uint32(fid))
-					if e.litSeen[lit] == mark {
-						continue
-					}
-					e.litSeen[lit] = mark
-					for _, lr := range s.litRules[lit] {
-						if lr.fid == fid32 && e.ruleHit[lr.rule] != e.gen {
-							e.ruleHit[lr.rule] = e.gen
-							e.cands = append(e.cands, lr.rule)
-						}
-					}
+		m := e.memoFor(s, fid)
+		if !m.off {
+			if lits, ok := m.lookup(folded); ok {
+				for _, lit := range lits {
+					e.litFound(s, lit, fid)
 				}
+				continue
 			}
+		}
+		e.found = e.scan(s.ac, folded, e.found[:0])
+		for _, lit := range e.found {
+			e.litFound(s, lit, fid)
+		}
+		if !m.off {
+			m.store(folded, e.found)
 		}
 	}
 	e.cands = append(e.cands, s.always...)
@@ -209,6 +214,47 @@ func (e *Engine) Match(ev *telemetry.Event, emit func(Hit)) int {
 	return n
 }
 
+// scan appends to found the ids of the literals occurring in v, each once.
+func (e *Engine) scan(a *aho, v string, found []int32) []int32 {
+	st := uint32(0)
+	nc := uint32(a.nclass)
+	e.scanGen++
+	if e.scanGen == 0 {
+		clear(e.scanSeen)
+		e.scanGen = 1
+	}
+	for i := 0; i < len(v); i++ {
+		st = a.next[st*nc+uint32(a.class[v[i]])]
+		if o := a.out[st]; o >= 0 {
+			for _, lit := range a.outs[o] {
+				if e.scanSeen[lit] != e.scanGen {
+					e.scanSeen[lit] = e.scanGen
+					found = append(found, lit)
+				}
+			}
+		}
+	}
+	return found
+}
+
+// litFound makes the rules requiring literal lit in field fid candidates.
+func (e *Engine) litFound(s *ruleSet, lit int32, fid int) {
+	// litSeen holds gen and field so a literal is handled once per field
+	// per event.
+	mark := uint64(e.gen)<<32 | uint64(uint32(fid))
+	if e.litSeen[lit] == mark {
+		return
+	}
+	e.litSeen[lit] = mark
+	fid32 := int32(fid)
+	for _, lr := range s.litRules[lit] {
+		if lr.fid == fid32 && e.ruleHit[lr.rule] != e.gen {
+			e.ruleHit[lr.rule] = e.gen
+			e.cands = append(e.cands, lr.rule)
+		}
+	}
+}
+
 func (e *Engine) begin(ev *telemetry.Event, s *ruleSet) {
 	e.ev = ev
 	e.gen++
@@ -216,6 +262,7 @@ func (e *Engine) begin(ev *telemetry.Event, s *ruleSet) {
 		clear(e.slots)
 		clear(e.litSeen)
 		clear(e.ruleHit)
+		e.allGen = 0
 		e.gen = 1
 	}
 	if n := fieldCount(); len(e.slots) < n {
@@ -223,6 +270,9 @@ func (e *Engine) begin(ev *telemetry.Event, s *ruleSet) {
 	}
 	if n := len(s.litRules); len(e.litSeen) < n {
 		e.litSeen = append(e.litSeen, make([]uint64, n-len(e.litSeen))...)
+	}
+	if n := len(s.litRules); len(e.scanSeen) < n {
+		e.scanSeen = append(e.scanSeen, make([]uint32, n-len(e.scanSeen))...)
 	}
 	if n := len(s.rules); len(e.ruleHit) < n {
 		e.ruleHit = append(e.ruleHit, make([]uint32, n-len(e.ruleHit))...)
@@ -257,7 +307,27 @@ func (e *Engine) value(fid int) (string, string, bool) {
 	return sl.raw, sl.folded, true
 }
 
-// anyValue runs pred over every field value of the event (keywords).
+// anyValue runs pred over every field value of the event (keywords). The
+// values are gathered and folded once per event.
 func (e *Engine) anyValue(pred func(raw, folded string) bool) bool {
-	return eachValue(e.ev, func(v string) bool { return pred(v, fold(v)) })
+	if e.allGen != e.gen {
+		e.allGen = e.gen
+		e.allVals = e.allVals[:0]
+		eachValue(e.ev, func(v string) bool {
+			f := v
+			if needsFold(v) {
+				start := len(e.arena)
+				e.arena = appendFold(e.arena, v)
+				f = unsafe.String(unsafe.SliceData(e.arena[start:]), len(e.arena)-start)
+			}
+			e.allVals = append(e.allVals, rawFolded{v, f})
+			return false
+		})
+	}
+	for _, v := range e.allVals {
+		if pred(v.raw, v.folded) {
+			return true
+		}
+	}
+	return false
 }

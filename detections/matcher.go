@@ -42,6 +42,8 @@ type matcher struct {
 	refID int  // fieldref: the other field's id
 	// reLits are literals one of which every regex match contains (folded).
 	reLits []string
+	// shape answers or rules out some regular expressions cheaply.
+	shape reShape
 }
 
 // matchString tests a present field value. raw is as recorded, folded its
@@ -63,6 +65,9 @@ func (m *matcher) matchString(raw, folded string) bool {
 	case opGlob:
 		return globMatch(m.segs, v)
 	case opRegex:
+		if ans, ok, possible := m.shape.decided(raw); ok || !possible {
+			return ans
+		}
 		// Every match contains one of reLits: a cheap test before the
 		// regular expression runs.
 		if len(m.reLits) > 0 {

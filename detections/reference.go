@@ -125,7 +125,7 @@ func (x *Reference) search(r *Rule, s *sigma.Search, ev *telemetry.Event) (bool,
 func (x *Reference) field(r *Rule, fm *sigma.FieldMatch, ev *telemetry.Event) (bool, error) {
 	l, ok := x.leaves[fm]
 	if !ok {
-		vc := &valueCompiler{fieldID: fieldID, placeholders: r.placeholders}
+		vc := &valueCompiler{fieldID: fieldID, placeholders: r.placeholders, plain: true}
 		var err error
 		if l, err = vc.compileField(fm); err != nil {
 			return false, fmt.Errorf("reference: rule %s: %w", r.ID, err)
