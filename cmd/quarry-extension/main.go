@@ -31,6 +31,7 @@ import (
 	"github.com/quarry-sec/quarry/tables/catalog"
 	"github.com/quarry-sec/quarry/tables/process"
 	"github.com/quarry-sec/quarry/telemetry/collect"
+	"github.com/quarry-sec/quarry/telemetry/host"
 	"github.com/quarry-sec/quarry/telemetry/store"
 )
 
@@ -80,7 +81,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // osqueryd has accepted the extension.
 func serve(ctx context.Context, opts options, log zerolog.Logger) error {
 	if opts.dataDir == "" {
-		opts.dataDir = defaultDataDir()
+		opts.dataDir = host.DefaultDataDir()
 	}
 	start := time.Now()
 	kb, err := attack.Load(opts.dataDir)
@@ -108,7 +109,7 @@ func serve(ctx context.Context, opts options, log zerolog.Logger) error {
 	log.Debug().Dur("since_start", time.Since(start)).Int("rules", len(rules)).Msg("rules loaded")
 	src := catalog.Sources{
 		ATTACK:  kb,
-		Process: process.Options{LocalHost: hostIdentifier(), BootTime: bootTime()},
+		Process: process.Options{LocalHost: host.Identifier(), BootTime: host.BootTime()},
 		Rules:   rules,
 	}
 	if st != nil {
@@ -126,7 +127,7 @@ func serve(ctx context.Context, opts options, log zerolog.Logger) error {
 			engine = detections.NewEngine(rules)
 		}
 		svcs.all = append(svcs.all, &collectorService{
-			opts:   collect.Options{Source: opts.collect, Host: hostIdentifier()},
+			opts:   collect.Options{Source: opts.collect, Host: host.Identifier()},
 			st:     st,
 			engine: engine,
 			kb:     kb,

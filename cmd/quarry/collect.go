@@ -16,6 +16,7 @@ import (
 	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/collect"
+	"github.com/quarry-sec/quarry/telemetry/host"
 )
 
 // retentionEvery is how often a running collector trims the store.
@@ -58,7 +59,7 @@ one-line status shows events/s, drops and the source. Needs root.`,
 			p := pipeline.New(st, engine, pipeline.Options{KB: kb, OnError: func(err error) {
 				a.log.Error().Err(err).Msg("storing events")
 			}})
-			c, err := collect.Start(ctx, collect.Options{Source: source, DrainInterval: drain, Host: hostIdentifier()},
+			c, err := collect.Start(ctx, collect.Options{Source: source, DrainInterval: drain, Host: host.Identifier()},
 				func(ev telemetry.Event) { p.Add(ev) })
 			if err != nil {
 				p.Close()

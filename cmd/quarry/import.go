@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/quarry-sec/quarry/telemetry"
+	"github.com/quarry-sec/quarry/telemetry/host"
 	"github.com/quarry-sec/quarry/telemetry/importers"
 )
 
@@ -22,7 +23,7 @@ import (
 const importBatch = 5000
 
 func (a *app) importCommand() *cobra.Command {
-	var host, format string
+	var hostName, format string
 	var quiet bool
 	formatsHelp := []string{"auto: " + importers.FormatAuto.Description()}
 	for _, f := range importers.Formats() {
@@ -55,9 +56,9 @@ Formats:
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
-			opts := []importers.Option{importers.WithFormat(f), importers.WithDefaultHost(hostIdentifier())}
-			if host != "" {
-				opts = append(opts, importers.WithHost(host))
+			opts := []importers.Option{importers.WithFormat(f), importers.WithDefaultHost(host.Identifier())}
+			if hostName != "" {
+				opts = append(opts, importers.WithHost(hostName))
 			}
 			progress := cmd.ErrOrStderr()
 			if f, ok := progress.(*os.File); quiet || !ok || !isTerminal(f) {
@@ -86,7 +87,7 @@ Formats:
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&host, "host", "", "host_identifier for every imported event (default: the record's own host name)")
+	cmd.Flags().StringVar(&hostName, "host", "", "host_identifier for every imported event (default: the record's own host name)")
 	cmd.Flags().StringVar(&format, "format", "auto", "recording format (see above)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	return cmd

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"runtime"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -20,6 +18,7 @@ import (
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/tables/catalog"
 	"github.com/quarry-sec/quarry/tables/process"
+	"github.com/quarry-sec/quarry/telemetry/host"
 	"github.com/quarry-sec/quarry/telemetry/store"
 )
 
@@ -89,7 +88,7 @@ Start with 'quarry shell', or 'quarry query "SELECT id, name FROM attack_techniq
 			a.log = zerolog.New(zerolog.ConsoleWriter{Out: a.stderr, TimeFormat: time.TimeOnly}).
 				Level(level).With().Timestamp().Logger()
 			if a.dataDir == "" {
-				a.dataDir = defaultDataDir()
+				a.dataDir = host.DefaultDataDir()
 			}
 			return nil
 		},
@@ -111,27 +110,6 @@ Start with 'quarry shell', or 'quarry query "SELECT id, name FROM attack_techniq
 		a.rulesCommand(),
 	)
 	return root
-}
-
-// defaultDataDir is $QUARRY_DATA_DIR, else the platform's per-user data
-// directory (XDG_DATA_HOME or ~/.local/share on Linux) plus "quarry".
-func defaultDataDir() string {
-	if d := os.Getenv("QUARRY_DATA_DIR"); d != "" {
-		return d
-	}
-	home, _ := os.UserHomeDir()
-	switch runtime.GOOS {
-	case "windows":
-		if d := os.Getenv("LocalAppData"); d != "" {
-			return filepath.Join(d, "quarry")
-		}
-	case "darwin":
-		return filepath.Join(home, "Library", "Application Support", "quarry")
-	}
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
-		return filepath.Join(d, "quarry")
-	}
-	return filepath.Join(home, ".local", "share", "quarry")
 }
 
 // knowledgeBase loads ATT&CK: the data directory's update if there is one,
@@ -194,7 +172,7 @@ func (a *app) openEngine() (*sqlengine.Engine, error) {
 		ATTACK:  kb,
 		Events:  st,
 		Rules:   rules,
-		Process: process.Options{LocalHost: hostIdentifier(), BootTime: bootTime()},
+		Process: process.Options{LocalHost: host.Identifier(), BootTime: host.BootTime()},
 	}, tables.WithLogger(a.log))
 	if err != nil {
 		return nil, err

@@ -21,6 +21,7 @@ import (
 	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/detections/ruleset"
 	"github.com/quarry-sec/quarry/telemetry"
+	"github.com/quarry-sec/quarry/telemetry/host"
 	"github.com/quarry-sec/quarry/telemetry/importers"
 	"github.com/quarry-sec/quarry/telemetry/store"
 )
@@ -77,7 +78,7 @@ func (a *app) loadRules(f ruleFlags, w io.Writer) ([]*detections.Rule, *detectio
 
 func (a *app) scanCommand() *cobra.Command {
 	var rf ruleFlags
-	var format, layerPath, host, since, until string
+	var format, layerPath, hostName, since, until string
 	var fromStore, quiet bool
 	cmd := &cobra.Command{
 		Use:   "scan [--rules PATH]... [--sigma PATH]... [--no-builtin] [--min-level L] [--format table|json] [--layer FILE] (INPUT... | --store)",
@@ -123,7 +124,7 @@ technique) goes to standard error with --format json.`,
 			if fromStore {
 				err = a.scanStore(ctx, sc, since, until, progress)
 			} else {
-				err = sc.scanFiles(ctx, args, host, progress, cmd.ErrOrStderr())
+				err = sc.scanFiles(ctx, args, hostName, progress, cmd.ErrOrStderr())
 			}
 			sc.flushTable()
 			sc.printSummary(summaryTo, len(rules), time.Since(start))
@@ -139,7 +140,7 @@ technique) goes to standard error with --format json.`,
 	rf.add(cmd)
 	cmd.Flags().StringVarP(&format, "format", "f", formatTable, "output: table or json (one hit per line)")
 	cmd.Flags().StringVar(&layerPath, "layer", "", "write an ATT&CK Navigator layer of hits per technique to FILE")
-	cmd.Flags().StringVar(&host, "host", "", "host_identifier for the recordings' events (default: the records' own)")
+	cmd.Flags().StringVar(&hostName, "host", "", "host_identifier for the recordings' events (default: the records' own)")
 	cmd.Flags().BoolVar(&fromStore, "store", false, "scan the event store instead of files, storing the hits")
 	cmd.Flags().StringVar(&since, "since", "", "with --store: only events at or after this time (RFC 3339, or a duration ago like 24h)")
 	cmd.Flags().StringVar(&until, "until", "", "with --store: only events before this time")
@@ -333,10 +334,10 @@ func (s *scanner) printSummary(w io.Writer, rules int, took time.Duration) {
 	}
 }
 
-func (s *scanner) scanFiles(ctx context.Context, paths []string, host string, progress, errOut io.Writer) error {
-	opts := []importers.Option{importers.WithDefaultHost(hostIdentifier())}
-	if host != "" {
-		opts = append(opts, importers.WithHost(host))
+func (s *scanner) scanFiles(ctx context.Context, paths []string, hostName string, progress, errOut io.Writer) error {
+	opts := []importers.Option{importers.WithDefaultHost(host.Identifier())}
+	if hostName != "" {
+		opts = append(opts, importers.WithHost(hostName))
 	}
 	var failed []string
 	for _, path := range paths {

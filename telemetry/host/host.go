@@ -1,4 +1,6 @@
-package main
+// Package host tells who this machine is to Quarry: its host_identifier,
+// its boot time, and where Quarry keeps its data on it.
+package host
 
 import (
 	"bufio"
@@ -10,12 +12,8 @@ import (
 	"time"
 )
 
-// The helpers below match cmd/quarry's, so the extension and the CLI agree
-// on a host's identity; the data directory differs only for root, where
-// osqueryd runs the extension as a service without a home directory.
-
-// hostIdentifier is this machine's host_identifier: its host name.
-func hostIdentifier() string {
+// Identifier is this machine's host_identifier: its host name.
+func Identifier() string {
 	h, err := os.Hostname()
 	if err != nil {
 		return "localhost"
@@ -23,8 +21,8 @@ func hostIdentifier() string {
 	return h
 }
 
-// bootTime reads the boot time from /proc/stat (Linux); zero elsewhere.
-func bootTime() time.Time {
+// BootTime reads the boot time from /proc/stat (Linux); zero elsewhere.
+func BootTime() time.Time {
 	f, err := os.Open("/proc/stat")
 	if err != nil {
 		return time.Time{}
@@ -41,17 +39,21 @@ func bootTime() time.Time {
 	return time.Time{}
 }
 
-// systemDataDir is the data directory of an extension running as root.
-const systemDataDir = "/var/lib/quarry"
+// SystemDataDir is the data directory of Quarry running as root (osqueryd
+// runs the extension as a service without a home directory).
+const SystemDataDir = "/var/lib/quarry"
 
-// defaultDataDir is $QUARRY_DATA_DIR; else, as root on a Unix,
-// /var/lib/quarry; else the user's data directory, as cmd/quarry picks it.
-func defaultDataDir() string {
+// DefaultDataDir is $QUARRY_DATA_DIR; else, as root on a Unix,
+// /var/lib/quarry; else the user's data directory (XDG_DATA_HOME or
+// ~/.local/share on Linux, Application Support on macOS, LocalAppData on
+// Windows) plus "quarry". The CLI and the extension agree on it, so they
+// share one store.
+func DefaultDataDir() string {
 	if d := os.Getenv("QUARRY_DATA_DIR"); d != "" {
 		return d
 	}
 	if runtime.GOOS != "windows" && os.Geteuid() == 0 {
-		return systemDataDir
+		return SystemDataDir
 	}
 	home, err := os.UserHomeDir()
 	switch runtime.GOOS {
@@ -68,7 +70,7 @@ func defaultDataDir() string {
 		return filepath.Join(d, "quarry")
 	}
 	if err != nil {
-		return systemDataDir
+		return SystemDataDir
 	}
 	return filepath.Join(home, ".local", "share", "quarry")
 }
