@@ -248,7 +248,7 @@ func TestGenerateThroughSocket(t *testing.T) {
 			used: map[string]bool{"id": true, "n": true, "d": true, "name": true},
 			rows: []map[string]string{
 				{"id": "a", "n": "1", "d": "1.5", "name": "alpha"},
-				{"id": "b", "n": "9007199254740993", "d": "", "name": ""},
+				{"id": "b", "n": "9007199254740993"}, // d and name are NULL: left out
 				{"id": "c", "n": "-9223372036854775808", "d": "1000000000000000000000", "name": "gamma, with \"quotes\"\n"},
 			},
 		},

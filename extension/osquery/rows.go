@@ -17,9 +17,10 @@ var ErrTooManyRows = errors.New("too many rows for one osquery response")
 
 // Collect runs t's Generate for q and returns its rows the way osquery takes
 // them: one map per row from column name to the value as text. Integers are
-// rendered in decimal, doubles in the shortest form that reads back exactly,
-// NULL as "". Only the columns q uses are filled (osquery reads a missing
-// column as NULL, and never reads an unused one). maxRows bounds the result;
+// rendered in decimal, doubles in the shortest form that reads back exactly;
+// a NULL is left out of the row, which osquery reads as SQL NULL (so
+// "col IS NULL" agrees with the embedded engine). Only the columns q uses are
+// filled (osquery never reads an unused one). maxRows bounds the result;
 // zero or less means no bound. Collect stops when ctx ends and returns its
 // error.
 func Collect(ctx context.Context, t *tables.Table, q tables.QueryContext, maxRows int) ([]map[string]string, error) {
@@ -48,6 +49,9 @@ func Collect(ctx context.Context, t *tables.Table, q tables.QueryContext, maxRow
 			var v any
 			if c.idx < len(r) {
 				v = r[c.idx]
+			}
+			if v == nil {
+				continue
 			}
 			m[c.name] = render(v)
 		}
