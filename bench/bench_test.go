@@ -1,0 +1,104 @@
+package bench
+
+import (
+	"runtime"
+	"testing"
+)
+
+const mib = 1 << 20
+
+// BenchmarkQuarry reads the whole corpus through Quarry's importer and
+// matches every event; one op is one pass over the corpus.
+func BenchmarkQuarry(b *testing.B) {
+	f := getFixture(b)
+	sample, err := FirstEvent(f.corpus.Path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	q, heap, err := heapAfter(func() (*Quarry, error) { return LoadQuarry(f.rules, sample) })
+	if err != nil {
+		b.Fatal(err)
+	}
+	var res ScanResult
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	b.SetBytes(f.corpus.Bytes)
+	b.ResetTimer()
+	for b.Loop() {
+		if res, err = q.Scan(f.corpus.Path, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	runtime.ReadMemStats(&ms1)
+	events := float64(res.Events) * float64(b.N)
+	b.ReportMetric(events/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/events, "allocs/event")
+	b.ReportMetric(float64(heap)/mib, "rules-MiB")
+	b.ReportMetric(float64(len(q.Rules)), "rules")
+	b.ReportMetric(float64(len(q.LoadErrors)), "load-failures")
+	b.ReportMetric(float64(res.Hits), "hits")
+	b.ReportMetric(float64(res.Events), "events")
+	runtime.KeepAlive(q)
+}
+
+// BenchmarkQuarrySample is Quarry over the peers' sample, for hit counts
+// comparable with theirs.
+func BenchmarkQuarrySample(b *testing.B) {
+	f := getFixture(b)
+	sample, err := FirstEvent(f.corpus.Path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	q, err := LoadQuarry(f.rules, sample)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var res ScanResult
+	for b.Loop() {
+		if res, err = q.Scan(f.sample.Path, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(res.Events)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(res.Hits), "hits")
+	b.ReportMetric(float64(res.Events), "events")
+}
+
+func benchPeer(b *testing.B, load func(f *fixture) (Peer, error)) {
+	f := getFixture(b)
+	p, heap, err := heapAfter(func() (Peer, error) { return load(f) })
+	if err != nil {
+		b.Fatal(err)
+	}
+	var res ScanResult
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	for b.Loop() {
+		if res, err = ScanPeer(p, f.sample.Path); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	runtime.ReadMemStats(&ms1)
+	events := float64(res.Events) * float64(b.N)
+	b.ReportMetric(events/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/events, "allocs/event")
+	b.ReportMetric(float64(heap)/mib, "rules-MiB")
+	b.ReportMetric(float64(p.LoadFailures()), "load-failures")
+	b.ReportMetric(float64(p.RuntimeFailures()), "runtime-failures")
+	b.ReportMetric(float64(res.Hits), "hits")
+	b.ReportMetric(float64(res.Events), "events")
+	runtime.KeepAlive(p)
+}
+
+// BenchmarkGoSigmaRuleEngine is github.com/markuskont/go-sigma-rule-engine
+// over the sample (BENCH_PEER_EVENTS events; 100000 for the whole corpus).
+func BenchmarkGoSigmaRuleEngine(b *testing.B) {
+	benchPeer(b, func(f *fixture) (Peer, error) { return LoadGoSigmaRuleEngine(f.stagedDir) })
+}
+
+// BenchmarkSigmaGo is github.com/bradleyjkemp/sigma-go over the sample.
+func BenchmarkSigmaGo(b *testing.B) {
+	benchPeer(b, func(f *fixture) (Peer, error) { return LoadSigmaGo(f.rules) })
+}
