@@ -108,6 +108,7 @@ Start with 'quarry shell', or 'quarry query "SELECT id, name FROM attack_techniq
 		a.scanCommand(),
 		a.collectCommand(),
 		a.rulesCommand(),
+		a.packsCommand(),
 	)
 	return root
 }
@@ -169,10 +170,12 @@ func (a *app) openEngine() (*sqlengine.Engine, error) {
 		return nil, err
 	}
 	reg, err := catalog.New(catalog.Sources{
-		ATTACK:  kb,
-		Events:  st,
-		Rules:   rules,
-		Process: process.Options{LocalHost: host.Identifier(), BootTime: host.BootTime()},
+		ATTACK: kb,
+		Events: st,
+		Rules:  rules,
+		// Packs name the table as osquery does: serve that name too.
+		OsqueryAlias: true,
+		Process:      process.Options{LocalHost: host.Identifier(), BootTime: host.BootTime()},
 	}, tables.WithLogger(a.log))
 	if err != nil {
 		return nil, err

@@ -288,3 +288,52 @@ func TestScanAndRules(t *testing.T) {
 		t.Fatalf("scan with a broken rule: exit %d\n%s\n%s", code, out, errs)
 	}
 }
+
+// TestPacksExport: the pack has osquery's shape and every query runs on the
+// embedded engine (which serves quarry_process_events as osquery names it).
+func TestPacksExport(t *testing.T) {
+	dir := t.TempDir()
+	out, errs, code := quarry(t, dir, "", "packs", "export")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var pack struct {
+		Queries map[string]map[string]any `json:"queries"`
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(out), &raw); err != nil {
+		t.Fatal(err)
+	}
+	for k := range raw {
+		switch k {
+		case "queries", "platform", "version", "discovery", "shard":
+		default:
+			t.Errorf("pack key %q is not osquery's", k)
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &pack); err != nil {
+		t.Fatal(err)
+	}
+	if len(pack.Queries) < 4 {
+		t.Fatalf("pack has %d queries", len(pack.Queries))
+	}
+	for name, q := range pack.Queries {
+		sql, _ := q["query"].(string)
+		interval, _ := q["interval"].(float64)
+		removed, hasRemoved := q["removed"].(bool)
+		desc, _ := q["description"].(string)
+		if sql == "" || interval <= 0 || interval != float64(int(interval)) || !hasRemoved || removed || desc == "" {
+			t.Errorf("query %s: bad shape %v", name, q)
+		}
+		for k := range q {
+			switch k {
+			case "query", "interval", "description", "platform", "version", "snapshot", "removed", "shard", "value":
+			default:
+				t.Errorf("query %s: key %q is not osquery's", name, k)
+			}
+		}
+		if _, errs, code := quarry(t, dir, "", "query", sql); code != 0 {
+			t.Errorf("query %s does not run on the embedded engine: %s", name, errs)
+		}
+	}
+}

@@ -27,7 +27,16 @@ type Sources struct {
 	Process process.Options
 	// Rules are the detection rules behind ioa_rules.
 	Rules []*detections.Rule
+	// OsqueryAlias also serves process_events as quarry_process_events, its
+	// name inside osquery, so one query (a pack's) runs on both engines. The
+	// embedded engine sets it; the osquery extension, which renames the
+	// table itself, does not.
+	OsqueryAlias bool
 }
+
+// OsqueryProcessEvents is process_events' name inside osquery, whose own
+// table of that name an extension may not replace.
+const OsqueryProcessEvents = "quarry_process_events"
 
 // New returns a registry of every table whose source is given, each wrapped
 // with opts (timeout, logger).
@@ -38,7 +47,14 @@ func New(src Sources, opts ...tables.WrapOption) (*tables.Registry, error) {
 	reg := tables.NewRegistry(opts...)
 	all := attacktables.Tables(src.ATTACK)
 	if src.Events != nil {
-		all = append(all, process.Events(src.Events, src.Process), ioa.Hits(src.Events))
+		pe := process.Events(src.Events, src.Process)
+		all = append(all, pe, ioa.Hits(src.Events))
+		if src.OsqueryAlias {
+			alias := pe
+			alias.Name = OsqueryProcessEvents
+			alias.Description = "process_events under its name inside osquery (the same rows)."
+			all = append(all, alias)
+		}
 	}
 	all = append(all, ioa.Rules(src.Rules))
 	if err := reg.Register(all...); err != nil {

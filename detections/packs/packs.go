@@ -1,0 +1,138 @@
+// Package packs holds Quarry's scheduled detection queries in osquery's pack
+// format: queries that join ioa_hits and the process telemetry with the
+// attack_* tables, for osqueryd with the Quarry extension, Quarry's agent and
+// the fleet server alike.
+//
+// Inside osquery, Quarry's process table is quarry_process_events (osquery
+// has its own process_events); the embedded engine serves that name too, so
+// every query here runs on both engines.
+package packs
+
+import (
+	"encoding/json"
+	"io"
+	"sort"
+)
+
+// Pack is an osquery query pack.
+type Pack struct {
+	Platform  string           `json:"platform,omitempty"`
+	Version   string           `json:"version,omitempty"`
+	Discovery []string         `json:"discovery,omitempty"`
+	Queries   map[string]Query `json:"queries"`
+}
+
+// Query is one scheduled query of a pack.
+type Query struct {
+	Query       string `json:"query"`
+	Interval    int    `json:"interval"`
+	Description string `json:"description"`
+	Platform    string `json:"platform,omitempty"`
+	Version     string `json:"version,omitempty"`
+	Snapshot    bool   `json:"snapshot,omitempty"`
+	Removed     bool   `json:"removed"`
+	Shard       int    `json:"shard,omitempty"`
+}
+
+// Name is the pack's name in osquery's config ("packs": {"quarry-detections": …}).
+const Name = "quarry-detections"
+
+// MinimumOsquery is the osquery version the pack asks for (extension tables
+// in scheduled queries).
+const MinimumOsquery = "5.0.0"
+
+// Detection returns Quarry's detection pack. Query names are stable: the
+// fleet recognizes results of the ioa-hit queries by name.
+func Detection() Pack {
+	return Pack{
+		Version:   MinimumOsquery,
+		Discovery: []string{"SELECT 1 FROM osquery_extensions WHERE name = 'quarry'"},
+		Queries: map[string]Query{
+			QueryHits: {
+				Query: `SELECT h.hit_id, h.time, h.host_identifier, h.rule_id, h.rule_title, h.rule_author, h.rule_source,
+  h.technique_id, h.technique_name, h.tactic, h.severity, h.confidence, h.description, h.recommendations,
+  h.eid, h.pid, h.path, h.cmdline, h.parent_path, h.username, h.source
+FROM ioa_hits h
+WHERE h.time >= CAST(strftime('%s', 'now') AS INTEGER) - 3600;`,
+				Interval:    60,
+				Description: "IoA detections (medium and higher) of the last hour, one row per hit and ATT&CK technique, with the rule's author, severity, confidence, description and recommendations. Differential: each new hit is logged once.",
+				Platform:    "linux",
+			},
+			QueryHighSeverity: {
+				Query: `SELECT h.hit_id, h.time, h.severity, h.confidence, h.rule_title, h.rule_author,
+  h.technique_id, t.name AS technique_name, t.tactics, ta.name AS tactic_name, ta.matrix_order,
+  h.pid, h.cmdline, h.parent_path, h.username, h.recommendations
+FROM ioa_hits h
+JOIN attack_techniques t ON t.id = h.technique_id
+LEFT JOIN attack_tactics ta ON ta.shortname = substr(h.tactic || ',', 1, instr(h.tactic || ',', ',') - 1)
+WHERE h.severity IN ('high', 'critical')
+  AND h.time >= CAST(strftime('%s', 'now') AS INTEGER) - 3600;`,
+				Interval:    60,
+				Description: "New high and critical detections with their ATT&CK technique and tactic names, for alerting.",
+				Platform:    "linux",
+			},
+			QueryPerTechniqueHourly: {
+				Query: `SELECT h.technique_id, t.name AS technique_name, t.tactics,
+  (h.time / 3600) * 3600 AS hour, count(DISTINCT h.hit_id) AS hits, max(h.severity = 'critical') AS any_critical
+FROM ioa_hits h
+LEFT JOIN attack_techniques t ON t.id = h.technique_id
+WHERE h.time >= CAST(strftime('%s', 'now') AS INTEGER) - 86400
+GROUP BY h.technique_id, hour
+ORDER BY hour, hits DESC;`,
+				Interval:    3600,
+				Snapshot:    true,
+				Description: "Detections per ATT&CK technique per hour over the last day (a snapshot each hour): the heat map's input.",
+				Platform:    "linux",
+			},
+			QueryTaggedNoAlert: {
+				Query: `SELECT e.eid, e.time, e.pid, e.parent, e.path, e.cmdline, e.parent_path, e.username, e.techniques,
+  (SELECT group_concat(t.name, '; ') FROM attack_techniques t
+     WHERE ',' || e.techniques || ',' LIKE '%,' || t.id || ',%') AS technique_names
+FROM quarry_process_events e
+WHERE e.techniques != ''
+  AND e.time >= CAST(strftime('%s', 'now') AS INTEGER) - 3600
+  AND NOT EXISTS (SELECT 1 FROM ioa_hits h WHERE h.eid = e.eid);`,
+				Interval:    300,
+				Description: "Processes that informational or low rules tagged with an ATT&CK technique but that raised no alert: hunt by technique where nothing fired.",
+				Platform:    "linux",
+			},
+			QueryTechniqueCoverage: {
+				Query: `SELECT t.id AS technique_id, t.name, t.tactics, count(r.id) AS rules
+FROM attack_techniques t
+JOIN ioa_rules r ON ',' || r.techniques || ',' LIKE '%,' || t.id || ',%'
+WHERE t.revoked = 0 AND t.deprecated = 0
+GROUP BY t.id;`,
+				Interval:    86400,
+				Snapshot:    true,
+				Description: "Enabled detection rules per ATT&CK technique (the coverage layer), daily.",
+			},
+		},
+	}
+}
+
+// Names of the pack's queries.
+const (
+	QueryHits               = "quarry_ioa_hits"
+	QueryHighSeverity       = "quarry_high_severity_hits"
+	QueryPerTechniqueHourly = "quarry_hits_per_technique_hourly"
+	QueryTaggedNoAlert      = "quarry_tagged_processes_without_alert"
+	QueryTechniqueCoverage  = "quarry_technique_coverage"
+)
+
+// Names returns the pack's query names, sorted.
+func (p Pack) Names() []string {
+	out := make([]string, 0, len(p.Queries))
+	for n := range p.Queries {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Write writes the pack as osquery reads it (indented JSON).
+func (p Pack) Write(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(p)
+}
