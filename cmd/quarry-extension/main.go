@@ -29,6 +29,7 @@ import (
 	osqext "github.com/quarry-sec/quarry/extension/osquery"
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/tables/catalog"
+	"github.com/quarry-sec/quarry/tables/ioa"
 	"github.com/quarry-sec/quarry/tables/process"
 	"github.com/quarry-sec/quarry/telemetry/collect"
 	"github.com/quarry-sec/quarry/telemetry/host"
@@ -110,7 +111,7 @@ func serve(ctx context.Context, opts options, log zerolog.Logger) error {
 	src := catalog.Sources{
 		ATTACK:  kb,
 		Process: process.Options{LocalHost: host.Identifier(), BootTime: host.BootTime()},
-		Rules:   rules,
+		Rules:   ioa.StaticRules(rules),
 	}
 	if st != nil {
 		src.Events = st

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/quarry-sec/quarry/attack"
+	"github.com/quarry-sec/quarry/detections"
 	sqlengine "github.com/quarry-sec/quarry/extension/sqlite"
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/tables/catalog"
@@ -161,14 +162,20 @@ func (a *app) openEngine() (*sqlengine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	st, err := a.eventStore()
 	if err != nil {
 		return nil, err
 	}
-	rules, _, err := a.loadRules(ruleFlags{}, a.stderr)
-	if err != nil {
-		return nil, err
+	a.log.Debug().Dur("took", time.Since(start)).Msg("event store open")
+	// Rules load when a query first reads ioa_rules.
+	rules := func() ([]*detections.Rule, error) {
+		start := time.Now()
+		rs, _, err := a.loadRules(ruleFlags{}, a.stderr)
+		a.log.Debug().Dur("took", time.Since(start)).Int("rules", len(rs)).Msg("rules loaded")
+		return rs, err
 	}
+	start = time.Now()
 	reg, err := catalog.New(catalog.Sources{
 		ATTACK: kb,
 		Events: st,
@@ -184,6 +191,7 @@ func (a *app) openEngine() (*sqlengine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.log.Debug().Dur("took", time.Since(start)).Msg("engine open")
 	a.engine = e
 	return e, nil
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 
 	"github.com/quarry-sec/quarry/attack"
-	"github.com/quarry-sec/quarry/detections"
 	"github.com/quarry-sec/quarry/tables"
 	attacktables "github.com/quarry-sec/quarry/tables/attack"
 	"github.com/quarry-sec/quarry/tables/ioa"
@@ -25,8 +24,9 @@ type Sources struct {
 	Events *store.Store
 	// Process tunes process_events.
 	Process process.Options
-	// Rules are the detection rules behind ioa_rules.
-	Rules []*detections.Rule
+	// Rules gives the detection rules behind ioa_rules, on first use; nil
+	// serves an empty ioa_rules.
+	Rules ioa.RuleSource
 	// OsqueryAlias also serves process_events as quarry_process_events, its
 	// name inside osquery, so one query (a pack's) runs on both engines. The
 	// embedded engine sets it; the osquery extension, which renames the
@@ -56,7 +56,11 @@ func New(src Sources, opts ...tables.WrapOption) (*tables.Registry, error) {
 			all = append(all, alias)
 		}
 	}
-	all = append(all, ioa.Rules(src.Rules))
+	rules := src.Rules
+	if rules == nil {
+		rules = ioa.StaticRules(nil)
+	}
+	all = append(all, ioa.Rules(rules))
 	if err := reg.Register(all...); err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}

@@ -34,7 +34,7 @@ func TestIOATables(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := tables.NewRegistry()
-	if err := reg.Register(ioa.Hits(st), ioa.Rules(res.Rules)); err != nil {
+	if err := reg.Register(ioa.Hits(st), ioa.Rules(ioa.StaticRules(res.Rules))); err != nil {
 		t.Fatal(err)
 	}
 	e, err := sqlengine.Open(reg)

@@ -3,6 +3,7 @@ package ioa
 import (
 	"context"
 	"strings"
+	"sync"
 
 	"github.com/quarry-sec/quarry/detections"
 	"github.com/quarry-sec/quarry/detections/pipeline"
@@ -28,17 +29,42 @@ var ruleColumns = []tables.Column{
 	{Name: "tags_only", Type: tables.Integer, Description: "1 for informational and low rules: they tag events with techniques without raising an alert"},
 }
 
-// Rules returns the ioa_rules table of the given rules.
-func Rules(rs []*detections.Rule) tables.Table {
-	byID := make(map[string][]int, len(rs))
-	for i, r := range rs {
-		byID[r.ID] = append(byID[r.ID], i)
+// RuleSource gives the rules behind ioa_rules; it is called on first use,
+// so a query that never reads ioa_rules does not pay for loading rules.
+type RuleSource func() ([]*detections.Rule, error)
+
+// StaticRules is a RuleSource of rules already loaded.
+func StaticRules(rs []*detections.Rule) RuleSource {
+	return func() ([]*detections.Rule, error) { return rs, nil }
+}
+
+// Rules returns the ioa_rules table of the rules src gives (loaded once).
+func Rules(src RuleSource) tables.Table {
+	type loaded struct {
+		rs   []*detections.Rule
+		byID map[string][]int
 	}
+	load := sync.OnceValues(func() (loaded, error) {
+		rs, err := src()
+		if err != nil {
+			return loaded{}, err
+		}
+		byID := make(map[string][]int, len(rs))
+		for i, r := range rs {
+			byID[r.ID] = append(byID[r.ID], i)
+		}
+		return loaded{rs, byID}, nil
+	})
 	return tables.Table{
 		Name:        "ioa_rules",
 		Description: "The detection rules Quarry runs: its builtin IoA pack, the data directory's custom rules and any SigmaHQ rules loaded, with their ATT&CK techniques and tactics.",
 		Columns:     ruleColumns,
 		Generate: func(ctx context.Context, q tables.QueryContext, emit tables.EmitFunc) error {
+			l, err := load()
+			if err != nil {
+				return err
+			}
+			rs, byID := l.rs, l.byID
 			row := make(tables.Row, len(ruleColumns))
 			one := func(r *detections.Rule) bool {
 				row[0] = r.ID
