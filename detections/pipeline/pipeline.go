@@ -22,14 +22,14 @@ import (
 
 // Defaults for Options.
 const (
-	DefaultFlushInterval = 250 * time.Millisecond
+	DefaultFlushInterval = 100 * time.Millisecond
 	DefaultBatchSize     = 2000
 )
 
 // Options tune a Pipeline.
 type Options struct {
 	// FlushInterval bounds how long an event or hit waits before it is
-	// stored (default 250 ms: hits are queryable well within a second).
+	// stored (default 100 ms: events and hits are queryable well within a second).
 	FlushInterval time.Duration
 	// BatchSize stores a batch early once it holds this many events.
 	BatchSize int
