@@ -1,0 +1,222 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/quarry-sec/quarry/fleet/store"
+)
+
+// detectionFields are the stored columns of a detection after host_id,
+// hit_id and technique_id, in the order detectionArgs binds them.
+var detectionFields = []string{"time", "query", "rule_id", "rule_title", "rule_author", "rule_source",
+	"technique_name", "tactic", "severity", "confidence", "description", "recommendations",
+	"eid", "pid", "path", "cmdline", "parent_path", "username", "source", "received_at"}
+
+func detectionArgs(hostID string, d *store.Detection, received time.Time) []any {
+	return []any{hostID, d.HitID, d.TechniqueID, ms(d.Time), d.Query, d.RuleID, d.RuleTitle, d.RuleAuthor,
+		d.RuleSource, d.TechniqueName, d.Tactic, d.Severity, d.Confidence, d.Description, d.Recommendations,
+		d.EID, d.PID, d.Path, d.Cmdline, d.ParentPath, d.Username, d.Source, ms(received)}
+}
+
+// upsertSQL inserts a detection; a repeat of (host, hit, technique) fills
+// the fields the stored one lacks and changes nothing else.
+func upsertSQL() string {
+	cols := append([]string{"host_id", "hit_id", "technique_id"}, detectionFields...)
+	var set []string
+	for _, c := range detectionFields {
+		switch c {
+		case "time", "query", "received_at":
+			continue
+		case "eid", "pid":
+			set = append(set, fmt.Sprintf("%s = CASE WHEN detections.%s = 0 THEN excluded.%s ELSE detections.%s END", c, c, c, c))
+		default:
+			set = append(set, fmt.Sprintf("%s = CASE WHEN detections.%s = '' THEN excluded.%s ELSE detections.%s END", c, c, c, c))
+		}
+	}
+	return "INSERT INTO detections (" + strings.Join(cols, ", ") + ") VALUES (" +
+		strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")\nON CONFLICT (host_id, hit_id, technique_id) DO UPDATE SET " +
+		strings.Join(set, ", ")
+}
+
+func (db *DB) upsertDetections(ctx context.Context, tx *sql.Tx, hostID string, ds []store.Detection, received time.Time) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, db.q(upsertSQL()))
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for i := range ds {
+		if _, err := stmt.ExecContext(ctx, detectionArgs(hostID, &ds[i], received)...); err != nil {
+			return fmt.Errorf("detection %s: %w", ds[i].HitID, err)
+		}
+	}
+	return nil
+}
+
+// detectionWhere is f as a WHERE clause over detections d and its args.
+func detectionWhere(f store.DetectionFilter) (string, []any) {
+	var where []string
+	var args []any
+	or := func(vals []string, term func(v string) (string, []any)) {
+		if len(vals) == 0 {
+			return
+		}
+		var terms []string
+		for _, v := range vals {
+			t, a := term(v)
+			terms = append(terms, t)
+			args = append(args, a...)
+		}
+		where = append(where, "("+strings.Join(terms, " OR ")+")")
+	}
+	or(f.Techniques, func(v string) (string, []any) {
+		v = strings.ToUpper(strings.TrimSpace(v))
+		if strings.Contains(v, ".") {
+			return "d.technique_id = ?", []any{v}
+		}
+		return "(d.technique_id = ? OR d.technique_id LIKE ?)", []any{v, likeEscape(v) + ".%"}
+	})
+	or(f.Tactics, func(v string) (string, []any) {
+		return "(',' || d.tactic || ',') LIKE ?", []any{"%," + likeEscape(strings.ToLower(strings.TrimSpace(v))) + ",%"}
+	})
+	or(f.Severities, func(v string) (string, []any) {
+		return "d.severity = ?", []any{strings.ToLower(strings.TrimSpace(v))}
+	})
+	or(f.HostIDs, func(v string) (string, []any) { return "d.host_id = ?", []any{v} })
+	if !f.Since.IsZero() {
+		where = append(where, "d.time >= ?")
+		args = append(args, ms(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "d.time < ?")
+		args = append(args, ms(f.Until))
+	}
+	if len(where) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(where, " AND "), args
+}
+
+// likeEscape drops LIKE's wildcards from a value (IDs and shortnames
+// never hold them).
+func likeEscape(s string) string {
+	return strings.NewReplacer("%", "", "_", "").Replace(s)
+}
+
+// Detections implements store.Store.
+func (db *DB) Detections(ctx context.Context, f store.DetectionFilter) ([]store.Detection, int, error) {
+	cond, args := detectionWhere(f)
+	var total int
+	if err := db.r.QueryRowContext(ctx, db.q(`SELECT count(*) FROM detections d`+cond), args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count detections: %w", err)
+	}
+	rows, err := db.r.QueryContext(ctx, db.q(`SELECT d.id, d.host_id, COALESCE(h.host_identifier, ''), COALESCE(h.hostname, ''),
+  d.hit_id, d.technique_id, d.`+strings.Join(detectionFields, ", d.")+`
+FROM detections d LEFT JOIN hosts h ON h.id = d.host_id`+cond+`
+ORDER BY d.time DESC, d.id DESC LIMIT ? OFFSET ?`), append(args, limit(f.Limit), max(f.Offset, 0))...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list detections: %w", err)
+	}
+	defer rows.Close()
+	out := []store.Detection{}
+	for rows.Next() {
+		var d store.Detection
+		var t, recv int64
+		if err := rows.Scan(&d.ID, &d.HostID, &d.HostIdentifier, &d.Hostname, &d.HitID, &d.TechniqueID,
+			&t, &d.Query, &d.RuleID, &d.RuleTitle, &d.RuleAuthor, &d.RuleSource, &d.TechniqueName, &d.Tactic,
+			&d.Severity, &d.Confidence, &d.Description, &d.Recommendations, &d.EID, &d.PID, &d.Path, &d.Cmdline,
+			&d.ParentPath, &d.Username, &d.Source, &recv); err != nil {
+			return nil, 0, fmt.Errorf("list detections: %w", err)
+		}
+		d.Time, d.ReceivedAt = fromMS(t), fromMS(recv)
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("list detections: %w", err)
+	}
+	return out, total, nil
+}
+
+// groupExpr is the SQL of a group key.
+func groupExpr(k store.GroupKey) (string, error) {
+	switch k {
+	case store.KeyTechnique:
+		return "d.technique_id", nil
+	case store.KeyTactic:
+		return "d.tactic", nil
+	case store.KeyHost:
+		return "d.host_id", nil
+	case store.KeyDay:
+		return "(d.time / 86400000) * 86400", nil
+	case store.KeyRule:
+		return "d.rule_title", nil
+	}
+	return "", fmt.Errorf("unknown group key %d", k)
+}
+
+// CountDetections implements store.Store.
+func (db *DB) CountDetections(ctx context.Context, f store.DetectionFilter, keys ...store.GroupKey) ([]store.Count, error) {
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("count detections: no group key")
+	}
+	exprs := make([]string, len(keys))
+	nums := make([]string, len(keys))
+	for i, k := range keys {
+		e, err := groupExpr(k)
+		if err != nil {
+			return nil, fmt.Errorf("count detections: %w", err)
+		}
+		exprs[i] = e
+		nums[i] = strconv.Itoa(i + 1)
+	}
+	cond, args := detectionWhere(f)
+	rows, err := db.r.QueryContext(ctx, db.q(`SELECT `+strings.Join(exprs, ", ")+`, count(*) FROM detections d`+cond+
+		` GROUP BY `+strings.Join(nums, ", ")+` ORDER BY `+strconv.Itoa(len(keys)+1)+` DESC, `+strings.Join(nums, ", ")), args...)
+	if err != nil {
+		return nil, fmt.Errorf("count detections: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Count
+	for rows.Next() {
+		vals := make([]any, len(keys)+1)
+		ptrs := make([]any, len(keys)+1)
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, fmt.Errorf("count detections: %w", err)
+		}
+		c := store.Count{Keys: make([]string, len(keys))}
+		for i := range keys {
+			c.Keys[i] = text(vals[i])
+		}
+		n, _ := strconv.ParseInt(text(vals[len(keys)]), 10, 64)
+		c.N = n
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count detections: %w", err)
+	}
+	return out, nil
+}
+
+// text renders a scanned value as a string.
+func text(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case []byte:
+		return string(x)
+	case string:
+		return x
+	default:
+		return fmt.Sprint(x)
+	}
+}

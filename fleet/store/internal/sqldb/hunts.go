@@ -1,0 +1,200 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/quarry-sec/quarry/fleet/store"
+)
+
+// CreateHunt implements store.Store.
+func (db *DB) CreateHunt(ctx context.Context, h *store.Hunt, hostIDs []string) error {
+	targets, err := json.Marshal(h.Targets)
+	if err != nil {
+		return fmt.Errorf("create hunt: %w", err)
+	}
+	if h.Created.IsZero() {
+		h.Created = time.Now()
+	}
+	err = db.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO hunts (id, query_sql, targets, created, deadline) VALUES (?, ?, ?, ?, ?)`),
+			h.ID, h.SQL, string(targets), ms(h.Created), ms(h.Deadline)); err != nil {
+			return err
+		}
+		stmt, err := tx.PrepareContext(ctx, db.q(`INSERT INTO hunt_hosts (hunt_id, host_id, status, deadline) VALUES (?, ?, ?, ?)
+ON CONFLICT (hunt_id, host_id) DO NOTHING`))
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, id := range hostIDs {
+			if _, err := stmt.ExecContext(ctx, h.ID, id, store.HuntPending, ms(h.Deadline)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("create hunt: %w", err)
+	}
+	return nil
+}
+
+// Hunt implements store.Store.
+func (db *DB) Hunt(ctx context.Context, id string) (*store.Hunt, error) {
+	var h store.Hunt
+	var targets string
+	var created, deadline int64
+	err := db.r.QueryRowContext(ctx, db.q(`SELECT id, query_sql, targets, created, deadline FROM hunts WHERE id = ?`), id).
+		Scan(&h.ID, &h.SQL, &targets, &created, &deadline)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("hunt %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("hunt %q: %w", id, err)
+	}
+	if err := json.Unmarshal([]byte(targets), &h.Targets); err != nil {
+		return nil, fmt.Errorf("hunt %q: targets: %w", id, err)
+	}
+	h.Created, h.Deadline = fromMS(created), fromMS(deadline)
+	return &h, nil
+}
+
+// HuntHosts implements store.Store.
+func (db *DB) HuntHosts(ctx context.Context, huntID string) ([]store.HuntHost, error) {
+	rows, err := db.r.QueryContext(ctx, db.q(`SELECT hh.host_id, COALESCE(h.host_identifier, ''), COALESCE(h.hostname, ''),
+  hh.status, hh.message, hh.row_count, hh.sent_at, hh.answered_at
+FROM hunt_hosts hh LEFT JOIN hosts h ON h.id = hh.host_id
+WHERE hh.hunt_id = ? ORDER BY 2, 1`), huntID)
+	if err != nil {
+		return nil, fmt.Errorf("hunt hosts: %w", err)
+	}
+	defer rows.Close()
+	out := []store.HuntHost{}
+	for rows.Next() {
+		var hh store.HuntHost
+		var sent, answered int64
+		if err := rows.Scan(&hh.HostID, &hh.HostIdentifier, &hh.Hostname, &hh.Status, &hh.Message, &hh.Rows,
+			&sent, &answered); err != nil {
+			return nil, fmt.Errorf("hunt hosts: %w", err)
+		}
+		hh.SentAt, hh.AnsweredAt = fromMS(sent), fromMS(answered)
+		out = append(out, hh)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("hunt hosts: %w", err)
+	}
+	return out, nil
+}
+
+// HuntRows implements store.Store.
+func (db *DB) HuntRows(ctx context.Context, huntID string, n, offset int) ([]store.HuntRow, error) {
+	rows, err := db.r.QueryContext(ctx, db.q(`SELECT host_id, columns_json FROM hunt_rows WHERE hunt_id = ?
+ORDER BY id LIMIT ? OFFSET ?`), huntID, limit(n), max(offset, 0))
+	if err != nil {
+		return nil, fmt.Errorf("hunt rows: %w", err)
+	}
+	defer rows.Close()
+	out := []store.HuntRow{}
+	for rows.Next() {
+		var r store.HuntRow
+		var cols string
+		if err := rows.Scan(&r.HostID, &cols); err != nil {
+			return nil, fmt.Errorf("hunt rows: %w", err)
+		}
+		r.Columns = json.RawMessage(cols)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("hunt rows: %w", err)
+	}
+	return out, nil
+}
+
+// TakeHunts implements store.Store.
+func (db *DB) TakeHunts(ctx context.Context, hostID string, now, resendBefore time.Time) ([]store.Hunt, error) {
+	var out []store.Hunt
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
+		rows, err := tx.QueryContext(ctx, db.q(`UPDATE hunt_hosts SET sent_at = ?
+WHERE host_id = ? AND status = ? AND deadline > ? AND sent_at < ?
+RETURNING hunt_id`), ms(now), hostID, store.HuntPending, ms(now), max(ms(resendBefore), 1))
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			h := store.Hunt{ID: id}
+			var deadline int64
+			if err := tx.QueryRowContext(ctx, db.q(`SELECT query_sql, deadline FROM hunts WHERE id = ?`), id).
+				Scan(&h.SQL, &deadline); err != nil {
+				return err
+			}
+			h.Deadline = fromMS(deadline)
+			out = append(out, h)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("take hunts: %w", err)
+	}
+	return out, nil
+}
+
+// AnswerHunt implements store.Store.
+func (db *DB) AnswerHunt(ctx context.Context, huntID, hostID string, a store.Answer) (bool, error) {
+	if a.At.IsZero() {
+		a.At = time.Now()
+	}
+	status := store.HuntAnswered
+	if a.Status != 0 {
+		status = store.HuntError
+	}
+	var ok bool
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.q(`UPDATE hunt_hosts SET status = ?, message = ?, row_count = ?, answered_at = ?
+WHERE hunt_id = ? AND host_id = ? AND status = ? AND deadline > ?`),
+			status, a.Message, len(a.Rows), ms(a.At), huntID, hostID, store.HuntPending, ms(a.At))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if ok = n == 1; !ok || len(a.Rows) == 0 {
+			return nil
+		}
+		stmt, err := tx.PrepareContext(ctx, db.q(`INSERT INTO hunt_rows (hunt_id, host_id, columns_json) VALUES (?, ?, ?)`))
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, r := range a.Rows {
+			if _, err := stmt.ExecContext(ctx, huntID, hostID, string(r)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("answer hunt %q: %w", huntID, err)
+	}
+	return ok, nil
+}

@@ -1,0 +1,150 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/quarry-sec/quarry/fleet/store"
+)
+
+// AppendLogs implements store.Store.
+func (db *DB) AppendLogs(ctx context.Context, hostID string, b *store.LogBatch) error {
+	if len(b.Results)+len(b.Statuses)+len(b.Detections) == 0 {
+		return nil
+	}
+	received := time.Now()
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		if err := db.insertResults(ctx, tx, hostID, b.Results); err != nil {
+			return err
+		}
+		if err := db.insertStatuses(ctx, tx, hostID, b.Statuses); err != nil {
+			return err
+		}
+		return db.upsertDetections(ctx, tx, hostID, b.Detections, received)
+	})
+	if err != nil {
+		return fmt.Errorf("append logs: %w", err)
+	}
+	return nil
+}
+
+func (db *DB) insertResults(ctx context.Context, tx *sql.Tx, hostID string, rs []store.Result) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, db.q(`INSERT INTO results (host_id, name, query, action, time, columns_json, decorations)
+VALUES (?, ?, ?, ?, ?, ?, ?)`))
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, r := range rs {
+		if _, err := stmt.ExecContext(ctx, hostID, r.Name, r.Query, r.Action, ms(r.Time),
+			string(r.Columns), string(r.Decorations)); err != nil {
+			return fmt.Errorf("result %s: %w", r.Name, err)
+		}
+	}
+	return nil
+}
+
+func (db *DB) insertStatuses(ctx context.Context, tx *sql.Tx, hostID string, ss []store.StatusLog) error {
+	if len(ss) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, db.q(`INSERT INTO status_logs (host_id, time, severity, filename, line, message, version)
+VALUES (?, ?, ?, ?, ?, ?, ?)`))
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, s := range ss {
+		if _, err := stmt.ExecContext(ctx, hostID, ms(s.Time), s.Severity, s.Filename, s.Line, s.Message, s.Version); err != nil {
+			return fmt.Errorf("status log: %w", err)
+		}
+	}
+	return nil
+}
+
+// Results implements store.Store.
+func (db *DB) Results(ctx context.Context, f store.ResultFilter) ([]store.Result, int, error) {
+	where := []string{"(name = ? OR query = ?)"}
+	args := []any{f.Query, f.Query}
+	if f.HostID != "" {
+		where = append(where, "host_id = ?")
+		args = append(args, f.HostID)
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "time >= ?")
+		args = append(args, ms(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "time < ?")
+		args = append(args, ms(f.Until))
+	}
+	cond := " WHERE " + strings.Join(where, " AND ")
+	var total int
+	if err := db.r.QueryRowContext(ctx, db.q(`SELECT count(*) FROM results`+cond), args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count results: %w", err)
+	}
+	rows, err := db.r.QueryContext(ctx, db.q(`SELECT id, host_id, name, query, action, time, columns_json, decorations
+FROM results`+cond+` ORDER BY time DESC, id DESC LIMIT ? OFFSET ?`), append(args, limit(f.Limit), max(f.Offset, 0))...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list results: %w", err)
+	}
+	defer rows.Close()
+	out := []store.Result{}
+	for rows.Next() {
+		var r store.Result
+		var t int64
+		var cols, decs string
+		if err := rows.Scan(&r.ID, &r.HostID, &r.Name, &r.Query, &r.Action, &t, &cols, &decs); err != nil {
+			return nil, 0, fmt.Errorf("list results: %w", err)
+		}
+		r.Time = fromMS(t)
+		r.Columns = json.RawMessage(cols)
+		if decs != "" {
+			r.Decorations = json.RawMessage(decs)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("list results: %w", err)
+	}
+	return out, total, nil
+}
+
+// StatusLogs implements store.Store.
+func (db *DB) StatusLogs(ctx context.Context, hostID string, n int) ([]store.StatusLog, error) {
+	rows, err := db.r.QueryContext(ctx, db.q(`SELECT host_id, time, severity, filename, line, message, version
+FROM status_logs WHERE host_id = ? ORDER BY time DESC, id DESC LIMIT ?`), hostID, limit(n))
+	if err != nil {
+		return nil, fmt.Errorf("list status logs: %w", err)
+	}
+	defer rows.Close()
+	var out []store.StatusLog
+	for rows.Next() {
+		var s store.StatusLog
+		var t int64
+		if err := rows.Scan(&s.HostID, &t, &s.Severity, &s.Filename, &s.Line, &s.Message, &s.Version); err != nil {
+			return nil, fmt.Errorf("list status logs: %w", err)
+		}
+		s.Time = fromMS(t)
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list status logs: %w", err)
+	}
+	return out, nil
+}
+
+// limit is a page size: 100 by default, at most 10,000.
+func limit(n int) int {
+	if n <= 0 {
+		return 100
+	}
+	return min(n, 10000)
+}

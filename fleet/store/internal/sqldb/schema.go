@@ -1,0 +1,108 @@
+package sqldb
+
+// migrations are the schema's steps, oldest first; {{ID}} stands for the
+// dialect's auto-numbered primary key. Times are UNIX milliseconds.
+// Append new steps; never edit a released one.
+var migrations = []string{`
+CREATE TABLE hosts (
+  id TEXT PRIMARY KEY,
+  node_key TEXT NOT NULL UNIQUE,
+  host_identifier TEXT NOT NULL UNIQUE,
+  hostname TEXT NOT NULL DEFAULT '',
+  platform TEXT NOT NULL DEFAULT '',
+  family TEXT NOT NULL DEFAULT '',
+  os_version TEXT NOT NULL DEFAULT '',
+  osquery_version TEXT NOT NULL DEFAULT '',
+  quarry_version TEXT NOT NULL DEFAULT '',
+  enrolled_at BIGINT NOT NULL,
+  last_seen BIGINT NOT NULL
+);
+CREATE TABLE results (
+  id {{ID}},
+  host_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  query TEXT NOT NULL,
+  action TEXT NOT NULL,
+  time BIGINT NOT NULL,
+  columns_json TEXT NOT NULL,
+  decorations TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX results_query ON results (query, time);
+CREATE INDEX results_name ON results (name, time);
+CREATE TABLE status_logs (
+  id {{ID}},
+  host_id TEXT NOT NULL,
+  time BIGINT NOT NULL,
+  severity INTEGER NOT NULL,
+  filename TEXT NOT NULL,
+  line INTEGER NOT NULL,
+  message TEXT NOT NULL,
+  version TEXT NOT NULL
+);
+CREATE INDEX status_logs_host ON status_logs (host_id, time);
+CREATE TABLE detections (
+  id {{ID}},
+  host_id TEXT NOT NULL,
+  hit_id TEXT NOT NULL,
+  time BIGINT NOT NULL,
+  query TEXT NOT NULL,
+  rule_id TEXT NOT NULL,
+  rule_title TEXT NOT NULL,
+  rule_author TEXT NOT NULL,
+  rule_source TEXT NOT NULL,
+  technique_id TEXT NOT NULL,
+  technique_name TEXT NOT NULL,
+  tactic TEXT NOT NULL,
+  severity TEXT NOT NULL,
+  confidence TEXT NOT NULL,
+  description TEXT NOT NULL,
+  recommendations TEXT NOT NULL,
+  eid BIGINT NOT NULL,
+  pid BIGINT NOT NULL,
+  path TEXT NOT NULL,
+  cmdline TEXT NOT NULL,
+  parent_path TEXT NOT NULL,
+  username TEXT NOT NULL,
+  source TEXT NOT NULL,
+  received_at BIGINT NOT NULL,
+  UNIQUE (host_id, hit_id, technique_id)
+);
+CREATE INDEX detections_time ON detections (time);
+CREATE INDEX detections_technique ON detections (technique_id, time);
+CREATE TABLE hunts (
+  id TEXT PRIMARY KEY,
+  query_sql TEXT NOT NULL,
+  targets TEXT NOT NULL,
+  created BIGINT NOT NULL,
+  deadline BIGINT NOT NULL
+);
+CREATE TABLE hunt_hosts (
+  hunt_id TEXT NOT NULL,
+  host_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  message TEXT NOT NULL DEFAULT '',
+  row_count INTEGER NOT NULL DEFAULT 0,
+  deadline BIGINT NOT NULL,
+  sent_at BIGINT NOT NULL DEFAULT 0,
+  answered_at BIGINT NOT NULL DEFAULT 0,
+  PRIMARY KEY (hunt_id, host_id)
+);
+CREATE INDEX hunt_hosts_host ON hunt_hosts (host_id, status);
+CREATE TABLE hunt_rows (
+  id {{ID}},
+  hunt_id TEXT NOT NULL,
+  host_id TEXT NOT NULL,
+  columns_json TEXT NOT NULL
+);
+CREATE INDEX hunt_rows_hunt ON hunt_rows (hunt_id, id);
+CREATE TABLE tokens (
+  hash TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  created BIGINT NOT NULL
+);
+CREATE TABLE packs (
+  name TEXT PRIMARY KEY,
+  body TEXT NOT NULL,
+  updated BIGINT NOT NULL
+);
+`}

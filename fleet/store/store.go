@@ -1,0 +1,84 @@
+// Package store is the fleet server's storage: enrolled hosts, osquery
+// result and status logs, detections (IoA hits reported by hosts), live
+// hunts, analyst tokens and analyst-added query packs.
+//
+// Store is the interface; fleet/store/sqlite (the default, one file under the
+// data directory) and fleet/store/postgres (several server replicas on one
+// database) implement it, and fleet/store/storetest is the one test suite
+// both run. Every write is one transaction: when a method returns nil, what
+// it wrote is committed.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned (wrapped) when a host, hunt or pack does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store is the fleet's storage. Implementations are safe for concurrent use,
+// and several processes may share one database (PostgreSQL; SQLite on one
+// machine).
+type Store interface {
+	// EnrollHost records h under h.NodeKey. A host already enrolled with the
+	// same HostIdentifier keeps its ID and gets the new node key (its old key
+	// stops working); otherwise a new host is created. h.ID and
+	// h.EnrolledAt are set.
+	EnrollHost(ctx context.Context, h *Host) error
+	// HostByNodeKey returns the host enrolled under nodeKey, or ErrNotFound.
+	HostByNodeKey(ctx context.Context, nodeKey string) (*Host, error)
+	// Hosts returns every enrolled host, ordered by host identifier.
+	Hosts(ctx context.Context) ([]Host, error)
+	// TouchHost sets a host's last-seen time.
+	TouchHost(ctx context.Context, hostID string, seen time.Time) error
+
+	// AppendLogs stores one log request of a host in one transaction:
+	// result rows, status lines and the detections found in the results.
+	// Detections are de-duplicated on (host, hit ID, technique): a repeat
+	// fills fields the first report left empty.
+	AppendLogs(ctx context.Context, hostID string, b *LogBatch) error
+	// Results returns a page of stored result rows and the total matching.
+	Results(ctx context.Context, f ResultFilter) ([]Result, int, error)
+	// StatusLogs returns a host's status logs, newest first.
+	StatusLogs(ctx context.Context, hostID string, limit int) ([]StatusLog, error)
+	// Detections returns a page of detections, newest first, and the total
+	// matching.
+	Detections(ctx context.Context, f DetectionFilter) ([]Detection, int, error)
+	// CountDetections counts the detections matching f grouped by keys,
+	// largest count first.
+	CountDetections(ctx context.Context, f DetectionFilter, keys ...GroupKey) ([]Count, error)
+
+	// CreateHunt stores a hunt and its target hosts (all pending).
+	CreateHunt(ctx context.Context, h *Hunt, hostIDs []string) error
+	// Hunt returns a hunt, or ErrNotFound.
+	Hunt(ctx context.Context, id string) (*Hunt, error)
+	// HuntHosts returns the per-host state of a hunt, by host identifier.
+	HuntHosts(ctx context.Context, huntID string) ([]HuntHost, error)
+	// HuntRows returns a page of a hunt's result rows.
+	HuntRows(ctx context.Context, huntID string, limit, offset int) ([]HuntRow, error)
+	// TakeHunts returns the hunts a host should run now: those targeting it,
+	// unanswered, before their deadline, and not handed to it since
+	// resendBefore. They are marked sent at now.
+	TakeHunts(ctx context.Context, hostID string, now, resendBefore time.Time) ([]Hunt, error)
+	// AnswerHunt records a host's answer (rows or error) to a hunt. It
+	// reports false, storing nothing, when the host was not a target, has
+	// answered already or the deadline has passed.
+	AnswerHunt(ctx context.Context, huntID, hostID string, a Answer) (bool, error)
+
+	// CreateToken stores an analyst API token by its hash.
+	CreateToken(ctx context.Context, name, hash string) error
+	// TokenExists reports whether a token with the hash exists.
+	TokenExists(ctx context.Context, hash string) (bool, error)
+
+	// PutPack creates or replaces an analyst pack (osquery pack JSON).
+	PutPack(ctx context.Context, name string, pack []byte) error
+	// DeletePack removes an analyst pack, or returns ErrNotFound.
+	DeletePack(ctx context.Context, name string) error
+	// Packs returns the analyst packs by name.
+	Packs(ctx context.Context) (map[string][]byte, error)
+
+	// Close releases the store.
+	Close() error
+}

@@ -1,0 +1,437 @@
+// Package storetest is the fleet store's test suite, run against every
+// implementation (SQLite and PostgreSQL) by that implementation's tests.
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quarry-sec/quarry/fleet/store"
+)
+
+// Open returns a new, empty store for one test; the suite closes it.
+type Open func(t *testing.T) store.Store
+
+// Run runs the suite, each test on a store of its own.
+func Run(t *testing.T, open Open) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, store.Store)
+	}{
+		{"Enroll", testEnroll},
+		{"Logs", testLogs},
+		{"DetectionDedupe", testDetectionDedupe},
+		{"DetectionFilters", testDetectionFilters},
+		{"CountDetections", testCountDetections},
+		{"Hunts", testHunts},
+		{"HuntDeadline", testHuntDeadline},
+		{"TokensAndPacks", testTokensAndPacks},
+		{"ConcurrentWrites", testConcurrentWrites},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			t.Cleanup(func() { s.Close() })
+			tc.fn(t, s)
+		})
+	}
+}
+
+var ctx = context.Background()
+
+// base is the suite's clock: whole milliseconds, as stored.
+var base = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func enroll(t *testing.T, s store.Store, ident, key, family string) *store.Host {
+	t.Helper()
+	h := &store.Host{NodeKey: key, HostIdentifier: ident, Hostname: ident + ".local", Platform: "ubuntu",
+		Family: family, OSVersion: "24.04", OsqueryVersion: "5.12.1", EnrolledAt: base, LastSeen: base}
+	if err := s.EnrollHost(ctx, h); err != nil {
+		t.Fatalf("EnrollHost %s: %v", ident, err)
+	}
+	return h
+}
+
+func testEnroll(t *testing.T, s store.Store) {
+	a := enroll(t, s, "host-a", "key-a1", "linux")
+	if a.ID == "" {
+		t.Fatal("EnrollHost left ID empty")
+	}
+	got, err := s.HostByNodeKey(ctx, "key-a1")
+	if err != nil || got.ID != a.ID || got.OsqueryVersion != "5.12.1" || !got.EnrolledAt.Equal(base) {
+		t.Fatalf("HostByNodeKey = %+v, %v", got, err)
+	}
+	if _, err := s.HostByNodeKey(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown key: err = %v, want ErrNotFound", err)
+	}
+	// Re-enrolling the same identifier keeps the host, replaces the key.
+	again := &store.Host{NodeKey: "key-a2", HostIdentifier: "host-a", Hostname: "renamed", QuarryVersion: "0.2.0",
+		EnrolledAt: base.Add(time.Hour), LastSeen: base.Add(time.Hour)}
+	if err := s.EnrollHost(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	if again.ID != a.ID || !again.EnrolledAt.Equal(base) {
+		t.Fatalf("re-enroll: ID %s enrolled %v, want %s %v", again.ID, again.EnrolledAt, a.ID, base)
+	}
+	if _, err := s.HostByNodeKey(ctx, "key-a1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("old key after re-enroll: err = %v", err)
+	}
+	enroll(t, s, "host-b", "key-b", "darwin")
+	if err := s.TouchHost(ctx, a.ID, base.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	// An older touch never moves last_seen back.
+	if err := s.TouchHost(ctx, a.ID, base); err != nil {
+		t.Fatal(err)
+	}
+	hosts, err := s.Hosts(ctx)
+	if err != nil || len(hosts) != 2 {
+		t.Fatalf("Hosts = %d, %v", len(hosts), err)
+	}
+	if hosts[0].HostIdentifier != "host-a" || hosts[0].Hostname != "renamed" || hosts[0].QuarryVersion != "0.2.0" ||
+		!hosts[0].LastSeen.Equal(base.Add(2*time.Hour)) {
+		t.Fatalf("host-a = %+v", hosts[0])
+	}
+}
+
+func testLogs(t *testing.T, s store.Store) {
+	h := enroll(t, s, "host-a", "k", "linux")
+	o := enroll(t, s, "host-b", "k2", "linux")
+	b := &store.LogBatch{
+		Results: []store.Result{
+			{Name: "pack_p_users", Query: "users", Action: "added", Time: base, Columns: json.RawMessage(`{"u":"root"}`),
+				Decorations: json.RawMessage(`{"hostname":"a"}`)},
+			{Name: "pack_p_users", Query: "users", Action: "removed", Time: base.Add(time.Minute), Columns: json.RawMessage(`{"u":"bob"}`)},
+			{Name: "uptime", Query: "uptime", Action: "snapshot", Time: base, Columns: json.RawMessage(`{"s":"1"}`)},
+		},
+		Statuses: []store.StatusLog{{Time: base, Severity: 1, Filename: "x.cpp", Line: 7, Message: "warn", Version: "5.12.1"}},
+	}
+	if err := s.AppendLogs(ctx, h.ID, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendLogs(ctx, o.ID, &store.LogBatch{Results: b.Results[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendLogs(ctx, o.ID, &store.LogBatch{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"users", "pack_p_users"} {
+		rs, total, err := s.Results(ctx, store.ResultFilter{Query: q})
+		if err != nil || total != 3 || len(rs) != 3 {
+			t.Fatalf("Results(%s) = %d/%d, %v", q, len(rs), total, err)
+		}
+	}
+	rs, total, err := s.Results(ctx, store.ResultFilter{Query: "users", HostID: h.ID, Since: base.Add(time.Second), Limit: 1})
+	if err != nil || total != 1 || len(rs) != 1 || rs[0].Action != "removed" || string(rs[0].Columns) != `{"u":"bob"}` {
+		t.Fatalf("Results filtered = %+v, %d, %v", rs, total, err)
+	}
+	rs, _, _ = s.Results(ctx, store.ResultFilter{Query: "users", HostID: h.ID, Until: base.Add(time.Second)})
+	if len(rs) != 1 || string(rs[0].Decorations) != `{"hostname":"a"}` || !rs[0].Time.Equal(base) {
+		t.Fatalf("Results until = %+v", rs)
+	}
+	st, err := s.StatusLogs(ctx, h.ID, 10)
+	if err != nil || len(st) != 1 || st[0].Message != "warn" || st[0].Line != 7 || st[0].Severity != 1 {
+		t.Fatalf("StatusLogs = %+v, %v", st, err)
+	}
+}
+
+func detection(hit, tech, tactic, sev string, at time.Time) store.Detection {
+	return store.Detection{HitID: hit, TechniqueID: tech, Tactic: tactic, Severity: sev, Time: at,
+		RuleTitle: "rule " + tech, Query: "quarry_ioa_hits"}
+}
+
+func testDetectionDedupe(t *testing.T, s store.Store) {
+	h := enroll(t, s, "host-a", "k", "linux")
+	first := detection("hit-1", "T1059.004", "execution", "high", base)
+	first.Cmdline = ""
+	if err := s.AppendLogs(ctx, h.ID, &store.LogBatch{Detections: []store.Detection{first}}); err != nil {
+		t.Fatal(err)
+	}
+	again := detection("hit-1", "T1059.004", "execution", "low", base)
+	again.Cmdline, again.PID, again.RuleAuthor = "sh -c id", 42, "Quarry"
+	other := detection("hit-1", "T1105", "command-and-control", "high", base) // same hit, second technique
+	if err := s.AppendLogs(ctx, h.ID, &store.LogBatch{Detections: []store.Detection{again, again, other}}); err != nil {
+		t.Fatal(err)
+	}
+	ds, total, err := s.Detections(ctx, store.DetectionFilter{Techniques: []string{"T1059"}})
+	if err != nil || total != 1 || len(ds) != 1 {
+		t.Fatalf("Detections = %d/%d, %v", len(ds), total, err)
+	}
+	d := ds[0]
+	if d.Severity != "high" || d.Cmdline != "sh -c id" || d.PID != 42 || d.RuleAuthor != "Quarry" ||
+		d.HostIdentifier != "host-a" || d.Hostname != "host-a.local" || !d.Time.Equal(base) {
+		t.Fatalf("merged detection = %+v", d)
+	}
+	if _, total, _ := s.Detections(ctx, store.DetectionFilter{}); total != 2 {
+		t.Fatalf("all detections = %d, want 2", total)
+	}
+	// The same hit from another host is another detection.
+	o := enroll(t, s, "host-b", "k2", "linux")
+	if err := s.AppendLogs(ctx, o.ID, &store.LogBatch{Detections: []store.Detection{first}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, total, _ := s.Detections(ctx, store.DetectionFilter{}); total != 3 {
+		t.Fatalf("all detections = %d, want 3", total)
+	}
+}
+
+func seedDetections(t *testing.T, s store.Store) (a, b *store.Host) {
+	t.Helper()
+	a = enroll(t, s, "host-a", "ka", "linux")
+	b = enroll(t, s, "host-b", "kb", "linux")
+	day := 24 * time.Hour
+	if err := s.AppendLogs(ctx, a.ID, &store.LogBatch{Detections: []store.Detection{
+		detection("1", "T1003", "credential-access", "high", base),
+		detection("2", "T1003.001", "credential-access", "critical", base.Add(time.Hour)),
+		detection("3", "T1003.008", "credential-access", "medium", base.Add(day)),
+		detection("4", "T1059.004", "execution", "high", base.Add(day)),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendLogs(ctx, b.ID, &store.LogBatch{Detections: []store.Detection{
+		detection("5", "T1547.006", "persistence,privilege-escalation", "high", base.Add(2*day)),
+		detection("6", "T10030", "impact", "low", base.Add(2*day)), // not a sub-technique of T1003
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
+}
+
+func testDetectionFilters(t *testing.T, s store.Store) {
+	a, b := seedDetections(t, s)
+	day := 24 * time.Hour
+	cases := []struct {
+		name string
+		f    store.DetectionFilter
+		want []string // hit IDs, newest first
+	}{
+		{"all", store.DetectionFilter{}, []string{"6", "5", "4", "3", "2", "1"}},
+		{"parent matches subs", store.DetectionFilter{Techniques: []string{"t1003"}}, []string{"3", "2", "1"}},
+		{"sub matches itself", store.DetectionFilter{Techniques: []string{"T1003.001"}}, []string{"2"}},
+		{"two techniques", store.DetectionFilter{Techniques: []string{"T1003.008", "T1059"}}, []string{"4", "3"}},
+		{"tactic of several", store.DetectionFilter{Tactics: []string{"privilege-escalation"}}, []string{"5"}},
+		{"tactic", store.DetectionFilter{Tactics: []string{"credential-access", "execution"}}, []string{"4", "3", "2", "1"}},
+		{"severity", store.DetectionFilter{Severities: []string{"high", "CRITICAL"}}, []string{"5", "4", "2", "1"}},
+		{"host", store.DetectionFilter{HostIDs: []string{b.ID}}, []string{"6", "5"}},
+		{"since until", store.DetectionFilter{Since: base.Add(time.Hour), Until: base.Add(2 * day)}, []string{"4", "3", "2"}},
+		{"combined", store.DetectionFilter{HostIDs: []string{a.ID}, Severities: []string{"high"}, Tactics: []string{"execution"}}, []string{"4"}},
+		{"page", store.DetectionFilter{Limit: 2, Offset: 1}, []string{"5", "4"}},
+		{"wildcards are literal", store.DetectionFilter{Tactics: []string{"%"}}, nil},
+	}
+	for _, tc := range cases {
+		ds, total, err := s.Detections(ctx, tc.f)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var got []string
+		for _, d := range ds {
+			got = append(got, d.HitID)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%s: hits %v, want %v", tc.name, got, tc.want)
+		}
+		if tc.f.Limit == 0 && total != len(tc.want) {
+			t.Errorf("%s: total %d, want %d", tc.name, total, len(tc.want))
+		}
+		if tc.name == "page" && total != 6 {
+			t.Errorf("page: total %d, want 6", total)
+		}
+	}
+}
+
+func testCountDetections(t *testing.T, s store.Store) {
+	a, _ := seedDetections(t, s)
+	counts, err := s.CountDetections(ctx, store.DetectionFilter{}, store.KeyHost)
+	if err != nil || len(counts) != 2 || counts[0].Keys[0] != a.ID || counts[0].N != 4 || counts[1].N != 2 {
+		t.Fatalf("by host = %+v, %v", counts, err)
+	}
+	counts, err = s.CountDetections(ctx, store.DetectionFilter{}, store.KeyDay)
+	if err != nil || len(counts) != 3 {
+		t.Fatalf("by day = %+v, %v", counts, err)
+	}
+	day0 := fmt.Sprint(base.Truncate(24 * time.Hour).Unix())
+	found := false
+	for _, c := range counts {
+		if c.Keys[0] == day0 && c.N == 2 {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("by day = %+v, want %s: 2", counts, day0)
+	}
+	counts, err = s.CountDetections(ctx, store.DetectionFilter{Techniques: []string{"T1003"}}, store.KeyTechnique, store.KeyRule)
+	if err != nil || len(counts) != 3 || counts[0].N != 1 || counts[0].Keys[1] != "rule "+counts[0].Keys[0] {
+		t.Fatalf("by technique, rule = %+v, %v", counts, err)
+	}
+	counts, err = s.CountDetections(ctx, store.DetectionFilter{}, store.KeyTactic)
+	if err != nil || len(counts) != 4 || counts[0].Keys[0] != "credential-access" || counts[0].N != 3 {
+		t.Fatalf("by tactic = %+v, %v", counts, err)
+	}
+	if _, err := s.CountDetections(ctx, store.DetectionFilter{}); err == nil {
+		t.Fatal("CountDetections without a key: no error")
+	}
+}
+
+func testHunts(t *testing.T, s store.Store) {
+	a := enroll(t, s, "host-a", "ka", "linux")
+	b := enroll(t, s, "host-b", "kb", "linux")
+	c := enroll(t, s, "host-c", "kc", "linux")
+	now := base
+	h := &store.Hunt{ID: "hunt-1", SQL: "SELECT 1 AS one;", Targets: store.Targets{All: true}, Created: now,
+		Deadline: now.Add(time.Hour)}
+	if err := s.CreateHunt(ctx, h, []string{a.ID, b.ID, c.ID}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Hunt(ctx, "hunt-1")
+	if err != nil || got.SQL != h.SQL || !got.Targets.All || !got.Deadline.Equal(h.Deadline) {
+		t.Fatalf("Hunt = %+v, %v", got, err)
+	}
+	if _, err := s.Hunt(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown hunt: %v", err)
+	}
+	taken, err := s.TakeHunts(ctx, a.ID, now, now.Add(-time.Minute))
+	if err != nil || len(taken) != 1 || taken[0].SQL != h.SQL {
+		t.Fatalf("TakeHunts = %+v, %v", taken, err)
+	}
+	// Sent: not again until resendBefore passes the send.
+	if taken, _ := s.TakeHunts(ctx, a.ID, now.Add(time.Second), now.Add(-time.Minute)); len(taken) != 0 {
+		t.Fatalf("TakeHunts again = %+v", taken)
+	}
+	if taken, _ := s.TakeHunts(ctx, a.ID, now.Add(2*time.Minute), now.Add(time.Minute)); len(taken) != 1 {
+		t.Fatalf("TakeHunts after resend interval = %+v", taken)
+	}
+	rows := []json.RawMessage{json.RawMessage(`{"one":"1"}`), json.RawMessage(`{"one":"2"}`)}
+	ok, err := s.AnswerHunt(ctx, "hunt-1", a.ID, store.Answer{Rows: rows, At: now.Add(time.Minute)})
+	if err != nil || !ok {
+		t.Fatalf("AnswerHunt = %v, %v", ok, err)
+	}
+	if ok, _ := s.AnswerHunt(ctx, "hunt-1", a.ID, store.Answer{Rows: rows, At: now.Add(time.Minute)}); ok {
+		t.Fatal("second answer accepted")
+	}
+	if taken, _ := s.TakeHunts(ctx, a.ID, now.Add(10*time.Minute), now.Add(9*time.Minute)); len(taken) != 0 {
+		t.Fatalf("answered hunt taken again: %+v", taken)
+	}
+	ok, err = s.AnswerHunt(ctx, "hunt-1", b.ID, store.Answer{Status: 1, Message: "no such table: nope", At: now.Add(time.Minute)})
+	if err != nil || !ok {
+		t.Fatalf("AnswerHunt error = %v, %v", ok, err)
+	}
+	if ok, _ := s.AnswerHunt(ctx, "hunt-1", "not-a-target", store.Answer{At: now}); ok {
+		t.Fatal("answer of a non-target accepted")
+	}
+	hosts, err := s.HuntHosts(ctx, "hunt-1")
+	if err != nil || len(hosts) != 3 {
+		t.Fatalf("HuntHosts = %+v, %v", hosts, err)
+	}
+	want := []struct{ ident, status, msg string }{
+		{"host-a", store.HuntAnswered, ""}, {"host-b", store.HuntError, "no such table: nope"}, {"host-c", store.HuntPending, ""}}
+	for i, w := range want {
+		hh := hosts[i]
+		if hh.HostIdentifier != w.ident || hh.Status != w.status || hh.Message != w.msg {
+			t.Errorf("host %d = %+v, want %+v", i, hh, w)
+		}
+	}
+	if hosts[0].Rows != 2 || hosts[0].SentAt.IsZero() || !hosts[0].AnsweredAt.Equal(now.Add(time.Minute)) {
+		t.Errorf("host-a = %+v", hosts[0])
+	}
+	got2, err := s.HuntRows(ctx, "hunt-1", 10, 0)
+	if err != nil || len(got2) != 2 || got2[0].HostID != a.ID || string(got2[1].Columns) != `{"one":"2"}` {
+		t.Fatalf("HuntRows = %+v, %v", got2, err)
+	}
+	if page, _ := s.HuntRows(ctx, "hunt-1", 1, 1); len(page) != 1 || string(page[0].Columns) != `{"one":"2"}` {
+		t.Fatalf("HuntRows page = %+v", page)
+	}
+}
+
+func testHuntDeadline(t *testing.T, s store.Store) {
+	a := enroll(t, s, "host-a", "ka", "linux")
+	h := &store.Hunt{ID: "hunt-2", SQL: "SELECT 2;", Targets: store.Targets{Hosts: []string{"host-a"}}, Created: base,
+		Deadline: base.Add(time.Minute)}
+	if err := s.CreateHunt(ctx, h, []string{a.ID}); err != nil {
+		t.Fatal(err)
+	}
+	late := base.Add(2 * time.Minute)
+	if taken, _ := s.TakeHunts(ctx, a.ID, late, late); len(taken) != 0 {
+		t.Fatalf("expired hunt taken: %+v", taken)
+	}
+	if ok, _ := s.AnswerHunt(ctx, "hunt-2", a.ID, store.Answer{At: late}); ok {
+		t.Fatal("answer after the deadline accepted")
+	}
+	hosts, _ := s.HuntHosts(ctx, "hunt-2")
+	if len(hosts) != 1 || hosts[0].Status != store.HuntPending {
+		t.Fatalf("HuntHosts = %+v", hosts)
+	}
+}
+
+func testTokensAndPacks(t *testing.T, s store.Store) {
+	if ok, err := s.TokenExists(ctx, "h1"); err != nil || ok {
+		t.Fatalf("TokenExists before = %v, %v", ok, err)
+	}
+	if err := s.CreateToken(ctx, "analyst", "h1"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.TokenExists(ctx, "h1"); err != nil || !ok {
+		t.Fatalf("TokenExists = %v, %v", ok, err)
+	}
+	if err := s.PutPack(ctx, "extra", []byte(`{"queries":{}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutPack(ctx, "extra", []byte(`{"queries":{"q":{"query":"SELECT 1;","interval":60}}}`)); err != nil {
+		t.Fatal(err)
+	}
+	packs, err := s.Packs(ctx)
+	if err != nil || len(packs) != 1 || string(packs["extra"]) != `{"queries":{"q":{"query":"SELECT 1;","interval":60}}}` {
+		t.Fatalf("Packs = %v, %v", packs, err)
+	}
+	if err := s.DeletePack(ctx, "extra"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeletePack(ctx, "extra"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("DeletePack missing = %v", err)
+	}
+}
+
+func testConcurrentWrites(t *testing.T, s store.Store) {
+	const writers, batches = 8, 20
+	hosts := make([]*store.Host, writers)
+	for i := range hosts {
+		hosts[i] = enroll(t, s, fmt.Sprintf("host-%d", i), fmt.Sprintf("k%d", i), "linux")
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range batches {
+				b := &store.LogBatch{
+					Results:    []store.Result{{Name: "q", Query: "q", Action: "added", Time: base, Columns: json.RawMessage(`{}`)}},
+					Detections: []store.Detection{detection(fmt.Sprintf("%d-%d", i, j), "T1059", "execution", "high", base)},
+				}
+				if err := s.AppendLogs(ctx, hosts[i].ID, b); err != nil {
+					errs <- err
+					return
+				}
+				if err := s.TouchHost(ctx, hosts[i].ID, base.Add(time.Duration(j)*time.Second)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if _, total, _ := s.Results(ctx, store.ResultFilter{Query: "q"}); total != writers*batches {
+		t.Fatalf("results = %d, want %d", total, writers*batches)
+	}
+	if _, total, _ := s.Detections(ctx, store.DetectionFilter{}); total != writers*batches {
+		t.Fatalf("detections = %d, want %d", total, writers*batches)
+	}
+}

@@ -1,0 +1,183 @@
+package store
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Host is an enrolled osquery host.
+type Host struct {
+	ID             string `json:"id"`
+	NodeKey        string `json:"-"`
+	HostIdentifier string `json:"host_identifier"`
+	Hostname       string `json:"hostname"`
+	// Platform is osquery's os_version.platform: ubuntu, rhel, darwin,
+	// windows…
+	Platform string `json:"platform"`
+	// Family is linux, darwin, windows or freebsd: what pack platform
+	// filters and hunt targets compare with.
+	Family         string    `json:"platform_family"`
+	OSVersion      string    `json:"os_version"`
+	OsqueryVersion string    `json:"osquery_version"`
+	QuarryVersion  string    `json:"quarry_version,omitempty"`
+	EnrolledAt     time.Time `json:"enrolled_at"`
+	LastSeen       time.Time `json:"last_seen"`
+}
+
+// LogBatch is what one log request of a host stores.
+type LogBatch struct {
+	Results    []Result
+	Statuses   []StatusLog
+	Detections []Detection
+}
+
+// Result is one row of a scheduled query's result log.
+type Result struct {
+	ID     int64  `json:"id"`
+	HostID string `json:"host_id"`
+	// Name is the name osquery logged (pack_<pack>_<query> for packs);
+	// Query is the query's own name within its pack.
+	Name   string    `json:"name"`
+	Query  string    `json:"query"`
+	Action string    `json:"action"` // added, removed or snapshot
+	Time   time.Time `json:"time"`
+	// Columns is the row as a JSON object; Decorations osquery's
+	// decorations, a JSON object or nil.
+	Columns     json.RawMessage `json:"columns"`
+	Decorations json.RawMessage `json:"decorations,omitempty"`
+}
+
+// StatusLog is one line of osquery's status log.
+type StatusLog struct {
+	HostID   string    `json:"host_id"`
+	Time     time.Time `json:"time"`
+	Severity int       `json:"severity"`
+	Filename string    `json:"filename"`
+	Line     int       `json:"line"`
+	Message  string    `json:"message"`
+	Version  string    `json:"version"`
+}
+
+// ResultFilter selects result rows. Query matches Name or Query.
+type ResultFilter struct {
+	Query         string
+	HostID        string
+	Since, Until  time.Time // Until is exclusive; zero: no bound
+	Limit, Offset int
+}
+
+// Detection is an IoA hit a host reported, one per hit and technique.
+type Detection struct {
+	ID             int64     `json:"id"`
+	HostID         string    `json:"host_id"`
+	HostIdentifier string    `json:"host_identifier"` // filled on read
+	Hostname       string    `json:"hostname"`        // filled on read
+	HitID          string    `json:"hit_id"`
+	Time           time.Time `json:"time"`
+	Query          string    `json:"query"` // the query that reported it
+	RuleID         string    `json:"rule_id"`
+	RuleTitle      string    `json:"rule_title"`
+	RuleAuthor     string    `json:"rule_author"`
+	RuleSource     string    `json:"rule_source"`
+	TechniqueID    string    `json:"technique_id"`
+	TechniqueName  string    `json:"technique_name"`
+	// Tactic is the technique's tactic shortnames, comma-separated.
+	Tactic          string    `json:"tactic"`
+	Severity        string    `json:"severity"`
+	Confidence      string    `json:"confidence"`
+	Description     string    `json:"description"`
+	Recommendations string    `json:"recommendations"`
+	EID             int64     `json:"eid"`
+	PID             int64     `json:"pid"`
+	Path            string    `json:"path"`
+	Cmdline         string    `json:"cmdline"`
+	ParentPath      string    `json:"parent_path"`
+	Username        string    `json:"username"`
+	Source          string    `json:"source"`
+	ReceivedAt      time.Time `json:"received_at"`
+}
+
+// DetectionFilter selects detections. Within a field values are ORed;
+// fields are ANDed. A technique value matches itself and, for a parent
+// technique (T1003), its sub-techniques (T1003.001); a tactic value is a
+// shortname matched against each of a detection's tactics.
+type DetectionFilter struct {
+	Techniques    []string
+	Tactics       []string
+	Severities    []string
+	HostIDs       []string
+	Since, Until  time.Time // Until is exclusive; zero: no bound
+	Limit, Offset int
+}
+
+// GroupKey is what CountDetections groups by.
+type GroupKey int
+
+// Group keys. KeyDay's value is the day's start in UNIX seconds (UTC);
+// KeyTactic's the comma-separated tactics as stored.
+const (
+	KeyTechnique GroupKey = iota
+	KeyTactic
+	KeyHost
+	KeyDay
+	KeyRule
+)
+
+// Count is one group of CountDetections: its key values, in the order of
+// the keys asked for, and its count.
+type Count struct {
+	Keys []string
+	N    int64
+}
+
+// Hunt is a live query sent to hosts through osquery's distributed API.
+type Hunt struct {
+	ID       string    `json:"id"`
+	SQL      string    `json:"sql"`
+	Targets  Targets   `json:"targets"`
+	Created  time.Time `json:"created"`
+	Deadline time.Time `json:"deadline"`
+}
+
+// Targets is who a hunt is for: all hosts, named hosts or a platform.
+type Targets struct {
+	All      bool     `json:"all,omitempty"`
+	Hosts    []string `json:"hosts,omitempty"`
+	Platform string   `json:"platform,omitempty"`
+}
+
+// Hunt host states as stored; the server reports a pending host past the
+// deadline as expired.
+const (
+	HuntPending  = "pending"
+	HuntAnswered = "answered"
+	HuntError    = "error"
+	HuntExpired  = "expired"
+)
+
+// HuntHost is one target host's state in a hunt.
+type HuntHost struct {
+	HostID         string    `json:"host_id"`
+	HostIdentifier string    `json:"host_identifier"`
+	Hostname       string    `json:"hostname"`
+	Status         string    `json:"status"`
+	Message        string    `json:"message,omitempty"`
+	Rows           int       `json:"rows"`
+	SentAt         time.Time `json:"sent_at,omitzero"`
+	AnsweredAt     time.Time `json:"answered_at,omitzero"`
+}
+
+// HuntRow is one result row of a hunt.
+type HuntRow struct {
+	HostID  string          `json:"host_id"`
+	Columns json.RawMessage `json:"columns"`
+}
+
+// Answer is a host's answer to a hunt: rows, or a non-zero osquery status
+// with its message.
+type Answer struct {
+	Rows    []json.RawMessage
+	Status  int
+	Message string
+	At      time.Time
+}
