@@ -1,0 +1,222 @@
+// Package agent is Quarry's fleet agent: an osquery-compatible client of the
+// osquery TLS remote API that answers with Quarry's embedded engine. It
+// enrolls with an enroll secret, pulls its config (schedule and packs), runs
+// the scheduled queries and logs their differential results, answers live
+// queries (hunts), and re-enrolls when the server says node_invalid. Result
+// and status logs wait in a bounded disk queue while the server is
+// unreachable and are sent once it is back, each once.
+//
+// The package logs nothing: failures reach Config.OnError and counts are in
+// Stats, for the command to report.
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Querier runs one read-only SQL statement: Quarry's embedded engine
+// (extension/sqlite.Engine) is one.
+type Querier interface {
+	Query(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// Config configures an Agent. FleetURL, EnrollSecret, DataDir and Engine are
+// required.
+type Config struct {
+	FleetURL       string // https://host:port (http:// only on loopback)
+	EnrollSecret   string
+	HostIdentifier string // default: the host name
+	Platform       string // osquery platform_type; default runtime.GOOS
+	Version        string // Quarry's version, reported at enrollment
+	DataDir        string // the queue file lives in DataDir/agent
+	Engine         Querier
+	HTTPClient     *http.Client // default: NewHTTPClient(FleetURL, TLS)
+	TLS            TLSOptions
+
+	ConfigInterval      time.Duration // config refresh; default 60s
+	DistributedInterval time.Duration // live query poll; default 10s
+	LogInterval         time.Duration // log flush; default 4s
+	QueryTimeout        time.Duration // per query; default 60s
+	MaxRows             int           // per query result; default 100,000
+	QueueBytes          int64         // disk queue bound; default DefaultQueueBytes
+
+	// OnError receives failures the agent recovers from (server
+	// unreachable, a query failing); it is called from the agent's
+	// goroutines and must not block for long.
+	OnError func(error)
+
+	// intervalUnit is how long one "second" of a schedule interval lasts
+	// (tests shorten it).
+	intervalUnit time.Duration
+}
+
+// Stats counts what the agent did.
+type Stats struct {
+	Enrollments   int64 // successful enrollments, re-enrollments included
+	ScheduledRuns int64 // scheduled query executions
+	ResultLogs    int64 // result logs queued
+	LogsSent      int64 // logs the server acknowledged
+	SendFailures  int64 // log batches not acknowledged (kept queued)
+	LiveQueries   int64 // live queries answered
+	Dropped       int64 // logs the queue bound dropped (reported or not)
+}
+
+// Agent is one enrolled host. Create it with New, run it with Run.
+type Agent struct {
+	cfg        Config
+	client     *http.Client
+	queue      *Queue
+	instanceID string
+	started    time.Time
+
+	mu      sync.Mutex
+	nodeKey string
+	jobs    []job
+	errs    map[string]string // last error per scheduled query, to log changes only
+
+	enrollMu sync.Mutex // one enrollment at a time
+
+	enrollments, runs, resultLogs, sent, sendFailures, live, dropped atomic.Int64
+}
+
+// New opens the agent's queue and readies it to run.
+func New(cfg Config) (*Agent, error) {
+	if cfg.FleetURL == "" || cfg.Engine == nil || cfg.DataDir == "" {
+		return nil, errors.New("agent: FleetURL, Engine and DataDir are required")
+	}
+	cfg.FleetURL = strings.TrimRight(cfg.FleetURL, "/")
+	if cfg.HostIdentifier == "" {
+		cfg.HostIdentifier = hostname()
+	}
+	if cfg.Platform == "" {
+		cfg.Platform = runtime.GOOS
+	}
+	setDefault(&cfg.ConfigInterval, 60*time.Second)
+	setDefault(&cfg.DistributedInterval, 10*time.Second)
+	setDefault(&cfg.LogInterval, 4*time.Second)
+	setDefault(&cfg.QueryTimeout, 60*time.Second)
+	setDefault(&cfg.intervalUnit, time.Second)
+	if cfg.MaxRows <= 0 {
+		cfg.MaxRows = 100_000
+	}
+	client := cfg.HTTPClient
+	if client == nil {
+		c, err := NewHTTPClient(cfg.FleetURL, cfg.TLS)
+		if err != nil {
+			return nil, err
+		}
+		client = c
+	}
+	q, err := OpenQueue(QueuePath(cfg.DataDir), cfg.QueueBytes)
+	if err != nil {
+		return nil, err
+	}
+	id := make([]byte, 16)
+	_, _ = rand.Read(id) // crypto/rand never fails on supported platforms
+	return &Agent{cfg: cfg, client: client, queue: q, instanceID: hex.EncodeToString(id),
+		started: time.Now(), errs: map[string]string{}}, nil
+}
+
+// QueuePath is where an agent with data directory dir keeps its queue.
+func QueuePath(dir string) string { return filepath.Join(dir, "agent", "queue.db") }
+
+func setDefault(d *time.Duration, v time.Duration) {
+	if *d <= 0 {
+		*d = v
+	}
+}
+
+// Queue returns the agent's disk queue.
+func (a *Agent) Queue() *Queue { return a.queue }
+
+// HostIdentifier is the host_identifier the agent enrolls with.
+func (a *Agent) HostIdentifier() string { return a.cfg.HostIdentifier }
+
+// Stats returns the agent's counters.
+func (a *Agent) Stats() Stats {
+	return Stats{
+		Enrollments: a.enrollments.Load(), ScheduledRuns: a.runs.Load(), ResultLogs: a.resultLogs.Load(),
+		LogsSent: a.sent.Load(), SendFailures: a.sendFailures.Load(), LiveQueries: a.live.Load(),
+		Dropped: a.dropped.Load(),
+	}
+}
+
+// Run enrolls (retrying until the server accepts), then pulls config, runs
+// the schedule, answers live queries and sends logs until ctx ends. On the
+// way out it tries, for a few seconds, to send what is queued, then closes
+// the queue: what is not sent stays on disk for the next run.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.queue.Close()
+	if err := a.restoreConfig(ctx); err != nil {
+		a.report(err)
+	}
+	if err := a.enrollUntil(ctx); err != nil {
+		return a.shutdown(err)
+	}
+	if err := a.refreshConfig(ctx); err != nil {
+		a.report(err)
+	}
+	var wg sync.WaitGroup
+	loops := []func(context.Context){a.configLoop, a.scheduleLoop, a.distributedLoop, a.logLoop}
+	for _, loop := range loops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			loop(ctx)
+		}()
+	}
+	wg.Wait()
+	return a.shutdown(nil)
+}
+
+// shutdown sends what it can in a few seconds once ctx is done.
+func (a *Agent) shutdown(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		err = nil
+	}
+	a.mu.Lock()
+	enrolled := a.nodeKey != ""
+	a.mu.Unlock()
+	if enrolled {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		if ferr := a.Flush(ctx); ferr != nil && err == nil {
+			a.report(fmt.Errorf("final flush (logs stay queued): %w", ferr))
+		}
+	}
+	return err
+}
+
+// every runs fn every d until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func(context.Context)) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn(ctx)
+		}
+	}
+}
+
+func (a *Agent) report(err error) {
+	if err != nil && a.cfg.OnError != nil {
+		a.cfg.OnError(err)
+	}
+}
+
+func timeUnixUTC(unix int64) time.Time { return time.Unix(unix, 0).UTC() }
