@@ -85,6 +85,11 @@ type Agent struct {
 	nodeKey string
 	jobs    []job
 	errs    map[string]string // last error per scheduled query, to log changes only
+	// periods are the loops' intervals: Config's when set (fixed), else
+	// the server's options (config_refresh, distributed_interval,
+	// logger_tls_period), else defaults.
+	periods, fixed periods
+	delimiter      string // the config's pack_delimiter
 
 	enrollMu sync.Mutex // one enrollment at a time
 
@@ -103,6 +108,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Platform == "" {
 		cfg.Platform = runtime.GOOS
 	}
+	fixed := periods{config: cfg.ConfigInterval, distributed: cfg.DistributedInterval, log: cfg.LogInterval}
 	setDefault(&cfg.ConfigInterval, 60*time.Second)
 	setDefault(&cfg.DistributedInterval, 10*time.Second)
 	setDefault(&cfg.LogInterval, 4*time.Second)
@@ -126,7 +132,8 @@ func New(cfg Config) (*Agent, error) {
 	id := make([]byte, 16)
 	_, _ = rand.Read(id) // crypto/rand never fails on supported platforms
 	return &Agent{cfg: cfg, client: client, queue: q, instanceID: hex.EncodeToString(id),
-		started: time.Now(), errs: map[string]string{}}, nil
+		started: time.Now(), errs: map[string]string{}, fixed: fixed, delimiter: PackDelimiter,
+		periods: periods{config: cfg.ConfigInterval, distributed: cfg.DistributedInterval, log: cfg.LogInterval}}, nil
 }
 
 // QueuePath is where an agent with data directory dir keeps its queue.
@@ -199,9 +206,22 @@ func (a *Agent) shutdown(err error) error {
 	return err
 }
 
-// every runs fn every d until ctx ends.
-func every(ctx context.Context, d time.Duration, fn func(context.Context)) {
-	t := time.NewTicker(d)
+// periods are the intervals of the config, live query and log loops.
+type periods struct {
+	config, distributed, log time.Duration
+}
+
+func (a *Agent) period(pick func(periods) time.Duration) func() time.Duration {
+	return func() time.Duration {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return pick(a.periods)
+	}
+}
+
+// every runs fn every d() (read again after each run) until ctx ends.
+func every(ctx context.Context, d func() time.Duration, fn func(context.Context)) {
+	t := time.NewTimer(d())
 	defer t.Stop()
 	for {
 		select {
@@ -209,6 +229,7 @@ func every(ctx context.Context, d time.Duration, fn func(context.Context)) {
 			return
 		case <-t.C:
 			fn(ctx)
+			t.Reset(d())
 		}
 	}
 }

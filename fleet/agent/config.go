@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 const configSetting = "config"
@@ -39,21 +40,45 @@ func (a *Agent) applyConfig(ctx context.Context, raw json.RawMessage) error {
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		return fmt.Errorf("config: decode: %w", err)
 	}
-	js := jobs(cfg, a.cfg.Platform)
+	a.mu.Lock()
+	a.applyOptions(cfg.Options)
+	js := jobs(cfg, a.cfg.Platform, a.delimiter)
+	a.jobs = js
+	a.mu.Unlock()
 	keep := make(map[string]bool, len(js))
 	for _, j := range js {
 		keep[j.Name] = true
 	}
-	a.mu.Lock()
-	a.jobs = js
-	a.mu.Unlock()
 	return a.queue.forgetStates(ctx, keep)
 }
 
 func (a *Agent) configLoop(ctx context.Context) {
-	every(ctx, a.cfg.ConfigInterval, func(ctx context.Context) {
+	every(ctx, a.period(func(p periods) time.Duration { return p.config }), func(ctx context.Context) {
 		if err := a.refreshConfig(ctx); err != nil && ctx.Err() == nil {
 			a.report(err)
 		}
 	})
+}
+
+// applyOptions takes the osquery options the agent honours from the
+// config: pack_delimiter, and the periods its own Config leaves unset
+// (config_refresh, distributed_interval, logger_tls_period, in seconds).
+// The caller holds a.mu.
+func (a *Agent) applyOptions(opts map[string]any) {
+	if d, ok := opts["pack_delimiter"].(string); ok && d != "" {
+		a.delimiter = d
+	} else {
+		a.delimiter = PackDelimiter
+	}
+	set := func(dst *time.Duration, fixed time.Duration, name string) {
+		if fixed > 0 {
+			return
+		}
+		if sec, ok := opts[name].(float64); ok && sec >= 1 && sec <= 86400 {
+			*dst = time.Duration(sec) * time.Second
+		}
+	}
+	set(&a.periods.config, a.fixed.config, "config_refresh")
+	set(&a.periods.distributed, a.fixed.distributed, "distributed_interval")
+	set(&a.periods.log, a.fixed.log, "logger_tls_period")
 }

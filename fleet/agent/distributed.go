@@ -12,7 +12,7 @@ const maxPendingWrites = 64
 
 func (a *Agent) distributedLoop(ctx context.Context) {
 	var pending []DistributedWriteRequest
-	every(ctx, a.cfg.DistributedInterval, func(ctx context.Context) {
+	every(ctx, a.period(func(p periods) time.Duration { return p.distributed }), func(ctx context.Context) {
 		pending = a.retryWrites(ctx, pending)
 		w, err := a.pollLive(ctx)
 		if err != nil {

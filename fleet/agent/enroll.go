@@ -49,7 +49,7 @@ func (a *Agent) enroll(ctx context.Context, stale string) error {
 	req := EnrollRequest{
 		EnrollSecret:   a.cfg.EnrollSecret,
 		HostIdentifier: a.cfg.HostIdentifier,
-		PlatformType:   a.cfg.Platform,
+		PlatformType:   platformType(a.cfg.Platform),
 		HostDetails:    hostDetails(&a.cfg, a.instanceID, a.started),
 	}
 	var resp EnrollResponse

@@ -23,13 +23,14 @@ func hostDetails(cfg *Config, instanceID string, start time.Time) map[string]map
 	uuid := machineID()
 	return map[string]map[string]string{
 		"os_version": {
-			"name":     firstNonEmpty(osv["NAME"], runtime.GOOS),
-			"version":  osv["VERSION"],
-			"platform": firstNonEmpty(osv["ID"], runtime.GOOS),
-			"codename": osv["VERSION_CODENAME"],
-			"build":    osv["BUILD_ID"],
-			"major":    majorVersion(osv["VERSION_ID"]),
-			"arch":     runtime.GOARCH,
+			"name":          firstNonEmpty(osv["NAME"], runtime.GOOS),
+			"version":       osv["VERSION"],
+			"platform":      firstNonEmpty(osv["ID"], runtime.GOOS),
+			"platform_like": osv["ID_LIKE"],
+			"codename":      osv["VERSION_CODENAME"],
+			"build":         osv["BUILD_ID"],
+			"major":         majorVersion(osv["VERSION_ID"]),
+			"arch":          runtime.GOARCH,
 		},
 		"osquery_info": {
 			"version":        OsqueryCompatVersion,
@@ -101,4 +102,22 @@ func hostname() string {
 		return "localhost"
 	}
 	return h
+}
+
+// platformType is osquery's platform_type: the bitmask of
+// osquery/core/system.h (posix 0x01, windows 0x02, linux 0x08, darwin 0x10,
+// freebsd 0x20), in decimal.
+func platformType(goos string) string {
+	switch goos {
+	case "windows":
+		return "2"
+	case "linux":
+		return "9"
+	case "darwin":
+		return "17"
+	case "freebsd":
+		return "33"
+	default:
+		return "1"
+	}
 }

@@ -12,9 +12,14 @@ import (
 // default does: pack_quarry-detections_quarry_ioa_hits.
 const PackDelimiter = "_"
 
-// PackQueryName is the logged name of query in pack.
+// PackQueryName is the logged name of query in pack, with osquery's
+// default delimiter.
 func PackQueryName(pack, query string) string {
-	return "pack" + PackDelimiter + pack + PackDelimiter + query
+	return packQueryName(pack, query, PackDelimiter)
+}
+
+func packQueryName(pack, query, delim string) string {
+	return "pack" + delim + pack + delim + query
 }
 
 // job is one scheduled query after the config's schedule and packs are
@@ -29,7 +34,7 @@ type job struct {
 
 // jobs flattens a config into the queries this platform runs, sorted by name.
 // Packs given as strings (paths or URLs for osquery to fetch) are skipped.
-func jobs(cfg ConfigResponse, platform string) []job {
+func jobs(cfg ConfigResponse, platform, delim string) []job {
 	var out []job
 	add := func(name string, q ScheduledQuery, packPlatform string) {
 		if strings.TrimSpace(q.Query) == "" || q.Interval <= 0 {
@@ -52,7 +57,7 @@ func jobs(cfg ConfigResponse, platform string) []job {
 			continue
 		}
 		for qname, q := range p.Queries {
-			add(PackQueryName(pname, qname), q, p.Platform)
+			add(packQueryName(pname, qname, delim), q, p.Platform)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

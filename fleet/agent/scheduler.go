@@ -12,7 +12,7 @@ import (
 func (a *Agent) scheduleLoop(ctx context.Context) {
 	next := map[string]time.Time{}
 	tick := max(a.cfg.intervalUnit/4, 10*time.Millisecond)
-	every(ctx, tick, func(ctx context.Context) {
+	every(ctx, func() time.Duration { return tick }, func(ctx context.Context) {
 		a.mu.Lock()
 		js := a.jobs
 		a.mu.Unlock()

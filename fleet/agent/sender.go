@@ -16,7 +16,7 @@ const (
 )
 
 func (a *Agent) logLoop(ctx context.Context) {
-	every(ctx, a.cfg.LogInterval, func(ctx context.Context) {
+	every(ctx, a.period(func(p periods) time.Duration { return p.log }), func(ctx context.Context) {
 		if err := a.Flush(ctx); err != nil && ctx.Err() == nil {
 			a.report(err)
 		}
