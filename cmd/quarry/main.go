@@ -110,6 +110,7 @@ Start with 'quarry shell', or 'quarry query "SELECT id, name FROM attack_techniq
 		a.collectCommand(),
 		a.rulesCommand(),
 		a.packsCommand(),
+		a.agentCommand(),
 	)
 	return root
 }
