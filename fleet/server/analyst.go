@@ -1,0 +1,64 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/quarry-sec/quarry/fleet/store"
+)
+
+// TokenPrefix starts every analyst token.
+const TokenPrefix = "qft_"
+
+// HashToken is how a token is stored: the hex SHA-256 of the token (tokens
+// are 256 random bits, so a fast hash is enough).
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// CreateToken makes a new analyst API token, stores its hash under name
+// and returns the token, which is shown once and never stored.
+func CreateToken(ctx context.Context, st store.Store, name string) (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("create token: %w", err)
+	}
+	token := TokenPrefix + base64.RawURLEncoding.EncodeToString(b)
+	if err := st.CreateToken(ctx, name, HashToken(token)); err != nil {
+		return "", err
+	}
+	return token, nil
+}
+
+// analyst requires a valid bearer token (Authorization: Bearer TOKEN);
+// without one the answer is 401.
+func (s *Server) analyst(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		token, ok := strings.CutPrefix(auth, "Bearer ")
+		token = strings.TrimSpace(token)
+		if !ok || token == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="quarry-fleet"`)
+			s.fail(w, r, errorf(http.StatusUnauthorized, "missing bearer token"), nil)
+			return
+		}
+		valid, err := s.cfg.Store.TokenExists(r.Context(), HashToken(token))
+		if err != nil {
+			s.fail(w, r, err, nil)
+			return
+		}
+		if !valid {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="quarry-fleet", error="invalid_token"`)
+			s.fail(w, r, errorf(http.StatusUnauthorized, "invalid token"), nil)
+			return
+		}
+		next(w, r)
+	}
+}

@@ -1,0 +1,84 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+
+	"github.com/quarry-sec/quarry/fleet/store"
+)
+
+// handleDistributedRead hands a host the live hunts it has yet to run:
+// {"queries": {hunt ID: SQL}}.
+func (s *Server) handleDistributedRead(w http.ResponseWriter, r *http.Request, h *store.Host, _ []byte) {
+	now := s.cfg.Now()
+	hunts, err := s.cfg.Store.TakeHunts(r.Context(), h.ID, now, now.Add(-s.cfg.HuntResend))
+	if err != nil {
+		s.fail(w, r, err, nil)
+		return
+	}
+	queries := make(map[string]string, len(hunts))
+	for _, hu := range hunts {
+		queries[hu.ID] = hu.SQL
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"queries": queries, "node_invalid": false})
+}
+
+// distributedWrite is osquery's distributed write: rows per query ID, and
+// per ID a status (non-zero: the query failed) with its message.
+type distributedWrite struct {
+	Queries  map[string]json.RawMessage `json:"queries"`
+	Statuses map[string]flexInt         `json:"statuses"`
+	Messages map[string]string          `json:"messages"`
+}
+
+// handleDistributedWrite records a host's answers to hunts. Answers to
+// unknown or expired hunts, or repeated answers, are dropped; the host is
+// told nothing of them (osquery would not act on it).
+func (s *Server) handleDistributedWrite(w http.ResponseWriter, r *http.Request, h *store.Host, body []byte) {
+	var req distributedWrite
+	if err := json.Unmarshal(body, &req); err != nil {
+		s.fail(w, r, errorf(http.StatusBadRequest, "malformed JSON: %v", err), nil)
+		return
+	}
+	ids := map[string]bool{}
+	for id := range req.Queries {
+		ids[id] = true
+	}
+	for id := range req.Statuses {
+		ids[id] = true
+	}
+	now := s.cfg.Now()
+	for id := range ids {
+		a := store.Answer{Status: int(req.Statuses[id]), Message: limitString(req.Messages[id], 4096), At: now}
+		if a.Status == 0 {
+			a.Rows = rowsOf(req.Queries[id])
+		} else if a.Message == "" {
+			a.Message = "query failed"
+		}
+		if _, err := s.cfg.Store.AnswerHunt(r.Context(), id, h.ID, a); err != nil {
+			s.fail(w, r, err, nil)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"node_invalid": false})
+}
+
+// rowsOf returns the JSON objects of a rows array; anything else (osquery
+// sends "" for a failed query) has none.
+func rowsOf(raw json.RawMessage) []json.RawMessage {
+	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '[' {
+		return nil
+	}
+	var rows []json.RawMessage
+	if json.Unmarshal(raw, &rows) != nil {
+		return nil
+	}
+	out := rows[:0]
+	for _, row := range rows {
+		if isObject(row) {
+			out = append(out, row)
+		}
+	}
+	return out
+}

@@ -1,0 +1,161 @@
+package server
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/quarry-sec/quarry/fleet/store"
+)
+
+// enrollRequest is osquery's enroll request. Quarry's agent adds its
+// version as host_details.quarry_info.version (or quarry_version).
+type enrollRequest struct {
+	EnrollSecret   string `json:"enroll_secret"`
+	HostIdentifier string `json:"host_identifier"`
+	PlatformType   string `json:"platform_type"`
+	QuarryVersion  string `json:"quarry_version"`
+	HostDetails    struct {
+		OSVersion   map[string]any `json:"os_version"`
+		OsqueryInfo map[string]any `json:"osquery_info"`
+		SystemInfo  map[string]any `json:"system_info"`
+		QuarryInfo  map[string]any `json:"quarry_info"`
+	} `json:"host_details"`
+}
+
+func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
+	var req enrollRequest
+	if err := s.decodeJSON(w, r, &req); err != nil {
+		s.fail(w, r, err, map[string]any{"node_invalid": true})
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(req.EnrollSecret), []byte(s.cfg.EnrollSecret)) != 1 {
+		s.fail(w, r, errorf(http.StatusUnauthorized, "invalid enroll secret"), map[string]any{"node_invalid": true})
+		return
+	}
+	ident := strings.TrimSpace(req.HostIdentifier)
+	if ident == "" {
+		s.fail(w, r, errorf(http.StatusBadRequest, "missing host_identifier"), map[string]any{"node_invalid": true})
+		return
+	}
+	key, err := newNodeKey()
+	if err != nil {
+		s.fail(w, r, err, nil)
+		return
+	}
+	d := req.HostDetails
+	h := &store.Host{
+		NodeKey:        key,
+		HostIdentifier: limitString(ident, 255),
+		Hostname:       limitString(str(d.SystemInfo["hostname"]), 255),
+		Platform:       limitString(str(d.OSVersion["platform"]), 64),
+		OSVersion:      limitString(osVersion(d.OSVersion), 128),
+		OsqueryVersion: limitString(str(d.OsqueryInfo["version"]), 64),
+		QuarryVersion:  limitString(firstNonEmpty(str(d.QuarryInfo["version"]), req.QuarryVersion), 64),
+		EnrolledAt:     s.cfg.Now(),
+	}
+	if h.Hostname == "" {
+		h.Hostname = h.HostIdentifier
+	}
+	h.Family = family(h.Platform, str(d.OSVersion["platform_like"]), req.PlatformType)
+	if err := s.cfg.Store.EnrollHost(r.Context(), h); err != nil {
+		s.fail(w, r, err, nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"node_key": key, "node_invalid": false})
+}
+
+// osVersion is "name version" of osquery's os_version row.
+func osVersion(v map[string]any) string {
+	name, ver := str(v["name"]), str(v["version"])
+	return strings.TrimSpace(name + " " + ver)
+}
+
+// Platform families, as pack platform filters and hunt targets name them.
+const (
+	FamilyLinux   = "linux"
+	FamilyDarwin  = "darwin"
+	FamilyWindows = "windows"
+	FamilyFreeBSD = "freebsd"
+)
+
+// osquery's platform_type bits (osquery/core/system.h PlatformType).
+const (
+	ptWindows = 0x02
+	ptLinux   = 0x08
+	ptDarwin  = 0x10
+	ptFreeBSD = 0x20
+)
+
+// family is the platform family of a host from os_version.platform,
+// platform_like and osquery's platform_type bitmask, "" when unknown.
+func family(platform, like, platformType string) string {
+	for _, p := range []string{platform, like} {
+		switch p = strings.ToLower(p); {
+		case p == "":
+		case p == "darwin" || p == "macos":
+			return FamilyDarwin
+		case p == "windows":
+			return FamilyWindows
+		case p == "freebsd":
+			return FamilyFreeBSD
+		default:
+			return FamilyLinux // ubuntu, debian, rhel, centos, amzn, arch…
+		}
+	}
+	bits, err := strconv.ParseUint(strings.TrimSpace(platformType), 0, 32)
+	if err != nil {
+		return ""
+	}
+	switch {
+	case bits&ptDarwin != 0:
+		return FamilyDarwin
+	case bits&ptWindows != 0:
+		return FamilyWindows
+	case bits&ptFreeBSD != 0:
+		return FamilyFreeBSD
+	case bits&ptLinux != 0:
+		return FamilyLinux
+	}
+	return ""
+}
+
+// str renders a JSON scalar as osquery would print it.
+func str(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case json.Number:
+		return x.String()
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case bool:
+		if x {
+			return "1"
+		}
+		return "0"
+	default:
+		b, _ := json.Marshal(x)
+		return string(b)
+	}
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func limitString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

@@ -1,0 +1,170 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/quarry-sec/quarry/fleet/store"
+)
+
+// logRequest is osquery's log request; each data item is a JSON object
+// (or, from some clients, a string holding one).
+type logRequest struct {
+	LogType string            `json:"log_type"`
+	Data    []json.RawMessage `json:"data"`
+}
+
+// resultLog is one result log item in any of osquery's forms: batched
+// differential (diffResults), snapshot, or one row per item (event format,
+// columns + action).
+type resultLog struct {
+	Name        string          `json:"name"`
+	UnixTime    flexInt         `json:"unixTime"`
+	Decorations json.RawMessage `json:"decorations"`
+	DiffResults *struct {
+		Added   []json.RawMessage `json:"added"`
+		Removed []json.RawMessage `json:"removed"`
+	} `json:"diffResults"`
+	Snapshot []json.RawMessage `json:"snapshot"`
+	Columns  json.RawMessage   `json:"columns"`
+	Action   string            `json:"action"`
+}
+
+// statusLog is one status log item.
+type statusLog struct {
+	UnixTime flexInt `json:"unixTime"`
+	Severity flexInt `json:"severity"`
+	Filename string  `json:"filename"`
+	Line     flexInt `json:"line"`
+	Message  string  `json:"message"`
+	Version  string  `json:"version"`
+}
+
+// flexInt reads a JSON number or a string holding one (osquery has sent
+// both); anything else reads as 0.
+type flexInt int64
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (f *flexInt) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if v, err := strconv.ParseInt(s, 10, 64); err == nil {
+		*f = flexInt(v)
+	} else if v, err := strconv.ParseFloat(s, 64); err == nil {
+		*f = flexInt(v)
+	}
+	return nil
+}
+
+// handleLog stores a host's result or status logs, and the detections in
+// its results, in one transaction; it answers only after the commit. Items
+// that are not JSON objects are skipped (osquery would resend a rejected
+// batch forever); a body that is not JSON is rejected.
+func (s *Server) handleLog(w http.ResponseWriter, r *http.Request, h *store.Host, body []byte) {
+	var req logRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		s.fail(w, r, errorf(http.StatusBadRequest, "malformed JSON: %v", err), nil)
+		return
+	}
+	var b store.LogBatch
+	switch req.LogType {
+	case "result":
+		known, err := s.allPacks(r.Context())
+		if err != nil {
+			s.fail(w, r, err, nil)
+			return
+		}
+		for _, item := range req.Data {
+			var rl resultLog
+			if json.Unmarshal(unwrapString(item), &rl) != nil || rl.Name == "" {
+				continue
+			}
+			s.addResult(&b, h, &rl, queryName(rl.Name, known))
+		}
+	case "status":
+		for _, item := range req.Data {
+			var sl statusLog
+			if json.Unmarshal(unwrapString(item), &sl) != nil {
+				continue
+			}
+			b.Statuses = append(b.Statuses, store.StatusLog{Time: unixTime(sl.UnixTime, s.cfg.Now()),
+				Severity: int(sl.Severity), Filename: sl.Filename, Line: int(sl.Line), Message: sl.Message, Version: sl.Version})
+		}
+	default:
+		s.fail(w, r, errorf(http.StatusBadRequest, "unknown log_type %q (want result or status)", req.LogType), nil)
+		return
+	}
+	if err := s.cfg.Store.AppendLogs(r.Context(), h.ID, &b); err != nil {
+		s.fail(w, r, err, nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"node_invalid": false})
+}
+
+// addResult adds a result item's rows, and the detections among them, to b.
+func (s *Server) addResult(b *store.LogBatch, h *store.Host, rl *resultLog, query string) {
+	at := unixTime(rl.UnixTime, s.cfg.Now())
+	decs := rl.Decorations
+	if !isObject(decs) {
+		decs = nil
+	}
+	isHits := isHitsQuery(rl.Name, query)
+	add := func(action string, row json.RawMessage) {
+		if !isObject(row) {
+			return
+		}
+		b.Results = append(b.Results, store.Result{Name: rl.Name, Query: query, Action: action, Time: at,
+			Columns: row, Decorations: decs})
+		if isHits && action != "removed" {
+			if d, ok := s.detection(h, query, row, at); ok {
+				b.Detections = append(b.Detections, d)
+			}
+		}
+	}
+	switch {
+	case rl.DiffResults != nil:
+		for _, row := range rl.DiffResults.Added {
+			add("added", row)
+		}
+		for _, row := range rl.DiffResults.Removed {
+			add("removed", row)
+		}
+	case rl.Snapshot != nil:
+		for _, row := range rl.Snapshot {
+			add("snapshot", row)
+		}
+	case rl.Columns != nil:
+		action := rl.Action
+		if action != "removed" && action != "snapshot" {
+			action = "added"
+		}
+		add(action, rl.Columns)
+	}
+}
+
+// unwrapString returns the JSON inside a JSON string, or item itself.
+func unwrapString(item json.RawMessage) json.RawMessage {
+	if t := bytes.TrimSpace(item); len(t) > 0 && t[0] == '"' {
+		var s string
+		if json.Unmarshal(t, &s) == nil {
+			return json.RawMessage(s)
+		}
+	}
+	return item
+}
+
+func isObject(raw json.RawMessage) bool {
+	t := bytes.TrimSpace(raw)
+	return len(t) > 1 && t[0] == '{' && json.Valid(t)
+}
+
+// unixTime is osquery's unixTime, or now when it is missing.
+func unixTime(v flexInt, now time.Time) time.Time {
+	if v <= 0 {
+		return now
+	}
+	return time.Unix(int64(v), 0)
+}

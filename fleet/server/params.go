@@ -1,0 +1,170 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/quarry-sec/quarry/fleet/store"
+)
+
+// parseTime reads a time parameter: RFC 3339, a date (YYYY-MM-DD, UTC),
+// UNIX seconds, or a Go duration meaning that long before now ("24h").
+func parseTime(v string, now time.Time) (time.Time, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	if sec, err := strconv.ParseInt(v, 10, 64); err == nil && sec >= 0 {
+		return time.Unix(sec, 0), nil
+	}
+	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, errorf(http.StatusBadRequest, "bad time %q (RFC 3339, YYYY-MM-DD, UNIX seconds or a duration such as 24h)", v)
+}
+
+// timeRange reads since and until.
+func (s *Server) timeRange(q url.Values) (since, until time.Time, err error) {
+	now := s.cfg.Now()
+	if since, err = parseTime(q.Get("since"), now); err != nil {
+		return
+	}
+	until, err = parseTime(q.Get("until"), now)
+	return
+}
+
+// pageParams reads limit (default 100, at most 10,000) and offset.
+func pageParams(q url.Values) (limit, offset int, err error) {
+	limit, offset = 100, 0
+	if v := q.Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 10000 {
+			return 0, 0, errorf(http.StatusBadRequest, "bad limit %q (1..10000)", v)
+		}
+	}
+	if v := q.Get("offset"); v != "" {
+		if offset, err = strconv.Atoi(v); err != nil || offset < 0 {
+			return 0, 0, errorf(http.StatusBadRequest, "bad offset %q", v)
+		}
+	}
+	return limit, offset, nil
+}
+
+// list reads a comma-separated (or repeated) parameter.
+func list(q url.Values, key string) []string {
+	var out []string
+	for _, v := range q[key] {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+var techniqueID = regexp.MustCompile(`^T[0-9]{4}(\.[0-9]{3})?$`)
+
+var severities = map[string]bool{"informational": true, "low": true, "medium": true, "high": true, "critical": true}
+
+// detectionFilter reads the detection filters shared by the detections,
+// summary and layer endpoints.
+func (s *Server) detectionFilter(ctx context.Context, q url.Values) (store.DetectionFilter, error) {
+	var f store.DetectionFilter
+	var err error
+	if f.Since, f.Until, err = s.timeRange(q); err != nil {
+		return f, err
+	}
+	for _, t := range list(q, "technique") {
+		t = strings.ToUpper(t)
+		if !techniqueID.MatchString(t) {
+			return f, errorf(http.StatusBadRequest, "bad technique %q (T1234 or T1234.001)", t)
+		}
+		f.Techniques = append(f.Techniques, t)
+		if r, _, ok := s.cfg.KB.Resolve(t); ok && r.ID != t { // an old ID: its successor too
+			f.Techniques = append(f.Techniques, r.ID)
+		}
+	}
+	for _, t := range list(q, "tactic") {
+		short, ok := s.tacticShortnames(t)
+		if !ok {
+			return f, errorf(http.StatusBadRequest, "unknown tactic %q (a shortname such as credential-access, or an ID such as TA0006)", t)
+		}
+		f.Tactics = append(f.Tactics, short...)
+	}
+	for _, v := range list(q, "severity") {
+		v = strings.ToLower(v)
+		if !severities[v] {
+			return f, errorf(http.StatusBadRequest, "bad severity %q (informational, low, medium, high, critical)", v)
+		}
+		f.Severities = append(f.Severities, v)
+	}
+	if hosts := list(q, "host"); len(hosts) > 0 {
+		ids, _, err := s.resolveHosts(ctx, hosts)
+		if err != nil {
+			return f, err
+		}
+		if len(ids) == 0 {
+			ids = []string{"\x00none"} // no such host: nothing matches
+		}
+		f.HostIDs = ids
+	}
+	if f.Limit, f.Offset, err = pageParams(q); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+// tacticShortnames resolves a tactic given by shortname, ID or name.
+func (s *Server) tacticShortnames(v string) ([]string, bool) {
+	if t, ok := s.cfg.KB.Tactic(v); ok {
+		return []string{t.ShortName}, true
+	}
+	if ts := s.cfg.KB.TacticsByID(v); len(ts) > 0 {
+		var out []string
+		for _, t := range ts {
+			out = append(out, t.ShortName)
+		}
+		return out, true
+	}
+	if t, ok := s.cfg.KB.Tactic(strings.ReplaceAll(strings.ToLower(strings.TrimSpace(v)), " ", "-")); ok {
+		return []string{t.ShortName}, true
+	}
+	return nil, false
+}
+
+// resolveHosts finds hosts by ID, host identifier or hostname; it returns
+// the IDs found and the names that matched none.
+func (s *Server) resolveHosts(ctx context.Context, names []string) (ids, unknown []string, err error) {
+	hosts, err := s.cfg.Store.Hosts(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	seen := map[string]bool{}
+	for _, n := range names {
+		found := false
+		for _, h := range hosts {
+			if h.ID == n || h.HostIdentifier == n || strings.EqualFold(h.Hostname, n) {
+				found = true
+				if !seen[h.ID] {
+					seen[h.ID] = true
+					ids = append(ids, h.ID)
+				}
+			}
+		}
+		if !found {
+			unknown = append(unknown, n)
+		}
+	}
+	return ids, unknown, nil
+}
