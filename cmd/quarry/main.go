@@ -111,6 +111,7 @@ Start with 'quarry shell', or 'quarry query "SELECT id, name FROM attack_techniq
 		a.rulesCommand(),
 		a.packsCommand(),
 		a.agentCommand(),
+		a.huntCommand(),
 	)
 	return root
 }
