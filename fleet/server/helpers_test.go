@@ -186,3 +186,6 @@ func (f *fixture) enroll(ident, platform string) string {
 	}
 	return key
 }
+
+// storeAll selects every detection.
+func storeAll() store.DetectionFilter { return store.DetectionFilter{Limit: 10000} }
