@@ -1,0 +1,249 @@
+package agent
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quarry-sec/quarry/attack"
+	"github.com/quarry-sec/quarry/detections/packs"
+	"github.com/quarry-sec/quarry/fleet/server"
+	"github.com/quarry-sec/quarry/fleet/store"
+	fleetsqlite "github.com/quarry-sec/quarry/fleet/store/sqlite"
+)
+
+// realFleet is Quarry's fleet server on a SQLite store, on a loopback
+// port it can leave and come back to.
+type realFleet struct {
+	t    *testing.T
+	st   store.Store
+	h    http.Handler
+	addr string
+	mu   sync.Mutex
+	srv  *http.Server
+}
+
+func newRealFleet(t *testing.T, secret string) *realFleet {
+	t.Helper()
+	st, err := fleetsqlite.Open(context.Background(), filepath.Join(t.TempDir(), fleetsqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := attack.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := server.New(server.Config{Store: st, KB: kb, EnrollSecret: secret, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &realFleet{t: t, st: st, h: s.Handler(), addr: "127.0.0.1:0"}
+	f.up()
+	t.Cleanup(func() { f.down(); st.Close() })
+	return f
+}
+
+func (f *realFleet) url() string { return "http://" + f.addr }
+
+// up (re)starts serving on the same address.
+func (f *realFleet) up() {
+	f.t.Helper()
+	var l net.Listener
+	var err error
+	for range 50 {
+		if l, err = net.Listen("tcp", f.addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.addr = l.Addr().String()
+	f.srv = &http.Server{Handler: f.h}
+	srv := f.srv
+	f.mu.Unlock()
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			f.t.Errorf("serve: %v", err)
+		}
+	}()
+}
+
+// down closes the listener and every connection.
+func (f *realFleet) down() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.srv != nil {
+		f.srv.Close()
+		f.srv = nil
+	}
+}
+
+// ioaHitsDB is a database with an ioa_hits table of the detection pack's
+// columns, so the pack's hits query runs on it.
+func ioaHitsDB(t *testing.T) *sql.DB {
+	db := hitsDB(t)
+	_, err := db.Exec(`CREATE TABLE ioa_hits (hit_id TEXT, time INTEGER, host_identifier TEXT, rule_id TEXT, rule_title TEXT,
+		rule_author TEXT, rule_source TEXT, technique_id TEXT, technique_name TEXT, tactic TEXT, severity TEXT,
+		confidence TEXT, description TEXT, recommendations TEXT, eid INTEGER, pid INTEGER, path TEXT, cmdline TEXT,
+		parent_path TEXT, username TEXT, source TEXT)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func insertHit(t *testing.T, db *sql.DB, id string) {
+	t.Helper()
+	_, err := db.Exec(`INSERT INTO ioa_hits VALUES (?, strftime('%s','now'), 'host-a', 'r1', 'Rule one', 'me', 'builtin',
+		'T1059.004', 'Unix Shell', 'execution', 'high', 'medium', 'd', 'r', 1, 42, '/bin/sh', 'sh -c x', '/bin/bash', 'root', 'ebpf')`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func hitRows(t *testing.T, st store.Store) map[string]int {
+	t.Helper()
+	res, _, err := st.Results(context.Background(), store.ResultFilter{Query: packs.QueryHits, Limit: 100000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, r := range res {
+		if r.Action == "added" {
+			var id string
+			if _, v, ok := strings.Cut(string(r.Columns), `"hit_id":"`); ok {
+				id, _, _ = strings.Cut(v, `"`)
+			}
+			got[id]++
+		}
+	}
+	return got
+}
+
+// Against Quarry's own server: the detection pack's hits query runs, the
+// server is stopped (connections refused) and restarted, and every hit
+// arrives exactly once, as a result row and as a detection.
+func TestAgentWithFleetServerOutage(t *testing.T) {
+	f := newRealFleet(t, "s")
+	db := ioaHitsDB(t)
+	a, err := New(Config{FleetURL: f.url(), EnrollSecret: "s", HostIdentifier: "host-a", Version: "test",
+		DataDir: t.TempDir(), Engine: sqlQuerier{db}, DistributedInterval: 50 * time.Millisecond,
+		LogInterval: 30 * time.Millisecond, intervalUnit: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	n := 0
+	add := func(k int) {
+		for range k {
+			n++
+			insertHit(t, db, fmt.Sprintf("hit-%03d", n))
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	add(10)
+	waitFor(t, "first hits at the server", 10*time.Second, func() bool { return len(hitRows(t, f.st)) > 0 })
+	f.down()
+	add(20)
+	waitFor(t, "results queued", 10*time.Second, func() bool { c, _, _ := a.Queue().Len(ctx); return c > 0 })
+	time.Sleep(300 * time.Millisecond)
+	f.up()
+	add(10)
+	waitFor(t, "every hit", 15*time.Second, func() bool { return len(hitRows(t, f.st)) == n })
+	time.Sleep(200 * time.Millisecond)
+	for id, c := range hitRows(t, f.st) {
+		if c != 1 {
+			t.Errorf("%s stored %d times", id, c)
+		}
+	}
+	dets, total, err := f.st.Detections(ctx, store.DetectionFilter{Limit: 1000})
+	if err != nil || total != n {
+		t.Errorf("detections = %d (%v), want %d", total, err, n)
+	}
+	if len(dets) > 0 && (dets[0].TechniqueID != "T1059.004" || dets[0].HostIdentifier != "host-a") {
+		t.Errorf("detection = %+v", dets[0])
+	}
+}
+
+// A hunt through the analyst API: the host answers, and a broken SQL comes
+// back as the host's error with SQLite's message.
+func TestAgentAnswersHuntsFromFleetServer(t *testing.T) {
+	f := newRealFleet(t, "s")
+	db := ioaHitsDB(t)
+	a, err := New(Config{FleetURL: f.url(), EnrollSecret: "s", HostIdentifier: "host-a", DataDir: t.TempDir(),
+		Engine: sqlQuerier{db}, DistributedInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "enrollment", 5*time.Second, func() bool { h, _ := f.st.Hosts(ctx); return len(h) == 1 })
+	hosts, _ := f.st.Hosts(ctx)
+	for _, c := range []struct{ id, sql string }{{"good", "SELECT 40 + 2 AS answer"}, {"bad", "SELECT * FROM no_such_table"}} {
+		h := &store.Hunt{ID: c.id, SQL: c.sql, Targets: store.Targets{All: true}, Created: time.Now(), Deadline: time.Now().Add(time.Minute)}
+		if err := f.st.CreateHunt(ctx, h, []string{hosts[0].ID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := func(id string) store.HuntHost {
+		hh, err := f.st.HuntHosts(ctx, id)
+		if err != nil || len(hh) != 1 {
+			t.Fatalf("hunt hosts: %v, %v", hh, err)
+		}
+		return hh[0]
+	}
+	waitFor(t, "answers", 5*time.Second, func() bool {
+		return state("good").Status != store.HuntPending && state("bad").Status != store.HuntPending
+	})
+	if g := state("good"); g.Status != store.HuntAnswered || g.Rows != 1 {
+		t.Errorf("good = %+v", g)
+	}
+	rows, _ := f.st.HuntRows(ctx, "good", 10, 0)
+	if len(rows) != 1 || !strings.Contains(string(rows[0].Columns), `"answer":"42"`) {
+		t.Errorf("rows = %v", rows)
+	}
+	if b := state("bad"); b.Status != store.HuntError || !strings.Contains(b.Message, "no such table") {
+		t.Errorf("bad = %+v", b)
+	}
+}
+
+// The server forgets the agent's node key (here: the host re-enrolled
+// elsewhere); the agent gets node_invalid, enrolls again, and its logs flow.
+func TestAgentReenrollsWithFleetServer(t *testing.T) {
+	f := newRealFleet(t, "s")
+	db := ioaHitsDB(t)
+	a, err := New(Config{FleetURL: f.url(), EnrollSecret: "s", HostIdentifier: "host-a", DataDir: t.TempDir(),
+		Engine: sqlQuerier{db}, LogInterval: 30 * time.Millisecond, intervalUnit: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "enrollment", 5*time.Second, func() bool { return a.Stats().Enrollments == 1 })
+	if err := f.st.EnrollHost(ctx, &store.Host{NodeKey: "rotated", HostIdentifier: "host-a"}); err != nil {
+		t.Fatal(err)
+	}
+	insertHit(t, db, "after-rotation")
+	waitFor(t, "re-enrollment and the hit", 10*time.Second, func() bool {
+		return a.Stats().Enrollments == 2 && hitRows(t, f.st)["after-rotation"] == 1
+	})
+}
