@@ -112,6 +112,8 @@ Start with 'quarry shell', or 'quarry query "SELECT id, name FROM attack_techniq
 		a.packsCommand(),
 		a.agentCommand(),
 		a.huntCommand(),
+		a.upCommand(),
+		a.fleetCommand(),
 	)
 	return root
 }

@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/quarry-sec/quarry/fleet/server"
+	"github.com/quarry-sec/quarry/fleet/store"
+	"github.com/quarry-sec/quarry/fleet/store/postgres"
+	"github.com/quarry-sec/quarry/fleet/store/sqlite"
+)
+
+// Files of the fleet server in the data directory.
+const (
+	fleetSecretFile = "fleet-enroll-secret"
+	fleetCertFile   = "fleet-cert.pem"
+	fleetKeyFile    = "fleet-key.pem"
+)
+
+// fleetFlags are the storage flags every fleet command shares.
+type fleetFlags struct {
+	postgres string
+}
+
+func (f *fleetFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.postgres, "postgres", os.Getenv("QUARRY_FLEET_POSTGRES"),
+		"store the fleet in PostgreSQL at this DSN (default $QUARRY_FLEET_POSTGRES; else SQLite in the data directory)")
+}
+
+// fleetStore opens the fleet store: PostgreSQL when a DSN is given, else
+// SQLite in the data directory.
+func (a *app) fleetStore(ctx context.Context, f fleetFlags) (store.Store, error) {
+	if f.postgres != "" {
+		return postgres.Open(ctx, f.postgres)
+	}
+	return sqlite.Open(ctx, sqlite.Path(a.dataDir))
+}
+
+func (a *app) fleetCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "fleet",
+		Short: "The fleet server: osquery hosts and Quarry agents report to it; analysts hunt through it",
+	}
+	cmd.AddCommand(a.fleetServeCommand(), a.fleetTokenCommand())
+	return cmd
+}
+
+type fleetServeOptions struct {
+	fleetFlags
+	addr, certFile, keyFile, secretFile, packsDir string
+	selfSigned                                    bool
+	interval                                      time.Duration
+}
+
+func (a *app) fleetServeCommand() *cobra.Command {
+	var o fleetServeOptions
+	cmd := &cobra.Command{
+		Use:   "serve [--addr HOST:PORT] [--postgres DSN] [--tls-cert F --tls-key F | --tls-self-signed] [--enroll-secret-file F]",
+		Short: "Serve osquery's TLS API and the analyst API",
+		Long: `Serve osquery's TLS remote API (under /api/v1/osquery/ and Fleet's /api/osquery/) and
+the analyst API (/api/v1/...). Plain HTTP only on a loopback address; elsewhere TLS, with
+--tls-cert/--tls-key, or a self-signed certificate kept in the data directory
+(--tls-self-signed, the default off loopback). Hosts enroll with the secret of
+--enroll-secret-file, else the data directory's ` + fleetSecretFile + ` (created on first run).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return a.fleetServe(ctx, o)
+		},
+	}
+	o.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address")
+	fl.StringVar(&o.certFile, "tls-cert", "", "TLS certificate (PEM)")
+	fl.StringVar(&o.keyFile, "tls-key", "", "TLS private key (PEM)")
+	fl.BoolVar(&o.selfSigned, "tls-self-signed", false, "serve TLS with a self-signed certificate kept in the data directory")
+	fl.StringVar(&o.secretFile, "enroll-secret-file", "", "file holding the enroll secret")
+	fl.StringVar(&o.packsDir, "packs-dir", "", "directory of osquery pack files (NAME.json) served besides Quarry's detection pack")
+	fl.DurationVar(&o.interval, "distributed-interval", server.DefaultDistributedInterval, "how often hosts ask for live hunts")
+	return cmd
+}
+
+func (a *app) fleetServe(ctx context.Context, o fleetServeOptions) error {
+	if (o.certFile == "") != (o.keyFile == "") {
+		return usageError{errors.New("--tls-cert and --tls-key go together")}
+	}
+	if o.certFile != "" && o.selfSigned {
+		return usageError{errors.New("--tls-self-signed and --tls-cert exclude each other")}
+	}
+	useTLS := o.certFile != "" || o.selfSigned || !server.IsLoopback(o.addr)
+	if useTLS && o.certFile == "" {
+		o.certFile, o.keyFile = filepath.Join(a.dataDir, fleetCertFile), filepath.Join(a.dataDir, fleetKeyFile)
+		host, _, _ := net.SplitHostPort(o.addr)
+		hostname, _ := os.Hostname()
+		if err := os.MkdirAll(a.dataDir, 0o700); err != nil {
+			return fmt.Errorf("fleet serve: %w", err)
+		}
+		created, err := server.SelfSignedCert(o.certFile, o.keyFile, []string{host, hostname})
+		if err != nil {
+			return err
+		}
+		if created {
+			a.log.Info().Str("cert", o.certFile).Msg("self-signed certificate created; give it to hosts as --tls_server_certs")
+		}
+	}
+	secret, err := a.fleetSecret(o.secretFile)
+	if err != nil {
+		return err
+	}
+	kb, err := a.knowledgeBase()
+	if err != nil {
+		return err
+	}
+	var filePacks map[string]server.Pack
+	if o.packsDir != "" {
+		if filePacks, err = server.LoadPacksDir(o.packsDir); err != nil {
+			return err
+		}
+	}
+	st, err := a.fleetStore(ctx, o.fleetFlags)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	srv, err := server.New(server.Config{
+		Store: st, KB: kb, EnrollSecret: secret, Version: version, FilePacks: filePacks,
+		DistributedInterval: o.interval,
+		OnError: func(r *http.Request, err error) {
+			ev := a.log.Error().Err(err)
+			if r != nil {
+				ev = ev.Str("method", r.Method).Str("path", r.URL.Path)
+			}
+			ev.Msg("fleet request failed")
+		},
+	})
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Addr:              o.addr,
+		Handler:           a.logRequests(srv.Handler()),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
+	}
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return fmt.Errorf("fleet serve: %w", err)
+	}
+	storage := "sqlite:" + sqlite.Path(a.dataDir)
+	if o.postgres != "" {
+		storage = "postgres"
+	}
+	scheme := "http"
+	if useTLS {
+		scheme = "https"
+	}
+	a.log.Info().Str("url", scheme+"://"+ln.Addr().String()).Str("store", storage).Int("packs", len(filePacks)).
+		Msg("fleet server listening")
+	errc := make(chan error, 1)
+	go func() {
+		if useTLS {
+			errc <- hs.ServeTLS(ln, o.certFile, o.keyFile)
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("fleet serve: %w", err)
+	case <-ctx.Done():
+	}
+	a.log.Info().Msg("fleet server stopping")
+	shutdown, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdown); err != nil {
+		return fmt.Errorf("fleet serve: shutdown: %w", err)
+	}
+	return nil
+}
+
+// fleetSecret reads the enroll secret from file, else from the data
+// directory, creating a random one there on first use.
+func (a *app) fleetSecret(file string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("enroll secret: %w", err)
+		}
+		s := strings.TrimSpace(string(b))
+		if s == "" {
+			return "", fmt.Errorf("enroll secret: %s is empty", file)
+		}
+		return s, nil
+	}
+	path := filepath.Join(a.dataDir, fleetSecretFile)
+	if b, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(b)) != "" {
+		return strings.TrimSpace(string(b)), nil
+	}
+	raw := make([]byte, 24)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("enroll secret: %w", err)
+	}
+	s := base64.RawURLEncoding.EncodeToString(raw)
+	if err := os.MkdirAll(a.dataDir, 0o700); err != nil {
+		return "", fmt.Errorf("enroll secret: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("enroll secret: %w", err)
+	}
+	a.log.Info().Str("file", path).Msg("enroll secret created; give it to hosts as --enroll_secret_path")
+	return s, nil
+}
+
+// logRequests logs each request at debug level.
+func (a *app) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		a.log.Debug().Str("method", r.Method).Str("path", r.URL.Path).Int("status", sw.status).
+			Dur("took", time.Since(start)).Str("remote", r.RemoteAddr).Msg("request")
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (a *app) fleetTokenCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "token", Short: "Analyst API tokens"}
+	var f fleetFlags
+	var name string
+	create := &cobra.Command{
+		Use:   "create [--name NAME]",
+		Short: "Create an analyst API token and print it (last line); only its hash is stored",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := a.fleetStore(cmd.Context(), f)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			tok, err := server.CreateToken(cmd.Context(), st, name)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.ErrOrStderr(), "token created; it is shown only now (use it as: Authorization: Bearer TOKEN)")
+			fmt.Fprintln(cmd.OutOrStdout(), tok)
+			return nil
+		},
+	}
+	f.register(create)
+	create.Flags().StringVar(&name, "name", "analyst", "a name for the token")
+	cmd.AddCommand(create)
+	return cmd
+}
