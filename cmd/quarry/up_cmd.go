@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/quarry-sec/quarry/fleet/agent"
+	"github.com/quarry-sec/quarry/fleet/server"
+	"github.com/quarry-sec/quarry/fleet/store"
+	fleetsqlite "github.com/quarry-sec/quarry/fleet/store/sqlite"
+)
+
+// DefaultUpListen is where `quarry up` serves.
+const defaultUpListen = "127.0.0.1:7443"
+
+// upDistributedInterval is how often the local agent asks for hunts.
+const upDistributedInterval = 3 * time.Second
+
+// upOptions configure `quarry up`.
+type upOptions struct {
+	listen    string
+	noCollect bool
+	// ready, when set, is called with the URL, token and CA file once the
+	// server listens (tests).
+	ready func(url, token, caFile string)
+}
+
+func (a *app) upCommand() *cobra.Command {
+	var o upOptions
+	cmd := &cobra.Command{
+		Use:   "up [--listen 127.0.0.1:7443]",
+		Short: "Start everything on this machine: a fleet server, a local agent enrolled in it, live detection",
+		Long: `Start a fleet server on the loopback address (SQLite and a self-signed TLS certificate
+under the data directory), and an agent on this machine enrolled in it: the fleet's
+detection pack runs on the embedded engine and, as root, live process telemetry and
+IoA detection feed it. Prints the URL and the analyst token for 'quarry hunt' and the
+API. The enroll secret, token and certificate are made on the first run and kept in
+the data directory. Ctrl-C stops everything, sending what the agent has queued.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return a.up(ctx, o, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&o.listen, "listen", defaultUpListen, "loopback address to serve on (port 0: any free port)")
+	cmd.Flags().BoolVar(&o.noCollect, "no-collect", false, "no live process telemetry or detection, even as root")
+	return cmd
+}
+
+// upFiles are where `quarry up` keeps its secrets.
+type upFiles struct{ dir, secret, token, cert, key string }
+
+func newUpFiles(dataDir string) upFiles {
+	d := filepath.Join(dataDir, "fleet")
+	return upFiles{dir: d, secret: filepath.Join(d, "enroll_secret"), token: filepath.Join(d, "analyst_token"),
+		cert: filepath.Join(d, "server.crt"), key: filepath.Join(d, "server.key")}
+}
+
+// up runs the fleet server and the local agent until ctx ends.
+func (a *app) up(ctx context.Context, o upOptions, out io.Writer) error {
+	if o.listen == "" {
+		o.listen = defaultUpListen
+	}
+	if !server.IsLoopback(o.listen) {
+		return usageError{fmt.Errorf("--listen %s: quarry up serves on a loopback address only (use 'quarry fleet serve' for a fleet)", o.listen)}
+	}
+	files := newUpFiles(a.dataDir)
+	if err := os.MkdirAll(files.dir, 0o700); err != nil {
+		return fmt.Errorf("quarry up: %w", err)
+	}
+	st, err := fleetsqlite.Open(ctx, fleetsqlite.Path(a.dataDir))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	secret, err := readOrMakeSecret(files.secret)
+	if err != nil {
+		return err
+	}
+	token, err := analystToken(ctx, st, files.token)
+	if err != nil {
+		return err
+	}
+	if _, err := server.SelfSignedCert(files.cert, files.key, nil); err != nil {
+		return err
+	}
+	kb, err := a.knowledgeBase()
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(server.Config{Store: st, KB: kb, EnrollSecret: secret, Version: version,
+		DistributedInterval: upDistributedInterval,
+		OnError: func(r *http.Request, err error) {
+			a.log.Error().Err(err).Str("path", r.URL.Path).Msg("fleet server")
+		}})
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("quarry up: %w", err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.ServeTLS(l, files.cert, files.key) }()
+	url := "https://" + l.Addr().String()
+
+	agentCtx, stopAgent := context.WithCancel(ctx)
+	defer stopAgent()
+	var wg sync.WaitGroup
+	var agentErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, agentErr = a.runAgent(agentCtx, agent.Config{FleetURL: url, EnrollSecret: secret,
+			TLS: agent.TLSOptions{CAFile: files.cert}}, !o.noCollect)
+		if agentErr != nil && agentCtx.Err() == nil {
+			a.log.Error().Err(agentErr).Msg("local agent stopped")
+		}
+	}()
+	printUp(out, url, token, files)
+	if o.ready != nil {
+		o.ready(url, token, files.cert)
+	}
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		err = fmt.Errorf("fleet server: %w", err)
+	}
+	// The agent goes first, so its final flush reaches the server.
+	stopAgent()
+	wg.Wait()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if serr := hs.Shutdown(sctx); serr != nil && err == nil {
+		err = fmt.Errorf("fleet server shutdown: %w", serr)
+	}
+	a.log.Info().Msg("stopped")
+	return err
+}
+
+func printUp(w io.Writer, url, token string, f upFiles) {
+	fmt.Fprintf(w, `Quarry is up.
+
+  fleet server   %s  (TLS certificate %s)
+  analyst token  %s
+  local agent    enrolled; detection pack on the embedded engine
+
+Try:
+  export QUARRY_TOKEN=%s
+  quarry hunt --fleet %s --tls-ca %s "SELECT id, name FROM attack_techniques LIMIT 3"
+  curl --cacert %s -H "Authorization: Bearer $QUARRY_TOKEN" %s/api/v1/hosts
+
+Ctrl-C stops everything.
+`, url, f.cert, token, token, url, f.cert, f.cert, url)
+}
+
+// readOrMakeSecret returns the secret in path, making a random one (mode
+// 0600) on the first run.
+func readOrMakeSecret(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil && strings.TrimSpace(string(b)) != "" {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("enroll secret: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("enroll secret: %w", err)
+	}
+	s := base64.RawURLEncoding.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("enroll secret: %w", err)
+	}
+	return s, nil
+}
+
+// analystToken returns the token kept in path when the store knows it, else
+// makes one, stores its hash and keeps the token in path (mode 0600).
+func analystToken(ctx context.Context, st store.Store, path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		tok := strings.TrimSpace(string(b))
+		ok, err := st.TokenExists(ctx, server.HashToken(tok))
+		if err != nil {
+			return "", err
+		}
+		if ok {
+			return tok, nil
+		}
+	}
+	tok, err := server.CreateToken(ctx, st, "quarry up")
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("analyst token: %w", err)
+	}
+	return tok, nil
+}
