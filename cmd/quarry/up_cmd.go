@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -63,13 +60,17 @@ the data directory. Ctrl-C stops everything, sending what the agent has queued.`
 	return cmd
 }
 
+// upTokenFile keeps the analyst token `quarry up` prints (the store keeps
+// only its hash); the enroll secret and certificate are those of
+// `quarry fleet serve` in the same data directory.
+const upTokenFile = "fleet-analyst-token"
+
 // upFiles are where `quarry up` keeps its secrets.
-type upFiles struct{ dir, secret, token, cert, key string }
+type upFiles struct{ token, cert, key string }
 
 func newUpFiles(dataDir string) upFiles {
-	d := filepath.Join(dataDir, "fleet")
-	return upFiles{dir: d, secret: filepath.Join(d, "enroll_secret"), token: filepath.Join(d, "analyst_token"),
-		cert: filepath.Join(d, "server.crt"), key: filepath.Join(d, "server.key")}
+	return upFiles{token: filepath.Join(dataDir, upTokenFile),
+		cert: filepath.Join(dataDir, fleetCertFile), key: filepath.Join(dataDir, fleetKeyFile)}
 }
 
 // up runs the fleet server and the local agent until ctx ends.
@@ -81,7 +82,7 @@ func (a *app) up(ctx context.Context, o upOptions, out io.Writer) error {
 		return usageError{fmt.Errorf("--listen %s: quarry up serves on a loopback address only (use 'quarry fleet serve' for a fleet)", o.listen)}
 	}
 	files := newUpFiles(a.dataDir)
-	if err := os.MkdirAll(files.dir, 0o700); err != nil {
+	if err := os.MkdirAll(a.dataDir, 0o700); err != nil {
 		return fmt.Errorf("quarry up: %w", err)
 	}
 	st, err := fleetsqlite.Open(ctx, fleetsqlite.Path(a.dataDir))
@@ -89,7 +90,7 @@ func (a *app) up(ctx context.Context, o upOptions, out io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	secret, err := readOrMakeSecret(files.secret)
+	secret, err := a.fleetSecret("")
 	if err != nil {
 		return err
 	}
@@ -169,27 +170,6 @@ Try:
 
 Ctrl-C stops everything.
 `, url, f.cert, token, token, url, f.cert, f.cert, url)
-}
-
-// readOrMakeSecret returns the secret in path, making a random one (mode
-// 0600) on the first run.
-func readOrMakeSecret(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err == nil && strings.TrimSpace(string(b)) != "" {
-		return strings.TrimSpace(string(b)), nil
-	}
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("enroll secret: %w", err)
-	}
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return "", fmt.Errorf("enroll secret: %w", err)
-	}
-	s := base64.RawURLEncoding.EncodeToString(raw)
-	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("enroll secret: %w", err)
-	}
-	return s, nil
 }
 
 // analystToken returns the token kept in path when the store knows it, else
