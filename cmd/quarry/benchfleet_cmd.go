@@ -1,0 +1,682 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/quarry-sec/quarry/detections/packs"
+	"github.com/quarry-sec/quarry/fleet/agent"
+)
+
+// Bounds of `quarry bench fleet`.
+const (
+	benchMaxHosts    = 50_000
+	benchMaxDuration = time.Hour
+)
+
+type benchFleetOptions struct {
+	hosts              int
+	interval, duration time.Duration
+	fleet, postgres    string
+	secretFile, token  string
+	hitsPerLog         int
+	keep               bool
+}
+
+func (a *app) benchCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "bench", Short: "Load tests of Quarry's parts"}
+	cmd.AddCommand(a.benchFleetCommand())
+	return cmd
+}
+
+func (a *app) benchFleetCommand() *cobra.Command {
+	var o benchFleetOptions
+	cmd := &cobra.Command{
+		Use:   "fleet --hosts N [--interval 10s] [--duration 60s] [--fleet URL | --postgres DSN]",
+		Short: "Simulate osquery hosts against a fleet server on loopback and report its throughput",
+		Long: `Simulate N osquery hosts on 127.0.0.1: each enrolls, pulls its config, then every
+interval asks for live queries (answering any) and sends a result log of IoA hits
+(the detection pack's ` + packs.QueryHits + ` query, unique hit ids). Reports requests/s,
+p50/p99 latency, rows sent and ingested (lost must be 0), a live hunt across every
+host (time until 99% answered) and, when the bench starts the server itself (a child
+'quarry fleet serve' on SQLite in a temporary directory, or --postgres), the server's
+CPU time and RSS from /proc. --fleet points at a running server instead (loopback
+only; give --enroll-secret-file and --token or $QUARRY_TOKEN).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return a.benchFleet(ctx, o, cmd.OutOrStdout())
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&o.hosts, "hosts", 1000, "simulated hosts (at most 50,000)")
+	fl.DurationVar(&o.interval, "interval", 10*time.Second, "each host's check-in interval")
+	fl.DurationVar(&o.duration, "duration", 60*time.Second, "how long to run (at most 1h)")
+	fl.StringVar(&o.fleet, "fleet", "", "a running fleet server on loopback (default: start one)")
+	fl.StringVar(&o.postgres, "postgres", "", "the started server stores in PostgreSQL at this DSN instead of SQLite")
+	fl.StringVar(&o.secretFile, "enroll-secret-file", "", "enroll secret of the --fleet server")
+	fl.StringVar(&o.token, "token", "", "analyst token of the --fleet server (default $QUARRY_TOKEN)")
+	fl.IntVar(&o.hitsPerLog, "hits-per-log", 1, "IoA hit rows in each result log")
+	fl.BoolVar(&o.keep, "keep", false, "keep the started server's data directory")
+	return cmd
+}
+
+// benchTarget is the server under test.
+type benchTarget struct {
+	url, secret string
+	api         *analystClient
+	child       *benchServer // nil for --fleet
+}
+
+func (a *app) benchFleet(ctx context.Context, o benchFleetOptions, out io.Writer) error {
+	switch {
+	case o.hosts < 1 || o.hosts > benchMaxHosts:
+		return usageError{fmt.Errorf("--hosts %d: want 1..%d", o.hosts, benchMaxHosts)}
+	case o.interval < time.Second || o.interval > 10*time.Minute:
+		return usageError{errors.New("--interval: want 1s..10m")}
+	case o.duration < o.interval || o.duration > benchMaxDuration:
+		return usageError{fmt.Errorf("--duration: want --interval..%s", benchMaxDuration)}
+	case o.hitsPerLog < 0 || o.hitsPerLog > 1000:
+		return usageError{errors.New("--hits-per-log: want 0..1000")}
+	}
+	t, err := a.benchTarget(ctx, o)
+	if err != nil {
+		return err
+	}
+	if t.child != nil {
+		defer t.child.stop(o.keep, a)
+	}
+	before, err := t.counts(ctx)
+	if err != nil {
+		return err
+	}
+	sim := newFleetSim(t.url, t.secret, o)
+	runCtx, cancel := context.WithTimeout(ctx, o.duration)
+	defer cancel()
+	var rss rssSampler
+	if t.child != nil {
+		go rss.run(runCtx, t.child.pid)
+	}
+	cpu0 := t.child.cpu()
+	hunt := make(chan huntTiming, 1)
+	go func() { hunt <- sim.timeHunt(runCtx, t.api) }()
+	a.log.Info().Int("hosts", o.hosts).Dur("interval", o.interval).Dur("duration", o.duration).Str("fleet", t.url).Msg("bench running")
+	start := time.Now()
+	sim.run(runCtx)
+	wall := time.Since(start)
+	cpu := t.child.cpu() - cpu0
+	ht := <-hunt
+	after, err := t.counts(context.WithoutCancel(ctx))
+	if err != nil {
+		return err
+	}
+	r := sim.report()
+	fmt.Fprintf(out, "quarry bench fleet: %d hosts, interval %s, %s, server %s\n", o.hosts, o.interval, wall.Round(time.Millisecond), t.describe(o))
+	fmt.Fprintf(out, "requests    %d (%.0f/s): enroll %d, config %d, distributed read %d, write %d, log %d; failed %d\n",
+		r.total, float64(r.total)/wall.Seconds(), r.byKind[reqEnroll], r.byKind[reqConfig], r.byKind[reqRead],
+		r.byKind[reqWrite], r.byKind[reqLog], r.failed)
+	fmt.Fprintf(out, "latency     p50 %s, p99 %s, max %s\n", r.p50, r.p99, r.max)
+	if t.child != nil {
+		fmt.Fprintf(out, "server      CPU %.1f s (%.2f cores), RSS %.0f MiB at the end, peak %.0f MiB\n",
+			cpu, cpu/wall.Seconds(), float64(rss.last.Load())/(1<<20), float64(rss.peak.Load())/(1<<20))
+	}
+	ingested, dets := after.results-before.results, after.detections-before.detections
+	lost := r.rowsAcked - ingested
+	fmt.Fprintf(out, "rows        sent %d (acknowledged), ingested %d result rows, %d detections; lost %d\n",
+		r.rowsAcked, ingested, dets, max(lost, 0))
+	fmt.Fprintf(out, "live hunt   %s\n", ht)
+	if lost != 0 || dets != r.rowsAcked {
+		return fmt.Errorf("bench fleet: %d rows acknowledged, %d ingested, %d detections", r.rowsAcked, ingested, dets)
+	}
+	return nil
+}
+
+// benchTarget starts the server, or checks the one given.
+func (a *app) benchTarget(ctx context.Context, o benchFleetOptions) (*benchTarget, error) {
+	var t benchTarget
+	if o.fleet != "" {
+		u, err := url.Parse(o.fleet)
+		if err != nil || !agent.IsLoopback(u.Hostname()) {
+			return nil, usageError{fmt.Errorf("--fleet %s: the bench runs against loopback (127.0.0.1) only", o.fleet)}
+		}
+		if o.secretFile == "" {
+			return nil, usageError{errors.New("--fleet needs --enroll-secret-file")}
+		}
+		secret, err := readSecret(o.secretFile)
+		if err != nil {
+			return nil, err
+		}
+		token := o.token
+		if token == "" {
+			token = os.Getenv("QUARRY_TOKEN")
+		}
+		if token == "" {
+			return nil, usageError{errors.New("--fleet needs --token or $QUARRY_TOKEN (for the hunt and the ingested counts)")}
+		}
+		t.url, t.secret = strings.TrimRight(o.fleet, "/"), secret
+		hc, err := agent.NewHTTPClient(t.url, agent.TLSOptions{Insecure: true})
+		if err != nil {
+			return nil, err
+		}
+		t.api = &analystClient{base: t.url, token: token, http: hc}
+		return &t, nil
+	}
+	child, err := startBenchServer(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	t.url, t.secret, t.child = child.url, child.secret, child
+	hc, err := agent.NewHTTPClient(t.url, agent.TLSOptions{})
+	if err != nil {
+		child.stop(o.keep, a)
+		return nil, err
+	}
+	t.api = &analystClient{base: t.url, token: child.token, http: hc}
+	return &t, nil
+}
+
+func (t *benchTarget) describe(o benchFleetOptions) string {
+	if t.child == nil {
+		return t.url
+	}
+	store := "SQLite"
+	if o.postgres != "" {
+		store = "PostgreSQL"
+	}
+	return fmt.Sprintf("%s (child pid %d, %s, %s)", t.url, t.child.pid, store, t.child.dir)
+}
+
+// benchCounts are the server's totals the bench compares.
+type benchCounts struct{ results, detections int64 }
+
+func (t *benchTarget) counts(ctx context.Context) (benchCounts, error) {
+	var c benchCounts
+	var page struct {
+		Total int64 `json:"total"`
+	}
+	if err := t.api.do(ctx, http.MethodGet, "/api/v1/queries/"+packs.QueryHits+"/results?limit=1", nil, &page); err != nil {
+		return c, err
+	}
+	c.results = page.Total
+	if err := t.api.do(ctx, http.MethodGet, "/api/v1/detections?limit=1", nil, &page); err != nil {
+		return c, err
+	}
+	c.detections = page.Total
+	return c, nil
+}
+
+// benchServer is a `quarry fleet serve` child on a loopback port.
+type benchServer struct {
+	cmd                     *exec.Cmd
+	pid                     int
+	dir, url, secret, token string
+}
+
+// startBenchServer starts this binary's `fleet serve` in a temporary data
+// directory on a free loopback port, waits for /healthz and makes a token.
+func startBenchServer(ctx context.Context, o benchFleetOptions) (*benchServer, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("bench fleet: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "quarry-bench-fleet-")
+	if err != nil {
+		return nil, fmt.Errorf("bench fleet: %w", err)
+	}
+	s := &benchServer{dir: dir, secret: "bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)}
+	secretFile := filepath.Join(dir, "enroll-secret")
+	if err := os.WriteFile(secretFile, []byte(s.secret), 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("bench fleet: %w", err)
+	}
+	port, err := freeLoopbackPort()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	s.url = "http://" + addr
+	store := []string{}
+	if o.postgres != "" {
+		store = []string{"--postgres", o.postgres}
+	}
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "QUARRY_FLEET_POSTGRES=") })
+	logf, err := os.Create(filepath.Join(dir, "server.log"))
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("bench fleet: %w", err)
+	}
+	defer logf.Close()
+	args := append([]string{"--data-dir", dir, "fleet", "serve", "--addr", addr, "--enroll-secret-file", secretFile,
+		"--distributed-interval", o.interval.String()}, store...)
+	s.cmd = exec.Command(exe, args...)
+	s.cmd.Env, s.cmd.Stdout, s.cmd.Stderr = env, logf, logf
+	if err := s.cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("bench fleet: start server: %w", err)
+	}
+	s.pid = s.cmd.Process.Pid
+	if err := waitHealthy(ctx, s.url, 30*time.Second); err != nil {
+		s.stop(false, nil)
+		return nil, fmt.Errorf("bench fleet: server (log in %s): %w", logf.Name(), err)
+	}
+	tok := exec.CommandContext(ctx, exe, append([]string{"--data-dir", dir, "fleet", "token", "create", "--name", "bench"}, store...)...)
+	tok.Env = env
+	outb, err := tok.Output()
+	if err != nil {
+		s.stop(false, nil)
+		return nil, fmt.Errorf("bench fleet: token: %w", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(outb)), "\n")
+	s.token = strings.TrimSpace(lines[len(lines)-1])
+	return s, nil
+}
+
+func freeLoopbackPort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("bench fleet: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func waitHealthy(ctx context.Context, base string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("not healthy within %s: %v", within, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// stop ends the child (SIGTERM, then SIGKILL after 15 s) and removes its
+// data directory unless keep.
+func (s *benchServer) stop(keep bool, a *app) {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = s.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-done
+		}
+	}
+	if keep {
+		if a != nil {
+			a.log.Info().Str("dir", s.dir).Msg("server data kept")
+		}
+		return
+	}
+	os.RemoveAll(s.dir)
+}
+
+// clockTicks is Linux's USER_HZ, the unit of /proc/PID/stat times.
+const clockTicks = 100
+
+// cpu is the child's user+system CPU seconds (0 without a child).
+func (s *benchServer) cpu() float64 {
+	if s == nil {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces): state is 3,
+	// utime 14, stime 15.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / clockTicks
+}
+
+// rssSampler follows a process's resident set size.
+type rssSampler struct{ last, peak atomic.Int64 }
+
+func (r *rssSampler) run(ctx context.Context, pid int) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if v := readRSS(pid); v > 0 {
+			r.last.Store(v)
+			if v > r.peak.Load() {
+				r.peak.Store(v)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// readRSS is VmRSS of /proc/PID/status in bytes.
+func readRSS(pid int) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// Request kinds of the simulation.
+const (
+	reqEnroll = iota
+	reqConfig
+	reqRead
+	reqWrite
+	reqLog
+	reqKinds
+)
+
+// fleetSim is N simulated osquery hosts.
+type fleetSim struct {
+	url, secret string
+	o           benchFleetOptions
+	client      *http.Client
+
+	enrolled  atomic.Int64
+	failed    atomic.Int64
+	rowsAcked atomic.Int64
+	byKind    [reqKinds]atomic.Int64
+
+	mu        sync.Mutex
+	latencies []time.Duration
+}
+
+func newFleetSim(base, secret string, o benchFleetOptions) *fleetSim {
+	tr := &http.Transport{
+		Proxy:               nil,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 1024,
+		IdleConnTimeout:     90 * time.Second,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+	}
+	return &fleetSim{url: base, secret: secret, o: o, client: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
+}
+
+// run drives every host until ctx ends; requests in flight then finish.
+func (s *fleetSim) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for i := range s.o.hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.host(ctx, i)
+		}()
+	}
+	wg.Wait()
+}
+
+// host is one simulated osquery host: enroll and config at a random point
+// of the first interval, then a distributed read and a result log every
+// interval.
+func (s *fleetSim) host(ctx context.Context, i int) {
+	ident := fmt.Sprintf("bench-host-%05d", i)
+	lat := make([]time.Duration, 0, 2*int(s.o.duration/s.o.interval)+4)
+	defer func() {
+		s.mu.Lock()
+		s.latencies = append(s.latencies, lat...)
+		s.mu.Unlock()
+	}()
+	call := func(kind int, path string, body, out any) error {
+		start := time.Now()
+		// In-flight requests are not cut short by the end of the run, so
+		// every acknowledged row is counted.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+		defer cancel()
+		err := benchPost(rctx, s.client, s.url+path, body, out)
+		lat = append(lat, time.Since(start))
+		s.byKind[kind].Add(1)
+		if err != nil {
+			s.failed.Add(1)
+		}
+		return err
+	}
+	wait := func(d time.Duration) bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(d):
+			return true
+		}
+	}
+	if !wait(time.Duration(rand.Int64N(int64(s.o.interval)))) {
+		return
+	}
+	var key string
+	enroll := func() bool {
+		var er struct {
+			NodeKey string `json:"node_key"`
+		}
+		err := call(reqEnroll, agent.PathEnroll, map[string]any{"enroll_secret": s.secret, "host_identifier": ident,
+			"platform_type": "9", "host_details": map[string]any{
+				"os_version":   map[string]string{"name": "Ubuntu", "version": "24.04", "platform": "ubuntu"},
+				"osquery_info": map[string]string{"version": "5.12.1"},
+				"system_info":  map[string]string{"hostname": ident},
+			}}, &er)
+		key = er.NodeKey
+		return err == nil && key != ""
+	}
+	for !enroll() {
+		if !wait(s.o.interval) {
+			return
+		}
+	}
+	s.enrolled.Add(1)
+	_ = call(reqConfig, agent.PathConfig, map[string]string{"node_key": key}, nil)
+	seq := 0
+	for {
+		var read struct {
+			Queries     map[string]string `json:"queries"`
+			NodeInvalid bool              `json:"node_invalid"`
+		}
+		if err := call(reqRead, agent.PathDistributedRead, map[string]string{"node_key": key}, &read); err == nil && len(read.Queries) > 0 {
+			w := map[string]any{"node_key": key, "queries": map[string]any{}, "statuses": map[string]int{}}
+			for id := range read.Queries {
+				w["queries"].(map[string]any)[id] = []map[string]string{{"one": "1", "host": ident}}
+				w["statuses"].(map[string]int)[id] = 0
+			}
+			_ = call(reqWrite, agent.PathDistWrite, w, nil)
+		}
+		if s.o.hitsPerLog > 0 {
+			now := time.Now()
+			rows := make([]map[string]string, s.o.hitsPerLog)
+			for j := range rows {
+				seq++
+				rows[j] = map[string]string{"hit_id": fmt.Sprintf("%s-%d", ident, seq), "time": strconv.FormatInt(now.Unix(), 10),
+					"host_identifier": ident, "rule_id": "bench-rule", "rule_title": "Bench rule", "rule_author": "quarry bench",
+					"rule_source": "builtin", "technique_id": "T1059.004", "technique_name": "Unix Shell", "tactic": "execution",
+					"severity": "high", "confidence": "medium", "description": "simulated", "recommendations": "none",
+					"eid": strconv.Itoa(seq), "pid": strconv.Itoa(1000 + seq), "path": "/bin/sh", "cmdline": "sh -c bench",
+					"parent_path": "/bin/bash", "username": "bench", "source": "ebpf"}
+			}
+			l := agent.ResultLog{Name: agent.PackQueryName(packs.Name, packs.QueryHits), HostIdentifier: ident,
+				CalendarTime: now.UTC().Format("Mon Jan _2 15:04:05 2006 UTC"), UnixTime: now.Unix(), Counter: int64(seq),
+				DiffResults: &agent.DiffResults{Added: rows, Removed: []map[string]string{}}}
+			err := call(reqLog, agent.PathLog, map[string]any{"node_key": key, "log_type": "result", "data": []any{l}}, nil)
+			if err == nil {
+				s.rowsAcked.Add(int64(len(rows)))
+			}
+		}
+		if !wait(s.o.interval) {
+			return
+		}
+	}
+}
+
+// benchPost posts JSON and reads the answer; non-200 is an error.
+func benchPost(ctx context.Context, c *http.Client, u string, body, out any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: HTTP %d", u, resp.StatusCode)
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+// huntTiming is how long a hunt across every host took to be answered.
+type huntTiming struct {
+	err            error
+	hosts          int
+	p99, all       time.Duration
+	answered       int
+	reached, total bool
+}
+
+func (h huntTiming) String() string {
+	if h.err != nil {
+		return "failed: " + h.err.Error()
+	}
+	s := fmt.Sprintf("%d hosts: ", h.hosts)
+	if h.reached {
+		s += fmt.Sprintf("99%% answered in %s", h.p99.Round(10*time.Millisecond))
+	} else {
+		s += fmt.Sprintf("99%% not reached before the end of the run (%d answered)", h.answered)
+	}
+	if h.total {
+		s += fmt.Sprintf(", all in %s", h.all.Round(10*time.Millisecond))
+	}
+	return s
+}
+
+// timeHunt waits until every host enrolled, posts a hunt to all hosts and
+// polls it until every host answered or ctx ends.
+func (s *fleetSim) timeHunt(ctx context.Context, api *analystClient) huntTiming {
+	for s.enrolled.Load() < int64(s.o.hosts) {
+		select {
+		case <-ctx.Done():
+			return huntTiming{err: errors.New("not every host enrolled before the end of the run")}
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	var v huntView
+	deadline := max(5*s.o.interval, time.Minute)
+	start := time.Now()
+	if err := api.do(ctx, http.MethodPost, "/api/v1/hunts", map[string]any{"sql": "SELECT 1 AS one",
+		"targets": "all", "deadline": deadline.String()}, &v); err != nil {
+		return huntTiming{err: err}
+	}
+	need := int(math.Ceil(0.99 * float64(len(v.Hosts))))
+	h := huntTiming{hosts: len(v.Hosts)}
+	for {
+		select {
+		case <-ctx.Done():
+			return h
+		case <-time.After(200 * time.Millisecond):
+		}
+		if err := api.do(ctx, http.MethodGet, "/api/v1/hunts/"+v.ID+"?limit=1", nil, &v); err != nil {
+			if ctx.Err() != nil {
+				return h
+			}
+			return huntTiming{err: err}
+		}
+		h.answered = v.Counts["answered"] + v.Counts["error"]
+		if !h.reached && h.answered >= need {
+			h.reached, h.p99 = true, time.Since(start)
+		}
+		if h.answered >= len(v.Hosts) {
+			h.total, h.all = true, time.Since(start)
+			return h
+		}
+	}
+}
+
+// simReport sums up a run.
+type simReport struct {
+	total, failed, rowsAcked int64
+	byKind                   [reqKinds]int64
+	p50, p99, max            time.Duration
+}
+
+func (s *fleetSim) report() simReport {
+	var r simReport
+	for k := range r.byKind {
+		r.byKind[k] = s.byKind[k].Load()
+		r.total += r.byKind[k]
+	}
+	r.failed, r.rowsAcked = s.failed.Load(), s.rowsAcked.Load()
+	s.mu.Lock()
+	lat := slices.Clone(s.latencies)
+	s.mu.Unlock()
+	slices.Sort(lat)
+	pct := func(p float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(10 * time.Microsecond)
+	}
+	r.p50, r.p99, r.max = pct(0.50), pct(0.99), pct(1)
+	return r
+}
