@@ -1,0 +1,68 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/quarry-sec/quarry/attack"
+	"github.com/quarry-sec/quarry/fleet/server"
+	fleetsqlite "github.com/quarry-sec/quarry/fleet/store/sqlite"
+)
+
+// A short bench against an in-process server: every acknowledged row is
+// ingested and the hunt reaches every simulated host.
+func TestBenchFleetAgainstServer(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := fleetsqlite.Open(ctx, filepath.Join(dir, fleetsqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	kb, err := attack.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{Store: st, KB: kb, EnrollSecret: "bench", DistributedInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	token, err := server.CreateToken(ctx, st, "bench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(dir, "secret")
+	os.WriteFile(secret, []byte("bench\n"), 0o600)
+	a := &app{dataDir: dir, stderr: io.Discard, log: zerolog.Nop()}
+	var out bytes.Buffer
+	err = a.benchFleet(ctx, benchFleetOptions{hosts: 20, interval: time.Second, duration: 3 * time.Second,
+		fleet: hs.URL, secretFile: secret, token: token, hitsPerLog: 2}, &out)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"20 hosts", "failed 0", "lost 0", "99% answered in", "all in"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestBenchFleetLoopbackOnly(t *testing.T) {
+	a := &app{dataDir: t.TempDir(), stderr: io.Discard, log: zerolog.Nop()}
+	err := a.benchFleet(context.Background(), benchFleetOptions{hosts: 1, interval: time.Second, duration: time.Second,
+		fleet: "https://fleet.example.com", secretFile: "x", token: "t", hitsPerLog: 1}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Errorf("err = %v", err)
+	}
+}
