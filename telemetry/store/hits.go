@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -123,45 +122,18 @@ type HitFilter struct {
 }
 
 func (f HitFilter) where() (string, []any) {
-	var conds []string
-	var args []any
-	if !f.Since.IsZero() {
-		conds = append(conds, "time >= ?")
-		args = append(args, f.Since.UnixNano())
-	}
-	if !f.Until.IsZero() {
-		conds = append(conds, "time < ?")
-		args = append(args, f.Until.UnixNano())
-	}
-	in := func(col string, vals []string) {
-		if len(vals) == 0 {
-			return
-		}
-		conds = append(conds, col+" IN ("+strings.TrimSuffix(strings.Repeat("?,", len(vals)), ",")+")")
-		for _, v := range vals {
-			args = append(args, v)
-		}
-	}
-	in("technique_id", f.TechniqueIDs)
-	in("host", f.Hosts)
-	in("rule_id", f.RuleIDs)
-	in("hit_id", f.HitIDs)
-	if len(f.TechniquePrefixes) > 0 {
-		var ors []string
-		for _, p := range f.TechniquePrefixes {
-			ors = append(ors, "(technique_id = ? OR technique_id LIKE ?)")
-			args = append(args, p, p+".%")
-		}
-		conds = append(conds, "("+strings.Join(ors, " OR ")+")")
-	}
+	var w where
+	w.window(f.Since, f.Until)
+	in(&w, "technique_id", f.TechniqueIDs)
+	in(&w, "host", f.Hosts)
+	in(&w, "rule_id", f.RuleIDs)
+	in(&w, "hit_id", f.HitIDs)
+	anyOf(&w, "(technique_id = ? OR technique_id LIKE ?)", f.TechniquePrefixes,
+		func(p string) []any { return []any{p, p + ".%"} })
 	for _, p := range f.TechniqueLike {
-		conds = append(conds, "technique_id LIKE ?")
-		args = append(args, p)
+		w.add("technique_id LIKE ?", p)
 	}
-	if len(conds) == 0 {
-		return "", nil
-	}
-	return " WHERE " + strings.Join(conds, " AND "), args
+	return w.sql()
 }
 
 // ScanHits streams the hits matching f, oldest first, to fn until it returns

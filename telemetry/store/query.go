@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -26,46 +25,18 @@ type Filter struct {
 }
 
 func (f Filter) where() (string, []any) {
-	var conds []string
-	var args []any
-	if !f.Since.IsZero() {
-		conds = append(conds, "time >= ?")
-		args = append(args, f.Since.UnixNano())
-	}
-	if !f.Until.IsZero() {
-		conds = append(conds, "time < ?")
-		args = append(args, f.Until.UnixNano())
-	}
+	var w where
+	w.window(f.Since, f.Until)
 	if f.EIDMin > 0 {
-		conds = append(conds, "eid >= ?")
-		args = append(args, f.EIDMin)
+		w.add("eid >= ?", f.EIDMin)
 	}
-	in := func(col string, n int, get func(int) any) {
-		if n == 0 {
-			return
-		}
-		conds = append(conds, col+" IN ("+strings.TrimSuffix(strings.Repeat("?,", n), ",")+")")
-		for i := 0; i < n; i++ {
-			args = append(args, get(i))
-		}
-	}
-	in("pid", len(f.PIDs), func(i int) any { return f.PIDs[i] })
-	in("path", len(f.Paths), func(i int) any { return f.Paths[i] })
-	in("host", len(f.Hosts), func(i int) any { return f.Hosts[i] })
-	in("source", len(f.Sources), func(i int) any { return f.Sources[i] })
-	in("kind", len(f.Kinds), func(i int) any { return f.Kinds[i] })
-	if len(f.PathLike) > 0 {
-		var ors []string
-		for _, p := range f.PathLike {
-			ors = append(ors, "path LIKE ?")
-			args = append(args, p)
-		}
-		conds = append(conds, "("+strings.Join(ors, " OR ")+")")
-	}
-	if len(conds) == 0 {
-		return "", nil
-	}
-	return " WHERE " + strings.Join(conds, " AND "), args
+	in(&w, "pid", f.PIDs)
+	in(&w, "path", f.Paths)
+	in(&w, "host", f.Hosts)
+	in(&w, "source", f.Sources)
+	in(&w, "kind", f.Kinds)
+	anyOf(&w, "path LIKE ?", f.PathLike, func(p string) []any { return []any{p} })
+	return w.sql()
 }
 
 // Scan streams the events matching f, in insertion order (or newest first),
