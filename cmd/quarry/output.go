@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/quarry-sec/quarry/tables"
 )
 
 // Output formats of query results.
@@ -258,19 +260,7 @@ func writeTable(w *bufio.Writer, cols []string, vals []any, next func() (bool, e
 }
 
 // textOf renders a value for csv and line output: NULL as empty.
-func textOf(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return x
-	case int64:
-		return strconv.FormatInt(x, 10)
-	case float64:
-		return strconv.FormatFloat(x, 'g', -1, 64)
-	}
-	return fmt.Sprint(v)
-}
+func textOf(v any) string { return tables.ValueString(v) }
 
 // cellText is textOf on one line: a table cell cannot hold a newline.
 func cellText(v any) string {
