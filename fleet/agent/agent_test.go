@@ -75,8 +75,16 @@ func TestAgentEnrollsAndLogsDifferentialResults(t *testing.T) {
 	db.Exec("INSERT INTO hits VALUES ('h1', 1)")
 	_, stop := startAgent(t, srv.URL, "s3cret", t.TempDir(), sqlQuerier{db})
 	waitFor(t, "first result", 5*time.Second, func() bool { r, _, _, _ := f.snapshot(); return len(r) >= 1 })
-	db.Exec("DELETE FROM hits WHERE hit_id = 'h1'")
-	db.Exec("INSERT INTO hits VALUES ('h2', 2)")
+	// One transaction, so no run sees the removal without the addition.
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx.Exec("DELETE FROM hits WHERE hit_id = 'h1'")
+	tx.Exec("INSERT INTO hits VALUES ('h2', 2)")
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, "second result", 5*time.Second, func() bool { r, _, _, _ := f.snapshot(); return len(r) >= 2 })
 	stop()
 	results, _, _, enrolls := f.snapshot()
