@@ -148,7 +148,11 @@ $QUARRY_TOKEN; '-' as SQL reads it from standard input.`,
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			c := &analystClient{base: strings.TrimRight(fleet, "/"), token: token, http: hc}
-			v, err := runHunt(ctx, c, sql, parseTargets(targets), deadline, cmd.ErrOrStderr())
+			progress := cmd.ErrOrStderr()
+			if f, ok := progress.(*os.File); !ok || !isTerminal(f) {
+				progress = io.Discard
+			}
+			v, err := runHunt(ctx, c, sql, parseTargets(targets), deadline, progress)
 			if err != nil {
 				return err
 			}
