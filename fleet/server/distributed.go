@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/quarry-sec/quarry/fleet/store"
 )
@@ -12,6 +13,16 @@ import (
 // {"queries": {hunt ID: SQL}}.
 func (s *Server) handleDistributedRead(w http.ResponseWriter, r *http.Request, h *store.Host, _ []byte) {
 	now := s.cfg.Now()
+	active, err := s.huntsActive(r, now)
+	if err != nil {
+		s.fail(w, r, err, nil)
+		return
+	}
+	if !active {
+		// The common case: no hunt anywhere, no write transaction.
+		writeJSON(w, http.StatusOK, map[string]any{"queries": map[string]string{}, "node_invalid": false})
+		return
+	}
 	hunts, err := s.cfg.Store.TakeHunts(r.Context(), h.ID, now, now.Add(-s.cfg.HuntResend))
 	if err != nil {
 		s.fail(w, r, err, nil)
@@ -81,4 +92,32 @@ func rowsOf(raw json.RawMessage) []json.RawMessage {
 		}
 	}
 	return out
+}
+
+// activeCheckEvery is how stale this server's "is any hunt active?" answer
+// may be: a hunt created on another replica reaches hosts at most this much
+// later (one made here resets it at once).
+const activeCheckEvery = time.Second
+
+// huntsActive reports whether any hunt's deadline is still ahead, asking
+// the store at most once per activeCheckEvery.
+func (s *Server) huntsActive(r *http.Request, now time.Time) (bool, error) {
+	s.activeMu.Lock()
+	defer s.activeMu.Unlock()
+	if now.Before(s.activeUntil) && !now.Before(s.activeAt) {
+		return s.active, nil
+	}
+	n, err := s.cfg.Store.ActiveHunts(r.Context(), now)
+	if err != nil {
+		return false, err
+	}
+	s.active, s.activeAt, s.activeUntil = n > 0, now, now.Add(activeCheckEvery)
+	return s.active, nil
+}
+
+// huntCreated makes the next distributed read ask the store again.
+func (s *Server) huntCreated() {
+	s.activeMu.Lock()
+	s.activeUntil = time.Time{}
+	s.activeMu.Unlock()
 }

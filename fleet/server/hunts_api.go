@@ -72,6 +72,7 @@ func (s *Server) handleCreateHunt(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := &store.Hunt{ID: uuid.NewString(), SQL: sql, Targets: targets, Created: now, Deadline: deadline}
+	defer s.huntCreated()
 	if err := s.cfg.Store.CreateHunt(r.Context(), h, hostIDs); err != nil {
 		s.fail(w, r, err, nil)
 		return

@@ -74,6 +74,10 @@ type Server struct {
 
 	touchMu sync.Mutex
 	touched map[string]time.Time // host ID → last TouchHost by this server
+
+	activeMu              sync.Mutex
+	active                bool      // some hunt was active when last asked
+	activeAt, activeUntil time.Time // when asked, and until when the answer holds
 }
 
 // New returns a server over cfg.Store.

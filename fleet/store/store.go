@@ -58,6 +58,10 @@ type Store interface {
 	HuntHosts(ctx context.Context, huntID string) ([]HuntHost, error)
 	// HuntRows returns a page of a hunt's result rows.
 	HuntRows(ctx context.Context, huntID string, limit, offset int) ([]HuntRow, error)
+	// ActiveHunts counts the hunts whose deadline is after now (any host's):
+	// a server answers distributed reads without asking TakeHunts while
+	// there are none.
+	ActiveHunts(ctx context.Context, now time.Time) (int, error)
 	// TakeHunts returns the hunts a host should run now: those targeting it,
 	// unanswered, before their deadline, and not handed to it since
 	// resendBefore. They are marked sent at now.

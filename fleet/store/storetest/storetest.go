@@ -354,7 +354,13 @@ func testHuntDeadline(t *testing.T, s store.Store) {
 	if err := s.CreateHunt(ctx, h, []string{a.ID}); err != nil {
 		t.Fatal(err)
 	}
+	if n, err := s.ActiveHunts(ctx, base); err != nil || n != 1 {
+		t.Fatalf("ActiveHunts before the deadline = %d, %v; want 1", n, err)
+	}
 	late := base.Add(2 * time.Minute)
+	if n, err := s.ActiveHunts(ctx, late); err != nil || n != 0 {
+		t.Fatalf("ActiveHunts after the deadline = %d, %v; want 0", n, err)
+	}
 	if taken, _ := s.TakeHunts(ctx, a.ID, late, late); len(taken) != 0 {
 		t.Fatalf("expired hunt taken: %+v", taken)
 	}

@@ -115,6 +115,15 @@ ORDER BY id LIMIT ? OFFSET ?`), huntID, limit(n), max(offset, 0))
 	return out, nil
 }
 
+// ActiveHunts implements store.Store.
+func (db *DB) ActiveHunts(ctx context.Context, now time.Time) (int, error) {
+	var n int
+	if err := db.r.QueryRowContext(ctx, db.q(`SELECT count(*) FROM hunts WHERE deadline > ?`), ms(now)).Scan(&n); err != nil {
+		return 0, fmt.Errorf("active hunts: %w", err)
+	}
+	return n, nil
+}
+
 // TakeHunts implements store.Store.
 func (db *DB) TakeHunts(ctx context.Context, hostID string, now, resendBefore time.Time) ([]store.Hunt, error) {
 	var out []store.Hunt
