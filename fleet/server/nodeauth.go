@@ -59,24 +59,34 @@ func (s *Server) node(next nodeHandler) http.HandlerFunc {
 	}
 }
 
-// touch records that a host was seen, at most every few seconds per host
-// and server.
+// touch records that a host was seen. Last-seen times are written at most
+// every few seconds per host and server, and then in one transaction for
+// every host seen since the last write, at most once a second (10,000 hosts
+// checking in must not mean thousands of single-row writes a second).
 func (s *Server) touch(ctx context.Context, hostID string) {
 	now := s.cfg.Now()
 	s.touchMu.Lock()
 	last, ok := s.touched[hostID]
-	fresh := ok && now.Sub(last) < s.touchEvery() && !now.Before(last)
-	if !fresh {
+	if !ok || now.Sub(last) >= s.touchEvery() || now.Before(last) {
 		s.touched[hostID] = now
+		s.pendingTouch[hostID] = now
+	}
+	var batch map[string]time.Time
+	if len(s.pendingTouch) > 0 && (now.Sub(s.lastTouchFlush) >= touchFlushEvery || now.Before(s.lastTouchFlush)) {
+		batch, s.pendingTouch = s.pendingTouch, map[string]time.Time{}
+		s.lastTouchFlush = now
 	}
 	s.touchMu.Unlock()
-	if fresh {
+	if batch == nil {
 		return
 	}
-	if err := s.cfg.Store.TouchHost(ctx, hostID, now); err != nil {
+	if err := s.cfg.Store.TouchHosts(ctx, batch); err != nil {
 		s.cfg.OnError(nil, err)
 	}
 }
+
+// touchFlushEvery is how often pending last-seen times are written.
+const touchFlushEvery = time.Second
 
 // touchEvery is how often a host's last-seen time is written: a fraction
 // of the online window, so the online flag stays right.

@@ -72,8 +72,10 @@ type Server struct {
 	mux   *http.ServeMux
 	packs packCache
 
-	touchMu sync.Mutex
-	touched map[string]time.Time // host ID → last TouchHost by this server
+	touchMu        sync.Mutex
+	touched        map[string]time.Time // host ID → last last-seen time this server queued
+	pendingTouch   map[string]time.Time // last-seen times not yet written
+	lastTouchFlush time.Time
 
 	activeMu              sync.Mutex
 	active                bool      // some hunt was active when last asked
@@ -103,7 +105,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.OnError == nil {
 		cfg.OnError = func(*http.Request, error) {}
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), touched: map[string]time.Time{}}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), touched: map[string]time.Time{},
+		pendingTouch: map[string]time.Time{}}
 	s.routes()
 	return s, nil
 }

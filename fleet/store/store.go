@@ -33,6 +33,8 @@ type Store interface {
 	Hosts(ctx context.Context) ([]Host, error)
 	// TouchHost sets a host's last-seen time.
 	TouchHost(ctx context.Context, hostID string, seen time.Time) error
+	// TouchHosts sets several hosts' last-seen times in one transaction.
+	TouchHosts(ctx context.Context, seen map[string]time.Time) error
 
 	// AppendLogs stores one log request of a host in one transaction:
 	// result rows, status lines and the detections found in the results.

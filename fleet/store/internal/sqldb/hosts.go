@@ -89,6 +89,30 @@ func (db *DB) Hosts(ctx context.Context) ([]store.Host, error) {
 	return out, nil
 }
 
+// TouchHosts implements store.Store.
+func (db *DB) TouchHosts(ctx context.Context, seen map[string]time.Time) error {
+	if len(seen) == 0 {
+		return nil
+	}
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, db.q(`UPDATE hosts SET last_seen = ? WHERE id = ? AND last_seen < ?`))
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for id, t := range seen {
+			if _, err := stmt.ExecContext(ctx, ms(t), id, ms(t)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("touch hosts: %w", err)
+	}
+	return nil
+}
+
 // TouchHost implements store.Store.
 func (db *DB) TouchHost(ctx context.Context, hostID string, seen time.Time) error {
 	if _, err := db.w.ExecContext(ctx, db.q(`UPDATE hosts SET last_seen = ? WHERE id = ? AND last_seen < ?`),
