@@ -77,6 +77,8 @@ type Server struct {
 	pendingTouch   map[string]time.Time // last-seen times not yet written
 	lastTouchFlush time.Time
 
+	logs *groupCommit
+
 	activeMu              sync.Mutex
 	active                bool      // some hunt was active when last asked
 	activeAt, activeUntil time.Time // when asked, and until when the answer holds
@@ -106,7 +108,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.OnError = func(*http.Request, error) {}
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), touched: map[string]time.Time{},
-		pendingTouch: map[string]time.Time{}}
+		pendingTouch: map[string]time.Time{}, logs: &groupCommit{st: cfg.Store}}
 	s.routes()
 	return s, nil
 }

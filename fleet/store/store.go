@@ -41,6 +41,9 @@ type Store interface {
 	// Detections are de-duplicated on (host, hit ID, technique): a repeat
 	// fills fields the first report left empty.
 	AppendLogs(ctx context.Context, hostID string, b *LogBatch) error
+	// AppendHostLogs stores the log requests of several hosts in one
+	// transaction (a server's group commit): all of them, or none.
+	AppendHostLogs(ctx context.Context, logs []HostLogs) error
 	// Results returns a page of stored result rows and the total matching.
 	Results(ctx context.Context, f ResultFilter) ([]Result, int, error)
 	// StatusLogs returns a host's status logs, newest first.

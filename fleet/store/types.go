@@ -24,6 +24,12 @@ type Host struct {
 	LastSeen       time.Time `json:"last_seen"`
 }
 
+// HostLogs is one host's log request, for AppendHostLogs.
+type HostLogs struct {
+	HostID string
+	Batch  *LogBatch
+}
+
 // LogBatch is what one log request of a host stores.
 type LogBatch struct {
 	Results    []Result

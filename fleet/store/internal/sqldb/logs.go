@@ -13,18 +13,34 @@ import (
 
 // AppendLogs implements store.Store.
 func (db *DB) AppendLogs(ctx context.Context, hostID string, b *store.LogBatch) error {
-	if len(b.Results)+len(b.Statuses)+len(b.Detections) == 0 {
+	return db.AppendHostLogs(ctx, []store.HostLogs{{HostID: hostID, Batch: b}})
+}
+
+// AppendHostLogs implements store.Store.
+func (db *DB) AppendHostLogs(ctx context.Context, logs []store.HostLogs) error {
+	empty := true
+	for _, l := range logs {
+		if b := l.Batch; len(b.Results)+len(b.Statuses)+len(b.Detections) > 0 {
+			empty = false
+		}
+	}
+	if empty {
 		return nil
 	}
 	received := time.Now()
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		if err := db.insertResults(ctx, tx, hostID, b.Results); err != nil {
-			return err
+		for _, l := range logs {
+			if err := db.insertResults(ctx, tx, l.HostID, l.Batch.Results); err != nil {
+				return err
+			}
+			if err := db.insertStatuses(ctx, tx, l.HostID, l.Batch.Statuses); err != nil {
+				return err
+			}
+			if err := db.upsertDetections(ctx, tx, l.HostID, l.Batch.Detections, received); err != nil {
+				return err
+			}
 		}
-		if err := db.insertStatuses(ctx, tx, hostID, b.Statuses); err != nil {
-			return err
-		}
-		return db.upsertDetections(ctx, tx, hostID, b.Detections, received)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("append logs: %w", err)
