@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"unicode/utf16"
 
 	"github.com/quarry-sec/quarry/detections/sigma"
@@ -57,8 +58,22 @@ func (vc *valueCompiler) compileField(fm *sigma.FieldMatch) (*leaf, error) {
 	if !l.all {
 		l.groups = [][]matcher{any}
 	}
+	if !l.keyword {
+		for _, g := range l.groups {
+			for i := range g {
+				if m := &g[i]; m.op == opContains && !m.cased && m.s != "" {
+					m.cid = containsIDs.Add(1)
+				}
+			}
+		}
+	}
 	return l, nil
 }
+
+// containsIDs numbers the case-insensitive contains matchers of field
+// leaves process-wide, so that a rule set can map each to the literal its
+// prefilter looks for (see ruleSet.cidPair).
+var containsIDs atomic.Int32
 
 func (vc *valueCompiler) compileValue(fm *sigma.FieldMatch, v sigma.Value) ([]matcher, error) {
 	cased := fm.Has("cased")

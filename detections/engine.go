@@ -30,6 +30,7 @@ type Engine struct {
 
 	lastKey logKey
 	lastSet *ruleSet
+	set     *ruleSet // while evaluating: the set whose literals were scanned
 
 	// per-event scratch
 	ev      *telemetry.Event
@@ -37,7 +38,7 @@ type Engine struct {
 	slots   []slot
 	arena   []byte
 	numBuf  []byte
-	litSeen []uint64
+	litSeen []uint32 // by literal id: gen when found in the current event
 	ruleHit []uint32
 	cands   []int32
 	// every field value, raw and folded, for keyword searches; valid
@@ -69,20 +70,26 @@ type compiled struct {
 	sets  map[logKey]*ruleSet
 }
 
-// ruleSet is the matcher for one log key: the rules that apply, their
-// literals in one automaton, and the rules that must always be evaluated.
+// ruleSet is the matcher for one log key: the rules that apply, the
+// literals to look for in each field (one filter per field), and the rules
+// that must always be evaluated.
+//
+// A literal id (a "pair") is one literal in one field: the literals the
+// prefilter requires (litRules says which rules need them) and the text of
+// every case-insensitive contains of a field leaf, which evaluation then
+// answers from the scan instead of searching the value again.
 type ruleSet struct {
 	rules      []*Rule
-	ac         *aho
-	litRules   [][]litRule // literal id → the rules requiring it, and in which field
+	lits       []string      // by literal id
+	litField   []int32       // by literal id: the field it is looked for in
+	filters    []*gramFilter // by field id: that field's literals
+	litRules   [][]int32     // literal id → the rules requiring it
 	always     []int32
 	scanFields []int
-}
-
-// litRule says that rule needs a literal in field fid.
-type litRule struct {
-	rule int32
-	fid  int32
+	// cidPair[cid-cidBase] is the literal id of contains matcher cid, -1
+	// when the set does not look for it.
+	cidPair []int32
+	cidBase int32
 }
 
 // NewEngine compiles rules into an engine. Rules must come from the Load
@@ -125,41 +132,91 @@ func (e *Engine) Prepare(samples ...*telemetry.Event) {
 
 func buildSet(rules []*Rule, k logKey) *ruleSet {
 	s := &ruleSet{}
-	litIdx := map[string]int32{}
-	var lits []string
-	fields := map[int]bool{}
+	type pairKey struct {
+		fid int
+		lit string
+	}
+	pairIdx := map[pairKey]int32{}
+	byField := map[int][]int32{}
+	pair := func(fid int, lit string) int32 {
+		id, seen := pairIdx[pairKey{fid, lit}]
+		if !seen {
+			id = int32(len(s.lits))
+			pairIdx[pairKey{fid, lit}] = id
+			s.lits = append(s.lits, lit)
+			s.litField = append(s.litField, int32(fid))
+			s.litRules = append(s.litRules, nil)
+			if len(byField[fid]) == 0 {
+				s.scanFields = append(s.scanFields, fid)
+			}
+			byField[fid] = append(byField[fid], id)
+		}
+		return id
+	}
+	cids := map[int32]int32{}
 	for _, r := range rules {
 		if !applies(r.Logsource, k) {
 			continue
 		}
 		ri := int32(len(s.rules))
 		s.rules = append(s.rules, r)
+		eachLeaf(r.prog.root, func(l *leaf) {
+			for _, g := range l.groups {
+				for i := range g {
+					if m := &g[i]; m.cid != 0 && len(m.s) <= maxGramLiteral {
+						cids[m.cid] = pair(l.fid, m.s)
+					}
+				}
+			}
+		})
 		reqs, ok := required(r.prog.root)
+		if ok && slices.ContainsFunc(reqs, func(q litReq) bool { return q.lit == "" }) {
+			ok = false // an empty literal occurs in every value
+		}
 		if !ok {
 			s.always = append(s.always, ri)
 			continue
 		}
 		for _, q := range reqs {
-			id, seen := litIdx[q.lit]
-			if !seen {
-				id = int32(len(lits))
-				litIdx[q.lit] = id
-				lits = append(lits, q.lit)
-				s.litRules = append(s.litRules, nil)
-			}
-			lr := litRule{rule: ri, fid: int32(q.fid)}
-			if !slices.Contains(s.litRules[id], lr) {
-				s.litRules[id] = append(s.litRules[id], lr)
-			}
-			if !fields[q.fid] {
-				fields[q.fid] = true
-				s.scanFields = append(s.scanFields, q.fid)
+			id := pair(q.fid, q.lit)
+			if !slices.Contains(s.litRules[id], ri) {
+				s.litRules[id] = append(s.litRules[id], ri)
 			}
 		}
 	}
 	slices.Sort(s.scanFields)
-	s.ac = newAho(lits)
+	if n := len(s.scanFields); n > 0 {
+		s.filters = make([]*gramFilter, s.scanFields[n-1]+1)
+	}
+	for fid, ids := range byField {
+		s.filters[fid] = newGramFilter(s.lits, ids)
+	}
+	if len(cids) > 0 {
+		lo, hi := int32(1<<31-1), int32(0)
+		for c := range cids {
+			lo, hi = min(lo, c), max(hi, c)
+		}
+		s.cidBase = lo
+		s.cidPair = make([]int32, hi-lo+1)
+		for i := range s.cidPair {
+			s.cidPair[i] = -1
+		}
+		for c, p := range cids {
+			s.cidPair[c-lo] = p
+		}
+	}
 	return s
+}
+
+// eachLeaf calls fn for every leaf of n.
+func eachLeaf(n *cnode, fn func(*leaf)) {
+	if n.kind == cLeaf {
+		fn(n.leaf)
+		return
+	}
+	for _, k := range n.kids {
+		eachLeaf(k, fn)
+	}
 }
 
 // Match evaluates ev against every rule whose log source applies to it and
@@ -185,14 +242,14 @@ func (e *Engine) Match(ev *telemetry.Event, emit func(Hit)) int {
 		if !m.off {
 			if lits, ok := m.lookup(folded); ok {
 				for _, lit := range lits {
-					e.litFound(s, lit, fid)
+					e.litFound(s, lit)
 				}
 				continue
 			}
 		}
-		e.found = e.scan(s.ac, folded, e.found[:0])
+		e.found = e.scan(s.filters[fid], folded, e.found[:0])
 		for _, lit := range e.found {
-			e.litFound(s, lit, fid)
+			e.litFound(s, lit)
 		}
 		if !m.off {
 			m.store(folded, e.found)
@@ -201,6 +258,7 @@ func (e *Engine) Match(ev *telemetry.Event, emit func(Hit)) int {
 	e.cands = append(e.cands, s.always...)
 	slices.Sort(e.cands)
 	n := 0
+	e.set = s
 	for _, ri := range e.cands {
 		r := s.rules[ri]
 		if r.prog.root.eval(e) {
@@ -210,49 +268,48 @@ func (e *Engine) Match(ev *telemetry.Event, emit func(Hit)) int {
 			}
 		}
 	}
-	e.ev = nil
+	e.ev, e.set = nil, nil
 	return n
 }
 
-// scan appends to found the ids of the literals occurring in v, each once.
-func (e *Engine) scan(a *aho, v string, found []int32) []int32 {
-	st := uint32(0)
-	nc := uint32(a.nclass)
+// scan appends to found the ids of the literals of f occurring in v, each
+// once.
+func (e *Engine) scan(f *gramFilter, v string, found []int32) []int32 {
 	e.scanGen++
 	if e.scanGen == 0 {
 		clear(e.scanSeen)
 		e.scanGen = 1
 	}
-	for i := 0; i < len(v); i++ {
-		st = a.next[st*nc+uint32(a.class[v[i]])]
-		if o := a.out[st]; o >= 0 {
-			for _, lit := range a.outs[o] {
-				if e.scanSeen[lit] != e.scanGen {
-					e.scanSeen[lit] = e.scanGen
-					found = append(found, lit)
-				}
-			}
-		}
-	}
-	return found
+	return f.find(v, e.scanSeen, e.scanGen, found)
 }
 
-// litFound makes the rules requiring literal lit in field fid candidates.
-func (e *Engine) litFound(s *ruleSet, lit int32, fid int) {
-	// litSeen holds gen and field so a literal is handled once per field
-	// per event.
-	mark := uint64(e.gen)<<32 | uint64(uint32(fid))
-	if e.litSeen[lit] == mark {
+// litFound records that literal lit occurs in its field and makes the rules
+// requiring it candidates.
+func (e *Engine) litFound(s *ruleSet, lit int32) {
+	if e.litSeen[lit] == e.gen {
 		return
 	}
-	e.litSeen[lit] = mark
-	fid32 := int32(fid)
-	for _, lr := range s.litRules[lit] {
-		if lr.fid == fid32 && e.ruleHit[lr.rule] != e.gen {
-			e.ruleHit[lr.rule] = e.gen
-			e.cands = append(e.cands, lr.rule)
+	e.litSeen[lit] = e.gen
+	for _, ri := range s.litRules[lit] {
+		if e.ruleHit[ri] != e.gen {
+			e.ruleHit[ri] = e.gen
+			e.cands = append(e.cands, ri)
 		}
 	}
+}
+
+// contains answers contains matcher cid from the literals found in its
+// field by the scan of the current event.
+func (e *Engine) contains(cid int32) (found, known bool) {
+	s := e.set
+	if s == nil {
+		return false, false
+	}
+	i := cid - s.cidBase
+	if i < 0 || int(i) >= len(s.cidPair) || s.cidPair[i] < 0 {
+		return false, false
+	}
+	return e.litSeen[s.cidPair[i]] == e.gen, true
 }
 
 func (e *Engine) begin(ev *telemetry.Event, s *ruleSet) {
@@ -269,7 +326,7 @@ func (e *Engine) begin(ev *telemetry.Event, s *ruleSet) {
 		e.slots = append(e.slots, make([]slot, n-len(e.slots))...)
 	}
 	if n := len(s.litRules); len(e.litSeen) < n {
-		e.litSeen = append(e.litSeen, make([]uint64, n-len(e.litSeen))...)
+		e.litSeen = append(e.litSeen, make([]uint32, n-len(e.litSeen))...)
 	}
 	if n := len(s.litRules); len(e.scanSeen) < n {
 		e.scanSeen = append(e.scanSeen, make([]uint32, n-len(e.scanSeen))...)

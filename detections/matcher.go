@@ -44,6 +44,9 @@ type matcher struct {
 	reLits []string
 	// shape answers or rules out some regular expressions cheaply.
 	shape reShape
+	// cid numbers a case-insensitive contains of a field leaf (0: none):
+	// the engine answers it from its prefilter's scan.
+	cid int32
 }
 
 // matchString tests a present field value. raw is as recorded, folded its

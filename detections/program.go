@@ -198,6 +198,9 @@ type valueSource interface {
 	value(fid int) (raw, folded string, ok bool)
 	// anyValue reports whether pred holds for some field value (keywords).
 	anyValue(pred func(raw, folded string) bool) bool
+	// contains answers the contains matcher numbered cid for the field
+	// value being tested, when the source knows (known false: test it).
+	contains(cid int32) (found, known bool)
 }
 
 func (n *cnode) eval(vs valueSource) bool {
@@ -276,6 +279,12 @@ func matchOne(m *matcher, raw, folded string, ok bool, vs valueSource) bool {
 	case opFieldRef:
 		rr, rf, rok := vs.value(m.refID)
 		return rok && m.matchRef(raw, folded, rr, rf)
+	case opContains:
+		if m.cid != 0 {
+			if found, known := vs.contains(m.cid); known {
+				return found
+			}
+		}
 	}
 	return m.matchString(raw, folded)
 }

@@ -49,26 +49,151 @@ func reRequired(re *syntax.Regexp, depth int) ([]string, bool) {
 				best, found = l, true
 			}
 		}
-		var run []rune
+		// run is the set of strings the items since the last break can
+		// produce (their cross product), when small and exact.
+		run := []string{""}
+		flush := func() {
+			if len(run) > 0 && run[0] != "" {
+				consider(run)
+			}
+			run = []string{""}
+		}
 		for _, s := range re.Sub {
-			if s.Op == syntax.OpLiteral {
-				run = append(run, s.Rune...)
+			if set, ok := reExpand(s, 0); ok {
+				if p, ok := crossProduct(run, set); ok {
+					run = p
+				} else {
+					flush()
+					run = set
+				}
 				continue
 			}
-			if len(run) > 0 {
-				consider([]string{string(appendFold(nil, string(run)))})
-				run = nil
+			// x+ and x{n,}: the first copy of x continues the run, which
+			// ends there.
+			if (s.Op == syntax.OpPlus || (s.Op == syntax.OpRepeat && s.Min >= 1)) && len(s.Sub) == 1 {
+				if set, ok := reExpand(s.Sub[0], 0); ok {
+					if p, ok := crossProduct(run, set); ok {
+						run = p
+					} else {
+						flush()
+						run = set
+					}
+					flush()
+					continue
+				}
 			}
+			flush()
 			if l, ok := reRequired(s, depth+1); ok {
 				consider(l)
 			}
 		}
-		if len(run) > 0 {
-			consider([]string{string(appendFold(nil, string(run)))})
-		}
+		flush()
 		return best, found
 	}
 	return nil, false
+}
+
+// Limits of the exact expansion of small sub-expressions.
+const (
+	maxExpandClass = 10 // characters of a class ([ "'], \d, \s)
+	maxExpandSet   = 64 // strings of a set
+)
+
+// reExpand returns the case-folded strings re matches, when they are few
+// and re is made only of literals, small ASCII classes, concatenations and
+// alternations of them.
+func reExpand(re *syntax.Regexp, depth int) ([]string, bool) {
+	if depth > 20 {
+		return nil, false
+	}
+	switch re.Op {
+	case syntax.OpLiteral:
+		if len(re.Rune) == 0 {
+			return nil, false
+		}
+		return []string{string(appendFold(nil, string(re.Rune)))}, true
+	case syntax.OpCharClass:
+		n := 0
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			lo, hi := re.Rune[i], re.Rune[i+1]
+			if hi >= 0x80 {
+				return nil, false
+			}
+			n += int(hi-lo) + 1
+		}
+		if n == 0 || n > maxExpandClass {
+			return nil, false
+		}
+		var out []string
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			for r := re.Rune[i]; r <= re.Rune[i+1]; r++ {
+				f := string(appendFold(nil, string(r)))
+				if !seen[f] {
+					seen[f] = true
+					out = append(out, f)
+				}
+			}
+		}
+		return out, true
+	case syntax.OpCapture:
+		return reExpand(re.Sub[0], depth+1)
+	case syntax.OpRepeat:
+		if re.Min != re.Max || re.Min < 1 || re.Min > 4 {
+			return nil, false
+		}
+		sub, ok := reExpand(re.Sub[0], depth+1)
+		if !ok {
+			return nil, false
+		}
+		out := []string{""}
+		for range re.Min {
+			if out, ok = crossProduct(out, sub); !ok {
+				return nil, false
+			}
+		}
+		return out, true
+	case syntax.OpConcat:
+		out := []string{""}
+		for _, s := range re.Sub {
+			sub, ok := reExpand(s, depth+1)
+			if !ok {
+				return nil, false
+			}
+			if out, ok = crossProduct(out, sub); !ok {
+				return nil, false
+			}
+		}
+		return out, true
+	case syntax.OpAlternate:
+		var out []string
+		for _, s := range re.Sub {
+			sub, ok := reExpand(s, depth+1)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, sub...)
+		}
+		if len(out) > maxExpandSet {
+			return nil, false
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+// crossProduct returns every a+b, or ok false when there would be too many.
+func crossProduct(as, bs []string) ([]string, bool) {
+	if len(as)*len(bs) > maxExpandSet {
+		return nil, false
+	}
+	out := make([]string, 0, len(as)*len(bs))
+	for _, a := range as {
+		for _, b := range bs {
+			out = append(out, a+b)
+		}
+	}
+	return out, true
 }
 
 func betterLits(a, b []string) bool {

@@ -1,0 +1,245 @@
+package detections
+
+// gramFilter finds which of a set of literals occur in a (case-folded)
+// string, exactly: a literal is reported iff it is a substring of the value.
+// It replaces a dense Aho-Corasick DFA whose tens of megabytes of
+// transitions missed the cache on nearly every input byte.
+//
+// Every literal of four bytes or more is represented by one of its 4-byte
+// fragments (gram), chosen to be rare. A scan hashes every 4-byte window of
+// the value, tests the hash in a small bitmap (a few KiB, stays in L1), and
+// only on a hit looks the window up in a hash table of grams and compares
+// the literals anchored on it with the value at their position. Literals of
+// two and three bytes are their own grams, in tables of their own; literals
+// of one byte are a 256-entry table.
+//
+// A literal occurs at position p iff its gram occurs at p+off, so every
+// occurrence is found and every report is verified byte for byte.
+type gramFilter struct {
+	lits []string // by literal id (shared by the filters of a rule set)
+
+	g4, g3, g2 gramIndex  // grams of 4, 3 and 2 bytes
+	one        [256]int32 // 1-byte literal id + 1, 0 none
+	hasOne     bool
+}
+
+// gramIndex is a hash table of grams, each with the literals anchored on
+// it, behind a bitmap of gram hashes.
+type gramIndex struct {
+	bits   []uint64 // bitmap over the top bits of the gram hash
+	bshift uint32   // 32 - log2(bitmap size)
+	tab    []gramSlot
+	tshift uint32 // 32 - log2(len(tab))
+	ents   []gramEnt
+}
+
+// gramSlot is one gram of the hash table: the entries ents[start:start+n].
+type gramSlot struct {
+	gram  uint32
+	start uint32
+	n     uint32 // 0: empty slot
+}
+
+// gramEnt is a literal anchored on a gram: the literal starts off bytes
+// before the gram.
+type gramEnt struct {
+	lit int32
+	off uint8
+	n   uint8 // literal length
+}
+
+// maxGramLiteral is the longest literal a gramFilter takes.
+const maxGramLiteral = 255
+
+const gramMul = 0x9E3779B1
+
+func gramAt(v string, i int) uint32 {
+	return uint32(v[i]) | uint32(v[i+1])<<8 | uint32(v[i+2])<<16 | uint32(v[i+3])<<24
+}
+
+// commonGramText is typical Windows process-creation text: grams that occur
+// in it are avoided as anchors, since they would hit on most events.
+const commonGramText = `c:\windows\system32\svchost.exe -k netsvcs -p -s schedule c:\program files (x86)\microsoft\edge\application\msedge.exe ` +
+	`c:\program files\google\chrome\application\chrome.exe" --type=renderer --field-trial-handle=1736,i,163423 --lang=en-us ` +
+	`--service-sandbox-type=none --mojo-platform-channel-handle=2388 /prefetch:8 c:\users\alice\appdata\local\temp\ ` +
+	`c:\users\public\documents\ c:\programdata\microsoft\windows defender\platform\ c:\windows\syswow64\windowspowershell\v1.0\powershell.exe ` +
+	`-noprofile -executionpolicy bypass -file c:\windows\system32\cmd.exe /c "c:\program files\nodejs\npm.cmd" run build ` +
+	`c:\windows\system32\conhost.exe 0xffffffff -forcev1 c:\windows\system32\rundll32.exe shell32.dll,shcreatelocalserverrundll ` +
+	`{9aa46009-3ce0-458a-a354-715610a075e6} nt authority\system sha1=,md5=,sha256=,imphash= microsoft corporation ` +
+	`c:\windows\microsoft.net\framework64\v4.0.30319\ c:\program files\dotnet\dotnet.exe c:\windows\explorer.exe ` +
+	`c:\users\bob\appdata\roaming\microsoft\windows\start menu\programs\startup\ --enable-features=networkservice ` +
+	`"c:\program files\java\jdk-17\bin\java.exe" -jar -xmx2g -classpath c:\python311\python.exe -m pip install --upgrade ` +
+	`/i "c:\users\alice\downloads\setup-x64.msi" /qn /norestart -embedding system high medium windows-sysmon.exe`
+
+// newGramFilter builds a filter for the literals of lits whose ids are in
+// ids (a literal id indexes lits; literals are not empty).
+func newGramFilter(lits []string, ids []int32) *gramFilter {
+	f := &gramFilter{lits: lits}
+	common := map[uint32]int{}
+	for i := 0; i+4 <= len(commonGramText); i++ {
+		common[gramAt(commonGramText, i)]++
+	}
+	// How many literals contain each gram: sharing an anchor means
+	// verifying more literals on a hit.
+	shared := map[uint32]int{}
+	for _, id := range ids {
+		l := lits[id]
+		for i := 0; i+4 <= len(l); i++ {
+			shared[gramAt(l, i)]++
+		}
+	}
+	var b4, b3, b2 gramBuilder
+	for _, id := range ids {
+		l := lits[id]
+		switch len(l) {
+		case 1:
+			f.one[l[0]] = id + 1
+			f.hasOne = true
+			continue
+		case 2:
+			b2.add(uint32(l[0])|uint32(l[1])<<8, gramEnt{lit: id, n: 2})
+			continue
+		case 3:
+			b3.add(uint32(l[0])|uint32(l[1])<<8|uint32(l[2])<<16, gramEnt{lit: id, n: 3})
+			continue
+		}
+		best, bestScore := 0, -1
+		for i := 0; i+4 <= len(l) && i <= 255; i++ {
+			g := gramAt(l, i)
+			score := common[g]*1000 + shared[g]
+			if bestScore < 0 || score < bestScore {
+				best, bestScore = i, score
+			}
+		}
+		b4.add(gramAt(l, best), gramEnt{lit: id, off: uint8(best), n: uint8(len(l))})
+	}
+	f.g4, f.g3, f.g2 = b4.build(), b3.build(), b2.build()
+	return f
+}
+
+// gramBuilder gathers the entries of a gramIndex by gram.
+type gramBuilder struct {
+	byGram map[uint32][]gramEnt
+	order  []uint32
+}
+
+func (b *gramBuilder) add(g uint32, e gramEnt) {
+	if b.byGram == nil {
+		b.byGram = map[uint32][]gramEnt{}
+	}
+	if _, ok := b.byGram[g]; !ok {
+		b.order = append(b.order, g)
+	}
+	b.byGram[g] = append(b.byGram[g], e)
+}
+
+func (b *gramBuilder) build() gramIndex {
+	var x gramIndex
+	if len(b.order) == 0 {
+		return x
+	}
+	tbits := uint32(4)
+	for 1<<tbits < 2*len(b.order) {
+		tbits++
+	}
+	bbits := max(tbits+3, 12) // ≥ 4 bitmap bits per gram slot
+	x.tab = make([]gramSlot, 1<<tbits)
+	x.tshift = 32 - tbits
+	x.bits = make([]uint64, (1<<bbits)/64)
+	x.bshift = 32 - bbits
+	mask := uint32(len(x.tab) - 1)
+	for _, g := range b.order {
+		h := g * gramMul
+		x.bits[(h>>x.bshift)/64] |= 1 << ((h >> x.bshift) % 64)
+		es := b.byGram[g]
+		j := h >> x.tshift
+		for x.tab[j].n != 0 {
+			j = (j + 1) & mask
+		}
+		x.tab[j] = gramSlot{gram: g, start: uint32(len(x.ents)), n: uint32(len(es))}
+		x.ents = append(x.ents, es...)
+	}
+	return x
+}
+
+// has tests the bitmap: false means no gram of the index hashes to h.
+func (x *gramIndex) has(h uint32) bool {
+	b := h >> x.bshift
+	return x.bits[b/64]&(1<<(b%64)) != 0
+}
+
+// find appends to found the ids of the literals occurring in v, each once:
+// seen[lit] == gen marks a literal already found (the caller bumps gen for
+// every scan).
+func (f *gramFilter) find(v string, seen []uint32, gen uint32, found []int32) []int32 {
+	n := len(v)
+	if f.hasOne {
+		for i := 0; i < n; i++ {
+			if id := f.one[v[i]] - 1; id >= 0 && seen[id] != gen {
+				seen[id] = gen
+				found = append(found, id)
+			}
+		}
+	}
+	g4, g3, g2 := &f.g4, &f.g3, &f.g2
+	has4, has3, has2 := len(g4.ents) > 0, len(g3.ents) > 0, len(g2.ents) > 0
+	i := 0
+	for ; i+4 <= n; i++ {
+		w := gramAt(v, i)
+		if has4 {
+			if h := w * gramMul; g4.has(h) {
+				found = f.verify(g4, v, i, w, h, seen, gen, found)
+			}
+		}
+		if has3 {
+			w3 := w & 0xFFFFFF
+			if h := w3 * gramMul; g3.has(h) {
+				found = f.verify(g3, v, i, w3, h, seen, gen, found)
+			}
+		}
+		if has2 {
+			w2 := w & 0xFFFF
+			if h := w2 * gramMul; g2.has(h) {
+				found = f.verify(g2, v, i, w2, h, seen, gen, found)
+			}
+		}
+	}
+	// The last windows, shorter than four bytes.
+	for ; i < n; i++ {
+		if has3 && i+3 <= n {
+			w3 := uint32(v[i]) | uint32(v[i+1])<<8 | uint32(v[i+2])<<16
+			if h := w3 * gramMul; g3.has(h) {
+				found = f.verify(g3, v, i, w3, h, seen, gen, found)
+			}
+		}
+		if has2 && i+2 <= n {
+			w2 := uint32(v[i]) | uint32(v[i+1])<<8
+			if h := w2 * gramMul; g2.has(h) {
+				found = f.verify(g2, v, i, w2, h, seen, gen, found)
+			}
+		}
+	}
+	return found
+}
+
+// verify checks the literals of x anchored on gram g (hash h) at v[i:].
+func (f *gramFilter) verify(x *gramIndex, v string, i int, g, h uint32, seen []uint32, gen uint32, found []int32) []int32 {
+	mask := uint32(len(x.tab) - 1)
+	for j := h >> x.tshift; ; j = (j + 1) & mask {
+		sl := &x.tab[j]
+		if sl.n == 0 {
+			return found
+		}
+		if sl.gram != g {
+			continue
+		}
+		for _, e := range x.ents[sl.start : sl.start+sl.n] {
+			p := i - int(e.off)
+			if seen[e.lit] != gen && p >= 0 && p+int(e.n) <= len(v) && v[p:p+int(e.n)] == f.lits[e.lit] {
+				seen[e.lit] = gen
+				found = append(found, e.lit)
+			}
+		}
+		return found
+	}
+}

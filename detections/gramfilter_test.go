@@ -1,0 +1,94 @@
+package detections
+
+import (
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// naiveFind is what a gramFilter must answer: the literals of ids that are
+// substrings of v.
+func naiveFind(lits []string, ids []int32, v string) []int32 {
+	var out []int32
+	for _, id := range ids {
+		if strings.Contains(v, lits[id]) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func checkFilter(t *testing.T, f *gramFilter, ids []int32, v string, seen []uint32, gen uint32) {
+	t.Helper()
+	got := f.find(v, seen, gen, nil)
+	slices.Sort(got)
+	want := naiveFind(f.lits, ids, v)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("value %q: filter found %v, want %v", v, got, want)
+	}
+}
+
+func TestGramFilterSmall(t *testing.T) {
+	lits := []string{"a", "ab", "abc", "abcd", "bcde", "cdef", "xyz", "z", "zz", "powershell", "shell", "ll.e", "\xff\xfe", "é"}
+	ids := make([]int32, len(lits))
+	for i := range ids {
+		ids[i] = int32(i)
+	}
+	f := newGramFilter(lits, ids)
+	seen := make([]uint32, len(lits))
+	for gen, v := range []string{"", "a", "ab", "abc", "abcd", "abcdef", "xabcdefx", "zz", "z", "powershell.exe", "pow", "ll.e",
+		"xx\xff\xfe", "\xff", "café", "bcd", "cdefabcd"} {
+		checkFilter(t, f, ids, v, seen, uint32(gen+1))
+	}
+}
+
+// TestGramFilterAgreesWithContains checks, for the rule set of the
+// process_creation corpus, that every field's filter finds exactly the
+// literals occurring in the corpus values and in random values made of
+// pieces of literals.
+func TestGramFilterAgreesWithContains(t *testing.T) {
+	res := loadAll(t)
+	evs := corpus(t, 300, false)
+	s := buildSet(res.Rules, keyOf(evs[0]))
+	byField := map[int][]int32{}
+	for id, fid := range s.litField {
+		byField[int(fid)] = append(byField[int(fid)], int32(id))
+	}
+	seen := make([]uint32, len(s.lits))
+	gen := uint32(0)
+	r := rand.New(rand.NewPCG(3, 4))
+	values := 0
+	for fid, ids := range byField {
+		f := s.filters[fid]
+		for _, ev := range evs {
+			raw, ok, _ := lookupField(ev, fieldName(fid), nil)
+			if !ok {
+				continue
+			}
+			gen++
+			checkFilter(t, f, ids, fold(raw), seen, gen)
+			values++
+		}
+		for range 300 {
+			var b strings.Builder
+			for n := r.IntN(12); n > 0; n-- {
+				switch r.IntN(3) {
+				case 0:
+					l := s.lits[ids[r.IntN(len(ids))]]
+					i, j := r.IntN(len(l)+1), r.IntN(len(l)+1)
+					b.WriteString(l[min(i, j):max(i, j)])
+				case 1:
+					b.WriteString(s.lits[ids[r.IntN(len(ids))]])
+				default:
+					b.WriteByte(byte(r.IntN(256)))
+				}
+			}
+			gen++
+			checkFilter(t, f, ids, b.String(), seen, gen)
+			values++
+		}
+	}
+	t.Logf("%d literals in %d fields, %d values checked", len(s.lits), len(byField), values)
+}
