@@ -51,8 +51,8 @@ type ScanResult struct {
 	Events, Hits, BadRecords int
 }
 
-// Scan reads a recording through Quarry's importer and matches every event,
-// calling onHit (when not nil) for each hit with the event's ordinal.
+// Scan reads a recording through Quarry's importer (NextInto: one event
+// reused) and matches every event, calling onHit (when not nil) for each hit with the event's ordinal.
 func (q *Quarry) Scan(path string, onHit func(event int, h detections.Hit)) (ScanResult, error) {
 	var res ScanResult
 	r, _, err := importers.Open(path)
@@ -64,8 +64,11 @@ func (q *Quarry) Scan(path string, onHit func(event int, h detections.Hit)) (Sca
 	if onHit != nil {
 		emit = func(h detections.Hit) { onHit(res.Events, h) }
 	}
+	// One event, its Fields map reused from record to record: the engine
+	// looks at each event once and keeps nothing of it.
+	var ev telemetry.Event
 	for {
-		ev, err := r.Next()
+		err := importers.NextInto(r, &ev)
 		if errors.Is(err, io.EOF) {
 			return res, nil
 		}

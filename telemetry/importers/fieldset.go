@@ -62,6 +62,16 @@ func (f *fieldSet) build() map[string]string {
 	return m
 }
 
+// fill stores the fields in m (which the caller has cleared) and returns
+// it; a later field of the same name wins.
+func (f *fieldSet) fill(m map[string]string) map[string]string {
+	all := string(f.arena)
+	for _, sp := range f.spans {
+		m[sp.key] = all[sp.start:sp.end]
+	}
+	return m
+}
+
 // lookup returns the last value stored under key, "" if none.
 func (f *fieldSet) lookup(key string) string {
 	for i := len(f.spans) - 1; i >= 0; i-- {

@@ -94,3 +94,25 @@ func Open(path string, opts ...Option) (telemetry.Reader, Format, error) {
 	}
 	return r, format, nil
 }
+
+// IntoReader is a Reader that can decode the next event into one the caller
+// owns, reusing its Fields map (cleared and refilled) instead of making a
+// new one per event: for scans that look at each event once. An event read
+// this way is valid until the next NextInto on it; copy what you keep
+// (store batches keep Next, which returns fresh events). Errors are those
+// of Next; on an error *ev is zeroed.
+type IntoReader interface {
+	telemetry.Reader
+	NextInto(ev *telemetry.Event) error
+}
+
+// NextInto reads r's next event into ev: through IntoReader when r
+// implements it, else with Next.
+func NextInto(r telemetry.Reader, ev *telemetry.Event) error {
+	if ir, ok := r.(IntoReader); ok {
+		return ir.NextInto(ev)
+	}
+	e, err := r.Next()
+	*ev = e
+	return err
+}

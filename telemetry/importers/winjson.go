@@ -51,57 +51,90 @@ func isMultiLineJSON(head []byte) bool {
 
 // Next returns the next event.
 func (r *winJSONReader) Next() (telemetry.Event, error) {
+	var e telemetry.Event
+	err := r.next(&e, nil)
+	return e, err
+}
+
+// NextInto decodes the next event into ev, reusing ev.Fields (cleared and
+// refilled): see IntoReader.
+func (r *winJSONReader) NextInto(ev *telemetry.Event) error {
+	reuse := ev.Fields
+	if reuse == nil {
+		reuse = make(map[string]string, 32)
+	}
+	return r.next(ev, reuse)
+}
+
+// next decodes the next event into ev: its fields into reuse (cleared
+// first) when not nil, else into a fresh map. On an error ev is zeroed.
+func (r *winJSONReader) next(ev *telemetry.Event, reuse map[string]string) error {
 	if r.done {
-		return telemetry.Event{}, io.EOF
+		*ev = telemetry.Event{}
+		return io.EOF
 	}
 	if r.stream {
-		return r.nextStream()
+		return r.nextStream(ev, reuse)
 	}
 	for {
 		line, err := r.lines.next()
 		if errors.Is(err, errLineTooLong) {
-			return telemetry.Event{}, r.recordErr(r.lines.line, 0, "line too long", err)
+			*ev = telemetry.Event{}
+			return r.recordErr(r.lines.line, 0, "line too long", err)
 		}
 		if err != nil {
+			*ev = telemetry.Event{}
 			return r.finish(err)
 		}
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
 		r.count++
-		return r.decode(line, r.lines.line, 0)
+		return r.decode(ev, reuse, line, r.lines.line, 0)
 	}
 }
 
-func (r *winJSONReader) nextStream() (telemetry.Event, error) {
+func (r *winJSONReader) nextStream(ev *telemetry.Event, reuse map[string]string) error {
 	obj, line, err := r.split.next()
 	var se *splitError
 	switch {
 	case errors.As(err, &se):
-		return telemetry.Event{}, r.recordErr(se.line, 0, se.msg, nil)
+		*ev = telemetry.Event{}
+		return r.recordErr(se.line, 0, se.msg, nil)
 	case err != nil:
+		*ev = telemetry.Event{}
 		return r.finish(err)
 	}
 	r.count++
-	return r.decode(obj, line, r.count)
+	return r.decode(ev, reuse, obj, line, r.count)
 }
 
 // decode turns one JSON object into an Event.
-func (r *winJSONReader) decode(obj []byte, line int, record int64) (telemetry.Event, error) {
+func (r *winJSONReader) decode(ev *telemetry.Event, reuse map[string]string, obj []byte, line int, record int64) error {
 	r.scan.reset(obj)
 	r.fields.reset()
 	if err := decodeWinJSON(&r.scan, &r.fields); err != nil {
-		return telemetry.Event{}, r.recordErr(line, record, "malformed JSON event", err)
+		*ev = telemetry.Event{}
+		return r.recordErr(line, record, "malformed JSON event", err)
 	}
 	id := record
 	if id == 0 {
 		id = int64(line)
 	}
-	e, err := r.cfg.winEvent(r.fields.build(), time.Time{}, id)
-	if err != nil {
-		return telemetry.Event{}, r.recordErr(line, record, "unusable Windows event", err)
+	var f map[string]string
+	if reuse != nil {
+		clear(reuse)
+		f = r.fields.fill(reuse)
+	} else {
+		f = r.fields.build()
 	}
-	return e, nil
+	e, err := r.cfg.winEvent(f, time.Time{}, id)
+	if err != nil {
+		*ev = telemetry.Event{}
+		return r.recordErr(line, record, "unusable Windows event", err)
+	}
+	*ev = e
+	return nil
 }
 
 func (r *winJSONReader) recordErr(line int, record int64, reason string, err error) error {
@@ -109,12 +142,12 @@ func (r *winJSONReader) recordErr(line int, record int64, reason string, err err
 }
 
 // finish ends the stream: io.EOF, or a read error naming the file.
-func (r *winJSONReader) finish(err error) (telemetry.Event, error) {
+func (r *winJSONReader) finish(err error) error {
 	r.done = true
 	if errors.Is(err, io.EOF) {
-		return telemetry.Event{}, io.EOF
+		return io.EOF
 	}
-	return telemetry.Event{}, &telemetry.RecordError{File: r.path, Line: r.lines.line + r.split.line, Reason: "read failed", Err: err}
+	return &telemetry.RecordError{File: r.path, Line: r.lines.line + r.split.line, Reason: "read failed", Err: err}
 }
 
 // Close closes the file.
