@@ -14,10 +14,11 @@ const groupCommitTimeout = 30 * time.Second
 
 // groupCommit writes the log requests that arrive while a write is under
 // way together, in the next transaction: one commit for many hosts instead
-// of one each. The first request to find no write under way leads: it
-// writes everything pending, then whatever arrived meanwhile, until nothing
-// is left; the others wait for the commit that holds theirs. Every request
-// is answered only after its logs are committed.
+// of one each. The request that finds no write under way leads: it writes
+// everything pending (its own logs among them), answers those requests, and
+// hands the lead to the first request that arrived meanwhile, so no request
+// waits for more than two commits. Every request is answered only after its
+// logs are committed.
 type groupCommit struct {
 	st      store.Store
 	mu      sync.Mutex
@@ -27,45 +28,56 @@ type groupCommit struct {
 
 type pendingLogs struct {
 	logs store.HostLogs
-	done chan error
+	done chan commitResult
+}
+
+// commitResult answers a waiting request: its logs' commit error, or lead
+// (write the pending logs now).
+type commitResult struct {
+	err  error
+	lead bool
 }
 
 // append stores one host's log request and returns once it is committed.
-func (g *groupCommit) append(ctx context.Context, hostID string, b *store.LogBatch) error {
-	p := pendingLogs{logs: store.HostLogs{HostID: hostID, Batch: b}, done: make(chan error, 1)}
+// A waiting request does not give up on its context: the lead may pass to
+// it, and a write is bounded by groupCommitTimeout.
+func (g *groupCommit) append(hostID string, b *store.LogBatch) error {
+	p := pendingLogs{logs: store.HostLogs{HostID: hostID, Batch: b}, done: make(chan commitResult, 2)}
 	g.mu.Lock()
 	g.pending = append(g.pending, p)
 	if g.leading {
 		g.mu.Unlock()
-		select {
-		case err := <-p.done:
-			return err
-		case <-ctx.Done():
-			// The logs may still be committed; the host, never told, sends
-			// them again and the store de-duplicates detections.
-			return ctx.Err()
-		}
-	}
-	g.leading = true
-	for {
-		batch := g.pending
-		g.pending = nil
-		g.mu.Unlock()
-		logs := make([]store.HostLogs, len(batch))
-		for i, b := range batch {
-			logs[i] = b.logs
-		}
-		wctx, cancel := context.WithTimeout(context.Background(), groupCommitTimeout)
-		err := g.st.AppendHostLogs(wctx, logs)
-		cancel()
-		for _, b := range batch {
-			b.done <- err
+		r := <-p.done
+		if !r.lead {
+			return r.err
 		}
 		g.mu.Lock()
-		if len(g.pending) == 0 {
-			g.leading = false
-			g.mu.Unlock()
-			return <-p.done
-		}
+	} else {
+		g.leading = true
 	}
+	batch := g.pending
+	g.pending = nil
+	g.mu.Unlock()
+
+	logs := make([]store.HostLogs, len(batch))
+	for i, b := range batch {
+		logs[i] = b.logs
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), groupCommitTimeout)
+	err := g.st.AppendHostLogs(ctx, logs)
+	cancel()
+	for _, b := range batch {
+		b.done <- commitResult{err: err}
+	}
+
+	g.mu.Lock()
+	if len(g.pending) > 0 {
+		next := g.pending[0]
+		g.mu.Unlock()
+		next.done <- commitResult{lead: true}
+	} else {
+		g.leading = false
+		g.mu.Unlock()
+	}
+	return (<-p.done).err
 }
