@@ -130,7 +130,7 @@ func (vc *valueCompiler) compileValue(fm *sigma.FieldMatch, v sigma.Value) ([]ma
 			return []matcher{{op: opRegex, re: re}}, nil
 		}
 		lits, _ := regexLiterals(expr)
-		return []matcher{{op: opRegex, re: re, reLits: lits, shape: analyzeRegex(expr)}}, nil
+		return []matcher{{op: opRegex, re: re, reLits: lits, reSets: regexLiteralSets(expr), shape: analyzeRegex(expr)}}, nil
 	case fm.Has("fieldref"):
 		ro := opEq
 		switch {

@@ -2,6 +2,8 @@ package detections
 
 import (
 	"math/rand/v2"
+	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -91,4 +93,35 @@ func TestGramFilterAgreesWithContains(t *testing.T) {
 		}
 	}
 	t.Logf("%d literals in %d fields, %d values checked", len(s.lits), len(byField), values)
+}
+
+// TestRegexLiteralSets checks the literal sets of a few regular
+// expressions, and that strings the expressions match satisfy them all.
+func TestRegexLiteralSets(t *testing.T) {
+	for _, c := range []struct {
+		expr    string
+		matches []string
+		want    [][]string
+	}{
+		{`\\[a-zA-Z0-9]{1,32}\.[a-zA-Z0-9]{1,6}\.[ "']{1}`, []string{`c:\x\abc.dll. `, `\A.B."`},
+			[][]string{{`. `, `."`, `.'`}, {`\`}, {`.`}}},
+		{`"(?:\{\d\})+"\s*-f`, []string{`"{0}{1}" -f 'a'`},
+			[][]string{{`"{0}`, `"{1}`, `"{2}`, `"{3}`, `"{4}`, `"{5}`, `"{6}`, `"{7}`, `"{8}`, `"{9}`}, {`-f`}, {`"`}}},
+		{`(?i)\s-\s*<`, []string{"powershell - < x.ps1", "A -<"}, nil},
+	} {
+		sets := regexLiteralSets(c.expr)
+		if c.want != nil && !reflect.DeepEqual(sets, c.want) {
+			t.Errorf("%s: sets %q, want %q", c.expr, sets, c.want)
+		}
+		for _, m := range c.matches {
+			if !regexp.MustCompile(c.expr).MatchString(m) {
+				t.Fatalf("%s does not match %q", c.expr, m)
+			}
+			for _, set := range sets {
+				if !containsOneOf(fold(m), set) {
+					t.Errorf("%s: %q matches but contains none of %q", c.expr, m, set)
+				}
+			}
+		}
+	}
 }

@@ -42,6 +42,9 @@ type matcher struct {
 	refID int  // fieldref: the other field's id
 	// reLits are literals one of which every regex match contains (folded).
 	reLits []string
+	// reSets are literal sets every regex match has a string of each of
+	// (folded; rarest first): all are checked before the regex runs.
+	reSets [][]string
 	// shape answers or rules out some regular expressions cheaply.
 	shape reShape
 	// cid numbers a case-insensitive contains of a field leaf (0: none):
@@ -71,17 +74,13 @@ func (m *matcher) matchString(raw, folded string) bool {
 		if ans, ok, possible := m.shape.decided(raw); ok || !possible {
 			return ans
 		}
-		// Every match contains one of reLits: a cheap test before the
-		// regular expression runs.
-		if len(m.reLits) > 0 {
-			found := false
-			for _, l := range m.reLits {
-				if strings.Contains(folded, l) {
-					found = true
-					break
-				}
-			}
-			if !found {
+		// Every match contains one string of each of reSets (and of
+		// reLits): cheap tests before the regular expression runs.
+		if len(m.reSets) == 0 && !containsOneOf(folded, m.reLits) {
+			return false
+		}
+		for _, set := range m.reSets {
+			if !containsOneOf(folded, set) {
 				return false
 			}
 		}
@@ -137,6 +136,17 @@ func (m *matcher) matchAbsent() bool {
 		return !m.want
 	}
 	return false
+}
+
+// containsOneOf reports whether v contains one of lits (true when lits is
+// empty).
+func containsOneOf(v string, lits []string) bool {
+	for _, l := range lits {
+		if strings.Contains(v, l) {
+			return true
+		}
+	}
+	return len(lits) == 0
 }
 
 func trimAddr(s string) string {

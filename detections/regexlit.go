@@ -2,6 +2,7 @@ package detections
 
 import (
 	"regexp/syntax"
+	"slices"
 )
 
 // regexLiterals returns case-folded strings of which every match of the
@@ -44,53 +45,88 @@ func reRequired(re *syntax.Regexp, depth int) ([]string, bool) {
 	case syntax.OpConcat:
 		var best []string
 		found := false
-		consider := func(l []string) {
+		for _, l := range concatSets(re, depth) {
 			if !found || betterLits(l, best) {
 				best, found = l, true
 			}
 		}
-		// run is the set of strings the items since the last break can
-		// produce (their cross product), when small and exact.
-		run := []string{""}
-		flush := func() {
-			if len(run) > 0 && run[0] != "" {
-				consider(run)
-			}
-			run = []string{""}
-		}
-		for _, s := range re.Sub {
-			if set, ok := reExpand(s, 0); ok {
-				if p, ok := crossProduct(run, set); ok {
-					run = p
-				} else {
-					flush()
-					run = set
-				}
-				continue
-			}
-			// x+ and x{n,}: the first copy of x continues the run, which
-			// ends there.
-			if (s.Op == syntax.OpPlus || (s.Op == syntax.OpRepeat && s.Min >= 1)) && len(s.Sub) == 1 {
-				if set, ok := reExpand(s.Sub[0], 0); ok {
-					if p, ok := crossProduct(run, set); ok {
-						run = p
-					} else {
-						flush()
-						run = set
-					}
-					flush()
-					continue
-				}
-			}
-			flush()
-			if l, ok := reRequired(s, depth+1); ok {
-				consider(l)
-			}
-		}
-		flush()
 		return best, found
 	}
 	return nil, false
+}
+
+// concatSets returns, for a concatenation, every literal set it finds
+// necessary: each holds a string that every match contains.
+func concatSets(re *syntax.Regexp, depth int) [][]string {
+	var sets [][]string
+	// run is the set of strings the items since the last break can
+	// produce (their cross product), when small and exact.
+	run := []string{""}
+	flush := func() {
+		if len(run) > 0 && run[0] != "" {
+			sets = append(sets, run)
+		}
+		run = []string{""}
+	}
+	extend := func(set []string) {
+		if p, ok := crossProduct(run, set); ok {
+			run = p
+		} else {
+			flush()
+			run = set
+		}
+	}
+	for _, s := range re.Sub {
+		if set, ok := reExpand(s, 0); ok {
+			extend(set)
+			continue
+		}
+		// x+ and x{n,}: the first copy of x continues the run, which
+		// ends there.
+		if (s.Op == syntax.OpPlus || (s.Op == syntax.OpRepeat && s.Min >= 1)) && len(s.Sub) == 1 {
+			if set, ok := reExpand(s.Sub[0], 0); ok {
+				extend(set)
+				flush()
+				continue
+			}
+		}
+		flush()
+		if l, ok := reRequired(s, depth+1); ok {
+			sets = append(sets, l)
+		}
+	}
+	flush()
+	return sets
+}
+
+// regexLiteralSets returns literal sets (case-folded) that every match of
+// the regular expression satisfies all of: it contains a string of each.
+// The sets with the longest shortest string come first.
+func regexLiteralSets(expr string) [][]string {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return nil
+	}
+	re = re.Simplify()
+	for re.Op == syntax.OpCapture {
+		re = re.Sub[0]
+	}
+	var sets [][]string
+	if re.Op == syntax.OpConcat {
+		sets = concatSets(re, 0)
+	} else if l, ok := reRequired(re, 0); ok {
+		sets = [][]string{l}
+	}
+	slices.SortStableFunc(sets, func(a, b []string) int {
+		if betterLits(a, b) {
+			return -1
+		}
+		if betterLits(b, a) {
+			return 1
+		}
+		return 0
+	})
+	return sets
 }
 
 // Limits of the exact expansion of small sub-expressions.
