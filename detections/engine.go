@@ -52,6 +52,7 @@ type Engine struct {
 	// scanSeen[lit] == scanGen: lit already found by the current scan
 	scanSeen []uint32
 	scanGen  uint32
+	foldBuf  []byte // one folded value, for keyword scans
 }
 
 type rawFolded struct{ raw, folded string }
@@ -84,6 +85,7 @@ type ruleSet struct {
 	litField   []int32       // by literal id: the field it is looked for in
 	filters    []*gramFilter // by field id: that field's literals
 	litRules   [][]int32     // literal id → the rules requiring it
+	kwFilter   *gramFilter   // keyword literals, looked for in every value
 	always     []int32
 	scanFields []int
 	// cidPair[cid-cidBase] is the literal id of contains matcher cid, -1
@@ -146,7 +148,7 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 			s.lits = append(s.lits, lit)
 			s.litField = append(s.litField, int32(fid))
 			s.litRules = append(s.litRules, nil)
-			if len(byField[fid]) == 0 {
+			if len(byField[fid]) == 0 && fid != kwField {
 				s.scanFields = append(s.scanFields, fid)
 			}
 			byField[fid] = append(byField[fid], id)
@@ -189,6 +191,10 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 		s.filters = make([]*gramFilter, s.scanFields[n-1]+1)
 	}
 	for fid, ids := range byField {
+		if fid == kwField {
+			s.kwFilter = newGramFilter(s.lits, ids)
+			continue
+		}
 		s.filters[fid] = newGramFilter(s.lits, ids)
 	}
 	if len(cids) > 0 {
@@ -255,6 +261,9 @@ func (e *Engine) Match(ev *telemetry.Event, emit func(Hit)) int {
 			m.store(folded, e.found)
 		}
 	}
+	if s.kwFilter != nil {
+		e.scanKeywords(s)
+	}
 	e.cands = append(e.cands, s.always...)
 	slices.Sort(e.cands)
 	n := 0
@@ -281,6 +290,28 @@ func (e *Engine) scan(f *gramFilter, v string, found []int32) []int32 {
 		e.scanGen = 1
 	}
 	return f.find(v, e.scanSeen, e.scanGen, found)
+}
+
+// scanKeywords looks for the keyword literals in every value of the event.
+// A value is folded and scanned only when its raw bytes may hold one (see
+// gramFilter.mayHold).
+func (e *Engine) scanKeywords(s *ruleSet) {
+	f := s.kwFilter
+	eachValue(e.ev, func(v string) bool {
+		if !f.mayHold(v) {
+			return false
+		}
+		fv := v
+		if needsFold(v) {
+			e.foldBuf = appendFold(e.foldBuf[:0], v)
+			fv = unsafe.String(unsafe.SliceData(e.foldBuf), len(e.foldBuf))
+		}
+		e.found = e.scan(f, fv, e.found[:0])
+		for _, lit := range e.found {
+			e.litFound(s, lit)
+		}
+		return false
+	})
 }
 
 // litFound records that literal lit occurs in its field and makes the rules

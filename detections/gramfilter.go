@@ -17,10 +17,16 @@ package detections
 // occurrence is found and every report is verified byte for byte.
 type gramFilter struct {
 	lits []string // by literal id (shared by the filters of a rule set)
+	data []byte   // the bytes of the filter's literals, one after another
 
 	g4, g3, g2 gramIndex  // grams of 4, 3 and 2 bytes
 	one        [256]int32 // 1-byte literal id + 1, 0 none
 	hasOne     bool
+
+	// loose is a bitmap of the anchors' 4-byte grams with bit 5 of every
+	// byte set (see mayHold).
+	loose      []uint64
+	looseShift uint32
 }
 
 // gramIndex is a hash table of grams, each with the literals anchored on
@@ -33,17 +39,21 @@ type gramIndex struct {
 	ents   []gramEnt
 }
 
-// gramSlot is one gram of the hash table: the entries ents[start:start+n].
+// gramSlot is one gram of the hash table: its entries are ents[start:
+// start+n]; the first is also held in the slot, so that the common gram of
+// one literal costs no further memory access than the literal's bytes.
 type gramSlot struct {
 	gram  uint32
-	start uint32
 	n     uint32 // 0: empty slot
+	start uint32
+	first gramEnt
 }
 
 // gramEnt is a literal anchored on a gram: the literal starts off bytes
-// before the gram.
+// before the gram; its bytes are data[at:at+n] of the filter.
 type gramEnt struct {
 	lit int32
+	at  uint32
 	off uint8
 	n   uint8 // literal length
 }
@@ -91,16 +101,18 @@ func newGramFilter(lits []string, ids []int32) *gramFilter {
 	var b4, b3, b2 gramBuilder
 	for _, id := range ids {
 		l := lits[id]
+		at := uint32(len(f.data))
+		f.data = append(f.data, l...)
 		switch len(l) {
 		case 1:
 			f.one[l[0]] = id + 1
 			f.hasOne = true
 			continue
 		case 2:
-			b2.add(uint32(l[0])|uint32(l[1])<<8, gramEnt{lit: id, n: 2})
+			b2.add(uint32(l[0])|uint32(l[1])<<8, gramEnt{lit: id, at: at, n: 2})
 			continue
 		case 3:
-			b3.add(uint32(l[0])|uint32(l[1])<<8|uint32(l[2])<<16, gramEnt{lit: id, n: 3})
+			b3.add(uint32(l[0])|uint32(l[1])<<8|uint32(l[2])<<16, gramEnt{lit: id, at: at, n: 3})
 			continue
 		}
 		best, bestScore := 0, -1
@@ -111,10 +123,57 @@ func newGramFilter(lits []string, ids []int32) *gramFilter {
 				best, bestScore = i, score
 			}
 		}
-		b4.add(gramAt(l, best), gramEnt{lit: id, off: uint8(best), n: uint8(len(l))})
+		b4.add(gramAt(l, best), gramEnt{lit: id, at: at, off: uint8(best), n: uint8(len(l))})
 	}
 	f.g4, f.g3, f.g2 = b4.build(), b3.build(), b2.build()
+	lbits := uint32(12)
+	for 1<<lbits < 16*len(b4.order) {
+		lbits++
+	}
+	f.loose = make([]uint64, (1<<lbits)/64)
+	f.looseShift = 32 - lbits
+	for _, g := range b4.order {
+		h := ((g | looseBits) * gramMul) >> f.looseShift
+		f.loose[h/64] |= 1 << (h % 64)
+	}
 	return f
+}
+
+const looseBits = 0x20202020
+
+// mayHold reports whether the case-folded v may contain a literal of f,
+// from v's raw bytes without folding it: false means none occurs. Setting
+// bit 5 of every byte maps an ASCII letter and its folded form alike, so a
+// 4-byte window of a pure ASCII v whose folded form is an anchor gram has
+// the anchor's loose form. Values with other bytes, and filters with
+// literals under four bytes, answer true.
+func (f *gramFilter) mayHold(v string) bool {
+	if f.hasOne || len(f.g3.ents) > 0 || len(f.g2.ents) > 0 {
+		return true
+	}
+	if len(f.g4.ents) == 0 {
+		return false
+	}
+	var acc uint32
+	loose, shift := f.loose, f.looseShift
+	hit := false
+	i := 0
+	for ; i+4 <= len(v); i++ {
+		w := gramAt(v, i)
+		acc |= w
+		h := ((w | looseBits) * gramMul) >> shift
+		if loose[h/64]&(1<<(h%64)) != 0 {
+			hit = true
+			break
+		}
+	}
+	if hit {
+		return true
+	}
+	for ; i < len(v); i++ {
+		acc |= uint32(v[i])
+	}
+	return acc&0x80808080 != 0
 }
 
 // gramBuilder gathers the entries of a gramIndex by gram.
@@ -156,7 +215,7 @@ func (b *gramBuilder) build() gramIndex {
 		for x.tab[j].n != 0 {
 			j = (j + 1) & mask
 		}
-		x.tab[j] = gramSlot{gram: g, start: uint32(len(x.ents)), n: uint32(len(es))}
+		x.tab[j] = gramSlot{gram: g, start: uint32(len(x.ents)), n: uint32(len(es)), first: es[0]}
 		x.ents = append(x.ents, es...)
 	}
 	return x
@@ -233,13 +292,29 @@ func (f *gramFilter) verify(x *gramIndex, v string, i int, g, h uint32, seen []u
 		if sl.gram != g {
 			continue
 		}
-		for _, e := range x.ents[sl.start : sl.start+sl.n] {
-			p := i - int(e.off)
-			if seen[e.lit] != gen && p >= 0 && p+int(e.n) <= len(v) && v[p:p+int(e.n)] == f.lits[e.lit] {
+		if sl.n == 1 {
+			if e := &sl.first; seen[e.lit] != gen && f.at(v, i, e) {
+				seen[e.lit] = gen
+				found = append(found, e.lit)
+			}
+			return found
+		}
+		for k := range x.ents[sl.start : sl.start+sl.n] {
+			if e := &x.ents[sl.start+uint32(k)]; seen[e.lit] != gen && f.at(v, i, e) {
 				seen[e.lit] = gen
 				found = append(found, e.lit)
 			}
 		}
 		return found
 	}
+}
+
+// at reports whether e's literal occurs in v with its gram at i. Literals
+// of four bytes or fewer anchored at their start are their gram: equal.
+func (f *gramFilter) at(v string, i int, e *gramEnt) bool {
+	if e.off == 0 && e.n <= 4 {
+		return i+int(e.n) <= len(v)
+	}
+	p := i - int(e.off)
+	return p >= 0 && p+int(e.n) <= len(v) && v[p:p+int(e.n)] == string(f.data[e.at:e.at+uint32(e.n)])
 }

@@ -63,8 +63,31 @@ func TestGramFilterAgreesWithContains(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	values := 0
 	for fid, ids := range byField {
-		f := s.filters[fid]
+		if fid == kwField {
+			if s.kwFilter == nil {
+				t.Fatal("keyword literals but no keyword filter")
+			}
+			f := s.kwFilter
+			for _, ev := range evs {
+				eachValue(ev, func(raw string) bool {
+					gen++
+					checkFilter(t, f, ids, fold(raw), seen, gen)
+					if len(naiveFind(s.lits, ids, fold(raw))) > 0 && !f.mayHold(raw) {
+						t.Fatalf("keyword literal in %q but mayHold is false", raw)
+					}
+					values++
+					return false
+				})
+			}
+		}
+		var f *gramFilter
+		if fid != kwField {
+			f = s.filters[fid]
+		}
 		for _, ev := range evs {
+			if f == nil {
+				break
+			}
 			raw, ok, _ := lookupField(ev, fieldName(fid), nil)
 			if !ok {
 				continue
@@ -72,6 +95,9 @@ func TestGramFilterAgreesWithContains(t *testing.T) {
 			gen++
 			checkFilter(t, f, ids, fold(raw), seen, gen)
 			values++
+		}
+		if f == nil {
+			f = s.kwFilter
 		}
 		for range 300 {
 			var b strings.Builder
@@ -90,6 +116,11 @@ func TestGramFilterAgreesWithContains(t *testing.T) {
 			gen++
 			checkFilter(t, f, ids, b.String(), seen, gen)
 			values++
+			// mayHold on an upper-cased form of a folded value.
+			up := strings.ToUpper(b.String())
+			if len(naiveFind(s.lits, ids, fold(up))) > 0 && !f.mayHold(up) {
+				t.Fatalf("literal in %q but mayHold is false", up)
+			}
 		}
 	}
 	t.Logf("%d literals in %d fields, %d values checked", len(s.lits), len(byField), values)

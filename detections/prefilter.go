@@ -12,9 +12,12 @@ package detections
 const maxLiteral = 16
 
 type litReq struct {
-	fid int
+	fid int // kwField: in any field (keyword search)
 	lit string
 }
+
+// kwField is the field of keyword literals: they may occur in any value.
+const kwField = -1
 
 // required returns the literal requirements of n; ok is false when n can
 // match without any literal occurring.
@@ -47,8 +50,9 @@ func required(n *cnode) (reqs []litReq, ok bool) {
 }
 
 func leafRequired(l *leaf) ([]litReq, bool) {
+	fid := l.fid
 	if l.keyword {
-		return nil, false
+		fid = kwField
 	}
 	var best []litReq
 	found := false
@@ -65,7 +69,7 @@ func leafRequired(l *leaf) ([]litReq, bool) {
 				if len(lit) > maxLiteral {
 					lit = lit[len(lit)-maxLiteral:]
 				}
-				rs = append(rs, litReq{fid: l.fid, lit: lit})
+				rs = append(rs, litReq{fid: fid, lit: lit})
 			}
 		}
 		if !l.all {
