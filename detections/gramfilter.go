@@ -23,10 +23,16 @@ type gramFilter struct {
 	one        [256]int32 // 1-byte literal id + 1, 0 none
 	hasOne     bool
 
+	// pre is an exact bitmap of the first two bytes of every gram of g4,
+	// g3 and g2: a window whose first two bytes are not in it needs no
+	// further test.
+	pre []uint64
+
 	// loose is a bitmap of the anchors' 4-byte grams with bit 5 of every
 	// byte set (see mayHold).
 	loose      []uint64
 	looseShift uint32
+	loosePre   []uint64 // exact bitmap of the anchors' loose first two bytes
 }
 
 // gramIndex is a hash table of grams, each with the literals anchored on
@@ -126,15 +132,25 @@ func newGramFilter(lits []string, ids []int32) *gramFilter {
 		b4.add(gramAt(l, best), gramEnt{lit: id, at: at, off: uint8(best), n: uint8(len(l))})
 	}
 	f.g4, f.g3, f.g2 = b4.build(), b3.build(), b2.build()
+	f.pre = make([]uint64, 65536/64)
+	for _, b := range []*gramBuilder{&b4, &b3, &b2} {
+		for _, g := range b.order {
+			k := g & 0xFFFF
+			f.pre[k/64] |= 1 << (k % 64)
+		}
+	}
 	lbits := uint32(12)
 	for 1<<lbits < 16*len(b4.order) {
 		lbits++
 	}
 	f.loose = make([]uint64, (1<<lbits)/64)
 	f.looseShift = 32 - lbits
+	f.loosePre = make([]uint64, 65536/64)
 	for _, g := range b4.order {
 		h := ((g | looseBits) * gramMul) >> f.looseShift
 		f.loose[h/64] |= 1 << (h % 64)
+		k := (g | looseBits) & 0xFFFF
+		f.loosePre[k/64] |= 1 << (k % 64)
 	}
 	return f
 }
@@ -155,13 +171,17 @@ func (f *gramFilter) mayHold(v string) bool {
 		return false
 	}
 	var acc uint32
-	loose, shift := f.loose, f.looseShift
+	loose, shift, pre := f.loose, f.looseShift, f.loosePre[:65536/64]
 	hit := false
 	i := 0
 	for ; i+4 <= len(v); i++ {
 		w := gramAt(v, i)
 		acc |= w
-		h := ((w | looseBits) * gramMul) >> shift
+		w |= looseBits
+		if k := w & 0xFFFF; pre[k/64]&(1<<(k%64)) == 0 {
+			continue
+		}
+		h := (w * gramMul) >> shift
 		if loose[h/64]&(1<<(h%64)) != 0 {
 			hit = true
 			break
@@ -242,9 +262,13 @@ func (f *gramFilter) find(v string, seen []uint32, gen uint32, found []int32) []
 	}
 	g4, g3, g2 := &f.g4, &f.g3, &f.g2
 	has4, has3, has2 := len(g4.ents) > 0, len(g3.ents) > 0, len(g2.ents) > 0
+	pre := f.pre[:65536/64]
 	i := 0
 	for ; i+4 <= n; i++ {
 		w := gramAt(v, i)
+		if k := w & 0xFFFF; pre[k/64]&(1<<(k%64)) == 0 {
+			continue
+		}
 		if has4 {
 			if h := w * gramMul; g4.has(h) {
 				found = f.verify(g4, v, i, w, h, seen, gen, found)
