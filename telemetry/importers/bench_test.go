@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/quarry-sec/quarry/telemetry"
 )
 
 // benchImport reads the files b.N times and reports events per second.
@@ -42,6 +44,40 @@ func benchImport(b *testing.B, files []string) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(events*int64(b.N)), "ns/event")
 }
 
+// benchImportInto is benchImport through NextInto (one event reused).
+func benchImportInto(b *testing.B, files []string) {
+	b.Helper()
+	if len(files) == 0 {
+		b.Skip("no input files")
+	}
+	var events, size int64
+	for _, f := range files {
+		evs, _, _ := openAll(b, f)
+		events += int64(len(evs))
+		size += int64(len(readFile(b, f)))
+	}
+	b.SetBytes(size)
+	b.ReportAllocs()
+	b.ResetTimer()
+	var ev telemetry.Event
+	for b.Loop() {
+		for _, f := range files {
+			r, _, err := Open(f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for {
+				if err := NextInto(r, &ev); errors.Is(err, io.EOF) {
+					break
+				}
+			}
+			r.Close()
+		}
+	}
+	b.ReportMetric(float64(events)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(events*int64(b.N)), "ns/event")
+}
+
 func datasetFiles(b *testing.B, pattern string) []string {
 	files, _ := filepath.Glob(filepath.Join(datasetsDir(b), pattern))
 	return files
@@ -51,6 +87,7 @@ func BenchmarkImportSysmonJSON(b *testing.B) {
 	b.Run("datasets", func(b *testing.B) { benchImport(b, datasetFiles(b, "sd-T*/*.json")) })
 	b.Run("testdata", func(b *testing.B) { benchImport(b, []string{bitsadminExcerpt}) })
 	b.Run("nested-testdata", func(b *testing.B) { benchImport(b, []string{"testdata/sigma/wmic-terminate.json"}) })
+	b.Run("datasets-into", func(b *testing.B) { benchImportInto(b, datasetFiles(b, "sd-T*/*.json")) })
 }
 
 func BenchmarkImportSysmonEVTX(b *testing.B) {

@@ -7,6 +7,10 @@ type fieldSet struct {
 	arena []byte
 	spans []fieldSpan
 	keys  map[string]string
+	// byPos[n] is the key of the n-th top-level member of the previous
+	// record: records of one file list their keys in the same order, so
+	// internAt mostly answers with one comparison.
+	byPos []string
 	// keyBuf holds a key being composed or unescaped.
 	keyBuf []byte
 }
@@ -35,6 +39,21 @@ func (f *fieldSet) intern(k []byte) string {
 	}
 	if len(f.keys) < maxInternedKeys {
 		f.keys[s] = s
+	}
+	return s
+}
+
+// internAt is intern for the key of the n-th top-level member.
+func (f *fieldSet) internAt(n int, k []byte) string {
+	if n < len(f.byPos) && f.byPos[n] == string(k) {
+		return f.byPos[n]
+	}
+	s := f.intern(k)
+	if n < maxInternedKeys {
+		for len(f.byPos) <= n {
+			f.byPos = append(f.byPos, "")
+		}
+		f.byPos[n] = s
 	}
 	return s
 }

@@ -37,7 +37,7 @@ func decodeWinJSON(s *jscanner, fs *fieldSet) error {
 			}
 			continue
 		}
-		k := fs.intern(key)
+		k := fs.internAt(n, key)
 		start := len(fs.arena)
 		var null bool
 		if fs.arena, null, err = s.appendText(fs.arena); err != nil {
