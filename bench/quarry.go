@@ -69,15 +69,15 @@ func (q *Quarry) Scan(path string, onHit func(event int, h detections.Hit)) (Sca
 	var ev telemetry.Event
 	for {
 		err := importers.NextInto(r, &ev)
-		if errors.Is(err, io.EOF) {
-			return res, nil
-		}
-		var re *telemetry.RecordError
-		if errors.As(err, &re) && re.Reason != "read failed" {
-			res.BadRecords++
-			continue
-		}
 		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return res, nil
+			}
+			var re *telemetry.RecordError
+			if errors.As(err, &re) && re.Reason != "read failed" {
+				res.BadRecords++
+				continue
+			}
 			return res, fmt.Errorf("quarry scan: %w", err)
 		}
 		res.Hits += q.Engine.Match(&ev, emit)

@@ -2,6 +2,7 @@ package detections
 
 import (
 	"strings"
+	"unicode/utf8"
 
 	"github.com/quarry-sec/quarry/detections/sigma"
 	"github.com/quarry-sec/quarry/telemetry"
@@ -67,10 +68,30 @@ var channelServices = map[string]string{
 }
 
 // keyOf derives an event's log key.
+// channelService is channelServices[strings.ToLower(ch)], without
+// allocating for the usual short ASCII channel names.
+func channelService(ch string) string {
+	var buf [96]byte
+	if len(ch) > len(buf) {
+		return channelServices[strings.ToLower(ch)]
+	}
+	b := buf[:len(ch)]
+	for i := 0; i < len(ch); i++ {
+		c := ch[i]
+		if c >= utf8.RuneSelf {
+			return channelServices[strings.ToLower(ch)]
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	return channelServices[string(b)]
+}
+
 func keyOf(ev *telemetry.Event) logKey {
 	k := logKey{product: productOf(ev), category: ev.Category}
-	ch := strings.ToLower(ev.Channel)
-	k.service = channelServices[ch]
+	k.service = channelService(ev.Channel)
 	if ev.Source == telemetry.SourceAuditd {
 		k.service = "auditd"
 	}
