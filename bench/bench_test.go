@@ -3,6 +3,9 @@ package bench
 import (
 	"runtime"
 	"testing"
+
+	"github.com/quarry-sec/quarry/telemetry"
+	"github.com/quarry-sec/quarry/telemetry/importers"
 )
 
 const mib = 1 << 20
@@ -101,4 +104,70 @@ func BenchmarkGoSigmaRuleEngine(b *testing.B) {
 // BenchmarkSigmaGo is github.com/bradleyjkemp/sigma-go over the sample.
 func BenchmarkSigmaGo(b *testing.B) {
 	benchPeer(b, func(f *fixture) (Peer, error) { return LoadSigmaGo(f.rules) })
+}
+
+// BenchmarkQuarryMatchOnly matches the first 20,000 corpus events, decoded
+// into memory beforehand: the engine's share of the end-to-end figure.
+func BenchmarkQuarryMatchOnly(b *testing.B) {
+	f := getFixture(b)
+	r, _, err := importers.Open(f.corpus.Path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var evs []*telemetry.Event
+	for len(evs) < 20000 {
+		ev, err := r.Next()
+		if err != nil {
+			break
+		}
+		evs = append(evs, &ev)
+	}
+	r.Close()
+	q, err := LoadQuarry(f.rules, evs[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	hits := 0
+	for _, ev := range evs { // warm up the memos
+		q.Engine.Match(ev, nil)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		hits = 0
+		for _, ev := range evs {
+			hits += q.Engine.Match(ev, nil)
+		}
+	}
+	n := float64(len(evs)) * float64(b.N)
+	b.ReportMetric(b.Elapsed().Seconds()*1e6/n, "µs/event")
+	b.ReportMetric(n/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(hits), "hits")
+}
+
+// BenchmarkQuarryImportOnly reads the whole corpus through the importer
+// (NextInto) without matching: the importer's share.
+func BenchmarkQuarryImportOnly(b *testing.B) {
+	f := getFixture(b)
+	events := 0
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	b.ResetTimer()
+	for b.Loop() {
+		r, _, err := importers.Open(f.corpus.Path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var ev telemetry.Event
+		events = 0
+		for importers.NextInto(r, &ev) == nil {
+			events++
+		}
+		r.Close()
+	}
+	b.StopTimer()
+	runtime.ReadMemStats(&ms1)
+	n := float64(events) * float64(b.N)
+	b.ReportMetric(b.Elapsed().Seconds()*1e6/n, "µs/event")
+	b.ReportMetric(n/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/n, "allocs/event")
 }
