@@ -52,7 +52,8 @@ type Engine struct {
 	// scanSeen[lit] == scanGen: lit already found by the current scan
 	scanSeen []uint32
 	scanGen  uint32
-	foldBuf  []byte // one folded value, for keyword scans
+	foldBuf  []byte   // one folded value, for keyword scans
+	names    []string // field names by id (a snapshot of fieldTable)
 }
 
 type rawFolded struct{ raw, folded string }
@@ -377,7 +378,10 @@ func (e *Engine) value(fid int) (string, string, bool) {
 	}
 	sl.gen = e.gen
 	var raw string
-	raw, sl.ok, e.numBuf = lookupField(e.ev, fieldName(fid), e.numBuf[:0])
+	if fid >= len(e.names) {
+		e.names = fieldNames()
+	}
+	raw, sl.ok, e.numBuf = lookupField(e.ev, e.names[fid], e.numBuf[:0])
 	sl.raw = raw
 	if !sl.ok {
 		sl.raw, sl.folded = "", ""

@@ -156,3 +156,46 @@ func TestRegexLiteralSets(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendFold compares the eight-byte fast path with folding byte by
+// byte and rune by rune.
+func TestAppendFold(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	alphabet := "AZaz@[`{09 \\\"-_.:/ÄéΣK"
+	for range 20000 {
+		var b strings.Builder
+		for n := r.IntN(40); n > 0; n-- {
+			if r.IntN(10) == 0 {
+				b.WriteByte(byte(r.IntN(256)))
+			} else {
+				b.WriteByte(alphabet[r.IntN(len(alphabet))])
+			}
+		}
+		s := b.String()
+		var want []byte
+		for _, c := range []byte(s) {
+			if c >= 0x80 {
+				want = nil
+				break
+			}
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			want = append(want, c)
+		}
+		if want == nil { // not ASCII: rune by rune from the first such byte
+			i := 0
+			for j := 0; j < len(s); j++ {
+				if s[j] >= 0x80 {
+					i = j
+					break
+				}
+			}
+			want = append([]byte(strings.ToLower(s[:i])), appendFoldUnicode(nil, s[i:])...)
+		}
+		pre := []byte("pre")
+		if got := appendFold(pre, s); string(got) != "pre"+string(want) {
+			t.Fatalf("appendFold(%q) = %q, want %q", s, got[3:], want)
+		}
+	}
+}

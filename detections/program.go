@@ -65,6 +65,14 @@ func fieldName(id int) string {
 	return fieldTable.names[id]
 }
 
+// fieldNames returns the field names by id known so far (a snapshot: ids
+// only ever get added).
+func fieldNames() []string {
+	fieldTable.RLock()
+	defer fieldTable.RUnlock()
+	return fieldTable.names[:len(fieldTable.names):len(fieldTable.names)]
+}
+
 func fieldCount() int {
 	fieldTable.RLock()
 	defer fieldTable.RUnlock()
