@@ -366,8 +366,11 @@ func (s *scanner) scanFile(ctx context.Context, path string, opts []importers.Op
 		progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
 	defer bar.Finish()
 	s.file = path
+	// Hits copy what they keep (pipeline.Records), so one event is decoded
+	// into again and again without allocating a new one.
+	var ev telemetry.Event
 	for n := 0; ; n++ {
-		ev, err := r.Next()
+		err := importers.NextInto(r, &ev)
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
