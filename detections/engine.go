@@ -34,6 +34,7 @@ type Engine struct {
 
 	// per-event scratch
 	ev      *telemetry.Event
+	aliases map[string][]string // sourceAliases[ev.Source]
 	gen     uint32
 	slots   []slot
 	arena   []byte
@@ -278,7 +279,7 @@ func (e *Engine) Match(ev *telemetry.Event, emit func(Hit)) int {
 			}
 		}
 	}
-	e.ev, e.set = nil, nil
+	e.ev, e.set, e.aliases = nil, nil, nil
 	return n
 }
 
@@ -346,6 +347,7 @@ func (e *Engine) contains(cid int32) (found, known bool) {
 
 func (e *Engine) begin(ev *telemetry.Event, s *ruleSet) {
 	e.ev = ev
+	e.aliases = sourceAliases[ev.Source]
 	e.gen++
 	if e.gen == 0 { // wrapped: clear stamps
 		clear(e.slots)
@@ -381,7 +383,7 @@ func (e *Engine) value(fid int) (string, string, bool) {
 	if fid >= len(e.names) {
 		e.names = fieldNames()
 	}
-	raw, sl.ok, e.numBuf = lookupField(e.ev, e.names[fid], e.numBuf[:0])
+	raw, sl.ok, e.numBuf = lookupFieldIn(e.ev, e.aliases, e.names[fid], e.numBuf[:0])
 	sl.raw = raw
 	if !sl.ok {
 		sl.raw, sl.folded = "", ""

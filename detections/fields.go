@@ -133,7 +133,13 @@ func typedField(ev *telemetry.Event, name string, buf []byte) (string, bool, []b
 
 // lookupField finds a Sigma field in ev (see the mapping above).
 func lookupField(ev *telemetry.Event, name string, buf []byte) (string, bool, []byte) {
-	if al := sourceAliases[ev.Source]; al != nil {
+	return lookupFieldIn(ev, sourceAliases[ev.Source], name, buf)
+}
+
+// lookupFieldIn is lookupField with ev's source aliases already looked up
+// (al is sourceAliases[ev.Source]).
+func lookupFieldIn(ev *telemetry.Event, al map[string][]string, name string, buf []byte) (string, bool, []byte) {
+	if al != nil {
 		for _, a := range al[name] {
 			if v, ok := ev.Fields[a]; ok {
 				return v, true, buf
