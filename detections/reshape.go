@@ -118,20 +118,22 @@ func hasLongLine(s string, n int, any bool) bool {
 	return false
 }
 
-// hasClassRun reports whether s holds n consecutive bytes of cls.
+// hasClassRun reports whether s holds n consecutive bytes of cls. It tests
+// the last byte of each n-byte window first: a byte outside cls at j rules
+// out every window holding j, so the next candidate starts at j+1 and most
+// bytes of a text without long runs are never read.
 func hasClassRun(s string, cls *[256]bool, n int) bool {
-	run := 0
-	for i := 0; i < len(s); i++ {
-		if !cls[s[i]] {
-			run = 0
-			if len(s)-i-1 < n {
-				return false
-			}
-			continue
+	// Invariant: s[p:good] are all in cls.
+	p, good := 0, 0
+	for p+n <= len(s) {
+		j := p + n - 1
+		for j >= good && cls[s[j]] {
+			j--
 		}
-		if run++; run >= n {
+		if j < good {
 			return true
 		}
+		p, good = j+1, p+n
 	}
 	return false
 }
