@@ -1,5 +1,10 @@
 package detections
 
+import (
+	"encoding/binary"
+	"unsafe"
+)
+
 // gramFilter finds which of a set of literals occur in a (case-folded)
 // string, exactly: a literal is reported iff it is a substring of the value.
 // It replaces a dense Aho-Corasick DFA whose tens of megabytes of
@@ -28,11 +33,12 @@ type gramFilter struct {
 	// further test.
 	pre []uint64
 
-	// loose is a bitmap of the anchors' 4-byte grams with bit 5 of every
+	// loose is a bitmap of the literals' 4-byte grams with bit 5 of every
 	// byte set (see mayHold).
-	loose      []uint64
-	looseShift uint32
-	loosePre   []uint64 // exact bitmap of the anchors' loose first two bytes
+	loose       []uint64
+	looseShift  uint32
+	loosePre    []uint64 // exact bitmap of the loose grams' first two bytes
+	looseStride int      // mayHold tests one window in looseStride
 }
 
 // gramIndex is a hash table of grams, each with the literals anchored on
@@ -139,17 +145,34 @@ func newGramFilter(lits []string, ids []int32) *gramFilter {
 			f.pre[k/64] |= 1 << (k % 64)
 		}
 	}
+	// mayHold's bitmaps hold every 4-byte gram of every literal of four
+	// bytes or more, so that it need test only one window in looseStride.
+	var grams []uint32
+	minLen := 0
+	for _, id := range ids {
+		l := lits[id]
+		if len(l) < 4 {
+			continue
+		}
+		if minLen == 0 || len(l) < minLen {
+			minLen = len(l)
+		}
+		for i := 0; i+4 <= len(l); i++ {
+			grams = append(grams, gramAt(l, i)|looseBits)
+		}
+	}
+	f.looseStride = max(minLen-3, 1)
 	lbits := uint32(12)
-	for 1<<lbits < 16*len(b4.order) {
+	for 1<<lbits < 16*len(grams) {
 		lbits++
 	}
 	f.loose = make([]uint64, (1<<lbits)/64)
 	f.looseShift = 32 - lbits
 	f.loosePre = make([]uint64, 65536/64)
-	for _, g := range b4.order {
-		h := ((g | looseBits) * gramMul) >> f.looseShift
+	for _, g := range grams {
+		h := (g * gramMul) >> f.looseShift
 		f.loose[h/64] |= 1 << (h % 64)
-		k := (g | looseBits) & 0xFFFF
+		k := g & 0xFFFF
 		f.loosePre[k/64] |= 1 << (k % 64)
 	}
 	return f
@@ -159,10 +182,13 @@ const looseBits = 0x20202020
 
 // mayHold reports whether the case-folded v may contain a literal of f,
 // from v's raw bytes without folding it: false means none occurs. Setting
-// bit 5 of every byte maps an ASCII letter and its folded form alike, so a
-// 4-byte window of a pure ASCII v whose folded form is an anchor gram has
-// the anchor's loose form. Values with other bytes, and filters with
-// literals under four bytes, answer true.
+// bit 5 of every byte maps an ASCII letter and its folded form alike, so
+// every 4-byte window of an occurrence in a pure ASCII v has the loose form
+// of one of the literal's grams. An occurrence of a literal of n bytes
+// spans n-3 consecutive window starts, so testing the windows starting at
+// multiples of looseStride (the shortest literal's length - 3) finds one.
+// Values with other bytes, and filters with literals under four bytes,
+// answer true.
 func (f *gramFilter) mayHold(v string) bool {
 	if f.hasOne || len(f.g3.ents) > 0 || len(f.g2.ents) > 0 {
 		return true
@@ -170,30 +196,32 @@ func (f *gramFilter) mayHold(v string) bool {
 	if len(f.g4.ents) == 0 {
 		return false
 	}
-	var acc uint32
-	loose, shift, pre := f.loose, f.looseShift, f.loosePre[:65536/64]
-	hit := false
-	i := 0
-	for ; i+4 <= len(v); i++ {
-		w := gramAt(v, i)
-		acc |= w
-		w |= looseBits
+	loose, shift, pre, stride := f.loose, f.looseShift, f.loosePre[:65536/64], f.looseStride
+	for i := 0; i+4 <= len(v); i += stride {
+		w := gramAt(v, i) | looseBits
 		if k := w & 0xFFFF; pre[k/64]&(1<<(k%64)) == 0 {
 			continue
 		}
 		h := (w * gramMul) >> shift
 		if loose[h/64]&(1<<(h%64)) != 0 {
-			hit = true
-			break
+			return true
 		}
 	}
-	if hit {
-		return true
+	return !isASCII(v)
+}
+
+// isASCII reports whether every byte of s is below 0x80.
+func isASCII(s string) bool {
+	b := unsafe.Slice(unsafe.StringData(s), len(s))
+	var acc uint64
+	i := 0
+	for ; i+16 <= len(b); i += 16 {
+		acc |= binary.LittleEndian.Uint64(b[i:]) | binary.LittleEndian.Uint64(b[i+8:])
 	}
-	for ; i < len(v); i++ {
-		acc |= uint32(v[i])
+	for ; i < len(b); i++ {
+		acc |= uint64(b[i])
 	}
-	return acc&0x80808080 != 0
+	return acc&0x8080808080808080 == 0
 }
 
 // gramBuilder gathers the entries of a gramIndex by gram.

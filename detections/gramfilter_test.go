@@ -199,3 +199,34 @@ func TestAppendFold(t *testing.T) {
 		}
 	}
 }
+
+// TestMayHoldFindsEveryOccurrence checks mayHold's strided window test on
+// pure ASCII values: whatever the literals' lengths and the occurrence's
+// offset, a value holding a literal (in any case) answers true.
+func TestMayHoldFindsEveryOccurrence(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 9))
+	const alpha = `abcdefghijklmnopqrstuvwxyz0123456789\.:- "`
+	word := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = alpha[r.IntN(len(alpha))]
+		}
+		return string(b)
+	}
+	for range 300 {
+		var lits []string
+		var ids []int32
+		for k := 1 + r.IntN(5); k > 0; k-- {
+			ids = append(ids, int32(len(lits)))
+			lits = append(lits, word(4+r.IntN(12)))
+		}
+		f := newGramFilter(lits, ids)
+		for range 200 {
+			l := lits[r.IntN(len(lits))]
+			v := word(r.IntN(40)) + strings.ToUpper(l) + word(r.IntN(40))
+			if !f.mayHold(v) {
+				t.Fatalf("literal %q in %q but mayHold is false (literals %q)", l, v, lits)
+			}
+		}
+	}
+}
