@@ -2,6 +2,7 @@ package detections
 
 import (
 	"encoding/binary"
+	"strings"
 	"unsafe"
 )
 
@@ -27,6 +28,7 @@ type gramFilter struct {
 	g4, g3, g2 gramIndex  // grams of 4, 3 and 2 bytes
 	one        [256]int32 // 1-byte literal id + 1, 0 none
 	hasOne     bool
+	oneBytes   []byte // the bytes of one
 
 	// pre is an exact bitmap of the first two bytes of every gram of g4,
 	// g3 and g2: a window whose first two bytes are not in it needs no
@@ -69,6 +71,10 @@ type gramEnt struct {
 	off uint8
 	n   uint8 // literal length
 }
+
+// maxIndexByteLits is the most 1-byte literals find looks for with one
+// strings.IndexByte each rather than one table lookup per byte of the value.
+const maxIndexByteLits = 32
 
 // maxGramLiteral is the longest literal a gramFilter takes.
 const maxGramLiteral = 255
@@ -117,6 +123,9 @@ func newGramFilter(lits []string, ids []int32) *gramFilter {
 		f.data = append(f.data, l...)
 		switch len(l) {
 		case 1:
+			if f.one[l[0]] == 0 {
+				f.oneBytes = append(f.oneBytes, l[0])
+			}
 			f.one[l[0]] = id + 1
 			f.hasOne = true
 			continue
@@ -281,10 +290,20 @@ func (x *gramIndex) has(h uint32) bool {
 func (f *gramFilter) find(v string, seen []uint32, gen uint32, found []int32) []int32 {
 	n := len(v)
 	if f.hasOne {
-		for i := 0; i < n; i++ {
-			if id := f.one[v[i]] - 1; id >= 0 && seen[id] != gen {
-				seen[id] = gen
-				found = append(found, id)
+		if len(f.oneBytes) <= maxIndexByteLits {
+			// A few 1-byte literals: one vectorised search each.
+			for _, c := range f.oneBytes {
+				if id := f.one[c] - 1; seen[id] != gen && strings.IndexByte(v, c) >= 0 {
+					seen[id] = gen
+					found = append(found, id)
+				}
+			}
+		} else {
+			for i := 0; i < n; i++ {
+				if id := f.one[v[i]] - 1; id >= 0 && seen[id] != gen {
+					seen[id] = gen
+					found = append(found, id)
+				}
 			}
 		}
 	}
