@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -62,6 +63,7 @@ func (a *app) fleetCommand() *cobra.Command {
 type fleetServeOptions struct {
 	fleetFlags
 	addr, certFile, keyFile, secretFile, packsDir string
+	pprofAddr                                     string
 	selfSigned                                    bool
 	interval                                      time.Duration
 }
@@ -92,6 +94,7 @@ the analyst API (/api/v1/...). Plain HTTP only on a loopback address; elsewhere 
 	fl.StringVar(&o.secretFile, "enroll-secret-file", "", "file holding the enroll secret")
 	fl.StringVar(&o.packsDir, "packs-dir", "", "directory of osquery pack files (NAME.json) served besides Quarry's detection pack")
 	fl.DurationVar(&o.interval, "distributed-interval", server.DefaultDistributedInterval, "how often hosts ask for live hunts")
+	fl.StringVar(&o.pprofAddr, "pprof", "", "serve Go's profiling endpoints (/debug/pprof/) on this loopback address, for performance work")
 	return cmd
 }
 
@@ -173,6 +176,12 @@ func (a *app) fleetServe(ctx context.Context, o fleetServeOptions) error {
 	}
 	a.log.Info().Str("url", scheme+"://"+ln.Addr().String()).Str("store", storage).Int("packs", len(filePacks)).
 		Msg("fleet server listening")
+	if o.pprofAddr != "" {
+		if err := servePprof(ctx, o.pprofAddr); err != nil {
+			return fmt.Errorf("fleet serve: %w", err)
+		}
+		a.log.Info().Str("addr", o.pprofAddr).Msg("profiling endpoints on /debug/pprof/")
+	}
 	errc := make(chan error, 1)
 	go func() {
 		if useTLS {
@@ -276,4 +285,31 @@ func (a *app) fleetTokenCommand() *cobra.Command {
 	create.Flags().StringVar(&name, "name", "analyst", "a name for the token")
 	cmd.AddCommand(create)
 	return cmd
+}
+
+// servePprof serves net/http/pprof on a loopback address until ctx ends.
+func servePprof(ctx context.Context, addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--pprof %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("--pprof %q: profiling is served on loopback addresses only", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	go func() {
+		<-ctx.Done()
+		hs.Close()
+	}()
+	return nil
 }

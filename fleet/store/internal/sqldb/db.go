@@ -32,15 +32,20 @@ type Dialect struct {
 // (the same pool for PostgreSQL; for SQLite one writing connection and
 // several query-only readers).
 type DB struct {
-	w, r *sql.DB
-	d    Dialect
+	w, r   *sql.DB
+	d      Dialect
+	ws, rs *stmtCache // prepared statements of w and r
 }
 
 // New returns the store over w and r.
-func New(w, r *sql.DB, d Dialect) *DB { return &DB{w: w, r: r, d: d} }
+func New(w, r *sql.DB, d Dialect) *DB {
+	return &DB{w: w, r: r, d: d, ws: newStmtCache(w), rs: newStmtCache(r)}
+}
 
 // Close closes both pools.
 func (db *DB) Close() error {
+	db.ws.close()
+	db.rs.close()
 	if db.r == db.w {
 		return db.w.Close()
 	}
@@ -76,7 +81,9 @@ func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	err = tx.Commit()
+	db.ws.prepareWanted(ctx)
+	return err
 }
 
 // ms is t in UNIX milliseconds, 0 for the zero time.

@@ -47,7 +47,7 @@ func (db *DB) upsertDetections(ctx context.Context, tx *sql.Tx, hostID string, d
 	if len(ds) == 0 {
 		return nil
 	}
-	stmt, err := tx.PrepareContext(ctx, db.q(upsertSQL()))
+	stmt, err := db.txStmt(ctx, tx, upsertSQL())
 	if err != nil {
 		return err
 	}

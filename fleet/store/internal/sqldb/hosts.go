@@ -58,7 +58,11 @@ func scanHost(sc interface{ Scan(...any) error }) (*store.Host, error) {
 
 // HostByNodeKey implements store.Store.
 func (db *DB) HostByNodeKey(ctx context.Context, nodeKey string) (*store.Host, error) {
-	h, err := scanHost(db.r.QueryRowContext(ctx, db.q(`SELECT `+hostColumns+` FROM hosts WHERE node_key = ?`), nodeKey))
+	st, err := db.readStmt(ctx, `SELECT `+hostColumns+` FROM hosts WHERE node_key = ?`)
+	if err != nil {
+		return nil, fmt.Errorf("host by node key: %w", err)
+	}
+	h, err := scanHost(st.QueryRowContext(ctx, nodeKey))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("host by node key: %w", store.ErrNotFound)
 	}
@@ -95,7 +99,7 @@ func (db *DB) TouchHosts(ctx context.Context, seen map[string]time.Time) error {
 		return nil
 	}
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, db.q(`UPDATE hosts SET last_seen = ? WHERE id = ? AND last_seen < ?`))
+		stmt, err := db.txStmt(ctx, tx, `UPDATE hosts SET last_seen = ? WHERE id = ? AND last_seen < ?`)
 		if err != nil {
 			return err
 		}

@@ -25,8 +25,8 @@ func (db *DB) CreateHunt(ctx context.Context, h *store.Hunt, hostIDs []string) e
 			h.ID, h.SQL, string(targets), ms(h.Created), ms(h.Deadline)); err != nil {
 			return err
 		}
-		stmt, err := tx.PrepareContext(ctx, db.q(`INSERT INTO hunt_hosts (hunt_id, host_id, status, deadline) VALUES (?, ?, ?, ?)
-ON CONFLICT (hunt_id, host_id) DO NOTHING`))
+		stmt, err := db.txStmt(ctx, tx, `INSERT INTO hunt_hosts (hunt_id, host_id, status, deadline) VALUES (?, ?, ?, ?)
+ON CONFLICT (hunt_id, host_id) DO NOTHING`)
 		if err != nil {
 			return err
 		}
@@ -118,7 +118,11 @@ ORDER BY id LIMIT ? OFFSET ?`), huntID, limit(n), max(offset, 0))
 // ActiveHunts implements store.Store.
 func (db *DB) ActiveHunts(ctx context.Context, now time.Time) (int, error) {
 	var n int
-	if err := db.r.QueryRowContext(ctx, db.q(`SELECT count(*) FROM hunts WHERE deadline > ?`), ms(now)).Scan(&n); err != nil {
+	st, err := db.readStmt(ctx, `SELECT count(*) FROM hunts WHERE deadline > ?`)
+	if err != nil {
+		return 0, fmt.Errorf("active hunts: %w", err)
+	}
+	if err := st.QueryRowContext(ctx, ms(now)).Scan(&n); err != nil {
 		return 0, fmt.Errorf("active hunts: %w", err)
 	}
 	return n, nil
@@ -190,7 +194,7 @@ WHERE hunt_id = ? AND host_id = ? AND status = ? AND deadline > ?`),
 		if ok = n == 1; !ok || len(a.Rows) == 0 {
 			return nil
 		}
-		stmt, err := tx.PrepareContext(ctx, db.q(`INSERT INTO hunt_rows (hunt_id, host_id, columns_json) VALUES (?, ?, ?)`))
+		stmt, err := db.txStmt(ctx, tx, `INSERT INTO hunt_rows (hunt_id, host_id, columns_json) VALUES (?, ?, ?)`)
 		if err != nil {
 			return err
 		}

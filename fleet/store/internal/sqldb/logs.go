@@ -52,8 +52,8 @@ func (db *DB) insertResults(ctx context.Context, tx *sql.Tx, hostID string, rs [
 	if len(rs) == 0 {
 		return nil
 	}
-	stmt, err := tx.PrepareContext(ctx, db.q(`INSERT INTO results (host_id, name, query, action, time, columns_json, decorations)
-VALUES (?, ?, ?, ?, ?, ?, ?)`))
+	stmt, err := db.txStmt(ctx, tx, `INSERT INTO results (host_id, name, query, action, time, columns_json, decorations)
+VALUES (?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return err
 	}
@@ -71,8 +71,8 @@ func (db *DB) insertStatuses(ctx context.Context, tx *sql.Tx, hostID string, ss 
 	if len(ss) == 0 {
 		return nil
 	}
-	stmt, err := tx.PrepareContext(ctx, db.q(`INSERT INTO status_logs (host_id, time, severity, filename, line, message, version)
-VALUES (?, ?, ?, ?, ?, ?, ?)`))
+	stmt, err := db.txStmt(ctx, tx, `INSERT INTO status_logs (host_id, time, severity, filename, line, message, version)
+VALUES (?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return err
 	}
