@@ -64,6 +64,15 @@ type Technique struct {
 	Name       string // from ATT&CK; empty when unknown
 }
 
+// CurrentID is the ID to report: the resolved one, or the tagged one when
+// the loaded ATT&CK does not know it.
+func (t Technique) CurrentID() string {
+	if t.ResolvedID != "" {
+		return t.ResolvedID
+	}
+	return t.ID
+}
+
 // Tactic is an ATT&CK tactic a rule is tagged with (or its techniques
 // belong to).
 type Tactic struct {

@@ -188,7 +188,6 @@ type scanner struct {
 	byTechnique       map[string]int
 	layer             map[string]attack.LayerScore
 	table             []store.HitRecord // table format: rows to print
-	tableFiles        []string
 	enc               *json.Encoder
 
 	// file and record being scanned, for JSON output.
@@ -225,7 +224,6 @@ func (s *scanner) match(ev *telemetry.Event, eid int64) {
 			}
 		} else if len(s.table) < maxTableRows {
 			s.table = append(s.table, recs[0])
-			s.tableFiles = append(s.tableFiles, s.file)
 		}
 	})
 }

@@ -87,7 +87,7 @@ func (p *Pipeline) Add(ev telemetry.Event) {
 		p.engine.Match(&ev, func(h detections.Hit) {
 			if TagsOnly(h.Rule) {
 				for _, t := range h.Techniques {
-					tags = append(tags, techniqueID(t))
+					tags = append(tags, t.CurrentID())
 				}
 				return
 			}
@@ -111,13 +111,6 @@ func (p *Pipeline) Add(ev telemetry.Event) {
 // rules) instead of raising an alert.
 func TagsOnly(r *detections.Rule) bool {
 	return r.Severity == detections.SeverityInformational || r.Severity == detections.SeverityLow
-}
-
-func techniqueID(t detections.Technique) string {
-	if t.ResolvedID != "" {
-		return t.ResolvedID
-	}
-	return t.ID
 }
 
 func joinSorted(ids []string) string {

@@ -73,10 +73,7 @@ func Records(h detections.Hit, eid int64, kb *attack.KB) []store.HitRecord {
 	out := make([]store.HitRecord, 0, len(h.Techniques))
 	for _, t := range h.Techniques {
 		rec := base
-		rec.TechniqueID = t.ID
-		if t.ResolvedID != "" {
-			rec.TechniqueID = t.ResolvedID
-		}
+		rec.TechniqueID = t.CurrentID()
 		rec.TechniqueName = t.Name
 		rec.Tactic = tacticsOf(kb, rec.TechniqueID, h.Tactics)
 		out = append(out, rec)

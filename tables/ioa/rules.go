@@ -113,11 +113,7 @@ func Rules(src RuleSource) tables.Table {
 func TechniqueIDs(r *detections.Rule) []string {
 	out := make([]string, 0, len(r.Techniques))
 	for _, t := range r.Techniques {
-		if t.ResolvedID != "" {
-			out = append(out, t.ResolvedID)
-		} else {
-			out = append(out, t.ID)
-		}
+		out = append(out, t.CurrentID())
 	}
 	return out
 }
