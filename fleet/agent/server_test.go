@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -29,6 +30,50 @@ type realFleet struct {
 	addr string
 	mu   sync.Mutex
 	srv  *http.Server
+	// dropAnswer, when set, picks requests whose answer is lost: the
+	// server handles them (and commits) but the connection closes before
+	// the answer reaches the agent.
+	dropAnswer func(*http.Request) bool
+	dropped    int
+}
+
+// lossy wraps the server's handler with dropAnswer.
+func (f *realFleet) lossy(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		drop := f.dropAnswer != nil && f.dropAnswer(r)
+		if drop {
+			f.dropped++
+		}
+		f.mu.Unlock()
+		if !drop {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r) // the server ran and answered; the answer is lost
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			f.t.Errorf("hijack: %v", err)
+			return
+		}
+		conn.Close()
+	})
+}
+
+// setDrop sets dropAnswer and returns how many answers it dropped so far.
+func (f *realFleet) setDrop(drop func(*http.Request) bool) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.dropAnswer = drop
+	return f.dropped
+}
+
+// droppedAnswers is how many answers dropAnswer dropped so far.
+func (f *realFleet) droppedAnswers() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dropped
 }
 
 func newRealFleet(t *testing.T, secret string) *realFleet {
@@ -45,7 +90,8 @@ func newRealFleet(t *testing.T, secret string) *realFleet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &realFleet{t: t, st: st, h: s.Handler(), addr: "127.0.0.1:0"}
+	f := &realFleet{t: t, st: st, addr: "127.0.0.1:0"}
+	f.h = f.lossy(s.Handler())
 	f.up()
 	t.Cleanup(func() { f.down(); st.Close() })
 	return f
@@ -246,4 +292,57 @@ func TestAgentReenrollsWithFleetServer(t *testing.T) {
 	waitFor(t, "re-enrollment and the hit", 10*time.Second, func() bool {
 		return a.Stats().Enrollments == 2 && hitRows(t, f.st)["after-rotation"] == 1
 	})
+}
+
+// The server takes the agent's log requests and commits them, but the
+// answers are lost (the connection closes after the handler ran) for a
+// while: the agent keeps its logs queued and sends them again, and every
+// hit is stored exactly once, as a result row and as a detection.
+func TestAgentLostAnswersEveryResultOnce(t *testing.T) {
+	f := newRealFleet(t, "s")
+	db := ioaHitsDB(t)
+	a, err := New(Config{FleetURL: f.url(), EnrollSecret: "s", HostIdentifier: "host-a", Version: "test",
+		DataDir: t.TempDir(), Engine: sqlQuerier{db}, DistributedInterval: 50 * time.Millisecond,
+		LogInterval: 30 * time.Millisecond, intervalUnit: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	n := 0
+	add := func(k int) {
+		for range k {
+			n++
+			insertHit(t, db, fmt.Sprintf("hit-%03d", n))
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	add(5)
+	waitFor(t, "first hits at the server", 10*time.Second, func() bool { return len(hitRows(t, f.st)) > 0 })
+	f.setDrop(func(r *http.Request) bool { return r.URL.Path == PathLog })
+	add(20)
+	// Every hit reaches the store while no answer reaches the agent.
+	waitFor(t, "hits committed with lost answers", 15*time.Second, func() bool { return len(hitRows(t, f.st)) == n })
+	waitFor(t, "the agent resending", 10*time.Second, func() bool { return f.droppedAnswers() >= 3 })
+	dropped := f.setDrop(nil)
+	add(5)
+	waitFor(t, "every hit, queue empty", 15*time.Second, func() bool {
+		c, _, _ := a.Queue().Len(ctx)
+		return len(hitRows(t, f.st)) == n && c == 0
+	})
+	time.Sleep(200 * time.Millisecond)
+	if a.Stats().SendFailures == 0 {
+		t.Errorf("agent saw no failed send though %d answers were dropped", dropped)
+	}
+	for id, c := range hitRows(t, f.st) {
+		if c != 1 {
+			t.Errorf("%s stored %d times", id, c)
+		}
+	}
+	if _, total, err := f.st.Detections(ctx, store.DetectionFilter{Limit: 1000}); err != nil || total != n {
+		t.Errorf("detections = %d (%v), want %d", total, err, n)
+	}
 }

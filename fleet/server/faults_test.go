@@ -63,6 +63,7 @@ func TestBadInput(t *testing.T) {
 	if code, _ := f.do("GET", "/healthz", nil, nil); code != 200 {
 		t.Fatalf("healthz: %d", code)
 	}
+	good["data"] = []any{map[string]any{"name": "q", "unixTime": 2, "columns": map[string]string{"a": "1"}, "action": "added"}}
 	if code, _ := f.osquery("log", good); code != 200 {
 		t.Fatalf("good log after bad ones: %d", code)
 	}

@@ -24,6 +24,8 @@ type logRequest struct {
 type resultLog struct {
 	Name        string          `json:"name"`
 	UnixTime    flexInt         `json:"unixTime"`
+	Epoch       flexInt         `json:"epoch"`
+	Counter     flexInt         `json:"counter"`
 	Decorations json.RawMessage `json:"decorations"`
 	DiffResults *struct {
 		Added   []json.RawMessage `json:"added"`
@@ -62,7 +64,10 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 // handleLog stores a host's result or status logs, and the detections in
 // its results, in one transaction; it answers only after the commit. Items
 // that are not JSON objects are skipped (osquery would resend a rejected
-// batch forever); a body that is not JSON is rejected.
+// batch forever); a body that is not JSON is rejected. A request sent
+// again after its answer was lost stores no result row twice: the store
+// de-duplicates rows on osquery's epoch, counter and the row (see
+// store.Store.AppendLogs), and detections on their hit.
 func (s *Server) handleLog(w http.ResponseWriter, r *http.Request, h *store.Host, body []byte) {
 	var req logRequest
 	if err := json.Unmarshal(body, &req); err != nil {
@@ -117,7 +122,7 @@ func (s *Server) addResult(b *store.LogBatch, h *store.Host, rl *resultLog, quer
 			return
 		}
 		b.Results = append(b.Results, store.Result{Name: rl.Name, Query: query, Action: action, Time: at,
-			Columns: row, Decorations: decs})
+			Epoch: int64(rl.Epoch), Counter: int64(rl.Counter), Columns: row, Decorations: decs})
 		if isHits && action != "removed" {
 			if d, ok := s.detection(h, query, row, at); ok {
 				b.Detections = append(b.Detections, d)

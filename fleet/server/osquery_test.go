@@ -132,7 +132,8 @@ func TestResultLogForms(t *testing.T) {
 	if code, out := f.osquery("log", body); code != 200 || out["node_invalid"] != false {
 		t.Fatalf("log: %d %v", code, out)
 	}
-	// The same request again (osquery resends when it missed the answer).
+	// The same request again (osquery resends when it missed the answer):
+	// nothing is stored twice.
 	if code, _ := f.osquery("log", body); code != 200 {
 		t.Fatal(code)
 	}
@@ -162,7 +163,7 @@ func TestResultLogForms(t *testing.T) {
 	// Rows, by the query's own name and by osquery's logged name.
 	for _, name := range []string{packs.QueryHits, hitsName} {
 		code, res := f.api("GET", "/api/v1/queries/"+name+"/results", nil)
-		if code != 200 || res["total"] != float64(8) { // 3 diff + 1 event, twice
+		if code != 200 || res["total"] != float64(4) { // 3 diff + 1 event, once though sent twice
 			t.Errorf("results of %s: %d total %v", name, code, res["total"])
 		}
 	}
@@ -171,7 +172,7 @@ func TestResultLogForms(t *testing.T) {
 	if r0["action"] != "snapshot" || r0["columns"].(map[string]any)["days"] != "3" {
 		t.Errorf("uptime row = %v", r0)
 	}
-	if _, res := f.api("GET", "/api/v1/queries/strung/results", nil); res["total"] != float64(2) {
+	if _, res := f.api("GET", "/api/v1/queries/strung/results", nil); res["total"] != float64(1) {
 		t.Errorf("string-wrapped item: %v", res)
 	}
 	// Status logs, gzip-compressed, severity and line as strings.
@@ -332,5 +333,75 @@ func TestAnalystAuth(t *testing.T) {
 	raw, _ := json.Marshal(tokens[0])
 	if ok, _ := f.st.TokenExists(t.Context(), strings.Trim(string(raw), `"`)); ok {
 		t.Error("token stored in the clear")
+	}
+}
+
+// TestLogRetryStoredOnce posts the same log body again (osqueryd and
+// Quarry's agent resend a request whose answer they did not get, though
+// the server committed it), plainly and gzip-compressed: every row is
+// stored once, identical rows of one log stay distinct, and rows of a
+// later run with the same content are new.
+func TestLogRetryStoredOnce(t *testing.T) {
+	f := newFixture(t, openSQLite(t))
+	key := f.enroll("host-a", "ubuntu")
+	other := f.enroll("host-b", "ubuntu")
+	now := f.clock.Now().Unix()
+	a, b := map[string]string{"pid": "1"}, map[string]string{"pid": "2"}
+	log := func(key string, counter int, at int64) map[string]any {
+		return map[string]any{"node_key": key, "log_type": "result", "data": []any{
+			// Batch diffResults, a row added twice (the query returned it twice).
+			map[string]any{"name": "procs", "unixTime": at, "epoch": 3, "counter": counter,
+				"diffResults": map[string]any{"added": []any{a, a, b}, "removed": []any{map[string]string{"pid": "9"}}}},
+			// Event format: one row per item, the same counter.
+			map[string]any{"name": "events", "unixTime": at, "epoch": 3, "counter": counter, "action": "added", "columns": a},
+			map[string]any{"name": "events", "unixTime": at, "epoch": 3, "counter": counter, "action": "added", "columns": b},
+			// A snapshot holding one row twice.
+			map[string]any{"name": "users", "unixTime": at, "epoch": 3, "counter": counter, "action": "snapshot",
+				"snapshot": []any{a, a}},
+		}}
+	}
+	totals := func() [3]float64 {
+		var out [3]float64
+		for i, q := range []string{"procs", "events", "users"} {
+			code, res := f.api("GET", "/api/v1/queries/"+q+"/results", nil)
+			if code != 200 {
+				t.Fatalf("results of %s: %d", q, code)
+			}
+			out[i], _ = res["total"].(float64)
+		}
+		return out
+	}
+	first := log(key, 1, now)
+	if code, _ := f.osquery("log", first); code != 200 {
+		t.Fatal(code)
+	}
+	want := [3]float64{4, 2, 2}
+	if got := totals(); got != want {
+		t.Fatalf("first post: rows %v, want %v", got, want)
+	}
+	if code, _ := f.osquery("log", first); code != 200 {
+		t.Fatal(code)
+	}
+	code, _ := f.do("POST", "/api/v1/osquery/log", gz(t, mustJSON(t, first)),
+		map[string]string{"Content-Encoding": "gzip", "Content-Type": "application/json"})
+	if code != 200 {
+		t.Fatal(code)
+	}
+	if got := totals(); got != want {
+		t.Fatalf("after posting the same body twice more: rows %v, want %v", got, want)
+	}
+	// The next run with the same rows, and another host's identical log,
+	// are new rows.
+	for _, body := range []map[string]any{log(key, 2, now+10), log(other, 1, now)} {
+		if code, _ := f.osquery("log", body); code != 200 {
+			t.Fatal(code)
+		}
+	}
+	if got, want := totals(), [3]float64{12, 6, 6}; got != want {
+		t.Fatalf("after a new run and another host: rows %v, want %v", got, want)
+	}
+	_, res := f.api("GET", "/api/v1/queries/events/results?limit=1", nil)
+	if r := res["results"].([]any)[0].(map[string]any); r["epoch"] != float64(3) || r["counter"] == nil {
+		t.Errorf("result row lacks osquery's epoch and counter: %v", r)
 	}
 }

@@ -40,6 +40,15 @@ type Store interface {
 	// result rows, status lines and the detections found in the results.
 	// Detections are de-duplicated on (host, hit ID, technique): a repeat
 	// fills fields the first report left empty.
+	//
+	// Result rows are de-duplicated on osquery's natural key: host, Name,
+	// Epoch, Counter and, for the row itself, Action, Time and a hash of
+	// Columns. Rows identical in all of these within one batch are all
+	// stored (a query may return the same row twice; a snapshot or a diff
+	// may hold it twice): the n-th copy in a batch is a different row from
+	// the (n+1)-th. A batch repeating rows an earlier batch stored — a host
+	// sending a log again because the answer to the first request was
+	// lost — stores none of them again. Status logs are not de-duplicated.
 	AppendLogs(ctx context.Context, hostID string, b *LogBatch) error
 	// AppendHostLogs stores the log requests of several hosts in one
 	// transaction (a server's group commit): all of them, or none.

@@ -47,6 +47,12 @@ type Result struct {
 	Query  string    `json:"query"`
 	Action string    `json:"action"` // added, removed or snapshot
 	Time   time.Time `json:"time"`
+	// Epoch and Counter are osquery's: the schedule epoch and the query's
+	// run counter the log carried (0 when it carried none). With the host,
+	// Name, Action, Time and the row itself they identify a row, so a log
+	// a host sends again is stored once (see Store.AppendLogs).
+	Epoch   int64 `json:"epoch"`
+	Counter int64 `json:"counter"`
 	// Columns is the row as a JSON object; Decorations osquery's
 	// decorations, a JSON object or nil.
 	Columns     json.RawMessage `json:"columns"`

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/quarry-sec/quarry/fleet/store"
+	"github.com/quarry-sec/quarry/fleet/store/internal/sqldb"
 	"github.com/quarry-sec/quarry/fleet/store/storetest"
 )
 
@@ -93,4 +94,22 @@ func mustConfig(t *testing.T, dsn string) pgx.ConnConfig {
 		t.Fatalf("%s: %v", EnvDSN, err)
 	}
 	return *cfg
+}
+
+func TestUpgrade(t *testing.T) {
+	storetest.RunUpgrade(t, func(t *testing.T) (*sql.DB, func() store.Store) {
+		dsn := freshSchema(t)
+		raw := sql.OpenDB(stdlib.GetConnector(mustConfig(t, dsn)))
+		t.Cleanup(func() { raw.Close() })
+		if err := sqldb.New(raw, raw, dialect).MigrateTo(context.Background(), 1); err != nil {
+			t.Fatal(err)
+		}
+		return raw, func() store.Store {
+			s, err := Open(context.Background(), dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+	})
 }

@@ -2,10 +2,12 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"testing"
 
 	"github.com/quarry-sec/quarry/fleet/store"
+	"github.com/quarry-sec/quarry/fleet/store/internal/sqldb"
 	"github.com/quarry-sec/quarry/fleet/store/storetest"
 )
 
@@ -39,4 +41,26 @@ func TestReopenKeepsData(t *testing.T) {
 	if got, err := s.HostByNodeKey(ctx, "k"); err != nil || got.ID != h.ID {
 		t.Fatalf("after reopen: %+v, %v", got, err)
 	}
+}
+
+func TestUpgrade(t *testing.T) {
+	storetest.RunUpgrade(t, func(t *testing.T) (*sql.DB, func() store.Store) {
+		path := Path(t.TempDir())
+		raw, err := sql.Open("sqlite", "file:"+path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw.SetMaxOpenConns(1)
+		t.Cleanup(func() { raw.Close() })
+		if err := sqldb.New(raw, raw, dialect).MigrateTo(context.Background(), 1); err != nil {
+			t.Fatal(err)
+		}
+		return raw, func() store.Store {
+			s, err := Open(context.Background(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+	})
 }

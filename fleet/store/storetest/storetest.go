@@ -4,6 +4,7 @@ package storetest
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +26,8 @@ func Run(t *testing.T, open Open) {
 	}{
 		{"Enroll", testEnroll},
 		{"Logs", testLogs},
+		{"ResultDedupe", testResultDedupe},
+		{"ResultDedupeConcurrent", testResultDedupeConcurrent},
 		{"DetectionDedupe", testDetectionDedupe},
 		{"DetectionFilters", testDetectionFilters},
 		{"CountDetections", testCountDetections},
@@ -415,7 +418,8 @@ func testConcurrentWrites(t *testing.T, s store.Store) {
 			defer wg.Done()
 			for j := range batches {
 				b := &store.LogBatch{
-					Results:    []store.Result{{Name: "q", Query: "q", Action: "added", Time: base, Columns: json.RawMessage(`{}`)}},
+					Results: []store.Result{{Name: "q", Query: "q", Action: "added", Time: base, Counter: int64(j),
+						Columns: json.RawMessage(`{}`)}},
 					Detections: []store.Detection{detection(fmt.Sprintf("%d-%d", i, j), "T1059", "execution", "high", base)},
 				}
 				if err := s.AppendLogs(ctx, hosts[i].ID, b); err != nil {
@@ -439,5 +443,177 @@ func testConcurrentWrites(t *testing.T, s store.Store) {
 	}
 	if _, total, _ := s.Detections(ctx, store.DetectionFilter{}); total != writers*batches {
 		t.Fatalf("detections = %d, want %d", total, writers*batches)
+	}
+}
+
+// resultCount is how many rows of query name the store holds.
+func resultCount(t *testing.T, s store.Store, name string) int {
+	t.Helper()
+	_, total, err := s.Results(ctx, store.ResultFilter{Query: name, Limit: 1})
+	if err != nil {
+		t.Fatalf("Results(%s): %v", name, err)
+	}
+	return total
+}
+
+func row(name, action string, counter int64, at time.Time, cols string) store.Result {
+	return store.Result{Name: name, Query: name, Action: action, Time: at, Epoch: 7, Counter: counter,
+		Columns: json.RawMessage(cols)}
+}
+
+// testResultDedupe: a log request sent again (its answer lost) stores no
+// row twice, while every genuinely new row — another run, another host,
+// another action, a counter restarted at another time, an identical row
+// twice in one log — is stored.
+func testResultDedupe(t *testing.T, s store.Store) {
+	h := enroll(t, s, "host-a", "ka", "linux")
+	o := enroll(t, s, "host-b", "kb", "linux")
+	first := &store.LogBatch{Results: []store.Result{
+		// Batch diffResults: two rows added (one of them twice: a query
+		// may return a row twice), one removed.
+		row("procs", "added", 3, base, `{"pid":"1"}`),
+		row("procs", "added", 3, base, `{"pid":"1"}`),
+		row("procs", "added", 3, base, `{"pid":"2"}`),
+		row("procs", "removed", 3, base, `{"pid":"9"}`),
+		// A snapshot.
+		row("users", "snapshot", 0, base, `{"u":"root"}`),
+		row("users", "snapshot", 0, base, `{"u":"bob"}`),
+	}}
+	if err := s.AppendLogs(ctx, h.ID, first); err != nil {
+		t.Fatal(err)
+	}
+	if n := resultCount(t, s, "procs") + resultCount(t, s, "users"); n != 6 {
+		t.Fatalf("first request: %d rows stored, want 6", n)
+	}
+	// The same request again (a retry), alone and inside a group commit
+	// with another host's logs and a second copy of itself.
+	if err := s.AppendLogs(ctx, h.ID, first); err != nil {
+		t.Fatal(err)
+	}
+	other := &store.LogBatch{Results: []store.Result{row("procs", "added", 3, base, `{"pid":"1"}`)}}
+	if err := s.AppendHostLogs(ctx, []store.HostLogs{{HostID: h.ID, Batch: first}, {HostID: o.ID, Batch: other},
+		{HostID: h.ID, Batch: first}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := resultCount(t, s, "procs") + resultCount(t, s, "users"); n != 7 {
+		t.Fatalf("after retries: %d rows stored, want 7 (6 + host-b's one)", n)
+	}
+	rs, _, err := s.Results(ctx, store.ResultFilter{Query: "procs", HostID: h.ID, Limit: 10})
+	if err != nil || len(rs) != 4 {
+		t.Fatalf("procs of host-a = %d, %v", len(rs), err)
+	}
+	pid1 := 0
+	for _, r := range rs {
+		if r.Epoch != 7 || r.Counter != 3 {
+			t.Errorf("row %s: epoch %d counter %d, want 7 and 3", r.Columns, r.Epoch, r.Counter)
+		}
+		if string(r.Columns) == `{"pid":"1"}` {
+			pid1++
+		}
+	}
+	if pid1 != 2 {
+		t.Errorf("the row returned twice by one run is stored %d times, want 2", pid1)
+	}
+
+	// A retry that carries more than the first attempt (event format: one
+	// row per item, the client batching differently the second time)
+	// stores only what is new.
+	ev := []store.Result{
+		row("events", "added", 11, base, `{"e":"a"}`),
+		row("events", "added", 11, base, `{"e":"b"}`),
+	}
+	if err := s.AppendLogs(ctx, h.ID, &store.LogBatch{Results: ev[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendLogs(ctx, h.ID, &store.LogBatch{Results: ev}); err != nil {
+		t.Fatal(err)
+	}
+	if n := resultCount(t, s, "events"); n != 2 {
+		t.Fatalf("event-format retry with one more row: %d rows, want 2", n)
+	}
+
+	// Genuinely new rows that share parts of the key are all stored.
+	fresh := []store.Result{
+		row("procs", "added", 4, base.Add(10*time.Second), `{"pid":"1"}`), // the next run
+		row("procs", "removed", 3, base, `{"pid":"2"}`),                   // same run, other action
+		row("procs", "added", 3, base.Add(time.Hour), `{"pid":"1"}`),      // counter restarted (query changed)
+		{Name: "procs", Query: "procs", Action: "added", Time: base, Epoch: 8, Counter: 3, // a new epoch
+			Columns: json.RawMessage(`{"pid":"1"}`)},
+	}
+	for i, r := range fresh {
+		before := resultCount(t, s, "procs")
+		if err := s.AppendLogs(ctx, h.ID, &store.LogBatch{Results: []store.Result{r}}); err != nil {
+			t.Fatal(err)
+		}
+		if after := resultCount(t, s, "procs"); after != before+1 {
+			t.Errorf("new row %d (%s %s counter %d epoch %d) not stored: %d rows, then %d", i, r.Action, r.Columns,
+				r.Counter, r.Epoch, before, after)
+		}
+	}
+}
+
+// testResultDedupeConcurrent: the same request arriving at once on several
+// connections (a retry racing its first attempt, or two replicas) is
+// stored once.
+func testResultDedupeConcurrent(t *testing.T, s store.Store) {
+	h := enroll(t, s, "host-a", "ka", "linux")
+	var rs []store.Result
+	for i := range 50 {
+		rs = append(rs, row("q", "added", 1, base, fmt.Sprintf(`{"i":"%d"}`, i)))
+	}
+	b := &store.LogBatch{Results: rs}
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.AppendLogs(ctx, h.ID, b)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := resultCount(t, s, "q"); n != 50 {
+		t.Fatalf("%d rows stored, want 50", n)
+	}
+}
+
+// Legacy returns a database at the first schema version (raw, closed by
+// the caller's cleanup) and a function opening it as a store, which
+// migrates it to the newest version.
+type Legacy func(t *testing.T) (raw *sql.DB, reopen func() store.Store)
+
+// RunUpgrade checks that migrating a store from the first schema version
+// keeps every result row it held — duplicates a retry left included, as
+// that schema could not tell them apart — and de-duplicates from then on.
+func RunUpgrade(t *testing.T, legacy Legacy) {
+	raw, reopen := legacy(t)
+	for _, q := range []string{
+		`INSERT INTO hosts (id, node_key, host_identifier, enrolled_at, last_seen) VALUES ('h1', 'k1', 'host-a', 0, 0)`,
+		`INSERT INTO results (host_id, name, query, action, time, columns_json) VALUES ('h1', 'q', 'q', 'added', 1000, '{"a":"1"}')`,
+		`INSERT INTO results (host_id, name, query, action, time, columns_json) VALUES ('h1', 'q', 'q', 'added', 1000, '{"a":"1"}')`,
+	} {
+		if _, err := raw.ExecContext(ctx, q); err != nil {
+			t.Fatalf("version 1 data: %v", err)
+		}
+	}
+	s := reopen()
+	defer s.Close()
+	if n := resultCount(t, s, "q"); n != 2 {
+		t.Fatalf("after the upgrade: %d rows, want the 2 stored before", n)
+	}
+	r := store.Result{Name: "q", Query: "q", Action: "added", Time: time.UnixMilli(1000), Columns: json.RawMessage(`{"a":"1"}`)}
+	for range 2 {
+		if err := s.AppendLogs(ctx, "h1", &store.LogBatch{Results: []store.Result{r}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := resultCount(t, s, "q"); n != 3 {
+		t.Fatalf("one new row sent twice after the upgrade: %d rows, want 3", n)
 	}
 }

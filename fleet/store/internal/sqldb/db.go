@@ -105,6 +105,13 @@ func fromMS(v int64) time.Time {
 // Migrate brings the schema to the newest version, each step in the one
 // transaction, and records the version in schema_migrations.
 func (db *DB) Migrate(ctx context.Context) error {
+	return db.MigrateTo(ctx, len(migrations))
+}
+
+// MigrateTo brings the schema to version (at most the newest): tests of
+// upgrades start from an older schema with it.
+func (db *DB) MigrateTo(ctx context.Context, version int) error {
+	version = min(version, len(migrations))
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		if db.d.MigrationLock != "" {
 			if _, err := tx.ExecContext(ctx, db.d.MigrationLock); err != nil {
@@ -122,7 +129,7 @@ func (db *DB) Migrate(ctx context.Context) error {
 		if have > len(migrations) {
 			return fmt.Errorf("schema version %d is newer than this Quarry's (%d)", have, len(migrations))
 		}
-		for i := have; i < len(migrations); i++ {
+		for i := have; i < version; i++ {
 			for _, stmt := range splitStatements(strings.ReplaceAll(migrations[i], "{{ID}}", db.d.Identity)) {
 				if _, err := tx.ExecContext(ctx, stmt); err != nil {
 					return fmt.Errorf("migration %d: %w", i+1, err)

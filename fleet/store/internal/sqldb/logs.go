@@ -1,10 +1,14 @@
 package sqldb
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,23 +52,59 @@ func (db *DB) AppendHostLogs(ctx context.Context, logs []store.HostLogs) error {
 	return nil
 }
 
+// insertResults stores one log request's result rows, skipping those
+// stored before under the same natural key (see store.Store.AppendLogs).
 func (db *DB) insertResults(ctx context.Context, tx *sql.Tx, hostID string, rs []store.Result) error {
 	if len(rs) == 0 {
 		return nil
 	}
-	stmt, err := db.txStmt(ctx, tx, `INSERT INTO results (host_id, name, query, action, time, columns_json, decorations)
-VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	stmt, err := db.txStmt(ctx, tx, `INSERT INTO results (host_id, name, query, action, time, columns_json, decorations,
+  epoch, counter, row_key)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (host_id, name, epoch, counter, row_key) DO NOTHING`)
 	if err != nil {
 		return err
 	}
 	defer stmt.Close()
-	for _, r := range rs {
+	keys := rowKeys(rs)
+	for i, r := range rs {
 		if _, err := stmt.ExecContext(ctx, hostID, r.Name, r.Query, r.Action, ms(r.Time),
-			string(r.Columns), string(r.Decorations)); err != nil {
+			string(r.Columns), string(r.Decorations), r.Epoch, r.Counter, keys[i]); err != nil {
 			return fmt.Errorf("result %s: %w", r.Name, err)
 		}
 	}
 	return nil
+}
+
+// rowKeys returns each result's row_key: a hash of its action, time and
+// row (hex), followed by "#n" for the n-th identical row of the batch under
+// the same name, epoch and counter (n ≥ 1), so identical rows of one
+// request are all kept while a request sent again matches its first copy
+// row for row.
+func rowKeys(rs []store.Result) []string {
+	type ident struct {
+		name           string
+		epoch, counter int64
+		sum            [sha256.Size]byte
+	}
+	seen := make(map[ident]int, len(rs))
+	keys := make([]string, len(rs))
+	var buf []byte
+	for i, r := range rs {
+		buf = append(buf[:0], r.Action...)
+		buf = append(buf, 0)
+		buf = strconv.AppendInt(buf, ms(r.Time), 10)
+		buf = append(buf, 0)
+		buf = append(buf, bytes.TrimSpace(r.Columns)...)
+		id := ident{name: r.Name, epoch: r.Epoch, counter: r.Counter, sum: sha256.Sum256(buf)}
+		k := hex.EncodeToString(id.sum[:16])
+		if n := seen[id]; n > 0 {
+			k += "#" + strconv.Itoa(n)
+		}
+		seen[id]++
+		keys[i] = k
+	}
+	return keys
 }
 
 func (db *DB) insertStatuses(ctx context.Context, tx *sql.Tx, hostID string, ss []store.StatusLog) error {
@@ -106,7 +146,7 @@ func (db *DB) Results(ctx context.Context, f store.ResultFilter) ([]store.Result
 	if err := db.r.QueryRowContext(ctx, db.q(`SELECT count(*) FROM results`+cond), args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count results: %w", err)
 	}
-	rows, err := db.r.QueryContext(ctx, db.q(`SELECT id, host_id, name, query, action, time, columns_json, decorations
+	rows, err := db.r.QueryContext(ctx, db.q(`SELECT id, host_id, name, query, action, time, columns_json, decorations, epoch, counter
 FROM results`+cond+` ORDER BY time DESC, id DESC LIMIT ? OFFSET ?`), append(args, limit(f.Limit), max(f.Offset, 0))...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list results: %w", err)
@@ -117,7 +157,7 @@ FROM results`+cond+` ORDER BY time DESC, id DESC LIMIT ? OFFSET ?`), append(args
 		var r store.Result
 		var t int64
 		var cols, decs string
-		if err := rows.Scan(&r.ID, &r.HostID, &r.Name, &r.Query, &r.Action, &t, &cols, &decs); err != nil {
+		if err := rows.Scan(&r.ID, &r.HostID, &r.Name, &r.Query, &r.Action, &t, &cols, &decs, &r.Epoch, &r.Counter); err != nil {
 			return nil, 0, fmt.Errorf("list results: %w", err)
 		}
 		r.Time = fromMS(t)

@@ -105,4 +105,17 @@ CREATE TABLE packs (
   body TEXT NOT NULL,
   updated BIGINT NOT NULL
 );
+`,
+	// 2: result rows get osquery's natural key (host, name, epoch, counter
+	// and row_key: action, time and a hash of the row, plus its copy
+	// number in its batch), unique, so a log sent again is stored once.
+	// Rows stored before have no such key: each gets 'legacy:' and its id,
+	// which no computed key (hex) can equal, so the unique index builds
+	// over duplicates a retry may have left and nothing stored is dropped.
+	`
+ALTER TABLE results ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE results ADD COLUMN counter BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE results ADD COLUMN row_key TEXT NOT NULL DEFAULT '';
+UPDATE results SET row_key = 'legacy:' || CAST(id AS TEXT);
+CREATE UNIQUE INDEX results_natural_key ON results (host_id, name, epoch, counter, row_key);
 `}
