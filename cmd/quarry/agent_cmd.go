@@ -60,8 +60,9 @@ reach a loopback address.`,
 				TLS:        agent.TLSOptions{CAFile: f.caFile, Insecure: f.insecure},
 				QueueBytes: f.queueBytes, DistributedInterval: f.distributed,
 			}, !f.noCollect)
-			fmt.Fprintf(cmd.OutOrStdout(), "agent stopped: %d scheduled runs, %d result logs, %d logs sent, %d live queries, %d dropped\n",
-				s.ScheduledRuns, s.ResultLogs, s.LogsSent, s.LiveQueries, s.Dropped)
+			fmt.Fprintf(cmd.OutOrStdout(), "agent stopped: %d scheduled runs, %d result logs, %d logs sent, %d live queries "+
+				"(%d answers past their deadline or refused), %d dropped by the queue bound\n",
+				s.ScheduledRuns, s.ResultLogs, s.LogsSent, s.LiveQueries, s.LiveDropped, s.Dropped)
 			return err
 		},
 	}

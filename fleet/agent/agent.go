@@ -3,8 +3,9 @@
 // enrolls with an enroll secret, pulls its config (schedule and packs), runs
 // the scheduled queries and logs their differential results, answers live
 // queries (hunts), and re-enrolls when the server says node_invalid. Result
-// and status logs wait in a bounded disk queue while the server is
-// unreachable and are sent once it is back, each once.
+// and status logs, and the answers to live queries, wait in a bounded disk
+// queue while the server is unreachable and are sent once it is back, each
+// once (an answer only while its hunt's deadline has not passed).
 //
 // The package logs nothing: failures reach Config.OnError and counts are in
 // Stats, for the command to report.
@@ -69,8 +70,11 @@ type Stats struct {
 	ResultLogs    int64 // result logs queued
 	LogsSent      int64 // logs the server acknowledged
 	SendFailures  int64 // log batches not acknowledged (kept queued)
-	LiveQueries   int64 // live queries answered
-	Dropped       int64 // logs the queue bound dropped (reported or not)
+	LiveQueries   int64 // live queries answered (queued for the server)
+	// LiveDropped counts answers dropped unsent: past their hunt's
+	// deadline when the server came back, or refused by it for good.
+	LiveDropped int64
+	Dropped     int64 // logs and answers the queue bound dropped (reported or not)
 }
 
 // Agent is one enrolled host. Create it with New, run it with Run.
@@ -92,8 +96,9 @@ type Agent struct {
 	delimiter      string // the config's pack_delimiter
 
 	enrollMu sync.Mutex // one enrollment at a time
+	answerMu sync.Mutex // one sender of queued live answers at a time
 
-	enrollments, runs, resultLogs, sent, sendFailures, live, dropped atomic.Int64
+	enrollments, runs, resultLogs, sent, sendFailures, live, liveDropped, dropped atomic.Int64
 }
 
 // New opens the agent's queue and readies it to run.
@@ -156,7 +161,7 @@ func (a *Agent) Stats() Stats {
 	return Stats{
 		Enrollments: a.enrollments.Load(), ScheduledRuns: a.runs.Load(), ResultLogs: a.resultLogs.Load(),
 		LogsSent: a.sent.Load(), SendFailures: a.sendFailures.Load(), LiveQueries: a.live.Load(),
-		Dropped: a.dropped.Load(),
+		LiveDropped: a.liveDropped.Load(), Dropped: a.dropped.Load(),
 	}
 }
 

@@ -76,9 +76,12 @@ type NodeResponse struct {
 }
 
 // DistributedReadResponse lists live queries for this host by id.
+// Deadlines is Quarry's addition (osqueryd ignores it): each query's hunt
+// deadline in UNIX seconds, after which an answer no longer counts.
 type DistributedReadResponse struct {
 	Queries     map[string]string `json:"queries"`
 	Discovery   map[string]string `json:"discovery,omitempty"`
+	Deadlines   map[string]int64  `json:"quarry_deadlines,omitempty"`
 	NodeInvalid bool              `json:"node_invalid,omitempty"`
 }
 

@@ -16,10 +16,10 @@ import (
 // DefaultQueueBytes bounds the disk queue when no limit is given.
 const DefaultQueueBytes = 64 << 20
 
-// Queue is the agent's disk-backed log queue: result and status logs wait
-// in a small SQLite file until the server acknowledges them (HTTP 200), so
-// logs written while the server is unreachable are sent after it comes back,
-// each once. It is bounded in bytes: a push past the bound drops the oldest
+// Queue is the agent's disk-backed log queue: result and status logs, and
+// answers to live queries (KindLive), wait in a small SQLite file until the
+// server acknowledges them (HTTP 200), so what is written while the server
+// is unreachable is sent after it comes back, each once. It is bounded in bytes: a push past the bound drops the oldest
 // logs and counts them, for a status log to report. The same file holds the
 // previous results of each scheduled query (differential state), so a
 // result log and the state it was computed against commit together.
@@ -90,7 +90,7 @@ func OpenQueue(path string, maxBytes int64) (*Queue, error) {
 // Close closes the queue file.
 func (q *Queue) Close() error { return q.db.Close() }
 
-// Push appends logs of one kind (LogResult or LogStatus).
+// Push appends logs of one kind (LogResult, LogStatus or KindLive).
 func (q *Queue) Push(ctx context.Context, kind string, bodies ...[]byte) error {
 	return q.commit(ctx, kind, bodies, nil)
 }

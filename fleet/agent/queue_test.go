@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -97,5 +98,55 @@ func TestAgentReportsDrops(t *testing.T) {
 	_, s, _, _ := f.snapshot()
 	if s[0].Severity != SeverityWarning || !strings.Contains(s[0].Message, "dropped 3 logs") {
 		t.Errorf("status = %+v", s[0])
+	}
+}
+
+// Queued live answers past their hunt's deadline (or, without one, too
+// old) are dropped and counted when the server is back; the others are
+// sent in one distributed write.
+func TestQueuedAnswersExpire(t *testing.T) {
+	f, srv := newFakeFleet(t, "s")
+	a, err := New(Config{FleetURL: srv.URL, EnrollSecret: "s", HostIdentifier: "host-a", DataDir: t.TempDir(),
+		Engine: sqlQuerier{hitsDB(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Queue().Close()
+	ctx := context.Background()
+	now := time.Now()
+	var bodies [][]byte
+	for _, qa := range []queuedAnswer{
+		{ID: "late", Deadline: now.Add(-2 * deadlineGrace).Unix(), Queued: now.Add(-time.Hour).Unix(),
+			Rows: []map[string]string{{"a": "1"}}},
+		{ID: "in-time", Deadline: now.Add(time.Minute).Unix(), Queued: now.Unix(), Rows: []map[string]string{{"a": "2"}}},
+		{ID: "old-no-deadline", Queued: now.Add(-answerMaxAge - time.Minute).Unix()},
+		{ID: "failed", Queued: now.Unix(), Status: 1, Message: "no such table: x"},
+	} {
+		b, err := json.Marshal(qa)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies = append(bodies, b)
+	}
+	if err := a.Queue().Push(ctx, KindLive, bodies...); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, _, writes, _ := f.snapshot()
+	if len(writes) != 1 {
+		t.Fatalf("writes = %+v, want 1", writes)
+	}
+	w := writes[0]
+	if len(w.Statuses) != 2 || w.Queries["in-time"][0]["a"] != "2" || w.Statuses["failed"] != 1 ||
+		w.Messages["failed"] != "no such table: x" {
+		t.Errorf("write = %+v", w)
+	}
+	if d := a.Stats().LiveDropped; d != 2 {
+		t.Errorf("LiveDropped = %d, want 2", d)
+	}
+	if n, _, _ := a.Queue().Len(ctx); n != 0 {
+		t.Errorf("%d items still queued", n)
 	}
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -23,11 +24,22 @@ func (a *Agent) logLoop(ctx context.Context) {
 	})
 }
 
-// Flush sends every queued log, status logs first, in batches; a batch
-// leaves the queue only when the server answers 200. It first reports logs
-// the queue bound dropped, in a status log. It stops at the first failure:
-// the rest stays queued.
+// Flush sends every queued live query answer (their hunts' deadlines run)
+// and log, status logs before result logs, in batches; a batch leaves the
+// queue only when the server answers 200. It first reports logs the queue
+// bound dropped, in a status log. It stops at the first failure: the rest
+// stays queued.
 func (a *Agent) Flush(ctx context.Context) error {
+	// A server failing distributed writes may still take logs: an
+	// answer's failure does not hold them back.
+	answerErr := a.sendAnswers(ctx)
+	if err := a.flushLogs(ctx); err != nil {
+		return errors.Join(answerErr, err)
+	}
+	return answerErr
+}
+
+func (a *Agent) flushLogs(ctx context.Context) error {
 	if err := a.reportDrops(ctx); err != nil {
 		return err
 	}
@@ -92,7 +104,7 @@ func (a *Agent) reportDrops(ctx context.Context) error {
 	if err != nil || n == 0 {
 		return err
 	}
-	msg := fmt.Sprintf("quarry agent: log queue full (%d bytes): dropped %d logs, oldest first", a.queue.maxBytes, n)
+	msg := fmt.Sprintf("quarry agent: log queue full (%d bytes): dropped %d logs or live query answers, oldest first", a.queue.maxBytes, n)
 	line := json.RawMessage(a.statusLog(SeverityWarning, msg))
 	err = a.call(ctx, PathLog, func(k string) any {
 		return LogRequest{NodeKey: k, LogType: LogStatus, Data: []json.RawMessage{line}}

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -35,30 +36,69 @@ type realFleet struct {
 	// the answer reaches the agent.
 	dropAnswer func(*http.Request) bool
 	dropped    int
+	// refuse closes every connection unhandled (the server unreachable);
+	// cutAfterHunt sets refuse once a distributed read hands out a hunt.
+	refuse, cutAfterHunt bool
 }
 
 // lossy wraps the server's handler with dropAnswer.
 func (f *realFleet) lossy(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
-		drop := f.dropAnswer != nil && f.dropAnswer(r)
+		refuse, cut := f.refuse, f.cutAfterHunt && r.URL.Path == PathDistributedRead
+		drop := !refuse && f.dropAnswer != nil && f.dropAnswer(r)
 		if drop {
 			f.dropped++
 		}
 		f.mu.Unlock()
-		if !drop {
+		switch {
+		case refuse:
+			f.closeConn(w)
+		case drop:
+			h.ServeHTTP(httptest.NewRecorder(), r) // the server ran and answered; the answer is lost
+			f.closeConn(w)
+		case cut:
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			var read DistributedReadResponse
+			if json.Unmarshal(rec.Body.Bytes(), &read) == nil && len(read.Queries) > 0 {
+				f.mu.Lock()
+				f.refuse = true
+				f.mu.Unlock()
+			}
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			w.Write(rec.Body.Bytes())
+		default:
 			h.ServeHTTP(w, r)
-			return
 		}
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, r) // the server ran and answered; the answer is lost
-		conn, _, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			f.t.Errorf("hijack: %v", err)
-			return
-		}
-		conn.Close()
 	})
+}
+
+// closeConn closes the request's connection without an answer.
+func (f *realFleet) closeConn(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		f.t.Errorf("hijack: %v", err)
+		return
+	}
+	conn.Close()
+}
+
+// setRefuse sets refuse and cutAfterHunt.
+func (f *realFleet) setRefuse(refuse, cutAfterHunt bool) {
+	f.mu.Lock()
+	f.refuse, f.cutAfterHunt = refuse, cutAfterHunt
+	f.mu.Unlock()
+}
+
+// refusing reports whether the server is refusing connections.
+func (f *realFleet) refusing() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.refuse
 }
 
 // setDrop sets dropAnswer and returns how many answers it dropped so far.
@@ -345,4 +385,79 @@ func TestAgentLostAnswersEveryResultOnce(t *testing.T) {
 	if _, total, err := f.st.Detections(ctx, store.DetectionFilter{Limit: 1000}); err != nil || total != n {
 		t.Errorf("detections = %d (%v), want %d", total, err, n)
 	}
+}
+
+// The agent takes a hunt, and the server becomes unreachable before the
+// answer is written; the agent is even restarted meanwhile. Once the
+// server is back, the answer queued on disk reaches the hunt before its
+// deadline, though the server does not hand the hunt out again.
+func TestAgentHuntAnswerSurvivesOutage(t *testing.T) {
+	f := newRealFleet(t, "s")
+	db := ioaHitsDB(t)
+	dir := t.TempDir()
+	run := func() (*Agent, func()) {
+		a, err := New(Config{FleetURL: f.url(), EnrollSecret: "s", HostIdentifier: "host-a", DataDir: dir,
+			Engine: sqlQuerier{db}, DistributedInterval: 50 * time.Millisecond, LogInterval: 40 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- a.Run(ctx) }()
+		return a, func() { cancel(); <-done }
+	}
+	ctx := context.Background()
+	a, stop := run()
+	waitFor(t, "enrollment", 5*time.Second, func() bool { h, _ := f.st.Hosts(ctx); return len(h) == 1 })
+	hosts, _ := f.st.Hosts(ctx)
+	f.setRefuse(false, true)
+	deadline := time.Now().Add(time.Minute)
+	h := &store.Hunt{ID: "h1", SQL: "SELECT 6 * 7 AS answer", Targets: store.Targets{All: true}, Created: time.Now(), Deadline: deadline}
+	if err := f.st.CreateHunt(ctx, h, []string{hosts[0].ID}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the hunt taken, then the server gone", 5*time.Second, func() bool {
+		return f.refusing() && a.Stats().LiveQueries == 1
+	})
+	time.Sleep(200 * time.Millisecond) // a few failed sends
+	stop()
+	if n, _ := queuedKind(t, QueuePath(dir), KindLive); n != 1 {
+		t.Fatalf("answers queued on disk: %d, want 1", n)
+	}
+	hh, _ := f.st.HuntHosts(ctx, "h1")
+	if len(hh) != 1 || hh[0].Status != store.HuntPending {
+		t.Fatalf("hunt host before the server is back = %+v", hh)
+	}
+	a, stop = run()
+	defer stop()
+	f.setRefuse(false, false)
+	waitFor(t, "the queued answer", 5*time.Second, func() bool {
+		hh, _ := f.st.HuntHosts(ctx, "h1")
+		return len(hh) == 1 && hh[0].Status != store.HuntPending
+	})
+	hh, _ = f.st.HuntHosts(ctx, "h1")
+	if hh[0].Status != store.HuntAnswered || hh[0].Rows != 1 || hh[0].AnsweredAt.After(deadline) {
+		t.Errorf("hunt host = %+v", hh[0])
+	}
+	rows, _ := f.st.HuntRows(ctx, "h1", 10, 0)
+	if len(rows) != 1 || !strings.Contains(string(rows[0].Columns), `"answer":"42"`) {
+		t.Errorf("rows = %v", rows)
+	}
+	if st := a.Stats(); st.LiveQueries != 0 || st.LiveDropped != 0 {
+		t.Errorf("restarted agent ran the hunt again or dropped it: %+v", st)
+	}
+	waitFor(t, "queue empty", 5*time.Second, func() bool { n, _ := queuedKind(t, QueuePath(dir), KindLive); return n == 0 })
+}
+
+// queuedKind counts the items of kind in the queue file at path, opened
+// on its own (the agent may be stopped).
+func queuedKind(t *testing.T, path, kind string) (int, error) {
+	t.Helper()
+	q, err := OpenQueue(path, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer q.Close()
+	items, err := q.Peek(context.Background(), kind, 1000, 1<<30)
+	return len(items), err
 }

@@ -10,7 +10,9 @@ import (
 )
 
 // handleDistributedRead hands a host the live hunts it has yet to run:
-// {"queries": {hunt ID: SQL}}.
+// {"queries": {hunt ID: SQL}, "quarry_deadlines": {hunt ID: UNIX seconds}}.
+// The deadlines are Quarry's addition, for its agent to drop an answer it
+// could not deliver in time; osqueryd ignores them.
 func (s *Server) handleDistributedRead(w http.ResponseWriter, r *http.Request, h *store.Host, _ []byte) {
 	now := s.cfg.Now()
 	active, err := s.huntsActive(r, now)
@@ -29,10 +31,12 @@ func (s *Server) handleDistributedRead(w http.ResponseWriter, r *http.Request, h
 		return
 	}
 	queries := make(map[string]string, len(hunts))
+	deadlines := make(map[string]int64, len(hunts))
 	for _, hu := range hunts {
 		queries[hu.ID] = hu.SQL
+		deadlines[hu.ID] = hu.Deadline.Unix()
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"queries": queries, "node_invalid": false})
+	writeJSON(w, http.StatusOK, map[string]any{"queries": queries, "quarry_deadlines": deadlines, "node_invalid": false})
 }
 
 // distributedWrite is osquery's distributed write: rows per query ID, and

@@ -23,6 +23,9 @@ func TestHuntLifecycle(t *testing.T) {
 	if q := rd["queries"].(map[string]any); code != 200 || q[id] != "SELECT pid, name FROM processes;" {
 		t.Fatalf("read A: %d %v", code, rd)
 	}
+	if dl, _ := rd["quarry_deadlines"].(map[string]any)[id].(float64); int64(dl) != f.clock.Now().Add(10*time.Minute).Unix() {
+		t.Errorf("read A: the hunt's deadline = %v, want 10 minutes ahead", rd["quarry_deadlines"])
+	}
 	if _, rd := f.osquery("distributed/read", map[string]any{"node_key": mac}); len(rd["queries"].(map[string]any)) != 0 {
 		t.Errorf("the Mac got a linux hunt: %v", rd)
 	}
