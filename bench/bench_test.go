@@ -27,15 +27,18 @@ func BenchmarkQuarry(b *testing.B) {
 	runtime.ReadMemStats(&ms0)
 	b.SetBytes(f.corpus.Bytes)
 	b.ResetTimer()
+	cpu0 := cpuClock()
 	for b.Loop() {
 		if res, err = q.Scan(f.corpus.Path, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.StopTimer()
+	cpu := cpuClock() - cpu0
 	runtime.ReadMemStats(&ms1)
 	events := float64(res.Events) * float64(b.N)
 	b.ReportMetric(events/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(events/cpu.Seconds(), "events/cpu-s")
 	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/events, "allocs/event")
 	b.ReportMetric(float64(heap)/mib, "rules-MiB")
 	b.ReportMetric(float64(len(q.Rules)), "rules")
@@ -132,14 +135,17 @@ func BenchmarkQuarryMatchOnly(b *testing.B) {
 		q.Engine.Match(ev, nil)
 	}
 	b.ResetTimer()
+	cpu0 := cpuClock()
 	for b.Loop() {
 		hits = 0
 		for _, ev := range evs {
 			hits += q.Engine.Match(ev, nil)
 		}
 	}
+	cpu := cpuClock() - cpu0
 	n := float64(len(evs)) * float64(b.N)
 	b.ReportMetric(b.Elapsed().Seconds()*1e6/n, "µs/event")
+	b.ReportMetric(cpu.Seconds()*1e6/n, "cpu-µs/event")
 	b.ReportMetric(n/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(hits), "hits")
 }
@@ -152,6 +158,7 @@ func BenchmarkQuarryImportOnly(b *testing.B) {
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
 	b.ResetTimer()
+	cpu0 := cpuClock()
 	for b.Loop() {
 		r, _, err := importers.Open(f.corpus.Path)
 		if err != nil {
@@ -165,9 +172,11 @@ func BenchmarkQuarryImportOnly(b *testing.B) {
 		r.Close()
 	}
 	b.StopTimer()
+	cpu := cpuClock() - cpu0
 	runtime.ReadMemStats(&ms1)
 	n := float64(events) * float64(b.N)
 	b.ReportMetric(b.Elapsed().Seconds()*1e6/n, "µs/event")
+	b.ReportMetric(cpu.Seconds()*1e6/n, "cpu-µs/event")
 	b.ReportMetric(n/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/n, "allocs/event")
 }

@@ -55,15 +55,42 @@ type Engine struct {
 	scanGen  uint32
 	foldBuf  []byte   // one folded value, for keyword scans
 	names    []string // field names by id (a snapshot of fieldTable)
+
+	// gathered: the event's Fields were read in one pass by begin, so a
+	// field not stamped in slots is not in Fields.
+	gathered bool
+	keyCache []keyCacheEnt
+	keyCount int // fieldCount() when keyCache was filled
+	keyUsed  int // entries of keyCache in use
 }
 
 type rawFolded struct{ raw, folded string }
 
+// slot is one field of the current event. raw is valid when gen is the
+// event's; folded when fgen is. When the engine gathered the event's
+// Fields in one pass (gathered), a slot not stamped by it is not in Fields.
 type slot struct {
 	gen    uint32
+	fgen   uint32
 	ok     bool
 	raw    string
 	folded string
+}
+
+// keyCacheEmpty marks an unused entry of the field-name cache.
+const keyCacheEmpty = -2
+
+// keyCacheSize is the number of entries of the field-name cache (a power
+// of two; the cache is emptied when three quarters full).
+const keyCacheSize = 256
+
+// keyCacheEnt maps an event's field name to a field id (-1: no rule reads
+// it). Importers intern field names, so the same name arrives with the same
+// bytes event after event; the entry keeps its string alive, so the address
+// it is found by cannot be reused for another name.
+type keyCacheEnt struct {
+	key string
+	fid int32
 }
 
 // compiled is the part of an Engine shared by its clones.
@@ -263,7 +290,7 @@ func (e *Engine) Match(ev *telemetry.Event, emit func(Hit)) int {
 			m.store(folded, e.found)
 		}
 	}
-	if s.kwFilter != nil {
+	if s.kwFilter != nil && !e.gathered {
 		e.scanKeywords(s)
 	}
 	e.cands = append(e.cands, s.always...)
@@ -279,7 +306,7 @@ func (e *Engine) Match(ev *telemetry.Event, emit func(Hit)) int {
 			}
 		}
 	}
-	e.ev, e.set, e.aliases = nil, nil, nil
+	e.ev, e.set, e.aliases, e.gathered = nil, nil, nil, false
 	return n
 }
 
@@ -298,22 +325,27 @@ func (e *Engine) scan(f *gramFilter, v string, found []int32) []int32 {
 // A value is folded and scanned only when its raw bytes may hold one (see
 // gramFilter.mayHold).
 func (e *Engine) scanKeywords(s *ruleSet) {
-	f := s.kwFilter
 	eachValue(e.ev, func(v string) bool {
-		if !f.mayHold(v) {
-			return false
-		}
-		fv := v
-		if needsFold(v) {
-			e.foldBuf = appendFold(e.foldBuf[:0], v)
-			fv = unsafe.String(unsafe.SliceData(e.foldBuf), len(e.foldBuf))
-		}
-		e.found = e.scan(f, fv, e.found[:0])
-		for _, lit := range e.found {
-			e.litFound(s, lit)
-		}
+		e.scanKeyword(s, v)
 		return false
 	})
+}
+
+// scanKeyword looks for the keyword literals in one value.
+func (e *Engine) scanKeyword(s *ruleSet, v string) {
+	f := s.kwFilter
+	if !f.mayHold(v) {
+		return
+	}
+	fv := v
+	if needsFold(v) {
+		e.foldBuf = appendFold(e.foldBuf[:0], v)
+		fv = unsafe.String(unsafe.SliceData(e.foldBuf), len(e.foldBuf))
+	}
+	e.found = e.scan(f, fv, e.found[:0])
+	for _, lit := range e.found {
+		e.litFound(s, lit)
+	}
 }
 
 // litFound records that literal lit occurs in its field and makes the rules
@@ -370,21 +402,81 @@ func (e *Engine) begin(ev *telemetry.Event, s *ruleSet) {
 	}
 	e.arena = e.arena[:0]
 	e.cands = e.cands[:0]
+	if e.aliases == nil {
+		e.gather(s)
+	}
+}
+
+// gather reads the event's Fields in one pass: each field a rule reads goes
+// to its slot (one cache lookup of its name instead of one map lookup per
+// field the rules read), and every value is checked for the keyword
+// literals on the way (see scanKeywords). Used when the event's source has
+// no field aliases, so a field's slot is its own name's value.
+func (e *Engine) gather(s *ruleSet) {
+	if n := fieldCount(); e.keyCache == nil || e.keyCount != n || e.keyUsed > keyCacheSize*3/4 {
+		if e.keyCache == nil {
+			e.keyCache = make([]keyCacheEnt, keyCacheSize)
+		}
+		for i := range e.keyCache {
+			e.keyCache[i] = keyCacheEnt{fid: keyCacheEmpty}
+		}
+		e.keyCount, e.keyUsed = n, 0
+	}
+	cache := e.keyCache[:keyCacheSize]
+	kw := s.kwFilter
+	for k, v := range e.ev.Fields {
+		// Open addressing on the name's address: an interned name is
+		// found at its first probe.
+		h := uint64(uintptr(unsafe.Pointer(unsafe.StringData(k)))+uintptr(len(k))) * 0x9E3779B97F4A7C15 >> 56
+		ent := &cache[h%keyCacheSize]
+		for ent.fid != keyCacheEmpty && ent.key != k {
+			h++
+			ent = &cache[h%keyCacheSize]
+		}
+		if ent.fid == keyCacheEmpty {
+			ent.key, ent.fid = k, int32(lookupFieldID(k))
+			e.keyUsed++
+		}
+		if fid := ent.fid; fid >= 0 && int(fid) < len(e.slots) {
+			sl := &e.slots[fid]
+			sl.gen, sl.ok, sl.raw = e.gen, true, v
+		}
+		if kw != nil {
+			e.scanKeyword(s, v)
+		}
+	}
+	if kw != nil {
+		for i, name := range typedFieldNames {
+			if e.slots[typedFieldIDs[i]].gen == e.gen {
+				continue // in Fields: done above
+			}
+			if v, ok, _ := typedField(e.ev, name, nil); ok {
+				e.scanKeyword(s, v)
+			}
+		}
+	}
+	e.gathered = true
 }
 
 // value returns a field's raw and folded value, computed once per event.
 func (e *Engine) value(fid int) (string, string, bool) {
 	sl := &e.slots[fid]
-	if sl.gen == e.gen {
+	if sl.fgen == e.gen {
 		return sl.raw, sl.folded, sl.ok
 	}
-	sl.gen = e.gen
-	var raw string
-	if fid >= len(e.names) {
-		e.names = fieldNames()
+	sl.fgen = e.gen
+	if sl.gen != e.gen {
+		sl.gen = e.gen
+		if fid >= len(e.names) {
+			e.names = fieldNames()
+		}
+		if e.gathered { // not in Fields
+			sl.raw, sl.ok, e.numBuf = typedField(e.ev, e.names[fid], e.numBuf[:0])
+		} else {
+			sl.raw, sl.ok, e.numBuf = lookupFieldIn(e.ev, e.aliases, e.names[fid], e.numBuf[:0])
+		}
 	}
-	raw, sl.ok, e.numBuf = lookupFieldIn(e.ev, e.aliases, e.names[fid], e.numBuf[:0])
-	sl.raw = raw
+	raw := sl.raw
 	if !sl.ok {
 		sl.raw, sl.folded = "", ""
 		return "", "", false

@@ -156,6 +156,16 @@ func lookupFieldIn(ev *telemetry.Event, al map[string][]string, name string, buf
 var typedFieldNames = []string{"Image", "CommandLine", "ParentImage", "ParentCommandLine", "User",
 	"CurrentDirectory", "OriginalFileName", "Hashes", "IntegrityLevel"}
 
+// typedFieldIDs are the field ids of typedFieldNames, registered up front
+// so that an engine's slots always hold them.
+var typedFieldIDs = func() []int {
+	ids := make([]int, len(typedFieldNames))
+	for i, n := range typedFieldNames {
+		ids[i] = fieldID(n)
+	}
+	return ids
+}()
+
 // eachValue calls fn with every field value of ev (for keyword searches):
 // Fields, then the typed string fields not already in Fields.
 func eachValue(ev *telemetry.Event, fn func(v string) bool) bool {

@@ -41,7 +41,22 @@ type gramFilter struct {
 	looseShift  uint32
 	loosePre    []uint64 // exact bitmap of the loose grams' first two bytes
 	looseStride int      // mayHold tests one window in looseStride
+
+	// few: when the filter has at most maxFewLiterals literals, each with
+	// a byte that is not a letter, mayHold looks for that byte of each
+	// literal with strings.IndexByte and compares the literal around it.
+	few []fewLiteral
 }
+
+// fewLiteral is a literal of a small filter and its rarest caseless byte.
+type fewLiteral struct {
+	lit  string
+	at   int // offset of the byte in lit
+	byte byte
+}
+
+// maxFewLiterals is the most literals mayHold searches for one by one.
+const maxFewLiterals = 4
 
 // gramIndex is a hash table of grams, each with the literals anchored on
 // it, behind a bitmap of gram hashes.
@@ -171,6 +186,7 @@ func newGramFilter(lits []string, ids []int32) *gramFilter {
 		}
 	}
 	f.looseStride = max(minLen-3, 1)
+	f.few = fewLiterals(lits, ids)
 	lbits := uint32(12)
 	for 1<<lbits < 16*len(grams) {
 		lbits++
@@ -199,6 +215,9 @@ const looseBits = 0x20202020
 // Values with other bytes, and filters with literals under four bytes,
 // answer true.
 func (f *gramFilter) mayHold(v string) bool {
+	if f.few != nil {
+		return f.mayHoldFew(v)
+	}
 	if f.hasOne || len(f.g3.ents) > 0 || len(f.g2.ents) > 0 {
 		return true
 	}
@@ -217,6 +236,79 @@ func (f *gramFilter) mayHold(v string) bool {
 		}
 	}
 	return !isASCII(v)
+}
+
+// fewLiterals returns the literals of ids with the rarest byte of each that
+// is not an ASCII letter (by its count in the common text), or nil when
+// there are more than maxFewLiterals or one is all letters or not ASCII.
+func fewLiterals(lits []string, ids []int32) []fewLiteral {
+	if len(ids) == 0 || len(ids) > maxFewLiterals {
+		return nil
+	}
+	var byteCount [256]int
+	for i := 0; i < len(commonGramText); i++ {
+		byteCount[commonGramText[i]]++
+	}
+	var out []fewLiteral
+	for _, id := range ids {
+		l := lits[id]
+		best := -1
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if c >= 0x80 {
+				return nil
+			}
+			if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' {
+				continue
+			}
+			if best < 0 || byteCount[c] < byteCount[l[best]] {
+				best = i
+			}
+		}
+		if best < 0 {
+			return nil
+		}
+		out = append(out, fewLiteral{lit: l, at: best, byte: l[best]})
+	}
+	return out
+}
+
+// mayHoldFew is mayHold for a filter of a few literals: it is exact for
+// ASCII values (true iff the folded value holds a literal) and true for
+// others.
+func (f *gramFilter) mayHoldFew(v string) bool {
+	if !isASCII(v) {
+		return true
+	}
+	for i := range f.few {
+		fl := &f.few[i]
+		for from := 0; ; {
+			j := strings.IndexByte(v[from:], fl.byte)
+			if j < 0 {
+				break
+			}
+			p := from + j - fl.at
+			if p >= 0 && p+len(fl.lit) <= len(v) && equalFoldASCII(v[p:p+len(fl.lit)], fl.lit) {
+				return true
+			}
+			from += j + 1
+		}
+	}
+	return false
+}
+
+// equalFoldASCII reports whether ASCII s folded equals the folded lit.
+func equalFoldASCII(s, lit string) bool {
+	for i := 0; i < len(lit); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lit[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // isASCII reports whether every byte of s is below 0x80.

@@ -227,6 +227,13 @@ func TestMayHoldFindsEveryOccurrence(t *testing.T) {
 			if !f.mayHold(v) {
 				t.Fatalf("literal %q in %q but mayHold is false (literals %q)", l, v, lits)
 			}
+			// A small filter is exact on ASCII values.
+			if f.few != nil {
+				w := word(r.IntN(80))
+				if got, want := f.mayHold(w), len(naiveFind(lits, ids, fold(w))) > 0; got != want {
+					t.Fatalf("few-literal mayHold(%q) = %v, want %v (literals %q)", w, got, want, lits)
+				}
+			}
 		}
 	}
 }

@@ -59,6 +59,18 @@ func fieldID(name string) int {
 	return id
 }
 
+// lookupFieldID returns the id of a field name some rule reads, -1 for
+// others (it does not register the name).
+func lookupFieldID(name string) int {
+	fieldTable.RLock()
+	id, ok := fieldTable.ids[name]
+	fieldTable.RUnlock()
+	if !ok {
+		return -1
+	}
+	return id
+}
+
 func fieldName(id int) string {
 	fieldTable.RLock()
 	defer fieldTable.RUnlock()
