@@ -141,7 +141,7 @@ func (a *app) fleetServe(ctx context.Context, o fleetServeOptions) error {
 	}
 	defer st.Close()
 	srv, err := server.New(server.Config{
-		Store: st, KB: kb, EnrollSecret: secret, Version: version, FilePacks: filePacks,
+		Store: st, KB: kb, EnrollSecret: secret, Version: version, FilePacks: withProcessPack(filePacks),
 		DistributedInterval: o.interval,
 		OnError: func(r *http.Request, err error) {
 			ev := a.log.Error().Err(err)
@@ -154,9 +154,13 @@ func (a *app) fleetServe(ctx context.Context, o fleetServeOptions) error {
 	if err != nil {
 		return err
 	}
+	handler, err := a.withWebUI(srv.Handler(), st, kb, useTLS, o.interval)
+	if err != nil {
+		return err
+	}
 	hs := &http.Server{
 		Addr:              o.addr,
-		Handler:           a.logRequests(srv.Handler()),
+		Handler:           a.logRequests(handler),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
 		IdleTimeout:       2 * time.Minute,

@@ -106,10 +106,14 @@ func (a *app) up(ctx context.Context, o upOptions, out io.Writer) error {
 		return err
 	}
 	srv, err := server.New(server.Config{Store: st, KB: kb, EnrollSecret: secret, Version: version,
-		DistributedInterval: upDistributedInterval,
+		DistributedInterval: upDistributedInterval, FilePacks: withProcessPack(nil),
 		OnError: func(r *http.Request, err error) {
 			a.log.Error().Err(err).Str("path", r.URL.Path).Msg("fleet server")
 		}})
+	if err != nil {
+		return err
+	}
+	handler, err := a.withWebUI(srv.Handler(), st, kb, true, upDistributedInterval)
 	if err != nil {
 		return err
 	}
@@ -117,7 +121,7 @@ func (a *app) up(ctx context.Context, o upOptions, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("quarry up: %w", err)
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.ServeTLS(l, files.cert, files.key) }()
 	url := "https://" + l.Addr().String()
@@ -160,6 +164,7 @@ func printUp(w io.Writer, url, token string, f upFiles) {
 	fmt.Fprintf(w, `Quarry is up.
 
   fleet server   %s  (TLS certificate %s)
+  web UI         %s  (sign in with the analyst token)
   analyst token  %s
   local agent    enrolled; detection pack on the embedded engine
 
@@ -169,7 +174,7 @@ Try:
   curl --cacert %s -H "Authorization: Bearer $QUARRY_TOKEN" %s/api/v1/hosts
 
 Ctrl-C stops everything.
-`, url, f.cert, token, token, url, f.cert, f.cert, url)
+`, url, f.cert, url, token, token, url, f.cert, f.cert, url)
 }
 
 // analystToken returns the token kept in path when the store knows it, else

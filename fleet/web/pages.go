@@ -1,0 +1,399 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/quarry-sec/quarry/attack"
+	"github.com/quarry-sec/quarry/fleet/store"
+)
+
+// pageSize is the rows of a detections or hosts page.
+const pageSize = 50
+
+type keyCount struct {
+	Key, Name, Link string
+	N               int64
+	Pct             int // of the largest, for the bar
+}
+
+type overviewView struct {
+	Hosts, Online, Offline int
+	Severity               []keyCount
+	Total24h               int64
+	TopTechniques          []keyCount
+	TopHosts               []keyCount
+	TopTactics             []keyCount
+	Recent                 []store.Detection
+}
+
+func bars(cs []keyCount) []keyCount {
+	var top int64
+	for _, c := range cs {
+		top = max(top, c.N)
+	}
+	for i := range cs {
+		if top > 0 {
+			cs[i].Pct = int(cs[i].N*20/top) * 5
+		}
+	}
+	return cs
+}
+
+func (ui *UI) handleOverview(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	now := ui.cfg.Now()
+	var v overviewView
+	var err error
+	if v.Hosts, v.Online, err = ui.wq.CountHosts(ctx, now.Add(-ui.cfg.OnlineWindow)); err != nil {
+		ui.fail(w, r, err)
+		return
+	}
+	v.Offline = v.Hosts - v.Online
+	day := store.DetectionFilter{Since: now.Add(-24 * time.Hour)}
+	sev, err := ui.wq.CountBySeverity(ctx, day)
+	if err != nil {
+		ui.fail(w, r, err)
+		return
+	}
+	for i := len(severities) - 1; i >= 0; i-- {
+		s := severities[i]
+		v.Severity = append(v.Severity, keyCount{Key: s, N: sev[s], Link: "/detections?" + url.Values{"severity": {s}, "since": {"24h"}}.Encode()})
+		v.Total24h += sev[s]
+	}
+	v.Severity = bars(v.Severity)
+	techs, err := ui.cfg.Store.CountDetections(ctx, day, store.KeyTechnique)
+	if err != nil {
+		ui.fail(w, r, err)
+		return
+	}
+	for _, c := range techs[:min(10, len(techs))] {
+		name := ""
+		if t, ok := ui.cfg.KB.Technique(c.Keys[0]); ok {
+			name = t.Name
+		}
+		v.TopTechniques = append(v.TopTechniques, keyCount{Key: c.Keys[0], Name: name, N: c.N, Link: "/techniques/" + url.PathEscape(c.Keys[0])})
+	}
+	v.TopTechniques = bars(v.TopTechniques)
+	hosts, err := ui.cfg.Store.CountDetections(ctx, day, store.KeyHost)
+	if err != nil {
+		ui.fail(w, r, err)
+		return
+	}
+	for _, c := range hosts[:min(10, len(hosts))] {
+		name := c.Keys[0]
+		if h, err := ui.wq.HostByID(ctx, c.Keys[0]); err == nil {
+			name = hostLabel(h)
+		}
+		v.TopHosts = append(v.TopHosts, keyCount{Key: c.Keys[0], Name: name, N: c.N, Link: "/hosts/" + url.PathEscape(c.Keys[0])})
+	}
+	v.TopHosts = bars(v.TopHosts)
+	tacs, err := ui.cfg.Store.CountDetections(ctx, day, store.KeyTactic)
+	if err != nil {
+		ui.fail(w, r, err)
+		return
+	}
+	perTactic := map[string]int64{}
+	for _, c := range tacs {
+		for _, t := range strings.Split(c.Keys[0], ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				perTactic[t] += c.N
+			}
+		}
+	}
+	for _, t := range ui.cfg.KB.Tactics() {
+		if n := perTactic[t.ShortName]; n > 0 {
+			v.TopTactics = append(v.TopTactics, keyCount{Key: t.ShortName, Name: t.Name, N: n,
+				Link: "/detections?" + url.Values{"tactic": {t.ShortName}, "since": {"24h"}}.Encode()})
+		}
+	}
+	v.TopTactics = bars(v.TopTactics)
+	if v.Recent, _, err = ui.cfg.Store.Detections(ctx, store.DetectionFilter{Limit: 12}); err != nil {
+		ui.fail(w, r, err)
+		return
+	}
+	ui.render(w, r, "overview", "Overview", v)
+}
+
+func hostLabel(h *store.Host) string {
+	if h.Hostname != "" {
+		return h.Hostname
+	}
+	return h.HostIdentifier
+}
+
+// detFilterForm is the detections filter as the form holds it.
+type detFilterForm struct {
+	Severity, Tactic, Technique, Host, Since, Until string
+	Page                                            int
+}
+
+func (f detFilterForm) query(page int) string {
+	v := url.Values{}
+	for k, val := range map[string]string{"severity": f.Severity, "tactic": f.Tactic, "technique": f.Technique,
+		"host": f.Host, "since": f.Since, "until": f.Until} {
+		if val != "" {
+			v.Set(k, val)
+		}
+	}
+	if page > 1 {
+		v.Set("page", strconv.Itoa(page))
+	}
+	return v.Encode()
+}
+
+type detectionsView struct {
+	F          detFilterForm
+	Windows    any
+	Severities []string
+	Tactics    []*attack.Tactic
+	Rows       []store.Detection
+	Total      int
+	From, To   int
+	Prev, Next string
+	Pages      int
+	Error      string
+}
+
+func (ui *UI) handleDetections(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := detFilterForm{Severity: q.Get("severity"), Tactic: q.Get("tactic"), Technique: q.Get("technique"),
+		Host: q.Get("host"), Since: q.Get("since"), Until: q.Get("until")}
+	f.Page, _ = strconv.Atoi(q.Get("page"))
+	f.Page = max(f.Page, 1)
+	v := detectionsView{F: f, Windows: windows, Severities: severities, Tactics: ui.cfg.KB.Tactics()}
+	df := store.DetectionFilter{Severities: splitList(f.Severity), Tactics: splitList(f.Tactic),
+		Techniques: splitList(f.Technique), Limit: pageSize, Offset: (f.Page - 1) * pageSize}
+	now := ui.cfg.Now()
+	var errs []string
+	var err error
+	if df.Since, err = parseWindow(f.Since, now); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if f.Until != "" {
+		if df.Until, err = parseWindow(f.Until, now); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if names := splitList(f.Host); len(names) > 0 {
+		hosts, err := ui.cfg.Store.Hosts(r.Context())
+		if err != nil {
+			ui.fail(w, r, err)
+			return
+		}
+		ids, unknown := ui.resolveHosts(hosts, names)
+		if len(unknown) > 0 {
+			errs = append(errs, "unknown host: "+strings.Join(unknown, ", "))
+		}
+		df.HostIDs = append(ids, "\x00none")
+	}
+	v.Error = strings.Join(errs, "; ")
+	if v.Rows, v.Total, err = ui.cfg.Store.Detections(r.Context(), df); err != nil {
+		ui.fail(w, r, err)
+		return
+	}
+	v.Pages = (v.Total + pageSize - 1) / pageSize
+	if len(v.Rows) > 0 {
+		v.From, v.To = df.Offset+1, df.Offset+len(v.Rows)
+	}
+	if f.Page > 1 {
+		v.Prev = "/detections?" + f.query(f.Page-1)
+	}
+	if df.Offset+len(v.Rows) < v.Total {
+		v.Next = "/detections?" + f.query(f.Page+1)
+	}
+	ui.render(w, r, "detections", "Detections", v)
+}
+
+type detectionView struct {
+	D       *store.Detection
+	Tech    *attack.Technique
+	Tree    *processTree
+	Raw     string
+	RawRow  string
+	Related []store.Detection
+	Hunt    string
+}
+
+func (ui *UI) handleDetection(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		ui.notFound(w, r, "detection "+r.PathValue("id"))
+		return
+	}
+	d, err := ui.wq.DetectionByID(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		ui.notFound(w, r, fmt.Sprintf("detection %d", id))
+		return
+	}
+	if err != nil {
+		ui.fail(w, r, err)
+		return
+	}
+	v := detectionView{D: d}
+	if t, _, ok := ui.cfg.KB.Resolve(d.TechniqueID); ok {
+		v.Tech = t
+	}
+	v.Raw = prettyJSON(d)
+	tree, err := ui.processTree(r.Context(), d)
+	if err != nil {
+		ui.fail(w, r, err)
+		return
+	}
+	v.Tree = tree
+	if tree != nil && tree.Hit != nil && tree.Hit.Raw != nil {
+		v.RawRow = prettyJSON(tree.Hit.Raw)
+	}
+	// The same hit's other techniques.
+	related, _, err := ui.cfg.Store.Detections(r.Context(), store.DetectionFilter{HostIDs: []string{d.HostID},
+		Since: d.Time, Until: d.Time.Add(time.Millisecond), Limit: 50})
+	if err != nil {
+		ui.fail(w, r, err)
+		return
+	}
+	for _, o := range related {
+		if o.HitID == d.HitID && o.ID != d.ID {
+			v.Related = append(v.Related, o)
+		}
+	}
+	v.Hunt = "/hunt?" + url.Values{"sql": {processHuntSQL(d)}, "hosts": {d.HostIdentifier}}.Encode()
+	ui.render(w, r, "detection", d.RuleTitle, v)
+}
+
+type hostRow struct {
+	H          store.Host
+	Online     bool
+	Detections int64
+}
+
+type hostsView struct {
+	Rows                   []hostRow
+	Total, Online, Shown   int
+	Filter                 string
+	Prev, Next             string
+	From, To               int
+	PlatformCounts         []keyCount
+	DetectionsWindowLegend string
+}
+
+func (ui *UI) handleHosts(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	hosts, err := ui.cfg.Store.Hosts(ctx)
+	if err != nil {
+		ui.fail(w, r, err)
+		return
+	}
+	now := ui.cfg.Now()
+	q := strings.ToLower(strings.TrimSpace(r.URL.Query().Get("q")))
+	pg, _ := strconv.Atoi(r.URL.Query().Get("page"))
+	pg = max(pg, 1)
+	v := hostsView{Filter: r.URL.Query().Get("q"), Total: len(hosts)}
+	platforms := map[string]int64{}
+	var match []store.Host
+	for _, h := range hosts {
+		online := now.Sub(h.LastSeen) <= ui.cfg.OnlineWindow
+		if online {
+			v.Online++
+		}
+		platforms[h.Family]++
+		if q == "" || strings.Contains(strings.ToLower(h.HostIdentifier+" "+h.Hostname+" "+h.Platform+" "+h.OSVersion), q) {
+			match = append(match, h)
+		}
+	}
+	for k, n := range platforms {
+		if k == "" {
+			k = "unknown"
+		}
+		v.PlatformCounts = append(v.PlatformCounts, keyCount{Key: k, N: n})
+	}
+	sort.Slice(v.PlatformCounts, func(i, j int) bool { return v.PlatformCounts[i].N > v.PlatformCounts[j].N })
+	v.Shown = len(match)
+	from := min((pg-1)*pageSize, len(match))
+	to := min(from+pageSize, len(match))
+	counts := map[string]int64{}
+	if to > from {
+		var ids []string
+		for _, h := range match[from:to] {
+			ids = append(ids, h.ID)
+		}
+		cs, err := ui.cfg.Store.CountDetections(ctx, store.DetectionFilter{HostIDs: ids, Since: now.Add(-24 * time.Hour)}, store.KeyHost)
+		if err != nil {
+			ui.fail(w, r, err)
+			return
+		}
+		for _, c := range cs {
+			counts[c.Keys[0]] = c.N
+		}
+	}
+	for _, h := range match[from:to] {
+		v.Rows = append(v.Rows, hostRow{H: h, Online: now.Sub(h.LastSeen) <= ui.cfg.OnlineWindow, Detections: counts[h.ID]})
+	}
+	if len(v.Rows) > 0 {
+		v.From, v.To = from+1, to
+	}
+	link := func(p int) string {
+		val := url.Values{"page": {strconv.Itoa(p)}}
+		if v.Filter != "" {
+			val.Set("q", v.Filter)
+		}
+		return "/hosts?" + val.Encode()
+	}
+	if pg > 1 {
+		v.Prev = link(pg - 1)
+	}
+	if to < len(match) {
+		v.Next = link(pg + 1)
+	}
+	ui.render(w, r, "hosts", "Hosts", v)
+}
+
+type hostView struct {
+	H          *store.Host
+	Online     bool
+	Recent     []store.Detection
+	Total      int
+	Techniques []keyCount
+	Hunt       string
+}
+
+func (ui *UI) handleHost(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	h, err := ui.wq.HostByID(ctx, r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		ui.notFound(w, r, "host "+r.PathValue("id"))
+		return
+	}
+	if err != nil {
+		ui.fail(w, r, err)
+		return
+	}
+	v := hostView{H: h, Online: ui.cfg.Now().Sub(h.LastSeen) <= ui.cfg.OnlineWindow}
+	f := store.DetectionFilter{HostIDs: []string{h.ID}, Limit: 25}
+	if v.Recent, v.Total, err = ui.cfg.Store.Detections(ctx, f); err != nil {
+		ui.fail(w, r, err)
+		return
+	}
+	cs, err := ui.cfg.Store.CountDetections(ctx, store.DetectionFilter{HostIDs: []string{h.ID}}, store.KeyTechnique)
+	if err != nil {
+		ui.fail(w, r, err)
+		return
+	}
+	for _, c := range cs[:min(len(cs), 15)] {
+		name := ""
+		if t, ok := ui.cfg.KB.Technique(c.Keys[0]); ok {
+			name = t.Name
+		}
+		v.Techniques = append(v.Techniques, keyCount{Key: c.Keys[0], Name: name, N: c.N,
+			Link: "/detections?" + url.Values{"technique": {c.Keys[0]}, "host": {h.HostIdentifier}}.Encode()})
+	}
+	v.Techniques = bars(v.Techniques)
+	v.Hunt = "/hunt?" + url.Values{"hosts": {h.HostIdentifier},
+		"sql": {"SELECT time, pid, path, cmdline, parent_path, username\nFROM quarry_process_events\nWHERE time >= CAST(strftime('%s', 'now') AS INTEGER) - 3600\nORDER BY time DESC LIMIT 200;"}}.Encode()
+	ui.render(w, r, "host", hostLabel(h), v)
+}
