@@ -126,7 +126,10 @@ func newRealFleet(t *testing.T, secret string) *realFleet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := server.New(server.Config{Store: st, KB: kb, EnrollSecret: secret, Version: "test"})
+	// A short node cache TTL: tests replace a host's key through the store,
+	// as another replica would, and the old key works here until the TTL.
+	s, err := server.New(server.Config{Store: st, KB: kb, EnrollSecret: secret, Version: "test",
+		NodeCacheTTL: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +319,8 @@ func TestAgentReenrollsWithFleetServer(t *testing.T) {
 	f := newRealFleet(t, "s")
 	db := ioaHitsDB(t)
 	a, err := New(Config{FleetURL: f.url(), EnrollSecret: "s", HostIdentifier: "host-a", DataDir: t.TempDir(),
-		Engine: sqlQuerier{db}, LogInterval: 30 * time.Millisecond, intervalUnit: 5 * time.Millisecond})
+		Engine: sqlQuerier{db}, LogInterval: 30 * time.Millisecond, DistributedInterval: 50 * time.Millisecond,
+		intervalUnit: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,9 @@ type nodeHandler func(w http.ResponseWriter, r *http.Request, h *store.Host, bod
 
 // node authenticates an osquery request by its node key (the
 // Authorization: NodeKey header, else the body's node_key). An unknown key
-// is answered 401 with node_invalid, which makes osquery enroll again.
+// is answered 401 with node_invalid, which makes osquery enroll again. A
+// key is looked up through the node cache: a key replaced through another
+// replica keeps working here for up to Config.NodeCacheTTL.
 func (s *Server) node(next nodeHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, err := readBody(w, r, s.cfg.MaxBodyBytes)
@@ -45,7 +47,7 @@ func (s *Server) node(next nodeHandler) http.HandlerFunc {
 			s.fail(w, r, errorf(http.StatusUnauthorized, "missing node key"), map[string]any{"node_invalid": true})
 			return
 		}
-		h, err := s.cfg.Store.HostByNodeKey(r.Context(), key)
+		h, err := s.hostByNodeKey(r, key)
 		if errors.Is(err, store.ErrNotFound) {
 			s.fail(w, r, errorf(http.StatusUnauthorized, "invalid node key"), map[string]any{"node_invalid": true})
 			return
@@ -57,6 +59,21 @@ func (s *Server) node(next nodeHandler) http.HandlerFunc {
 		s.touch(r.Context(), h.ID)
 		next(w, r, h, body)
 	}
+}
+
+// hostByNodeKey returns the host enrolled under key, from the node cache
+// when it holds the key (see nodeCache for how stale that may be).
+func (s *Server) hostByNodeKey(r *http.Request, key string) (*store.Host, error) {
+	now := s.cfg.Now()
+	if h, ok := s.nodes.get(key, now); ok {
+		return h, nil
+	}
+	h, err := s.cfg.Store.HostByNodeKey(r.Context(), key)
+	if err != nil {
+		return nil, err
+	}
+	s.nodes.put(key, h, now)
+	return h, nil
 }
 
 // touch records that a host was seen. Last-seen times are written at most

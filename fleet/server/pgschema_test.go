@@ -13,7 +13,7 @@ import (
 
 // pgSchema creates a schema for one test, dropped at its end, and returns
 // dsn with search_path set to it.
-func pgSchema(t *testing.T, dsn string) string {
+func pgSchema(t testing.TB, dsn string) string {
 	t.Helper()
 	name := fmt.Sprintf("quarry_srv_%d_%d", os.Getpid(), time.Now().UnixNano())
 	db, err := sql.Open("pgx", dsn)

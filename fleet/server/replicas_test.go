@@ -46,6 +46,7 @@ func TestReplicas(t *testing.T) {
 func testReplicas(t *testing.T, open func() store.Store) {
 	one := newFixture(t, open())
 	two := newFixture(t, open())
+	twoClock := two.clock // what replica two's server reads
 	two.clock = one.clock
 	key := one.enroll("host-a", "ubuntu")
 	code, h := two.api("POST", "/api/v1/hunts", map[string]any{"sql": "SELECT 42 AS answer;", "targets": "all", "deadline": "5m"})
@@ -74,5 +75,27 @@ func testReplicas(t *testing.T, open func() store.Store) {
 	}
 	if _, out := one.api("GET", "/api/v1/detections", nil); out["total"] != float64(1) {
 		t.Errorf("detection seen from replica one: %v", out)
+	}
+
+	// The host enrolls again through replica one: its old key stops
+	// working there at once, and on replica two, which has it cached,
+	// within the node cache's TTL.
+	cfg := func(f *fixture, key string) int {
+		code, _ := f.osquery("config", map[string]any{"node_key": key})
+		return code
+	}
+	newKey := one.enroll("host-a", "ubuntu")
+	if code := cfg(one, key); code != 401 {
+		t.Errorf("old key on the replica that re-enrolled the host: %d, want 401", code)
+	}
+	if code := cfg(two, key); code != 200 {
+		t.Errorf("old key on replica two within the TTL: %d, want 200 (cached)", code)
+	}
+	twoClock.Add(DefaultNodeCacheTTL)
+	if code := cfg(two, key); code != 401 {
+		t.Errorf("old key on replica two after the TTL: %d, want 401", code)
+	}
+	if cfg(one, newKey) != 200 || cfg(two, newKey) != 200 {
+		t.Error("new key refused")
 	}
 }

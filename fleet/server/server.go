@@ -60,6 +60,14 @@ type Config struct {
 	MaxBodyBytes int64
 	// HuntResend: see DefaultHuntResend.
 	HuntResend time.Duration
+	// NodeCacheTTL is how long the server trusts a node key it looked up
+	// without asking the store again; it bounds how long a replaced key
+	// (the host enrolled again through another replica) keeps working
+	// here. Default DefaultNodeCacheTTL; negative: no cache.
+	NodeCacheTTL time.Duration
+	// NodeCacheSize bounds the node keys cached. Default
+	// DefaultNodeCacheSize.
+	NodeCacheSize int
 	// Now replaces time.Now (tests).
 	Now func() time.Time
 	// OnError receives the failures answered with a 5xx status.
@@ -77,7 +85,8 @@ type Server struct {
 	pendingTouch   map[string]time.Time // last-seen times not yet written
 	lastTouchFlush time.Time
 
-	logs *groupCommit
+	logs  *groupCommit
+	nodes *nodeCache
 
 	activeMu              sync.Mutex
 	active                bool      // some hunt was active when last asked
@@ -104,11 +113,18 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.NodeCacheTTL == 0 {
+		cfg.NodeCacheTTL = DefaultNodeCacheTTL
+	}
+	if cfg.NodeCacheSize <= 0 {
+		cfg.NodeCacheSize = DefaultNodeCacheSize
+	}
 	if cfg.OnError == nil {
 		cfg.OnError = func(*http.Request, error) {}
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), touched: map[string]time.Time{},
-		pendingTouch: map[string]time.Time{}, logs: &groupCommit{st: cfg.Store}}
+		pendingTouch: map[string]time.Time{}, logs: &groupCommit{st: cfg.Store},
+		nodes: newNodeCache(cfg.NodeCacheTTL, cfg.NodeCacheSize)}
 	s.routes()
 	return s, nil
 }
