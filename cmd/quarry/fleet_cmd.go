@@ -65,7 +65,7 @@ type fleetServeOptions struct {
 	addr, certFile, keyFile, secretFile, packsDir string
 	pprofAddr                                     string
 	selfSigned                                    bool
-	interval                                      time.Duration
+	interval, nodeCacheTTL                        time.Duration
 }
 
 func (a *app) fleetServeCommand() *cobra.Command {
@@ -94,6 +94,8 @@ the analyst API (/api/v1/...). Plain HTTP only on a loopback address; elsewhere 
 	fl.StringVar(&o.secretFile, "enroll-secret-file", "", "file holding the enroll secret")
 	fl.StringVar(&o.packsDir, "packs-dir", "", "directory of osquery pack files (NAME.json) served besides Quarry's detection pack")
 	fl.DurationVar(&o.interval, "distributed-interval", server.DefaultDistributedInterval, "how often hosts ask for live hunts")
+	fl.DurationVar(&o.nodeCacheTTL, "node-cache-ttl", server.DefaultNodeCacheTTL,
+		"how long a node key lookup is trusted; with several replicas, a host's replaced key works on the others up to this long (0: no cache)")
 	fl.StringVar(&o.pprofAddr, "pprof", "", "serve Go's profiling endpoints (/debug/pprof/) on this loopback address, for performance work")
 	return cmd
 }
@@ -142,7 +144,7 @@ func (a *app) fleetServe(ctx context.Context, o fleetServeOptions) error {
 	defer st.Close()
 	srv, err := server.New(server.Config{
 		Store: st, KB: kb, EnrollSecret: secret, Version: version, FilePacks: withProcessPack(filePacks),
-		DistributedInterval: o.interval,
+		DistributedInterval: o.interval, NodeCacheTTL: nodeCacheTTL(o.nodeCacheTTL),
 		OnError: func(r *http.Request, err error) {
 			ev := a.log.Error().Err(err)
 			if r != nil {
@@ -316,4 +318,13 @@ func servePprof(ctx context.Context, addr string) error {
 		hs.Close()
 	}()
 	return nil
+}
+
+// nodeCacheTTL maps --node-cache-ttl to server.Config's: 0 turns the cache
+// off (negative there, 0 meaning the default).
+func nodeCacheTTL(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
