@@ -149,7 +149,7 @@ func (c *compiled) set(k logKey) *ruleSet {
 		return s
 	}
 	s := buildSet(c.rules, k)
-	c.sets[k] = s
+	c.sets[k.clone()] = s
 	return s
 }
 
@@ -262,7 +262,9 @@ func (e *Engine) Match(ev *telemetry.Event, emit func(Hit)) int {
 	s := e.lastSet
 	if s == nil || k != e.lastKey {
 		s = e.c.set(k)
-		e.lastKey, e.lastSet = k, s
+		// Copies: an event's strings may be reused for the next one
+		// (importers.NextInto).
+		e.lastKey, e.lastSet = k.clone(), s
 	}
 	if len(s.rules) == 0 {
 		return 0

@@ -17,6 +17,11 @@ type logKey struct {
 	service  string
 }
 
+// clone returns k with its own copies of its strings.
+func (k logKey) clone() logKey {
+	return logKey{strings.Clone(k.product), strings.Clone(k.category), strings.Clone(k.service)}
+}
+
 // sysmonCategories maps Sysmon event ids (Windows and Linux) to Sigma
 // categories.
 var sysmonCategories = map[int]string{

@@ -272,6 +272,12 @@ func TestScanAndRules(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "File Transfer with bitsadmin") || !strings.Contains(out, "Quarry team") {
 		t.Fatalf("builtin scan: exit %d\n%s\n%s", code, out, errs)
 	}
+	// Table rows are kept until the end of the scan, while the importer
+	// reuses each event's strings for the next record: both hits keep
+	// their own host and command line.
+	if n := strings.Count(out, "WORKSTATION5  high      T1197"); n != 2 || strings.Count(out, "bitsadmin.exe /transfer /Download") != 2 {
+		t.Fatalf("table rows lost their event's strings:\n%s", out)
+	}
 	b, _ := os.ReadFile(layer)
 	if !strings.Contains(string(b), `"techniqueID": "T1197"`) {
 		t.Fatalf("layer lacks T1197: %s", b)

@@ -223,7 +223,13 @@ func (s *scanner) match(ev *telemetry.Event, eid int64) {
 				s.writeJSON(&recs[i])
 			}
 		} else if len(s.table) < maxTableRows {
-			s.table = append(s.table, recs[0])
+			// The event's strings are reused by the next record
+			// (importers.NextInto): keep copies.
+			r := recs[0]
+			for _, p := range []*string{&r.Host, &r.Path, &r.Cmdline, &r.ParentPath, &r.Username} {
+				*p = strings.Clone(*p)
+			}
+			s.table = append(s.table, r)
 		}
 	})
 }

@@ -3,7 +3,6 @@ package importers
 import (
 	"errors"
 	"io"
-	"maps"
 	"reflect"
 	"runtime"
 	"strings"
@@ -12,9 +11,11 @@ import (
 	"github.com/quarry-sec/quarry/telemetry"
 )
 
-// TestNextIntoMatchesNext checks that NextInto, reusing one event and its
-// Fields map, yields the same events and errors as Next, for flat and
-// nested JSON, line and stream mode, with a malformed record in between.
+// TestNextIntoMatchesNext checks that NextInto, reusing one event, its
+// Fields map and its value buffer, yields the same events and errors as
+// Next, for flat and nested JSON, line and stream mode, with a malformed
+// record in between. Each event is compared before the next call (which
+// overwrites it); a deep copy taken then must also survive the next call.
 func TestNextIntoMatchesNext(t *testing.T) {
 	bad := writeTemp(t, "bad.json", readFile(t, bitsadminExcerpt)+"{\"EventID\": \n"+readFile(t, bitsadminExcerpt))
 	for _, path := range []string{bitsadminExcerpt, "testdata/sigma/wmic-terminate.json", bad} {
@@ -38,9 +39,14 @@ func TestNextIntoMatchesNext(t *testing.T) {
 				nerr++
 				continue
 			}
-			cp := ev
-			cp.Fields = maps.Clone(ev.Fields)
-			got = append(got, cp)
+			i := len(got)
+			if i >= len(want) {
+				t.Fatalf("%s: NextInto read more than Next's %d events", path, len(want))
+			}
+			if !reflect.DeepEqual(ev, want[i]) {
+				t.Fatalf("%s: event %d differs:\nNextInto %+v\nNext     %+v", path, i, ev, want[i])
+			}
+			got = append(got, deepCopy(ev))
 		}
 		r.Close()
 		if nerr != len(wantErrs) || len(got) != len(want) {
@@ -48,7 +54,7 @@ func TestNextIntoMatchesNext(t *testing.T) {
 		}
 		for i := range want {
 			if !reflect.DeepEqual(got[i], want[i]) {
-				t.Fatalf("%s: event %d differs:\nNextInto %+v\nNext     %+v", path, i, got[i], want[i])
+				t.Fatalf("%s: copy of event %d changed:\nNextInto %+v\nNext     %+v", path, i, got[i], want[i])
 			}
 		}
 		if len(want) == 0 {
@@ -57,8 +63,35 @@ func TestNextIntoMatchesNext(t *testing.T) {
 	}
 }
 
-// TestNextIntoAllocations checks that decoding into a reused event costs
-// at most one allocation (the value arena's string) per event.
+// deepCopy copies every string of ev, what a caller of NextInto does with
+// what it keeps.
+func deepCopy(ev telemetry.Event) telemetry.Event {
+	c := ev
+	for _, p := range []*string{&c.Host, &c.Category, &c.Channel, &c.Path, &c.Cmdline, &c.Cwd, &c.Comm, &c.Username,
+		&c.LogonID, &c.ParentPath, &c.ParentCmdline, &c.ProcessGUID, &c.ParentGUID, &c.IntegrityLevel,
+		&c.OriginalFileName, &c.Hashes} {
+		*p = strings.Clone(*p)
+	}
+	c.Args = nil
+	for _, a := range ev.Args {
+		c.Args = append(c.Args, strings.Clone(a))
+	}
+	if ev.Args != nil && c.Args == nil {
+		c.Args = []string{}
+	}
+	if ev.Fields != nil {
+		c.Fields = make(map[string]string, len(ev.Fields))
+		for k, v := range ev.Fields {
+			c.Fields[strings.Clone(k)] = strings.Clone(v)
+		}
+	}
+	return c
+}
+
+// TestNextIntoAllocations checks that decoding into a reused event
+// allocates nothing for its values once warmed up (they share the reader's
+// buffer). These are Security 4688 events, whose DOMAIN\user is composed
+// (one string for some of them): fewer than half an allocation per event.
 func TestNextIntoAllocations(t *testing.T) {
 	path := writeTemp(t, "many.json", strings.Repeat(readFile(t, bitsadminExcerpt), 200))
 	evs, _, _ := openAll(t, path)
@@ -83,7 +116,7 @@ func TestNextIntoAllocations(t *testing.T) {
 	}
 	per := float64(ms1.Mallocs-ms0.Mallocs) / float64(n)
 	t.Logf("%d events, %.2f allocations per event", n, per)
-	if per > 1.5 {
-		t.Errorf("%.2f allocations per event, want ≤ 1.5", per)
+	if per >= 0.5 {
+		t.Errorf("%.2f allocations per event, want < 0.5", per)
 	}
 }

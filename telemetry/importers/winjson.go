@@ -124,7 +124,7 @@ func (r *winJSONReader) decode(ev *telemetry.Event, reuse map[string]string, obj
 	var f map[string]string
 	if reuse != nil {
 		clear(reuse)
-		f = r.fields.fill(reuse)
+		f = r.fields.fillShared(reuse)
 	} else {
 		f = r.fields.build()
 	}
