@@ -77,7 +77,7 @@ func (s *Server) handleCreateHunt(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err, nil)
 		return
 	}
-	view, err := s.huntView(r, h.ID, 0, 0)
+	view, err := s.huntView(r, h.ID, 0, 0, true)
 	if err != nil {
 		s.fail(w, r, err, nil)
 		return
@@ -178,7 +178,16 @@ func (s *Server) handleHunt(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("limit") == "" {
 		limit = 10000
 	}
-	view, err := s.huntView(r, r.PathValue("id"), limit, offset)
+	withHosts := true
+	switch r.URL.Query().Get("hosts") {
+	case "", "true", "1":
+	case "false", "0":
+		withHosts = false
+	default:
+		s.fail(w, r, errorf(http.StatusBadRequest, "hosts=%q: want true or false", r.URL.Query().Get("hosts")), nil)
+		return
+	}
+	view, err := s.huntView(r, r.PathValue("id"), limit, offset, withHosts)
 	if errors.Is(err, store.ErrNotFound) {
 		s.fail(w, r, errorf(http.StatusNotFound, "no hunt %q", r.PathValue("id")), nil)
 		return
@@ -191,11 +200,17 @@ func (s *Server) handleHunt(w http.ResponseWriter, r *http.Request) {
 }
 
 // huntView assembles a hunt's state; a target still pending after the
-// deadline is expired. limit 0 leaves the rows out.
-func (s *Server) huntView(r *http.Request, id string, limit, offset int) (*HuntView, error) {
+// deadline is expired. limit 0 leaves the rows out. Without hosts, the
+// per-host list is left out (counts come from one aggregate query: a
+// client polling a hunt across thousands of hosts for its progress) and
+// rows carry their host ID only.
+func (s *Server) huntView(r *http.Request, id string, limit, offset int, withHosts bool) (*HuntView, error) {
 	h, err := s.cfg.Store.Hunt(r.Context(), id)
 	if err != nil {
 		return nil, err
+	}
+	if !withHosts {
+		return s.huntSummary(r, h, limit, offset)
 	}
 	hosts, err := s.cfg.Store.HuntHosts(r.Context(), id)
 	if err != nil {
@@ -226,6 +241,31 @@ func (s *Server) huntView(r *http.Request, id string, limit, offset int) (*HuntV
 		}
 		for _, row := range rows {
 			v.Rows = append(v.Rows, HuntRowView{HostID: row.HostID, HostIdentifier: idents[row.HostID], Columns: row.Columns})
+		}
+	}
+	return v, nil
+}
+
+// huntSummary is huntView without the per-host list.
+func (s *Server) huntSummary(r *http.Request, h *store.Hunt, limit, offset int) (*HuntView, error) {
+	counts, rowsTotal, err := s.cfg.Store.HuntCounts(r.Context(), h.ID)
+	if err != nil {
+		return nil, err
+	}
+	v := &HuntView{Hunt: *h, Hosts: []store.HuntHost{}, Rows: []HuntRowView{}, RowsTotal: rowsTotal,
+		Counts: map[string]int{store.HuntAnswered: counts[store.HuntAnswered], store.HuntError: counts[store.HuntError],
+			store.HuntPending: counts[store.HuntPending], store.HuntExpired: 0}}
+	if !s.cfg.Now().Before(h.Deadline) {
+		v.Counts[store.HuntExpired], v.Counts[store.HuntPending] = counts[store.HuntPending], 0
+	}
+	v.Done = v.Counts[store.HuntPending] == 0
+	if limit > 0 {
+		rows, err := s.cfg.Store.HuntRows(r.Context(), h.ID, limit, offset)
+		if err != nil {
+			return nil, err
+		}
+		for _, row := range rows {
+			v.Rows = append(v.Rows, HuntRowView{HostID: row.HostID, Columns: row.Columns})
 		}
 	}
 	return v, nil

@@ -68,6 +68,16 @@ func TestHuntLifecycle(t *testing.T) {
 		rows[1].(map[string]any)["columns"].(map[string]any)["name"] != "kthreadd" {
 		t.Errorf("rows = %v", rows)
 	}
+	// Without the per-host list: the same counts and totals.
+	code, sum := f.api("GET", "/api/v1/hunts/"+id+"?hosts=false&limit=1", nil)
+	if c := sum["counts"].(map[string]any); code != 200 || len(sum["hosts"].([]any)) != 0 || sum["done"] != false ||
+		c["answered"] != float64(1) || c["error"] != float64(1) || c["pending"] != float64(1) || c["expired"] != float64(0) ||
+		sum["rows_total"] != float64(2) || len(sum["rows"].([]any)) != 1 {
+		t.Errorf("hunt without hosts: %d %v", code, sum)
+	}
+	if code, _ := f.api("GET", "/api/v1/hunts/"+id+"?hosts=maybe", nil); code != 400 {
+		t.Errorf("hosts=maybe: %d, want 400", code)
+	}
 	// Past the deadline, the silent host is expired and a late answer is dropped.
 	f.clock.Add(11 * time.Minute)
 	if _, rd := f.osquery("distributed/read", map[string]any{"node_key": c}); len(rd["queries"].(map[string]any)) != 0 {
@@ -80,6 +90,10 @@ func TestHuntLifecycle(t *testing.T) {
 	if h["done"] != true || counts["expired"] != float64(1) || counts["answered"] != float64(1) || counts["error"] != float64(1) ||
 		h["rows_total"] != float64(2) {
 		t.Errorf("after deadline: done %v counts %v rows %v", h["done"], counts, h["rows_total"])
+	}
+	_, sum = f.api("GET", "/api/v1/hunts/"+id+"?hosts=false", nil)
+	if c := sum["counts"].(map[string]any); sum["done"] != true || c["expired"] != float64(1) || c["pending"] != float64(0) {
+		t.Errorf("after deadline without hosts: done %v counts %v", sum["done"], c)
 	}
 	if code, _ := f.api("GET", "/api/v1/hunts/does-not-exist", nil); code != 404 {
 		t.Errorf("unknown hunt: %d", code)

@@ -70,6 +70,10 @@ type Store interface {
 	Hunt(ctx context.Context, id string) (*Hunt, error)
 	// HuntHosts returns the per-host state of a hunt, by host identifier.
 	HuntHosts(ctx context.Context, huntID string) ([]HuntHost, error)
+	// HuntCounts counts a hunt's target hosts per stored status (pending,
+	// answered, error) and sums their rows: HuntHosts' totals without
+	// listing every host.
+	HuntCounts(ctx context.Context, huntID string) (map[string]int, int, error)
 	// HuntRows returns a page of a hunt's result rows.
 	HuntRows(ctx context.Context, huntID string, limit, offset int) ([]HuntRow, error)
 	// ActiveHunts counts the hunts whose deadline is after now (any host's):

@@ -348,6 +348,14 @@ func testHunts(t *testing.T, s store.Store) {
 	if page, _ := s.HuntRows(ctx, "hunt-1", 1, 1); len(page) != 1 || string(page[0].Columns) != `{"one":"2"}` {
 		t.Fatalf("HuntRows page = %+v", page)
 	}
+	counts, nrows, err := s.HuntCounts(ctx, "hunt-1")
+	if err != nil || nrows != 2 || len(counts) != 3 || counts[store.HuntAnswered] != 1 || counts[store.HuntError] != 1 ||
+		counts[store.HuntPending] != 1 {
+		t.Fatalf("HuntCounts = %v, %d rows, %v", counts, nrows, err)
+	}
+	if counts, rows, err := s.HuntCounts(ctx, "no-such-hunt"); err != nil || len(counts) != 0 || rows != 0 {
+		t.Fatalf("HuntCounts of no hunt = %v, %d, %v", counts, rows, err)
+	}
 }
 
 func testHuntDeadline(t *testing.T, s store.Store) {

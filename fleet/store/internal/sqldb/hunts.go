@@ -91,6 +91,35 @@ WHERE hh.hunt_id = ? ORDER BY 2, 1`), huntID)
 	return out, nil
 }
 
+// HuntCounts implements store.Store.
+func (db *DB) HuntCounts(ctx context.Context, huntID string) (map[string]int, int, error) {
+	st, err := db.readStmt(ctx, `SELECT status, count(*), COALESCE(SUM(row_count), 0) FROM hunt_hosts
+WHERE hunt_id = ? GROUP BY status`)
+	if err != nil {
+		return nil, 0, fmt.Errorf("hunt counts: %w", err)
+	}
+	rows, err := st.QueryContext(ctx, huntID)
+	if err != nil {
+		return nil, 0, fmt.Errorf("hunt counts: %w", err)
+	}
+	defer rows.Close()
+	counts := map[string]int{}
+	total := 0
+	for rows.Next() {
+		var status string
+		var n, sum int
+		if err := rows.Scan(&status, &n, &sum); err != nil {
+			return nil, 0, fmt.Errorf("hunt counts: %w", err)
+		}
+		counts[status] = n
+		total += sum
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("hunt counts: %w", err)
+	}
+	return counts, total, nil
+}
+
 // HuntRows implements store.Store.
 func (db *DB) HuntRows(ctx context.Context, huntID string, n, offset int) ([]store.HuntRow, error) {
 	rows, err := db.r.QueryContext(ctx, db.q(`SELECT host_id, columns_json FROM hunt_rows WHERE hunt_id = ?
@@ -133,9 +162,14 @@ func (db *DB) TakeHunts(ctx context.Context, hostID string, now, resendBefore ti
 	var out []store.Hunt
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
-		rows, err := tx.QueryContext(ctx, db.q(`UPDATE hunt_hosts SET sent_at = ?
+		take, err := db.txStmt(ctx, tx, `UPDATE hunt_hosts SET sent_at = ?
 WHERE host_id = ? AND status = ? AND deadline > ? AND sent_at < ?
-RETURNING hunt_id`), ms(now), hostID, store.HuntPending, ms(now), max(ms(resendBefore), 1))
+RETURNING hunt_id`)
+		if err != nil {
+			return err
+		}
+		defer take.Close()
+		rows, err := take.QueryContext(ctx, ms(now), hostID, store.HuntPending, ms(now), max(ms(resendBefore), 1))
 		if err != nil {
 			return err
 		}
@@ -152,11 +186,18 @@ RETURNING hunt_id`), ms(now), hostID, store.HuntPending, ms(now), max(ms(resendB
 		if err := rows.Err(); err != nil {
 			return err
 		}
+		if len(ids) == 0 {
+			return nil
+		}
+		get, err := db.txStmt(ctx, tx, `SELECT query_sql, deadline FROM hunts WHERE id = ?`)
+		if err != nil {
+			return err
+		}
+		defer get.Close()
 		for _, id := range ids {
 			h := store.Hunt{ID: id}
 			var deadline int64
-			if err := tx.QueryRowContext(ctx, db.q(`SELECT query_sql, deadline FROM hunts WHERE id = ?`), id).
-				Scan(&h.SQL, &deadline); err != nil {
+			if err := get.QueryRowContext(ctx, id).Scan(&h.SQL, &deadline); err != nil {
 				return err
 			}
 			h.Deadline = fromMS(deadline)
@@ -181,9 +222,13 @@ func (db *DB) AnswerHunt(ctx context.Context, huntID, hostID string, a store.Ans
 	}
 	var ok bool
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, db.q(`UPDATE hunt_hosts SET status = ?, message = ?, row_count = ?, answered_at = ?
-WHERE hunt_id = ? AND host_id = ? AND status = ? AND deadline > ?`),
-			status, a.Message, len(a.Rows), ms(a.At), huntID, hostID, store.HuntPending, ms(a.At))
+		upd, err := db.txStmt(ctx, tx, `UPDATE hunt_hosts SET status = ?, message = ?, row_count = ?, answered_at = ?
+WHERE hunt_id = ? AND host_id = ? AND status = ? AND deadline > ?`)
+		if err != nil {
+			return err
+		}
+		defer upd.Close()
+		res, err := upd.ExecContext(ctx, status, a.Message, len(a.Rows), ms(a.At), huntID, hostID, store.HuntPending, ms(a.At))
 		if err != nil {
 			return err
 		}
