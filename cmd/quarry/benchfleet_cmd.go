@@ -42,6 +42,7 @@ type benchFleetOptions struct {
 	interval, duration time.Duration
 	fleet, postgres    string
 	secretFile, token  string
+	serverPprof        string
 	hitsPerLog         int
 	keep               bool
 }
@@ -82,6 +83,7 @@ only; give --enroll-secret-file and --token or $QUARRY_TOKEN).`,
 	fl.StringVar(&o.token, "token", "", "analyst token of the --fleet server (default $QUARRY_TOKEN)")
 	fl.IntVar(&o.hitsPerLog, "hits-per-log", 1, "IoA hit rows in each result log")
 	fl.BoolVar(&o.keep, "keep", false, "keep the started server's data directory")
+	fl.StringVar(&o.serverPprof, "server-pprof", "", "the started server serves Go's profiling endpoints on this loopback address (fleet serve --pprof)")
 	return cmd
 }
 
@@ -140,6 +142,16 @@ func (a *app) benchFleet(ctx context.Context, o benchFleetOptions, out io.Writer
 		r.total, float64(r.total)/wall.Seconds(), r.byKind[reqEnroll], r.byKind[reqConfig], r.byKind[reqRead],
 		r.byKind[reqWrite], r.byKind[reqLog], r.failed)
 	fmt.Fprintf(out, "latency     p50 %s, p99 %s, max %s\n", r.p50, r.p99, r.max)
+	var kinds []string
+	for k := range reqKinds {
+		if r.byKind[k] > 0 {
+			kinds = append(kinds, fmt.Sprintf("%s %s/%s", reqNames[k], r.kindP50[k], r.kindP99[k]))
+		}
+	}
+	fmt.Fprintf(out, "  by kind   p50/p99: %s\n", strings.Join(kinds, ", "))
+	if len(r.errs) > 0 {
+		fmt.Fprintf(out, "  failures  %s\n", strings.Join(r.errs, "; "))
+	}
 	if t.child != nil {
 		fmt.Fprintf(out, "server      CPU %.1f s (%.2f cores), RSS %.0f MiB at the end, peak %.0f MiB\n",
 			cpu, cpu/wall.Seconds(), float64(rss.last.Load())/(1<<20), float64(rss.peak.Load())/(1<<20))
@@ -273,6 +285,9 @@ func startBenchServer(ctx context.Context, o benchFleetOptions) (*benchServer, e
 	defer logf.Close()
 	args := append([]string{"--data-dir", dir, "fleet", "serve", "--addr", addr, "--enroll-secret-file", secretFile,
 		"--distributed-interval", o.interval.String()}, store...)
+	if o.serverPprof != "" {
+		args = append(args, "--pprof", o.serverPprof)
+	}
 	s.cmd = exec.Command(exe, args...)
 	s.cmd.Env, s.cmd.Stdout, s.cmd.Stderr = env, logf, logf
 	if err := s.cmd.Start(); err != nil {
@@ -433,7 +448,8 @@ type fleetSim struct {
 	byKind    [reqKinds]atomic.Int64
 
 	mu        sync.Mutex
-	latencies []time.Duration
+	latencies [reqKinds][]time.Duration
+	errs      map[string]int // failures by kind and error, shortened
 }
 
 func newFleetSim(base, secret string, o benchFleetOptions) *fleetSim {
@@ -465,10 +481,12 @@ func (s *fleetSim) run(ctx context.Context) {
 // interval.
 func (s *fleetSim) host(ctx context.Context, i int) {
 	ident := fmt.Sprintf("bench-host-%05d", i)
-	lat := make([]time.Duration, 0, 2*int(s.o.duration/s.o.interval)+4)
+	var lat [reqKinds][]time.Duration
 	defer func() {
 		s.mu.Lock()
-		s.latencies = append(s.latencies, lat...)
+		for k := range lat {
+			s.latencies[k] = append(s.latencies[k], lat[k]...)
+		}
 		s.mu.Unlock()
 	}()
 	call := func(kind int, path string, body, out any) error {
@@ -478,10 +496,11 @@ func (s *fleetSim) host(ctx context.Context, i int) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
 		defer cancel()
 		err := benchPost(rctx, s.client, s.url+path, body, out)
-		lat = append(lat, time.Since(start))
+		lat[kind] = append(lat[kind], time.Since(start))
 		s.byKind[kind].Add(1)
 		if err != nil {
 			s.failed.Add(1)
+			s.noteError(kind, err)
 		}
 		return err
 	}
@@ -636,7 +655,7 @@ func (s *fleetSim) timeHunt(ctx context.Context, api *analystClient) huntTiming 
 			return h
 		case <-time.After(200 * time.Millisecond):
 		}
-		if err := api.do(ctx, http.MethodGet, "/api/v1/hunts/"+v.ID+"?limit=1", nil, &v); err != nil {
+		if err := api.do(ctx, http.MethodGet, "/api/v1/hunts/"+v.ID+"?limit=1&hosts=false", nil, &v); err != nil {
 			if ctx.Err() != nil {
 				return h
 			}
@@ -646,11 +665,32 @@ func (s *fleetSim) timeHunt(ctx context.Context, api *analystClient) huntTiming 
 		if !h.reached && h.answered >= need {
 			h.reached, h.p99 = true, time.Since(start)
 		}
-		if h.answered >= len(v.Hosts) {
+		if h.answered >= h.hosts {
 			h.total, h.all = true, time.Since(start)
 			return h
 		}
 	}
+}
+
+// reqNames name the request kinds in the report.
+var reqNames = [reqKinds]string{"enroll", "config", "distributed read", "write", "log"}
+
+// noteError counts a failure by its kind and message (URLs and addresses
+// cut off, so alike failures count together).
+func (s *fleetSim) noteError(kind int, err error) {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		msg = msg[i+2:]
+	}
+	if len(msg) > 80 {
+		msg = msg[:80]
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.errs == nil {
+		s.errs = map[string]int{}
+	}
+	s.errs[reqNames[kind]+": "+msg]++
 }
 
 // simReport sums up a run.
@@ -658,6 +698,8 @@ type simReport struct {
 	total, failed, rowsAcked int64
 	byKind                   [reqKinds]int64
 	p50, p99, max            time.Duration
+	kindP50, kindP99         [reqKinds]time.Duration
+	errs                     []string // the commonest failures, "N× kind: error"
 }
 
 func (s *fleetSim) report() simReport {
@@ -668,15 +710,36 @@ func (s *fleetSim) report() simReport {
 	}
 	r.failed, r.rowsAcked = s.failed.Load(), s.rowsAcked.Load()
 	s.mu.Lock()
-	lat := slices.Clone(s.latencies)
+	var all []time.Duration
+	var byKind [reqKinds][]time.Duration
+	for k := range s.latencies {
+		byKind[k] = slices.Clone(s.latencies[k])
+		all = append(all, byKind[k]...)
+	}
+	type errCount struct {
+		msg string
+		n   int
+	}
+	var ec []errCount
+	for m, n := range s.errs {
+		ec = append(ec, errCount{m, n})
+	}
 	s.mu.Unlock()
-	slices.Sort(lat)
-	pct := func(p float64) time.Duration {
+	pct := func(lat []time.Duration, p float64) time.Duration {
 		if len(lat) == 0 {
 			return 0
 		}
 		return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(10 * time.Microsecond)
 	}
-	r.p50, r.p99, r.max = pct(0.50), pct(0.99), pct(1)
+	slices.Sort(all)
+	r.p50, r.p99, r.max = pct(all, 0.50), pct(all, 0.99), pct(all, 1)
+	for k := range byKind {
+		slices.Sort(byKind[k])
+		r.kindP50[k], r.kindP99[k] = pct(byKind[k], 0.50), pct(byKind[k], 0.99)
+	}
+	slices.SortFunc(ec, func(a, b errCount) int { return b.n - a.n })
+	for _, e := range ec[:min(len(ec), 3)] {
+		r.errs = append(r.errs, fmt.Sprintf("%d× %s", e.n, e.msg))
+	}
 	return r
 }
