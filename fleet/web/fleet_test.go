@@ -247,6 +247,7 @@ func seedAgents(t testing.TB, f *fleet, recs []recording) {
 		dones = append(dones, runAgent(ctx, t, f, rec.host, dir, rules, kb))
 	}
 	deadline := time.Now().Add(60 * time.Second)
+	var lastN, lastPC, stable int
 	for {
 		_, n, err := f.st.Detections(ctx, store.DetectionFilter{Limit: 1})
 		if err != nil {
@@ -260,13 +261,17 @@ func seedAgents(t testing.TB, f *fleet, recs []recording) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n > 0 && pc > 0 && len(hosts) == len(recs) {
-			// One more round, so every host's first runs are in.
-			time.Sleep(1500 * time.Millisecond)
-			_, n, _ = f.st.Detections(ctx, store.DetectionFilter{Limit: 1})
-			t.Logf("seeded: %d hosts, %d detections, %d process-context rows", len(hosts), n, pc)
-			return
+		// Done when every host enrolled and the counts held for a second
+		// (each host's first runs are in).
+		if n > 0 && pc > 0 && len(hosts) == len(recs) && n == lastN && pc == lastPC {
+			if stable++; stable >= 5 {
+				t.Logf("seeded: %d hosts, %d detections, %d process-context rows", len(hosts), n, pc)
+				return
+			}
+		} else {
+			stable = 0
 		}
+		lastN, lastPC = n, pc
 		if time.Now().After(deadline) {
 			t.Fatalf("agents did not report within 60 s: %d hosts, %d detections, %d process-context rows", len(hosts), n, pc)
 		}

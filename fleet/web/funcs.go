@@ -76,14 +76,16 @@ func funcs(ui *UI) template.FuncMap {
 			}
 			return out
 		},
-		"query": func(kv ...string) string {
+		// query builds a query string; its values are encoded here, so it
+		// is a safe URL part.
+		"query": func(kv ...string) template.URL {
 			v := url.Values{}
 			for i := 0; i+1 < len(kv); i += 2 {
 				if kv[i+1] != "" {
 					v.Set(kv[i], kv[i+1])
 				}
 			}
-			return v.Encode()
+			return template.URL(v.Encode())
 		},
 		"join":  strings.Join,
 		"num":   func(n any) string { return groupDigits(fmt.Sprint(n)) },

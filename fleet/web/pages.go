@@ -89,7 +89,7 @@ func (ui *UI) handleOverview(w http.ResponseWriter, r *http.Request) {
 	for _, c := range hosts[:min(10, len(hosts))] {
 		name := c.Keys[0]
 		if h, err := ui.wq.HostByID(ctx, c.Keys[0]); err == nil {
-			name = hostLabel(h)
+			name = h.HostIdentifier
 		}
 		v.TopHosts = append(v.TopHosts, keyCount{Key: c.Keys[0], Name: name, N: c.N, Link: "/hosts/" + url.PathEscape(c.Keys[0])})
 	}
@@ -119,13 +119,6 @@ func (ui *UI) handleOverview(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ui.render(w, r, "overview", "Overview", v)
-}
-
-func hostLabel(h *store.Host) string {
-	if h.Hostname != "" {
-		return h.Hostname
-	}
-	return h.HostIdentifier
 }
 
 // detFilterForm is the detections filter as the form holds it.
@@ -395,5 +388,5 @@ func (ui *UI) handleHost(w http.ResponseWriter, r *http.Request) {
 	v.Techniques = bars(v.Techniques)
 	v.Hunt = "/hunt?" + url.Values{"hosts": {h.HostIdentifier},
 		"sql": {"SELECT time, pid, path, cmdline, parent_path, username\nFROM quarry_process_events\nWHERE time >= CAST(strftime('%s', 'now') AS INTEGER) - 3600\nORDER BY time DESC LIMIT 200;"}}.Encode()
-	ui.render(w, r, "host", hostLabel(h), v)
+	ui.render(w, r, "host", h.HostIdentifier, v)
 }

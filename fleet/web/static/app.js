@@ -120,7 +120,7 @@
     hb.textContent = "";
     (d.hosts || []).forEach(function (h) {
       var tr = document.createElement("tr");
-      tr.appendChild(cell("td", h.hostname || h.host_identifier));
+      tr.appendChild(cell("td", h.host_identifier));
       var st = document.createElement("td");
       st.appendChild(cell("span", h.status, "st st-" + h.status));
       tr.appendChild(st);

