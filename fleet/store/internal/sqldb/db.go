@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -26,6 +27,11 @@ type Dialect struct {
 	// MigrationLock, when set, runs first in the migration transaction to
 	// keep concurrent servers from migrating at once.
 	MigrationLock string
+	// GroupCommit runs the write transactions that wait for the writer
+	// together, in one transaction (see DB.tx): for a database with one
+	// writer (SQLite), where thousands of hosts enrolling or answering a
+	// hunt at once would otherwise queue one commit each.
+	GroupCommit bool
 }
 
 // DB is the fleet store over a database: w takes the writes, r the reads
@@ -35,7 +41,35 @@ type DB struct {
 	w, r   *sql.DB
 	d      Dialect
 	ws, rs *stmtCache // prepared statements of w and r
+
+	gmu     sync.Mutex
+	pending []*writeReq // writes waiting for the group commit leader
+	leading bool        // a group commit is under way
 }
+
+// writeReq is one write transaction waiting for a group commit.
+type writeReq struct {
+	ctx  context.Context
+	fn   func(*sql.Tx) error
+	done chan writeResult
+}
+
+// writeResult answers a waiting write: its error, or lead (run the
+// pending writes now).
+type writeResult struct {
+	err  error
+	lead bool
+}
+
+// Group commit bounds.
+const (
+	// maxGroup bounds the writes of one group commit, so one commit does
+	// not hold the writer for long.
+	maxGroup = 256
+	// groupTimeout bounds one group commit: it runs other callers' writes
+	// too, so not on any one caller's context.
+	groupTimeout = 30 * time.Second
+)
 
 // New returns the store over w and r.
 func New(w, r *sql.DB, d Dialect) *DB {
@@ -71,8 +105,115 @@ func (db *DB) q(query string) string {
 	return b.String()
 }
 
-// tx runs fn in a write transaction, committed when fn returns nil.
+// tx runs fn in a write transaction, committed when fn returns nil, and
+// returns once it is committed (or fn's error, with nothing of fn written).
+//
+// With Dialect.GroupCommit, writes that arrive while one is under way run
+// together in the next transaction, each inside a savepoint: a write whose
+// fn fails is rolled back to its savepoint alone, the others commit. The
+// caller that finds no write under way leads: it runs everything pending
+// (its own write among it, at most maxGroup), commits, answers those
+// callers and hands the lead to the first caller that arrived meanwhile.
+// fn runs once, on the leader's goroutine, and must use its own context
+// for its statements.
 func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	if !db.d.GroupCommit {
+		return db.txOne(ctx, fn)
+	}
+	req := &writeReq{ctx: ctx, fn: fn, done: make(chan writeResult, 1)}
+	db.gmu.Lock()
+	db.pending = append(db.pending, req)
+	if db.leading {
+		db.gmu.Unlock()
+		r := <-req.done
+		if !r.lead {
+			return r.err
+		}
+		db.gmu.Lock()
+	} else {
+		db.leading = true
+	}
+	n := min(len(db.pending), maxGroup)
+	batch := db.pending[:n:n]
+	db.pending = db.pending[n:]
+	db.gmu.Unlock()
+
+	errs := db.runGroup(batch)
+	var own error
+	for i, w := range batch {
+		if w == req {
+			own = errs[i]
+			continue
+		}
+		w.done <- writeResult{err: errs[i]}
+	}
+
+	db.gmu.Lock()
+	if len(db.pending) > 0 {
+		next := db.pending[0]
+		db.gmu.Unlock()
+		next.done <- writeResult{lead: true}
+	} else {
+		db.leading = false
+		db.gmu.Unlock()
+	}
+	return own
+}
+
+// runGroup runs writes in one transaction, each in a savepoint, and
+// returns each one's error.
+func (db *DB) runGroup(batch []*writeReq) []error {
+	errs := make([]error, len(batch))
+	if len(batch) == 1 {
+		errs[0] = db.txOne(batch[0].ctx, batch[0].fn)
+		return errs
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+	defer cancel()
+	failAll := func(err error) []error {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return failAll(err)
+	}
+	for i, w := range batch {
+		if err := w.ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT group_write"); err != nil {
+			tx.Rollback()
+			return failAll(fmt.Errorf("group commit: %w", err))
+		}
+		if errs[i] = w.fn(tx); errs[i] != nil {
+			if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT group_write"); err != nil {
+				tx.Rollback()
+				return failAll(fmt.Errorf("group commit: roll back one write: %w (after %w)", err, errs[i]))
+			}
+		}
+		if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT group_write"); err != nil {
+			tx.Rollback()
+			return failAll(fmt.Errorf("group commit: %w", err))
+		}
+	}
+	err = tx.Commit()
+	db.ws.prepareWanted(ctx)
+	if err != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = fmt.Errorf("group commit: %w", err)
+			}
+		}
+	}
+	return errs
+}
+
+// txOne runs fn in a transaction of its own.
+func (db *DB) txOne(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err

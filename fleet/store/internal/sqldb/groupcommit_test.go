@@ -1,0 +1,106 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+)
+
+func openGroupDB(t *testing.T) *DB {
+	t.Helper()
+	w, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "g.db")+"?_pragma=journal_mode(WAL)&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetMaxOpenConns(1)
+	db := New(w, w, Dialect{Name: "SQLite", Identity: "INTEGER PRIMARY KEY AUTOINCREMENT", GroupCommit: true})
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func putPack(ctx context.Context, name string, fail error) func(*sql.Tx) error {
+	return func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO packs (name, body, updated) VALUES (?, '{}', 0)`, name); err != nil {
+			return err
+		}
+		return fail
+	}
+}
+
+// Writes arriving while one is under way commit together; one that fails
+// after writing is rolled back alone, one whose context ended runs not at
+// all, and each caller gets its own answer.
+func TestGroupCommit(t *testing.T) {
+	db := openGroupDB(t)
+	ctx := context.Background()
+	boom := errors.New("boom")
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	waiting := func(n int) bool {
+		db.gmu.Lock()
+		defer db.gmu.Unlock()
+		return len(db.pending) == n
+	}
+	followers := []struct {
+		name string
+		ctx  context.Context
+		fail error
+		want error
+	}{{"p1", ctx, nil, nil}, {"p2", ctx, boom, boom}, {"p3", cancelled, nil, context.Canceled}, {"p4", ctx, nil, nil}}
+	inLeader := make(chan struct{})
+	leaderDone := make(chan error, 1)
+	go func() {
+		leaderDone <- db.tx(ctx, func(tx *sql.Tx) error {
+			close(inLeader)
+			deadline := time.Now().Add(5 * time.Second)
+			for !waiting(len(followers)) && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			return putPack(ctx, "p0", nil)(tx)
+		})
+	}()
+	<-inLeader
+	results := make([]chan error, len(followers))
+	for i, f := range followers {
+		results[i] = make(chan error, 1)
+		go func() { results[i] <- db.tx(f.ctx, putPack(f.ctx, f.name, f.fail)) }()
+		for !waiting(i + 1) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if err := <-leaderDone; err != nil {
+		t.Fatalf("leader: %v", err)
+	}
+	for i, f := range followers {
+		if err := <-results[i]; !errors.Is(err, f.want) || (f.want == nil && err != nil) {
+			t.Errorf("%s: err %v, want %v", f.name, err, f.want)
+		}
+	}
+	rows, err := db.w.Query(`SELECT name FROM packs ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var n string
+		rows.Scan(&n)
+		got = append(got, n)
+	}
+	if len(got) != 3 || got[0] != "p0" || got[1] != "p1" || got[2] != "p4" {
+		t.Errorf("packs = %v, want p0 p1 p4 (p2 failed, p3 cancelled)", got)
+	}
+	db.gmu.Lock()
+	defer db.gmu.Unlock()
+	if db.leading || len(db.pending) != 0 {
+		t.Errorf("after the writes: leading %v, %d pending", db.leading, len(db.pending))
+	}
+}
