@@ -1,0 +1,122 @@
+package web_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/quarry-sec/quarry/fleet/store"
+	"github.com/quarry-sec/quarry/fleet/store/postgres"
+	"github.com/quarry-sec/quarry/fleet/store/sqlite"
+)
+
+// pgSchema returns a DSN of a fresh schema in $QUARRY_TEST_POSTGRES's
+// database, dropped when the test ends, or skips.
+func pgSchema(t *testing.T) string {
+	t.Helper()
+	dsn := os.Getenv("QUARRY_TEST_POSTGRES")
+	if dsn == "" {
+		t.Skip("PostgreSQL skipped: QUARRY_TEST_POSTGRES is not set (.ci/run starts a throwaway PostgreSQL and sets it)")
+	}
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := sql.OpenDB(stdlib.GetConnector(*cfg))
+	defer admin.Close()
+	name := fmt.Sprintf("quarry_web_test_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9)
+	if _, err := admin.Exec("CREATE SCHEMA " + name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		admin := sql.OpenDB(stdlib.GetConnector(*cfg))
+		defer admin.Close()
+		admin.Exec("DROP SCHEMA " + name + " CASCADE")
+	})
+	if strings.Contains(dsn, "://") {
+		sep := "?"
+		if strings.Contains(dsn, "?") {
+			sep = "&"
+		}
+		return dsn + sep + "search_path=" + name
+	}
+	return dsn + " search_path=" + name
+}
+
+// TestWebQueries checks the UI's store queries on SQLite and PostgreSQL.
+func TestWebQueries(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			ctx := context.Background()
+			var st store.Store
+			var err error
+			if backend == "sqlite" {
+				st, err = sqlite.Open(ctx, filepath.Join(t.TempDir(), "fleet.db"))
+			} else {
+				st, err = postgres.Open(ctx, pgSchema(t))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			wq, ok := st.(store.WebQueries)
+			if !ok {
+				t.Fatalf("%T does not implement store.WebQueries", st)
+			}
+			now := time.Now().Truncate(time.Millisecond)
+			var ids []string
+			for i, seen := range []time.Duration{time.Second, 30 * time.Second, time.Hour} {
+				h := &store.Host{NodeKey: fmt.Sprint("k", i), HostIdentifier: fmt.Sprint("h", i), Hostname: fmt.Sprint("name", i),
+					EnrolledAt: now.Add(-48 * time.Hour), LastSeen: now.Add(-seen)}
+				if err := st.EnrollHost(ctx, h); err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, h.ID)
+			}
+			total, online, err := wq.CountHosts(ctx, now.Add(-time.Minute))
+			if err != nil || total != 3 || online != 2 {
+				t.Fatalf("CountHosts: %d total, %d online, %v; want 3, 2", total, online, err)
+			}
+			h, err := wq.HostByID(ctx, ids[1])
+			if err != nil || h.HostIdentifier != "h1" || !h.LastSeen.Equal(now.Add(-30*time.Second)) {
+				t.Fatalf("HostByID: %+v, %v", h, err)
+			}
+			if _, err := wq.HostByID(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("HostByID of an unknown host: %v", err)
+			}
+			var ds []store.Detection
+			for i, sev := range []string{"high", "high", "critical", "medium"} {
+				ds = append(ds, store.Detection{HitID: fmt.Sprint("hit", i), Time: now.Add(-time.Duration(i) * time.Hour),
+					RuleTitle: "rule", TechniqueID: "T1059.004", Tactic: "execution", Severity: sev, EID: int64(10 + i),
+					PID: int64(100 + i), Cmdline: "sh -c id"})
+			}
+			if err := st.AppendLogs(ctx, ids[0], &store.LogBatch{Detections: ds}); err != nil {
+				t.Fatal(err)
+			}
+			sev, err := wq.CountBySeverity(ctx, store.DetectionFilter{Since: now.Add(-150 * time.Minute)})
+			if err != nil || sev["high"] != 2 || sev["critical"] != 1 || sev["medium"] != 0 {
+				t.Fatalf("CountBySeverity: %v, %v", sev, err)
+			}
+			list, _, err := st.Detections(ctx, store.DetectionFilter{Limit: 10})
+			if err != nil || len(list) != 4 {
+				t.Fatalf("Detections: %d, %v", len(list), err)
+			}
+			d, err := wq.DetectionByID(ctx, list[1].ID)
+			if err != nil || d.HitID != "hit1" || d.HostIdentifier != "h0" || d.Hostname != "name0" || d.PID != 101 || !d.Time.Equal(ds[1].Time) {
+				t.Fatalf("DetectionByID: %+v, %v", d, err)
+			}
+			if _, err := wq.DetectionByID(ctx, -1); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("DetectionByID of an unknown detection: %v", err)
+			}
+		})
+	}
+}
