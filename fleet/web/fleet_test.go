@@ -139,9 +139,9 @@ func available(rs []recording) []recording {
 // replay imports a recording into a fresh event store as live collection
 // would (detection on, hits stored with their events), its times moved so
 // that it ends a few minutes ago, and returns the store's directory.
-func replay(t testing.TB, rec recording, rules []*detections.Rule, kb *attack.KB) string {
+func replay(t testing.TB, rec recording, rules []*detections.Rule, kb *attack.KB) (dir string, hits uint64) {
 	t.Helper()
-	dir := t.TempDir()
+	dir = t.TempDir()
 	st, err := tstore.Open(tstore.Path(dir))
 	if err != nil {
 		t.Fatal(err)
@@ -154,8 +154,7 @@ func replay(t testing.TB, rec recording, rules []*detections.Rule, kb *attack.KB
 			t.Fatal(err)
 		}
 		for {
-			var ev telemetry.Event
-			err := importers.NextInto(r, &ev)
+			ev, err := r.Next() // fresh events: they are all kept
 			if errors.Is(err, io.EOF) {
 				break
 			}
@@ -191,7 +190,7 @@ func replay(t testing.TB, rec recording, rules []*detections.Rule, kb *attack.KB
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return dir
+	return dir, p.Stats().Hits
 }
 
 // runAgent runs Quarry's agent for a replayed host against the fleet until
@@ -242,9 +241,14 @@ func seedAgents(t testing.TB, f *fleet, recs []recording) {
 			<-d
 		}
 	})
+	var hits uint64
 	for _, rec := range recs {
-		dir := replay(t, rec, rules, kb)
+		dir, n := replay(t, rec, rules, kb)
+		hits += n
 		dones = append(dones, runAgent(ctx, t, f, rec.host, dir, rules, kb))
+	}
+	if hits == 0 {
+		t.Fatalf("the detection engine found no hit in the %d recordings: nothing to show", len(recs))
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	var lastN, lastPC, stable int
