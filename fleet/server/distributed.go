@@ -104,24 +104,45 @@ func rowsOf(raw json.RawMessage) []json.RawMessage {
 const activeCheckEvery = time.Second
 
 // huntsActive reports whether any hunt's deadline is still ahead, asking
-// the store at most once per activeCheckEvery.
+// the store at most once per activeCheckEvery. While one request asks,
+// the others take the previous answer instead of queueing behind it (with
+// the store busy, every distributed read of the fleet would wait).
 func (s *Server) huntsActive(r *http.Request, now time.Time) (bool, error) {
 	s.activeMu.Lock()
-	defer s.activeMu.Unlock()
-	if now.Before(s.activeUntil) && !now.Before(s.activeAt) {
-		return s.active, nil
+	fresh := now.Before(s.activeUntil) && !now.Before(s.activeAt)
+	// The previous answer also stands while another request asks, unless
+	// a hunt was created since that request began.
+	if fresh || (s.activeAsking && s.activeKnown && s.askingGen == s.activeGen) {
+		active := s.active
+		s.activeMu.Unlock()
+		return active, nil
 	}
+	s.activeAsking = true
+	gen := s.activeGen
+	s.askingGen = gen
+	s.activeMu.Unlock()
+
 	n, err := s.cfg.Store.ActiveHunts(r.Context(), now)
+
+	s.activeMu.Lock()
+	defer s.activeMu.Unlock()
+	s.activeAsking = false
 	if err != nil {
 		return false, err
 	}
-	s.active, s.activeAt, s.activeUntil = n > 0, now, now.Add(activeCheckEvery)
-	return s.active, nil
+	s.active, s.activeKnown = n > 0, true
+	if gen == s.activeGen { // no hunt created meanwhile: the answer holds
+		s.activeAt, s.activeUntil = now, now.Add(activeCheckEvery)
+	} else if n == 0 {
+		s.activeUntil = time.Time{} // asked before the new hunt: ask again
+	}
+	return n > 0, nil
 }
 
 // huntCreated makes the next distributed read ask the store again.
 func (s *Server) huntCreated() {
 	s.activeMu.Lock()
 	s.activeUntil = time.Time{}
+	s.activeGen++
 	s.activeMu.Unlock()
 }

@@ -163,46 +163,64 @@ func (p Pack) forFamily(fam string) (Pack, bool) {
 
 // packCache holds the store's packs for a few seconds.
 type packCache struct {
-	mu      sync.Mutex
-	packs   map[string]Pack
-	fetched time.Time
+	mu       sync.Mutex
+	packs    map[string]Pack
+	fetched  time.Time
+	fetching bool   // a request is reading the store's packs now
+	gen      uint64 // bumped by invalidatePacks
 }
 
 const packCacheTTL = 5 * time.Second
 
 // allPacks returns every pack by name: Quarry's detection pack, the file
-// packs and the store's.
+// packs and the store's. Past the cache's TTL one request reads the store
+// while the others take the cached packs instead of queueing behind it
+// (every log and config request needs them).
 func (s *Server) allPacks(ctx context.Context) (map[string]Pack, error) {
 	c := &s.packs
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	now := s.cfg.Now()
-	if c.packs == nil || now.Sub(c.fetched) > packCacheTTL || now.Before(c.fetched) {
-		stored, err := s.cfg.Store.Packs(ctx)
-		if err != nil {
-			return nil, err
-		}
-		all := map[string]Pack{}
-		for name, data := range stored {
-			if p, err := ParsePack(data); err == nil {
-				all[name] = p
-			}
-		}
-		for name, p := range s.cfg.FilePacks {
+	stale := c.packs == nil || now.Sub(c.fetched) > packCacheTTL || now.Before(c.fetched)
+	if !stale || (c.fetching && c.packs != nil) {
+		p := c.packs
+		c.mu.Unlock()
+		return p, nil
+	}
+	c.fetching = true
+	gen := c.gen
+	c.mu.Unlock()
+
+	stored, err := s.cfg.Store.Packs(ctx)
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fetching = false
+	if err != nil {
+		return nil, err
+	}
+	all := map[string]Pack{}
+	for name, data := range stored {
+		if p, err := ParsePack(data); err == nil {
 			all[name] = p
 		}
-		if !s.cfg.NoDetectionPack {
-			all[packs.Name] = detectionPack()
-		}
+	}
+	for name, p := range s.cfg.FilePacks {
+		all[name] = p
+	}
+	if !s.cfg.NoDetectionPack {
+		all[packs.Name] = detectionPack()
+	}
+	if gen == c.gen { // not invalidated meanwhile (a pack changed after this read began)
 		c.packs, c.fetched = all, now
 	}
-	return c.packs, nil
+	return all, nil
 }
 
 // invalidatePacks makes the next allPacks read the store.
 func (s *Server) invalidatePacks() {
 	s.packs.mu.Lock()
 	s.packs.packs = nil
+	s.packs.gen++
 	s.packs.mu.Unlock()
 }
 

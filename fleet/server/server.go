@@ -91,6 +91,9 @@ type Server struct {
 	activeMu              sync.Mutex
 	active                bool      // some hunt was active when last asked
 	activeAt, activeUntil time.Time // when asked, and until when the answer holds
+	activeKnown           bool      // the store answered at least once
+	activeAsking          bool      // a request is asking the store now
+	activeGen, askingGen  uint64    // bumped by huntCreated; activeGen when the asking request began
 }
 
 // New returns a server over cfg.Store.

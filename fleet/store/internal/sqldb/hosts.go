@@ -26,15 +26,14 @@ func (db *DB) EnrollHost(ctx context.Context, h *store.Host) error {
 	newID := uuid.NewString()
 	var id string
 	var enrolled int64
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, db.q(`INSERT INTO hosts (`+hostColumns+`)
+	err := db.write1(ctx, `INSERT INTO hosts (`+hostColumns+`)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (host_identifier) DO UPDATE SET node_key = excluded.node_key, hostname = excluded.hostname,
   platform = excluded.platform, family = excluded.family, os_version = excluded.os_version,
   osquery_version = excluded.osquery_version, quarry_version = excluded.quarry_version,
   last_seen = excluded.last_seen
-RETURNING id, enrolled_at`),
-			newID, h.NodeKey, h.HostIdentifier, h.Hostname, h.Platform, h.Family, h.OSVersion,
+RETURNING id, enrolled_at`, func(st *sql.Stmt) error {
+		return st.QueryRowContext(ctx, newID, h.NodeKey, h.HostIdentifier, h.Hostname, h.Platform, h.Family, h.OSVersion,
 			h.OsqueryVersion, h.QuarryVersion, ms(h.EnrolledAt), ms(h.LastSeen)).Scan(&id, &enrolled)
 	})
 	if err != nil {

@@ -157,53 +157,33 @@ func (db *DB) ActiveHunts(ctx context.Context, now time.Time) (int, error) {
 	return n, nil
 }
 
-// TakeHunts implements store.Store.
+// TakeHunts implements store.Store. It is one statement: marking the
+// hunts sent and reading their SQL happen together.
 func (db *DB) TakeHunts(ctx context.Context, hostID string, now, resendBefore time.Time) ([]store.Hunt, error) {
 	var out []store.Hunt
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		out = out[:0]
-		take, err := db.txStmt(ctx, tx, `UPDATE hunt_hosts SET sent_at = ?
+	err := db.write1(ctx, `UPDATE hunt_hosts SET sent_at = ?
 WHERE host_id = ? AND status = ? AND deadline > ? AND sent_at < ?
-RETURNING hunt_id`)
+RETURNING hunt_id, (SELECT query_sql FROM hunts WHERE hunts.id = hunt_hosts.hunt_id), deadline`, func(st *sql.Stmt) error {
+		out = out[:0]
+		rows, err := st.QueryContext(ctx, ms(now), hostID, store.HuntPending, ms(now), max(ms(resendBefore), 1))
 		if err != nil {
 			return err
 		}
-		defer take.Close()
-		rows, err := take.QueryContext(ctx, ms(now), hostID, store.HuntPending, ms(now), max(ms(resendBefore), 1))
-		if err != nil {
-			return err
-		}
-		var ids []string
+		defer rows.Close()
 		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if len(ids) == 0 {
-			return nil
-		}
-		get, err := db.txStmt(ctx, tx, `SELECT query_sql, deadline FROM hunts WHERE id = ?`)
-		if err != nil {
-			return err
-		}
-		defer get.Close()
-		for _, id := range ids {
-			h := store.Hunt{ID: id}
+			var h store.Hunt
+			var query sql.NullString
 			var deadline int64
-			if err := get.QueryRowContext(ctx, id).Scan(&h.SQL, &deadline); err != nil {
+			if err := rows.Scan(&h.ID, &query, &deadline); err != nil {
 				return err
 			}
-			h.Deadline = fromMS(deadline)
+			if !query.Valid {
+				continue // the hunt row is gone; nothing to run
+			}
+			h.SQL, h.Deadline = query.String, fromMS(deadline)
 			out = append(out, h)
 		}
-		return nil
+		return rows.Err()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("take hunts: %w", err)
