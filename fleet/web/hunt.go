@@ -181,7 +181,16 @@ type huntData struct {
 	Table   [][]string `json:"table"`
 	Hostcol []string   `json:"hostcol"`
 	Shown   int        `json:"shown"`
+	// HostsMore counts the target hosts left out of Hosts: the page lists
+	// errors, then pending, expired and answered hosts, up to
+	// maxShownHosts.
+	HostsMore int `json:"hosts_more"`
 }
+
+// maxShownHosts is how many target hosts the hunt page lists.
+const maxShownHosts = 200
+
+var huntStatusOrder = map[string]int{"error": 0, "pending": 1, "expired": 2, "answered": 3}
 
 func (ui *UI) hunt(ctx context.Context, id string, limit, offset int) (*server.HuntView, error) {
 	var view server.HuntView
@@ -191,6 +200,13 @@ func (ui *UI) hunt(ctx context.Context, id string, limit, offset int) (*server.H
 
 func tabulate(v *server.HuntView) *huntData {
 	d := &huntData{HuntView: v, Columns: []string{}, Table: [][]string{}}
+	sort.SliceStable(v.Hosts, func(i, j int) bool {
+		return huntStatusOrder[v.Hosts[i].Status] < huntStatusOrder[v.Hosts[j].Status]
+	})
+	if len(v.Hosts) > maxShownHosts {
+		d.HostsMore = len(v.Hosts) - maxShownHosts
+		v.Hosts = v.Hosts[:maxShownHosts]
+	}
 	idx := map[string]int{}
 	var rows []map[string]any
 	for _, r := range v.Rows {

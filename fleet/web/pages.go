@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/quarry-sec/quarry/attack"
@@ -50,29 +51,49 @@ func (ui *UI) handleOverview(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	now := ui.cfg.Now()
 	var v overviewView
-	var err error
-	if v.Hosts, v.Online, err = ui.wq.CountHosts(ctx, now.Add(-ui.cfg.OnlineWindow)); err != nil {
+	day := store.DetectionFilter{Since: now.Add(-24 * time.Hour)}
+	// The aggregates are independent: run them side by side on the
+	// store's read connections.
+	var (
+		sev                map[string]int64
+		techs, hosts, tacs []store.Count
+		errs               [6]error
+		wg                 sync.WaitGroup
+	)
+	run := func(i int, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f()
+		}()
+	}
+	run(0, func() (err error) {
+		v.Hosts, v.Online, err = ui.wq.CountHosts(ctx, now.Add(-ui.cfg.OnlineWindow))
+		return err
+	})
+	run(1, func() (err error) { sev, err = ui.wq.CountBySeverity(ctx, day); return err })
+	run(2, func() (err error) {
+		techs, err = ui.cfg.Store.CountDetections(ctx, day, store.KeyTechnique)
+		return err
+	})
+	run(3, func() (err error) { hosts, err = ui.cfg.Store.CountDetections(ctx, day, store.KeyHost); return err })
+	run(4, func() (err error) { tacs, err = ui.cfg.Store.CountDetections(ctx, day, store.KeyTactic); return err })
+	run(5, func() (err error) {
+		v.Recent, _, err = ui.cfg.Store.Detections(ctx, store.DetectionFilter{Limit: 12})
+		return err
+	})
+	wg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
 		ui.fail(w, r, err)
 		return
 	}
 	v.Offline = v.Hosts - v.Online
-	day := store.DetectionFilter{Since: now.Add(-24 * time.Hour)}
-	sev, err := ui.wq.CountBySeverity(ctx, day)
-	if err != nil {
-		ui.fail(w, r, err)
-		return
-	}
 	for i := len(severities) - 1; i >= 0; i-- {
 		s := severities[i]
 		v.Severity = append(v.Severity, keyCount{Key: s, N: sev[s], Link: "/detections?" + url.Values{"severity": {s}, "since": {"24h"}}.Encode()})
 		v.Total24h += sev[s]
 	}
 	v.Severity = bars(v.Severity)
-	techs, err := ui.cfg.Store.CountDetections(ctx, day, store.KeyTechnique)
-	if err != nil {
-		ui.fail(w, r, err)
-		return
-	}
 	for _, c := range techs[:min(10, len(techs))] {
 		name := ""
 		if t, ok := ui.cfg.KB.Technique(c.Keys[0]); ok {
@@ -81,11 +102,6 @@ func (ui *UI) handleOverview(w http.ResponseWriter, r *http.Request) {
 		v.TopTechniques = append(v.TopTechniques, keyCount{Key: c.Keys[0], Name: name, N: c.N, Link: "/techniques/" + url.PathEscape(c.Keys[0])})
 	}
 	v.TopTechniques = bars(v.TopTechniques)
-	hosts, err := ui.cfg.Store.CountDetections(ctx, day, store.KeyHost)
-	if err != nil {
-		ui.fail(w, r, err)
-		return
-	}
 	for _, c := range hosts[:min(10, len(hosts))] {
 		name := c.Keys[0]
 		if h, err := ui.wq.HostByID(ctx, c.Keys[0]); err == nil {
@@ -94,11 +110,6 @@ func (ui *UI) handleOverview(w http.ResponseWriter, r *http.Request) {
 		v.TopHosts = append(v.TopHosts, keyCount{Key: c.Keys[0], Name: name, N: c.N, Link: "/hosts/" + url.PathEscape(c.Keys[0])})
 	}
 	v.TopHosts = bars(v.TopHosts)
-	tacs, err := ui.cfg.Store.CountDetections(ctx, day, store.KeyTactic)
-	if err != nil {
-		ui.fail(w, r, err)
-		return
-	}
 	perTactic := map[string]int64{}
 	for _, c := range tacs {
 		for _, t := range strings.Split(c.Keys[0], ",") {
@@ -114,10 +125,6 @@ func (ui *UI) handleOverview(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	v.TopTactics = bars(v.TopTactics)
-	if v.Recent, _, err = ui.cfg.Store.Detections(ctx, store.DetectionFilter{Limit: 12}); err != nil {
-		ui.fail(w, r, err)
-		return
-	}
 	ui.render(w, r, "overview", "Overview", v)
 }
 

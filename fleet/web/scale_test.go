@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -102,7 +103,17 @@ func TestPagesAtScale(t *testing.T) {
 	seedScale(t, f)
 	t.Logf("seeded %d hosts and %d detections in %s", scaleHosts, scaleDetections, time.Since(start).Round(time.Millisecond))
 	c := client(t)
-	signIn(t, c, f.srv.URL, f.token)
+	csrf := signIn(t, c, f.srv.URL, f.token)
+	// A hunt on every host: its page lists the first hosts and counts all.
+	resp, err := c.PostForm(f.srv.URL+"/hunt", url.Values{"csrf": {csrf}, "sql": {"SELECT 1"}, "targets": {"all"}, "deadline": {"10m"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	hunt := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(hunt, "/hunts/") {
+		t.Fatalf("hunt on %d hosts: %s %s", scaleHosts, resp.Status, hunt)
+	}
 	ds, total, err := f.st.Detections(context.Background(), store.DetectionFilter{Limit: 1})
 	if err != nil || total != scaleDetections {
 		t.Fatalf("detections: %d, %v", total, err)
@@ -126,21 +137,26 @@ func TestPagesAtScale(t *testing.T) {
 		"/hosts?q=ws0999",
 		"/hosts/" + d.HostID,
 		"/hunt",
+		hunt,
+		hunt + "/data",
 	}
 	var report []string
 	for _, p := range pages {
-		// The second render is the one that counts (the first warms
-		// SQLite's page cache, as a running server's would be).
-		var took time.Duration
-		for i := 0; i < 2; i++ {
+		// The best of three renders counts: the first warms SQLite's page
+		// cache, as a running server's would be, and the machine is shared.
+		took := time.Hour
+		for i := 0; i < 3; i++ {
 			start := time.Now()
 			resp, body := get(t, c, f.srv.URL+p)
-			took = time.Since(start)
+			took = min(took, time.Since(start))
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("%s: %s", p, resp.Status)
 			}
 			if strings.HasPrefix(p, "/detections?page=1000") && !strings.Contains(body, "49951–50000") {
 				t.Errorf("%s: not the 1,000th page", p)
+			}
+			if p == hunt && !strings.Contains(body, "pending 1000") {
+				t.Errorf("%s: the counts of the 1,000 pending hosts are missing", p)
 			}
 			if strings.HasPrefix(p, "/detections/") && (!strings.Contains(body, `class="node hit`) || strings.Count(body, `<div class="node`) < 20) {
 				t.Errorf("%s: no process tree of the host's 30 processes", p)

@@ -130,6 +130,13 @@
       tr.appendChild(cell("td", h.message || "", "ellip"));
       hb.appendChild(tr);
     });
+    if (d.hosts_more) {
+      var more = document.createElement("tr");
+      var td = cell("td", "… " + d.hosts_more + " more hosts (see the counts above; exports have every row)", "muted");
+      td.colSpan = 6;
+      more.appendChild(td);
+      hb.appendChild(more);
+    }
     var counts = [];
     Object.keys(d.counts || {}).sort().forEach(function (k) { counts.push(k + " " + d.counts[k]); });
     counts.push("rows " + d.rows_total);
