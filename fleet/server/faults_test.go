@@ -98,6 +98,15 @@ func TestPacksAPI(t *testing.T) {
 	if len(extra) != 1 || extra["users"] == nil {
 		t.Errorf("extra pack = %v", extra)
 	}
+	// Configs are cached per platform family: a Mac gets its own.
+	mac := f.enroll("host-mac", "darwin")
+	_, macCfg := f.osquery("config", map[string]any{"node_key": mac})
+	if _, ok := macCfg["packs"].(map[string]any)["mac-apps"]; !ok {
+		t.Errorf("darwin pack not sent to a darwin host: %v", macCfg["packs"])
+	}
+	if _, again := f.osquery("config", map[string]any{"node_key": key}); again["packs"].(map[string]any)["mac-apps"] != nil {
+		t.Error("darwin pack sent to a linux host from the config cache")
+	}
 	_, list := f.api("GET", "/api/v1/packs", nil)
 	all := list["packs"].(map[string]any)
 	if len(all) != 3 || all["mac-apps"].(map[string]any)["source"] != "file" || all["extra"].(map[string]any)["source"] != "api" {

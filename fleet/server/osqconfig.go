@@ -1,7 +1,12 @@
 package server
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"reflect"
 
 	"github.com/quarry-sec/quarry/fleet/store"
 )
@@ -20,23 +25,64 @@ func (s *Server) defaultOptions() map[string]any {
 }
 
 // handleConfig answers osquery's config request: options, an empty
-// schedule and the packs for the host's platform.
+// schedule and the packs for the host's platform family.
 func (s *Server) handleConfig(w http.ResponseWriter, r *http.Request, h *store.Host, _ []byte) {
-	all, err := s.allPacks(r.Context())
+	body, err := s.configBody(r.Context(), h.Family)
 	if err != nil {
 		s.fail(w, r, err, nil)
 		return
 	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
+}
+
+// configBody is the config for hosts of family, built once per family and
+// version of the pack cache.
+func (s *Server) configBody(ctx context.Context, family string) ([]byte, error) {
+	all, err := s.allPacks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := &s.packs
+	c.mu.Lock()
+	cached, ok := c.configs[family]
+	current := sameMap(c.packs, all)
+	c.mu.Unlock()
+	if ok && current {
+		return cached, nil
+	}
 	out := map[string]Pack{}
 	for name, p := range all {
-		if fp, ok := p.forFamily(h.Family); ok {
+		if fp, ok := p.forFamily(family); ok {
 			out[name] = fp
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(map[string]any{
 		"options":      s.defaultOptions(),
 		"schedule":     map[string]any{},
 		"packs":        out,
 		"node_invalid": false,
-	})
+	}); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if current {
+		c.mu.Lock()
+		if sameMap(c.packs, all) { // still the cached packs
+			if c.configs == nil {
+				c.configs = map[string][]byte{}
+			}
+			c.configs[family] = buf.Bytes()
+		}
+		c.mu.Unlock()
+	}
+	return buf.Bytes(), nil
+}
+
+// sameMap reports whether a and b are the same map (not equal ones).
+func sameMap(a, b map[string]Pack) bool {
+	return a != nil && reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }

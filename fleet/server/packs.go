@@ -168,6 +168,10 @@ type packCache struct {
 	fetched  time.Time
 	fetching bool   // a request is reading the store's packs now
 	gen      uint64 // bumped by invalidatePacks
+	// configs are config bodies of the cached packs by platform family,
+	// built on first use (a config is the same for every host of a
+	// family; building it parsed every query of every pack).
+	configs map[string][]byte
 }
 
 const packCacheTTL = 5 * time.Second
@@ -211,7 +215,7 @@ func (s *Server) allPacks(ctx context.Context) (map[string]Pack, error) {
 		all[packs.Name] = detectionPack()
 	}
 	if gen == c.gen { // not invalidated meanwhile (a pack changed after this read began)
-		c.packs, c.fetched = all, now
+		c.packs, c.fetched, c.configs = all, now, nil
 	}
 	return all, nil
 }
@@ -219,7 +223,7 @@ func (s *Server) allPacks(ctx context.Context) (map[string]Pack, error) {
 // invalidatePacks makes the next allPacks read the store.
 func (s *Server) invalidatePacks() {
 	s.packs.mu.Lock()
-	s.packs.packs = nil
+	s.packs.packs, s.packs.configs = nil, nil
 	s.packs.gen++
 	s.packs.mu.Unlock()
 }
