@@ -20,4 +20,6 @@ type WebQueries interface {
 	// CountBySeverity counts the detections matching f (Limit and Offset
 	// ignored) per severity.
 	CountBySeverity(ctx context.Context, f DetectionFilter) (map[string]int64, error)
+	// RecentHunts returns the latest hunts, newest first.
+	RecentHunts(ctx context.Context, limit int) ([]Hunt, error)
 }

@@ -174,9 +174,8 @@ func TestUIEndToEnd(t *testing.T) {
 	}
 
 	// Switch to the detections layer: the detected techniques are hot.
-	step(t, ctx, "detections layer", chromedp.Click(chromedp.CSS("#layer-detections")))
-	t.Logf("after click: %s", eval[string](t, ctx, `location.href`))
-	step(t, ctx, "detections layer shown", chromedp.WaitVisible(chromedp.CSS("#layer-detections.on")))
+	step(t, ctx, "detections layer", chromedp.Click(chromedp.CSS("#layer-detections")),
+		chromedp.WaitVisible(chromedp.CSS("#layer-detections.on")))
 	detected := map[string]bool{}
 	for _, d := range ds {
 		detected[d.TechniqueID] = true
@@ -323,6 +322,10 @@ func TestUIEndToEnd(t *testing.T) {
 	}
 	noHorizontalScroll(t, ctx, "hunt results")
 	screenshot(t, ctx, filepath.Join(out, "hunt.png"), "")
+	step(t, ctx, "recent hunts", chromedp.Navigate(base+"/hunt"), chromedp.WaitVisible(chromedp.CSS("#recent-hunts")))
+	if recent := eval[string](t, ctx, `document.getElementById('recent-hunts').innerText`); !strings.Contains(recent, "Hunt "+tech) {
+		t.Errorf("the hunt page's recent hunts lack the hunt for %s: %q", tech, recent)
+	}
 
 	// Overview and hosts.
 	for _, p := range []struct{ path, sel string }{{"/", ".cards"}, {"/hosts", "table.list"}, {"/hosts/" + ds[0].HostID, "dl.facts"}} {

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/quarry-sec/quarry/fleet/server"
+	"github.com/quarry-sec/quarry/fleet/store"
 	"github.com/quarry-sec/quarry/tables"
 	attacktables "github.com/quarry-sec/quarry/tables/attack"
 	"github.com/quarry-sec/quarry/tables/catalog"
@@ -47,6 +48,7 @@ type huntPageView struct {
 	F         huntForm
 	Tables    []tables.Table
 	Platforms []string
+	Recent    []recentHunt
 	Types     map[tables.ColumnType]string
 }
 
@@ -79,8 +81,41 @@ func (ui *UI) renderHuntPage(w http.ResponseWriter, r *http.Request, f huntForm)
 	if f.Deadline == "" {
 		f.Deadline = "2m"
 	}
-	ui.render(w, r, "hunt", "Hunt", huntPageView{F: f, Tables: ui.tables, Types: typeNames,
-		Platforms: []string{"linux", "windows", "darwin", "freebsd", "posix"}})
+	v := huntPageView{F: f, Tables: ui.tables, Types: typeNames,
+		Platforms: []string{"linux", "windows", "darwin", "freebsd", "posix"}}
+	hunts, err := ui.wq.RecentHunts(r.Context(), 15)
+	if err != nil {
+		ui.fail(w, r, err)
+		return
+	}
+	for _, h := range hunts {
+		rh := recentHunt{Hunt: h, Targets: "all hosts", Live: ui.cfg.Now().Before(h.Deadline)}
+		switch {
+		case len(h.Targets.Hosts) > 0:
+			rh.Targets = strings.Join(h.Targets.Hosts, ", ")
+		case h.Targets.Platform != "":
+			rh.Targets = "platform " + h.Targets.Platform
+		}
+		// The first line that is not a comment names the hunt.
+		for _, l := range strings.Split(h.SQL, "\n") {
+			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "--") {
+				rh.Line = l
+				break
+			}
+		}
+		if c := strings.TrimSpace(strings.SplitN(h.SQL, "\n", 2)[0]); strings.HasPrefix(c, "--") {
+			rh.Line = strings.TrimSpace(strings.TrimPrefix(c, "--"))
+		}
+		v.Recent = append(v.Recent, rh)
+	}
+	ui.render(w, r, "hunt", "Hunt", v)
+}
+
+// recentHunt is a line of the hunt page's list of recent hunts.
+type recentHunt struct {
+	store.Hunt
+	Line, Targets string
+	Live          bool
 }
 
 // callAPI calls the fleet server's analyst API in-process with the

@@ -117,6 +117,18 @@ func TestWebQueries(t *testing.T) {
 			if _, err := wq.DetectionByID(ctx, -1); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("DetectionByID of an unknown detection: %v", err)
 			}
+			for i, targets := range []store.Targets{{All: true}, {Hosts: []string{"h1"}}, {Platform: "linux"}} {
+				hu := &store.Hunt{ID: fmt.Sprint("hunt", i), SQL: fmt.Sprint("SELECT ", i), Targets: targets,
+					Created: now.Add(time.Duration(i) * time.Second), Deadline: now.Add(time.Hour)}
+				if err := st.CreateHunt(ctx, hu, ids[:1]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			hunts, err := wq.RecentHunts(ctx, 2)
+			if err != nil || len(hunts) != 2 || hunts[0].ID != "hunt2" || hunts[0].Targets.Platform != "linux" ||
+				hunts[1].Targets.Hosts[0] != "h1" || !hunts[1].Created.Equal(now.Add(time.Second)) {
+				t.Fatalf("RecentHunts: %+v, %v", hunts, err)
+			}
 		})
 	}
 }

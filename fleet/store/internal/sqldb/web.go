@@ -3,6 +3,7 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -75,6 +76,34 @@ func (db *DB) CountBySeverity(ctx context.Context, f store.DetectionFilter) (map
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("count detections by severity: %w", err)
+	}
+	return out, nil
+}
+
+// RecentHunts implements store.WebQueries.
+func (db *DB) RecentHunts(ctx context.Context, n int) ([]store.Hunt, error) {
+	rows, err := db.r.QueryContext(ctx, db.q(`SELECT id, query_sql, targets, created, deadline FROM hunts
+ORDER BY created DESC, id LIMIT ?`), limit(n))
+	if err != nil {
+		return nil, fmt.Errorf("recent hunts: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Hunt
+	for rows.Next() {
+		var h store.Hunt
+		var targets string
+		var created, deadline int64
+		if err := rows.Scan(&h.ID, &h.SQL, &targets, &created, &deadline); err != nil {
+			return nil, fmt.Errorf("recent hunts: %w", err)
+		}
+		if err := json.Unmarshal([]byte(targets), &h.Targets); err != nil {
+			return nil, fmt.Errorf("recent hunts: hunt %s: targets: %w", h.ID, err)
+		}
+		h.Created, h.Deadline = fromMS(created), fromMS(deadline)
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("recent hunts: %w", err)
 	}
 	return out, nil
 }
