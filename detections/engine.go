@@ -112,7 +112,7 @@ type ruleSet struct {
 	rules      []*Rule
 	lits       []string      // by literal id
 	litField   []int32       // by literal id: the field it is looked for in
-	filters    []*gramFilter // by field id: that field's literals
+	filters    []*fieldFilter // by field id: that field's literals
 	litRules   [][]int32     // literal id → the rules requiring it
 	kwFilter   *gramFilter   // keyword literals, looked for in every value
 	always     []int32
@@ -122,6 +122,12 @@ type ruleSet struct {
 	cidPair []int32
 	cidBase int32
 }
+
+// minScanContains is the shortest contains literal answered from the scan:
+// shorter ones occur in most values, so looking for them in every event
+// costs more than testing the few candidate rules' values with
+// strings.Contains (vectorised for short literals).
+const minScanContains = 4
 
 // NewEngine compiles rules into an engine. Rules must come from the Load
 // functions (they carry their compiled programs); others are ignored.
@@ -194,7 +200,7 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 		eachLeaf(r.prog.root, func(l *leaf) {
 			for _, g := range l.groups {
 				for i := range g {
-					if m := &g[i]; m.cid != 0 && len(m.s) <= maxGramLiteral {
+					if m := &g[i]; m.cid != 0 && len(m.s) >= minScanContains && len(m.s) <= maxGramLiteral {
 						cids[m.cid] = pair(l.fid, m.s)
 					}
 				}
@@ -217,14 +223,14 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 	}
 	slices.Sort(s.scanFields)
 	if n := len(s.scanFields); n > 0 {
-		s.filters = make([]*gramFilter, s.scanFields[n-1]+1)
+		s.filters = make([]*fieldFilter, s.scanFields[n-1]+1)
 	}
 	for fid, ids := range byField {
 		if fid == kwField {
 			s.kwFilter = newGramFilter(s.lits, ids)
 			continue
 		}
-		s.filters[fid] = newGramFilter(s.lits, ids)
+		s.filters[fid] = newFieldFilter(s.lits, ids)
 	}
 	if len(cids) > 0 {
 		lo, hi := int32(1<<31-1), int32(0)
@@ -314,13 +320,52 @@ func (e *Engine) Match(ev *telemetry.Event, emit func(Hit)) int {
 
 // scan appends to found the ids of the literals of f occurring in v, each
 // once.
-func (e *Engine) scan(f *gramFilter, v string, found []int32) []int32 {
+func (e *Engine) scan(f literalFinder, v string, found []int32) []int32 {
 	e.scanGen++
 	if e.scanGen == 0 {
 		clear(e.scanSeen)
 		e.scanGen = 1
 	}
 	return f.find(v, e.scanSeen, e.scanGen, found)
+}
+
+// literalFinder finds which of its literals occur in a value: each id is
+// appended to found once, marked seen[id] = gen.
+type literalFinder interface {
+	find(v string, seen []uint32, gen uint32, found []int32) []int32
+}
+
+// fieldFilter finds the literals of one field: those of ASCII bytes in
+// every value, the others (Cyrillic homoglyphs, emoji, Unicode dashes…)
+// only in values with bytes beyond ASCII, where alone they can occur. The
+// many non-ASCII literals of a few rules then cost nothing on the common
+// ASCII command line.
+type fieldFilter struct {
+	ascii, uni *gramFilter // uni: nil when the field has no such literal
+}
+
+func newFieldFilter(lits []string, ids []int32) *fieldFilter {
+	var ascii, uni []int32
+	for _, id := range ids {
+		if isASCII(lits[id]) {
+			ascii = append(ascii, id)
+		} else {
+			uni = append(uni, id)
+		}
+	}
+	f := &fieldFilter{ascii: newGramFilter(lits, ascii)}
+	if len(uni) > 0 {
+		f.uni = newGramFilter(lits, uni)
+	}
+	return f
+}
+
+func (f *fieldFilter) find(v string, seen []uint32, gen uint32, found []int32) []int32 {
+	found = f.ascii.find(v, seen, gen, found)
+	if f.uni != nil && !isASCII(v) {
+		found = f.uni.find(v, seen, gen, found)
+	}
+	return found
 }
 
 // scanKeywords looks for the keyword literals in every value of the event.

@@ -30,6 +30,12 @@ type gramFilter struct {
 	hasOne     bool
 	oneBytes   []byte // the bytes of one
 
+	// short: literals of two and three bytes, when there are at most
+	// maxIndexShortLits of them, each looked for with one strings.Index
+	// (vectorised) instead of in the tables g3 and g2, which would cost
+	// two more tests at every window of every value.
+	short []int32
+
 	// pre is an exact bitmap of the first two bytes of every gram of g4,
 	// g3 and g2: a window whose first two bytes are not in it needs no
 	// further test.
@@ -91,6 +97,10 @@ type gramEnt struct {
 // strings.IndexByte each rather than one table lookup per byte of the value.
 const maxIndexByteLits = 32
 
+// maxIndexShortLits is the most 2- and 3-byte literals find looks for with
+// one strings.Index each rather than in gram tables.
+const maxIndexShortLits = 16
+
 // maxGramLiteral is the longest literal a gramFilter takes.
 const maxGramLiteral = 255
 
@@ -132,8 +142,19 @@ func newGramFilter(lits []string, ids []int32) *gramFilter {
 		}
 	}
 	var b4, b3, b2 gramBuilder
+	nshort := 0
+	for _, id := range ids {
+		if n := len(lits[id]); n == 2 || n == 3 {
+			nshort++
+		}
+	}
+	indexShort := nshort <= maxIndexShortLits
 	for _, id := range ids {
 		l := lits[id]
+		if indexShort && (len(l) == 2 || len(l) == 3) {
+			f.short = append(f.short, id)
+			continue
+		}
 		at := uint32(len(f.data))
 		f.data = append(f.data, l...)
 		switch len(l) {
@@ -218,7 +239,7 @@ func (f *gramFilter) mayHold(v string) bool {
 	if f.few != nil {
 		return f.mayHoldFew(v)
 	}
-	if f.hasOne || len(f.g3.ents) > 0 || len(f.g2.ents) > 0 {
+	if f.hasOne || len(f.g3.ents) > 0 || len(f.g2.ents) > 0 || len(f.short) > 0 {
 		return true
 	}
 	if len(f.g4.ents) == 0 {
@@ -397,6 +418,12 @@ func (f *gramFilter) find(v string, seen []uint32, gen uint32, found []int32) []
 					found = append(found, id)
 				}
 			}
+		}
+	}
+	for _, id := range f.short {
+		if seen[id] != gen && strings.Contains(v, f.lits[id]) {
+			seen[id] = gen
+			found = append(found, id)
 		}
 	}
 	g4, g3, g2 := &f.g4, &f.g3, &f.g2

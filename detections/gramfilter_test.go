@@ -21,11 +21,11 @@ func naiveFind(lits []string, ids []int32, v string) []int32 {
 	return out
 }
 
-func checkFilter(t *testing.T, f *gramFilter, ids []int32, v string, seen []uint32, gen uint32) {
+func checkFilter(t *testing.T, f literalFinder, lits []string, ids []int32, v string, seen []uint32, gen uint32) {
 	t.Helper()
 	got := f.find(v, seen, gen, nil)
 	slices.Sort(got)
-	want := naiveFind(f.lits, ids, v)
+	want := naiveFind(lits, ids, v)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Fatalf("value %q: filter found %v, want %v", v, got, want)
@@ -42,7 +42,7 @@ func TestGramFilterSmall(t *testing.T) {
 	seen := make([]uint32, len(lits))
 	for gen, v := range []string{"", "a", "ab", "abc", "abcd", "abcdef", "xabcdefx", "zz", "z", "powershell.exe", "pow", "ll.e",
 		"xx\xff\xfe", "\xff", "café", "bcd", "cdefabcd"} {
-		checkFilter(t, f, ids, v, seen, uint32(gen+1))
+		checkFilter(t, f, lits, ids, v, seen, uint32(gen+1))
 	}
 }
 
@@ -71,7 +71,7 @@ func TestGramFilterAgreesWithContains(t *testing.T) {
 			for _, ev := range evs {
 				eachValue(ev, func(raw string) bool {
 					gen++
-					checkFilter(t, f, ids, fold(raw), seen, gen)
+					checkFilter(t, f, s.lits, ids, fold(raw), seen, gen)
 					if len(naiveFind(s.lits, ids, fold(raw))) > 0 && !f.mayHold(raw) {
 						t.Fatalf("keyword literal in %q but mayHold is false", raw)
 					}
@@ -80,12 +80,12 @@ func TestGramFilterAgreesWithContains(t *testing.T) {
 				})
 			}
 		}
-		var f *gramFilter
+		var f literalFinder
 		if fid != kwField {
 			f = s.filters[fid]
 		}
 		for _, ev := range evs {
-			if f == nil {
+			if fid == kwField {
 				break
 			}
 			raw, ok, _ := lookupField(ev, fieldName(fid), nil)
@@ -93,11 +93,12 @@ func TestGramFilterAgreesWithContains(t *testing.T) {
 				continue
 			}
 			gen++
-			checkFilter(t, f, ids, fold(raw), seen, gen)
+			checkFilter(t, f, s.lits, ids, fold(raw), seen, gen)
 			values++
 		}
-		if f == nil {
-			f = s.kwFilter
+		var kw *gramFilter
+		if fid == kwField {
+			f, kw = s.kwFilter, s.kwFilter
 		}
 		for range 300 {
 			var b strings.Builder
@@ -114,11 +115,11 @@ func TestGramFilterAgreesWithContains(t *testing.T) {
 				}
 			}
 			gen++
-			checkFilter(t, f, ids, b.String(), seen, gen)
+			checkFilter(t, f, s.lits, ids, b.String(), seen, gen)
 			values++
 			// mayHold on an upper-cased form of a folded value.
 			up := strings.ToUpper(b.String())
-			if len(naiveFind(s.lits, ids, fold(up))) > 0 && !f.mayHold(up) {
+			if kw != nil && len(naiveFind(s.lits, ids, fold(up))) > 0 && !kw.mayHold(up) {
 				t.Fatalf("literal in %q but mayHold is false", up)
 			}
 		}
