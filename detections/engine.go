@@ -110,11 +110,11 @@ type compiled struct {
 // answers from the scan instead of searching the value again.
 type ruleSet struct {
 	rules      []*Rule
-	lits       []string      // by literal id
-	litField   []int32       // by literal id: the field it is looked for in
+	lits       []string       // by literal id
+	litField   []int32        // by literal id: the field it is looked for in
 	filters    []*fieldFilter // by field id: that field's literals
-	litRules   [][]int32     // literal id → the rules requiring it
-	kwFilter   *gramFilter   // keyword literals, looked for in every value
+	litRules   [][]int32      // literal id → the rules requiring it
+	kwFilter   *gramFilter    // keyword literals, looked for in every value
 	always     []int32
 	scanFields []int
 	// cidPair[cid-cidBase] is the literal id of contains matcher cid, -1
