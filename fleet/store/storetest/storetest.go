@@ -28,6 +28,7 @@ func Run(t *testing.T, open Open) {
 		{"Logs", testLogs},
 		{"ResultDedupe", testResultDedupe},
 		{"ResultDedupeConcurrent", testResultDedupeConcurrent},
+		{"LargeBatch", testLargeBatch},
 		{"DetectionDedupe", testDetectionDedupe},
 		{"DetectionFilters", testDetectionFilters},
 		{"CountDetections", testCountDetections},
@@ -623,5 +624,48 @@ func RunUpgrade(t *testing.T, legacy Legacy) {
 	}
 	if n := resultCount(t, s, "q"); n != 3 {
 		t.Fatalf("one new row sent twice after the upgrade: %d rows, want 3", n)
+	}
+}
+
+// testLargeBatch: a log request of hundreds of rows and detections (stored
+// several to a statement) stores every one once, sent twice; a detection
+// repeated later in the batch fills the fields its first report lacked.
+func testLargeBatch(t *testing.T, s store.Store) {
+	h := enroll(t, s, "host-a", "ka", "linux")
+	b := &store.LogBatch{}
+	for i := range 260 {
+		b.Results = append(b.Results, row("big", "added", 1, base, fmt.Sprintf(`{"i":"%d"}`, i%250))) // 10 rows twice
+	}
+	for i := range 130 {
+		d := detection(fmt.Sprintf("hit-%d", i%70), "T1059.004", "execution", "high", base)
+		if i >= 70 {
+			d.Cmdline = fmt.Sprintf("cmd %d", i%70) // the repeat of hit-(i-70) carries the command line
+		} else {
+			d.Cmdline = ""
+		}
+		b.Detections = append(b.Detections, d)
+	}
+	for range 2 {
+		if err := s.AppendLogs(ctx, h.ID, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := resultCount(t, s, "big"); n != 260 {
+		t.Fatalf("%d rows stored, want 260", n)
+	}
+	ds, total, err := s.Detections(ctx, store.DetectionFilter{Limit: 1000})
+	if err != nil || total != 70 {
+		t.Fatalf("detections = %d, %v; want 70", total, err)
+	}
+	for _, d := range ds {
+		var n int
+		fmt.Sscanf(d.HitID, "hit-%d", &n)
+		want := ""
+		if n < 60 {
+			want = fmt.Sprintf("cmd %d", n)
+		}
+		if d.Cmdline != want {
+			t.Errorf("%s: cmdline %q, want %q", d.HitID, d.Cmdline, want)
+		}
 	}
 }

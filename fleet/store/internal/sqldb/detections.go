@@ -23,9 +23,11 @@ func detectionArgs(hostID string, d *store.Detection, received time.Time) []any 
 		d.EID, d.PID, d.Path, d.Cmdline, d.ParentPath, d.Username, d.Source, ms(received)}
 }
 
-// upsertSQL inserts a detection; a repeat of (host, hit, technique) fills
-// the fields the stored one lacks and changes nothing else.
-func upsertSQL() string {
+// upsertSQL inserts n detections; a repeat of (host, hit, technique) fills
+// the fields the stored one lacks and changes nothing else. The n rows must
+// not repeat a (host, hit, technique) (PostgreSQL refuses to update a row
+// twice in one statement).
+func upsertSQL(n int) string {
 	cols := append([]string{"host_id", "hit_id", "technique_id"}, detectionFields...)
 	var set []string
 	for _, c := range detectionFields {
@@ -38,26 +40,48 @@ func upsertSQL() string {
 			set = append(set, fmt.Sprintf("%s = CASE WHEN detections.%s = '' THEN excluded.%s ELSE detections.%s END", c, c, c, c))
 		}
 	}
-	return "INSERT INTO detections (" + strings.Join(cols, ", ") + ") VALUES (" +
-		strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")\nON CONFLICT (host_id, hit_id, technique_id) DO UPDATE SET " +
-		strings.Join(set, ", ")
+	return valuesSQL("INSERT INTO detections ("+strings.Join(cols, ", ")+")", len(cols), n,
+		"ON CONFLICT (host_id, hit_id, technique_id) DO UPDATE SET "+strings.Join(set, ", "))
 }
 
+// detectionsPerStatement bounds the rows of one detection upsert.
+const detectionsPerStatement = 50
+
+// upsertDetections stores a host's detections, several to a statement (one
+// round trip to the database for up to detectionsPerStatement).
 func (db *DB) upsertDetections(ctx context.Context, tx *sql.Tx, hostID string, ds []store.Detection, received time.Time) error {
-	if len(ds) == 0 {
+	type key struct{ hit, tech string }
+	var args []any
+	n := 0
+	seen := map[key]bool{}
+	flush := func() error {
+		if n == 0 {
+			return nil
+		}
+		stmt, err := db.txStmt(ctx, tx, upsertSQL(n))
+		if err != nil {
+			return fmt.Errorf("detections: %w", err)
+		}
+		defer stmt.Close()
+		if _, err := stmt.ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("detections: %w", err)
+		}
+		args, n = args[:0], 0
+		clear(seen)
 		return nil
 	}
-	stmt, err := db.txStmt(ctx, tx, upsertSQL())
-	if err != nil {
-		return err
-	}
-	defer stmt.Close()
 	for i := range ds {
-		if _, err := stmt.ExecContext(ctx, detectionArgs(hostID, &ds[i], received)...); err != nil {
-			return fmt.Errorf("detection %s: %w", ds[i].HitID, err)
+		k := key{ds[i].HitID, ds[i].TechniqueID}
+		if seen[k] || n == detectionsPerStatement {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
+		seen[k] = true
+		args = append(args, detectionArgs(hostID, &ds[i], received)...)
+		n++
 	}
-	return nil
+	return flush()
 }
 
 // detectionWhere is f as a WHERE clause over detections d and its args.

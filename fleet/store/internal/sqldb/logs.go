@@ -52,25 +52,30 @@ func (db *DB) AppendHostLogs(ctx context.Context, logs []store.HostLogs) error {
 	return nil
 }
 
-// insertResults stores one log request's result rows, skipping those
-// stored before under the same natural key (see store.Store.AppendLogs).
+// resultsPerStatement bounds the rows of one result insert.
+const resultsPerStatement = 100
+
+// insertResults stores one log request's result rows, several to a
+// statement, skipping those stored before under the same natural key (see
+// store.Store.AppendLogs).
 func (db *DB) insertResults(ctx context.Context, tx *sql.Tx, hostID string, rs []store.Result) error {
-	if len(rs) == 0 {
-		return nil
-	}
-	stmt, err := db.txStmt(ctx, tx, `INSERT INTO results (host_id, name, query, action, time, columns_json, decorations,
-  epoch, counter, row_key)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (host_id, name, epoch, counter, row_key) DO NOTHING`)
-	if err != nil {
-		return err
-	}
-	defer stmt.Close()
 	keys := rowKeys(rs)
-	for i, r := range rs {
-		if _, err := stmt.ExecContext(ctx, hostID, r.Name, r.Query, r.Action, ms(r.Time),
-			string(r.Columns), string(r.Decorations), r.Epoch, r.Counter, keys[i]); err != nil {
-			return fmt.Errorf("result %s: %w", r.Name, err)
+	for start := 0; start < len(rs); start += resultsPerStatement {
+		chunk := rs[start:min(start+resultsPerStatement, len(rs))]
+		stmt, err := db.txStmt(ctx, tx, valuesSQL(`INSERT INTO results (host_id, name, query, action, time, columns_json,
+  decorations, epoch, counter, row_key)`, 10, len(chunk), `ON CONFLICT (host_id, name, epoch, counter, row_key) DO NOTHING`))
+		if err != nil {
+			return fmt.Errorf("results: %w", err)
+		}
+		args := make([]any, 0, 10*len(chunk))
+		for i, r := range chunk {
+			args = append(args, hostID, r.Name, r.Query, r.Action, ms(r.Time), string(r.Columns), string(r.Decorations),
+				r.Epoch, r.Counter, keys[start+i])
+		}
+		_, err = stmt.ExecContext(ctx, args...)
+		stmt.Close()
+		if err != nil {
+			return fmt.Errorf("results of %s: %w", chunk[0].Name, err)
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"sync"
 )
 
@@ -121,4 +122,23 @@ func (db *DB) write1(ctx context.Context, query string, fn func(*sql.Stmt) error
 		return err
 	}
 	return fn(st)
+}
+
+// valuesSQL is head + " VALUES " + rows groups of cols placeholders + "\n"
+// + tail: a multi-row INSERT.
+func valuesSQL(head string, cols, rows int, tail string) string {
+	group := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
+	var b strings.Builder
+	b.Grow(len(head) + rows*(len(group)+2) + len(tail) + 10)
+	b.WriteString(head)
+	b.WriteString(" VALUES ")
+	for i := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(group)
+	}
+	b.WriteString("\n")
+	b.WriteString(tail)
+	return b.String()
 }
