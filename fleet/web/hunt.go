@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"sort"
 	"strings"
@@ -134,29 +133,54 @@ func (ui *UI) callAPI(ctx context.Context, method, path string, body any, out an
 	} else {
 		rd = bytes.NewReader(nil)
 	}
-	req := httptest.NewRequestWithContext(ctx, method, path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, "http://fleet.internal"+path, rd)
+	if err != nil {
+		return 0, fmt.Errorf("web: fleet API %s: %w", path, err)
+	}
+	req.RemoteAddr = "web-ui"
 	req.Header.Set("Content-Type", "application/json")
 	if s := sessionFrom(ctx); s != nil {
 		req.Header.Set("Authorization", "Bearer "+s.token)
 	}
-	rec := httptest.NewRecorder()
+	rec := &memResponse{header: http.Header{}}
 	ui.cfg.API.ServeHTTP(rec, req)
-	if rec.Code >= 300 {
+	rec.WriteHeader(http.StatusOK) // a handler that wrote nothing answered 200
+	if rec.code >= 300 {
 		var e struct {
 			Error string `json:"error"`
 		}
-		_ = json.Unmarshal(rec.Body.Bytes(), &e)
+		_ = json.Unmarshal(rec.body.Bytes(), &e)
 		if e.Error == "" {
-			e.Error = strings.TrimSpace(rec.Body.String())
+			e.Error = strings.TrimSpace(rec.body.String())
 		}
-		return rec.Code, &apiError{status: rec.Code, msg: e.Error}
+		return rec.code, &apiError{status: rec.code, msg: e.Error}
 	}
 	if out != nil {
-		if err := json.Unmarshal(rec.Body.Bytes(), out); err != nil {
-			return rec.Code, fmt.Errorf("web: fleet API %s: %w", path, err)
+		if err := json.Unmarshal(rec.body.Bytes(), out); err != nil {
+			return rec.code, fmt.Errorf("web: fleet API %s: %w", path, err)
 		}
 	}
-	return rec.Code, nil
+	return rec.code, nil
+}
+
+// memResponse is an in-memory http.ResponseWriter for in-process API calls.
+type memResponse struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (m *memResponse) Header() http.Header { return m.header }
+
+func (m *memResponse) WriteHeader(code int) {
+	if m.code == 0 {
+		m.code = code
+	}
+}
+
+func (m *memResponse) Write(b []byte) (int, error) {
+	m.WriteHeader(http.StatusOK)
+	return m.body.Write(b)
 }
 
 type apiError struct {
