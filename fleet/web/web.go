@@ -34,16 +34,19 @@
 // an osquery pack (served besides Quarry's detection pack; cmd/quarry adds
 // it) whose scheduled query quarry_process_context selects, on each host,
 // the process_events rows of every hit of the last hour, their ancestors
-// (parent by parent, up to 16 levels, back over a day) and their
-// descendants (child by child, up to 16 levels), and the exit events of all
-// of them. The query is differential, so each row reaches the fleet once,
-// and a hit's children started after the first run arrive with the next
-// runs. The fleet stores the rows as ordinary scheduled-query results; the
-// detection page reads the host's rows around the detection's time and
-// builds the tree: each process is matched to its parent by parent pid and
-// the latest start of that pid before the child's, exited processes are
-// kept (marked with their exit code when the exit event is known), and each
-// node is annotated with the techniques of the detections on its event.
+// (parent by parent, back over a day), their descendants (child by child)
+// and the exit events of all of them: 0.8 s on the embedded engine for a
+// day of 72,000 process events and ten hits, once a minute. The query is
+// differential, so each row reaches the fleet once, and a hit's children
+// started after the first run arrive with the next runs. The fleet stores
+// the rows as ordinary scheduled-query results; the detection page reads
+// the host's rows around the detection's time and builds the tree: each
+// process is matched to its parent by GUID (Sysmon) or by parent pid and
+// the latest start of that pid before the child's that had not exited by
+// then, exited processes are kept (marked with their exit code when the
+// exit event is known), and each node is annotated with the techniques of
+// the detections on its event. Where a host sent no context (osquery
+// without the pack), the page draws what the detection records.
 package web
 
 import (
