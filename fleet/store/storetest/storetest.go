@@ -657,6 +657,21 @@ func testLargeBatch(t *testing.T, s store.Store) {
 	if err != nil || total != 70 {
 		t.Fatalf("detections = %d, %v; want 70", total, err)
 	}
+	// The same in a group commit with another host and a repeat of the
+	// first host's request.
+	c := enroll(t, s, "host-c", "kc", "linux")
+	if err := s.AppendHostLogs(ctx, []store.HostLogs{{HostID: h.ID, Batch: b}, {HostID: c.ID, Batch: b},
+		{HostID: h.ID, Batch: b}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, host := range []string{h.ID, c.ID} {
+		if _, n, err := s.Results(ctx, store.ResultFilter{Query: "big", HostID: host, Limit: 1}); err != nil || n != 260 {
+			t.Fatalf("rows of %s after the group: %d, %v; want 260", host, n, err)
+		}
+		if _, n, err := s.Detections(ctx, store.DetectionFilter{HostIDs: []string{host}, Limit: 1}); err != nil || n != 70 {
+			t.Fatalf("detections of %s after the group: %d, %v; want 70", host, n, err)
+		}
+	}
 	for _, d := range ds {
 		var n int
 		fmt.Sscanf(d.HitID, "hit-%d", &n)

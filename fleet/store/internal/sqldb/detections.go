@@ -47,10 +47,16 @@ func upsertSQL(n int) string {
 // detectionsPerStatement bounds the rows of one detection upsert.
 const detectionsPerStatement = 50
 
-// upsertDetections stores a host's detections, several to a statement (one
-// round trip to the database for up to detectionsPerStatement).
-func (db *DB) upsertDetections(ctx context.Context, tx *sql.Tx, hostID string, ds []store.Detection, received time.Time) error {
-	type key struct{ hit, tech string }
+// hostDetection is a detection to store with its host.
+type hostDetection struct {
+	host string
+	d    *store.Detection
+}
+
+// upsertDetections stores detections, several to a statement (one round
+// trip to the database for up to detectionsPerStatement).
+func (db *DB) upsertDetections(ctx context.Context, tx *sql.Tx, ds []hostDetection, received time.Time) error {
+	type key struct{ host, hit, tech string }
 	var args []any
 	n := 0
 	seen := map[key]bool{}
@@ -70,15 +76,15 @@ func (db *DB) upsertDetections(ctx context.Context, tx *sql.Tx, hostID string, d
 		clear(seen)
 		return nil
 	}
-	for i := range ds {
-		k := key{ds[i].HitID, ds[i].TechniqueID}
+	for _, hd := range ds {
+		k := key{hd.host, hd.d.HitID, hd.d.TechniqueID}
 		if seen[k] || n == detectionsPerStatement {
 			if err := flush(); err != nil {
 				return err
 			}
 		}
 		seen[k] = true
-		args = append(args, detectionArgs(hostID, &ds[i], received)...)
+		args = append(args, detectionArgs(hd.host, hd.d, received)...)
 		n++
 	}
 	return flush()

@@ -32,19 +32,27 @@ func (db *DB) AppendHostLogs(ctx context.Context, logs []store.HostLogs) error {
 		return nil
 	}
 	received := time.Now()
+	// Rows and detections of every host go several to a statement.
+	var rs []hostResult
+	var ds []hostDetection
+	for _, l := range logs {
+		for i, k := range rowKeys(l.Batch.Results) {
+			rs = append(rs, hostResult{host: l.HostID, r: &l.Batch.Results[i], key: k})
+		}
+		for i := range l.Batch.Detections {
+			ds = append(ds, hostDetection{host: l.HostID, d: &l.Batch.Detections[i]})
+		}
+	}
 	err := db.tx(ctx, func(tx *sql.Tx) error {
+		if err := db.insertResults(ctx, tx, rs); err != nil {
+			return err
+		}
 		for _, l := range logs {
-			if err := db.insertResults(ctx, tx, l.HostID, l.Batch.Results); err != nil {
-				return err
-			}
 			if err := db.insertStatuses(ctx, tx, l.HostID, l.Batch.Statuses); err != nil {
 				return err
 			}
-			if err := db.upsertDetections(ctx, tx, l.HostID, l.Batch.Detections, received); err != nil {
-				return err
-			}
 		}
-		return nil
+		return db.upsertDetections(ctx, tx, ds, received)
 	})
 	if err != nil {
 		return fmt.Errorf("append logs: %w", err)
@@ -55,11 +63,17 @@ func (db *DB) AppendHostLogs(ctx context.Context, logs []store.HostLogs) error {
 // resultsPerStatement bounds the rows of one result insert.
 const resultsPerStatement = 100
 
-// insertResults stores one log request's result rows, several to a
-// statement, skipping those stored before under the same natural key (see
-// store.Store.AppendLogs).
-func (db *DB) insertResults(ctx context.Context, tx *sql.Tx, hostID string, rs []store.Result) error {
-	keys := rowKeys(rs)
+// hostResult is a result row to store with its host and row key.
+type hostResult struct {
+	host string
+	r    *store.Result
+	key  string
+}
+
+// insertResults stores result rows, several to a statement (one round trip
+// to the database for up to resultsPerStatement), skipping those stored
+// before under the same natural key (see store.Store.AppendLogs).
+func (db *DB) insertResults(ctx context.Context, tx *sql.Tx, rs []hostResult) error {
 	for start := 0; start < len(rs); start += resultsPerStatement {
 		chunk := rs[start:min(start+resultsPerStatement, len(rs))]
 		stmt, err := db.txStmt(ctx, tx, valuesSQL(`INSERT INTO results (host_id, name, query, action, time, columns_json,
@@ -68,14 +82,15 @@ func (db *DB) insertResults(ctx context.Context, tx *sql.Tx, hostID string, rs [
 			return fmt.Errorf("results: %w", err)
 		}
 		args := make([]any, 0, 10*len(chunk))
-		for i, r := range chunk {
-			args = append(args, hostID, r.Name, r.Query, r.Action, ms(r.Time), string(r.Columns), string(r.Decorations),
-				r.Epoch, r.Counter, keys[start+i])
+		for _, hr := range chunk {
+			r := hr.r
+			args = append(args, hr.host, r.Name, r.Query, r.Action, ms(r.Time), string(r.Columns), string(r.Decorations),
+				r.Epoch, r.Counter, hr.key)
 		}
 		_, err = stmt.ExecContext(ctx, args...)
 		stmt.Close()
 		if err != nil {
-			return fmt.Errorf("results of %s: %w", chunk[0].Name, err)
+			return fmt.Errorf("results: %w", err)
 		}
 	}
 	return nil
