@@ -294,19 +294,28 @@ func fewLiterals(lits []string, ids []int32) []fewLiteral {
 	return out
 }
 
-// mayHoldFew is mayHold for a filter of a few literals: it is exact for
-// ASCII values (true iff the folded value holds a literal) and true for
-// others.
+// mayHoldFew is mayHold for a filter of a few literals: exact for ASCII
+// values (true iff the folded value holds a literal), true for others that
+// hold a literal's chosen byte. That byte is not a letter, and folding
+// never turns other bytes into it, so a value without it cannot hold the
+// literal, ASCII or not: most values are ruled out by one IndexByte.
 func (f *gramFilter) mayHoldFew(v string) bool {
-	if !isASCII(v) {
-		return true
-	}
+	ascii := -1 // unknown
 	for i := range f.few {
 		fl := &f.few[i]
 		for from := 0; ; {
 			j := strings.IndexByte(v[from:], fl.byte)
 			if j < 0 {
 				break
+			}
+			if ascii < 0 {
+				ascii = 0
+				if isASCII(v) {
+					ascii = 1
+				}
+			}
+			if ascii == 0 {
+				return true
 			}
 			p := from + j - fl.at
 			if p >= 0 && p+len(fl.lit) <= len(v) && equalFoldASCII(v[p:p+len(fl.lit)], fl.lit) {

@@ -228,6 +228,9 @@ func TestMayHoldFindsEveryOccurrence(t *testing.T) {
 			if !f.mayHold(v) {
 				t.Fatalf("literal %q in %q but mayHold is false (literals %q)", l, v, lits)
 			}
+			if u := "é" + v + "\xff"; !f.mayHold(u) {
+				t.Fatalf("literal %q in %q but mayHold is false (literals %q)", l, u, lits)
+			}
 			// A small filter is exact on ASCII values.
 			if f.few != nil {
 				w := word(r.IntN(80))
