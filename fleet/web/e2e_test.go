@@ -201,14 +201,17 @@ func TestUIEndToEnd(t *testing.T) {
 	}
 	step(t, ctx, "expand sub-techniques", chromedp.Click(chromedp.CSS("#expand-all")))
 	screenshot(t, ctx, filepath.Join(out, "matrix.png"), "")
-	step(t, ctx, "coverage layer", chromedp.Click(chromedp.CSS("#layer-coverage")), chromedp.WaitVisible(chromedp.CSS("#layer-coverage.on")))
+	// The keys c and x switch the layers.
+	step(t, ctx, "coverage layer (key c)", chromedp.KeyEvent("c"), chromedp.WaitVisible(chromedp.CSS("#layer-coverage.on")))
 	screenshot(t, ctx, filepath.Join(out, "matrix-coverage.png"), "")
-	step(t, ctx, "back to the detections layer", chromedp.Click(chromedp.CSS("#layer-detections")),
-		chromedp.WaitVisible(chromedp.CSS("#layer-detections.on")))
+	step(t, ctx, "back to the detections layer (key x)", chromedp.KeyEvent("x"),
+		chromedp.WaitVisible(chromedp.CSS("#layer-detections.on")),
+		chromedp.Click(chromedp.CSS("#expand-all"))) // the technique may be a sub-technique
 
 	// Click a detected technique: its page.
 	tech := ds[0].TechniqueID
 	step(t, ctx, "open technique "+tech,
+		chromedp.ScrollIntoView(chromedp.CSS(fmt.Sprintf(`#matrix [data-tech="%s"]`, tech))),
 		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#matrix [data-tech="%s"]`, tech))),
 		chromedp.WaitVisible(chromedp.CSS("#hunt-technique")),
 	)
@@ -230,7 +233,14 @@ func TestUIEndToEnd(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("table.list")),
 	)
 	if n := eval[int](t, ctx, `document.querySelectorAll('table.list tbody tr').length`); n == 0 {
-		t.Error("detections list is empty")
+		t.Fatal("detections list is empty")
+	}
+	// j selects the first row, Enter opens it.
+	first := eval[string](t, ctx, `document.querySelector('table.list tbody tr a.rowlink').getAttribute('href')`)
+	step(t, ctx, "open the first detection with j, Enter", chromedp.KeyEvent("j"), chromedp.KeyEvent("\r"),
+		chromedp.WaitVisible(chromedp.CSS("#tree")))
+	if loc := eval[string](t, ctx, `location.pathname`); loc != first {
+		t.Errorf("j, Enter opened %s, want %s", loc, first)
 	}
 	noHorizontalScroll(t, ctx, "detections")
 	bestTree, bestID := 0, ds[0].ID

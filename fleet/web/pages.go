@@ -219,6 +219,7 @@ type detectionView struct {
 	RawRow  string
 	Related []store.Detection
 	Hunt    string
+	Around  string // the host's detections an hour either side
 }
 
 func (ui *UI) handleDetection(w http.ResponseWriter, r *http.Request) {
@@ -263,6 +264,8 @@ func (ui *UI) handleDetection(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	v.Hunt = "/hunt?" + url.Values{"sql": {processHuntSQL(d)}, "hosts": {d.HostIdentifier}}.Encode()
+	v.Around = "/detections?" + url.Values{"host": {d.HostID}, "since": {d.Time.Add(-time.Hour).UTC().Format(time.RFC3339)},
+		"until": {d.Time.Add(time.Hour).UTC().Format(time.RFC3339)}}.Encode()
 	ui.render(w, r, "detection", d.RuleTitle, v)
 }
 

@@ -89,6 +89,9 @@ func TestProcessTreePidReuse(t *testing.T) {
 	if !regexp.MustCompile(`class="node hit"[^>]*>\s*<span class="pname">sh<`).MatchString(tree) {
 		t.Error("the hit's node is not marked")
 	}
+	if !strings.Contains(body, fmt.Sprintf(`href="/detections?host=%s&amp;since=`, h.ID)) {
+		t.Error("no link to the host's detections around the hit")
+	}
 	if !strings.Contains(tree, "✕ exited (6)") {
 		t.Error("curl's exit is not shown")
 	}
