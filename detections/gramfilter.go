@@ -439,6 +439,23 @@ func (f *gramFilter) find(v string, seen []uint32, gen uint32, found []int32) []
 	has4, has3, has2 := len(g4.ents) > 0, len(g3.ents) > 0, len(g2.ents) > 0
 	pre := f.pre[:65536/64]
 	i := 0
+	if useGramHitsAVX2 && has4 && !has3 && !has2 && n >= 16 {
+		// Eight windows at a time, 64 per call; the scalar loop below
+		// takes the last windows.
+		var pos [64]uint32
+		nb := (n-16)/8 + 1
+		p := unsafe.StringData(v)
+		for b := 0; b < nb; b += 8 {
+			k := min(8, nb-b)
+			c := gramHitsAVX2((*byte)(unsafe.Add(unsafe.Pointer(p), b*8)), k, &g4.bits[0], uint64(g4.bshift), &pos[0])
+			for _, o := range pos[:c] {
+				j := b*8 + int(o)
+				w := gramAt(v, j)
+				found = f.verify(g4, v, j, w, w*gramMul, seen, gen, found)
+			}
+		}
+		i = nb * 8
+	}
 	for ; i+4 <= n; i++ {
 		w := gramAt(v, i)
 		if k := w & 0xFFFF; pre[k/64]&(1<<(k%64)) == 0 {

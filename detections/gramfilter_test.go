@@ -241,3 +241,60 @@ func TestMayHoldFindsEveryOccurrence(t *testing.T) {
 		}
 	}
 }
+
+// TestGramHitsAVX2MatchesScalar checks the vectorised window test against
+// the scalar loop: random values of every length around the 16-byte load
+// and the 64-window batches, with literals planted at every offset
+// (including the last windows, which the scalar loop takes).
+func TestGramHitsAVX2MatchesScalar(t *testing.T) {
+	if !useGramHitsAVX2 {
+		t.Skip("no AVX2 on this machine: the scalar loop is the only one")
+	}
+	defer func() { useGramHitsAVX2 = true }()
+	r := rand.New(rand.NewPCG(11, 12))
+	const alpha = `abcdefghijklmnopqrstuvwxyz0123456789\.:- "`
+	word := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = alpha[r.IntN(len(alpha))]
+		}
+		return string(b)
+	}
+	var lits []string
+	var ids []int32
+	for i := range 300 {
+		ids = append(ids, int32(i))
+		lits = append(lits, word(4+r.IntN(9)))
+	}
+	f := newGramFilter(lits, ids)
+	if len(f.g3.ents) > 0 || len(f.g2.ents) > 0 || len(f.g4.ents) == 0 {
+		t.Fatal("want a filter of 4-byte grams only")
+	}
+	seen := make([]uint32, len(lits))
+	gen := uint32(0)
+	for n := 0; n < 200; n++ {
+		for range 20 {
+			v := []byte(word(n))
+			if n >= 4 {
+				l := lits[r.IntN(len(lits))]
+				if len(l) <= n {
+					copy(v[r.IntN(n-len(l)+1):], l)
+				}
+			}
+			gen++
+			useGramHitsAVX2 = true
+			got := slices.Clone(f.find(string(v), seen, gen, nil))
+			gen++
+			useGramHitsAVX2 = false
+			want := f.find(string(v), seen, gen, nil)
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Fatalf("value %q: AVX2 found %v, scalar %v", v, got, want)
+			}
+			if w := naiveFind(lits, ids, string(v)); !slices.Equal(got, w) {
+				t.Fatalf("value %q: found %v, want %v", v, got, w)
+			}
+		}
+	}
+}

@@ -1,0 +1,17 @@
+package detections
+
+import "golang.org/x/sys/cpu"
+
+// useGramHitsAVX2: gramFilter.find tests the 4-byte windows of a value
+// eight at a time with AVX2 (a shuffle builds the windows, one multiply
+// hashes them, one gather reads their bits of the gram bitmap).
+var useGramHitsAVX2 = cpu.X86.HasAVX2
+
+// gramHitsAVX2 tests the windows starting at v[0:8*nblocks] against the
+// bitmap (bit h>>shift of bits, h the window's hash) and writes the
+// offsets of those whose bit is set to out, in order; it returns how many.
+// It reads v[0:8*nblocks+8]: the caller makes sure those bytes exist. out
+// must hold 8*nblocks offsets.
+//
+//go:noescape
+func gramHitsAVX2(v *byte, nblocks int, bits *uint64, shift uint64, out *uint32) int

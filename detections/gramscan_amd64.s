@@ -1,0 +1,66 @@
+#include "textflag.h"
+
+// Eight 4-byte windows at a time: the windows starting at bytes 0-7 of a
+// 16-byte load, in the two 128-bit lanes (windows 0-3 from bytes 0-6,
+// windows 4-7 from bytes 4-10).
+DATA windowShuf<>+0(SB)/8, $0x0403020103020100
+DATA windowShuf<>+8(SB)/8, $0x0605040305040302
+DATA windowShuf<>+16(SB)/8, $0x0807060507060504
+DATA windowShuf<>+24(SB)/8, $0x0A09080709080706
+GLOBL windowShuf<>(SB), RODATA|NOPTR, $32
+
+DATA gramMulConst<>+0(SB)/4, $0x9E3779B1
+GLOBL gramMulConst<>(SB), RODATA|NOPTR, $4
+
+DATA low5<>+0(SB)/4, $31
+GLOBL low5<>(SB), RODATA|NOPTR, $4
+
+// func gramHitsAVX2(v *byte, nblocks int, bits *uint64, shift uint64, out *uint32) int
+TEXT ·gramHitsAVX2(SB), NOSPLIT, $0-48
+	MOVQ v+0(FP), SI
+	MOVQ nblocks+8(FP), CX
+	MOVQ bits+16(FP), BX
+	MOVQ shift+24(FP), X15
+	MOVQ out+32(FP), DI
+	XORQ AX, AX
+	XORQ DX, DX
+	VMOVDQU windowShuf<>(SB), Y8
+	VPBROADCASTD gramMulConst<>(SB), Y9
+	VPBROADCASTD low5<>(SB), Y10
+
+loop:
+	TESTQ CX, CX
+	JZ    done
+	VBROADCASTI128 (SI)(DX*1), Y0
+	VPSHUFB Y8, Y0, Y1
+	VPMULLD Y9, Y1, Y1
+	VPSRLD  X15, Y1, Y1
+	VPSRLD  $5, Y1, Y2
+	VPAND   Y10, Y1, Y3
+	VPCMPEQD Y4, Y4, Y4
+	VPXOR   Y5, Y5, Y5
+	VPGATHERDD Y4, (BX)(Y2*4), Y5
+	VPSRLVD Y3, Y5, Y5
+	VPSLLD  $31, Y5, Y5
+	VMOVMSKPS Y5, R8
+	TESTQ R8, R8
+	JZ    next
+
+hits:
+	BSFQ R8, R9
+	LEAQ (DX)(R9*1), R10
+	MOVL R10, (DI)(AX*4)
+	INCQ AX
+	LEAQ -1(R8), R11
+	ANDQ R11, R8
+	JNZ  hits
+
+next:
+	ADDQ $8, DX
+	DECQ CX
+	JMP  loop
+
+done:
+	VZEROUPPER
+	MOVQ AX, ret+40(FP)
+	RET

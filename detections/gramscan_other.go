@@ -1,0 +1,9 @@
+//go:build !amd64
+
+package detections
+
+var useGramHitsAVX2 = false
+
+func gramHitsAVX2(v *byte, nblocks int, bits *uint64, shift uint64, out *uint32) int {
+	panic("gramHitsAVX2 without AVX2")
+}
