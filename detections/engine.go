@@ -471,6 +471,18 @@ func (e *Engine) gather(s *ruleSet) {
 	}
 	cache := e.keyCache[:keyCacheSize]
 	kw := s.kwFilter
+	// The span of memory the values lie in and their total length: when
+	// they tile it exactly (importers decode a record's values into one
+	// buffer), the keyword literals are first looked for in the whole span
+	// at once.
+	var lo, hi uintptr
+	var loData *byte
+	total := 0
+	var seen [64]struct {
+		p   uintptr
+		len int
+	}
+	nseen, spanOK := 0, true
 	for k, v := range e.ev.Fields {
 		// Open addressing on the name's address: an interned name is
 		// found at its first probe.
@@ -488,8 +500,45 @@ func (e *Engine) gather(s *ruleSet) {
 			sl := &e.slots[fid]
 			sl.gen, sl.ok, sl.raw = e.gen, true, v
 		}
-		if kw != nil {
-			e.scanKeyword(s, v)
+		if kw != nil && len(v) > 0 && spanOK {
+			d := unsafe.StringData(v)
+			p := uintptr(unsafe.Pointer(d))
+			// A value stored under two names (importers copy
+			// SourceName to Provider_Name) counts once.
+			h := (p ^ uintptr(len(v))<<40) * 0x9E3779B97F4A7C15 >> (64 - 6)
+			dup := false
+			for seen[h].len != 0 {
+				if seen[h].p == p && seen[h].len == len(v) {
+					dup = true
+					break
+				}
+				h = (h + 1) % uintptr(len(seen))
+			}
+			if !dup {
+				if nseen++; nseen > len(seen)*3/4 {
+					spanOK = false // too many values: check each
+				}
+				seen[h].p, seen[h].len = p, len(v)
+				if total == 0 || p < lo {
+					lo, loData = p, d
+				}
+				if total == 0 || p+uintptr(len(v)) > hi {
+					hi = p + uintptr(len(v))
+				}
+				total += len(v)
+			}
+		}
+	}
+	if kw != nil && total > 0 {
+		// Every byte of [lo, hi) belongs to a value when the lengths add
+		// up to the span (a gap or a shared value breaks the equality):
+		// reading it as one string is safe, and a literal in no place of
+		// it is in no value. Otherwise, or when the span may hold one,
+		// each value is checked on its own.
+		if !spanOK || hi-lo != uintptr(total) || kw.mayHold(unsafe.String(loData, total)) {
+			for _, v := range e.ev.Fields {
+				e.scanKeyword(s, v)
+			}
 		}
 	}
 	if kw != nil {

@@ -294,13 +294,15 @@ func fewLiterals(lits []string, ids []int32) []fewLiteral {
 	return out
 }
 
-// mayHoldFew is mayHold for a filter of a few literals: exact for ASCII
-// values (true iff the folded value holds a literal), true for others that
-// hold a literal's chosen byte. That byte is not a letter, and folding
-// never turns other bytes into it, so a value without it cannot hold the
-// literal, ASCII or not: most values are ruled out by one IndexByte.
+// mayHoldFew is mayHold for a filter of a few literals (ASCII, each with a
+// byte that is not a letter): it looks for each literal's chosen byte with
+// strings.IndexByte and compares the literal around each occurrence. A
+// value without that byte cannot hold the literal: folding never makes a
+// non-letter byte. Around an occurrence, bytes beyond ASCII answer true
+// (a rune such as the Kelvin sign folds to an ASCII letter of another
+// length); else the comparison is exact. Values beyond ASCII elsewhere
+// (Microsoft® in Product) do not matter.
 func (f *gramFilter) mayHoldFew(v string) bool {
-	ascii := -1 // unknown
 	for i := range f.few {
 		fl := &f.few[i]
 		for from := 0; ; {
@@ -308,16 +310,10 @@ func (f *gramFilter) mayHoldFew(v string) bool {
 			if j < 0 {
 				break
 			}
-			if ascii < 0 {
-				ascii = 0
-				if isASCII(v) {
-					ascii = 1
-				}
-			}
-			if ascii == 0 {
+			p := from + j - fl.at
+			if lo, hi := max(p, 0), min(p+len(fl.lit), len(v)); !isASCII(v[lo:hi]) {
 				return true
 			}
-			p := from + j - fl.at
 			if p >= 0 && p+len(fl.lit) <= len(v) && equalFoldASCII(v[p:p+len(fl.lit)], fl.lit) {
 				return true
 			}

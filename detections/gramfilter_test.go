@@ -231,6 +231,17 @@ func TestMayHoldFindsEveryOccurrence(t *testing.T) {
 			if u := "é" + v + "\xff"; !f.mayHold(u) {
 				t.Fatalf("literal %q in %q but mayHold is false (literals %q)", l, u, lits)
 			}
+			// A rune beyond ASCII that folds to an ASCII letter.
+			if k := strings.IndexAny(l, "ki"); k >= 0 {
+				special := "\u212a" // Kelvin sign → k
+				if l[k] == 'i' {
+					special = "\u0130" // İ → i
+				}
+				u := word(r.IntN(20)) + l[:k] + special + l[k+1:] + word(r.IntN(20))
+				if len(naiveFind(lits, ids, fold(u))) > 0 && !f.mayHold(u) {
+					t.Fatalf("literal %q in fold(%q) but mayHold is false (literals %q)", l, u, lits)
+				}
+			}
 			// A small filter is exact on ASCII values.
 			if f.few != nil {
 				w := word(r.IntN(80))
