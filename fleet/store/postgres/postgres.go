@@ -16,6 +16,12 @@ import (
 	"github.com/quarry-sec/quarry/fleet/store/internal/sqldb"
 )
 
+// Connections of one store (one server): writes, reads.
+const (
+	writeConns = 16
+	readConns  = 32
+)
+
 // migrationLockKey is the advisory lock key migrations hold ("QFLT").
 const migrationLockKey = 0x51464c54
 
@@ -33,14 +39,24 @@ func Open(ctx context.Context, dsn string) (store.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open fleet store: postgres DSN: %w", err)
 	}
-	pool := sql.OpenDB(stdlib.GetConnector(*cfg))
-	pool.SetMaxOpenConns(16)
-	pool.SetMaxIdleConns(8)
-	if err := pool.PingContext(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("open fleet store: connect to postgres: %w", err)
+	// Writes and reads get pools of their own: a server's group commit of
+	// logs, or an enrollment, does not wait for a connection behind
+	// thousands of node key lookups (database/sql hands a freed connection
+	// to any waiter).
+	w := sql.OpenDB(stdlib.GetConnector(*cfg))
+	w.SetMaxOpenConns(writeConns)
+	w.SetMaxIdleConns(writeConns)
+	r := sql.OpenDB(stdlib.GetConnector(*cfg))
+	r.SetMaxOpenConns(readConns)
+	r.SetMaxIdleConns(readConns)
+	for _, p := range []*sql.DB{w, r} {
+		if err := p.PingContext(ctx); err != nil {
+			w.Close()
+			r.Close()
+			return nil, fmt.Errorf("open fleet store: connect to postgres: %w", err)
+		}
 	}
-	db := sqldb.New(pool, pool, dialect)
+	db := sqldb.New(w, r, dialect)
 	if err := db.Migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open fleet store: %w", err)
