@@ -157,11 +157,26 @@ func (db *DB) ActiveHunts(ctx context.Context, now time.Time) (int, error) {
 	return n, nil
 }
 
-// TakeHunts implements store.Store. It is one statement: marking the
-// hunts sent and reading their SQL happen together.
+// TakeHunts implements store.Store. A read first checks whether the host
+// has a hunt to take (while a hunt runs, most distributed reads come from
+// hosts that took it already: no write for them); then one statement marks
+// the hunts sent and reads their SQL.
 func (db *DB) TakeHunts(ctx context.Context, hostID string, now, resendBefore time.Time) ([]store.Hunt, error) {
+	check, err := db.readStmt(ctx, `SELECT 1 FROM hunt_hosts
+WHERE host_id = ? AND status = ? AND deadline > ? AND sent_at < ? LIMIT 1`)
+	if err != nil {
+		return nil, fmt.Errorf("take hunts: %w", err)
+	}
+	var one int
+	err = check.QueryRowContext(ctx, hostID, store.HuntPending, ms(now), max(ms(resendBefore), 1)).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("take hunts: %w", err)
+	}
 	var out []store.Hunt
-	err := db.write1(ctx, `UPDATE hunt_hosts SET sent_at = ?
+	err = db.write1(ctx, `UPDATE hunt_hosts SET sent_at = ?
 WHERE host_id = ? AND status = ? AND deadline > ? AND sent_at < ?
 RETURNING hunt_id, (SELECT query_sql FROM hunts WHERE hunts.id = hunt_hosts.hunt_id), deadline`, func(st *sql.Stmt) error {
 		out = out[:0]
