@@ -67,8 +67,11 @@ const maxFewLiterals = 4
 // gramIndex is a hash table of grams, each with the literals anchored on
 // it, behind a bitmap of gram hashes.
 type gramIndex struct {
-	bits   []uint64 // bitmap over the top bits of the gram hash
-	bshift uint32   // 32 - log2(bitmap size)
+	bits []uint64 // bitmap over the top bits of the gram hash
+	// bits2 is a second bitmap over another hash of the grams (gramMul2):
+	// the vectorised loop tests both, so that few windows reach the table.
+	bits2  []uint64
+	bshift uint32 // 32 - log2(bitmap size)
 	tab    []gramSlot
 	tshift uint32 // 32 - log2(len(tab))
 	ents   []gramEnt
@@ -105,6 +108,10 @@ const maxIndexShortLits = 16
 const maxGramLiteral = 255
 
 const gramMul = 0x9E3779B1
+
+// gramMul2 is the multiplier of gramIndex.bits2 (the constant in
+// gramscan_amd64.s).
+const gramMul2 = 0x85EBCA77
 
 func gramAt(v string, i int) uint32 {
 	return uint32(v[i]) | uint32(v[i+1])<<8 | uint32(v[i+2])<<16 | uint32(v[i+3])<<24
@@ -380,11 +387,14 @@ func (b *gramBuilder) build() gramIndex {
 	x.tab = make([]gramSlot, 1<<tbits)
 	x.tshift = 32 - tbits
 	x.bits = make([]uint64, (1<<bbits)/64)
+	x.bits2 = make([]uint64, (1<<bbits)/64)
 	x.bshift = 32 - bbits
 	mask := uint32(len(x.tab) - 1)
 	for _, g := range b.order {
 		h := g * gramMul
 		x.bits[(h>>x.bshift)/64] |= 1 << ((h >> x.bshift) % 64)
+		h2 := (g * gramMul2) >> x.bshift
+		x.bits2[h2/64] |= 1 << (h2 % 64)
 		es := b.byGram[g]
 		j := h >> x.tshift
 		for x.tab[j].n != 0 {
@@ -443,7 +453,7 @@ func (f *gramFilter) find(v string, seen []uint32, gen uint32, found []int32) []
 		p := unsafe.StringData(v)
 		for b := 0; b < nb; b += 8 {
 			k := min(8, nb-b)
-			c := gramHitsAVX2((*byte)(unsafe.Add(unsafe.Pointer(p), b*8)), k, &g4.bits[0], uint64(g4.bshift), &pos[0])
+			c := gramHitsAVX2((*byte)(unsafe.Add(unsafe.Pointer(p), b*8)), k, &g4.bits[0], &g4.bits2[0], uint64(g4.bshift), &pos[0])
 			for _, o := range pos[:c] {
 				j := b*8 + int(o)
 				w := gramAt(v, j)

@@ -7,11 +7,12 @@ import "golang.org/x/sys/cpu"
 // hashes them, one gather reads their bits of the gram bitmap).
 var useGramHitsAVX2 = cpu.X86.HasAVX2
 
-// gramHitsAVX2 tests the windows starting at v[0:8*nblocks] against the
-// bitmap (bit h>>shift of bits, h the window's hash) and writes the
-// offsets of those whose bit is set to out, in order; it returns how many.
+// gramHitsAVX2 tests the windows starting at v[0:8*nblocks] against two
+// bitmaps (bit h>>shift of bits, h the window's hash by gramMul, and of
+// bits2 by gramMul2) and writes the offsets of those whose bits are both
+// set to out, in order; it returns how many.
 // It reads v[0:8*nblocks+8]: the caller makes sure those bytes exist. out
 // must hold 8*nblocks offsets.
 //
 //go:noescape
-func gramHitsAVX2(v *byte, nblocks int, bits *uint64, shift uint64, out *uint32) int
+func gramHitsAVX2(v *byte, nblocks int, bits, bits2 *uint64, shift uint64, out *uint32) int

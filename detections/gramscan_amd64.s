@@ -12,28 +12,33 @@ GLOBL windowShuf<>(SB), RODATA|NOPTR, $32
 DATA gramMulConst<>+0(SB)/4, $0x9E3779B1
 GLOBL gramMulConst<>(SB), RODATA|NOPTR, $4
 
+DATA gramMul2Const<>+0(SB)/4, $0x85EBCA77
+GLOBL gramMul2Const<>(SB), RODATA|NOPTR, $4
+
 DATA low5<>+0(SB)/4, $31
 GLOBL low5<>(SB), RODATA|NOPTR, $4
 
-// func gramHitsAVX2(v *byte, nblocks int, bits *uint64, shift uint64, out *uint32) int
-TEXT ·gramHitsAVX2(SB), NOSPLIT, $0-48
+// func gramHitsAVX2(v *byte, nblocks int, bits, bits2 *uint64, shift uint64, out *uint32) int
+TEXT ·gramHitsAVX2(SB), NOSPLIT, $0-56
 	MOVQ v+0(FP), SI
 	MOVQ nblocks+8(FP), CX
 	MOVQ bits+16(FP), BX
-	MOVQ shift+24(FP), X15
-	MOVQ out+32(FP), DI
+	MOVQ bits2+24(FP), R12
+	MOVQ shift+32(FP), X15
+	MOVQ out+40(FP), DI
 	XORQ AX, AX
 	XORQ DX, DX
 	VMOVDQU windowShuf<>(SB), Y8
 	VPBROADCASTD gramMulConst<>(SB), Y9
 	VPBROADCASTD low5<>(SB), Y10
+	VPBROADCASTD gramMul2Const<>(SB), Y11
 
 loop:
 	TESTQ CX, CX
 	JZ    done
 	VBROADCASTI128 (SI)(DX*1), Y0
-	VPSHUFB Y8, Y0, Y1
-	VPMULLD Y9, Y1, Y1
+	VPSHUFB Y8, Y0, Y0
+	VPMULLD Y9, Y0, Y1
 	VPSRLD  X15, Y1, Y1
 	VPSRLD  $5, Y1, Y2
 	VPAND   Y10, Y1, Y3
@@ -41,6 +46,16 @@ loop:
 	VPXOR   Y5, Y5, Y5
 	VPGATHERDD Y4, (BX)(Y2*4), Y5
 	VPSRLVD Y3, Y5, Y5
+	// The same with the second hash and bitmap.
+	VPMULLD Y11, Y0, Y1
+	VPSRLD  X15, Y1, Y1
+	VPSRLD  $5, Y1, Y2
+	VPAND   Y10, Y1, Y3
+	VPCMPEQD Y4, Y4, Y4
+	VPXOR   Y6, Y6, Y6
+	VPGATHERDD Y4, (R12)(Y2*4), Y6
+	VPSRLVD Y3, Y6, Y6
+	VPAND   Y6, Y5, Y5
 	VPSLLD  $31, Y5, Y5
 	VMOVMSKPS Y5, R8
 	TESTQ R8, R8
@@ -62,5 +77,5 @@ next:
 
 done:
 	VZEROUPPER
-	MOVQ AX, ret+40(FP)
+	MOVQ AX, ret+48(FP)
 	RET
