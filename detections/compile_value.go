@@ -64,6 +64,18 @@ func (vc *valueCompiler) compileField(fm *sigma.FieldMatch) (*leaf, error) {
 				if m := &g[i]; m.op == opContains && !m.cased && m.s != "" {
 					m.cid = containsIDs.Add(1)
 				}
+				// The strings a regular expression's matches must hold
+				// are numbered like contains literals: the scan answers
+				// them too.
+				if m := &g[i]; m.op == opRegex {
+					for _, set := range m.reSets {
+						ids := make([]int32, len(set))
+						for j := range set {
+							ids[j] = containsIDs.Add(1)
+						}
+						m.reSetIDs = append(m.reSetIDs, ids)
+					}
+				}
 			}
 		}
 	}

@@ -200,8 +200,19 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 		eachLeaf(r.prog.root, func(l *leaf) {
 			for _, g := range l.groups {
 				for i := range g {
-					if m := &g[i]; m.cid != 0 && len(m.s) >= minScanContains && len(m.s) <= maxGramLiteral {
+					m := &g[i]
+					if m.cid != 0 && len(m.s) >= minScanContains && len(m.s) <= maxGramLiteral {
 						cids[m.cid] = pair(l.fid, m.s)
+					}
+					for k, set := range m.reSets {
+						if k >= len(m.reSetIDs) {
+							break
+						}
+						for j, str := range set {
+							if len(str) >= minScanContains && len(str) <= maxGramLiteral {
+								cids[m.reSetIDs[k][j]] = pair(l.fid, str)
+							}
+						}
 					}
 				}
 			}

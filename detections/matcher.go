@@ -45,6 +45,9 @@ type matcher struct {
 	// reSets are literal sets every regex match has a string of each of
 	// (folded; rarest first): all are checked before the regex runs.
 	reSets [][]string
+	// reSetIDs number the strings of reSets like contains matchers (cid),
+	// for the engine to answer from its scan (see regexRuledOut).
+	reSetIDs [][]int32
 	// shape answers or rules out some regular expressions cheaply.
 	shape reShape
 	// cid numbers a case-insensitive contains of a field leaf (0: none):

@@ -305,6 +305,40 @@ func matchOne(m *matcher, raw, folded string, ok bool, vs valueSource) bool {
 				return found
 			}
 		}
+	case opRegex:
+		if regexRuledOut(m, raw, vs) {
+			return false
+		}
 	}
 	return m.matchString(raw, folded)
+}
+
+// regexRuledOut reports whether the scan of the value shows that the
+// regular expression cannot match: one of its literal sets has none of its
+// strings in the value (each string looked for by the scan; a set with a
+// string the scan does not look for is left to matchString).
+func regexRuledOut(m *matcher, raw string, vs valueSource) bool {
+	if len(m.reSetIDs) == 0 {
+		return false
+	}
+	if ans, ok, possible := m.shape.decided(raw); (ok && !ans) || !possible {
+		return true
+	}
+	for _, ids := range m.reSetIDs {
+		hit, unknown := false, false
+		for _, id := range ids {
+			found, known := vs.contains(id)
+			if found {
+				hit = true
+				break
+			}
+			if !known {
+				unknown = true
+			}
+		}
+		if !hit && !unknown {
+			return true
+		}
+	}
+	return false
 }
