@@ -16,6 +16,7 @@ import (
 
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/detections"
+	"github.com/quarry-sec/quarry/detections/incidents"
 	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/store"
 )
@@ -37,6 +38,9 @@ type Options struct {
 	KB *attack.KB
 	// OnError receives storage errors (the pipeline keeps going).
 	OnError func(error)
+	// Incidents, when set, regroups the incidents around each stored batch
+	// of hits (detections/incidents), so incidents update as hits arrive.
+	Incidents *incidents.Options
 }
 
 // Stats counts what a Pipeline did.
@@ -161,6 +165,12 @@ func (p *Pipeline) Flush(ctx context.Context) error {
 		p.fail(err)
 		return err
 	}
+	if p.opts.Incidents != nil && len(recs) > 0 {
+		if _, err := incidents.RefreshHits(ctx, p.st, recs, *p.opts.Incidents); err != nil {
+			p.fail(err)
+			return err
+		}
+	}
 	p.mu.Lock()
 	p.stats.Stored += uint64(len(events))
 	p.stats.Hits += uint64(nhits)
@@ -209,4 +219,47 @@ func (p *Pipeline) Close() error {
 	close(p.stop)
 	<-p.done
 	return p.Flush(context.Background())
+}
+
+// Detect matches events with engine and stores them in st as the pipeline
+// does, synchronously: the events with the technique tags of informational
+// and low hits, and the rows of medium and higher hits, which it returns.
+// engine may be nil (store only).
+func Detect(ctx context.Context, st *store.Store, engine *detections.Engine, kb *attack.KB, events []telemetry.Event) ([]store.HitRecord, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	tags := make([]string, len(events))
+	hits := make([][]detections.Hit, len(events))
+	if engine != nil {
+		var ids []string
+		for i := range events {
+			ids = ids[:0]
+			engine.Match(&events[i], func(h detections.Hit) {
+				if TagsOnly(h.Rule) {
+					for _, t := range h.Techniques {
+						ids = append(ids, t.CurrentID())
+					}
+					return
+				}
+				hits[i] = append(hits[i], h)
+			})
+			tags[i] = joinSorted(ids)
+		}
+	}
+	first, err := st.AppendTagged(ctx, events, tags)
+	if err != nil {
+		return nil, err
+	}
+	var recs []store.HitRecord
+	for i := range events {
+		for _, h := range hits[i] {
+			h.Event = &events[i]
+			recs = append(recs, Records(h, first+int64(i), kb)...)
+		}
+	}
+	if err := st.AppendHits(ctx, recs); err != nil {
+		return nil, err
+	}
+	return recs, nil
 }

@@ -146,7 +146,7 @@ func (s *Store) migrate() error {
 	if v > schemaVersion {
 		return fmt.Errorf("store schema version %d is newer than this Quarry's (%d)", v, schemaVersion)
 	}
-	if _, err := s.write.Exec(schema + hitsSchema); err != nil {
+	if _, err := s.write.Exec(schema + hitsSchema + incidentsSchema); err != nil {
 		return fmt.Errorf("create schema: %w", err)
 	}
 	if _, err := s.write.Exec(fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {

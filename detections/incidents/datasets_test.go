@@ -1,0 +1,76 @@
+package incidents_test
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/quarry-sec/quarry/telemetry/store"
+)
+
+// The mshta → PowerShell chain is one incident carrying both techniques.
+// The recording holds each process twice, as Sysmon EventID 1 and as
+// Security 4688 (whose clock is four hours off): one incident per source.
+func TestDatasetMshtaPowerShell(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(datasets(t), "sd-T1218.005-mshta-vbscript-powershell", "*.json"))
+	if len(files) == 0 {
+		t.Skip("dataset sd-T1218.005-mshta-vbscript-powershell absent")
+	}
+	st := openStore(t)
+	recs := importFile(t, st, files[0])
+	source := map[string]string{}
+	for _, r := range recs {
+		source[r.HitID] = r.Source
+	}
+	incs := all(t, st)
+	if len(incs) != 2 {
+		t.Fatalf("want 2 incidents (one per source), got %d: %+v", len(incs), incs)
+	}
+	seen := map[string]bool{}
+	hits := 0
+	for _, in := range incs {
+		checkMshta(t, in, source)
+		seen[source[in.HitIDs[0]]] = true
+		hits += len(in.HitIDs)
+	}
+	if !seen["sysmon"] || !seen["security4688"] || hits != len(source) {
+		t.Errorf("incidents should cover the sysmon and security4688 hits once each: %v, %d of %d hits", seen, hits, len(source))
+	}
+}
+
+func checkMshta(t *testing.T, in store.IncidentRecord, source map[string]string) {
+	t.Helper()
+	for _, id := range in.HitIDs {
+		if source[id] != source[in.HitIDs[0]] {
+			t.Errorf("incident %s mixes sources", in.IncidentID)
+		}
+	}
+	for _, tech := range []string{"T1218.005", "T1059.001"} {
+		if !strings.Contains(","+in.Techniques+",", ","+tech+",") {
+			t.Errorf("incident %s: techniques %s lack %s", in.IncidentID, in.Techniques, tech)
+		}
+	}
+	if !strings.HasSuffix(strings.ToLower(in.RootPath), `\mshta.exe`) || in.HitCount < 2 {
+		t.Errorf("incident %s: root %s, %d hits; want mshta.exe with its PowerShell child", in.IncidentID, in.RootPath, in.HitCount)
+	}
+}
+
+// Importing a recording into two stores, or twice into one, gives the same
+// incidents with the same ids.
+func TestDatasetDeterministic(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(datasets(t), "sd-T1218.005-mshta-vbscript-powershell", "*.json"))
+	if len(files) == 0 {
+		t.Skip("dataset sd-T1218.005-mshta-vbscript-powershell absent")
+	}
+	a, b := openStore(t), openStore(t)
+	importFile(t, a, files[0])
+	importFile(t, b, files[0])
+	first := all(t, a)
+	if got := all(t, b); !sameIncidents(got, first) {
+		t.Fatalf("two stores differ:\n%+v\n%+v", got, first)
+	}
+	importFile(t, a, files[0])
+	if got := all(t, a); !sameIncidents(got, first) {
+		t.Fatalf("importing again changed the incidents:\n%+v\n%+v", got, first)
+	}
+}

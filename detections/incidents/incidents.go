@@ -1,0 +1,420 @@
+// Package incidents groups detection hits into incidents along process
+// ancestry, scores them, and keeps them in the event store (the incidents
+// and incident_hits tables), and builds process trees (process_tree,
+// quarry tree).
+//
+// # Grouping
+//
+// Each hit belongs to a process (the process of its event). Its anchors are
+// that process and its ancestors, walking up while an ancestor started no
+// earlier than Window before the hit and is not a boundary process (a
+// session or service host such as systemd, sshd's listener is not one,
+// explorer.exe, services.exe: see DefaultBoundaries) nor a phantom (a parent
+// the store has no start of). Two hits of one host are linked when they are
+// at most Window apart and share an anchor; an incident is a connected set
+// of linked hits. So a process and its descendants (mshta → powershell), and
+// siblings spawned by one recently started process (a script's decode, shell
+// and crontab), are one incident, while two commands run an hour apart from
+// a long-lived login shell are not.
+//
+// Linking is a relation between two hits that depends only on them and the
+// stored process events, so the incidents are the same whatever order hits
+// arrive in: the same input always gives the same incidents. An incident's
+// id is a name-based (v5) UUID of its host, its root process's identity and
+// its first hit's id; its root is the topmost process among its hits'
+// anchors. When a later hit joins an incident the id stays; when a hit
+// links two incidents the merged one keeps the id of the earlier.
+//
+// # Score
+//
+// Each hit weighs severity × confidence, with severity informational 1,
+// low 2, medium 4, high 7, critical 10 and confidence low 0.5, medium 0.75,
+// high 1 (unknown: 0.75). An incident scores
+//
+//	score = maxWeight × (1 + 0.5 × (tactics − 1)) + 0.5 × ln(hits)
+//
+// where tactics is the number of distinct ATT&CK tactics of its hits (at
+// least 1): each further tactic adds half of the strongest hit's weight,
+// while forty hits of one tactic add only 0.5 × ln 40 ≈ 1.8. Three medium
+// hits across three tactics (4 × 0.75 × 2 + 0.55 = 6.55) rank above forty
+// medium hits of one tactic (3 + 1.84 = 4.84). The incident's severity is
+// its strongest hit's.
+package incidents
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/quarry-sec/quarry/telemetry/store"
+)
+
+// DefaultWindow is how far apart two hits of one incident may be, and how
+// recently an ancestor must have started to join hits under it.
+const DefaultWindow = 30 * time.Minute
+
+// DefaultBoundaries are executable names (lower case) of processes that host
+// whole sessions or services: hits are never joined through them.
+var DefaultBoundaries = []string{
+	// Linux
+	"init", "systemd", "kthreadd", "containerd-shim", "containerd-shim-runc-v2", "runc", "dockerd",
+	"containerd", "cron", "crond", "atd", "login", "agetty", "gdm", "gdm-session-worker", "gnome-session",
+	"gnome-shell", "xfce4-session", "tmux: server", "screen",
+	// Windows
+	"system", "smss.exe", "csrss.exe", "wininit.exe", "winlogon.exe", "services.exe", "svchost.exe",
+	"explorer.exe", "userinit.exe", "lsass.exe", "taskhostw.exe", "sihost.exe", "runtimebroker.exe",
+}
+
+// Options tune grouping.
+type Options struct {
+	// Window bounds the time between linked hits and how recently an
+	// ancestor must have started to join hits (default DefaultWindow).
+	Window time.Duration
+	// Boundaries replaces DefaultBoundaries when not nil.
+	Boundaries []string
+	// MaxDepth bounds how far up ancestry is walked (default 32).
+	MaxDepth int
+}
+
+func (o Options) withDefaults() Options {
+	if o.Window <= 0 {
+		o.Window = DefaultWindow
+	}
+	if o.Boundaries == nil {
+		o.Boundaries = DefaultBoundaries
+	}
+	if o.MaxDepth <= 0 {
+		o.MaxDepth = 32
+	}
+	return o
+}
+
+// Hit is one detection (all the technique rows of one hit_id).
+type Hit struct {
+	ID         string
+	Time       time.Time
+	Host       string
+	EID, PID   int64
+	RuleID     string
+	RuleTitle  string
+	RuleSource string
+	Severity   string
+	Confidence string
+	Techniques []string // sorted, distinct
+	Tactics    []string // distinct, matrix order
+}
+
+// Weight is the hit's severity × confidence (see the package doc).
+func (h *Hit) Weight() float64 {
+	return SeverityWeight(h.Severity) * ConfidenceWeight(h.Confidence)
+}
+
+// SeverityWeight weighs a severity name.
+func SeverityWeight(s string) float64 {
+	switch s {
+	case "informational":
+		return 1
+	case "low":
+		return 2
+	case "medium":
+		return 4
+	case "high":
+		return 7
+	case "critical":
+		return 10
+	}
+	return 1
+}
+
+// ConfidenceWeight weighs a confidence name.
+func ConfidenceWeight(c string) float64 {
+	switch c {
+	case "low":
+		return 0.5
+	case "high":
+		return 1
+	}
+	return 0.75
+}
+
+// tacticOrder is ATT&CK Enterprise's matrix order, with v19's stealth and
+// defense-impairment beside defense-evasion.
+var tacticOrder = map[string]int{
+	"reconnaissance": 1, "resource-development": 2, "initial-access": 3, "execution": 4, "persistence": 5,
+	"privilege-escalation": 6, "defense-evasion": 7, "stealth": 8, "defense-impairment": 9,
+	"credential-access": 10, "discovery": 11, "lateral-movement": 12, "collection": 13,
+	"command-and-control": 14, "exfiltration": 15, "impact": 16,
+}
+
+// SortTactics orders tactic shortnames by the ATT&CK matrix (unknown ones
+// last, by name).
+func SortTactics(ts []string) {
+	sort.SliceStable(ts, func(i, j int) bool {
+		a, b := tacticOrder[ts[i]], tacticOrder[ts[j]]
+		if a == 0 {
+			a = 1 << 20
+		}
+		if b == 0 {
+			b = 1 << 20
+		}
+		if a != b {
+			return a < b
+		}
+		return ts[i] < ts[j]
+	})
+}
+
+var incidentNamespace = uuid.MustParse("0b6c9d0e-7a51-5e2f-9d3c-4c1e8f2a6b17")
+
+// IncidentID is an incident's id: a v5 UUID of host, root process identity
+// and first hit id.
+func IncidentID(host, rootKey, firstHit string) string {
+	return uuid.NewSHA1(incidentNamespace, []byte(host+"\x00"+rootKey+"\x00"+firstHit)).String()
+}
+
+// member is a hit with its process and anchors.
+type member struct {
+	hit     Hit
+	proc    *Process
+	anchors []*Process
+}
+
+// Grouper resolves hits' processes and groups them.
+type Grouper struct {
+	opts     Options
+	res      *Resolver
+	boundary map[string]bool
+}
+
+// NewGrouper returns a grouper reading processes from st.
+func NewGrouper(st *store.Store, opts Options) *Grouper {
+	opts = opts.withDefaults()
+	b := make(map[string]bool, len(opts.Boundaries))
+	for _, n := range opts.Boundaries {
+		b[strings.ToLower(n)] = true
+	}
+	return &Grouper{opts: opts, res: NewResolver(st), boundary: b}
+}
+
+// Resolver returns the grouper's process resolver.
+func (g *Grouper) Resolver() *Resolver { return g.res }
+
+func (g *Grouper) isBoundary(p *Process) bool {
+	if p.PID == 0 || p.PID == 1 {
+		return true
+	}
+	return g.boundary[p.Name()]
+}
+
+// process returns the hit's process: its event's, else the process that
+// had its pid then; a hit with neither gets a process of its own.
+func (g *Grouper) process(ctx context.Context, h *Hit) (*Process, error) {
+	p, err := g.res.ByEID(ctx, h.EID)
+	if err != nil || p != nil {
+		return p, err
+	}
+	if h.PID > 0 {
+		if p, err = g.res.ByPID(ctx, h.Host, h.PID, h.Time); err != nil || p != nil {
+			return p, err
+		}
+	}
+	return g.res.phantom("h:"+h.ID, h.Host, h.PID, "", "", ""), nil
+}
+
+func (g *Grouper) anchors(ctx context.Context, h *Hit, p *Process) ([]*Process, error) {
+	out := []*Process{p}
+	since := h.Time.Add(-g.opts.Window)
+	cur := p
+	for depth := 0; depth < g.opts.MaxDepth; depth++ {
+		par, err := g.res.Parent(ctx, cur)
+		if err != nil {
+			return nil, err
+		}
+		if par == nil || par.Phantom || par.Start.IsZero() || par.Start.Before(since) || g.isBoundary(par) {
+			break
+		}
+		out = append(out, par)
+		cur = par
+	}
+	return out, nil
+}
+
+// Group groups hits of one host into incidents. hits need not be sorted.
+func (g *Grouper) Group(ctx context.Context, hits []Hit) ([]store.IncidentRecord, error) {
+	sort.Slice(hits, func(i, j int) bool {
+		if !hits[i].Time.Equal(hits[j].Time) {
+			return hits[i].Time.Before(hits[j].Time)
+		}
+		return hits[i].ID < hits[j].ID
+	})
+	ms := make([]member, len(hits))
+	for i := range hits {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		p, err := g.process(ctx, &hits[i])
+		if err != nil {
+			return nil, fmt.Errorf("incidents: hit %s: %w", hits[i].ID, err)
+		}
+		as, err := g.anchors(ctx, &hits[i], p)
+		if err != nil {
+			return nil, fmt.Errorf("incidents: hit %s: %w", hits[i].ID, err)
+		}
+		ms[i] = member{hit: hits[i], proc: p, anchors: as}
+	}
+	comps := link(ms, g.opts.Window)
+	out := make([]store.IncidentRecord, 0, len(comps))
+	for _, c := range comps {
+		out = append(out, build(ms, c))
+	}
+	return out, nil
+}
+
+// link returns the connected components of hits (sorted by time) linked by
+// a shared anchor at most w apart, each component in time order, components
+// by their first hit. For hits sharing an anchor, linking each to the
+// previous one within w gives the same components as linking every pair.
+func link(ms []member, w time.Duration) [][]int {
+	parent := make([]int, len(ms))
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	last := map[string]int{} // anchor key → last hit index seen with it
+	for i := range ms {
+		for _, a := range ms[i].anchors {
+			if j, ok := last[a.Key]; ok && ms[i].hit.Time.Sub(ms[j].hit.Time) <= w {
+				ri, rj := find(i), find(j)
+				if ri != rj {
+					if ri < rj {
+						parent[rj] = ri
+					} else {
+						parent[ri] = rj
+					}
+				}
+			}
+			last[a.Key] = i
+		}
+	}
+	byRoot := map[int][]int{}
+	var roots []int
+	for i := range ms {
+		r := find(i)
+		if _, ok := byRoot[r]; !ok {
+			roots = append(roots, r)
+		}
+		byRoot[r] = append(byRoot[r], i)
+	}
+	out := make([][]int, 0, len(roots))
+	for _, r := range roots {
+		out = append(out, byRoot[r])
+	}
+	return out
+}
+
+// build makes the incident of the members at idx (in time order).
+func build(ms []member, idx []int) store.IncidentRecord {
+	first := &ms[idx[0]]
+	// The root: the topmost anchor, the one whose parent is not among the
+	// incident's anchors (ties, which a forest does not make, go to the
+	// earliest start, then the key).
+	in := map[string]*Process{}
+	for _, i := range idx {
+		for _, a := range ms[i].anchors {
+			in[a.Key] = a
+		}
+	}
+	var root *Process
+	for _, a := range in {
+		if a.parent != nil && in[a.parent.Key] != nil {
+			continue
+		}
+		if root == nil || a.Start.Before(root.Start) || (a.Start.Equal(root.Start) && a.Key < root.Key) {
+			root = a
+		}
+	}
+	var maxW float64
+	sev := ""
+	techs := map[string]bool{}
+	tacs := map[string]bool{}
+	var chain []string // tactics in the order they first appear
+	var hitIDs []string
+	var top *Hit
+	for _, i := range idx {
+		h := &ms[i].hit
+		hitIDs = append(hitIDs, h.ID)
+		if w := h.Weight(); w > maxW {
+			maxW, top = w, h
+		}
+		if sev == "" || SeverityWeight(h.Severity) > SeverityWeight(sev) {
+			sev = h.Severity
+		}
+		for _, t := range h.Techniques {
+			techs[t] = true
+		}
+		for _, t := range h.Tactics {
+			if !tacs[t] {
+				tacs[t] = true
+				chain = append(chain, t)
+			}
+		}
+	}
+	if top == nil {
+		top = &first.hit
+	}
+	tactics := sortedKeys(tacs)
+	SortTactics(tactics)
+	techniques := sortedKeys(techs)
+	sort.Strings(hitIDs)
+	nt := max(len(tactics), 1)
+	score := maxW*(1+0.5*float64(nt-1)) + 0.5*math.Log(float64(len(idx)))
+	score = math.Round(score*100) / 100
+	last := &ms[idx[len(idx)-1]].hit
+	rootName := root.Name()
+	if rootName == "." || rootName == "" {
+		rootName = fmt.Sprintf("pid %d", root.PID)
+	}
+	summary := fmt.Sprintf("%s: %d hit(s), %d technique(s)", rootName, len(idx), len(techniques))
+	if len(chain) > 0 {
+		summary += " — " + strings.Join(chain, " → ")
+	}
+	summary += fmt.Sprintf("; strongest: %s (%s)", top.RuleTitle, top.Severity)
+	return store.IncidentRecord{
+		IncidentID: IncidentID(first.hit.Host, root.Key, first.hit.ID),
+		Host:       first.hit.Host,
+		FirstSeen:  first.hit.Time,
+		LastSeen:   last.Time,
+		Score:      score,
+		Severity:   sev,
+		Tactics:    strings.Join(tactics, ","),
+		Techniques: strings.Join(techniques, ","),
+		HitCount:   int64(len(idx)),
+		RootPID:    root.PID,
+		RootPath:   root.Path,
+		RootKey:    root.Key,
+		RootEID:    root.EID,
+		Summary:    summary,
+		HitIDs:     hitIDs,
+	}
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
