@@ -10,6 +10,7 @@ import (
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/tables"
 	attacktables "github.com/quarry-sec/quarry/tables/attack"
+	"github.com/quarry-sec/quarry/tables/incidents"
 	"github.com/quarry-sec/quarry/tables/ioa"
 	"github.com/quarry-sec/quarry/tables/process"
 	"github.com/quarry-sec/quarry/telemetry/store"
@@ -48,7 +49,8 @@ func New(src Sources, opts ...tables.WrapOption) (*tables.Registry, error) {
 	all := attacktables.Tables(src.ATTACK)
 	if src.Events != nil {
 		pe := process.Events(src.Events, src.Process)
-		all = append(all, pe, ioa.Hits(src.Events))
+		all = append(all, pe, ioa.Hits(src.Events), incidents.Incidents(src.Events),
+			incidents.IncidentHits(src.Events), incidents.ProcessTree(src.Events))
 		if src.OsqueryAlias {
 			alias := pe
 			alias.Name = OsqueryProcessEvents

@@ -1,0 +1,229 @@
+package incidents
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/quarry-sec/quarry/telemetry/store"
+)
+
+// Tree limits.
+const (
+	// MaxTreeNodes bounds the descendants a tree lists.
+	MaxTreeNodes = 2000
+	// maxTreeDepth bounds how far up and down a tree is walked.
+	maxTreeDepth = 64
+)
+
+// Relation says where a tree node stands to the process the tree is about.
+const (
+	RelationAncestor   = "ancestor"
+	RelationSelf       = "self"
+	RelationDescendant = "descendant"
+)
+
+// TreeNode is one process of a tree with what was detected on it.
+type TreeNode struct {
+	*Process
+	// Depth counts from the tree's topmost ancestor (0).
+	Depth     int
+	Relation  string
+	ParentKey string
+	Exit      time.Time // zero while running or when no exit is stored
+	// Hits on the process (its start events), oldest first.
+	Hits       []Hit
+	Techniques []string
+	Tactics    []string
+	Severity   string // the strongest hit's, "" without hits
+}
+
+// Tree is a process with its ancestors and descendants, nodes in
+// depth-first order (each parent before its children, children oldest
+// first).
+type Tree struct {
+	Host string
+	// Focus is the process the tree is about (Relation self).
+	Focus *Process
+	Nodes []TreeNode
+	// Truncated is set when descendants beyond MaxTreeNodes were left out.
+	Truncated bool
+}
+
+// TreesOfPID returns a tree for each stored process that had pid (on host,
+// or on any host when host is ""), oldest first, at most 16.
+func TreesOfPID(ctx context.Context, st *store.Store, host string, pid int64) ([]Tree, error) {
+	evs, err := st.ExecsOfPID(ctx, host, pid, 64)
+	if err != nil {
+		return nil, fmt.Errorf("process tree: %w", err)
+	}
+	r := NewResolver(st)
+	var out []Tree
+	seen := map[string]bool{}
+	for i := range evs {
+		p := r.fromExec(&evs[i])
+		id := p.Host + "\x00" + p.Key
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		t, err := buildTree(ctx, st, r, p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+		if len(out) == 16 {
+			break
+		}
+	}
+	return out, nil
+}
+
+// TreeOfIncident returns the tree of an incident's root process; ok is
+// false when there is no such incident.
+func TreeOfIncident(ctx context.Context, st *store.Store, incidentID string) (t Tree, ok bool, err error) {
+	var in *store.IncidentRecord
+	err = st.ScanIncidents(ctx, store.IncidentFilter{IncidentIDs: []string{incidentID}}, func(r *store.IncidentRecord) bool {
+		c := *r
+		in = &c
+		return false
+	})
+	if err != nil || in == nil {
+		return Tree{}, false, err
+	}
+	r := NewResolver(st)
+	root, err := r.ByEID(ctx, in.RootEID)
+	if err != nil {
+		return Tree{}, false, fmt.Errorf("process tree of incident %s: %w", incidentID, err)
+	}
+	if root == nil {
+		root = r.phantom(in.RootKey, in.Host, in.RootPID, in.RootPath, "", "")
+	}
+	t, err = buildTree(ctx, st, r, root)
+	return t, true, err
+}
+
+func buildTree(ctx context.Context, st *store.Store, r *Resolver, focus *Process) (Tree, error) {
+	t := Tree{Host: focus.Host, Focus: focus}
+	var up []*Process
+	for cur, i := focus, 0; i < maxTreeDepth; i++ {
+		par, err := r.Parent(ctx, cur)
+		if err != nil {
+			return t, fmt.Errorf("process tree: %w", err)
+		}
+		if par == nil || par == focus {
+			break
+		}
+		up = append(up, par)
+		cur = par
+	}
+	depth := 0
+	for i := len(up) - 1; i >= 0; i-- {
+		parentKey := ""
+		if i+1 < len(up) {
+			parentKey = up[i+1].Key
+		}
+		t.Nodes = append(t.Nodes, TreeNode{Process: up[i], Depth: depth, Relation: RelationAncestor, ParentKey: parentKey})
+		depth++
+	}
+	focusParent := ""
+	if len(up) > 0 {
+		focusParent = up[0].Key
+	}
+	t.Nodes = append(t.Nodes, TreeNode{Process: focus, Depth: depth, Relation: RelationSelf, ParentKey: focusParent})
+	count := 0
+	var walk func(p *Process, d int) error
+	walk = func(p *Process, d int) error {
+		if d-depth >= maxTreeDepth {
+			return nil
+		}
+		kids, err := r.Children(ctx, p, MaxTreeNodes)
+		if err != nil {
+			return fmt.Errorf("process tree: %w", err)
+		}
+		for _, c := range kids {
+			if count >= MaxTreeNodes {
+				t.Truncated = true
+				return nil
+			}
+			count++
+			t.Nodes = append(t.Nodes, TreeNode{Process: c, Depth: d + 1, Relation: RelationDescendant, ParentKey: p.Key})
+			if err := walk(c, d+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := walk(focus, depth); err != nil {
+		return t, err
+	}
+	return t, annotate(ctx, st, r, &t)
+}
+
+// annotate fills each node's exit and hits.
+func annotate(ctx context.Context, st *store.Store, r *Resolver, t *Tree) error {
+	idx := map[*Process]int{}
+	for i := range t.Nodes {
+		idx[t.Nodes[i].Process] = i
+		if exit, ok, err := r.Exit(ctx, t.Nodes[i].Process); err != nil {
+			return fmt.Errorf("process tree: %w", err)
+		} else if ok {
+			t.Nodes[i].Exit = exit
+		}
+	}
+	var eids []int64
+	for eid, p := range r.byEID {
+		if _, ok := idx[p]; ok {
+			eids = append(eids, eid)
+		}
+	}
+	sort.Slice(eids, func(i, j int) bool { return eids[i] < eids[j] })
+	byHit := map[string]*Hit{}
+	var order []string
+	nodeOf := map[string]int{}
+	err := st.ScanHitsByEIDs(ctx, eids, func(h *store.HitRecord) bool {
+		x, ok := byHit[h.HitID]
+		if !ok {
+			x = &Hit{ID: h.HitID, Time: h.Time, Host: h.Host, EID: h.EID, PID: h.PID, RuleID: h.RuleID, RuleTitle: h.RuleTitle,
+				RuleSource: h.RuleSource, Severity: h.Severity, Confidence: h.Confidence}
+			byHit[h.HitID] = x
+			order = append(order, h.HitID)
+			nodeOf[h.HitID] = idx[r.byEID[h.EID]]
+		}
+		if h.TechniqueID != "" {
+			x.Techniques = appendUnique(x.Techniques, h.TechniqueID)
+		}
+		for _, tac := range strings.Split(h.Tactic, ",") {
+			if tac != "" {
+				x.Tactics = appendUnique(x.Tactics, tac)
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("process tree: %w", err)
+	}
+	for _, id := range order {
+		n := &t.Nodes[nodeOf[id]]
+		h := *byHit[id]
+		sort.Strings(h.Techniques)
+		SortTactics(h.Tactics)
+		n.Hits = append(n.Hits, h)
+		for _, x := range h.Techniques {
+			n.Techniques = appendUnique(n.Techniques, x)
+		}
+		for _, x := range h.Tactics {
+			n.Tactics = appendUnique(n.Tactics, x)
+		}
+		if n.Severity == "" || SeverityWeight(h.Severity) > SeverityWeight(n.Severity) {
+			n.Severity = h.Severity
+		}
+	}
+	for i := range t.Nodes {
+		sort.Strings(t.Nodes[i].Techniques)
+		SortTactics(t.Nodes[i].Tactics)
+	}
+	return nil
+}
