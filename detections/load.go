@@ -138,12 +138,18 @@ func loadBytes(name string, data []byte, opts Options) *LoadResult {
 // and recommendations.
 func buildRule(sr *sigma.Rule, opts Options) (*Rule, []string, error) {
 	vc := &valueCompiler{placeholders: opts.Placeholders, fieldID: fieldID}
-	prog, err := compileRule(sr, vc)
-	if err != nil {
-		return nil, nil, err
+	var prog *program
+	source := opts.Source
+	if sr.Correlation != nil {
+		source = SourceCorrelation
+	} else {
+		var err error
+		if prog, err = compileRule(sr, vc); err != nil {
+			return nil, nil, err
+		}
 	}
 	r := &Rule{
-		ID: sr.ID, Title: sr.Title, Author: sr.Author, Source: opts.Source, Path: sr.File, Line: sr.Line,
+		ID: sr.ID, Name: sr.Name, Title: sr.Title, Correlation: sr.Correlation, Author: sr.Author, Source: source, Path: sr.File, Line: sr.Line,
 		Status: sr.Status, Level: sr.Level, Severity: ParseSeverity(sr.Level), Description: sr.Description,
 		Confidence: sr.Confidence, Recommendations: sr.Recommendations,
 		FalsePositives: sr.FalsePositives, References: sr.References, Tags: sr.Tags,

@@ -12,6 +12,9 @@ const (
 	SourceBuiltin Source = "builtin" // Quarry's own IoA pack
 	SourceCustom  Source = "custom"  // the user's rules
 	SourceSigma   Source = "sigma"   // SigmaHQ rules
+	// SourceCorrelation marks correlation rules, whatever file they came
+	// from: their hits are built from other rules' hits.
+	SourceCorrelation Source = "correlation"
 )
 
 // Severity is a rule's level as an ordered value.
@@ -85,6 +88,7 @@ type Tactic struct {
 // about it. Rules are immutable once loaded and may be shared.
 type Rule struct {
 	ID          string
+	Name        string // the name correlation rules may refer to it by
 	Title       string
 	Author      string
 	Source      Source
@@ -114,6 +118,10 @@ type Rule struct {
 	Warnings []string
 	// Sigma is the parsed rule.
 	Sigma *sigma.Rule
+	// Correlation is set for a correlation rule (Source
+	// SourceCorrelation), which the Engine does not evaluate: a Correlator
+	// does, over the hits of the rules it names.
+	Correlation *sigma.Correlation
 
 	prog *program
 	// placeholders are the expand values the rule was compiled with (the

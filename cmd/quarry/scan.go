@@ -18,6 +18,7 @@ import (
 
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/detections"
+	"github.com/quarry-sec/quarry/detections/incidents"
 	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/detections/ruleset"
 	"github.com/quarry-sec/quarry/telemetry"
@@ -112,6 +113,14 @@ technique) goes to standard error with --format json.`,
 				engine: detections.NewEngine(rules), kb: kb, format: format, out: cmd.OutOrStdout(),
 				bySeverity: map[string]int{}, byTechnique: map[string]int{}, layer: map[string]attack.LayerScore{},
 			}
+			sc.min = detections.ParseSeverity(strings.ToLower(rf.minLevel))
+			corr, cerrs := detections.NewCorrelator(rules)
+			for _, e := range cerrs {
+				fmt.Fprintf(cmd.ErrOrStderr(), "quarry: %v\n", e)
+			}
+			if corr.Len() > 0 {
+				sc.corr = corr
+			}
 			summaryTo := cmd.OutOrStdout()
 			if format == formatJSON {
 				summaryTo = cmd.ErrOrStderr()
@@ -125,6 +134,7 @@ technique) goes to standard error with --format json.`,
 				err = a.scanStore(ctx, sc, since, until, progress)
 			} else {
 				err = sc.scanFiles(ctx, args, hostName, progress, cmd.ErrOrStderr())
+				sc.flushCorrelations(false)
 			}
 			sc.flushTable()
 			sc.printSummary(summaryTo, len(rules), time.Since(start))
@@ -179,6 +189,10 @@ func parseTimeFlag(name, v string, now time.Time) (time.Time, error) {
 // scanner runs the engine over events and reports hits.
 type scanner struct {
 	engine *detections.Engine
+	corr   *detections.Correlator // nil without correlation rules
+	// min hides the hits of rules below it, kept only because a
+	// correlation names them (--min-level).
+	min    detections.Severity
 	kb     *attack.KB
 	format string
 	out    io.Writer
@@ -200,38 +214,79 @@ type scanner struct {
 
 const maxTableRows = 1000
 
+// match runs the rules over one event: eid is its store id (0 for files).
+// Correlation rules see every hit; a rule named only by correlations with
+// generate false does not report its own.
 func (s *scanner) match(ev *telemetry.Event, eid int64) {
 	s.events++
+	ref := eid
+	if ref == 0 {
+		ref = s.record
+	}
 	s.engine.Match(ev, func(h detections.Hit) {
-		s.hits++
-		s.bySeverity[h.Rule.Severity.String()]++
-		recs := pipeline.Records(h, eid, s.kb)
-		for _, r := range recs {
-			if r.TechniqueID != "" {
-				s.byTechnique[r.TechniqueID]++
-				ls := s.layer[r.TechniqueID]
-				ls.Score++
-				ls.Names = append(ls.Names, r.RuleTitle)
-				s.layer[r.TechniqueID] = ls
-			}
+		if (s.corr == nil || s.corr.Reports(h.Rule)) && h.Rule.Severity >= s.min {
+			s.report(h, eid, s.record)
 		}
-		if s.onHit != nil {
-			s.onHit(h, recs)
-		}
-		if s.format == formatJSON {
-			for i := range recs {
-				s.writeJSON(&recs[i])
-			}
-		} else if len(s.table) < maxTableRows {
-			// The event's strings are reused by the next record
-			// (importers.NextInto): keep copies.
-			r := recs[0]
-			for _, p := range []*string{&r.Host, &r.Path, &r.Cmdline, &r.ParentPath, &r.Username} {
-				*p = strings.Clone(*p)
-			}
-			s.table = append(s.table, r)
+		if s.corr != nil {
+			s.corr.Observe(h, ref, s.reportCorrelation(eid != 0))
 		}
 	})
+	if s.corr != nil {
+		s.corr.Advance(ev.Time, s.reportCorrelation(eid != 0))
+	}
+}
+
+// reportCorrelation reports correlation hits: ref is the store eid of the
+// event (fromStore) or its record number.
+func (s *scanner) reportCorrelation(fromStore bool) detections.Emit {
+	return func(h detections.Hit, ref int64) {
+		if fromStore {
+			s.report(h, ref, ref)
+		} else {
+			s.report(h, 0, ref)
+		}
+	}
+}
+
+// flushCorrelations closes the correlation windows still open at the end
+// of the input.
+func (s *scanner) flushCorrelations(fromStore bool) {
+	if s.corr != nil {
+		s.corr.Flush(s.reportCorrelation(fromStore))
+	}
+}
+
+// report counts, prints and hands on one hit; record is its event's record
+// number (or eid) for JSON output.
+func (s *scanner) report(h detections.Hit, eid, record int64) {
+	s.hits++
+	s.bySeverity[h.Rule.Severity.String()]++
+	recs := pipeline.Records(h, eid, s.kb)
+	for _, r := range recs {
+		if r.TechniqueID != "" {
+			s.byTechnique[r.TechniqueID]++
+			ls := s.layer[r.TechniqueID]
+			ls.Score++
+			ls.Names = append(ls.Names, r.RuleTitle)
+			s.layer[r.TechniqueID] = ls
+		}
+	}
+	if s.onHit != nil {
+		s.onHit(h, recs)
+	}
+	if s.format == formatJSON {
+		for i := range recs {
+			s.writeJSON(&recs[i], record)
+		}
+	} else if len(s.table) < maxTableRows {
+		// The event's strings are reused by the next record
+		// (importers.NextInto): keep copies.
+		r := recs[0]
+		for _, p := range []*string{&r.Host, &r.Path, &r.Cmdline, &r.ParentPath, &r.Username} {
+			*p = strings.Clone(*p)
+		}
+		s.table = append(s.table, r)
+	}
 }
 
 // hitJSON is a JSON line: the ioa_hits columns plus where the event came from.
@@ -261,14 +316,14 @@ type hitJSON struct {
 	Record          int64  `json:"record"`
 }
 
-func (s *scanner) writeJSON(r *store.HitRecord) {
+func (s *scanner) writeJSON(r *store.HitRecord, record int64) {
 	if s.enc == nil {
 		s.enc = json.NewEncoder(s.out)
 		s.enc.SetEscapeHTML(false)
 	}
 	s.enc.Encode(hitJSON{r.HitID, r.Time.Unix(), r.Host, r.RuleID, r.RuleTitle, r.RuleAuthor, r.RuleSource,
 		r.TechniqueID, r.TechniqueName, r.Tactic, r.Severity, r.Confidence, r.Description, r.Recommendations,
-		r.EID, r.PID, r.Path, r.Cmdline, r.ParentPath, r.Username, r.Source, s.file, s.record})
+		r.EID, r.PID, r.Path, r.Cmdline, r.ParentPath, r.Username, r.Source, s.file, record})
 }
 
 // flushTable prints the hits of the table format.
@@ -415,6 +470,8 @@ func (a *app) scanStore(ctx context.Context, s *scanner, since, until string, pr
 	// informational and low ones tag their events with techniques.
 	var pending []store.HitRecord
 	tags := map[int64][]string{}
+	// Where hits landed, per host: the incidents there are regrouped.
+	spans := map[string][2]time.Time{}
 	var saveErr error
 	flush := func() {
 		if saveErr == nil && len(pending) > 0 {
@@ -435,6 +492,16 @@ func (a *app) scanStore(ctx context.Context, s *scanner, since, until string, pr
 			}
 		} else {
 			pending = append(pending, recs...)
+			for _, r := range recs {
+				sp, ok := spans[r.Host]
+				if !ok || r.Time.Before(sp[0]) {
+					sp[0] = r.Time
+				}
+				if !ok || r.Time.After(sp[1]) {
+					sp[1] = r.Time
+				}
+				spans[strings.Clone(r.Host)] = sp
+			}
 		}
 		if len(pending)+len(tags) >= 1000 {
 			flush()
@@ -455,12 +522,20 @@ func (a *app) scanStore(ctx context.Context, s *scanner, since, until string, pr
 		}
 		return ctx.Err() == nil && saveErr == nil
 	})
+	s.flushCorrelations(true)
 	flush()
 	if err != nil {
 		return err
 	}
 	if saveErr != nil {
 		return fmt.Errorf("store hits: %w", saveErr)
+	}
+	var landed []store.HitRecord
+	for h, sp := range spans {
+		landed = append(landed, store.HitRecord{Host: h, Time: sp[0]}, store.HitRecord{Host: h, Time: sp[1]})
+	}
+	if _, err := incidents.RefreshHits(ctx, st, landed, incidents.Options{}); err != nil {
+		return err
 	}
 	return ctx.Err()
 }

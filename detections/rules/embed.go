@@ -11,9 +11,11 @@ package rules
 
 import "embed"
 
-// FS is the builtin rule pack: one Sigma rule per *.yml file at its root.
+// FS is the builtin rule pack: one Sigma rule per *.yml file at its root,
+// and under correlations/ the pack's correlation rules with the
+// informational building-block rules they correlate.
 //
-//go:embed *.yml
+//go:embed *.yml correlations/*.yml
 var FS embed.FS
 
 // TestsFS holds each rule's test events as tests/<rule file stem>.yml: the

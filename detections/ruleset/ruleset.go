@@ -128,14 +128,25 @@ func merge(dst, src *detections.LoadResult) {
 	dst.Files += src.Files
 }
 
-// Filter keeps the rules at or above a minimum severity.
+// Filter keeps the rules at or above a minimum severity, and the rules the
+// kept correlation rules name.
 func Filter(rs []*detections.Rule, min detections.Severity) []*detections.Rule {
 	if min <= detections.SeverityUnknown {
 		return rs
 	}
+	// The rules a kept correlation names stay, whatever their level: it
+	// needs their hits (callers hide their own hits below min).
+	named := map[string]bool{}
+	for _, r := range rs {
+		if r.Correlation != nil && r.Severity >= min {
+			for _, n := range r.Correlation.Rules {
+				named[n] = true
+			}
+		}
+	}
 	out := rs[:0:0]
 	for _, r := range rs {
-		if r.Severity >= min {
+		if r.Severity >= min || (r.Correlation == nil && (named[r.ID] || named[r.Name] && r.Name != "")) {
 			out = append(out, r)
 		}
 	}

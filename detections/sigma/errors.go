@@ -28,6 +28,6 @@ func (e *Error) Error() string {
 // Unwrap returns the underlying reason.
 func (e *Error) Unwrap() error { return e.Err }
 
-// ErrNotSupported marks documents Quarry skips on purpose (correlation and
-// filter documents): they are reported as skipped, not as failures.
+// ErrNotSupported marks documents Quarry skips on purpose (filter
+// documents): they are reported as skipped, not as failures.
 var ErrNotSupported = fmt.Errorf("not supported yet")

@@ -84,8 +84,10 @@ func TestParseErrorsNameLineAndField(t *testing.T) {
 	if got := res.Errors[0].Error(); got != `r.yml:5: detection.sel.Image|bogus: unknown modifier "bogus"` {
 		t.Errorf("got %q", got)
 	}
+	// A correlation without rules or timespan is an error naming the
+	// field; the broken detection rule after it is one more.
 	res = Parse("c.yml", []byte("title: c\ncorrelation:\n    type: event_count\n---\n"+src))
-	if len(res.Skipped) != 1 || len(res.Errors) != 1 {
-		t.Errorf("want one skipped correlation and one error, got %v / %v", res.Skipped, res.Errors)
+	if len(res.Errors) != 2 || res.Errors[0].Field != "correlation.rules" || res.Errors[0].Line != 3 {
+		t.Errorf("want the correlation's missing rules at line 3 and one more error, got %v", res.Errors)
 	}
 }

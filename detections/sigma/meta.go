@@ -5,7 +5,10 @@ import (
 	"strings"
 )
 
-func parseRule(file string, d *node) (*Rule, *Error) {
+// parseMeta reads what every rule has, detection and correlation rules
+// alike: id, title, status, level, tags, Quarry's confidence and
+// recommendations…
+func parseMeta(file string, d *node) (*Rule, *Error) {
 	r := &Rule{File: file, Line: d.line}
 	fail := func(line int, field string, err error) *Error {
 		return &Error{File: file, Line: line, Field: field, RuleID: r.ID, Title: r.Title, Err: err}
@@ -89,6 +92,20 @@ func parseRule(file string, d *node) (*Rule, *Error) {
 	case "", "low", "medium", "high":
 	default:
 		return nil, fail(d.get("confidence").line, "confidence", fmt.Errorf("unknown confidence %q (want low, medium or high)", r.Confidence))
+	}
+	return r, nil
+}
+
+func parseRule(file string, d *node) (*Rule, *Error) {
+	r, perr := parseMeta(file, d)
+	if perr != nil {
+		return nil, perr
+	}
+	if n := d.get("name"); n != nil && n.kind == kindScalar {
+		r.Name = n.str
+	}
+	fail := func(line int, field string, err error) *Error {
+		return &Error{File: file, Line: line, Field: field, RuleID: r.ID, Title: r.Title, Err: err}
 	}
 	ls := d.get("logsource")
 	if ls == nil || ls.kind != kindMap {

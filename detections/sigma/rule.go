@@ -12,6 +12,7 @@ type Rule struct {
 
 	Title          string
 	ID             string
+	Name           string // the name other rules refer to it by (correlations)
 	Status         string // stable, test, experimental, deprecated, unsupported
 	Description    string
 	Author         string
@@ -29,6 +30,10 @@ type Rule struct {
 	// what the analyst should do on a hit.
 	Confidence      string
 	Recommendations string
+
+	// Correlation is set for a correlation rule, which has no logsource
+	// and no detection of its own.
+	Correlation *Correlation
 }
 
 // Logsource says which events a rule applies to.
@@ -93,7 +98,7 @@ type Value struct {
 type Result struct {
 	Rules   []*Rule
 	Errors  []*Error // documents that are not valid rules
-	Skipped []*Error // documents skipped on purpose (correlation, filters); wrap ErrNotSupported
+	Skipped []*Error // documents skipped on purpose (filters); wrap ErrNotSupported
 }
 
 // Parse reads every YAML document of a rule file. A broken document never
@@ -136,9 +141,13 @@ func Parse(file string, data []byte) Result {
 			d = merge(global, d)
 		}
 		prev = d
-		if c := d.get("correlation"); c != nil {
-			res.Skipped = append(res.Skipped, &Error{File: file, Line: c.line, Field: "correlation", RuleID: scalar(d.get("id")), Title: scalar(d.get("title")),
-				Err: fmt.Errorf("correlation rules are %w", ErrNotSupported)})
+		if d.get("correlation") != nil {
+			r, perr := parseCorrelationRule(file, d)
+			if perr != nil {
+				res.Errors = append(res.Errors, perr)
+				continue
+			}
+			res.Rules = append(res.Rules, r)
 			continue
 		}
 		if f := d.get("filter"); f != nil && d.get("detection") == nil {

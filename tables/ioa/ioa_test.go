@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quarry-sec/quarry/detections"
 	"github.com/quarry-sec/quarry/detections/ruleset"
 	sqlengine "github.com/quarry-sec/quarry/extension/sqlite"
 	"github.com/quarry-sec/quarry/tables"
@@ -62,7 +63,8 @@ func TestIOATables(t *testing.T) {
 		"SELECT count(*) FROM ioa_hits WHERE host_identifier = 'h2'":              2,
 		"SELECT count(*) FROM ioa_hits WHERE time >= " + itoa(t0.Unix()+1):        2,
 		"SELECT count(*) FROM ioa_hits WHERE rule_id IN ('r1', 'r3')":             3,
-		"SELECT count(*) FROM ioa_rules WHERE source = 'builtin'":                 int64(len(res.Rules)),
+		"SELECT count(*) FROM ioa_rules WHERE source = 'builtin'":                 countSource(res.Rules, detections.SourceBuiltin),
+		"SELECT count(*) FROM ioa_rules WHERE source = 'correlation'":             countSource(res.Rules, detections.SourceCorrelation),
 		"SELECT count(*) FROM ioa_rules WHERE tags_only = 1 AND severity = 'low'": countLow(res.Rules),
 	}
 	for q, want := range cases {
@@ -74,4 +76,14 @@ func TestIOATables(t *testing.T) {
 	if got := count("SELECT count(*) FROM ioa_rules WHERE id = '" + id + "'"); got != 1 {
 		t.Errorf("ioa_rules by id: %d", got)
 	}
+}
+
+func countSource(rs []*detections.Rule, src detections.Source) int64 {
+	var n int64
+	for _, r := range rs {
+		if r.Source == src {
+			n++
+		}
+	}
+	return n
 }

@@ -1,0 +1,475 @@
+package detections
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/quarry-sec/quarry/detections/sigma"
+	"github.com/quarry-sec/quarry/telemetry"
+)
+
+// Correlation semantics (Sigma correlation rules):
+//
+//   - The hits of the rules a correlation names are grouped by the values
+//     of its group-by fields (read from each hit's event; an alias names
+//     the field per rule). A missing field groups as the empty value.
+//   - A condition made only of gt/gte is decided as soon as it holds: over
+//     a sliding window (the hits of the last timespan, both ends
+//     included), event_count counts hits, value_count distinct values of
+//     its field (hits without the field do not count), temporal needs every
+//     rule to have hit, temporal_ordered needs them in the order listed
+//     (each hit no earlier than the previous rule's). The correlation hit
+//     is emitted with the event that completed it, and the group starts
+//     afresh.
+//   - Any other condition (lt, lte, eq, neq: "at most", "exactly") can only
+//     be decided once the window is over: a window opens with a group's
+//     first hit and closes timespan later; when a later hit or Advance
+//     passes its end, or at Flush, the count is compared and the hit, if
+//     any, is emitted with the window's last event and its end as time.
+//     A group that never saw a hit opens no window: absence of every hit
+//     is not reported.
+//   - Correlation hits carry the correlation rule's techniques and those of
+//     the hits correlated.
+//
+// State lives per group and is dropped when its window is over, so memory
+// follows the number of groups active within one timespan, bounded by
+// MaxGroups per correlation (windows not opened beyond it are counted in
+// Dropped).
+
+// DefaultMaxGroups bounds the open groups of one correlation rule.
+const DefaultMaxGroups = 100_000
+
+// maxValuesPerGroup bounds the distinct values one value_count group keeps.
+const maxValuesPerGroup = 10_000
+
+// Correlator evaluates correlation rules over the hits of the rules they
+// name. Feed it every hit of the Engine (Observe), the event time as it
+// advances (Advance), and Flush at the end of the input. Each hit comes
+// with the caller's reference to its event (a store eid, a record number),
+// handed back with the correlation hits that event completes or closes. A
+// Correlator is not safe for concurrent use.
+type Correlator struct {
+	corrs  []*corrState
+	byRule map[*Rule][]corrRef
+	silent map[*Rule]bool
+	// next is the earliest time some window ends (Advance has work to do
+	// only past it).
+	next time.Time
+	// MaxGroups bounds the open groups of each correlation rule.
+	MaxGroups int
+	// Dropped counts the hits that could not open a group because of
+	// MaxGroups.
+	Dropped int
+}
+
+type corrRef struct {
+	c   *corrState
+	idx int // the rule's place in the correlation's list
+}
+
+type corrState struct {
+	rule    *Rule
+	spec    *sigma.Correlation
+	refs    []string // each correlated rule as the correlation names it
+	atClose bool
+	need    int // decided at once: the count that makes the condition hold
+	groups  map[string]*corrGroup
+}
+
+type corrGroup struct {
+	start, last time.Time
+	times       []time.Time          // event_count, sliding
+	count       int                  // event_count, at close
+	values      map[string]time.Time // value_count: value → last seen
+	seen        []time.Time          // temporal: last hit per rule
+	chain       []time.Time          // temporal_ordered: start of the latest chain ending at each rule
+	techniques  []Technique
+	tactics     []Tactic
+	event       *telemetry.Event // at close: a copy of the last event
+	ref         int64            // and the caller's reference to it
+}
+
+// Emit receives a correlation hit and the caller's reference to its event.
+type Emit func(h Hit, ref int64)
+
+// NewCorrelator prepares the correlation rules among rules (the others are
+// the rules they may name, by name or id). A correlation naming an unknown
+// rule, or another correlation, is reported and left out.
+func NewCorrelator(rules []*Rule) (*Correlator, []error) {
+	byName := map[string]*Rule{}
+	for _, r := range rules {
+		if r.Correlation != nil {
+			continue
+		}
+		if r.ID != "" {
+			byName[r.ID] = r
+		}
+		if r.Name != "" {
+			byName[r.Name] = r
+		}
+	}
+	c := &Correlator{byRule: map[*Rule][]corrRef{}, silent: map[*Rule]bool{}, MaxGroups: DefaultMaxGroups}
+	generate := map[*Rule]bool{}
+	var errs []error
+	for _, r := range rules {
+		spec := r.Correlation
+		if spec == nil {
+			continue
+		}
+		cs := &corrState{rule: r, spec: spec, refs: spec.Rules, groups: map[string]*corrGroup{}}
+		var bases []*Rule
+		bad := false
+		for _, name := range spec.Rules {
+			b, ok := byName[name]
+			if !ok {
+				errs = append(errs, fmt.Errorf("%s:%d: correlation rule %q: rule %q not found (a correlation names detection rules by name or id)", r.Path, spec.Line, r.Title, name))
+				bad = true
+				continue
+			}
+			bases = append(bases, b)
+		}
+		if bad {
+			continue
+		}
+		cs.atClose, cs.need = decideMode(spec)
+		c.corrs = append(c.corrs, cs)
+		for i, b := range bases {
+			c.byRule[b] = append(c.byRule[b], corrRef{c: cs, idx: i})
+			generate[b] = generate[b] || spec.Generate
+		}
+	}
+	for b, refs := range c.byRule {
+		c.silent[b] = !generate[b]
+		// A rule listed twice in one ordered correlation: its later place
+		// first, so that one hit does not chain onto itself.
+		slices.SortStableFunc(refs, func(x, y corrRef) int { return y.idx - x.idx })
+	}
+	return c, errs
+}
+
+// decideMode tells whether a correlation is decided at window close, and
+// otherwise the count that decides it.
+func decideMode(spec *sigma.Correlation) (atClose bool, need int) {
+	if len(spec.Condition) == 0 { // temporal: every rule
+		return false, len(distinct(spec.Rules))
+	}
+	for _, cmp := range spec.Condition {
+		switch cmp.Op {
+		case "gte":
+			need = max(need, int(math.Ceil(cmp.Value)))
+		case "gt":
+			need = max(need, int(math.Floor(cmp.Value))+1)
+		default:
+			return true, 0
+		}
+	}
+	return false, max(need, 1)
+}
+
+func distinct(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Len is the number of correlation rules in use.
+func (c *Correlator) Len() int { return len(c.corrs) }
+
+// Reports tells whether a rule's own hits are to be reported: every rule
+// but those named only by correlations with generate false (the Sigma
+// default).
+func (c *Correlator) Reports(r *Rule) bool { return !c.silent[r] }
+
+// Groups is the number of open groups, for measuring state.
+func (c *Correlator) Groups() int {
+	n := 0
+	for _, cs := range c.corrs {
+		n += len(cs.groups)
+	}
+	return n
+}
+
+// Observe takes one hit of the Engine and calls emit for each correlation
+// it completes. Observe also closes the windows the hit's time has passed
+// (as Advance).
+func (c *Correlator) Observe(h Hit, ref int64, emit Emit) {
+	refs := c.byRule[h.Rule]
+	if len(refs) == 0 {
+		return
+	}
+	t := h.Time
+	if t.IsZero() && h.Event != nil {
+		t = h.Event.Time
+	}
+	c.Advance(t, emit)
+	for _, cr := range refs {
+		c.observe(cr, h, ref, t, emit)
+	}
+}
+
+func (c *Correlator) observe(ref corrRef, h Hit, evRef int64, t time.Time, emit Emit) {
+	cs, spec := ref.c, ref.c.spec
+	key := cs.groupKey(h.Event, ref.idx)
+	g := cs.groups[key]
+	if g != nil && cs.atClose && t.Sub(g.start) > spec.Timespan {
+		cs.close(key, g, emit)
+		g = nil
+	}
+	if g == nil {
+		if len(cs.groups) >= c.MaxGroups {
+			c.Dropped++
+			return
+		}
+		g = &corrGroup{start: t}
+		cs.groups[key] = g
+		if end := t.Add(spec.Timespan); c.next.IsZero() || end.Before(c.next) {
+			c.next = end
+		}
+	}
+	if t.After(g.last) {
+		g.last = t
+	}
+	g.techniques = unionTechniques(g.techniques, h.Techniques)
+	g.tactics = unionTactics(g.tactics, h.Tactics)
+	from := t.Add(-spec.Timespan)
+	fired := false
+	switch spec.Type {
+	case sigma.CorrelationEventCount:
+		if cs.atClose {
+			g.count++
+		} else {
+			g.times = append(dropBefore(g.times, from), t)
+			fired = len(g.times) >= cs.need
+		}
+	case sigma.CorrelationValueCount:
+		v, ok := cs.fieldValue(h.Event, spec.Field, ref.idx)
+		if !ok {
+			break
+		}
+		if g.values == nil {
+			g.values = map[string]time.Time{}
+		}
+		if !cs.atClose {
+			maps.DeleteFunc(g.values, func(_ string, at time.Time) bool { return at.Before(from) })
+		}
+		if _, seen := g.values[v]; seen || len(g.values) < maxValuesPerGroup {
+			g.values[strings.Clone(v)] = t
+		}
+		fired = !cs.atClose && len(g.values) >= cs.need
+	case sigma.CorrelationTemporal:
+		if g.seen == nil {
+			g.seen = make([]time.Time, len(cs.refs))
+		}
+		g.seen[ref.idx] = t
+		fired = !cs.atClose && cs.distinctSeen(g, from) >= cs.need
+	case sigma.CorrelationTemporalOrdered:
+		if g.chain == nil {
+			g.chain = make([]time.Time, len(cs.refs))
+		}
+		switch {
+		case ref.idx == 0:
+			g.chain[0] = t
+		case !g.chain[ref.idx-1].IsZero() && !g.chain[ref.idx-1].Before(from):
+			if g.chain[ref.idx-1].After(g.chain[ref.idx]) || g.chain[ref.idx].IsZero() {
+				g.chain[ref.idx] = g.chain[ref.idx-1]
+			}
+		}
+		last := len(g.chain) - 1
+		fired = ref.idx == last && !g.chain[last].IsZero() && !g.chain[last].Before(from)
+	}
+	if cs.atClose {
+		g.event, g.ref = copyEvent(h.Event), evRef
+		return
+	}
+	if fired {
+		emit(cs.hit(g, h.Event, t), evRef)
+		delete(cs.groups, key)
+	}
+}
+
+// Advance closes the windows that end before now, emitting the hits of
+// those decided at close, and drops the state of idle groups.
+func (c *Correlator) Advance(now time.Time, emit Emit) {
+	if c.next.IsZero() || !now.After(c.next) {
+		return
+	}
+	c.next = time.Time{}
+	var over []string
+	for _, cs := range c.corrs {
+		over = over[:0]
+		for key, g := range cs.groups {
+			end := g.start.Add(cs.spec.Timespan)
+			if !cs.atClose {
+				// Sliding windows: a group idle for a timespan holds
+				// nothing that can still count.
+				end = g.last.Add(cs.spec.Timespan)
+			}
+			if now.After(end) {
+				over = append(over, key)
+				continue
+			}
+			if c.next.IsZero() || end.Before(c.next) {
+				c.next = end
+			}
+		}
+		// In key order, so that the same input gives the same hits in
+		// the same order.
+		slices.Sort(over)
+		for _, key := range over {
+			if cs.atClose {
+				cs.close(key, cs.groups[key], emit)
+			} else {
+				delete(cs.groups, key)
+			}
+		}
+	}
+}
+
+// Flush closes every window (the end of the input): the correlations
+// decided at close report what their windows hold.
+func (c *Correlator) Flush(emit Emit) {
+	for _, cs := range c.corrs {
+		keys := slices.Sorted(maps.Keys(cs.groups))
+		for _, key := range keys {
+			g := cs.groups[key]
+			if cs.atClose {
+				cs.close(key, g, emit)
+			}
+			delete(cs.groups, key)
+		}
+	}
+	c.next = time.Time{}
+}
+
+// close decides a window of a correlation decided at close.
+func (cs *corrState) close(key string, g *corrGroup, emit Emit) {
+	delete(cs.groups, key)
+	var n float64
+	switch cs.spec.Type {
+	case sigma.CorrelationEventCount:
+		n = float64(g.count)
+	case sigma.CorrelationValueCount:
+		n = float64(len(g.values))
+	case sigma.CorrelationTemporal, sigma.CorrelationTemporalOrdered:
+		n = float64(cs.distinctSeen(g, time.Time{}))
+	}
+	for _, cmp := range cs.spec.Condition {
+		if !cmp.Holds(n) {
+			return
+		}
+	}
+	if g.event == nil {
+		return
+	}
+	emit(cs.hit(g, g.event, g.start.Add(cs.spec.Timespan)), g.ref)
+}
+
+// distinctSeen counts the rules of a temporal group that hit at or after
+// from.
+func (cs *corrState) distinctSeen(g *corrGroup, from time.Time) int {
+	seen := map[string]bool{}
+	for i, at := range g.seen {
+		if !at.IsZero() && !at.Before(from) {
+			seen[cs.refs[i]] = true
+		}
+	}
+	for i, at := range g.chain {
+		if !at.IsZero() {
+			seen[cs.refs[i]] = true
+		}
+	}
+	return len(seen)
+}
+
+func (cs *corrState) hit(g *corrGroup, ev *telemetry.Event, t time.Time) Hit {
+	r := cs.rule
+	return Hit{Rule: r, Techniques: unionTechniques(slices.Clone(r.Techniques), g.techniques),
+		Tactics: unionTactics(slices.Clone(r.Tactics), g.tactics), Event: ev, Time: t}
+}
+
+// groupKey is the group-by values of a hit of the idx-th rule.
+func (cs *corrState) groupKey(ev *telemetry.Event, idx int) string {
+	if len(cs.spec.GroupBy) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for _, f := range cs.spec.GroupBy {
+		v, _ := cs.fieldValue(ev, f, idx)
+		b.WriteString(v)
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+// fieldValue reads a group-by or condition field (or alias) from a hit of
+// the idx-th rule.
+func (cs *corrState) fieldValue(ev *telemetry.Event, field string, idx int) (string, bool) {
+	if ev == nil {
+		return "", false
+	}
+	if per, ok := cs.spec.Aliases[field]; ok {
+		f, ok := per[cs.refs[idx]]
+		if !ok {
+			return "", false
+		}
+		field = f
+	}
+	v, ok, _ := lookupField(ev, field, nil)
+	return v, ok
+}
+
+// dropBefore removes the times before from (times are in hit order, which
+// is mostly time order: any older one is dropped).
+func dropBefore(times []time.Time, from time.Time) []time.Time {
+	return slices.DeleteFunc(times, func(at time.Time) bool { return at.Before(from) })
+}
+
+func unionTechniques(a, b []Technique) []Technique {
+	for _, t := range b {
+		if !slices.ContainsFunc(a, func(x Technique) bool { return x.ID == t.ID }) {
+			a = append(a, t)
+		}
+	}
+	return a
+}
+
+func unionTactics(a, b []Tactic) []Tactic {
+	for _, t := range b {
+		if !slices.ContainsFunc(a, func(x Tactic) bool { return x.ShortName == t.ShortName }) {
+			a = append(a, t)
+		}
+	}
+	return a
+}
+
+// copyEvent copies an event and every string it holds: the Engine's
+// callers may reuse their events (importers.NextInto).
+func copyEvent(ev *telemetry.Event) *telemetry.Event {
+	if ev == nil {
+		return nil
+	}
+	c := *ev
+	for _, p := range []*string{&c.Host, &c.Category, &c.Channel, &c.Path, &c.Cmdline, &c.Cwd, &c.Comm,
+		&c.Username, &c.LogonID, &c.ParentPath, &c.ParentCmdline, &c.ProcessGUID, &c.ParentGUID,
+		&c.IntegrityLevel, &c.OriginalFileName, &c.Hashes} {
+		*p = strings.Clone(*p)
+	}
+	c.Source = telemetry.Source(strings.Clone(string(c.Source)))
+	if ev.Args != nil {
+		c.Args = make([]string, len(ev.Args))
+		for i, a := range ev.Args {
+			c.Args[i] = strings.Clone(a)
+		}
+	}
+	if ev.Fields != nil {
+		c.Fields = make(map[string]string, len(ev.Fields))
+		for k, v := range ev.Fields {
+			c.Fields[strings.Clone(k)] = strings.Clone(v)
+		}
+	}
+	return &c
+}
