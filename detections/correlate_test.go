@@ -177,9 +177,9 @@ correlation:
 		corrEv(2*time.Minute, "b.exe", "bob", ""),
 		corrEv(3*time.Minute, "b.exe", "bob", ""), // bob: three, never reported
 		corrEv(9*time.Minute, "b.exe", "alice", ""),
-		corrEv(10*time.Minute, "c.exe", "carol", ""), // alice's window (0..10m) is not over yet
+		corrEv(10*time.Minute, "c.exe", "carol", ""),             // alice's window (0..10m) is not over yet
 		corrEv(10*time.Minute+time.Second, "c.exe", "carol", ""), // now it is: alice's two are reported here
-		corrEv(30*time.Minute, "b.exe", "dave", ""), // one, open at the end: Flush reports it
+		corrEv(30*time.Minute, "b.exe", "dave", ""),              // one, open at the end: Flush reports it
 	}
 	got, _, own := runCorrelation(t, corr, evs)
 	if s := hitIndexes(got); s != "6 8" {
@@ -241,7 +241,7 @@ correlation:
 		corrEv(0, "b.exe", "u", ""),
 		corrEv(time.Minute+time.Second, "a.exe", "u", ""), // 61 s after B: too late
 		corrEv(90*time.Second, "b.exe", "v", ""),          // another user
-		corrEv(100*time.Second, "b.exe", "u", ""),          // B 39 s after A: any order counts
+		corrEv(100*time.Second, "b.exe", "u", ""),         // B 39 s after A: any order counts
 	}
 	got, _, _ := runCorrelation(t, corr, evs)
 	if s := hitIndexes(got); s != "3" {
@@ -265,7 +265,7 @@ correlation:
 		corrEv(2*time.Minute, "a.exe", "u", ""),
 		corrEv(3*time.Minute, "c.exe", "u", ""), // C before B: not yet
 		corrEv(4*time.Minute, "b.exe", "u", ""),
-		corrEv(5*time.Minute, "c.exe", "v", ""), // another user
+		corrEv(5*time.Minute, "c.exe", "v", ""),              // another user
 		corrEv(12*time.Minute+time.Second, "c.exe", "u", ""), // 10m01s after A: too late
 		corrEv(13*time.Minute, "a.exe", "u", ""),
 		corrEv(14*time.Minute, "b.exe", "u", ""),
