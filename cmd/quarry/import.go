@@ -14,9 +14,14 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/quarry-sec/quarry/attack"
+	"github.com/quarry-sec/quarry/detections"
+	"github.com/quarry-sec/quarry/detections/incidents"
+	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/host"
 	"github.com/quarry-sec/quarry/telemetry/importers"
+	"github.com/quarry-sec/quarry/telemetry/store"
 )
 
 // importBatch is how many events go into one store transaction.
@@ -24,18 +29,23 @@ const importBatch = 5000
 
 func (a *app) importCommand() *cobra.Command {
 	var hostName, format string
-	var quiet bool
+	var quiet, noDetect bool
+	var rf ruleFlags
 	formatsHelp := []string{"auto: " + importers.FormatAuto.Description()}
 	for _, f := range importers.Formats() {
 		formatsHelp = append(formatsHelp, string(f)+": "+f.Description())
 	}
 	cmd := &cobra.Command{
-		Use:   "import [--host NAME] [--format auto|FORMAT] FILE...",
+		Use:   "import [--host NAME] [--format auto|FORMAT] [--no-detect] [rule flags] FILE...",
 		Short: "Import recorded telemetry (Sysmon EVTX/JSON, Security 4688, auditd) into the event store",
 		Long: `Import recordings into the event store, where process_events serves them.
 The format is detected from each file's content unless --format forces one.
 A malformed record is counted and reported with its line or record number;
 the rest of the file is still imported.
+
+Detection runs on what is imported, as on live events: medium and higher hits
+become ioa_hits rows, informational and low ones tag their events, and the
+hits are grouped into incidents (quarry incidents). --no-detect only stores.
 
 Formats:
   ` + strings.Join(formatsHelp, "\n  "),
@@ -54,6 +64,19 @@ Formats:
 			if err != nil {
 				return err
 			}
+			var det *importDetection
+			if !noDetect {
+				rules, _, err := a.loadRules(rf, cmd.ErrOrStderr())
+				if err != nil {
+					return err
+				}
+				kb, err := a.knowledgeBase()
+				if err != nil {
+					return err
+				}
+				det = &importDetection{engine: detections.NewEngine(rules), kb: kb, spans: map[string][2]time.Time{},
+					bySeverity: map[string]int{}, seen: map[string]bool{}}
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
 			opts := []importers.Option{importers.WithFormat(f), importers.WithDefaultHost(host.Identifier())}
@@ -64,7 +87,7 @@ Formats:
 			if f, ok := progress.(*os.File); quiet || !ok || !isTerminal(f) {
 				progress = io.Discard // a progress bar is for a person at a terminal
 			}
-			sum := importSummary{skipped: map[string]int{}}
+			sum := importSummary{skipped: map[string]int{}, det: det}
 			var failed []string
 			for _, path := range args {
 				if err := a.importFile(ctx, path, opts, progress, &sum); err != nil {
@@ -77,10 +100,17 @@ Formats:
 					}
 				}
 			}
+			var incErr error
+			if det != nil {
+				incErr = det.refresh(ctx, st)
+			}
 			if _, err := st.EnforceRetention(ctx); err != nil {
 				a.log.Warn().Err(err).Msg("retention")
 			}
 			sum.print(cmd.OutOrStdout())
+			if incErr != nil {
+				return incErr
+			}
 			if len(failed) > 0 {
 				return fmt.Errorf("%d of %d file(s) not imported: %s", len(failed), len(args), strings.Join(failed, ", "))
 			}
@@ -90,7 +120,78 @@ Formats:
 	cmd.Flags().StringVar(&hostName, "host", "", "host_identifier for every imported event (default: the record's own host name)")
 	cmd.Flags().StringVar(&format, "format", "auto", "recording format (see above)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	cmd.Flags().BoolVar(&noDetect, "no-detect", false, "store the events without running detection")
+	rf.add(cmd)
 	return cmd
+}
+
+// importDetection is the detection an import runs, and what it found.
+type importDetection struct {
+	engine *detections.Engine
+	kb     *attack.KB
+	// spans are the first and last hit time per host, where incidents are
+	// regrouped once the files are in.
+	spans      map[string][2]time.Time
+	hits       int
+	bySeverity map[string]int
+	seen       map[string]bool // hit ids counted
+	incidents  int
+}
+
+// store stores a batch with detection.
+func (d *importDetection) store(ctx context.Context, st *store.Store, batch []telemetry.Event) error {
+	recs, err := pipeline.Detect(ctx, st, d.engine, d.kb, batch)
+	if err != nil {
+		return err
+	}
+	for i := range recs {
+		r := &recs[i]
+		if !d.seen[r.HitID] {
+			d.seen[r.HitID] = true
+			d.hits++
+			d.bySeverity[r.Severity]++
+		}
+		sp, ok := d.spans[r.Host]
+		if !ok {
+			sp = [2]time.Time{r.Time, r.Time}
+		}
+		if r.Time.Before(sp[0]) {
+			sp[0] = r.Time
+		}
+		if r.Time.After(sp[1]) {
+			sp[1] = r.Time
+		}
+		d.spans[r.Host] = sp
+	}
+	return nil
+}
+
+// refresh regroups the incidents where hits arrived.
+func (d *importDetection) refresh(ctx context.Context, st *store.Store) error {
+	var recs []store.HitRecord
+	for h, sp := range d.spans {
+		recs = append(recs, store.HitRecord{Host: h, Time: sp[0]}, store.HitRecord{Host: h, Time: sp[1]})
+	}
+	s, err := incidents.RefreshHits(ctx, st, recs, incidents.Options{})
+	if err != nil {
+		return err
+	}
+	d.incidents = s.Stored
+	return nil
+}
+
+func (d *importDetection) print(w io.Writer) {
+	sev := make([]string, 0, len(d.bySeverity))
+	for _, s := range []string{"critical", "high", "medium"} {
+		if n := d.bySeverity[s]; n > 0 {
+			sev = append(sev, fmt.Sprintf("%d %s", n, s))
+		}
+	}
+	line := fmt.Sprintf("detection: %d hit(s)", d.hits)
+	if len(sev) > 0 {
+		line += " (" + strings.Join(sev, ", ") + ")"
+	}
+	fmt.Fprintf(w, "%s; %d incident(s) where they landed (quarry incidents lists them)\n", line, d.incidents)
 }
 
 // importSummary counts what an import did, over all its files.
@@ -99,6 +200,7 @@ type importSummary struct {
 	took                     time.Duration
 	skipped                  map[string]int // reason → count
 	examples                 []string       // the first few bad records, with where
+	det                      *importDetection
 }
 
 const maxExamples = 10
@@ -120,6 +222,9 @@ func (s *importSummary) print(w io.Writer) {
 	}
 	for _, e := range s.examples {
 		fmt.Fprintf(w, "    %s\n", e)
+	}
+	if s.det != nil {
+		s.det.print(w)
 	}
 }
 
@@ -161,7 +266,11 @@ func (a *app) importFile(ctx context.Context, path string, opts []importers.Opti
 		if len(batch) == 0 {
 			return nil
 		}
-		if _, err := st.Append(ctx, batch); err != nil {
+		if sum.det != nil {
+			if err := sum.det.store(ctx, st, batch); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+		} else if _, err := st.Append(ctx, batch); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
 		sum.stored += len(batch)

@@ -107,6 +107,8 @@ Start with 'quarry shell', or 'quarry query "SELECT id, name FROM attack_techniq
 		a.attackCommand(),
 		a.importCommand(),
 		a.scanCommand(),
+		a.incidentsCommand(),
+		a.treeCommand(),
 		a.collectCommand(),
 		a.rulesCommand(),
 		a.packsCommand(),

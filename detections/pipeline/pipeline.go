@@ -38,9 +38,12 @@ type Options struct {
 	KB *attack.KB
 	// OnError receives storage errors (the pipeline keeps going).
 	OnError func(error)
-	// Incidents, when set, regroups the incidents around each stored batch
-	// of hits (detections/incidents), so incidents update as hits arrive.
+	// Incidents tunes incident grouping: after each stored batch of hits the
+	// incidents around them are regrouped (detections/incidents), so
+	// incidents update as hits arrive. nil uses the defaults.
 	Incidents *incidents.Options
+	// NoIncidents leaves incidents alone.
+	NoIncidents bool
 }
 
 // Stats counts what a Pipeline did.
@@ -165,8 +168,12 @@ func (p *Pipeline) Flush(ctx context.Context) error {
 		p.fail(err)
 		return err
 	}
-	if p.opts.Incidents != nil && len(recs) > 0 {
-		if _, err := incidents.RefreshHits(ctx, p.st, recs, *p.opts.Incidents); err != nil {
+	if !p.opts.NoIncidents && len(recs) > 0 {
+		var io incidents.Options
+		if p.opts.Incidents != nil {
+			io = *p.opts.Incidents
+		}
+		if _, err := incidents.RefreshHits(ctx, p.st, recs, io); err != nil {
 			p.fail(err)
 			return err
 		}

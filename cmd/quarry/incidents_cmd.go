@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/quarry-sec/quarry/detections/incidents"
+	"github.com/quarry-sec/quarry/telemetry/store"
+)
+
+// incidentJSON is a line of `quarry incidents --format json`: the incidents
+// columns and the incident's hits.
+type incidentJSON struct {
+	IncidentID     string        `json:"incident_id"`
+	HostIdentifier string        `json:"host_identifier"`
+	FirstSeen      int64         `json:"first_seen"`
+	LastSeen       int64         `json:"last_seen"`
+	Score          float64       `json:"score"`
+	Severity       string        `json:"severity"`
+	Tactics        string        `json:"tactics"`
+	Techniques     string        `json:"techniques"`
+	HitCount       int64         `json:"hit_count"`
+	RootPID        int64         `json:"root_pid"`
+	RootPath       string        `json:"root_path"`
+	Summary        string        `json:"summary"`
+	Hits           []incidentHit `json:"hits"`
+}
+
+// incidentHit is one hit of an incident (its technique rows joined).
+type incidentHit struct {
+	HitID      string   `json:"hit_id"`
+	Time       int64    `json:"time"`
+	RuleID     string   `json:"rule_id"`
+	RuleTitle  string   `json:"rule_title"`
+	RuleSource string   `json:"rule_source"`
+	Severity   string   `json:"severity"`
+	Confidence string   `json:"confidence"`
+	Techniques []string `json:"techniques"`
+	Tactics    []string `json:"tactics"`
+	EID        int64    `json:"eid"`
+	PID        int64    `json:"pid"`
+	Path       string   `json:"path"`
+	Cmdline    string   `json:"cmdline"`
+	Username   string   `json:"username"`
+}
+
+func (a *app) incidentsCommand() *cobra.Command {
+	var since, until, format string
+	var hosts []string
+	var minScore float64
+	var rebuild bool
+	var window time.Duration
+	cmd := &cobra.Command{
+		Use:   "incidents [--since T] [--until T] [--host H]... [--min-score S] [--format table|json] [--rebuild [--window D]]",
+		Short: "List incidents: detection hits grouped along process ancestry, scored",
+		Long: `List the incidents in the event store, highest score first: hits grouped along
+process ancestry on one host (a process and its ancestors started within the
+window; hits at most the window apart), scored by severity, confidence and the
+number of distinct ATT&CK tactics. Import, scan --store and live collection keep
+them up to date; --rebuild regroups every stored hit (with --window to change
+the default 30m window).
+
+JSON output is one object per line: the incidents columns and the incident's
+hits. 'quarry tree --incident ID' draws an incident's process tree.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if format != formatTable && format != formatJSON {
+				return usageError{fmt.Errorf("--format %q: want table or json", format)}
+			}
+			now := time.Now()
+			var f store.IncidentFilter
+			var err error
+			if f.Since, err = parseTimeFlag("since", since, now); err != nil {
+				return err
+			}
+			if f.Until, err = parseTimeFlag("until", until, now); err != nil {
+				return err
+			}
+			f.Hosts, f.MinScore = hosts, minScore
+			st, err := a.eventStore()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			if rebuild {
+				s, err := incidents.Rebuild(ctx, st, incidents.Options{Window: window})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "regrouped %d hit(s) into %d incident(s)\n", s.Hits, s.Stored)
+			}
+			var list []store.IncidentRecord
+			if err := st.ScanIncidents(ctx, f, func(r *store.IncidentRecord) bool {
+				list = append(list, *r)
+				return true
+			}); err != nil {
+				return err
+			}
+			sortIncidents(list)
+			if format == formatJSON {
+				return writeIncidentsJSON(ctx, cmd.OutOrStdout(), st, list)
+			}
+			writeIncidentsTable(cmd.OutOrStdout(), list)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&since, "since", "", "incidents active at or after this time (RFC 3339, a date, or a duration ago like 24h)")
+	cmd.Flags().StringVar(&until, "until", "", "incidents that began before this time")
+	cmd.Flags().StringArrayVar(&hosts, "host", nil, "only this host_identifier (repeatable)")
+	cmd.Flags().Float64Var(&minScore, "min-score", 0, "only incidents scoring at least this")
+	cmd.Flags().StringVarP(&format, "format", "f", formatTable, "output: table or json (one incident per line, with its hits)")
+	cmd.Flags().BoolVar(&rebuild, "rebuild", false, "regroup every stored hit into incidents first")
+	cmd.Flags().DurationVar(&window, "window", incidents.DefaultWindow, "with --rebuild: the grouping window")
+	return cmd
+}
+
+// sortIncidents orders by score (highest first), then first_seen, then id.
+func sortIncidents(l []store.IncidentRecord) {
+	for i := 1; i < len(l); i++ {
+		for j := i; j > 0 && incidentBefore(&l[j], &l[j-1]); j-- {
+			l[j], l[j-1] = l[j-1], l[j]
+		}
+	}
+}
+
+func incidentBefore(a, b *store.IncidentRecord) bool {
+	if a.Score != b.Score {
+		return a.Score > b.Score
+	}
+	if !a.FirstSeen.Equal(b.FirstSeen) {
+		return a.FirstSeen.Before(b.FirstSeen)
+	}
+	return a.IncidentID < b.IncidentID
+}
+
+func writeIncidentsTable(w io.Writer, list []store.IncidentRecord) {
+	if len(list) == 0 {
+		fmt.Fprintln(w, "no incidents")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SCORE\tSEVERITY\tHOST\tFIRST SEEN (UTC)\tSPAN\tHITS\tROOT\tTACTICS\tINCIDENT")
+	for _, r := range list {
+		fmt.Fprintf(tw, "%.2f\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Score, r.Severity, r.Host,
+			r.FirstSeen.UTC().Format("2006-01-02 15:04:05"), r.LastSeen.Sub(r.FirstSeen).Round(time.Second),
+			r.HitCount, fmt.Sprintf("%s (%d)", baseName(r.RootPath), r.RootPID), r.Tactics, r.IncidentID)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d incident(s); quarry tree --incident ID draws one\n", len(list))
+}
+
+func writeIncidentsJSON(ctx context.Context, w io.Writer, st *store.Store, list []store.IncidentRecord) error {
+	bw := bufio.NewWriter(w)
+	defer bw.Flush()
+	enc := json.NewEncoder(bw)
+	for _, r := range list {
+		var ids []string
+		if err := st.ScanIncidentHits(ctx, []string{r.IncidentID}, nil, func(p store.IncidentHitPair) bool {
+			ids = append(ids, p.HitID)
+			return true
+		}); err != nil {
+			return err
+		}
+		byID := map[string]*incidentHit{}
+		var order []string
+		if len(ids) > 0 {
+			err := st.ScanHits(ctx, store.HitFilter{HitIDs: ids}, func(h *store.HitRecord) bool {
+				x, ok := byID[h.HitID]
+				if !ok {
+					x = &incidentHit{HitID: h.HitID, Time: h.Time.Unix(), RuleID: h.RuleID, RuleTitle: h.RuleTitle,
+						RuleSource: h.RuleSource, Severity: h.Severity, Confidence: h.Confidence, EID: h.EID, PID: h.PID,
+						Path: h.Path, Cmdline: h.Cmdline, Username: h.Username, Techniques: []string{}, Tactics: []string{}}
+					byID[h.HitID] = x
+					order = append(order, h.HitID)
+				}
+				if h.TechniqueID != "" {
+					x.Techniques = append(x.Techniques, h.TechniqueID)
+				}
+				for _, t := range strings.Split(h.Tactic, ",") {
+					if t != "" && !contains(x.Tactics, t) {
+						x.Tactics = append(x.Tactics, t)
+					}
+				}
+				return true
+			})
+			if err != nil {
+				return err
+			}
+		}
+		out := incidentJSON{IncidentID: r.IncidentID, HostIdentifier: r.Host, FirstSeen: r.FirstSeen.Unix(),
+			LastSeen: r.LastSeen.Unix(), Score: r.Score, Severity: r.Severity, Tactics: r.Tactics,
+			Techniques: r.Techniques, HitCount: r.HitCount, RootPID: r.RootPID, RootPath: r.RootPath,
+			Summary: r.Summary, Hits: make([]incidentHit, 0, len(order))}
+		for _, id := range order {
+			incidents.SortTactics(byID[id].Tactics)
+			out.Hits = append(out.Hits, *byID[id])
+		}
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// baseName is the last element of a Windows or Unix path.
+func baseName(p string) string {
+	if i := strings.LastIndexAny(p, `/\`); i >= 0 {
+		return p[i+1:]
+	}
+	if p == "" {
+		return "?"
+	}
+	return p
+}

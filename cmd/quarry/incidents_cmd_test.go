@@ -1,0 +1,197 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var chainRecording = filepath.Join("testdata", "incidents", "chain.json")
+
+func importChain(t *testing.T, dir string, extra ...string) string {
+	t.Helper()
+	out, errs, code := quarry(t, dir, "", append(append([]string{"import", "-q"}, extra...), chainRecording)...)
+	if code != 0 {
+		t.Fatalf("import: exit %d: %s%s", code, out, errs)
+	}
+	return out
+}
+
+func incidentLines(t *testing.T, dir string) []incidentJSON {
+	t.Helper()
+	out, errs, code := quarry(t, dir, "", "incidents", "--format", "json")
+	if code != 0 {
+		t.Fatalf("incidents: exit %d: %s", code, errs)
+	}
+	var list []incidentJSON
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if line == "" {
+			continue
+		}
+		var in incidentJSON
+		if err := json.Unmarshal([]byte(line), &in); err != nil {
+			t.Fatalf("line does not parse: %v\n%s", err, line)
+		}
+		list = append(list, in)
+	}
+	return list
+}
+
+func TestImportDetectsAndGroupsIncidents(t *testing.T) {
+	dir := t.TempDir()
+	out := importChain(t, dir)
+	if !strings.Contains(out, "detection: 4 hit(s) (3 high, 1 medium); 2 incident(s)") {
+		t.Errorf("import summary:\n%s", out)
+	}
+	list := incidentLines(t, dir)
+	if len(list) != 2 {
+		t.Fatalf("want 2 incidents, got %+v", list)
+	}
+	word, ps := list[0], list[1]
+	if word.HitCount != 3 || len(word.Hits) != 3 || word.RootPID != 5000 || !strings.HasSuffix(word.RootPath, `\WINWORD.EXE`) ||
+		word.HostIdentifier != "LAB-WS1" || word.Severity != "high" {
+		t.Errorf("Word incident: %+v", word)
+	}
+	for _, tech := range []string{"T1566.001", "T1105", "T1053.005"} {
+		if !strings.Contains(word.Techniques, tech) {
+			t.Errorf("Word incident's techniques %s lack %s", word.Techniques, tech)
+		}
+	}
+	if !strings.HasPrefix(word.Tactics, "initial-access,execution,persistence") {
+		t.Errorf("tactics not in matrix order: %s", word.Tactics)
+	}
+	pids := map[int64]bool{}
+	for _, h := range word.Hits {
+		pids[h.PID] = true
+		if h.HitID == "" || len(h.Techniques) == 0 || h.RuleTitle == "" {
+			t.Errorf("hit lacks fields: %+v", h)
+		}
+	}
+	if !pids[5100] || !pids[5200] || !pids[5300] {
+		t.Errorf("Word incident's hits should be cmd, certutil and schtasks: %v", pids)
+	}
+	// The PowerShell cradle reuses cmd's pid 5100 but is another process
+	// under Explorer (a boundary): an incident of its own, ranked lower.
+	if ps.HitCount != 1 || ps.RootPID != 5100 || !strings.HasSuffix(ps.RootPath, `\powershell.exe`) || ps.Score >= word.Score {
+		t.Errorf("PowerShell incident: %+v", ps)
+	}
+
+	table, _, code := quarry(t, dir, "", "incidents")
+	if code != 0 || !strings.Contains(table, "WINWORD.EXE (5000)") || !strings.Contains(table, "2 incident(s)") ||
+		strings.Index(table, word.IncidentID) > strings.Index(table, ps.IncidentID) {
+		t.Errorf("incidents table (exit %d):\n%s", code, table)
+	}
+	if out, _, _ := quarry(t, dir, "", "incidents", "--since", "2026-03-02T09:01:00Z", "--format", "json"); strings.Count(out, "\n") != 1 ||
+		!strings.Contains(out, ps.IncidentID) {
+		t.Errorf("--since keeps only the later incident:\n%s", out)
+	}
+	// Both engines' tables: the embedded engine here.
+	q, errs, code := quarry(t, dir, "", "query", "--format", "csv",
+		"SELECT i.root_pid, count(*) FROM incidents i JOIN incident_hits ih USING (incident_id) GROUP BY i.incident_id ORDER BY 1")
+	if code != 0 || q != "root_pid,count(*)\n5000,3\n5100,1\n" {
+		t.Errorf("query (exit %d, %s):\n%s", code, errs, q)
+	}
+}
+
+func TestTreeCommand(t *testing.T) {
+	dir := t.TempDir()
+	importChain(t, dir)
+	list := incidentLines(t, dir)
+	out, errs, code := quarry(t, dir, "", "tree", "--incident", list[0].IncidentID)
+	if code != 0 {
+		t.Fatalf("tree: exit %d: %s", code, errs)
+	}
+	want := []string{
+		`C:\Windows\explorer.exe  [pid 4000, not recorded]`,
+		`└─ ▶ "C:\Program Files\Microsoft Office\root\Office16\WINWORD.EXE" /n`,
+		`   └─ cmd.exe /c certutil`,
+		`[pid 5100, LAB\alice, 2026-03-02 09:00:05, exited 09:00:11]  high T1059 T1204.002 T1566.001 (initial-access, execution) 1 hit(s)`,
+		`      ├─ certutil -urlcache`,
+		`(defense-evasion, command-and-control) 1 hit(s)`,
+		`      └─ schtasks /create`,
+		`medium T1053.005 (execution, persistence, privilege-escalation) 1 hit(s)`,
+	}
+	at := 0
+	for _, w := range want {
+		i := strings.Index(out[at:], w)
+		if i < 0 {
+			t.Fatalf("tree lacks %q after offset %d:\n%s", w, at, out)
+		}
+		at += i + len(w)
+	}
+	if strings.Contains(out, "\x1b[") {
+		t.Errorf("colour codes when stdout is not a terminal:\n%q", out)
+	}
+	if out, _, _ := quarry(t, dir, "", "tree", "--color", "always", "--incident", list[0].IncidentID); !strings.Contains(out, "\x1b[31m  high") ||
+		!strings.Contains(out, "\x1b[33m  medium") {
+		t.Errorf("--color always: severities not coloured:\n%q", out)
+	}
+	// pid 5100 was two processes: two trees.
+	out, _, code = quarry(t, dir, "", "tree", "5100", "--host", "LAB-WS1")
+	if code != 0 || strings.Count(out, "host LAB-WS1, process g:") != 2 || !strings.Contains(out, "▶ powershell -nop") {
+		t.Errorf("tree 5100 (exit %d):\n%s", code, out)
+	}
+	if _, errs, code := quarry(t, dir, "", "tree", "99999"); code != 1 || !strings.Contains(errs, "no stored start of process 99999") {
+		t.Errorf("unknown pid: exit %d, %s", code, errs)
+	}
+	if _, errs, code := quarry(t, dir, "", "tree", "--incident", "nope"); code != 1 || !strings.Contains(errs, "no incident nope") {
+		t.Errorf("unknown incident: exit %d, %s", code, errs)
+	}
+	if _, _, code := quarry(t, dir, "", "tree"); code != 2 {
+		t.Errorf("tree without PID or --incident: exit %d, want 2", code)
+	}
+	if _, _, code := quarry(t, dir, "", "tree", "abc"); code != 2 {
+		t.Errorf("tree abc: exit %d, want 2", code)
+	}
+}
+
+// The same recording gives the same incidents: in another data directory,
+// imported twice, or imported without detection and then scanned.
+func TestIncidentsDeterministic(t *testing.T) {
+	a := t.TempDir()
+	importChain(t, a)
+	want := incidentLines(t, a)
+	same := func(what string, got []incidentJSON) {
+		t.Helper()
+		g, _ := json.Marshal(got)
+		w, _ := json.Marshal(want)
+		if string(g) != string(w) {
+			t.Errorf("%s:\n got %s\nwant %s", what, g, w)
+		}
+	}
+	b := t.TempDir()
+	importChain(t, b)
+	same("another data directory", incidentLines(t, b))
+	importChain(t, a)
+	same("imported twice", incidentLines(t, a))
+
+	c := t.TempDir()
+	out := importChain(t, c, "--no-detect")
+	if strings.Contains(out, "detection:") || len(incidentLines(t, c)) != 0 {
+		t.Fatalf("--no-detect detected:\n%s", out)
+	}
+	if _, errs, code := quarry(t, c, "", "scan", "--store", "-q"); code != 0 {
+		t.Fatalf("scan --store: exit %d: %s", code, errs)
+	}
+	// scan also runs correlation rules, whose hits join the incidents of
+	// the hits they correlate: the same incidents (ids), each holding at
+	// least the hits import gave it.
+	got := map[string]map[string]bool{}
+	for _, in := range incidentLines(t, c) {
+		got[in.IncidentID] = map[string]bool{}
+		for _, h := range in.Hits {
+			got[in.IncidentID][h.HitID] = true
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("--no-detect, then scan --store: %d incidents, want %d", len(got), len(want))
+	}
+	for _, in := range want {
+		for _, h := range in.Hits {
+			if !got[in.IncidentID][h.HitID] {
+				t.Errorf("--no-detect, then scan --store: incident %s lacks hit %s (%s)", in.IncidentID, h.HitID, h.RuleTitle)
+			}
+		}
+	}
+}
