@@ -180,3 +180,45 @@ func BenchmarkQuarryImportOnly(b *testing.B) {
 	b.ReportMetric(n/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/n, "allocs/event")
 }
+
+// BenchmarkQuarryCorrelations runs the corpus with the SigmaHQ rules plus
+// Quarry's builtin pack, with (correlations) and without (plain) its
+// correlation rules evaluated: the cost of correlation, and the state it
+// holds (peak open groups, peak heap).
+func BenchmarkQuarryCorrelations(b *testing.B) {
+	f := getFixture(b)
+	sample, err := FirstEvent(f.corpus.Path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mode := range []string{"plain", "correlations"} {
+		b.Run(mode, func(b *testing.B) {
+			q, err := LoadQuarry(f.rules, sample)
+			if err != nil {
+				b.Fatal(err)
+			}
+			c, err := q.WithBuiltinPack(sample)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if mode == "plain" {
+				c = nil
+			}
+			var res CorrelatedResult
+			cpu0 := cpuClock()
+			for b.Loop() {
+				if res, err = q.ScanCorrelated(f.corpus.Path, c); err != nil {
+					b.Fatal(err)
+				}
+			}
+			cpu := cpuClock() - cpu0
+			events := float64(res.Events) * float64(b.N)
+			b.ReportMetric(events/b.Elapsed().Seconds(), "events/s")
+			b.ReportMetric(events/cpu.Seconds(), "events/cpu-s")
+			b.ReportMetric(float64(res.Hits), "hits")
+			b.ReportMetric(float64(res.CorrelationHits), "correlation-hits")
+			b.ReportMetric(float64(res.PeakGroups), "peak-groups")
+			b.ReportMetric(float64(res.PeakHeap)/mib, "peak-heap-MiB")
+		})
+	}
+}
