@@ -14,8 +14,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
-	"github.com/quarry-sec/quarry/attack"
-	"github.com/quarry-sec/quarry/detections"
 	"github.com/quarry-sec/quarry/detections/incidents"
 	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/telemetry"
@@ -74,8 +72,11 @@ Formats:
 				if err != nil {
 					return err
 				}
-				det = &importDetection{engine: detections.NewEngine(rules), kb: kb, spans: map[string][2]time.Time{},
-					bySeverity: map[string]int{}, seen: map[string]bool{}}
+				d, cerrs := pipeline.NewDetector(rules, kb)
+				for _, e := range cerrs {
+					fmt.Fprintf(cmd.ErrOrStderr(), "quarry: %v\n", e)
+				}
+				det = &importDetection{det: d, spans: map[string][2]time.Time{}, bySeverity: map[string]int{}, seen: map[string]bool{}}
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
@@ -127,8 +128,7 @@ Formats:
 
 // importDetection is the detection an import runs, and what it found.
 type importDetection struct {
-	engine *detections.Engine
-	kb     *attack.KB
+	det *pipeline.Detector
 	// spans are the first and last hit time per host, where incidents are
 	// regrouped once the files are in.
 	spans      map[string][2]time.Time
@@ -140,10 +140,16 @@ type importDetection struct {
 
 // store stores a batch with detection.
 func (d *importDetection) store(ctx context.Context, st *store.Store, batch []telemetry.Event) error {
-	recs, err := pipeline.Detect(ctx, st, d.engine, d.kb, batch)
+	recs, err := d.det.Store(ctx, st, batch)
 	if err != nil {
 		return err
 	}
+	d.count(recs)
+	return nil
+}
+
+// count adds stored hit rows to the counts and the spans.
+func (d *importDetection) count(recs []store.HitRecord) {
 	for i := range recs {
 		r := &recs[i]
 		if !d.seen[r.HitID] {
@@ -163,11 +169,16 @@ func (d *importDetection) store(ctx context.Context, st *store.Store, batch []te
 		}
 		d.spans[r.Host] = sp
 	}
-	return nil
 }
 
-// refresh regroups the incidents where hits arrived.
+// refresh closes the correlation windows still open (the end of the
+// input) and regroups the incidents where hits arrived.
 func (d *importDetection) refresh(ctx context.Context, st *store.Store) error {
+	last, err := d.det.Finish(ctx, st)
+	if err != nil {
+		return err
+	}
+	d.count(last)
 	var recs []store.HitRecord
 	for h, sp := range d.spans {
 		recs = append(recs, store.HitRecord{Host: h, Time: sp[0]}, store.HitRecord{Host: h, Time: sp[1]})

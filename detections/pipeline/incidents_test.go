@@ -66,3 +66,60 @@ func TestPipelineUpdatesIncidents(t *testing.T) {
 		t.Fatalf("after the crontab hit: %+v (before: %+v)", second, first)
 	}
 }
+
+// With correlation rules, a correlation hit is stored live like any other
+// and joins the incident of the hits it correlates.
+func TestPipelineCorrelation(t *testing.T) {
+	kb, err := attack.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ruleset.Load(ruleset.Config{Builtin: true, KB: kb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	corr, errs := detections.NewCorrelator(res.Rules)
+	if len(errs) > 0 || corr.Len() == 0 {
+		t.Fatalf("builtin correlations: %d, %v", corr.Len(), errs)
+	}
+	st, err := store.Open(filepath.Join(t.TempDir(), "events.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p := pipeline.New(st, detections.NewEngine(res.Rules), pipeline.Options{KB: kb, FlushInterval: time.Hour, Correlation: corr})
+	now := time.Now().UTC()
+	add := func(at time.Duration, pid, ppid int64, path, cmdline string) {
+		e := telemetry.NewEvent(telemetry.KindExec, telemetry.SourceEBPF)
+		e.Host, e.Time, e.StartTime = "lab", now.Add(at), now.Add(at)
+		e.PID, e.PPID, e.Path, e.Cmdline = pid, ppid, path, cmdline
+		p.Add(e)
+	}
+	add(0, 100, 1, "/usr/bin/bash", "bash /tmp/stage.sh")
+	add(time.Second, 200, 100, "/usr/bin/sh", "sh -c echo aWQ= | base64 -d | sh")
+	add(2*time.Second, 201, 100, "/usr/bin/crontab", "/usr/bin/crontab /tmp/.job")
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var corrHit string
+	st.ScanHits(context.Background(), store.HitFilter{}, func(h *store.HitRecord) bool {
+		if h.RuleSource == "correlation" {
+			corrHit = h.HitID
+		}
+		return true
+	})
+	if corrHit == "" {
+		t.Fatal("no correlation hit stored")
+	}
+	var in []store.IncidentHitPair
+	st.ScanIncidentHits(context.Background(), nil, nil, func(p store.IncidentHitPair) bool {
+		in = append(in, p)
+		return true
+	})
+	if len(in) != 3 || in[0].IncidentID != in[2].IncidentID {
+		t.Fatalf("want one incident of the decode, crontab and correlation hits: %+v", in)
+	}
+	if s := p.Stats(); s.Hits != 3 || s.Errors != 0 {
+		t.Errorf("stats %+v", s)
+	}
+}

@@ -44,6 +44,11 @@ type Options struct {
 	Incidents *incidents.Options
 	// NoIncidents leaves incidents alone.
 	NoIncidents bool
+	// Correlation, when set, evaluates its correlation rules over the hits
+	// (detections.NewCorrelator over the same rules as the engine): their
+	// hits are stored like any other, with rule_source correlation, and
+	// windows decided at close are closed as time passes.
+	Correlation *detections.Correlator
 }
 
 // Stats counts what a Pipeline did.
@@ -56,21 +61,18 @@ type Stats struct {
 type Pipeline struct {
 	st     *store.Store
 	engine *detections.Engine
+	det    *Detector
 	opts   Options
 
 	mu      sync.Mutex
 	pending []telemetry.Event
-	tags    []string
-	hits    [][]pendingHit // per pending event
+	hits    [][]detections.Hit // per pending event
 	stats   Stats
+
+	flushMu sync.Mutex // one flush at a time: the correlator is not shared
 
 	stop chan struct{}
 	done chan struct{}
-}
-
-type pendingHit struct {
-	hit  detections.Hit
-	tags bool // informational/low: a tag, not an alert
 }
 
 // New starts a pipeline storing into st; engine may be nil (store only).
@@ -81,30 +83,21 @@ func New(st *store.Store, engine *detections.Engine, opts Options) *Pipeline {
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = DefaultBatchSize
 	}
-	p := &Pipeline{st: st, engine: engine, opts: opts, stop: make(chan struct{}), done: make(chan struct{})}
+	p := &Pipeline{st: st, engine: engine, opts: opts, stop: make(chan struct{}), done: make(chan struct{}),
+		det: &Detector{engine: engine, kb: opts.KB, corr: opts.Correlation}}
 	go p.loop()
 	return p
 }
 
 // Add matches ev and queues it, with its hits, for storing.
 func (p *Pipeline) Add(ev telemetry.Event) {
-	var hs []pendingHit
-	var tags []string
+	var hs []detections.Hit
 	if p.engine != nil {
-		p.engine.Match(&ev, func(h detections.Hit) {
-			if TagsOnly(h.Rule) {
-				for _, t := range h.Techniques {
-					tags = append(tags, t.CurrentID())
-				}
-				return
-			}
-			hs = append(hs, pendingHit{hit: h})
-		})
+		p.engine.Match(&ev, func(h detections.Hit) { hs = append(hs, h) })
 	}
-	// Hits keep the event by pointer: point them at the queued copy.
+	// Hits keep the event by pointer: Flush points them at the queued copy.
 	p.mu.Lock()
 	p.pending = append(p.pending, ev)
-	p.tags = append(p.tags, joinSorted(tags))
 	p.hits = append(p.hits, hs)
 	p.stats.Events++
 	full := len(p.pending) >= p.opts.BatchSize
@@ -134,40 +127,39 @@ func joinSorted(ids []string) string {
 	return strings.Join(out, ",")
 }
 
-// Flush stores what is queued now.
+// Flush stores what is queued now, and the hits of correlation windows
+// that closed meanwhile.
 func (p *Pipeline) Flush(ctx context.Context) error {
+	return p.flush(ctx, false)
+}
+
+func (p *Pipeline) flush(ctx context.Context, final bool) error {
+	p.flushMu.Lock()
+	defer p.flushMu.Unlock()
 	p.mu.Lock()
-	events, tags, hits := p.pending, p.tags, p.hits
-	p.pending, p.tags, p.hits = nil, nil, nil
+	events, hits := p.pending, p.hits
+	p.pending, p.hits = nil, nil
 	p.mu.Unlock()
-	if len(events) == 0 {
-		return nil
+	var res batchResult
+	if len(events) > 0 {
+		var err error
+		if res, err = p.det.storeMatched(ctx, p.st, events, hits); err != nil {
+			p.fail(err)
+			return err
+		}
 	}
-	first, err := p.st.AppendTagged(ctx, events, tags)
+	var more []store.HitRecord
+	var err error
+	if final {
+		more, err = p.det.Finish(ctx, p.st)
+	} else {
+		more, err = p.det.Advance(ctx, p.st, time.Now())
+	}
 	if err != nil {
 		p.fail(err)
 		return err
 	}
-	var recs []store.HitRecord
-	tagged := 0
-	for i := range events {
-		if tags[i] != "" {
-			tagged++
-		}
-		for _, ph := range hits[i] {
-			h := ph.hit
-			h.Event = &events[i]
-			recs = append(recs, Records(h, first+int64(i), p.opts.KB)...)
-		}
-	}
-	nhits := 0
-	for _, hs := range hits {
-		nhits += len(hs)
-	}
-	if err := p.st.AppendHits(ctx, recs); err != nil {
-		p.fail(err)
-		return err
-	}
+	recs := append(res.recs, more...)
 	if !p.opts.NoIncidents && len(recs) > 0 {
 		var io incidents.Options
 		if p.opts.Incidents != nil {
@@ -180,10 +172,21 @@ func (p *Pipeline) Flush(ctx context.Context) error {
 	}
 	p.mu.Lock()
 	p.stats.Stored += uint64(len(events))
-	p.stats.Hits += uint64(nhits)
-	p.stats.Tagged += uint64(tagged)
+	p.stats.Hits += uint64(res.alerts + countHits(more))
+	p.stats.Tagged += uint64(res.tagged)
 	p.mu.Unlock()
 	return nil
+}
+
+// countHits counts the distinct hits among rows.
+func countHits(recs []store.HitRecord) int {
+	n := 0
+	for i := range recs {
+		if i == 0 || recs[i].HitID != recs[i-1].HitID {
+			n++
+		}
+	}
+	return n
 }
 
 func (p *Pipeline) fail(err error) {
@@ -225,48 +228,6 @@ func (p *Pipeline) Close() error {
 	}
 	close(p.stop)
 	<-p.done
-	return p.Flush(context.Background())
+	return p.flush(context.Background(), true)
 }
 
-// Detect matches events with engine and stores them in st as the pipeline
-// does, synchronously: the events with the technique tags of informational
-// and low hits, and the rows of medium and higher hits, which it returns.
-// engine may be nil (store only).
-func Detect(ctx context.Context, st *store.Store, engine *detections.Engine, kb *attack.KB, events []telemetry.Event) ([]store.HitRecord, error) {
-	if len(events) == 0 {
-		return nil, nil
-	}
-	tags := make([]string, len(events))
-	hits := make([][]detections.Hit, len(events))
-	if engine != nil {
-		var ids []string
-		for i := range events {
-			ids = ids[:0]
-			engine.Match(&events[i], func(h detections.Hit) {
-				if TagsOnly(h.Rule) {
-					for _, t := range h.Techniques {
-						ids = append(ids, t.CurrentID())
-					}
-					return
-				}
-				hits[i] = append(hits[i], h)
-			})
-			tags[i] = joinSorted(ids)
-		}
-	}
-	first, err := st.AppendTagged(ctx, events, tags)
-	if err != nil {
-		return nil, err
-	}
-	var recs []store.HitRecord
-	for i := range events {
-		for _, h := range hits[i] {
-			h.Event = &events[i]
-			recs = append(recs, Records(h, first+int64(i), kb)...)
-		}
-	}
-	if err := st.AppendHits(ctx, recs); err != nil {
-		return nil, err
-	}
-	return recs, nil
-}
