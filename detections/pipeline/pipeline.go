@@ -230,4 +230,3 @@ func (p *Pipeline) Close() error {
 	<-p.done
 	return p.flush(context.Background(), true)
 }
-
