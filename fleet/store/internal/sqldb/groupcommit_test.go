@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,15 +56,14 @@ func TestGroupCommit(t *testing.T) {
 		fail error
 		want error
 	}{{"p1", ctx, nil, nil}, {"p2", ctx, boom, boom}, {"p3", cancelled, nil, context.Canceled}, {"p4", ctx, nil, nil}}
-	inLeader := make(chan struct{})
+	inLeader, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	defer once.Do(func() { close(release) }) // the leader never stays blocked
 	leaderDone := make(chan error, 1)
 	go func() {
 		leaderDone <- db.tx(ctx, func(tx *sql.Tx) error {
 			close(inLeader)
-			deadline := time.Now().Add(5 * time.Second)
-			for !waiting(len(followers)) && time.Now().Before(deadline) {
-				time.Sleep(time.Millisecond)
-			}
+			<-release // the followers queue meanwhile
 			return putPack(ctx, "p0", nil)(tx)
 		})
 	}()
@@ -72,10 +72,15 @@ func TestGroupCommit(t *testing.T) {
 	for i, f := range followers {
 		results[i] = make(chan error, 1)
 		go func() { results[i] <- db.tx(f.ctx, putPack(f.ctx, f.name, f.fail)) }()
+		deadline := time.Now().Add(10 * time.Second)
 		for !waiting(i + 1) {
+			if time.Now().After(deadline) {
+				t.Fatalf("follower %s never queued", f.name)
+			}
 			time.Sleep(time.Millisecond)
 		}
 	}
+	once.Do(func() { close(release) })
 	if err := <-leaderDone; err != nil {
 		t.Fatalf("leader: %v", err)
 	}
