@@ -32,6 +32,9 @@ type Dialect struct {
 	// writer (SQLite), where thousands of hosts enrolling or answering a
 	// hunt at once would otherwise queue one commit each.
 	GroupCommit bool
+	// WritableCTE: the database runs data-modifying statements in WITH
+	// (PostgreSQL), so a write of several statements can be one.
+	WritableCTE bool
 }
 
 // DB is the fleet store over a database: w takes the writes, r the reads
