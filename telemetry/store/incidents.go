@@ -305,3 +305,18 @@ func scanHitRows(rows *sql.Rows, fn func(*HitRecord) bool) (stop bool, err error
 	}
 	return false, nil
 }
+
+// trimIncidents drops the incident_hits rows of hits retention deleted, and
+// the incidents left without hits. An incident that lost only some of its
+// hits keeps its stored score and counts until it is regrouped.
+func (s *Store) trimIncidents(ctx context.Context) error {
+	if _, err := s.write.ExecContext(ctx,
+		"DELETE FROM incident_hits WHERE NOT EXISTS (SELECT 1 FROM hits WHERE hits.hit_id = incident_hits.hit_id)"); err != nil {
+		return fmt.Errorf("retention of incidents: %w", err)
+	}
+	if _, err := s.write.ExecContext(ctx,
+		"DELETE FROM incidents WHERE NOT EXISTS (SELECT 1 FROM incident_hits WHERE incident_hits.incident_id = incidents.incident_id)"); err != nil {
+		return fmt.Errorf("retention of incidents: %w", err)
+	}
+	return nil
+}

@@ -109,6 +109,9 @@ func (s *Store) EnforceRetention(ctx context.Context) (RetentionResult, error) {
 		if _, err := s.write.ExecContext(ctx, "DELETE FROM hits WHERE stored_at < ?", cutoff); err != nil {
 			return res, fmt.Errorf("retention of hits by age: %w", err)
 		}
+		if err := s.trimIncidents(ctx); err != nil {
+			return res, err
+		}
 	}
 	if s.maxBytes > 0 {
 		target := s.maxBytes / 10 * 9
