@@ -252,6 +252,13 @@ func (g *Grouper) Group(ctx context.Context, hits []Hit) ([]store.IncidentRecord
 		}
 		return hits[i].ID < hits[j].ID
 	})
+	eids := make([]int64, len(hits))
+	for i := range hits {
+		eids[i] = hits[i].EID
+	}
+	if err := g.res.Prefetch(ctx, eids); err != nil {
+		return nil, fmt.Errorf("incidents: %w", err)
+	}
 	ms := make([]member, len(hits))
 	for i := range hits {
 		if err := ctx.Err(); err != nil {

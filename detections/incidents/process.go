@@ -39,19 +39,121 @@ type Process struct {
 	parent     *Process
 	exitDone   bool
 	exit       time.Time
+	// What the (latest) start event says of the parent.
+	ppidAt        time.Time // when the process started, for finding its parent
+	parentGUID    string
+	parentPath    string
+	parentCmdline string
 }
 
 // Resolver finds processes and their parents in the event store, memoizing
 // what it read. It is not safe for concurrent use.
 type Resolver struct {
-	st    *store.Store
-	byKey map[string]*Process
-	byEID map[int64]*Process
+	st     *store.Store
+	byKey  map[string]*Process
+	byEID  map[int64]*Process
+	events map[int64]*store.StoredEvent // prefetched events that are not starts
+	execs  map[string][]store.StoredEvent
+	exits  map[string][]time.Time
+	guids  map[string]*store.StoredEvent // by host and GUID; nil: none stored
 }
 
 // NewResolver returns a resolver over st.
 func NewResolver(st *store.Store) *Resolver {
-	return &Resolver{st: st, byKey: map[string]*Process{}, byEID: map[int64]*Process{}}
+	return &Resolver{st: st, byKey: map[string]*Process{}, byEID: map[int64]*Process{},
+		events: map[int64]*store.StoredEvent{}, execs: map[string][]store.StoredEvent{},
+		exits: map[string][]time.Time{}, guids: map[string]*store.StoredEvent{}}
+}
+
+// pidCache bounds the starts and exits of one pid read at once; a pid with
+// more falls back to one query per lookup.
+const pidCache = 4096
+
+// Prefetch reads the events of eids in a few queries, so ByEID finds them
+// without one query each.
+func (r *Resolver) Prefetch(ctx context.Context, eids []int64) error {
+	var need []int64
+	for _, e := range eids {
+		if _, ok := r.byEID[e]; !ok && r.events[e] == nil && e > 0 {
+			need = append(need, e)
+		}
+	}
+	evs, err := r.st.EventsByEIDs(ctx, need)
+	if err != nil {
+		return err
+	}
+	for i := range evs {
+		if evs[i].Kind == telemetry.KindExec {
+			r.fromExec(&evs[i])
+		} else {
+			r.events[evs[i].EID] = &evs[i]
+		}
+	}
+	return nil
+}
+
+func pidKey(host string, pid int64) string { return fmt.Sprintf("%s\x00%d", host, pid) }
+
+// latestExec is store.LatestExec through the per-pid cache.
+func (r *Resolver) latestExec(ctx context.Context, host string, pid int64, t time.Time) (store.StoredEvent, bool, error) {
+	k := pidKey(host, pid)
+	evs, ok := r.execs[k]
+	if !ok {
+		var err error
+		if evs, err = r.st.ExecsOfPID(ctx, host, pid, pidCache); err != nil {
+			return store.StoredEvent{}, false, err
+		}
+		r.execs[k] = evs
+	}
+	if len(evs) >= pidCache {
+		return r.st.LatestExec(ctx, host, pid, t)
+	}
+	for i := len(evs) - 1; i >= 0; i-- {
+		if !evs[i].Time.After(t) {
+			return evs[i], true, nil
+		}
+	}
+	return store.StoredEvent{}, false, nil
+}
+
+// firstExit is store.FirstExit through the per-pid cache.
+func (r *Resolver) firstExit(ctx context.Context, host string, pid int64, t time.Time) (time.Time, bool, error) {
+	k := pidKey(host, pid)
+	ts, ok := r.exits[k]
+	if !ok {
+		var err error
+		if ts, err = r.st.ExitsOfPID(ctx, host, pid, pidCache); err != nil {
+			return time.Time{}, false, err
+		}
+		r.exits[k] = ts
+	}
+	if len(ts) >= pidCache {
+		return r.st.FirstExit(ctx, host, pid, t)
+	}
+	for _, x := range ts {
+		if !x.Before(t) {
+			return x, true, nil
+		}
+	}
+	return time.Time{}, false, nil
+}
+
+// execByGUID is store.ExecByGUID, memoized.
+func (r *Resolver) execByGUID(ctx context.Context, host, guid string) (*store.StoredEvent, error) {
+	k := host + "\x00" + guid
+	if ev, ok := r.guids[k]; ok {
+		return ev, nil
+	}
+	ev, found, err := r.st.ExecByGUID(ctx, host, guid)
+	if err != nil {
+		return nil, err
+	}
+	var out *store.StoredEvent
+	if found {
+		out = &ev
+	}
+	r.guids[k] = out
+	return out, nil
 }
 
 func normGUID(g string) string {
@@ -101,6 +203,8 @@ func (r *Resolver) fromExec(ev *store.StoredEvent) *Process {
 		}
 		p.User = ev.Username
 		p.Phantom = false
+		p.ppidAt = startOf(&ev.Event)
+		p.parentGUID, p.parentPath, p.parentCmdline = ev.ParentGUID, ev.ParentPath, ev.ParentCmdline
 	}
 	r.byEID[ev.EID] = p
 	return p
@@ -125,9 +229,15 @@ func (r *Resolver) ByEID(ctx context.Context, eid int64) (*Process, error) {
 	if p, ok := r.byEID[eid]; ok {
 		return p, nil
 	}
-	ev, ok, err := r.st.EventByEID(ctx, eid)
-	if err != nil || !ok {
-		return nil, err
+	var ev store.StoredEvent
+	if pe := r.events[eid]; pe != nil {
+		ev = *pe
+	} else {
+		var ok bool
+		var err error
+		if ev, ok, err = r.st.EventByEID(ctx, eid); err != nil || !ok {
+			return nil, err
+		}
 	}
 	if ev.Kind == telemetry.KindExec {
 		return r.fromExec(&ev), nil
@@ -140,18 +250,18 @@ func (r *Resolver) ByEID(ctx context.Context, eid int64) (*Process, error) {
 	}
 	switch {
 	case guid != "":
-		start, found, err := r.st.ExecByGUID(ctx, ev.Host, guid)
+		start, err := r.execByGUID(ctx, ev.Host, guid)
 		if err != nil {
 			return nil, err
 		}
-		if found {
-			p = r.fromExec(&start)
+		if start != nil {
+			p = r.fromExec(start)
 		} else {
 			p = r.phantom("g:"+normGUID(guid), ev.Host, ev.PID, ev.Path, ev.Cmdline, guid)
 		}
 	case ev.PID > 0:
-		p, err = r.running(ctx, ev.Host, ev.PID, ev.Time)
-		if err != nil {
+		var err error
+		if p, err = r.running(ctx, ev.Host, ev.PID, ev.Time); err != nil {
 			return nil, err
 		}
 	}
@@ -169,11 +279,11 @@ func (r *Resolver) ByPID(ctx context.Context, host string, pid int64, t time.Tim
 }
 
 func (r *Resolver) running(ctx context.Context, host string, pid int64, t time.Time) (*Process, error) {
-	ev, ok, err := r.st.LatestExec(ctx, host, pid, t)
+	ev, ok, err := r.latestExec(ctx, host, pid, t)
 	if err != nil || !ok {
 		return nil, err
 	}
-	exit, exited, err := r.st.FirstExit(ctx, host, pid, ev.Time)
+	exit, exited, err := r.firstExit(ctx, host, pid, ev.Time)
 	if err != nil {
 		return nil, err
 	}
@@ -196,31 +306,26 @@ func (r *Resolver) Parent(ctx context.Context, p *Process) (*Process, error) {
 	if p.EID == 0 {
 		return nil, nil
 	}
-	ev, ok, err := r.st.EventByEID(ctx, p.EID)
-	if err != nil || !ok {
-		return nil, err
-	}
 	switch {
-	case ev.ParentGUID != "":
-		pe, found, err := r.st.ExecByGUID(ctx, ev.Host, ev.ParentGUID)
+	case p.parentGUID != "":
+		pe, err := r.execByGUID(ctx, p.Host, p.parentGUID)
 		if err != nil {
 			return nil, err
 		}
-		if found {
-			p.parent = r.fromExec(&pe)
+		if pe != nil {
+			p.parent = r.fromExec(pe)
 		} else {
-			p.parent = r.phantom("g:"+normGUID(ev.ParentGUID), ev.Host, ev.PPID, ev.ParentPath, ev.ParentCmdline, ev.ParentGUID)
+			p.parent = r.phantom("g:"+normGUID(p.parentGUID), p.Host, p.PPID, p.parentPath, p.parentCmdline, p.parentGUID)
 		}
-	case ev.PPID > 0 && ev.PPID != ev.PID:
-		at := startOf(&ev.Event)
-		par, err := r.running(ctx, ev.Host, ev.PPID, at)
+	case p.PPID > 0 && p.PPID != p.PID:
+		par, err := r.running(ctx, p.Host, p.PPID, p.ppidAt)
 		if err != nil {
 			return nil, err
 		}
-		if par != nil && !par.Start.After(at) {
+		if par != nil && !par.Start.After(p.ppidAt) {
 			p.parent = par
 		} else {
-			p.parent = r.phantom(fmt.Sprintf("u:%d:%s", ev.PPID, ev.ParentPath), ev.Host, ev.PPID, ev.ParentPath, ev.ParentCmdline, "")
+			p.parent = r.phantom(fmt.Sprintf("u:%d:%s", p.PPID, p.parentPath), p.Host, p.PPID, p.parentPath, p.parentCmdline, "")
 		}
 	}
 	return p.parent, nil
@@ -231,7 +336,7 @@ func (r *Resolver) Parent(ctx context.Context, p *Process) (*Process, error) {
 func (r *Resolver) Exit(ctx context.Context, p *Process) (time.Time, bool, error) {
 	if !p.exitDone {
 		p.exitDone = true
-		t, ok, err := r.st.FirstExit(ctx, p.Host, p.PID, p.Start)
+		t, ok, err := r.firstExit(ctx, p.Host, p.PID, p.Start)
 		if err != nil {
 			return time.Time{}, false, err
 		}

@@ -15,8 +15,7 @@ import (
 func LoadHits(ctx context.Context, st *store.Store, host string, lo, hi time.Time) ([]Hit, error) {
 	byID := map[string]*Hit{}
 	var order []string
-	f := store.HitFilter{Hosts: []string{host}, Since: lo, Until: hi.Add(1)}
-	err := st.ScanHits(ctx, f, func(r *store.HitRecord) bool {
+	err := st.ScanHitHeads(ctx, host, lo, hi, func(r *store.HitRecord) bool {
 		h, ok := byID[r.HitID]
 		if !ok {
 			h = &Hit{ID: r.HitID, Time: r.Time, Host: r.Host, EID: r.EID, PID: r.PID, RuleID: r.RuleID,

@@ -320,3 +320,33 @@ func (s *Store) trimIncidents(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ScanHitHeads streams the hits of host in [lo, hi] (both inclusive), oldest
+// first, with only the columns grouping needs (hit_id, technique_id, time,
+// host, rule_id, rule_title, rule_source, tactic, severity, confidence, eid,
+// pid; the texts are left empty). The *HitRecord is reused between calls.
+func (s *Store) ScanHitHeads(ctx context.Context, host string, lo, hi time.Time, fn func(*HitRecord) bool) error {
+	rows, err := s.read.QueryContext(ctx, `SELECT hit_id, technique_id, time, host, rule_id, rule_title, rule_source,
+		tactic, severity, confidence, eid, pid FROM hits WHERE host = ? AND time >= ? AND time <= ? ORDER BY time, hit_id`,
+		host, lo.UnixNano(), hi.UnixNano())
+	if err != nil {
+		return fmt.Errorf("read hits of %s: %w", host, err)
+	}
+	defer rows.Close()
+	var h HitRecord
+	var ns int64
+	for rows.Next() {
+		if err := rows.Scan(&h.HitID, &h.TechniqueID, &ns, &h.Host, &h.RuleID, &h.RuleTitle, &h.RuleSource, &h.Tactic,
+			&h.Severity, &h.Confidence, &h.EID, &h.PID); err != nil {
+			return fmt.Errorf("read hits of %s: %w", host, err)
+		}
+		h.Time = fromUnixNano(ns)
+		if !fn(&h) {
+			return nil
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read hits of %s: %w", host, err)
+	}
+	return nil
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/quarry-sec/quarry/telemetry"
@@ -111,4 +112,43 @@ func (s *Store) ExecChildren(ctx context.Context, host string, ppid int64, from,
 func (s *Store) ExecChildrenByGUID(ctx context.Context, host, guid string, limit int) ([]StoredEvent, error) {
 	return s.queryEvents(ctx, "read children of "+guid,
 		"parent_guid = ? AND host = ? AND kind = ? ORDER BY time, eid LIMIT ?", guid, host, int64(telemetry.KindExec), limit)
+}
+
+// EventsByEIDs returns the stored events among eids (in eid order; trimmed
+// or unknown ones are left out).
+func (s *Store) EventsByEIDs(ctx context.Context, eids []int64) ([]StoredEvent, error) {
+	var out []StoredEvent
+	for start := 0; start < len(eids); start += 500 {
+		chunk := eids[start:min(start+500, len(eids))]
+		args := make([]any, len(chunk))
+		for i, e := range chunk {
+			args[i] = e
+		}
+		evs, err := s.queryEvents(ctx, "read events", "eid IN ("+strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")+") ORDER BY eid", args...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, evs...)
+	}
+	return out, nil
+}
+
+// ExitsOfPID returns when pid exited on host, oldest first, at most limit
+// times.
+func (s *Store) ExitsOfPID(ctx context.Context, host string, pid int64, limit int) ([]time.Time, error) {
+	rows, err := s.read.QueryContext(ctx, "SELECT time FROM events WHERE pid = ? AND host = ? AND kind = ? ORDER BY time, eid LIMIT ?",
+		pid, host, int64(telemetry.KindExit), limit)
+	if err != nil {
+		return nil, fmt.Errorf("read exits of %d on %s: %w", pid, host, err)
+	}
+	defer rows.Close()
+	var out []time.Time
+	for rows.Next() {
+		var ns int64
+		if err := rows.Scan(&ns); err != nil {
+			return nil, fmt.Errorf("read exits of %d on %s: %w", pid, host, err)
+		}
+		out = append(out, fromUnixNano(ns))
+	}
+	return out, rows.Err()
 }
