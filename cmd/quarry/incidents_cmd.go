@@ -32,6 +32,17 @@ type incidentJSON struct {
 	RootPath       string        `json:"root_path"`
 	Summary        string        `json:"summary"`
 	Hits           []incidentHit `json:"hits"`
+	// Related are incidents whose hits share a user, command line or
+	// hashes with this one's (on any host).
+	Related []relatedJSON `json:"related"`
+}
+
+// relatedJSON is one related incident.
+type relatedJSON struct {
+	IncidentID     string `json:"incident_id"`
+	HostIdentifier string `json:"host_identifier"`
+	Indicator      string `json:"indicator"`
+	Value          string `json:"value"`
 }
 
 // incidentHit is one hit of an incident (its technique rows joined).
@@ -68,8 +79,9 @@ number of distinct ATT&CK tactics. Import, scan --store and live collection keep
 them up to date; --rebuild regroups every stored hit (with --window to change
 the default 30m window).
 
-JSON output is one object per line: the incidents columns and the incident's
-hits. 'quarry tree --incident ID' draws an incident's process tree.`,
+JSON output is one object per line: the incidents columns, the incident's
+hits, and the incidents related to it on any host (a hit of each, at most 30
+minutes apart, shares a user, a command line or process hashes). 'quarry tree --incident ID' draws an incident's process tree.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != formatTable && format != formatJSON {
@@ -205,6 +217,14 @@ func writeIncidentsJSON(ctx context.Context, w io.Writer, st *store.Store, list 
 		for _, id := range order {
 			incidents.SortTactics(byID[id].Tactics)
 			out.Hits = append(out.Hits, *byID[id])
+		}
+		links, err := incidents.Related(ctx, st, r.IncidentID, incidents.Options{})
+		if err != nil {
+			return err
+		}
+		out.Related = make([]relatedJSON, 0, len(links))
+		for _, l := range links {
+			out.Related = append(out.Related, relatedJSON{IncidentID: l.RelatedID, HostIdentifier: l.Host, Indicator: l.Share, Value: l.Value})
 		}
 		if err := enc.Encode(out); err != nil {
 			return err

@@ -86,6 +86,11 @@ func TestImportDetectsAndGroupsIncidents(t *testing.T) {
 		t.Errorf("PowerShell incident: %+v", ps)
 	}
 
+	// Both run as LAB\alice five minutes apart: related, not merged.
+	if len(word.Related) != 1 || word.Related[0] != (relatedJSON{IncidentID: ps.IncidentID, HostIdentifier: "LAB-WS1", Indicator: "user", Value: `LAB\alice`}) {
+		t.Errorf("Word incident's related: %+v", word.Related)
+	}
+
 	table, _, code := quarry(t, dir, "", "incidents")
 	if code != 0 || !strings.Contains(table, "WINWORD.EXE (5000)") || !strings.Contains(table, "2 incident(s)") ||
 		strings.Index(table, word.IncidentID) > strings.Index(table, ps.IncidentID) {

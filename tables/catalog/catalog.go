@@ -50,7 +50,7 @@ func New(src Sources, opts ...tables.WrapOption) (*tables.Registry, error) {
 	if src.Events != nil {
 		pe := process.Events(src.Events, src.Process)
 		all = append(all, pe, ioa.Hits(src.Events), incidents.Incidents(src.Events),
-			incidents.IncidentHits(src.Events), incidents.ProcessTree(src.Events))
+			incidents.IncidentHits(src.Events), incidents.ProcessTree(src.Events), incidents.RelatedIncidents(src.Events))
 		if src.OsqueryAlias {
 			alias := pe
 			alias.Name = OsqueryProcessEvents

@@ -234,3 +234,44 @@ func boolInt(b bool) int64 {
 	}
 	return 0
 }
+
+var relatedColumns = []tables.Column{
+	{Name: "incident_id", Type: tables.Text, Description: "The incident asked for (WHERE incident_id = …)", Required: true},
+	{Name: "related_id", Type: tables.Text, Description: "An incident related to it"},
+	{Name: "host_identifier", Type: tables.Text, Description: "The related incident's host"},
+	{Name: "indicator", Type: tables.Text, Description: "What a hit of each shares, at most 30 minutes apart: user, cmdline or hashes"},
+	{Name: "value", Type: tables.Text, Description: "The shared user, command line or Sysmon hashes"},
+}
+
+// RelatedIncidents returns the related_incidents table over st: incidents
+// on any host whose hits share a user, command line or process hashes with
+// the given incident's (detections/incidents.Related).
+func RelatedIncidents(st *store.Store) tables.Table {
+	return tables.Table{
+		Name: "related_incidents",
+		Description: "Incidents related to an incident across hosts (or across trees of one host): a hit of each, at most " +
+			"30 minutes apart, shares a user (system accounts excepted), a command line of 16 or more bytes, or the " +
+			"process hashes. Give WHERE incident_id = ….",
+		Columns: relatedColumns,
+		Generate: func(ctx context.Context, q tables.QueryContext, emit tables.EmitFunc) error {
+			ids, ok := q.EqualStrings("incident_id")
+			if !ok {
+				return errors.New("related_incidents needs WHERE incident_id = …")
+			}
+			row := make(tables.Row, len(relatedColumns))
+			for _, id := range ids {
+				links, err := inc.Related(ctx, st, id, inc.Options{})
+				if err != nil {
+					return err
+				}
+				for _, l := range links {
+					row[0], row[1], row[2], row[3], row[4] = l.IncidentID, l.RelatedID, l.Host, l.Share, l.Value
+					if !emit(row) {
+						return nil
+					}
+				}
+			}
+			return nil
+		},
+	}
+}

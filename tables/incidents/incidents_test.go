@@ -68,7 +68,8 @@ func setup(t *testing.T) *sqlengine.Engine {
 		t.Fatal(err)
 	}
 	reg := tables.NewRegistry()
-	if err := reg.Register(incidents.Incidents(st), incidents.IncidentHits(st), incidents.ProcessTree(st)); err != nil {
+	if err := reg.Register(incidents.Incidents(st), incidents.IncidentHits(st), incidents.ProcessTree(st),
+		incidents.RelatedIncidents(st)); err != nil {
 		t.Fatal(err)
 	}
 	e, err := sqlengine.Open(reg)
@@ -156,6 +157,13 @@ func TestIncidentTables(t *testing.T) {
 		{"3", "descendant", "201", "0"}, {"2", "descendant", "202", "1"}}
 	if !equal(tree, want) {
 		t.Errorf("process_tree of the incident:\n got %v\nwant %v", tree, want)
+	}
+	// One incident: nothing related; the table needs an incident.
+	if n := rows(t, e, "SELECT count(*) FROM related_incidents WHERE incident_id = '"+in[0]+"'"); n[0][0] != "0" {
+		t.Errorf("related_incidents: %v", n)
+	}
+	if _, err := e.Query(context.Background(), "SELECT * FROM related_incidents"); err == nil {
+		t.Error("related_incidents without incident_id: want an error")
 	}
 	if _, err := e.Query(context.Background(), "SELECT * FROM process_tree"); err == nil || !strings.Contains(err.Error(), "pid") {
 		t.Errorf("process_tree without a pid or incident: want an error naming pid, got %v", err)

@@ -350,3 +350,41 @@ func (s *Store) ScanHitHeads(ctx context.Context, host string, lo, hi time.Time,
 	}
 	return nil
 }
+
+// Indicators hits can share across hosts (RelatedHitIDs).
+const (
+	ShareUser    = "user"
+	ShareCmdline = "cmdline"
+	ShareHashes  = "hashes"
+)
+
+// RelatedHitIDs returns the ids of hits in [lo, hi] (any host) whose user
+// (ShareUser), command line (ShareCmdline) or process hashes (ShareHashes,
+// Sysmon's Hashes of the hit's event) equal value.
+func (s *Store) RelatedHitIDs(ctx context.Context, share, value string, lo, hi time.Time) ([]string, error) {
+	var q string
+	switch share {
+	case ShareUser:
+		q = "SELECT DISTINCT hit_id FROM hits WHERE time >= ? AND time <= ? AND username = ?"
+	case ShareCmdline:
+		q = "SELECT DISTINCT hit_id FROM hits WHERE time >= ? AND time <= ? AND cmdline = ?"
+	case ShareHashes:
+		q = "SELECT DISTINCT h.hit_id FROM hits h JOIN events e ON e.eid = h.eid WHERE h.time >= ? AND h.time <= ? AND e.hashes = ?"
+	default:
+		return nil, fmt.Errorf("related hits: unknown indicator %q", share)
+	}
+	rows, err := s.read.QueryContext(ctx, q+" ORDER BY 1", lo.UnixNano(), hi.UnixNano(), value)
+	if err != nil {
+		return nil, fmt.Errorf("related hits by %s: %w", share, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("related hits by %s: %w", share, err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
