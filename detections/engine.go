@@ -109,12 +109,17 @@ type compiled struct {
 // every case-insensitive contains of a field leaf, which evaluation then
 // answers from the scan instead of searching the value again.
 type ruleSet struct {
-	rules      []*Rule
-	lits       []string       // by literal id
-	litField   []int32        // by literal id: the field it is looked for in
-	filters    []*fieldFilter // by field id: that field's literals
-	litRules   [][]int32      // literal id → the rules requiring it
-	kwFilter   *gramFilter    // keyword literals, looked for in every value
+	rules    []*Rule
+	lits     []string       // by literal id
+	litField []int32        // by literal id: the field it is looked for in
+	filters  []*fieldFilter // by field id: that field's literals
+	// litRules: literal id → the rules whose first requirement group (see
+	// requiredGroups) holds it. second[ri] is the literal ids of rule ri's
+	// second group, nil if none: a rule whose first group has a literal in
+	// the event stays a candidate only if its second has one too.
+	litRules   [][]int32
+	second     [][]int32
+	kwFilter   *gramFilter // keyword literals, looked for in every value
 	always     []int32
 	scanFields []int
 	// cidPair[cid-cidBase] is the literal id of contains matcher cid, -1
@@ -217,20 +222,27 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 				}
 			}
 		})
-		reqs, ok := required(r.prog.root)
-		if ok && slices.ContainsFunc(reqs, func(q litReq) bool { return q.lit == "" }) {
-			ok = false // an empty literal occurs in every value
-		}
-		if !ok {
+		groups := requiredGroups(r.prog.root)
+		if len(groups) == 0 {
 			s.always = append(s.always, ri)
+			s.second = append(s.second, nil)
 			continue
 		}
-		for _, q := range reqs {
+		for _, q := range groups[0] {
 			id := pair(q.fid, q.lit)
 			if !slices.Contains(s.litRules[id], ri) {
 				s.litRules[id] = append(s.litRules[id], ri)
 			}
 		}
+		var second []int32
+		if len(groups) > 1 {
+			for _, q := range groups[1] {
+				if id := pair(q.fid, q.lit); !slices.Contains(second, id) {
+					second = append(second, id)
+				}
+			}
+		}
+		s.second = append(s.second, second)
 	}
 	slices.Sort(s.scanFields)
 	if n := len(s.scanFields); n > 0 {
@@ -312,7 +324,16 @@ func (e *Engine) Match(ev *telemetry.Event, emit func(Hit)) int {
 	if s.kwFilter != nil && !e.gathered {
 		e.scanKeywords(s)
 	}
-	e.cands = append(e.cands, s.always...)
+	// Candidates by their first requirement group: drop those whose
+	// second group has no literal in the event.
+	kept := e.cands[:0]
+	for _, ri := range e.cands {
+		if sec := s.second[ri]; sec != nil && !e.anySeen(sec) {
+			continue
+		}
+		kept = append(kept, ri)
+	}
+	e.cands = append(kept, s.always...)
 	slices.Sort(e.cands)
 	n := 0
 	e.set = s
@@ -419,6 +440,17 @@ func (e *Engine) litFound(s *ruleSet, lit int32) {
 			e.cands = append(e.cands, ri)
 		}
 	}
+}
+
+// anySeen reports whether one of the literals ids occurs in the current
+// event.
+func (e *Engine) anySeen(ids []int32) bool {
+	for _, id := range ids {
+		if e.litSeen[id] == e.gen {
+			return true
+		}
+	}
+	return false
 }
 
 // contains answers contains matcher cid from the literals found in its

@@ -1,5 +1,7 @@
 package detections
 
+import "slices"
+
 // Prefilter: for each rule, a set of (field, literal) pairs such that the
 // rule can only match an event where at least one literal occurs in the
 // case-folded value of its field. The engine finds every literal of a log
@@ -80,6 +82,41 @@ func leafRequired(l *leaf) ([]litReq, bool) {
 		}
 	}
 	return best, found
+}
+
+// requiredGroups returns up to two literal requirement sets of a rule's
+// condition, each necessary on its own: the rule can only match an event
+// where each set has a literal occurring. A conjunction (the selections of
+// "a and b", the field matchers of one selection) gives the best two of
+// its parts, so that a rule needing both a program name and an argument is
+// a candidate only when both occur; anything else gives its one set. None:
+// the rule must always be evaluated.
+func requiredGroups(n *cnode) [][]litReq {
+	valid := func(rs []litReq, ok bool) bool {
+		return ok && !slices.ContainsFunc(rs, func(q litReq) bool { return q.lit == "" })
+	}
+	if n.kind == cAnd {
+		var sets [][]litReq
+		for _, k := range n.kids {
+			if r, ok := required(k); valid(r, ok) {
+				sets = append(sets, r)
+			}
+		}
+		slices.SortStableFunc(sets, func(a, b []litReq) int {
+			switch {
+			case better(a, b):
+				return -1
+			case better(b, a):
+				return 1
+			}
+			return 0
+		})
+		return sets[:min(len(sets), 2)]
+	}
+	if r, ok := required(n); valid(r, ok) {
+		return [][]litReq{r}
+	}
+	return nil
 }
 
 // better prefers the requirement set whose shortest literal is longer
