@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -187,7 +188,7 @@ func writeIncidentsJSON(ctx context.Context, w io.Writer, st *store.Store, list 
 		byID := map[string]*incidentHit{}
 		var order []string
 		if len(ids) > 0 {
-			err := st.ScanHits(ctx, store.HitFilter{HitIDs: ids}, func(h *store.HitRecord) bool {
+			err := incidents.ScanHitsByID(ctx, st, ids, func(h *store.HitRecord) bool {
 				x, ok := byID[h.HitID]
 				if !ok {
 					x = &incidentHit{HitID: h.HitID, Time: h.Time.Unix(), RuleID: h.RuleID, RuleTitle: h.RuleTitle,
@@ -218,6 +219,12 @@ func writeIncidentsJSON(ctx context.Context, w io.Writer, st *store.Store, list 
 			incidents.SortTactics(byID[id].Tactics)
 			out.Hits = append(out.Hits, *byID[id])
 		}
+		sort.SliceStable(out.Hits, func(i, j int) bool {
+			if out.Hits[i].Time != out.Hits[j].Time {
+				return out.Hits[i].Time < out.Hits[j].Time
+			}
+			return out.Hits[i].HitID < out.Hits[j].HitID
+		})
 		links, err := incidents.Related(ctx, st, r.IncidentID, incidents.Options{})
 		if err != nil {
 			return err

@@ -72,7 +72,7 @@ func Related(ctx context.Context, st *store.Store, incidentID string, opts Optio
 		}
 	}
 	var eids []int64
-	if err := st.ScanHits(ctx, store.HitFilter{HitIDs: hitIDs}, func(h *store.HitRecord) bool {
+	if err := ScanHitsByID(ctx, st, hitIDs, func(h *store.HitRecord) bool {
 		if u := h.Username; u != "" && !systemUsers[strings.ToLower(u)] {
 			add(store.ShareUser, u)
 		}
@@ -108,14 +108,16 @@ func Related(ctx context.Context, st *store.Store, incidentID string, opts Optio
 			return nil, err
 		}
 		var rel []string
-		if err := st.ScanIncidentHits(ctx, nil, ids, func(p store.IncidentHitPair) bool {
-			if p.IncidentID != incidentID && !linked[ind.share+"\x00"+p.IncidentID] {
-				linked[ind.share+"\x00"+p.IncidentID] = true
-				rel = append(rel, p.IncidentID)
+		for start := 0; start < len(ids); start += idChunk {
+			if err := st.ScanIncidentHits(ctx, nil, ids[start:min(start+idChunk, len(ids))], func(p store.IncidentHitPair) bool {
+				if p.IncidentID != incidentID && !linked[ind.share+"\x00"+p.IncidentID] {
+					linked[ind.share+"\x00"+p.IncidentID] = true
+					rel = append(rel, p.IncidentID)
+				}
+				return true
+			}); err != nil {
+				return nil, err
 			}
-			return true
-		}); err != nil {
-			return nil, err
 		}
 		if len(ids) == 0 {
 			continue
@@ -135,4 +137,24 @@ func Related(ctx context.Context, st *store.Store, incidentID string, opts Optio
 		}
 	}
 	return out, nil
+}
+
+// idChunk bounds the ids of one IN (…) list, under SQLite's limit on
+// parameters.
+const idChunk = 500
+
+// ScanHitsByID streams the hit rows of the given hit ids, any number of
+// them, a few hundred ids per query (each query's rows oldest first).
+func ScanHitsByID(ctx context.Context, st *store.Store, ids []string, fn func(*store.HitRecord) bool) error {
+	more := true
+	for start := 0; start < len(ids) && more; start += idChunk {
+		err := st.ScanHits(ctx, store.HitFilter{HitIDs: ids[start:min(start+idChunk, len(ids))]}, func(h *store.HitRecord) bool {
+			more = fn(h)
+			return more
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
