@@ -74,3 +74,53 @@ func TestDatasetDeterministic(t *testing.T) {
 		t.Fatalf("importing again changed the incidents:\n%+v\n%+v", got, first)
 	}
 }
+
+// On every recorded dataset: each hit is in exactly one incident, an
+// incident holds hits of one telemetry source, and a second import into
+// another store gives the same incidents.
+func TestDatasetsEveryHitOnce(t *testing.T) {
+	sets, _ := filepath.Glob(filepath.Join(datasets(t), "sd-*"))
+	if len(sets) == 0 {
+		t.Skip("no datasets")
+	}
+	for _, set := range sets {
+		t.Run(filepath.Base(set), func(t *testing.T) {
+			files, _ := filepath.Glob(filepath.Join(set, "*"))
+			a, b := openStore(t), openStore(t)
+			var recs []store.HitRecord
+			for _, f := range files {
+				recs = append(recs, importFile(t, a, f)...)
+				importFile(t, b, f)
+			}
+			source := map[string]string{}
+			for _, r := range recs {
+				source[r.HitID] = r.Source
+			}
+			incs := all(t, a)
+			seen := map[string]int{}
+			for _, in := range incs {
+				if int(in.HitCount) != len(in.HitIDs) {
+					t.Errorf("incident %s: hit_count %d, %d hits", in.IncidentID, in.HitCount, len(in.HitIDs))
+				}
+				for _, h := range in.HitIDs {
+					seen[h]++
+					if source[h] != source[in.HitIDs[0]] {
+						t.Errorf("incident %s mixes sources %s and %s", in.IncidentID, source[h], source[in.HitIDs[0]])
+					}
+				}
+			}
+			for h := range source {
+				if seen[h] != 1 {
+					t.Errorf("hit %s is in %d incidents", h, seen[h])
+				}
+			}
+			if len(seen) != len(source) {
+				t.Errorf("incidents hold %d hits, the store %d", len(seen), len(source))
+			}
+			if got := all(t, b); !sameIncidents(got, incs) {
+				t.Errorf("another store, other incidents:\n%+v\n%+v", got, incs)
+			}
+			t.Logf("%d hits, %d incidents", len(source), len(incs))
+		})
+	}
+}

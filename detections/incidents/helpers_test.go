@@ -22,6 +22,7 @@ import (
 var (
 	engineOnce sync.Once
 	engine     *detections.Engine
+	rules      []*detections.Rule
 	kb         *attack.KB
 	engineErr  error
 )
@@ -40,6 +41,7 @@ func builtin(t testing.TB) (*detections.Engine, *attack.KB) {
 			engineErr = res.Errors[0]
 		}
 		if engineErr == nil {
+			rules = res.Rules
 			engine = detections.NewEngine(res.Rules)
 		}
 	})
@@ -59,8 +61,9 @@ func openStore(t testing.TB) *store.Store {
 	return st
 }
 
-// importFile imports a recording into st with detection and refreshes the
-// incidents, as quarry import does; it returns the stored hit rows.
+// importFile imports a recording into st with detection and correlation
+// rules and refreshes the incidents, as quarry import does; it returns the
+// stored hit rows.
 func importFile(t testing.TB, st *store.Store, path string) []store.HitRecord {
 	t.Helper()
 	r, _, err := importers.Open(path)
@@ -83,10 +86,30 @@ func importFile(t testing.TB, st *store.Store, path string) []store.HitRecord {
 		}
 		evs = append(evs, ev)
 	}
-	return storeEvents(t, st, evs)
+	_, kb := builtin(t)
+	det, errs := pipeline.NewDetector(rules, kb)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	ctx := context.Background()
+	recs, err := det.Store(ctx, st, evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	more, err := det.Finish(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs = append(recs, more...)
+	if _, err := incidents.RefreshHits(ctx, st, recs, incidents.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	return recs
 }
 
-// storeEvents stores events with detection and refreshes the incidents.
+// storeEvents stores events with detection (no correlation rules, so the
+// grouping tests see only the hits they set up) and refreshes the
+// incidents.
 func storeEvents(t testing.TB, st *store.Store, evs []telemetry.Event) []store.HitRecord {
 	t.Helper()
 	eng, kb := builtin(t)
