@@ -125,6 +125,13 @@ minutes apart, shares a user, a command line or process hashes). 'quarry tree --
 				return writeIncidentsJSON(ctx, cmd.OutOrStdout(), st, list)
 			}
 			writeIncidentsTable(cmd.OutOrStdout(), list)
+			if len(list) == 0 && f.Since.IsZero() && f.Until.IsZero() && len(hosts) == 0 && minScore == 0 {
+				// Hits stored by a Quarry from before incidents are
+				// grouped only on request.
+				if hs, err := st.HitHosts(ctx); err == nil && len(hs) > 0 {
+					fmt.Fprintln(cmd.ErrOrStderr(), "the store has hits but no incidents: 'quarry incidents --rebuild' groups them")
+				}
+			}
 			return nil
 		},
 	}

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/quarry-sec/quarry/telemetry/store"
 )
 
 var chainRecording = filepath.Join("testdata", "incidents", "chain.json")
@@ -192,4 +195,36 @@ func TestIncidentsDeterministic(t *testing.T) {
 	// scan --store runs the same rules, correlations included, over the
 	// same events (same eids): the same incidents.
 	same("--no-detect, then scan --store", incidentLines(t, c))
+}
+
+// A store whose hits have no incidents (written before incidents existed)
+// gets a hint, and --rebuild groups them into the same incidents.
+func TestIncidentsRebuild(t *testing.T) {
+	dir := t.TempDir()
+	importChain(t, dir)
+	want := incidentLines(t, dir)
+	st, err := store.Open(store.Path(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, len(want))
+	for i, in := range want {
+		ids[i] = in.IncidentID
+	}
+	if err := st.ReplaceIncidents(context.Background(), ids, nil); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	out, errs, code := quarry(t, dir, "", "incidents")
+	if code != 0 || !strings.Contains(out, "no incidents") || !strings.Contains(errs, "--rebuild") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	if _, errs, code := quarry(t, dir, "", "incidents", "--rebuild"); code != 0 || !strings.Contains(errs, "regrouped 5 hit(s) into 2 incident(s)") {
+		t.Fatalf("--rebuild: exit %d, %s", code, errs)
+	}
+	got, _ := json.Marshal(incidentLines(t, dir))
+	w, _ := json.Marshal(want)
+	if string(got) != string(w) {
+		t.Errorf("rebuilt:\n got %s\nwant %s", got, w)
+	}
 }

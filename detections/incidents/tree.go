@@ -94,6 +94,31 @@ func TreeOfIncident(ctx context.Context, st *store.Store, incidentID string) (t 
 		return Tree{}, false, err
 	}
 	r := NewResolver(st)
+	// The incident's hits may be on events other than process starts (a
+	// Sysmon file or network event): resolve them first, so their processes'
+	// nodes carry them.
+	var hitIDs []string
+	if err := st.ScanIncidentHits(ctx, []string{incidentID}, nil, func(p store.IncidentHitPair) bool {
+		hitIDs = append(hitIDs, p.HitID)
+		return true
+	}); err != nil {
+		return Tree{}, false, fmt.Errorf("process tree of incident %s: %w", incidentID, err)
+	}
+	var eids []int64
+	if err := ScanHitsByID(ctx, st, hitIDs, func(h *store.HitRecord) bool {
+		eids = append(eids, h.EID)
+		return true
+	}); err != nil {
+		return Tree{}, false, fmt.Errorf("process tree of incident %s: %w", incidentID, err)
+	}
+	if err := r.Prefetch(ctx, eids); err != nil {
+		return Tree{}, false, fmt.Errorf("process tree of incident %s: %w", incidentID, err)
+	}
+	for _, eid := range eids {
+		if _, err := r.ByEID(ctx, eid); err != nil {
+			return Tree{}, false, fmt.Errorf("process tree of incident %s: %w", incidentID, err)
+		}
+	}
 	root, err := r.ByEID(ctx, in.RootEID)
 	if err != nil {
 		return Tree{}, false, fmt.Errorf("process tree of incident %s: %w", incidentID, err)
