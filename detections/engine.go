@@ -62,6 +62,16 @@ type Engine struct {
 	keyCache []keyCacheEnt
 	keyCount int // fieldCount() when keyCache was filled
 	keyUsed  int // entries of keyCache in use
+	// spanSeen is the set of values gather counted in the current event
+	// (entries of other events have another gen).
+	spanSeen [64]spanValue
+}
+
+// spanValue is a value counted by gather: its address and length.
+type spanValue struct {
+	p   uintptr
+	len int
+	gen uint32
 }
 
 type rawFolded struct{ raw, folded string }
@@ -473,6 +483,7 @@ func (e *Engine) begin(ev *telemetry.Event, s *ruleSet) {
 	e.gen++
 	if e.gen == 0 { // wrapped: clear stamps
 		clear(e.slots)
+		clear(e.spanSeen[:])
 		clear(e.litSeen)
 		clear(e.ruleHit)
 		e.allGen = 0
@@ -521,10 +532,7 @@ func (e *Engine) gather(s *ruleSet) {
 	var lo, hi uintptr
 	var loData *byte
 	total := 0
-	var seen [64]struct {
-		p   uintptr
-		len int
-	}
+	seen := &e.spanSeen
 	nseen, spanOK := 0, true
 	for k, v := range e.ev.Fields {
 		// Open addressing on the name's address: an interned name is
@@ -550,7 +558,7 @@ func (e *Engine) gather(s *ruleSet) {
 			// SourceName to Provider_Name) counts once.
 			h := (p ^ uintptr(len(v))<<40) * 0x9E3779B97F4A7C15 >> (64 - 6)
 			dup := false
-			for seen[h].len != 0 {
+			for seen[h].gen == e.gen {
 				if seen[h].p == p && seen[h].len == len(v) {
 					dup = true
 					break
@@ -561,7 +569,7 @@ func (e *Engine) gather(s *ruleSet) {
 				if nseen++; nseen > len(seen)*3/4 {
 					spanOK = false // too many values: check each
 				}
-				seen[h].p, seen[h].len = p, len(v)
+				seen[h] = spanValue{p: p, len: len(v), gen: e.gen}
 				if total == 0 || p < lo {
 					lo, loData = p, d
 				}
