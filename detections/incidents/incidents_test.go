@@ -64,34 +64,58 @@ func incidentPIDs(incs []store.IncidentRecord, pids map[string]int64) [][]int64 
 // A script (pid 100) decodes and runs a payload (pid 200), whose child 202
 // writes a crontab; 200 exits and its pid is reused by an unrelated python
 // (started by node, pid 300), whose child 201 also runs crontab. The child
-// of the reused pid must not join the script's incident.
+// of the reused pid must not join the script's incident. Likewise pid 250,
+// an ls of the script that exited, is later a process the store has no
+// start of (a forked subshell), whose child 203 runs crontab: its parent is
+// not the ls. Processes are told
+// apart by pid and start time (eBPF), or without a start time (Security
+// 4688, auditd) by the time of their start event and the exits.
 func TestPIDReuse(t *testing.T) {
+	for _, withStart := range []bool{true, false} {
+		t.Run(map[bool]string{true: "start-time", false: "no-start-time"}[withStart], func(t *testing.T) {
+			testPIDReuse(t, withStart)
+		})
+	}
+}
+
+func testPIDReuse(t *testing.T, withStart bool) {
 	st := openStore(t)
 	evs := []telemetry.Event{
 		execAt(0, 100, 1, "/usr/bin/bash", "bash /tmp/stage.sh"),
+		execAt(500*time.Millisecond, 250, 100, "/usr/bin/ls", "ls"),
+		exitAt(600*time.Millisecond, 250),
 		execAt(time.Second, 200, 100, "/usr/bin/sh", decodeCmd),
 		execAt(1500*time.Millisecond, 202, 200, "/usr/bin/crontab", crontabCmd),
 		exitAt(2*time.Second, 200),
+		execAt(3500*time.Millisecond, 203, 250, "/usr/bin/crontab", crontabCmd),
 		execAt(2500*time.Millisecond, 300, 1, "/usr/bin/node", "node /srv/app.js"),
 		execAt(3*time.Second, 200, 300, "/usr/bin/python3", "python3 worker.py"),
 		execAt(4*time.Second, 201, 200, "/usr/bin/crontab", crontabCmd),
 	}
+	if !withStart {
+		for i := range evs {
+			evs[i].StartTime = time.Time{}
+		}
+	}
 	recs := storeEvents(t, st, evs)
 	pids := hitPIDs(recs)
-	if len(pids) != 3 {
-		t.Fatalf("want 3 hits (decode, two crontabs), got %d: %+v", len(pids), recs)
+	if len(pids) != 4 {
+		t.Fatalf("want 4 hits (decode, three crontabs), got %d: %+v", len(pids), recs)
 	}
 	incs := all(t, st)
 	got := incidentPIDs(incs, pids)
-	want := [][]int64{{200, 202}, {201}}
+	want := [][]int64{{200, 202}, {203}, {201}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("incidents by hit pid: got %v, want %v (%+v)", got, want, incs)
 	}
 	if incs[0].RootPID != 100 || incs[0].RootPath != "/usr/bin/bash" {
 		t.Errorf("first incident's root: got pid %d %s, want the script (100, /usr/bin/bash)", incs[0].RootPID, incs[0].RootPath)
 	}
-	if incs[1].RootPID != 300 {
-		t.Errorf("second incident's root: got pid %d %s, want node (300)", incs[1].RootPID, incs[1].RootPath)
+	if incs[1].RootPID != 203 {
+		t.Errorf("second incident's root: got pid %d %s, want the crontab itself (203)", incs[1].RootPID, incs[1].RootPath)
+	}
+	if incs[2].RootPID != 300 {
+		t.Errorf("third incident's root: got pid %d %s, want node (300)", incs[2].RootPID, incs[2].RootPath)
 	}
 	// The tree of the reused pid's child goes up to python, not the script.
 	g := incidents.NewGrouper(st, incidents.Options{})
