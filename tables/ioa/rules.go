@@ -126,7 +126,12 @@ func tacticNames(r *detections.Rule) []string {
 	return out
 }
 
+// logsource is product/category/service, or for a correlation rule
+// correlation/<type> (it reads the hits of other rules, not events).
 func logsource(r *detections.Rule) string {
+	if r.Correlation != nil {
+		return "correlation/" + r.Correlation.Type
+	}
 	ls := r.Logsource
 	parts := []string{ls.Product, ls.Category, ls.Service}
 	return strings.Join(parts, "/")
