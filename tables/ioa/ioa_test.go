@@ -65,6 +65,7 @@ func TestIOATables(t *testing.T) {
 		"SELECT count(*) FROM ioa_hits WHERE rule_id IN ('r1', 'r3')":             3,
 		"SELECT count(*) FROM ioa_rules WHERE source = 'builtin'":                 countSource(res.Rules, detections.SourceBuiltin),
 		"SELECT count(*) FROM ioa_rules WHERE source = 'correlation'":             countSource(res.Rules, detections.SourceCorrelation),
+		"SELECT count(*) FROM ioa_rules WHERE logsource LIKE 'correlation/%'":     countSource(res.Rules, detections.SourceCorrelation),
 		"SELECT count(*) FROM ioa_rules WHERE tags_only = 1 AND severity = 'low'": countLow(res.Rules),
 	}
 	for q, want := range cases {
