@@ -27,7 +27,8 @@ const retentionEvery = 10 * time.Minute
 type collectorService struct {
 	opts   collect.Options
 	st     *store.Store
-	engine *detections.Engine // nil: store only
+	engine *detections.Engine     // nil: store only
+	corr   *detections.Correlator // nil: no correlation rules
 	kb     *attack.KB
 	log    zerolog.Logger
 
@@ -43,7 +44,7 @@ func (s *collectorService) Name() string { return "collector" }
 // connector can run (not root, not Linux).
 func (s *collectorService) Start(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
-	p := pipeline.New(s.st, s.engine, pipeline.Options{KB: s.kb, OnError: func(err error) {
+	p := pipeline.New(s.st, s.engine, pipeline.Options{KB: s.kb, Correlation: s.corr, OnError: func(err error) {
 		s.log.Error().Err(err).Msg("storing events")
 	}})
 	c, err := collect.Start(ctx, s.opts, p.Add)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/detections"
+	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/detections/ruleset"
 	osqext "github.com/quarry-sec/quarry/extension/osquery"
 	"github.com/quarry-sec/quarry/tables"
@@ -124,13 +125,20 @@ func serve(ctx context.Context, opts options, log zerolog.Logger) error {
 	svcs := &services{log: log}
 	if st != nil && opts.collect != "off" {
 		var engine *detections.Engine
+		var corr *detections.Correlator
 		if opts.detect && len(rules) > 0 {
 			engine = detections.NewEngine(rules)
+			var cerrs []error
+			corr, cerrs = pipeline.Correlator(rules)
+			for _, e := range cerrs {
+				log.Warn().Err(e).Msg("correlation rule left out")
+			}
 		}
 		svcs.all = append(svcs.all, &collectorService{
 			opts:   collect.Options{Source: opts.collect, Host: host.Identifier()},
 			st:     st,
 			engine: engine,
+			corr:   corr,
 			kb:     kb,
 			log:    log,
 		})

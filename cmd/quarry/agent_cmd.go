@@ -146,7 +146,11 @@ func (a *app) startLive(ctx context.Context) func() error {
 		a.log.Warn().Err(err).Msg("no live collection")
 		return noop
 	}
-	p := pipeline.New(st, detections.NewEngine(rules), pipeline.Options{KB: kb, OnError: func(err error) {
+	corr, cerrs := pipeline.Correlator(rules)
+	for _, e := range cerrs {
+		a.log.Warn().Err(e).Msg("correlation rule left out")
+	}
+	p := pipeline.New(st, detections.NewEngine(rules), pipeline.Options{KB: kb, Correlation: corr, OnError: func(err error) {
 		a.log.Error().Err(err).Msg("storing events")
 	}})
 	c, err := collect.Start(ctx, collect.Options{Source: collect.SourceAuto, Host: host.Identifier()},

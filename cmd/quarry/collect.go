@@ -44,19 +44,25 @@ one-line status shows events/s, drops and the source. Needs root.`,
 				return err
 			}
 			var engine *detections.Engine
+			var corr *detections.Correlator
 			if !noDetect {
 				rules, _, err := a.loadRules(rf, cmd.ErrOrStderr())
 				if err != nil {
 					return err
 				}
 				engine = detections.NewEngine(rules)
+				var cerrs []error
+				corr, cerrs = pipeline.Correlator(rules)
+				for _, e := range cerrs {
+					a.log.Warn().Err(e).Msg("correlation rule left out")
+				}
 				a.log.Info().Int("rules", len(rules)).Msg("live detection on")
 			}
 			kb, err := a.knowledgeBase()
 			if err != nil {
 				return err
 			}
-			p := pipeline.New(st, engine, pipeline.Options{KB: kb, OnError: func(err error) {
+			p := pipeline.New(st, engine, pipeline.Options{KB: kb, Correlation: corr, OnError: func(err error) {
 				a.log.Error().Err(err).Msg("storing events")
 			}})
 			c, err := collect.Start(ctx, collect.Options{Source: source, DrainInterval: drain, Host: host.Identifier()},

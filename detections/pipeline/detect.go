@@ -43,6 +43,17 @@ func NewDetector(rules []*detections.Rule, kb *attack.KB) (*Detector, []error) {
 	return d, errs
 }
 
+// Correlator returns the correlator of the correlation rules among rules,
+// nil when there are none (for Options.Correlation); the errors are
+// correlation rules left out (naming an unknown rule).
+func Correlator(rules []*detections.Rule) (*detections.Correlator, []error) {
+	c, errs := detections.NewCorrelator(rules)
+	if c.Len() == 0 {
+		return nil, errs
+	}
+	return c, errs
+}
+
 // Store matches events, stores them with their tags and returns the stored
 // hit rows (correlation hits included).
 func (d *Detector) Store(ctx context.Context, st *store.Store, events []telemetry.Event) ([]store.HitRecord, error) {
