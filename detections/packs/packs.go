@@ -96,6 +96,25 @@ WHERE e.techniques != ''
 				Description: "Processes that informational or low rules tagged with an ATT&CK technique but that raised no alert: hunt by technique where nothing fired.",
 				Platform:    "linux",
 			},
+			QueryIncidents: {
+				Query: `SELECT i.incident_id, i.host_identifier, i.first_seen, i.last_seen, i.score, i.severity, i.tactics,
+  i.techniques, i.hit_count, i.root_pid, i.root_path, i.summary,
+  (SELECT group_concat(ih.hit_id) FROM incident_hits ih WHERE ih.incident_id = i.incident_id) AS hit_ids
+FROM incidents i
+WHERE i.last_seen >= CAST(strftime('%s', 'now') AS INTEGER) - 86400;`,
+				Interval:    60,
+				Description: "Incidents active in the last day (hits grouped along process ancestry) with their score, tactics, techniques and hit IDs. Differential: an incident is logged again whenever it grows.",
+				Platform:    "linux",
+			},
+			QueryIncidentTree: {
+				Query: `SELECT t.incident_id, t.depth, t.relation, t.process_key, t.parent_key, t.node_pid, t.node_ppid, t.path,
+  t.cmdline, t.username, t.start_time, t.exit_time, t.exited, t.eid, t.hit_count, t.techniques, t.tactics, t.severity
+FROM incidents i CROSS JOIN process_tree t ON t.incident_id = i.incident_id
+WHERE i.last_seen >= CAST(strftime('%s', 'now') AS INTEGER) - 86400;`,
+				Interval:    60,
+				Description: "The process trees of the incidents active in the last day: one row per process with its depth, parent, command line, user, start and exit, and the techniques of its hits. Differential: a node is logged again when it changes.",
+				Platform:    "linux",
+			},
 			QueryTechniqueCoverage: {
 				Query: `SELECT t.id AS technique_id, t.name, t.tactics, count(r.id) AS rules
 FROM attack_techniques t
@@ -117,6 +136,10 @@ const (
 	QueryPerTechniqueHourly = "quarry_hits_per_technique_hourly"
 	QueryTaggedNoAlert      = "quarry_tagged_processes_without_alert"
 	QueryTechniqueCoverage  = "quarry_technique_coverage"
+	// QueryIncidents and QueryIncidentTree report the host's incidents
+	// and their process trees; the fleet stores them as incidents.
+	QueryIncidents    = "quarry_incidents"
+	QueryIncidentTree = "quarry_incident_tree"
 )
 
 // Names returns the pack's query names, sorted.

@@ -128,6 +128,7 @@ func (s *Server) addResult(b *store.LogBatch, h *store.Host, rl *resultLog, quer
 				b.Detections = append(b.Detections, d)
 			}
 		}
+		addIncidentRow(b, query, action, row, at)
 	}
 	switch {
 	case rl.DiffResults != nil:

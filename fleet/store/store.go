@@ -37,9 +37,14 @@ type Store interface {
 	TouchHosts(ctx context.Context, seen map[string]time.Time) error
 
 	// AppendLogs stores one log request of a host in one transaction:
-	// result rows, status lines and the detections found in the results.
-	// Detections are de-duplicated on (host, hit ID, technique): a repeat
-	// fills fields the first report left empty.
+	// result rows, status lines and the detections and incidents found in
+	// the results. Detections are de-duplicated on (host, hit ID,
+	// technique): a repeat fills fields the first report left empty.
+	// Incidents are de-duplicated on (host, incident ID) and their tree
+	// nodes on (host, incident ID, process key): a report replaces the
+	// stored one (an incident's hits included) unless it is older
+	// (Reported) than the one stored, so an incident follows the host's
+	// as it grows and a resent or late old report changes nothing.
 	//
 	// Result rows are de-duplicated on osquery's natural key: host, Name,
 	// Epoch, Counter and, for the row itself, Action, Time and a hash of
@@ -63,6 +68,18 @@ type Store interface {
 	// CountDetections counts the detections matching f grouped by keys,
 	// largest count first.
 	CountDetections(ctx context.Context, f DetectionFilter, keys ...GroupKey) ([]Count, error)
+
+	// Incidents returns a page of incidents, highest score first (then
+	// latest last seen), and the total matching.
+	Incidents(ctx context.Context, f IncidentFilter) ([]Incident, int, error)
+	// IncidentByID returns an incident by the fleet's ID, or ErrNotFound.
+	IncidentByID(ctx context.Context, id int64) (*Incident, error)
+	// IncidentHits returns an incident's hits, in hit ID order, each with
+	// its host's detections of that hit.
+	IncidentHits(ctx context.Context, id int64) ([]IncidentHit, error)
+	// IncidentTree returns the process-tree nodes of an incident, by depth
+	// then start.
+	IncidentTree(ctx context.Context, id int64) ([]IncidentNode, error)
 
 	// CreateHunt stores a hunt and its target hosts (all pending).
 	CreateHunt(ctx context.Context, h *Hunt, hostIDs []string) error

@@ -35,6 +35,11 @@ type LogBatch struct {
 	Results    []Result
 	Statuses   []StatusLog
 	Detections []Detection
+	// Incidents and IncidentNodes are the host's incidents and the
+	// process-tree nodes of their graphs, as the detection pack's
+	// incident queries reported them.
+	Incidents     []Incident
+	IncidentNodes []IncidentNode
 }
 
 // Result is one row of a scheduled query's result log.
@@ -192,4 +197,81 @@ type Answer struct {
 	Status  int
 	Message string
 	At      time.Time
+}
+
+// Incident is an incident a host reported: its detection hits grouped
+// along process ancestry (see detections/incidents), as the host's
+// incidents table had it when Reported.
+type Incident struct {
+	// ID is the fleet's number for the incident; IncidentID the host's
+	// (a v5 UUID). A host's incident is stored once, under (host,
+	// IncidentID).
+	ID             int64     `json:"id"`
+	HostID         string    `json:"host_id"`
+	HostIdentifier string    `json:"host_identifier"` // filled on read
+	Hostname       string    `json:"hostname"`        // filled on read
+	IncidentID     string    `json:"incident_id"`
+	FirstSeen      time.Time `json:"first_seen"`
+	LastSeen       time.Time `json:"last_seen"`
+	Score          float64   `json:"score"`
+	Severity       string    `json:"severity"`
+	// Tactics are ATT&CK tactic shortnames in matrix order; Techniques
+	// technique IDs.
+	Tactics    []string `json:"tactics"`
+	Techniques []string `json:"techniques"`
+	HitCount   int64    `json:"hit_count"`
+	RootPID    int64    `json:"root_pid"`
+	RootPath   string   `json:"root_path"`
+	Summary    string   `json:"summary"`
+	// HitIDs are the incident's hits (ioa_hits.hit_id, the detections'
+	// HitID). Filled on write; on read only by IncidentHits.
+	HitIDs []string `json:"-"`
+	// Reported is when the host ran the query that reported this state
+	// (the result log's time); the latest report wins.
+	Reported   time.Time `json:"reported"`
+	ReceivedAt time.Time `json:"received_at"`
+}
+
+// IncidentNode is one process of an incident's process tree (a
+// process_tree row of the host, WHERE incident_id = …).
+type IncidentNode struct {
+	IncidentID string `json:"-"`
+	// ProcessKey identifies the process in the tree; ParentKey is its
+	// parent's key, empty at the top.
+	ProcessKey string    `json:"process_key"`
+	ParentKey  string    `json:"parent_key"`
+	Depth      int       `json:"depth"`
+	Relation   string    `json:"relation"` // ancestor, self (the root) or descendant
+	PID        int64     `json:"pid"`
+	PPID       int64     `json:"ppid"`
+	Path       string    `json:"path"`
+	Cmdline    string    `json:"cmdline"`
+	Username   string    `json:"user"`
+	Start      time.Time `json:"time,omitzero"`
+	Exit       time.Time `json:"exit,omitzero"`
+	Exited     bool      `json:"exited"`
+	EID        int64     `json:"eid"`
+	HitCount   int64     `json:"hit_count"`
+	Techniques []string  `json:"techniques"`
+	Tactics    []string  `json:"tactics"`
+	Severity   string    `json:"severity"`
+	Reported   time.Time `json:"-"`
+}
+
+// IncidentFilter selects incidents. An incident matches Since/Until when
+// it overlaps them: last seen at or after Since, first seen before Until.
+type IncidentFilter struct {
+	HostIDs       []string
+	IncidentIDs   []string
+	Since, Until  time.Time // zero: no bound
+	MinScore      float64
+	Limit, Offset int
+}
+
+// IncidentHit is one hit of an incident with the detections the host
+// reported for it (one per technique; none when the hit never arrived as
+// a detection).
+type IncidentHit struct {
+	HitID      string      `json:"hit_id"`
+	Detections []Detection `json:"detections"`
 }

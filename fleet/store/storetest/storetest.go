@@ -32,6 +32,7 @@ func Run(t *testing.T, open Open) {
 		{"DetectionDedupe", testDetectionDedupe},
 		{"DetectionFilters", testDetectionFilters},
 		{"CountDetections", testCountDetections},
+		{"Incidents", testIncidents},
 		{"Hunts", testHunts},
 		{"HuntDeadline", testHuntDeadline},
 		{"TokensAndPacks", testTokensAndPacks},

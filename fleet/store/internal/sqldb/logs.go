@@ -24,7 +24,7 @@ func (db *DB) AppendLogs(ctx context.Context, hostID string, b *store.LogBatch) 
 func (db *DB) AppendHostLogs(ctx context.Context, logs []store.HostLogs) error {
 	empty := true
 	for _, l := range logs {
-		if b := l.Batch; len(b.Results)+len(b.Statuses)+len(b.Detections) > 0 {
+		if b := l.Batch; len(b.Results)+len(b.Statuses)+len(b.Detections)+len(b.Incidents)+len(b.IncidentNodes) > 0 {
 			empty = false
 		}
 	}
@@ -35,7 +35,15 @@ func (db *DB) AppendHostLogs(ctx context.Context, logs []store.HostLogs) error {
 	// Rows and detections of every host go several to a statement.
 	var rs []hostResult
 	var ds []hostDetection
+	var ins []hostIncident
+	var ns []hostNode
 	for _, l := range logs {
+		for i := range l.Batch.Incidents {
+			ins = append(ins, hostIncident{host: l.HostID, in: &l.Batch.Incidents[i]})
+		}
+		for i := range l.Batch.IncidentNodes {
+			ns = append(ns, hostNode{host: l.HostID, n: &l.Batch.IncidentNodes[i]})
+		}
 		for i, k := range rowKeys(l.Batch.Results) {
 			rs = append(rs, hostResult{host: l.HostID, r: &l.Batch.Results[i], key: k})
 		}
@@ -52,7 +60,13 @@ func (db *DB) AppendHostLogs(ctx context.Context, logs []store.HostLogs) error {
 				return err
 			}
 		}
-		return db.upsertDetections(ctx, tx, ds, received)
+		if err := db.upsertDetections(ctx, tx, ds, received); err != nil {
+			return err
+		}
+		if err := db.upsertIncidents(ctx, tx, ins, received); err != nil {
+			return err
+		}
+		return db.upsertNodes(ctx, tx, ns)
 	})
 	if err != nil {
 		return fmt.Errorf("append logs: %w", err)

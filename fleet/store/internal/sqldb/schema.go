@@ -118,4 +118,60 @@ ALTER TABLE results ADD COLUMN counter BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE results ADD COLUMN row_key TEXT NOT NULL DEFAULT '';
 UPDATE results SET row_key = 'legacy:' || CAST(id AS TEXT);
 CREATE UNIQUE INDEX results_natural_key ON results (host_id, name, epoch, counter, row_key);
+`,
+	// 3: incidents the hosts report (the detection pack's incident
+	// queries): one row per (host, incident_id), replaced by a report that
+	// is not older (reported, the log's time); its hits, replaced with it;
+	// and the process-tree nodes of its graph, one per (host, incident_id,
+	// process_key), replaced the same way.
+	`
+CREATE TABLE incidents (
+  id {{ID}},
+  host_id TEXT NOT NULL,
+  incident_id TEXT NOT NULL,
+  first_seen BIGINT NOT NULL,
+  last_seen BIGINT NOT NULL,
+  score DOUBLE PRECISION NOT NULL,
+  severity TEXT NOT NULL,
+  tactics TEXT NOT NULL,
+  techniques TEXT NOT NULL,
+  hit_count BIGINT NOT NULL,
+  root_pid BIGINT NOT NULL,
+  root_path TEXT NOT NULL,
+  summary TEXT NOT NULL,
+  reported BIGINT NOT NULL,
+  received_at BIGINT NOT NULL,
+  UNIQUE (host_id, incident_id)
+);
+CREATE INDEX incidents_score ON incidents (score, last_seen);
+CREATE INDEX incidents_last_seen ON incidents (last_seen);
+CREATE INDEX incidents_incident_id ON incidents (incident_id);
+CREATE TABLE incident_hits (
+  incident_ref BIGINT NOT NULL,
+  hit_id TEXT NOT NULL,
+  PRIMARY KEY (incident_ref, hit_id)
+);
+CREATE TABLE incident_nodes (
+  host_id TEXT NOT NULL,
+  incident_id TEXT NOT NULL,
+  process_key TEXT NOT NULL,
+  parent_key TEXT NOT NULL,
+  depth INTEGER NOT NULL,
+  relation TEXT NOT NULL,
+  pid BIGINT NOT NULL,
+  ppid BIGINT NOT NULL,
+  path TEXT NOT NULL,
+  cmdline TEXT NOT NULL,
+  username TEXT NOT NULL,
+  start_time BIGINT NOT NULL,
+  exit_time BIGINT NOT NULL,
+  exited INTEGER NOT NULL,
+  eid BIGINT NOT NULL,
+  hit_count BIGINT NOT NULL,
+  techniques TEXT NOT NULL,
+  tactics TEXT NOT NULL,
+  severity TEXT NOT NULL,
+  reported BIGINT NOT NULL,
+  PRIMARY KEY (host_id, incident_id, process_key)
+);
 `}

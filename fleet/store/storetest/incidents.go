@@ -1,0 +1,181 @@
+package storetest
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quarry-sec/quarry/fleet/store"
+)
+
+// incident is a reported incident of the suite.
+func incident(id string, score float64, first, last time.Time, hits ...string) store.Incident {
+	return store.Incident{IncidentID: id, FirstSeen: first, LastSeen: last, Score: score, Severity: "high",
+		Tactics: []string{"execution", "defense-evasion"}, Techniques: []string{"T1218.005", "T1059.001"},
+		HitCount: int64(len(hits)), RootPID: 100, RootPath: "/bin/sh", Summary: "sh: " + id, HitIDs: hits,
+		Reported: last.Add(time.Minute)}
+}
+
+func node(incidentID, key, parent string, depth int, hits int64, reported time.Time, techs ...string) store.IncidentNode {
+	return store.IncidentNode{IncidentID: incidentID, ProcessKey: key, ParentKey: parent, Depth: depth,
+		Relation: "descendant", PID: int64(100 + depth), PPID: int64(99 + depth), Path: "/bin/" + key,
+		Cmdline: key + " -c x", Username: "alice", Start: base.Add(time.Duration(depth) * time.Second),
+		HitCount: hits, Techniques: techs, Tactics: []string{}, Reported: reported}
+}
+
+func incidentIDs(ins []store.Incident) string {
+	var ids []string
+	for _, in := range ins {
+		ids = append(ids, in.IncidentID+"@"+in.HostIdentifier)
+	}
+	return strings.Join(ids, " ")
+}
+
+// testIncidents: incidents are stored once per (host, incident ID), follow
+// the host's reports as they grow (hits replaced with them), ignore an
+// older report and a repeat; tree nodes likewise per process; reads
+// filter, page, order by score and join the hits to detections.
+func testIncidents(t *testing.T, s store.Store) {
+	a := enroll(t, s, "host-a", "ka", "linux")
+	b := enroll(t, s, "host-b", "kb", "linux")
+	first := incident("inc-1", 7, base, base, "hit-1")
+	nodes := []store.IncidentNode{
+		node("inc-1", "root", "", 0, 0, first.Reported),
+		node("inc-1", "mshta", "root", 1, 1, first.Reported, "T1218.005"),
+	}
+	batch := &store.LogBatch{
+		Detections: []store.Detection{
+			detection("hit-1", "T1218.005", "defense-evasion", "high", base),
+			detection("hit-1", "T1059.005", "execution", "high", base),
+			detection("hit-9", "T1105", "command-and-control", "high", base), // in no incident
+		},
+		Incidents: []store.Incident{first}, IncidentNodes: nodes,
+	}
+	for range 2 { // sent again: stored once
+		if err := s.AppendLogs(ctx, a.ID, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ins, total, err := s.Incidents(ctx, store.IncidentFilter{})
+	if err != nil || total != 1 || len(ins) != 1 {
+		t.Fatalf("Incidents = %d/%d, %v", len(ins), total, err)
+	}
+	got := ins[0]
+	if got.ID == 0 || got.HostID != a.ID || got.HostIdentifier != "host-a" || got.Hostname != "host-a.local" ||
+		got.IncidentID != "inc-1" || got.Score != 7 || got.HitCount != 1 || !got.FirstSeen.Equal(base) ||
+		!reflect.DeepEqual(got.Tactics, []string{"execution", "defense-evasion"}) ||
+		!reflect.DeepEqual(got.Techniques, []string{"T1218.005", "T1059.001"}) || got.RootPath != "/bin/sh" ||
+		got.RootPID != 100 || got.Summary != "sh: inc-1" || got.Severity != "high" || !got.Reported.Equal(first.Reported) {
+		t.Fatalf("stored incident = %+v", got)
+	}
+	id := got.ID
+
+	// The incident grows: a later report replaces it, its hits and the
+	// nodes it changes; a new node is added.
+	grown := incident("inc-1", 9.5, base, base.Add(5*time.Minute), "hit-1", "hit-2")
+	grownNodes := []store.IncidentNode{
+		node("inc-1", "mshta", "root", 1, 2, grown.Reported, "T1218.005", "T1059.005"),
+		node("inc-1", "powershell", "mshta", 2, 1, grown.Reported, "T1059.001"),
+	}
+	if err := s.AppendLogs(ctx, a.ID, &store.LogBatch{Incidents: []store.Incident{grown}, IncidentNodes: grownNodes,
+		Detections: []store.Detection{detection("hit-2", "T1059.001", "execution", "high", base.Add(5*time.Minute))}}); err != nil {
+		t.Fatal(err)
+	}
+	// A late, older report (a queued log of an earlier run) changes nothing.
+	stale := incident("inc-1", 3, base, base.Add(-time.Minute), "hit-0")
+	staleNode := node("inc-1", "mshta", "root", 1, 0, stale.Reported)
+	if err := s.AppendLogs(ctx, a.ID, &store.LogBatch{Incidents: []store.Incident{stale},
+		IncidentNodes: []store.IncidentNode{staleNode}}); err != nil {
+		t.Fatal(err)
+	}
+	in, err := s.IncidentByID(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Score != 9.5 || in.HitCount != 2 || !in.LastSeen.Equal(base.Add(5*time.Minute)) || in.IncidentID != "inc-1" ||
+		in.HostIdentifier != "host-a" {
+		t.Fatalf("grown incident = %+v", in)
+	}
+	hits, err := s.IncidentHits(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hits) != 2 || hits[0].HitID != "hit-1" || hits[1].HitID != "hit-2" || len(hits[0].Detections) != 2 ||
+		len(hits[1].Detections) != 1 || hits[1].Detections[0].TechniqueID != "T1059.001" ||
+		hits[0].Detections[0].HostIdentifier != "host-a" || hits[0].Detections[0].RuleTitle == "" {
+		t.Fatalf("IncidentHits = %+v", hits)
+	}
+	tree, err := s.IncidentTree(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, n := range tree {
+		keys = append(keys, n.ProcessKey)
+	}
+	if strings.Join(keys, ",") != "root,mshta,powershell" {
+		t.Fatalf("tree nodes %v", keys)
+	}
+	m := tree[1]
+	if m.HitCount != 2 || !reflect.DeepEqual(m.Techniques, []string{"T1218.005", "T1059.005"}) || m.ParentKey != "root" ||
+		m.Depth != 1 || m.PID != 101 || m.PPID != 100 || m.Cmdline != "mshta -c x" || m.Username != "alice" ||
+		!m.Start.Equal(base.Add(time.Second)) || m.Exited || m.Relation != "descendant" {
+		t.Fatalf("updated node = %+v", m)
+	}
+	if len(tree[0].Techniques) != 0 || tree[0].ParentKey != "" {
+		t.Fatalf("root node = %+v", tree[0])
+	}
+
+	// The same incident ID from another host is another incident; a second
+	// incident of host a with a lower score.
+	other := incident("inc-1", 4, base.Add(time.Hour), base.Add(2*time.Hour), "hit-1")
+	low := incident("inc-2", 2, base.Add(24*time.Hour), base.Add(25*time.Hour), "hit-3")
+	if err := s.AppendLogs(ctx, b.ID, &store.LogBatch{Incidents: []store.Incident{other}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendLogs(ctx, a.ID, &store.LogBatch{Incidents: []store.Incident{low}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		f     store.IncidentFilter
+		want  string
+		total int
+	}{
+		{store.IncidentFilter{}, "inc-1@host-a inc-1@host-b inc-2@host-a", 3},
+		{store.IncidentFilter{HostIDs: []string{a.ID}}, "inc-1@host-a inc-2@host-a", 2},
+		{store.IncidentFilter{IncidentIDs: []string{"inc-1"}}, "inc-1@host-a inc-1@host-b", 2},
+		{store.IncidentFilter{MinScore: 4}, "inc-1@host-a inc-1@host-b", 2},
+		{store.IncidentFilter{MinScore: 4.5}, "inc-1@host-a", 1},
+		// Overlap: last seen at or after since, first seen before until.
+		{store.IncidentFilter{Since: base.Add(90 * time.Minute)}, "inc-1@host-b inc-2@host-a", 2},
+		{store.IncidentFilter{Until: base.Add(time.Hour)}, "inc-1@host-a", 1},
+		{store.IncidentFilter{Since: base.Add(time.Minute), Until: base.Add(24 * time.Hour)}, "inc-1@host-a inc-1@host-b", 2},
+		{store.IncidentFilter{Limit: 1, Offset: 1}, "inc-1@host-b", 3},
+	} {
+		ins, total, err := s.Incidents(ctx, tc.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := incidentIDs(ins); got != tc.want || total != tc.total {
+			t.Errorf("Incidents(%+v) = %q (total %d), want %q (total %d)", tc.f, got, total, tc.want, tc.total)
+		}
+	}
+	// Host b's incident has hit-1, which host b never reported as a
+	// detection: the hit, without detections.
+	bi, _, err := s.Incidents(ctx, store.IncidentFilter{HostIDs: []string{b.ID}})
+	if err != nil || len(bi) != 1 {
+		t.Fatalf("host b incidents: %v, %v", bi, err)
+	}
+	hits, err = s.IncidentHits(ctx, bi[0].ID)
+	if err != nil || len(hits) != 1 || hits[0].HitID != "hit-1" || len(hits[0].Detections) != 0 {
+		t.Fatalf("host b incident hits = %+v, %v", hits, err)
+	}
+	if tree, err := s.IncidentTree(ctx, bi[0].ID); err != nil || len(tree) != 0 {
+		t.Fatalf("host b tree = %+v, %v", tree, err)
+	}
+	if _, err := s.IncidentByID(ctx, id+1000); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("IncidentByID(unknown) = %v, want ErrNotFound", err)
+	}
+}
