@@ -154,6 +154,8 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /api/v1/hosts", s.analyst(s.handleHosts))
 	s.mux.HandleFunc("GET /api/v1/detections", s.analyst(s.handleDetections))
 	s.mux.HandleFunc("GET /api/v1/detections/summary", s.analyst(s.handleSummary))
+	s.mux.HandleFunc("GET /api/v1/incidents", s.analyst(s.handleIncidents))
+	s.mux.HandleFunc("GET /api/v1/incidents/{id}", s.analyst(s.handleIncident))
 	s.mux.HandleFunc("GET /api/v1/attack/layer", s.analyst(s.handleLayer))
 	s.mux.HandleFunc("POST /api/v1/hunts", s.analyst(s.handleCreateHunt))
 	s.mux.HandleFunc("GET /api/v1/hunts/{id}", s.analyst(s.handleHunt))
