@@ -138,6 +138,15 @@ type ruleSet struct {
 	cidBase int32
 }
 
+// costlyField reports whether adding literals to a field's scan is costly:
+// its values are long and rarely repeat (command lines, hashes), or it is
+// every value (keywords).
+func costlyField(fid int) bool {
+	return fid == kwField || costlyFields[fid]
+}
+
+var costlyFields = map[int]bool{fieldID("CommandLine"): true, fieldID("ParentCommandLine"): true, fieldID("Hashes"): true}
+
 // minScanContains is the shortest contains literal answered from the scan:
 // shorter ones occur in most values, so looking for them in every event
 // costs more than testing the few candidate rules' values with
@@ -206,6 +215,11 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 		return id
 	}
 	cids := map[int32]int32{}
+	type pendingGroup struct {
+		ri   int32
+		reqs []litReq
+	}
+	var later []pendingGroup
 	for _, r := range rules {
 		if !applies(r.Logsource, k) {
 			continue
@@ -244,15 +258,28 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 				s.litRules[id] = append(s.litRules[id], ri)
 			}
 		}
-		var second []int32
+		s.second = append(s.second, nil)
 		if len(groups) > 1 {
-			for _, q := range groups[1] {
-				if id := pair(q.fid, q.lit); !slices.Contains(second, id) {
-					second = append(second, id)
-				}
+			later = append(later, pendingGroup{ri, groups[1]})
+		}
+	}
+	// Second groups, once every rule's first group and contains literals
+	// are in: a literal of a long, mostly unique field (command lines,
+	// hashes, keywords) is used only if the scan looks for it anyway;
+	// adding literals there would slow every event's scan more than
+	// fewer candidates save.
+	for _, pg := range later {
+		var second []int32
+		for _, q := range pg.reqs {
+			if _, scanned := pairIdx[pairKey{q.fid, q.lit}]; !scanned && costlyField(q.fid) {
+				second = nil
+				break
+			}
+			if id := pair(q.fid, q.lit); !slices.Contains(second, id) {
+				second = append(second, id)
 			}
 		}
-		s.second = append(s.second, second)
+		s.second[pg.ri] = second
 	}
 	slices.Sort(s.scanFields)
 	if n := len(s.scanFields); n > 0 {

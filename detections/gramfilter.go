@@ -449,6 +449,10 @@ func (f *gramFilter) find(v string, seen []uint32, gen uint32, found []int32) []
 		// Eight windows at a time, 64 per call; the scalar loop below
 		// takes the last windows.
 		var pos [64]uint32
+		// done remembers grams whose every literal is found (or that
+		// anchor none: a bitmap false positive), so that their next
+		// windows in this value skip the table (".exe", "c:\w"… recur).
+		var done [16]uint32
 		nb := (n-16)/8 + 1
 		p := unsafe.StringData(v)
 		for b := 0; b < nb; b += 8 {
@@ -457,7 +461,16 @@ func (f *gramFilter) find(v string, seen []uint32, gen uint32, found []int32) []
 			for _, o := range pos[:c] {
 				j := b*8 + int(o)
 				w := gramAt(v, j)
-				found = f.verify(g4, v, j, w, w*gramMul, seen, gen, found)
+				h := w * gramMul
+				slot := &done[h>>28]
+				if *slot == w && w != 0 {
+					continue
+				}
+				var all bool
+				found, all = f.verifyAll(g4, v, j, w, h, seen, gen, found)
+				if all {
+					*slot = w
+				}
 			}
 		}
 		i = nb * 8
@@ -528,6 +541,44 @@ func (f *gramFilter) verify(x *gramIndex, v string, i int, g, h uint32, seen []u
 			}
 		}
 		return found
+	}
+}
+
+// verifyAll is verify that also reports whether every literal anchored on
+// the gram is now found (true too when the gram anchors none).
+func (f *gramFilter) verifyAll(x *gramIndex, v string, i int, g, h uint32, seen []uint32, gen uint32, found []int32) ([]int32, bool) {
+	mask := uint32(len(x.tab) - 1)
+	for j := h >> x.tshift; ; j = (j + 1) & mask {
+		sl := &x.tab[j]
+		if sl.n == 0 {
+			return found, true
+		}
+		if sl.gram != g {
+			continue
+		}
+		all := true
+		if sl.n == 1 {
+			if e := &sl.first; seen[e.lit] != gen {
+				if f.at(v, i, e) {
+					seen[e.lit] = gen
+					found = append(found, e.lit)
+				} else {
+					all = false
+				}
+			}
+			return found, all
+		}
+		for k := range x.ents[sl.start : sl.start+sl.n] {
+			if e := &x.ents[sl.start+uint32(k)]; seen[e.lit] != gen {
+				if f.at(v, i, e) {
+					seen[e.lit] = gen
+					found = append(found, e.lit)
+				} else {
+					all = false
+				}
+			}
+		}
+		return found, all
 	}
 }
 
