@@ -518,30 +518,8 @@ func (f *gramFilter) find(v string, seen []uint32, gen uint32, found []int32) []
 
 // verify checks the literals of x anchored on gram g (hash h) at v[i:].
 func (f *gramFilter) verify(x *gramIndex, v string, i int, g, h uint32, seen []uint32, gen uint32, found []int32) []int32 {
-	mask := uint32(len(x.tab) - 1)
-	for j := h >> x.tshift; ; j = (j + 1) & mask {
-		sl := &x.tab[j]
-		if sl.n == 0 {
-			return found
-		}
-		if sl.gram != g {
-			continue
-		}
-		if sl.n == 1 {
-			if e := &sl.first; seen[e.lit] != gen && f.at(v, i, e) {
-				seen[e.lit] = gen
-				found = append(found, e.lit)
-			}
-			return found
-		}
-		for k := range x.ents[sl.start : sl.start+sl.n] {
-			if e := &x.ents[sl.start+uint32(k)]; seen[e.lit] != gen && f.at(v, i, e) {
-				seen[e.lit] = gen
-				found = append(found, e.lit)
-			}
-		}
-		return found
-	}
+	found, _ = f.verifyAll(x, v, i, g, h, seen, gen, found)
+	return found
 }
 
 // verifyAll is verify that also reports whether every literal anchored on
@@ -556,20 +534,15 @@ func (f *gramFilter) verifyAll(x *gramIndex, v string, i int, g, h uint32, seen 
 		if sl.gram != g {
 			continue
 		}
-		all := true
-		if sl.n == 1 {
-			if e := &sl.first; seen[e.lit] != gen {
-				if f.at(v, i, e) {
-					seen[e.lit] = gen
-					found = append(found, e.lit)
-				} else {
-					all = false
-				}
-			}
-			return found, all
+		// A gram's first literal is kept in its slot: no further memory
+		// access for the common gram of one literal.
+		ents := unsafe.Slice(&sl.first, 1)
+		if sl.n > 1 {
+			ents = x.ents[sl.start : sl.start+sl.n]
 		}
-		for k := range x.ents[sl.start : sl.start+sl.n] {
-			if e := &x.ents[sl.start+uint32(k)]; seen[e.lit] != gen {
+		all := true
+		for k := range ents {
+			if e := &ents[k]; seen[e.lit] != gen {
 				if f.at(v, i, e) {
 					seen[e.lit] = gen
 					found = append(found, e.lit)

@@ -206,14 +206,7 @@ func TestAppendFold(t *testing.T) {
 // offset, a value holding a literal (in any case) answers true.
 func TestMayHoldFindsEveryOccurrence(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 9))
-	const alpha = `abcdefghijklmnopqrstuvwxyz0123456789\.:- "`
-	word := func(n int) string {
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = alpha[r.IntN(len(alpha))]
-		}
-		return string(b)
-	}
+	word := func(n int) string { return randomWord(r, n) }
 	for range 300 {
 		var lits []string
 		var ids []int32
@@ -263,14 +256,7 @@ func TestGramHitsAVX2MatchesScalar(t *testing.T) {
 	}
 	defer func() { useGramHitsAVX2 = true }()
 	r := rand.New(rand.NewPCG(11, 12))
-	const alpha = `abcdefghijklmnopqrstuvwxyz0123456789\.:- "`
-	word := func(n int) string {
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = alpha[r.IntN(len(alpha))]
-		}
-		return string(b)
-	}
+	word := func(n int) string { return randomWord(r, n) }
 	var lits []string
 	var ids []int32
 	for i := range 300 {
@@ -308,4 +294,14 @@ func TestGramHitsAVX2MatchesScalar(t *testing.T) {
 			}
 		}
 	}
+}
+
+// randomWord is n bytes of letters, digits and path punctuation.
+func randomWord(r *rand.Rand, n int) string {
+	const alpha = `abcdefghijklmnopqrstuvwxyz0123456789\.:- "`
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = alpha[r.IntN(len(alpha))]
+	}
+	return string(b)
 }
