@@ -281,6 +281,72 @@ func TestUIEndToEnd(t *testing.T) {
 	step(t, ctx, "show the tree", chromedp.ScrollIntoView(chromedp.CSS("#tree-h")))
 	screenshot(t, ctx, filepath.Join(out, "process-tree.png"), "")
 
+	// Incidents: the list, sorted by score, and an incident's process
+	// graph. With ../shared/datasets, the mshta → PowerShell recording's
+	// incident must hold both techniques; otherwise the top incident is
+	// shown.
+	ins, insTotal, err := f.st.Incidents(context.Background(), store.IncidentFilter{Limit: 1000})
+	if err != nil || insTotal == 0 {
+		t.Fatalf("seeded incidents: %d, %v", insTotal, err)
+	}
+	shown, shownNodes := ins[0], 0
+	for _, in := range ins {
+		tree, err := f.st.IncidentTree(context.Background(), in.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mshta := in.HostIdentifier == "mshta-lab"
+		if (mshta && (shown.HostIdentifier != "mshta-lab" || len(tree) > shownNodes)) ||
+			(!mshta && shown.HostIdentifier != "mshta-lab" && len(tree) > shownNodes) {
+			shown, shownNodes = in, len(tree)
+		}
+	}
+	wantTechs := shown.Techniques
+	if shown.HostIdentifier == "mshta-lab" {
+		wantTechs = []string{"T1218.005", "T1059.001"}
+		for _, w := range wantTechs {
+			if !strings.Contains(strings.Join(shown.Techniques, ","), w) {
+				t.Errorf("the mshta → PowerShell incident lacks %s: %v", w, shown.Techniques)
+			}
+		}
+	}
+	step(t, ctx, "incidents list (key i)", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(".cards")),
+		chromedp.KeyEvent("i"), chromedp.WaitVisible(chromedp.CSS("table#incidents")))
+	scores := eval[[]string](t, ctx, `Array.from(document.querySelectorAll('#incidents tbody .c-score')).map(td => td.textContent)`)
+	if len(scores) != min(insTotal, 50) {
+		t.Errorf("incidents list: %d rows, want %d", len(scores), min(insTotal, 50))
+	}
+	for i := 1; i < len(scores); i++ {
+		if a, b := scores[i-1], scores[i]; len(a) < len(b) || (len(a) == len(b) && a < b) {
+			t.Errorf("incidents list not sorted by score: %s before %s", a, b)
+		}
+	}
+	noHorizontalScroll(t, ctx, "incidents")
+	step(t, ctx, "open the incident",
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#incidents a.rowlink[href="/incidents/%d"]`, shown.ID))),
+		chromedp.WaitVisible(chromedp.CSS("#graph")))
+	nodes := eval[int](t, ctx, `document.querySelectorAll('#graph .node').length`)
+	if nodes != shownNodes || nodes < 2 {
+		t.Errorf("incident graph: %d processes, want the host's %d (at least a parent and a child)", nodes, shownNodes)
+	}
+	badges := eval[string](t, ctx, `Array.from(document.querySelectorAll('#graph .tbadge')).map(b => b.textContent + ':' + b.className).join(' ')`)
+	for _, w := range wantTechs {
+		if !strings.Contains(badges, w+":tbadge sev-") {
+			t.Errorf("incident graph: no badge for %s (badges: %s)", w, badges)
+		}
+	}
+	// An edge: a process with a badge is nested under its parent's node.
+	if n := eval[int](t, ctx, `document.querySelectorAll('#graph li > ul > li .tbadge').length`); n == 0 {
+		t.Error("incident graph: no technique badge on a child process (parent → child edges)")
+	}
+	chainNames := eval[[]string](t, ctx, `Array.from(document.querySelectorAll('#chain .ctactic')).map(c => c.textContent)`)
+	if len(chainNames) != len(shown.Tactics) {
+		t.Errorf("attack chain %q, want the incident's tactics %v", chainNames, shown.Tactics)
+	}
+	noHorizontalScroll(t, ctx, "incident")
+	step(t, ctx, "show the graph", chromedp.ScrollIntoView(chromedp.CSS("#graph-h")))
+	screenshot(t, ctx, filepath.Join(out, "incident-graph.png"), "")
+
 	// Hunt this technique: the hunt page comes pre-filled; run it on every
 	// host and watch the answers arrive.
 	step(t, ctx, "hunt from the technique page",

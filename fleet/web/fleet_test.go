@@ -251,7 +251,7 @@ func seedAgents(t testing.TB, f *fleet, recs []recording) {
 		t.Fatalf("the detection engine found no hit in the %d recordings: nothing to show", len(recs))
 	}
 	deadline := time.Now().Add(60 * time.Second)
-	var lastN, lastPC, stable int
+	var lastN, lastPC, lastInc, stable int
 	for {
 		_, n, err := f.st.Detections(ctx, store.DetectionFilter{Limit: 1})
 		if err != nil {
@@ -261,23 +261,27 @@ func seedAgents(t testing.TB, f *fleet, recs []recording) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		_, inc, err := f.st.Incidents(ctx, store.IncidentFilter{Limit: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
 		hosts, err := f.st.Hosts(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		// Done when every host enrolled and the counts held for a second
 		// (each host's first runs are in).
-		if n > 0 && pc > 0 && len(hosts) == len(recs) && n == lastN && pc == lastPC {
+		if n > 0 && pc > 0 && inc > 0 && len(hosts) == len(recs) && n == lastN && pc == lastPC && inc == lastInc {
 			if stable++; stable >= 5 {
-				t.Logf("seeded: %d hosts, %d detections, %d process-context rows", len(hosts), n, pc)
+				t.Logf("seeded: %d hosts, %d detections, %d process-context rows, %d incidents", len(hosts), n, pc, inc)
 				return
 			}
 		} else {
 			stable = 0
 		}
-		lastN, lastPC = n, pc
+		lastN, lastPC, lastInc = n, pc, inc
 		if time.Now().After(deadline) {
-			t.Fatalf("agents did not report within 60 s: %d hosts, %d detections, %d process-context rows", len(hosts), n, pc)
+			t.Fatalf("agents did not report within 60 s: %d hosts, %d detections, %d process-context rows, %d incidents", len(hosts), n, pc, inc)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

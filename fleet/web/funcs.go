@@ -87,6 +87,8 @@ func funcs(ui *UI) template.FuncMap {
 			}
 			return template.URL(v.Encode())
 		},
+		// chain orders tactic shortnames as the ATT&CK matrix does.
+		"chain": ui.chain,
 		"join":  strings.Join,
 		"num":   func(n any) string { return groupDigits(fmt.Sprint(n)) },
 		"add":   func(a, b int) int { return a + b },

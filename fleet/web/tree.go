@@ -81,6 +81,7 @@ type procNode struct {
 	Synthetic      bool // known only from a child's parent fields
 	IsHit          bool // the detection's own process
 	Hits           []nodeHit
+	Tactics        []chainTactic // the tactics of its hits (incident graphs)
 	Children       []*procNode
 	Raw            map[string]any
 }

@@ -174,6 +174,8 @@ func (ui *UI) routes() {
 	ui.mux.HandleFunc("GET /techniques/{id}", ui.auth(ui.handleTechnique))
 	ui.mux.HandleFunc("GET /detections", ui.auth(ui.handleDetections))
 	ui.mux.HandleFunc("GET /detections/{id}", ui.auth(ui.handleDetection))
+	ui.mux.HandleFunc("GET /incidents", ui.auth(ui.handleIncidents))
+	ui.mux.HandleFunc("GET /incidents/{id}", ui.auth(ui.handleIncident))
 	ui.mux.HandleFunc("GET /hosts", ui.auth(ui.handleHosts))
 	ui.mux.HandleFunc("GET /hosts/{id}", ui.auth(ui.handleHost))
 	ui.mux.HandleFunc("GET /hunt", ui.auth(ui.handleHuntPage))

@@ -1,0 +1,236 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/quarry-sec/quarry/fleet/store"
+)
+
+// incFilterForm is the incidents filter as the form holds it.
+type incFilterForm struct {
+	Host, Since, Until, MinScore string
+	Page                         int
+}
+
+func (f incFilterForm) query(page int) string {
+	v := url.Values{}
+	for k, val := range map[string]string{"host": f.Host, "since": f.Since, "until": f.Until, "min_score": f.MinScore} {
+		if val != "" {
+			v.Set(k, val)
+		}
+	}
+	if page > 1 {
+		v.Set("page", strconv.Itoa(page))
+	}
+	return v.Encode()
+}
+
+type incidentsView struct {
+	F          incFilterForm
+	Windows    any
+	Rows       []store.Incident
+	Total      int
+	From, To   int
+	Prev, Next string
+	Error      string
+}
+
+// noHost is a host ID no host has: a filter on it matches nothing.
+const noHost = "-no-such-host-"
+
+func (ui *UI) handleIncidents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := incFilterForm{Host: q.Get("host"), Since: q.Get("since"), Until: q.Get("until"), MinScore: q.Get("min_score")}
+	f.Page, _ = strconv.Atoi(q.Get("page"))
+	f.Page = max(f.Page, 1)
+	v := incidentsView{F: f, Windows: windows}
+	inf := store.IncidentFilter{Limit: pageSize, Offset: (f.Page - 1) * pageSize}
+	now := ui.cfg.Now()
+	var errs []string
+	var err error
+	if inf.Since, err = parseWindow(f.Since, now); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if f.Until != "" {
+		if inf.Until, err = parseWindow(f.Until, now); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if f.MinScore != "" {
+		if inf.MinScore, err = strconv.ParseFloat(strings.TrimSpace(f.MinScore), 64); err != nil || inf.MinScore < 0 {
+			errs = append(errs, fmt.Sprintf("bad minimum score %q (a number, 0 or more)", f.MinScore))
+			inf.MinScore = 0
+		}
+	}
+	if names := splitList(f.Host); len(names) > 0 {
+		hosts, err := ui.cfg.Store.Hosts(r.Context())
+		if err != nil {
+			ui.fail(w, r, err)
+			return
+		}
+		ids, unknown := ui.resolveHosts(hosts, names)
+		if len(unknown) > 0 {
+			errs = append(errs, "unknown host: "+strings.Join(unknown, ", "))
+		}
+		inf.HostIDs = append(ids, noHost)
+	}
+	v.Error = strings.Join(errs, "; ")
+	if v.Rows, v.Total, err = ui.cfg.Store.Incidents(r.Context(), inf); err != nil {
+		ui.fail(w, r, err)
+		return
+	}
+	if len(v.Rows) > 0 {
+		v.From, v.To = inf.Offset+1, inf.Offset+len(v.Rows)
+	}
+	if f.Page > 1 {
+		v.Prev = "/incidents?" + f.query(f.Page-1)
+	}
+	if inf.Offset+len(v.Rows) < v.Total {
+		v.Next = "/incidents?" + f.query(f.Page+1)
+	}
+	ui.render(w, r, "incidents", "Incidents", v)
+}
+
+// chainTactic is one tactic of an incident's chain, in ATT&CK matrix order.
+type chainTactic struct {
+	Short, Name string
+	Order       int // the tactic's column in the matrix, from 1
+}
+
+type incidentView struct {
+	In *store.Incident
+	// Chain are the incident's tactics in matrix order.
+	Chain []chainTactic
+	// Roots are the tops of the process graph.
+	Roots []*procNode
+	Nodes int
+	// Hits are the incident's detections, newest last; Unreported the
+	// hit IDs the host never sent as detections.
+	Hits       []store.Detection
+	Unreported []string
+	// Around lists the host's detections over the incident's span.
+	Around string
+}
+
+func (ui *UI) handleIncident(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		ui.notFound(w, r, "incident "+r.PathValue("id"))
+		return
+	}
+	in, err := ui.cfg.Store.IncidentByID(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		ui.notFound(w, r, fmt.Sprintf("incident %d", id))
+		return
+	}
+	if err != nil {
+		ui.fail(w, r, err)
+		return
+	}
+	hits, err := ui.cfg.Store.IncidentHits(r.Context(), id)
+	if err != nil {
+		ui.fail(w, r, err)
+		return
+	}
+	nodes, err := ui.cfg.Store.IncidentTree(r.Context(), id)
+	if err != nil {
+		ui.fail(w, r, err)
+		return
+	}
+	v := incidentView{In: in, Chain: ui.chain(in.Tactics), Nodes: len(nodes)}
+	for _, h := range hits {
+		if len(h.Detections) == 0 {
+			v.Unreported = append(v.Unreported, h.HitID)
+		}
+		v.Hits = append(v.Hits, h.Detections...)
+	}
+	sort.SliceStable(v.Hits, func(i, j int) bool { return v.Hits[i].Time.Before(v.Hits[j].Time) })
+	v.Roots = ui.incidentGraph(nodes, v.Hits)
+	v.Around = "/detections?" + url.Values{"host": {in.HostID},
+		"since": {in.FirstSeen.Add(-time.Minute).UTC().Format(time.RFC3339)},
+		"until": {in.LastSeen.Add(time.Minute).UTC().Format(time.RFC3339)}}.Encode()
+	title := in.RootPath
+	if title == "" {
+		title = in.IncidentID
+	}
+	ui.render(w, r, "incident", "Incident: "+title, v)
+}
+
+// chain orders tactic shortnames as the ATT&CK matrix does, each with its
+// column.
+func (ui *UI) chain(shorts []string) []chainTactic {
+	want := map[string]bool{}
+	for _, s := range shorts {
+		want[s] = true
+	}
+	var out []chainTactic
+	for i, t := range ui.cfg.KB.Tactics() {
+		if want[t.ShortName] {
+			out = append(out, chainTactic{Short: t.ShortName, Name: t.Name, Order: i + 1})
+			delete(want, t.ShortName)
+		}
+	}
+	var rest []string // tactics ATT&CK does not know
+	for s := range want {
+		rest = append(rest, s)
+	}
+	sort.Strings(rest)
+	for _, s := range rest {
+		out = append(out, chainTactic{Short: s, Name: s})
+	}
+	return out
+}
+
+// incidentGraph links an incident's tree nodes parent → child (by
+// process key) and badges each with its techniques: a detection of the
+// incident on the process (by event ID, else pid) gives the badge its
+// severity and links it; otherwise the node's own severity colours it.
+func (ui *UI) incidentGraph(nodes []store.IncidentNode, ds []store.Detection) []*procNode {
+	byKey := map[string]*procNode{}
+	order := make([]*procNode, 0, len(nodes))
+	var parents []string // order's parent keys
+	for i := range nodes {
+		n := &nodes[i]
+		p := &procNode{EID: n.EID, PID: n.PID, PPID: n.PPID, Time: n.Start, Path: n.Path, Cmdline: n.Cmdline,
+			User: n.Username, Exited: n.Exited, ExitTime: n.Exit, IsHit: n.HitCount > 0, Tactics: ui.chain(n.Tactics)}
+		if n.Start.IsZero() && n.EID == 0 && strings.HasPrefix(n.ProcessKey, "u:") {
+			p.Synthetic = true // known only from its children's parent fields
+		}
+		for _, tech := range n.Techniques {
+			h := nodeHit{TechniqueID: tech, Severity: n.Severity}
+			if t, _, ok := ui.cfg.KB.Resolve(tech); ok {
+				h.TechniqueName = t.Name
+			}
+			for _, d := range ds {
+				if d.TechniqueID == tech && ((n.EID != 0 && d.EID == n.EID) || d.PID == n.PID) {
+					h.ID, h.Severity, h.RuleTitle = d.ID, d.Severity, d.RuleTitle
+					break
+				}
+			}
+			p.Hits = append(p.Hits, h)
+		}
+		sort.SliceStable(p.Hits, func(i, j int) bool { return severityRank(p.Hits[i].Severity) > severityRank(p.Hits[j].Severity) })
+		if _, dup := byKey[n.ProcessKey]; !dup {
+			byKey[n.ProcessKey] = p
+			order = append(order, p)
+			parents = append(parents, n.ParentKey)
+		}
+	}
+	var roots []*procNode
+	for i, p := range order {
+		parent := byKey[parents[i]]
+		if parent == nil || parent == p {
+			roots = append(roots, p)
+			continue
+		}
+		parent.Children = append(parent.Children, p)
+	}
+	return roots
+}
