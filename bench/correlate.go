@@ -41,7 +41,7 @@ func (q *Quarry) WithBuiltinPack(sample *telemetry.Event) (*detections.Correlato
 type CorrelatedResult struct {
 	ScanResult
 	CorrelationHits int
-	PeakGroups      int    // most open correlation groups at once
+	PeakGroups      int    // most open correlation groups, sampled every 1,024 events
 	PeakHeap        uint64 // most heap in use, sampled every 8,192 events
 }
 
@@ -77,9 +77,11 @@ func (q *Quarry) ScanCorrelated(path string, c *detections.Correlator) (Correlat
 			ref := int64(res.Events)
 			res.Hits += q.Engine.Match(&ev, func(h detections.Hit) { c.Observe(h, ref, emitCorr) })
 			c.Advance(ev.Time, emitCorr)
-			res.PeakGroups = max(res.PeakGroups, c.Groups())
 		}
 		res.Events++
+		if res.Events%1024 == 0 && c != nil {
+			res.PeakGroups = max(res.PeakGroups, c.Groups())
+		}
 		if res.Events%8192 == 0 {
 			runtime.ReadMemStats(&ms)
 			res.PeakHeap = max(res.PeakHeap, ms.HeapInuse)
