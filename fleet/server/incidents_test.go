@@ -389,3 +389,46 @@ func queryStrings(t *testing.T, eng *sqlengine.Engine, query string) []map[strin
 	}
 	return out
 }
+
+// TestUnknownHostFilter: a host filter naming no enrolled host matches
+// nothing — on PostgreSQL too, which refuses a NUL byte in text (the
+// filter's placeholder host ID once held one, and PostgreSQL answered an
+// error).
+func TestUnknownHostFilter(t *testing.T) {
+	run := func(t *testing.T, st store.Store) {
+		f := newFixture(t, st)
+		key := f.enroll("host-a", "ubuntu")
+		now := f.clock.Now()
+		if code, _ := f.osquery("log", map[string]any{"node_key": key, "log_type": "result", "data": []any{
+			resultItem(packs.QueryHits, now, 1, []any{hitRow("hit-1", "T1059.004", "execution", "high", now)}, nil),
+			resultItem(packs.QueryIncidents, now, 1, []any{incidentRow("inc-1", 5, now, now, "hit-1")}, nil),
+		}}); code != 200 {
+			t.Fatal(code)
+		}
+		for _, path := range []string{"/api/v1/detections?host=nowhere", "/api/v1/incidents?host=nowhere"} {
+			code, out := f.api("GET", path, nil)
+			if code != 200 || out["total"] != float64(0) {
+				t.Errorf("%s: %d %v, want 200 and nothing", path, code, out)
+			}
+		}
+		if code, out := f.api("GET", "/api/v1/detections/summary?by=technique&host=nowhere", nil); code != 200 || len(out["buckets"].([]any)) != 0 {
+			t.Errorf("summary for an unknown host: %d %v", code, out)
+		}
+		if code, _ := f.api("GET", "/api/v1/incidents/inc-1?host=nowhere", nil); code != 404 {
+			t.Errorf("incident on an unknown host: %d, want 404", code)
+		}
+	}
+	t.Run("SQLite", func(t *testing.T) { run(t, openSQLite(t)) })
+	t.Run("PostgreSQL", func(t *testing.T) {
+		dsn := os.Getenv("QUARRY_TEST_POSTGRES")
+		if dsn == "" {
+			t.Skip("PostgreSQL test skipped: QUARRY_TEST_POSTGRES is not set (.ci/run sets it)")
+		}
+		st, err := postgres.Open(context.Background(), pgSchema(t, dsn))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		run(t, st)
+	})
+}

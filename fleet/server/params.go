@@ -115,7 +115,7 @@ func (s *Server) detectionFilter(ctx context.Context, q url.Values) (store.Detec
 			return f, err
 		}
 		if len(ids) == 0 {
-			ids = []string{"\x00none"} // no such host: nothing matches
+			ids = []string{noHost} // no such host: nothing matches
 		}
 		f.HostIDs = ids
 	}

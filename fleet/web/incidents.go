@@ -42,7 +42,8 @@ type incidentsView struct {
 	Error      string
 }
 
-// noHost is a host ID no host has: a filter on it matches nothing.
+// noHost is a host ID no host has (PostgreSQL refuses NUL in text): a
+// filter on it matches nothing.
 const noHost = "-no-such-host-"
 
 func (ui *UI) handleIncidents(w http.ResponseWriter, r *http.Request) {

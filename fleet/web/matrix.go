@@ -97,7 +97,7 @@ func (ui *UI) parseLayerQuery(r *http.Request) (layerQuery, error) {
 		}
 		lq.HostIDs, lq.Unknown = ui.resolveHosts(hosts, names)
 		if len(lq.HostIDs) == 0 {
-			lq.HostIDs = []string{"\x00none"} // unknown hosts only: match nothing
+			lq.HostIDs = []string{noHost} // unknown hosts only: match nothing
 		}
 	}
 	return lq, nil

@@ -191,7 +191,7 @@ func (ui *UI) handleDetections(w http.ResponseWriter, r *http.Request) {
 		if len(unknown) > 0 {
 			errs = append(errs, "unknown host: "+strings.Join(unknown, ", "))
 		}
-		df.HostIDs = append(ids, "\x00none")
+		df.HostIDs = append(ids, noHost)
 	}
 	v.Error = strings.Join(errs, "; ")
 	if v.Rows, v.Total, err = ui.cfg.Store.Detections(r.Context(), df); err != nil {
