@@ -21,6 +21,10 @@ import (
 const (
 	scaleHosts      = 1000
 	scaleDetections = 100000
+	// scaleIncidents are spread evenly over the hosts, each with a
+	// process tree of scaleIncidentNodes processes.
+	scaleIncidents     = 10000
+	scaleIncidentNodes = 6
 	// scaleBudget is the most a page may take on this 2-core machine
 	// (shared with benchmarks); pages typically take a fraction of it.
 	scaleBudget = 3 * time.Second
@@ -28,7 +32,8 @@ const (
 
 // seedScale enrolls scaleHosts hosts and stores scaleDetections
 // detections over the last week (techniques of the builtin rules, mixed
-// severities), and a process context of 30 processes for each host.
+// severities), a process context of 30 processes for each host, and
+// scaleIncidents incidents of the detections' hits with their trees.
 func seedScale(t testing.TB, f *fleet) {
 	t.Helper()
 	ctx := context.Background()
@@ -90,6 +95,38 @@ func seedScale(t testing.TB, f *fleet) {
 	if err := f.st.AppendHostLogs(ctx, logs); err != nil {
 		t.Fatal(err)
 	}
+	// Incidents: each groups five of its host's detections' hits.
+	logs = logs[:0]
+	for i := range scaleIncidents {
+		host := i % scaleHosts
+		k := i / scaleHosts
+		last := now.Add(-time.Duration(rng.Int63n(int64(7 * 24 * time.Hour))))
+		in := store.Incident{IncidentID: fmt.Sprintf("inc-%05d", i), FirstSeen: last.Add(-time.Duration(rng.Intn(1800)) * time.Second),
+			LastSeen: last, Score: 1 + 14*rng.Float64(), Severity: sevs[rng.Intn(len(sevs))],
+			Tactics: []string{"execution", "persistence", "defense-evasion"}, Techniques: []string{"T1059.004", "T1053.003"},
+			HitCount: 5, RootPID: 1000, RootPath: "/bin/bash", Summary: "bash: 5 hit(s)", Reported: now}
+		var nodes []store.IncidentNode
+		for j := range 5 {
+			in.HitIDs = append(in.HitIDs, fmt.Sprintf("hit-%d", host+scaleHosts*(5*k+j)))
+		}
+		for d := range scaleIncidentNodes {
+			parent := ""
+			if d > 0 {
+				parent = fmt.Sprintf("p%d", d-1)
+			}
+			nodes = append(nodes, store.IncidentNode{IncidentID: in.IncidentID, ProcessKey: fmt.Sprintf("p%d", d),
+				ParentKey: parent, Depth: d, PID: int64(1000 + d), PPID: int64(999 + d), Path: "/bin/bash",
+				Cmdline: "bash -c step", Username: "www-data", Start: in.FirstSeen, HitCount: 1, Severity: in.Severity,
+				Techniques: []string{"T1059.004"}, Tactics: []string{"execution"}, Reported: now})
+		}
+		logs = append(logs, store.HostLogs{HostID: hostIDs[host], Batch: &store.LogBatch{Incidents: []store.Incident{in}, IncidentNodes: nodes}})
+		if len(logs) == 500 {
+			if err := f.st.AppendHostLogs(ctx, logs); err != nil {
+				t.Fatal(err)
+			}
+			logs = logs[:0]
+		}
+	}
 }
 
 // TestPagesAtScale renders every page over 1,000 hosts and 100,000
@@ -101,7 +138,7 @@ func TestPagesAtScale(t *testing.T) {
 	f := newFleet(t)
 	start := time.Now()
 	seedScale(t, f)
-	t.Logf("seeded %d hosts and %d detections in %s", scaleHosts, scaleDetections, time.Since(start).Round(time.Millisecond))
+	t.Logf("seeded %d hosts, %d detections and %d incidents in %s", scaleHosts, scaleDetections, scaleIncidents, time.Since(start).Round(time.Millisecond))
 	c := client(t)
 	csrf := signIn(t, c, f.srv.URL, f.token)
 	// A hunt on every host: its page lists the first hosts and counts all.
@@ -119,6 +156,11 @@ func TestPagesAtScale(t *testing.T) {
 		t.Fatalf("detections: %d, %v", total, err)
 	}
 	d := ds[0]
+	ins, insTotal, err := f.st.Incidents(context.Background(), store.IncidentFilter{Limit: 1})
+	if err != nil || insTotal != scaleIncidents {
+		t.Fatalf("incidents: %d, %v", insTotal, err)
+	}
+	in := ins[0]
 	pages := []string{
 		"/",
 		"/matrix",
@@ -136,6 +178,11 @@ func TestPagesAtScale(t *testing.T) {
 		"/hosts?page=20",
 		"/hosts?q=ws0999",
 		"/hosts/" + d.HostID,
+		"/incidents",
+		fmt.Sprintf("/incidents?page=%d", scaleIncidents/50),
+		"/incidents?min_score=12&since=24h",
+		"/incidents?host=host-0042",
+		fmt.Sprintf("/incidents/%d", in.ID),
 		"/hunt",
 		hunt,
 		hunt + "/data",
@@ -154,6 +201,12 @@ func TestPagesAtScale(t *testing.T) {
 			}
 			if strings.HasPrefix(p, "/detections?page=1000") && !strings.Contains(body, "49951–50000") {
 				t.Errorf("%s: not the 1,000th page", p)
+			}
+			if strings.HasPrefix(p, "/incidents?page=") && !strings.Contains(body, fmt.Sprintf("%d–%d", scaleIncidents-49, scaleIncidents)) {
+				t.Errorf("%s: not the last page of incidents", p)
+			}
+			if strings.HasPrefix(p, "/incidents/") && strings.Count(body, `<div class="node`) != scaleIncidentNodes {
+				t.Errorf("%s: no graph of the incident's %d processes", p, scaleIncidentNodes)
 			}
 			if p == hunt && !strings.Contains(body, "pending 1000") {
 				t.Errorf("%s: the counts of the 1,000 pending hosts are missing", p)
