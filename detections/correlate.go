@@ -38,13 +38,22 @@ import (
 // State lives per group and is dropped when its window is over, so memory
 // follows the number of groups active within one timespan, bounded by
 // MaxGroups per correlation (windows not opened beyond it are counted in
-// Dropped).
+// Dropped); a value_count group keeps at most one more distinct value than
+// its condition's largest number.
 
 // DefaultMaxGroups bounds the open groups of one correlation rule.
 const DefaultMaxGroups = 100_000
 
-// maxValuesPerGroup bounds the distinct values one value_count group keeps.
-const maxValuesPerGroup = 10_000
+// valueCap is how many distinct values a value_count group need keep: one
+// more than the largest number its condition compares with decides every
+// comparison (beyond it, gt/gte hold and lt/lte/eq fail whatever comes).
+func valueCap(spec *sigma.Correlation) int {
+	c := 1
+	for _, cmp := range spec.Condition {
+		c = max(c, int(math.Floor(cmp.Value))+1)
+	}
+	return c
+}
 
 // Correlator evaluates correlation rules over the hits of the rules they
 // name. Feed it every hit of the Engine (Observe), the event time as it
@@ -77,7 +86,9 @@ type corrState struct {
 	refs    []string // each correlated rule as the correlation names it
 	atClose bool
 	need    int // decided at once: the count that makes the condition hold
-	groups  map[string]*corrGroup
+	// valueCap bounds the distinct values a value_count group keeps.
+	valueCap int
+	groups   map[string]*corrGroup
 }
 
 type corrGroup struct {
@@ -136,6 +147,7 @@ func NewCorrelator(rules []*Rule) (*Correlator, []error) {
 			continue
 		}
 		cs.atClose, cs.need = decideMode(spec)
+		cs.valueCap = valueCap(spec)
 		c.corrs = append(c.corrs, cs)
 		for i, b := range bases {
 			c.byRule[b] = append(c.byRule[b], corrRef{c: cs, idx: i})
@@ -256,7 +268,7 @@ func (c *Correlator) observe(ref corrRef, h Hit, evRef int64, t time.Time, emit 
 		if !cs.atClose {
 			maps.DeleteFunc(g.values, func(_ string, at time.Time) bool { return at.Before(from) })
 		}
-		if _, seen := g.values[v]; seen || len(g.values) < maxValuesPerGroup {
+		if _, seen := g.values[v]; seen || len(g.values) < cs.valueCap {
 			g.values[strings.Clone(v)] = t
 		}
 		fired = !cs.atClose && len(g.values) >= cs.need

@@ -317,3 +317,35 @@ correlation:
 		t.Errorf("after an hour: %d groups, %d hits", c.Groups(), n)
 	}
 }
+
+// TestCorrelationValueCountBounded: a value_count group keeps no more
+// distinct values than its condition needs, and still decides it.
+func TestCorrelationValueCountBounded(t *testing.T) {
+	corr := `title: At most three command lines of A per hour
+id: 22222222-0000-4000-8000-000000000006
+level: medium
+correlation:
+    type: value_count
+    rules: [a_started]
+    timespan: 1h
+    condition: {lte: 3, field: CommandLine}
+    generate: true
+`
+	var evs []*telemetry.Event
+	for i := range 500 {
+		evs = append(evs, corrEv(time.Duration(i)*time.Second, "a.exe", "u", fmt.Sprintf("a.exe --n %d", i)))
+	}
+	got, c, _ := runCorrelation(t, corr, evs)
+	if s := hitIndexes(got); s != "" {
+		t.Fatalf("hits at %q: 500 distinct values are not at most 3", s)
+	}
+	for _, cs := range c.corrs {
+		if cs.valueCap != 4 {
+			t.Errorf("value cap %d, want 4", cs.valueCap)
+		}
+	}
+	got, _, _ = runCorrelation(t, corr, evs[:3])
+	if s := hitIndexes(got); s != "3" {
+		t.Fatalf("hits at %q, want one at Flush for three values", s)
+	}
+}
