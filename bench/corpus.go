@@ -174,7 +174,7 @@ func RegressionEvents(sigmaDir string) ([]map[string]any, error) {
 				continue
 			}
 			m := map[string]any{}
-			for k, v := range ev.Fields {
+			for k, v := range ev.Fields.All() {
 				m[k] = v
 			}
 			m["EventID"] = ev.EventID

@@ -64,7 +64,7 @@ func (q *Quarry) Scan(path string, onHit func(event int, h detections.Hit)) (Sca
 	if onHit != nil {
 		emit = func(h detections.Hit) { onHit(res.Events, h) }
 	}
-	// One event, its Fields map reused from record to record: the engine
+	// One event, its Fields storage reused from record to record: the engine
 	// looks at each event once and keeps nothing of it.
 	var ev telemetry.Event
 	for {

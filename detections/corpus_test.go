@@ -68,7 +68,7 @@ func corpusEvent(r *rand.Rand, i int) *telemetry.Event {
 		"Provider_Name": "Microsoft-Windows-Sysmon",
 	}
 	ev := telemetry.NewEvent(telemetry.KindExec, telemetry.SourceSysmon)
-	ev.EventID, ev.Channel, ev.Host, ev.Fields = 1, f["Channel"], f["Computer"], f
+	ev.EventID, ev.Channel, ev.Host, ev.Fields = 1, f["Channel"], f["Computer"], telemetry.FieldsFromMap(f)
 	return &ev
 }
 

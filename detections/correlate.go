@@ -477,11 +477,6 @@ func copyEvent(ev *telemetry.Event) *telemetry.Event {
 			c.Args[i] = strings.Clone(a)
 		}
 	}
-	if ev.Fields != nil {
-		c.Fields = make(map[string]string, len(ev.Fields))
-		for k, v := range ev.Fields {
-			c.Fields[strings.Clone(k)] = strings.Clone(v)
-		}
-	}
+	c.Fields = ev.Fields.Clone()
 	return &c
 }

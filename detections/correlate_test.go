@@ -54,7 +54,7 @@ func corrEv(at time.Duration, image, user, cmdline string) *telemetry.Event {
 	ev.Channel, ev.EventID, ev.Category = "Microsoft-Windows-Sysmon/Operational", 1, "process_creation"
 	ev.Time = t0.Add(at)
 	ev.Path, ev.Username, ev.Cmdline = `C:\x\`+image, user, cmdline
-	ev.Fields = map[string]string{"Image": ev.Path, "User": user, "CommandLine": cmdline}
+	ev.Fields = telemetry.FieldsFromMap(map[string]string{"Image": ev.Path, "User": user, "CommandLine": cmdline})
 	return &ev
 }
 

@@ -561,7 +561,8 @@ func (e *Engine) gather(s *ruleSet) {
 	total := 0
 	seen := &e.spanSeen
 	nseen, spanOK := 0, true
-	for k, v := range e.ev.Fields {
+	for _, x := range e.ev.Fields.List() {
+		k, v := x.Name, x.Value
 		// Open addressing on the name's address: an interned name is
 		// found at its first probe.
 		h := uint64(uintptr(unsafe.Pointer(unsafe.StringData(k)))+uintptr(len(k))) * 0x9E3779B97F4A7C15 >> 56
@@ -614,8 +615,8 @@ func (e *Engine) gather(s *ruleSet) {
 		// it is in no value. Otherwise, or when the span may hold one,
 		// each value is checked on its own.
 		if !spanOK || hi-lo != uintptr(total) || kw.mayHold(unsafe.String(loData, total)) {
-			for _, v := range e.ev.Fields {
-				e.scanKeyword(s, v)
+			for _, x := range e.ev.Fields.List() {
+				e.scanKeyword(s, x.Value)
 			}
 		}
 	}

@@ -141,12 +141,12 @@ func lookupField(ev *telemetry.Event, name string, buf []byte) (string, bool, []
 func lookupFieldIn(ev *telemetry.Event, al map[string][]string, name string, buf []byte) (string, bool, []byte) {
 	if al != nil {
 		for _, a := range al[name] {
-			if v, ok := ev.Fields[a]; ok {
+			if v, ok := ev.Fields.Get(a); ok {
 				return v, true, buf
 			}
 		}
 	}
-	if v, ok := ev.Fields[name]; ok {
+	if v, ok := ev.Fields.Get(name); ok {
 		return v, true, buf
 	}
 	return typedField(ev, name, buf)
@@ -169,13 +169,13 @@ var typedFieldIDs = func() []int {
 // eachValue calls fn with every field value of ev (for keyword searches):
 // Fields, then the typed string fields not already in Fields.
 func eachValue(ev *telemetry.Event, fn func(v string) bool) bool {
-	for _, v := range ev.Fields {
-		if fn(v) {
+	for _, x := range ev.Fields.List() {
+		if fn(x.Value) {
 			return true
 		}
 	}
 	for _, n := range typedFieldNames {
-		if _, ok := ev.Fields[n]; ok {
+		if _, ok := ev.Fields.Get(n); ok {
 			continue
 		}
 		if v, ok, _ := typedField(ev, n, nil); ok && fn(v) {

@@ -12,7 +12,7 @@ import (
 func sysmon1(fields map[string]string) *telemetry.Event {
 	ev := telemetry.NewEvent(telemetry.KindExec, telemetry.SourceSysmon)
 	ev.Channel, ev.EventID = "Microsoft-Windows-Sysmon/Operational", 1
-	ev.Fields = fields
+	ev.Fields = telemetry.FieldsFromMap(fields)
 	return &ev
 }
 

@@ -35,11 +35,11 @@ level: high
 		}
 		ev := telemetry.NewEvent(telemetry.KindExec, telemetry.SourceSysmon)
 		ev.Channel, ev.EventID, ev.Category = "Microsoft-Windows-Sysmon/Operational", 1, "process_creation"
-		ev.Fields = map[string]string{}
+		ev.Fields = telemetry.FieldsFromMap(map[string]string{})
 		names := []string{"Image", "CommandLine", "ParentImage", "Description", "Company"}
 		at := 0
 		for i, v := range values {
-			ev.Fields[names[i]] = buf[at : at+len(v)]
+			ev.Fields.Set(names[i], buf[at:at+len(v)])
 			at += len(v)
 		}
 		return &ev

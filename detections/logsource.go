@@ -139,7 +139,7 @@ func productOf(ev *telemetry.Event) string {
 	}
 	p := ev.Path
 	if p == "" {
-		p = ev.Fields["Image"]
+		p = ev.Fields.Value("Image")
 	}
 	switch {
 	case len(p) >= 3 && p[1] == ':' && (p[2] == '\\' || p[2] == '/'), strings.HasPrefix(p, `\\`):

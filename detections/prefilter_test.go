@@ -33,7 +33,7 @@ level: high
 	ev := func(image, cmd string) *telemetry.Event {
 		x := telemetry.NewEvent(telemetry.KindExec, telemetry.SourceSysmon)
 		x.Channel, x.EventID, x.Category = "Microsoft-Windows-Sysmon/Operational", 1, "process_creation"
-		x.Fields = map[string]string{"Image": image, "CommandLine": cmd}
+		x.Fields = telemetry.FieldsFromMap(map[string]string{"Image": image, "CommandLine": cmd})
 		return &x
 	}
 	for _, c := range []struct {

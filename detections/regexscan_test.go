@@ -38,7 +38,7 @@ level: medium
 	} {
 		ev := telemetry.NewEvent(telemetry.KindExec, telemetry.SourceSysmon)
 		ev.Channel, ev.EventID, ev.Category = "Microsoft-Windows-Sysmon/Operational", 1, "process_creation"
-		ev.Fields = map[string]string{"CommandLine": cmd, "Image": `C:\Windows\System32\cmd.exe`}
+		ev.Fields = telemetry.FieldsFromMap(map[string]string{"CommandLine": cmd, "Image": `C:\Windows\System32\cmd.exe`})
 		want, err := ref.Match(res.Rules[0], &ev)
 		if err != nil {
 			t.Fatal(err)

@@ -108,13 +108,14 @@ type Event struct {
 	// read (a short-lived process seen through the process connector).
 	Partial bool
 
-	// Fields holds the source's other fields by their own names.
-	Fields map[string]string
+	// Fields holds the source's other fields by their own names, in the
+	// source's order.
+	Fields Fields
 }
 
 // Field returns a source field by name, "" when absent.
 func (e *Event) Field(name string) string {
-	return e.Fields[name]
+	return e.Fields.Value(name)
 }
 
 // NewEvent returns an event whose numeric ids are Unknown.

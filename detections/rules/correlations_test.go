@@ -68,8 +68,8 @@ func (s step) event(t *testing.T, tests map[string]*ruleTests) *telemetry.Event 
 		ev.Host = "host1"
 	}
 	ev.PPID = s.ppid
-	if ev.Fields != nil && s.ppid != 0 {
-		ev.Fields["ParentProcessId"] = strconv.FormatInt(s.ppid, 10)
+	if ev.Fields.Len() > 0 && s.ppid != 0 {
+		ev.Fields.Set("ParentProcessId", strconv.FormatInt(s.ppid, 10))
 	}
 	return ev
 }

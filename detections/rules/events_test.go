@@ -82,9 +82,9 @@ func testEvent(product string, f map[string]string) *telemetry.Event {
 		ev = telemetry.NewEvent(telemetry.KindExec, telemetry.SourceSysmon)
 		ev.EventID = 1
 		ev.Channel = "Microsoft-Windows-Sysmon/Operational"
-		ev.Fields = map[string]string{}
+		ev.Fields = telemetry.FieldsFromMap(map[string]string{})
 		for k, v := range f {
-			ev.Fields[k] = v
+			ev.Fields.Set(k, v)
 		}
 	}
 	ev.Category = "process_creation"

@@ -118,12 +118,12 @@ func decode(raw []byte, clk clock, host string) (telemetry.Event, error) {
 	}
 	ev.Cwd = joinComponents(cwd)
 	if h.flags&(flagArgsTruncated|flagCwdTruncated) != 0 {
-		ev.Fields = map[string]string{}
+		ev.Fields = telemetry.Fields{}
 		if h.flags&flagArgsTruncated != 0 {
-			ev.Fields["args_truncated"] = "1"
+			ev.Fields.Set("args_truncated", "1")
 		}
 		if h.flags&flagCwdTruncated != 0 {
-			ev.Fields["cwd_truncated"] = "1"
+			ev.Fields.Set("cwd_truncated", "1")
 		}
 	}
 	return ev, nil

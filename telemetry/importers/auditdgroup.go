@@ -167,25 +167,22 @@ func (g *execGroup) event(cfg *config) telemetry.Event {
 	e.Args = append([]string(nil), args...)
 	e.Cmdline = strings.Join(e.Args, " ")
 
-	f := make(map[string]string, len(sc)+len(args)+6)
-	for k, v := range sc {
-		f[k] = v
-	}
+	f := telemetry.FieldsFromMap(sc)
 	for i, a := range args {
-		f["a"+strconv.Itoa(i)] = a
+		f.Set("a"+strconv.Itoa(i), a)
 	}
 	if g.argc > 0 {
-		f["argc"] = strconv.Itoa(g.argc)
+		f.Set("argc", strconv.Itoa(g.argc))
 	}
-	f["type"] = "EXECVE"
+	f.Set("type", "EXECVE")
 	if g.cwd != "" {
-		f["cwd"] = g.cwd
+		f.Set("cwd", g.cwd)
 	}
 	if g.proctitle != "" {
-		f["proctitle"] = strings.ReplaceAll(g.proctitle, "\x00", " ")
+		f.Set("proctitle", strings.ReplaceAll(g.proctitle, "\x00", " "))
 	}
 	if g.path0 != "" {
-		f["name"] = g.path0
+		f.Set("name", g.path0)
 	}
 	e.Fields = f
 	return e

@@ -21,6 +21,7 @@ const maxChunkRecords = evtx.EVTX_CHUNK_SIZE / evtx.EVTX_EVENT_RECORD_SIZE
 // evtxReader reads a Windows EVTX file chunk by chunk through
 // www.velocidex.com/golang/evtx.
 type evtxReader struct {
+	names   nameCache // field names to winEvent's indexes
 	rs      io.ReadSeeker
 	c       io.Closer
 	buf     []byte // one chunk, for checking it
@@ -107,7 +108,7 @@ func (r *evtxReader) Next() (telemetry.Event, error) {
 	}
 	r.fields.reset()
 	sysTime := r.flattenEVTX(ev, filetime(rec.Header.FileTime))
-	e, err := r.cfg.winEvent(r.fields.build(), sysTime, id)
+	e, err := r.cfg.winEvent(r.fields.build(), sysTime, id, &r.names)
 	if err != nil {
 		return telemetry.Event{}, &telemetry.RecordError{File: r.path, Record: id, Reason: "unusable Windows event", Err: err}
 	}

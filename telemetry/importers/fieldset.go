@@ -1,6 +1,10 @@
 package importers
 
-import "unsafe"
+import (
+	"unsafe"
+
+	"github.com/quarry-sec/quarry/telemetry"
+)
 
 // fieldSet gathers one record's fields with few allocations: values are
 // appended to one byte arena and turned into a single string, which every
@@ -15,6 +19,16 @@ type fieldSet struct {
 	byPos []string
 	// keyBuf holds a key being composed or unescaped.
 	keyBuf []byte
+
+	// keySeen detects a key given twice in one record (a later field of
+	// the same name wins): entries of other records have another gen.
+	keySeen [64]struct {
+		key string
+		gen uint32
+	}
+	gen  uint32
+	dups bool // the record has a key twice
+	nkey int  // keys stamped in keySeen this record
 }
 
 type fieldSpan struct {
@@ -28,6 +42,34 @@ const maxInternedKeys = 4096
 func (f *fieldSet) reset() {
 	f.arena = f.arena[:0]
 	f.spans = f.spans[:0]
+	f.dups, f.nkey = false, 0
+	if f.gen++; f.gen == 0 {
+		clear(f.keySeen[:])
+		f.gen = 1
+	}
+}
+
+// noteKey records a key of the current record and notes a repeat. Keys are
+// interned, so one name is one address; past 48 keys every record is
+// treated as possibly repeating.
+func (f *fieldSet) noteKey(key string) {
+	if f.nkey++; f.nkey > len(f.keySeen)*3/4 {
+		f.dups = true
+		return
+	}
+	h := uint64(uintptr(unsafe.Pointer(unsafe.StringData(key)))+uintptr(len(key))) * 0x9E3779B97F4A7C15 >> 58
+	for {
+		e := &f.keySeen[h%uint64(len(f.keySeen))]
+		if e.gen != f.gen {
+			e.key, e.gen = key, f.gen
+			return
+		}
+		if e.key == key {
+			f.dups = true
+			return
+		}
+		h++
+	}
 }
 
 // intern returns a string equal to k, shared across records.
@@ -41,6 +83,10 @@ func (f *fieldSet) intern(k []byte) string {
 	}
 	if len(f.keys) < maxInternedKeys {
 		f.keys[s] = s
+	} else {
+		// Not interned: a repeat of this name in the record would have
+		// another address, which noteKey would not see.
+		f.dups = true
 	}
 	return s
 }
@@ -62,6 +108,7 @@ func (f *fieldSet) internAt(n int, k []byte) string {
 
 // add records a field whose value is arena[start:].
 func (f *fieldSet) add(key string, start int) {
+	f.noteKey(key)
 	f.spans = append(f.spans, fieldSpan{key: key, start: start, end: len(f.arena)})
 }
 
@@ -72,40 +119,36 @@ func (f *fieldSet) addString(key, value string) {
 	f.add(key, start)
 }
 
-// build returns the fields as a fresh map; a later field of the same name
-// wins.
-func (f *fieldSet) build() map[string]string {
-	m := make(map[string]string, len(f.spans)+4)
-	all := string(f.arena)
-	for _, sp := range f.spans {
-		m[sp.key] = all[sp.start:sp.end]
-	}
-	return m
+// build returns the fields with values in one fresh string; a later field
+// of the same name wins.
+func (f *fieldSet) build() telemetry.Fields {
+	var out telemetry.Fields
+	f.fillFrom(&out, string(f.arena))
+	return out
 }
 
-// fill stores the fields in m (which the caller has cleared) and returns
-// it; a later field of the same name wins.
-func (f *fieldSet) fill(m map[string]string) map[string]string {
-	all := string(f.arena)
-	for _, sp := range f.spans {
-		m[sp.key] = all[sp.start:sp.end]
+// fillShared stores the fields in out (reset first) with values that share
+// the arena instead of a copy of it: they are valid until the arena is
+// reset and refilled by the next record (see IntoReader). It saves one
+// allocation of the record's size, and the garbage collection it causes,
+// per record.
+func (f *fieldSet) fillShared(out *telemetry.Fields) {
+	all := ""
+	if len(f.arena) > 0 {
+		all = unsafe.String(unsafe.SliceData(f.arena), len(f.arena))
 	}
-	return m
+	f.fillFrom(out, all)
 }
 
-// fillShared is fill with values that share the arena instead of a copy of
-// it: they are valid until the arena is reset and refilled by the next
-// record (see IntoReader). It saves one allocation of the record's size,
-// and the garbage collection it causes, per record.
-func (f *fieldSet) fillShared(m map[string]string) map[string]string {
-	if len(f.arena) == 0 {
-		return f.fill(m)
-	}
-	all := unsafe.String(unsafe.SliceData(f.arena), len(f.arena))
+func (f *fieldSet) fillFrom(out *telemetry.Fields, all string) {
+	out.Reset()
 	for _, sp := range f.spans {
-		m[sp.key] = all[sp.start:sp.end]
+		if f.dups {
+			out.Set(sp.key, all[sp.start:sp.end])
+		} else {
+			out.Append(sp.key, all[sp.start:sp.end])
+		}
 	}
-	return m
 }
 
 // lookup returns the last value stored under key, "" if none.

@@ -2,6 +2,7 @@ package importers
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"runtime"
@@ -12,7 +13,7 @@ import (
 )
 
 // TestNextIntoMatchesNext checks that NextInto, reusing one event, its
-// Fields map and its value buffer, yields the same events and errors as
+// Fields storage and its value buffer, yields the same events and errors as
 // Next, for flat and nested JSON, line and stream mode, with a malformed
 // record in between. Each event is compared before the next call (which
 // overwrites it); a deep copy taken then must also survive the next call.
@@ -79,12 +80,7 @@ func deepCopy(ev telemetry.Event) telemetry.Event {
 	if ev.Args != nil && c.Args == nil {
 		c.Args = []string{}
 	}
-	if ev.Fields != nil {
-		c.Fields = make(map[string]string, len(ev.Fields))
-		for k, v := range ev.Fields {
-			c.Fields[strings.Clone(k)] = strings.Clone(v)
-		}
-	}
+	c.Fields = ev.Fields.Clone()
 	return c
 }
 
@@ -118,5 +114,52 @@ func TestNextIntoAllocations(t *testing.T) {
 	t.Logf("%d events, %.2f allocations per event", n, per)
 	if per >= 0.5 {
 		t.Errorf("%.2f allocations per event, want < 0.5", per)
+	}
+}
+
+// TestRepeatedKeys: a record naming a field twice keeps the later value,
+// once, through Next and NextInto; so does a record of many fields (past
+// the repeat detector's table).
+func TestRepeatedKeys(t *testing.T) {
+	line := `{"EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational", "Computer": "h", "UtcTime": "2026-11-27 10:00:00.000", "Image": "C:\\a.exe", "CommandLine": "a", "Image": "C:\\b.exe"}`
+	var many strings.Builder
+	many.WriteString(`{"EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational", "Computer": "h", "Image": "C:\\a.exe"`)
+	for i := range 60 {
+		fmt.Fprintf(&many, `, "F%d": "%d"`, i, i)
+	}
+	many.WriteString(`, "Image": "C:\\b.exe"}`)
+	path := writeTemp(t, "dup.json", line+"\n"+many.String()+"\n"+line+"\n")
+	for _, into := range []bool{false, true} {
+		r, _, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev telemetry.Event
+		for i := 0; ; i++ {
+			if into {
+				err = NextInto(r, &ev)
+			} else {
+				ev, err = r.Next()
+			}
+			if errors.Is(err, io.EOF) {
+				if i != 3 {
+					t.Fatalf("into=%v: %d events, want 3", into, i)
+				}
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for k := range ev.Fields.All() {
+				if k == "Image" {
+					n++
+				}
+			}
+			if n != 1 || ev.Fields.Value("Image") != `C:\b.exe` || ev.Path != `C:\b.exe` {
+				t.Errorf("into=%v event %d: Image %d time(s), %q, path %q: want the later value once", into, i, n, ev.Fields.Value("Image"), ev.Path)
+			}
+		}
+		r.Close()
 	}
 }

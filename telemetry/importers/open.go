@@ -96,7 +96,7 @@ func Open(path string, opts ...Option) (telemetry.Reader, Format, error) {
 }
 
 // IntoReader is a Reader that can decode the next event into one the caller
-// owns, reusing its Fields map (cleared and refilled) instead of making a
+// owns, reusing its Fields storage (reset and refilled) instead of making a
 // new one per event: for scans that look at each event once. An event read
 // this way is valid until the next NextInto on the same reader: its strings
 // share a buffer that the next call overwrites, so strings.Clone what you

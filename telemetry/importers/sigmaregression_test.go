@@ -37,21 +37,21 @@ func TestSigmaRegressionEVTXMatchesJSON(t *testing.T) {
 			if x.Kind != j.Kind || x.Category != j.Category || x.PID != j.PID || x.Path != j.Path || !x.Time.Equal(j.Time) || x.Host != j.Host {
 				t.Errorf("%s event %d: evtx %+v\njson %+v", path, i, x, j)
 			}
-			for k, v := range j.Fields {
+			for k, v := range j.Fields.All() {
 				// A few recordings' JSON differs from their EVTX in a command
 				// line's case or trailing space: the data's doing, not ours.
-				if strings.HasSuffix(k, "CommandLine") && strings.EqualFold(strings.TrimSpace(x.Fields[k]), strings.TrimSpace(v)) {
+				if strings.HasSuffix(k, "CommandLine") && strings.EqualFold(strings.TrimSpace(x.Fields.Value(k)), strings.TrimSpace(v)) {
 					continue
 				}
 				if k == "TimeCreated_SystemTime" { // JSON tools print 6 or 9 digits
-					xt, _ := parseWinTime(x.Fields[k])
+					xt, _ := parseWinTime(x.Fields.Value(k))
 					jt, _ := parseWinTime(v)
 					if d := xt.Sub(jt); d > -time.Microsecond && d < time.Microsecond {
 						continue
 					}
 				}
-				if x.Fields[k] != v {
-					t.Errorf("%s event %d Fields[%q]: evtx %q, json %q", path, i, k, x.Fields[k], v)
+				if x.Fields.Value(k) != v {
+					t.Errorf("%s event %d Fields[%q]: evtx %q, json %q", path, i, k, x.Fields.Value(k), v)
 				}
 			}
 		}

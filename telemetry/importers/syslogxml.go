@@ -17,6 +17,7 @@ import (
 // Lines without an <Event> element (other programs' messages) are passed
 // over.
 type syslogXMLReader struct {
+	names  nameCache // field names to winEvent's indexes
 	c      io.Closer
 	path   string
 	cfg    *config
@@ -56,7 +57,7 @@ func (r *syslogXMLReader) Next() (telemetry.Event, error) {
 		if err := r.decode(line[i:]); err != nil {
 			return telemetry.Event{}, r.recordErr("malformed Sysmon XML event", err)
 		}
-		e, err := r.cfg.winEvent(r.fields.build(), time.Time{}, int64(r.lines.line))
+		e, err := r.cfg.winEvent(r.fields.build(), time.Time{}, int64(r.lines.line), &r.names)
 		if err != nil {
 			return telemetry.Event{}, r.recordErr("unusable Sysmon event", err)
 		}

@@ -25,8 +25,10 @@ import (
 //     with Source windows.
 //   - PowerShell 4104 is ps_script (4103 ps_module); anything else KindOther
 //     with Source windows.
-func (c *config) winEvent(f map[string]string, sysTime time.Time, recordID int64) (telemetry.Event, error) {
-	idText := f["EventID"]
+func (c *config) winEvent(f telemetry.Fields, sysTime time.Time, recordID int64, names *nameCache) (telemetry.Event, error) {
+	var w winFields
+	w.gather(f, names)
+	idText := w[kEventID]
 	if idText == "" {
 		return telemetry.Event{}, fmt.Errorf("no EventID")
 	}
@@ -34,17 +36,17 @@ func (c *config) winEvent(f map[string]string, sysTime time.Time, recordID int64
 	if err != nil {
 		return telemetry.Event{}, fmt.Errorf("field EventID: %q is not a number", idText)
 	}
-	channel := f["Channel"]
-	provider := f["Provider_Name"]
+	channel := w[kChannel]
+	provider := w[kProviderName]
 	if provider == "" {
-		if provider = f["SourceName"]; provider != "" {
-			f["Provider_Name"] = provider
+		if provider = w[kSourceName]; provider != "" {
+			f.Set("Provider_Name", provider)
 		}
 	}
-	host := f["Computer"]
+	host := w[kComputer]
 	if host == "" {
-		if host = f["Hostname"]; host != "" {
-			f["Computer"] = host
+		if host = w[kHostname]; host != "" {
+			f.Set("Computer", host)
 		}
 	}
 
@@ -54,13 +56,13 @@ func (c *config) winEvent(f map[string]string, sysTime time.Time, recordID int64
 		kind, cat := sysmonKind(eid)
 		e = telemetry.NewEvent(kind, telemetry.SourceSysmon)
 		e.Category = cat
-		fillSysmon(&e, f)
+		fillSysmon(&e, &w)
 		if strings.HasPrefix(channel, "Linux-") || strings.HasPrefix(e.Path, "/") {
 			e.Source = telemetry.SourceSysmonLinux
 		}
 	case channel == "Security":
 		e = telemetry.NewEvent(telemetry.KindOther, telemetry.SourceWindows)
-		fillSecurity(&e, eid, f)
+		fillSecurity(&e, eid, &w)
 	case strings.Contains(channel, "PowerShell") || strings.Contains(provider, "PowerShell"):
 		e = telemetry.NewEvent(telemetry.KindOther, telemetry.SourceWindows)
 		e.Category = powershellCategories[eid]
@@ -71,9 +73,9 @@ func (c *config) winEvent(f map[string]string, sysTime time.Time, recordID int64
 	e.Channel = channel
 	e.Host = c.hostFor(host)
 	e.Fields = f
-	e.Time = eventTime(f, sysTime)
+	e.Time = eventTime(&w, sysTime)
 	e.RecordID = recordID
-	if r := f["EventRecordID"]; r != "" {
+	if r := w[kEventRecordID]; r != "" {
 		if n, err := strconv.ParseInt(r, 10, 64); err == nil {
 			e.RecordID = n
 		}
@@ -87,54 +89,54 @@ func isSysmon(channel, provider string) bool {
 
 // fillSysmon sets the typed process fields Sysmon records carry; any event
 // ID may have some of them (ProcessId, Image, ProcessGuid, User).
-func fillSysmon(e *telemetry.Event, f map[string]string) {
-	e.Path = f["Image"]
-	e.PID = parseID(f["ProcessId"])
-	e.ProcessGUID = f["ProcessGuid"]
-	e.Username = f["User"]
+func fillSysmon(e *telemetry.Event, w *winFields) {
+	e.Path = w[kImage]
+	e.PID = parseID(w[kProcessID])
+	e.ProcessGUID = w[kProcessGUID]
+	e.Username = w[kUser]
 	if e.Kind != telemetry.KindExec {
 		return
 	}
-	e.Cmdline = f["CommandLine"]
-	e.Cwd = f["CurrentDirectory"]
-	e.PPID = parseID(f["ParentProcessId"])
-	e.ParentPath = f["ParentImage"]
-	e.ParentCmdline = f["ParentCommandLine"]
-	e.ParentGUID = f["ParentProcessGuid"]
-	e.LogonID = f["LogonId"]
-	e.IntegrityLevel = f["IntegrityLevel"]
-	e.OriginalFileName = f["OriginalFileName"]
-	e.Hashes = f["Hashes"]
+	e.Cmdline = w[kCommandLine]
+	e.Cwd = w[kCurrentDirectory]
+	e.PPID = parseID(w[kParentProcessID])
+	e.ParentPath = w[kParentImage]
+	e.ParentCmdline = w[kParentCommandLine]
+	e.ParentGUID = w[kParentProcessGUID]
+	e.LogonID = w[kLogonID]
+	e.IntegrityLevel = w[kIntegrityLevel]
+	e.OriginalFileName = w[kOriginalFileName]
+	e.Hashes = w[kHashes]
 }
 
 // fillSecurity maps Security 4688 (process created) and 4689 (exited).
-func fillSecurity(e *telemetry.Event, eid int, f map[string]string) {
+func fillSecurity(e *telemetry.Event, eid int, w *winFields) {
 	switch eid {
 	case 4688:
 		e.Kind, e.Source = telemetry.KindExec, telemetry.SourceSecurity
 		e.Category = "process_creation"
-		e.Path = f["NewProcessName"]
-		e.PID = parseID(f["NewProcessId"])
-		e.PPID = parseID(f["ProcessId"])
-		e.ParentPath = f["ParentProcessName"]
-		e.Cmdline = f["CommandLine"]
-		e.Username = windowsUser(f["SubjectDomainName"], f["SubjectUserName"])
-		e.LogonID = f["SubjectLogonId"]
-		if t := f["TargetUserName"]; t != "" && t != "-" {
-			e.Username = windowsUser(f["TargetDomainName"], t)
-			e.LogonID = f["TargetLogonId"]
+		e.Path = w[kNewProcessName]
+		e.PID = parseID(w[kNewProcessID])
+		e.PPID = parseID(w[kProcessID])
+		e.ParentPath = w[kParentProcessName]
+		e.Cmdline = w[kCommandLine]
+		e.Username = windowsUser(w[kSubjectDomainName], w[kSubjectUserName])
+		e.LogonID = w[kSubjectLogonID]
+		if t := w[kTargetUserName]; t != "" && t != "-" {
+			e.Username = windowsUser(w[kTargetDomainName], t)
+			e.LogonID = w[kTargetLogonID]
 		}
-		if l := f["MandatoryLabel"]; l != "" {
+		if l := w[kMandatoryLabel]; l != "" {
 			e.IntegrityLevel = integrityLevel(l)
 		}
 	case 4689:
 		e.Kind, e.Source = telemetry.KindExit, telemetry.SourceSecurity
 		e.Category = "process_termination"
-		e.Path = f["ProcessName"]
-		e.PID = parseID(f["ProcessId"])
-		e.ExitCode = parseID(f["Status"])
-		e.Username = windowsUser(f["SubjectDomainName"], f["SubjectUserName"])
-		e.LogonID = f["SubjectLogonId"]
+		e.Path = w[kProcessName]
+		e.PID = parseID(w[kProcessID])
+		e.ExitCode = parseID(w[kStatus])
+		e.Username = windowsUser(w[kSubjectDomainName], w[kSubjectUserName])
+		e.LogonID = w[kSubjectLogonID]
 	}
 }
 
@@ -169,15 +171,15 @@ func parseID(s string) int64 {
 
 // eventTime picks the event's time: Sysmon's UtcTime, else the System
 // TimeCreated, else the flat form's @timestamp or TimeCreated.
-func eventTime(f map[string]string, sysTime time.Time) time.Time {
-	if t, ok := parseWinTime(f["UtcTime"]); ok {
+func eventTime(w *winFields, sysTime time.Time) time.Time {
+	if t, ok := parseWinTime(w[kUtcTime]); ok {
 		return t
 	}
 	if !sysTime.IsZero() {
 		return sysTime.UTC()
 	}
-	for _, k := range [...]string{"SystemTime", "TimeCreated_SystemTime", "@timestamp", "TimeCreated"} {
-		if t, ok := parseWinTime(f[k]); ok {
+	for _, k := range [...]int{kSystemTime, kTimeCreatedSystemTime, kAtTimestamp, kTimeCreated} {
+		if t, ok := parseWinTime(w[k]); ok {
 			return t
 		}
 	}

@@ -22,6 +22,7 @@ type winJSONReader struct {
 	split  objectSplitter
 	scan   jscanner
 	fields fieldSet
+	names  nameCache
 	count  int64 // objects read, for record numbers
 	done   bool
 }
@@ -52,23 +53,20 @@ func isMultiLineJSON(head []byte) bool {
 // Next returns the next event.
 func (r *winJSONReader) Next() (telemetry.Event, error) {
 	var e telemetry.Event
-	err := r.next(&e, nil)
+	err := r.next(&e, false)
 	return e, err
 }
 
 // NextInto decodes the next event into ev, reusing ev.Fields (cleared and
 // refilled): see IntoReader.
 func (r *winJSONReader) NextInto(ev *telemetry.Event) error {
-	reuse := ev.Fields
-	if reuse == nil {
-		reuse = make(map[string]string, 32)
-	}
-	return r.next(ev, reuse)
+	return r.next(ev, true)
 }
 
-// next decodes the next event into ev: its fields into reuse (cleared
-// first) when not nil, else into a fresh map. On an error ev is zeroed.
-func (r *winJSONReader) next(ev *telemetry.Event, reuse map[string]string) error {
+// next decodes the next event into ev: with reuse, into ev.Fields' storage
+// with values sharing the reader's buffer (NextInto), else into fresh
+// fields. On an error ev is zeroed.
+func (r *winJSONReader) next(ev *telemetry.Event, reuse bool) error {
 	if r.done {
 		*ev = telemetry.Event{}
 		return io.EOF
@@ -94,7 +92,7 @@ func (r *winJSONReader) next(ev *telemetry.Event, reuse map[string]string) error
 	}
 }
 
-func (r *winJSONReader) nextStream(ev *telemetry.Event, reuse map[string]string) error {
+func (r *winJSONReader) nextStream(ev *telemetry.Event, reuse bool) error {
 	obj, line, err := r.split.next()
 	var se *splitError
 	switch {
@@ -110,7 +108,7 @@ func (r *winJSONReader) nextStream(ev *telemetry.Event, reuse map[string]string)
 }
 
 // decode turns one JSON object into an Event.
-func (r *winJSONReader) decode(ev *telemetry.Event, reuse map[string]string, obj []byte, line int, record int64) error {
+func (r *winJSONReader) decode(ev *telemetry.Event, reuse bool, obj []byte, line int, record int64) error {
 	r.scan.reset(obj)
 	r.fields.reset()
 	if err := decodeWinJSON(&r.scan, &r.fields); err != nil {
@@ -121,14 +119,14 @@ func (r *winJSONReader) decode(ev *telemetry.Event, reuse map[string]string, obj
 	if id == 0 {
 		id = int64(line)
 	}
-	var f map[string]string
-	if reuse != nil {
-		clear(reuse)
-		f = r.fields.fillShared(reuse)
+	var f telemetry.Fields
+	if reuse {
+		f = ev.Fields // its storage, refilled
+		r.fields.fillShared(&f)
 	} else {
 		f = r.fields.build()
 	}
-	e, err := r.cfg.winEvent(f, time.Time{}, id)
+	e, err := r.cfg.winEvent(f, time.Time{}, id, &r.names)
 	if err != nil {
 		*ev = telemetry.Event{}
 		return r.recordErr(line, record, "unusable Windows event", err)

@@ -40,7 +40,7 @@ func TestSysmonFlatJSON(t *testing.T) {
 	eq(t, "4688 Fields[EventID]", sec.Field("EventID"), "4688")
 	eq(t, "4688 Fields[Computer]", sec.Field("Computer"), "WORKSTATION5")
 	eq(t, "4688 Fields[Provider_Name]", sec.Field("Provider_Name"), "Microsoft-Windows-Security-Auditing")
-	if _, ok := sec.Fields["Message"]; ok {
+	if _, ok := sec.Fields.Get("Message"); ok {
 		t.Error("Fields holds Message; it is left out")
 	}
 
@@ -120,13 +120,13 @@ func TestNestedJSONMatchesEVTX(t *testing.T) {
 		t.Fatalf("evtx: got %d events, errors %v", len(xevs), xerrs)
 	}
 	checkWmic(t, xevs[0])
-	for k, v := range evs[0].Fields {
-		if xv, ok := xevs[0].Fields[k]; !ok || xv != v {
+	for k, v := range evs[0].Fields.All() {
+		if xv, ok := xevs[0].Fields.Get(k); !ok || xv != v {
 			t.Errorf("Fields[%q]: json %q, evtx %q", k, v, xv)
 		}
 	}
-	if len(evs[0].Fields) != len(xevs[0].Fields) {
-		t.Errorf("json has %d fields, evtx %d", len(evs[0].Fields), len(xevs[0].Fields))
+	if evs[0].Fields.Len() != xevs[0].Fields.Len() {
+		t.Errorf("json has %d fields, evtx %d", evs[0].Fields.Len(), xevs[0].Fields.Len())
 	}
 }
 
@@ -185,7 +185,7 @@ func TestNestedJSONStreamShapes(t *testing.T) {
 	eq(t, "nested 4688 Host", e.Host, "dc1")
 	eq(t, "nested 4688 RecordID", e.RecordID, 7)
 	eq(t, "nested 4688 Time", e.Time, time.Date(2024, 1, 2, 3, 4, 5, 123456000, time.UTC))
-	if _, ok := e.Fields["Empty"]; ok {
+	if _, ok := e.Fields.Get("Empty"); ok {
 		t.Error("a null field is kept")
 	}
 }

@@ -38,7 +38,7 @@ func bindEvent(args []any, e *telemetry.Event, tags string) {
 		b, _ := json.Marshal(e.Args)
 		argsJSON = string(b)
 	}
-	if len(e.Fields) > 0 {
+	if e.Fields.Len() > 0 {
 		b, _ := json.Marshal(e.Fields)
 		fieldsJSON = string(b)
 	}
@@ -122,7 +122,7 @@ func (sc *scanner) finish(ev *StoredEvent) error {
 			return fmt.Errorf("event %d: args: %w", ev.EID, err)
 		}
 	}
-	e.Fields = nil
+	e.Fields = telemetry.Fields{}
 	if sc.fields.Valid {
 		if err := json.Unmarshal([]byte(sc.fields.String), &e.Fields); err != nil {
 			return fmt.Errorf("event %d: fields: %w", ev.EID, err)

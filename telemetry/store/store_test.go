@@ -31,7 +31,7 @@ func sampleEvent(i int) telemetry.Event {
 	e.Cwd = "/tmp"
 	e.UID, e.EUID, e.GID, e.EGID, e.AUID = 1000, 1000, 1000, 1000, 1000
 	e.StartTime = e.Time.Add(-time.Millisecond)
-	e.Fields = map[string]string{"k": "v" + strconv.Itoa(i)}
+	e.Fields = telemetry.FieldsFromMap(map[string]string{"k": "v" + strconv.Itoa(i)})
 	return e
 }
 
@@ -65,7 +65,7 @@ func TestRoundTrip(t *testing.T) {
 	in[1].ExitCode = 3
 	in[1].Partial = true
 	in[1].Args = nil
-	in[1].Fields = nil
+	in[1].Fields = telemetry.Fields{}
 	first, err := s.AppendTagged(context.Background(), in, []string{"T1059.004", ""})
 	if err != nil {
 		t.Fatal(err)

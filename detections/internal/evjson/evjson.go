@@ -59,11 +59,11 @@ func convert(doc map[string]any) (telemetry.Event, error) {
 		return telemetry.Event{}, fmt.Errorf("field Event: missing or not an object")
 	}
 	ev := telemetry.NewEvent(telemetry.KindOther, "")
-	ev.Fields = map[string]string{}
+	fields := map[string]string{}
 	if data, ok := evm["EventData"].(map[string]any); ok {
 		for k, v := range data {
 			if s, ok := scalar(v); ok {
-				ev.Fields[k] = s
+				fields[k] = s
 			}
 		}
 	}
@@ -74,7 +74,7 @@ func convert(doc map[string]any) (telemetry.Event, error) {
 			if m, ok := v.(map[string]any); ok {
 				if a, ok := m["#attributes"].(map[string]any); ok {
 					if s, ok := scalar(a["Name"]); ok {
-						ev.Fields["Provider_Name"] = s
+						fields["Provider_Name"] = s
 					}
 				}
 			}
@@ -90,16 +90,17 @@ func convert(doc map[string]any) (telemetry.Event, error) {
 			}
 		default:
 			if s, ok := scalar(v); ok {
-				ev.Fields[k] = s
+				fields[k] = s
 			}
 		}
 	}
-	ev.Channel = ev.Fields["Channel"]
-	ev.Host = ev.Fields["Computer"]
-	if id, err := strconv.Atoi(ev.Fields["EventID"]); err == nil {
+	ev.Fields = telemetry.FieldsFromMap(fields)
+	ev.Channel = ev.Fields.Value("Channel")
+	ev.Host = ev.Fields.Value("Computer")
+	if id, err := strconv.Atoi(ev.Fields.Value("EventID")); err == nil {
 		ev.EventID = id
 	}
-	if n, err := strconv.ParseInt(ev.Fields["EventRecordID"], 10, 64); err == nil {
+	if n, err := strconv.ParseInt(ev.Fields.Value("EventRecordID"), 10, 64); err == nil {
 		ev.RecordID = n
 	}
 	switch {

@@ -1,0 +1,183 @@
+package telemetry
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"iter"
+	"slices"
+	"strings"
+)
+
+// Field is one of a record's own fields.
+type Field struct {
+	Name, Value string
+}
+
+// Fields is a record's own fields in the order the source gave them; a name
+// appears at most once. The zero value is empty. A record has a few dozen
+// fields: lookups scan the list, and code that reads many fields of every
+// event reads them in one pass (All, List). A list rather than a map makes
+// decoding a record and reading all of it a few times cheaper, and keeps
+// the source's order for display.
+type Fields struct {
+	list []Field
+}
+
+// FieldsOf returns fields from name, value pairs (a later pair of the same
+// name replaces the value of an earlier one); an odd last name is ignored.
+func FieldsOf(pairs ...string) Fields {
+	var f Fields
+	for i := 0; i+1 < len(pairs); i += 2 {
+		f.Set(pairs[i], pairs[i+1])
+	}
+	return f
+}
+
+// FieldsFromMap returns the fields of m in name order.
+func FieldsFromMap(m map[string]string) Fields {
+	f := Fields{list: make([]Field, 0, len(m))}
+	for k, v := range m {
+		f.list = append(f.list, Field{k, v})
+	}
+	slices.SortFunc(f.list, func(a, b Field) int { return strings.Compare(a.Name, b.Name) })
+	return f
+}
+
+// Len is the number of fields.
+func (f Fields) Len() int { return len(f.list) }
+
+// Get returns a field's value and whether it is present.
+func (f Fields) Get(name string) (string, bool) {
+	for i := range f.list {
+		if f.list[i].Name == name {
+			return f.list[i].Value, true
+		}
+	}
+	return "", false
+}
+
+// Value returns a field's value, "" when absent.
+func (f Fields) Value(name string) string {
+	v, _ := f.Get(name)
+	return v
+}
+
+// Set replaces a field's value, or adds the field at the end.
+func (f *Fields) Set(name, value string) {
+	for i := range f.list {
+		if f.list[i].Name == name {
+			f.list[i].Value = value
+			return
+		}
+	}
+	f.list = append(f.list, Field{name, value})
+}
+
+// Append adds a field at the end without looking for one of the same
+// name: for decoders that know their names are distinct.
+func (f *Fields) Append(name, value string) {
+	f.list = append(f.list, Field{name, value})
+}
+
+// Delete removes a field.
+func (f *Fields) Delete(name string) {
+	f.list = slices.DeleteFunc(f.list, func(x Field) bool { return x.Name == name })
+}
+
+// Reset empties the fields, keeping their storage for reuse.
+func (f *Fields) Reset() {
+	clear(f.list)
+	f.list = f.list[:0]
+}
+
+// All yields every field, in order.
+func (f Fields) All() iter.Seq2[string, string] {
+	return func(yield func(string, string) bool) {
+		for _, x := range f.list {
+			if !yield(x.Name, x.Value) {
+				return
+			}
+		}
+	}
+}
+
+// List returns the fields in order; the slice is shared: do not modify.
+func (f Fields) List() []Field { return f.list }
+
+// Map returns the fields as a new map.
+func (f Fields) Map() map[string]string {
+	m := make(map[string]string, len(f.list))
+	for _, x := range f.list {
+		m[x.Name] = x.Value
+	}
+	return m
+}
+
+// Clone returns a copy whose strings are the fields' own (not shared with
+// a reader's buffer).
+func (f Fields) Clone() Fields {
+	if f.list == nil {
+		return Fields{}
+	}
+	c := Fields{list: make([]Field, len(f.list))}
+	for i, x := range f.list {
+		c.list[i] = Field{strings.Clone(x.Name), strings.Clone(x.Value)}
+	}
+	return c
+}
+
+// MarshalJSON writes the fields as a JSON object, in order.
+func (f Fields) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, x := range f.list {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, err := json.Marshal(x.Name)
+		if err != nil {
+			return nil, err
+		}
+		v, err := json.Marshal(x.Value)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// UnmarshalJSON reads a JSON object of string values, keeping its order.
+func (f *Fields) UnmarshalJSON(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	t, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if t == nil {
+		f.Reset()
+		return nil
+	}
+	if d, ok := t.(json.Delim); !ok || d != '{' {
+		return fmt.Errorf("fields: want a JSON object")
+	}
+	f.Reset()
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		k, _ := kt.(string)
+		var v string
+		if err := dec.Decode(&v); err != nil {
+			return fmt.Errorf("fields: %q: %w", k, err)
+		}
+		f.Set(k, v)
+	}
+	_, err = dec.Token()
+	return err
+}

@@ -1,0 +1,56 @@
+package telemetry
+
+import (
+	"encoding/json"
+	"slices"
+	"testing"
+)
+
+func TestFields(t *testing.T) {
+	f := FieldsOf("Image", `C:\a.exe`, "User", "bob", "Image", `C:\b.exe`)
+	if f.Len() != 2 || f.Value("Image") != `C:\b.exe` || f.Value("User") != "bob" {
+		t.Fatalf("FieldsOf: a later pair replaces an earlier one: %v", f.List())
+	}
+	if _, ok := f.Get("Missing"); ok || f.Value("Missing") != "" {
+		t.Fatal("a missing field is absent")
+	}
+	f.Set("CommandLine", "b.exe -x")
+	f.Delete("User")
+	var names []string
+	for k := range f.All() {
+		names = append(names, k)
+	}
+	if !slices.Equal(names, []string{"Image", "CommandLine"}) {
+		t.Fatalf("order %v, want the order fields were set in", names)
+	}
+	b, err := json.Marshal(f)
+	if err != nil || string(b) != `{"Image":"C:\\b.exe","CommandLine":"b.exe -x"}` {
+		t.Fatalf("JSON %s, %v", b, err)
+	}
+	var g Fields
+	if err := json.Unmarshal([]byte(`{"z":"1","a":"2","z":"3"}`), &g); err != nil {
+		t.Fatal(err)
+	}
+	if g.Len() != 2 || g.Value("z") != "3" || g.List()[0].Name != "z" {
+		t.Fatalf("Unmarshal keeps the order, a later key wins: %v", g.List())
+	}
+	if err := json.Unmarshal([]byte(`null`), &g); err != nil || g.Len() != 0 {
+		t.Fatalf("null: %v %v", err, g.List())
+	}
+	if err := json.Unmarshal([]byte(`{"a": 1}`), &g); err == nil {
+		t.Fatal("a number value should be an error")
+	}
+	m := FieldsFromMap(map[string]string{"b": "2", "a": "1"})
+	if m.List()[0].Name != "a" || m.Map()["b"] != "2" {
+		t.Fatalf("FieldsFromMap: name order: %v", m.List())
+	}
+	c := m.Clone()
+	c.Set("a", "changed")
+	if m.Value("a") != "1" {
+		t.Fatal("Clone shares its list")
+	}
+	m.Reset()
+	if m.Len() != 0 {
+		t.Fatal("Reset")
+	}
+}
