@@ -35,6 +35,12 @@ type gramFilter struct {
 	// (vectorised) instead of in the tables g3 and g2, which would cost
 	// two more tests at every window of every value.
 	short []int32
+	// shortPairs is an exact bitmap of the short literals' first two
+	// bytes and shortByPair the literals by them, for the vectorised scan
+	// (which tests every window's first two bytes in the bitmap instead of
+	// one strings.Index a literal).
+	shortPairs  []uint64
+	shortByPair map[uint16][]int32
 
 	// pre is an exact bitmap of the first two bytes of every gram of g4,
 	// g3 and g2: a window whose first two bytes are not in it needs no
@@ -190,6 +196,16 @@ func newGramFilter(lits []string, ids []int32) *gramFilter {
 		b4.add(gramAt(l, best), gramEnt{lit: id, at: at, off: uint8(best), n: uint8(len(l))})
 	}
 	f.g4, f.g3, f.g2 = b4.build(), b3.build(), b2.build()
+	if len(f.short) > 0 {
+		f.shortPairs = make([]uint64, 65536/64)
+		f.shortByPair = map[uint16][]int32{}
+		for _, id := range f.short {
+			l := f.lits[id]
+			k := uint16(l[0]) | uint16(l[1])<<8
+			f.shortPairs[k/64] |= 1 << (k % 64)
+			f.shortByPair[k] = append(f.shortByPair[k], id)
+		}
+	}
 	f.pre = make([]uint64, 65536/64)
 	for _, b := range []*gramBuilder{&b4, &b3, &b2} {
 		for _, g := range b.order {
@@ -435,20 +451,27 @@ func (f *gramFilter) find(v string, seen []uint32, gen uint32, found []int32) []
 			}
 		}
 	}
-	for _, id := range f.short {
-		if seen[id] != gen && strings.Contains(v, f.lits[id]) {
-			seen[id] = gen
-			found = append(found, id)
-		}
-	}
 	g4, g3, g2 := &f.g4, &f.g3, &f.g2
 	has4, has3, has2 := len(g4.ents) > 0, len(g3.ents) > 0, len(g2.ents) > 0
+	avx := useGramHitsAVX2 && has4 && !has3 && !has2 && n >= 16
+	if !avx {
+		for _, id := range f.short {
+			if seen[id] != gen && strings.Contains(v, f.lits[id]) {
+				seen[id] = gen
+				found = append(found, id)
+			}
+		}
+	}
 	pre := f.pre[:65536/64]
 	i := 0
-	if useGramHitsAVX2 && has4 && !has3 && !has2 && n >= 16 {
+	if avx {
 		// Eight windows at a time, 64 per call; the scalar loop below
 		// takes the last windows.
-		var pos [64]uint32
+		var pos [128]uint32
+		pairs := &noPairs[0]
+		if f.shortPairs != nil {
+			pairs = &f.shortPairs[0]
+		}
 		// done remembers grams whose every literal is found (or that
 		// anchor none: a bitmap false positive), so that their next
 		// windows in this value skip the table (".exe", "c:\w"… recur).
@@ -457,9 +480,13 @@ func (f *gramFilter) find(v string, seen []uint32, gen uint32, found []int32) []
 		p := unsafe.StringData(v)
 		for b := 0; b < nb; b += 8 {
 			k := min(8, nb-b)
-			c := gramHitsAVX2((*byte)(unsafe.Add(unsafe.Pointer(p), b*8)), k, &g4.bits[0], &g4.bits2[0], uint64(g4.bshift), &pos[0])
+			c := gramHitsAVX2((*byte)(unsafe.Add(unsafe.Pointer(p), b*8)), k, &g4.bits[0], &g4.bits2[0], pairs, uint64(g4.bshift), &pos[0])
 			for _, o := range pos[:c] {
-				j := b*8 + int(o)
+				j := b*8 + int(o&63)
+				if o&128 != 0 {
+					found = f.shortAt(v, j, seen, gen, found)
+					continue
+				}
 				w := gramAt(v, j)
 				h := w * gramMul
 				slot := &done[h>>28]
@@ -474,6 +501,13 @@ func (f *gramFilter) find(v string, seen []uint32, gen uint32, found []int32) []
 			}
 		}
 		i = nb * 8
+		if f.shortPairs != nil {
+			for j := i; j+2 <= n; j++ {
+				if k := uint32(v[j]) | uint32(v[j+1])<<8; f.shortPairs[k/64]&(1<<(k%64)) != 0 {
+					found = f.shortAt(v, j, seen, gen, found)
+				}
+			}
+		}
 	}
 	for ; i+4 <= n; i++ {
 		w := gramAt(v, i)
@@ -511,6 +545,21 @@ func (f *gramFilter) find(v string, seen []uint32, gen uint32, found []int32) []
 			if h := w2 * gramMul; g2.has(h) {
 				found = f.verify(g2, v, i, w2, h, seen, gen, found)
 			}
+		}
+	}
+	return found
+}
+
+// noPairs is the pairs bitmap of filters without short literals.
+var noPairs = make([]uint64, 65536/64)
+
+// shortAt finds the short literals starting at v[j:] (their first two bytes
+// are v[j:j+2]).
+func (f *gramFilter) shortAt(v string, j int, seen []uint32, gen uint32, found []int32) []int32 {
+	for _, id := range f.shortByPair[uint16(v[j])|uint16(v[j+1])<<8] {
+		if l := f.lits[id]; seen[id] != gen && j+len(l) <= len(v) && v[j:j+len(l)] == l {
+			seen[id] = gen
+			found = append(found, id)
 		}
 	}
 	return found

@@ -261,11 +261,15 @@ func TestGramHitsAVX2MatchesScalar(t *testing.T) {
 	var ids []int32
 	for i := range 300 {
 		ids = append(ids, int32(i))
-		lits = append(lits, word(4+r.IntN(9)))
+		n := 4 + r.IntN(9)
+		if i%40 == 0 {
+			n = 2 + i%2 // a few literals of 2 and 3 bytes: the pair bitmap
+		}
+		lits = append(lits, word(n))
 	}
 	f := newGramFilter(lits, ids)
-	if len(f.g3.ents) > 0 || len(f.g2.ents) > 0 || len(f.g4.ents) == 0 {
-		t.Fatal("want a filter of 4-byte grams only")
+	if len(f.g3.ents) > 0 || len(f.g2.ents) > 0 || len(f.g4.ents) == 0 || len(f.short) == 0 {
+		t.Fatal("want a filter of 4-byte grams and a few short literals")
 	}
 	seen := make([]uint32, len(lits))
 	gen := uint32(0)

@@ -15,23 +15,28 @@ GLOBL gramMulConst<>(SB), RODATA|NOPTR, $4
 DATA gramMul2Const<>+0(SB)/4, $0x85EBCA77
 GLOBL gramMul2Const<>(SB), RODATA|NOPTR, $4
 
+DATA low16<>+0(SB)/4, $0xFFFF
+GLOBL low16<>(SB), RODATA|NOPTR, $4
+
 DATA low5<>+0(SB)/4, $31
 GLOBL low5<>(SB), RODATA|NOPTR, $4
 
-// func gramHitsAVX2(v *byte, nblocks int, bits, bits2 *uint64, shift uint64, out *uint32) int
-TEXT ·gramHitsAVX2(SB), NOSPLIT, $0-56
+// func gramHitsAVX2(v *byte, nblocks int, bits, bits2, pairs *uint64, shift uint64, out *uint32) int
+TEXT ·gramHitsAVX2(SB), NOSPLIT, $0-64
 	MOVQ v+0(FP), SI
 	MOVQ nblocks+8(FP), CX
 	MOVQ bits+16(FP), BX
 	MOVQ bits2+24(FP), R12
-	MOVQ shift+32(FP), X15
-	MOVQ out+40(FP), DI
+	MOVQ pairs+32(FP), R13
+	MOVQ shift+40(FP), X15
+	MOVQ out+48(FP), DI
 	XORQ AX, AX
 	XORQ DX, DX
 	VMOVDQU windowShuf<>(SB), Y8
 	VPBROADCASTD gramMulConst<>(SB), Y9
 	VPBROADCASTD low5<>(SB), Y10
 	VPBROADCASTD gramMul2Const<>(SB), Y11
+	VPBROADCASTD low16<>(SB), Y12
 
 loop:
 	TESTQ CX, CX
@@ -58,17 +63,41 @@ loop:
 	VPAND   Y6, Y5, Y5
 	VPSLLD  $31, Y5, Y5
 	VMOVMSKPS Y5, R8
+	// The window's first two bytes in the exact bitmap of pairs.
+	VPAND   Y12, Y0, Y1
+	VPSRLD  $5, Y1, Y2
+	VPAND   Y10, Y1, Y3
+	VPCMPEQD Y4, Y4, Y4
+	VPXOR   Y7, Y7, Y7
+	VPGATHERDD Y4, (R13)(Y2*4), Y7
+	VPSRLVD Y3, Y7, Y7
+	VPSLLD  $31, Y7, Y7
+	VMOVMSKPS Y7, R9
+	// Offsets out: gram hits tagged 64, pair hits tagged 128.
 	TESTQ R8, R8
+	JZ    pairs
+
+grams:
+	BSFQ R8, R10
+	LEAQ 64(DX)(R10*1), R11
+	MOVL R11, (DI)(AX*4)
+	INCQ AX
+	LEAQ -1(R8), R10
+	ANDQ R10, R8
+	JNZ  grams
+
+pairs:
+	TESTQ R9, R9
 	JZ    next
 
-hits:
-	BSFQ R8, R9
-	LEAQ (DX)(R9*1), R10
-	MOVL R10, (DI)(AX*4)
+pairhits:
+	BSFQ R9, R10
+	LEAQ 128(DX)(R10*1), R11
+	MOVL R11, (DI)(AX*4)
 	INCQ AX
-	LEAQ -1(R8), R11
-	ANDQ R11, R8
-	JNZ  hits
+	LEAQ -1(R9), R10
+	ANDQ R10, R9
+	JNZ  pairhits
 
 next:
 	ADDQ $8, DX
@@ -77,5 +106,5 @@ next:
 
 done:
 	VZEROUPPER
-	MOVQ AX, ret+48(FP)
+	MOVQ AX, ret+56(FP)
 	RET

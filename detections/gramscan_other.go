@@ -4,6 +4,6 @@ package detections
 
 var useGramHitsAVX2 = false
 
-func gramHitsAVX2(v *byte, nblocks int, bits, bits2 *uint64, shift uint64, out *uint32) int {
+func gramHitsAVX2(v *byte, nblocks int, bits, bits2, pairs *uint64, shift uint64, out *uint32) int {
 	panic("gramHitsAVX2 without AVX2")
 }
