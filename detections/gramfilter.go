@@ -468,7 +468,7 @@ func (f *gramFilter) find(v string, seen []uint32, gen uint32, found []int32) []
 		// Eight windows at a time, 64 per call; the scalar loop below
 		// takes the last windows.
 		var pos [128]uint32
-		pairs := &noPairs[0]
+		var pairs *uint64 // nil: the assembly skips the pair test
 		if f.shortPairs != nil {
 			pairs = &f.shortPairs[0]
 		}
@@ -549,9 +549,6 @@ func (f *gramFilter) find(v string, seen []uint32, gen uint32, found []int32) []
 	}
 	return found
 }
-
-// noPairs is the pairs bitmap of filters without short literals.
-var noPairs = make([]uint64, 65536/64)
 
 // shortAt finds the short literals starting at v[j:] (their first two bytes
 // are v[j:j+2]).

@@ -11,7 +11,8 @@ var useGramHitsAVX2 = cpu.X86.HasAVX2
 // bitmaps (bit h>>shift of bits, h the window's hash by gramMul, and of
 // bits2 by gramMul2) and writes the offsets of those whose bits are both
 // set to out, plus 64; and tests the windows' first two bytes in the exact
-// bitmap pairs (65,536 bits), writing the offsets of those set, plus 128.
+// bitmap pairs (65,536 bits; nil: no such test), writing the offsets of
+// those set, plus 128.
 // It returns how many offsets it wrote.
 // It reads v[0:8*nblocks+8]: the caller makes sure those bytes exist. out
 // must hold 16*nblocks offsets.

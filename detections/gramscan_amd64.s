@@ -63,7 +63,11 @@ loop:
 	VPAND   Y6, Y5, Y5
 	VPSLLD  $31, Y5, Y5
 	VMOVMSKPS Y5, R8
-	// The window's first two bytes in the exact bitmap of pairs.
+	// The window's first two bytes in the exact bitmap of pairs (none
+	// when pairs is nil).
+	XORQ    R9, R9
+	TESTQ   R13, R13
+	JZ      emit
 	VPAND   Y12, Y0, Y1
 	VPSRLD  $5, Y1, Y2
 	VPAND   Y10, Y1, Y3
@@ -73,6 +77,8 @@ loop:
 	VPSRLVD Y3, Y7, Y7
 	VPSLLD  $31, Y7, Y7
 	VMOVMSKPS Y7, R9
+
+emit:
 	// Offsets out: gram hits tagged 64, pair hits tagged 128.
 	TESTQ R8, R8
 	JZ    pairs
