@@ -188,6 +188,9 @@ func eventTime(w *winFields, sysTime time.Time) time.Time {
 
 // parseWinTime reads Sysmon's "2006-01-02 15:04:05.000" (UTC) or RFC 3339.
 func parseWinTime(s string) (time.Time, bool) {
+	if t, ok := parseSysmonTime(s); ok {
+		return t, true
+	}
 	if len(s) < 19 {
 		return time.Time{}, false
 	}
@@ -200,4 +203,40 @@ func parseWinTime(s string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return t.UTC(), true
+}
+
+// parseSysmonTime reads Sysmon's UtcTime, "2006-01-02 15:04:05.000", without
+// the general layout parser (it is on every event of a recording); false
+// for any other form, which parseWinTime then reads.
+func parseSysmonTime(s string) (time.Time, bool) {
+	if len(s) != 23 || s[4] != '-' || s[7] != '-' || s[10] != ' ' || s[13] != ':' || s[16] != ':' || s[19] != '.' {
+		return time.Time{}, false
+	}
+	num := func(i, n int) (int, bool) {
+		v := 0
+		for _, c := range []byte(s[i : i+n]) {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v, true
+	}
+	year, ok1 := num(0, 4)
+	month, ok2 := num(5, 2)
+	day, ok3 := num(8, 2)
+	hour, ok4 := num(11, 2)
+	minute, ok5 := num(14, 2)
+	sec, ok6 := num(17, 2)
+	ms, ok7 := num(20, 3)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) || month < 1 || month > 12 || day < 1 ||
+		day > daysIn(time.Month(month), year) || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	return time.Date(year, time.Month(month), day, hour, minute, sec, ms*1e6, time.UTC), true
+}
+
+// daysIn is the number of days of a month.
+func daysIn(m time.Month, year int) int {
+	return time.Date(year, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }
