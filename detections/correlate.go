@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,9 +21,12 @@ import (
 //   - A condition made only of gt/gte is decided as soon as it holds: over
 //     a sliding window (the hits of the last timespan, both ends
 //     included), event_count counts hits, value_count distinct values of
-//     its field (hits without the field do not count), temporal needs every
-//     rule to have hit, temporal_ordered needs them in the order listed
-//     (each hit no earlier than the previous rule's). The correlation hit
+//     its field (hits without the field do not count), value_sum adds its
+//     field's numbers (hits whose field is not a number do not count),
+//     temporal needs every rule to have hit, temporal_ordered needs them in
+//     the order listed (each hit no earlier than the previous rule's).
+//     value_avg is always decided when the window closes (an average can
+//     fall again). The correlation hit
 //     is emitted with the event that completed it, and the group starts
 //     afresh.
 //   - Any other condition (lt, lte, eq, neq: "at most", "exactly") can only
@@ -96,12 +100,21 @@ type corrGroup struct {
 	times       []time.Time          // event_count, sliding
 	count       int                  // event_count, at close
 	values      map[string]time.Time // value_count: value → last seen
+	sums        []timedNumber        // value_sum, sliding: the numbers in the window
+	sum         float64              // value_sum and value_avg, at close
+	summed      int                  // value_avg, at close: how many numbers
 	seen        []time.Time          // temporal: last hit per rule
 	chain       []time.Time          // temporal_ordered: start of the latest chain ending at each rule
 	techniques  []Technique
 	tactics     []Tactic
 	event       *telemetry.Event // at close: a copy of the last event
 	ref         int64            // and the caller's reference to it
+}
+
+// timedNumber is a number of a value_sum window and when it came.
+type timedNumber struct {
+	at time.Time
+	n  float64
 }
 
 // Emit receives a correlation hit and the caller's reference to its event.
@@ -168,6 +181,9 @@ func NewCorrelator(rules []*Rule) (*Correlator, []error) {
 func decideMode(spec *sigma.Correlation) (atClose bool, need int) {
 	if len(spec.Condition) == 0 { // temporal: every rule
 		return false, len(distinct(spec.Rules))
+	}
+	if spec.Type == sigma.CorrelationValueAvg {
+		return true, 0 // an average can fall again: only the whole window decides
 	}
 	for _, cmp := range spec.Condition {
 		switch cmp.Op {
@@ -272,6 +288,26 @@ func (c *Correlator) observe(ref corrRef, h Hit, evRef int64, t time.Time, emit 
 			g.values[strings.Clone(v)] = t
 		}
 		fired = !cs.atClose && len(g.values) >= cs.need
+	case sigma.CorrelationValueSum, sigma.CorrelationValueAvg:
+		v, ok := cs.fieldValue(h.Event, spec.Field, ref.idx)
+		if !ok {
+			break
+		}
+		n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			break // not a number: does not count
+		}
+		if cs.atClose {
+			g.sum += n
+			g.summed++
+			break
+		}
+		g.sums = append(slices.DeleteFunc(g.sums, func(x timedNumber) bool { return x.at.Before(from) }), timedNumber{t, n})
+		total := 0.0
+		for _, x := range g.sums {
+			total += x.n
+		}
+		fired = cs.holds(total)
 	case sigma.CorrelationTemporal:
 		if g.seen == nil {
 			g.seen = make([]time.Time, len(cs.refs))
@@ -368,16 +404,31 @@ func (cs *corrState) close(key string, g *corrGroup, emit Emit) {
 		n = float64(len(g.values))
 	case sigma.CorrelationTemporal, sigma.CorrelationTemporalOrdered:
 		n = float64(cs.distinctSeen(g, time.Time{}))
-	}
-	for _, cmp := range cs.spec.Condition {
-		if !cmp.Holds(n) {
+	case sigma.CorrelationValueSum:
+		n = g.sum
+	case sigma.CorrelationValueAvg:
+		if g.summed == 0 {
 			return
 		}
+		n = g.sum / float64(g.summed)
+	}
+	if !cs.holds(n) {
+		return
 	}
 	if g.event == nil {
 		return
 	}
 	emit(cs.hit(g, g.event, g.start.Add(cs.spec.Timespan)), g.ref)
+}
+
+// holds reports whether every comparison of the condition holds for n.
+func (cs *corrState) holds(n float64) bool {
+	for _, cmp := range cs.spec.Condition {
+		if !cmp.Holds(n) {
+			return false
+		}
+	}
+	return true
 }
 
 // distinctSeen counts the rules of a temporal group that hit at or after

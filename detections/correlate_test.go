@@ -349,3 +349,58 @@ correlation:
 		t.Fatalf("hits at %q, want one at Flush for three values", s)
 	}
 }
+
+func corrEvBytes(at time.Duration, user, bytes string) *telemetry.Event {
+	ev := corrEv(at, "a.exe", user, "")
+	ev.Fields.Set("Bytes", bytes)
+	return ev
+}
+
+// TestCorrelationValueSumAndAvg: value_sum fires once its sliding window's
+// numbers reach the condition; value_avg is decided when the window closes;
+// values that are not numbers do not count.
+func TestCorrelationValueSumAndAvg(t *testing.T) {
+	sum := `title: A moved 1000 bytes in ten minutes
+id: 22222222-0000-4000-8000-000000000007
+level: high
+correlation:
+    type: value_sum
+    rules: [a_started]
+    group-by: [User]
+    timespan: 10m
+    condition: {gte: 1000, field: Bytes}
+`
+	evs := []*telemetry.Event{
+		corrEvBytes(0, "u", "600"),
+		corrEvBytes(time.Minute, "u", "lots"), // not a number
+		corrEvBytes(2*time.Minute, "v", "900"), // another group
+		corrEvBytes(11*time.Minute, "u", "300"), // the 600 fell out: 300
+		corrEvBytes(12*time.Minute, "u", "700"), // 1000
+	}
+	got, _, _ := runCorrelation(t, sum, evs)
+	if s := hitIndexes(got); s != "4" {
+		t.Fatalf("value_sum hits at %q, want 4", s)
+	}
+	avg := `title: A's average above 500 in ten minutes
+id: 22222222-0000-4000-8000-000000000008
+level: medium
+correlation:
+    type: value_avg
+    rules: [a_started]
+    group-by: [User]
+    timespan: 10m
+    condition: {gt: 500, field: Bytes}
+    generate: true
+`
+	evs = []*telemetry.Event{
+		corrEvBytes(0, "u", "900"), // 900 alone would hold, but the window is not over
+		corrEvBytes(time.Minute, "u", "100"),
+		corrEvBytes(2*time.Minute, "v", "800"),
+		corrEvBytes(3*time.Minute, "v", "400"),
+		corrEvBytes(11*time.Minute, "w", "1"), // closes u's window (average 500: no); v's ends at 12m
+	}
+	got, _, _ = runCorrelation(t, avg, evs)
+	if s := hitIndexes(got); s != "5" || got[5][0].Event.Username != "v" {
+		t.Fatalf("value_avg hits at %q (want one at Flush, for v: average 600)", s)
+	}
+}

@@ -13,6 +13,8 @@ const (
 	CorrelationValueCount      = "value_count"
 	CorrelationTemporal        = "temporal"
 	CorrelationTemporalOrdered = "temporal_ordered"
+	CorrelationValueSum        = "value_sum"
+	CorrelationValueAvg        = "value_avg"
 )
 
 // Correlation is the correlation block of a correlation rule: it counts or
@@ -20,7 +22,7 @@ const (
 // timespan.
 type Correlation struct {
 	Line     int
-	Type     string   // event_count, value_count, temporal, temporal_ordered
+	Type     string   // event_count, value_count, value_sum, value_avg, temporal, temporal_ordered
 	Rules    []string // the rules correlated, by name or id
 	GroupBy  []string // fields (or aliases) whose values form a group
 	Timespan time.Duration
@@ -88,9 +90,10 @@ func parseCorrelationRule(file string, d *node) (*Rule, *Error) {
 		case "type":
 			corr.Type = strings.ToLower(v.str)
 			switch corr.Type {
-			case CorrelationEventCount, CorrelationValueCount, CorrelationTemporal, CorrelationTemporalOrdered:
+			case CorrelationEventCount, CorrelationValueCount, CorrelationValueSum, CorrelationValueAvg,
+				CorrelationTemporal, CorrelationTemporalOrdered:
 			default:
-				return nil, fail(v.line, field, fmt.Errorf("unknown type %q (want event_count, value_count, temporal or temporal_ordered)", v.str))
+				return nil, fail(v.line, field, fmt.Errorf("unknown type %q (want event_count, value_count, value_sum, value_avg, temporal or temporal_ordered)", v.str))
 			}
 		case "rules":
 			l, err := stringList(v)
@@ -167,12 +170,12 @@ func parseCorrelationRule(file string, d *node) (*Rule, *Error) {
 		return nil, fail(c.line, "correlation.timespan", fmt.Errorf("missing"))
 	}
 	switch corr.Type {
-	case CorrelationEventCount, CorrelationValueCount:
+	case CorrelationEventCount, CorrelationValueCount, CorrelationValueSum, CorrelationValueAvg:
 		if len(corr.Condition) == 0 {
 			return nil, fail(c.line, "correlation.condition", fmt.Errorf("missing: %s needs a comparison such as {gte: 10}", corr.Type))
 		}
-		if corr.Type == CorrelationValueCount && corr.Field == "" {
-			return nil, fail(c.line, "correlation.condition.field", fmt.Errorf("missing: value_count counts the distinct values of a field"))
+		if corr.Type != CorrelationEventCount && corr.Field == "" {
+			return nil, fail(c.line, "correlation.condition.field", fmt.Errorf("missing: %s needs the field it reads", corr.Type))
 		}
 	case CorrelationTemporal, CorrelationTemporalOrdered:
 		if len(corr.Rules) < 2 {
