@@ -372,8 +372,8 @@ correlation:
 `
 	evs := []*telemetry.Event{
 		corrEvBytes(0, "u", "600"),
-		corrEvBytes(time.Minute, "u", "lots"), // not a number
-		corrEvBytes(2*time.Minute, "v", "900"), // another group
+		corrEvBytes(time.Minute, "u", "lots"),   // not a number
+		corrEvBytes(2*time.Minute, "v", "900"),  // another group
 		corrEvBytes(11*time.Minute, "u", "300"), // the 600 fell out: 300
 		corrEvBytes(12*time.Minute, "u", "700"), // 1000
 	}
