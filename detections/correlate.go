@@ -26,9 +26,8 @@ import (
 //     temporal needs every rule to have hit, temporal_ordered needs them in
 //     the order listed (each hit no earlier than the previous rule's).
 //     value_avg is always decided when the window closes (an average can
-//     fall again). The correlation hit
-//     is emitted with the event that completed it, and the group starts
-//     afresh.
+//     fall again). The correlation hit is emitted with the event that
+//     completed it, and the group starts afresh.
 //   - Any other condition (lt, lte, eq, neq: "at most", "exactly") can only
 //     be decided once the window is over: a window opens with a group's
 //     first hit and closes timespan later; when a later hit or Advance
@@ -43,7 +42,8 @@ import (
 // follows the number of groups active within one timespan, bounded by
 // MaxGroups per correlation (windows not opened beyond it are counted in
 // Dropped); a value_count group keeps at most one more distinct value than
-// its condition's largest number.
+// its condition's largest number, a sliding value_sum group one number per
+// hit of its timespan.
 
 // DefaultMaxGroups bounds the open groups of one correlation rule.
 const DefaultMaxGroups = 100_000
