@@ -2,12 +2,12 @@ package detections
 
 import "slices"
 
-// Prefilter: for each rule, a set of (field, literal) pairs such that the
-// rule can only match an event where at least one literal occurs in the
-// case-folded value of its field. The engine finds every literal of a log
-// source's rules in one Aho-Corasick pass over the fields they name, and
-// evaluates only the rules one of whose literals occurred (plus the rules
-// without such a set: pure regexes, negations, keywords, numeric tests).
+// Prefilter: for each rule, up to two sets of (field, literal) pairs such
+// that the rule can only match an event where, for each set, at least one
+// literal occurs in the case-folded value of its field. The engine finds
+// the literals of a log source's rules with one gram filter per field (see
+// gramFilter), and evaluates only the rules whose sets all had a literal
+// (plus the rules without a set: pure regexes, negations, numeric tests).
 
 // maxLiteral caps a literal's length: any substring of a required literal is
 // required too, and short literals keep the automaton small.
