@@ -5,11 +5,14 @@
 //
 // Loading: LoadDir, LoadFiles and LoadBytes return the rules that loaded plus
 // one *LoadError (file, line, field, reason) per rule that did not; a broken
-// rule never stops the others. Correlation rules are skipped with a notice.
+// rule never stops the others. Correlation rules load as rules with Source
+// SourceCorrelation and a Correlation block.
 //
 // Matching: NewEngine compiles rules; Engine.Match evaluates one event and
 // calls emit for each hit. An Engine is for one goroutine at a time; Clone
 // gives another goroutine its own Engine sharing the compiled rules.
+// NewCorrelator evaluates the correlation rules over the Engine's hits
+// (Observe, Advance, Flush; see correlate.go for the semantics).
 //
 // Semantics follow the Sigma specification: values compare
 // case-insensitively unless the cased modifier is given (re is case-sensitive
