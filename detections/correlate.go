@@ -330,7 +330,9 @@ func (c *Correlator) observe(ref corrRef, h Hit, evRef int64, t time.Time, emit 
 		fired = ref.idx == last && !g.chain[last].IsZero() && !g.chain[last].Before(from)
 	}
 	if cs.atClose {
-		g.event, g.ref = copyEvent(h.Event), evRef
+		if h.Event != nil {
+			g.event, g.ref = h.Event.Clone(), evRef // the caller may reuse its event
+		}
 		return
 	}
 	if fired {
@@ -507,27 +509,4 @@ func unionTactics(a, b []Tactic) []Tactic {
 		}
 	}
 	return a
-}
-
-// copyEvent copies an event and every string it holds: the Engine's
-// callers may reuse their events (importers.NextInto).
-func copyEvent(ev *telemetry.Event) *telemetry.Event {
-	if ev == nil {
-		return nil
-	}
-	c := *ev
-	for _, p := range []*string{&c.Host, &c.Category, &c.Channel, &c.Path, &c.Cmdline, &c.Cwd, &c.Comm,
-		&c.Username, &c.LogonID, &c.ParentPath, &c.ParentCmdline, &c.ProcessGUID, &c.ParentGUID,
-		&c.IntegrityLevel, &c.OriginalFileName, &c.Hashes} {
-		*p = strings.Clone(*p)
-	}
-	c.Source = telemetry.Source(strings.Clone(string(c.Source)))
-	if ev.Args != nil {
-		c.Args = make([]string, len(ev.Args))
-		for i, a := range ev.Args {
-			c.Args[i] = strings.Clone(a)
-		}
-	}
-	c.Fields = ev.Fields.Clone()
-	return &c
 }

@@ -5,7 +5,10 @@
 // store. Nothing downstream knows which source filled an Event.
 package telemetry
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Kind says what an event records.
 type Kind uint8
@@ -116,6 +119,27 @@ type Event struct {
 // Field returns a source field by name, "" when absent.
 func (e *Event) Field(name string) string {
 	return e.Fields.Value(name)
+}
+
+// Clone returns a copy of e whose strings are its own: events read with
+// importers.NextInto share a buffer the next read overwrites, so what is
+// kept beyond it is cloned.
+func (e *Event) Clone() *Event {
+	c := *e
+	for _, p := range []*string{&c.Host, &c.Category, &c.Channel, &c.Path, &c.Cmdline, &c.Cwd, &c.Comm,
+		&c.Username, &c.LogonID, &c.ParentPath, &c.ParentCmdline, &c.ProcessGUID, &c.ParentGUID,
+		&c.IntegrityLevel, &c.OriginalFileName, &c.Hashes} {
+		*p = strings.Clone(*p)
+	}
+	c.Source = Source(strings.Clone(string(c.Source)))
+	if e.Args != nil {
+		c.Args = make([]string, len(e.Args))
+		for i, a := range e.Args {
+			c.Args[i] = strings.Clone(a)
+		}
+	}
+	c.Fields = e.Fields.Clone()
+	return &c
 }
 
 // NewEvent returns an event whose numeric ids are Unknown.

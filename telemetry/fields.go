@@ -24,16 +24,6 @@ type Fields struct {
 	list []Field
 }
 
-// FieldsOf returns fields from name, value pairs (a later pair of the same
-// name replaces the value of an earlier one); an odd last name is ignored.
-func FieldsOf(pairs ...string) Fields {
-	var f Fields
-	for i := 0; i+1 < len(pairs); i += 2 {
-		f.Set(pairs[i], pairs[i+1])
-	}
-	return f
-}
-
 // FieldsFromMap returns the fields of m in name order.
 func FieldsFromMap(m map[string]string) Fields {
 	f := Fields{list: make([]Field, 0, len(m))}
@@ -104,15 +94,6 @@ func (f Fields) All() iter.Seq2[string, string] {
 
 // List returns the fields in order; the slice is shared: do not modify.
 func (f Fields) List() []Field { return f.list }
-
-// Map returns the fields as a new map.
-func (f Fields) Map() map[string]string {
-	m := make(map[string]string, len(f.list))
-	for _, x := range f.list {
-		m[x.Name] = x.Value
-	}
-	return m
-}
 
 // Clone returns a copy whose strings are the fields' own (not shared with
 // a reader's buffer).

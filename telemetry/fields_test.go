@@ -7,9 +7,12 @@ import (
 )
 
 func TestFields(t *testing.T) {
-	f := FieldsOf("Image", `C:\a.exe`, "User", "bob", "Image", `C:\b.exe`)
+	var f Fields
+	f.Set("Image", `C:\a.exe`)
+	f.Set("User", "bob")
+	f.Set("Image", `C:\b.exe`)
 	if f.Len() != 2 || f.Value("Image") != `C:\b.exe` || f.Value("User") != "bob" {
-		t.Fatalf("FieldsOf: a later pair replaces an earlier one: %v", f.List())
+		t.Fatalf("Set: a later value replaces an earlier one: %v", f.List())
 	}
 	if _, ok := f.Get("Missing"); ok || f.Value("Missing") != "" {
 		t.Fatal("a missing field is absent")
@@ -41,7 +44,7 @@ func TestFields(t *testing.T) {
 		t.Fatal("a number value should be an error")
 	}
 	m := FieldsFromMap(map[string]string{"b": "2", "a": "1"})
-	if m.List()[0].Name != "a" || m.Map()["b"] != "2" {
+	if m.List()[0].Name != "a" || m.Value("b") != "2" {
 		t.Fatalf("FieldsFromMap: name order: %v", m.List())
 	}
 	c := m.Clone()

@@ -47,7 +47,7 @@ func TestNextIntoMatchesNext(t *testing.T) {
 			if !reflect.DeepEqual(ev, want[i]) {
 				t.Fatalf("%s: event %d differs:\nNextInto %+v\nNext     %+v", path, i, ev, want[i])
 			}
-			got = append(got, deepCopy(ev))
+			got = append(got, *ev.Clone())
 		}
 		r.Close()
 		if nerr != len(wantErrs) || len(got) != len(want) {
@@ -62,26 +62,6 @@ func TestNextIntoMatchesNext(t *testing.T) {
 			t.Fatalf("%s: no events", path)
 		}
 	}
-}
-
-// deepCopy copies every string of ev, what a caller of NextInto does with
-// what it keeps.
-func deepCopy(ev telemetry.Event) telemetry.Event {
-	c := ev
-	for _, p := range []*string{&c.Host, &c.Category, &c.Channel, &c.Path, &c.Cmdline, &c.Cwd, &c.Comm, &c.Username,
-		&c.LogonID, &c.ParentPath, &c.ParentCmdline, &c.ProcessGUID, &c.ParentGUID, &c.IntegrityLevel,
-		&c.OriginalFileName, &c.Hashes} {
-		*p = strings.Clone(*p)
-	}
-	c.Args = nil
-	for _, a := range ev.Args {
-		c.Args = append(c.Args, strings.Clone(a))
-	}
-	if ev.Args != nil && c.Args == nil {
-		c.Args = []string{}
-	}
-	c.Fields = ev.Fields.Clone()
-	return c
 }
 
 // TestNextIntoAllocations checks that decoding into a reused event
