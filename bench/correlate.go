@@ -3,14 +3,12 @@ package bench
 import (
 	"errors"
 	"fmt"
-	"io"
 	"runtime"
 
 	"github.com/quarry-sec/quarry/detections"
 	"github.com/quarry-sec/quarry/detections/rules"
 	"github.com/quarry-sec/quarry/detections/ruleset"
 	"github.com/quarry-sec/quarry/telemetry"
-	"github.com/quarry-sec/quarry/telemetry/importers"
 )
 
 // WithBuiltinPack adds Quarry's builtin pack (its IoA rules, correlation
@@ -50,42 +48,26 @@ type CorrelatedResult struct {
 // and flushed at the end.
 func (q *Quarry) ScanCorrelated(path string, c *detections.Correlator) (CorrelatedResult, error) {
 	var res CorrelatedResult
-	r, _, err := importers.Open(path)
-	if err != nil {
-		return res, fmt.Errorf("quarry scan: %w", err)
-	}
-	defer r.Close()
 	emitCorr := func(detections.Hit, int64) { res.CorrelationHits++ }
 	var ms runtime.MemStats
-	var ev telemetry.Event
-	for {
-		err := importers.NextInto(r, &ev)
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			var re *telemetry.RecordError
-			if errors.As(err, &re) && re.Reason != "read failed" {
-				res.BadRecords++
-				continue
-			}
-			return res, fmt.Errorf("quarry scan: %w", err)
-		}
+	err := eachEvent(path, &res.ScanResult, func(ev *telemetry.Event) {
 		if c == nil {
-			res.Hits += q.Engine.Match(&ev, nil)
+			res.Hits += q.Engine.Match(ev, nil)
 		} else {
 			ref := int64(res.Events)
-			res.Hits += q.Engine.Match(&ev, func(h detections.Hit) { c.Observe(h, ref, emitCorr) })
+			res.Hits += q.Engine.Match(ev, func(h detections.Hit) { c.Observe(h, ref, emitCorr) })
 			c.Advance(ev.Time, emitCorr)
 		}
-		res.Events++
-		if res.Events%1024 == 0 && c != nil {
+		if n := res.Events + 1; n%1024 == 0 && c != nil {
 			res.PeakGroups = max(res.PeakGroups, c.Groups())
 		}
-		if res.Events%8192 == 0 {
+		if n := res.Events + 1; n%8192 == 0 {
 			runtime.ReadMemStats(&ms)
 			res.PeakHeap = max(res.PeakHeap, ms.HeapInuse)
 		}
+	})
+	if err != nil {
+		return res, err
 	}
 	if c != nil {
 		c.Flush(emitCorr)

@@ -54,33 +54,39 @@ type ScanResult struct {
 // Scan reads a recording through Quarry's importer (NextInto: one event
 // reused) and matches every event, calling onHit (when not nil) for each hit with the event's ordinal.
 func (q *Quarry) Scan(path string, onHit func(event int, h detections.Hit)) (ScanResult, error) {
-	var res ScanResult
-	r, _, err := importers.Open(path)
-	if err != nil {
-		return res, fmt.Errorf("quarry scan: %w", err)
-	}
-	defer r.Close()
 	var emit func(detections.Hit)
+	var res ScanResult
 	if onHit != nil {
 		emit = func(h detections.Hit) { onHit(res.Events, h) }
 	}
-	// One event, its Fields storage reused from record to record: the engine
-	// looks at each event once and keeps nothing of it.
+	err := eachEvent(path, &res, func(ev *telemetry.Event) { res.Hits += q.Engine.Match(ev, emit) })
+	return res, err
+}
+
+// eachEvent reads a recording through Quarry's importer into one reused
+// event (NextInto: the engine looks at each event once and keeps nothing of
+// it), calls fn with each, and counts events and malformed records in res.
+func eachEvent(path string, res *ScanResult, fn func(ev *telemetry.Event)) error {
+	r, _, err := importers.Open(path)
+	if err != nil {
+		return fmt.Errorf("quarry scan: %w", err)
+	}
+	defer r.Close()
 	var ev telemetry.Event
 	for {
 		err := importers.NextInto(r, &ev)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				return res, nil
+				return nil
 			}
 			var re *telemetry.RecordError
 			if errors.As(err, &re) && re.Reason != "read failed" {
 				res.BadRecords++
 				continue
 			}
-			return res, fmt.Errorf("quarry scan: %w", err)
+			return fmt.Errorf("quarry scan: %w", err)
 		}
-		res.Hits += q.Engine.Match(&ev, emit)
+		fn(&ev)
 		res.Events++
 	}
 }

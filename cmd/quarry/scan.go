@@ -114,12 +114,10 @@ technique) goes to standard error with --format json.`,
 				bySeverity: map[string]int{}, byTechnique: map[string]int{}, layer: map[string]attack.LayerScore{},
 			}
 			sc.min = detections.ParseSeverity(strings.ToLower(rf.minLevel))
-			corr, cerrs := detections.NewCorrelator(rules)
+			var cerrs []error
+			sc.corr, cerrs = pipeline.Correlator(rules)
 			for _, e := range cerrs {
 				fmt.Fprintf(cmd.ErrOrStderr(), "quarry: %v\n", e)
-			}
-			if corr.Len() > 0 {
-				sc.corr = corr
 			}
 			summaryTo := cmd.OutOrStdout()
 			if format == formatJSON {
