@@ -112,13 +112,6 @@ func (f *fieldSet) add(key string, start int) {
 	f.spans = append(f.spans, fieldSpan{key: key, start: start, end: len(f.arena)})
 }
 
-// addString records a field with a given value.
-func (f *fieldSet) addString(key, value string) {
-	start := len(f.arena)
-	f.arena = append(f.arena, value...)
-	f.add(key, start)
-}
-
 // build returns the fields with values in one fresh string; a later field
 // of the same name wins.
 func (f *fieldSet) build() telemetry.Fields {
