@@ -2,6 +2,7 @@ package detections
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -136,6 +137,8 @@ type ruleSet struct {
 	// when the set does not look for it.
 	cidPair []int32
 	cidBase int32
+	// prog is the rules' conditions laid out for evaluation.
+	prog flatProgram
 }
 
 // costlyField reports whether adding literals to a field's scan is costly:
@@ -220,6 +223,12 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 		reqs []litReq
 	}
 	var later []pendingGroup
+	type pendingContains struct {
+		cid int32
+		fid int
+		lit string
+	}
+	var contains []pendingContains
 	for _, r := range rules {
 		if !applies(r.Logsource, k) {
 			continue
@@ -231,7 +240,7 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 				for i := range g {
 					m := &g[i]
 					if m.cid != 0 && len(m.s) >= minScanContains && len(m.s) <= maxGramLiteral {
-						cids[m.cid] = pair(l.fid, m.s)
+						contains = append(contains, pendingContains{m.cid, l.fid, m.s})
 					}
 					for k, set := range m.reSets {
 						if k >= len(m.reSetIDs) {
@@ -239,7 +248,7 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 						}
 						for j, str := range set {
 							if len(str) >= minScanContains && len(str) <= maxGramLiteral {
-								cids[m.reSetIDs[k][j]] = pair(l.fid, str)
+								contains = append(contains, pendingContains{m.reSetIDs[k][j], l.fid, str})
 							}
 						}
 					}
@@ -262,6 +271,17 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 		if len(groups) > 1 {
 			later = append(later, pendingGroup{ri, groups[1]})
 		}
+	}
+	// Contains literals, answered from the scan: those the scan looks for
+	// anyway, and those that are rare in typical text. A common one
+	// (".exe", "\\users\\", "program files") occurs in most values, so
+	// finding it in every event costs more than the few candidate rules
+	// that test it pay with strings.Contains.
+	for _, pc := range contains {
+		if _, scanned := pairIdx[pairKey{pc.fid, pc.lit}]; !scanned && commonLiteral(pc.lit) {
+			continue
+		}
+		cids[pc.cid] = pair(pc.fid, pc.lit)
 	}
 	// Second groups, once every rule's first group and contains literals
 	// are in: a literal of a long, mostly unique field (command lines,
@@ -306,6 +326,12 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 			s.cidPair[c-lo] = p
 		}
 	}
+	s.prog = flatten(s.rules, func(cid int32) int32 {
+		if i := cid - s.cidBase; i >= 0 && int(i) < len(s.cidPair) {
+			return s.cidPair[i]
+		}
+		return -1
+	})
 	return s
 }
 
@@ -376,7 +402,7 @@ func (e *Engine) Match(ev *telemetry.Event, emit func(Hit)) int {
 	e.set = s
 	for _, ri := range e.cands {
 		r := s.rules[ri]
-		if r.prog.root.eval(e) {
+		if e.evalFlat(&s.prog, s.prog.roots[ri]) {
 			n++
 			if emit != nil {
 				emit(Hit{Rule: r, Techniques: r.Techniques, Tactics: r.Tactics, Event: ev, Time: ev.Time})
@@ -691,4 +717,10 @@ func (e *Engine) anyValue(pred func(raw, folded string) bool) bool {
 		}
 	}
 	return false
+}
+
+// commonLiteral reports whether a folded literal occurs in typical
+// process-creation text (commonGramText).
+func commonLiteral(lit string) bool {
+	return strings.Contains(commonGramText, lit)
 }

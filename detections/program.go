@@ -223,44 +223,6 @@ type valueSource interface {
 	contains(cid int32) (found, known bool)
 }
 
-func (n *cnode) eval(vs valueSource) bool {
-	switch n.kind {
-	case cLeaf:
-		return n.leaf.eval(vs)
-	case cAnd:
-		for _, k := range n.kids {
-			if !k.eval(vs) {
-				return false
-			}
-		}
-		return true
-	case cOr:
-		for _, k := range n.kids {
-			if k.eval(vs) {
-				return true
-			}
-		}
-		return false
-	case cNot:
-		return !n.kids[0].eval(vs)
-	case cAtLeast:
-		c := 0
-		for i, k := range n.kids {
-			if k.eval(vs) {
-				c++
-				if c >= n.n {
-					return true
-				}
-			}
-			if c+len(n.kids)-i-1 < n.n {
-				return false
-			}
-		}
-		return false
-	}
-	return false
-}
-
 func (l *leaf) eval(vs valueSource) bool {
 	if l.keyword {
 		return vs.anyValue(func(raw, folded string) bool { return l.test(raw, folded, true, vs) })
