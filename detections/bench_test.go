@@ -85,4 +85,9 @@ func TestEngineAgreesWithNaive(t *testing.T) {
 	if total == 0 {
 		t.Error("no hits at all: the corpus exercises nothing")
 	}
+	// The events after the first anchorSamples were scanned with the
+	// literals anchored anew from the values seen.
+	if s := eng.c.set(keyOf(evs[0])); !testing.Short() && s.anchored[fieldID("CommandLine")].Load() == nil {
+		t.Error("the CommandLine filter was not anchored anew: the test exercises only the first anchors")
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -139,6 +140,55 @@ type ruleSet struct {
 	cidBase int32
 	// prog is the rules' conditions laid out for evaluation.
 	prog flatProgram
+	// anchored[fid], once set, replaces filters[fid]: the same literals
+	// anchored on the grams rarest in the field's values seen so far.
+	anchored   []atomic.Pointer[fieldFilter]
+	anchoredMu sync.Mutex
+}
+
+// anchorSamples is how many values of a field the engine samples before
+// anchoring its literals on the grams they hold least: a few dozen command
+// lines already show which grams are everywhere (\users\, .exe", --type=).
+const anchorSamples = 128
+
+// filter returns the literal filter of field fid.
+func (s *ruleSet) filter(fid int) *fieldFilter {
+	if f := s.anchored[fid].Load(); f != nil {
+		return f
+	}
+	return s.filters[fid]
+}
+
+// sampleGrams counts the grams of a value of field fid scanned by the
+// engine; after anchorSamples values it anchors the field's literals anew.
+func (s *ruleSet) sampleGrams(fid int, m *fieldMemo, v string) {
+	if m.sampled >= anchorSamples || s.anchored[fid].Load() != nil {
+		m.grams = nil
+		return
+	}
+	if m.grams == nil {
+		m.grams = map[uint32]gramCount{}
+	}
+	m.sampled++
+	countGrams(m.grams, v, m.sampled)
+	if m.sampled == anchorSamples {
+		s.reanchor(fid, m.grams)
+		m.grams = nil
+	}
+}
+
+// reanchor replaces field fid's filter by one whose ASCII literals are
+// anchored by the sampled gram counts (once: engines sharing the set use
+// the first).
+func (s *ruleSet) reanchor(fid int, grams map[uint32]gramCount) {
+	s.anchoredMu.Lock()
+	defer s.anchoredMu.Unlock()
+	if s.anchored[fid].Load() != nil {
+		return
+	}
+	old := s.filters[fid]
+	f := &fieldFilter{ascii: newAnchoredGramFilter(s.lits, old.ascii.ids, grams), uni: old.uni}
+	s.anchored[fid].Store(f)
 }
 
 // costlyField reports whether adding literals to a field's scan is costly:
@@ -304,6 +354,7 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 	slices.Sort(s.scanFields)
 	if n := len(s.scanFields); n > 0 {
 		s.filters = make([]*fieldFilter, s.scanFields[n-1]+1)
+		s.anchored = make([]atomic.Pointer[fieldFilter], len(s.filters))
 	}
 	for fid, ids := range byField {
 		if fid == kwField {
@@ -376,7 +427,10 @@ func (e *Engine) Match(ev *telemetry.Event, emit func(Hit)) int {
 				continue
 			}
 		}
-		e.found = e.scan(s.filters[fid], folded, e.found[:0])
+		e.found = e.scan(s.filter(fid), folded, e.found[:0])
+		if m.sampled < anchorSamples {
+			s.sampleGrams(fid, m, folded)
+		}
 		for _, lit := range e.found {
 			e.litFound(s, lit)
 		}

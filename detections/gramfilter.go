@@ -23,6 +23,7 @@ import (
 // occurrence is found and every report is verified byte for byte.
 type gramFilter struct {
 	lits []string // by literal id (shared by the filters of a rule set)
+	ids  []int32  // the filter's literals
 	data []byte   // the bytes of the filter's literals, one after another
 
 	g4, g3, g2 gramIndex  // grams of 4, 3 and 2 bytes
@@ -140,7 +141,15 @@ const commonGramText = `c:\windows\system32\svchost.exe -k netsvcs -p -s schedul
 // newGramFilter builds a filter for the literals of lits whose ids are in
 // ids (a literal id indexes lits; literals are not empty).
 func newGramFilter(lits []string, ids []int32) *gramFilter {
-	f := &gramFilter{lits: lits}
+	return newAnchoredGramFilter(lits, ids, nil)
+}
+
+// newAnchoredGramFilter is newGramFilter with each literal anchored on the
+// gram seen in the fewest sampled values (freq: gram → values holding it;
+// nil: none sampled), so that fewer windows of the values scanned reach
+// the gram table.
+func newAnchoredGramFilter(lits []string, ids []int32, freq map[uint32]gramCount) *gramFilter {
+	f := &gramFilter{lits: lits, ids: ids}
 	common := map[uint32]int{}
 	for i := 0; i+4 <= len(commonGramText); i++ {
 		common[gramAt(commonGramText, i)]++
@@ -189,6 +198,9 @@ func newGramFilter(lits []string, ids []int32) *gramFilter {
 		for i := 0; i+4 <= len(l) && i <= 255; i++ {
 			g := gramAt(l, i)
 			score := common[g]*1000 + shared[g]
+			if freq != nil {
+				score += int(freq[g].values) << 32
+			}
 			if bestScore < 0 || score < bestScore {
 				best, bestScore = i, score
 			}
@@ -609,4 +621,23 @@ func (f *gramFilter) at(v string, i int, e *gramEnt) bool {
 	}
 	p := i - int(e.off)
 	return p >= 0 && p+int(e.n) <= len(v) && v[p:p+int(e.n)] == string(f.data[e.at:e.at+uint32(e.n)])
+}
+
+// gramCount is how many sampled values held a gram; last is the sample
+// number of the last one (a gram counts once a value).
+type gramCount struct {
+	values, last int32
+}
+
+// countGrams adds the 4-byte grams of v, sample number n, to freq.
+func countGrams(freq map[uint32]gramCount, v string, n int32) {
+	for i := 0; i+4 <= len(v); i++ {
+		g := gramAt(v, i)
+		c := freq[g]
+		if c.values == 0 || c.last != n {
+			c.values++
+			c.last = n
+			freq[g] = c
+		}
+	}
 }

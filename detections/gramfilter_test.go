@@ -127,6 +127,52 @@ func TestGramFilterAgreesWithContains(t *testing.T) {
 	t.Logf("%d literals in %d fields, %d values checked", len(s.lits), len(byField), values)
 }
 
+// TestAnchoredGramFilter checks that sampled gram counts move a literal's
+// anchor off a gram every value holds, and that the re-anchored filter
+// still finds exactly the literals occurring.
+func TestAnchoredGramFilter(t *testing.T) {
+	lits := []string{`foobarbaz`, `\users\`, `users`, `--type=gpu`, `\temp\x.ps1`, `abc`, `q`}
+	ids := make([]int32, len(lits))
+	for i := range ids {
+		ids[i] = int32(i)
+	}
+	sample := []string{`"c:\users\alice\app.exe" --type=renderer --foobar`, `c:\users\bob\x.exe --type=utility /foobar`, `c:\windows\temp\a.exe`}
+	grams := map[uint32]gramCount{}
+	for i, v := range sample {
+		countGrams(grams, v, int32(i+1))
+	}
+	if c := grams[gramAt("sers", 0)]; c.values != 2 {
+		t.Fatalf("gram %q counted in %d values, want 2", "sers", c.values)
+	}
+	anchor := func(f *gramFilter, lit string) string {
+		for _, sl := range f.g4.tab {
+			if sl.n == 0 {
+				continue
+			}
+			for _, e := range f.g4.ents[sl.start : sl.start+sl.n] {
+				if f.lits[e.lit] == lit {
+					return lit[e.off : e.off+4]
+				}
+			}
+		}
+		return ""
+	}
+	if a := anchor(newGramFilter(lits, ids), lits[0]); a != "foob" {
+		t.Fatalf("without samples %q anchored on %q, want its first gram", lits[0], a)
+	}
+	f := newAnchoredGramFilter(lits, ids, grams)
+	if a := anchor(f, lits[0]); strings.Contains(sample[0]+sample[1], a) {
+		t.Errorf("%q anchored on %q, which the sampled values hold", lits[0], a)
+	}
+	if a := anchor(f, lits[3]); strings.Contains(sample[0]+sample[1], a) {
+		t.Errorf("%q anchored on %q, which the sampled values hold", lits[3], a)
+	}
+	seen := make([]uint32, len(lits))
+	for gen, v := range append(sample, `c:\users\foobarbaz.exe --type=gpu`, `foobarba`, `\temp\x.ps1q`, `abc users`, `x`, ``) {
+		checkFilter(t, f, lits, ids, v, seen, uint32(gen+1))
+	}
+}
+
 // TestRegexLiteralSets checks the literal sets of a few regular
 // expressions, and that strings the expressions match satisfy them all.
 func TestRegexLiteralSets(t *testing.T) {

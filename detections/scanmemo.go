@@ -22,6 +22,10 @@ type fieldMemo struct {
 	lits         map[string][]int32 // folded value → literal ids found in it
 	hits, misses int
 	off          bool // values do not repeat: scan always
+	// grams of the first values scanned, for anchoring the field's
+	// literals on the grams its values hold least (see ruleSet.reanchor)
+	grams   map[uint32]gramCount
+	sampled int32
 }
 
 // memoFor returns the memo of field fid for the current rule set.
