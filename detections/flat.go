@@ -42,8 +42,11 @@ type flatMatch struct {
 	// lit is the literal id of a contains the rule set's scan answers
 	// (-1: none).
 	lit int32
-	s   string
-	m   *matcher
+	// o1, o2: offsets of two rare bytes of s, for a contains the scan
+	// does not answer (see indexRare)
+	o1, o2 uint8
+	s      string
+	m      *matcher
 }
 
 // flatten lays out the conditions of rules; litOf maps a contains matcher's
@@ -67,6 +70,9 @@ func flatten(rules []*Rule, litOf func(cid int32) int32) flatProgram {
 						fm := flatMatch{op: m.op, cased: m.cased, s: m.s, m: m, lit: -1}
 						if m.op == opContains && m.cid != 0 {
 							fm.lit = litOf(m.cid)
+						}
+						if m.op == opContains && len(m.s) >= 2 {
+							fm.o1, fm.o2 = rarePair(m.s)
 						}
 						p.ms = append(p.ms, fm)
 					}
@@ -173,7 +179,10 @@ func (e *Engine) flatMatch(fm *flatMatch, raw, folded string, ok bool) bool {
 			if fm.lit >= 0 {
 				return e.litSeen[fm.lit] == e.gen
 			}
-			return strings.Contains(v, fm.s)
+			if fm.o1 == fm.o2 {
+				return strings.Contains(v, fm.s)
+			}
+			return indexRare(v, fm.s, fm.o1, fm.o2) >= 0
 		}
 	}
 	return matchOne(fm.m, raw, folded, ok, e)

@@ -7,3 +7,7 @@ var useGramHitsAVX2 = false
 func gramHitsAVX2(v *byte, nblocks int, bits, bits2, pairs *uint64, shift uint64, out *uint32) int {
 	panic("gramHitsAVX2 without AVX2")
 }
+
+func pairScanAVX2(a, b *byte, blocks int, c1, c2 byte) (int, uint32) {
+	panic("pairScanAVX2 without AVX2")
+}
