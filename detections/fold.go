@@ -9,7 +9,7 @@ import (
 )
 
 // appendFold appends s case-folded (lower-cased rune by rune) to dst. ASCII
-// takes a fast path, eight bytes at a time. Rule literals and event values
+// takes a fast path, 32 bytes at a time with AVX2, else eight. Rule literals and event values
 // are folded by the same function, so case-insensitive comparison is byte
 // comparison.
 func appendFold(dst []byte, s string) []byte {
@@ -18,6 +18,9 @@ func appendFold(dst []byte, s string) []byte {
 	out := dst[n:]
 	src := unsafe.Slice(unsafe.StringData(s), len(s))
 	i := 0
+	if useGramHitsAVX2 && len(src) >= 32 {
+		i = foldASCIIAVX2(unsafe.SliceData(out), unsafe.SliceData(src), len(src))
+	}
 	for ; i+8 <= len(src); i += 8 {
 		x := binary.LittleEndian.Uint64(src[i:])
 		if x&0x8080808080808080 != 0 {
@@ -52,7 +55,15 @@ func appendFoldUnicode(dst []byte, s string) []byte {
 
 // needsFold reports whether folding would change s.
 func needsFold(s string) bool {
-	for i := 0; i < len(s); i++ {
+	i := 0
+	if useGramHitsAVX2 && len(s) >= 32 {
+		found, checked := needsFoldAVX2(unsafe.StringData(s), len(s))
+		if found {
+			return true
+		}
+		i = checked
+	}
+	for ; i < len(s); i++ {
 		c := s[i]
 		if c >= utf8.RuneSelf || ('A' <= c && c <= 'Z') {
 			return true

@@ -204,14 +204,17 @@ func TestRegexLiteralSets(t *testing.T) {
 	}
 }
 
-// TestAppendFold compares the eight-byte fast path with folding byte by
-// byte and rune by rune.
+// TestAppendFold compares the 32- and eight-byte fast paths with folding
+// byte by byte and rune by rune, and needsFold with its definition.
 func TestAppendFold(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	alphabet := "AZaz@[`{09 \\\"-_.:/ÄéΣK"
-	for range 20000 {
+	for k := range 40000 {
 		var b strings.Builder
-		for n := r.IntN(40); n > 0; n-- {
+		for n := r.IntN(40 + k%3*50); n > 0; n-- {
+			if r.IntN(3) == 0 { // long lower-case runs: the fast paths
+				b.WriteString("abcdefghijklmnopqrstuvwxyz0123456789 -\\"[:r.IntN(39)])
+			}
 			if r.IntN(10) == 0 {
 				b.WriteByte(byte(r.IntN(256)))
 			} else {
@@ -243,6 +246,9 @@ func TestAppendFold(t *testing.T) {
 		pre := []byte("pre")
 		if got := appendFold(pre, s); string(got) != "pre"+string(want) {
 			t.Fatalf("appendFold(%q) = %q, want %q", s, got[3:], want)
+		}
+		if got, want := needsFold(s), strings.ContainsFunc(s, func(c rune) bool { return c >= 0x80 || 'A' <= c && c <= 'Z' }); got != want {
+			t.Fatalf("needsFold(%q) = %v, want %v", s, got, want)
 		}
 	}
 }

@@ -11,3 +11,7 @@ func gramHitsAVX2(v *byte, nblocks int, bits, bits2, pairs *uint64, shift uint64
 func pairScanAVX2(a, b *byte, blocks int, c1, c2 byte) (int, uint32) {
 	panic("pairScanAVX2 without AVX2")
 }
+
+func foldASCIIAVX2(dst, src *byte, n int) int { return 0 }
+
+func needsFoldAVX2(src *byte, n int) (bool, int) { return false, 0 }
