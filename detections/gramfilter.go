@@ -59,7 +59,31 @@ type gramFilter struct {
 	// a byte that is not a letter, mayHold looks for that byte of each
 	// literal with strings.IndexByte and compares the literal around it.
 	few []fewLiteral
+
+	// long: when every literal has minLongLiteral bytes or more (hashes:
+	// imphash=…, md5=…), the set of the 8-byte grams of their last
+	// minLongLiteral bytes, tested at every longStride-th window of a
+	// value before the scan: a value with no such window holds none of
+	// the literals. (The last bytes of a hash literal are hex digits,
+	// whose grams are nearly all distinct; "imphash=" is in every value.)
+	long      []uint64 // open addressing; 0 is an empty slot
+	longShift uint32
+	longZero  bool     // a gram of eight zero bytes is in the set
+	longBits  []uint64 // bitmap of the grams' hashes in front of long
 }
+
+// longBitsLog is log2 of the bits of gramFilter.longBits (8 KiB, in L1).
+const longBitsLog = 16
+
+// minLongLiteral is the shortest literal length at which a filter tests a
+// value's 8-byte windows at a stride (longStride) before scanning it.
+const minLongLiteral = 16
+
+// longStride: a literal's last minLongLiteral bytes cover this many
+// windows of eight bytes.
+const longStride = minLongLiteral - 7
+
+const longMul = 0x9E3779B97F4A7C15
 
 // fewLiteral is a literal of a small filter and its rarest caseless byte.
 type fewLiteral struct {
@@ -243,6 +267,13 @@ func newAnchoredGramFilter(lits []string, ids []int32, freq map[uint32]gramCount
 	}
 	f.looseStride = max(minLen-3, 1)
 	f.few = fewLiterals(lits, ids)
+	shortest := maxGramLiteral + 1
+	for _, id := range ids {
+		shortest = min(shortest, len(lits[id]))
+	}
+	if len(ids) > 0 && shortest >= minLongLiteral {
+		f.buildLong()
+	}
 	lbits := uint32(12)
 	for 1<<lbits < 16*len(grams) {
 		lbits++
@@ -444,6 +475,9 @@ func (x *gramIndex) has(h uint32) bool {
 // seen[lit] == gen marks a literal already found (the caller bumps gen for
 // every scan).
 func (f *gramFilter) find(v string, seen []uint32, gen uint32, found []int32) []int32 {
+	if f.long != nil && !f.mayHoldLong(v) {
+		return found
+	}
 	n := len(v)
 	if f.hasOne {
 		if len(f.oneBytes) <= maxIndexByteLits {
@@ -640,4 +674,67 @@ func countGrams(freq map[uint32]gramCount, v string, n int32) {
 			freq[g] = c
 		}
 	}
+}
+
+// buildLong builds the set of the 8-byte grams of the last minLongLiteral
+// bytes of the filter's literals (none shorter).
+func (f *gramFilter) buildLong() {
+	var grams []uint64
+	for _, id := range f.ids {
+		l := f.lits[id]
+		l = l[len(l)-minLongLiteral:]
+		for i := 0; i+8 <= len(l); i++ {
+			grams = append(grams, binary.LittleEndian.Uint64([]byte(l[i:i+8])))
+		}
+	}
+	bits := uint32(4)
+	for 1<<bits < 2*len(grams) {
+		bits++
+	}
+	f.long = make([]uint64, 1<<bits)
+	f.longShift = 64 - bits
+	mask := uint64(len(f.long) - 1)
+	f.longBits = make([]uint64, (1<<longBitsLog)/64)
+	for _, g := range grams {
+		if g == 0 {
+			f.longZero = true
+			continue
+		}
+		b := (g * longMul) >> (64 - longBitsLog)
+		f.longBits[b/64] |= 1 << (b % 64)
+		j := (g * longMul) >> f.longShift
+		for f.long[j] != 0 && f.long[j] != g {
+			j = (j + 1) & mask
+		}
+		f.long[j] = g
+	}
+}
+
+// mayHoldLong reports whether v may hold a literal of f (see long): false
+// means none occurs. A literal's last minLongLiteral bytes, at q, cover the
+// longStride windows starting at q…q+longStride-1, one of which starts at
+// a multiple of longStride, and that window is one of the grams in long.
+func (f *gramFilter) mayHoldLong(v string) bool {
+	long, shift := f.long, f.longShift
+	mask := uint64(len(long) - 1)
+	for i := 0; i+8 <= len(v); i += longStride {
+		g := uint64(v[i]) | uint64(v[i+1])<<8 | uint64(v[i+2])<<16 | uint64(v[i+3])<<24 |
+			uint64(v[i+4])<<32 | uint64(v[i+5])<<40 | uint64(v[i+6])<<48 | uint64(v[i+7])<<56
+		if g == 0 {
+			if f.longZero {
+				return true
+			}
+			continue
+		}
+		h := g * longMul
+		if b := h >> (64 - longBitsLog); f.longBits[b/64]&(1<<(b%64)) == 0 {
+			continue
+		}
+		for j := h >> shift; long[j] != 0; j = (j + 1) & mask {
+			if long[j] == g {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -361,3 +361,49 @@ func randomWord(r *rand.Rand, n int) string {
 	}
 	return string(b)
 }
+
+// TestLongLiteralPrefilter checks the strided 8-byte test of filters whose
+// literals are all long (hash values): with literals planted at every
+// offset of random hex values the filter finds exactly what strings.Contains
+// does, and a value without them is ruled out before the scan.
+func TestLongLiteralPrefilter(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	hex := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = "0123456789abcdef"[r.IntN(16)]
+		}
+		return string(b)
+	}
+	var lits []string
+	var ids []int32
+	for i := range 60 {
+		l := []string{"imphash=", "md5=", "sha256=", ""}[i%4] + hex(minLongLiteral+r.IntN(40))
+		lits = append(lits, l)
+		ids = append(ids, int32(i))
+	}
+	f := newGramFilter(lits, ids)
+	if f.long == nil {
+		t.Fatal("no long-literal prefilter for literals of 16 bytes or more")
+	}
+	seen := make([]uint32, len(lits))
+	gen := uint32(0)
+	ruledOut := 0
+	for range 400 {
+		v := "sha1=" + hex(40) + ",md5=" + hex(32) + ",sha256=" + hex(64) + ",imphash=" + hex(r.IntN(40))
+		if !f.mayHoldLong(v) {
+			ruledOut++
+		}
+		gen++
+		checkFilter(t, f, lits, ids, v, seen, gen)
+		l := lits[r.IntN(len(lits))]
+		for p := 0; p+len(l) <= len(v); p += 1 + r.IntN(5) {
+			w := v[:p] + l + v[p+len(l):]
+			gen++
+			checkFilter(t, f, lits, ids, w, seen, gen)
+		}
+	}
+	if ruledOut < 390 {
+		t.Errorf("only %d of 400 values without a literal ruled out before the scan", ruledOut)
+	}
+}
