@@ -1,6 +1,7 @@
 package importers
 
 import (
+	"strings"
 	"unsafe"
 
 	"github.com/quarry-sec/quarry/telemetry"
@@ -104,6 +105,18 @@ func (f *fieldSet) internAt(n int, k []byte) string {
 		f.byPos[n] = s
 	}
 	return s
+}
+
+// predicted returns the key of the n-th top-level member of the previous
+// record when it can be matched by its raw bytes (see
+// jscanner.predictedMember), "" otherwise.
+func (f *fieldSet) predicted(n int) string {
+	if n < len(f.byPos) {
+		if k := f.byPos[n]; strings.IndexByte(k, '"') < 0 && strings.IndexByte(k, '\\') < 0 {
+			return k
+		}
+	}
+	return ""
 }
 
 // add records a field whose value is arena[start:].

@@ -131,6 +131,42 @@ func (s *jscanner) member(n int, buf []byte) (key []byte, more bool, err error) 
 	return raw, true, nil
 }
 
+// predictedMember is member for the common case of a key equal to want
+// (the key at the same place in the previous record; no '"' or '\\' in
+// it): it reports whether the next member's key is want, consuming it and
+// its ':' if so, and consumes nothing otherwise. Keys of records of one
+// source come in the same order record after record, so most are matched
+// by one comparison instead of being scanned.
+func (s *jscanner) predictedMember(n int, want string) bool {
+	i := s.i
+	b := s.b
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	if n > 0 {
+		if i >= len(b) || b[i] != ',' {
+			return false
+		}
+		i++
+		for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+			i++
+		}
+	}
+	end := i + 1 + len(want)
+	if end >= len(b) || b[i] != '"' || b[end] != '"' || string(b[i+1:end]) != want {
+		return false
+	}
+	i = end + 1
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	if i >= len(b) || b[i] != ':' {
+		return false
+	}
+	s.i = i + 1
+	return true
+}
+
 // literal reads a number, true, false or null.
 func (s *jscanner) literal() ([]byte, error) {
 	s.ws()

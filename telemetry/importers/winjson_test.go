@@ -1,6 +1,7 @@
 package importers
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -205,4 +206,48 @@ func TestPowerShellAndSysmonLinuxJSON(t *testing.T) {
 	eq(t, "linux kind", evs[1].Kind, telemetry.KindExec)
 	eq(t, "linux PID", evs[1].PID, 42)
 	eq(t, "linux Path", evs[1].Path, "/usr/bin/curl")
+}
+
+// TestPredictedKeys reads records whose keys come in the previous record's
+// order (matched by their raw bytes) and records that break the prediction
+// (other order, spaces, escaped keys, fewer and more members): every
+// record's fields must be those of the record read on its own.
+func TestPredictedKeys(t *testing.T) {
+	const sysmon = `"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational",`
+	records := []string{
+		`{` + sysmon + `"Image":"C:\\a.exe","CommandLine":"a b"}`,
+		`{` + sysmon + `"Image":"C:\\b.exe","CommandLine":"c d"}`,
+		`{ "EventID" : 1 , "Channel":"Microsoft-Windows-Sysmon/Operational" , "Image" : "x" ,"CommandLine":"y"}`,
+		`{` + sysmon + `"CommandLine":"swapped","Image":"C:\\c.exe"}`,
+		`{` + sysmon + `"Imag\u0065":"escaped key","CommandLine":"e"}`,
+		`{` + sysmon + `"Image":"fewer"}`,
+		`{` + sysmon + `"Image":"more","CommandLine":"f","User":"u","Imag":"prefix of a key"}`,
+		`{` + sysmon + `"Image":"C:\\d.exe","CommandLine":"g","User":"v","Imag":"w"}`,
+	}
+	stream, _, _ := openAll(t, writeTemp(t, "stream.json", strings.Join(records, "\n")+"\n"))
+	if len(stream) != len(records) {
+		t.Fatalf("read %d events of %d records", len(stream), len(records))
+	}
+	for i, rec := range records {
+		alone, _, _ := openAll(t, writeTemp(t, "one.json", rec+"\n"))
+		if len(alone) != 1 {
+			t.Fatalf("record %d alone: %d events", i, len(alone))
+		}
+		if got, want := stream[i].Fields.List(), alone[0].Fields.List(); !reflect.DeepEqual(got, want) {
+			t.Errorf("record %d in the stream: %v; alone: %v", i, got, want)
+		}
+	}
+	if v, _ := stream[4].Fields.Get("Image"); v != "escaped key" {
+		t.Errorf("escaped key: Image = %q", v)
+	}
+	if v, _ := stream[6].Fields.Get("Imag"); v != "prefix of a key" {
+		t.Errorf("Imag = %q", v)
+	}
+	// A key that starts like the predicted one but is not closed where
+	// it would end is malformed, not the predicted key.
+	bad := records[0] + "\n" + `{` + sysmon + `"ImageX:"C:\\b.exe","CommandLine":"c d"}` + "\n"
+	evs, errs, _ := openAll(t, writeTemp(t, "bad.json", bad))
+	if len(evs) != 1 || len(errs) != 1 {
+		t.Errorf("unclosed key after a predicted one: %d events, %d record errors; want 1 and 1", len(evs), len(errs))
+	}
 }

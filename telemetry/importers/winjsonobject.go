@@ -7,8 +7,8 @@ import (
 // skippedFlatFields are top-level fields of flat JSON events not kept in
 // Event.Fields: Message repeats the EventData as rendered text and is by far
 // the largest field.
-func skippedFlatField(key []byte) bool {
-	return string(key) == "Message"
+func skippedFlatField(key string) bool {
+	return key == "Message"
 }
 
 // decodeWinJSON decodes one Windows event object, flat or nested
@@ -18,28 +18,34 @@ func decodeWinJSON(s *jscanner, fs *fieldSet) error {
 		return err
 	}
 	for n := 0; ; n++ {
-		key, more, err := s.member(n, fs.keyBuf)
-		if err != nil {
-			return err
+		var k string
+		if want := fs.predicted(n); want != "" && s.predictedMember(n, want) {
+			k = want
+		} else {
+			key, more, err := s.member(n, fs.keyBuf)
+			if err != nil {
+				return err
+			}
+			if !more {
+				break
+			}
+			k = fs.internAt(n, key)
 		}
-		if !more {
-			break
-		}
-		if string(key) == "Event" && s.peek() == '{' {
+		if k == "Event" && s.peek() == '{' {
 			if err := decodeNestedEvent(s, fs); err != nil {
 				return err
 			}
 			continue
 		}
-		if skippedFlatField(key) {
+		if skippedFlatField(k) {
 			if err := s.skip(); err != nil {
 				return err
 			}
 			continue
 		}
-		k := fs.internAt(n, key)
 		start := len(fs.arena)
 		var null bool
+		var err error
 		if fs.arena, null, err = s.appendText(fs.arena); err != nil {
 			return err
 		}
