@@ -2,6 +2,7 @@ package detections
 
 import (
 	"encoding/binary"
+	"slices"
 	"strings"
 	"unsafe"
 )
@@ -59,6 +60,8 @@ type gramFilter struct {
 	// a byte that is not a letter, mayHold looks for that byte of each
 	// literal with strings.IndexByte and compares the literal around it.
 	few []fewLiteral
+	// fewPairs: every literal of few has two bytes that are not letters
+	fewPairs bool
 
 	// long: when every literal has minLongLiteral bytes or more (hashes:
 	// imphash=…, md5=…), the set of the 8-byte grams of their last
@@ -90,6 +93,9 @@ type fewLiteral struct {
 	lit  string
 	at   int // offset of the byte in lit
 	byte byte
+	// at2: offset of another byte of lit that is not a letter (after
+	// at or before it), -1 when it has none
+	at2 int
 }
 
 // maxFewLiterals is the most literals mayHold searches for one by one.
@@ -267,6 +273,7 @@ func newAnchoredGramFilter(lits []string, ids []int32, freq map[uint32]gramCount
 	}
 	f.looseStride = max(minLen-3, 1)
 	f.few = fewLiterals(lits, ids)
+	f.fewPairs = len(f.few) > 0 && !slices.ContainsFunc(f.few, func(fl fewLiteral) bool { return fl.at2 < 0 })
 	shortest := maxGramLiteral + 1
 	for _, id := range ids {
 		shortest = min(shortest, len(lits[id]))
@@ -355,7 +362,17 @@ func fewLiterals(lits []string, ids []int32) []fewLiteral {
 		if best < 0 {
 			return nil
 		}
-		out = append(out, fewLiteral{lit: l, at: best, byte: l[best]})
+		second := -1
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if i == best || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' {
+				continue
+			}
+			if second < 0 || byteCount[c] < byteCount[l[second]] {
+				second = i
+			}
+		}
+		out = append(out, fewLiteral{lit: l, at: best, byte: l[best], at2: second})
 	}
 	return out
 }
@@ -369,6 +386,25 @@ func fewLiterals(lits []string, ids []int32) []fewLiteral {
 // length); else the comparison is exact. Values beyond ASCII elsewhere
 // (Microsoft® in Product) do not matter.
 func (f *gramFilter) mayHoldFew(v string) bool {
+	if f.fewPairs && !strings.Contains(v, "\u0130") && !strings.Contains(v, "\u212a") {
+		// No rune folds to ASCII (İ → i and the Kelvin sign → k are the
+		// only ones): an occurrence is the literal's bytes up to case,
+		// its two non-letter bytes at their offsets. Test those pairs,
+		// 32 positions at a time.
+		for i := range f.few {
+			fl := &f.few[i]
+			o1, o2 := min(fl.at, fl.at2), max(fl.at, fl.at2)
+			for p := 0; ; p++ {
+				if p = nextPair(v, p, len(fl.lit), o1, o2, fl.lit[o1], fl.lit[o2]); p < 0 {
+					break
+				}
+				if equalFoldASCII(v[p:p+len(fl.lit)], fl.lit) {
+					return true
+				}
+			}
+		}
+		return false
+	}
 	for i := range f.few {
 		fl := &f.few[i]
 		for from := 0; ; {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // naiveFind is what a gramFilter must answer: the literals of ids that are
@@ -405,5 +406,49 @@ func TestLongLiteralPrefilter(t *testing.T) {
 	}
 	if ruledOut < 390 {
 		t.Errorf("only %d of 400 values without a literal ruled out before the scan", ruledOut)
+	}
+}
+
+// TestMayHoldFewPairs checks the keyword prefilter of a few literals with
+// two non-letter bytes each (tested in pairs, 32 positions at a time):
+// a value whose folded form holds a literal answers true, whatever the
+// case, the position and the runes around it, including runes that fold
+// to ASCII letters (İ, the Kelvin sign), and an ASCII value without one
+// answers false.
+func TestMayHoldFewPairs(t *testing.T) {
+	lits := []string{`\perfc.dat`, `\kit.exe`, `a-b.c`}
+	ids := []int32{0, 1, 2}
+	f := newGramFilter(lits, ids)
+	if !f.fewPairs {
+		t.Fatalf("few = %+v: want every literal tested by a pair of bytes", f.few)
+	}
+	r := rand.New(rand.NewPCG(21, 22))
+	filler := []string{"x", "\\", ".", " ", "®", "é", "c:\\windows\\", ".exe ", "PERFC", "-", "Kit"}
+	forms := map[string][]string{
+		`\perfc.dat`: {`\perfc.dat`, `\PERFC.DAT`, `\PeRfC.dAt`},
+		`\kit.exe`:   {`\kit.exe`, `\KIT.EXE`, "\\\u212aIT.exe", "\\k\u0130t.exe"},
+		`a-b.c`:      {`a-b.c`, `A-B.C`},
+	}
+	for k := range 3000 {
+		var b strings.Builder
+		for n := r.IntN(120); n > 0; n-- {
+			b.WriteString(filler[r.IntN(len(filler))])
+		}
+		v := b.String()
+		if k%2 == 0 {
+			l := lits[r.IntN(len(lits))]
+			form := forms[l][r.IntN(len(forms[l]))]
+			p := r.IntN(len(v) + 1)
+			for p > 0 && p < len(v) && !utf8.RuneStart(v[p]) {
+				p--
+			}
+			v = v[:p] + form + v[p:]
+		}
+		holds := len(naiveFind(lits, ids, fold(v))) > 0
+		if got := f.mayHold(v); holds && !got {
+			t.Fatalf("%q holds a literal folded but mayHold is false", v)
+		} else if !holds && got && isASCII(v) {
+			t.Fatalf("ASCII %q holds no literal but mayHold is true", v)
+		}
 	}
 }

@@ -42,6 +42,27 @@ func rarePair(lit string) (o1, o2 uint8) {
 	return uint8(a), uint8(b)
 }
 
+// nextPair returns the first position p ≥ from with v[p+o1] == c1, v[p+o2]
+// == c2 and p+n ≤ len(v) (o1 < o2 < n), -1 if none.
+func nextPair(v string, from, n, o1, o2 int, c1, c2 byte) int {
+	npos := len(v) - n + 1
+	k := from
+	if useGramHitsAVX2 && npos-k >= 32 {
+		p := unsafe.StringData(v)
+		blocks, mask := pairScanAVX2((*byte)(unsafe.Add(unsafe.Pointer(p), k+o1)), (*byte)(unsafe.Add(unsafe.Pointer(p), k+o2)), (npos-k)/32, c1, c2)
+		if mask != 0 {
+			return k + blocks*32 + bits.TrailingZeros32(mask)
+		}
+		k += blocks * 32
+	}
+	for ; k < npos; k++ {
+		if v[k+o1] == c1 && v[k+o2] == c2 {
+			return k
+		}
+	}
+	return -1
+}
+
 // indexRare returns the first index of lit in v, -1 if none; o1 < o2 are
 // offsets of two bytes of lit (see rarePair), lit has two bytes or more.
 func indexRare(v, lit string, o1, o2 uint8) int {
