@@ -1,6 +1,7 @@
 package detections
 
 import (
+	mathbits "math/bits"
 	"slices"
 	"strings"
 	"sync"
@@ -42,8 +43,11 @@ type Engine struct {
 	arena   []byte
 	numBuf  []byte
 	litSeen []uint32 // by literal id: gen when found in the current event
-	ruleHit []uint32
-	cands   []int32
+	// cands: bit ri set when rule ri of the set is a candidate (see
+	// Match); all zero between events
+	cands []uint64
+	// evaluated is how many rules the last Match evaluated
+	evaluated int
 	// every field value, raw and folded, for keyword searches; valid
 	// when allGen == gen
 	allGen  uint32
@@ -129,10 +133,12 @@ type ruleSet struct {
 	// requiredGroups) holds it. second[ri] is the literal ids of rule ri's
 	// second group, nil if none: a rule whose first group has a literal in
 	// the event stays a candidate only if its second has one too.
-	litRules   [][]int32
-	second     [][]int32
-	kwFilter   *gramFilter // keyword literals, looked for in every value
-	always     []int32
+	litRules [][]int32
+	second   [][]int32
+	kwFilter *gramFilter // keyword literals, looked for in every value
+	always   []int32
+	// alwaysBits: bit ri set for the rules of always
+	alwaysBits []uint64
 	scanFields []int
 	// cidPair[cid-cidBase] is the literal id of contains matcher cid, -1
 	// when the set does not look for it.
@@ -377,6 +383,10 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 			s.cidPair[c-lo] = p
 		}
 	}
+	s.alwaysBits = make([]uint64, (len(s.rules)+63)/64)
+	for _, ri := range s.always {
+		s.alwaysBits[ri>>6] |= 1 << (ri & 63)
+	}
 	s.prog = flatten(s.rules, func(cid int32) int32 {
 		if i := cid - s.cidBase; i >= 0 && int(i) < len(s.cidPair) {
 			return s.cidPair[i]
@@ -441,29 +451,32 @@ func (e *Engine) Match(ev *telemetry.Event, emit func(Hit)) int {
 	if s.kwFilter != nil && !e.gathered {
 		e.scanKeywords(s)
 	}
-	// Candidates by their first requirement group: drop those whose
-	// second group has no literal in the event.
-	kept := e.cands[:0]
-	for _, ri := range e.cands {
-		if sec := s.second[ri]; sec != nil && !e.anySeen(sec) {
-			continue
-		}
-		kept = append(kept, ri)
-	}
-	e.cands = append(kept, s.always...)
-	slices.Sort(e.cands)
-	n := 0
+	// Candidates, in rule order: the rules whose first requirement group
+	// had a literal in the event (unless their second group has none)
+	// and the rules evaluated always. The words are cleared on the way.
+	n, evaluated := 0, 0
 	e.set = s
-	for _, ri := range e.cands {
-		r := s.rules[ri]
-		if e.evalFlat(&s.prog, s.prog.roots[ri]) {
-			n++
-			if emit != nil {
-				emit(Hit{Rule: r, Techniques: r.Techniques, Tactics: r.Tactics, Event: ev, Time: ev.Time})
+	cands := e.cands[:len(s.alwaysBits)]
+	for w, bits := range cands {
+		cands[w] = 0
+		bits |= s.alwaysBits[w]
+		for ; bits != 0; bits &= bits - 1 {
+			ri := int32(w<<6 | mathbits.TrailingZeros64(bits))
+			if sec := s.second[ri]; sec != nil && !e.anySeen(sec) {
+				continue
+			}
+			r := s.rules[ri]
+			evaluated++
+			if e.evalFlat(&s.prog, s.prog.roots[ri]) {
+				n++
+				if emit != nil {
+					emit(Hit{Rule: r, Techniques: r.Techniques, Tactics: r.Tactics, Event: ev, Time: ev.Time})
+				}
 			}
 		}
 	}
 	e.ev, e.set, e.aliases, e.gathered = nil, nil, nil, false
+	e.evaluated = evaluated
 	return n
 }
 
@@ -552,10 +565,7 @@ func (e *Engine) litFound(s *ruleSet, lit int32) {
 	}
 	e.litSeen[lit] = e.gen
 	for _, ri := range s.litRules[lit] {
-		if e.ruleHit[ri] != e.gen {
-			e.ruleHit[ri] = e.gen
-			e.cands = append(e.cands, ri)
-		}
+		e.cands[ri>>6] |= 1 << (ri & 63)
 	}
 }
 
@@ -592,7 +602,6 @@ func (e *Engine) begin(ev *telemetry.Event, s *ruleSet) {
 		clear(e.slots)
 		clear(e.spanSeen[:])
 		clear(e.litSeen)
-		clear(e.ruleHit)
 		e.allGen = 0
 		e.gen = 1
 	}
@@ -605,11 +614,10 @@ func (e *Engine) begin(ev *telemetry.Event, s *ruleSet) {
 	if n := len(s.litRules); len(e.scanSeen) < n {
 		e.scanSeen = append(e.scanSeen, make([]uint32, n-len(e.scanSeen))...)
 	}
-	if n := len(s.rules); len(e.ruleHit) < n {
-		e.ruleHit = append(e.ruleHit, make([]uint32, n-len(e.ruleHit))...)
+	if n := len(s.alwaysBits); len(e.cands) < n {
+		e.cands = append(e.cands, make([]uint64, n-len(e.cands))...)
 	}
 	e.arena = e.arena[:0]
-	e.cands = e.cands[:0]
 	if e.aliases == nil {
 		e.gather(s)
 	}

@@ -1,7 +1,6 @@
 package detections
 
 import (
-	"slices"
 	"testing"
 
 	"github.com/quarry-sec/quarry/telemetry"
@@ -46,8 +45,8 @@ level: high
 		{`C:\t\tool.exe.bak`, `tool.exe --exfiltrate`, true, false}, // both literals occur; the suffix does not match
 	} {
 		n := e.Match(ev(c.image, c.cmd), nil)
-		if (n == 1) != c.hit || slices.Contains(e.cands, 0) != c.cand {
-			t.Errorf("%s %q: hit %v candidate %v, want %v %v", c.image, c.cmd, n == 1, slices.Contains(e.cands, 0), c.hit, c.cand)
+		if (n == 1) != c.hit || (e.evaluated == 1) != c.cand {
+			t.Errorf("%s %q: hit %v candidate %v, want %v %v", c.image, c.cmd, n == 1, e.evaluated == 1, c.hit, c.cand)
 		}
 	}
 }
