@@ -15,25 +15,17 @@ import (
 	"github.com/quarry-sec/quarry/fleet/server"
 	"github.com/quarry-sec/quarry/fleet/store"
 	"github.com/quarry-sec/quarry/tables"
-	attacktables "github.com/quarry-sec/quarry/tables/attack"
 	"github.com/quarry-sec/quarry/tables/catalog"
-	"github.com/quarry-sec/quarry/tables/ioa"
-	"github.com/quarry-sec/quarry/tables/process"
 
 	"github.com/quarry-sec/quarry/attack"
 )
 
 // DefaultTables are the tables the schema browser lists when
 // Config.Tables is nil: every table of Quarry's catalog (ATT&CK, process
-// events under both names, IoA hits and rules). Only their schemas are
-// used.
+// events under both names, IoA hits and rules, incidents and process
+// trees), the tables Quarry's agent serves. Only their schemas are used.
 func DefaultTables(kb *attack.KB) []tables.Table {
-	all := attacktables.Tables(kb)
-	pe := process.Events(nil, process.Options{})
-	alias := pe
-	alias.Name = catalog.OsqueryProcessEvents
-	alias.Description = "process_events under its name inside osquery (the same rows)."
-	all = append(all, pe, alias, ioa.Hits(nil), ioa.Rules(ioa.StaticRules(nil)))
+	all := catalog.Schemas(kb)
 	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
 	return all
 }

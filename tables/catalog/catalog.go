@@ -46,8 +46,24 @@ func New(src Sources, opts ...tables.WrapOption) (*tables.Registry, error) {
 		return nil, errors.New("catalog: no ATT&CK knowledge base")
 	}
 	reg := tables.NewRegistry(opts...)
+	if err := reg.Register(list(src, src.Events != nil)...); err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	return reg, nil
+}
+
+// Schemas returns every table of the catalog, process_events under both its
+// names included, with no data behind them: their names, descriptions and
+// columns, for listing (the hunt page's schema browser).
+func Schemas(kb *attack.KB) []tables.Table {
+	return list(Sources{ATTACK: kb, OsqueryAlias: true}, true)
+}
+
+// list returns the tables of src; withEvents adds the families that read the
+// event store (src.Events, which may be nil when only schemas are wanted).
+func list(src Sources, withEvents bool) []tables.Table {
 	all := attacktables.Tables(src.ATTACK)
-	if src.Events != nil {
+	if withEvents {
 		pe := process.Events(src.Events, src.Process)
 		all = append(all, pe, ioa.Hits(src.Events), incidents.Incidents(src.Events),
 			incidents.IncidentHits(src.Events), incidents.ProcessTree(src.Events), incidents.RelatedIncidents(src.Events))
@@ -62,9 +78,5 @@ func New(src Sources, opts ...tables.WrapOption) (*tables.Registry, error) {
 	if rules == nil {
 		rules = ioa.StaticRules(nil)
 	}
-	all = append(all, ioa.Rules(rules))
-	if err := reg.Register(all...); err != nil {
-		return nil, fmt.Errorf("catalog: %w", err)
-	}
-	return reg, nil
+	return append(all, ioa.Rules(rules))
 }
