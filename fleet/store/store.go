@@ -106,6 +106,17 @@ type Store interface {
 	// answered already or the deadline has passed.
 	AnswerHunt(ctx context.Context, huntID, hostID string, a Answer) (bool, error)
 
+	// PutHostSchema replaces what a host reported of its tables (or the
+	// error it answered the schema probe with).
+	PutHostSchema(ctx context.Context, s *HostSchema) error
+	// HostSchemaStatus returns when and at which version a host last
+	// answered the schema probe, and its error if it failed, without the
+	// tables; ErrNotFound if it never answered.
+	HostSchemaStatus(ctx context.Context, hostID string) (*HostSchema, error)
+	// FleetTables returns the union of the tables the enrolled hosts
+	// reported, by name.
+	FleetTables(ctx context.Context) ([]FleetTable, error)
+
 	// CreateToken stores an analyst API token by its hash.
 	CreateToken(ctx context.Context, name, hash string) error
 	// TokenExists reports whether a token with the hash exists.

@@ -275,3 +275,48 @@ type IncidentHit struct {
 	HitID      string      `json:"hit_id"`
 	Detections []Detection `json:"detections"`
 }
+
+// TableColumn is one column of a table a host reported.
+type TableColumn struct {
+	Name string `json:"name"`
+	// Type is the declared type as the host wrote it (TEXT, BIGINT,
+	// UNSIGNED BIGINT, …); empty when it declared none.
+	Type string `json:"type,omitempty"`
+	// Hidden: osquery's HIDDEN columns (not in SELECT *, used as
+	// constraints).
+	Hidden bool `json:"hidden,omitempty"`
+}
+
+// HostTable is one table a host reported having.
+type HostTable struct {
+	Name    string        `json:"name"`
+	Columns []TableColumn `json:"columns"`
+}
+
+// HostSchema is what a host answered to the server's schema probe: the
+// tables its SQL engine serves.
+type HostSchema struct {
+	HostID string
+	// Version is the host's osquery and Quarry versions when it answered:
+	// the server probes again when they change.
+	Version    string
+	ReportedAt time.Time
+	// Error is the host's message when the probe failed ("schema
+	// unavailable"); Tables is then empty.
+	Error  string
+	Tables []HostTable
+}
+
+// FleetTable is a table some enrolled hosts reported, over all of them.
+type FleetTable struct {
+	Name string `json:"name"`
+	// Columns are every column any host reported for the table, in the
+	// order the first definition (by host count) gave them, then the
+	// others' additions.
+	Columns []TableColumn `json:"columns"`
+	// Hosts is how many hosts reported the table.
+	Hosts int `json:"hosts"`
+	// Platforms are those hosts' platform families (linux, darwin,
+	// windows…), sorted.
+	Platforms []string `json:"platforms"`
+}

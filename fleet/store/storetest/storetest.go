@@ -37,6 +37,7 @@ func Run(t *testing.T, open Open) {
 		{"HuntDeadline", testHuntDeadline},
 		{"TokensAndPacks", testTokensAndPacks},
 		{"ConcurrentWrites", testConcurrentWrites},
+		{"HostSchemas", testHostSchemas},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -174,4 +174,28 @@ CREATE TABLE incident_nodes (
   reported BIGINT NOT NULL,
   PRIMARY KEY (host_id, incident_id, process_key)
 );
+`,
+	// 4: the tables each host reported to the schema probe. A table's
+	// definition (name and columns) is stored once in table_defs, keyed by
+	// a hash of both, however many hosts report it; host_tables says which
+	// host has which; host_schemas when and at which version each host
+	// answered, or the error it answered with.
+	`
+CREATE TABLE host_schemas (
+  host_id TEXT PRIMARY KEY,
+  version TEXT NOT NULL,
+  reported_at BIGINT NOT NULL,
+  error TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE table_defs (
+  def_hash TEXT PRIMARY KEY,
+  table_name TEXT NOT NULL,
+  columns_json TEXT NOT NULL
+);
+CREATE TABLE host_tables (
+  host_id TEXT NOT NULL,
+  def_hash TEXT NOT NULL,
+  PRIMARY KEY (host_id, def_hash)
+);
+CREATE INDEX host_tables_def ON host_tables (def_hash);
 `}

@@ -1,0 +1,195 @@
+package sqldb
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/quarry-sec/quarry/fleet/store"
+)
+
+// defsPerStatement bounds the rows of one multi-row INSERT of table
+// definitions (3 parameters each: well under either database's limit).
+const defsPerStatement = 500
+
+// tableDef is a table definition as stored in table_defs.
+type tableDef struct {
+	hash, name, columns string
+}
+
+// tableDefOf encodes a reported table and hashes its name and columns:
+// hosts reporting the same definition share one table_defs row.
+func tableDefOf(t store.HostTable) (tableDef, error) {
+	cols := t.Columns
+	if cols == nil {
+		cols = []store.TableColumn{}
+	}
+	b, err := json.Marshal(cols)
+	if err != nil {
+		return tableDef{}, err
+	}
+	h := sha256.New()
+	h.Write([]byte(t.Name))
+	h.Write([]byte{0})
+	h.Write(b)
+	return tableDef{hash: hex.EncodeToString(h.Sum(nil)), name: t.Name, columns: string(b)}, nil
+}
+
+// PutHostSchema implements store.Store.
+func (db *DB) PutHostSchema(ctx context.Context, s *store.HostSchema) error {
+	var defs []tableDef
+	seen := map[string]bool{}
+	for _, t := range s.Tables {
+		d, err := tableDefOf(t)
+		if err != nil {
+			return fmt.Errorf("host %s schema: table %s: %w", s.HostID, t.Name, err)
+		}
+		if !seen[d.hash] {
+			seen[d.hash] = true
+			defs = append(defs, d)
+		}
+	}
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO host_schemas (host_id, version, reported_at, error)
+VALUES (?, ?, ?, ?)
+ON CONFLICT (host_id) DO UPDATE SET version = excluded.version, reported_at = excluded.reported_at,
+  error = excluded.error`), s.HostID, s.Version, ms(s.ReportedAt), s.Error); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM host_tables WHERE host_id = ?`), s.HostID); err != nil {
+			return err
+		}
+		for start := 0; start < len(defs); start += defsPerStatement {
+			chunk := defs[start:min(start+defsPerStatement, len(defs))]
+			defArgs := make([]any, 0, 3*len(chunk))
+			hostArgs := make([]any, 0, 2*len(chunk))
+			for _, d := range chunk {
+				defArgs = append(defArgs, d.hash, d.name, d.columns)
+				hostArgs = append(hostArgs, s.HostID, d.hash)
+			}
+			if _, err := tx.ExecContext(ctx, db.q(valuesSQL(`INSERT INTO table_defs (def_hash, table_name, columns_json)`,
+				3, len(chunk), `ON CONFLICT (def_hash) DO NOTHING`)), defArgs...); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, db.q(valuesSQL(`INSERT INTO host_tables (host_id, def_hash)`,
+				2, len(chunk), ``)), hostArgs...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("host %s schema: %w", s.HostID, err)
+	}
+	return nil
+}
+
+// HostSchemaStatus implements store.Store.
+func (db *DB) HostSchemaStatus(ctx context.Context, hostID string) (*store.HostSchema, error) {
+	s := store.HostSchema{HostID: hostID}
+	var at int64
+	err := db.r.QueryRowContext(ctx, db.q(`SELECT version, reported_at, error FROM host_schemas WHERE host_id = ?`),
+		hostID).Scan(&s.Version, &at, &s.Error)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("host %s schema: %w", hostID, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("host %s schema: %w", hostID, err)
+	}
+	s.ReportedAt = fromMS(at)
+	return &s, nil
+}
+
+// FleetTables implements store.Store. Hosts are counted per definition
+// and platform family in the database; the definitions of one table
+// (hosts of different osquery versions) are merged here.
+func (db *DB) FleetTables(ctx context.Context) ([]store.FleetTable, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT d.def_hash, d.table_name, d.columns_json, g.family, g.n
+FROM (SELECT ht.def_hash, h.family, count(*) AS n
+  FROM host_tables ht JOIN hosts h ON h.id = ht.host_id
+  GROUP BY ht.def_hash, h.family) g
+JOIN table_defs d ON d.def_hash = g.def_hash`)
+	if err != nil {
+		return nil, fmt.Errorf("fleet tables: %w", err)
+	}
+	defer rows.Close()
+	type def struct {
+		hash, name string
+		cols       []store.TableColumn
+		hosts      int
+		families   map[string]bool
+	}
+	defs := map[string]*def{}
+	for rows.Next() {
+		var hash, name, cols, family string
+		var n int
+		if err := rows.Scan(&hash, &name, &cols, &family, &n); err != nil {
+			return nil, fmt.Errorf("fleet tables: %w", err)
+		}
+		d := defs[hash]
+		if d == nil {
+			d = &def{hash: hash, name: name, families: map[string]bool{}}
+			if err := json.Unmarshal([]byte(cols), &d.cols); err != nil {
+				return nil, fmt.Errorf("fleet tables: table %s: columns: %w", name, err)
+			}
+			defs[hash] = d
+		}
+		d.hosts += n
+		if family != "" {
+			d.families[family] = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("fleet tables: %w", err)
+	}
+	sorted := make([]*def, 0, len(defs))
+	for _, d := range defs {
+		sorted = append(sorted, d)
+	}
+	// By table, the definition most hosts reported first.
+	sort.Slice(sorted, func(i, j int) bool {
+		a, b := sorted[i], sorted[j]
+		if a.name != b.name {
+			return a.name < b.name
+		}
+		if a.hosts != b.hosts {
+			return a.hosts > b.hosts
+		}
+		return a.hash < b.hash
+	})
+	var out []store.FleetTable
+	var families map[string]bool
+	var colSeen map[string]bool
+	for _, d := range sorted {
+		if len(out) == 0 || out[len(out)-1].Name != d.name {
+			out = append(out, store.FleetTable{Name: d.name, Columns: []store.TableColumn{}})
+			families, colSeen = map[string]bool{}, map[string]bool{}
+		}
+		t := &out[len(out)-1]
+		t.Hosts += d.hosts
+		for _, c := range d.cols {
+			if !colSeen[c.Name] {
+				colSeen[c.Name] = true
+				t.Columns = append(t.Columns, c)
+			}
+		}
+		for f := range d.families {
+			if !families[f] {
+				families[f] = true
+				t.Platforms = append(t.Platforms, f)
+				sort.Strings(t.Platforms)
+			}
+		}
+	}
+	for i := range out {
+		if out[i].Platforms == nil {
+			out[i].Platforms = []string{}
+		}
+	}
+	return out, nil
+}
