@@ -2,6 +2,10 @@
 
 package detections
 
+// Other architectures have none of the AVX2 routines: useGramHitsAVX2 is
+// false, so the gram scan, the pair search and case folding take their
+// portable paths and never call these.
+
 var useGramHitsAVX2 = false
 
 func gramHitsAVX2(v *byte, nblocks int, bits, bits2, pairs *uint64, shift uint64, out *uint32) int {
