@@ -414,6 +414,14 @@ func TestAgentHuntAnswerSurvivesOutage(t *testing.T) {
 	a, stop := run()
 	waitFor(t, "enrollment", 5*time.Second, func() bool { h, _ := f.st.Hosts(ctx); return len(h) == 1 })
 	hosts, _ := f.st.Hosts(ctx)
+	// The server's schema probe comes with the agent's first distributed
+	// read: answered and gone from the queue before the hunt.
+	waitFor(t, "the schema probe answered", 5*time.Second, func() bool {
+		_, err := f.st.HostSchemaStatus(ctx, hosts[0].ID)
+		live, _ := a.Queue().Peek(ctx, KindLive, 1000, 1<<30)
+		return err == nil && len(live) == 0
+	})
+	probes := a.Stats().LiveQueries
 	f.setRefuse(false, true)
 	deadline := time.Now().Add(time.Minute)
 	h := &store.Hunt{ID: "h1", SQL: "SELECT 6 * 7 AS answer", Targets: store.Targets{All: true}, Created: time.Now(), Deadline: deadline}
@@ -421,7 +429,7 @@ func TestAgentHuntAnswerSurvivesOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the hunt taken, then the server gone", 5*time.Second, func() bool {
-		return f.refusing() && a.Stats().LiveQueries == 1
+		return f.refusing() && a.Stats().LiveQueries == probes+1
 	})
 	time.Sleep(200 * time.Millisecond) // a few failed sends
 	stop()

@@ -12,7 +12,8 @@ import (
 // handleDistributedRead hands a host the live hunts it has yet to run:
 // {"queries": {hunt ID: SQL}, "quarry_deadlines": {hunt ID: UNIX seconds}}.
 // The deadlines are Quarry's addition, for its agent to drop an answer it
-// could not deliver in time; osqueryd ignores them.
+// could not deliver in time; osqueryd ignores them. While the server does
+// not know the host's tables, the schema probe (SchemaProbeID) comes along.
 func (s *Server) handleDistributedRead(w http.ResponseWriter, r *http.Request, h *store.Host, _ []byte) {
 	now := s.cfg.Now()
 	active, err := s.huntsActive(r, now)
@@ -20,21 +21,29 @@ func (s *Server) handleDistributedRead(w http.ResponseWriter, r *http.Request, h
 		s.fail(w, r, err, nil)
 		return
 	}
-	if !active {
+	probe := s.schemaProbeDue(r.Context(), h, now)
+	if !active && !probe {
 		// The common case: no hunt anywhere, no write transaction.
 		writeJSON(w, http.StatusOK, map[string]any{"queries": map[string]string{}, "node_invalid": false})
 		return
 	}
-	hunts, err := s.cfg.Store.TakeHunts(r.Context(), h.ID, now, now.Add(-s.cfg.HuntResend))
-	if err != nil {
-		s.fail(w, r, err, nil)
-		return
+	var hunts []store.Hunt
+	if active {
+		hunts, err = s.cfg.Store.TakeHunts(r.Context(), h.ID, now, now.Add(-s.cfg.HuntResend))
+		if err != nil {
+			s.fail(w, r, err, nil)
+			return
+		}
 	}
-	queries := make(map[string]string, len(hunts))
-	deadlines := make(map[string]int64, len(hunts))
+	queries := make(map[string]string, len(hunts)+1)
+	deadlines := make(map[string]int64, len(hunts)+1)
 	for _, hu := range hunts {
 		queries[hu.ID] = hu.SQL
 		deadlines[hu.ID] = hu.Deadline.Unix()
+	}
+	if probe {
+		queries[SchemaProbeID] = SchemaProbeSQL
+		deadlines[SchemaProbeID] = now.Add(s.cfg.SchemaRetry).Unix()
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"queries": queries, "quarry_deadlines": deadlines, "node_invalid": false})
 }
@@ -47,9 +56,10 @@ type distributedWrite struct {
 	Messages map[string]string          `json:"messages"`
 }
 
-// handleDistributedWrite records a host's answers to hunts. Answers to
-// unknown or expired hunts, or repeated answers, are dropped; the host is
-// told nothing of them (osquery would not act on it).
+// handleDistributedWrite records a host's answers to hunts, and to the
+// schema probe (last: hunts first). Answers to unknown or expired hunts, or
+// repeated answers, are dropped; the host is told nothing of them (osquery
+// would not act on it).
 func (s *Server) handleDistributedWrite(w http.ResponseWriter, r *http.Request, h *store.Host, body []byte) {
 	var req distributedWrite
 	if err := json.Unmarshal(body, &req); err != nil {
@@ -64,6 +74,8 @@ func (s *Server) handleDistributedWrite(w http.ResponseWriter, r *http.Request, 
 		ids[id] = true
 	}
 	now := s.cfg.Now()
+	probed := ids[SchemaProbeID]
+	delete(ids, SchemaProbeID)
 	for id := range ids {
 		a := store.Answer{Status: int(req.Statuses[id]), Message: limitString(req.Messages[id], 4096), At: now}
 		if a.Status == 0 {
@@ -72,6 +84,13 @@ func (s *Server) handleDistributedWrite(w http.ResponseWriter, r *http.Request, 
 			a.Message = "query failed"
 		}
 		if _, err := s.cfg.Store.AnswerHunt(r.Context(), id, h.ID, a); err != nil {
+			s.fail(w, r, err, nil)
+			return
+		}
+	}
+	if probed {
+		if err := s.recordSchema(r.Context(), h, int(req.Statuses[SchemaProbeID]), limitString(req.Messages[SchemaProbeID], 4096),
+			req.Queries[SchemaProbeID], now); err != nil {
 			s.fail(w, r, err, nil)
 			return
 		}

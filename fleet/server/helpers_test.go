@@ -189,3 +189,15 @@ func (f *fixture) enroll(ident, platform string) string {
 
 // storeAll selects every detection.
 func storeAll() store.DetectionFilter { return store.DetectionFilter{Limit: 10000} }
+
+// huntQueries returns a distributed read's queries without the schema
+// probe (SchemaProbeID), which comes along until the host answers it.
+func huntQueries(rd map[string]any) map[string]any {
+	out := map[string]any{}
+	for id, q := range rd["queries"].(map[string]any) {
+		if id != SchemaProbeID {
+			out[id] = q
+		}
+	}
+	return out
+}

@@ -26,11 +26,11 @@ func TestHuntLifecycle(t *testing.T) {
 	if dl, _ := rd["quarry_deadlines"].(map[string]any)[id].(float64); int64(dl) != f.clock.Now().Add(10*time.Minute).Unix() {
 		t.Errorf("read A: the hunt's deadline = %v, want 10 minutes ahead", rd["quarry_deadlines"])
 	}
-	if _, rd := f.osquery("distributed/read", map[string]any{"node_key": mac}); len(rd["queries"].(map[string]any)) != 0 {
+	if _, rd := f.osquery("distributed/read", map[string]any{"node_key": mac}); len(huntQueries(rd)) != 0 {
 		t.Errorf("the Mac got a linux hunt: %v", rd)
 	}
 	// Asked again at once: not handed out twice.
-	if _, rd := f.osquery("distributed/read", map[string]any{"node_key": a}); len(rd["queries"].(map[string]any)) != 0 {
+	if _, rd := f.osquery("distributed/read", map[string]any{"node_key": a}); len(huntQueries(rd)) != 0 {
 		t.Errorf("hunt handed out twice: %v", rd)
 	}
 	code, wr := f.osquery("distributed/write", map[string]any{"node_key": a,
@@ -80,7 +80,7 @@ func TestHuntLifecycle(t *testing.T) {
 	}
 	// Past the deadline, the silent host is expired and a late answer is dropped.
 	f.clock.Add(11 * time.Minute)
-	if _, rd := f.osquery("distributed/read", map[string]any{"node_key": c}); len(rd["queries"].(map[string]any)) != 0 {
+	if _, rd := f.osquery("distributed/read", map[string]any{"node_key": c}); len(huntQueries(rd)) != 0 {
 		t.Errorf("expired hunt handed out: %v", rd)
 	}
 	f.osquery("distributed/write", map[string]any{"node_key": c, "queries": map[string]any{id: []any{map[string]string{"pid": "9"}}},

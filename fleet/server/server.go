@@ -68,6 +68,10 @@ type Config struct {
 	// NodeCacheSize bounds the node keys cached. Default
 	// DefaultNodeCacheSize.
 	NodeCacheSize int
+	// SchemaRetry is how long a host that answered the schema probe (see
+	// SchemaProbeID) with an error, or not at all, waits before it is
+	// probed again. Default DefaultSchemaRetry.
+	SchemaRetry time.Duration
 	// Now replaces time.Now (tests).
 	Now func() time.Time
 	// OnError receives the failures answered with a 5xx status.
@@ -94,6 +98,9 @@ type Server struct {
 	activeKnown           bool      // the store answered at least once
 	activeAsking          bool      // a request is asking the store now
 	activeGen, askingGen  uint64    // bumped by huntCreated; activeGen when the asking request began
+
+	schemaMu sync.Mutex
+	schemas  map[string]schemaState // host ID → what this server knows of its schema report
 }
 
 // New returns a server over cfg.Store.
@@ -113,6 +120,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.HuntResend <= 0 {
 		cfg.HuntResend = DefaultHuntResend
 	}
+	if cfg.SchemaRetry <= 0 {
+		cfg.SchemaRetry = DefaultSchemaRetry
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -127,7 +137,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), touched: map[string]time.Time{},
 		pendingTouch: map[string]time.Time{}, logs: &groupCommit{st: cfg.Store},
-		nodes: newNodeCache(cfg.NodeCacheTTL, cfg.NodeCacheSize)}
+		nodes: newNodeCache(cfg.NodeCacheTTL, cfg.NodeCacheSize), schemas: map[string]schemaState{}}
 	s.routes()
 	return s, nil
 }
@@ -160,6 +170,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /api/v1/hunts", s.analyst(s.handleCreateHunt))
 	s.mux.HandleFunc("GET /api/v1/hunts/{id}", s.analyst(s.handleHunt))
 	s.mux.HandleFunc("GET /api/v1/queries/{name}/results", s.analyst(s.handleQueryResults))
+	s.mux.HandleFunc("GET /api/v1/tables", s.analyst(s.handleTables))
 	s.mux.HandleFunc("GET /api/v1/packs", s.analyst(s.handlePacks))
 	s.mux.HandleFunc("PUT /api/v1/packs/{name}", s.analyst(s.handlePutPack))
 	s.mux.HandleFunc("DELETE /api/v1/packs/{name}", s.analyst(s.handleDeletePack))

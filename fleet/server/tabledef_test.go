@@ -11,7 +11,9 @@ import (
 
 func TestParseTableDefinition(t *testing.T) {
 	col := func(name, typ string) store.TableColumn { return store.TableColumn{Name: name, Type: typ} }
-	hidden := func(name, typ string) store.TableColumn { return store.TableColumn{Name: name, Type: typ, Hidden: true} }
+	hidden := func(name, typ string) store.TableColumn {
+		return store.TableColumn{Name: name, Type: typ, Hidden: true}
+	}
 	tests := []struct {
 		name string
 		def  string
