@@ -67,7 +67,15 @@ type fleet struct {
 
 func newFleet(t testing.TB) *fleet {
 	t.Helper()
-	kb, rules := knowledge(t)
+	_, rules := knowledge(t)
+	return newFleetWithRules(t, rules)
+}
+
+// newFleetWithRules is newFleet with the UI's rules given (the coverage
+// layer's).
+func newFleetWithRules(t testing.TB, rules []*detections.Rule) *fleet {
+	t.Helper()
+	kb, _ := knowledge(t)
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fleet.db"))
 	if err != nil {

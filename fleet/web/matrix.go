@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -17,8 +18,17 @@ import (
 // matrixModel is the static shape of the matrix: tactics in matrix order,
 // each with its techniques and their sub-techniques.
 type matrixModel struct {
+	Version string // ATT&CK version: "18.1" or "19"
 	Tactics []matrixTactic
+	// cells: every technique and sub-technique ID shown
+	cells map[string]bool
 }
+
+// ATT&CK versions of the matrix page (?attack=).
+const (
+	matrixV18 = "18.1"
+	matrixV19 = "19"
+)
 
 type matrixTactic struct {
 	Tactic     *attack.Tactic
@@ -30,27 +40,167 @@ type matrixTech struct {
 	Subs []*attack.Technique
 }
 
+// buildMatrix is the base bundle's matrix (v18.1: 14 tactics).
 func buildMatrix(kb *attack.KB) *matrixModel {
-	m := &matrixModel{}
+	var tactics []*attack.Tactic
 	for _, tac := range kb.Tactics() {
-		all := kb.TechniquesByTactic(tac.ShortName)
+		tactics = append(tactics, tac)
+	}
+	return assembleMatrix(matrixV18, tactics, func(tac *attack.Tactic) []*attack.Technique {
+		var out []*attack.Technique
+		for _, t := range kb.TechniquesByTactic(tac.ShortName) {
+			// Not the v19 overlay's techniques or placements.
+			if t.AttackVersion == kb.Version() && slices.Contains(t.Tactics, tac.ShortName) {
+				out = append(out, t)
+			}
+		}
+		return out
+	})
+}
+
+// buildMatrixV19 is the v19 matrix laid over v18.1 (15 tactics: Stealth for
+// Defense Evasion, Defense Impairment added): the techniques present in
+// v19 under their v19 tactics and names. Nil without a v19 overlay.
+func buildMatrixV19(kb *attack.KB) *matrixModel {
+	tactics := kb.TacticsV19()
+	if len(tactics) == 0 {
+		return nil
+	}
+	byTactic := map[string][]*attack.Technique{}
+	for i := range kb.Techniques() {
+		t := &kb.Techniques()[i]
+		if t.Revoked || t.Deprecated || t.ReplacedByV19 != "" {
+			continue
+		}
+		for _, tac := range t.TacticsV19 {
+			byTactic[tac] = append(byTactic[tac], t)
+		}
+	}
+	return assembleMatrix(matrixV19, tactics, func(tac *attack.Tactic) []*attack.Technique { return byTactic[tac.ShortName] })
+}
+
+// assembleMatrix lays out the tactics with their techniques (by name) and
+// each technique's sub-techniques.
+func assembleMatrix(version string, tactics []*attack.Tactic, techniques func(*attack.Tactic) []*attack.Technique) *matrixModel {
+	m := &matrixModel{Version: version, cells: map[string]bool{}}
+	for _, tac := range tactics {
 		subs := map[string][]*attack.Technique{}
 		var parents []*attack.Technique
-		for _, t := range all {
+		for _, t := range techniques(tac) {
+			m.cells[t.ID] = true
 			if t.IsSubtechnique {
 				subs[t.ParentID] = append(subs[t.ParentID], t)
 			} else {
 				parents = append(parents, t)
 			}
 		}
-		sort.Slice(parents, func(i, j int) bool { return parents[i].Name < parents[j].Name })
+		name := func(t *attack.Technique) string { return techName(version, t) }
+		sort.Slice(parents, func(i, j int) bool { return name(parents[i]) < name(parents[j]) })
 		mt := matrixTactic{Tactic: tac}
 		for _, p := range parents {
-			mt.Techniques = append(mt.Techniques, matrixTech{T: p, Subs: subs[p.ID]})
+			ss := subs[p.ID]
+			sort.Slice(ss, func(i, j int) bool { return ss[i].ID < ss[j].ID })
+			mt.Techniques = append(mt.Techniques, matrixTech{T: p, Subs: ss})
 		}
 		m.Tactics = append(m.Tactics, mt)
 	}
 	return m
+}
+
+// techName is a technique's name in the matrix version.
+func techName(version string, t *attack.Technique) string {
+	if version == matrixV19 && t.NameV19 != "" {
+		return t.NameV19
+	}
+	return t.Name
+}
+
+// placeScores maps scores keyed by technique ID (rules and detections carry
+// current, v19 IDs: T1685 for v18.1's T1562.001) onto the cells of matrix
+// m. An ID without a cell moves to the technique it replaced or that
+// replaced it (a sub-technique without one to its parent's), so that no
+// rule or detection drops out of either version's matrix; placed[cell]
+// lists the IDs moved there, unplaced the IDs no cell takes.
+func placeScores(kb *attack.KB, m *matrixModel, sc map[string]attack.LayerScore) (out map[string]attack.LayerScore, placed map[string][]string, unplaced []string) {
+	out = map[string]attack.LayerScore{}
+	placed = map[string][]string{}
+	for id, s := range sc {
+		cell := cellFor(kb, m, id)
+		if cell == "" {
+			unplaced = append(unplaced, id)
+			continue
+		}
+		if cell != id {
+			placed[cell] = append(placed[cell], id)
+		}
+		o := out[cell]
+		o.Score += s.Score
+		o.Names = append(o.Names, s.Names...)
+		out[cell] = o
+	}
+	for cell, ids := range placed {
+		sort.Strings(ids)
+		placed[cell] = ids
+		o := out[cell]
+		sort.Strings(o.Names)
+		o.Names = slices.Compact(o.Names)
+		out[cell] = o
+	}
+	sort.Strings(unplaced)
+	return out, placed, unplaced
+}
+
+// cellFor returns the cell of m that technique id is shown in, "" if none.
+func cellFor(kb *attack.KB, m *matrixModel, id string) string {
+	for hop, cur := 0, strings.ToUpper(id); hop < 4 && cur != ""; hop++ {
+		if m.cells[cur] {
+			return cur
+		}
+		t, ok := kb.Technique(cur)
+		if !ok {
+			return ""
+		}
+		if m.Version == matrixV19 {
+			if t.ReplacedByV19 != "" {
+				cur = t.ReplacedByV19
+				continue
+			}
+		} else if preds := predecessors(kb, t.ID); len(preds) > 0 {
+			// The v18.1 technique this v19 one replaced: the one of the
+			// same name (T1685 Disable or Modify Tools replaced T1562,
+			// T1562.001 and T1562.006; T1562.001 has its name), else of
+			// the same kind (technique or sub-technique), else the first.
+			cur = preds[0]
+			rank := 0
+			for _, p := range preds {
+				pt, ok := kb.Technique(p)
+				switch {
+				case ok && strings.EqualFold(pt.Name, techName(matrixV19, t)):
+					cur, rank = p, 2
+				case ok && rank < 1 && pt.IsSubtechnique == t.IsSubtechnique:
+					cur, rank = p, 1
+				}
+				if rank == 2 {
+					break
+				}
+			}
+			continue
+		}
+		cur = t.ParentID
+	}
+	return ""
+}
+
+// predecessors returns the IDs redirected to id, sorted.
+func predecessors(kb *attack.KB, id string) []string {
+	var out []string
+	for _, r := range kb.Redirects() {
+		if strings.EqualFold(r.NewID, id) {
+			out = append(out, r.OldID)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // coverage maps each technique to the titles of the rules tagged with it.
@@ -70,6 +220,7 @@ func coverage(rules []*detections.Rule) map[string][]string {
 // layerQuery is a matrix layer request: which layer, time window, hosts.
 type layerQuery struct {
 	Layer   string // coverage or detections
+	Attack  string // matrix version: matrixV18 or matrixV19
 	Window  string
 	Hosts   string
 	Since   time.Time
@@ -85,6 +236,10 @@ func (ui *UI) parseLayerQuery(r *http.Request) (layerQuery, error) {
 	}
 	if lq.Window == "" {
 		lq.Window = "7d"
+	}
+	lq.Attack = matrixV18
+	if q.Get("attack") == matrixV19 && ui.matrixV19 != nil {
+		lq.Attack = matrixV19
 	}
 	var err error
 	if lq.Since, err = parseWindow(lq.Window, ui.cfg.Now()); err != nil {
@@ -141,6 +296,8 @@ type tacticView struct {
 
 type matrixView struct {
 	Q        layerQuery
+	HasV19   bool
+	Unplaced string // technique IDs with a score and no cell in this version
 	Windows  any
 	Tactics  []tacticView
 	Max      float64
@@ -178,7 +335,10 @@ func (ui *UI) handleMatrix(w http.ResponseWriter, r *http.Request) {
 		ui.fail(w, r, err)
 		return
 	}
-	v := matrixView{Q: lq, Windows: windows, Unknown: strings.Join(lq.Unknown, ", ")}
+	model := ui.matrixFor(lq)
+	sc, placed, unplaced := placeScores(ui.cfg.KB, model, sc)
+	v := matrixView{Q: lq, Windows: windows, Unknown: strings.Join(lq.Unknown, ", "), HasV19: ui.matrixV19 != nil,
+		Unplaced: strings.Join(unplaced, ", ")}
 	for _, s := range sc {
 		v.Max = max(v.Max, s.Score)
 	}
@@ -188,7 +348,15 @@ func (ui *UI) handleMatrix(w http.ResponseWriter, r *http.Request) {
 	}
 	scored := map[string]bool{}
 	tip := func(t *attack.Technique, s attack.LayerScore) string {
-		tip := t.ID + " " + t.Name
+		tip := t.ID + " " + techName(model.Version, t)
+		if ids := placed[t.ID]; len(ids) > 0 {
+			tip += " (with " + strings.Join(ids, ", ") + ", of ATT&CK "
+			if model.Version == matrixV19 {
+				tip += "v18.1)"
+			} else {
+				tip += "v19)"
+			}
+		}
 		if s.Score > 0 {
 			tip += fmt.Sprintf(" — %g %s", s.Score, v.Label)
 			if len(s.Names) > 0 {
@@ -201,11 +369,11 @@ func (ui *UI) handleMatrix(w http.ResponseWriter, r *http.Request) {
 		}
 		return tip
 	}
-	for _, mt := range ui.matrix.Tactics {
+	for _, mt := range model.Tactics {
 		tv := tacticView{ID: mt.Tactic.ID, Name: mt.Tactic.Name, Short: mt.Tactic.ShortName}
 		for _, te := range mt.Techniques {
 			s := sc[te.T.ID]
-			c := cellView{ID: te.T.ID, Name: te.T.Name, Score: s.Score, Heat: heat(s.Score, v.Max), Tip: tip(te.T, s)}
+			c := cellView{ID: te.T.ID, Name: techName(model.Version, te.T), Score: s.Score, Heat: heat(s.Score, v.Max), Tip: tip(te.T, s)}
 			if s.Score > 0 {
 				scored[te.T.ID] = true
 			}
@@ -217,7 +385,7 @@ func (ui *UI) handleMatrix(w http.ResponseWriter, r *http.Request) {
 					scored[st.ID] = true
 					hot = true
 				}
-				c.Subs = append(c.Subs, cellView{ID: st.ID, Name: st.Name, Score: ss.Score, Heat: heat(ss.Score, v.Max), Tip: tip(st, ss)})
+				c.Subs = append(c.Subs, cellView{ID: st.ID, Name: techName(model.Version, st), Score: ss.Score, Heat: heat(ss.Score, v.Max), Tip: tip(st, ss)})
 			}
 			if hot {
 				tv.Scored++
@@ -259,6 +427,8 @@ func (ui *UI) handleLayer(w http.ResponseWriter, r *http.Request) {
 		ui.fail(w, r, err)
 		return
 	}
+	model := ui.matrixFor(lq)
+	sc, _, _ = placeScores(ui.cfg.KB, model, sc)
 	var l *attack.Layer
 	if lq.Layer == "coverage" {
 		l = attack.NewLayer(ui.cfg.KB, "Quarry detection coverage",
@@ -273,9 +443,20 @@ func (ui *UI) handleLayer(w http.ResponseWriter, r *http.Request) {
 		}
 		l = attack.NewLayer(ui.cfg.KB, "Quarry fleet detections", desc, "detections", sc)
 	}
+	if model.Version == matrixV19 {
+		l.Versions.ATTACK = matrixV19
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="quarry-%s-layer.json"`, lq.Layer))
 	if err := l.Write(w); err != nil {
 		ui.cfg.OnError(r, err)
 	}
+}
+
+// matrixFor returns the matrix of the query's ATT&CK version.
+func (ui *UI) matrixFor(lq layerQuery) *matrixModel {
+	if lq.Attack == matrixV19 && ui.matrixV19 != nil {
+		return ui.matrixV19
+	}
+	return ui.matrix
 }

@@ -103,13 +103,14 @@ type Config struct {
 
 // UI is the web UI. Its Handler serves every page.
 type UI struct {
-	cfg    Config
-	wq     store.WebQueries
-	pages  map[string]*template.Template
-	mux    *http.ServeMux
-	matrix *matrixModel
-	cover  map[string][]string // technique ID → titles of the rules covering it
-	tables []tables.Table
+	cfg       Config
+	wq        store.WebQueries
+	pages     map[string]*template.Template
+	mux       *http.ServeMux
+	matrix    *matrixModel        // v18.1
+	matrixV19 *matrixModel        // nil without the v19 overlay
+	cover     map[string][]string // technique ID → titles of the rules covering it
+	tables    []tables.Table
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -154,6 +155,7 @@ func NewUI(cfg Config) (*UI, error) {
 		return nil, err
 	}
 	ui.matrix = buildMatrix(cfg.KB)
+	ui.matrixV19 = buildMatrixV19(cfg.KB)
 	ui.cover = coverage(cfg.Rules)
 	ui.routes()
 	return ui, nil
