@@ -36,11 +36,14 @@ type huntForm struct {
 }
 
 type huntPageView struct {
-	F         huntForm
-	Tables    []tables.Table
-	Platforms []string
-	Recent    []recentHunt
-	Types     map[tables.ColumnType]string
+	F      huntForm
+	Tables []tables.Table
+	// HostTables are the tables hosts reported (osquery's) that are not
+	// among Tables.
+	HostTables []store.FleetTable
+	Platforms  []string
+	Recent     []recentHunt
+	Types      map[tables.ColumnType]string
 }
 
 var typeNames = map[tables.ColumnType]string{tables.Text: "TEXT", tables.Integer: "INTEGER", tables.BigInt: "BIGINT", tables.Double: "DOUBLE"}
@@ -74,6 +77,12 @@ func (ui *UI) renderHuntPage(w http.ResponseWriter, r *http.Request, f huntForm)
 	}
 	v := huntPageView{F: f, Tables: ui.tables, Types: typeNames,
 		Platforms: []string{"linux", "windows", "darwin", "freebsd", "posix"}}
+	reported, err := ui.cfg.Store.FleetTables(r.Context())
+	if err != nil {
+		ui.fail(w, r, err)
+		return
+	}
+	v.HostTables = server.HostOnlyTables(ui.tables, reported)
 	hunts, err := ui.wq.RecentHunts(r.Context(), 15)
 	if err != nil {
 		ui.fail(w, r, err)
