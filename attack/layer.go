@@ -86,17 +86,31 @@ type LayerScore struct {
 	Names []string // shown in the comment and as metadata
 }
 
-// NewLayer builds a heat-map layer from per-technique scores. IDs are
-// resolved through kb (old IDs land on their successor); each technique's
-// cell is placed under each of its tactics so sub-techniques expand under
-// their parent. scoreLabel names the score in the legend ("enabled rules",
-// "hits").
+// NewLayer builds a heat-map layer of the base bundle's ATT&CK version
+// (v18.1) from per-technique scores. Each ID lands on its technique in that
+// version (see IDInVersion: a v19 ID such as T1685 on the v18.1 technique
+// it replaced, an old ID on its successor); each technique's cell is placed
+// under each of its tactics so sub-techniques expand under their parent.
+// scoreLabel names the score in the legend ("enabled rules", "hits").
 func NewLayer(kb *KB, name, description, scoreLabel string, scores map[string]LayerScore) *Layer {
+	return newLayer(kb, false, name, description, scoreLabel, scores)
+}
+
+// NewLayerV19 is NewLayer for ATT&CK v19 (a v18.1 ID revoked in v19 lands
+// on its v19 successor; cells under the v19 tactics).
+func NewLayerV19(kb *KB, name, description, scoreLabel string, scores map[string]LayerScore) *Layer {
+	return newLayer(kb, true, name, description, scoreLabel, scores)
+}
+
+func newLayer(kb *KB, v19 bool, name, description, scoreLabel string, scores map[string]LayerScore) *Layer {
 	merged := map[string]*LayerScore{}
 	for id, s := range scores {
-		key := strings.ToUpper(id)
-		if t, _, ok := kb.Resolve(id); ok {
-			key = t.ID
+		key := kb.IDInVersion(id, v19)
+		if key == "" {
+			key = strings.ToUpper(id)
+			if t, _, ok := kb.Resolve(id); ok {
+				key = t.ID
+			}
 		}
 		m := merged[key]
 		if m == nil {
@@ -113,9 +127,13 @@ func NewLayer(kb *KB, name, description, scoreLabel string, scores map[string]La
 		maxScore = max(maxScore, s.Score)
 	}
 	sort.Strings(ids)
+	version := kb.Version()
+	if v19 {
+		version = VersionV19
+	}
 	l := &Layer{
 		Name:        name,
-		Versions:    LayerVersions{ATTACK: majorVersion(kb.Version()), Navigator: "5.1.0", Layer: "4.5"},
+		Versions:    LayerVersions{ATTACK: majorVersion(version), Navigator: "5.1.0", Layer: "4.5"},
 		Domain:      "enterprise-attack",
 		Description: description,
 		Sorting:     3,
@@ -144,7 +162,10 @@ func NewLayer(kb *KB, name, description, scoreLabel string, scores map[string]La
 			cell.Links = []LayerLink{{Label: "ATT&CK " + id, URL: t.URL}}
 		}
 		tactics := []string{""}
-		if ok && len(t.Tactics) > 0 {
+		switch {
+		case ok && v19 && len(t.TacticsV19) > 0:
+			tactics = t.TacticsV19
+		case ok && len(t.Tactics) > 0:
 			tactics = t.Tactics
 		}
 		for _, tac := range tactics {

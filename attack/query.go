@@ -256,3 +256,85 @@ func pick[T any](all []T, idx []int) []T {
 	}
 	return out
 }
+
+// IDInVersion returns the ID under which technique id is shown in ATT&CK
+// v18.1's matrix (v19 false: the base bundle's live techniques) or in
+// v19's (v19 true: the techniques present in v19), "" when it has no place
+// there. Rules and hits carry current IDs, some new in v19 (SigmaHQ's
+// T1685), others of v18.1 that v19 revoked (T1562.001): an ID without a
+// place moves, in v18.1, to the technique it replaced (the one of its name,
+// else of its kind, else the first; a new sub-technique to its parent's
+// predecessor), and in v19 to its v19 successor; an old revoked ID to its
+// successor in both.
+func (kb *KB) IDInVersion(id string, v19 bool) string {
+	cur := normID(id)
+	for hop := 0; hop <= 2*maxRedirectHops && cur != ""; hop++ {
+		t, ok := kb.techByID[cur]
+		if !ok {
+			return ""
+		}
+		if kb.shownIn(t, v19) {
+			return t.ID
+		}
+		if v19 && t.ReplacedByV19 != "" {
+			cur = normID(t.ReplacedByV19)
+			continue
+		}
+		if next := kb.successor(cur); next != "" && (v19 || !t.Live()) {
+			cur = next
+			continue
+		}
+		if preds := kb.predecessors(cur); !v19 && len(preds) > 0 {
+			cur = kb.bestPredecessor(t, preds)
+			continue
+		}
+		cur = normID(t.ParentID)
+	}
+	return ""
+}
+
+// shownIn reports whether t is a technique of the v18.1 matrix (v19 false)
+// or of the v19 matrix.
+func (kb *KB) shownIn(t *Technique, v19 bool) bool {
+	if !t.Live() {
+		return false
+	}
+	if v19 {
+		return len(t.TacticsV19) > 0 && t.ReplacedByV19 == ""
+	}
+	return t.AttackVersion == kb.snap.Version
+}
+
+// predecessors returns the IDs redirected to id (canonical), sorted.
+func (kb *KB) predecessors(id string) []string {
+	var out []string
+	for _, r := range kb.snap.Redirects {
+		if normID(r.NewID) == id {
+			out = append(out, normID(r.OldID))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// bestPredecessor picks among the techniques t replaced the one of its
+// name (T1685 Disable or Modify Tools replaced T1562, T1562.001 and
+// T1562.006; T1562.001 has its name), else of its kind (technique or
+// sub-technique), else the first.
+func (kb *KB) bestPredecessor(t *Technique, preds []string) string {
+	name := t.Name
+	if t.NameV19 != "" {
+		name = t.NameV19
+	}
+	best, rank := preds[0], 0
+	for _, p := range preds {
+		pt, ok := kb.techByID[p]
+		switch {
+		case ok && strings.EqualFold(pt.Name, name):
+			return p
+		case ok && rank < 1 && pt.IsSubtechnique == t.IsSubtechnique:
+			best, rank = p, 1
+		}
+	}
+	return best
+}

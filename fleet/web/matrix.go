@@ -150,57 +150,13 @@ func placeScores(kb *attack.KB, m *matrixModel, sc map[string]attack.LayerScore)
 	return out, placed, unplaced
 }
 
-// cellFor returns the cell of m that technique id is shown in, "" if none.
+// cellFor returns the cell of m that technique id is shown in, "" if none
+// (see attack.KB.IDInVersion).
 func cellFor(kb *attack.KB, m *matrixModel, id string) string {
-	for hop, cur := 0, strings.ToUpper(id); hop < 4 && cur != ""; hop++ {
-		if m.cells[cur] {
-			return cur
-		}
-		t, ok := kb.Technique(cur)
-		if !ok {
-			return ""
-		}
-		if m.Version == matrixV19 {
-			if t.ReplacedByV19 != "" {
-				cur = t.ReplacedByV19
-				continue
-			}
-		} else if preds := predecessors(kb, t.ID); len(preds) > 0 {
-			// The v18.1 technique this v19 one replaced: the one of the
-			// same name (T1685 Disable or Modify Tools replaced T1562,
-			// T1562.001 and T1562.006; T1562.001 has its name), else of
-			// the same kind (technique or sub-technique), else the first.
-			cur = preds[0]
-			rank := 0
-			for _, p := range preds {
-				pt, ok := kb.Technique(p)
-				switch {
-				case ok && strings.EqualFold(pt.Name, techName(matrixV19, t)):
-					cur, rank = p, 2
-				case ok && rank < 1 && pt.IsSubtechnique == t.IsSubtechnique:
-					cur, rank = p, 1
-				}
-				if rank == 2 {
-					break
-				}
-			}
-			continue
-		}
-		cur = t.ParentID
+	if cell := kb.IDInVersion(id, m.Version == matrixV19); m.cells[cell] {
+		return cell
 	}
 	return ""
-}
-
-// predecessors returns the IDs redirected to id, sorted.
-func predecessors(kb *attack.KB, id string) []string {
-	var out []string
-	for _, r := range kb.Redirects() {
-		if strings.EqualFold(r.NewID, id) {
-			out = append(out, r.OldID)
-		}
-	}
-	sort.Strings(out)
-	return out
 }
 
 // coverage maps each technique to the titles of the rules tagged with it.
@@ -427,11 +383,13 @@ func (ui *UI) handleLayer(w http.ResponseWriter, r *http.Request) {
 		ui.fail(w, r, err)
 		return
 	}
-	model := ui.matrixFor(lq)
-	sc, _, _ = placeScores(ui.cfg.KB, model, sc)
+	newLayer := attack.NewLayer
+	if ui.matrixFor(lq).Version == matrixV19 {
+		newLayer = attack.NewLayerV19
+	}
 	var l *attack.Layer
 	if lq.Layer == "coverage" {
-		l = attack.NewLayer(ui.cfg.KB, "Quarry detection coverage",
+		l = newLayer(ui.cfg.KB, "Quarry detection coverage",
 			fmt.Sprintf("Enabled rules per technique (%d rules)", len(ui.cfg.Rules)), "enabled rules", sc)
 	} else {
 		desc := "Fleet detections per technique"
@@ -441,10 +399,7 @@ func (ui *UI) handleLayer(w http.ResponseWriter, r *http.Request) {
 		if lq.Hosts != "" {
 			desc += " on " + lq.Hosts
 		}
-		l = attack.NewLayer(ui.cfg.KB, "Quarry fleet detections", desc, "detections", sc)
-	}
-	if model.Version == matrixV19 {
-		l.Versions.ATTACK = matrixV19
+		l = newLayer(ui.cfg.KB, "Quarry fleet detections", desc, "detections", sc)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="quarry-%s-layer.json"`, lq.Layer))
