@@ -40,48 +40,66 @@ func tableDefOf(t store.HostTable) (tableDef, error) {
 	return tableDef{hash: hex.EncodeToString(h.Sum(nil)), name: t.Name, columns: string(b)}, nil
 }
 
-// PutHostSchema implements store.Store.
+// PutHostSchema implements store.Store. A host's definitions are stored
+// as a set shared with every host reporting the same (the definitions and
+// the set are written the first time only); the host then refers to it.
+// Definitions and sets no host refers to any more are kept: hosts of an
+// older osquery version may still report them, and they are few (one set
+// per osquery version and platform).
 func (db *DB) PutHostSchema(ctx context.Context, s *store.HostSchema) error {
 	var defs []tableDef
-	seen := map[string]bool{}
+	names := map[string]bool{}
 	for _, t := range s.Tables {
+		if names[t.Name] { // one definition of a table per host
+			continue
+		}
+		names[t.Name] = true
 		d, err := tableDefOf(t)
 		if err != nil {
 			return fmt.Errorf("host %s schema: table %s: %w", s.HostID, t.Name, err)
 		}
-		if !seen[d.hash] {
-			seen[d.hash] = true
-			defs = append(defs, d)
+		defs = append(defs, d)
+	}
+	set := ""
+	if len(defs) > 0 {
+		sort.Slice(defs, func(i, j int) bool { return defs[i].hash < defs[j].hash })
+		h := sha256.New()
+		for _, d := range defs {
+			h.Write([]byte(d.hash))
 		}
+		set = hex.EncodeToString(h.Sum(nil))
 	}
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO host_schemas (host_id, version, reported_at, error)
-VALUES (?, ?, ?, ?)
-ON CONFLICT (host_id) DO UPDATE SET version = excluded.version, reported_at = excluded.reported_at,
-  error = excluded.error`), s.HostID, s.Version, ms(s.ReportedAt), s.Error); err != nil {
-			return err
+		known := set == ""
+		if !known {
+			err := tx.QueryRowContext(ctx, db.q(`SELECT 1 FROM schema_sets WHERE set_hash = ? LIMIT 1`), set).Scan(new(int))
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			known = err == nil
 		}
-		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM host_tables WHERE host_id = ?`), s.HostID); err != nil {
-			return err
-		}
-		for start := 0; start < len(defs); start += defsPerStatement {
+		for start := 0; !known && start < len(defs); start += defsPerStatement {
 			chunk := defs[start:min(start+defsPerStatement, len(defs))]
 			defArgs := make([]any, 0, 3*len(chunk))
-			hostArgs := make([]any, 0, 2*len(chunk))
+			setArgs := make([]any, 0, 2*len(chunk))
 			for _, d := range chunk {
 				defArgs = append(defArgs, d.hash, d.name, d.columns)
-				hostArgs = append(hostArgs, s.HostID, d.hash)
+				setArgs = append(setArgs, set, d.hash)
 			}
 			if _, err := tx.ExecContext(ctx, db.q(valuesSQL(`INSERT INTO table_defs (def_hash, table_name, columns_json)`,
 				3, len(chunk), `ON CONFLICT (def_hash) DO NOTHING`)), defArgs...); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, db.q(valuesSQL(`INSERT INTO host_tables (host_id, def_hash)`,
-				2, len(chunk), ``)), hostArgs...); err != nil {
+			if _, err := tx.ExecContext(ctx, db.q(valuesSQL(`INSERT INTO schema_sets (set_hash, def_hash)`,
+				2, len(chunk), `ON CONFLICT (set_hash, def_hash) DO NOTHING`)), setArgs...); err != nil {
 				return err
 			}
 		}
-		return nil
+		_, err := tx.ExecContext(ctx, db.q(`INSERT INTO host_schemas (host_id, version, reported_at, error, set_hash)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (host_id) DO UPDATE SET version = excluded.version, reported_at = excluded.reported_at,
+  error = excluded.error, set_hash = excluded.set_hash`), s.HostID, s.Version, ms(s.ReportedAt), s.Error, set)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("host %s schema: %w", s.HostID, err)
@@ -105,15 +123,17 @@ func (db *DB) HostSchemaStatus(ctx context.Context, hostID string) (*store.HostS
 	return &s, nil
 }
 
-// FleetTables implements store.Store. Hosts are counted per definition
+// FleetTables implements store.Store. Hosts are counted per definition set
 // and platform family in the database; the definitions of one table
 // (hosts of different osquery versions) are merged here.
 func (db *DB) FleetTables(ctx context.Context) ([]store.FleetTable, error) {
 	rows, err := db.r.QueryContext(ctx, `SELECT d.def_hash, d.table_name, d.columns_json, g.family, g.n
-FROM (SELECT ht.def_hash, h.family, count(*) AS n
-  FROM host_tables ht JOIN hosts h ON h.id = ht.host_id
-  GROUP BY ht.def_hash, h.family) g
-JOIN table_defs d ON d.def_hash = g.def_hash`)
+FROM (SELECT s.set_hash, h.family, count(*) AS n
+  FROM host_schemas s JOIN hosts h ON h.id = s.host_id
+  WHERE s.set_hash <> ''
+  GROUP BY s.set_hash, h.family) g
+JOIN schema_sets m ON m.set_hash = g.set_hash
+JOIN table_defs d ON d.def_hash = m.def_hash`)
 	if err != nil {
 		return nil, fmt.Errorf("fleet tables: %w", err)
 	}

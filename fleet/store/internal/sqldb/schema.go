@@ -177,25 +177,28 @@ CREATE TABLE incident_nodes (
 `,
 	// 4: the tables each host reported to the schema probe. A table's
 	// definition (name and columns) is stored once in table_defs, keyed by
-	// a hash of both, however many hosts report it; host_tables says which
-	// host has which; host_schemas when and at which version each host
-	// answered, or the error it answered with.
+	// a hash of both; a host's set of definitions once in schema_sets,
+	// keyed by a hash of its members, however many hosts report it (hosts
+	// of one osquery version share one); host_schemas says which set each
+	// host has ('' for none), when and at which version it answered, or
+	// the error it answered with. Listing the fleet's tables then reads
+	// one row per host and one per table of each distinct set.
 	`
 CREATE TABLE host_schemas (
   host_id TEXT PRIMARY KEY,
   version TEXT NOT NULL,
   reported_at BIGINT NOT NULL,
-  error TEXT NOT NULL DEFAULT ''
+  error TEXT NOT NULL DEFAULT '',
+  set_hash TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE table_defs (
   def_hash TEXT PRIMARY KEY,
   table_name TEXT NOT NULL,
   columns_json TEXT NOT NULL
 );
-CREATE TABLE host_tables (
-  host_id TEXT NOT NULL,
+CREATE TABLE schema_sets (
+  set_hash TEXT NOT NULL,
   def_hash TEXT NOT NULL,
-  PRIMARY KEY (host_id, def_hash)
+  PRIMARY KEY (set_hash, def_hash)
 );
-CREATE INDEX host_tables_def ON host_tables (def_hash);
 `}
