@@ -347,6 +347,23 @@ func TestUIEndToEnd(t *testing.T) {
 	step(t, ctx, "show the graph", chromedp.ScrollIntoView(chromedp.CSS("#graph-h")))
 	screenshot(t, ctx, filepath.Join(out, "incident-graph.png"), "")
 
+	// A host reported osquery's tables (hundreds): the schema browser lists
+	// them after Quarry's, collapsed, and its filter finds one.
+	hosts, err := f.st.Hosts(context.Background())
+	if err != nil || len(hosts) == 0 {
+		t.Fatalf("hosts: %v %v", hosts, err)
+	}
+	var reported []store.HostTable
+	for i := range 300 {
+		reported = append(reported, store.HostTable{Name: fmt.Sprintf("osquery_table_with_a_long_name_%03d", i),
+			Columns: []store.TableColumn{{Name: "pid", Type: "BIGINT"}, {Name: "a_rather_long_column_name_for_layout", Type: "UNSIGNED BIGINT"}}})
+	}
+	reported = append(reported, store.HostTable{Name: "listening_ports", Columns: []store.TableColumn{{Name: "port", Type: "INTEGER"}}})
+	if err := f.st.PutHostSchema(context.Background(), &store.HostSchema{HostID: hosts[0].ID, Version: "osquery 5.12.1",
+		ReportedAt: time.Now(), Tables: reported}); err != nil {
+		t.Fatal(err)
+	}
+
 	// Hunt this technique: the hunt page comes pre-filled; run it on every
 	// host and watch the answers arrive.
 	step(t, ctx, "hunt from the technique page",
@@ -362,6 +379,15 @@ func TestUIEndToEnd(t *testing.T) {
 	if n := eval[int](t, ctx, `document.querySelectorAll('#schema details.table').length`); n < 10 {
 		t.Errorf("schema browser lists %d tables", n)
 	}
+	if n := eval[int](t, ctx, `document.querySelectorAll('#schema details.host-table:not([open])').length`); n != len(reported) {
+		t.Errorf("schema browser lists %d collapsed host tables, want %d", n, len(reported))
+	}
+	step(t, ctx, "filter the schema browser", chromedp.SendKeys(chromedp.CSS("#schema-filter"), "listening"))
+	if names := eval[[]string](t, ctx, `Array.from(document.querySelectorAll('#schema details.table:not([hidden])')).map(d => d.dataset.name)`); len(names) != 1 || names[0] != "listening_ports" {
+		t.Errorf("filtering the schema browser for \"listening\" shows %v", names)
+	}
+	eval[bool](t, ctx, `(() => { const f = document.getElementById("schema-filter"); f.value = "";
+  return f.dispatchEvent(new Event("input")); })()`)
 	noHorizontalScroll(t, ctx, "hunt")
 	step(t, ctx, "run the hunt",
 		chromedp.SetValue(chromedp.CSS("input[name=deadline]"), "60s"),
