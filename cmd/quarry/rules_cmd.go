@@ -146,14 +146,18 @@ rule id and the expected match_count over the events beside it. Ends with the li
 func (a *app) attackLayerCommand() *cobra.Command {
 	var rf ruleFlags
 	var coverage bool
-	var out string
+	var out, version string
 	cmd := &cobra.Command{
-		Use:   "layer --coverage [rule flags] [--out FILE]",
+		Use:   "layer --coverage [rule flags] [--attack 18.1|19] [--out FILE]",
 		Short: "Write an ATT&CK Navigator layer (4.5): rules covering each technique",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !coverage {
 				return usageError{errors.New("layer: --coverage is the layer this command makes (scan --layer makes the hits layer)")}
+			}
+			newLayer, err := layerMaker(version)
+			if err != nil {
+				return err
 			}
 			kb, err := a.knowledgeBase()
 			if err != nil {
@@ -172,7 +176,7 @@ func (a *app) attackLayerCommand() *cobra.Command {
 					scores[id] = s
 				}
 			}
-			l := attack.NewLayer(kb, "Quarry detection coverage",
+			l := newLayer(kb, "Quarry detection coverage",
 				fmt.Sprintf("Enabled rules per technique (%d rules)", len(rules)), "enabled rules", scores)
 			if out == "" || out == "-" {
 				return l.Write(cmd.OutOrStdout())
@@ -186,6 +190,18 @@ func (a *app) attackLayerCommand() *cobra.Command {
 	}
 	rf.add(cmd)
 	cmd.Flags().BoolVar(&coverage, "coverage", false, "score = enabled rules per technique")
+	cmd.Flags().StringVar(&version, "attack", "18.1", "ATT&CK version of the layer: 18.1 or 19 (v19 IDs such as T1685 land on the technique they replaced in 18.1)")
 	cmd.Flags().StringVarP(&out, "out", "o", "", "write to FILE instead of standard output")
 	return cmd
+}
+
+// layerMaker returns the layer constructor of an ATT&CK version flag.
+func layerMaker(version string) (func(kb *attack.KB, name, description, scoreLabel string, scores map[string]attack.LayerScore) *attack.Layer, error) {
+	switch version {
+	case "18.1", "18", "":
+		return attack.NewLayer, nil
+	case "19", "19.0":
+		return attack.NewLayerV19, nil
+	}
+	return nil, usageError{fmt.Errorf("--attack %q: want 18.1 or 19", version)}
 }

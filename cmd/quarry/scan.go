@@ -79,10 +79,10 @@ func (a *app) loadRules(f ruleFlags, w io.Writer) ([]*detections.Rule, *detectio
 
 func (a *app) scanCommand() *cobra.Command {
 	var rf ruleFlags
-	var format, layerPath, hostName, since, until string
+	var format, layerPath, layerVersion, hostName, since, until string
 	var fromStore, quiet bool
 	cmd := &cobra.Command{
-		Use:   "scan [--rules PATH]... [--sigma PATH]... [--no-builtin] [--min-level L] [--format table|json] [--layer FILE] (INPUT... | --store)",
+		Use:   "scan [--rules PATH]... [--sigma PATH]... [--no-builtin] [--min-level L] [--format table|json] [--layer FILE [--layer-attack 18.1|19]] (INPUT... | --store)",
 		Short: "Run detection rules over recordings, or over the event store's history",
 		Long: `Run Quarry's IoA pack, your rules and SigmaHQ rules over recorded telemetry (every
 format 'quarry import' reads) without storing it, or with --store over the events
@@ -95,6 +95,10 @@ technique) goes to standard error with --format json.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if format != formatTable && format != formatJSON {
 				return usageError{fmt.Errorf("--format %q: want table or json", format)}
+			}
+			newLayer, err := layerMaker(layerVersion)
+			if err != nil {
+				return err
 			}
 			if fromStore == (len(args) > 0) {
 				return usageError{errors.New("scan: give input files, or --store (not both)")}
@@ -137,7 +141,7 @@ technique) goes to standard error with --format json.`,
 			sc.flushTable()
 			sc.printSummary(summaryTo, len(rules), time.Since(start))
 			if layerPath != "" {
-				l := attack.NewLayer(kb, "Quarry scan hits", fmt.Sprintf("Hits per technique of a Quarry scan (%d events, %d hits)", sc.events, sc.hits), "hits", sc.layer)
+				l := newLayer(kb, "Quarry scan hits", fmt.Sprintf("Hits per technique of a Quarry scan (%d events, %d hits)", sc.events, sc.hits), "hits", sc.layer)
 				if werr := writeLayerFile(layerPath, l); werr != nil {
 					return werr
 				}
@@ -148,6 +152,7 @@ technique) goes to standard error with --format json.`,
 	rf.add(cmd)
 	cmd.Flags().StringVarP(&format, "format", "f", formatTable, "output: table or json (one hit per line)")
 	cmd.Flags().StringVar(&layerPath, "layer", "", "write an ATT&CK Navigator layer of hits per technique to FILE")
+	cmd.Flags().StringVar(&layerVersion, "layer-attack", "18.1", "ATT&CK version of the --layer file: 18.1 or 19")
 	cmd.Flags().StringVar(&hostName, "host", "", "host_identifier for the recordings' events (default: the records' own)")
 	cmd.Flags().BoolVar(&fromStore, "store", false, "scan the event store instead of files, storing the hits")
 	cmd.Flags().StringVar(&since, "since", "", "with --store: only events at or after this time (RFC 3339, or a duration ago like 24h)")
