@@ -13,7 +13,9 @@ import (
 // transitions missed the cache on nearly every input byte.
 //
 // Every literal of four bytes or more is represented by one of its 4-byte
-// fragments (gram), chosen to be rare. A scan hashes every 4-byte window of
+// fragments (gram), chosen to be rare: first by typical text
+// (commonGramText), then by the grams of the field's first values scanned
+// (see ruleSet.reanchor). A scan hashes every 4-byte window of
 // the value, tests the hash in a small bitmap (a few KiB, stays in L1), and
 // only on a hit looks the window up in a hash table of grams and compares
 // the literals anchored on it with the value at their position. Literals of
