@@ -46,6 +46,15 @@ type Store interface {
 	// (Reported) than the one stored, so an incident follows the host's
 	// as it grows and a resent or late old report changes nothing.
 	//
+	// GoneIncidents are applied after the batch's incidents and nodes: each
+	// deletes the host's incident of that ID (only that host's), its hits
+	// and its tree nodes, unless the stored incident is newer than the
+	// removal (LastSeen or Reported later than the GoneIncident's), so a
+	// changed incident's added row that came in an earlier request than
+	// its removed row survives. Detections are never deleted. A deleted
+	// incident reported again is stored again (under a new ID): a later
+	// report re-inserts it.
+	//
 	// Result rows are de-duplicated on osquery's natural key: host, Name,
 	// Epoch, Counter and, for the row itself, Action, Time and a hash of
 	// Columns. Rows identical in all of these within one batch are all

@@ -40,6 +40,25 @@ type LogBatch struct {
 	// incident queries reported them.
 	Incidents     []Incident
 	IncidentNodes []IncidentNode
+	// GoneIncidents are incidents the host no longer has (merged into
+	// another, or deleted): AppendLogs deletes them, their hits and their
+	// tree nodes (see Store.AppendLogs).
+	GoneIncidents []GoneIncident
+}
+
+// GoneIncident is an incident a host reported it no longer has: the
+// incidents query's removed row, with no added row of the same incident
+// ID in the same result log, for an incident still inside the query's
+// window.
+type GoneIncident struct {
+	IncidentID string
+	// LastSeen is the removed row's last_seen: the state the host last
+	// reported. A stored incident last seen later is a newer state of it
+	// and is kept.
+	LastSeen time.Time
+	// Reported is the result log's time; a stored incident reported later
+	// is kept.
+	Reported time.Time
 }
 
 // Result is one row of a scheduled query's result log.

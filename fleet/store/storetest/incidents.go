@@ -179,3 +179,147 @@ func testIncidents(t *testing.T, s store.Store) {
 		t.Fatalf("IncidentByID(unknown) = %v, want ErrNotFound", err)
 	}
 }
+
+// hostIncidents lists a host's incidents as incidentIDs does.
+func hostIncidents(t *testing.T, s store.Store, hostID string) string {
+	t.Helper()
+	ins, _, err := s.Incidents(ctx, store.IncidentFilter{HostIDs: []string{hostID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return incidentIDs(ins)
+}
+
+// testGoneIncidents: a gone incident is deleted with its hits and tree
+// nodes, on its host only, its detections kept; a newer stored state (last
+// seen or reported later) is kept; a later report stores it again; in one
+// group commit the order of the requests does not matter.
+func testGoneIncidents(t *testing.T, s store.Store) {
+	a := enroll(t, s, "host-a", "ka", "linux")
+	b := enroll(t, s, "host-b", "kb", "linux")
+	incA := incident("inc-a", 7, base, base, "hit-1")
+	incB := incident("inc-b", 5, base, base.Add(time.Minute), "hit-2")
+	batch := &store.LogBatch{
+		Detections: []store.Detection{
+			detection("hit-1", "T1218.005", "defense-evasion", "high", base),
+			detection("hit-2", "T1059.001", "execution", "high", base.Add(time.Minute)),
+		},
+		Incidents: []store.Incident{incA, incB},
+		IncidentNodes: []store.IncidentNode{
+			node("inc-a", "root", "", 0, 1, incA.Reported, "T1218.005"),
+			node("inc-b", "psh", "", 0, 1, incB.Reported, "T1059.001"),
+		},
+	}
+	if err := s.AppendLogs(ctx, a.ID, batch); err != nil {
+		t.Fatal(err)
+	}
+	// Host b has an incident of the same ID.
+	if err := s.AppendLogs(ctx, b.ID, &store.LogBatch{Incidents: []store.Incident{incB}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := hostIncidents(t, s, a.ID); got != "inc-a@host-a inc-b@host-a" {
+		t.Fatalf("host a incidents = %q", got)
+	}
+	byID := func(host, incidentID string) *store.Incident {
+		t.Helper()
+		ins, _, err := s.Incidents(ctx, store.IncidentFilter{HostIDs: []string{host}, IncidentIDs: []string{incidentID}})
+		if err != nil || len(ins) != 1 {
+			t.Fatalf("incident %s of %s: %v, %v", incidentID, host, ins, err)
+		}
+		return &ins[0]
+	}
+	oldB := byID(a.ID, "inc-b").ID
+
+	// A removal older than the stored state changes nothing: last seen
+	// earlier, or reported earlier.
+	at := base.Add(10 * time.Minute)
+	for _, g := range []store.GoneIncident{
+		{IncidentID: "inc-b", LastSeen: incB.LastSeen.Add(-time.Second), Reported: at},
+		{IncidentID: "inc-b", LastSeen: incB.LastSeen, Reported: incB.Reported.Add(-time.Second)},
+		{IncidentID: "inc-x", LastSeen: base, Reported: at}, // never stored
+	} {
+		if err := s.AppendLogs(ctx, a.ID, &store.LogBatch{GoneIncidents: []store.GoneIncident{g}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := hostIncidents(t, s, a.ID); got != "inc-a@host-a inc-b@host-a" {
+		t.Fatalf("after older removals, host a incidents = %q", got)
+	}
+
+	// B merged into A: A grows, B is gone.
+	grownA := incident("inc-a", 9, base, base.Add(2*time.Minute), "hit-1", "hit-2")
+	grownA.Reported = at
+	if err := s.AppendLogs(ctx, a.ID, &store.LogBatch{Incidents: []store.Incident{grownA},
+		IncidentNodes: []store.IncidentNode{node("inc-a", "psh", "root", 1, 1, at, "T1059.001")},
+		GoneIncidents: []store.GoneIncident{{IncidentID: "inc-b", LastSeen: incB.LastSeen, Reported: at}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := hostIncidents(t, s, a.ID); got != "inc-a@host-a" {
+		t.Fatalf("after the merge, host a incidents = %q", got)
+	}
+	if got := hostIncidents(t, s, b.ID); got != "inc-b@host-b" {
+		t.Fatalf("after host a's merge, host b incidents = %q", got)
+	}
+	if _, err := s.IncidentByID(ctx, oldB); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("IncidentByID(gone) = %v, want ErrNotFound", err)
+	}
+	if hits, err := s.IncidentHits(ctx, oldB); err != nil || len(hits) != 0 {
+		t.Fatalf("IncidentHits(gone) = %+v, %v", hits, err)
+	}
+	if in := byID(a.ID, "inc-a"); in.Score != 9 || in.HitCount != 2 {
+		t.Fatalf("grown incident = %+v", in)
+	}
+	tree, err := s.IncidentTree(ctx, byID(a.ID, "inc-a").ID)
+	if err != nil || len(tree) != 2 {
+		t.Fatalf("grown incident tree = %+v, %v", tree, err)
+	}
+	if ds, total, err := s.Detections(ctx, store.DetectionFilter{HostIDs: []string{a.ID}}); err != nil || total != 2 {
+		t.Fatalf("detections after the merge = %+v (%d), %v", ds, total, err)
+	}
+
+	// The added row of a changed incident after its removed row (a log
+	// split over two requests; same log time): stored again, without the
+	// hits and nodes deleted with it.
+	readded := incident("inc-b", 6, base, base.Add(3*time.Minute), "hit-2")
+	readded.Reported = at
+	if err := s.AppendLogs(ctx, a.ID, &store.LogBatch{Incidents: []store.Incident{readded}}); err != nil {
+		t.Fatal(err)
+	}
+	in := byID(a.ID, "inc-b")
+	if in.Score != 6 || !in.LastSeen.Equal(readded.LastSeen) {
+		t.Fatalf("re-added incident = %+v", in)
+	}
+	if tree, err := s.IncidentTree(ctx, in.ID); err != nil || len(tree) != 0 {
+		t.Fatalf("re-added incident's tree = %+v, %v; the gone incident's nodes were not deleted", tree, err)
+	}
+	hits, err := s.IncidentHits(ctx, in.ID)
+	if err != nil || len(hits) != 1 || hits[0].HitID != "hit-2" || len(hits[0].Detections) != 1 {
+		t.Fatalf("re-added incident's hits = %+v, %v", hits, err)
+	}
+
+	// In one group commit, a removal and the newer state of another
+	// request, in either order: the newer state stays.
+	later := base.Add(20 * time.Minute)
+	newer := incident("inc-b", 8, base, base.Add(15*time.Minute), "hit-2")
+	newer.Reported = later
+	gone := store.GoneIncident{IncidentID: "inc-b", LastSeen: readded.LastSeen, Reported: later}
+	add := &store.LogBatch{Incidents: []store.Incident{newer}}
+	del := &store.LogBatch{GoneIncidents: []store.GoneIncident{gone}}
+	for _, order := range [][]*store.LogBatch{{del, add}, {add, del}} {
+		if err := s.AppendHostLogs(ctx, []store.HostLogs{{HostID: a.ID, Batch: order[0]},
+			{HostID: a.ID, Batch: order[1]}}); err != nil {
+			t.Fatal(err)
+		}
+		if in := byID(a.ID, "inc-b"); in.Score != 8 {
+			t.Fatalf("incident after a group commit with its removal = %+v", in)
+		}
+	}
+	// Its removal at its own state deletes it.
+	if err := s.AppendLogs(ctx, a.ID, &store.LogBatch{GoneIncidents: []store.GoneIncident{
+		{IncidentID: "inc-b", LastSeen: newer.LastSeen, Reported: later.Add(time.Minute)}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := hostIncidents(t, s, a.ID); got != "inc-a@host-a" {
+		t.Fatalf("after the second removal, host a incidents = %q", got)
+	}
+}

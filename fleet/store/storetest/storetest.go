@@ -33,6 +33,7 @@ func Run(t *testing.T, open Open) {
 		{"DetectionFilters", testDetectionFilters},
 		{"CountDetections", testCountDetections},
 		{"Incidents", testIncidents},
+		{"GoneIncidents", testGoneIncidents},
 		{"Hunts", testHunts},
 		{"HuntDeadline", testHuntDeadline},
 		{"TokensAndPacks", testTokensAndPacks},

@@ -97,6 +97,66 @@ func (db *DB) upsertIncidents(ctx context.Context, tx *sql.Tx, ins []hostInciden
 	return nil
 }
 
+// hostGone is an incident a host no longer has, to delete with its host.
+type hostGone struct {
+	host string
+	g    *store.GoneIncident
+}
+
+// deleteGoneIncidentSQL deletes a host's incident unless the stored state
+// is newer than the removal (last seen or reported later); RETURNING gives
+// its id only when it was deleted.
+const deleteGoneIncidentSQL = `DELETE FROM incidents
+WHERE host_id = ? AND incident_id = ? AND last_seen <= ? AND reported <= ?
+RETURNING id`
+
+// deleteGoneNodesSQL deletes a host's tree nodes of an incident it no
+// longer stores, unless reported after the removal.
+const deleteGoneNodesSQL = `DELETE FROM incident_nodes
+WHERE host_id = ? AND incident_id = ? AND reported <= ?
+  AND NOT EXISTS (SELECT 1 FROM incidents i WHERE i.host_id = ? AND i.incident_id = ?)`
+
+// deleteGoneIncidents deletes the incidents hosts no longer have, with
+// their hits and tree nodes (see store.Store.AppendLogs). Detections stay.
+func (db *DB) deleteGoneIncidents(ctx context.Context, tx *sql.Tx, gone []hostGone) error {
+	if len(gone) == 0 {
+		return nil
+	}
+	del, err := db.txStmt(ctx, tx, deleteGoneIncidentSQL)
+	if err != nil {
+		return fmt.Errorf("gone incidents: %w", err)
+	}
+	defer del.Close()
+	hits, err := db.txStmt(ctx, tx, `DELETE FROM incident_hits WHERE incident_ref = ?`)
+	if err != nil {
+		return fmt.Errorf("gone incidents: %w", err)
+	}
+	defer hits.Close()
+	nodes, err := db.txStmt(ctx, tx, deleteGoneNodesSQL)
+	if err != nil {
+		return fmt.Errorf("gone incidents: %w", err)
+	}
+	defer nodes.Close()
+	for _, hg := range gone {
+		g := hg.g
+		var id int64
+		err := del.QueryRowContext(ctx, hg.host, g.IncidentID, ms(g.LastSeen), ms(g.Reported)).Scan(&id)
+		switch {
+		case errors.Is(err, sql.ErrNoRows): // not stored, or stored newer
+		case err != nil:
+			return fmt.Errorf("gone incident %s: %w", g.IncidentID, err)
+		default:
+			if _, err := hits.ExecContext(ctx, id); err != nil {
+				return fmt.Errorf("gone incident %s: hits: %w", g.IncidentID, err)
+			}
+		}
+		if _, err := nodes.ExecContext(ctx, hg.host, g.IncidentID, ms(g.Reported), hg.host, g.IncidentID); err != nil {
+			return fmt.Errorf("gone incident %s: nodes: %w", g.IncidentID, err)
+		}
+	}
+	return nil
+}
+
 // uniqueSorted returns the non-empty values of ss, sorted, once each.
 func uniqueSorted(ss []string) []string {
 	out := make([]string, 0, len(ss))

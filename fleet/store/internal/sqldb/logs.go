@@ -24,7 +24,7 @@ func (db *DB) AppendLogs(ctx context.Context, hostID string, b *store.LogBatch) 
 func (db *DB) AppendHostLogs(ctx context.Context, logs []store.HostLogs) error {
 	empty := true
 	for _, l := range logs {
-		if b := l.Batch; len(b.Results)+len(b.Statuses)+len(b.Detections)+len(b.Incidents)+len(b.IncidentNodes) > 0 {
+		if b := l.Batch; len(b.Results)+len(b.Statuses)+len(b.Detections)+len(b.Incidents)+len(b.IncidentNodes)+len(b.GoneIncidents) > 0 {
 			empty = false
 		}
 	}
@@ -37,7 +37,11 @@ func (db *DB) AppendHostLogs(ctx context.Context, logs []store.HostLogs) error {
 	var ds []hostDetection
 	var ins []hostIncident
 	var ns []hostNode
+	var gone []hostGone
 	for _, l := range logs {
+		for i := range l.Batch.GoneIncidents {
+			gone = append(gone, hostGone{host: l.HostID, g: &l.Batch.GoneIncidents[i]})
+		}
 		for i := range l.Batch.Incidents {
 			ins = append(ins, hostIncident{host: l.HostID, in: &l.Batch.Incidents[i]})
 		}
@@ -66,7 +70,12 @@ func (db *DB) AppendHostLogs(ctx context.Context, logs []store.HostLogs) error {
 		if err := db.upsertIncidents(ctx, tx, ins, received); err != nil {
 			return err
 		}
-		return db.upsertNodes(ctx, tx, ns)
+		if err := db.upsertNodes(ctx, tx, ns); err != nil {
+			return err
+		}
+		// After the upserts: a gone incident's newer state stored by
+		// another request of the same group commit is kept.
+		return db.deleteGoneIncidents(ctx, tx, gone)
 	})
 	if err != nil {
 		return fmt.Errorf("append logs: %w", err)
