@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -172,6 +173,22 @@ func TestUIEndToEnd(t *testing.T) {
 	if !strings.Contains(layer, `"layer": "4.5"`) || !strings.Contains(layer, `"techniqueID"`) {
 		t.Errorf("coverage layer download: %.200s", layer)
 	}
+
+	// ATT&CK v19: 15 tactics (Stealth and Defense Impairment), still no
+	// sideways scrolling, collapsed or expanded; then back to v18.1.
+	step(t, ctx, "ATT&CK v19", chromedp.Click(chromedp.CSS("#attack-19")), chromedp.WaitVisible(chromedp.CSS("#attack-19.on")))
+	tactics = eval[[]string](t, ctx, `Array.from(document.querySelectorAll('.tactic h3 a')).map(a => a.textContent)`)
+	if len(tactics) != 15 || !slices.Contains(tactics, "Stealth") || !slices.Contains(tactics, "Defense Impairment") {
+		t.Errorf("v19 matrix tactics %q", tactics)
+	}
+	noHorizontalScroll(t, ctx, "matrix v19")
+	if rows := eval[int](t, ctx, `new Set(Array.from(document.querySelectorAll('.tactic')).map(e => e.offsetTop)).size`); rows != 1 {
+		t.Errorf("v19 matrix: tactics on %d rows, want one", rows)
+	}
+	step(t, ctx, "expand v19 sub-techniques", chromedp.Click(chromedp.CSS("#expand-all")))
+	noHorizontalScroll(t, ctx, "matrix v19, expanded")
+	screenshot(t, ctx, filepath.Join(out, "matrix-v19.png"), "")
+	step(t, ctx, "ATT&CK v18.1", chromedp.Click(chromedp.CSS("#attack-18")), chromedp.WaitVisible(chromedp.CSS("#attack-18.on")))
 
 	// Switch to the detections layer: the detected techniques are hot.
 	step(t, ctx, "detections layer", chromedp.Click(chromedp.CSS("#layer-detections")),
