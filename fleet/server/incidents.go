@@ -117,22 +117,109 @@ func incidentNode(raw json.RawMessage, at time.Time) (store.IncidentNode, bool) 
 	return n, true
 }
 
-// addIncidentRow adds what a row of the incident queries reports to b.
-// Removed rows are left alone: an incident leaves the query's window, or
-// changed (its new state is an added row), and the fleet keeps its last
-// report.
-func addIncidentRow(b *store.LogBatch, query, action string, row json.RawMessage, at time.Time) {
-	if action == "removed" {
-		return
+// goneWindow is how recent, before its result log's time, a removed
+// incident row's last_seen must be for the incident to be gone from the
+// host. The incidents query keeps the incidents last seen in the past 24
+// hours (i.last_seen >= now - 86400), so an older removed row is the
+// incident ageing out of the window, which the fleet keeps; the hour's
+// margin keeps an incident at the window's edge (the host's clock, the
+// query's run time) from being taken for a gone one.
+const goneWindow = 23 * time.Hour
+
+// resultLogKey identifies one result log within a log request: osquery
+// logs a scheduled query's run as one item (batched diffResults) or, in
+// event format, as one item per row, every item of the run carrying the
+// query's name, the epoch, the run's counter and its time. The items of a
+// request sharing all four are one result log.
+type resultLogKey struct {
+	name                     string
+	epoch, counter, unixTime int64
+}
+
+// incidentDiff is what one result log of the incidents query reported:
+// the IDs of its added (or snapshot) rows, and its removed rows.
+type incidentDiff struct {
+	added   map[string]bool
+	removed []store.Incident
+}
+
+// incidentLogs collects the incidents query's result logs of one log
+// request, to find the incidents the host no longer has once every item
+// is read (gone).
+type incidentLogs struct {
+	diffs map[resultLogKey]*incidentDiff
+	order []resultLogKey
+}
+
+func (l *incidentLogs) diff(k resultLogKey) *incidentDiff {
+	if d := l.diffs[k]; d != nil {
+		return d
 	}
+	if l.diffs == nil {
+		l.diffs = map[resultLogKey]*incidentDiff{}
+	}
+	d := &incidentDiff{added: map[string]bool{}}
+	l.diffs[k] = d
+	l.order = append(l.order, k)
+	return d
+}
+
+// addIncidentRow adds what a row of the incident queries, of the result
+// log k, reports to b; the incidents query's rows are also noted in logs
+// for gone. A removed row says nothing by itself: the incident changed
+// (its new state is an added row of the same log), left the query's
+// window, or is gone from the host (see gone). Removed tree rows are left
+// alone: a changed incident's nodes come again as added rows, and a gone
+// incident's nodes are deleted with it.
+func addIncidentRow(b *store.LogBatch, logs *incidentLogs, k resultLogKey, query, action string, row json.RawMessage,
+	at time.Time) {
 	switch query {
 	case packs.QueryIncidents:
-		if in, ok := incident(row, at); ok {
-			b.Incidents = append(b.Incidents, in)
+		in, ok := incident(row, at)
+		if !ok {
+			return
 		}
+		d := logs.diff(k)
+		if action == "removed" {
+			d.removed = append(d.removed, in)
+			return
+		}
+		d.added[in.IncidentID] = true
+		b.Incidents = append(b.Incidents, in)
 	case packs.QueryIncidentTree:
+		if action == "removed" {
+			return
+		}
 		if n, ok := incidentNode(row, at); ok {
 			b.IncidentNodes = append(b.IncidentNodes, n)
+		}
+	}
+}
+
+// gone adds to b the incidents the host no longer has: those with a
+// removed row and no added row in the same result log (resultLogKey), last
+// seen within goneWindow of the log's time — an incident merged into
+// another on the host (the merged incident keeps the other's ID) or
+// deleted. The store deletes them for this host only, with their hits and
+// tree nodes, unless it holds a newer state (store.Store.AppendLogs).
+//
+// osquery may split one result log over several requests. When a changed
+// incident's removed row comes in an earlier request than its added row,
+// the first request deletes it and the later one stores it again, so it is
+// missing from the fleet in between (and comes back under a new fleet ID);
+// in the other order the store keeps the stored state, being newer than
+// the removal (its last_seen later), except when the change left
+// last_seen as it was: then the incident is missing until the host
+// reports it again.
+func (l *incidentLogs) gone(b *store.LogBatch) {
+	for _, k := range l.order {
+		d := l.diffs[k]
+		for _, in := range d.removed {
+			if d.added[in.IncidentID] || in.LastSeen.IsZero() || !in.LastSeen.After(in.Reported.Add(-goneWindow)) {
+				continue
+			}
+			b.GoneIncidents = append(b.GoneIncidents, store.GoneIncident{IncidentID: in.IncidentID,
+				LastSeen: in.LastSeen, Reported: in.Reported})
 		}
 	}
 }

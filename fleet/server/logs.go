@@ -67,7 +67,9 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 // batch forever); a body that is not JSON is rejected. A request sent
 // again after its answer was lost stores no result row twice: the store
 // de-duplicates rows on osquery's epoch, counter and the row (see
-// store.Store.AppendLogs), and detections on their hit.
+// store.Store.AppendLogs), and detections on their hit. The incidents
+// the host no longer has (merged into another, or deleted) are deleted
+// from the fleet: see incidentLogs.gone.
 func (s *Server) handleLog(w http.ResponseWriter, r *http.Request, h *store.Host, body []byte) {
 	var req logRequest
 	if err := json.Unmarshal(body, &req); err != nil {
@@ -82,13 +84,15 @@ func (s *Server) handleLog(w http.ResponseWriter, r *http.Request, h *store.Host
 			s.fail(w, r, err, nil)
 			return
 		}
+		var incidents incidentLogs
 		for _, item := range req.Data {
 			var rl resultLog
 			if json.Unmarshal(unwrapString(item), &rl) != nil || rl.Name == "" {
 				continue
 			}
-			s.addResult(&b, h, &rl, queryName(rl.Name, known))
+			s.addResult(&b, &incidents, h, &rl, queryName(rl.Name, known))
 		}
+		incidents.gone(&b)
 	case "status":
 		for _, item := range req.Data {
 			var sl statusLog
@@ -109,9 +113,11 @@ func (s *Server) handleLog(w http.ResponseWriter, r *http.Request, h *store.Host
 	writeJSON(w, http.StatusOK, map[string]any{"node_invalid": false})
 }
 
-// addResult adds a result item's rows, and the detections among them, to b.
-func (s *Server) addResult(b *store.LogBatch, h *store.Host, rl *resultLog, query string) {
+// addResult adds a result item's rows, and the detections and incidents
+// among them, to b; its incident rows are noted in incidents too.
+func (s *Server) addResult(b *store.LogBatch, incidents *incidentLogs, h *store.Host, rl *resultLog, query string) {
 	at := unixTime(rl.UnixTime, s.cfg.Now())
+	key := resultLogKey{name: rl.Name, epoch: int64(rl.Epoch), counter: int64(rl.Counter), unixTime: int64(rl.UnixTime)}
 	decs := rl.Decorations
 	if !isObject(decs) {
 		decs = nil
@@ -128,7 +134,7 @@ func (s *Server) addResult(b *store.LogBatch, h *store.Host, rl *resultLog, quer
 				b.Detections = append(b.Detections, d)
 			}
 		}
-		addIncidentRow(b, query, action, row, at)
+		addIncidentRow(b, incidents, key, query, action, row, at)
 	}
 	switch {
 	case rl.DiffResults != nil:
