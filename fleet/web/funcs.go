@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"fmt"
 	"html/template"
 	"net/url"
@@ -9,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/quarry-sec/quarry/fleet/store"
 )
 
 // severities in increasing order.
@@ -194,9 +194,18 @@ func splitList(v string) []string {
 	return out
 }
 
-// resolveHosts maps host IDs, identifiers or hostnames to host IDs; unknown
-// names are returned apart.
-func (ui *UI) resolveHosts(hosts []store.Host, names []string) (ids, unknown []string) {
+// hostIDs resolves a filter's host names (host IDs, identifiers or
+// hostnames, any case) to host IDs, and returns the names no host has
+// apart. When names are given the IDs hold noHost too, so that a list of
+// unknown names matches nothing rather than every host; no names: nil.
+func (ui *UI) hostIDs(ctx context.Context, names []string) (ids, unknown []string, err error) {
+	if len(names) == 0 {
+		return nil, nil, nil
+	}
+	hosts, err := ui.cfg.Store.Hosts(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
 	for _, n := range names {
 		found := false
 		for i := range hosts {
@@ -210,5 +219,5 @@ func (ui *UI) resolveHosts(hosts []store.Host, names []string) (ids, unknown []s
 			unknown = append(unknown, n)
 		}
 	}
-	return ids, unknown
+	return append(ids, noHost), unknown, nil
 }

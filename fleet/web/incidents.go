@@ -70,18 +70,15 @@ func (ui *UI) handleIncidents(w http.ResponseWriter, r *http.Request) {
 			inf.MinScore = 0
 		}
 	}
-	if names := splitList(f.Host); len(names) > 0 {
-		hosts, err := ui.cfg.Store.Hosts(r.Context())
-		if err != nil {
-			ui.fail(w, r, err)
-			return
-		}
-		ids, unknown := ui.resolveHosts(hosts, names)
-		if len(unknown) > 0 {
-			errs = append(errs, "unknown host: "+strings.Join(unknown, ", "))
-		}
-		inf.HostIDs = append(ids, noHost)
+	ids, unknown, err := ui.hostIDs(r.Context(), splitList(f.Host))
+	if err != nil {
+		ui.fail(w, r, err)
+		return
 	}
+	if len(unknown) > 0 {
+		errs = append(errs, "unknown host: "+strings.Join(unknown, ", "))
+	}
+	inf.HostIDs = ids
 	v.Error = strings.Join(errs, "; ")
 	if v.Rows, v.Total, err = ui.cfg.Store.Incidents(r.Context(), inf); err != nil {
 		ui.fail(w, r, err)

@@ -201,17 +201,8 @@ func (ui *UI) parseLayerQuery(r *http.Request) (layerQuery, error) {
 	if lq.Since, err = parseWindow(lq.Window, ui.cfg.Now()); err != nil {
 		return lq, err
 	}
-	if names := splitList(lq.Hosts); len(names) > 0 {
-		hosts, err := ui.cfg.Store.Hosts(r.Context())
-		if err != nil {
-			return lq, err
-		}
-		lq.HostIDs, lq.Unknown = ui.resolveHosts(hosts, names)
-		if len(lq.HostIDs) == 0 {
-			lq.HostIDs = []string{noHost} // unknown hosts only: match nothing
-		}
-	}
-	return lq, nil
+	lq.HostIDs, lq.Unknown, err = ui.hostIDs(r.Context(), splitList(lq.Hosts))
+	return lq, err
 }
 
 // scores returns the layer's score and names per technique ID.

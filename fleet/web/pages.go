@@ -181,18 +181,15 @@ func (ui *UI) handleDetections(w http.ResponseWriter, r *http.Request) {
 			errs = append(errs, err.Error())
 		}
 	}
-	if names := splitList(f.Host); len(names) > 0 {
-		hosts, err := ui.cfg.Store.Hosts(r.Context())
-		if err != nil {
-			ui.fail(w, r, err)
-			return
-		}
-		ids, unknown := ui.resolveHosts(hosts, names)
-		if len(unknown) > 0 {
-			errs = append(errs, "unknown host: "+strings.Join(unknown, ", "))
-		}
-		df.HostIDs = append(ids, noHost)
+	ids, unknown, err := ui.hostIDs(r.Context(), splitList(f.Host))
+	if err != nil {
+		ui.fail(w, r, err)
+		return
 	}
+	if len(unknown) > 0 {
+		errs = append(errs, "unknown host: "+strings.Join(unknown, ", "))
+	}
+	df.HostIDs = ids
 	v.Error = strings.Join(errs, "; ")
 	if v.Rows, v.Total, err = ui.cfg.Store.Detections(r.Context(), df); err != nil {
 		ui.fail(w, r, err)
