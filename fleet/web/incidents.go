@@ -33,13 +33,11 @@ func (f incFilterForm) query(page int) string {
 }
 
 type incidentsView struct {
-	F          incFilterForm
-	Windows    any
-	Rows       []store.Incident
-	Total      int
-	From, To   int
-	Prev, Next string
-	Error      string
+	F       incFilterForm
+	Windows any
+	Rows    []store.Incident
+	pager
+	Error string
 }
 
 // noHost is a host ID no host has (PostgreSQL refuses NUL in text): a
@@ -84,15 +82,7 @@ func (ui *UI) handleIncidents(w http.ResponseWriter, r *http.Request) {
 		ui.fail(w, r, err)
 		return
 	}
-	if len(v.Rows) > 0 {
-		v.From, v.To = inf.Offset+1, inf.Offset+len(v.Rows)
-	}
-	if f.Page > 1 {
-		v.Prev = "/incidents?" + f.query(f.Page-1)
-	}
-	if inf.Offset+len(v.Rows) < v.Total {
-		v.Next = "/incidents?" + f.query(f.Page+1)
-	}
+	v.paged(f.Page, inf.Offset, len(v.Rows), func(page int) string { return "/incidents?" + f.query(page) })
 	ui.render(w, r, "incidents", "Incidents", v)
 }
 

@@ -154,11 +154,31 @@ type detectionsView struct {
 	Severities []string
 	Tactics    []*attack.Tactic
 	Rows       []store.Detection
+	pager
+	Pages int
+	Error string
+}
+
+// pager is where a list page stands: rows From to To of Total, and links
+// to the pages before and after ("" at either end).
+type pager struct {
 	Total      int
 	From, To   int
 	Prev, Next string
-	Pages      int
-	Error      string
+}
+
+// paged sets p for a page (from 1) of rows starting at offset; link makes a
+// page's URL.
+func (p *pager) paged(page, offset, rows int, link func(page int) string) {
+	if rows > 0 {
+		p.From, p.To = offset+1, offset+rows
+	}
+	if page > 1 {
+		p.Prev = link(page - 1)
+	}
+	if offset+rows < p.Total {
+		p.Next = link(page + 1)
+	}
 }
 
 func (ui *UI) handleDetections(w http.ResponseWriter, r *http.Request) {
@@ -196,15 +216,7 @@ func (ui *UI) handleDetections(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v.Pages = (v.Total + pageSize - 1) / pageSize
-	if len(v.Rows) > 0 {
-		v.From, v.To = df.Offset+1, df.Offset+len(v.Rows)
-	}
-	if f.Page > 1 {
-		v.Prev = "/detections?" + f.query(f.Page-1)
-	}
-	if df.Offset+len(v.Rows) < v.Total {
-		v.Next = "/detections?" + f.query(f.Page+1)
-	}
+	v.paged(f.Page, df.Offset, len(v.Rows), func(page int) string { return "/detections?" + f.query(page) })
 	ui.render(w, r, "detections", "Detections", v)
 }
 
