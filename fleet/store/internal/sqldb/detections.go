@@ -57,34 +57,45 @@ type hostDetection struct {
 // trip to the database for up to detectionsPerStatement).
 func (db *DB) upsertDetections(ctx context.Context, tx *sql.Tx, ds []hostDetection, received time.Time) error {
 	type key struct{ host, hit, tech string }
+	return upsertBatched(ctx, db, tx, "detections", ds, detectionsPerStatement, upsertSQL,
+		func(hd hostDetection) key { return key{hd.host, hd.d.HitID, hd.d.TechniqueID} },
+		func(hd hostDetection) []any { return detectionArgs(hd.host, hd.d, received) })
+}
+
+// upsertBatched stores rows with the upsert statement sqlFor(n) of n rows,
+// up to perStatement rows a statement (one round trip each). A row whose
+// key is already in the statement being built starts the next one: an
+// upsert may not touch one row twice.
+func upsertBatched[R any, K comparable](ctx context.Context, db *DB, tx *sql.Tx, what string, rows []R, perStatement int,
+	sqlFor func(n int) string, keyOf func(R) K, argsOf func(R) []any) error {
 	var args []any
 	n := 0
-	seen := map[key]bool{}
+	seen := map[K]bool{}
 	flush := func() error {
 		if n == 0 {
 			return nil
 		}
-		stmt, err := db.txStmt(ctx, tx, upsertSQL(n))
+		stmt, err := db.txStmt(ctx, tx, sqlFor(n))
 		if err != nil {
-			return fmt.Errorf("detections: %w", err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		defer stmt.Close()
 		if _, err := stmt.ExecContext(ctx, args...); err != nil {
-			return fmt.Errorf("detections: %w", err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		args, n = args[:0], 0
 		clear(seen)
 		return nil
 	}
-	for _, hd := range ds {
-		k := key{hd.host, hd.d.HitID, hd.d.TechniqueID}
-		if seen[k] || n == detectionsPerStatement {
+	for _, r := range rows {
+		k := keyOf(r)
+		if seen[k] || n == perStatement {
 			if err := flush(); err != nil {
 				return err
 			}
 		}
 		seen[k] = true
-		args = append(args, detectionArgs(hd.host, hd.d, received)...)
+		args = append(args, argsOf(r)...)
 		n++
 	}
 	return flush()

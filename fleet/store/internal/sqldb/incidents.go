@@ -210,37 +210,9 @@ const nodesPerStatement = 50
 // upsertNodes stores tree nodes, several to a statement.
 func (db *DB) upsertNodes(ctx context.Context, tx *sql.Tx, ns []hostNode) error {
 	type key struct{ host, incident, process string }
-	var args []any
-	n := 0
-	seen := map[key]bool{}
-	flush := func() error {
-		if n == 0 {
-			return nil
-		}
-		stmt, err := db.txStmt(ctx, tx, upsertNodesSQL(n))
-		if err != nil {
-			return fmt.Errorf("incident nodes: %w", err)
-		}
-		defer stmt.Close()
-		if _, err := stmt.ExecContext(ctx, args...); err != nil {
-			return fmt.Errorf("incident nodes: %w", err)
-		}
-		args, n = args[:0], 0
-		clear(seen)
-		return nil
-	}
-	for _, hn := range ns {
-		k := key{hn.host, hn.n.IncidentID, hn.n.ProcessKey}
-		if seen[k] || n == nodesPerStatement {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-		seen[k] = true
-		args = append(args, nodeArgs(hn.host, hn.n)...)
-		n++
-	}
-	return flush()
+	return upsertBatched(ctx, db, tx, "incident nodes", ns, nodesPerStatement, upsertNodesSQL,
+		func(hn hostNode) key { return key{hn.host, hn.n.IncidentID, hn.n.ProcessKey} },
+		func(hn hostNode) []any { return nodeArgs(hn.host, hn.n) })
 }
 
 // splitList splits a stored comma-separated list; empty gives none.
