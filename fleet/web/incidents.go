@@ -20,16 +20,7 @@ type incFilterForm struct {
 }
 
 func (f incFilterForm) query(page int) string {
-	v := url.Values{}
-	for k, val := range map[string]string{"host": f.Host, "since": f.Since, "until": f.Until, "min_score": f.MinScore} {
-		if val != "" {
-			v.Set(k, val)
-		}
-	}
-	if page > 1 {
-		v.Set("page", strconv.Itoa(page))
-	}
-	return v.Encode()
+	return listQuery(map[string]string{"host": f.Host, "since": f.Since, "until": f.Until, "min_score": f.MinScore}, page)
 }
 
 type incidentsView struct {

@@ -271,15 +271,24 @@ func heat(score, maxScore float64) int {
 	return min(max(h, 1), 5)
 }
 
-func (ui *UI) handleMatrix(w http.ResponseWriter, r *http.Request) {
+// layerRequest reads a matrix or layer request and scores its layer; on a
+// bad request or a failure it has answered, and ok is false.
+func (ui *UI) layerRequest(w http.ResponseWriter, r *http.Request) (lq layerQuery, sc map[string]attack.LayerScore, ok bool) {
 	lq, err := ui.parseLayerQuery(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+		return lq, nil, false
 	}
-	sc, err := ui.scores(r, lq)
-	if err != nil {
+	if sc, err = ui.scores(r, lq); err != nil {
 		ui.fail(w, r, err)
+		return lq, nil, false
+	}
+	return lq, sc, true
+}
+
+func (ui *UI) handleMatrix(w http.ResponseWriter, r *http.Request) {
+	lq, sc, ok := ui.layerRequest(w, r)
+	if !ok {
 		return
 	}
 	model := ui.matrixFor(lq)
@@ -364,14 +373,8 @@ func trimFloat(f float64) string { return fmt.Sprintf("%g", f) }
 
 // handleLayer downloads the layer as an ATT&CK Navigator layer (4.5).
 func (ui *UI) handleLayer(w http.ResponseWriter, r *http.Request) {
-	lq, err := ui.parseLayerQuery(r)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	sc, err := ui.scores(r, lq)
-	if err != nil {
-		ui.fail(w, r, err)
+	lq, sc, ok := ui.layerRequest(w, r)
+	if !ok {
 		return
 	}
 	newLayer := attack.NewLayer

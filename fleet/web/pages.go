@@ -135,9 +135,15 @@ type detFilterForm struct {
 }
 
 func (f detFilterForm) query(page int) string {
+	return listQuery(map[string]string{"severity": f.Severity, "tactic": f.Tactic, "technique": f.Technique,
+		"host": f.Host, "since": f.Since, "until": f.Until}, page)
+}
+
+// listQuery is the query string of a list page: its filters that are set,
+// and the page when past the first.
+func listQuery(filters map[string]string, page int) string {
 	v := url.Values{}
-	for k, val := range map[string]string{"severity": f.Severity, "tactic": f.Tactic, "technique": f.Technique,
-		"host": f.Host, "since": f.Since, "until": f.Until} {
+	for k, val := range filters {
 		if val != "" {
 			v.Set(k, val)
 		}
