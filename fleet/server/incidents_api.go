@@ -37,15 +37,8 @@ func (s *Server) incidentFilter(ctx context.Context, q url.Values) (store.Incide
 			return f, errorf(http.StatusBadRequest, "bad min_score %q (a number, 0 or more)", v)
 		}
 	}
-	if hosts := list(q, "host"); len(hosts) > 0 {
-		ids, _, err := s.resolveHosts(ctx, hosts)
-		if err != nil {
-			return f, err
-		}
-		if len(ids) == 0 {
-			ids = []string{noHost} // no such host: nothing matches
-		}
-		f.HostIDs = ids
+	if f.HostIDs, err = s.hostFilter(ctx, list(q, "host")); err != nil {
+		return f, err
 	}
 	if f.Limit, f.Offset, err = pageParams(q); err != nil {
 		return f, err
@@ -100,14 +93,10 @@ func LoadIncident(ctx context.Context, st store.Store, key string, hostIDs []str
 }
 
 func (s *Server) handleIncident(w http.ResponseWriter, r *http.Request) {
-	var hostIDs []string
-	if hosts := list(r.URL.Query(), "host"); len(hosts) > 0 {
-		ids, _, err := s.resolveHosts(r.Context(), hosts)
-		if err != nil {
-			s.fail(w, r, err, nil)
-			return
-		}
-		hostIDs = append(ids, noHost)
+	hostIDs, err := s.hostFilter(r.Context(), list(r.URL.Query(), "host"))
+	if err != nil {
+		s.fail(w, r, err, nil)
+		return
 	}
 	d, err := LoadIncident(r.Context(), s.cfg.Store, r.PathValue("id"), hostIDs)
 	if errors.Is(err, store.ErrNotFound) {

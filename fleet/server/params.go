@@ -109,15 +109,8 @@ func (s *Server) detectionFilter(ctx context.Context, q url.Values) (store.Detec
 		}
 		f.Severities = append(f.Severities, v)
 	}
-	if hosts := list(q, "host"); len(hosts) > 0 {
-		ids, _, err := s.resolveHosts(ctx, hosts)
-		if err != nil {
-			return f, err
-		}
-		if len(ids) == 0 {
-			ids = []string{noHost} // no such host: nothing matches
-		}
-		f.HostIDs = ids
+	if f.HostIDs, err = s.hostFilter(ctx, list(q, "host")); err != nil {
+		return f, err
 	}
 	if f.Limit, f.Offset, err = pageParams(q); err != nil {
 		return f, err
@@ -150,21 +143,20 @@ func (s *Server) resolveHosts(ctx context.Context, names []string) (ids, unknown
 	if err != nil {
 		return nil, nil, err
 	}
-	seen := map[string]bool{}
-	for _, n := range names {
-		found := false
-		for _, h := range hosts {
-			if h.ID == n || h.HostIdentifier == n || strings.EqualFold(h.Hostname, n) {
-				found = true
-				if !seen[h.ID] {
-					seen[h.ID] = true
-					ids = append(ids, h.ID)
-				}
-			}
-		}
-		if !found {
-			unknown = append(unknown, n)
-		}
-	}
+	ids, unknown = store.MatchHosts(hosts, names)
 	return ids, unknown, nil
+}
+
+// hostFilter resolves a filter's host names (none: nil, every host); when
+// names are given but name no host, the filter is noHost, which matches
+// nothing.
+func (s *Server) hostFilter(ctx context.Context, names []string) ([]string, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	ids, _, err := s.resolveHosts(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	return append(ids, noHost), nil
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -22,6 +23,30 @@ type Host struct {
 	QuarryVersion  string    `json:"quarry_version,omitempty"`
 	EnrolledAt     time.Time `json:"enrolled_at"`
 	LastSeen       time.Time `json:"last_seen"`
+}
+
+// MatchHosts resolves host names given by an analyst — a host's ID, or its
+// host identifier or hostname in any case — to host IDs, each once, and
+// returns the names no host has apart.
+func MatchHosts(hosts []Host, names []string) (ids, unknown []string) {
+	seen := map[string]bool{}
+	for _, n := range names {
+		found := false
+		for i := range hosts {
+			h := &hosts[i]
+			if h.ID == n || strings.EqualFold(h.HostIdentifier, n) || strings.EqualFold(h.Hostname, n) {
+				found = true
+				if !seen[h.ID] {
+					seen[h.ID] = true
+					ids = append(ids, h.ID)
+				}
+			}
+		}
+		if !found {
+			unknown = append(unknown, n)
+		}
+	}
+	return ids, unknown
 }
 
 // HostLogs is one host's log request, for AppendHostLogs.

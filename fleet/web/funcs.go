@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/quarry-sec/quarry/fleet/store"
 )
 
 // severities in increasing order.
@@ -205,18 +207,6 @@ func (ui *UI) hostIDs(ctx context.Context, names []string) (ids, unknown []strin
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, n := range names {
-		found := false
-		for i := range hosts {
-			h := &hosts[i]
-			if h.ID == n || strings.EqualFold(h.HostIdentifier, n) || strings.EqualFold(h.Hostname, n) {
-				ids = append(ids, h.ID)
-				found = true
-			}
-		}
-		if !found {
-			unknown = append(unknown, n)
-		}
-	}
+	ids, unknown = store.MatchHosts(hosts, names)
 	return append(ids, noHost), unknown, nil
 }
