@@ -42,16 +42,11 @@ func (ui *UI) handleIncidents(w http.ResponseWriter, r *http.Request) {
 	f.Page = max(f.Page, 1)
 	v := incidentsView{F: f, Windows: windows}
 	inf := store.IncidentFilter{Limit: pageSize, Offset: (f.Page - 1) * pageSize}
-	now := ui.cfg.Now()
 	var errs []string
 	var err error
-	if inf.Since, err = parseWindow(f.Since, now); err != nil {
-		errs = append(errs, err.Error())
-	}
-	if f.Until != "" {
-		if inf.Until, err = parseWindow(f.Until, now); err != nil {
-			errs = append(errs, err.Error())
-		}
+	if inf.Since, inf.Until, inf.HostIDs, errs, err = ui.listScope(r.Context(), f.Since, f.Until, f.Host); err != nil {
+		ui.fail(w, r, err)
+		return
 	}
 	if f.MinScore != "" {
 		if inf.MinScore, err = strconv.ParseFloat(strings.TrimSpace(f.MinScore), 64); err != nil || inf.MinScore < 0 {
@@ -59,15 +54,6 @@ func (ui *UI) handleIncidents(w http.ResponseWriter, r *http.Request) {
 			inf.MinScore = 0
 		}
 	}
-	ids, unknown, err := ui.hostIDs(r.Context(), splitList(f.Host))
-	if err != nil {
-		ui.fail(w, r, err)
-		return
-	}
-	if len(unknown) > 0 {
-		errs = append(errs, "unknown host: "+strings.Join(unknown, ", "))
-	}
-	inf.HostIDs = ids
 	v.Error = strings.Join(errs, "; ")
 	if v.Rows, v.Total, err = ui.cfg.Store.Incidents(r.Context(), inf); err != nil {
 		ui.fail(w, r, err)

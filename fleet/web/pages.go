@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -139,6 +140,29 @@ func (f detFilterForm) query(page int) string {
 		"host": f.Host, "since": f.Since, "until": f.Until}, page)
 }
 
+// listScope reads a list page's time window (since; until, optional) and
+// host names. What an analyst mistyped comes back in problems, shown on
+// the page; err is a failure of the store.
+func (ui *UI) listScope(ctx context.Context, since, until, hosts string) (from, to time.Time, hostIDs, problems []string, err error) {
+	now := ui.cfg.Now()
+	if from, err = parseWindow(since, now); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if until != "" {
+		if to, err = parseWindow(until, now); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	hostIDs, unknown, err := ui.hostIDs(ctx, splitList(hosts))
+	if err != nil {
+		return from, to, nil, problems, err
+	}
+	if len(unknown) > 0 {
+		problems = append(problems, "unknown host: "+strings.Join(unknown, ", "))
+	}
+	return from, to, hostIDs, problems, nil
+}
+
 // listQuery is the query string of a list page: its filters that are set,
 // and the page when past the first.
 func listQuery(filters map[string]string, page int) string {
@@ -196,26 +220,12 @@ func (ui *UI) handleDetections(w http.ResponseWriter, r *http.Request) {
 	v := detectionsView{F: f, Windows: windows, Severities: severities, Tactics: ui.cfg.KB.Tactics()}
 	df := store.DetectionFilter{Severities: splitList(f.Severity), Tactics: splitList(f.Tactic),
 		Techniques: splitList(f.Technique), Limit: pageSize, Offset: (f.Page - 1) * pageSize}
-	now := ui.cfg.Now()
 	var errs []string
 	var err error
-	if df.Since, err = parseWindow(f.Since, now); err != nil {
-		errs = append(errs, err.Error())
-	}
-	if f.Until != "" {
-		if df.Until, err = parseWindow(f.Until, now); err != nil {
-			errs = append(errs, err.Error())
-		}
-	}
-	ids, unknown, err := ui.hostIDs(r.Context(), splitList(f.Host))
-	if err != nil {
+	if df.Since, df.Until, df.HostIDs, errs, err = ui.listScope(r.Context(), f.Since, f.Until, f.Host); err != nil {
 		ui.fail(w, r, err)
 		return
 	}
-	if len(unknown) > 0 {
-		errs = append(errs, "unknown host: "+strings.Join(unknown, ", "))
-	}
-	df.HostIDs = ids
 	v.Error = strings.Join(errs, "; ")
 	if v.Rows, v.Total, err = ui.cfg.Store.Detections(r.Context(), df); err != nil {
 		ui.fail(w, r, err)
