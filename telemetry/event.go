@@ -103,6 +103,11 @@ type Event struct {
 
 	ProcessGUID      string
 	ParentGUID       string
+	// ProcessKey is the identity of the process the event belongs to (the
+	// process started, for a start event; the acting process otherwise), one
+	// per real process whatever the sources that recorded it. The event store
+	// assigns it when the event is stored; empty before that.
+	ProcessKey string
 	IntegrityLevel   string
 	OriginalFileName string
 	Hashes           string // Sysmon's "SHA256=…,MD5=…" form
@@ -127,7 +132,7 @@ func (e *Event) Field(name string) string {
 func (e *Event) Clone() *Event {
 	c := *e
 	for _, p := range []*string{&c.Host, &c.Category, &c.Channel, &c.Path, &c.Cmdline, &c.Cwd, &c.Comm,
-		&c.Username, &c.LogonID, &c.ParentPath, &c.ParentCmdline, &c.ProcessGUID, &c.ParentGUID,
+		&c.Username, &c.LogonID, &c.ParentPath, &c.ParentCmdline, &c.ProcessGUID, &c.ParentGUID, &c.ProcessKey,
 		&c.IntegrityLevel, &c.OriginalFileName, &c.Hashes} {
 		*p = strings.Clone(*p)
 	}

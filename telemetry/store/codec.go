@@ -82,6 +82,7 @@ func bindEvent(args []any, e *telemetry.Event, tags string) {
 	args[33] = partial
 	args[34] = fieldsJSON
 	args[35] = tags
+	args[36] = e.ProcessKey
 }
 
 // scanner reads rows of selectColumns into a StoredEvent.
@@ -100,7 +101,7 @@ func newScanner(ev *StoredEvent) *scanner {
 		&e.PID, &e.PPID, &e.Path, &e.Cmdline, &sc.args, &e.Cwd, &e.Comm, &e.UID, &e.EUID, &e.GID, &e.EGID,
 		&e.AUID, &e.Username, &e.LogonID, &e.ParentPath, &e.ParentCmdline, &sc.startNS, &e.ExitCode,
 		&sc.exitSignal, &sc.cgroup, &e.ProcessGUID, &e.ParentGUID, &e.IntegrityLevel, &e.OriginalFileName,
-		&e.Hashes, &sc.partial, &sc.fields, &ev.Techniques,
+		&e.Hashes, &sc.partial, &sc.fields, &ev.Techniques, &e.ProcessKey,
 	}
 	return sc
 }

@@ -2,7 +2,7 @@ package store
 
 // schemaVersion is kept in PRAGMA user_version; a store written by a newer
 // Quarry is refused rather than misread.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // schema creates the events table and its indexes. time is Unix nanoseconds
 // (UTC); eid is the row id, increasing with insertion.
@@ -44,11 +44,13 @@ CREATE TABLE IF NOT EXISTS events (
 	hashes TEXT NOT NULL DEFAULT '',
 	partial INTEGER NOT NULL DEFAULT 0,
 	fields TEXT,
-	techniques TEXT NOT NULL DEFAULT ''
+	techniques TEXT NOT NULL DEFAULT '',
+	process_key TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS events_time ON events(time);
 CREATE INDEX IF NOT EXISTS events_pid ON events(pid, time);
 CREATE INDEX IF NOT EXISTS events_host ON events(host, time);
+CREATE INDEX IF NOT EXISTS events_process_key ON events(process_key);
 -- batches records when each run of eids was stored: retention is by when
 -- events were stored, not when they happened, so an imported recording of
 -- last year is kept as long as live events are.
@@ -62,9 +64,9 @@ CREATE TABLE IF NOT EXISTS batches (
 const insertColumns = `time, kind, source, host, category, event_id, channel, record_id,
 	pid, ppid, path, cmdline, args, cwd, comm, uid, euid, gid, egid, auid, username, logon_id,
 	parent_path, parent_cmdline, start_time, exit_code, exit_signal, cgroup_id, process_guid,
-	parent_guid, integrity_level, original_file_name, hashes, partial, fields, techniques`
+	parent_guid, integrity_level, original_file_name, hashes, partial, fields, techniques, process_key`
 
-const insertParams = 36
+const insertParams = 37
 
 // selectColumns is what a read returns, in StoredEvent order.
 const selectColumns = `eid, ` + insertColumns
