@@ -101,13 +101,13 @@ type Event struct {
 	ExitSignal int   // the signal that ended the process, 0 if none
 	CgroupID   uint64
 
-	ProcessGUID      string
-	ParentGUID       string
+	ProcessGUID string
+	ParentGUID  string
 	// ProcessKey is the identity of the process the event belongs to (the
 	// process started, for a start event; the acting process otherwise), one
 	// per real process whatever the sources that recorded it. The event store
 	// assigns it when the event is stored; empty before that.
-	ProcessKey string
+	ProcessKey       string
 	IntegrityLevel   string
 	OriginalFileName string
 	Hashes           string // Sysmon's "SHA256=…,MD5=…" form
