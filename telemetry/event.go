@@ -115,6 +115,9 @@ type Event struct {
 	// Partial marks an event whose process was gone before it could be fully
 	// read (a short-lived process seen through the process connector).
 	Partial bool
+	// Truncated marks an event one of whose values was cut to the importer's
+	// bound (command lines at 32 KiB, as live argv).
+	Truncated bool
 
 	// Fields holds the source's other fields by their own names, in the
 	// source's order.

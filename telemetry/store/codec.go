@@ -83,11 +83,12 @@ func bindEvent(args []any, e *telemetry.Event, tags string) {
 	args[34] = fieldsJSON
 	args[35] = tags
 	args[36] = e.ProcessKey
+	args[37] = boolInt(e.Truncated)
 }
 
 // scanner reads rows of selectColumns into a StoredEvent.
 type scanner struct {
-	timeNS, kind, eventID, startNS, exitSignal, cgroup, partial int64
+	timeNS, kind, eventID, startNS, exitSignal, cgroup, partial, truncated int64
 	source                                                      string
 	args, fields                                                sql.NullString
 	dest                                                        []any
@@ -101,7 +102,7 @@ func newScanner(ev *StoredEvent) *scanner {
 		&e.PID, &e.PPID, &e.Path, &e.Cmdline, &sc.args, &e.Cwd, &e.Comm, &e.UID, &e.EUID, &e.GID, &e.EGID,
 		&e.AUID, &e.Username, &e.LogonID, &e.ParentPath, &e.ParentCmdline, &sc.startNS, &e.ExitCode,
 		&sc.exitSignal, &sc.cgroup, &e.ProcessGUID, &e.ParentGUID, &e.IntegrityLevel, &e.OriginalFileName,
-		&e.Hashes, &sc.partial, &sc.fields, &ev.Techniques, &e.ProcessKey,
+		&e.Hashes, &sc.partial, &sc.fields, &ev.Techniques, &e.ProcessKey, &sc.truncated,
 	}
 	return sc
 }
@@ -117,6 +118,7 @@ func (sc *scanner) finish(ev *StoredEvent) error {
 	e.ExitSignal = int(sc.exitSignal)
 	e.CgroupID = uint64(sc.cgroup)
 	e.Partial = sc.partial != 0
+	e.Truncated = sc.truncated != 0
 	e.Args = nil
 	if sc.args.Valid {
 		if err := json.Unmarshal([]byte(sc.args.String), &e.Args); err != nil {
@@ -130,4 +132,11 @@ func (sc *scanner) finish(ev *StoredEvent) error {
 		}
 	}
 	return nil
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS events (
 	partial INTEGER NOT NULL DEFAULT 0,
 	fields TEXT,
 	techniques TEXT NOT NULL DEFAULT '',
-	process_key TEXT NOT NULL DEFAULT ''
+	process_key TEXT NOT NULL DEFAULT '',
+	truncated INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS events_time ON events(time);
 CREATE INDEX IF NOT EXISTS events_pid ON events(pid, time);
@@ -64,9 +65,9 @@ CREATE TABLE IF NOT EXISTS batches (
 const insertColumns = `time, kind, source, host, category, event_id, channel, record_id,
 	pid, ppid, path, cmdline, args, cwd, comm, uid, euid, gid, egid, auid, username, logon_id,
 	parent_path, parent_cmdline, start_time, exit_code, exit_signal, cgroup_id, process_guid,
-	parent_guid, integrity_level, original_file_name, hashes, partial, fields, techniques, process_key`
+	parent_guid, integrity_level, original_file_name, hashes, partial, fields, techniques, process_key, truncated`
 
-const insertParams = 37
+const insertParams = 38
 
 // selectColumns is what a read returns, in StoredEvent order.
 const selectColumns = `eid, ` + insertColumns

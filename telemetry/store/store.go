@@ -147,15 +147,18 @@ func (s *Store) migrate() error {
 		return fmt.Errorf("store schema version %d is newer than this Quarry's (%d)", v, schemaVersion)
 	}
 	if v == 1 {
-		// Version 2 added events.process_key (filled for events stored from
-		// then on).
-		var has int
-		if err := s.write.QueryRow("SELECT count(*) FROM pragma_table_info('events') WHERE name = 'process_key'").Scan(&has); err != nil {
-			return fmt.Errorf("migrate schema 1 to 2: %w", err)
-		}
-		if has == 0 {
-			if _, err := s.write.Exec("ALTER TABLE events ADD COLUMN process_key TEXT NOT NULL DEFAULT ''"); err != nil {
+		// Version 2 added events.process_key and events.truncated (filled
+		// for events stored from then on).
+		for _, col := range []string{"process_key TEXT NOT NULL DEFAULT ''", "truncated INTEGER NOT NULL DEFAULT 0"} {
+			name, _, _ := strings.Cut(col, " ")
+			var has int
+			if err := s.write.QueryRow("SELECT count(*) FROM pragma_table_info('events') WHERE name = ?", name).Scan(&has); err != nil {
 				return fmt.Errorf("migrate schema 1 to 2: %w", err)
+			}
+			if has == 0 {
+				if _, err := s.write.Exec("ALTER TABLE events ADD COLUMN " + col); err != nil {
+					return fmt.Errorf("migrate schema 1 to 2: add %s: %w", name, err)
+				}
 			}
 		}
 	}
