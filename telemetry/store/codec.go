@@ -89,9 +89,9 @@ func bindEvent(args []any, e *telemetry.Event, tags string) {
 // scanner reads rows of selectColumns into a StoredEvent.
 type scanner struct {
 	timeNS, kind, eventID, startNS, exitSignal, cgroup, partial, truncated int64
-	source                                                      string
-	args, fields                                                sql.NullString
-	dest                                                        []any
+	source                                                                 string
+	args, fields                                                           sql.NullString
+	dest                                                                   []any
 }
 
 func newScanner(ev *StoredEvent) *scanner {
