@@ -27,7 +27,7 @@ type agentFlags struct {
 	fleet, secretFile, caFile, hostID string
 	insecure, noCollect               bool
 	queueBytes                        int64
-	distributed                       time.Duration
+	distributed, queryTimeout         time.Duration
 }
 
 func (a *app) agentCommand() *cobra.Command {
@@ -58,7 +58,7 @@ reach a loopback address.`,
 			s, err := a.runAgent(ctx, agent.Config{
 				FleetURL: f.fleet, EnrollSecret: secret, HostIdentifier: f.hostID,
 				TLS:        agent.TLSOptions{CAFile: f.caFile, Insecure: f.insecure},
-				QueueBytes: f.queueBytes, DistributedInterval: f.distributed,
+				QueueBytes: f.queueBytes, DistributedInterval: f.distributed, QueryTimeout: f.queryTimeout,
 			}, !f.noCollect)
 			fmt.Fprintf(cmd.OutOrStdout(), "agent stopped: %d scheduled runs, %d result logs, %d logs sent, %d live queries "+
 				"(%d answers past their deadline or refused), %d dropped by the queue bound\n",
@@ -75,6 +75,7 @@ reach a loopback address.`,
 	fl.BoolVar(&f.noCollect, "no-collect", false, "no live process telemetry or detection, even as root")
 	fl.Int64Var(&f.queueBytes, "queue-bytes", agent.DefaultQueueBytes, "bound of the disk queue of unsent logs")
 	fl.DurationVar(&f.distributed, "distributed-interval", 0, "how often to ask for live hunts (default: the server's distributed_interval)")
+	fl.DurationVar(&f.queryTimeout, "query-timeout", 0, "stop a scheduled query or a hunt's query after this long (default 60s)")
 	return cmd
 }
 

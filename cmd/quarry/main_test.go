@@ -378,3 +378,18 @@ func TestScanCorrelation(t *testing.T) {
 		}
 	}
 }
+
+// --timeout stops a runaway statement with a deadline error (query, and each
+// statement of a shell script), instead of running until killed.
+func TestQueryTimeout(t *testing.T) {
+	dir := t.TempDir()
+	endless := "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+	_, errs, code := quarry(t, dir, "", "query", "--timeout", "200ms", endless)
+	if code != 1 || !strings.Contains(strings.ToLower(errs), "interrupt") && !strings.Contains(errs, "deadline") {
+		t.Fatalf("query: exit %d: %s", code, errs)
+	}
+	out, errs, code := quarry(t, dir, endless+";\nSELECT 41 + 1 AS answer;\n", "shell", "--timeout", "200ms")
+	if code != 1 || !strings.Contains(out, "42") {
+		t.Fatalf("shell: exit %d, the statement after the timed-out one should run\n%s\n%s", code, out, errs)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -16,6 +18,7 @@ import (
 
 func (a *app) queryCommand() *cobra.Command {
 	var format string
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "query [--format table|json|csv|line] SQL",
 		Short: "Run one SQL query on the embedded engine",
@@ -31,6 +34,10 @@ SQL may be given as several words, or '-' to read it from standard input.
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Ctrl-C is caught from the start, so one pressed while the
+			// engine opens still stops the command.
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
 			if err := checkFormat(format); err != nil {
 				return usageError{err}
 			}
@@ -49,13 +56,20 @@ SQL may be given as several words, or '-' to read it from standard input.
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-			defer stop()
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("query: interrupted: %w", err)
+			}
+			if timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
+			}
 			_, err = runQuery(ctx, e, cmd.OutOrStdout(), sql, format)
 			return err
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", formatTable, "output format: table, json, csv or line")
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "stop the query after this long (e.g. 30s; 0: no limit)")
 	return cmd
 }
 

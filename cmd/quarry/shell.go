@@ -28,8 +28,13 @@ const shellHelp = `Enter SQL ending with ';' (a statement may span lines), or a 
   .quit / .exit      leave (or Ctrl-D)
 Example: SELECT id, name FROM attack_techniques WHERE name LIKE '%credential%';`
 
+// defaultShellTimeout bounds a shell statement unless --timeout says
+// otherwise: a runaway query gives the prompt back.
+const defaultShellTimeout = 5 * time.Minute
+
 func (a *app) shellCommand() *cobra.Command {
 	var format string
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "shell",
 		Short: "Interactive SQL shell over Quarry's tables (like osqueryi)",
@@ -42,7 +47,7 @@ func (a *app) shellCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s := &shell{engine: e, out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr(), mode: format}
+			s := &shell{engine: e, out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr(), mode: format, timeout: timeout}
 			in := cmd.InOrStdin()
 			if f, ok := in.(*os.File); ok && isTerminal(f) {
 				return s.interactive(filepath.Join(a.dataDir, "shell_history"))
@@ -51,17 +56,19 @@ func (a *app) shellCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", formatTable, "initial output mode: table, json, csv or line")
+	cmd.Flags().DurationVar(&timeout, "timeout", defaultShellTimeout, "stop each statement after this long (0: no limit); Ctrl-C stops it at once")
 	return cmd
 }
 
 // shell reads statements and dot-commands and prints their results.
 type shell struct {
-	engine *sqlengine.Engine
-	out    io.Writer
-	errOut io.Writer
-	mode   string
-	timer  bool
-	failed bool // a statement of a script failed
+	engine  *sqlengine.Engine
+	out     io.Writer
+	errOut  io.Writer
+	mode    string
+	timer   bool
+	failed  bool          // a statement of a script failed
+	timeout time.Duration // per statement; 0: none
 }
 
 func isTerminal(f *os.File) bool {
@@ -202,6 +209,11 @@ func statementComplete(sql string) bool {
 func (s *shell) exec(sql string) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	if s.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
 	start := time.Now()
 	n, err := runQuery(ctx, s.engine, s.out, sql, s.mode)
 	if err != nil {

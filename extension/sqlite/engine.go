@@ -25,8 +25,9 @@ import (
 // Engine is an embedded SQL engine over a registry of tables. It is safe for
 // concurrent use.
 type Engine struct {
-	db  *sql.DB
-	reg *tables.Registry
+	db    *sql.DB
+	reg   *tables.Registry
+	conns *connStates
 }
 
 type config struct {
@@ -54,14 +55,15 @@ func Open(reg *tables.Registry, opts ...Option) (*Engine, error) {
 		o(&cfg)
 	}
 	drv := &msqlite.Driver{}
-	if err := drv.RegisterModule("quarry", &module{reg: reg}); err != nil {
+	conns := &connStates{}
+	if err := drv.RegisterModule("quarry", &module{reg: reg, conns: conns}); err != nil {
 		return nil, fmt.Errorf("register virtual table module: %w", err)
 	}
-	db := sql.OpenDB(connector{drv: drv, dsn: ":memory:", reg: reg})
+	db := sql.OpenDB(connector{drv: drv, dsn: ":memory:", reg: reg, conns: conns})
 	db.SetMaxOpenConns(cfg.maxConns)
 	db.SetMaxIdleConns(cfg.maxConns)
 	db.SetConnMaxLifetime(0)
-	e := &Engine{db: db, reg: reg}
+	e := &Engine{db: db, reg: reg, conns: conns}
 	if err := db.Ping(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open embedded engine: %w", err)
@@ -84,14 +86,32 @@ var ErrNoSuchTable = errors.New("no such table")
 // Query runs one read-only SQL statement. The caller closes the rows.
 // Errors carry SQLite's message; an unknown table's error lists the closest
 // table names, and a write is refused with ErrReadOnly.
+//
+// ctx reaches every table the statement reads: when it is cancelled or its
+// deadline passes, each table's Generate sees its context done, and the
+// statement ends with ctx's error.
 func (e *Engine) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	if kw := writeKeyword(query); kw != "" {
 		return nil, fmt.Errorf("%s statements are refused: %w", kw, ErrReadOnly)
 	}
-	rows, err := e.db.QueryContext(ctx, query, args...)
+	// The statement runs on a connection of its own, whose tables' cursors
+	// take ctx (the SQLite virtual-table API passes none).
+	conn, err := e.db.Conn(ctx)
 	if err != nil {
+		return nil, fmt.Errorf("query: %w", err)
+	}
+	if err := conn.Raw(func(dc any) error { return e.conns.bind(dc, ctx) }); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("query: %w", err)
+	}
+	rows, err := conn.QueryContext(ctx, query, args...)
+	if err != nil {
+		conn.Close()
 		return nil, e.explain(query, err)
 	}
+	// Close waits for the rows to be closed, then returns the connection to
+	// the pool; the next statement on it binds its own context.
+	go conn.Close()
 	return rows, nil
 }
 
@@ -119,9 +139,10 @@ func (e *Engine) explain(query string, err error) error {
 // engine reaches only its own connections, and readies each connection: every
 // table attached, then the read-only authorizer installed.
 type connector struct {
-	drv *msqlite.Driver
-	dsn string
-	reg *tables.Registry
+	drv   *msqlite.Driver
+	dsn   string
+	reg   *tables.Registry
+	conns *connStates
 }
 
 func (c connector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -129,7 +150,9 @@ func (c connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := prepareConn(ctx, conn, c.reg); err != nil {
+	id := c.conns.add(conn)
+	if err := prepareConn(ctx, conn, c.reg, id); err != nil {
+		c.conns.remove(id)
 		conn.Close()
 		return nil, err
 	}
@@ -138,13 +161,13 @@ func (c connector) Connect(ctx context.Context) (driver.Conn, error) {
 
 func (c connector) Driver() driver.Driver { return c.drv }
 
-func prepareConn(ctx context.Context, conn driver.Conn, reg *tables.Registry) error {
+func prepareConn(ctx context.Context, conn driver.Conn, reg *tables.Registry, id uint64) error {
 	ex, ok := conn.(driver.ExecerContext)
 	if !ok {
 		return errors.New("sqlite connection cannot execute statements")
 	}
 	for _, name := range reg.Names() {
-		stmt := fmt.Sprintf("CREATE VIRTUAL TABLE %s USING quarry(%s)", quoteIdent(name), name)
+		stmt := fmt.Sprintf("CREATE VIRTUAL TABLE %s USING quarry(%s, %d)", quoteIdent(name), name, id)
 		if _, err := ex.ExecContext(ctx, stmt, nil); err != nil {
 			return fmt.Errorf("attach table %s: %w", name, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -386,5 +387,62 @@ func TestOrQueries(t *testing.T) {
 		if got[0][0] != want {
 			t.Errorf("%s: %v rows, want %d", where, got[0][0], want)
 		}
+	}
+}
+
+// A caller's cancellation and deadline reach a table's Generate: a table that
+// only returns when its context is done ends the statement with the caller's
+// error, well before the registry's own timeout.
+func TestCallerCancellationReachesTables(t *testing.T) {
+	started := make(chan struct{}, 4)
+	var missed atomic.Int32
+	blocking := tables.Table{
+		Name:    "blocking",
+		Columns: []tables.Column{{Name: "x", Type: tables.Integer}},
+		Generate: func(ctx context.Context, q tables.QueryContext, emit tables.EmitFunc) error {
+			started <- struct{}{}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(20 * time.Second):
+				missed.Add(1)
+				return errors.New("the caller's context never reached the table")
+			}
+		},
+	}
+	nt := &numbers{n: 10}
+	reg := tables.NewRegistry(tables.WithTimeout(2 * time.Minute))
+	if err := reg.Register(nt.table(), blocking); err != nil {
+		t.Fatal(err)
+	}
+	e, err := Open(reg, WithMaxConnections(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+
+	t.Run("deadline", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		_, err := e.Query(ctx, "SELECT x FROM blocking")
+		if !errors.Is(err, context.DeadlineExceeded) && (err == nil || !strings.Contains(err.Error(), "deadline")) {
+			t.Fatalf("want the deadline's error, got %v", err)
+		}
+	})
+	t.Run("cancel", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { <-started; cancel() }()
+		_, err := e.Query(ctx, "SELECT x FROM blocking")
+		if err == nil || !(errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "cancel")) {
+			t.Fatalf("want the cancellation's error, got %v", err)
+		}
+	})
+	if n := missed.Load(); n > 0 {
+		t.Fatalf("%d statements' contexts did not reach the table", n)
+	}
+	// The one connection went back to the pool, and a later statement runs
+	// with its own context, not the cancelled one.
+	if got := queryAll(t, e, "SELECT count(*) FROM numbers"); len(got) != 1 || got[0][0] != int64(10) {
+		t.Fatalf("after cancellation: %v", got)
 	}
 }

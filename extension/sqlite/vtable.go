@@ -18,9 +18,11 @@ import (
 
 // module serves every table of a registry as a SQLite virtual table. A table
 // is created on each connection with
-// "CREATE VIRTUAL TABLE name USING quarry(name)".
+// "CREATE VIRTUAL TABLE name USING quarry(name, connection id)"; the id finds
+// the context of the statement the connection runs.
 type module struct {
-	reg *tables.Registry
+	reg   *tables.Registry
+	conns *connStates
 }
 
 func (m *module) Create(ctx vtab.Context, args []string) (vtab.Table, error) {
@@ -36,6 +38,14 @@ func (m *module) Connect(ctx vtab.Context, args []string) (vtab.Table, error) {
 	if len(args) > 3 {
 		name = strings.Trim(strings.TrimSpace(args[3]), `"'`)
 	}
+	var state *connState
+	if len(args) > 4 {
+		id, err := strconv.ParseUint(strings.TrimSpace(args[4]), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("quarry module: bad connection id %q", args[4])
+		}
+		state = m.conns.get(id)
+	}
 	t, ok := m.reg.Table(name)
 	if !ok {
 		return nil, fmt.Errorf("quarry module: no table %q in the registry", name)
@@ -43,7 +53,7 @@ func (m *module) Connect(ctx vtab.Context, args []string) (vtab.Table, error) {
 	if err := ctx.Declare(declareSQL(t)); err != nil {
 		return nil, fmt.Errorf("declare table %s: %w", t.Name, err)
 	}
-	return &vtable{t: t}, nil
+	return &vtable{t: t, conn: state}, nil
 }
 
 // declareSQL is the CREATE TABLE statement SQLite learns the schema from.
@@ -71,7 +81,8 @@ func quoteIdent(s string) string {
 
 // vtable is one table on one connection.
 type vtable struct {
-	t *tables.Table
+	t    *tables.Table
+	conn *connState // the connection's statement context; nil: none
 }
 
 // Cost model. SQLite compares plans by EstimatedCost; a table has no row
@@ -189,7 +200,7 @@ func (c *cursor) Filter(idxNum int, idxStr string, vals []vtab.Value) error {
 			}
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(c.vt.conn.context())
 	c.cancel = cancel
 	c.next, c.stop = iter.Pull2(func(yield func(tables.Row, error) bool) {
 		err := t.Generate(ctx, q, func(r tables.Row) bool { return yield(r, nil) })
