@@ -1,6 +1,7 @@
 package detections
 
 import (
+	_ "embed"
 	"encoding/binary"
 	"slices"
 	"strings"
@@ -157,18 +158,13 @@ func gramAt(v string, i int) uint32 {
 }
 
 // commonGramText is typical Windows process-creation text: grams that occur
-// in it are avoided as anchors, since they would hit on most events.
-const commonGramText = `c:\windows\system32\svchost.exe -k netsvcs -p -s schedule c:\program files (x86)\microsoft\edge\application\msedge.exe ` +
-	`c:\program files\google\chrome\application\chrome.exe" --type=renderer --field-trial-handle=1736,i,163423 --lang=en-us ` +
-	`--service-sandbox-type=none --mojo-platform-channel-handle=2388 /prefetch:8 c:\users\alice\appdata\local\temp\ ` +
-	`c:\users\public\documents\ c:\programdata\microsoft\windows defender\platform\ c:\windows\syswow64\windowspowershell\v1.0\powershell.exe ` +
-	`-noprofile -executionpolicy bypass -file c:\windows\system32\cmd.exe /c "c:\program files\nodejs\npm.cmd" run build ` +
-	`c:\windows\system32\conhost.exe 0xffffffff -forcev1 c:\windows\system32\rundll32.exe shell32.dll,shcreatelocalserverrundll ` +
-	`{9aa46009-3ce0-458a-a354-715610a075e6} nt authority\system sha1=,md5=,sha256=,imphash= microsoft corporation ` +
-	`c:\windows\microsoft.net\framework64\v4.0.30319\ c:\program files\dotnet\dotnet.exe c:\windows\explorer.exe ` +
-	`c:\users\bob\appdata\roaming\microsoft\windows\start menu\programs\startup\ --enable-features=networkservice ` +
-	`"c:\program files\java\jdk-17\bin\java.exe" -jar -xmx2g -classpath c:\python311\python.exe -m pip install --upgrade ` +
-	`/i "c:\users\alice\downloads\setup-x64.msi" /qn /norestart -embedding system high medium windows-sysmon.exe`
+// in it are poor anchors. It is written by internal/gengrams from the lab
+// recordings of ../shared/datasets (Sysmon 1 and Security 4688 values), not
+// from the benchmark corpus that measures the engine.
+//
+//go:generate go run ./internal/gengrams -datasets ../../shared/datasets -out commongrams.txt
+//go:embed commongrams.txt
+var commonGramText string
 
 // newGramFilter builds a filter for the literals of lits whose ids are in
 // ids (a literal id indexes lits; literals are not empty).
