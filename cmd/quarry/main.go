@@ -65,6 +65,10 @@ type app struct {
 	retentionBytes int64
 	log            zerolog.Logger
 
+	// skipBadRules lets the web UI (quarry up) start with the rules that
+	// load when some do not; fleet serve always does.
+	skipBadRules bool
+
 	kb     *attack.KB
 	events *store.Store
 	engine *sqlengine.Engine
@@ -178,7 +182,7 @@ func (a *app) openEngine() (*sqlengine.Engine, error) {
 	// Rules load when a query first reads ioa_rules.
 	rules := func() ([]*detections.Rule, error) {
 		start := time.Now()
-		rs, _, err := a.loadRules(ruleFlags{}, a.stderr)
+		rs, _, err := a.loadRules(ruleFlags{skipBad: true}, a.stderr)
 		a.log.Debug().Dur("took", time.Since(start)).Int("rules", len(rs)).Msg("rules loaded")
 		return rs, err
 	}
