@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/quarry-sec/quarry/internal/unprivileged"
 )
 
 func TestLoadWithoutDataUsesEmbedded(t *testing.T) {
@@ -83,8 +85,9 @@ func TestLoadCorruptData(t *testing.T) {
 }
 
 func TestUpdateUnwritableDir(t *testing.T) {
-	if os.Getuid() == 0 {
-		t.Skip("skipping: root can write a read-only folder")
+	if unprivileged.NeedRerun() { // root writes a read-only folder: run as nobody
+		unprivileged.Rerun(t)
+		return
 	}
 	dataDir := t.TempDir()
 	if err := os.Chmod(dataDir, 0o555); err != nil {

@@ -15,7 +15,7 @@ var techniqueTag = regexp.MustCompile(`^t\d{4}(\.\d{3})?$`)
 func resolveAttack(r *Rule, kb *attack.KB) {
 	seenTech := map[string]bool{}
 	seenTac := map[string]bool{}
-	addTactic := func(short string, warn bool) {
+	addTactic := func(short string, warn bool, line int) {
 		short = strings.ReplaceAll(strings.ToLower(short), "_", "-")
 		if seenTac[short] {
 			return
@@ -25,13 +25,17 @@ func resolveAttack(r *Rule, kb *attack.KB) {
 			if kt, ok := kb.Tactic(short); ok {
 				t.ID, t.Name = kt.ID, kt.Name
 			} else if warn {
-				r.Warnings = append(r.Warnings, fmt.Sprintf("tags: tactic %q unknown to ATT&CK %s", short, kb.Version()))
+				r.warnAt(line, fmt.Sprintf("tags: tactic %q unknown to ATT&CK %s", short, kb.Version()))
 			}
 		}
 		seenTac[short] = true
 		r.Tactics = append(r.Tactics, t)
 	}
-	for _, tag := range r.Tags {
+	for i, tag := range r.Tags {
+		line := 0
+		if r.Sigma != nil && i < len(r.Sigma.TagLines) && len(r.Sigma.TagLines) == len(r.Tags) {
+			line = r.Sigma.TagLines[i]
+		}
 		tag = strings.ToLower(strings.TrimSpace(tag))
 		rest, ok := strings.CutPrefix(tag, "attack.")
 		if !ok {
@@ -52,7 +56,7 @@ func resolveAttack(r *Rule, kb *attack.KB) {
 						t.Name = kt.NameV19
 					}
 				} else {
-					r.Warnings = append(r.Warnings, fmt.Sprintf("tags: technique %s unknown to ATT&CK %s", id, kb.Version()))
+					r.warnAt(line, fmt.Sprintf("tags: technique %s unknown to ATT&CK %s", id, kb.Version()))
 				}
 			}
 			r.Techniques = append(r.Techniques, t)
@@ -60,7 +64,7 @@ func resolveAttack(r *Rule, kb *attack.KB) {
 			// groups and software: kept in Tags only
 		case strings.HasPrefix(rest, "car.") || strings.HasPrefix(rest, "d3fend"):
 		default:
-			addTactic(rest, true)
+			addTactic(rest, true, line)
 		}
 	}
 	if len(r.Tactics) == 0 && kb != nil {
@@ -70,7 +74,7 @@ func resolveAttack(r *Rule, kb *attack.KB) {
 			}
 			if kt, ok := kb.Technique(t.ResolvedID); ok {
 				for _, s := range kt.Tactics {
-					addTactic(s, false)
+					addTactic(s, false, 0)
 				}
 			}
 		}
@@ -176,4 +180,21 @@ func oneLine(s string) string {
 		s = strings.TrimSpace(s[:i]) + s[i+j+1:]
 	}
 	return strings.TrimSpace(s)
+}
+
+// warnAt adds a warning found at a line of the rule's file (0: the rule's).
+func (r *Rule) warnAt(line int, msg string) {
+	for len(r.warningLines) < len(r.Warnings) {
+		r.warningLines = append(r.warningLines, 0)
+	}
+	r.Warnings = append(r.Warnings, msg)
+	r.warningLines = append(r.warningLines, line)
+}
+
+// warningLine is the line of Warnings[i], or 0 when it is the rule's.
+func (r *Rule) warningLine(i int) int {
+	if i < len(r.warningLines) {
+		return r.warningLines[i]
+	}
+	return 0
 }

@@ -126,8 +126,12 @@ func loadBytes(name string, data []byte, opts Options) *LoadResult {
 			res.Errors = append(res.Errors, se)
 			continue
 		}
-		for _, w := range warns {
-			res.Warnings = append(res.Warnings, &LoadError{File: name, Line: sr.Line, RuleID: sr.ID, Title: sr.Title, Err: errors.New(w)})
+		for i, w := range warns {
+			line := sr.Line
+			if l := r.warningLine(i); l > 0 {
+				line = l
+			}
+			res.Warnings = append(res.Warnings, &LoadError{File: name, Line: line, RuleID: sr.ID, Title: sr.Title, Err: errors.New(w)})
 		}
 		res.Rules = append(res.Rules, r)
 	}

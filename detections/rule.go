@@ -116,6 +116,9 @@ type Rule struct {
 	// Warnings are non-fatal problems: unknown techniques or tactics,
 	// unresolved placeholders.
 	Warnings []string
+	// warningLines holds the file line of each warning found at one (a
+	// tag's), 0 or absent for the others.
+	warningLines []int
 	// Sigma is the parsed rule.
 	Sigma *sigma.Rule
 	// Correlation is set for a correlation rule (Source

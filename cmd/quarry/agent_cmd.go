@@ -137,7 +137,7 @@ func (a *app) startLive(ctx context.Context) func() error {
 		a.log.Warn().Err(err).Msg("no live collection")
 		return noop
 	}
-	rules, _, err := a.loadRules(ruleFlags{}, a.stderr)
+	rules, _, err := a.loadRules(ruleFlags{skipBad: true}, a.stderr)
 	if err != nil {
 		a.log.Warn().Err(err).Msg("no live collection")
 		return noop

@@ -108,6 +108,7 @@ func (a *app) fleetServe(ctx context.Context, o fleetServeOptions) error {
 		return usageError{errors.New("--tls-self-signed and --tls-cert exclude each other")}
 	}
 	useTLS := o.certFile != "" || o.selfSigned || !server.IsLoopback(o.addr)
+	a.skipBadRules = true // the UI's coverage view: a broken local rule is reported, not fatal
 	if useTLS && o.certFile == "" {
 		o.certFile, o.keyFile = filepath.Join(a.dataDir, fleetCertFile), filepath.Join(a.dataDir, fleetKeyFile)
 		host, _, _ := net.SplitHostPort(o.addr)

@@ -98,7 +98,11 @@ minutes apart, shares a user, a command line or process hashes). 'quarry tree --
 				return err
 			}
 			f.Hosts, f.MinScore = hosts, minScore
-			st, err := a.eventStore()
+			open := a.readStore // listing only reads: a read-only store will do
+			if rebuild {
+				open = a.eventStore
+			}
+			st, err := open()
 			if err != nil {
 				return err
 			}

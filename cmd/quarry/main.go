@@ -65,6 +65,10 @@ type app struct {
 	retentionBytes int64
 	log            zerolog.Logger
 
+	// skipBadRules lets the web UI (quarry up) start with the rules that
+	// load when some do not; fleet serve always does.
+	skipBadRules bool
+
 	kb     *attack.KB
 	events *store.Store
 	engine *sqlengine.Engine
@@ -150,6 +154,28 @@ func (a *app) eventStore() (*store.Store, error) {
 	return st, nil
 }
 
+// readStore opens the event store for a command that only reads it (query,
+// shell, tree, incidents): as eventStore when the data directory may be
+// written, else read-only, so a user who may read the store but not write
+// it can still query it. The error says "permission denied" and the path.
+func (a *app) readStore() (*store.Store, error) {
+	if a.events != nil {
+		return a.events, nil
+	}
+	path := store.Path(a.dataDir)
+	werr := store.CheckWritable(path)
+	if werr == nil {
+		return a.eventStore()
+	}
+	st, err := store.OpenReadOnly(path)
+	if err != nil {
+		return nil, fmt.Errorf("event store: %w; and reading it: %w", werr, err)
+	}
+	a.log.Debug().Str("path", path).Msg("event store opened read-only (the data directory is not writable)")
+	a.events = st
+	return st, nil
+}
+
 // closeAll closes what the command opened.
 func (a *app) closeAll() {
 	if a.engine != nil {
@@ -170,23 +196,26 @@ func (a *app) openEngine() (*sqlengine.Engine, error) {
 		return nil, err
 	}
 	start := time.Now()
-	st, err := a.eventStore()
-	if err != nil {
-		return nil, err
+	st, stErr := a.readStore()
+	if stErr != nil {
+		// The attack_* tables still answer; the event tables report why.
+		a.log.Debug().Err(stErr).Msg("no event store")
+		st = nil
 	}
 	a.log.Debug().Dur("took", time.Since(start)).Msg("event store open")
 	// Rules load when a query first reads ioa_rules.
 	rules := func() ([]*detections.Rule, error) {
 		start := time.Now()
-		rs, _, err := a.loadRules(ruleFlags{}, a.stderr)
+		rs, _, err := a.loadRules(ruleFlags{skipBad: true}, a.stderr)
 		a.log.Debug().Dur("took", time.Since(start)).Int("rules", len(rs)).Msg("rules loaded")
 		return rs, err
 	}
 	start = time.Now()
 	reg, err := catalog.New(catalog.Sources{
-		ATTACK: kb,
-		Events: st,
-		Rules:  rules,
+		ATTACK:    kb,
+		Events:    st,
+		EventsErr: stErr,
+		Rules:     rules,
 		// Packs name the table as osquery does: serve that name too.
 		OsqueryAlias: true,
 		Process:      process.Options{LocalHost: host.Identifier(), BootTime: host.BootTime()},

@@ -294,10 +294,43 @@ func TestScanAndRules(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "broken.yml:10") || !strings.Contains(out, "containz") || !strings.Contains(out, "1 rule(s) loaded, 1 error(s)") {
 		t.Fatalf("lint: exit %d\n%s", code, out)
 	}
-	// ...and never stops the others from running.
+	// ...stops scan and import (exit 1, named)...
 	out, errs, code = quarry(t, dir, "", "scan", "--no-builtin", "--rules", "testdata/rules", src)
+	if code != 1 || !strings.Contains(errs, "broken.yml:10") || !strings.Contains(errs, "1 rule(s) did not load") {
+		t.Fatalf("scan with a broken rule: exit %d, want 1\n%s\n%s", code, out, errs)
+	}
+	_, errs, code = quarry(t, dir, "", "import", "--no-builtin", "--rules", "testdata/rules", src)
+	if code != 1 || !strings.Contains(errs, "1 rule(s) did not load") {
+		t.Fatalf("import with a broken rule: exit %d, want 1\n%s", code, errs)
+	}
+	// ...unless --skip-bad-rules, which runs the others.
+	out, errs, code = quarry(t, dir, "", "scan", "--skip-bad-rules", "--no-builtin", "--rules", "testdata/rules", src)
 	if code != 0 || !strings.Contains(errs, "1 rule(s) did not load") || !strings.Contains(out, "Analyst rule") {
-		t.Fatalf("scan with a broken rule: exit %d\n%s\n%s", code, out, errs)
+		t.Fatalf("scan --skip-bad-rules with a broken rule: exit %d\n%s\n%s", code, out, errs)
+	}
+}
+
+// TestRulesLintEveryError: lint reports each problem of a rule at its own
+// line — the level's, the modifier's, the condition's (an unclosed
+// parenthesis), an unknown technique at its tag's line.
+func TestRulesLintEveryError(t *testing.T) {
+	out, _, code := quarry(t, t.TempDir(), "", "rules", "lint", "testdata/badrules")
+	for _, want := range []string{
+		"error: testdata/badrules/multi.yml:4: level: unknown level",
+		"error: testdata/badrules/multi.yml:13: detection.selection.Image|endswith|bogus: unknown modifier",
+		"error: testdata/badrules/multi.yml:16: detection.condition: missing )",
+		"warning: testdata/badrules/tag.yml:8: tags: technique T9999 unknown",
+		"2 file(s): 1 rule(s) loaded, 3 error(s), 1 warning(s)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("lint output lacks %q", want)
+		}
+	}
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s", out)
 	}
 }
 

@@ -33,6 +33,9 @@ type ruleFlags struct {
 	sigma     []string
 	noBuiltin bool
 	minLevel  string
+	// skipBad runs the rules that loaded when some did not; without it a
+	// rule that fails to load is an error (non-zero exit).
+	skipBad bool
 }
 
 func (f *ruleFlags) add(cmd *cobra.Command) {
@@ -40,10 +43,12 @@ func (f *ruleFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&f.sigma, "sigma", nil, "a SigmaHQ rule file or folder, e.g. sigma/rules (repeatable)")
 	cmd.Flags().BoolVar(&f.noBuiltin, "no-builtin", false, "leave out Quarry's builtin IoA pack")
 	cmd.Flags().StringVar(&f.minLevel, "min-level", "", "only rules of this level or above: informational, low, medium, high, critical")
+	cmd.Flags().BoolVar(&f.skipBad, "skip-bad-rules", false, "run the rules that load when some do not (default: a rule that fails to load is an error)")
 }
 
 // loadRules loads the selected rules and reports rules that failed to load
-// on w (a broken rule never stops the others).
+// on w. A rule that failed to load is an error unless f.skipBad, with which
+// the others run.
 func (a *app) loadRules(f ruleFlags, w io.Writer) ([]*detections.Rule, *detections.LoadResult, error) {
 	var min detections.Severity
 	if f.minLevel != "" {
@@ -68,6 +73,9 @@ func (a *app) loadRules(f ruleFlags, w io.Writer) ([]*detections.Rule, *detectio
 				break
 			}
 			fmt.Fprintf(w, "  %v\n", e)
+		}
+		if !f.skipBad {
+			return nil, res, fmt.Errorf("%d rule(s) did not load (fix them, or --skip-bad-rules runs the others)", n)
 		}
 	}
 	rs := ruleset.Filter(res.Rules, min)

@@ -41,7 +41,7 @@ tactics detected on the process, coloured by severity on a terminal.`,
 			default:
 				return usageError{fmt.Errorf("--color %q: want auto, always or never", color)}
 			}
-			st, err := a.eventStore()
+			st, err := a.readStore()
 			if err != nil {
 				return err
 			}

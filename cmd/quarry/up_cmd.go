@@ -57,6 +57,7 @@ the data directory. Ctrl-C stops everything, sending what the agent has queued.`
 	}
 	cmd.Flags().StringVar(&o.listen, "listen", defaultUpListen, "loopback address to serve on (port 0: any free port)")
 	cmd.Flags().BoolVar(&o.noCollect, "no-collect", false, "no live process telemetry or detection, even as root")
+	cmd.Flags().BoolVar(&a.skipBadRules, "skip-bad-rules", false, "start with the rules that load when some do not (default: a rule that fails to load stops up)")
 	return cmd
 }
 

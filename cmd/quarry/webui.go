@@ -25,7 +25,7 @@ func withProcessPack(packs map[string]server.Pack) map[string]server.Pack {
 // The UI's coverage layer uses the rules this installation runs (builtin
 // and the data directory's custom rules).
 func (a *app) withWebUI(api http.Handler, st store.Store, kb *attack.KB, tls bool, interval time.Duration) (http.Handler, error) {
-	rules, _, err := a.loadRules(ruleFlags{}, a.stderr)
+	rules, _, err := a.loadRules(ruleFlags{skipBad: a.skipBadRules}, a.stderr)
 	if err != nil {
 		return nil, err
 	}

@@ -33,9 +33,13 @@ var Modifiers = map[string]string{
 	"gte":          "the field is a number at least the value",
 }
 
-func parseDetection(r *Rule, det *node) *Error {
+// parseDetection reads the searches and the condition, returning every
+// problem: one per broken search, and the condition's.
+func parseDetection(r *Rule, det *node) []*Error {
 	r.Detection.Searches = map[string]*Search{}
+	var errs []*Error
 	var cond *node
+	names := []string{} // every search named, broken or not, for the condition
 	for i, name := range det.keys {
 		v := det.vals[i]
 		switch name {
@@ -46,16 +50,18 @@ func parseDetection(r *Rule, det *node) *Error {
 			r.Detection.Timeframe = v.str
 			continue
 		}
+		names = append(names, name)
 		s, err := parseSearch(name, v)
 		if err != nil {
-			return err
+			errs = append(errs, err)
+			continue
 		}
 		s.Line = det.keyLine[i]
 		r.Detection.Searches[name] = s
 		r.Detection.Order = append(r.Detection.Order, name)
 	}
 	if cond == nil {
-		return &Error{Line: det.line, Field: "detection.condition", Err: fmt.Errorf("missing")}
+		return append(errs, &Error{Line: det.line, Field: "detection.condition", Err: fmt.Errorf("missing")})
 	}
 	r.Detection.ConditionLine = cond.line
 	var texts []string
@@ -65,22 +71,26 @@ func parseDetection(r *Rule, det *node) *Error {
 	case kindSeq:
 		for _, c := range cond.vals {
 			if c.kind != kindScalar {
-				return &Error{Line: c.line, Field: "detection.condition", Err: fmt.Errorf("want a string")}
+				return append(errs, &Error{Line: c.line, Field: "detection.condition", Err: fmt.Errorf("want a string")})
 			}
 			texts = append(texts, c.str)
 		}
 	default:
-		return &Error{Line: cond.line, Field: "detection.condition", Err: fmt.Errorf("want a string or a list of strings")}
+		return append(errs, &Error{Line: cond.line, Field: "detection.condition", Err: fmt.Errorf("want a string or a list of strings")})
 	}
 	if len(texts) == 0 {
-		return &Error{Line: cond.line, Field: "detection.condition", Err: fmt.Errorf("empty")}
+		return append(errs, &Error{Line: cond.line, Field: "detection.condition", Err: fmt.Errorf("empty")})
 	}
 	r.Detection.ConditionText = texts
 	var expr Expr
-	for _, t := range texts {
-		e, err := ParseCondition(t, r.Detection.Order)
+	for i, t := range texts {
+		e, err := ParseCondition(t, names)
 		if err != nil {
-			return &Error{Line: cond.line, Field: "detection.condition", Err: err}
+			line := cond.line
+			if cond.kind == kindSeq {
+				line = cond.vals[i].line
+			}
+			return append(errs, &Error{Line: line, Field: "detection.condition", Err: err})
 		}
 		if expr == nil {
 			expr = e
@@ -89,7 +99,7 @@ func parseDetection(r *Rule, det *node) *Error {
 		}
 	}
 	r.Detection.Condition = expr
-	return nil
+	return errs
 }
 
 func parseSearch(name string, v *node) (*Search, *Error) {

@@ -7,9 +7,20 @@ import (
 
 // parseMeta reads what every rule has, detection and correlation rules
 // alike: id, title, status, level, tags, Quarry's confidence and
-// recommendations…
+// recommendations…, failing with the first problem.
 func parseMeta(file string, d *node) (*Rule, *Error) {
+	r, errs := parseMetaAll(file, d)
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	return r, nil
+}
+
+// parseMetaAll is parseMeta reporting every problem, each at its own line;
+// the rule is nil when there is one.
+func parseMetaAll(file string, d *node) (*Rule, []*Error) {
 	r := &Rule{File: file, Line: d.line}
+	var errs []*Error
 	fail := func(line int, field string, err error) *Error {
 		return &Error{File: file, Line: line, Field: field, RuleID: r.ID, Title: r.Title, Err: err}
 	}
@@ -54,7 +65,7 @@ func parseMeta(file string, d *node) (*Rule, *Error) {
 		{"author", &r.Author}, {"date", &r.Date}, {"modified", &r.Modified}, {"level", &r.Level},
 		{"confidence", &r.Confidence}, {"recommendations", &r.Recommendations}} {
 		if err := str(s.k, s.p); err != nil {
-			return nil, err
+			errs = append(errs, err)
 		}
 	}
 	for _, l := range []struct {
@@ -62,44 +73,59 @@ func parseMeta(file string, d *node) (*Rule, *Error) {
 		p *[]string
 	}{{"references", &r.References}, {"tags", &r.Tags}, {"falsepositives", &r.FalsePositives}, {"fields", &r.Fields}} {
 		if err := list(l.k, l.p); err != nil {
-			return nil, err
+			errs = append(errs, err)
+		}
+	}
+	if n := d.get("tags"); n != nil {
+		for _, it := range n.vals {
+			if it.kind == kindScalar {
+				r.TagLines = append(r.TagLines, it.line)
+			}
+		}
+		if n.kind == kindScalar {
+			r.TagLines = []int{n.line}
 		}
 	}
 	if n := d.get("recommendations"); n != nil && n.kind == kindSeq {
 		var recs []string
 		if err := list("recommendations", &recs); err != nil {
-			return nil, err
+			errs = append(errs, err)
 		}
 		r.Recommendations = strings.Join(recs, "\n")
 	}
-	if r.Title == "" {
-		return nil, fail(d.line, "title", fmt.Errorf("missing"))
+	if r.Title == "" && (d.get("title") == nil || d.get("title").kind != kindSeq && d.get("title").kind != kindMap) {
+		errs = append(errs, fail(d.line, "title", fmt.Errorf("missing")))
 	}
 	r.Level = strings.ToLower(r.Level)
 	switch r.Level {
 	case "", "informational", "low", "medium", "high", "critical":
 	default:
-		return nil, fail(d.get("level").line, "level", fmt.Errorf("unknown level %q (want informational, low, medium, high or critical)", r.Level))
+		errs = append(errs, fail(d.get("level").line, "level", fmt.Errorf("unknown level %q (want informational, low, medium, high or critical)", r.Level)))
 	}
 	r.Status = strings.ToLower(r.Status)
 	switch r.Status {
 	case "", "stable", "test", "experimental", "deprecated", "unsupported":
 	default:
-		return nil, fail(d.get("status").line, "status", fmt.Errorf("unknown status %q", r.Status))
+		errs = append(errs, fail(d.get("status").line, "status", fmt.Errorf("unknown status %q", r.Status)))
 	}
 	r.Confidence = strings.ToLower(r.Confidence)
 	switch r.Confidence {
 	case "", "low", "medium", "high":
 	default:
-		return nil, fail(d.get("confidence").line, "confidence", fmt.Errorf("unknown confidence %q (want low, medium or high)", r.Confidence))
+		errs = append(errs, fail(d.get("confidence").line, "confidence", fmt.Errorf("unknown confidence %q (want low, medium or high)", r.Confidence)))
+	}
+	if len(errs) > 0 {
+		return nil, errs
 	}
 	return r, nil
 }
 
-func parseRule(file string, d *node) (*Rule, *Error) {
-	r, perr := parseMeta(file, d)
-	if perr != nil {
-		return nil, perr
+// parseRule parses a detection rule, reporting every problem found (in the
+// metadata, the log source, each search and the condition) at its own line.
+func parseRule(file string, d *node) (*Rule, []*Error) {
+	r, errs := parseMetaAll(file, d)
+	if r == nil { // the rest is still checked, for its own errors
+		r = &Rule{File: file, Line: d.line, ID: scalar(d.get("id")), Title: scalar(d.get("title"))}
 	}
 	if n := d.get("name"); n != nil && n.kind == kindScalar {
 		r.Name = n.str
@@ -113,12 +139,14 @@ func parseRule(file string, d *node) (*Rule, *Error) {
 		if ls != nil {
 			line = ls.line
 		}
-		return nil, fail(line, "logsource", fmt.Errorf("missing or not a mapping"))
+		errs = append(errs, fail(line, "logsource", fmt.Errorf("missing or not a mapping")))
+		ls = &node{kind: kindMap}
 	}
 	for i, k := range ls.keys {
 		v := ls.vals[i]
 		if v.kind != kindScalar && v.kind != kindNull {
-			return nil, fail(v.line, "logsource."+k, fmt.Errorf("want a string"))
+			errs = append(errs, fail(v.line, "logsource."+k, fmt.Errorf("want a string")))
+			continue
 		}
 		switch k {
 		case "category":
@@ -137,11 +165,14 @@ func parseRule(file string, d *node) (*Rule, *Error) {
 		if det != nil {
 			line = det.line
 		}
-		return nil, fail(line, "detection", fmt.Errorf("missing or not a mapping"))
+		return nil, append(errs, fail(line, "detection", fmt.Errorf("missing or not a mapping")))
 	}
-	if err := parseDetection(r, det); err != nil {
+	for _, err := range parseDetection(r, det) {
 		err.File, err.RuleID, err.Title = file, r.ID, r.Title
-		return nil, err
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errs
 	}
 	return r, nil
 }

@@ -21,6 +21,7 @@ type Rule struct {
 	Level          string // informational, low, medium, high, critical
 	References     []string
 	Tags           []string
+	TagLines       []int // the line of each of Tags, 0 when unknown
 	FalsePositives []string
 	Fields         []string
 	Logsource      Logsource
@@ -155,9 +156,9 @@ func Parse(file string, data []byte) Result {
 				Err: fmt.Errorf("filter documents are %w", ErrNotSupported)})
 			continue
 		}
-		r, perr := parseRule(file, d)
-		if perr != nil {
-			res.Errors = append(res.Errors, perr)
+		r, perrs := parseRule(file, d)
+		if len(perrs) > 0 {
+			res.Errors = append(res.Errors, perrs...)
 			continue
 		}
 		res.Rules = append(res.Rules, r)

@@ -4,6 +4,7 @@
 package catalog
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -23,6 +24,10 @@ type Sources struct {
 	// Events is the event store behind process_events; nil leaves the table
 	// out.
 	Events *store.Store
+	// EventsErr, when Events is nil, is why the store could not be opened:
+	// the tables that read it are then served, and a query of one fails
+	// with this error, while the others (attack_*) answer.
+	EventsErr error
 	// Process tunes process_events.
 	Process process.Options
 	// Rules gives the detection rules behind ioa_rules, on first use; nil
@@ -46,7 +51,11 @@ func New(src Sources, opts ...tables.WrapOption) (*tables.Registry, error) {
 		return nil, errors.New("catalog: no ATT&CK knowledge base")
 	}
 	reg := tables.NewRegistry(opts...)
-	if err := reg.Register(list(src, src.Events != nil)...); err != nil {
+	all := list(src, src.Events != nil)
+	if src.Events == nil && src.EventsErr != nil {
+		all = unavailable(src)
+	}
+	if err := reg.Register(all...); err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
 	return reg, nil
@@ -79,4 +88,24 @@ func list(src Sources, withEvents bool) []tables.Table {
 		rules = ioa.StaticRules(nil)
 	}
 	return append(all, ioa.Rules(rules))
+}
+
+// unavailable is list(src, true) with the tables that read the event store
+// failing with src.EventsErr.
+func unavailable(src Sources) []tables.Table {
+	without := map[string]bool{}
+	for _, t := range list(src, false) {
+		without[t.Name] = true
+	}
+	all := list(src, true)
+	for i := range all {
+		if without[all[i].Name] {
+			continue
+		}
+		name, err := all[i].Name, src.EventsErr
+		all[i].Generate = func(context.Context, tables.QueryContext, tables.EmitFunc) error {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return all
 }

@@ -67,6 +67,7 @@ var columns = []tables.Column{
 	{Name: "logon_id", Type: tables.Text, Description: "Windows logon id"},
 	{Name: "event_id", Type: tables.Integer, Description: "Windows event ID (Sysmon 1/5, Security 4688/4689); 0 on Linux"},
 	{Name: "techniques", Type: tables.Text, Description: "ATT&CK technique IDs informational detections tagged the event with"},
+	{Name: "truncated", Type: tables.Integer, Description: "1 when a value was cut to its bound on import (command lines at 32 KiB, script text at 32 KiB, other values at 4 KiB)"},
 }
 
 // Column positions, in the order of columns (checked by a test).
@@ -121,6 +122,7 @@ const (
 	cLogonId
 	cEventId
 	cTechniques
+	cTruncated
 	numColumns
 )
 
@@ -315,4 +317,12 @@ func fillRow(row tables.Row, e *store.StoredEvent, opts Options) {
 	row[cLogonId] = e.LogonID
 	row[cEventId] = int64(e.EventID)
 	row[cTechniques] = e.Techniques
+	row[cTruncated] = boolInt(e.Truncated)
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }

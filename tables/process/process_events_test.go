@@ -38,6 +38,7 @@ func newEngine(t *testing.T) *sqlengine.Engine {
 		e.Cmdline = e.Path + " -x"
 		e.ParentPath = "/usr/sbin/sshd"
 		e.UID = 0
+		e.Truncated = i == 7
 		evs = append(evs, e)
 	}
 	other := telemetry.NewEvent(telemetry.KindOther, telemetry.SourceSysmon)
@@ -104,3 +105,13 @@ func TestProcessEventsQueries(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestProcessEventsTruncated(t *testing.T) {
+	e := newEngine(t)
+	if n := count(t, e, "WHERE truncated = 1"); n != 1 {
+		t.Errorf("truncated = 1: %d rows, want 1", n)
+	}
+	if n := count(t, e, "WHERE truncated = 1 AND pid = 107"); n != 1 {
+		t.Errorf("the truncated row is not pid 107")
+	}
+}

@@ -45,6 +45,7 @@ type auditJSONEvent struct {
 func newAuditdJSONReader(c io.Closer, br *bufio.Reader, path string, cfg *config) *auditdJSONReader {
 	r := &auditdJSONReader{c: c, path: path, cfg: cfg}
 	r.lines.r = br
+	r.lines.json = true
 	return r
 }
 
@@ -73,7 +74,9 @@ func (r *auditdJSONReader) Next() (telemetry.Event, error) {
 			return telemetry.Event{}, r.recordErr("unusable audit JSON event", err)
 		}
 		if r.group.isExec() {
-			return r.group.event(r.cfg), nil
+			e := r.group.event(r.cfg)
+			e.Truncated = e.Truncated || r.lines.cut
+			return e, nil
 		}
 	}
 	return telemetry.Event{}, io.EOF

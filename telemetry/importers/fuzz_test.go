@@ -3,9 +3,11 @@ package importers
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/quarry-sec/quarry/telemetry"
@@ -101,5 +103,53 @@ func FuzzDetect(f *testing.F) {
 		if fm, err := detect(data); err == nil && fm.Description() == "" {
 			t.Fatalf("detected %q, which has no description", fm)
 		}
+	})
+}
+
+// FuzzStringCapper: cutting long strings out of valid JSON leaves valid
+// JSON, and text with no long string is unchanged.
+func FuzzStringCapper(f *testing.F) {
+	f.Add([]byte(`{"a":"x\u00e9\"\\y","b":[1,"é"]}`), 3)
+	f.Add([]byte(`["\ud83d\ude00abc"]`), 1)
+	f.Fuzz(func(t *testing.T, data []byte, extra int) {
+		if !json.Valid(data) || extra < 0 || extra > 1<<12 {
+			return
+		}
+		// pad every string past the bound so that cutting happens
+		long := bytes.ReplaceAll(data, []byte(`"`), []byte(`"`+strings.Repeat("a", maxJSONString)))
+		if !json.Valid(long) {
+			long = data
+		}
+		var s stringCapper
+		out := s.appendKept(nil, long)
+		if !json.Valid(out) {
+			t.Fatalf("capped text is not JSON: %q", out[:min(len(out), 200)])
+		}
+		s.reset()
+		if got := s.appendKept(nil, data); len(data) < maxJSONString && !bytes.Equal(got, data) {
+			t.Fatalf("short text changed: %q -> %q", data, got)
+		}
+	})
+}
+
+// FuzzLineReader: a JSON-mode line reader over any bytes ends, counts
+// lines, and never returns a line over the bound.
+func FuzzLineReader(f *testing.F) {
+	f.Add([]byte("{\"a\":\"" + strings.Repeat("x", 200) + "\"}\r\n\n{}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		l := lineReader{r: bufReader(data), json: true}
+		for i := 0; i <= len(data)+1; i++ {
+			b, err := l.next()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil && !errors.Is(err, errLineTooLong) {
+				t.Fatal(err)
+			}
+			if len(b) > maxLineSize {
+				t.Fatalf("line of %d bytes", len(b))
+			}
+		}
+		t.Fatal("line reader did not end")
 	})
 }

@@ -7,8 +7,9 @@ import (
 	"io"
 )
 
-// maxObjectSize bounds one multi-line JSON object.
-const maxObjectSize = 64 << 20
+// maxObjectSize bounds one multi-line JSON object as held in memory, its
+// long strings cut (see stringCapper).
+const maxObjectSize = MaxRecord
 
 // objectSplitter cuts a stream of JSON objects — one after another, possibly
 // pretty-printed, possibly inside a top-level array — into single objects.
@@ -17,6 +18,8 @@ type objectSplitter struct {
 	r    *bufio.Reader
 	buf  []byte
 	line int // 0-based count of newlines consumed
+	// caps cuts long strings; caps.cut says the last object lost some.
+	caps stringCapper
 }
 
 // splitError is a stretch of the stream that is not an object; the splitter
@@ -61,7 +64,12 @@ func (s *objectSplitter) next() ([]byte, int, error) {
 // object reads the rest of an object whose '{' was read.
 func (s *objectSplitter) object() ([]byte, int, error) {
 	start := s.line + 1
+	if cap(s.buf) > 1<<20 {
+		s.buf = nil // a past large object's buffer is not kept
+	}
 	s.buf = append(s.buf[:0], '{')
+	s.caps.reset()
+	s.caps.keep('{')
 	depth, inStr, esc := 1, false, false
 	for depth > 0 {
 		c, err := s.r.ReadByte()
@@ -75,7 +83,9 @@ func (s *objectSplitter) object() ([]byte, int, error) {
 			s.skipLine()
 			return nil, 0, &splitError{line: start, msg: fmt.Sprintf("object longer than %d bytes", maxObjectSize)}
 		}
-		s.buf = append(s.buf, c)
+		if s.caps.keep(c) {
+			s.buf = append(s.buf, c)
+		}
 		switch {
 		case c == '\n':
 			s.line++

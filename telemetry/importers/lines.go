@@ -8,9 +8,9 @@ import (
 	"io"
 )
 
-// maxLineSize bounds one line (a PowerShell script block can be large);
-// a longer line is reported and skipped.
-const maxLineSize = 64 << 20
+// maxLineSize bounds one line as held in memory; a longer line is reported
+// and skipped (read through, not held).
+const maxLineSize = MaxRecord
 
 // errLineTooLong marks a line over maxLineSize.
 var errLineTooLong = fmt.Errorf("line longer than %d bytes", maxLineSize)
@@ -20,19 +20,31 @@ type lineReader struct {
 	r    *bufio.Reader
 	line int    // number of the last line returned
 	long []byte // holds a line longer than r's buffer
+	// json makes a line longer than r's buffer keep only the first
+	// maxJSONString bytes of each JSON string (see stringCapper); cut says
+	// the last line returned lost some.
+	json bool
+	cut  bool
+	caps stringCapper
 }
 
 // next returns the next line, valid until the following call. It returns
 // errLineTooLong (with line counted) for an oversized line, io.EOF at the
 // end, and a read error otherwise.
 func (l *lineReader) next() ([]byte, error) {
+	l.cut = false
+	if cap(l.long) > 1<<20 {
+		l.long = nil // a past long line's buffer is not kept
+	}
 	b, err := l.r.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
-		l.long = append(l.long[:0], b...)
+		l.caps.reset()
+		l.long = l.appendLong(l.long[:0], b)
 		for errors.Is(err, bufio.ErrBufferFull) {
 			b, err = l.r.ReadSlice('\n')
-			if len(l.long)+len(b) > maxLineSize {
-				l.long = l.long[:0]
+			l.long = l.appendLong(l.long, b)
+			if len(l.long) > maxLineSize {
+				l.long = nil // read the rest through, holding none of it
 				for errors.Is(err, bufio.ErrBufferFull) {
 					_, err = l.r.ReadSlice('\n')
 				}
@@ -42,9 +54,9 @@ func (l *lineReader) next() ([]byte, error) {
 				l.line++
 				return nil, errLineTooLong
 			}
-			l.long = append(l.long, b...)
 		}
 		b = l.long
+		l.cut = l.caps.cut
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
@@ -59,4 +71,13 @@ func (l *lineReader) next() ([]byte, error) {
 		b = bytes.TrimPrefix(b, utf8BOM)
 	}
 	return b, nil
+}
+
+// appendLong appends a piece of a long line, capping JSON strings in json
+// mode.
+func (l *lineReader) appendLong(dst, b []byte) []byte {
+	if !l.json {
+		return append(dst, b...)
+	}
+	return l.caps.appendKept(dst, b)
 }

@@ -2,7 +2,11 @@ package importers
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/quarry-sec/quarry/telemetry"
@@ -52,8 +56,12 @@ const readBufferSize = 64 << 10
 
 // Open opens a recording and returns a Reader over its events and the format
 // it was read as. The format is detected from the file's first bytes unless
-// WithFormat forces one. A file in no known format is an error naming the file
-// and what its first bytes looked like.
+// WithFormat forces one; a gzip-compressed file is read through (by its
+// magic bytes, whatever its name). A file in no known format is an error
+// naming the file and describing its first bytes. Every event is cut to the
+// value bounds (MaxCommandLine, MaxScriptText, MaxValue) and marked
+// Truncated when cut. The Reader has an Offset() int64 method: the bytes of
+// the file read so far. A zip archive or a directory is read through Inputs.
 func Open(path string, opts ...Option) (telemetry.Reader, Format, error) {
 	cfg := config{format: FormatAuto}
 	for _, o := range opts {
@@ -63,36 +71,82 @@ func Open(path string, opts ...Option) (telemetry.Reader, Format, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("importers: %w", err)
 	}
-	br := bufio.NewReaderSize(f, readBufferSize)
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, "", fmt.Errorf("importers: %w", err)
+	}
+	if fi.IsDir() {
+		f.Close()
+		return nil, "", fmt.Errorf("importers: %s is a directory", path)
+	}
+	cr := &countingReader{r: f}
+	r, format, err := openStream(path, fi.Size(), cr, cr, f, &cfg)
+	if err != nil {
+		f.Close()
+		return nil, "", err
+	}
+	return r, format, nil
+}
+
+// openStream reads a recording from in (rs is in when it can seek, else
+// nil; c closes what is under it) and picks its reader. pos counts the bytes
+// read, for Offset.
+func openStream(name string, size int64, pos *countingReader, rs io.ReadSeeker, c io.Closer, cfg *config) (telemetry.Reader, Format, error) {
+	br := bufio.NewReaderSize(pos, readBufferSize)
+	closer := c
+	if head, _ := br.Peek(len(gzipMagic)); bytes.Equal(head, gzipMagic) {
+		gz, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, "", fmt.Errorf("importers: %s: gzip: %w", name, err)
+		}
+		br = bufio.NewReaderSize(gz, readBufferSize)
+		rs = nil
+	}
 	format := cfg.format
 	if format == "" || format == FormatAuto {
 		head, _ := br.Peek(sniffSize)
+		var err error
 		format, err = detect(head)
+		if errors.Is(err, errBinary) {
+			return nil, "", fmt.Errorf("importers: file %s: binary data of unknown format (%d bytes)", name, size)
+		}
 		if err != nil {
-			f.Close()
-			return nil, "", fmt.Errorf("importers: %s: %w", path, err)
+			return nil, "", fmt.Errorf("importers: %s: %w", name, err)
 		}
 	}
 	var r telemetry.Reader
+	var err error
 	switch format {
 	case FormatSysmonEVTX:
-		r, err = newEVTXReader(f, f, path, &cfg)
+		if rs == nil { // compressed: EVTX needs to seek, so it is spooled to a temporary file
+			var tmp *spooled
+			if tmp, err = spool(br); err == nil {
+				closer = closers{c, tmp}
+				rs = tmp.f
+			}
+		}
+		if err == nil {
+			r, err = newEVTXReader(rs, closer, name, cfg)
+		}
 	case FormatSysmonJSON:
-		r = newWinJSONReader(f, br, path, &cfg)
+		r = newWinJSONReader(closer, br, name, cfg)
 	case FormatAuditd:
-		r = newAuditdReader(f, br, path, &cfg)
+		r = newAuditdReader(closer, br, name, cfg)
 	case FormatAuditdJSON:
-		r = newAuditdJSONReader(f, br, path, &cfg)
+		r = newAuditdJSONReader(closer, br, name, cfg)
 	case FormatSysmonLinuxSyslog:
-		r = newSyslogXMLReader(f, br, path, &cfg)
+		r = newSyslogXMLReader(closer, br, name, cfg)
 	default:
 		err = fmt.Errorf("unknown format %q", format)
 	}
 	if err != nil {
-		f.Close()
-		return nil, "", fmt.Errorf("importers: %s: %w", path, err)
+		if closer != c {
+			closer.Close()
+		}
+		return nil, "", fmt.Errorf("importers: %s: %w", name, err)
 	}
-	return r, format, nil
+	return &boundedReader{r: r, pos: pos}, format, nil
 }
 
 // IntoReader is a Reader that can decode the next event into one the caller

@@ -31,6 +31,7 @@ func newWinJSONReader(c io.Closer, br *bufio.Reader, path string, cfg *config) *
 	head, _ := br.Peek(sniffSize)
 	r := &winJSONReader{c: c, path: path, cfg: cfg, stream: isMultiLineJSON(head)}
 	r.lines.r = br
+	r.lines.json = true
 	r.split.r = br
 	return r
 }
@@ -131,6 +132,7 @@ func (r *winJSONReader) decode(ev *telemetry.Event, reuse bool, obj []byte, line
 		*ev = telemetry.Event{}
 		return r.recordErr(line, record, "unusable Windows event", err)
 	}
+	e.Truncated = e.Truncated || r.lines.cut || (r.stream && r.split.caps.cut)
 	*ev = e
 	return nil
 }

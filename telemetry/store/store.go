@@ -40,6 +40,9 @@ type Store struct {
 	read   *sql.DB // readers, query_only
 	insert *sql.Stmt
 	wmu    sync.Mutex
+	// readOnly is set by OpenReadOnly: write and read are one read-only
+	// pool and insert is nil.
+	readOnly bool
 
 	maxAge   time.Duration
 	maxBytes int64
@@ -92,6 +95,9 @@ func Open(path string, opts ...Option) (*Store, error) {
 	cfg := config{maxAge: DefaultMaxAge, maxBytes: DefaultMaxBytes, readers: 4, now: time.Now}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if err := CheckWritable(path); err != nil {
+		return nil, fmt.Errorf("open event store: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open event store: %w", err)
@@ -177,7 +183,7 @@ func (s *Store) Close() error {
 	if s.insert != nil {
 		errs = append(errs, s.insert.Close())
 	}
-	if s.read != nil {
+	if s.read != nil && s.read != s.write {
 		errs = append(errs, s.read.Close())
 	}
 	errs = append(errs, s.write.Close())
@@ -198,6 +204,9 @@ func (s *Store) Append(ctx context.Context, events []telemetry.Event) (int64, er
 func (s *Store) AppendTagged(ctx context.Context, events []telemetry.Event, tags []string) (int64, error) {
 	if len(events) == 0 {
 		return 0, nil
+	}
+	if s.readOnly {
+		return 0, fmt.Errorf("store events in %s: %w", s.path, ErrReadOnly)
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
