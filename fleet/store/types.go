@@ -140,7 +140,7 @@ type Detection struct {
 	RuleTitle      string    `json:"rule_title"`
 	RuleAuthor     string    `json:"rule_author"`
 	RuleSource     string    `json:"rule_source"`
-	TechniqueID    string    `json:"technique_id"`
+	TechniqueID    string    `json:"technique_id"` // Untagged when the rule names none
 	TechniqueName  string    `json:"technique_name"`
 	// Tactic is the technique's tactic shortnames, comma-separated.
 	Tactic          string    `json:"tactic"`
@@ -161,6 +161,10 @@ type Detection struct {
 	// stored history. A host that does not report it gets the log's time.
 	DetectedAt time.Time `json:"detected_at"`
 }
+
+// Untagged is the TechniqueID of a detection whose rule names no ATT&CK
+// technique.
+const Untagged = "untagged"
 
 // TimeField is the time a filter's Since and Until bound: the event's
 // (TimeEvent, the zero value) or the detection's (TimeDetected).

@@ -128,6 +128,9 @@ func detectionWhere(f store.DetectionFilter) (string, []any) {
 		where = append(where, "("+strings.Join(terms, " OR ")+")")
 	}
 	or(f.Techniques, func(v string) (string, []any) {
+		if strings.EqualFold(strings.TrimSpace(v), store.Untagged) {
+			return "d.technique_id = ?", []any{store.Untagged}
+		}
 		v = strings.ToUpper(strings.TrimSpace(v))
 		if strings.Contains(v, ".") {
 			return "d.technique_id = ?", []any{v}
