@@ -155,3 +155,38 @@ func ParseVersion(s string) (v19 bool, err error) {
 	}
 	return false, fmt.Errorf("ATT&CK version %q: want 18.1 or 19", s)
 }
+
+// TacticsOf gives the tactics of a group of hits (an incident: its
+// technique IDs and the tactics its hits were stored with, of either
+// version) in one version's vocabulary, in its matrix order: in v18.1 the
+// stored tactics mapped (TacticIn); in v19 the v19 tactics of its
+// techniques placed with the stored tactics (Place), plus the stored
+// tactics no technique accounts for, mapped (a rule tagged with a tactic
+// only). defense-evasion maps to v19's stealth only when no technique
+// gave stealth or defense-impairment.
+func (kb *KB) TacticsOf(techniques, tactics []string, v19 bool) []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(ts ...string) {
+		for _, t := range ts {
+			if t != "" && !seen[t] {
+				seen[t] = true
+				out = append(out, t)
+			}
+		}
+	}
+	if v19 {
+		for _, id := range techniques {
+			add(kb.Place(id, tactics, true).Tactics...)
+		}
+	}
+	for _, s := range tactics {
+		m := kb.TacticIn(s, v19)
+		if v19 && kb.TacticIn(s, false) == "defense-evasion" && (seen["stealth"] || seen["defense-impairment"]) {
+			continue
+		}
+		add(m)
+	}
+	kb.sortTactics(out, v19)
+	return out
+}

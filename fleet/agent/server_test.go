@@ -228,7 +228,7 @@ func TestAgentWithFleetServerOutage(t *testing.T) {
 	db := ioaHitsDB(t)
 	a, err := New(Config{FleetURL: f.url(), EnrollSecret: "s", HostIdentifier: "host-a", Version: "test",
 		DataDir: t.TempDir(), Engine: sqlQuerier{db}, DistributedInterval: 50 * time.Millisecond,
-		LogInterval: 30 * time.Millisecond, intervalUnit: 5 * time.Millisecond})
+		LogInterval: 30 * time.Millisecond, ScheduleUnit: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +320,7 @@ func TestAgentReenrollsWithFleetServer(t *testing.T) {
 	db := ioaHitsDB(t)
 	a, err := New(Config{FleetURL: f.url(), EnrollSecret: "s", HostIdentifier: "host-a", DataDir: t.TempDir(),
 		Engine: sqlQuerier{db}, LogInterval: 30 * time.Millisecond, DistributedInterval: 50 * time.Millisecond,
-		intervalUnit: 5 * time.Millisecond})
+		ScheduleUnit: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +347,7 @@ func TestAgentLostAnswersEveryResultOnce(t *testing.T) {
 	db := ioaHitsDB(t)
 	a, err := New(Config{FleetURL: f.url(), EnrollSecret: "s", HostIdentifier: "host-a", Version: "test",
 		DataDir: t.TempDir(), Engine: sqlQuerier{db}, DistributedInterval: 50 * time.Millisecond,
-		LogInterval: 30 * time.Millisecond, intervalUnit: 5 * time.Millisecond})
+		LogInterval: 30 * time.Millisecond, ScheduleUnit: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,7 +86,10 @@ func Incidents(st *store.Store, kb *attack.KB) tables.Table {
 				row[3] = r.LastSeen.Unix()
 				row[4] = r.Score
 				row[5] = r.Severity
-				row[6] = TacticsIn(kb, r.Techniques, r.Tactics, v19)
+				row[6] = r.Tactics
+				if kb != nil {
+					row[6] = strings.Join(kb.TacticsOf(splitIDs(r.Techniques), splitIDs(r.Tactics), v19), ",")
+				}
 				row[7] = r.Techniques
 				row[8] = r.HitCount
 				row[9] = r.RootPID
@@ -298,4 +301,12 @@ func RelatedIncidents(st *store.Store) tables.Table {
 			return nil
 		},
 	}
+}
+
+// splitIDs splits a stored comma-separated list; empty gives none.
+func splitIDs(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }
