@@ -185,7 +185,7 @@ func ioaHitsDB(t *testing.T) *sql.DB {
 	_, err := db.Exec(`CREATE TABLE ioa_hits (hit_id TEXT, time INTEGER, host_identifier TEXT, rule_id TEXT, rule_title TEXT,
 		rule_author TEXT, rule_source TEXT, technique_id TEXT, technique_name TEXT, tactic TEXT, severity TEXT,
 		confidence TEXT, description TEXT, recommendations TEXT, eid INTEGER, pid INTEGER, path TEXT, cmdline TEXT,
-		parent_path TEXT, username TEXT, source TEXT)`)
+		parent_path TEXT, username TEXT, source TEXT, detected_at INTEGER)`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,8 @@ func ioaHitsDB(t *testing.T) *sql.DB {
 func insertHit(t *testing.T, db *sql.DB, id string) {
 	t.Helper()
 	_, err := db.Exec(`INSERT INTO ioa_hits VALUES (?, strftime('%s','now'), 'host-a', 'r1', 'Rule one', 'me', 'builtin',
-		'T1059.004', 'Unix Shell', 'execution', 'high', 'medium', 'd', 'r', 1, 42, '/bin/sh', 'sh -c x', '/bin/bash', 'root', 'ebpf')`, id)
+		'T1059.004', 'Unix Shell', 'execution', 'high', 'medium', 'd', 'r', 1, 42, '/bin/sh', 'sh -c x', '/bin/bash', 'root', 'ebpf',
+		strftime('%s','now'))`, id)
 	if err != nil {
 		t.Fatal(err)
 	}
