@@ -262,7 +262,7 @@ func TestScanAndRules(t *testing.T) {
 		hit["technique_name"] != "BITS Jobs" || hit["severity"] != "high" || hit["source_file"] != src {
 		t.Fatalf("hit fields: %v", hit)
 	}
-	if !strings.Contains(errs, "by technique:") {
+	if !strings.Contains(errs, "by technique (ATT&CK 18.1):") {
 		t.Fatalf("summary should go to stderr with --format json: %s", errs)
 	}
 

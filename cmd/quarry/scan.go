@@ -21,6 +21,7 @@ import (
 	"github.com/quarry-sec/quarry/detections/incidents"
 	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/detections/ruleset"
+	"github.com/quarry-sec/quarry/tables/ioa"
 	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/host"
 	"github.com/quarry-sec/quarry/telemetry/importers"
@@ -87,7 +88,7 @@ func (a *app) loadRules(f ruleFlags, w io.Writer) ([]*detections.Rule, *detectio
 
 func (a *app) scanCommand() *cobra.Command {
 	var rf ruleFlags
-	var format, layerPath, layerVersion, hostName, since, until string
+	var format, layerPath, layerVersion, attackVersion, hostName, since, until string
 	var fromStore, quiet bool
 	cmd := &cobra.Command{
 		Use:   "scan [--rules PATH]... [--sigma PATH]... [--no-builtin] [--min-level L] [--format table|json] [--layer FILE [--layer-attack 18.1|19]] (INPUT... | --store)",
@@ -103,6 +104,13 @@ technique) goes to standard error with --format json.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if format != formatTable && format != formatJSON {
 				return usageError{fmt.Errorf("--format %q: want table or json", format)}
+			}
+			v19, err := attack.ParseVersion(attackVersion)
+			if err != nil {
+				return usageError{fmt.Errorf("--attack: %w", err)}
+			}
+			if !cmd.Flags().Changed("layer-attack") {
+				layerVersion = attackVersion // the layer follows --attack
 			}
 			newLayer, err := layerMaker(layerVersion)
 			if err != nil {
@@ -122,8 +130,9 @@ technique) goes to standard error with --format json.`,
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
 			sc := &scanner{
-				engine: detections.NewEngine(rules), kb: kb, format: format, out: cmd.OutOrStdout(),
-				bySeverity: map[string]int{}, byTechnique: map[string]int{}, layer: map[string]attack.LayerScore{},
+				engine: detections.NewEngine(rules), kb: kb, v19: v19, format: format, out: cmd.OutOrStdout(),
+				bySeverity: map[string]int{}, byTechnique: map[string]int{}, byTactic: map[string]int{},
+				layer: map[string]attack.LayerScore{},
 			}
 			sc.min = detections.ParseSeverity(strings.ToLower(rf.minLevel))
 			var cerrs []error
@@ -160,7 +169,8 @@ technique) goes to standard error with --format json.`,
 	rf.add(cmd)
 	cmd.Flags().StringVarP(&format, "format", "f", formatTable, "output: table or json (one hit per line)")
 	cmd.Flags().StringVar(&layerPath, "layer", "", "write an ATT&CK Navigator layer of hits per technique to FILE")
-	cmd.Flags().StringVar(&layerVersion, "layer-attack", "18.1", "ATT&CK version of the --layer file: 18.1 or 19")
+	cmd.Flags().StringVar(&attackVersion, "attack", attack.ViewV18, "ATT&CK version of the output's technique names and tactics: 18.1 or 19")
+	cmd.Flags().StringVar(&layerVersion, "layer-attack", attack.ViewV18, "ATT&CK version of the --layer file: 18.1 or 19 (default: --attack's)")
 	cmd.Flags().StringVar(&hostName, "host", "", "host_identifier for the recordings' events (default: the records' own)")
 	cmd.Flags().BoolVar(&fromStore, "store", false, "scan the event store instead of files, storing the hits")
 	cmd.Flags().StringVar(&since, "since", "", "with --store: only events at or after this time (RFC 3339, or a duration ago like 24h)")
@@ -203,17 +213,23 @@ type scanner struct {
 	corr   *detections.Correlator // nil without correlation rules
 	// min hides the hits of rules below it, kept only because a
 	// correlation names them (--min-level).
-	min    detections.Severity
-	kb     *attack.KB
+	min detections.Severity
+	kb  *attack.KB
+	// v19 shows technique names and tactics in ATT&CK v19 (--attack 19),
+	// else in v18.1.
+	v19    bool
 	format string
 	out    io.Writer
 
 	events, hits, bad int
-	bySeverity        map[string]int
-	byTechnique       map[string]int
-	layer             map[string]attack.LayerScore
-	table             []store.HitRecord // table format: rows to print
-	enc               *json.Encoder
+	// untagged counts the hits of rules naming no ATT&CK technique.
+	untagged    int
+	bySeverity  map[string]int
+	byTechnique map[string]int // by technique ID in the shown version
+	byTactic    map[string]int // hits per tactic of the shown version
+	layer       map[string]attack.LayerScore
+	table       []store.HitRecord // table format: rows to print
+	enc         *json.Encoder
 
 	// file and record being scanned, for JSON output.
 	file   string
@@ -275,7 +291,6 @@ func (s *scanner) report(h detections.Hit, eid, record int64) {
 	recs := pipeline.Records(h, eid, s.kb)
 	for _, r := range recs {
 		if r.TechniqueID != "" {
-			s.byTechnique[r.TechniqueID]++
 			ls := s.layer[r.TechniqueID]
 			ls.Score++
 			ls.Names = append(ls.Names, r.RuleTitle)
@@ -283,7 +298,22 @@ func (s *scanner) report(h detections.Hit, eid, record int64) {
 		}
 	}
 	if s.onHit != nil {
-		s.onHit(h, recs)
+		s.onHit(h, recs) // stored as the rules wrote them
+	}
+	recs = s.shown(recs)
+	tactics := map[string]bool{}
+	for _, r := range recs {
+		if r.TechniqueID == ioa.Untagged {
+			s.untagged++
+		} else {
+			s.byTechnique[r.TechniqueID]++
+		}
+		for _, t := range strings.Split(r.Tactic, ",") {
+			if t != "" && !tactics[t] {
+				tactics[t] = true
+				s.byTactic[t]++
+			}
+		}
 	}
 	if s.format == formatJSON {
 		for i := range recs {
@@ -298,6 +328,29 @@ func (s *scanner) report(h detections.Hit, eid, record int64) {
 		}
 		s.table = append(s.table, r)
 	}
+}
+
+// shown gives a hit's rows as the output shows them, in one ATT&CK
+// version: technique ID, name and tactics placed there (see
+// attack.KB.Place), 'untagged' for a rule naming no technique.
+func (s *scanner) shown(recs []store.HitRecord) []store.HitRecord {
+	out := make([]store.HitRecord, len(recs))
+	for i, r := range recs {
+		var ts []string
+		if r.Tactic != "" {
+			ts = strings.Split(r.Tactic, ",")
+		}
+		p := s.kb.Place(r.TechniqueID, ts, s.v19)
+		switch {
+		case r.TechniqueID == "":
+			r.TechniqueID = ioa.Untagged
+		case p.ID != "":
+			r.TechniqueID, r.TechniqueName = p.ID, p.Name
+		}
+		r.Tactic = strings.Join(p.Tactics, ",")
+		out[i] = r
+	}
+	return out
 }
 
 // hitJSON is a JSON line: the ioa_hits columns plus where the event came from.
@@ -376,6 +429,23 @@ func (s *scanner) printSummary(w io.Writer, rules int, took time.Duration) {
 		}
 	}
 	fmt.Fprintf(w, "by severity: %s\n", strings.Join(sev, ", "))
+	version := attack.ViewV18
+	tactics := s.kb.Tactics()
+	if s.v19 {
+		version, tactics = attack.ViewV19, s.kb.TacticsV19()
+	}
+	var tacs []string
+	for _, t := range tactics {
+		if n := s.byTactic[t.ShortName]; n > 0 {
+			tacs = append(tacs, fmt.Sprintf("%s %d", t.ShortName, n))
+		}
+	}
+	if len(tacs) > 0 {
+		fmt.Fprintf(w, "by tactic (ATT&CK %s): %s\n", version, strings.Join(tacs, ", "))
+	}
+	if s.untagged > 0 {
+		fmt.Fprintf(w, "untagged (rules naming no ATT&CK technique): %d hits\n", s.untagged)
+	}
 	type tc struct {
 		id string
 		n  int
@@ -390,7 +460,9 @@ func (s *scanner) printSummary(w io.Writer, rules int, took time.Duration) {
 		}
 		return ts[i].id < ts[j].id
 	})
-	fmt.Fprintln(w, "by technique:")
+	if len(ts) > 0 {
+		fmt.Fprintf(w, "by technique (ATT&CK %s):\n", version)
+	}
 	for i, t := range ts {
 		if i == 20 {
 			fmt.Fprintf(w, "  … %d more techniques\n", len(ts)-20)
@@ -399,6 +471,9 @@ func (s *scanner) printSummary(w io.Writer, rules int, took time.Duration) {
 		name := ""
 		if tech, ok := s.kb.Technique(t.id); ok {
 			name = tech.Name
+			if s.v19 && tech.NameV19 != "" {
+				name = tech.NameV19
+			}
 		}
 		fmt.Fprintf(w, "  %-10s %-45s %d\n", t.id, oneLine(name, 45), t.n)
 	}

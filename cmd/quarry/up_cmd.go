@@ -35,6 +35,9 @@ type upOptions struct {
 	// ready, when set, is called with the URL, token and CA file once the
 	// server listens (tests).
 	ready func(url, token, caFile string)
+	// tuneAgent, when set, adjusts the local agent's configuration
+	// (tests shorten its intervals).
+	tuneAgent func(*agent.Config)
 }
 
 func (a *app) upCommand() *cobra.Command {
@@ -134,8 +137,11 @@ func (a *app) up(ctx context.Context, o upOptions, out io.Writer) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_, agentErr = a.runAgent(agentCtx, agent.Config{FleetURL: url, EnrollSecret: secret,
-			TLS: agent.TLSOptions{CAFile: files.cert}}, !o.noCollect)
+		cfg := agent.Config{FleetURL: url, EnrollSecret: secret, TLS: agent.TLSOptions{CAFile: files.cert}}
+		if o.tuneAgent != nil {
+			o.tuneAgent(&cfg)
+		}
+		_, agentErr = a.runAgent(agentCtx, cfg, !o.noCollect)
 		if agentErr != nil && agentCtx.Err() == nil {
 			a.log.Error().Err(agentErr).Msg("local agent stopped")
 		}

@@ -22,13 +22,19 @@ type upFixture struct {
 }
 
 func startUp(t *testing.T, dataDir string) (*upFixture, func() error) {
+	return startUpTuned(t, dataDir, nil)
+}
+
+// startUpTuned is startUp with the local agent's configuration adjusted by
+// tune (nil: as quarry up has it).
+func startUpTuned(t *testing.T, dataDir string, tune func(*agent.Config)) (*upFixture, func() error) {
 	t.Helper()
 	a := &app{dataDir: dataDir, stderr: io.Discard, log: zerolog.Nop()}
 	ready := make(chan upFixture, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- a.up(ctx, upOptions{listen: "127.0.0.1:0", noCollect: true, ready: func(url, token, ca string) {
+		done <- a.up(ctx, upOptions{listen: "127.0.0.1:0", noCollect: true, tuneAgent: tune, ready: func(url, token, ca string) {
 			ready <- upFixture{url: url, token: token, ca: ca}
 		}}, io.Discard)
 		a.closeAll()

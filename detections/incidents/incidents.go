@@ -151,6 +151,20 @@ var tacticOrder = map[string]int{
 	"command-and-control": 14, "exfiltration": 15, "impact": 16,
 }
 
+// V18Tactic is a tactic shortname in ATT&CK v18.1's vocabulary, the one
+// incidents are grouped, scored and stored in: v19's stealth (TA0005
+// renamed) and defense-impairment (split from it) are defense-evasion, so a
+// builtin rule's defense-evasion hit and a SigmaHQ rule's stealth hit count
+// as one tactic. Readers show them in v19 from the techniques (see
+// attack.KB.Place).
+func V18Tactic(s string) string {
+	switch s {
+	case "stealth", "defense-impairment":
+		return "defense-evasion"
+	}
+	return s
+}
+
 // SortTactics orders tactic shortnames by the ATT&CK matrix (unknown ones
 // last, by name).
 func SortTactics(ts []string) {

@@ -28,7 +28,7 @@ func LoadHits(ctx context.Context, st *store.Store, host string, lo, hi time.Tim
 		}
 		for _, t := range strings.Split(r.Tactic, ",") {
 			if t = strings.TrimSpace(t); t != "" {
-				h.Tactics = appendUnique(h.Tactics, t)
+				h.Tactics = appendUnique(h.Tactics, V18Tactic(t))
 			}
 		}
 		return true

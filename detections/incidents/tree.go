@@ -222,7 +222,7 @@ func annotate(ctx context.Context, st *store.Store, r *Resolver, t *Tree) error 
 		}
 		for _, tac := range strings.Split(h.Tactic, ",") {
 			if tac != "" {
-				x.Tactics = appendUnique(x.Tactics, tac)
+				x.Tactics = appendUnique(x.Tactics, V18Tactic(tac))
 			}
 		}
 		return true

@@ -49,39 +49,37 @@ func Detection() Pack {
 		Discovery: []string{"SELECT 1 FROM osquery_extensions WHERE name = 'quarry'"},
 		Queries: map[string]Query{
 			QueryHits: {
-				Query: `SELECT h.hit_id, h.time, h.host_identifier, h.rule_id, h.rule_title, h.rule_author, h.rule_source,
+				Query: `SELECT h.hit_id, h.time, h.detected_at, h.host_identifier, h.rule_id, h.rule_title, h.rule_author, h.rule_source,
   h.technique_id, h.technique_name, h.tactic, h.severity, h.confidence, h.description, h.recommendations,
   h.eid, h.pid, h.path, h.cmdline, h.parent_path, h.username, h.source
 FROM ioa_hits h
-WHERE h.time >= CAST(strftime('%s', 'now') AS INTEGER) - 3600;`,
+WHERE h.detected_at >= CAST(strftime('%s', 'now') AS INTEGER) - 3600;`,
 				Interval:    60,
-				Description: "IoA detections (medium and higher) of the last hour, one row per hit and ATT&CK technique, with the rule's author, severity, confidence, description and recommendations. Differential: each new hit is logged once.",
+				Description: "IoA detections (medium and higher) found in the last hour, whenever their events happened (live, imported or scan --store), one row per hit and ATT&CK technique (v18.1 tactics; 'untagged' when the rule names none), with the rule's author, severity, confidence, description and recommendations. Differential: each new hit is logged once.",
 				Platform:    "linux",
 			},
 			QueryHighSeverity: {
-				Query: `SELECT h.hit_id, h.time, h.severity, h.confidence, h.rule_title, h.rule_author,
-  h.technique_id, t.name AS technique_name, t.tactics, ta.name AS tactic_name, ta.matrix_order,
+				Query: `SELECT h.hit_id, h.time, h.detected_at, h.severity, h.confidence, h.rule_title, h.rule_author,
+  h.technique_id, h.technique_name, h.tactic AS tactics, ta.name AS tactic_name, ta.matrix_order,
   h.pid, h.cmdline, h.parent_path, h.username, h.recommendations
 FROM ioa_hits h
-JOIN attack_techniques t ON t.id = h.technique_id
 LEFT JOIN attack_tactics ta ON ta.shortname = substr(h.tactic || ',', 1, instr(h.tactic || ',', ',') - 1)
 WHERE h.severity IN ('high', 'critical')
-  AND h.time >= CAST(strftime('%s', 'now') AS INTEGER) - 3600;`,
+  AND h.detected_at >= CAST(strftime('%s', 'now') AS INTEGER) - 3600;`,
 				Interval:    60,
-				Description: "New high and critical detections with their ATT&CK technique and tactic names, for alerting.",
+				Description: "New high and critical detections (found in the last hour) with their ATT&CK technique and tactic names (v18.1), for alerting.",
 				Platform:    "linux",
 			},
 			QueryPerTechniqueHourly: {
-				Query: `SELECT h.technique_id, t.name AS technique_name, t.tactics,
+				Query: `SELECT h.technique_id, h.technique_name, h.tactic AS tactics,
   (h.time / 3600) * 3600 AS hour, count(DISTINCT h.hit_id) AS hits, max(h.severity = 'critical') AS any_critical
 FROM ioa_hits h
-LEFT JOIN attack_techniques t ON t.id = h.technique_id
-WHERE h.time >= CAST(strftime('%s', 'now') AS INTEGER) - 86400
+WHERE h.detected_at >= CAST(strftime('%s', 'now') AS INTEGER) - 86400
 GROUP BY h.technique_id, hour
 ORDER BY hour, hits DESC;`,
 				Interval:    3600,
 				Snapshot:    true,
-				Description: "Detections per ATT&CK technique per hour over the last day (a snapshot each hour): the heat map's input.",
+				Description: "Detections found in the last day per ATT&CK technique and hour of their events (a snapshot each hour): the heat map's input.",
 				Platform:    "linux",
 			},
 			QueryTaggedNoAlert: {
@@ -99,20 +97,20 @@ WHERE e.techniques != ''
 			QueryIncidents: {
 				Query: `SELECT i.incident_id, i.host_identifier, i.first_seen, i.last_seen, i.score, i.severity, i.tactics,
   i.techniques, i.hit_count, i.root_pid, i.root_path, i.summary,
-  (SELECT group_concat(ih.hit_id) FROM incident_hits ih WHERE ih.incident_id = i.incident_id) AS hit_ids
+  i.detected_at, (SELECT group_concat(ih.hit_id) FROM incident_hits ih WHERE ih.incident_id = i.incident_id) AS hit_ids
 FROM incidents i
-WHERE i.last_seen >= CAST(strftime('%s', 'now') AS INTEGER) - 86400;`,
+WHERE i.detected_at >= CAST(strftime('%s', 'now') AS INTEGER) - 86400;`,
 				Interval:    60,
-				Description: "Incidents active in the last day (hits grouped along process ancestry) with their score, tactics, techniques and hit IDs. Differential: an incident is logged again whenever it grows.",
+				Description: "Incidents detected in the last day, whenever their events happened (hits grouped along process ancestry), with their score, tactics (v18.1), techniques and hit IDs. Differential: an incident is logged again whenever it grows.",
 				Platform:    "linux",
 			},
 			QueryIncidentTree: {
 				Query: `SELECT t.incident_id, t.depth, t.relation, t.process_key, t.parent_key, t.node_pid, t.node_ppid, t.path,
   t.cmdline, t.username, t.start_time, t.exit_time, t.exited, t.eid, t.hit_count, t.techniques, t.tactics, t.severity
 FROM incidents i CROSS JOIN process_tree t ON t.incident_id = i.incident_id
-WHERE i.last_seen >= CAST(strftime('%s', 'now') AS INTEGER) - 86400;`,
+WHERE i.detected_at >= CAST(strftime('%s', 'now') AS INTEGER) - 86400;`,
 				Interval:    60,
-				Description: "The process trees of the incidents active in the last day: one row per process with its depth, parent, command line, user, start and exit, and the techniques of its hits. Differential: a node is logged again when it changes.",
+				Description: "The process trees of the incidents detected in the last day: one row per process with its depth, parent, command line, user, start and exit, and the techniques of its hits. Differential: a node is logged again when it changes.",
 				Platform:    "linux",
 			},
 			QueryTechniqueCoverage: {

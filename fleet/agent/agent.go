@@ -58,9 +58,9 @@ type Config struct {
 	// goroutines and must not block for long.
 	OnError func(error)
 
-	// intervalUnit is how long one "second" of a schedule interval lasts
-	// (tests shorten it).
-	intervalUnit time.Duration
+	// ScheduleUnit is how long one "second" of a scheduled query's
+	// interval lasts; default a second (tests shorten it).
+	ScheduleUnit time.Duration
 }
 
 // Stats counts what the agent did.
@@ -118,7 +118,7 @@ func New(cfg Config) (*Agent, error) {
 	setDefault(&cfg.DistributedInterval, 10*time.Second)
 	setDefault(&cfg.LogInterval, 4*time.Second)
 	setDefault(&cfg.QueryTimeout, 60*time.Second)
-	setDefault(&cfg.intervalUnit, time.Second)
+	setDefault(&cfg.ScheduleUnit, time.Second)
 	if cfg.MaxRows <= 0 {
 		cfg.MaxRows = 100_000
 	}

@@ -18,7 +18,7 @@ func startAgent(t *testing.T, url, secret, dir string, q Querier) (*Agent, func(
 		FleetURL: url, EnrollSecret: secret, HostIdentifier: "host-a", Version: "test",
 		DataDir: dir, Engine: q, ConfigInterval: 100 * time.Millisecond,
 		DistributedInterval: 50 * time.Millisecond, LogInterval: 30 * time.Millisecond,
-		intervalUnit: testUnit,
+		ScheduleUnit: testUnit,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 // config arrives, then every interval.
 func (a *Agent) scheduleLoop(ctx context.Context) {
 	next := map[string]time.Time{}
-	tick := max(a.cfg.intervalUnit/4, 10*time.Millisecond)
+	tick := max(a.cfg.ScheduleUnit/4, 10*time.Millisecond)
 	every(ctx, func() time.Duration { return tick }, func(ctx context.Context) {
 		a.mu.Lock()
 		js := a.jobs
@@ -24,7 +24,7 @@ func (a *Agent) scheduleLoop(ctx context.Context) {
 			if due, ok := next[j.Name]; ok && now.Before(due) {
 				continue
 			}
-			next[j.Name] = now.Add(time.Duration(j.Interval) * a.cfg.intervalUnit)
+			next[j.Name] = now.Add(time.Duration(j.Interval) * a.cfg.ScheduleUnit)
 			a.runJob(ctx, j)
 		}
 	})

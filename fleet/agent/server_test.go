@@ -185,7 +185,7 @@ func ioaHitsDB(t *testing.T) *sql.DB {
 	_, err := db.Exec(`CREATE TABLE ioa_hits (hit_id TEXT, time INTEGER, host_identifier TEXT, rule_id TEXT, rule_title TEXT,
 		rule_author TEXT, rule_source TEXT, technique_id TEXT, technique_name TEXT, tactic TEXT, severity TEXT,
 		confidence TEXT, description TEXT, recommendations TEXT, eid INTEGER, pid INTEGER, path TEXT, cmdline TEXT,
-		parent_path TEXT, username TEXT, source TEXT)`)
+		parent_path TEXT, username TEXT, source TEXT, detected_at INTEGER)`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,8 @@ func ioaHitsDB(t *testing.T) *sql.DB {
 func insertHit(t *testing.T, db *sql.DB, id string) {
 	t.Helper()
 	_, err := db.Exec(`INSERT INTO ioa_hits VALUES (?, strftime('%s','now'), 'host-a', 'r1', 'Rule one', 'me', 'builtin',
-		'T1059.004', 'Unix Shell', 'execution', 'high', 'medium', 'd', 'r', 1, 42, '/bin/sh', 'sh -c x', '/bin/bash', 'root', 'ebpf')`, id)
+		'T1059.004', 'Unix Shell', 'execution', 'high', 'medium', 'd', 'r', 1, 42, '/bin/sh', 'sh -c x', '/bin/bash', 'root', 'ebpf',
+		strftime('%s','now'))`, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +229,7 @@ func TestAgentWithFleetServerOutage(t *testing.T) {
 	db := ioaHitsDB(t)
 	a, err := New(Config{FleetURL: f.url(), EnrollSecret: "s", HostIdentifier: "host-a", Version: "test",
 		DataDir: t.TempDir(), Engine: sqlQuerier{db}, DistributedInterval: 50 * time.Millisecond,
-		LogInterval: 30 * time.Millisecond, intervalUnit: 5 * time.Millisecond})
+		LogInterval: 30 * time.Millisecond, ScheduleUnit: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +321,7 @@ func TestAgentReenrollsWithFleetServer(t *testing.T) {
 	db := ioaHitsDB(t)
 	a, err := New(Config{FleetURL: f.url(), EnrollSecret: "s", HostIdentifier: "host-a", DataDir: t.TempDir(),
 		Engine: sqlQuerier{db}, LogInterval: 30 * time.Millisecond, DistributedInterval: 50 * time.Millisecond,
-		intervalUnit: 5 * time.Millisecond})
+		ScheduleUnit: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +348,7 @@ func TestAgentLostAnswersEveryResultOnce(t *testing.T) {
 	db := ioaHitsDB(t)
 	a, err := New(Config{FleetURL: f.url(), EnrollSecret: "s", HostIdentifier: "host-a", Version: "test",
 		DataDir: t.TempDir(), Engine: sqlQuerier{db}, DistributedInterval: 50 * time.Millisecond,
-		LogInterval: 30 * time.Millisecond, intervalUnit: 5 * time.Millisecond})
+		LogInterval: 30 * time.Millisecond, ScheduleUnit: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

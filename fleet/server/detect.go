@@ -10,6 +10,10 @@ import (
 	"github.com/quarry-sec/quarry/fleet/store"
 )
 
+// untagged is the technique ID of a hit whose rule names no ATT&CK
+// technique (tables/ioa.Untagged).
+const untagged = store.Untagged
+
 // isHitsQuery reports whether a result log's rows are IoA hits: the
 // detection pack's hit queries, or any query whose name holds "ioa_hits".
 func isHitsQuery(name, query string) bool {
@@ -46,14 +50,31 @@ func (s *Server) detection(h *store.Host, query string, raw json.RawMessage, at 
 		Username:        get("username"),
 		Source:          get("source"),
 	}
-	if d.HitID == "" || d.TechniqueID == "" {
+	if d.HitID == "" {
 		return store.Detection{}, false
+	}
+	if d.TechniqueID == "" || strings.EqualFold(d.TechniqueID, untagged) {
+		// A rule naming no technique (older hosts sent ''): one label.
+		d.TechniqueID = untagged
 	}
 	d.EID, _ = strconv.ParseInt(get("eid"), 10, 64)
 	d.PID, _ = strconv.ParseInt(get("pid"), 10, 64)
 	d.Time = at
 	if sec, err := strconv.ParseInt(get("time"), 10, 64); err == nil && sec > 0 {
 		d.Time = time.Unix(sec, 0)
+	}
+	// When the host found it; a host that does not say: the log's time.
+	d.DetectedAt = at
+	if sec, err := strconv.ParseInt(get("detected_at"), 10, 64); err == nil && sec > 0 {
+		d.DetectedAt = time.Unix(sec, 0)
+	}
+	// Tactics in one vocabulary, ATT&CK v18.1 (what the pack's queries
+	// send; an older host may send v19's stealth beside defense-evasion):
+	// the UI shows them in the version it is asked for.
+	if s.cfg.KB != nil && d.Tactic != "" {
+		if p := s.cfg.KB.Place(d.TechniqueID, strings.Split(d.Tactic, ","), false); len(p.Tactics) > 0 {
+			d.Tactic = strings.Join(p.Tactics, ",")
+		}
 	}
 	if t, _, ok := s.cfg.KB.Resolve(d.TechniqueID); ok {
 		d.TechniqueID = t.ID

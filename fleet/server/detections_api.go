@@ -105,6 +105,8 @@ func (s *Server) buckets(r *http.Request, key store.GroupKey, counts []store.Cou
 		case store.KeyTechnique:
 			if t, ok := s.cfg.KB.Technique(k); ok {
 				b.Name = t.Name
+			} else if k == store.Untagged {
+				b.Name = "rules naming no ATT&CK technique"
 			}
 		case store.KeyTactic:
 			if t, ok := s.cfg.KB.Tactic(k); ok {
@@ -140,6 +142,9 @@ func (s *Server) handleLayer(w http.ResponseWriter, r *http.Request) {
 	}
 	scores := map[string]attack.LayerScore{}
 	for _, c := range counts {
+		if c.Keys[0] == store.Untagged {
+			continue // no cell in the matrix
+		}
 		sc := scores[c.Keys[0]]
 		sc.Score += float64(c.N)
 		if c.Keys[1] != "" {

@@ -75,6 +75,7 @@ func incident(raw json.RawMessage, at time.Time) (store.Incident, bool) {
 		Summary:    r.text("summary", 8192),
 		HitIDs:     r.list("hit_ids", maxIncidentHits),
 		Reported:   at,
+		DetectedAt: r.unix("detected_at"),
 	}
 	in.Score, _ = strconv.ParseFloat(r.text("score", 64), 64)
 	if in.IncidentID == "" {
@@ -118,12 +119,13 @@ func incidentNode(raw json.RawMessage, at time.Time) (store.IncidentNode, bool) 
 }
 
 // goneWindow is how recent, before its result log's time, a removed
-// incident row's last_seen must be for the incident to be gone from the
-// host. The incidents query keeps the incidents last seen in the past 24
-// hours (i.last_seen >= now - 86400), so an older removed row is the
-// incident ageing out of the window, which the fleet keeps; the hour's
-// margin keeps an incident at the window's edge (the host's clock, the
-// query's run time) from being taken for a gone one.
+// incident row's detected_at (last_seen for a host that does not report
+// it) must be for the incident to be gone from the host. The incidents
+// query keeps the incidents detected in the past 24 hours (i.detected_at
+// >= now - 86400), so an older removed row is the incident ageing out of
+// the window, which the fleet keeps; the hour's margin keeps an incident at
+// the window's edge (the host's clock, the query's run time) from being
+// taken for a gone one.
 const goneWindow = 23 * time.Hour
 
 // resultLogKey identifies one result log within a log request: osquery
@@ -215,7 +217,11 @@ func (l *incidentLogs) gone(b *store.LogBatch) {
 	for _, k := range l.order {
 		d := l.diffs[k]
 		for _, in := range d.removed {
-			if d.added[in.IncidentID] || in.LastSeen.IsZero() || !in.LastSeen.After(in.Reported.Add(-goneWindow)) {
+			windowed := in.DetectedAt
+			if windowed.IsZero() {
+				windowed = in.LastSeen
+			}
+			if d.added[in.IncidentID] || windowed.IsZero() || !windowed.After(in.Reported.Add(-goneWindow)) {
 				continue
 			}
 			b.GoneIncidents = append(b.GoneIncidents, store.GoneIncident{IncidentID: in.IncidentID,

@@ -32,6 +32,9 @@ func (s *Server) incidentFilter(ctx context.Context, q url.Values) (store.Incide
 	if f.Since, f.Until, err = s.timeRange(q); err != nil {
 		return f, err
 	}
+	if f.By, err = timeField(q); err != nil {
+		return f, err
+	}
 	if v := q.Get("min_score"); v != "" {
 		if f.MinScore, err = strconv.ParseFloat(v, 64); err != nil || f.MinScore < 0 {
 			return f, errorf(http.StatusBadRequest, "bad min_score %q (a number, 0 or more)", v)

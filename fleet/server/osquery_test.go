@@ -405,3 +405,77 @@ func TestLogRetryStoredOnce(t *testing.T) {
 		t.Errorf("result row lacks osquery's epoch and counter: %v", r)
 	}
 }
+
+// TestDetectionTimeAndVocabulary: a hit found now on an event of last month
+// (an imported recording) is old by event time and new by detection time;
+// tactics arrive in one ATT&CK vocabulary (v18.1) whatever the host sent;
+// an untagged rule's hit is kept as 'untagged' and counted apart.
+func TestDetectionTimeAndVocabulary(t *testing.T) {
+	f := newFixture(t, openSQLite(t))
+	a := f.enroll("host-a", "ubuntu")
+	now := f.clock.Now()
+	imported := hitRow("imp", "T1003.001", "credential-access", "high", now.Add(-30*24*time.Hour))
+	found := now.Add(-10 * time.Minute) // before the log was sent
+	imported["detected_at"] = fmt.Sprint(found.Unix())
+	sigma := hitRow("sigma", "T1685", "defense-impairment", "high", now)
+	none := hitRow("none", "", "stealth", "medium", now)
+	var data []any
+	for _, r := range []map[string]string{imported, sigma, none} {
+		data = append(data, map[string]any{"name": "pack_" + packs.Name + "_" + packs.QueryHits, "unixTime": now.Unix(),
+			"columns": r, "action": "added"})
+	}
+	if code, _ := f.osquery("log", map[string]any{"node_key": a, "log_type": "result", "data": data}); code != 200 {
+		t.Fatal(code)
+	}
+	hits := func(query string) map[string]map[string]any {
+		t.Helper()
+		code, out := f.api("GET", "/api/v1/detections?"+query, nil)
+		if code != 200 {
+			t.Fatalf("detections?%s: %d %v", query, code, out)
+		}
+		m := map[string]map[string]any{}
+		for _, d := range out["detections"].([]any) {
+			d := d.(map[string]any)
+			m[d["hit_id"].(string)] = d
+		}
+		return m
+	}
+	if m := hits("since=1h"); len(m) != 2 || m["imp"] != nil {
+		t.Errorf("by event time: %v", m)
+	}
+	m := hits("since=1h&time=detected")
+	if len(m) != 3 || m["imp"] == nil {
+		t.Fatalf("by detection time: %v", m)
+	}
+	if m["imp"]["detected_at"] != found.UTC().Format(time.RFC3339) || m["imp"]["time"] == m["imp"]["detected_at"] {
+		t.Errorf("imported hit: time %v, detected_at %v", m["imp"]["time"], m["imp"]["detected_at"])
+	}
+	if m["sigma"]["tactic"] != "defense-evasion" || m["none"]["tactic"] != "defense-evasion" {
+		t.Errorf("tactics not in v18.1: sigma %v, untagged %v", m["sigma"]["tactic"], m["none"]["tactic"])
+	}
+	if m["none"]["technique_id"] != "untagged" {
+		t.Errorf("untagged hit: %v", m["none"])
+	}
+	if got := hits("technique=untagged"); len(got) != 1 || got["none"] == nil {
+		t.Errorf("technique=untagged: %v", got)
+	}
+	if got := hits("technique=T1562.001"); len(got) != 1 || got["sigma"] == nil {
+		t.Errorf("technique=T1562.001 (v18.1 of T1685): %v", got)
+	}
+	if got := hits("tactic=stealth"); len(got) != 2 {
+		t.Errorf("tactic=stealth (v19 of defense-evasion): %v", got)
+	}
+	if code, _ := f.api("GET", "/api/v1/detections?time=later", nil); code != 400 {
+		t.Errorf("time=later: %d", code)
+	}
+	_, sum := f.api("GET", "/api/v1/detections/summary?by=technique", nil)
+	apart := false
+	for _, b := range sum["buckets"].([]any) {
+		if b := b.(map[string]any); b["key"] == "untagged" && b["count"] == 1.0 {
+			apart = true
+		}
+	}
+	if !apart {
+		t.Errorf("summary without an untagged bucket: %v", sum)
+	}
+}

@@ -44,6 +44,23 @@ func (s *Server) timeRange(q url.Values) (since, until time.Time, err error) {
 	return
 }
 
+// TimeParam is the parameter that says which time since and until bound:
+// the event's ("event", the default) or when Quarry detected it
+// ("detected").
+const TimeParam = "time"
+
+// timeField reads the time parameter.
+func timeField(q url.Values) (store.TimeField, error) {
+	switch v := strings.ToLower(strings.TrimSpace(q.Get(TimeParam))); v {
+	case "", "event":
+		return store.TimeEvent, nil
+	case "detected":
+		return store.TimeDetected, nil
+	default:
+		return 0, errorf(http.StatusBadRequest, "bad time %q (event or detected: which time since and until bound)", v)
+	}
+}
+
 // pageParams reads limit (default 100, at most 10,000) and offset.
 func pageParams(q url.Values) (limit, offset int, err error) {
 	limit, offset = 100, 0
@@ -85,14 +102,28 @@ func (s *Server) detectionFilter(ctx context.Context, q url.Values) (store.Detec
 	if f.Since, f.Until, err = s.timeRange(q); err != nil {
 		return f, err
 	}
+	if f.By, err = timeField(q); err != nil {
+		return f, err
+	}
 	for _, t := range list(q, "technique") {
+		if strings.EqualFold(t, untagged) {
+			f.Techniques = append(f.Techniques, untagged)
+			continue
+		}
 		t = strings.ToUpper(t)
 		if !techniqueID.MatchString(t) {
-			return f, errorf(http.StatusBadRequest, "bad technique %q (T1234 or T1234.001)", t)
+			return f, errorf(http.StatusBadRequest, "bad technique %q (T1234 or T1234.001, or untagged)", t)
 		}
 		f.Techniques = append(f.Techniques, t)
 		if r, _, ok := s.cfg.KB.Resolve(t); ok && r.ID != t { // an old ID: its successor too
 			f.Techniques = append(f.Techniques, r.ID)
+		}
+		// The same technique under the other ATT&CK version's ID (v19's
+		// T1685 is v18.1's T1562.001): rules of both are stored as written.
+		for _, v19 := range []bool{false, true} {
+			if id := s.cfg.KB.IDInVersion(t, v19); id != "" && id != t {
+				f.Techniques = append(f.Techniques, id)
+			}
 		}
 	}
 	for _, t := range list(q, "tactic") {
@@ -118,22 +149,30 @@ func (s *Server) detectionFilter(ctx context.Context, q url.Values) (store.Detec
 	return f, nil
 }
 
-// tacticShortnames resolves a tactic given by shortname, ID or name.
+// tacticShortnames resolves a tactic given by shortname, ID or name, of
+// either ATT&CK version, to the shortnames to match: its own and its
+// v18.1 counterpart (detections are stored with v18.1 tactics, so v19's
+// stealth or defense-impairment finds defense-evasion).
 func (s *Server) tacticShortnames(v string) ([]string, bool) {
+	var found []string
 	if t, ok := s.cfg.KB.Tactic(v); ok {
-		return []string{t.ShortName}, true
-	}
-	if ts := s.cfg.KB.TacticsByID(v); len(ts) > 0 {
-		var out []string
+		found = []string{t.ShortName}
+	} else if ts := s.cfg.KB.TacticsByID(v); len(ts) > 0 {
 		for _, t := range ts {
-			out = append(out, t.ShortName)
+			found = append(found, t.ShortName)
 		}
-		return out, true
+	} else if t, ok := s.cfg.KB.Tactic(strings.ReplaceAll(strings.ToLower(strings.TrimSpace(v)), " ", "-")); ok {
+		found = []string{t.ShortName}
+	} else {
+		return nil, false
 	}
-	if t, ok := s.cfg.KB.Tactic(strings.ReplaceAll(strings.ToLower(strings.TrimSpace(v)), " ", "-")); ok {
-		return []string{t.ShortName}, true
+	out := found
+	for _, f := range found {
+		if m := s.cfg.KB.TacticIn(f, false); m != "" && m != f {
+			out = append(out, m)
+		}
 	}
-	return nil, false
+	return out, true
 }
 
 // resolveHosts finds hosts by ID, host identifier or hostname; it returns

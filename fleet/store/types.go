@@ -140,7 +140,7 @@ type Detection struct {
 	RuleTitle      string    `json:"rule_title"`
 	RuleAuthor     string    `json:"rule_author"`
 	RuleSource     string    `json:"rule_source"`
-	TechniqueID    string    `json:"technique_id"`
+	TechniqueID    string    `json:"technique_id"` // Untagged when the rule names none
 	TechniqueName  string    `json:"technique_name"`
 	// Tactic is the technique's tactic shortnames, comma-separated.
 	Tactic          string    `json:"tactic"`
@@ -156,18 +156,39 @@ type Detection struct {
 	Username        string    `json:"username"`
 	Source          string    `json:"source"`
 	ReceivedAt      time.Time `json:"received_at"`
+	// DetectedAt is when the host's Quarry found the hit (ioa_hits'
+	// detected_at): later than Time for an imported recording or a scan of
+	// stored history. A host that does not report it gets the log's time.
+	DetectedAt time.Time `json:"detected_at"`
 }
+
+// Untagged is the TechniqueID of a detection whose rule names no ATT&CK
+// technique.
+const Untagged = "untagged"
+
+// TimeField is the time a filter's Since and Until bound: the event's
+// (TimeEvent, the zero value) or the detection's (TimeDetected).
+type TimeField int
+
+// Time fields.
+const (
+	TimeEvent TimeField = iota
+	TimeDetected
+)
 
 // DetectionFilter selects detections. Within a field values are ORed;
 // fields are ANDed. A technique value matches itself and, for a parent
 // technique (T1003), its sub-techniques (T1003.001); a tactic value is a
 // shortname matched against each of a detection's tactics.
 type DetectionFilter struct {
-	Techniques    []string
-	Tactics       []string
-	Severities    []string
-	HostIDs       []string
-	Since, Until  time.Time // Until is exclusive; zero: no bound
+	Techniques   []string
+	Tactics      []string
+	Severities   []string
+	HostIDs      []string
+	Since, Until time.Time // Until is exclusive; zero: no bound
+	// By says which time Since and Until bound, and orders the page
+	// (newest first by that time).
+	By            TimeField
 	Limit, Offset int
 }
 
@@ -274,6 +295,10 @@ type Incident struct {
 	// (the result log's time); the latest report wins.
 	Reported   time.Time `json:"reported"`
 	ReceivedAt time.Time `json:"received_at"`
+	// DetectedAt is when the host's Quarry last found a hit of the
+	// incident (incidents' detected_at); the report's time for a host
+	// that does not report it.
+	DetectedAt time.Time `json:"detected_at"`
 }
 
 // IncidentNode is one process of an incident's process tree (a
@@ -302,12 +327,14 @@ type IncidentNode struct {
 	Reported   time.Time `json:"-"`
 }
 
-// IncidentFilter selects incidents. An incident matches Since/Until when
-// it overlaps them: last seen at or after Since, first seen before Until.
+// IncidentFilter selects incidents. By TimeEvent, an incident matches
+// Since/Until when it overlaps them: last seen at or after Since, first seen
+// before Until; by TimeDetected, when it was detected in [Since, Until).
 type IncidentFilter struct {
 	HostIDs       []string
 	IncidentIDs   []string
 	Since, Until  time.Time // zero: no bound
+	By            TimeField
 	MinScore      float64
 	Limit, Offset int
 }

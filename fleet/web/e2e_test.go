@@ -252,6 +252,19 @@ func TestUIEndToEnd(t *testing.T) {
 	if n := eval[int](t, ctx, `document.querySelectorAll('table.list tbody tr').length`); n == 0 {
 		t.Fatal("detections list is empty")
 	}
+	noHorizontalScroll(t, ctx, "detections list (event and detection times)")
+	// The time switch beside since/until: by detection time.
+	step(t, ctx, "time: detected",
+		chromedp.SetValue(chromedp.CSS("#time-field"), "detected"),
+		chromedp.Submit(chromedp.CSS("#det-filters")),
+		chromedp.WaitReady(chromedp.CSS(`#time-field option[value="detected"][selected]`)),
+	)
+	if q := eval[string](t, ctx, `location.search`); !strings.Contains(q, "time=detected") {
+		t.Errorf("time switch: %s", q)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll('table.list tbody td.c-detected').length`); n == 0 {
+		t.Error("no detections by detection time, or no detection-time column")
+	}
 	// j selects the first row, Enter opens it.
 	first := eval[string](t, ctx, `document.querySelector('table.list tbody tr a.rowlink').getAttribute('href')`)
 	step(t, ctx, "open the first detection with j, Enter", chromedp.KeyEvent("j"), chromedp.KeyEvent("\r"),

@@ -16,16 +16,20 @@ import (
 // incFilterForm is the incidents filter as the form holds it.
 type incFilterForm struct {
 	Host, Since, Until, MinScore string
-	Page                         int
+	// Time and Attack are as on the detections page (detFilterForm).
+	Time, Attack string
+	Page         int
 }
 
 func (f incFilterForm) query(page int) string {
-	return listQuery(map[string]string{"host": f.Host, "since": f.Since, "until": f.Until, "min_score": f.MinScore}, page)
+	return listQuery(map[string]string{"host": f.Host, "since": f.Since, "until": f.Until, "min_score": f.MinScore,
+		"time": f.Time, "attack": f.Attack}, page)
 }
 
 type incidentsView struct {
 	F       incFilterForm
 	Windows any
+	HasV19  bool
 	Rows    []store.Incident
 	pager
 	Error string
@@ -37,11 +41,12 @@ const noHost = "-no-such-host-"
 
 func (ui *UI) handleIncidents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := incFilterForm{Host: q.Get("host"), Since: q.Get("since"), Until: q.Get("until"), MinScore: q.Get("min_score")}
+	f := incFilterForm{Host: q.Get("host"), Since: q.Get("since"), Until: q.Get("until"), MinScore: q.Get("min_score"),
+		Time: q.Get("time"), Attack: q.Get("attack")}
 	f.Page, _ = strconv.Atoi(q.Get("page"))
 	f.Page = max(f.Page, 1)
-	v := incidentsView{F: f, Windows: windows}
-	inf := store.IncidentFilter{Limit: pageSize, Offset: (f.Page - 1) * pageSize}
+	v := incidentsView{F: f, Windows: windows, HasV19: ui.matrixV19 != nil}
+	inf := store.IncidentFilter{By: timeField(f.Time), Limit: pageSize, Offset: (f.Page - 1) * pageSize}
 	var errs []string
 	var err error
 	if inf.Since, inf.Until, inf.HostIDs, errs, err = ui.listScope(r.Context(), f.Since, f.Until, f.Host); err != nil {
@@ -58,6 +63,10 @@ func (ui *UI) handleIncidents(w http.ResponseWriter, r *http.Request) {
 	if v.Rows, v.Total, err = ui.cfg.Store.Incidents(r.Context(), inf); err != nil {
 		ui.fail(w, r, err)
 		return
+	}
+	v19 := ui.v19(f.Attack)
+	for i := range v.Rows {
+		v.Rows[i].Tactics = ui.cfg.KB.TacticsOf(v.Rows[i].Techniques, v.Rows[i].Tactics, v19)
 	}
 	v.paged(f.Page, inf.Offset, len(v.Rows), func(page int) string { return "/incidents?" + f.query(page) })
 	ui.render(w, r, "incidents", "Incidents", v)

@@ -97,10 +97,14 @@ func (ui *UI) handleOverview(w http.ResponseWriter, r *http.Request) {
 	v.Severity = bars(v.Severity)
 	for _, c := range techs[:min(10, len(techs))] {
 		name := ""
+		link := "/techniques/" + url.PathEscape(c.Keys[0])
 		if t, ok := ui.cfg.KB.Technique(c.Keys[0]); ok {
 			name = t.Name
+		} else if c.Keys[0] == store.Untagged {
+			// Counted apart: rules naming no technique.
+			name, link = "rules naming no ATT&CK technique", "/detections?technique="+store.Untagged
 		}
-		v.TopTechniques = append(v.TopTechniques, keyCount{Key: c.Keys[0], Name: name, N: c.N, Link: "/techniques/" + url.PathEscape(c.Keys[0])})
+		v.TopTechniques = append(v.TopTechniques, keyCount{Key: c.Keys[0], Name: name, N: c.N, Link: link})
 	}
 	v.TopTechniques = bars(v.TopTechniques)
 	for _, c := range hosts[:min(10, len(hosts))] {
@@ -132,12 +136,74 @@ func (ui *UI) handleOverview(w http.ResponseWriter, r *http.Request) {
 // detFilterForm is the detections filter as the form holds it.
 type detFilterForm struct {
 	Severity, Tactic, Technique, Host, Since, Until string
-	Page                                            int
+	// Time is which time since and until bound: event (default) or
+	// detected; Attack the ATT&CK version shown: 18.1 (default) or 19.
+	Time, Attack string
+	Page         int
 }
 
 func (f detFilterForm) query(page int) string {
 	return listQuery(map[string]string{"severity": f.Severity, "tactic": f.Tactic, "technique": f.Technique,
-		"host": f.Host, "since": f.Since, "until": f.Until}, page)
+		"host": f.Host, "since": f.Since, "until": f.Until, "time": f.Time, "attack": f.Attack}, page)
+}
+
+// timeField reads a list page's time switch: "detected" bounds the
+// detection time, anything else the event's.
+func timeField(v string) store.TimeField {
+	if v == "detected" {
+		return store.TimeDetected
+	}
+	return store.TimeEvent
+}
+
+// v19 reports whether a page shows ATT&CK v19 (attack=19, with the v19
+// overlay loaded), as the matrix does; v18.1 otherwise.
+func (ui *UI) v19(attackParam string) bool {
+	is19, err := attack.ParseVersion(attackParam)
+	return err == nil && is19 && ui.matrixV19 != nil
+}
+
+// inVersion shows detections in one ATT&CK version: technique ID, name and
+// tactics placed there (see attack.KB.Place); untagged ones stay as they
+// are.
+func (ui *UI) inVersion(ds []store.Detection, v19 bool) {
+	for i := range ds {
+		d := &ds[i]
+		if d.TechniqueID == store.Untagged {
+			continue
+		}
+		p := ui.cfg.KB.Place(d.TechniqueID, splitList(d.Tactic), v19)
+		if p.ID != "" {
+			d.TechniqueID, d.TechniqueName = p.ID, p.Name
+		}
+		d.Tactic = strings.Join(p.Tactics, ",")
+	}
+}
+
+// storedTactics are the tactic shortnames to filter stored detections
+// (v18.1 tactics) by: each one asked for and its v18.1 counterpart.
+func (ui *UI) storedTactics(shorts []string) []string {
+	out := shorts
+	for _, s := range shorts {
+		if m := ui.cfg.KB.TacticIn(s, false); m != "" && m != s {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// techniqueIDs are the technique IDs to filter stored detections (as the
+// rules wrote them) by: each one asked for and its ID in either version.
+func (ui *UI) techniqueIDs(ids []string) []string {
+	out := ids
+	for _, id := range ids {
+		for _, v19 := range []bool{false, true} {
+			if o := ui.cfg.KB.IDInVersion(id, v19); o != "" && !strings.EqualFold(o, id) {
+				out = append(out, o)
+			}
+		}
+	}
+	return out
 }
 
 // listScope reads a list page's time window (since; until, optional) and
@@ -183,7 +249,11 @@ type detectionsView struct {
 	Windows    any
 	Severities []string
 	Tactics    []*attack.Tactic
-	Rows       []store.Detection
+	HasV19     bool
+	// Untagged counts the matching detections of rules naming no ATT&CK
+	// technique.
+	Untagged int64
+	Rows     []store.Detection
 	pager
 	Pages int
 	Error string
@@ -214,12 +284,16 @@ func (p *pager) paged(page, offset, rows int, link func(page int) string) {
 func (ui *UI) handleDetections(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := detFilterForm{Severity: q.Get("severity"), Tactic: q.Get("tactic"), Technique: q.Get("technique"),
-		Host: q.Get("host"), Since: q.Get("since"), Until: q.Get("until")}
+		Host: q.Get("host"), Since: q.Get("since"), Until: q.Get("until"), Time: q.Get("time"), Attack: q.Get("attack")}
 	f.Page, _ = strconv.Atoi(q.Get("page"))
 	f.Page = max(f.Page, 1)
-	v := detectionsView{F: f, Windows: windows, Severities: severities, Tactics: ui.cfg.KB.Tactics()}
-	df := store.DetectionFilter{Severities: splitList(f.Severity), Tactics: splitList(f.Tactic),
-		Techniques: splitList(f.Technique), Limit: pageSize, Offset: (f.Page - 1) * pageSize}
+	v19 := ui.v19(f.Attack)
+	v := detectionsView{F: f, Windows: windows, Severities: severities, Tactics: ui.cfg.KB.Tactics(), HasV19: ui.matrixV19 != nil}
+	if v19 {
+		v.Tactics = ui.cfg.KB.TacticsV19()
+	}
+	df := store.DetectionFilter{Severities: splitList(f.Severity), Tactics: ui.storedTactics(splitList(f.Tactic)),
+		Techniques: ui.techniqueIDs(splitList(f.Technique)), By: timeField(f.Time), Limit: pageSize, Offset: (f.Page - 1) * pageSize}
 	var errs []string
 	var err error
 	if df.Since, df.Until, df.HostIDs, errs, err = ui.listScope(r.Context(), f.Since, f.Until, f.Host); err != nil {
@@ -230,6 +304,19 @@ func (ui *UI) handleDetections(w http.ResponseWriter, r *http.Request) {
 	if v.Rows, v.Total, err = ui.cfg.Store.Detections(r.Context(), df); err != nil {
 		ui.fail(w, r, err)
 		return
+	}
+	ui.inVersion(v.Rows, v19)
+	all := df
+	all.Limit, all.Offset = 0, 0
+	counts, err := ui.cfg.Store.CountDetections(r.Context(), all, store.KeyTechnique)
+	if err != nil {
+		ui.fail(w, r, err)
+		return
+	}
+	for _, c := range counts {
+		if c.Keys[0] == store.Untagged {
+			v.Untagged = c.N
+		}
 	}
 	v.Pages = (v.Total + pageSize - 1) / pageSize
 	v.paged(f.Page, df.Offset, len(v.Rows), func(page int) string { return "/detections?" + f.query(page) })

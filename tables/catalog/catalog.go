@@ -74,7 +74,7 @@ func list(src Sources, withEvents bool) []tables.Table {
 	all := attacktables.Tables(src.ATTACK)
 	if withEvents {
 		pe := process.Events(src.Events, src.Process)
-		all = append(all, pe, ioa.Hits(src.Events), incidents.Incidents(src.Events),
+		all = append(all, pe, ioa.Hits(src.Events, src.ATTACK), incidents.Incidents(src.Events, src.ATTACK),
 			incidents.IncidentHits(src.Events), incidents.ProcessTree(src.Events), incidents.RelatedIncidents(src.Events))
 		if src.OsqueryAlias {
 			alias := pe

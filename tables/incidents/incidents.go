@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quarry-sec/quarry/attack"
 	inc "github.com/quarry-sec/quarry/detections/incidents"
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/telemetry/store"
@@ -22,16 +23,19 @@ var incidentColumns = []tables.Column{
 	{Name: "last_seen", Type: tables.BigInt, Description: "Time of its last hit, UNIX seconds", Additional: true},
 	{Name: "score", Type: tables.Double, Description: "max(severity x confidence) x (1 + 0.5 x (tactics - 1)) + 0.5 x ln(hits)"},
 	{Name: "severity", Type: tables.Text, Description: "Its strongest hit's severity"},
-	{Name: "tactics", Type: tables.Text, Description: "ATT&CK tactic shortnames, comma-separated, in matrix order"},
-	{Name: "techniques", Type: tables.Text, Description: "ATT&CK technique IDs, comma-separated"},
+	{Name: "tactics", Type: tables.Text, Description: "ATT&CK tactic shortnames of attack_version, comma-separated, in its matrix order"},
+	{Name: "techniques", Type: tables.Text, Description: "ATT&CK technique IDs as the rules name them, comma-separated"},
 	{Name: "hit_count", Type: tables.BigInt, Description: "Number of hits (hit_id) in the incident"},
 	{Name: "root_pid", Type: tables.BigInt, Description: "Process id of the incident's root process"},
 	{Name: "root_path", Type: tables.Text, Description: "Executable of the root process"},
-	{Name: "summary", Type: tables.Text, Description: "Root, hits, tactics in the order they appeared, strongest rule"},
+	{Name: "summary", Type: tables.Text, Description: "Root, hits, tactics (v18.1) in the order they appeared, strongest rule"},
+	{Name: "detected_at", Type: tables.BigInt, Description: "When Quarry last found a hit of it, UNIX seconds (an incident that grows is detected again): later than last_seen for an imported recording", Additional: true},
+	{Name: "attack_version", Type: tables.Text, Description: "ATT&CK version of tactics: 18.1 (default) or 19 (WHERE attack_version = '19')", Hidden: true},
 }
 
-// Incidents returns the incidents table over st.
-func Incidents(st *store.Store) tables.Table {
+// Incidents returns the incidents table over st; tactics are given in the
+// attack_version asked for, resolved in kb.
+func Incidents(st *store.Store, kb *attack.KB) tables.Table {
 	return tables.Table{
 		Name: "incidents",
 		Description: "Incidents: detection hits grouped along process ancestry on one host (a process and its recently " +
@@ -59,6 +63,21 @@ func Incidents(st *store.Store) tables.Table {
 			if _, hi, ok := q.IntRange("first_seen"); ok && hi < 1<<40 {
 				f.Until = time.Unix(hi+1, 0)
 			}
+			if lo, hi, ok := q.IntRange("detected_at"); ok {
+				if lo > hi {
+					return nil
+				}
+				if lo > -1<<40 {
+					f.DetectedSince = time.Unix(lo, 0)
+				}
+				if hi < 1<<40 {
+					f.DetectedUntil = time.Unix(hi+1, 0)
+				}
+			}
+			version, v19, ok := askedVersion(q)
+			if !ok {
+				return nil
+			}
 			row := make(tables.Row, len(incidentColumns))
 			return st.ScanIncidents(ctx, f, func(r *store.IncidentRecord) bool {
 				row[0] = r.IncidentID
@@ -68,11 +87,19 @@ func Incidents(st *store.Store) tables.Table {
 				row[4] = r.Score
 				row[5] = r.Severity
 				row[6] = r.Tactics
+				if kb != nil {
+					row[6] = strings.Join(kb.TacticsOf(splitIDs(r.Techniques), splitIDs(r.Tactics), v19), ",")
+				}
 				row[7] = r.Techniques
 				row[8] = r.HitCount
 				row[9] = r.RootPID
 				row[10] = r.RootPath
 				row[11] = r.Summary
+				row[12] = int64(0)
+				if !r.DetectedAt.IsZero() {
+					row[12] = r.DetectedAt.Unix()
+				}
+				row[13] = version
 				return emit(row)
 			})
 		},
@@ -274,4 +301,12 @@ func RelatedIncidents(st *store.Store) tables.Table {
 			return nil
 		},
 	}
+}
+
+// splitIDs splits a stored comma-separated list; empty gives none.
+func splitIDs(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }

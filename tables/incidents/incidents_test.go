@@ -68,7 +68,7 @@ func setup(t *testing.T) *sqlengine.Engine {
 		t.Fatal(err)
 	}
 	reg := tables.NewRegistry()
-	if err := reg.Register(incidents.Incidents(st), incidents.IncidentHits(st), incidents.ProcessTree(st),
+	if err := reg.Register(incidents.Incidents(st, kb), incidents.IncidentHits(st), incidents.ProcessTree(st),
 		incidents.RelatedIncidents(st)); err != nil {
 		t.Fatal(err)
 	}

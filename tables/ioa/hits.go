@@ -2,8 +2,10 @@ package ioa
 
 import (
 	"context"
+	"strings"
 	"time"
 
+	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/telemetry/store"
 )
@@ -16,9 +18,9 @@ var hitColumns = []tables.Column{
 	{Name: "rule_title", Type: tables.Text, Description: "The rule's title"},
 	{Name: "rule_author", Type: tables.Text, Description: "The rule's author (SigmaHQ's DRL requires showing it)"},
 	{Name: "rule_source", Type: tables.Text, Description: "builtin (Quarry's IoA pack), custom, sigma or correlation"},
-	{Name: "technique_id", Type: tables.Text, Description: "ATT&CK technique (one row per technique of the rule)", Index: true},
-	{Name: "technique_name", Type: tables.Text, Description: "ATT&CK technique name"},
-	{Name: "tactic", Type: tables.Text, Description: "ATT&CK tactic shortnames of this technique in the rule, comma-separated"},
+	{Name: "technique_id", Type: tables.Text, Description: "ATT&CK technique as the rule names it (one row per technique of the rule); 'untagged' when the rule names none", Index: true},
+	{Name: "technique_name", Type: tables.Text, Description: "ATT&CK technique name in attack_version"},
+	{Name: "tactic", Type: tables.Text, Description: "ATT&CK tactic shortnames of this technique in the rule, comma-separated, in attack_version's vocabulary (18.1: defense-evasion; 19: stealth, defense-impairment)"},
 	{Name: "severity", Type: tables.Text, Description: "informational, low, medium, high or critical"},
 	{Name: "confidence", Type: tables.Text, Description: "low, medium or high"},
 	{Name: "description", Type: tables.Text, Description: "What the rule detects"},
@@ -30,23 +32,36 @@ var hitColumns = []tables.Column{
 	{Name: "parent_path", Type: tables.Text, Description: "Parent's executable"},
 	{Name: "username", Type: tables.Text, Description: "User of the process"},
 	{Name: "source", Type: tables.Text, Description: "Telemetry source of the event (ebpf, sysmon, security4688, auditd…)"},
+	{Name: "detected_at", Type: tables.BigInt, Description: "When Quarry found the hit (stored it), UNIX seconds: later than time for an imported recording or scan --store", Additional: true},
+	{Name: "attack_version", Type: tables.Text, Description: "ATT&CK version of technique_name and tactic: 18.1 (default) or 19 (WHERE attack_version = '19')", Hidden: true},
 }
 
-// Hits returns the ioa_hits table over the hits in st.
-func Hits(st *store.Store) tables.Table {
+// Untagged is the technique_id of a hit whose rule names no ATT&CK
+// technique.
+const Untagged = "untagged"
+
+// Hits returns the ioa_hits table over the hits in st, with technique
+// names and tactics resolved in kb to the attack_version asked for.
+func Hits(st *store.Store, kb *attack.KB) tables.Table {
 	return tables.Table{
 		Name: "ioa_hits",
 		Description: "Indicator-of-Attack detections: every hit of a builtin, custom or SigmaHQ rule on live or " +
 			"imported telemetry, one row per hit and ATT&CK technique, with tactic, severity, confidence, " +
 			"description, recommendations and the rule's author. Join eid to process_events, technique_id to " +
 			"attack_techniques. A technique_id constraint on a parent (T1003) does not match sub-techniques: use " +
-			"technique_id LIKE 'T1003%'.",
+			"technique_id LIKE 'T1003%'. Tactics and technique names are of one ATT&CK version: 18.1, or 19 with " +
+			"WHERE attack_version = '19'. detected_at is when Quarry found the hit, time when its event happened.",
 		Columns: hitColumns,
 		Generate: func(ctx context.Context, q tables.QueryContext, emit tables.EmitFunc) error {
 			f, none := hitFilter(q)
 			if none {
 				return nil
 			}
+			version, v19, ok := askedVersion(q)
+			if !ok {
+				return nil
+			}
+			names := newResolver(kb, v19)
 			row := make(tables.Row, len(hitColumns))
 			return st.ScanHits(ctx, f, func(h *store.HitRecord) bool {
 				row[0] = h.HitID
@@ -56,9 +71,7 @@ func Hits(st *store.Store) tables.Table {
 				row[4] = h.RuleTitle
 				row[5] = h.RuleAuthor
 				row[6] = h.RuleSource
-				row[7] = h.TechniqueID
-				row[8] = h.TechniqueName
-				row[9] = h.Tactic
+				row[7], row[8], row[9] = names.resolve(h.TechniqueID, h.TechniqueName, h.Tactic)
 				row[10] = h.Severity
 				row[11] = h.Confidence
 				row[12] = h.Description
@@ -70,6 +83,8 @@ func Hits(st *store.Store) tables.Table {
 				row[18] = h.ParentPath
 				row[19] = h.Username
 				row[20] = h.Source
+				row[21] = unixOrZero(h.DetectedAt)
+				row[22] = version
 				return emit(row)
 			})
 		},
@@ -97,9 +112,25 @@ func hitFilter(q tables.QueryContext) (f store.HitFilter, none bool) {
 		}
 		return vals, false
 	}
+	if lo, hi, ok := q.IntRange("detected_at"); ok {
+		if lo > hi {
+			return f, true
+		}
+		if lo > -1<<40 {
+			f.DetectedSince = time.Unix(lo, 0)
+		}
+		if hi < 1<<40 {
+			f.DetectedUntil = time.Unix(hi+1, 0)
+		}
+	}
 	var n bool
 	if f.TechniqueIDs, n = eq("technique_id"); n {
 		return f, true
+	}
+	for i, id := range f.TechniqueIDs {
+		if strings.EqualFold(id, Untagged) {
+			f.TechniqueIDs[i] = "" // stored as ''
+		}
 	}
 	if f.Hosts, n = eq("host_identifier"); n {
 		return f, true
@@ -113,10 +144,73 @@ func hitFilter(q tables.QueryContext) (f store.HitFilter, none bool) {
 	// technique_id LIKE 'T1003%': the store applies the same LIKE.
 	for _, c := range q.Constraints {
 		if c.Column == "technique_id" && c.Op == tables.OpLIKE {
-			if s, ok := c.Value.(string); ok {
+			// Only a pattern that cannot match 'untagged' (stored as '').
+			if s, ok := c.Value.(string); ok && s != "" && strings.ContainsRune("tT", rune(s[0])) {
 				f.TechniqueLike = append(f.TechniqueLike, s)
 			}
 		}
 	}
 	return f, false
+}
+
+// askedVersion reads the attack_version constraint: the version to show
+// (as asked, 18.1 without one) and whether it is v19; ok is false when the
+// constraint names no version (no row can have it).
+func askedVersion(q tables.QueryContext) (version string, v19, ok bool) {
+	vals, constrained := q.EqualStrings("attack_version")
+	if !constrained {
+		return attack.ViewV18, false, true
+	}
+	for _, v := range vals {
+		if is19, err := attack.ParseVersion(v); err == nil {
+			return v, is19, true
+		}
+	}
+	return "", false, false
+}
+
+// resolver gives stored hits' techniques and tactics in one ATT&CK
+// version, remembering each (technique, tactics) it resolved.
+type resolver struct {
+	kb   *attack.KB
+	v19  bool
+	seen map[[3]string][3]any
+}
+
+func newResolver(kb *attack.KB, v19 bool) *resolver {
+	return &resolver{kb: kb, v19: v19, seen: map[[3]string][3]any{}}
+}
+
+// resolve returns technique_id ('untagged' for none), technique_name and
+// tactic of a stored hit row in the resolver's version.
+func (r *resolver) resolve(id, name, tactic string) (any, any, any) {
+	k := [3]string{id, name, tactic}
+	if v, ok := r.seen[k]; ok {
+		return v[0], v[1], v[2]
+	}
+	out := [3]any{id, name, tactic}
+	if id == "" {
+		out[0] = Untagged
+	}
+	if r.kb != nil {
+		var ts []string
+		if tactic != "" {
+			ts = strings.Split(tactic, ",")
+		}
+		p := r.kb.Place(id, ts, r.v19)
+		if p.Name != "" {
+			out[1] = p.Name
+		}
+		out[2] = strings.Join(p.Tactics, ",")
+	}
+	r.seen[k] = out
+	return out[0], out[1], out[2]
+}
+
+// unixOrZero is t in UNIX seconds, 0 for the zero time.
+func unixOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
 }

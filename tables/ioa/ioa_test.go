@@ -3,9 +3,11 @@ package ioa_test
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/detections"
 	"github.com/quarry-sec/quarry/detections/ruleset"
 	sqlengine "github.com/quarry-sec/quarry/extension/sqlite"
@@ -35,7 +37,7 @@ func TestIOATables(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := tables.NewRegistry()
-	if err := reg.Register(ioa.Hits(st), ioa.Rules(ioa.StaticRules(res.Rules))); err != nil {
+	if err := reg.Register(ioa.Hits(st, nil), ioa.Rules(ioa.StaticRules(res.Rules))); err != nil {
 		t.Fatal(err)
 	}
 	e, err := sqlengine.Open(reg)
@@ -87,4 +89,70 @@ func countSource(rs []*detections.Rule, src detections.Source) int64 {
 		}
 	}
 	return n
+}
+
+// TestHitsOneVocabulary: hits of rules written against two ATT&CK versions
+// (builtin defense-evasion/T1562.001, SigmaHQ defense-impairment/T1685)
+// read in one version's tactics; an untagged rule's hit is 'untagged';
+// detected_at selects by when the hit was found.
+func TestHitsOneVocabulary(t *testing.T) {
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	found := t0.Add(30 * 24 * time.Hour)
+	st, err := store.Open(filepath.Join(t.TempDir(), "events.db"), store.WithClock(func() time.Time { return found }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	hits := []store.HitRecord{
+		{HitID: "builtin", TechniqueID: "T1562.001", Tactic: "defense-evasion", Time: t0, Host: "h", RuleID: "r1"},
+		{HitID: "sigma", TechniqueID: "T1685", Tactic: "defense-impairment", Time: t0, Host: "h", RuleID: "r2"},
+		{HitID: "sigma2", TechniqueID: "T1027", Tactic: "stealth", Time: t0, Host: "h", RuleID: "r3"},
+		{HitID: "none", TechniqueID: "", Tactic: "stealth", Time: t0, Host: "h", RuleID: "r4"},
+	}
+	if err := st.AppendHits(context.Background(), hits); err != nil {
+		t.Fatal(err)
+	}
+	kb, err := attack.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := tables.NewRegistry()
+	if err := reg.Register(ioa.Hits(st, kb)); err != nil {
+		t.Fatal(err)
+	}
+	e, err := sqlengine.Open(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	column := func(q string) []string {
+		rows, err := e.Query(context.Background(), q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var s string
+			rows.Scan(&s)
+			out = append(out, s)
+		}
+		return out
+	}
+	check := func(q string, want ...string) {
+		t.Helper()
+		if got := column(q); strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("%s = %q, want %q", q, got, want)
+		}
+	}
+	check("SELECT DISTINCT tactic FROM ioa_hits ORDER BY 1", "defense-evasion")
+	check("SELECT DISTINCT tactic FROM ioa_hits WHERE attack_version = '19' ORDER BY 1", "defense-impairment", "stealth")
+	check("SELECT technique_name FROM ioa_hits WHERE hit_id = 'sigma'", "Disable or Modify Tools")
+	check("SELECT technique_id FROM ioa_hits WHERE rule_id = 'r4'", "untagged")
+	check("SELECT hit_id FROM ioa_hits WHERE technique_id = 'untagged'", "none")
+	check("SELECT count(*) FROM ioa_hits WHERE technique_id = ''", "0")
+	check("SELECT count(*) FROM ioa_hits WHERE attack_version = '17'", "0")
+	check("SELECT count(*) FROM ioa_hits WHERE detected_at >= "+itoa(found.Unix()), "4")
+	check("SELECT count(*) FROM ioa_hits WHERE detected_at < "+itoa(found.Unix()), "0")
+	check("SELECT DISTINCT detected_at - time FROM ioa_hits", itoa(found.Unix()-t0.Unix()))
 }

@@ -64,6 +64,10 @@ type HitRecord struct {
 	ParentPath      string
 	Username        string
 	Source          string
+	// DetectedAt is when Quarry found the hit: when it was stored
+	// (stored_at), whatever the event's Time. Set by AppendHits, read by
+	// ScanHits.
+	DetectedAt time.Time
 }
 
 const hitColumns = `hit_id, technique_id, time, host, rule_id, rule_title, rule_author, rule_source,
@@ -109,6 +113,9 @@ func (s *Store) AppendHits(ctx context.Context, hits []HitRecord) error {
 // HitFilter selects stored hits; zero fields do not filter.
 type HitFilter struct {
 	Since, Until time.Time
+	// DetectedSince and DetectedUntil (exclusive) bound when the hit was
+	// found (stored_at).
+	DetectedSince, DetectedUntil time.Time
 	// TechniqueIDs match exactly; TechniquePrefixes match an ID and its
 	// sub-techniques (T1003 matches T1003.001).
 	TechniqueIDs      []string
@@ -124,6 +131,12 @@ type HitFilter struct {
 func (f HitFilter) where() (string, []any) {
 	var w where
 	w.window(f.Since, f.Until)
+	if !f.DetectedSince.IsZero() {
+		w.add("stored_at >= ?", f.DetectedSince.UnixNano())
+	}
+	if !f.DetectedUntil.IsZero() {
+		w.add("stored_at < ?", f.DetectedUntil.UnixNano())
+	}
 	in(&w, "technique_id", f.TechniqueIDs)
 	in(&w, "host", f.Hosts)
 	in(&w, "rule_id", f.RuleIDs)
@@ -140,7 +153,7 @@ func (f HitFilter) where() (string, []any) {
 // false. The *HitRecord is reused between calls.
 func (s *Store) ScanHits(ctx context.Context, f HitFilter, fn func(*HitRecord) bool) error {
 	where, args := f.where()
-	q := "SELECT " + hitColumns + " FROM hits" + where + " ORDER BY time, hit_id"
+	q := "SELECT " + hitColumns + ", stored_at FROM hits" + where + " ORDER BY time, hit_id"
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
@@ -150,15 +163,15 @@ func (s *Store) ScanHits(ctx context.Context, f HitFilter, fn func(*HitRecord) b
 	}
 	defer rows.Close()
 	var h HitRecord
-	var ns int64
+	var ns, stored int64
 	dest := []any{&h.HitID, &h.TechniqueID, &ns, &h.Host, &h.RuleID, &h.RuleTitle, &h.RuleAuthor, &h.RuleSource,
 		&h.TechniqueName, &h.Tactic, &h.Severity, &h.Confidence, &h.Description, &h.Recommendations, &h.EID,
-		&h.PID, &h.Path, &h.Cmdline, &h.ParentPath, &h.Username, &h.Source}
+		&h.PID, &h.Path, &h.Cmdline, &h.ParentPath, &h.Username, &h.Source, &stored}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("read hits: %w", err)
 		}
-		h.Time = fromUnixNano(ns)
+		h.Time, h.DetectedAt = fromUnixNano(ns), fromUnixNano(stored)
 		if !fn(&h) {
 			return nil
 		}

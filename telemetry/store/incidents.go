@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS incidents (
 	root_key TEXT NOT NULL,
 	root_eid INTEGER NOT NULL DEFAULT 0,
 	summary TEXT NOT NULL,
-	updated_at INTEGER NOT NULL DEFAULT 0
+	updated_at INTEGER NOT NULL DEFAULT 0,
+	detected_at INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS incidents_host ON incidents(host, first_seen, last_seen);
 CREATE INDEX IF NOT EXISTS incidents_first ON incidents(first_seen);
@@ -63,6 +64,10 @@ type IncidentRecord struct {
 	// not stored.
 	RootEID int64
 	Summary string
+	// DetectedAt is when Quarry last detected a hit of the incident: the
+	// latest stored_at of its hits (see HitRecord.DetectedAt), set by
+	// ReplaceIncidents. An incident that grows is detected again.
+	DetectedAt time.Time
 	// HitIDs are the incident's hits (written with it; filled on read only by
 	// IncidentHits).
 	HitIDs []string
@@ -71,13 +76,35 @@ type IncidentRecord struct {
 const incidentColumns = `incident_id, host, first_seen, last_seen, score, severity, tactics, techniques,
 	hit_count, root_pid, root_path, root_key, root_eid, summary`
 
+// addDetectedAt gives a store written before detection times the
+// incidents.detected_at column (0 until the incident is regrouped), and the
+// indexes that select hits and incidents by when they were detected.
+func (s *Store) addDetectedAt() error {
+	var has int
+	if err := s.write.QueryRow("SELECT count(*) FROM pragma_table_info('incidents') WHERE name = 'detected_at'").Scan(&has); err != nil {
+		return fmt.Errorf("migrate incidents: %w", err)
+	}
+	if has == 0 {
+		if _, err := s.write.Exec("ALTER TABLE incidents ADD COLUMN detected_at INTEGER NOT NULL DEFAULT 0"); err != nil {
+			return fmt.Errorf("migrate incidents: add detected_at: %w", err)
+		}
+	}
+	if _, err := s.write.Exec(`CREATE INDEX IF NOT EXISTS incidents_detected ON incidents(detected_at);
+CREATE INDEX IF NOT EXISTS hits_stored ON hits(stored_at);`); err != nil {
+		return fmt.Errorf("migrate incidents: %w", err)
+	}
+	return nil
+}
+
 // IncidentFilter selects stored incidents; zero fields do not filter. An
 // incident matches the time bounds when it overlaps them: last_seen >= Since
-// and first_seen < Until.
+// and first_seen < Until. DetectedSince and DetectedUntil (exclusive) bound
+// its detected_at.
 type IncidentFilter struct {
-	Since, Until time.Time
-	Hosts        []string
-	IncidentIDs  []string
+	Since, Until                 time.Time
+	DetectedSince, DetectedUntil time.Time
+	Hosts                        []string
+	IncidentIDs                  []string
 	// MinScore keeps incidents scoring at least this much when > 0.
 	MinScore float64
 	Limit    int
@@ -93,13 +120,19 @@ func (s *Store) ScanIncidents(ctx context.Context, f IncidentFilter, fn func(*In
 	if !f.Until.IsZero() {
 		w.add("first_seen < ?", f.Until.UnixNano())
 	}
+	if !f.DetectedSince.IsZero() {
+		w.add("detected_at >= ?", f.DetectedSince.UnixNano())
+	}
+	if !f.DetectedUntil.IsZero() {
+		w.add("detected_at < ?", f.DetectedUntil.UnixNano())
+	}
 	in(&w, "host", f.Hosts)
 	in(&w, "incident_id", f.IncidentIDs)
 	if f.MinScore > 0 {
 		w.add("score >= ?", f.MinScore)
 	}
 	cond, args := w.sql()
-	q := "SELECT " + incidentColumns + " FROM incidents" + cond + " ORDER BY first_seen, incident_id"
+	q := "SELECT " + incidentColumns + ", detected_at FROM incidents" + cond + " ORDER BY first_seen, incident_id"
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
@@ -109,13 +142,13 @@ func (s *Store) ScanIncidents(ctx context.Context, f IncidentFilter, fn func(*In
 	}
 	defer rows.Close()
 	var r IncidentRecord
-	var first, last int64
+	var first, last, detected int64
 	for rows.Next() {
 		if err := rows.Scan(&r.IncidentID, &r.Host, &first, &last, &r.Score, &r.Severity, &r.Tactics,
-			&r.Techniques, &r.HitCount, &r.RootPID, &r.RootPath, &r.RootKey, &r.RootEID, &r.Summary); err != nil {
+			&r.Techniques, &r.HitCount, &r.RootPID, &r.RootPath, &r.RootKey, &r.RootEID, &r.Summary, &detected); err != nil {
 			return fmt.Errorf("read incidents: %w", err)
 		}
-		r.FirstSeen, r.LastSeen = fromUnixNano(first), fromUnixNano(last)
+		r.FirstSeen, r.LastSeen, r.DetectedAt = fromUnixNano(first), fromUnixNano(last), fromUnixNano(detected)
 		if !fn(&r) {
 			return nil
 		}
@@ -235,6 +268,13 @@ func (s *Store) ReplaceIncidents(ctx context.Context, remove []string, add []Inc
 			if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO incident_hits (incident_id, hit_id) VALUES (?, ?)", r.IncidentID, h); err != nil {
 				return fail(fmt.Errorf("incident %s: %w", r.IncidentID, err))
 			}
+		}
+		// Detected when its latest hit was; now for hits stored before
+		// stored_at existed.
+		if _, err := tx.ExecContext(ctx, `UPDATE incidents SET detected_at = COALESCE(NULLIF((SELECT max(h.stored_at)
+			FROM incident_hits ih JOIN hits h ON h.hit_id = ih.hit_id WHERE ih.incident_id = ?), 0), ?) WHERE incident_id = ?`,
+			r.IncidentID, now, r.IncidentID); err != nil {
+			return fail(fmt.Errorf("incident %s: %w", r.IncidentID, err))
 		}
 	}
 	if err := tx.Commit(); err != nil {

@@ -40,6 +40,7 @@ func TestIncidentsStore(t *testing.T) {
 	s.ScanIncidents(ctx, IncidentFilter{IncidentIDs: []string{"i1"}}, func(r *IncidentRecord) bool { got = *r; return true })
 	want := a
 	want.HitIDs = nil
+	want.DetectedAt = clock // when its hits were stored
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", got, want)
 	}
@@ -97,5 +98,53 @@ func TestIncidentsOnOldStore(t *testing.T) {
 	defer s.Close()
 	if ids := incidentIDs(t, s, IncidentFilter{}); len(ids) != 0 {
 		t.Fatal(ids)
+	}
+}
+
+// TestDetectionTime: hits and incidents carry when Quarry found them
+// (stored_at), apart from when their events happened, and are selected by
+// either.
+func TestDetectionTime(t *testing.T) {
+	clock := t0.Add(30 * 24 * time.Hour) // a recording of a month ago, imported now
+	s := openTemp(t, WithClock(func() time.Time { return clock }))
+	ctx := context.Background()
+	if err := s.AppendHits(ctx, []HitRecord{{HitID: "old", Time: t0, Host: "a"}}); err != nil {
+		t.Fatal(err)
+	}
+	found := clock
+	clock = clock.Add(time.Hour)
+	if err := s.AppendHits(ctx, []HitRecord{{HitID: "new", Time: t0.Add(time.Minute), Host: "a"}}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var detected []time.Time
+	err := s.ScanHits(ctx, HitFilter{DetectedSince: found.Add(time.Minute)}, func(h *HitRecord) bool {
+		got, detected = append(got, h.HitID), append(detected, h.DetectedAt)
+		return true
+	})
+	if err != nil || !reflect.DeepEqual(got, []string{"new"}) || !detected[0].Equal(clock) {
+		t.Fatalf("hits detected since %v: %v at %v, %v", found.Add(time.Minute), got, detected, err)
+	}
+	got = nil
+	s.ScanHits(ctx, HitFilter{DetectedUntil: found.Add(time.Minute), Since: t0.Add(-time.Hour)}, func(h *HitRecord) bool {
+		got = append(got, h.HitID)
+		return true
+	})
+	if !reflect.DeepEqual(got, []string{"old"}) {
+		t.Fatalf("hits detected before: %v", got)
+	}
+	// An incident is detected when its latest hit was.
+	clock = clock.Add(time.Hour)
+	if err := s.ReplaceIncidents(ctx, nil, []IncidentRecord{{IncidentID: "i", Host: "a", FirstSeen: t0,
+		LastSeen: t0.Add(time.Minute), HitIDs: []string{"old", "new"}}}); err != nil {
+		t.Fatal(err)
+	}
+	var in IncidentRecord
+	s.ScanIncidents(ctx, IncidentFilter{DetectedSince: found.Add(time.Minute)}, func(r *IncidentRecord) bool { in = *r; return true })
+	if in.IncidentID != "i" || !in.DetectedAt.Equal(found.Add(time.Hour)) {
+		t.Fatalf("incident: %+v", in)
+	}
+	if ids := incidentIDs(t, s, IncidentFilter{DetectedUntil: found.Add(time.Hour)}); len(ids) != 0 {
+		t.Errorf("detected before its latest hit: %v", ids)
 	}
 }

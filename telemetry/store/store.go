@@ -171,6 +171,9 @@ func (s *Store) migrate() error {
 	if _, err := s.write.Exec(schema + hitsSchema + incidentsSchema); err != nil {
 		return fmt.Errorf("create schema: %w", err)
 	}
+	if err := s.addDetectedAt(); err != nil {
+		return err
+	}
 	if _, err := s.write.Exec(fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
 		return fmt.Errorf("set schema version: %w", err)
 	}

@@ -32,6 +32,7 @@ func Run(t *testing.T, open Open) {
 		{"DetectionDedupe", testDetectionDedupe},
 		{"DetectionFilters", testDetectionFilters},
 		{"CountDetections", testCountDetections},
+		{"DetectionTime", testDetectionTime},
 		{"Incidents", testIncidents},
 		{"GoneIncidents", testGoneIncidents},
 		{"Hunts", testHunts},
@@ -609,6 +610,10 @@ func RunUpgrade(t *testing.T, legacy Legacy) {
 		`INSERT INTO hosts (id, node_key, host_identifier, enrolled_at, last_seen) VALUES ('h1', 'k1', 'host-a', 0, 0)`,
 		`INSERT INTO results (host_id, name, query, action, time, columns_json) VALUES ('h1', 'q', 'q', 'added', 1000, '{"a":"1"}')`,
 		`INSERT INTO results (host_id, name, query, action, time, columns_json) VALUES ('h1', 'q', 'q', 'added', 1000, '{"a":"1"}')`,
+		`INSERT INTO detections (host_id, hit_id, time, query, rule_id, rule_title, rule_author, rule_source, technique_id,
+  technique_name, tactic, severity, confidence, description, recommendations, eid, pid, path, cmdline, parent_path,
+  username, source, received_at) VALUES ('h1', 'hit-old', 1000, 'q', 'r', 'r', '', '', 'T1059', '', 'execution',
+  'high', '', '', '', 0, 0, '', '', '', '', '', 5000)`,
 	} {
 		if _, err := raw.ExecContext(ctx, q); err != nil {
 			t.Fatalf("version 1 data: %v", err)
@@ -618,6 +623,11 @@ func RunUpgrade(t *testing.T, legacy Legacy) {
 	defer s.Close()
 	if n := resultCount(t, s, "q"); n != 2 {
 		t.Fatalf("after the upgrade: %d rows, want the 2 stored before", n)
+	}
+	// A detection stored before detection times is detected when received.
+	ds, _, err := s.Detections(ctx, store.DetectionFilter{})
+	if err != nil || len(ds) != 1 || !ds[0].DetectedAt.Equal(time.UnixMilli(5000)) || !ds[0].Time.Equal(time.UnixMilli(1000)) {
+		t.Fatalf("detection after the upgrade: %+v, %v", ds, err)
 	}
 	r := store.Result{Name: "q", Query: "q", Action: "added", Time: time.UnixMilli(1000), Columns: json.RawMessage(`{"a":"1"}`)}
 	for range 2 {

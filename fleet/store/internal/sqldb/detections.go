@@ -15,12 +15,22 @@ import (
 // hit_id and technique_id, in the order detectionArgs binds them.
 var detectionFields = []string{"time", "query", "rule_id", "rule_title", "rule_author", "rule_source",
 	"technique_name", "tactic", "severity", "confidence", "description", "recommendations",
-	"eid", "pid", "path", "cmdline", "parent_path", "username", "source", "received_at"}
+	"eid", "pid", "path", "cmdline", "parent_path", "username", "source", "received_at", "detected_at"}
 
 func detectionArgs(hostID string, d *store.Detection, received time.Time) []any {
 	return []any{hostID, d.HitID, d.TechniqueID, ms(d.Time), d.Query, d.RuleID, d.RuleTitle, d.RuleAuthor,
 		d.RuleSource, d.TechniqueName, d.Tactic, d.Severity, d.Confidence, d.Description, d.Recommendations,
-		d.EID, d.PID, d.Path, d.Cmdline, d.ParentPath, d.Username, d.Source, ms(received)}
+		d.EID, d.PID, d.Path, d.Cmdline, d.ParentPath, d.Username, d.Source, ms(received), ms(firstNonZero(d.DetectedAt, received))}
+}
+
+// firstNonZero returns the first time that is not zero.
+func firstNonZero(ts ...time.Time) time.Time {
+	for _, t := range ts {
+		if !t.IsZero() {
+			return t
+		}
+	}
+	return time.Time{}
 }
 
 // upsertSQL inserts n detections; a repeat of (host, hit, technique) fills
@@ -34,7 +44,7 @@ func upsertSQL(n int) string {
 		switch c {
 		case "time", "query", "received_at":
 			continue
-		case "eid", "pid":
+		case "eid", "pid", "detected_at":
 			set = append(set, fmt.Sprintf("%s = CASE WHEN detections.%s = 0 THEN excluded.%s ELSE detections.%s END", c, c, c, c))
 		default:
 			set = append(set, fmt.Sprintf("%s = CASE WHEN detections.%s = '' THEN excluded.%s ELSE detections.%s END", c, c, c, c))
@@ -118,6 +128,9 @@ func detectionWhere(f store.DetectionFilter) (string, []any) {
 		where = append(where, "("+strings.Join(terms, " OR ")+")")
 	}
 	or(f.Techniques, func(v string) (string, []any) {
+		if strings.EqualFold(strings.TrimSpace(v), store.Untagged) {
+			return "d.technique_id = ?", []any{store.Untagged}
+		}
 		v = strings.ToUpper(strings.TrimSpace(v))
 		if strings.Contains(v, ".") {
 			return "d.technique_id = ?", []any{v}
@@ -131,18 +144,27 @@ func detectionWhere(f store.DetectionFilter) (string, []any) {
 		return "d.severity = ?", []any{strings.ToLower(strings.TrimSpace(v))}
 	})
 	or(f.HostIDs, func(v string) (string, []any) { return "d.host_id = ?", []any{v} })
+	col := timeColumn(f.By)
 	if !f.Since.IsZero() {
-		where = append(where, "d.time >= ?")
+		where = append(where, col+" >= ?")
 		args = append(args, ms(f.Since))
 	}
 	if !f.Until.IsZero() {
-		where = append(where, "d.time < ?")
+		where = append(where, col+" < ?")
 		args = append(args, ms(f.Until))
 	}
 	if len(where) == 0 {
 		return "", nil
 	}
 	return " WHERE " + strings.Join(where, " AND "), args
+}
+
+// timeColumn is the detections column of a time field.
+func timeColumn(by store.TimeField) string {
+	if by == store.TimeDetected {
+		return "d.detected_at"
+	}
+	return "d.time"
 }
 
 // likeEscape drops LIKE's wildcards from a value (IDs and shortnames
@@ -161,7 +183,7 @@ func (db *DB) Detections(ctx context.Context, f store.DetectionFilter) ([]store.
 	rows, err := db.r.QueryContext(ctx, db.q(`SELECT d.id, d.host_id, COALESCE(h.host_identifier, ''), COALESCE(h.hostname, ''),
   d.hit_id, d.technique_id, d.`+strings.Join(detectionFields, ", d.")+`
 FROM detections d LEFT JOIN hosts h ON h.id = d.host_id`+cond+`
-ORDER BY d.time DESC, d.id DESC LIMIT ? OFFSET ?`), append(args, limit(f.Limit), max(f.Offset, 0))...)
+ORDER BY `+timeColumn(f.By)+` DESC, d.id DESC LIMIT ? OFFSET ?`), append(args, limit(f.Limit), max(f.Offset, 0))...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list detections: %w", err)
 	}
@@ -169,14 +191,14 @@ ORDER BY d.time DESC, d.id DESC LIMIT ? OFFSET ?`), append(args, limit(f.Limit),
 	out := []store.Detection{}
 	for rows.Next() {
 		var d store.Detection
-		var t, recv int64
+		var t, recv, det int64
 		if err := rows.Scan(&d.ID, &d.HostID, &d.HostIdentifier, &d.Hostname, &d.HitID, &d.TechniqueID,
 			&t, &d.Query, &d.RuleID, &d.RuleTitle, &d.RuleAuthor, &d.RuleSource, &d.TechniqueName, &d.Tactic,
 			&d.Severity, &d.Confidence, &d.Description, &d.Recommendations, &d.EID, &d.PID, &d.Path, &d.Cmdline,
-			&d.ParentPath, &d.Username, &d.Source, &recv); err != nil {
+			&d.ParentPath, &d.Username, &d.Source, &recv, &det); err != nil {
 			return nil, 0, fmt.Errorf("list detections: %w", err)
 		}
-		d.Time, d.ReceivedAt = fromMS(t), fromMS(recv)
+		d.Time, d.ReceivedAt, d.DetectedAt = fromMS(t), fromMS(recv), fromMS(det)
 		out = append(out, d)
 	}
 	if err := rows.Err(); err != nil {

@@ -28,17 +28,18 @@ type hostNode struct {
 // host_id, in the order incidentArgs binds them (without received_at) and
 // scanIncident reads them.
 const incidentColumns = `incident_id, first_seen, last_seen, score, severity, tactics, techniques, hit_count,
-  root_pid, root_path, summary, reported, received_at`
+  root_pid, root_path, summary, reported, received_at, detected_at`
 
 // upsertIncidentSQL inserts an incident or, when its host stored it
 // before, replaces it unless the stored report is newer; RETURNING gives
 // the incident's id only when the row was written.
 const upsertIncidentSQL = `INSERT INTO incidents (host_id, ` + incidentColumns + `)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (host_id, incident_id) DO UPDATE SET first_seen = excluded.first_seen, last_seen = excluded.last_seen,
   score = excluded.score, severity = excluded.severity, tactics = excluded.tactics, techniques = excluded.techniques,
   hit_count = excluded.hit_count, root_pid = excluded.root_pid, root_path = excluded.root_path,
-  summary = excluded.summary, reported = excluded.reported, received_at = excluded.received_at
+  summary = excluded.summary, reported = excluded.reported, received_at = excluded.received_at,
+  detected_at = excluded.detected_at
 WHERE excluded.reported >= incidents.reported
 RETURNING id`
 
@@ -65,7 +66,7 @@ func (db *DB) upsertIncidents(ctx context.Context, tx *sql.Tx, ins []hostInciden
 		var id int64
 		err := up.QueryRowContext(ctx, hi.host, in.IncidentID, ms(in.FirstSeen), ms(in.LastSeen), in.Score, in.Severity,
 			strings.Join(in.Tactics, ","), strings.Join(in.Techniques, ","), in.HitCount, in.RootPID, in.RootPath,
-			in.Summary, ms(in.Reported), ms(received)).Scan(&id)
+			in.Summary, ms(in.Reported), ms(received), ms(firstNonZero(in.DetectedAt, in.Reported, received))).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue // an older report than the one stored
 		}
@@ -229,21 +230,22 @@ type scanner interface{ Scan(...any) error }
 // incidentColumns.
 func scanIncident(r scanner) (*store.Incident, error) {
 	var in store.Incident
-	var first, last, reported, received int64
+	var first, last, reported, received, detected int64
 	var tactics, techniques string
 	if err := r.Scan(&in.ID, &in.HostID, &in.HostIdentifier, &in.Hostname, &in.IncidentID, &first, &last, &in.Score,
 		&in.Severity, &tactics, &techniques, &in.HitCount, &in.RootPID, &in.RootPath, &in.Summary, &reported,
-		&received); err != nil {
+		&received, &detected); err != nil {
 		return nil, err
 	}
 	in.FirstSeen, in.LastSeen, in.Reported, in.ReceivedAt = fromMS(first), fromMS(last), fromMS(reported), fromMS(received)
+	in.DetectedAt = fromMS(detected)
 	in.Tactics, in.Techniques = splitList(tactics), splitList(techniques)
 	return &in, nil
 }
 
 const incidentSelect = `SELECT i.id, i.host_id, COALESCE(h.host_identifier, ''), COALESCE(h.hostname, ''),
   i.incident_id, i.first_seen, i.last_seen, i.score, i.severity, i.tactics, i.techniques, i.hit_count,
-  i.root_pid, i.root_path, i.summary, i.reported, i.received_at
+  i.root_pid, i.root_path, i.summary, i.reported, i.received_at, i.detected_at
 FROM incidents i LEFT JOIN hosts h ON h.id = i.host_id`
 
 // Incidents implements store.Store.
@@ -261,12 +263,16 @@ func (db *DB) Incidents(ctx context.Context, f store.IncidentFilter) ([]store.In
 	}
 	in("i.host_id", f.HostIDs)
 	in("i.incident_id", f.IncidentIDs)
+	sinceCol, untilCol := "i.last_seen", "i.first_seen"
+	if f.By == store.TimeDetected {
+		sinceCol, untilCol = "i.detected_at", "i.detected_at"
+	}
 	if !f.Since.IsZero() {
-		where = append(where, "i.last_seen >= ?")
+		where = append(where, sinceCol+" >= ?")
 		args = append(args, ms(f.Since))
 	}
 	if !f.Until.IsZero() {
-		where = append(where, "i.first_seen < ?")
+		where = append(where, untilCol+" < ?")
 		args = append(args, ms(f.Until))
 	}
 	if f.MinScore > 0 {
@@ -330,11 +336,11 @@ ORDER BY ih.hit_id, d.time, d.technique_id`), id)
 	out := []store.IncidentHit{}
 	for rows.Next() {
 		var hit string
-		var did, t, recv, eid, pid sql.NullInt64
+		var did, t, recv, det, eid, pid sql.NullInt64
 		var s [22]sql.NullString
 		if err := rows.Scan(&hit, &did, &s[0], &s[1], &s[2], &s[3], &s[4], &t, &s[5], &s[6], &s[7], &s[8], &s[9],
 			&s[10], &s[11], &s[12], &s[13], &s[14], &s[15], &eid, &pid, &s[16], &s[17], &s[18], &s[19], &s[20],
-			&recv); err != nil {
+			&recv, &det); err != nil {
 			return nil, fmt.Errorf("incident %d hits: %w", id, err)
 		}
 		if len(out) == 0 || out[len(out)-1].HitID != hit {
@@ -349,7 +355,7 @@ ORDER BY ih.hit_id, d.time, d.technique_id`), id)
 			TechniqueName: s[10].String, Tactic: s[11].String, Severity: s[12].String, Confidence: s[13].String,
 			Description: s[14].String, Recommendations: s[15].String, EID: eid.Int64, PID: pid.Int64,
 			Path: s[16].String, Cmdline: s[17].String, ParentPath: s[18].String, Username: s[19].String,
-			Source: s[20].String, ReceivedAt: fromMS(recv.Int64)}
+			Source: s[20].String, ReceivedAt: fromMS(recv.Int64), DetectedAt: fromMS(det.Int64)}
 		last := &out[len(out)-1]
 		last.Detections = append(last.Detections, d)
 	}

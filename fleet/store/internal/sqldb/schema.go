@@ -201,4 +201,16 @@ CREATE TABLE schema_sets (
   def_hash TEXT NOT NULL,
   PRIMARY KEY (set_hash, def_hash)
 );
+`,
+	// 5: when the host's Quarry found each detection and incident
+	// (detected_at), beside when its events happened: an imported
+	// recording's detections are old by event time and new by detection.
+	// Rows stored before get the time the fleet received them.
+	`
+ALTER TABLE detections ADD COLUMN detected_at BIGINT NOT NULL DEFAULT 0;
+UPDATE detections SET detected_at = received_at;
+CREATE INDEX detections_detected ON detections (detected_at);
+ALTER TABLE incidents ADD COLUMN detected_at BIGINT NOT NULL DEFAULT 0;
+UPDATE incidents SET detected_at = reported;
+CREATE INDEX incidents_detected ON incidents (detected_at);
 `}

@@ -17,21 +17,21 @@ var _ store.WebQueries = (*DB)(nil)
 // DetectionByID implements store.WebQueries.
 func (db *DB) DetectionByID(ctx context.Context, id int64) (*store.Detection, error) {
 	var d store.Detection
-	var t, recv int64
+	var t, recv, det int64
 	err := db.r.QueryRowContext(ctx, db.q(`SELECT d.id, d.host_id, COALESCE(h.host_identifier, ''), COALESCE(h.hostname, ''),
   d.hit_id, d.technique_id, d.`+strings.Join(detectionFields, ", d.")+`
 FROM detections d LEFT JOIN hosts h ON h.id = d.host_id WHERE d.id = ?`), id).Scan(
 		&d.ID, &d.HostID, &d.HostIdentifier, &d.Hostname, &d.HitID, &d.TechniqueID,
 		&t, &d.Query, &d.RuleID, &d.RuleTitle, &d.RuleAuthor, &d.RuleSource, &d.TechniqueName, &d.Tactic,
 		&d.Severity, &d.Confidence, &d.Description, &d.Recommendations, &d.EID, &d.PID, &d.Path, &d.Cmdline,
-		&d.ParentPath, &d.Username, &d.Source, &recv)
+		&d.ParentPath, &d.Username, &d.Source, &recv, &det)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("detection %d: %w", id, store.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("detection %d: %w", id, err)
 	}
-	d.Time, d.ReceivedAt = fromMS(t), fromMS(recv)
+	d.Time, d.ReceivedAt, d.DetectedAt = fromMS(t), fromMS(recv), fromMS(det)
 	return &d, nil
 }
 

@@ -1,0 +1,22 @@
+package incidents
+
+import (
+	"github.com/quarry-sec/quarry/attack"
+	"github.com/quarry-sec/quarry/tables"
+)
+
+// askedVersion reads the attack_version constraint: the version to show
+// (as asked, 18.1 without one) and whether it is v19; ok is false when the
+// constraint names no version.
+func askedVersion(q tables.QueryContext) (version string, v19, ok bool) {
+	vals, constrained := q.EqualStrings("attack_version")
+	if !constrained {
+		return attack.ViewV18, false, true
+	}
+	for _, v := range vals {
+		if is19, err := attack.ParseVersion(v); err == nil {
+			return v, is19, true
+		}
+	}
+	return "", false, false
+}
