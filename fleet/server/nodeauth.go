@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/quarry-sec/quarry/fleet/store"
@@ -29,10 +28,7 @@ func (s *Server) node(next nodeHandler) http.HandlerFunc {
 			s.fail(w, r, err, nil)
 			return
 		}
-		key := ""
-		if auth := r.Header.Get("Authorization"); strings.HasPrefix(auth, "NodeKey ") {
-			key = strings.TrimSpace(strings.TrimPrefix(auth, "NodeKey "))
-		}
+		key, _ := authParam(r, "NodeKey")
 		if key == "" {
 			var req struct {
 				NodeKey string `json:"node_key"`

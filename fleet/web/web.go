@@ -166,7 +166,7 @@ func (ui *UI) Handler() http.Handler { return securityHeaders(ui.mux) }
 
 func (ui *UI) routes() {
 	static, _ := fs.Sub(staticFS, "static")
-	ui.mux.Handle("GET /static/", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(static))))
+	ui.mux.Handle("GET /static/", http.StripPrefix("/static/", cacheStatic(noListing(http.FileServerFS(static)))))
 	ui.mux.HandleFunc("GET /login", ui.handleLoginPage)
 	ui.mux.HandleFunc("POST /login", ui.handleLogin)
 	ui.mux.HandleFunc("POST /logout", ui.auth(ui.handleLogout))
@@ -201,6 +201,18 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		if !strings.HasPrefix(r.URL.Path, "/static/") {
 			h.Set("Cache-Control", "no-store")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// noListing answers 404 for a directory (a path that is empty or ends in
+// a slash) instead of the file server's listing of it.
+func noListing(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "" || strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
 		}
 		next.ServeHTTP(w, r)
 	})
