@@ -69,6 +69,10 @@ func (s *Server) analyst(next http.HandlerFunc) http.HandlerFunc {
 			s.fail(w, r, errorf(http.StatusUnauthorized, "invalid token"), nil)
 			return
 		}
+		if err := checkRequestText(r); err != nil {
+			s.fail(w, r, err, nil)
+			return
+		}
 		next(w, r)
 	}
 }

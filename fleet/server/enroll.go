@@ -40,6 +40,10 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errorf(http.StatusBadRequest, "missing host_identifier"), map[string]any{"node_invalid": true})
 		return
 	}
+	if !validText(ident) {
+		s.fail(w, r, errorf(http.StatusBadRequest, "host_identifier holds a NUL byte or invalid UTF-8"), map[string]any{"node_invalid": true})
+		return
+	}
 	key, err := newNodeKey()
 	if err != nil {
 		s.fail(w, r, err, nil)
@@ -60,6 +64,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		h.Hostname = h.HostIdentifier
 	}
 	h.Family = family(h.Platform, str(d.OSVersion["platform_like"]), req.PlatformType)
+	cleanStrings(h)
 	if err := s.cfg.Store.EnrollHost(r.Context(), h); err != nil {
 		s.fail(w, r, err, nil)
 		return

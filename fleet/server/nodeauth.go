@@ -39,7 +39,7 @@ func (s *Server) node(next nodeHandler) http.HandlerFunc {
 			}
 			key = req.NodeKey
 		}
-		if key == "" {
+		if key == "" || !validText(key) {
 			s.fail(w, r, errorf(http.StatusUnauthorized, "missing node key"), map[string]any{"node_invalid": true})
 			return
 		}
