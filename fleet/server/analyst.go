@@ -64,6 +64,7 @@ func (s *Server) analyst(next http.HandlerFunc) http.HandlerFunc {
 			s.fail(w, r, err, nil)
 			return
 		}
+		s.storeOK()
 		if !valid {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="quarry-fleet", error="invalid_token"`)
 			s.fail(w, r, errorf(http.StatusUnauthorized, "invalid token"), nil)

@@ -8,7 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
+
+	"github.com/quarry-sec/quarry/fleet/store"
 )
 
 // httpError is an error with the status to answer it with.
@@ -73,6 +77,35 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error
 	return nil
 }
 
+// outage records that the database is unavailable and reports whether
+// this begins an outage (the failure is to be reported).
+func (s *Server) outage() bool {
+	s.outageMu.Lock()
+	defer s.outageMu.Unlock()
+	if s.down.Load() {
+		return false
+	}
+	s.down.Store(true)
+	s.downSince = s.cfg.Now()
+	return true
+}
+
+// storeOK records that a store call succeeded: an outage, if any, is over.
+func (s *Server) storeOK() {
+	if !s.down.Load() {
+		return
+	}
+	s.outageMu.Lock()
+	if !s.down.Load() {
+		s.outageMu.Unlock()
+		return
+	}
+	s.down.Store(false)
+	d := s.cfg.Now().Sub(s.downSince)
+	s.outageMu.Unlock()
+	s.cfg.OnRecovered(d)
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -83,13 +116,26 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // fail answers err: its own status for an httpError, else 500 (reported to
 // OnError). extra fields are added to the JSON error body.
+//
+// A store failure that means the database is unavailable (see
+// store.Unavailable) is answered 503 with Retry-After, so osquery and
+// agents back off and send again; only the first of an outage is
+// reported (the outage ends at the next store call that succeeds, see
+// storeOK).
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, extra map[string]any) {
 	status := http.StatusInternalServerError
 	msg := "internal error"
 	var he *httpError
-	if errors.As(err, &he) {
+	switch {
+	case errors.As(err, &he):
 		status, msg = he.status, he.msg
-	} else {
+	case store.Unavailable(err):
+		status, msg = http.StatusServiceUnavailable, "database unavailable, try again later"
+		w.Header().Set("Retry-After", strconv.Itoa(int((s.cfg.RetryAfter+time.Second-1)/time.Second)))
+		if s.outage() {
+			s.cfg.OnError(r, fmt.Errorf("database unavailable (answering 503 until it answers again): %w", err))
+		}
+	default:
 		s.cfg.OnError(r, err)
 	}
 	body := map[string]any{"error": msg}

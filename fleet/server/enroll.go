@@ -69,6 +69,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err, nil)
 		return
 	}
+	s.storeOK()
 	s.nodes.forgetHost(h.ID) // its previous key, if any, stops working here now
 	writeJSON(w, http.StatusOK, map[string]any{"node_key": key, "node_invalid": false})
 }

@@ -111,6 +111,7 @@ func (s *Server) handleLog(w http.ResponseWriter, r *http.Request, h *store.Host
 		s.fail(w, r, err, nil)
 		return
 	}
+	s.storeOK()
 	writeJSON(w, http.StatusOK, map[string]any{"node_invalid": false})
 }
 

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quarry-sec/quarry/attack"
@@ -74,8 +75,20 @@ type Config struct {
 	SchemaRetry time.Duration
 	// Now replaces time.Now (tests).
 	Now func() time.Time
-	// OnError receives the failures answered with a 5xx status.
+	// OnError receives the failures answered with a 5xx status (r is
+	// never nil). While the database is unavailable (store.Unavailable)
+	// requests are answered 503 with Retry-After, and only the first
+	// failure of the outage is reported here.
 	OnError func(r *http.Request, err error)
+	// OnBackgroundError receives failures outside any request (writing
+	// hosts' last-seen times); during a database outage, none.
+	OnBackgroundError func(err error)
+	// OnRecovered is called when the database answers again after an
+	// outage reported to OnError, with how long since that report.
+	OnRecovered func(down time.Duration)
+	// RetryAfter is the Retry-After of a 503 answer. Default
+	// DistributedInterval, at least 5 s.
+	RetryAfter time.Duration
 }
 
 // Server serves the osquery and analyst APIs. Create it with New.
@@ -98,6 +111,10 @@ type Server struct {
 	activeKnown           bool      // the store answered at least once
 	activeAsking          bool      // a request is asking the store now
 	activeGen, askingGen  uint64    // bumped by huntCreated; activeGen when the asking request began
+
+	outageMu  sync.Mutex
+	down      atomic.Bool // the database is unavailable: reported once
+	downSince time.Time
 
 	schemaMu sync.Mutex
 	schemas  map[string]schemaState // host ID → what this server knows of its schema report
@@ -134,6 +151,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.OnError == nil {
 		cfg.OnError = func(*http.Request, error) {}
+	}
+	if cfg.OnBackgroundError == nil {
+		cfg.OnBackgroundError = func(error) {}
+	}
+	if cfg.OnRecovered == nil {
+		cfg.OnRecovered = func(time.Duration) {}
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = max(cfg.DistributedInterval, 5*time.Second)
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), touched: map[string]time.Time{},
 		pendingTouch: map[string]time.Time{}, logs: &groupCommit{st: cfg.Store},

@@ -255,12 +255,18 @@ func (ui *UI) render(w http.ResponseWriter, r *http.Request, name, title string,
 	_, _ = w.Write([]byte(b.String()))
 }
 
-// fail answers a 500 page and reports err.
+// fail answers a 500 page (503 when the database is unavailable) and
+// reports err.
 func (ui *UI) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, context.Canceled) {
 		return
 	}
 	ui.cfg.OnError(r, err)
+	if store.Unavailable(err) {
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, "database unavailable, try again in a moment", http.StatusServiceUnavailable)
+		return
+	}
 	http.Error(w, "internal error", http.StatusInternalServerError)
 }
 
