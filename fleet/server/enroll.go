@@ -27,7 +27,12 @@ type enrollRequest struct {
 
 func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	var req enrollRequest
-	if err := s.decodeJSON(w, r, &req); err != nil {
+	data, release, err := readBodyIn(w, r, s.cfg.MaxEnrollBodyBytes, s.bodies)
+	defer release()
+	if err == nil {
+		err = unmarshalBody(data, &req)
+	}
+	if err != nil {
 		s.fail(w, r, err, map[string]any{"node_invalid": true})
 		return
 	}

@@ -24,7 +24,8 @@ type nodeHandler func(w http.ResponseWriter, r *http.Request, h *store.Host, bod
 // replica keeps working here for up to Config.NodeCacheTTL.
 func (s *Server) node(next nodeHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		body, err := readBody(w, r, s.cfg.MaxBodyBytes)
+		body, release, err := readBodyIn(w, r, s.cfg.MaxBodyBytes, s.bodies)
+		defer release()
 		if err != nil {
 			s.fail(w, r, err, nil)
 			return

@@ -24,10 +24,16 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultMaxBodyBytes        = 10 << 20
-	DefaultDistributedInterval = 10 * time.Second
-	DefaultHuntDeadline        = 5 * time.Minute
-	MaxHuntDeadline            = 7 * 24 * time.Hour
+	DefaultMaxBodyBytes = 10 << 20
+	// DefaultMaxEnrollBodyBytes bounds an enroll request (unauthenticated:
+	// anyone who can reach the server may send one).
+	DefaultMaxEnrollBodyBytes = 1 << 20
+	// DefaultMaxBodyBytesInFlight bounds the osquery request bodies held at
+	// once, read before the node key in them is checked.
+	DefaultMaxBodyBytesInFlight = 64 << 20
+	DefaultDistributedInterval  = 10 * time.Second
+	DefaultHuntDeadline         = 5 * time.Minute
+	MaxHuntDeadline             = 7 * 24 * time.Hour
 	// DefaultHuntResend is how long a host has to answer a hunt handed to
 	// it before the next distributed read hands it out again.
 	DefaultHuntResend = 2 * time.Minute
@@ -59,6 +65,14 @@ type Config struct {
 	// MaxBodyBytes bounds a request body, compressed and decompressed
 	// (413 beyond). Default 10 MiB.
 	MaxBodyBytes int64
+	// MaxEnrollBodyBytes bounds an enroll request's body. Default
+	// DefaultMaxEnrollBodyBytes.
+	MaxEnrollBodyBytes int64
+	// MaxBodyBytesInFlight bounds the bytes of osquery request bodies
+	// (enroll, config, log, distributed) held at once, decompressed: a
+	// request that cannot get its share within 2 s is answered 503 with
+	// Retry-After. Default DefaultMaxBodyBytesInFlight.
+	MaxBodyBytesInFlight int64
 	// HuntResend: see DefaultHuntResend.
 	HuntResend time.Duration
 	// NodeCacheTTL is how long the server trusts a node key it looked up
@@ -102,8 +116,9 @@ type Server struct {
 	pendingTouch   map[string]time.Time // last-seen times not yet written
 	lastTouchFlush time.Time
 
-	logs  *groupCommit
-	nodes *nodeCache
+	bodies *byteBudget // osquery request bodies in flight
+	logs   *groupCommit
+	nodes  *nodeCache
 
 	activeMu              sync.Mutex
 	active                bool      // some hunt was active when last asked
@@ -130,6 +145,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxEnrollBodyBytes <= 0 {
+		cfg.MaxEnrollBodyBytes = min(DefaultMaxEnrollBodyBytes, cfg.MaxBodyBytes)
+	}
+	if cfg.MaxBodyBytesInFlight <= 0 {
+		cfg.MaxBodyBytesInFlight = DefaultMaxBodyBytesInFlight
 	}
 	if cfg.DistributedInterval <= 0 {
 		cfg.DistributedInterval = DefaultDistributedInterval
@@ -163,7 +184,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), touched: map[string]time.Time{},
 		pendingTouch: map[string]time.Time{}, logs: &groupCommit{st: cfg.Store},
-		nodes: newNodeCache(cfg.NodeCacheTTL, cfg.NodeCacheSize), schemas: map[string]schemaState{}}
+		nodes: newNodeCache(cfg.NodeCacheTTL, cfg.NodeCacheSize), schemas: map[string]schemaState{},
+		bodies: newByteBudget(cfg.MaxBodyBytesInFlight)}
 	s.routes()
 	return s, nil
 }
