@@ -153,6 +153,10 @@ func (a *app) fleetServe(ctx context.Context, o fleetServeOptions) error {
 			}
 			ev.Msg("fleet request failed")
 		},
+		OnBackgroundError: func(err error) { a.log.Error().Err(err).Msg("fleet server") },
+		OnRecovered: func(d time.Duration) {
+			a.log.Info().Dur("down", d).Msg("fleet server: the database answers again")
+		},
 	})
 	if err != nil {
 		return err

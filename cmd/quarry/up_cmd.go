@@ -113,6 +113,10 @@ func (a *app) up(ctx context.Context, o upOptions, out io.Writer) error {
 		DistributedInterval: upDistributedInterval, FilePacks: withProcessPack(nil),
 		OnError: func(r *http.Request, err error) {
 			a.log.Error().Err(err).Str("path", r.URL.Path).Msg("fleet server")
+		},
+		OnBackgroundError: func(err error) { a.log.Error().Err(err).Msg("fleet server") },
+		OnRecovered: func(d time.Duration) {
+			a.log.Info().Dur("down", d).Msg("fleet server: the database answers again")
 		}})
 	if err != nil {
 		return err

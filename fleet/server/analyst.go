@@ -37,13 +37,23 @@ func CreateToken(ctx context.Context, st store.Store, name string) (string, erro
 	return token, nil
 }
 
-// analyst requires a valid bearer token (Authorization: Bearer TOKEN);
+// authParam returns the credentials of the Authorization header when its
+// scheme is scheme (compared without regard to case, as RFC 9110 says).
+func authParam(r *http.Request, scheme string) (string, bool) {
+	auth := strings.TrimSpace(r.Header.Get("Authorization"))
+	name, param, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(name, scheme) {
+		return "", false
+	}
+	return strings.TrimSpace(param), true
+}
+
+// analyst requires a valid bearer token (Authorization: Bearer TOKEN, the
+// scheme in any case);
 // without one the answer is 401.
 func (s *Server) analyst(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		auth := r.Header.Get("Authorization")
-		token, ok := strings.CutPrefix(auth, "Bearer ")
-		token = strings.TrimSpace(token)
+		token, ok := authParam(r, "Bearer")
 		if !ok || token == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="quarry-fleet"`)
 			s.fail(w, r, errorf(http.StatusUnauthorized, "missing bearer token"), nil)
@@ -54,9 +64,14 @@ func (s *Server) analyst(next http.HandlerFunc) http.HandlerFunc {
 			s.fail(w, r, err, nil)
 			return
 		}
+		s.storeOK()
 		if !valid {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="quarry-fleet", error="invalid_token"`)
 			s.fail(w, r, errorf(http.StatusUnauthorized, "invalid token"), nil)
+			return
+		}
+		if err := checkRequestText(r); err != nil {
+			s.fail(w, r, err, nil)
 			return
 		}
 		next(w, r)

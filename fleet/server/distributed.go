@@ -77,12 +77,16 @@ func (s *Server) handleDistributedWrite(w http.ResponseWriter, r *http.Request, 
 	probed := ids[SchemaProbeID]
 	delete(ids, SchemaProbeID)
 	for id := range ids {
+		if !validText(id) {
+			continue // no hunt has such an ID
+		}
 		a := store.Answer{Status: int(req.Statuses[id]), Message: limitString(req.Messages[id], 4096), At: now}
 		if a.Status == 0 {
 			a.Rows = rowsOf(req.Queries[id])
 		} else if a.Message == "" {
 			a.Message = "query failed"
 		}
+		cleanStrings(&a)
 		if _, err := s.cfg.Store.AnswerHunt(r.Context(), id, h.ID, a); err != nil {
 			s.fail(w, r, err, nil)
 			return

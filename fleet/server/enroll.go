@@ -27,7 +27,12 @@ type enrollRequest struct {
 
 func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	var req enrollRequest
-	if err := s.decodeJSON(w, r, &req); err != nil {
+	data, release, err := readBodyIn(w, r, s.cfg.MaxEnrollBodyBytes, s.bodies)
+	defer release()
+	if err == nil {
+		err = unmarshalBody(data, &req)
+	}
+	if err != nil {
 		s.fail(w, r, err, map[string]any{"node_invalid": true})
 		return
 	}
@@ -38,6 +43,10 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	ident := strings.TrimSpace(req.HostIdentifier)
 	if ident == "" {
 		s.fail(w, r, errorf(http.StatusBadRequest, "missing host_identifier"), map[string]any{"node_invalid": true})
+		return
+	}
+	if !validText(ident) {
+		s.fail(w, r, errorf(http.StatusBadRequest, "host_identifier holds a NUL byte or invalid UTF-8"), map[string]any{"node_invalid": true})
 		return
 	}
 	key, err := newNodeKey()
@@ -60,10 +69,12 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		h.Hostname = h.HostIdentifier
 	}
 	h.Family = family(h.Platform, str(d.OSVersion["platform_like"]), req.PlatformType)
+	cleanStrings(h)
 	if err := s.cfg.Store.EnrollHost(r.Context(), h); err != nil {
 		s.fail(w, r, err, nil)
 		return
 	}
+	s.storeOK()
 	s.nodes.forgetHost(h.ID) // its previous key, if any, stops working here now
 	writeJSON(w, http.StatusOK, map[string]any{"node_key": key, "node_invalid": false})
 }

@@ -43,6 +43,8 @@ type fixture struct {
 	token string
 	errs  []error
 	mu    sync.Mutex
+	// lastHeader is the header of the last answer.
+	lastHeader http.Header
 }
 
 func kb(t *testing.T) *attack.KB {
@@ -109,6 +111,9 @@ func (f *fixture) do(method, path string, body []byte, hdr map[string]string) (i
 		f.t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	f.mu.Lock()
+	f.lastHeader = resp.Header
+	f.mu.Unlock()
 	data, _ := io.ReadAll(resp.Body)
 	var out map[string]any
 	if len(bytes.TrimSpace(data)) > 0 {

@@ -55,6 +55,10 @@ func (s *Server) handleCreateHunt(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errorf(http.StatusBadRequest, "sql must be 1..%d bytes", maxHuntSQL), nil)
 		return
 	}
+	if !validText(sql) {
+		s.fail(w, r, errorf(http.StatusBadRequest, "sql holds a NUL byte or invalid UTF-8"), nil)
+		return
+	}
 	now := s.cfg.Now()
 	deadline, err := parseDeadline(req.Deadline, now)
 	if err != nil {

@@ -106,10 +106,12 @@ func (s *Server) handleLog(w http.ResponseWriter, r *http.Request, h *store.Host
 		s.fail(w, r, errorf(http.StatusBadRequest, "unknown log_type %q (want result or status)", req.LogType), nil)
 		return
 	}
+	cleanStrings(&b) // a NUL in one field must not cost the host its batch
 	if err := s.logs.append(h.ID, &b); err != nil {
 		s.fail(w, r, err, nil)
 		return
 	}
+	s.storeOK()
 	writeJSON(w, http.StatusOK, map[string]any{"node_invalid": false})
 }
 

@@ -6,8 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/quarry-sec/quarry/fleet/store"
@@ -24,15 +24,13 @@ type nodeHandler func(w http.ResponseWriter, r *http.Request, h *store.Host, bod
 // replica keeps working here for up to Config.NodeCacheTTL.
 func (s *Server) node(next nodeHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		body, err := readBody(w, r, s.cfg.MaxBodyBytes)
+		body, release, err := readBodyIn(w, r, s.cfg.MaxBodyBytes, s.bodies)
+		defer release()
 		if err != nil {
 			s.fail(w, r, err, nil)
 			return
 		}
-		key := ""
-		if auth := r.Header.Get("Authorization"); strings.HasPrefix(auth, "NodeKey ") {
-			key = strings.TrimSpace(strings.TrimPrefix(auth, "NodeKey "))
-		}
+		key, _ := authParam(r, "NodeKey")
 		if key == "" {
 			var req struct {
 				NodeKey string `json:"node_key"`
@@ -43,7 +41,7 @@ func (s *Server) node(next nodeHandler) http.HandlerFunc {
 			}
 			key = req.NodeKey
 		}
-		if key == "" {
+		if key == "" || !validText(key) {
 			s.fail(w, r, errorf(http.StatusUnauthorized, "missing node key"), map[string]any{"node_invalid": true})
 			return
 		}
@@ -56,7 +54,7 @@ func (s *Server) node(next nodeHandler) http.HandlerFunc {
 			s.fail(w, r, err, nil)
 			return
 		}
-		s.touch(r.Context(), h.ID)
+		s.touch(h.ID)
 		next(w, r, h, body)
 	}
 }
@@ -69,6 +67,10 @@ func (s *Server) hostByNodeKey(r *http.Request, key string) (*store.Host, error)
 		return h, nil
 	}
 	h, err := s.cfg.Store.HostByNodeKey(r.Context(), key)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	s.storeOK()
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +82,13 @@ func (s *Server) hostByNodeKey(r *http.Request, key string) (*store.Host, error)
 // every few seconds per host and server, and then in one transaction for
 // every host seen since the last write, at most once a second (10,000 hosts
 // checking in must not mean thousands of single-row writes a second).
-func (s *Server) touch(ctx context.Context, hostID string) {
+//
+// The write runs on a context of its own (not the request's: a client
+// hanging up must not lose other hosts' times); when it fails the times
+// go back to the queue, for the next write, unless newer ones came, and
+// the failure goes to Config.OnBackgroundError (once per outage when the
+// database is unavailable).
+func (s *Server) touch(hostID string) {
 	now := s.cfg.Now()
 	s.touchMu.Lock()
 	last, ok := s.touched[hostID]
@@ -97,10 +105,29 @@ func (s *Server) touch(ctx context.Context, hostID string) {
 	if batch == nil {
 		return
 	}
-	if err := s.cfg.Store.TouchHosts(ctx, batch); err != nil {
-		s.cfg.OnError(nil, err)
+	ctx, cancel := context.WithTimeout(context.Background(), touchTimeout)
+	err := s.cfg.Store.TouchHosts(ctx, batch)
+	cancel()
+	if err == nil {
+		s.storeOK()
+		return
+	}
+	s.touchMu.Lock()
+	for id, t := range batch {
+		if p, ok := s.pendingTouch[id]; !ok || p.Before(t) {
+			s.pendingTouch[id] = t
+		}
+	}
+	s.touchMu.Unlock()
+	if !store.Unavailable(err) {
+		s.cfg.OnBackgroundError(fmt.Errorf("write last-seen times of %d hosts: %w", len(batch), err))
+	} else if s.outage() {
+		s.cfg.OnBackgroundError(fmt.Errorf("write last-seen times of %d hosts: database unavailable: %w", len(batch), err))
 	}
 }
+
+// touchTimeout bounds one write of last-seen times.
+const touchTimeout = 10 * time.Second
 
 // touchFlushEvery is how often pending last-seen times are written.
 const touchFlushEvery = time.Second

@@ -78,6 +78,10 @@ func (s *Server) handlePutPack(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err, nil)
 		return
 	}
+	if !validText(string(data)) {
+		s.fail(w, r, errorf(http.StatusBadRequest, "pack holds a NUL byte or invalid UTF-8"), nil)
+		return
+	}
 	if _, err := ParsePack(data); err != nil {
 		s.fail(w, r, errorf(http.StatusBadRequest, "%v", err), nil)
 		return

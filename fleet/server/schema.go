@@ -97,6 +97,7 @@ func (s *Server) recordSchema(ctx context.Context, h *store.Host, status int, me
 	} else {
 		rep.Tables = tablesOf(rowsOf(raw))
 	}
+	cleanStrings(rep)
 	if err := s.cfg.Store.PutHostSchema(ctx, rep); err != nil {
 		return err
 	}

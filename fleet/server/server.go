@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quarry-sec/quarry/attack"
@@ -23,10 +24,16 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultMaxBodyBytes        = 10 << 20
-	DefaultDistributedInterval = 10 * time.Second
-	DefaultHuntDeadline        = 5 * time.Minute
-	MaxHuntDeadline            = 7 * 24 * time.Hour
+	DefaultMaxBodyBytes = 10 << 20
+	// DefaultMaxEnrollBodyBytes bounds an enroll request (unauthenticated:
+	// anyone who can reach the server may send one).
+	DefaultMaxEnrollBodyBytes = 1 << 20
+	// DefaultMaxBodyBytesInFlight bounds the osquery request bodies held at
+	// once, read before the node key in them is checked.
+	DefaultMaxBodyBytesInFlight = 64 << 20
+	DefaultDistributedInterval  = 10 * time.Second
+	DefaultHuntDeadline         = 5 * time.Minute
+	MaxHuntDeadline             = 7 * 24 * time.Hour
 	// DefaultHuntResend is how long a host has to answer a hunt handed to
 	// it before the next distributed read hands it out again.
 	DefaultHuntResend = 2 * time.Minute
@@ -58,6 +65,14 @@ type Config struct {
 	// MaxBodyBytes bounds a request body, compressed and decompressed
 	// (413 beyond). Default 10 MiB.
 	MaxBodyBytes int64
+	// MaxEnrollBodyBytes bounds an enroll request's body. Default
+	// DefaultMaxEnrollBodyBytes.
+	MaxEnrollBodyBytes int64
+	// MaxBodyBytesInFlight bounds the bytes of osquery request bodies
+	// (enroll, config, log, distributed) held at once, decompressed: a
+	// request that cannot get its share within 2 s is answered 503 with
+	// Retry-After. Default DefaultMaxBodyBytesInFlight.
+	MaxBodyBytesInFlight int64
 	// HuntResend: see DefaultHuntResend.
 	HuntResend time.Duration
 	// NodeCacheTTL is how long the server trusts a node key it looked up
@@ -74,8 +89,20 @@ type Config struct {
 	SchemaRetry time.Duration
 	// Now replaces time.Now (tests).
 	Now func() time.Time
-	// OnError receives the failures answered with a 5xx status.
+	// OnError receives the failures answered with a 5xx status (r is
+	// never nil). While the database is unavailable (store.Unavailable)
+	// requests are answered 503 with Retry-After, and only the first
+	// failure of the outage is reported here.
 	OnError func(r *http.Request, err error)
+	// OnBackgroundError receives failures outside any request (writing
+	// hosts' last-seen times); during a database outage, none.
+	OnBackgroundError func(err error)
+	// OnRecovered is called when the database answers again after an
+	// outage reported to OnError, with how long since that report.
+	OnRecovered func(down time.Duration)
+	// RetryAfter is the Retry-After of a 503 answer. Default
+	// DistributedInterval, at least 5 s.
+	RetryAfter time.Duration
 }
 
 // Server serves the osquery and analyst APIs. Create it with New.
@@ -89,8 +116,9 @@ type Server struct {
 	pendingTouch   map[string]time.Time // last-seen times not yet written
 	lastTouchFlush time.Time
 
-	logs  *groupCommit
-	nodes *nodeCache
+	bodies *byteBudget // osquery request bodies in flight
+	logs   *groupCommit
+	nodes  *nodeCache
 
 	activeMu              sync.Mutex
 	active                bool      // some hunt was active when last asked
@@ -98,6 +126,10 @@ type Server struct {
 	activeKnown           bool      // the store answered at least once
 	activeAsking          bool      // a request is asking the store now
 	activeGen, askingGen  uint64    // bumped by huntCreated; activeGen when the asking request began
+
+	outageMu  sync.Mutex
+	down      atomic.Bool // the database is unavailable: reported once
+	downSince time.Time
 
 	schemaMu sync.Mutex
 	schemas  map[string]schemaState // host ID → what this server knows of its schema report
@@ -113,6 +145,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxEnrollBodyBytes <= 0 {
+		cfg.MaxEnrollBodyBytes = min(DefaultMaxEnrollBodyBytes, cfg.MaxBodyBytes)
+	}
+	if cfg.MaxBodyBytesInFlight <= 0 {
+		cfg.MaxBodyBytesInFlight = DefaultMaxBodyBytesInFlight
 	}
 	if cfg.DistributedInterval <= 0 {
 		cfg.DistributedInterval = DefaultDistributedInterval
@@ -135,9 +173,19 @@ func New(cfg Config) (*Server, error) {
 	if cfg.OnError == nil {
 		cfg.OnError = func(*http.Request, error) {}
 	}
+	if cfg.OnBackgroundError == nil {
+		cfg.OnBackgroundError = func(error) {}
+	}
+	if cfg.OnRecovered == nil {
+		cfg.OnRecovered = func(time.Duration) {}
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = max(cfg.DistributedInterval, 5*time.Second)
+	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), touched: map[string]time.Time{},
 		pendingTouch: map[string]time.Time{}, logs: &groupCommit{st: cfg.Store},
-		nodes: newNodeCache(cfg.NodeCacheTTL, cfg.NodeCacheSize), schemas: map[string]schemaState{}}
+		nodes: newNodeCache(cfg.NodeCacheTTL, cfg.NodeCacheSize), schemas: map[string]schemaState{},
+		bodies: newByteBudget(cfg.MaxBodyBytesInFlight)}
 	s.routes()
 	return s, nil
 }

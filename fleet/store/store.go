@@ -11,9 +11,31 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"time"
 )
+
+// HashNodeKey is how a node key is stored: its hex SHA-256 (keys are 256
+// random bits, so a fast hash is enough). A copy of the database then
+// holds no key a host could be impersonated with.
+func HashNodeKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// TokenIDLength is how many hex digits of a token's hash make its ID.
+const TokenIDLength = 12
+
+// Token is an analyst API token as listed: an ID (the first TokenIDLength
+// hex digits of its hash, enough to name it, useless to sign in), its
+// name and when it was made.
+type Token struct {
+	ID      string    `json:"id"`
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+}
 
 // ErrNotFound is returned (wrapped) when a host, hunt or pack does not exist.
 var ErrNotFound = errors.New("not found")
@@ -25,9 +47,11 @@ type Store interface {
 	// EnrollHost records h under h.NodeKey. A host already enrolled with the
 	// same HostIdentifier keeps its ID and gets the new node key (its old key
 	// stops working); otherwise a new host is created. h.ID and
-	// h.EnrolledAt are set.
+	// h.EnrolledAt are set. The key is stored hashed (HashNodeKey), never
+	// in clear.
 	EnrollHost(ctx context.Context, h *Host) error
-	// HostByNodeKey returns the host enrolled under nodeKey, or ErrNotFound.
+	// HostByNodeKey returns the host enrolled under nodeKey (looked up by
+	// its hash), or ErrNotFound. The host's NodeKey is the stored hash.
 	HostByNodeKey(ctx context.Context, nodeKey string) (*Host, error)
 	// Hosts returns every enrolled host, ordered by host identifier.
 	Hosts(ctx context.Context) ([]Host, error)
@@ -130,6 +154,11 @@ type Store interface {
 	CreateToken(ctx context.Context, name, hash string) error
 	// TokenExists reports whether a token with the hash exists.
 	TokenExists(ctx context.Context, hash string) (bool, error)
+	// Tokens lists the analyst tokens (never their hashes), oldest first.
+	Tokens(ctx context.Context) ([]Token, error)
+	// RevokeToken deletes the token of an ID (Token.ID), or returns
+	// ErrNotFound.
+	RevokeToken(ctx context.Context, id string) error
 
 	// PutPack creates or replaces an analyst pack (osquery pack JSON).
 	PutPack(ctx context.Context, name string, pack []byte) error

@@ -99,9 +99,22 @@ func (ui *UI) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 	ui.render(w, r, "login", "Sign in", loginData{LoginCSRF: tok, Next: safeNext(r.URL.Query().Get("next"))})
 }
 
-// safeNext keeps a post-login destination on this site.
+// safeNext keeps a post-login destination on this site: a path starting
+// with one slash, without control characters or backslashes anywhere
+// (browsers drop tabs and newlines and read \ as /, so "/\t/evil" and
+// "/\\evil" lead off-site), no scheme and no host. Anything else is "/".
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
+		return "/"
+	}
+	for _, c := range next {
+		if c < 0x20 || c == 0x7f || c == '\\' || (c >= 0x80 && c <= 0x9f) {
+			return "/"
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") ||
+		strings.HasPrefix(u.Path, "//") {
 		return "/"
 	}
 	return next

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/quarry-sec/quarry/fleet/server"
@@ -384,25 +385,37 @@ func (ui *UI) handleHuntExportCSV(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="hunt-%s.csv"`, safeFile(v.ID)))
 	cw := csv.NewWriter(w)
-	_ = cw.Write(append([]string{"host_identifier"}, d.Columns...))
+	_ = cw.Write(csvSafe(append([]string{"host_identifier"}, d.Columns...)))
 	for i, row := range d.Table {
-		_ = cw.Write(append([]string{d.Hostcol[i]}, csvSafe(row)...))
+		_ = cw.Write(csvSafe(append([]string{d.Hostcol[i]}, row...)))
 	}
 	cw.Flush()
 }
 
-// csvSafe defuses cells a spreadsheet would run as a formula.
+// csvSafe defuses cells a spreadsheet would run as a formula (OWASP's CSV
+// injection advice): a cell whose first character — after any leading
+// spaces and quotes — is = + - @ tab or CR gets a leading ' unless it is a
+// plain number such as -1 or +2.5 (the whole cell; "+1+cmd|..." is not).
 func csvSafe(row []string) []string {
 	out := make([]string, len(row))
 	for i, c := range row {
-		if c != "" && strings.ContainsRune("=+-@\t\r", rune(c[0])) {
-			if _, err := fmt.Sscanf(c, "%g", new(float64)); err != nil {
-				c = "'" + c
-			}
-		}
-		out[i] = c
+		out[i] = csvCell(c)
 	}
 	return out
+}
+
+// csvCell defuses one cell (see csvSafe).
+func csvCell(c string) string {
+	t := strings.TrimLeft(c, " \"'")
+	if t == "" || !strings.ContainsRune("=+-@\t\r", rune(t[0])) {
+		return c
+	}
+	if t == c {
+		if _, err := strconv.ParseFloat(c, 64); err == nil {
+			return c
+		}
+	}
+	return "'" + c
 }
 
 func (ui *UI) handleHuntExportJSON(w http.ResponseWriter, r *http.Request) {

@@ -166,7 +166,7 @@ func (ui *UI) Handler() http.Handler { return securityHeaders(ui.mux) }
 
 func (ui *UI) routes() {
 	static, _ := fs.Sub(staticFS, "static")
-	ui.mux.Handle("GET /static/", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(static))))
+	ui.mux.Handle("GET /static/", http.StripPrefix("/static/", cacheStatic(noListing(http.FileServerFS(static)))))
 	ui.mux.HandleFunc("GET /login", ui.handleLoginPage)
 	ui.mux.HandleFunc("POST /login", ui.handleLogin)
 	ui.mux.HandleFunc("POST /logout", ui.auth(ui.handleLogout))
@@ -201,6 +201,18 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		if !strings.HasPrefix(r.URL.Path, "/static/") {
 			h.Set("Cache-Control", "no-store")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// noListing answers 404 for a directory (a path that is empty or ends in
+// a slash) instead of the file server's listing of it.
+func noListing(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "" || strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -243,12 +255,18 @@ func (ui *UI) render(w http.ResponseWriter, r *http.Request, name, title string,
 	_, _ = w.Write([]byte(b.String()))
 }
 
-// fail answers a 500 page and reports err.
+// fail answers a 500 page (503 when the database is unavailable) and
+// reports err.
 func (ui *UI) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, context.Canceled) {
 		return
 	}
 	ui.cfg.OnError(r, err)
+	if store.Unavailable(err) {
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, "database unavailable, try again in a moment", http.StatusServiceUnavailable)
+		return
+	}
 	http.Error(w, "internal error", http.StatusInternalServerError)
 }
 

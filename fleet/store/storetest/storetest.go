@@ -74,6 +74,12 @@ func testEnroll(t *testing.T, s store.Store) {
 	if err != nil || got.ID != a.ID || got.OsqueryVersion != "5.12.1" || !got.EnrolledAt.Equal(base) {
 		t.Fatalf("HostByNodeKey = %+v, %v", got, err)
 	}
+	if got.NodeKey != store.HashNodeKey("key-a1") { // stored hashed, not in clear
+		t.Errorf("stored node key %q, want the hash %q", got.NodeKey, store.HashNodeKey("key-a1"))
+	}
+	if _, err := s.HostByNodeKey(ctx, store.HashNodeKey("key-a1")); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the stored hash works as a node key: %v", err)
+	}
 	if _, err := s.HostByNodeKey(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown key: err = %v, want ErrNotFound", err)
 	}
@@ -399,6 +405,42 @@ func testTokensAndPacks(t *testing.T, s store.Store) {
 	if ok, err := s.TokenExists(ctx, "h1"); err != nil || !ok {
 		t.Fatalf("TokenExists = %v, %v", ok, err)
 	}
+	hashA, hashB := store.HashNodeKey("token a"), store.HashNodeKey("token b") // any hex hashes
+	if err := s.CreateToken(ctx, "alice", hashA); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateToken(ctx, "bob", hashB); err != nil {
+		t.Fatal(err)
+	}
+	toks, err := s.Tokens(ctx)
+	if err != nil || len(toks) != 3 {
+		t.Fatalf("Tokens = %+v, %v", toks, err)
+	}
+	names := map[string]string{}
+	for _, tok := range toks {
+		names[tok.Name] = tok.ID
+		if len(tok.ID) > store.TokenIDLength || tok.Created.IsZero() {
+			t.Errorf("token %+v: ID too long or no creation time", tok)
+		}
+	}
+	if names["alice"] != hashA[:store.TokenIDLength] {
+		t.Errorf("alice's ID %q, want %q", names["alice"], hashA[:store.TokenIDLength])
+	}
+	if err := s.RevokeToken(ctx, hashA[:4]); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("revoke by a 4-digit prefix: %v, want ErrNotFound", err)
+	}
+	if err := s.RevokeToken(ctx, names["alice"]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeToken(ctx, names["alice"]); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("revoke twice: %v, want ErrNotFound", err)
+	}
+	if ok, _ := s.TokenExists(ctx, hashA); ok {
+		t.Error("alice's token works after revocation")
+	}
+	if ok, _ := s.TokenExists(ctx, hashB); !ok {
+		t.Error("bob's token was revoked too")
+	}
 	if err := s.PutPack(ctx, "extra", []byte(`{"queries":{}}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -628,6 +670,14 @@ func RunUpgrade(t *testing.T, legacy Legacy) {
 	ds, _, err := s.Detections(ctx, store.DetectionFilter{})
 	if err != nil || len(ds) != 1 || !ds[0].DetectedAt.Equal(time.UnixMilli(5000)) || !ds[0].Time.Equal(time.UnixMilli(1000)) {
 		t.Fatalf("detection after the upgrade: %+v, %v", ds, err)
+	}
+	// The node key stored in clear before version 6 is hashed, and works.
+	if h, err := s.HostByNodeKey(ctx, "k1"); err != nil || h.ID != "h1" || h.NodeKey != store.HashNodeKey("k1") {
+		t.Fatalf("host by its pre-upgrade key: %+v, %v", h, err)
+	}
+	var stored string
+	if err := raw.QueryRowContext(ctx, `SELECT node_key FROM hosts WHERE id = 'h1'`).Scan(&stored); err != nil || stored == "k1" {
+		t.Fatalf("stored node key after the upgrade: %q, %v", stored, err)
 	}
 	r := store.Result{Name: "q", Query: "q", Action: "added", Time: time.UnixMilli(1000), Columns: json.RawMessage(`{"a":"1"}`)}
 	for range 2 {

@@ -279,6 +279,11 @@ func (db *DB) MigrateTo(ctx context.Context, version int) error {
 					return fmt.Errorf("migration %d: %w", i+1, err)
 				}
 			}
+			if fn := goMigrations[i+1]; fn != nil {
+				if err := fn(ctx, tx, db); err != nil {
+					return fmt.Errorf("migration %d: %w", i+1, err)
+				}
+			}
 			if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO schema_migrations (version, applied) VALUES (?, ?)`),
 				i+1, time.Now().UnixMilli()); err != nil {
 				return fmt.Errorf("migration %d: %w", i+1, err)

@@ -33,7 +33,7 @@ ON CONFLICT (host_identifier) DO UPDATE SET node_key = excluded.node_key, hostna
   osquery_version = excluded.osquery_version, quarry_version = excluded.quarry_version,
   last_seen = excluded.last_seen
 RETURNING id, enrolled_at`, func(st *sql.Stmt) error {
-		return st.QueryRowContext(ctx, newID, h.NodeKey, h.HostIdentifier, h.Hostname, h.Platform, h.Family, h.OSVersion,
+		return st.QueryRowContext(ctx, newID, store.HashNodeKey(h.NodeKey), h.HostIdentifier, h.Hostname, h.Platform, h.Family, h.OSVersion,
 			h.OsqueryVersion, h.QuarryVersion, ms(h.EnrolledAt), ms(h.LastSeen)).Scan(&id, &enrolled)
 	})
 	if err != nil {
@@ -61,7 +61,7 @@ func (db *DB) HostByNodeKey(ctx context.Context, nodeKey string) (*store.Host, e
 	if err != nil {
 		return nil, fmt.Errorf("host by node key: %w", err)
 	}
-	h, err := scanHost(st.QueryRowContext(ctx, nodeKey))
+	h, err := scanHost(st.QueryRowContext(ctx, store.HashNodeKey(nodeKey)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("host by node key: %w", store.ErrNotFound)
 	}

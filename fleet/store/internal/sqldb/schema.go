@@ -1,5 +1,12 @@
 package sqldb
 
+import (
+	"context"
+	"database/sql"
+
+	"github.com/quarry-sec/quarry/fleet/store"
+)
+
 // migrations are the schema's steps, oldest first; {{ID}} stands for the
 // dialect's auto-numbered primary key. Times are UNIX milliseconds.
 // Append new steps; never edit a released one.
@@ -213,4 +220,41 @@ CREATE INDEX detections_detected ON detections (detected_at);
 ALTER TABLE incidents ADD COLUMN detected_at BIGINT NOT NULL DEFAULT 0;
 UPDATE incidents SET detected_at = reported;
 CREATE INDEX incidents_detected ON incidents (detected_at);
-`}
+`,
+	// 6: node keys are stored hashed (store.HashNodeKey), never in clear;
+	// the keys stored before are hashed in place by hashNodeKeys (Go: SQLite
+	// has no SHA-256), so enrolled hosts keep working.
+	"",
+}
+
+// goMigrations are steps in Go, run after the SQL of the same version.
+var goMigrations = map[int]func(ctx context.Context, tx *sql.Tx, db *DB) error{
+	6: hashNodeKeys,
+}
+
+// hashNodeKeys replaces every stored node key by its hash.
+func hashNodeKeys(ctx context.Context, tx *sql.Tx, db *DB) error {
+	rows, err := tx.QueryContext(ctx, `SELECT id, node_key FROM hosts`)
+	if err != nil {
+		return err
+	}
+	keys := map[string]string{}
+	for rows.Next() {
+		var id, key string
+		if err := rows.Scan(&id, &key); err != nil {
+			rows.Close()
+			return err
+		}
+		keys[id] = key
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for id, key := range keys {
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE hosts SET node_key = ? WHERE id = ?`), store.HashNodeKey(key), id); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/quarry-sec/quarry/fleet/store"
@@ -30,6 +31,55 @@ func (db *DB) TokenExists(ctx context.Context, hash string) (bool, error) {
 		return false, fmt.Errorf("check token: %w", err)
 	}
 	return true, nil
+}
+
+// Tokens implements store.Store.
+func (db *DB) Tokens(ctx context.Context) ([]store.Token, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT hash, name, created FROM tokens ORDER BY created, hash`)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Token
+	for rows.Next() {
+		var hash, name string
+		var created int64
+		if err := rows.Scan(&hash, &name, &created); err != nil {
+			return nil, fmt.Errorf("list tokens: %w", err)
+		}
+		out = append(out, store.Token{ID: hash[:min(len(hash), store.TokenIDLength)], Name: name, Created: fromMS(created)})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	return out, nil
+}
+
+// RevokeToken implements store.Store. An ID shorter than
+// store.TokenIDLength, or naming several tokens, is refused.
+func (db *DB) RevokeToken(ctx context.Context, id string) error {
+	id = strings.ToLower(strings.TrimSpace(id))
+	if len(id) < store.TokenIDLength || strings.Trim(id, "0123456789abcdef") != "" {
+		return fmt.Errorf("revoke token %q: %w", id, store.ErrNotFound)
+	}
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM tokens WHERE substr(hash, 1, ?) = ?`), len(id), id).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return store.ErrNotFound
+		}
+		if n > 1 {
+			return fmt.Errorf("%d tokens have that ID: give more of it", n)
+		}
+		_, err := tx.ExecContext(ctx, db.q(`DELETE FROM tokens WHERE substr(hash, 1, ?) = ?`), len(id), id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("revoke token %q: %w", id, err)
+	}
+	return nil
 }
 
 // PutPack implements store.Store.
