@@ -8,30 +8,30 @@ const (
 
 // Technique is an ATT&CK technique or sub-technique.
 type Technique struct {
-	ID             string   // T1059.001
-	Name           string   // PowerShell
-	Tactics        []string // tactic shortnames, in matrix order
-	Platforms      []string
-	IsSubtechnique bool
-	ParentID       string // "" for a technique that is not a sub-technique
-	Description    string
+	ID             string   `json:"id"`      // T1059.001
+	Name           string   `json:"name"`    // PowerShell
+	Tactics        []string `json:"tactics"` // tactic shortnames, in matrix order
+	Platforms      []string `json:"platforms"`
+	IsSubtechnique bool     `json:"is_subtechnique"`
+	ParentID       string   `json:"parent_id"` // "" for a technique that is not a sub-technique
+	Description    string   `json:"description"`
 	// Detection is the technique's detection guidance: its legacy
 	// x_mitre_detection text, then the descriptions of the analytics of the
 	// detection strategies that detect it (ATT&CK v18 and later).
-	Detection      string
-	DataComponents []string // names of the data components the analytics read
-	LogSources     []string // log source names the analytics read, e.g. auditd:SYSCALL
-	URL            string
-	Version        string // the object's own x_mitre_version
-	Deprecated     bool
-	Revoked        bool
-	ReplacedBy     string // the technique that revoked this one, if any
-	AttackVersion  string // the ATT&CK release the row comes from: "18.1", "19.0"
+	Detection      string   `json:"detection"`
+	DataComponents []string `json:"data_components"` // names of the data components the analytics read
+	LogSources     []string `json:"log_sources"`     // log source names the analytics read, e.g. auditd:SYSCALL
+	URL            string   `json:"url"`
+	Version        string   `json:"version"` // the object's own x_mitre_version
+	Deprecated     bool     `json:"deprecated"`
+	Revoked        bool     `json:"revoked"`
+	ReplacedBy     string   `json:"replaced_by"`    // the technique that revoked this one, if any
+	AttackVersion  string   `json:"attack_version"` // the ATT&CK release the row comes from: "18.1", "19.0"
 
 	// v19 facts for a technique present in the v19 overlay; empty otherwise.
-	NameV19       string
-	TacticsV19    []string
-	ReplacedByV19 string // the v19 successor of a technique revoked in v19
+	NameV19       string   `json:"name_v19"`
+	TacticsV19    []string `json:"tactics_v19"`
+	ReplacedByV19 string   `json:"replaced_by_v19"` // the v19 successor of a technique revoked in v19
 }
 
 // Live reports whether the technique is neither revoked nor deprecated.
@@ -108,9 +108,9 @@ func (s *Software) Live() bool { return !s.Revoked && !s.Deprecated }
 // Relation links an ATT&CK object to a technique: a mitigation that
 // mitigates it, or a group or software that uses it.
 type Relation struct {
-	SourceID    string // M1036, G0007 or S0002
-	TechniqueID string
-	Description string
+	SourceID    string `json:"source_id"` // M1036, G0007 or S0002
+	TechniqueID string `json:"technique_id"`
+	Description string `json:"description"`
 }
 
 // TechniqueTactic is one technique/tactic pair. AttackVersion is the first

@@ -80,7 +80,14 @@ func (r *Registry) Tables() []*Table {
 // Closest returns up to n registered names nearest to name (by edit distance,
 // then by shared prefix), for "no such table" errors.
 func (r *Registry) Closest(name string, n int) []string {
-	names := r.Names()
+	return Closest(name, r.Names(), n)
+}
+
+// Closest returns up to n of candidates nearest to name by edit distance
+// (one containing name, or contained in it, counts as near), closest first;
+// none beyond half the name's length away.
+func Closest(name string, candidates []string, n int) []string {
+	names := candidates
 	type scored struct {
 		name  string
 		score int

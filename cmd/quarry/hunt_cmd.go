@@ -252,8 +252,8 @@ func printHunt(w io.Writer, v *huntView, format string) error {
 			return err
 		}
 	}
-	fmt.Fprintf(bw, "%d rows from %d hosts: %d answered, %d errors, %d pending, %d expired\n", v.RowsTotal, len(v.Hosts),
-		v.Counts["answered"], v.Counts["error"], v.Counts["pending"], v.Counts["expired"])
+	fmt.Fprintf(bw, "%s from %s: %d answered, %s, %d pending, %d expired\n", plural(v.RowsTotal, "row"), plural(len(v.Hosts), "host"),
+		v.Counts["answered"], plural(v.Counts["error"], "error"), v.Counts["pending"], v.Counts["expired"])
 	for _, h := range v.Hosts {
 		switch h.Status {
 		case "answered":
@@ -293,4 +293,12 @@ func orderedObject(raw json.RawMessage) ([]string, map[string]any) {
 		vals[k] = v
 	}
 	return keys, vals
+}
+
+// plural says n things in English: "1 host", "2 hosts".
+func plural[N int | int64](n N, thing string) string {
+	if n == 1 {
+		return fmt.Sprintf("1 %s", thing)
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -35,6 +36,7 @@ func main() {
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stderr: stderr}
 	root := a.rootCommand()
+	rejectUnknownSubcommands(root)
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
@@ -43,14 +45,36 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a.closeAll()
 	if err != nil {
 		var ue usageError
-		if errors.As(err, &ue) {
-			fmt.Fprintf(stderr, "quarry: %v\nRun 'quarry --help' for usage.\n", err)
+		if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command ") {
+			help := "quarry"
+			if cmd, _, ferr := root.Find(args); ferr == nil && cmd != nil {
+				help = cmd.CommandPath()
+			}
+			fmt.Fprintf(stderr, "quarry: %v\nRun '%s --help' for usage.\n", err, help)
 			return 2
 		}
 		fmt.Fprintf(stderr, "quarry: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// rejectUnknownSubcommands makes every command that only groups others
+// (attack, rules, fleet…) refuse an unknown subcommand as a usage error,
+// instead of printing its help and succeeding.
+func rejectUnknownSubcommands(cmd *cobra.Command) {
+	for _, sub := range cmd.Commands() {
+		rejectUnknownSubcommands(sub)
+	}
+	if cmd.HasParent() && cmd.HasSubCommands() && cmd.Run == nil && cmd.RunE == nil {
+		cmd.Args = cobra.ArbitraryArgs
+		cmd.RunE = func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("unknown command %q for %q", args[0], c.CommandPath())}
+			}
+			return c.Help()
+		}
+	}
 }
 
 // usageError marks errors in how a command was called (exit code 2).

@@ -426,3 +426,63 @@ func TestQueryTimeout(t *testing.T) {
 		t.Fatalf("shell: exit %d, the statement after the timed-out one should run\n%s\n%s", code, out, errs)
 	}
 }
+
+// An unknown command, or subcommand of a group such as attack, is a usage
+// error (exit 2) pointing to that group's help.
+func TestUnknownCommand(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		help string
+	}{
+		{[]string{"frobnicate"}, "'quarry --help'"},
+		{[]string{"attack", "frob"}, "'quarry attack --help'"},
+		{[]string{"rules", "frob"}, "'quarry rules --help'"},
+	} {
+		_, errs, code := quarry(t, dir, "", tc.args...)
+		if code != 2 || !strings.Contains(errs, "unknown command") || !strings.Contains(errs, tc.help) {
+			t.Errorf("%v: exit %d: %s", tc.args, code, errs)
+		}
+	}
+	if _, errs, code := quarry(t, dir, "", "attack"); code != 0 {
+		t.Errorf("attack alone prints its help: exit %d: %s", code, errs)
+	}
+}
+
+// attack show --json speaks snake_case like the rest; attack layer makes
+// the coverage layer without being told.
+func TestAttackShowJSONAndLayerDefault(t *testing.T) {
+	dir := t.TempDir()
+	out, errs, code := quarry(t, dir, "", "attack", "show", "--json", "T1059.001")
+	var got map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &got) != nil {
+		t.Fatalf("show: exit %d: %s\n%s", code, errs, out)
+	}
+	if got["id"] != "T1059.001" || got["parent_id"] != "T1059" || got["is_subtechnique"] != true || got["ID"] != nil {
+		t.Fatalf("show --json keys: %v", got)
+	}
+	if ms, _ := got["mitigations"].([]any); len(ms) == 0 || ms[0].(map[string]any)["source_id"] == nil {
+		t.Fatalf("mitigations: %v", got["mitigations"])
+	}
+	layer := filepath.Join(dir, "layer.json")
+	if _, errs, code := quarry(t, dir, "", "attack", "layer", "-o", layer); code != 0 {
+		t.Fatalf("layer: exit %d: %s", code, errs)
+	}
+	if b, err := os.ReadFile(layer); err != nil || !strings.Contains(string(b), `"techniques"`) {
+		t.Fatalf("layer file: %v", err)
+	}
+}
+
+// up's printed commands work where they are pasted: after go run, the
+// quarry it names is go run's.
+func TestSelfCommand(t *testing.T) {
+	got := selfCommand("quarry", func(string) (string, error) { return "", os.ErrNotExist })
+	// The test binary lives in go test's temporary build directory, as a
+	// go run binary does.
+	if got != "go run ./cmd/quarry" {
+		t.Fatalf("selfCommand from a go-build binary: %q", got)
+	}
+	if plural(1, "host") != "1 host" || plural(int64(3), "row") != "3 rows" || plural(0, "error") != "0 errors" {
+		t.Fatal("plural")
+	}
+}

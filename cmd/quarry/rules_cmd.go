@@ -148,13 +148,13 @@ func (a *app) attackLayerCommand() *cobra.Command {
 	var coverage bool
 	var out, version string
 	cmd := &cobra.Command{
-		Use:   "layer --coverage [rule flags] [--attack 18.1|19] [--out FILE]",
+		Use:   "layer [--coverage] [rule flags] [--attack 18.1|19] [--out FILE]",
 		Short: "Write an ATT&CK Navigator layer (4.5): rules covering each technique",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !coverage {
-				return usageError{errors.New("layer: --coverage is the layer this command makes (scan --layer makes the hits layer)")}
-			}
+			// The coverage layer is the one this command makes (scan --layer
+			// makes the hits layer); --coverage is accepted for scripts.
+			_ = coverage
 			newLayer, err := layerMaker(version)
 			if err != nil {
 				return err
@@ -189,7 +189,7 @@ func (a *app) attackLayerCommand() *cobra.Command {
 		},
 	}
 	rf.add(cmd)
-	cmd.Flags().BoolVar(&coverage, "coverage", false, "score = enabled rules per technique")
+	cmd.Flags().BoolVar(&coverage, "coverage", true, "score = enabled rules per technique (the default and only layer here; `scan --layer` makes the hits layer)")
 	cmd.Flags().StringVar(&version, "attack", "18.1", "ATT&CK version of the layer: 18.1 or 19 (v19 IDs such as T1685 land on the technique they replaced in 18.1)")
 	cmd.Flags().StringVarP(&out, "out", "o", "", "write to FILE instead of standard output")
 	return cmd

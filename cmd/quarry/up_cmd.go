@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -181,11 +182,36 @@ func printUp(w io.Writer, url, token string, f upFiles) {
 
 Try:
   export QUARRY_TOKEN=%s
-  quarry hunt --fleet %s --tls-ca %s "SELECT id, name FROM attack_techniques LIMIT 3"
+  %s hunt --fleet %s --tls-ca %s "SELECT id, name FROM attack_techniques LIMIT 3"
   curl --cacert %s -H "Authorization: Bearer $QUARRY_TOKEN" %s/api/v1/hosts
 
 Ctrl-C stops everything.
-`, url, f.cert, url, token, token, url, f.cert, f.cert, url)
+`, url, f.cert, url, token, token, selfCommand(os.Args[0], exec.LookPath), url, f.cert, f.cert, url)
+}
+
+// selfCommand is how to run this quarry again from a shell: "go run
+// ./cmd/quarry" when it was started by go run (its binary lives in a
+// temporary build directory), "quarry" when that name on PATH is this
+// program, else its absolute path.
+func selfCommand(arg0 string, lookPath func(string) (string, error)) string {
+	self, err := os.Executable()
+	if err != nil {
+		self = arg0
+	}
+	if strings.Contains(self, string(filepath.Separator)+"go-build") {
+		return "go run ./cmd/quarry"
+	}
+	if p, err := lookPath("quarry"); err == nil {
+		if a, err1 := filepath.EvalSymlinks(p); err1 == nil {
+			if b, err2 := filepath.EvalSymlinks(self); err2 == nil && a == b {
+				return "quarry"
+			}
+		}
+	}
+	if abs, err := filepath.Abs(self); err == nil {
+		return abs
+	}
+	return arg0
 }
 
 // analystToken returns the token kept in path when the store knows it, else

@@ -115,7 +115,44 @@ func (e *Engine) Query(ctx context.Context, query string, args ...any) (*sql.Row
 	return rows, nil
 }
 
-var noSuchTable = regexp.MustCompile(`no such table: (?:\w+\.)?(\w+)`)
+var (
+	noSuchTable  = regexp.MustCompile(`no such table: (?:\w+\.)?(\w+)`)
+	noSuchColumn = regexp.MustCompile(`no such column: ((?:\w+\.)?(\w+))`)
+	word         = regexp.MustCompile(`\w+`)
+)
+
+// ErrNoSuchColumn is wrapped in the error of a query naming an unknown
+// column.
+var ErrNoSuchColumn = errors.New("no such column")
+
+// unknownColumn says where an unknown column is in query and which columns
+// of the tables the query names come closest.
+func (e *Engine) unknownColumn(query, ref, name string) error {
+	var cols []string
+	seen := map[string]bool{}
+	for _, w := range word.FindAllString(query, -1) {
+		t, ok := e.reg.Table(strings.ToLower(w))
+		if !ok || seen[t.Name] {
+			continue
+		}
+		seen[t.Name] = true
+		for _, c := range t.Columns {
+			cols = append(cols, c.Name)
+		}
+	}
+	msg := fmt.Sprintf("%s: %s", ErrNoSuchColumn, ref)
+	if close := tables.Closest(name, cols, 3); len(close) > 0 {
+		msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(close, ", "))
+	}
+	se := locate(&SyntaxError{Message: msg, Near: ref, Offset: tokenOffset(query, ref)}, query)
+	return &columnError{se}
+}
+
+// columnError is an unknown column, located in the query like a syntax
+// error; it wraps ErrNoSuchColumn.
+type columnError struct{ *SyntaxError }
+
+func (c *columnError) Unwrap() []error { return []error{c.SyntaxError, ErrNoSuchColumn} }
 
 // explain turns SQLite's errors into ones an analyst can act on.
 func (e *Engine) explain(query string, err error) error {
@@ -128,6 +165,9 @@ func (e *Engine) explain(query string, err error) error {
 			return fmt.Errorf("%w: %s (did you mean %s?)", ErrNoSuchTable, m[1], strings.Join(close, ", "))
 		}
 		return fmt.Errorf("%w: %s (see `quarry tables`)", ErrNoSuchTable, m[1])
+	}
+	if m := noSuchColumn.FindStringSubmatch(msg); m != nil {
+		return e.unknownColumn(query, m[1], m[2])
 	}
 	if strings.Contains(msg, "not authorized") {
 		return fmt.Errorf("statement refused: %w (%v)", ErrReadOnly, err)

@@ -446,3 +446,17 @@ func TestCallerCancellationReachesTables(t *testing.T) {
 		t.Fatalf("after cancellation: %v", got)
 	}
 }
+
+// An unknown column is located in the query and answered with the closest
+// columns of the tables the query names.
+func TestUnknownColumn(t *testing.T) {
+	e, _ := newTestEngine(t)
+	_, err := e.Query(context.Background(), "SELECT id,\n  nmae FROM numbers")
+	if !errors.Is(err, ErrNoSuchColumn) {
+		t.Fatalf("want ErrNoSuchColumn, got %v", err)
+	}
+	var se *SyntaxError
+	if !errors.As(err, &se) || se.Line != 2 || se.Column != 3 || !strings.Contains(err.Error(), "did you mean name") {
+		t.Fatalf("want line 2, column 3 and a suggestion of name: %v (%+v)", err, se)
+	}
+}
