@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/quarry-sec/quarry/attack"
 )
@@ -177,12 +180,57 @@ func section(w io.Writer, title, text string) {
 		return
 	}
 	fmt.Fprintf(w, "\n%s:\n", title)
+	width := terminalWidth(w)
 	for _, para := range strings.Split(strings.TrimSpace(text), "\n") {
 		if strings.TrimSpace(para) == "" {
 			continue
 		}
-		fmt.Fprintf(w, "  %s\n", strings.TrimSpace(para))
+		for _, line := range wrap(strings.TrimSpace(para), width-2) {
+			fmt.Fprintf(w, "  %s\n", line)
+		}
 	}
+}
+
+// terminalWidth is w's width in columns when it is a terminal, else 0 (no
+// wrapping: a pipe gets whole paragraphs).
+func terminalWidth(w io.Writer) int {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return 0
+	}
+	if cols, _, err := term.GetSize(int(f.Fd())); err == nil && cols > 20 {
+		return cols
+	}
+	return 80
+}
+
+// wrap breaks text at spaces into lines of at most width runes (a longer
+// word stands alone); width ≤ 0 keeps it whole.
+func wrap(text string, width int) []string {
+	if width <= 0 {
+		return []string{text}
+	}
+	var lines []string
+	var cur strings.Builder
+	n := 0
+	for _, word := range strings.Fields(text) {
+		wl := utf8.RuneCountInString(word)
+		if n > 0 && n+1+wl > width {
+			lines = append(lines, cur.String())
+			cur.Reset()
+			n = 0
+		}
+		if n > 0 {
+			cur.WriteByte(' ')
+			n++
+		}
+		cur.WriteString(word)
+		n += wl
+	}
+	if n > 0 {
+		lines = append(lines, cur.String())
+	}
+	return lines
 }
 
 func oneLine(s string, n int) string {

@@ -486,3 +486,14 @@ func TestSelfCommand(t *testing.T) {
 		t.Fatal("plural")
 	}
 }
+
+func TestWrap(t *testing.T) {
+	got := wrap("Adversaries may abuse PowerShell commands and scripts", 20)
+	want := []string{"Adversaries may", "abuse PowerShell", "commands and scripts"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("wrap: %q", got)
+	}
+	if got := wrap("a b", 0); len(got) != 1 || got[0] != "a b" {
+		t.Fatalf("no width: %q", got)
+	}
+}
