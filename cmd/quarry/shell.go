@@ -38,7 +38,11 @@ func (a *app) shellCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "shell",
 		Short: "Interactive SQL shell over Quarry's tables (like osqueryi)",
-		Args:  cobra.NoArgs,
+		Long: "Interactive SQL shell over Quarry's tables (like osqueryi), with history in the data\n" +
+			"directory and tab completion of tables and columns. When standard input is not a\n" +
+			"terminal it runs it as a script (exit 1 when a statement failed):\n\n" +
+			"  echo \"SELECT count(*) FROM attack_techniques;\" | quarry shell --format csv\n\n" + shellHelp,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkFormat(format); err != nil {
 				return usageError{err}
