@@ -77,7 +77,12 @@ type Table struct {
 	Name        string
 	Description string
 	Columns     []Column
-	Generate    GenerateFunc
+	// RequiresOneOf names columns of which a query must constrain at least
+	// one with = (or IN) — a table-valued table such as process_tree, asked
+	// by pid or by incident. The embedded engine prices plans without one
+	// out, so a join constrains the table from the other side.
+	RequiresOneOf []string
+	Generate      GenerateFunc
 }
 
 // ColumnIndex returns the position of the named column, or -1.

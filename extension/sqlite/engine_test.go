@@ -460,3 +460,29 @@ func TestUnknownColumn(t *testing.T) {
 		t.Fatalf("want line 2, column 3 and a suggestion of name: %v (%+v)", err, se)
 	}
 }
+
+// A table that must be asked by one of some columns (RequiresOneOf) is
+// constrained from the other side of a join, whatever the join's order.
+func TestRequiresOneOfJoin(t *testing.T) {
+	lookup := tables.Table{
+		Name:          "lookup",
+		Columns:       []tables.Column{{Name: "id", Type: tables.BigInt, Index: true}, {Name: "double", Type: tables.BigInt}},
+		RequiresOneOf: []string{"id"},
+		Generate: func(ctx context.Context, q tables.QueryContext, emit tables.EmitFunc) error {
+			v, ok := q.Equals("id")
+			if !ok {
+				return errors.New("lookup needs WHERE id = …")
+			}
+			for _, x := range v {
+				id := x.(int64)
+				emit(tables.Row{id, 2 * id})
+			}
+			return nil
+		},
+	}
+	e, _ := newTestEngine(t, lookup)
+	got := queryAll(t, e, "SELECT n.id, l.double FROM lookup l JOIN numbers n ON l.id = n.id WHERE n.id < 3 ORDER BY l.double")
+	if len(got) != 3 || got[2][1] != int64(4) {
+		t.Fatalf("join: %v", got)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"iter"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -160,6 +161,15 @@ func (v *vtable) BestIndex(info *vtab.IndexInfo) error {
 	}
 	for i, col := range v.t.Columns {
 		if col.Required && !hasEq[i] {
+			cost = costNoPlan
+		}
+	}
+	if len(v.t.RequiresOneOf) > 0 {
+		any := false
+		for i, col := range v.t.Columns {
+			any = any || hasEq[i] && slices.Contains(v.t.RequiresOneOf, col.Name)
+		}
+		if !any {
 			cost = costNoPlan
 		}
 	}

@@ -163,7 +163,8 @@ var errTreeConstraint = errors.New("process_tree needs WHERE pid = … [AND host
 // chooses the trees.
 func ProcessTree(st *store.Store) tables.Table {
 	return tables.Table{
-		Name: "process_tree",
+		Name:          "process_tree",
+		RequiresOneOf: []string{"pid", "incident_id"},
 		Description: "Ancestors and descendants of a process, exited ones included, with each node's depth, techniques " +
 			"and hit count. Give WHERE pid = … (one tree per stored process that had the pid; add host_identifier " +
 			"= …) or WHERE incident_id = … (the tree of the incident's root). Processes are told apart by GUID or " +
