@@ -2,7 +2,9 @@ package importers
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/quarry-sec/quarry/telemetry"
@@ -16,6 +18,7 @@ type config struct {
 	host         string // override for every event when hostOverride
 	hostOverride bool
 	defaultHost  string // used when a record names no host
+	clock        *clockFix
 }
 
 // WithHost sets every event's host_identifier to name, whatever the records
@@ -92,7 +95,49 @@ func Open(path string, opts ...Option) (telemetry.Reader, Format, error) {
 		f.Close()
 		return nil, "", fmt.Errorf("importers: %s: %w", path, err)
 	}
+	if format == FormatSysmonEVTX || format == FormatSysmonJSON {
+		cfg.clock = newClockFix()
+		prescanClock(path, format, cfg)
+	}
 	return r, format, nil
+}
+
+// prescanClock reads the start of a Windows recording, up to the first
+// Sysmon record that tells its host's clock offset (or prescanRecords
+// records), so the records before it are corrected too. A file it cannot
+// read is left to the reader proper to report.
+func prescanClock(path string, format Format, cfg config) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	pre := cfg
+	pre.clock = newClockFix()
+	var r telemetry.Reader
+	switch format {
+	case FormatSysmonEVTX:
+		r, err = newEVTXReader(f, f, path, &pre)
+	case FormatSysmonJSON:
+		r = newWinJSONReader(f, bufio.NewReaderSize(f, readBufferSize), path, &pre)
+	}
+	if err != nil {
+		return
+	}
+	var ev telemetry.Event
+	for range prescanRecords {
+		err := NextInto(r, &ev)
+		if err == io.EOF || len(pre.clock.offsets) > 0 {
+			break
+		}
+		var re *telemetry.RecordError
+		if err != nil && !errors.As(err, &re) {
+			break
+		}
+	}
+	for h, d := range pre.clock.offsets {
+		cfg.clock.offsets[h] = d
+	}
 }
 
 // IntoReader is a Reader that can decode the next event into one the caller
