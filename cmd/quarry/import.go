@@ -139,13 +139,13 @@ type importDetection struct {
 }
 
 // store stores a batch with detection.
-func (d *importDetection) store(ctx context.Context, st *store.Store, batch []telemetry.Event) error {
-	recs, err := d.det.Store(ctx, st, batch)
+func (d *importDetection) store(ctx context.Context, st *store.Store, batch []telemetry.Event) (store.BatchResult, error) {
+	res, recs, err := d.det.StoreBatch(ctx, st, batch)
 	if err != nil {
-		return err
+		return res, err
 	}
 	d.count(recs)
-	return nil
+	return res, nil
 }
 
 // count adds stored hit rows to the counts and the spans.
@@ -172,22 +172,27 @@ func (d *importDetection) count(recs []store.HitRecord) {
 }
 
 // refresh closes the correlation windows still open (the end of the
-// input) and regroups the incidents where hits arrived.
+// input) and regroups the incidents where hits arrived (and where an
+// earlier import cut short left them to regroup).
 func (d *importDetection) refresh(ctx context.Context, st *store.Store) error {
 	last, err := d.det.Finish(ctx, st)
 	if err != nil {
 		return err
 	}
 	d.count(last)
-	var recs []store.HitRecord
-	for h, sp := range d.spans {
-		recs = append(recs, store.HitRecord{Host: h, Time: sp[0]}, store.HitRecord{Host: h, Time: sp[1]})
-	}
-	s, err := incidents.RefreshHits(ctx, st, recs, incidents.Options{})
-	if err != nil {
+	if _, err := incidents.RefreshPending(ctx, st, incidents.Options{}); err != nil {
 		return err
 	}
-	d.incidents = s.Stored
+	// Count the incidents where this import's hits landed.
+	n := 0
+	for h, sp := range d.spans {
+		spans, err := st.IncidentsOverlapping(ctx, h, sp[0], sp[1])
+		if err != nil {
+			return err
+		}
+		n += len(spans)
+	}
+	d.incidents = n
 	return nil
 }
 
@@ -208,9 +213,11 @@ func (d *importDetection) print(w io.Writer) {
 // importSummary counts what an import did, over all its files.
 type importSummary struct {
 	files, read, stored, bad int
+	merged, already          int
 	took                     time.Duration
 	skipped                  map[string]int // reason → count
 	examples                 []string       // the first few bad records, with where
+	notices                  []string       // what the importers corrected (clock offsets)
 	det                      *importDetection
 }
 
@@ -221,8 +228,15 @@ func (s *importSummary) print(w io.Writer) {
 	if s.took > 0 {
 		rate = float64(s.read) / s.took.Seconds()
 	}
-	fmt.Fprintf(w, "imported %d file(s): %d events read, %d stored, %d skipped (%.0f events/s)\n",
-		s.files, s.read, s.stored, s.bad, rate)
+	merged := ""
+	if s.merged > 0 {
+		merged = fmt.Sprintf(" (%d of them merged into the same process's start from another source)", s.merged)
+	}
+	fmt.Fprintf(w, "imported %d file(s): %d events read, %d stored%s, %d already stored, %d skipped (%.0f events/s)\n",
+		s.files, s.read, s.stored, merged, s.already, s.bad, rate)
+	for _, n := range s.notices {
+		fmt.Fprintf(w, "  %s\n", n)
+	}
 	reasons := make([]string, 0, len(s.skipped))
 	for r := range s.skipped {
 		reasons = append(reasons, r)
@@ -277,14 +291,19 @@ func (a *app) importFile(ctx context.Context, path string, opts []importers.Opti
 		if len(batch) == 0 {
 			return nil
 		}
+		var res store.BatchResult
+		var err error
 		if sum.det != nil {
-			if err := sum.det.store(ctx, st, batch); err != nil {
-				return fmt.Errorf("%s: %w", path, err)
-			}
-		} else if _, err := st.Append(ctx, batch); err != nil {
+			res, err = sum.det.store(ctx, st, batch)
+		} else {
+			res, err = st.StoreBatch(ctx, batch, nil)
+		}
+		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		sum.stored += len(batch)
+		sum.stored += res.New + res.Merged
+		sum.merged += res.Merged
+		sum.already += res.Already
 		batch = batch[:0]
 		return nil
 	}
@@ -327,6 +346,7 @@ func (a *app) importFile(ctx context.Context, path string, opts []importers.Opti
 	if err := flush(); err != nil {
 		return err
 	}
+	sum.notices = append(sum.notices, importers.Notices(r)...)
 	sum.took += time.Since(start)
 	return nil
 }

@@ -56,13 +56,15 @@ type Resolver struct {
 	execs  map[string][]store.StoredEvent
 	exits  map[string][]time.Time
 	guids  map[string]*store.StoredEvent // by host and GUID; nil: none stored
+	keys   map[string]*store.StoredEvent // by process key; nil: no start stored
 }
 
 // NewResolver returns a resolver over st.
 func NewResolver(st *store.Store) *Resolver {
 	return &Resolver{st: st, byKey: map[string]*Process{}, byEID: map[int64]*Process{},
 		events: map[int64]*store.StoredEvent{}, execs: map[string][]store.StoredEvent{},
-		exits: map[string][]time.Time{}, guids: map[string]*store.StoredEvent{}}
+		exits: map[string][]time.Time{}, guids: map[string]*store.StoredEvent{},
+		keys: map[string]*store.StoredEvent{}}
 }
 
 // pidCache bounds the starts and exits of one pid read at once; a pid with
@@ -156,13 +158,34 @@ func (r *Resolver) execByGUID(ctx context.Context, host, guid string) (*store.St
 	return out, nil
 }
 
+// execByKey is store.ExecByKey, memoized.
+func (r *Resolver) execByKey(ctx context.Context, key string) (*store.StoredEvent, error) {
+	if ev, ok := r.keys[key]; ok {
+		return ev, nil
+	}
+	ev, found, err := r.st.ExecByKey(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	var out *store.StoredEvent
+	if found {
+		out = &ev
+	}
+	r.keys[key] = out
+	return out, nil
+}
+
 func normGUID(g string) string {
 	return strings.ToLower(strings.Trim(strings.TrimSpace(g), "{}"))
 }
 
-// keyOf returns the identity of a process start event.
+// keyOf returns the identity of a process start event: the store's
+// process_key; for events stored before the store kept one, Sysmon's GUID,
+// else the pid with the start time.
 func keyOf(ev *telemetry.Event) string {
 	switch {
+	case ev.ProcessKey != "":
+		return ev.ProcessKey
 	case ev.ProcessGUID != "":
 		return "g:" + normGUID(ev.ProcessGUID)
 	case !ev.StartTime.IsZero():
@@ -242,13 +265,24 @@ func (r *Resolver) ByEID(ctx context.Context, eid int64) (*Process, error) {
 	if ev.Kind == telemetry.KindExec {
 		return r.fromExec(&ev), nil
 	}
-	// Another event of a process (Sysmon file, network… events; an exit).
+	// Another event of a process (Sysmon file, network… events; an exit):
+	// the store named its process.
 	var p *Process
 	guid := ev.ProcessGUID
 	if guid == "" {
 		guid = ev.Field("ProcessGuid")
 	}
 	switch {
+	case ev.ProcessKey != "":
+		start, err := r.execByKey(ctx, ev.ProcessKey)
+		if err != nil {
+			return nil, err
+		}
+		if start != nil {
+			p = r.fromExec(start)
+		} else {
+			p = r.phantom(ev.ProcessKey, ev.Host, ev.PID, ev.Path, ev.Cmdline, guid)
+		}
 	case guid != "":
 		start, err := r.execByGUID(ctx, ev.Host, guid)
 		if err != nil {
@@ -257,7 +291,7 @@ func (r *Resolver) ByEID(ctx context.Context, eid int64) (*Process, error) {
 		if start != nil {
 			p = r.fromExec(start)
 		} else {
-			p = r.phantom("g:"+normGUID(guid), ev.Host, ev.PID, ev.Path, ev.Cmdline, guid)
+			p = r.phantom(store.GUIDKey(ev.Host, guid), ev.Host, ev.PID, ev.Path, ev.Cmdline, guid)
 		}
 	case ev.PID > 0:
 		var err error
@@ -315,7 +349,7 @@ func (r *Resolver) Parent(ctx context.Context, p *Process) (*Process, error) {
 		if pe != nil {
 			p.parent = r.fromExec(pe)
 		} else {
-			p.parent = r.phantom("g:"+normGUID(p.parentGUID), p.Host, p.PPID, p.parentPath, p.parentCmdline, p.parentGUID)
+			p.parent = r.phantom(store.GUIDKey(p.Host, p.parentGUID), p.Host, p.PPID, p.parentPath, p.parentCmdline, p.parentGUID)
 		}
 	case p.PPID > 0 && p.PPID != p.PID:
 		par, err := r.running(ctx, p.Host, p.PPID, p.ppidAt)

@@ -166,3 +166,25 @@ func Rebuild(ctx context.Context, st *store.Store, opts Options) (Stats, error) 
 	}
 	return total, nil
 }
+
+// RefreshPending regroups the incidents where hits landed since the last
+// refresh (store.PendingIncidents: marked in the hits' own transaction, so a
+// refresh a crash cut short is caught up here) and clears those marks.
+func RefreshPending(ctx context.Context, st *store.Store, opts Options) (Stats, error) {
+	pend, err := st.PendingIncidents(ctx)
+	if err != nil || len(pend) == 0 {
+		return Stats{}, err
+	}
+	var recs []store.HitRecord
+	for _, p := range pend {
+		recs = append(recs, store.HitRecord{Host: p.Host, Time: p.Lo}, store.HitRecord{Host: p.Host, Time: p.Hi})
+	}
+	s, err := RefreshHits(ctx, st, recs, opts)
+	if err != nil {
+		return s, err
+	}
+	if err := st.ClearPendingIncidents(ctx, pend[len(pend)-1].ID); err != nil {
+		return s, fmt.Errorf("incidents: %w", err)
+	}
+	return s, nil
+}

@@ -54,73 +54,95 @@ func Correlator(rules []*detections.Rule) (*detections.Correlator, []error) {
 	return c, errs
 }
 
-// Store matches events, stores them with their tags and returns the stored
-// hit rows (correlation hits included).
+// Store stores events with their tags and hits in one transaction
+// (store.StoreBatch: each event gets its process identity first, so rules
+// see a start record's filled-in parent) and returns the hit rows of the
+// batch (correlation hits included). Records stored before are not stored
+// again and their hits not twice.
 func (d *Detector) Store(ctx context.Context, st *store.Store, events []telemetry.Event) ([]store.HitRecord, error) {
-	if len(events) == 0 {
-		return nil, nil
-	}
-	hits := make([][]detections.Hit, len(events))
-	if d.engine != nil {
-		for i := range events {
-			d.engine.Match(&events[i], func(h detections.Hit) { hits[i] = append(hits[i], h) })
-		}
-	}
-	res, err := d.storeMatched(ctx, st, events, hits)
+	res, err := d.storeBatch(ctx, st, events)
 	return res.recs, err
+}
+
+// StoreBatch is Store that also says what storing did (events new, merged
+// into another source's row of the same process, already stored).
+func (d *Detector) StoreBatch(ctx context.Context, st *store.Store, events []telemetry.Event) (store.BatchResult, []store.HitRecord, error) {
+	res, err := d.storeBatch(ctx, st, events)
+	return res.batch, res.recs, err
 }
 
 // batchResult is what storing a batch did.
 type batchResult struct {
 	recs           []store.HitRecord
-	alerts, tagged int // hits stored as rows (correlation hits included), events tagged
+	alerts, tagged int // hits (correlation hits included), events tagged
+	batch          store.BatchResult
 }
 
-// storeMatched stores events whose hits the engine found (hits[i] are
-// events[i]'s; their Event points into events).
-func (d *Detector) storeMatched(ctx context.Context, st *store.Store, events []telemetry.Event, hits [][]detections.Hit) (batchResult, error) {
+// storeBatch matches and stores a batch in one transaction, then feeds the
+// correlator (whose own hits are stored after, in a second one).
+func (d *Detector) storeBatch(ctx context.Context, st *store.Store, events []telemetry.Event) (batchResult, error) {
 	var res batchResult
-	tags := make([]string, len(events))
-	var ids []string
-	for i := range events {
-		ids = ids[:0]
-		for _, h := range hits[i] {
-			if TagsOnly(h.Rule) && d.reports(h.Rule) {
-				for _, t := range h.Techniques {
-					ids = append(ids, t.CurrentID())
+	if len(events) == 0 {
+		return res, nil
+	}
+	var hits [][]detections.Hit
+	detect := func(evs []telemetry.Event, stored []store.Stored) ([]string, []store.HitRecord, error) {
+		// Pure: it may run again when the batch is retried.
+		hits = make([][]detections.Hit, len(evs))
+		tags := make([]string, len(evs))
+		var recs []store.HitRecord
+		var ids []string
+		res.tagged = 0
+		for i := range evs {
+			if d.engine == nil {
+				continue
+			}
+			d.engine.Match(&evs[i], func(h detections.Hit) { hits[i] = append(hits[i], h) })
+			ids = ids[:0]
+			for _, h := range hits[i] {
+				h.Event = &evs[i]
+				switch {
+				case !d.reports(h.Rule):
+				case TagsOnly(h.Rule):
+					for _, t := range h.Techniques {
+						ids = append(ids, t.CurrentID())
+					}
+				default:
+					recs = append(recs, Records(h, stored[i].EID, d.kb)...)
 				}
 			}
+			tags[i] = joinSorted(ids)
+			if tags[i] != "" {
+				res.tagged++
+			}
 		}
-		tags[i] = joinSorted(ids)
-		if tags[i] != "" {
-			res.tagged++
-		}
+		res.recs = recs
+		return tags, recs, nil
 	}
-	first, err := st.AppendTagged(ctx, events, tags)
+	b, err := st.StoreBatch(ctx, events, detect)
 	if err != nil {
-		return res, err
+		return batchResult{}, err
 	}
-	var recs []store.HitRecord
-	corrTags := map[int64][]string{}
-	emit := d.emitter(&recs, corrTags)
-	for i := range events {
-		eid := first + int64(i)
-		for _, h := range hits[i] {
-			h.Event = &events[i]
-			if !TagsOnly(h.Rule) && d.reports(h.Rule) {
-				recs = append(recs, Records(h, eid, d.kb)...)
+	res.batch = b
+	if d.corr != nil {
+		var more []store.HitRecord
+		corrTags := map[int64][]string{}
+		emit := d.emitter(&more, corrTags)
+		for i := range events {
+			for _, h := range hits[i] {
+				h.Event = &events[i]
+				d.corr.Observe(h, b.Stored[i].EID, emit)
 			}
-			if d.corr != nil {
-				d.corr.Observe(h, eid, emit)
-			}
-		}
-		if d.corr != nil {
 			d.corr.Advance(events[i].Time, emit)
 		}
+		res.recs = append(res.recs, more...)
+		if err := d.save(ctx, st, more, corrTags); err != nil {
+			res.alerts = countHits(res.recs)
+			return res, err
+		}
 	}
-	res.recs = recs
-	res.alerts = countHits(recs)
-	return res, d.save(ctx, st, recs, corrTags)
+	res.alerts = countHits(res.recs)
+	return res, nil
 }
 
 // Advance closes the correlation windows that end before now and stores
@@ -170,11 +192,8 @@ func (d *Detector) emitter(recs *[]store.HitRecord, tags map[int64][]string) det
 }
 
 func (d *Detector) save(ctx context.Context, st *store.Store, recs []store.HitRecord, tags map[int64][]string) error {
-	if err := st.AppendHits(ctx, recs); err != nil {
-		return err
-	}
-	if err := st.TagEvents(ctx, tags); err != nil {
-		return fmt.Errorf("tag events: %w", err)
+	if _, err := st.SaveHits(ctx, recs, tags); err != nil {
+		return fmt.Errorf("store correlation hits: %w", err)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -36,8 +37,16 @@ type Options struct {
 	BatchSize int
 	// KB narrows each hit row's tactic to its technique's tactics.
 	KB *attack.KB
-	// OnError receives storage errors (the pipeline keeps going).
+	// OnError receives storage errors. A batch that fails to store is kept
+	// and retried with backoff (from FlushInterval doubling up to
+	// MaxRetryInterval); while MaxPending events wait, Add blocks.
 	OnError func(error)
+	// MaxPending bounds the events waiting to be stored (default 16 ×
+	// BatchSize): past it Add blocks until a batch is stored.
+	MaxPending int
+	// MaxRetryInterval bounds the wait between attempts to store a batch
+	// that failed (default 5 s).
+	MaxRetryInterval time.Duration
 	// Incidents tunes incident grouping: after each stored batch of hits the
 	// incidents around them are regrouped (detections/incidents), so
 	// incidents update as hits arrive. nil uses the defaults.
@@ -53,11 +62,15 @@ type Options struct {
 
 // Stats counts what a Pipeline did.
 type Stats struct {
-	Events, Stored, Hits, Tagged, Errors uint64
+	// Events were added; Stored were stored (Merged of them into the row of
+	// the same process's start from another source, Already of them stored
+	// before); Errors counts failed attempts to store (retried).
+	Events, Stored, Merged, Already, Hits, Tagged, Errors uint64
 }
 
-// Pipeline matches events as they arrive and stores them with their hits.
-// Add may be called from one goroutine at a time; Close flushes.
+// Pipeline matches events and stores them with their hits, a batch at a
+// time (each batch one transaction). Add may be called from one goroutine
+// at a time; Close flushes.
 type Pipeline struct {
 	st     *store.Store
 	engine *detections.Engine
@@ -65,9 +78,12 @@ type Pipeline struct {
 	opts   Options
 
 	mu      sync.Mutex
+	room    *sync.Cond // signalled when pending shrinks or the pipeline closes
 	pending []telemetry.Event
-	hits    [][]detections.Hit // per pending event
 	stats   Stats
+	retryAt time.Time     // after a failed store, no attempt before this
+	backoff time.Duration // the current wait after a failure
+	closed  bool
 
 	flushMu sync.Mutex // one flush at a time: the correlator is not shared
 
@@ -83,24 +99,29 @@ func New(st *store.Store, engine *detections.Engine, opts Options) *Pipeline {
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = DefaultBatchSize
 	}
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = 16 * opts.BatchSize
+	}
+	if opts.MaxRetryInterval <= 0 {
+		opts.MaxRetryInterval = 5 * time.Second
+	}
 	p := &Pipeline{st: st, engine: engine, opts: opts, stop: make(chan struct{}), done: make(chan struct{}),
 		det: &Detector{engine: engine, kb: opts.KB, corr: opts.Correlation}}
+	p.room = sync.NewCond(&p.mu)
 	go p.loop()
 	return p
 }
 
-// Add matches ev and queues it, with its hits, for storing.
+// Add queues ev for matching and storing. It blocks while MaxPending events
+// wait (the store is failing or behind).
 func (p *Pipeline) Add(ev telemetry.Event) {
-	var hs []detections.Hit
-	if p.engine != nil {
-		p.engine.Match(&ev, func(h detections.Hit) { hs = append(hs, h) })
-	}
-	// Hits keep the event by pointer: Flush points them at the queued copy.
 	p.mu.Lock()
+	for len(p.pending) >= p.opts.MaxPending && !p.closed {
+		p.room.Wait()
+	}
 	p.pending = append(p.pending, ev)
-	p.hits = append(p.hits, hs)
 	p.stats.Events++
-	full := len(p.pending) >= p.opts.BatchSize
+	full := len(p.pending) >= p.opts.BatchSize && time.Now().After(p.retryAt)
 	p.mu.Unlock()
 	if full {
 		p.Flush(context.Background())
@@ -136,17 +157,34 @@ func (p *Pipeline) Flush(ctx context.Context) error {
 func (p *Pipeline) flush(ctx context.Context, final bool) error {
 	p.flushMu.Lock()
 	defer p.flushMu.Unlock()
-	p.mu.Lock()
-	events, hits := p.pending, p.hits
-	p.pending, p.hits = nil, nil
-	p.mu.Unlock()
-	var res batchResult
-	if len(events) > 0 {
-		var err error
-		if res, err = p.det.storeMatched(ctx, p.st, events, hits); err != nil {
+	for {
+		p.mu.Lock()
+		n := min(len(p.pending), p.opts.BatchSize)
+		events := p.pending[:n:n]
+		p.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		res, err := p.det.storeBatch(ctx, p.st, events)
+		if err != nil {
+			// The batch stays queued and is tried again after a backoff.
+			p.mu.Lock()
+			p.backoff = min(max(2*p.backoff, p.opts.FlushInterval), p.opts.MaxRetryInterval)
+			p.retryAt = time.Now().Add(p.backoff)
+			p.mu.Unlock()
 			p.fail(err)
 			return err
 		}
+		p.mu.Lock()
+		p.pending = append([]telemetry.Event(nil), p.pending[n:]...)
+		p.backoff, p.retryAt = 0, time.Time{}
+		p.stats.Stored += uint64(res.batch.New + res.batch.Merged)
+		p.stats.Merged += uint64(res.batch.Merged)
+		p.stats.Already += uint64(res.batch.Already)
+		p.stats.Hits += uint64(res.alerts)
+		p.stats.Tagged += uint64(res.tagged)
+		p.room.Broadcast()
+		p.mu.Unlock()
 	}
 	var more []store.HitRecord
 	var err error
@@ -159,22 +197,19 @@ func (p *Pipeline) flush(ctx context.Context, final bool) error {
 		p.fail(err)
 		return err
 	}
-	recs := append(res.recs, more...)
-	if !p.opts.NoIncidents && len(recs) > 0 {
+	p.mu.Lock()
+	p.stats.Hits += uint64(countHits(more))
+	p.mu.Unlock()
+	if !p.opts.NoIncidents {
 		var io incidents.Options
 		if p.opts.Incidents != nil {
 			io = *p.opts.Incidents
 		}
-		if _, err := incidents.RefreshHits(ctx, p.st, recs, io); err != nil {
+		if _, err := incidents.RefreshPending(ctx, p.st, io); err != nil {
 			p.fail(err)
 			return err
 		}
 	}
-	p.mu.Lock()
-	p.stats.Stored += uint64(len(events))
-	p.stats.Hits += uint64(res.alerts + countHits(more))
-	p.stats.Tagged += uint64(res.tagged)
-	p.mu.Unlock()
 	return nil
 }
 
@@ -207,7 +242,12 @@ func (p *Pipeline) loop() {
 		case <-p.stop:
 			return
 		case <-t.C:
-			p.Flush(context.Background())
+			p.mu.Lock()
+			wait := time.Now().Before(p.retryAt)
+			p.mu.Unlock()
+			if !wait {
+				p.Flush(context.Background())
+			}
 		}
 	}
 }
@@ -219,7 +259,11 @@ func (p *Pipeline) Stats() Stats {
 	return p.stats
 }
 
-// Close stops the timer and stores what is still queued.
+// closeAttempts is how many times Close tries to store what is queued.
+const closeAttempts = 5
+
+// Close stops the timer and stores what is still queued, retrying a failing
+// store a few times; what it could not store is reported in the error.
 func (p *Pipeline) Close() error {
 	select {
 	case <-p.stop:
@@ -228,5 +272,25 @@ func (p *Pipeline) Close() error {
 	}
 	close(p.stop)
 	<-p.done
-	return p.flush(context.Background(), true)
+	var err error
+	for i := range closeAttempts {
+		if err = p.flush(context.Background(), true); err == nil {
+			break
+		}
+		if i < closeAttempts-1 {
+			p.mu.Lock()
+			wait := time.Until(p.retryAt)
+			p.mu.Unlock()
+			time.Sleep(max(wait, 0))
+		}
+	}
+	p.mu.Lock()
+	p.closed = true
+	left := len(p.pending)
+	p.room.Broadcast()
+	p.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("pipeline: %d event(s) not stored: %w", left, err)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"hash/fnv"
 	"strconv"
 	"strings"
 
@@ -16,23 +17,48 @@ import (
 // same id, so detecting again over the same events adds no duplicates.
 var hitNamespace = uuid.MustParse("6f1c2a4e-3b7d-4f8a-9c0e-51a7d2b8e9f3")
 
-// HitID returns the hit's id: a name-based (v5) UUID of the rule and the
-// event's identity (host, source, record, time, pid).
+// HitID returns the hit's id: a name-based (v5) UUID of the rule and what
+// the hit is on. For a process start stored with its identity, that is the
+// process (ProcessKey): a process recorded by two sources (Sysmon EID 1 and
+// Security 4688) is one process, and one rule's hits on it are one hit. For
+// any other event it is the event's content: host, source, time, pid, GUID,
+// event ID, the record id when the source numbers its records for real
+// (Windows EventRecordID, audit serial; not a line number) and a hash of its
+// fields, so the same record read again, from any file, gives the same id.
 func HitID(ruleID string, ev *telemetry.Event) string {
 	var b strings.Builder
 	b.WriteString(ruleID)
 	b.WriteByte(0)
 	b.WriteString(ev.Host)
 	b.WriteByte(0)
+	if ev.Kind == telemetry.KindExec && ev.ProcessKey != "" {
+		b.WriteString("process")
+		b.WriteByte(0)
+		b.WriteString(ev.ProcessKey)
+		return uuid.NewSHA1(hitNamespace, []byte(b.String())).String()
+	}
 	b.WriteString(string(ev.Source))
 	b.WriteByte(0)
-	b.WriteString(strconv.FormatInt(ev.RecordID, 10))
+	if _, ok := ev.Fields.Get("EventRecordID"); ok || ev.Source == telemetry.SourceAuditd {
+		b.WriteString(strconv.FormatInt(ev.RecordID, 10))
+	}
 	b.WriteByte(0)
 	b.WriteString(strconv.FormatInt(ev.Time.UnixNano(), 10))
 	b.WriteByte(0)
 	b.WriteString(strconv.FormatInt(ev.PID, 10))
 	b.WriteByte(0)
 	b.WriteString(ev.ProcessGUID)
+	b.WriteByte(0)
+	b.WriteString(strconv.Itoa(ev.EventID))
+	b.WriteByte(0)
+	h := fnv.New64a()
+	for k, v := range ev.Fields.All() {
+		h.Write([]byte(k))
+		h.Write([]byte{0})
+		h.Write([]byte(v))
+		h.Write([]byte{0})
+	}
+	b.WriteString(strconv.FormatUint(h.Sum64(), 16))
 	return uuid.NewSHA1(hitNamespace, []byte(b.String())).String()
 }
 

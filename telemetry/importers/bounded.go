@@ -73,3 +73,6 @@ func (b *boundedReader) Offset() int64 {
 
 // Close closes the file.
 func (b *boundedReader) Close() error { return b.r.Close() }
+
+// Notices passes on what the reader under b corrected in its file.
+func (b *boundedReader) Notices() []string { return Notices(b.r) }

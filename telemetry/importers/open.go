@@ -20,6 +20,7 @@ type config struct {
 	host         string // override for every event when hostOverride
 	hostOverride bool
 	defaultHost  string // used when a record names no host
+	clock        *clockFix
 }
 
 // WithHost sets every event's host_identifier to name, whatever the records
@@ -146,7 +147,56 @@ func openStream(name string, size int64, pos *countingReader, rs io.ReadSeeker, 
 		}
 		return nil, "", fmt.Errorf("importers: %s: %w", name, err)
 	}
+	if format == FormatSysmonEVTX || format == FormatSysmonJSON {
+		// The clock correction learns a host's offset from its first
+		// Sysmon record; a plain file is read ahead for it, so records
+		// before that one are corrected too. A compressed stream or an
+		// archive member is not re-read: its records before the first
+		// Sysmon one keep their time.
+		cfg.clock = newClockFix()
+		if rs != nil && closer == c {
+			prescanClock(name, format, *cfg)
+		}
+	}
 	return &boundedReader{r: r, pos: pos}, format, nil
+}
+
+// prescanClock reads the start of a Windows recording, up to the first
+// Sysmon record that tells its host's clock offset (or prescanRecords
+// records), so the records before it are corrected too. A file it cannot
+// read is left to the reader proper to report.
+func prescanClock(path string, format Format, cfg config) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	pre := cfg
+	pre.clock = newClockFix()
+	var r telemetry.Reader
+	switch format {
+	case FormatSysmonEVTX:
+		r, err = newEVTXReader(f, f, path, &pre)
+	case FormatSysmonJSON:
+		r = newWinJSONReader(f, bufio.NewReaderSize(f, readBufferSize), path, &pre)
+	}
+	if err != nil {
+		return
+	}
+	var ev telemetry.Event
+	for range prescanRecords {
+		err := NextInto(r, &ev)
+		if err == io.EOF || len(pre.clock.offsets) > 0 {
+			break
+		}
+		var re *telemetry.RecordError
+		if err != nil && !errors.As(err, &re) {
+			break
+		}
+	}
+	for h, d := range pre.clock.offsets {
+		cfg.clock.offsets[h] = d
+	}
 }
 
 // IntoReader is a Reader that can decode the next event into one the caller

@@ -73,7 +73,17 @@ func (c *config) winEvent(f telemetry.Fields, sysTime time.Time, recordID int64,
 	e.Channel = channel
 	e.Host = c.hostFor(host)
 	e.Fields = f
-	e.Time = eventTime(&w, sysTime)
+	var utc bool
+	var created time.Time
+	e.Time, utc, created = eventTime(&w, sysTime)
+	if c.clock != nil {
+		switch {
+		case utc && !created.IsZero() && isSysmon(channel, provider):
+			c.clock.learn(e.Host, e.Time, created)
+		case !utc:
+			c.clock.fix(&e)
+		}
+	}
 	e.RecordID = recordID
 	if r := w[kEventRecordID]; r != "" {
 		if n, err := strconv.ParseInt(r, 10, 64); err == nil {
@@ -169,21 +179,24 @@ func parseID(s string) int64 {
 	return int64(n)
 }
 
-// eventTime picks the event's time: Sysmon's UtcTime, else the System
-// TimeCreated, else the flat form's @timestamp or TimeCreated.
-func eventTime(w *winFields, sysTime time.Time) time.Time {
-	if t, ok := parseWinTime(w[kUtcTime]); ok {
-		return t
-	}
+// eventTime picks the event's time: Sysmon's UtcTime (utc true), else the
+// System TimeCreated, else the flat form's @timestamp or TimeCreated;
+// created is the latter (zero when absent).
+func eventTime(w *winFields, sysTime time.Time) (t time.Time, utc bool, created time.Time) {
 	if !sysTime.IsZero() {
-		return sysTime.UTC()
-	}
-	for _, k := range [...]int{kSystemTime, kTimeCreatedSystemTime, kAtTimestamp, kTimeCreated} {
-		if t, ok := parseWinTime(w[k]); ok {
-			return t
+		created = sysTime.UTC()
+	} else {
+		for _, k := range [...]int{kSystemTime, kTimeCreatedSystemTime, kAtTimestamp, kTimeCreated} {
+			if t, ok := parseWinTime(w[k]); ok {
+				created = t
+				break
+			}
 		}
 	}
-	return time.Time{}
+	if t, ok := parseWinTime(w[kUtcTime]); ok {
+		return t, true, created
+	}
+	return created, false, created
 }
 
 // parseWinTime reads Sysmon's "2006-01-02 15:04:05.000" (UTC) or RFC 3339.

@@ -33,7 +33,9 @@ func TestSysmonFlatJSON(t *testing.T) {
 	eq(t, "4688 LogonID", sec.LogonID, "0xc61d9")
 	eq(t, "4688 Cmdline", sec.Cmdline, `bitsadmin.exe  /transfer /Download /priority Foreground https://raw.githubusercontent.com/redcanaryco/atomic-red-team/master/atomics/T1197/T1197.md C:\Users\wardog\AppData\Local\Temp\bitsadmin1_flag.ps1`)
 	eq(t, "4688 Host", sec.Host, "WORKSTATION5")
-	eq(t, "4688 Time", sec.Time, time.Date(2020, 10, 23, 2, 36, 43, 542e6, time.UTC))
+	// TimeCreated says 02:36:43.542Z, but the file's Sysmon records show it
+	// 4 h behind their UtcTime: corrected.
+	eq(t, "4688 Time", sec.Time, time.Date(2020, 10, 23, 6, 36, 43, 542e6, time.UTC))
 	eq(t, "4688 RecordID (line)", sec.RecordID, 1)
 	eq(t, "4688 UID", sec.UID, telemetry.Unknown)
 	eq(t, "4688 Fields[NewProcessId]", sec.Field("NewProcessId"), "0x242c")

@@ -32,16 +32,27 @@ func fromUnixNano(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
+// encodeArgs is the args column of e: JSON, or nil.
+func encodeArgs(e *telemetry.Event) any {
+	if len(e.Args) == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(e.Args)
+	return string(b)
+}
+
+// encodeFields is the fields column of e: JSON, or nil.
+func encodeFields(e *telemetry.Event) any {
+	if e.Fields.Len() == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(e.Fields)
+	return string(b)
+}
+
+// bindEvent fills args with e's insertColumns, but for args (12) and fields
+// (34), which the caller encodes once (encodeArgs, encodeFields).
 func bindEvent(args []any, e *telemetry.Event, tags string) {
-	var argsJSON, fieldsJSON any
-	if len(e.Args) > 0 {
-		b, _ := json.Marshal(e.Args)
-		argsJSON = string(b)
-	}
-	if e.Fields.Len() > 0 {
-		b, _ := json.Marshal(e.Fields)
-		fieldsJSON = string(b)
-	}
 	partial := 0
 	if e.Partial {
 		partial = 1
@@ -58,7 +69,7 @@ func bindEvent(args []any, e *telemetry.Event, tags string) {
 	args[9] = e.PPID
 	args[10] = e.Path
 	args[11] = e.Cmdline
-	args[12] = argsJSON
+	args[12] = nil
 	args[13] = e.Cwd
 	args[14] = e.Comm
 	args[15] = e.UID
@@ -80,7 +91,7 @@ func bindEvent(args []any, e *telemetry.Event, tags string) {
 	args[31] = e.OriginalFileName
 	args[32] = e.Hashes
 	args[33] = partial
-	args[34] = fieldsJSON
+	args[34] = nil
 	args[35] = tags
 	args[36] = e.ProcessKey
 	args[37] = boolInt(e.Truncated)

@@ -78,36 +78,8 @@ const hitColumns = `hit_id, technique_id, time, host, rule_id, rule_title, rule_
 // technique_id) is already stored is left as it is, so re-running detection
 // over the same events does not duplicate hits.
 func (s *Store) AppendHits(ctx context.Context, hits []HitRecord) error {
-	if len(hits) == 0 {
-		return nil
-	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store hits: %w", err)
-	}
-	stmt, err := tx.PrepareContext(ctx, "INSERT OR IGNORE INTO hits ("+hitColumns+", stored_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
-	if err != nil {
-		tx.Rollback()
-		return fmt.Errorf("store hits: %w", err)
-	}
-	defer stmt.Close()
-	now := s.now().UnixNano()
-	for i := range hits {
-		h := &hits[i]
-		_, err := stmt.ExecContext(ctx, h.HitID, h.TechniqueID, unixNano(h.Time), h.Host, h.RuleID, h.RuleTitle,
-			h.RuleAuthor, h.RuleSource, h.TechniqueName, h.Tactic, h.Severity, h.Confidence, h.Description,
-			h.Recommendations, h.EID, h.PID, h.Path, h.Cmdline, h.ParentPath, h.Username, h.Source, now)
-		if err != nil {
-			tx.Rollback()
-			return fmt.Errorf("store hit %d of %d: %w", i+1, len(hits), err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit %d hits: %w", len(hits), err)
-	}
-	return nil
+	_, err := s.SaveHits(ctx, hits, nil)
+	return err
 }
 
 // HitFilter selects stored hits; zero fields do not filter.

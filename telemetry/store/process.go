@@ -60,6 +60,12 @@ func (s *Store) ExecByGUID(ctx context.Context, host, guid string) (StoredEvent,
 		guid, host, int64(telemetry.KindExec))
 }
 
+// ExecByKey returns the latest stored start of the process whose
+// process_key is key.
+func (s *Store) ExecByKey(ctx context.Context, key string) (StoredEvent, bool, error) {
+	return s.queryOne(ctx, "read process "+key, "process_key = ? AND kind = ? ORDER BY eid DESC", key, int64(telemetry.KindExec))
+}
+
 // LatestExec returns the last start of pid on host at or before t: the
 // process that had that pid at t, if it was still running (see FirstExit).
 func (s *Store) LatestExec(ctx context.Context, host string, pid int64, t time.Time) (StoredEvent, bool, error) {

@@ -33,7 +33,9 @@ func (f Filter) where() (string, []any) {
 	in(&w, "pid", f.PIDs)
 	in(&w, "path", f.Paths)
 	in(&w, "host", f.Hosts)
-	in(&w, "source", f.Sources)
+	// A merged process start lists its sources ("security4688,sysmon").
+	anyOf(&w, "(source = ? OR ',' || source || ',' LIKE ?)", f.Sources,
+		func(v string) []any { return []any{v, "%," + v + ",%"} })
 	in(&w, "kind", f.Kinds)
 	anyOf(&w, "path LIKE ?", f.PathLike, func(p string) []any { return []any{p} })
 	return w.sql()
@@ -142,6 +144,16 @@ func (s *Store) EnforceRetention(ctx context.Context) (RetentionResult, error) {
 		}
 	}
 	if res.DeletedByAge+res.DeletedBySize > 0 {
+		// The identities and processes of the events gone go with them.
+		for _, q := range []string{
+			"DELETE FROM merged_records WHERE eid < (SELECT coalesce(min(eid), 1 << 62) FROM events)",
+			"DELETE FROM processes WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.process_key = processes.process_key)",
+		} {
+			if _, err := s.write.ExecContext(ctx, q); err != nil {
+				return res, fmt.Errorf("retention: %w", err)
+			}
+		}
+		s.procs = newProcCache()
 		if _, err := s.write.ExecContext(ctx, "PRAGMA incremental_vacuum"); err != nil {
 			return res, fmt.Errorf("retention: give back pages: %w", err)
 		}

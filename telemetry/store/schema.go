@@ -2,7 +2,7 @@ package store
 
 // schemaVersion is kept in PRAGMA user_version; a store written by a newer
 // Quarry is refused rather than misread.
-const schemaVersion = 2
+const schemaVersion = 3
 
 // schema creates the events table and its indexes. time is Unix nanoseconds
 // (UTC); eid is the row id, increasing with insertion.
@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS events (
 	fields TEXT,
 	techniques TEXT NOT NULL DEFAULT '',
 	process_key TEXT NOT NULL DEFAULT '',
-	truncated INTEGER NOT NULL DEFAULT 0
+	truncated INTEGER NOT NULL DEFAULT 0,
+	rkey BLOB
 );
 CREATE INDEX IF NOT EXISTS events_time ON events(time);
 CREATE INDEX IF NOT EXISTS events_pid ON events(pid, time);
@@ -61,6 +62,44 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 `
 
+// identitySchema (version 3) holds what makes a store idempotent and gives
+// each real process one identity:
+//   - events.rkey is the stored record's identity (see recordKey); a record
+//     merged into another event's row (a Security 4688 into its Sysmon EID 1
+//     row) keeps its identity in merged_records, pointing at that row.
+//   - processes has one row per process_key: its host, pid, start (Unix ns;
+//     for a process seen only through its other events, the first of them),
+//     normalized GUID, the eid of its merged start row (0 when no start is
+//     stored) and the sources that recorded its start.
+//   - incident_pending lists where hits landed whose incidents are not yet
+//     regrouped: written in the hits' transaction, cleared once regrouped, so
+//     a crash in between is caught up later.
+const identitySchema = `
+CREATE UNIQUE INDEX IF NOT EXISTS events_rkey ON events(rkey) WHERE rkey IS NOT NULL;
+CREATE TABLE IF NOT EXISTS merged_records (
+	rkey BLOB PRIMARY KEY,
+	eid INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS merged_records_eid ON merged_records(eid);
+CREATE TABLE IF NOT EXISTS processes (
+	process_key TEXT PRIMARY KEY,
+	host TEXT NOT NULL,
+	pid INTEGER NOT NULL,
+	start INTEGER NOT NULL,
+	guid TEXT NOT NULL DEFAULT '',
+	eid INTEGER NOT NULL DEFAULT 0,
+	sources TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS processes_pid ON processes(host, pid, start);
+CREATE INDEX IF NOT EXISTS processes_guid ON processes(host, guid) WHERE guid != '';
+CREATE TABLE IF NOT EXISTS incident_pending (
+	id INTEGER PRIMARY KEY,
+	host TEXT NOT NULL,
+	lo INTEGER NOT NULL,
+	hi INTEGER NOT NULL
+);
+`
+
 // columns lists the events columns an insert fills, in order.
 const insertColumns = `time, kind, source, host, category, event_id, channel, record_id,
 	pid, ppid, path, cmdline, args, cwd, comm, uid, euid, gid, egid, auid, username, logon_id,
@@ -71,3 +110,7 @@ const insertParams = 38
 
 // selectColumns is what a read returns, in StoredEvent order.
 const selectColumns = `eid, ` + insertColumns
+
+// insertKeyedColumns is what a batch insert fills: insertColumns, the
+// record's identity and its eid (assigned by the batch).
+const insertKeyedColumns = insertColumns + `, rkey, eid`

@@ -40,6 +40,7 @@ type Store struct {
 	read   *sql.DB // readers, query_only
 	insert *sql.Stmt
 	wmu    sync.Mutex
+	procs  *procCache // under wmu
 	// readOnly is set by OpenReadOnly: write and read are one read-only
 	// pool and insert is nil.
 	readOnly bool
@@ -115,7 +116,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("open event store %s: %w", path, err)
 	}
 	w.SetMaxOpenConns(1)
-	s := &Store{path: path, write: w, maxAge: cfg.maxAge, maxBytes: cfg.maxBytes, now: cfg.now}
+	s := &Store{path: path, write: w, procs: newProcCache(), maxAge: cfg.maxAge, maxBytes: cfg.maxBytes, now: cfg.now}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -131,17 +132,12 @@ func Open(path string, opts ...Option) (*Store, error) {
 	r.SetMaxOpenConns(cfg.readers)
 	r.SetMaxIdleConns(cfg.readers)
 	s.read = r
-	s.insert, err = w.Prepare(insertSQL())
+	s.insert, err = w.Prepare(insertKeyedSQL())
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open event store %s: prepare insert: %w", path, err)
 	}
 	return s, nil
-}
-
-func insertSQL() string {
-	return "INSERT INTO events (" + insertColumns + ") VALUES (" +
-		strings.TrimSuffix(strings.Repeat("?,", insertParams), ",") + ")"
 }
 
 func (s *Store) migrate() error {
@@ -152,23 +148,25 @@ func (s *Store) migrate() error {
 	if v > schemaVersion {
 		return fmt.Errorf("store schema version %d is newer than this Quarry's (%d)", v, schemaVersion)
 	}
-	if v == 1 {
-		// Version 2 added events.process_key and events.truncated (filled
-		// for events stored from then on).
-		for _, col := range []string{"process_key TEXT NOT NULL DEFAULT ''", "truncated INTEGER NOT NULL DEFAULT 0"} {
+	if v >= 1 {
+		// Version 2 added events.process_key and events.truncated, version 3
+		// events.rkey (each filled for events stored from then on; older
+		// rows keep an empty process key and no identity, so re-importing
+		// what an older Quarry stored stores it again).
+		for _, col := range []string{"process_key TEXT NOT NULL DEFAULT ''", "truncated INTEGER NOT NULL DEFAULT 0", "rkey BLOB"} {
 			name, _, _ := strings.Cut(col, " ")
 			var has int
 			if err := s.write.QueryRow("SELECT count(*) FROM pragma_table_info('events') WHERE name = ?", name).Scan(&has); err != nil {
-				return fmt.Errorf("migrate schema 1 to 2: %w", err)
+				return fmt.Errorf("migrate schema %d to %d: %w", v, schemaVersion, err)
 			}
 			if has == 0 {
 				if _, err := s.write.Exec("ALTER TABLE events ADD COLUMN " + col); err != nil {
-					return fmt.Errorf("migrate schema 1 to 2: add %s: %w", name, err)
+					return fmt.Errorf("migrate schema %d to %d: add %s: %w", v, schemaVersion, name, err)
 				}
 			}
 		}
 	}
-	if _, err := s.write.Exec(schema + hitsSchema + incidentsSchema); err != nil {
+	if _, err := s.write.Exec(schema + hitsSchema + incidentsSchema + identitySchema); err != nil {
 		return fmt.Errorf("create schema: %w", err)
 	}
 	if err := s.addDetectedAt(); err != nil {
@@ -196,8 +194,10 @@ func (s *Store) Close() error {
 // FilePath returns the store's database file.
 func (s *Store) FilePath() string { return s.path }
 
-// Append writes events in one transaction: all of them are stored, or none.
-// It returns the eid of the first one (the others follow in order).
+// Append writes events in one transaction: all of them are stored, or none
+// (see StoreBatch: a record stored before is not stored again, a start
+// record of a process another source recorded merges into its row). It
+// returns the eid of the first event's row.
 func (s *Store) Append(ctx context.Context, events []telemetry.Event) (int64, error) {
 	return s.AppendTagged(ctx, events, nil)
 }
@@ -205,45 +205,15 @@ func (s *Store) Append(ctx context.Context, events []telemetry.Event) (int64, er
 // AppendTagged is Append with each event's technique tags (comma-separated
 // technique IDs, from informational detections); tags may be nil.
 func (s *Store) AppendTagged(ctx context.Context, events []telemetry.Event, tags []string) (int64, error) {
-	if len(events) == 0 {
-		return 0, nil
+	var detect DetectFunc
+	if tags != nil {
+		detect = func([]telemetry.Event, []Stored) ([]string, []HitRecord, error) { return tags, nil, nil }
 	}
-	if s.readOnly {
-		return 0, fmt.Errorf("store events in %s: %w", s.path, ErrReadOnly)
+	res, err := s.StoreBatch(ctx, events, detect)
+	if err != nil || len(res.Stored) == 0 {
+		return 0, err
 	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, fmt.Errorf("store events: %w", err)
-	}
-	stmt := tx.StmtContext(ctx, s.insert)
-	args := make([]any, insertParams)
-	var first int64
-	for i := range events {
-		tag := ""
-		if i < len(tags) {
-			tag = tags[i]
-		}
-		bindEvent(args, &events[i], tag)
-		res, err := stmt.ExecContext(ctx, args...)
-		if err != nil {
-			tx.Rollback()
-			return 0, fmt.Errorf("store event %d of %d: %w", i+1, len(events), err)
-		}
-		if i == 0 {
-			first, _ = res.LastInsertId()
-		}
-	}
-	last := first + int64(len(events)) - 1
-	if _, err := tx.ExecContext(ctx, "INSERT OR REPLACE INTO batches (last_eid, stored_at) VALUES (?, ?)", last, s.now().UnixNano()); err != nil {
-		tx.Rollback()
-		return 0, fmt.Errorf("store events: record batch: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("commit %d events: %w", len(events), err)
-	}
-	return first, nil
+	return res.Stored[0].EID, nil
 }
 
 // Count returns the number of stored events.
@@ -256,35 +226,8 @@ func (s *Store) Count(ctx context.Context) (int64, error) {
 // TagEvents adds technique IDs to stored events' techniques (kept sorted and
 // distinct), in one transaction.
 func (s *Store) TagEvents(ctx context.Context, tags map[int64][]string) error {
-	if len(tags) == 0 {
-		return nil
-	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("tag events: %w", err)
-	}
-	for eid, ids := range tags {
-		var cur string
-		err := tx.QueryRowContext(ctx, "SELECT techniques FROM events WHERE eid = ?", eid).Scan(&cur)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue // trimmed by retention meanwhile
-		}
-		if err != nil {
-			tx.Rollback()
-			return fmt.Errorf("tag event %d: %w", eid, err)
-		}
-		merged := mergeTags(cur, ids)
-		if merged == cur {
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, "UPDATE events SET techniques = ? WHERE eid = ?", merged, eid); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("tag event %d: %w", eid, err)
-		}
-	}
-	return tx.Commit()
+	_, err := s.SaveHits(ctx, nil, tags)
+	return err
 }
 
 func mergeTags(cur string, add []string) string {

@@ -1,0 +1,80 @@
+package pipeline_test
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/quarry-sec/quarry/detections/pipeline"
+	"github.com/quarry-sec/quarry/telemetry/store"
+)
+
+// A store that fails (a trigger refusing inserts, as a full disk would)
+// loses nothing: the pipeline keeps the batch, retries it, and Add blocks
+// once MaxPending events wait; when the store recovers everything is
+// stored once.
+func TestPipelineRetriesAndBlocks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.db")
+	st, err := store.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TRIGGER refuse BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'refused (test)'); END`); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 100)
+	p := pipeline.New(st, nil, pipeline.Options{FlushInterval: 5 * time.Millisecond, BatchSize: 4, MaxPending: 8,
+		MaxRetryInterval: 20 * time.Millisecond, OnError: func(err error) {
+			select {
+			case errs <- err:
+			default:
+			}
+		}})
+	added := make(chan int, 20)
+	go func() {
+		for i := range 12 {
+			p.Add(linuxExec(int64(100+i), "/usr/bin/ls", "ls", "/bin/sh"))
+			added <- i
+		}
+		close(added)
+	}()
+	// The store fails a few times; meanwhile Add stops at MaxPending.
+	for range 3 {
+		if err := <-errs; err == nil {
+			t.Fatal("nil error")
+		}
+	}
+	n := 0
+	for len(added) > 0 {
+		<-added
+		n++
+	}
+	if n > 8 {
+		t.Fatalf("Add returned %d times with the store failing and MaxPending 8", n)
+	}
+	if s := p.Stats(); s.Stored != 0 || s.Errors < 3 {
+		t.Fatalf("stats while failing: %+v", s)
+	}
+	if _, err := db.Exec(`DROP TRIGGER refuse`); err != nil {
+		t.Fatal(err)
+	}
+	for range added {
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := st.Count(context.Background()); err != nil || c != 12 {
+		t.Fatalf("%d events stored after recovery (%v), want 12", c, err)
+	}
+	if s := p.Stats(); s.Stored != 12 {
+		t.Fatalf("stats %+v", s)
+	}
+}

@@ -1,0 +1,91 @@
+package importers
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quarry-sec/quarry/telemetry"
+)
+
+func writeLines(t *testing.T, lines ...string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "rec.json")
+	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const (
+	sec4688 = `{"EventID":4688,"Channel":"Security","Hostname":"%s","TimeCreated":"%s","NewProcessName":"C:\\a.exe","NewProcessId":"0x10","ProcessId":"0x4"}`
+	sysmon1 = `{"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","Hostname":"%s","TimeCreated":"%s","UtcTime":"%s","Image":"C:\\a.exe","ProcessId":"16","ProcessGuid":"{a}"}`
+)
+
+func f(format string, args ...any) string { return fmt.Sprintf(format, args...) }
+
+func readAllWithReader(t *testing.T, path string) ([]telemetry.Event, []*telemetry.RecordError, telemetry.Reader) {
+	t.Helper()
+	r, _, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	evs, errs := readAll(t, r)
+	return evs, errs, r
+}
+
+// A file whose Sysmon records show TimeCreated 4 h behind UtcTime has its
+// records without UtcTime corrected, those before the first Sysmon record
+// too, on that host only; the reader says so once.
+func TestClockOffsetCorrected(t *testing.T) {
+	path := writeLines(t,
+		f(sec4688, "WS5", "2020-10-22T02:57:59.856Z"),
+		f(sysmon1, "WS5", "2020-10-22T02:57:59.857Z", "2020-10-22 06:57:59.855"),
+		f(sec4688, "WS5", "2020-10-22T03:00:00.000Z"),
+		f(sec4688, "OTHER", "2020-10-22T03:00:00.000Z"),
+	)
+	evs, errs, r := readAllWithReader(t, path)
+	if len(errs) > 0 || len(evs) != 4 {
+		t.Fatalf("%d events, %v", len(evs), errs)
+	}
+	want := []time.Time{
+		time.Date(2020, 10, 22, 6, 57, 59, 856e6, time.UTC),
+		time.Date(2020, 10, 22, 6, 57, 59, 855e6, time.UTC),
+		time.Date(2020, 10, 22, 7, 0, 0, 0, time.UTC),
+		time.Date(2020, 10, 22, 3, 0, 0, 0, time.UTC),
+	}
+	for i, w := range want {
+		if !evs[i].Time.Equal(w) {
+			t.Errorf("event %d: %v, want %v", i, evs[i].Time, w)
+		}
+	}
+	n := Notices(r)
+	if len(n) != 1 || !strings.Contains(n[0], "4h0m behind UtcTime on host WS5; corrected (2 record") {
+		t.Fatalf("notices %q", n)
+	}
+}
+
+// Times that agree, or differ by other than whole quarter hours, are left
+// alone.
+func TestClockOffsetNotApplied(t *testing.T) {
+	for _, utc := range []string{"2020-10-22 02:57:59.855", "2020-10-22 03:05:00.000"} {
+		path := writeLines(t,
+			f(sysmon1, "WS5", "2020-10-22T02:57:59.857Z", utc),
+			f(sec4688, "WS5", "2020-10-22T03:00:00.000Z"),
+		)
+		evs, errs, r := readAllWithReader(t, path)
+		if len(errs) > 0 || len(evs) != 2 {
+			t.Fatalf("%d events, %v", len(evs), errs)
+		}
+		if w := time.Date(2020, 10, 22, 3, 0, 0, 0, time.UTC); !evs[1].Time.Equal(w) {
+			t.Errorf("UtcTime %s: 4688 at %v, want %v", utc, evs[1].Time, w)
+		}
+		if n := Notices(r); len(n) != 0 {
+			t.Errorf("notices %q", n)
+		}
+	}
+}
