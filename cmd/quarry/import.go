@@ -132,7 +132,7 @@ Formats:
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&hostName, "host", "", "host_identifier for every imported event (default: the record's own host name)")
+	cmd.Flags().StringVar(&hostName, "host", "", "host_identifier for every imported event (default: the record's own host name, else this machine's, said in the summary)")
 	cmd.Flags().StringVar(&format, "format", "auto", "recording format (see above)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	cmd.Flags().BoolVar(&noDetect, "no-detect", false, "store the events without running detection")

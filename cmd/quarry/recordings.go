@@ -73,7 +73,6 @@ func newFileBar(w io.Writer, in importers.Input, format importers.Format, r tele
 		progressbar.OptionEnableColorCodes(color),
 		progressbar.OptionSetDescription(name),
 		progressbar.OptionShowBytes(true),
-		progressbar.OptionShowIts(),
 		progressbar.OptionSetWidth(30),
 		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionClearOnFinish(),
