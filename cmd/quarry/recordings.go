@@ -64,10 +64,10 @@ func newFileBar(w io.Writer, in importers.Input, format importers.Format, r tele
 		size = -1
 	}
 	color := w != io.Discard
-	name := b.name
 	if color {
-		name = "[cyan]" + name + "[reset]"
+		b.name = "[cyan]" + b.name + "[reset]"
 	}
+	name := b.name
 	b.bar = progressbar.NewOptions64(size,
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionEnableColorCodes(color),
