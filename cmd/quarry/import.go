@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/quarry-sec/quarry/detections/incidents"
@@ -34,12 +33,17 @@ func (a *app) importCommand() *cobra.Command {
 		formatsHelp = append(formatsHelp, string(f)+": "+f.Description())
 	}
 	cmd := &cobra.Command{
-		Use:   "import [--host NAME] [--format auto|FORMAT] [--no-detect] [rule flags] FILE...",
+		Use:   "import [--host NAME] [--format auto|FORMAT] [--no-detect] [rule flags] FILE|DIR...",
 		Short: "Import recorded telemetry (Sysmon EVTX/JSON, Security 4688, auditd) into the event store",
 		Long: `Import recordings into the event store, where process_events serves them.
 The format is detected from each file's content unless --format forces one.
-A malformed record is counted and reported with its line or record number;
-the rest of the file is still imported.
+A directory imports every file under it in a known format (the others are
+listed as skipped); gzip files and zip archives are read through. A malformed
+record is counted and reported with its line or record number; the rest of the
+file is still imported. Values are bounded (command lines and script text at
+32 KiB, other values at 4 KiB; process_events.truncated marks a cut event).
+Events whose record names no host get --host, else this machine's name, and
+the summary says which hosts were used.
 
 Detection runs on what is imported, as on live events: medium and higher hits
 become ioa_hits rows, informational and low ones tag their events, and the
@@ -80,7 +84,7 @@ Formats:
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
-			opts := []importers.Option{importers.WithFormat(f), importers.WithDefaultHost(host.Identifier())}
+			opts := []importers.Option{importers.WithFormat(f)}
 			if hostName != "" {
 				opts = append(opts, importers.WithHost(hostName))
 			}
@@ -88,14 +92,21 @@ Formats:
 			if f, ok := progress.(*os.File); quiet || !ok || !isTerminal(f) {
 				progress = io.Discard // a progress bar is for a person at a terminal
 			}
-			sum := importSummary{skipped: map[string]int{}, det: det}
-			var failed []string
-			for _, path := range args {
-				if err := a.importFile(ctx, path, opts, progress, &sum); err != nil {
+			sum := importSummary{skipped: map[string]int{}, det: det, hosts: hostFill{fallback: host.Identifier()}, override: hostName != ""}
+			ins, skippedFiles, failed := recordings(args, cmd.ErrOrStderr())
+			sum.skippedFiles = skippedFiles
+			total := len(ins) + len(failed)
+			for _, in := range ins {
+				if err := a.importFile(ctx, in, opts, progress, &sum); err != nil {
 					// A file that cannot be read is reported; the others are
-					// still imported, and the exit code says one failed.
+					// still imported, and the exit code says one failed. A
+					// damaged recording is a warning.
+					if isWarning(err) {
+						fmt.Fprintf(cmd.ErrOrStderr(), "quarry: warning: %v\n", err)
+						continue
+					}
 					fmt.Fprintf(cmd.ErrOrStderr(), "quarry: %v\n", err)
-					failed = append(failed, path)
+					failed = append(failed, in.Name)
 					if ctx.Err() != nil {
 						break
 					}
@@ -113,12 +124,15 @@ Formats:
 				return incErr
 			}
 			if len(failed) > 0 {
-				return fmt.Errorf("%d of %d file(s) not imported: %s", len(failed), len(args), strings.Join(failed, ", "))
+				return fmt.Errorf("%d of %d file(s) not imported: %s", len(failed), total, strings.Join(failed, ", "))
+			}
+			if sum.read == 0 {
+				return errors.New("import: no events read")
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&hostName, "host", "", "host_identifier for every imported event (default: the record's own host name)")
+	cmd.Flags().StringVar(&hostName, "host", "", "host_identifier for every imported event (default: the record's own host name, else this machine's, said in the summary)")
 	cmd.Flags().StringVar(&format, "format", "auto", "recording format (see above)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	cmd.Flags().BoolVar(&noDetect, "no-detect", false, "store the events without running detection")
@@ -214,7 +228,10 @@ func (d *importDetection) print(w io.Writer) {
 type importSummary struct {
 	files, read, stored, bad int
 	merged, already          int
+	skippedFiles             int // files of no known format under a directory or in an archive
 	took                     time.Duration
+	hosts                    hostFill       // the hosts events were stored as
+	override                 bool           // --host was given
 	skipped                  map[string]int // reason → count
 	examples                 []string       // the first few bad records, with where
 	notices                  []string       // what the importers corrected (clock offsets)
@@ -237,6 +254,10 @@ func (s *importSummary) print(w io.Writer) {
 	for _, n := range s.notices {
 		fmt.Fprintf(w, "  %s\n", n)
 	}
+	if s.skippedFiles > 0 {
+		fmt.Fprintf(w, "  %d file(s) of no known format passed over (listed above)\n", s.skippedFiles)
+	}
+	s.hosts.print(w, s.override)
 	reasons := make([]string, 0, len(s.skipped))
 	for r := range s.skipped {
 		reasons = append(reasons, r)
@@ -253,34 +274,22 @@ func (s *importSummary) print(w io.Writer) {
 	}
 }
 
-// offsetReader is implemented by readers that know how far into their file
-// they are, for the progress bar.
-type offsetReader interface{ Offset() int64 }
-
-func (a *app) importFile(ctx context.Context, path string, opts []importers.Option, progress io.Writer, sum *importSummary) error {
-	r, format, err := importers.Open(path, opts...)
+func (a *app) importFile(ctx context.Context, in importers.Input, opts []importers.Option, progress io.Writer, sum *importSummary) error {
+	path := in.Name
+	r, format, err := in.Open(opts...)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
 	a.log.Debug().Str("file", path).Str("format", string(format)).Msg("importing")
-	var size int64 = -1
-	if fi, err := os.Stat(path); err == nil {
-		size = fi.Size()
-	}
-	or, hasOffset := r.(offsetReader)
-	if !hasOffset {
-		size = -1
-	}
-	bar := progressbar.NewOptions64(size,
-		progressbar.OptionSetWriter(progress),
-		progressbar.OptionSetDescription(fmt.Sprintf("%s (%s)", shortPath(path), format)),
-		progressbar.OptionShowBytes(hasOffset),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionClearOnFinish(),
-		progressbar.OptionSetPredictTime(hasOffset),
-	)
-	defer bar.Finish()
+	bar := newFileBar(progress, in, format, r)
+	defer bar.finish()
+	read := sum.read
+	defer func() {
+		if sum.read == read && ctx.Err() == nil {
+			fmt.Fprintf(a.stderr, "quarry: warning: %s: no events read\n", path)
+		}
+	}()
 	st, err := a.eventStore()
 	if err != nil {
 		return err
@@ -326,6 +335,7 @@ func (a *app) importFile(ctx context.Context, path string, opts []importers.Opti
 			return fmt.Errorf("%s: %w", path, err)
 		}
 		sum.read++
+		sum.hosts.fill(&ev)
 		batch = append(batch, ev)
 		if len(batch) == importBatch {
 			if err := flush(); err != nil {
@@ -335,12 +345,8 @@ func (a *app) importFile(ctx context.Context, path string, opts []importers.Opti
 				return fmt.Errorf("import of %s interrupted after %d events: %w", path, sum.read, ctx.Err())
 			}
 		}
-		if n%1024 == 0 {
-			if hasOffset {
-				bar.Set64(or.Offset())
-			} else {
-				bar.Add(1024)
-			}
+		if n%1024 == 1023 {
+			bar.update(1024)
 		}
 	}
 	if err := flush(); err != nil {

@@ -171,7 +171,7 @@ technique) goes to standard error with --format json.`,
 	cmd.Flags().StringVar(&layerPath, "layer", "", "write an ATT&CK Navigator layer of hits per technique to FILE")
 	cmd.Flags().StringVar(&attackVersion, "attack", attack.ViewV18, "ATT&CK version of the output's technique names and tactics: 18.1 or 19")
 	cmd.Flags().StringVar(&layerVersion, "layer-attack", attack.ViewV18, "ATT&CK version of the --layer file: 18.1 or 19 (default: --attack's)")
-	cmd.Flags().StringVar(&hostName, "host", "", "host_identifier for the recordings' events (default: the records' own)")
+	cmd.Flags().StringVar(&hostName, "host", "", "host_identifier for the recordings' events (default: the records' own, else this machine's, said in the summary)")
 	cmd.Flags().BoolVar(&fromStore, "store", false, "scan the event store instead of files, storing the hits")
 	cmd.Flags().StringVar(&since, "since", "", "with --store: only events at or after this time (RFC 3339, or a duration ago like 24h)")
 	cmd.Flags().StringVar(&until, "until", "", "with --store: only events before this time")
@@ -222,6 +222,8 @@ type scanner struct {
 	out    io.Writer
 
 	events, hits, bad int
+	hosts             hostFill // hosts the events were read as
+	hostOverride      bool     // --host was given
 	// untagged counts the hits of rules naming no ATT&CK technique.
 	untagged    int
 	bySeverity  map[string]int
@@ -419,6 +421,7 @@ func (s *scanner) printSummary(w io.Writer, rules int, took time.Duration) {
 		fmt.Fprintf(w, ", %d malformed records skipped", s.bad)
 	}
 	fmt.Fprintln(w)
+	s.hosts.print(w, s.hostOverride)
 	if s.hits == 0 {
 		return
 	}
@@ -480,43 +483,55 @@ func (s *scanner) printSummary(w io.Writer, rules int, took time.Duration) {
 }
 
 func (s *scanner) scanFiles(ctx context.Context, paths []string, hostName string, progress, errOut io.Writer) error {
-	opts := []importers.Option{importers.WithDefaultHost(host.Identifier())}
+	var opts []importers.Option
 	if hostName != "" {
 		opts = append(opts, importers.WithHost(hostName))
 	}
-	var failed []string
-	for _, path := range paths {
-		if err := s.scanFile(ctx, path, opts, progress); err != nil {
+	s.hosts.fallback, s.hostOverride = host.Identifier(), hostName != ""
+	ins, _, failed := recordings(paths, errOut)
+	total := len(ins) + len(failed)
+	for _, in := range ins {
+		if err := s.scanFile(ctx, in, opts, progress, errOut); err != nil {
+			if isWarning(err) {
+				fmt.Fprintf(errOut, "quarry: warning: %v\n", err)
+				continue
+			}
 			fmt.Fprintf(errOut, "quarry: %v\n", err)
-			failed = append(failed, path)
+			failed = append(failed, in.Name)
 			if ctx.Err() != nil {
 				break
 			}
 		}
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("%d of %d input(s) not scanned: %s", len(failed), len(paths), strings.Join(failed, ", "))
+		return fmt.Errorf("%d of %d input(s) not scanned: %s", len(failed), total, strings.Join(failed, ", "))
+	}
+	if s.events == 0 && s.bad == 0 {
+		return errors.New("scan: no events read")
 	}
 	return nil
 }
 
-func (s *scanner) scanFile(ctx context.Context, path string, opts []importers.Option, progress io.Writer) error {
-	r, format, err := importers.Open(path, opts...)
+func (s *scanner) scanFile(ctx context.Context, in importers.Input, opts []importers.Option, progress, errOut io.Writer) error {
+	path := in.Name
+	r, format, err := in.Open(opts...)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(progress),
-		progressbar.OptionSetDescription(fmt.Sprintf("%s (%s)", shortPath(path), format)),
-		progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
-	defer bar.Finish()
+	bar := newFileBar(progress, in, format, r)
+	defer bar.finish()
 	s.file = path
 	// Hits copy what they keep (pipeline.Records), so one event is decoded
 	// into again and again without allocating a new one.
 	var ev telemetry.Event
+	good := 0
 	for n := 0; ; n++ {
 		err := importers.NextInto(r, &ev)
 		if errors.Is(err, io.EOF) {
+			if good == 0 {
+				fmt.Fprintf(errOut, "quarry: warning: %s: no events read\n", path)
+			}
 			return nil
 		}
 		var re *telemetry.RecordError
@@ -527,10 +542,12 @@ func (s *scanner) scanFile(ctx context.Context, path string, opts []importers.Op
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
+		good++
+		s.hosts.fill(&ev)
 		s.record = ev.RecordID
 		s.match(&ev, 0)
-		if n%1024 == 0 {
-			bar.Add(1024)
+		if n%1024 == 1023 {
+			bar.update(1024)
 			if ctx.Err() != nil {
 				return fmt.Errorf("scan of %s interrupted: %w", path, ctx.Err())
 			}

@@ -9,4 +9,9 @@
 // Windows EventData field is kept in Event.Fields under its original name,
 // beside the System fields Sigma rules use (EventID, Channel, Computer,
 // Provider_Name), so detections written against Windows names find them.
+//
+// Values are bounded (MaxCommandLine, MaxScriptText, MaxValue; a cut event is
+// Truncated) and readers hold at most MaxRecord bytes of one record, so
+// memory stays flat on pathological input. Inputs expands directories and
+// zip archives into recordings; gzip files are read through.
 package importers

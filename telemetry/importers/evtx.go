@@ -38,7 +38,7 @@ type evtxReader struct {
 func newEVTXReader(f io.ReadSeeker, c io.Closer, path string, cfg *config) (*evtxReader, error) {
 	chunks, err := getChunks(f)
 	if err != nil {
-		return nil, fmt.Errorf("EVTX header: %w", err)
+		return nil, fmt.Errorf("EVTX header: %w: %w", ErrDamaged, err)
 	}
 	return &evtxReader{rs: f, c: c, path: path, cfg: cfg, chunks: chunks}, nil
 }

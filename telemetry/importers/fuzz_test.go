@@ -3,6 +3,7 @@ package importers
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"io"
@@ -151,5 +152,35 @@ func FuzzLineReader(f *testing.F) {
 			}
 		}
 		t.Fatal("line reader did not end")
+	})
+}
+
+// FuzzOpenStream: any bytes, compressed or not, open as a recording or fail
+// with an error, and a reader over them ends.
+func FuzzOpenStream(f *testing.F) {
+	seed(f, "testdata/bad/junk.bin", "testdata/bad/notes.txt", "testdata/security-datasets/arp-cache.log")
+	var gz bytes.Buffer
+	w := gzip.NewWriter(&gz)
+	w.Write([]byte("{\"EventID\":1,\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"CommandLine\":\"x\"}\n"))
+	w.Close()
+	f.Add(gz.Bytes())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cr := &countingReader{r: bytes.NewReader(data)}
+		r, _, err := openStream("fuzz", int64(len(data)), cr, cr, io.NopCloser(nil), &config{})
+		if err != nil {
+			return
+		}
+		defer r.Close()
+		for i := 0; i < 1<<16; i++ {
+			if _, err := r.Next(); errors.Is(err, io.EOF) {
+				return
+			} else if err != nil {
+				var re *telemetry.RecordError
+				if !errors.As(err, &re) {
+					return // a read error ends the stream
+				}
+			}
+		}
+		t.Fatal("reader did not end")
 	})
 }

@@ -104,6 +104,7 @@ func openStream(name string, size int64, pos *countingReader, rs io.ReadSeeker, 
 		br = bufio.NewReaderSize(gz, readBufferSize)
 		rs = nil
 	}
+	plain := rs != nil // a file read as it is: it can be read again
 	format := cfg.format
 	if format == "" || format == FormatAuto {
 		head, _ := br.Peek(sniffSize)
@@ -154,7 +155,7 @@ func openStream(name string, size int64, pos *countingReader, rs io.ReadSeeker, 
 		// archive member is not re-read: its records before the first
 		// Sysmon one keep their time.
 		cfg.clock = newClockFix()
-		if rs != nil && closer == c {
+		if plain {
 			prescanClock(name, format, *cfg)
 		}
 	}

@@ -12,6 +12,10 @@ var (
 	zipMagic  = []byte("PK\x03\x04")
 )
 
+// ErrDamaged marks a recording of a known format that cannot be read (an
+// EVTX file whose header is broken): a caller may warn and go on.
+var ErrDamaged = errors.New("damaged recording")
+
 // errNotSeekable is a Seek on a stream.
 var errNotSeekable = errors.New("not seekable")
 
