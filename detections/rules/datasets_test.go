@@ -78,6 +78,8 @@ var datasetSteps = map[string][]expectation{
 		onEvent("pipe_created_win_remote_exec_tool_pipe.yml", "PipeName", `\PSEXESVC`),
 		onEvent("svc_security_win_ipc_remote_service_pipe.yml", "RelativeTargetName", "PSEXESVC"),
 		onEvent("file_event_win_remote_exec_service_binary.yml", "TargetFilename", "PSEXESVC.exe"),
+		onEvent("registry_add_win_remote_exec_service_key_created.yml", "TargetObject", `\Services\PSEXESVC`),
+		onEvent("file_event_win_reg_hive_saved.yml", "Image", `\reg.exe`),
 	},
 	"sd-T1218.005-mshta-vbscript-powershell": {
 		{rule: "proc_creation_win_mshta_inline_script.yml", step: "vbscript:Execute"},
