@@ -11,6 +11,9 @@ import (
 // The mshta → PowerShell chain is one incident carrying both techniques.
 // The recording holds each process twice, as Sysmon EventID 1 and as
 // Security 4688 (whose clock is four hours off): one incident per source.
+// The lab cleared the Security and System logs before recording (1102,
+// 104): the builtin pack reports each clear on its own, as an incident of
+// T1070.001 alone with no process behind it, set aside here.
 func TestDatasetMshtaPowerShell(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(datasets(t), "sd-T1218.005-mshta-vbscript-powershell", "*.json"))
 	if len(files) == 0 {
@@ -22,12 +25,19 @@ func TestDatasetMshtaPowerShell(t *testing.T) {
 	for _, r := range recs {
 		source[r.HitID] = r.Source
 	}
-	incs := all(t, st)
+	var incs []store.IncidentRecord
+	hits := 0
+	for _, in := range all(t, st) {
+		if in.Techniques == "T1070.001" && in.RootPath == "" {
+			hits += len(in.HitIDs) // the lab's log clearing
+			continue
+		}
+		incs = append(incs, in)
+	}
 	if len(incs) != 2 {
-		t.Fatalf("want 2 incidents (one per source), got %d: %+v", len(incs), incs)
+		t.Fatalf("want 2 incidents (one per source) besides the log clears, got %d: %+v", len(incs), incs)
 	}
 	seen := map[string]bool{}
-	hits := 0
 	for _, in := range incs {
 		checkMshta(t, in, source)
 		seen[source[in.HitIDs[0]]] = true
