@@ -11,7 +11,10 @@ import (
 // The mshta → PowerShell chain is one incident carrying both techniques.
 // The recording holds each process twice, as Sysmon EventID 1 and as
 // Security 4688 (whose TimeCreated is four hours behind UtcTime): the store
-// merges them into one process, so one incident.
+// merges them into one process, so one incident. The lab cleared the
+// Security and System logs before recording (1102, 104): the builtin pack
+// reports each clear on its own, as an incident of T1070.001 alone with no
+// process behind it, set aside here.
 func TestDatasetMshtaPowerShell(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(datasets(t), "sd-T1218.005-mshta-vbscript-powershell", "*.json"))
 	if len(files) == 0 {
@@ -23,13 +26,21 @@ func TestDatasetMshtaPowerShell(t *testing.T) {
 	for _, r := range recs {
 		ids[r.HitID] = true
 	}
-	incs := all(t, st)
+	var incs []store.IncidentRecord
+	clears := 0
+	for _, in := range all(t, st) {
+		if in.Techniques == "T1070.001" && in.RootPath == "" {
+			clears += len(in.HitIDs) // the lab's log clearing
+			continue
+		}
+		incs = append(incs, in)
+	}
 	if len(incs) != 1 {
-		t.Fatalf("want 1 incident, got %d: %+v", len(incs), incs)
+		t.Fatalf("want 1 incident besides the log clears, got %d: %+v", len(incs), incs)
 	}
 	checkMshta(t, incs[0])
-	if len(incs[0].HitIDs) != len(ids) {
-		t.Errorf("the incident holds %d of %d hits", len(incs[0].HitIDs), len(ids))
+	if len(incs[0].HitIDs)+clears != len(ids) {
+		t.Errorf("the incident holds %d of %d hits (%d log clears)", len(incs[0].HitIDs), len(ids), clears)
 	}
 }
 
@@ -108,8 +119,18 @@ func TestDatasetsEveryHitOnce(t *testing.T) {
 			if got := all(t, b); !sameIncidents(got, incs) {
 				t.Errorf("another store, other incidents:\n%+v\n%+v", got, incs)
 			}
-			if want, ok := chains[filepath.Base(set)]; ok && len(incs) != want {
-				t.Errorf("%d incidents, want %d (one per attack chain)", len(incs), want)
+			// Hits of events that name no process (the lab's log clears,
+			// 1102 and 104; Security 4697 and 4698, System 7045, 5145
+			// share access) are incidents of their own; the chains are
+			// the process trees holding hits.
+			chainIncs := 0
+			for _, in := range incs {
+				if in.RootPath != "" {
+					chainIncs++
+				}
+			}
+			if want, ok := chains[filepath.Base(set)]; ok && chainIncs != want {
+				t.Errorf("%d incidents besides log clears, want %d (one per attack chain)", chainIncs, want)
 			}
 			t.Logf("%d hits, %d incidents", len(source), len(incs))
 		})
@@ -117,13 +138,16 @@ func TestDatasetsEveryHitOnce(t *testing.T) {
 }
 
 // chains is the number of attack chains (process trees holding hits) of
-// each recording. PsExec's is two: PsExec.exe and the PSEXESVC service it
-// starts are not parent and child.
+// each recording. A chain that hops through a service is several trees:
+// PsExec.exe, the PSEXESVC service it starts, services.exe writing the
+// service key and System serving the pipe; bitsadmin and the BITS service
+// (svchost) that downloads. Linking them needs more than ancestry (an open
+// gap: same host, same window, a service hop).
 var chains = map[string]int{
 	"sd-T1003.001-comsvcs-lsass-dump":        1,
 	"sd-T1003.002-esentutl-sam-copy":         1,
-	"sd-T1003.004-psexec-lsa-secrets":        2,
+	"sd-T1003.004-psexec-lsa-secrets":        4,
 	"sd-T1053.005-remote-schtask-create":     1,
-	"sd-T1197-bitsadmin-download":            1,
+	"sd-T1197-bitsadmin-download":            2,
 	"sd-T1218.005-mshta-vbscript-powershell": 1,
 }

@@ -1,10 +1,16 @@
 package rules
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -12,6 +18,7 @@ import (
 
 	"github.com/quarry-sec/quarry/detections"
 	"github.com/quarry-sec/quarry/telemetry"
+	"github.com/quarry-sec/quarry/telemetry/importers"
 )
 
 // ruleTests is one tests/<rule stem>.yml file.
@@ -56,6 +63,12 @@ func readTests(t *testing.T) map[string]*ruleTests {
 		}
 		for _, evs := range [][]map[string]string{rt.Positive, rt.Negative} {
 			for i, ev := range evs {
+				if !strings.HasPrefix(rt.Rule, "proc_creation_") {
+					if len(ev) == 0 {
+						t.Errorf("%s: event %d is empty", name, i+1)
+					}
+					continue // other categories: the fields of their source (Sysmon, Security, eBPF)
+				}
 				if ev["Image"] == "" || ev["CommandLine"] == "" {
 					t.Errorf("%s: event %d: Image and CommandLine are required", name, i+1)
 				}
@@ -102,6 +115,124 @@ func hitsOf(eng *detections.Engine, ev *telemetry.Event) map[string]bool {
 	return got
 }
 
+// sysmonEventIDs is the Sysmon event id a test event of a category gets
+// unless it sets EventID itself.
+var sysmonEventIDs = map[string]int{
+	"network_connection": 3, "image_load": 7, "driver_load": 6, "create_remote_thread": 8,
+	"process_access": 10, "file_event": 11, "registry_add": 12, "registry_delete": 12,
+	"registry_set": 13, "registry_event": 13, "create_stream_hash": 15, "pipe_created": 17,
+	"wmi_event": 20, "dns_query": 22, "file_delete": 23,
+}
+
+// ruleEvents builds the events a rule's test fields stand for, as the
+// collectors and importers deliver them: process creation as before
+// (testEvent); other Windows events are written as the flattened JSON lines
+// of /work/shared/datasets (EventData at the top level beside EventID and
+// Channel) and read back with telemetry/importers, so a rule is tested on
+// what the importer really makes of them; Linux events are live eBPF events
+// (Sigma field names in Fields, Image in Path).
+func ruleEvents(t *testing.T, r *detections.Rule, product string, evs []map[string]string) []*telemetry.Event {
+	t.Helper()
+	ls := r.Logsource
+	if ls.Category == "process_creation" {
+		out := make([]*telemetry.Event, len(evs))
+		for i, f := range evs {
+			out[i] = testEvent(product, f)
+		}
+		return out
+	}
+	if product == "linux" {
+		out := make([]*telemetry.Event, len(evs))
+		for i, f := range evs {
+			ev := telemetry.NewEvent(telemetry.KindOther, telemetry.SourceEBPF)
+			ev.Category = ls.Category
+			ev.Fields = telemetry.FieldsFromMap(f)
+			ev.Path = f["Image"]
+			if ev.Path == "" {
+				ev.Path = f["SourceImage"]
+			}
+			ev.Username = f["User"]
+			out[i] = &ev
+		}
+		return out
+	}
+	var lines []byte
+	for i, f := range evs {
+		obj := map[string]any{"Hostname": "WKS01.example.org", "TimeCreated": "2026-11-30T10:00:00.000Z"}
+		for k, v := range f {
+			obj[k] = v
+		}
+		switch {
+		case ls.Service == "security":
+			obj["Channel"] = "Security"
+		case ls.Service == "system":
+			obj["Channel"] = "System"
+		case ls.Category == "ps_script" || ls.Category == "ps_module":
+			obj["Channel"] = "Microsoft-Windows-PowerShell/Operational"
+			obj["EventID"] = map[string]int{"ps_script": 4104, "ps_module": 4103}[ls.Category]
+		default:
+			obj["Channel"] = "Microsoft-Windows-Sysmon/Operational"
+			if _, ok := f["EventID"]; !ok {
+				obj["EventID"] = sysmonEventIDs[ls.Category]
+			}
+		}
+		if id, ok := f["EventID"]; ok {
+			n, err := strconv.Atoi(id)
+			if err != nil {
+				t.Fatalf("%s: event %d: EventID %q", r.Path, i+1, id)
+			}
+			obj["EventID"] = n
+		}
+		if _, ok := obj["EventID"]; !ok {
+			t.Fatalf("%s: event %d: no EventID for a %s/%s rule", r.Path, i+1, ls.Service, ls.Category)
+		}
+		b, err := json.Marshal(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(append(lines, b...), '\n')
+	}
+	file := filepath.Join(t.TempDir(), "events.json")
+	if err := os.WriteFile(file, lines, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rd, _, err := importers.Open(file)
+	if err != nil {
+		t.Fatalf("%s: importing its test events: %v", r.Path, err)
+	}
+	defer rd.Close()
+	var out []*telemetry.Event
+	for {
+		ev, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s: importing its test events: %v", r.Path, err)
+		}
+		out = append(out, &ev)
+	}
+	if len(out) != len(evs) {
+		t.Fatalf("%s: %d test events imported as %d", r.Path, len(evs), len(out))
+	}
+	return out
+}
+
+// describe names a test event in a failure message.
+func describe(f map[string]string) string {
+	for _, k := range []string{"CommandLine", "TargetFilename", "TargetObject", "ScriptBlockText", "Payload",
+		"QueryName", "DestinationIp", "ImageLoaded", "TargetImage", "PipeName", "ImagePath", "ServiceFileName",
+		"TaskName", "RelativeTargetName", "Destination", "Query", "EventID"} {
+		if v := f[k]; v != "" {
+			if len(v) > 120 {
+				v = v[:120] + "…"
+			}
+			return k + "=" + v
+		}
+	}
+	return fmt.Sprint(f)
+}
+
 // TestRuleEvents runs every rule's positive and negative events through the
 // whole pack: each positive must hit its rule, no negative may.
 func TestRuleEvents(t *testing.T) {
@@ -120,10 +251,10 @@ func TestRuleEvents(t *testing.T) {
 		if (rt.Product == "linux") != (r.Logsource.Product == "linux") {
 			t.Errorf("tests/%s: product %q does not match the rule's %q", name, rt.Product, r.Logsource.Product)
 		}
-		for i, f := range rt.Positive {
-			got := hitsOf(eng, testEvent(rt.Product, f))
+		for i, ev := range ruleEvents(t, r, rt.Product, rt.Positive) {
+			got := hitsOf(eng, ev)
 			if !got[name] {
-				t.Errorf("%s: positive %d does not match: %s", name, i+1, f["CommandLine"])
+				t.Errorf("%s: positive %d does not match: %s", name, i+1, describe(rt.Positive[i]))
 			}
 			for o := range got {
 				if o != name {
@@ -131,9 +262,9 @@ func TestRuleEvents(t *testing.T) {
 				}
 			}
 		}
-		for i, f := range rt.Negative {
-			if hitsOf(eng, testEvent(rt.Product, f))[name] {
-				t.Errorf("%s: negative %d matches: %s", name, i+1, f["CommandLine"])
+		for i, ev := range ruleEvents(t, r, rt.Product, rt.Negative) {
+			if hitsOf(eng, ev)[name] {
+				t.Errorf("%s: negative %d matches: %s", name, i+1, describe(rt.Negative[i]))
 			}
 		}
 	}

@@ -53,8 +53,34 @@ var (
 	dateRE      = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
 	techTagRE   = regexp.MustCompile(`^attack\.t\d{4}(\.\d{3})?$`)
 	tacticTagRE = regexp.MustCompile(`^attack\.[a-z]+(-[a-z]+)*$`)
-	fileRE      = regexp.MustCompile(`^proc_creation_(win|lnx)_[a-z0-9_]+\.yml$`)
+	fileRE      = regexp.MustCompile(`^([a-z_]+?)_(win|lnx)_[a-z0-9_]+\.yml$`)
 )
+
+// filePrefixes maps a rule file's prefix to the log source it must name:
+// a Sigma category, or for Windows event log channels a service.
+var filePrefixes = map[string]struct{ category, service string }{
+	"proc_creation":        {"process_creation", ""},
+	"net_connection":       {"network_connection", ""},
+	"file_event":           {"file_event", ""},
+	"file_delete":          {"file_delete", ""},
+	"file_rename":          {"file_rename", ""},
+	"create_stream_hash":   {"create_stream_hash", ""},
+	"registry_set":         {"registry_set", ""},
+	"registry_add":         {"registry_add", ""},
+	"registry_delete":      {"registry_delete", ""},
+	"registry_event":       {"registry_event", ""},
+	"dns_query":            {"dns_query", ""},
+	"image_load":           {"image_load", ""},
+	"driver_load":          {"driver_load", ""},
+	"proc_access":          {"process_access", ""},
+	"create_remote_thread": {"create_remote_thread", ""},
+	"pipe_created":         {"pipe_created", ""},
+	"wmi_event":            {"wmi_event", ""},
+	"posh_ps":              {"ps_script", ""},
+	"posh_pm":              {"ps_module", ""},
+	"svc_system":           {"", "system"},
+	"svc_security":         {"", "security"},
+}
 
 // TestPackMetadata checks every rule carries what an analyst needs and the
 // pack's conventions (README.md).
@@ -77,12 +103,19 @@ func TestPackMetadata(t *testing.T) {
 		}
 		m := fileRE.FindStringSubmatch(name)
 		if m == nil {
-			fail("file name does not follow proc_creation_<win|lnx>_<what>.yml")
+			fail("file name does not follow <category prefix>_<win|lnx>_<what>.yml")
 			continue
 		}
-		wantProduct := map[string]string{"win": "windows", "lnx": "linux"}[m[1]]
-		if r.Logsource.Category != "process_creation" || r.Logsource.Product != wantProduct {
-			fail("logsource %s/%s, want process_creation/%s", r.Logsource.Category, r.Logsource.Product, wantProduct)
+		want, ok := filePrefixes[m[1]]
+		if !ok {
+			fail("file name prefix %q names no log source (see filePrefixes)", m[1])
+			continue
+		}
+		wantProduct := map[string]string{"win": "windows", "lnx": "linux"}[m[2]]
+		ls := r.Logsource
+		if ls.Category != want.category || ls.Service != want.service || ls.Product != wantProduct {
+			fail("logsource %s/%s/%s (product/category/service), want %s/%s/%s",
+				ls.Product, ls.Category, ls.Service, wantProduct, want.category, want.service)
 		}
 		if !uuidRE.MatchString(r.ID) {
 			fail("id %q is not a lower-case UUID v4", r.ID)
@@ -160,6 +193,9 @@ func checkTags(t *testing.T, kb *attack.KB, name string, r *detections.Rule) {
 		if from != "" || !tech.Live() {
 			t.Errorf("%s: technique %s is not current in ATT&CK %s (resolves to %s)", name, id, kb.Version(), tech.ID)
 		}
+		if kb.IDInVersion(id, true) == "" {
+			t.Errorf("%s: technique %s has no place in ATT&CK v19 (overlay %s)", name, id, kb.OverlayVersion())
+		}
 		found := false
 		for _, ta := range tech.Tactics {
 			if tactics[ta] {
@@ -177,8 +213,14 @@ func TestPackSummary(t *testing.T) {
 	rules := loadPack(t)
 	byProduct := map[string]int{}
 	byTactic := map[string]int{}
+	byCategory := map[string]int{}
 	for _, r := range rules {
 		byProduct[r.Logsource.Product]++
+		ls := r.Logsource.Category
+		if ls == "" {
+			ls = "service:" + r.Logsource.Service
+		}
+		byCategory[r.Logsource.Product+"/"+ls]++
 		for _, tag := range r.Tags {
 			if tacticTagRE.MatchString(tag) {
 				byTactic[strings.TrimPrefix(tag, "attack.")]++
@@ -186,6 +228,14 @@ func TestPackSummary(t *testing.T) {
 		}
 	}
 	t.Logf("%d rules: %v", len(rules), byProduct)
+	var cs []string
+	for k := range byCategory {
+		cs = append(cs, k)
+	}
+	sort.Strings(cs)
+	for _, k := range cs {
+		t.Logf("  %-40s %d", k, byCategory[k])
+	}
 	var ts []string
 	for k := range byTactic {
 		ts = append(ts, k)
