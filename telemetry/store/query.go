@@ -18,6 +18,7 @@ type Filter struct {
 	Hosts        []string
 	Sources      []string
 	Kinds        []int64
+	ProcessKeys  []string
 	// Limit stops after this many events when > 0.
 	Limit int
 	// Newest returns the newest events first instead of the oldest.
@@ -35,6 +36,7 @@ func (f Filter) where() (string, []any) {
 	in(&w, "host", f.Hosts)
 	in(&w, "source", f.Sources)
 	in(&w, "kind", f.Kinds)
+	in(&w, "process_key", f.ProcessKeys)
 	anyOf(&w, "path LIKE ?", f.PathLike, func(p string) []any { return []any{p} })
 	return w.sql()
 }
