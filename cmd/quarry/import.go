@@ -16,6 +16,7 @@ import (
 
 	"github.com/quarry-sec/quarry/detections/incidents"
 	"github.com/quarry-sec/quarry/detections/pipeline"
+	"github.com/quarry-sec/quarry/tables/activity"
 	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/host"
 	"github.com/quarry-sec/quarry/telemetry/importers"
@@ -88,7 +89,7 @@ Formats:
 			if f, ok := progress.(*os.File); quiet || !ok || !isTerminal(f) {
 				progress = io.Discard // a progress bar is for a person at a terminal
 			}
-			sum := importSummary{skipped: map[string]int{}, det: det}
+			sum := importSummary{skipped: map[string]int{}, det: det, tables: activity.Counts{}}
 			var failed []string
 			for _, path := range args {
 				if err := a.importFile(ctx, path, opts, progress, &sum); err != nil {
@@ -212,6 +213,7 @@ type importSummary struct {
 	skipped                  map[string]int // reason → count
 	examples                 []string       // the first few bad records, with where
 	det                      *importDetection
+	tables                   activity.Counts // stored events by the named table that shows them
 }
 
 const maxExamples = 10
@@ -234,6 +236,7 @@ func (s *importSummary) print(w io.Writer) {
 	for _, e := range s.examples {
 		fmt.Fprintf(w, "    %s\n", e)
 	}
+	s.tables.Print(w)
 	if s.det != nil {
 		s.det.print(w)
 	}
@@ -285,6 +288,7 @@ func (a *app) importFile(ctx context.Context, path string, opts []importers.Opti
 			return fmt.Errorf("%s: %w", path, err)
 		}
 		sum.stored += len(batch)
+		countTables(sum.tables, batch)
 		batch = batch[:0]
 		return nil
 	}
