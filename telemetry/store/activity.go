@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -180,7 +179,7 @@ func (s *Store) ScanActivity(ctx context.Context, f ActivityFilter, fn func(*Act
 		a.Truncated = trc != 0
 		a.Fields.Reset()
 		if fields.Valid && fields.String != "" {
-			if err := json.Unmarshal([]byte(fields.String), &a.Fields); err != nil {
+			if err := decodeFields(fields.String, &a.Fields); err != nil {
 				return fmt.Errorf("read activity: event %d: fields: %w", a.EID, err)
 			}
 		}
