@@ -42,7 +42,7 @@ var version = "0.1.0-dev"
 
 // renames are the Quarry tables served under another name in osquery, whose
 // own table of that name would make osqueryd refuse the whole extension.
-var renames = map[string]string{"process_events": catalog.OsqueryProcessEvents}
+var renames = catalog.OsqueryNames()
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))

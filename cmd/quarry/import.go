@@ -15,6 +15,7 @@ import (
 
 	"github.com/quarry-sec/quarry/detections/incidents"
 	"github.com/quarry-sec/quarry/detections/pipeline"
+	"github.com/quarry-sec/quarry/tables/activity"
 	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/host"
 	"github.com/quarry-sec/quarry/telemetry/importers"
@@ -92,7 +93,7 @@ Formats:
 			if f, ok := progress.(*os.File); quiet || !ok || !isTerminal(f) {
 				progress = io.Discard // a progress bar is for a person at a terminal
 			}
-			sum := importSummary{skipped: map[string]int{}, det: det, hosts: hostFill{fallback: host.Identifier()}, override: hostName != ""}
+			sum := importSummary{skipped: map[string]int{}, det: det, hosts: hostFill{fallback: host.Identifier()}, override: hostName != "", tables: activity.Counts{}}
 			ins, skippedFiles, failed := recordings(args, cmd.ErrOrStderr())
 			sum.skippedFiles = skippedFiles
 			total := len(ins) + len(failed)
@@ -236,6 +237,7 @@ type importSummary struct {
 	examples                 []string       // the first few bad records, with where
 	notices                  []string       // what the importers corrected (clock offsets)
 	det                      *importDetection
+	tables                   activity.Counts // stored events by the named table that shows them
 }
 
 const maxExamples = 10
@@ -269,6 +271,7 @@ func (s *importSummary) print(w io.Writer) {
 	for _, e := range s.examples {
 		fmt.Fprintf(w, "    %s\n", e)
 	}
+	s.tables.Print(w)
 	if s.det != nil {
 		s.det.print(w)
 	}
@@ -313,6 +316,7 @@ func (a *app) importFile(ctx context.Context, in importers.Input, opts []importe
 		sum.stored += res.New + res.Merged
 		sum.merged += res.Merged
 		sum.already += res.Already
+		countTables(sum.tables, batch)
 		batch = batch[:0]
 		return nil
 	}

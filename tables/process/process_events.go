@@ -68,6 +68,7 @@ var columns = []tables.Column{
 	{Name: "event_id", Type: tables.Integer, Description: "Windows event ID (Sysmon 1/5, Security 4688/4689); 0 on Linux"},
 	{Name: "techniques", Type: tables.Text, Description: "ATT&CK technique IDs informational detections tagged the event with"},
 	{Name: "truncated", Type: tables.Integer, Description: "1 when a value was cut to its bound on import (command lines at 32 KiB, script text at 32 KiB, other values at 4 KiB)"},
+	{Name: "process_key", Type: tables.Text, Description: "Identity of the process started or exited, the same for every event of that process (process_activity lists them)", Additional: true},
 }
 
 // Column positions, in the order of columns (checked by a test).
@@ -123,6 +124,7 @@ const (
 	cEventId
 	cTechniques
 	cTruncated
+	cProcessKey
 	numColumns
 )
 
@@ -196,6 +198,9 @@ func filterFor(q tables.QueryContext) store.Filter {
 	if vals, ok := q.EqualStrings("source"); ok {
 		f.Sources = nonNil(vals)
 	}
+	if vals, ok := q.EqualStrings("process_key"); ok {
+		f.ProcessKeys = nonNil(vals)
+	}
 	if vals, ok := q.EqualStrings("syscall"); ok {
 		f.Kinds = []int64{}
 		for _, v := range vals {
@@ -228,6 +233,7 @@ const (
 func noMatchGuard(f store.Filter) store.Filter {
 	if (f.PIDs != nil && len(f.PIDs) == 0) || (f.Paths != nil && len(f.Paths) == 0) ||
 		(f.Hosts != nil && len(f.Hosts) == 0) || (f.Sources != nil && len(f.Sources) == 0) ||
+		(f.ProcessKeys != nil && len(f.ProcessKeys) == 0) ||
 		len(f.Kinds) == 0 {
 		return store.Filter{Since: time.Unix(1, 0), Until: time.Unix(1, 0)}
 	}
@@ -318,6 +324,7 @@ func fillRow(row tables.Row, e *store.StoredEvent, opts Options) {
 	row[cEventId] = int64(e.EventID)
 	row[cTechniques] = e.Techniques
 	row[cTruncated] = boolInt(e.Truncated)
+	row[cProcessKey] = e.ProcessKey
 }
 
 func boolInt(b bool) int64 {

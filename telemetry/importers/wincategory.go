@@ -55,6 +55,7 @@ var powershellCategories = map[int]string{
 	4104: "ps_script",
 	400:  "ps_classic_start",
 	600:  "ps_classic_provider_start",
+	800:  "ps_classic_script",
 }
 
 // integrityLevels maps Security's MandatoryLabel SIDs to Sysmon's integrity

@@ -66,6 +66,9 @@ func (c *config) winEvent(f telemetry.Fields, sysTime time.Time, recordID int64,
 	case strings.Contains(channel, "PowerShell") || strings.Contains(provider, "PowerShell"):
 		e = telemetry.NewEvent(telemetry.KindOther, telemetry.SourceWindows)
 		e.Category = powershellCategories[eid]
+	case strings.Contains(channel, "Windows Defender"):
+		e = telemetry.NewEvent(telemetry.KindOther, telemetry.SourceWindows)
+		joinSpacedNames(&f)
 	default:
 		e = telemetry.NewEvent(telemetry.KindOther, telemetry.SourceWindows)
 	}
@@ -91,6 +94,27 @@ func (c *config) winEvent(f telemetry.Fields, sysTime time.Time, recordID int64,
 		}
 	}
 	return e, nil
+}
+
+// joinSpacedNames renames fields whose names have spaces (Defender's
+// "Threat Name", "Process Name") to the names without them SigmaHQ's rules
+// use (ThreatName, ProcessName); a field of the joined name already present
+// is kept and the spaced one dropped.
+func joinSpacedNames(f *telemetry.Fields) {
+	var spaced []string
+	for _, x := range f.List() {
+		if strings.Contains(x.Name, " ") {
+			spaced = append(spaced, x.Name)
+		}
+	}
+	for _, name := range spaced {
+		v, _ := f.Get(name)
+		f.Delete(name)
+		joined := strings.ReplaceAll(name, " ", "")
+		if _, ok := f.Get(joined); !ok {
+			f.Set(joined, v)
+		}
+	}
 }
 
 func isSysmon(channel, provider string) bool {

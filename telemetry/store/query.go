@@ -18,6 +18,7 @@ type Filter struct {
 	Hosts        []string
 	Sources      []string
 	Kinds        []int64
+	ProcessKeys  []string
 	// Limit stops after this many events when > 0.
 	Limit int
 	// Newest returns the newest events first instead of the oldest.
@@ -37,6 +38,7 @@ func (f Filter) where() (string, []any) {
 	anyOf(&w, "(source = ? OR ',' || source || ',' LIKE ?)", f.Sources,
 		func(v string) []any { return []any{v, "%," + v + ",%"} })
 	in(&w, "kind", f.Kinds)
+	in(&w, "process_key", f.ProcessKeys)
 	anyOf(&w, "path LIKE ?", f.PathLike, func(p string) []any { return []any{p} })
 	return w.sql()
 }

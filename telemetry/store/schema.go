@@ -53,6 +53,9 @@ CREATE INDEX IF NOT EXISTS events_time ON events(time);
 CREATE INDEX IF NOT EXISTS events_pid ON events(pid, time);
 CREATE INDEX IF NOT EXISTS events_host ON events(host, time);
 CREATE INDEX IF NOT EXISTS events_process_key ON events(process_key);
+-- events_type serves the activity tables (socket_events, file_events…),
+-- which read the events of a few event IDs or categories each.
+CREATE INDEX IF NOT EXISTS events_type ON events(event_id, category, time);
 -- batches records when each run of eids was stored: retention is by when
 -- events were stored, not when they happened, so an imported recording of
 -- last year is kept as long as live events are.
