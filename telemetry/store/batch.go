@@ -117,23 +117,7 @@ func (s *Store) storeBatch(ctx context.Context, events []telemetry.Event, detect
 		return res, fmt.Errorf("store events: %w", err)
 	}
 	firstNew := next
-	lookup, err := tx.PrepareContext(ctx, `SELECT eid, process_key FROM events WHERE rkey = ?`)
-	if err != nil {
-		return res, fmt.Errorf("store events: %w", err)
-	}
-	defer lookup.Close()
-	lookupMerged, err := tx.PrepareContext(ctx, `SELECT m.eid, coalesce(e.process_key, '') FROM merged_records m LEFT JOIN events e ON e.eid = m.eid WHERE m.rkey = ?`)
-	if err != nil {
-		return res, fmt.Errorf("store events: %w", err)
-	}
-	defer lookupMerged.Close()
-
 	// 1. Identity: already stored, merged or new; the process of each.
-	type seen struct {
-		eid int64
-		key string
-	}
-	inBatch := map[string]seen{}
 	prep := make([]prepared, len(events))
 	res.Stored = make([]Stored, len(events))
 	var buf []byte
@@ -144,27 +128,22 @@ func (s *Store) storeBatch(ctx context.Context, events []telemetry.Event, detect
 		as, _ := pr.args.(string)
 		fs, _ := pr.fields.(string)
 		pr.rkey, buf = recordKey(buf, e, as, fs)
+	}
+	inBatch, err := storedKeys(ctx, tx, prep)
+	if err != nil {
+		return res, err
+	}
+	if err := r.prefetch(events); err != nil {
+		return res, fmt.Errorf("store events: %w", err)
+	}
+	for i := range events {
+		e := &events[i]
+		pr := &prep[i]
 		if sn, ok := inBatch[string(pr.rkey)]; ok {
 			res.Stored[i] = Stored{EID: sn.eid, Status: StatusAlready}
 			e.ProcessKey = sn.key
 			res.Already++
 			continue
-		}
-		var eid int64
-		var key string
-		err := lookup.QueryRowContext(ctx, pr.rkey).Scan(&eid, &key)
-		if errors.Is(err, sql.ErrNoRows) {
-			err = lookupMerged.QueryRowContext(ctx, pr.rkey).Scan(&eid, &key)
-		}
-		switch {
-		case err == nil:
-			res.Stored[i] = Stored{EID: eid, Status: StatusAlready}
-			e.ProcessKey = key
-			inBatch[string(pr.rkey)] = seen{eid, key}
-			res.Already++
-			continue
-		case !errors.Is(err, sql.ErrNoRows):
-			return res, fmt.Errorf("store event %d of %d: look up its identity: %w", i+1, len(events), err)
 		}
 		if e.Kind == telemetry.KindExec {
 			if err := r.parent(e); err != nil {
@@ -256,6 +235,47 @@ func (s *Store) storeBatch(ctx context.Context, events []telemetry.Event, detect
 	}
 	r.committed()
 	return res, nil
+}
+
+type seen struct {
+	eid int64
+	key string
+}
+
+// storedKeys returns the rows of the records among prep stored before (by
+// their identity, merged ones included), in a few queries.
+func storedKeys(ctx context.Context, tx *sql.Tx, prep []prepared) (map[string]seen, error) {
+	out := map[string]seen{}
+	for start := 0; start < len(prep); start += 500 {
+		chunk := prep[start:min(start+500, len(prep))]
+		args := make([]any, len(chunk))
+		for i := range chunk {
+			args[i] = chunk[i].rkey
+		}
+		ph := placeholders(len(chunk))
+		for _, q := range []string{
+			"SELECT rkey, eid, process_key FROM events WHERE rkey IN (" + ph + ")",
+			"SELECT m.rkey, m.eid, coalesce(e.process_key, '') FROM merged_records m LEFT JOIN events e ON e.eid = m.eid WHERE m.rkey IN (" + ph + ")",
+		} {
+			rows, err := tx.QueryContext(ctx, q, args...)
+			if err != nil {
+				return nil, fmt.Errorf("store events: look up identities: %w", err)
+			}
+			for rows.Next() {
+				var k []byte
+				var sn seen
+				if err := rows.Scan(&k, &sn.eid, &sn.key); err != nil {
+					rows.Close()
+					return nil, fmt.Errorf("store events: look up identities: %w", err)
+				}
+				out[string(k)] = sn
+			}
+			if err := rows.Close(); err != nil {
+				return nil, fmt.Errorf("store events: look up identities: %w", err)
+			}
+		}
+	}
+	return out, nil
 }
 
 func insertKeyedSQL() string {
