@@ -17,6 +17,14 @@
 // and crontab), are one incident, while two commands run an hour apart from
 // a long-lived login shell are not.
 //
+// A hit that names no process (Security 4697/4698, System 7045, a share
+// access, a log clear) or whose process is itself a boundary (services.exe
+// writing a service key, the BITS svchost staging a download) has no
+// ancestry to join by: its incident is the one of the nearest hit of the
+// host, in time, that has a process of its own, when that hit is at most
+// AttachWindow away (default DefaultAttachWindow); else it joins such hits
+// near it, or stands alone.
+//
 // Linking is a relation between two hits that depends only on them and the
 // stored process events, so the incidents are the same whatever order hits
 // arrive in: the same input always gives the same incidents. An incident's
@@ -58,6 +66,10 @@ import (
 // recently an ancestor must have started to join hits under it.
 const DefaultWindow = 30 * time.Minute
 
+// DefaultAttachWindow is how near in time a hit without ancestry of its own
+// must be to a hit with one to join its incident.
+const DefaultAttachWindow = 2 * time.Minute
+
 // DefaultBoundaries are executable names (lower case) of processes that host
 // whole sessions or services: hits are never joined through them.
 var DefaultBoundaries = []string{
@@ -79,6 +91,10 @@ type Options struct {
 	Boundaries []string
 	// MaxDepth bounds how far up ancestry is walked (default 32).
 	MaxDepth int
+	// AttachWindow bounds how far in time a hit without ancestry (no
+	// process, or a boundary process) joins the incident of the nearest
+	// hit with one (default DefaultAttachWindow; negative: never).
+	AttachWindow time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -90,6 +106,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxDepth <= 0 {
 		o.MaxDepth = 32
+	}
+	if o.AttachWindow == 0 {
+		o.AttachWindow = DefaultAttachWindow
+	}
+	if o.AttachWindow > o.Window {
+		o.AttachWindow = o.Window
 	}
 	return o
 }
@@ -289,9 +311,17 @@ func (g *Grouper) Group(ctx context.Context, hits []Hit) ([]store.IncidentRecord
 		ms[i] = member{hit: hits[i], proc: p, anchors: as}
 	}
 	comps := link(ms, g.opts.Window)
+	loose := make([]bool, len(ms))
+	for i := range ms {
+		p := ms[i].proc
+		loose[i] = (p.Phantom && strings.HasPrefix(p.Key, "h:")) || g.isBoundary(p)
+	}
+	if g.opts.AttachWindow > 0 {
+		comps = attach(ms, comps, loose, g.opts.AttachWindow)
+	}
 	out := make([]store.IncidentRecord, 0, len(comps))
 	for _, c := range comps {
-		out = append(out, build(ms, c))
+		out = append(out, build(ms, c, loose))
 	}
 	return out, nil
 }
@@ -345,14 +375,102 @@ func link(ms []member, w time.Duration) [][]int {
 	return out
 }
 
+// attach merges each component made only of loose hits (no ancestry of
+// their own) into the component of the nearest firm hit at most w from one
+// of its hits (ties: the earlier firm hit); loose components no firm hit is
+// near join each other while each follows the previous within w. Members stay in time order and
+// components are ordered by their first hit. The result depends only on the
+// hits, not on their order of arrival.
+func attach(ms []member, comps [][]int, loose []bool, w time.Duration) [][]int {
+	compOf := make([]int, len(ms))
+	var firm []int // firm members, in time order
+	for c, idx := range comps {
+		for _, i := range idx {
+			compOf[i] = c
+		}
+	}
+	for i := range ms {
+		if !loose[i] {
+			firm = append(firm, i)
+		}
+	}
+	target := make([]int, len(comps)) // component to merge into; itself when none
+	for c := range comps {
+		target[c] = c
+	}
+	var alone []int // loose-only components no firm hit is near
+	for c, idx := range comps {
+		allLoose := true
+		for _, i := range idx {
+			allLoose = allLoose && loose[i]
+		}
+		if !allLoose {
+			continue
+		}
+		best, bestD := -1, w+1
+		for _, i := range idx {
+			t := ms[i].hit.Time
+			// The firm hits nearest to t: the last at or before it and the
+			// first after it.
+			k := sort.Search(len(firm), func(k int) bool { return ms[firm[k]].hit.Time.After(t) })
+			for _, j := range []int{k - 1, k} {
+				if j < 0 || j >= len(firm) {
+					continue
+				}
+				d := ms[firm[j]].hit.Time.Sub(t)
+				if d < 0 {
+					d = -d
+				}
+				if d < bestD || d == bestD && best >= 0 && firm[j] < best {
+					best, bestD = firm[j], d
+				}
+			}
+		}
+		if best >= 0 && bestD <= w {
+			target[c] = compOf[best]
+		} else {
+			alone = append(alone, c)
+		}
+	}
+	// Loose hits with no firm hit near them (a host that only recorded a
+	// task registration and a share access) are one incident while each
+	// follows the previous within w.
+	sort.Slice(alone, func(a, b int) bool { return comps[alone[a]][0] < comps[alone[b]][0] })
+	for k := 1; k < len(alone); k++ {
+		prev, cur := comps[alone[k-1]], comps[alone[k]]
+		if ms[cur[0]].hit.Time.Sub(ms[prev[len(prev)-1]].hit.Time) <= w {
+			target[alone[k]] = target[alone[k-1]]
+		}
+	}
+	merged := map[int][]int{}
+	for c, idx := range comps {
+		merged[target[c]] = append(merged[target[c]], idx...)
+	}
+	out := make([][]int, 0, len(merged))
+	for _, idx := range merged {
+		sort.Ints(idx) // members are indexed in time order
+		out = append(out, idx)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a][0] < out[b][0] })
+	return out
+}
+
 // build makes the incident of the members at idx (in time order).
-func build(ms []member, idx []int) store.IncidentRecord {
+func build(ms []member, idx []int, loose []bool) store.IncidentRecord {
 	first := &ms[idx[0]]
 	// The root: the topmost anchor, the one whose parent is not among the
 	// incident's anchors (ties, which a forest does not make, go to the
-	// earliest start, then the key).
+	// earliest start, then the key). Hits that joined without ancestry of
+	// their own (loose) give no root when others do.
 	in := map[string]*Process{}
+	firmOnly := false
 	for _, i := range idx {
+		firmOnly = firmOnly || !loose[i]
+	}
+	for _, i := range idx {
+		if firmOnly && loose[i] {
+			continue
+		}
 		for _, a := range ms[i].anchors {
 			in[a.Key] = a
 		}

@@ -238,3 +238,57 @@ func TestScoreRanksChainsAboveRepeats(t *testing.T) {
 			c[0].HitCount, c[0].Tactics, c[0].Score, r[0].HitCount, r[0].Tactics, r[0].Score)
 	}
 }
+
+// logClearAt is a Security 1102 (log cleared) on host "lab" at t0+at: an
+// event that names no process.
+func logClearAt(at time.Duration) telemetry.Event {
+	ev := telemetry.NewEvent(telemetry.KindOther, telemetry.SourceWindows)
+	ev.Host, ev.Time, ev.Channel, ev.EventID = "lab", t0.Add(at), "Security", 1102
+	ev.Fields.Set("EventID", "1102")
+	ev.Fields.Set("Channel", "Security")
+	ev.Fields.Set("SubjectUserName", "alice")
+	return ev
+}
+
+// A hit with no process joins the incident of the nearest hit that has one,
+// within the attach window; beyond it, it stands alone (and two such hits
+// near each other stand together).
+func TestHitsWithoutProcessAttach(t *testing.T) {
+	st := openStore(t)
+	recs := storeEvents(t, st, []telemetry.Event{
+		execAt(0, 500, 1, "/bin/sh", decodeCmd),
+		logClearAt(40 * time.Second), // joins the shell's incident
+		logClearAt(20 * time.Minute), // far from any process hit: alone...
+		logClearAt(21 * time.Minute), // ...with this one
+	})
+	byTime := map[string]time.Time{}
+	for _, r := range recs {
+		byTime[r.HitID] = r.Time
+	}
+	incs := all(t, st)
+	if len(incs) != 2 {
+		t.Fatalf("want 2 incidents, got %d: %+v", len(incs), incs)
+	}
+	var near, far *store.IncidentRecord
+	for i := range incs {
+		if incs[i].RootPath == "/bin/sh" {
+			near = &incs[i]
+		} else {
+			far = &incs[i]
+		}
+	}
+	if near == nil || far == nil {
+		t.Fatalf("incidents: %+v", incs)
+	}
+	if !strings.Contains(near.Techniques, "T1070.001") {
+		t.Errorf("the log clear 40 s after the shell's hit is not in its incident: %+v", near)
+	}
+	if len(far.HitIDs) != 2 || far.RootPID != -1 {
+		t.Errorf("the two later clears should be one incident without a process: %+v", far)
+	}
+	for _, id := range near.HitIDs {
+		if byTime[id].Sub(t0) > time.Minute {
+			t.Errorf("a hit of %s joined the shell's incident", byTime[id].Sub(t0))
+		}
+	}
+}
