@@ -272,7 +272,7 @@ func addrs(d detail) (local, remote netip.Addr, err error) {
 
 func protocol(p uint32) string {
 	switch p {
-	case 6:
+	case 6, 262: // 262: MPTCP (Go's listeners use it by default)
 		return "tcp"
 	case 17:
 		return "udp"

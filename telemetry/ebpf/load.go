@@ -36,14 +36,14 @@ var Captures = []string{CaptureNetwork, CaptureDNS, CaptureFile, CaptureProcessA
 	CaptureMemfd, CapturePrivilege}
 
 // activityPrograms are the activity programs (bpf/activity.h) and the
-// captures each serves: the syscall pair serves every capture but DNS.
+// captures each serves.
 var activityPrograms = []struct {
 	names    []string
 	captures []string
 }{
-	{[]string{"tp_btf_sys_exit", "tp_btf_sys_enter"}, []string{CaptureNetwork, CaptureFile, CaptureProcessAccess,
-		CaptureDriverLoad, CaptureMemfd, CapturePrivilege}},
-	{[]string{"tp_btf_net_dev_queue", "tp_btf_skb_copy_datagram_iovec"}, []string{CaptureDNS}},
+	{[]string{"tp_btf_sys_exit", "tp_btf_sys_enter"}, []string{CaptureNetwork, CaptureDNS, CaptureFile,
+		CaptureProcessAccess, CaptureDriverLoad, CaptureMemfd, CapturePrivilege}},
+	{[]string{"tp_btf_net_dev_queue"}, []string{CaptureDNS}},
 }
 
 // config is what the kernel side is told before loading.

@@ -77,29 +77,28 @@ type processStash struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	processMapActScratch                 = "act_scratch"
-	processMapBuckets                    = "buckets"
-	processMapCounters                   = "counters"
-	processMapDrops                      = "drops"
-	processMapEvents                     = "events"
-	processMapScratch                    = "scratch"
-	processMapStashes                    = "stashes"
-	processMapSyscallOps                 = "syscall_ops"
-	processProgRawTpExec                 = "raw_tp_exec"
-	processProgRawTpExit                 = "raw_tp_exit"
-	processProgTpBtfExec                 = "tp_btf_exec"
-	processProgTpBtfExit                 = "tp_btf_exit"
-	processProgTpBtfNetDevQueue          = "tp_btf_net_dev_queue"
-	processProgTpBtfSkbCopyDatagramIovec = "tp_btf_skb_copy_datagram_iovec"
-	processProgTpBtfSysEnter             = "tp_btf_sys_enter"
-	processProgTpBtfSysExit              = "tp_btf_sys_exit"
-	processVarCfgDnsPort                 = "cfg_dns_port"
-	processVarCfgFileBurstNs             = "cfg_file_burst_ns"
-	processVarCfgFileIntervalNs          = "cfg_file_interval_ns"
-	processVarCfgFmodeCreated            = "cfg_fmode_created"
-	processVarCfgNetBurstNs              = "cfg_net_burst_ns"
-	processVarCfgNetIntervalNs           = "cfg_net_interval_ns"
-	processVarUnusedDetail               = "unused_detail"
+	processMapActScratch        = "act_scratch"
+	processMapBuckets           = "buckets"
+	processMapCounters          = "counters"
+	processMapDrops             = "drops"
+	processMapEvents            = "events"
+	processMapScratch           = "scratch"
+	processMapStashes           = "stashes"
+	processMapSyscallOps        = "syscall_ops"
+	processProgRawTpExec        = "raw_tp_exec"
+	processProgRawTpExit        = "raw_tp_exit"
+	processProgTpBtfExec        = "tp_btf_exec"
+	processProgTpBtfExit        = "tp_btf_exit"
+	processProgTpBtfNetDevQueue = "tp_btf_net_dev_queue"
+	processProgTpBtfSysEnter    = "tp_btf_sys_enter"
+	processProgTpBtfSysExit     = "tp_btf_sys_exit"
+	processVarCfgDnsPort        = "cfg_dns_port"
+	processVarCfgFileBurstNs    = "cfg_file_burst_ns"
+	processVarCfgFileIntervalNs = "cfg_file_interval_ns"
+	processVarCfgFmodeCreated   = "cfg_fmode_created"
+	processVarCfgNetBurstNs     = "cfg_net_burst_ns"
+	processVarCfgNetIntervalNs  = "cfg_net_interval_ns"
+	processVarUnusedDetail      = "unused_detail"
 )
 
 // loadProcess returns the embedded CollectionSpec for process.
@@ -144,14 +143,13 @@ type processSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type processProgramSpecs struct {
-	RawTpExec                 *ebpf.ProgramSpec `ebpf:"raw_tp_exec"`
-	RawTpExit                 *ebpf.ProgramSpec `ebpf:"raw_tp_exit"`
-	TpBtfExec                 *ebpf.ProgramSpec `ebpf:"tp_btf_exec"`
-	TpBtfExit                 *ebpf.ProgramSpec `ebpf:"tp_btf_exit"`
-	TpBtfNetDevQueue          *ebpf.ProgramSpec `ebpf:"tp_btf_net_dev_queue"`
-	TpBtfSkbCopyDatagramIovec *ebpf.ProgramSpec `ebpf:"tp_btf_skb_copy_datagram_iovec"`
-	TpBtfSysEnter             *ebpf.ProgramSpec `ebpf:"tp_btf_sys_enter"`
-	TpBtfSysExit              *ebpf.ProgramSpec `ebpf:"tp_btf_sys_exit"`
+	RawTpExec        *ebpf.ProgramSpec `ebpf:"raw_tp_exec"`
+	RawTpExit        *ebpf.ProgramSpec `ebpf:"raw_tp_exit"`
+	TpBtfExec        *ebpf.ProgramSpec `ebpf:"tp_btf_exec"`
+	TpBtfExit        *ebpf.ProgramSpec `ebpf:"tp_btf_exit"`
+	TpBtfNetDevQueue *ebpf.ProgramSpec `ebpf:"tp_btf_net_dev_queue"`
+	TpBtfSysEnter    *ebpf.ProgramSpec `ebpf:"tp_btf_sys_enter"`
+	TpBtfSysExit     *ebpf.ProgramSpec `ebpf:"tp_btf_sys_exit"`
 }
 
 // processMapSpecs contains maps before they are loaded into the kernel.
@@ -241,14 +239,13 @@ type processVariables struct {
 //
 // It can be passed to loadProcessObjects or ebpf.CollectionSpec.LoadAndAssign.
 type processPrograms struct {
-	RawTpExec                 *ebpf.Program `ebpf:"raw_tp_exec"`
-	RawTpExit                 *ebpf.Program `ebpf:"raw_tp_exit"`
-	TpBtfExec                 *ebpf.Program `ebpf:"tp_btf_exec"`
-	TpBtfExit                 *ebpf.Program `ebpf:"tp_btf_exit"`
-	TpBtfNetDevQueue          *ebpf.Program `ebpf:"tp_btf_net_dev_queue"`
-	TpBtfSkbCopyDatagramIovec *ebpf.Program `ebpf:"tp_btf_skb_copy_datagram_iovec"`
-	TpBtfSysEnter             *ebpf.Program `ebpf:"tp_btf_sys_enter"`
-	TpBtfSysExit              *ebpf.Program `ebpf:"tp_btf_sys_exit"`
+	RawTpExec        *ebpf.Program `ebpf:"raw_tp_exec"`
+	RawTpExit        *ebpf.Program `ebpf:"raw_tp_exit"`
+	TpBtfExec        *ebpf.Program `ebpf:"tp_btf_exec"`
+	TpBtfExit        *ebpf.Program `ebpf:"tp_btf_exit"`
+	TpBtfNetDevQueue *ebpf.Program `ebpf:"tp_btf_net_dev_queue"`
+	TpBtfSysEnter    *ebpf.Program `ebpf:"tp_btf_sys_enter"`
+	TpBtfSysExit     *ebpf.Program `ebpf:"tp_btf_sys_exit"`
 }
 
 func (p *processPrograms) Close() error {
@@ -258,7 +255,6 @@ func (p *processPrograms) Close() error {
 		p.TpBtfExec,
 		p.TpBtfExit,
 		p.TpBtfNetDevQueue,
-		p.TpBtfSkbCopyDatagramIovec,
 		p.TpBtfSysEnter,
 		p.TpBtfSysExit,
 	)

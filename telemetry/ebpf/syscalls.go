@@ -32,6 +32,9 @@ const (
 	opChmod      = 28
 	opFchmod     = 29
 	opFchmodat   = 30
+	opRead       = 31
+	opRecvfrom   = 32
+	opRecvmsg    = 33
 )
 
 // captureOps says which capture each op serves: a disabled capture leaves
@@ -43,6 +46,7 @@ var captureOps = map[string][]uint8{
 	CaptureMemfd:         {opMemfd},
 	CapturePrivilege: {opSetuid, opSetgid, opSetreuid, opSetregid, opSetresuid, opSetresgid, opSetfsuid,
 		opSetfsgid, opCapset},
+	CaptureDNS: {opRead, opRecvfrom, opRecvmsg},
 	CaptureFile: {opOpen, opOpenat, opOpenat2, opCreat, opClose, opUnlink, opUnlinkat, opRename, opRenameat,
 		opChmod, opFchmod, opFchmodat},
 }

@@ -13,8 +13,8 @@
 // tells in one array lookup which syscalls matter; their arguments are kept
 // per thread from enter to exit and the record is written at exit, when the
 // outcome and the file descriptors' targets are known. DNS messages are seen
-// on net_dev_queue (sent) and skb_copy_datagram_iovec (received), both in
-// the process's context.
+// on net_dev_queue when sent (in the sender's context) and at the exit of
+// read, recvfrom and recvmsg on UDP sockets when received.
 
 #ifndef QUARRY_ACTIVITY_H
 #define QUARRY_ACTIVITY_H
@@ -54,6 +54,9 @@
 #define OP_CHMOD 28    // chmod(path, mode)
 #define OP_FCHMOD 29   // fchmod(fd, mode)
 #define OP_FCHMODAT 30 // fchmodat(dirfd, path, mode), fchmodat2
+#define OP_READ 31     // read(fd, buf, count) on a UDP socket connected to the DNS port
+#define OP_RECVFROM 32 // recvfrom(fd, buf, len, flags, addr, addrlen)
+#define OP_RECVMSG 33  // recvmsg(fd, msg, flags)
 #define OP_MAX 64
 
 #define NET_CONNECT 1
@@ -446,10 +449,98 @@ int BPF_PROG(tp_btf_net_dev_queue, struct sk_buff *skb)
 	return dns_skb(skb, DNS_SENT);
 }
 
-SEC("tp_btf/skb_copy_datagram_iovec")
-int BPF_PROG(tp_btf_skb_copy_datagram_iovec, struct sk_buff *skb, int len)
+// udp_sock returns fd's sock when it is a UDP socket, else NULL.
+static __always_inline struct sock *udp_sock(long fd)
 {
-	return dns_skb(skb, DNS_RECEIVED);
+	struct file *f = fd_file(fd);
+	if (!f || file_type(f) != S_IFSOCK)
+		return 0;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != 17)
+		return 0;
+	return sk;
+}
+
+struct user_msghdr_ {
+	void *msg_name;
+	int msg_namelen;
+	void *msg_iov;
+};
+
+struct iovec_ {
+	void *base;
+	__u64 len;
+};
+
+// dns_received reports a message read from a UDP socket whose peer is the
+// DNS port: the sending side is seen on net_dev_queue, but a UDP receive
+// of a linear skb passes no tracepoint, so reads are caught at their
+// syscall's exit, with the message copied from the user buffer.
+__noinline int dns_received(struct stash *st, long ret)
+{
+	if (!st || ret <= 0)
+		return 0;
+	struct sock *sk = udp_sock(st->args[0]);
+	if (!sk)
+		return 0;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	__u64 buf = st->args[1], name = 0;
+	if (st->op == OP_RECVFROM) {
+		name = st->args[4];
+	} else if (st->op == OP_RECVMSG) {
+		struct user_msghdr_ mh = {};
+		struct iovec_ iov = {};
+		bpf_probe_read_user(&mh, sizeof(mh), (void *)st->args[1]);
+		bpf_probe_read_user(&iov, sizeof(iov), mh.msg_iov);
+		buf = (__u64)iov.base;
+		name = (__u64)mh.msg_name;
+	}
+	// The sender's address, as returned to the caller: sockaddr_in or
+	// sockaddr_in6, the port at offset 2.
+	__u8 sa[24] = {};
+	if (name && bpf_probe_read_user(sa, sizeof(sa), (void *)name) == 0 && (sa[0] == AF_INET || sa[0] == AF_INET6))
+		rport = ((__u16)sa[2] << 8) | sa[3];
+	else
+		name = 0;
+	if (rport != cfg_dns_port || !allow(CLASS_NET))
+		return 0;
+	struct scratch *s = act_begin(EVENT_DNS, DNS_RECEIVED);
+	if (!s)
+		return 0;
+	struct detail *d = (struct detail *)s->data;
+	d->family = family;
+	d->arg = 17;
+	d->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	d->dport = rport;
+	if (family == AF_INET) {
+		bpf_core_read(d->saddr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(d->daddr, 4, &sk->__sk_common.skc_daddr);
+	} else {
+		bpf_core_read(d->saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(d->daddr, 16, &sk->__sk_common.skc_v6_daddr);
+	}
+	if (name && sa[0] == AF_INET) {
+		__builtin_memset(d->daddr, 0, 16);
+		__builtin_memcpy(d->daddr, &sa[4], 4);
+		d->family = AF_INET;
+	} else if (name && sa[0] == AF_INET6) {
+		__builtin_memcpy(d->daddr, &sa[8], 16);
+		d->family = AF_INET6;
+	}
+	__u64 len = ret > DNS_MAX ? DNS_MAX : ret;
+	d->mode = ret;
+	if (ret > DNS_MAX)
+		s->hdr.flags |= FLAG_PAYLOAD_TRUNCATED;
+	__u32 off = act_exe(s);
+	asm volatile("%0 &= 1023" : "+r"(len));
+	if (len > 0 && bpf_probe_read_user(&s->data[off & DATA_MASK], len, (void *)buf) == 0) {
+		d->payload_len = len;
+		off += len;
+	}
+	act_submit(s, off);
+	return 0;
 }
 
 // ---- Files ----
@@ -675,6 +766,18 @@ int BPF_PROG(tp_btf_sys_enter, struct pt_regs *regs, long id)
 	case OP_CLOSE:
 		// Reported before the descriptor goes.
 		return file_fd(st.args[0], FILE_WRITE, 0);
+	case OP_READ: {
+		// Most reads: one descriptor lookup, nothing kept.
+		struct sock *sk = udp_sock(st.args[0]);
+		if (!sk || bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)) != cfg_dns_port)
+			return 0;
+		break;
+	}
+	case OP_RECVFROM:
+	case OP_RECVMSG:
+		if (!udp_sock(st.args[0]))
+			return 0;
+		break;
 	case OP_OPEN:
 		if (!opens_for_write(st.args[1]))
 			return 0;
@@ -754,6 +857,10 @@ __noinline int handle_exit(struct stash *st, long ret)
 		return module_event(2, -1, ret);
 	case OP_MEMFD:
 		return ret >= 0 ? memfd_event(a0, ret) : 0;
+	case OP_READ:
+	case OP_RECVFROM:
+	case OP_RECVMSG:
+		return dns_received(st, ret);
 	case OP_OPEN:
 	case OP_OPENAT:
 	case OP_OPENAT2:
