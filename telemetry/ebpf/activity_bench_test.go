@@ -164,3 +164,44 @@ func BenchmarkGoBuild(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSyscallHook is the cost the sys_enter/sys_exit programs add to
+// a syscall Quarry does not watch (getppid: one array lookup at enter, one
+// hash lookup at exit) and to a watched one that is reported nothing
+// (close of a file opened read-only), without and with the collector.
+func BenchmarkSyscallHook(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("skipping: loading BPF programs needs root")
+	}
+	f, err := os.Open("/proc/self/exe")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	for _, on := range []bool{false, true} {
+		name := map[bool]string{false: "off", true: "on"}[on]
+		var c *Collector
+		ctx, cancel := context.WithCancel(context.Background())
+		if on {
+			if c, err = Start(ctx, Options{}, func(telemetry.Event) {}); err != nil {
+				cancel()
+				b.Skipf("skipping: BPF cannot load here: %v", err)
+			}
+		}
+		b.Run("getppid/"+name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				syscall.Getppid()
+			}
+		})
+		b.Run("dup-close/"+name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				fd, _ := syscall.Dup(int(f.Fd()))
+				syscall.Close(fd)
+			}
+		})
+		cancel()
+		if c != nil {
+			c.Wait()
+		}
+	}
+}
