@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/collect"
+	"github.com/quarry-sec/quarry/telemetry/ebpf"
 	"github.com/quarry-sec/quarry/telemetry/host"
 )
 
@@ -27,14 +29,18 @@ func (a *app) collectCommand() *cobra.Command {
 	var source string
 	var drain time.Duration
 	var noDetect, quiet bool
+	var copts collect.Options
 	cmd := &cobra.Command{
 		Use:   "collect [--source auto|ebpf|cnproc] [--no-detect] [rule flags]",
 		Short: "Collect live process telemetry into the event store, with live detection",
 		Long: `Collect every process start and exit on this host (eBPF, or the netlink process
 connector where BPF cannot load) into the event store, and run detection rules on
 them as they arrive: hits appear in ioa_hits within a second, informational and
-low rules tag process_events rows with techniques. Runs until interrupted; a
-one-line status shows events/s, drops and the source. Needs root.`,
+low rules tag process_events rows with techniques. With eBPF, network connections,
+DNS queries, file changes, ptrace, module loads, memfd_create and uid/capability
+changes are collected too (file events rate-limited per process and filtered by
+path). Runs until interrupted; a one-line status shows events/s, drops,
+rate-limited and filtered counts, the source and what is NOT captured. Needs root.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -65,7 +71,8 @@ one-line status shows events/s, drops and the source. Needs root.`,
 			p := pipeline.New(st, engine, pipeline.Options{KB: kb, Correlation: corr, OnError: func(err error) {
 				a.log.Error().Err(err).Msg("storing events")
 			}})
-			c, err := collect.Start(ctx, collect.Options{Source: source, DrainInterval: drain, Host: host.Identifier()},
+			copts.Source, copts.DrainInterval, copts.Host = source, drain, host.Identifier()
+			c, err := collect.Start(ctx, copts,
 				func(ev telemetry.Event) { p.Add(ev) })
 			if err != nil {
 				p.Close()
@@ -73,6 +80,9 @@ one-line status shows events/s, drops and the source. Needs root.`,
 			}
 			if fb := c.Fallback(); fb != nil {
 				a.log.Warn().Err(fb).Msg("eBPF unavailable; using the netlink process connector")
+			}
+			for _, nc := range c.Stats().NotCaptured {
+				a.log.Warn().Str("not_captured", nc).Msg("activity not captured")
 			}
 			a.log.Info().Str("source", string(c.Source())).Str("store", st.FilePath()).Msg("collecting")
 			status := cmd.ErrOrStderr()
@@ -99,8 +109,8 @@ one-line status shows events/s, drops and the source. Needs root.`,
 				return fmt.Errorf("flush events: %w", err)
 			}
 			s, cs := p.Stats(), c.Stats()
-			fmt.Fprintf(cmd.OutOrStdout(), "collected %d events (%s): %d stored, %d hits, %d tagged; drops %d, lost %d, partial %d\n",
-				cs.Events, cs.Source, s.Stored, s.Hits, s.Tagged, cs.Drops, cs.Lost, cs.Partial)
+			fmt.Fprintf(cmd.OutOrStdout(), "collected %d events (%s): %d stored, %d hits, %d tagged; drops %d, lost %d, partial %d, rate-limited %d, filtered %d%s\n",
+				cs.Events, cs.Source, s.Stored, s.Hits, s.Tagged, cs.Drops, cs.Lost, cs.Partial, cs.RateLimited, cs.Filtered, notCaptured(cs))
 			if werr != nil && !errors.Is(werr, context.Canceled) {
 				return werr
 			}
@@ -112,6 +122,11 @@ one-line status shows events/s, drops and the source. Needs root.`,
 	cmd.Flags().DurationVar(&drain, "drain-interval", 0, "how often to read the eBPF ring buffer (default 50ms)")
 	cmd.Flags().BoolVar(&noDetect, "no-detect", false, "store events without running detection")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no status line")
+	cmd.Flags().StringSliceVar(&copts.Disable, "no-capture", nil, "eBPF activity captures to leave out: network, dns, file, process_access, driver_load, memfd, privilege")
+	cmd.Flags().Float64Var(&copts.FileRate, "file-rate", 0, "file events per second each process may emit (default 100, burst 1000; negative: no limit)")
+	cmd.Flags().StringSliceVar(&copts.IncludePaths, "file-include", nil, "keep only file events under these path prefixes")
+	cmd.Flags().StringSliceVar(&copts.ExcludePaths, "file-exclude", ebpf.DefaultExcludePaths, "drop file events under these path prefixes")
+	cmd.Flags().Uint16Var(&copts.DNSPort, "dns-port", 53, "UDP port whose messages are captured as DNS")
 	return cmd
 }
 
@@ -130,8 +145,21 @@ func (a *app) statusLine(ctx context.Context, w io.Writer, c *collect.Collector,
 			cs, ps := c.Stats(), p.Stats()
 			rate := float64(cs.Events-last) / now.Sub(lastT).Seconds()
 			last, lastT = cs.Events, now
-			fmt.Fprintf(w, "\r\033[K%s: %.0f events/s, %d events, %d stored, %d hits, %d drops, %d lost, %d partial",
-				cs.Source, rate, cs.Events, ps.Stored, ps.Hits, cs.Drops, cs.Lost, cs.Partial)
+			fmt.Fprintf(w, "\r\033[K%s: %.0f events/s, %d events, %d stored, %d hits, %d drops, %d lost, %d partial, %d rate-limited, %d filtered%s",
+				cs.Source, rate, cs.Events, ps.Stored, ps.Hits, cs.Drops, cs.Lost, cs.Partial, cs.RateLimited, cs.Filtered, notCaptured(cs))
 		}
 	}
+}
+
+// notCaptured is the status line's note of the captures not running
+// (their names; the reasons are logged at start), "" when all run.
+func notCaptured(cs collect.Stats) string {
+	if len(cs.NotCaptured) == 0 {
+		return ""
+	}
+	names := make([]string, len(cs.NotCaptured))
+	for i, nc := range cs.NotCaptured {
+		names[i], _, _ = strings.Cut(nc, ":")
+	}
+	return "; NOT captured: " + strings.Join(names, ", ")
 }

@@ -36,6 +36,15 @@ type Options struct {
 	Host string
 	// Lineage configures the process cache.
 	Lineage lineage.Options
+
+	// Disable, FileRate, FileBurst, IncludePaths, ExcludePaths and DNSPort
+	// configure the eBPF activity capture (network, DNS, file, process
+	// access, module, memfd and privilege events); see ebpf.Options.
+	Disable                    []string
+	FileRate                   float64
+	FileBurst                  int
+	IncludePaths, ExcludePaths []string
+	DNSPort                    uint16
 }
 
 // Stats counts what a Collector has seen.
@@ -47,6 +56,14 @@ type Stats struct {
 	Partial   uint64 // exec events whose process was gone before it was read
 	Malformed uint64 // records or messages that could not be decoded
 	Seeded    int    // processes read from /proc at start
+	// RateLimited counts the activity records the per-process rate limits
+	// held back in the kernel; Filtered the file events the path filter
+	// dropped.
+	RateLimited, Filtered uint64
+	// NotCaptured lists what is not captured, each as "capture: why": the
+	// eBPF activity captures that could not load, or every one of them
+	// under the process connector.
+	NotCaptured []string
 }
 
 // Collector is a running source. It stops when Start's context is done.
@@ -85,7 +102,9 @@ func Start(ctx context.Context, opts Options, fn func(telemetry.Event)) (*Collec
 	}
 
 	if opts.Source != SourceCnProc {
-		eb, err := ebpf.Start(ctx, ebpf.Options{DrainInterval: opts.DrainInterval, Host: opts.Host}, deliver)
+		eb, err := ebpf.Start(ctx, ebpf.Options{DrainInterval: opts.DrainInterval, Host: opts.Host,
+			Disable: opts.Disable, FileRate: opts.FileRate, FileBurst: opts.FileBurst,
+			IncludePaths: opts.IncludePaths, ExcludePaths: opts.ExcludePaths, DNSPort: opts.DNSPort}, deliver)
 		if err == nil {
 			c.source, c.ebpf = telemetry.SourceEBPF, eb
 			return c, nil
@@ -129,9 +148,14 @@ func (c *Collector) Stats() Stats {
 	if c.ebpf != nil {
 		es := c.ebpf.Stats()
 		s.Drops, s.Malformed = es.Drops, es.Malformed
+		s.RateLimited = es.RateLimitedFile + es.RateLimitedNetwork + es.RateLimitedOther
+		s.Filtered, s.NotCaptured = es.Filtered, es.NotCaptured
 	} else {
 		cs := c.cnproc.Stats()
 		s.Lost, s.Partial, s.Malformed = cs.Lost, cs.Partial, cs.Malformed
+		for _, capture := range ebpf.Captures {
+			s.NotCaptured = append(s.NotCaptured, capture+": the process connector sees process starts and exits only")
+		}
 	}
 	return s
 }

@@ -4,4 +4,4 @@ package ebpf
 // needs no clang. Regenerating needs clang, llvm and libbpf-dev (the
 // <bpf/bpf_helpers.h> headers); see README in this directory.
 
-//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -type event process bpf/process.bpf.c -- -I/usr/include
+//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -type event -type detail process bpf/process.bpf.c -- -I/usr/include

@@ -13,6 +13,29 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type processDetail struct {
+	_          structs.HostLayout
+	Action     uint32
+	Arg        uint32
+	Family     uint16
+	Sport      uint16
+	Dport      uint16
+	Path1Len   uint16
+	Path2Len   uint16
+	PayloadLen uint16
+	Mode       uint32
+	TargetPid  uint32
+	OldIds     [4]uint32
+	NewIds     [4]uint32
+	Path3Len   uint16
+	Path4Len   uint16
+	Ret        int64
+	OldCaps    [2]uint64
+	NewCaps    [2]uint64
+	Saddr      [16]uint8
+	Daddr      [16]uint8
+}
+
 type processEvent struct {
 	_        structs.HostLayout
 	TimeNs   uint64
@@ -41,17 +64,41 @@ type processScratch struct {
 	Data [20480]int8
 }
 
+type processStash struct {
+	_    structs.HostLayout
+	Op   uint32
+	Ids  [8]uint32
+	_    [4]byte
+	Args [6]uint64
+	Caps [2]uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	processMapDrops      = "drops"
-	processMapEvents     = "events"
-	processMapScratch    = "scratch"
-	processProgRawTpExec = "raw_tp_exec"
-	processProgRawTpExit = "raw_tp_exit"
-	processProgTpBtfExec = "tp_btf_exec"
-	processProgTpBtfExit = "tp_btf_exit"
+	processMapActScratch        = "act_scratch"
+	processMapBuckets           = "buckets"
+	processMapCounters          = "counters"
+	processMapDrops             = "drops"
+	processMapEvents            = "events"
+	processMapScratch           = "scratch"
+	processMapStashes           = "stashes"
+	processMapSyscallOps        = "syscall_ops"
+	processProgRawTpExec        = "raw_tp_exec"
+	processProgRawTpExit        = "raw_tp_exit"
+	processProgTpBtfExec        = "tp_btf_exec"
+	processProgTpBtfExit        = "tp_btf_exit"
+	processProgTpBtfNetDevQueue = "tp_btf_net_dev_queue"
+	processProgTpBtfSysEnter    = "tp_btf_sys_enter"
+	processProgTpBtfSysExit     = "tp_btf_sys_exit"
+	processVarCfgDnsPort        = "cfg_dns_port"
+	processVarCfgFileBurstNs    = "cfg_file_burst_ns"
+	processVarCfgFileIntervalNs = "cfg_file_interval_ns"
+	processVarCfgFmodeCreated   = "cfg_fmode_created"
+	processVarCfgNetBurstNs     = "cfg_net_burst_ns"
+	processVarCfgNetIntervalNs  = "cfg_net_interval_ns"
+	processVarUnusedDetail      = "unused_detail"
 )
 
 // loadProcess returns the embedded CollectionSpec for process.
@@ -96,25 +143,40 @@ type processSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type processProgramSpecs struct {
-	RawTpExec *ebpf.ProgramSpec `ebpf:"raw_tp_exec"`
-	RawTpExit *ebpf.ProgramSpec `ebpf:"raw_tp_exit"`
-	TpBtfExec *ebpf.ProgramSpec `ebpf:"tp_btf_exec"`
-	TpBtfExit *ebpf.ProgramSpec `ebpf:"tp_btf_exit"`
+	RawTpExec        *ebpf.ProgramSpec `ebpf:"raw_tp_exec"`
+	RawTpExit        *ebpf.ProgramSpec `ebpf:"raw_tp_exit"`
+	TpBtfExec        *ebpf.ProgramSpec `ebpf:"tp_btf_exec"`
+	TpBtfExit        *ebpf.ProgramSpec `ebpf:"tp_btf_exit"`
+	TpBtfNetDevQueue *ebpf.ProgramSpec `ebpf:"tp_btf_net_dev_queue"`
+	TpBtfSysEnter    *ebpf.ProgramSpec `ebpf:"tp_btf_sys_enter"`
+	TpBtfSysExit     *ebpf.ProgramSpec `ebpf:"tp_btf_sys_exit"`
 }
 
 // processMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type processMapSpecs struct {
-	Drops   *ebpf.MapSpec `ebpf:"drops"`
-	Events  *ebpf.MapSpec `ebpf:"events"`
-	Scratch *ebpf.MapSpec `ebpf:"scratch"`
+	ActScratch *ebpf.MapSpec `ebpf:"act_scratch"`
+	Buckets    *ebpf.MapSpec `ebpf:"buckets"`
+	Counters   *ebpf.MapSpec `ebpf:"counters"`
+	Drops      *ebpf.MapSpec `ebpf:"drops"`
+	Events     *ebpf.MapSpec `ebpf:"events"`
+	Scratch    *ebpf.MapSpec `ebpf:"scratch"`
+	Stashes    *ebpf.MapSpec `ebpf:"stashes"`
+	SyscallOps *ebpf.MapSpec `ebpf:"syscall_ops"`
 }
 
 // processVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type processVariableSpecs struct {
+	CfgDnsPort        *ebpf.VariableSpec `ebpf:"cfg_dns_port"`
+	CfgFileBurstNs    *ebpf.VariableSpec `ebpf:"cfg_file_burst_ns"`
+	CfgFileIntervalNs *ebpf.VariableSpec `ebpf:"cfg_file_interval_ns"`
+	CfgFmodeCreated   *ebpf.VariableSpec `ebpf:"cfg_fmode_created"`
+	CfgNetBurstNs     *ebpf.VariableSpec `ebpf:"cfg_net_burst_ns"`
+	CfgNetIntervalNs  *ebpf.VariableSpec `ebpf:"cfg_net_interval_ns"`
+	UnusedDetail      *ebpf.VariableSpec `ebpf:"unused_detail"`
 }
 
 // processObjects contains all objects after they have been loaded into the kernel.
@@ -137,16 +199,26 @@ func (o *processObjects) Close() error {
 //
 // It can be passed to loadProcessObjects or ebpf.CollectionSpec.LoadAndAssign.
 type processMaps struct {
-	Drops   *ebpf.Map `ebpf:"drops"`
-	Events  *ebpf.Map `ebpf:"events"`
-	Scratch *ebpf.Map `ebpf:"scratch"`
+	ActScratch *ebpf.Map `ebpf:"act_scratch"`
+	Buckets    *ebpf.Map `ebpf:"buckets"`
+	Counters   *ebpf.Map `ebpf:"counters"`
+	Drops      *ebpf.Map `ebpf:"drops"`
+	Events     *ebpf.Map `ebpf:"events"`
+	Scratch    *ebpf.Map `ebpf:"scratch"`
+	Stashes    *ebpf.Map `ebpf:"stashes"`
+	SyscallOps *ebpf.Map `ebpf:"syscall_ops"`
 }
 
 func (m *processMaps) Close() error {
 	return _ProcessClose(
+		m.ActScratch,
+		m.Buckets,
+		m.Counters,
 		m.Drops,
 		m.Events,
 		m.Scratch,
+		m.Stashes,
+		m.SyscallOps,
 	)
 }
 
@@ -154,16 +226,26 @@ func (m *processMaps) Close() error {
 //
 // It can be passed to loadProcessObjects or ebpf.CollectionSpec.LoadAndAssign.
 type processVariables struct {
+	CfgDnsPort        *ebpf.Variable `ebpf:"cfg_dns_port"`
+	CfgFileBurstNs    *ebpf.Variable `ebpf:"cfg_file_burst_ns"`
+	CfgFileIntervalNs *ebpf.Variable `ebpf:"cfg_file_interval_ns"`
+	CfgFmodeCreated   *ebpf.Variable `ebpf:"cfg_fmode_created"`
+	CfgNetBurstNs     *ebpf.Variable `ebpf:"cfg_net_burst_ns"`
+	CfgNetIntervalNs  *ebpf.Variable `ebpf:"cfg_net_interval_ns"`
+	UnusedDetail      *ebpf.Variable `ebpf:"unused_detail"`
 }
 
 // processPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadProcessObjects or ebpf.CollectionSpec.LoadAndAssign.
 type processPrograms struct {
-	RawTpExec *ebpf.Program `ebpf:"raw_tp_exec"`
-	RawTpExit *ebpf.Program `ebpf:"raw_tp_exit"`
-	TpBtfExec *ebpf.Program `ebpf:"tp_btf_exec"`
-	TpBtfExit *ebpf.Program `ebpf:"tp_btf_exit"`
+	RawTpExec        *ebpf.Program `ebpf:"raw_tp_exec"`
+	RawTpExit        *ebpf.Program `ebpf:"raw_tp_exit"`
+	TpBtfExec        *ebpf.Program `ebpf:"tp_btf_exec"`
+	TpBtfExit        *ebpf.Program `ebpf:"tp_btf_exit"`
+	TpBtfNetDevQueue *ebpf.Program `ebpf:"tp_btf_net_dev_queue"`
+	TpBtfSysEnter    *ebpf.Program `ebpf:"tp_btf_sys_enter"`
+	TpBtfSysExit     *ebpf.Program `ebpf:"tp_btf_sys_exit"`
 }
 
 func (p *processPrograms) Close() error {
@@ -172,6 +254,9 @@ func (p *processPrograms) Close() error {
 		p.RawTpExit,
 		p.TpBtfExec,
 		p.TpBtfExit,
+		p.TpBtfNetDevQueue,
+		p.TpBtfSysEnter,
+		p.TpBtfSysExit,
 	)
 }
 

@@ -67,9 +67,16 @@ func (c clock) wall(bootNs uint64) time.Time {
 
 // decode turns one ring buffer record into an event.
 func decode(raw []byte, clk clock, host string) (telemetry.Event, error) {
+	a, err := decodeRecord(raw, clk, host)
+	return a.ev, err
+}
+
+// decodeRecord turns one ring buffer record into an event, and for a DNS
+// record the message the collector pairs.
+func decodeRecord(raw []byte, clk clock, host string) (activity, error) {
 	h, err := parseHeader(raw)
 	if err != nil {
-		return telemetry.Event{}, err
+		return activity{}, err
 	}
 	var ev telemetry.Event
 	switch h.kind {
@@ -77,8 +84,10 @@ func decode(raw []byte, clk clock, host string) (telemetry.Event, error) {
 		ev = telemetry.NewEvent(telemetry.KindExec, telemetry.SourceEBPF)
 	case recordExit:
 		ev = telemetry.NewEvent(telemetry.KindExit, telemetry.SourceEBPF)
+	case recordNet, recordFile, recordAccess, recordModule, recordMemfd, recordPriv, recordDNS:
+		ev = telemetry.NewEvent(telemetry.KindOther, telemetry.SourceEBPF)
 	default:
-		return telemetry.Event{}, fmt.Errorf("ebpf: unknown record kind %d", h.kind)
+		return activity{}, fmt.Errorf("ebpf: unknown record kind %d", h.kind)
 	}
 	ev.Time = clk.wall(h.timeNs)
 	ev.StartTime = clk.wall(h.startNs)
@@ -99,7 +108,10 @@ func decode(raw []byte, clk clock, host string) (telemetry.Event, error) {
 		if sig != 0 {
 			ev.ExitCode = 128 + int64(sig)
 		}
-		return ev, nil
+		return activity{ev: ev}, nil
+	}
+	if h.kind != recordExec {
+		return decodeActivity(h, raw, ev)
 	}
 
 	data := raw[headerSize:]
@@ -126,7 +138,7 @@ func decode(raw []byte, clk clock, host string) (telemetry.Event, error) {
 			ev.Fields.Set("cwd_truncated", "1")
 		}
 	}
-	return ev, nil
+	return activity{ev: ev}, nil
 }
 
 // splitArgs splits NUL-separated argv; a last argument cut short keeps what

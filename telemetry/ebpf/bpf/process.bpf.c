@@ -255,3 +255,5 @@ int BPF_PROG(raw_tp_exit, struct task_struct *p)
 {
 	return emit_exit(p);
 }
+
+#include "activity.h"

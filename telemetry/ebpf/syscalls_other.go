@@ -1,0 +1,7 @@
+//go:build !amd64 && !arm64
+
+package ebpf
+
+// syscallOps is empty where Quarry does not know the syscall numbers: only
+// processes and DNS are captured there.
+var syscallOps = map[uint32]uint8{}
