@@ -109,17 +109,21 @@ func NormalizeURL(v string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("url %q: %w", v, err)
 	}
-	if u.Host == "" {
-		return "", fmt.Errorf("url %q: no host", v)
-	}
 	scheme := strings.ToLower(u.Scheme)
 	host := strings.ToLower(u.Hostname())
+	if host == "" {
+		return "", fmt.Errorf("url %q: no host", v)
+	}
 	port := u.Port()
 	if (scheme == "http" && port == "80") || (scheme == "https" && port == "443") || (scheme == "ftp" && port == "21") {
 		port = ""
 	}
 	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
+		a, err := netip.ParseAddr(host)
+		if err != nil {
+			return "", fmt.Errorf("url %q: host: %w", v, err)
+		}
+		host = "[" + a.String() + "]"
 	}
 	if port != "" {
 		host += ":" + port
