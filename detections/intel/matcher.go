@@ -19,6 +19,9 @@ type Matcher struct {
 	nets    []netTable // by prefix length, longest first
 	domains map[string]int32
 	urls    map[string]int32
+	// urlHosts holds the hosts of the URL indicators: a URL in a command
+	// line is normalized (which allocates) only when its host is one.
+	urlHosts map[string]struct{}
 
 	entries []entry
 	sources []string
@@ -64,7 +67,7 @@ func NewBuilder() *Builder {
 	return &Builder{
 		m: &Matcher{
 			sha256: map[[32]byte]int32{}, sha1: map[[20]byte]int32{}, md5: map[[16]byte]int32{},
-			ips: map[[16]byte]int32{}, domains: map[string]int32{}, urls: map[string]int32{},
+			ips: map[[16]byte]int32{}, domains: map[string]int32{}, urls: map[string]int32{}, urlHosts: map[string]struct{}{},
 			links: []links{{}}, Now: time.Now,
 		},
 		netsBy:   map[int]map[[16]byte]int32{},
@@ -148,6 +151,11 @@ func (b *Builder) Add(in Indicator) {
 		e.next = chain(m.domains, in.Value, idx)
 		m.entries = append(m.entries, e)
 	case URL:
+		_, rest, ok := strings.Cut(in.Value, "://")
+		if !ok {
+			return
+		}
+		m.urlHosts[urlHost(rest)] = struct{}{}
 		e.value = in.Value
 		e.next = chain(m.urls, in.Value, idx)
 		m.entries = append(m.entries, e)
@@ -455,7 +463,7 @@ func (s *scan) text(field, v string) {
 			for end < len(rest) && !isURLStop(rest[end]) {
 				end++
 			}
-			if start < i {
+			if start < i && s.knownURLHost(rest[i+3:end]) {
 				raw := rest[start:end]
 				if u, err := NormalizeURL(raw); err == nil {
 					if idx, ok := s.m.urls[u]; ok {
@@ -501,6 +509,43 @@ func (s *scan) text(field, v string) {
 		}
 		s.domain(field, tok)
 	}
+}
+
+// urlHost returns the host[:port] part of what follows a URL's "://".
+func urlHost(rest string) string {
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	if strings.HasPrefix(rest, "[") {
+		if i := strings.IndexByte(rest, ']'); i >= 0 {
+			return rest[:i+1]
+		}
+		return rest
+	}
+	if i := strings.IndexByte(rest, ':'); i >= 0 {
+		rest = rest[:i]
+	}
+	return rest
+}
+
+// knownURLHost reports whether the host of a URL's rest (after "://"),
+// lower-cased, is the host of a URL indicator.
+func (s *scan) knownURLHost(rest string) bool {
+	h := urlHost(rest)
+	if len(h) > len(s.buf) {
+		return false
+	}
+	b := s.buf[:copy(s.buf[:], h)]
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 32
+		}
+	}
+	_, ok := s.m.urlHosts[string(b)]
+	return ok
 }
 
 func isSchemeChar(c byte) bool {

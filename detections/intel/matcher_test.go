@@ -160,11 +160,11 @@ func TestDetect(t *testing.T) {
 
 func TestParsePattern(t *testing.T) {
 	ok := map[string]int{
-		"[file:hashes.'SHA-256' = 'aa']":                                    1,
-		"[file:hashes.MD5 = 'aa' OR file:hashes.'SHA-1' = 'bb']":            2,
+		"[file:hashes.'SHA-256' = 'aa']":                                   1,
+		"[file:hashes.MD5 = 'aa' OR file:hashes.'SHA-1' = 'bb']":           2,
 		"([domain-name:value = 'a.example']) OR [url:value = 'http://x/']": 2,
-		"[ipv4-addr:value ISSUBSET '10.0.0.0/8']":                           1,
-		`[url:value = 'http://x.example/it\'s']`:                            1,
+		"[ipv4-addr:value ISSUBSET '10.0.0.0/8']":                          1,
+		`[url:value = 'http://x.example/it\'s']`:                           1,
 	}
 	for p, n := range ok {
 		cs, err := ParsePattern(p)
