@@ -15,6 +15,7 @@ import (
 
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/detections"
+	"github.com/quarry-sec/quarry/detections/intel"
 	sqlengine "github.com/quarry-sec/quarry/extension/sqlite"
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/tables/catalog"
@@ -67,6 +68,7 @@ type app struct {
 
 	kb     *attack.KB
 	events *store.Store
+	intel  *intel.DB
 	engine *sqlengine.Engine
 }
 
@@ -117,6 +119,7 @@ Start with 'quarry shell', or 'quarry query "SELECT id, name FROM attack_techniq
 		a.upCommand(),
 		a.benchCommand(),
 		a.fleetCommand(),
+		a.intelCommand(),
 	)
 	return root
 }
@@ -158,6 +161,9 @@ func (a *app) closeAll() {
 	if a.events != nil {
 		a.events.Close()
 	}
+	if a.intel != nil {
+		a.intel.Close()
+	}
 }
 
 // openEngine returns the embedded engine over every Quarry table.
@@ -182,10 +188,15 @@ func (a *app) openEngine() (*sqlengine.Engine, error) {
 		a.log.Debug().Dur("took", time.Since(start)).Int("rules", len(rs)).Msg("rules loaded")
 		return rs, err
 	}
+	db, err := a.intelDB()
+	if err != nil {
+		return nil, err
+	}
 	start = time.Now()
 	reg, err := catalog.New(catalog.Sources{
 		ATTACK: kb,
 		Events: st,
+		Intel:  db,
 		Rules:  rules,
 		// Packs name the table as osquery does: serve that name too.
 		OsqueryAlias: true,

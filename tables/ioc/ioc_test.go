@@ -83,7 +83,7 @@ func queries() map[string]string {
 		"SELECT count(*) FROM ioc_hits":                                                            "2",
 		"SELECT matched_value FROM ioc_hits WHERE indicator = '192.0.2.0/24'":                      "192.0.2.9",
 		"SELECT matched_field || ' ' || pid FROM ioc_hits WHERE host_identifier = 'h0'":            "QueryName 100",
-		"SELECT count(*) FROM ioc_hits WHERE time >= " + fmt.Sprint(now.Unix()+1):                 "1",
+		"SELECT count(*) FROM ioc_hits WHERE time >= " + fmt.Sprint(now.Unix()+1):                  "1",
 		"SELECT substr(context, 1, 29) FROM ioc_hits WHERE indicator = 'evil.example'":             "linked to G0016 APT29 (uses T",
 		"SELECT count(*) FROM ioc_hits WHERE host_identifier = 'nowhere'":                          "0",
 		"SELECT count(*) FROM intel_indicators WHERE source = 'vendor' AND type IN ('domain','x')": "2",
