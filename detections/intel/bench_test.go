@@ -82,7 +82,11 @@ func buildBenchSet() {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	start := time.Now()
-	b := NewBuilder()
+	counts := map[Type]int{}
+	for _, in := range ins {
+		counts[in.Type]++
+	}
+	b := NewBuilderSized(counts)
 	for _, in := range ins {
 		b.Add(in)
 	}

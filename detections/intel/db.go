@@ -323,8 +323,26 @@ func (d *DB) ScanIndicators(ctx context.Context, f IndicatorFilter, fn func(*Ind
 
 // Matcher builds a matcher over the indicators active now.
 func (d *DB) Matcher(ctx context.Context) (*Matcher, error) {
-	b := NewBuilder()
-	err := d.ScanIndicators(ctx, IndicatorFilter{ActiveOnly: true}, func(in *Indicator) bool {
+	counts := map[Type]int{}
+	rows, err := d.db.QueryContext(ctx, "SELECT type, count(*) FROM indicators WHERE valid_until = 0 OR valid_until > ? GROUP BY type", d.now().UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("count indicators: %w", err)
+	}
+	for rows.Next() {
+		var t string
+		var n int
+		if err := rows.Scan(&t, &n); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("count indicators: %w", err)
+		}
+		counts[Type(t)] = n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count indicators: %w", err)
+	}
+	b := NewBuilderSized(counts)
+	err = d.ScanIndicators(ctx, IndicatorFilter{ActiveOnly: true}, func(in *Indicator) bool {
 		b.Add(*in)
 		return true
 	})

@@ -63,12 +63,19 @@ type Builder struct {
 }
 
 // NewBuilder returns an empty Builder.
-func NewBuilder() *Builder {
+func NewBuilder() *Builder { return NewBuilderSized(nil) }
+
+// NewBuilderSized returns an empty Builder whose sets are sized for the
+// given number of indicators of each type (building a large set is then
+// faster: its maps do not grow).
+func NewBuilderSized(n map[Type]int) *Builder {
 	return &Builder{
 		m: &Matcher{
-			sha256: map[[32]byte]int32{}, sha1: map[[20]byte]int32{}, md5: map[[16]byte]int32{},
-			ips: map[[16]byte]int32{}, domains: map[string]int32{}, urls: map[string]int32{}, urlHosts: map[string]struct{}{},
-			links: []links{{}}, Now: time.Now,
+			sha256: make(map[[32]byte]int32, n[SHA256]), sha1: make(map[[20]byte]int32, n[SHA1]),
+			md5: make(map[[16]byte]int32, n[MD5]), ips: make(map[[16]byte]int32, n[IPv4]+n[IPv6]),
+			domains: make(map[string]int32, n[Domain]), urls: make(map[string]int32, n[URL]),
+			urlHosts: map[string]struct{}{}, links: []links{{}}, Now: time.Now,
+			entries: make([]entry, 0, n[SHA256]+n[SHA1]+n[MD5]+n[IPv4]+n[IPv6]+n[CIDR]+n[Domain]+n[URL]),
 		},
 		netsBy:   map[int]map[[16]byte]int32{},
 		sourceIx: map[string]uint32{},
