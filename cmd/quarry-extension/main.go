@@ -25,6 +25,7 @@ import (
 
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/detections"
+	"github.com/quarry-sec/quarry/detections/intel"
 	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/detections/ruleset"
 	osqext "github.com/quarry-sec/quarry/extension/osquery"
@@ -116,6 +117,12 @@ func serve(ctx context.Context, opts options, log zerolog.Logger) error {
 	}
 	if st != nil {
 		src.Events = st
+	}
+	if db, err := intel.Open(intel.Path(opts.dataDir)); err != nil {
+		log.Warn().Err(err).Msg("no intel database: ioc_hits and intel_indicators left out")
+	} else {
+		defer db.Close()
+		src.Intel = db
 	}
 	reg, err := catalog.New(src, tables.WithLogger(log), tables.WithTimeout(opts.queryTimeout))
 	if err != nil {

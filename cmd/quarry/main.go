@@ -16,6 +16,7 @@ import (
 
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/detections"
+	"github.com/quarry-sec/quarry/detections/intel"
 	sqlengine "github.com/quarry-sec/quarry/extension/sqlite"
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/tables/catalog"
@@ -95,6 +96,7 @@ type app struct {
 
 	kb     *attack.KB
 	events *store.Store
+	intel  *intel.DB
 	engine *sqlengine.Engine
 }
 
@@ -145,6 +147,7 @@ Start with 'quarry shell', or 'quarry query "SELECT id, name FROM attack_techniq
 		a.upCommand(),
 		a.benchCommand(),
 		a.fleetCommand(),
+		a.intelCommand(),
 	)
 	return root
 }
@@ -208,6 +211,9 @@ func (a *app) closeAll() {
 	if a.events != nil {
 		a.events.Close()
 	}
+	if a.intel != nil {
+		a.intel.Close()
+	}
 }
 
 // openEngine returns the embedded engine over every Quarry table.
@@ -234,11 +240,20 @@ func (a *app) openEngine() (*sqlengine.Engine, error) {
 		a.log.Debug().Dur("took", time.Since(start)).Int("rules", len(rs)).Msg("rules loaded")
 		return rs, err
 	}
+	db, err := a.intelDB()
+	if err != nil {
+		// Like an event store that cannot be opened, an intel database
+		// that cannot (a read-only data directory) leaves the other tables
+		// answering; ioc_hits and intel_indicators are then not served.
+		a.log.Warn().Err(err).Msg("threat intelligence tables (ioc_hits, intel_indicators) not served")
+		db = nil
+	}
 	start = time.Now()
 	reg, err := catalog.New(catalog.Sources{
 		ATTACK:    kb,
 		Events:    st,
 		EventsErr: stErr,
+		Intel:     db,
 		Rules:     rules,
 		// Packs name the table as osquery does: serve that name too.
 		OsqueryAlias: true,

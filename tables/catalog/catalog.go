@@ -9,11 +9,13 @@ import (
 	"fmt"
 
 	"github.com/quarry-sec/quarry/attack"
+	"github.com/quarry-sec/quarry/detections/intel"
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/tables/activity"
 	attacktables "github.com/quarry-sec/quarry/tables/attack"
 	"github.com/quarry-sec/quarry/tables/incidents"
 	"github.com/quarry-sec/quarry/tables/ioa"
+	"github.com/quarry-sec/quarry/tables/ioc"
 	"github.com/quarry-sec/quarry/tables/process"
 	"github.com/quarry-sec/quarry/telemetry/store"
 )
@@ -34,6 +36,9 @@ type Sources struct {
 	// Rules gives the detection rules behind ioa_rules, on first use; nil
 	// serves an empty ioa_rules.
 	Rules ioa.RuleSource
+	// Intel is the threat intelligence database behind ioc_hits and
+	// intel_indicators; nil leaves them out.
+	Intel *intel.DB
 	// OsqueryAlias also serves process_events as quarry_process_events, its
 	// name inside osquery (and the other tables of OsqueryNames likewise), so one query (a pack's) runs on both engines. The
 	// embedded engine sets it; the osquery extension, which renames the
@@ -76,7 +81,7 @@ func New(src Sources, opts ...tables.WrapOption) (*tables.Registry, error) {
 // names included, with no data behind them: their names, descriptions and
 // columns, for listing (the hunt page's schema browser).
 func Schemas(kb *attack.KB) []tables.Table {
-	return list(Sources{ATTACK: kb, OsqueryAlias: true}, true)
+	return append(list(Sources{ATTACK: kb, OsqueryAlias: true}, true), ioc.Hits(nil, nil), ioc.Indicators(nil, nil))
 }
 
 // list returns the tables of src; withEvents adds the families that read the
@@ -99,6 +104,10 @@ func list(src Sources, withEvents bool) []tables.Table {
 				}
 			}
 		}
+	}
+	if src.Intel != nil {
+		l := intel.NewLinker(src.ATTACK)
+		all = append(all, ioc.Hits(src.Intel, l), ioc.Indicators(src.Intel, l))
 	}
 	rules := src.Rules
 	if rules == nil {

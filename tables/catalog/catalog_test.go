@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/quarry-sec/quarry/attack"
+	"github.com/quarry-sec/quarry/detections/intel"
 	"github.com/quarry-sec/quarry/telemetry/store"
 )
 
@@ -23,7 +24,12 @@ func TestSchemasListsEveryServedTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	reg, err := New(Sources{ATTACK: kb, Events: st, OsqueryAlias: true})
+	db, err := intel.Open(filepath.Join(t.TempDir(), intel.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	reg, err := New(Sources{ATTACK: kb, Events: st, Intel: db, OsqueryAlias: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +51,7 @@ func TestSchemasListsEveryServedTable(t *testing.T) {
 			t.Errorf("table %s listed but not served", name)
 		}
 	}
-	for _, want := range []string{"process_events", OsqueryProcessEvents, "ioa_hits", "ioa_rules", "incidents", "incident_hits", "process_tree", "related_incidents", "attack_techniques"} {
+	for _, want := range []string{"process_events", OsqueryProcessEvents, "ioa_hits", "ioa_rules", "incidents", "incident_hits", "process_tree", "related_incidents", "attack_techniques", "ioc_hits", "intel_indicators"} {
 		if _, ok := listed[want]; !ok {
 			t.Errorf("%s not listed (have %v)", want, slices.Sorted(maps.Keys(listed)))
 		}
