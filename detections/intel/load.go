@@ -60,7 +60,7 @@ type Feed struct {
 	// Total counts the entries read (loaded, merged or skipped).
 	Total int
 
-	index map[string]int
+	index map[feedKey]int
 	opts  Options
 }
 
@@ -71,7 +71,7 @@ func newFeed(format Format, origin string, o Options) *Feed {
 	if o.Confidence == 0 {
 		o.Confidence = DefaultConfidence
 	}
-	return &Feed{Source: o.Source, Format: format, Origin: origin, index: map[string]int{}, opts: o}
+	return &Feed{Source: o.Source, Format: format, Origin: origin, index: map[feedKey]int{}, opts: o}
 }
 
 // add merges an indicator into the feed: a duplicate keeps the highest
@@ -88,7 +88,7 @@ func (f *Feed) add(in Indicator) {
 		in.ValidUntil = f.opts.Now.Add(f.opts.TTL)
 	}
 	in.FirstSeen, in.Updated = f.opts.Now, f.opts.Now
-	key := string(in.Type) + "\x00" + in.Value
+	key := feedKey{in.Type, in.Value}
 	i, ok := f.index[key]
 	if !ok {
 		in.Techniques, in.Groups, in.Malware = uniq(in.Techniques), uniq(in.Groups), uniq(in.Malware)
@@ -107,6 +107,13 @@ func (f *Feed) add(in Indicator) {
 	cur.Techniques = uniq(append(cur.Techniques, in.Techniques...))
 	cur.Groups = uniq(append(cur.Groups, in.Groups...))
 	cur.Malware = uniq(append(cur.Malware, in.Malware...))
+}
+
+// feedKey identifies an indicator within a feed (it shares the value's
+// string).
+type feedKey struct {
+	t Type
+	v string
 }
 
 func (f *Feed) skip(ref, reason string, unsupported bool) {
