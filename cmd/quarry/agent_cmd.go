@@ -151,7 +151,7 @@ func (a *app) startLive(ctx context.Context) func() error {
 	for _, e := range cerrs {
 		a.log.Warn().Err(e).Msg("correlation rule left out")
 	}
-	p := pipeline.New(st, detections.NewEngine(rules), pipeline.Options{KB: kb, Correlation: corr, OnError: func(err error) {
+	p := pipeline.New(st, detections.NewEngine(rules), pipeline.Options{KB: kb, Correlation: corr, Intel: a.intelLive(ctx, kb), OnError: func(err error) {
 		a.log.Error().Err(err).Msg("storing events")
 	}})
 	c, err := collect.Start(ctx, collect.Options{Source: collect.SourceAuto, Host: host.Identifier()},

@@ -68,7 +68,7 @@ rate-limited and filtered counts, the source and what is NOT captured. Needs roo
 			if err != nil {
 				return err
 			}
-			p := pipeline.New(st, engine, pipeline.Options{KB: kb, Correlation: corr, OnError: func(err error) {
+			p := pipeline.New(st, engine, pipeline.Options{KB: kb, Correlation: corr, Intel: a.intelLive(ctx, kb), OnError: func(err error) {
 				a.log.Error().Err(err).Msg("storing events")
 			}})
 			copts.Source, copts.DrainInterval, copts.Host = source, drain, host.Identifier()

@@ -81,6 +81,9 @@ Formats:
 				for _, e := range cerrs {
 					fmt.Fprintf(cmd.ErrOrStderr(), "quarry: %v\n", e)
 				}
+				if lv := a.intelLive(context.Background(), kb); lv != nil {
+					d.SetIntel(lv)
+				}
 				det = &importDetection{det: d, spans: map[string][2]time.Time{}, bySeverity: map[string]int{}, seen: map[string]bool{}}
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -223,6 +226,9 @@ func (d *importDetection) print(w io.Writer) {
 		line += " (" + strings.Join(sev, ", ") + ")"
 	}
 	fmt.Fprintf(w, "%s; %d incident(s) where they landed (quarry incidents lists them)\n", line, d.incidents)
+	if n := d.det.IOCHits(); n > 0 {
+		fmt.Fprintf(w, "threat intelligence: %d indicator hit(s) (in ioc_hits)\n", n)
+	}
 }
 
 // importSummary counts what an import did, over all its files.

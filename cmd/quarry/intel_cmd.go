@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/detections/intel"
 )
 
@@ -29,6 +30,26 @@ func (a *app) intelDB() (*intel.DB, error) {
 	}
 	a.intel = db
 	return db, nil
+}
+
+// intelLive returns a live matcher over the data directory's indicators for
+// import, collect and the agent, nil when there are none (or the intel
+// database cannot be opened: said once, and detection goes on without).
+func (a *app) intelLive(ctx context.Context, kb *attack.KB) *intel.Live {
+	if _, err := os.Stat(intel.Path(a.dataDir)); err != nil {
+		return nil // no indicators were ever loaded
+	}
+	db, err := a.intelDB()
+	if err != nil {
+		a.log.Warn().Err(err).Msg("threat intelligence not matched")
+		return nil
+	}
+	lv, err := intel.NewLive(ctx, db, intel.NewLinker(kb))
+	if err != nil {
+		a.log.Warn().Err(err).Msg("threat intelligence not matched")
+		return nil
+	}
+	return lv
 }
 
 func (a *app) intelCommand() *cobra.Command {

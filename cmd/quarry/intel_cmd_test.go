@@ -57,3 +57,27 @@ func TestIntelAddHuntQuery(t *testing.T) {
 		t.Errorf("after remove: %s", out)
 	}
 }
+
+// Indicators loaded before an import are matched as the events are stored:
+// no hunt needed.
+func TestIntelMatchedOnImport(t *testing.T) {
+	dir := t.TempDir()
+	list := filepath.Join(dir, "c2.txt")
+	if err := os.WriteFile(list, []byte("198.51.100.0/24\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, errs, code := quarry(t, dir, "", "intel", "add", list, "--source", "c2"); code != 0 {
+		t.Fatalf("add: exit %d\n%s%s", code, out, errs)
+	}
+	out, errs, code := quarry(t, dir, "", "import", chainRecording)
+	if code != 0 || !strings.Contains(out+errs, "indicator hit(s)") {
+		t.Fatalf("import: exit %d\n%s%s", code, out, errs)
+	}
+	out, _, _ = quarry(t, dir, "", "query", "--format", "csv", "SELECT count(*) FROM ioc_hits WHERE indicator = '198.51.100.0/24'")
+	if strings.TrimSpace(strings.Split(out, "\n")[1]) == "0" {
+		t.Fatalf("no ioc_hits after the import: %s", out)
+	}
+	if out, _, _ := quarry(t, dir, "", "intel", "hunt"); !strings.Contains(out, ", 0 new") {
+		t.Errorf("a hunt after the import finds nothing new: %s", out)
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/detections"
+	"github.com/quarry-sec/quarry/detections/intel"
 	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/store"
 )
@@ -29,7 +30,16 @@ type Detector struct {
 	engine *detections.Engine
 	corr   *detections.Correlator // nil without correlation rules
 	kb     *attack.KB
+	intel  *intel.Live // nil: no indicators matched
+	iocs   int         // indicator hits so far
 }
+
+// SetIntel makes the detector match each stored batch against the threat
+// intelligence indicators of lv (ioc_hits), after the batch is stored.
+func (d *Detector) SetIntel(lv *intel.Live) { d.intel = lv }
+
+// IOCHits is how many indicator hits the detector found so far.
+func (d *Detector) IOCHits() int { return d.iocs }
 
 // NewDetector returns a detector of rules (detection and correlation
 // rules); the errors are correlation rules left out (naming an unknown
@@ -124,6 +134,23 @@ func (d *Detector) storeBatch(ctx context.Context, st *store.Store, events []tel
 		return batchResult{}, err
 	}
 	res.batch = b
+	if d.intel != nil {
+		// Indicators are matched once the batch is stored (their hits
+		// name its rows); a batch retried after a failure here is stored
+		// again as "already stored", and its indicator hits are not kept
+		// twice.
+		eids := make([]int64, len(events))
+		for i := range events {
+			if i < len(b.Stored) {
+				eids[i] = b.Stored[i].EID
+			}
+		}
+		hs, err := d.intel.Observe(ctx, events, eids)
+		if err != nil {
+			return batchResult{}, fmt.Errorf("match indicators: %w", err)
+		}
+		d.iocs += len(hs)
+	}
 	if d.corr != nil {
 		var more []store.HitRecord
 		corrTags := map[int64][]string{}

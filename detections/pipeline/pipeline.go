@@ -18,6 +18,7 @@ import (
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/detections"
 	"github.com/quarry-sec/quarry/detections/incidents"
+	"github.com/quarry-sec/quarry/detections/intel"
 	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/store"
 )
@@ -58,6 +59,9 @@ type Options struct {
 	// hits are stored like any other, with rule_source correlation, and
 	// windows decided at close are closed as time passes.
 	Correlation *detections.Correlator
+	// Intel, when set, matches every stored event against the threat
+	// intelligence indicators (ioc_hits), as each batch is stored.
+	Intel *intel.Live
 }
 
 // Stats counts what a Pipeline did.
@@ -106,7 +110,7 @@ func New(st *store.Store, engine *detections.Engine, opts Options) *Pipeline {
 		opts.MaxRetryInterval = 5 * time.Second
 	}
 	p := &Pipeline{st: st, engine: engine, opts: opts, stop: make(chan struct{}), done: make(chan struct{}),
-		det: &Detector{engine: engine, kb: opts.KB, corr: opts.Correlation}}
+		det: &Detector{engine: engine, kb: opts.KB, corr: opts.Correlation, intel: opts.Intel}}
 	p.room = sync.NewCond(&p.mu)
 	go p.loop()
 	return p
