@@ -146,3 +146,42 @@ func TestNULBytes(t *testing.T) {
 		}
 	})
 }
+
+// TestTokenListAndRevoke: the analyst API lists tokens (never the token
+// or its hash) and revokes one by ID; a revoked token stops working.
+func TestTokenListAndRevoke(t *testing.T) {
+	eachStore(t, func(t *testing.T, st store.Store) {
+		f := newFixture(t, st)
+		other, err := CreateToken(context.Background(), st, "other")
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, out := f.api("GET", "/api/v1/tokens", nil)
+		toks, _ := out["tokens"].([]any)
+		if code != 200 || len(toks) != 2 {
+			t.Fatalf("list: %d %v", code, out)
+		}
+		var id string
+		for _, x := range toks {
+			tok := x.(map[string]any)
+			if tok["name"] == "other" {
+				id = tok["id"].(string)
+			}
+		}
+		if id != HashToken(other)[:store.TokenIDLength] {
+			t.Fatalf("other's ID %q", id)
+		}
+		if code, out := f.api("DELETE", "/api/v1/tokens/"+id, nil); code != 204 {
+			t.Fatalf("revoke: %d %v", code, out)
+		}
+		if code, _ := f.do("GET", "/api/v1/hosts", nil, map[string]string{"Authorization": "Bearer " + other}); code != 401 {
+			t.Errorf("revoked token: %d, want 401", code)
+		}
+		if code, _ := f.api("DELETE", "/api/v1/tokens/"+id, nil); code != 404 {
+			t.Errorf("revoke again: %d, want 404", code)
+		}
+		if code, _ := f.api("GET", "/api/v1/hosts", nil); code != 200 {
+			t.Errorf("the other token: %d, want 200", code)
+		}
+	})
+}
