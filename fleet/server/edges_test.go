@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -182,6 +183,30 @@ func TestTokenListAndRevoke(t *testing.T) {
 		}
 		if code, _ := f.api("GET", "/api/v1/hosts", nil); code != 200 {
 			t.Errorf("the other token: %d, want 200", code)
+		}
+	})
+}
+
+// TestResultNameForms: rows osquery logged as pack/<pack>/<query> (its
+// pack_delimiter set to "/") are found under pack_<pack>_<query> too, and
+// the other way round.
+func TestResultNameForms(t *testing.T) {
+	eachStore(t, func(t *testing.T, st store.Store) {
+		f := newFixture(t, st)
+		key := f.enroll("host-a", "ubuntu")
+		now := time.Now()
+		for i, name := range []string{"pack/" + packs.Name + "/" + packs.QueryHits, "pack_" + packs.Name + "_" + packs.QueryHits} {
+			item := resultItem(packs.QueryHits, now, i+1, []any{hitRow(fmt.Sprint("hit-", i), "T1059.004", "execution", "high", now)}, nil)
+			item["name"] = name
+			if code, out := f.osquery("log", map[string]any{"node_key": key, "log_type": "result", "data": []any{item}}); code != 200 {
+				t.Fatalf("log: %d %v", code, out)
+			}
+		}
+		for _, name := range []string{"pack_" + packs.Name + "_" + packs.QueryHits, "pack%2F" + packs.Name + "%2F" + packs.QueryHits, packs.QueryHits} {
+			code, out := f.api("GET", "/api/v1/queries/"+name+"/results", nil)
+			if code != 200 || out["total"] != float64(2) {
+				t.Errorf("%s: %d total %v, want both rows", name, code, out["total"])
+			}
 		}
 	})
 }

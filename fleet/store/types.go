@@ -121,7 +121,12 @@ type StatusLog struct {
 
 // ResultFilter selects result rows. Query matches Name or Query.
 type ResultFilter struct {
-	Query         string
+	// Query matches a row's name (as osquery logged it) or its query's
+	// name in its pack.
+	Query string
+	// Names are further names a row's name may have (the same query
+	// logged under another pack delimiter: pack_p_q and pack/p/q).
+	Names         []string
 	HostID        string
 	Since, Until  time.Time // Until is exclusive; zero: no bound
 	Limit, Offset int
