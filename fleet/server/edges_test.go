@@ -210,3 +210,35 @@ func TestResultNameForms(t *testing.T) {
 		}
 	})
 }
+
+// TestClaimedHostname: a host that claims another's hostname gets none of
+// its hunts and does not show in its detections: hunt targets and the host
+// filter match the identifier a host enrolled with (hostname only when
+// asked for with hostname=).
+func TestClaimedHostname(t *testing.T) {
+	f := newFixture(t, openSQLite(t))
+	if code, out := f.osquery("enroll", enrollBody("ws-1", "ws-1", "ubuntu", testSecret)); code != 200 {
+		t.Fatalf("enroll: %d %v", code, out)
+	}
+	code, out := f.osquery("enroll", enrollBody("rogue", "ws-1", "ubuntu", testSecret)) // claims ws-1's hostname
+	if code != 200 {
+		t.Fatalf("enroll: %d %v", code, out)
+	}
+	rogue := out["node_key"].(string)
+	code, h := f.api("POST", "/api/v1/hunts", map[string]any{"sql": "SELECT 1;", "targets": map[string]any{"hosts": []string{"ws-1"}}})
+	if code != 201 {
+		t.Fatalf("hunt: %d %v", code, h)
+	}
+	if _, rd := f.osquery("distributed/read", map[string]any{"node_key": rogue}); len(huntQueries(rd)) != 0 {
+		t.Errorf("the host claiming ws-1's hostname got its hunt: %v", rd)
+	}
+	now := time.Now()
+	f.osquery("log", map[string]any{"node_key": rogue, "log_type": "result", "data": []any{
+		resultItem(packs.QueryHits, now, 1, []any{hitRow("hit-1", "T1059.004", "execution", "high", now)}, nil)}})
+	if _, out := f.api("GET", "/api/v1/detections?host=ws-1", nil); out["total"] != float64(0) {
+		t.Errorf("host=ws-1 shows the rogue host's detections: %v", out)
+	}
+	if _, out := f.api("GET", "/api/v1/detections?hostname=ws-1", nil); out["total"] != float64(1) {
+		t.Errorf("hostname=ws-1 (asked for): %v, want the rogue's detection", out)
+	}
+}
