@@ -161,7 +161,7 @@ func (a *app) fleetServe(ctx context.Context, o fleetServeOptions) error {
 	if err != nil {
 		return err
 	}
-	handler, err := a.withWebUI(srv.Handler(), st, kb, useTLS, o.interval)
+	handler, err := a.withWebUI(srv.Handler(), st, kb, useTLS, o.interval, secret)
 	if err != nil {
 		return err
 	}
