@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -161,7 +162,7 @@ func (a *app) fleetServe(ctx context.Context, o fleetServeOptions) error {
 	if err != nil {
 		return err
 	}
-	handler, err := a.withWebUI(srv.Handler(), st, kb, useTLS, o.interval)
+	handler, err := a.withWebUI(srv.Handler(), st, kb, useTLS, o.interval, secret)
 	if err != nil {
 		return err
 	}
@@ -295,6 +296,56 @@ func (a *app) fleetTokenCommand() *cobra.Command {
 	f.register(create)
 	create.Flags().StringVar(&name, "name", "analyst", "a name for the token")
 	cmd.AddCommand(create)
+
+	var lf fleetFlags
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the analyst API tokens: ID (the start of the token's hash), name, created",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := a.fleetStore(cmd.Context(), lf)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			toks, err := st.Tokens(cmd.Context())
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "ID\tNAME\tCREATED")
+			for _, t := range toks {
+				fmt.Fprintf(w, "%s\t%s\t%s\n", t.ID, t.Name, t.Created.UTC().Format(time.RFC3339))
+			}
+			return w.Flush()
+		},
+	}
+	lf.register(list)
+	cmd.AddCommand(list)
+
+	var rf fleetFlags
+	revoke := &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke an analyst API token by its ID (see token list): it stops working at once",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := a.fleetStore(cmd.Context(), rf)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if err := st.RevokeToken(cmd.Context(), args[0]); err != nil {
+				if errors.Is(err, store.ErrNotFound) {
+					return fmt.Errorf("no token with ID %q (quarry fleet token list shows them)", args[0])
+				}
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "token %s revoked\n", args[0])
+			return nil
+		},
+	}
+	rf.register(revoke)
+	cmd.AddCommand(revoke)
 	return cmd
 }
 

@@ -122,7 +122,7 @@ func (a *app) up(ctx context.Context, o upOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	handler, err := a.withWebUI(srv.Handler(), st, kb, true, upDistributedInterval)
+	handler, err := a.withWebUI(srv.Handler(), st, kb, true, upDistributedInterval, secret)
 	if err != nil {
 		return err
 	}

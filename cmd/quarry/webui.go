@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"net/http"
 	"time"
 
@@ -24,12 +26,15 @@ func withProcessPack(packs map[string]server.Pack) map[string]server.Pack {
 // /version and /healthz go to the server, every other path to the UI.
 // The UI's coverage layer uses the rules this installation runs (builtin
 // and the data directory's custom rules).
-func (a *app) withWebUI(api http.Handler, st store.Store, kb *attack.KB, tls bool, interval time.Duration) (http.Handler, error) {
+// The session key is derived from the enroll secret, so replicas sharing
+// the secret (and the database) read each other's session cookies.
+func (a *app) withWebUI(api http.Handler, st store.Store, kb *attack.KB, tls bool, interval time.Duration, secret string) (http.Handler, error) {
 	rules, _, err := a.loadRules(ruleFlags{skipBad: a.skipBadRules}, a.stderr)
 	if err != nil {
 		return nil, err
 	}
 	ui, err := web.New(web.Config{Store: st, KB: kb, Rules: rules, API: api, SecureCookies: tls,
+		SessionKey:   sessionKey(secret),
 		OnlineWindow: max(3*interval, time.Minute),
 		OnError: func(r *http.Request, err error) {
 			a.log.Error().Err(err).Str("path", r.URL.Path).Msg("web UI")
@@ -43,4 +48,13 @@ func (a *app) withWebUI(api http.Handler, st store.Store, kb *attack.KB, tls boo
 	mux.Handle("/healthz", api)
 	mux.Handle("/", ui)
 	return mux, nil
+}
+
+// sessionKey derives the web UI's session-sealing key from the fleet's
+// enroll secret (HMAC-SHA256 under a fixed label): the secret itself never
+// seals anything.
+func sessionKey(secret string) []byte {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte("quarry web session key v1"))
+	return m.Sum(nil)
 }

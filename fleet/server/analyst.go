@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -76,4 +77,31 @@ func (s *Server) analyst(next http.HandlerFunc) http.HandlerFunc {
 		}
 		next(w, r)
 	}
+}
+
+// handleTokens lists the analyst tokens: {"tokens": [{"id", "name", "created"}]}.
+func (s *Server) handleTokens(w http.ResponseWriter, r *http.Request) {
+	toks, err := s.cfg.Store.Tokens(r.Context())
+	if err != nil {
+		s.fail(w, r, err, nil)
+		return
+	}
+	if toks == nil {
+		toks = []store.Token{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tokens": toks})
+}
+
+// handleRevokeToken revokes a token by its ID (204; 404 when none has it).
+func (s *Server) handleRevokeToken(w http.ResponseWriter, r *http.Request) {
+	err := s.cfg.Store.RevokeToken(r.Context(), r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		s.fail(w, r, errorf(http.StatusNotFound, "no token %q", r.PathValue("id")), nil)
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err, nil)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -145,4 +146,99 @@ func TestNULBytes(t *testing.T) {
 			t.Errorf("node key with a NUL: %d %v, want 401", code, out)
 		}
 	})
+}
+
+// TestTokenListAndRevoke: the analyst API lists tokens (never the token
+// or its hash) and revokes one by ID; a revoked token stops working.
+func TestTokenListAndRevoke(t *testing.T) {
+	eachStore(t, func(t *testing.T, st store.Store) {
+		f := newFixture(t, st)
+		other, err := CreateToken(context.Background(), st, "other")
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, out := f.api("GET", "/api/v1/tokens", nil)
+		toks, _ := out["tokens"].([]any)
+		if code != 200 || len(toks) != 2 {
+			t.Fatalf("list: %d %v", code, out)
+		}
+		var id string
+		for _, x := range toks {
+			tok := x.(map[string]any)
+			if tok["name"] == "other" {
+				id = tok["id"].(string)
+			}
+		}
+		if id != HashToken(other)[:store.TokenIDLength] {
+			t.Fatalf("other's ID %q", id)
+		}
+		if code, out := f.api("DELETE", "/api/v1/tokens/"+id, nil); code != 204 {
+			t.Fatalf("revoke: %d %v", code, out)
+		}
+		if code, _ := f.do("GET", "/api/v1/hosts", nil, map[string]string{"Authorization": "Bearer " + other}); code != 401 {
+			t.Errorf("revoked token: %d, want 401", code)
+		}
+		if code, _ := f.api("DELETE", "/api/v1/tokens/"+id, nil); code != 404 {
+			t.Errorf("revoke again: %d, want 404", code)
+		}
+		if code, _ := f.api("GET", "/api/v1/hosts", nil); code != 200 {
+			t.Errorf("the other token: %d, want 200", code)
+		}
+	})
+}
+
+// TestResultNameForms: rows osquery logged as pack/<pack>/<query> (its
+// pack_delimiter set to "/") are found under pack_<pack>_<query> too, and
+// the other way round.
+func TestResultNameForms(t *testing.T) {
+	eachStore(t, func(t *testing.T, st store.Store) {
+		f := newFixture(t, st)
+		key := f.enroll("host-a", "ubuntu")
+		now := time.Now()
+		for i, name := range []string{"pack/" + packs.Name + "/" + packs.QueryHits, "pack_" + packs.Name + "_" + packs.QueryHits} {
+			item := resultItem(packs.QueryHits, now, i+1, []any{hitRow(fmt.Sprint("hit-", i), "T1059.004", "execution", "high", now)}, nil)
+			item["name"] = name
+			if code, out := f.osquery("log", map[string]any{"node_key": key, "log_type": "result", "data": []any{item}}); code != 200 {
+				t.Fatalf("log: %d %v", code, out)
+			}
+		}
+		for _, name := range []string{"pack_" + packs.Name + "_" + packs.QueryHits, "pack%2F" + packs.Name + "%2F" + packs.QueryHits, packs.QueryHits} {
+			code, out := f.api("GET", "/api/v1/queries/"+name+"/results", nil)
+			if code != 200 || out["total"] != float64(2) {
+				t.Errorf("%s: %d total %v, want both rows", name, code, out["total"])
+			}
+		}
+	})
+}
+
+// TestClaimedHostname: a host that claims another's hostname gets none of
+// its hunts and does not show in its detections: hunt targets and the host
+// filter match the identifier a host enrolled with (hostname only when
+// asked for with hostname=).
+func TestClaimedHostname(t *testing.T) {
+	f := newFixture(t, openSQLite(t))
+	if code, out := f.osquery("enroll", enrollBody("ws-1", "ws-1", "ubuntu", testSecret)); code != 200 {
+		t.Fatalf("enroll: %d %v", code, out)
+	}
+	code, out := f.osquery("enroll", enrollBody("rogue", "ws-1", "ubuntu", testSecret)) // claims ws-1's hostname
+	if code != 200 {
+		t.Fatalf("enroll: %d %v", code, out)
+	}
+	rogue := out["node_key"].(string)
+	code, h := f.api("POST", "/api/v1/hunts", map[string]any{"sql": "SELECT 1;", "targets": map[string]any{"hosts": []string{"ws-1"}}})
+	if code != 201 {
+		t.Fatalf("hunt: %d %v", code, h)
+	}
+	if _, rd := f.osquery("distributed/read", map[string]any{"node_key": rogue}); len(huntQueries(rd)) != 0 {
+		t.Errorf("the host claiming ws-1's hostname got its hunt: %v", rd)
+	}
+	now := time.Now()
+	f.osquery("log", map[string]any{"node_key": rogue, "log_type": "result", "data": []any{
+		resultItem(packs.QueryHits, now, 1, []any{hitRow("hit-1", "T1059.004", "execution", "high", now)}, nil)}})
+	if _, out := f.api("GET", "/api/v1/detections?host=ws-1", nil); out["total"] != float64(0) {
+		t.Errorf("host=ws-1 shows the rogue host's detections: %v", out)
+	}
+	if _, out := f.api("GET", "/api/v1/detections?hostname=ws-1", nil); out["total"] != float64(1) {
+		t.Errorf("hostname=ws-1 (asked for): %v, want the rogue's detection", out)
+	}
 }

@@ -40,7 +40,7 @@ func (s *Server) incidentFilter(ctx context.Context, q url.Values) (store.Incide
 			return f, errorf(http.StatusBadRequest, "bad min_score %q (a number, 0 or more)", v)
 		}
 	}
-	if f.HostIDs, err = s.hostFilter(ctx, list(q, "host")); err != nil {
+	if f.HostIDs, err = s.hostFilter(ctx, q); err != nil {
 		return f, err
 	}
 	if f.Limit, f.Offset, err = pageParams(q); err != nil {
@@ -96,7 +96,7 @@ func LoadIncident(ctx context.Context, st store.Store, key string, hostIDs []str
 }
 
 func (s *Server) handleIncident(w http.ResponseWriter, r *http.Request) {
-	hostIDs, err := s.hostFilter(r.Context(), list(r.URL.Query(), "host"))
+	hostIDs, err := s.hostFilter(r.Context(), r.URL.Query())
 	if err != nil {
 		s.fail(w, r, err, nil)
 		return

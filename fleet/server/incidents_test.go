@@ -134,7 +134,10 @@ func testIncidentLogsAndAPI(t *testing.T, st store.Store) {
 		total float64
 	}{
 		{"host=host-b", []string{"inc-b"}, 1},
-		{"host=host-a.example", []string{"inc-1"}, 1},
+		{"host=host-a.example", nil, 0}, // a hostname is not an identifier
+		{"hostname=host-a.example", []string{"inc-1"}, 1},
+		{"hostname=HOST-A.example&host=host-a", []string{"inc-1"}, 1},
+		{"hostname=host-a.example&host=host-b", nil, 0},
 		{"host=nowhere", nil, 0},
 		{"min_score=5", []string{"inc-1"}, 1},
 		{"since=30m", []string{"inc-1"}, 1},

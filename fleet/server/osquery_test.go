@@ -231,7 +231,8 @@ func TestDetectionsAPI(t *testing.T) {
 		"tactic=Credential%20Access":             3,
 		"severity=high,critical":                 3,
 		"host=host-b":                            2,
-		"host=host-a.example":                    3,
+		"host=host-a.example":                    0, // a hostname is not an identifier
+		"hostname=host-a.example":                3,
 		"host=nobody":                            0,
 		"since=36h":                              4,
 		"since=36h&until=12h":                    1,

@@ -231,6 +231,24 @@ func (s *Server) invalidatePacks() {
 // queryName is the name of a query within its pack for osquery's logged
 // name (pack_<pack>_<query>, or with "/" as pack_delimiter), else name.
 func queryName(name string, known map[string]Pack) string {
+	_, q := splitPackName(name, known)
+	return q
+}
+
+// nameForms returns the names a query of a known pack is logged under
+// with either pack delimiter ("_" or "/"), when name is one of them.
+func nameForms(name string, known map[string]Pack) []string {
+	p, q := splitPackName(name, known)
+	if p == "" {
+		return nil
+	}
+	return []string{"pack_" + p + "_" + q, "pack/" + p + "/" + q}
+}
+
+// splitPackName splits osquery's pack<d><pack><d><query> (d "_" or "/")
+// into a known pack's name and the query's; for any other name, "" and
+// the name.
+func splitPackName(name string, known map[string]Pack) (pack, query string) {
 	for _, d := range []string{"_", "/"} {
 		rest, ok := strings.CutPrefix(name, "pack"+d)
 		if !ok {
@@ -244,9 +262,9 @@ func queryName(name string, known map[string]Pack) string {
 		sort.Slice(names, func(i, j int) bool { return len(names[i]) > len(names[j]) })
 		for _, p := range names {
 			if q, ok := strings.CutPrefix(rest, p+d); ok && q != "" {
-				return q
+				return p, q
 			}
 		}
 	}
-	return name
+	return "", name
 }

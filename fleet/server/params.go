@@ -140,7 +140,7 @@ func (s *Server) detectionFilter(ctx context.Context, q url.Values) (store.Detec
 		}
 		f.Severities = append(f.Severities, v)
 	}
-	if f.HostIDs, err = s.hostFilter(ctx, list(q, "host")); err != nil {
+	if f.HostIDs, err = s.hostFilter(ctx, q); err != nil {
 		return f, err
 	}
 	if f.Limit, f.Offset, err = pageParams(q); err != nil {
@@ -175,8 +175,8 @@ func (s *Server) tacticShortnames(v string) ([]string, bool) {
 	return out, true
 }
 
-// resolveHosts finds hosts by ID, host identifier or hostname; it returns
-// the IDs found and the names that matched none.
+// resolveHosts finds hosts by ID or host identifier; it returns the IDs
+// found and the names that matched none.
 func (s *Server) resolveHosts(ctx context.Context, names []string) (ids, unknown []string, err error) {
 	hosts, err := s.cfg.Store.Hosts(ctx)
 	if err != nil {
@@ -186,16 +186,38 @@ func (s *Server) resolveHosts(ctx context.Context, names []string) (ids, unknown
 	return ids, unknown, nil
 }
 
-// hostFilter resolves a filter's host names (none: nil, every host); when
-// names are given but name no host, the filter is noHost, which matches
-// nothing.
-func (s *Server) hostFilter(ctx context.Context, names []string) ([]string, error) {
-	if len(names) == 0 {
+// hostFilter resolves a filter's hosts: host (IDs or host identifiers) and
+// hostname (the hostnames hosts report, matched only when asked for: a
+// host may claim another's). Neither: nil, every host. Both: hosts
+// matching both. When names are given but name no host, the filter holds
+// noHost alone, which matches nothing.
+func (s *Server) hostFilter(ctx context.Context, q url.Values) ([]string, error) {
+	byID, byName := list(q, "host"), list(q, "hostname")
+	if len(byID) == 0 && len(byName) == 0 {
 		return nil, nil
 	}
-	ids, _, err := s.resolveHosts(ctx, names)
+	hosts, err := s.cfg.Store.Hosts(ctx)
 	if err != nil {
 		return nil, err
+	}
+	var ids []string
+	switch {
+	case len(byName) == 0:
+		ids, _ = store.MatchHosts(hosts, byID)
+	case len(byID) == 0:
+		ids, _ = store.MatchHostnames(hosts, byName)
+	default:
+		a, _ := store.MatchHosts(hosts, byID)
+		b, _ := store.MatchHostnames(hosts, byName)
+		named := map[string]bool{}
+		for _, id := range b {
+			named[id] = true
+		}
+		for _, id := range a {
+			if named[id] {
+				ids = append(ids, id)
+			}
+		}
 	}
 	return append(ids, noHost), nil
 }

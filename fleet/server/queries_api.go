@@ -11,11 +11,18 @@ import (
 // handleQueryResults answers a scheduled query's stored rows, newest
 // first: {"total": N, "results": [...]}. The name is the query's name in
 // its pack (quarry_ioa_hits) or the name osquery logs
-// (pack_quarry-detections_quarry_ioa_hits).
+// (pack_quarry-detections_quarry_ioa_hits, or with osquery's other
+// pack_delimiter pack/quarry-detections/quarry_ioa_hits, given with the
+// slashes escaped as %2F): either form finds rows logged under both.
 func (s *Server) handleQueryResults(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := store.ResultFilter{Query: r.PathValue("name")}
-	var err error
+	known, err := s.allPacks(r.Context())
+	if err != nil {
+		s.fail(w, r, err, nil)
+		return
+	}
+	f.Names = nameForms(f.Query, known)
 	if f.Since, f.Until, err = s.timeRange(q); err != nil {
 		s.fail(w, r, err, nil)
 		return

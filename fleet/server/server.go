@@ -219,6 +219,8 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /api/v1/hunts/{id}", s.analyst(s.handleHunt))
 	s.mux.HandleFunc("GET /api/v1/queries/{name}/results", s.analyst(s.handleQueryResults))
 	s.mux.HandleFunc("GET /api/v1/tables", s.analyst(s.handleTables))
+	s.mux.HandleFunc("GET /api/v1/tokens", s.analyst(s.handleTokens))
+	s.mux.HandleFunc("DELETE /api/v1/tokens/{id}", s.analyst(s.handleRevokeToken))
 	s.mux.HandleFunc("GET /api/v1/packs", s.analyst(s.handlePacks))
 	s.mux.HandleFunc("PUT /api/v1/packs/{name}", s.analyst(s.handlePutPack))
 	s.mux.HandleFunc("DELETE /api/v1/packs/{name}", s.analyst(s.handleDeletePack))

@@ -25,16 +25,30 @@ type Host struct {
 	LastSeen       time.Time `json:"last_seen"`
 }
 
-// MatchHosts resolves host names given by an analyst — a host's ID, or its
-// host identifier or hostname in any case — to host IDs, each once, and
-// returns the names no host has apart.
+// MatchHosts resolves host names given by an analyst — a host's ID, or the
+// host identifier it enrolled with, in any case — to host IDs, each once,
+// and returns the names no host has apart. The hostname a host reports is
+// not matched: any host may claim any hostname (MatchHostnames matches it
+// when asked for).
 func MatchHosts(hosts []Host, names []string) (ids, unknown []string) {
+	return matchHosts(hosts, names, func(h *Host, n string) bool {
+		return h.ID == n || strings.EqualFold(h.HostIdentifier, n)
+	})
+}
+
+// MatchHostnames is MatchHosts by the hostname hosts report (any case):
+// several hosts may report one.
+func MatchHostnames(hosts []Host, names []string) (ids, unknown []string) {
+	return matchHosts(hosts, names, func(h *Host, n string) bool { return strings.EqualFold(h.Hostname, n) })
+}
+
+func matchHosts(hosts []Host, names []string, match func(*Host, string) bool) (ids, unknown []string) {
 	seen := map[string]bool{}
 	for _, n := range names {
 		found := false
 		for i := range hosts {
 			h := &hosts[i]
-			if h.ID == n || strings.EqualFold(h.HostIdentifier, n) || strings.EqualFold(h.Hostname, n) {
+			if match(h, n) {
 				found = true
 				if !seen[h.ID] {
 					seen[h.ID] = true
@@ -121,7 +135,12 @@ type StatusLog struct {
 
 // ResultFilter selects result rows. Query matches Name or Query.
 type ResultFilter struct {
-	Query         string
+	// Query matches a row's name (as osquery logged it) or its query's
+	// name in its pack.
+	Query string
+	// Names are further names a row's name may have (the same query
+	// logged under another pack delimiter: pack_p_q and pack/p/q).
+	Names         []string
 	HostID        string
 	Since, Until  time.Time // Until is exclusive; zero: no bound
 	Limit, Offset int

@@ -2,9 +2,13 @@ package web
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -19,11 +23,13 @@ const (
 	loginCookie   = "quarry_login_csrf"
 )
 
-// session is a signed-in analyst.
+// session is a signed-in analyst. It lives in its cookie, sealed (see
+// lookup): the server keeps no session state, so every replica sharing
+// Config.SessionKey serves it.
 type session struct {
-	id, csrf string
-	token    string // the analyst token, for calls to the analyst API
-	expires  time.Time
+	csrf    string
+	token   string // the analyst token, for calls to the analyst API
+	expires time.Time
 }
 
 type sessionKey struct{}
@@ -71,22 +77,72 @@ func (ui *UI) auth(next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// lookup returns the session of the request's cookie: sealed (AES-GCM)
+// under Config.SessionKey, so any replica sharing the key reads it, and
+// only while its token is still valid (a revoked token ends its sessions).
 func (ui *UI) lookup(r *http.Request) *session {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil || c.Value == "" {
 		return nil
 	}
-	ui.mu.Lock()
-	defer ui.mu.Unlock()
-	s := ui.sessions[c.Value]
-	if s == nil {
+	s := ui.open(c.Value)
+	if s == nil || ui.cfg.Now().After(s.expires) {
 		return nil
 	}
-	if ui.cfg.Now().After(s.expires) {
-		delete(ui.sessions, c.Value)
+	ok, err := ui.cfg.Store.TokenExists(r.Context(), server.HashToken(s.token))
+	if err != nil || !ok {
 		return nil
 	}
 	return s
+}
+
+// sealedSession is what a session cookie holds, sealed.
+type sealedSession struct {
+	Token   string `json:"t"`
+	CSRF    string `json:"c"`
+	Expires int64  `json:"e"`
+}
+
+// seal returns s as a cookie value: nonce and AES-GCM ciphertext of its
+// JSON, base64url.
+func (ui *UI) seal(s *session) string {
+	plain, _ := json.Marshal(sealedSession{Token: s.token, CSRF: s.csrf, Expires: s.expires.Unix()})
+	nonce := make([]byte, ui.aead.NonceSize())
+	_, _ = rand.Read(nonce)
+	return base64.RawURLEncoding.EncodeToString(ui.aead.Seal(nonce, nonce, plain, []byte(sessionCookie)))
+}
+
+// open is seal's inverse; nil for a value not sealed under the key.
+func (ui *UI) open(v string) *session {
+	raw, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil || len(raw) < ui.aead.NonceSize() {
+		return nil
+	}
+	n := ui.aead.NonceSize()
+	plain, err := ui.aead.Open(nil, raw[:n], raw[n:], []byte(sessionCookie))
+	if err != nil {
+		return nil
+	}
+	var ss sealedSession
+	if json.Unmarshal(plain, &ss) != nil || ss.Token == "" || ss.CSRF == "" {
+		return nil
+	}
+	return &session{csrf: ss.CSRF, token: ss.Token, expires: time.Unix(ss.Expires, 0)}
+}
+
+// sessionAEAD is AES-256-GCM under key (SHA-256 of it, so any length
+// will do), or under a random key when there is none.
+func sessionAEAD(key []byte) (cipher.AEAD, error) {
+	if len(key) == 0 {
+		key = make([]byte, 32)
+		_, _ = rand.Read(key)
+	}
+	k := sha256.Sum256(key)
+	block, err := aes.NewCipher(k[:])
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
 }
 
 type loginData struct {
@@ -144,27 +200,13 @@ func (ui *UI) handleLogin(w http.ResponseWriter, r *http.Request) {
 		ui.render(w, r, "login", "Sign in", loginData{LoginCSRF: tok, Next: next, Error: "Unknown token."})
 		return
 	}
-	s := &session{id: randomToken(), csrf: randomToken(), token: token, expires: ui.cfg.Now().Add(ui.cfg.SessionTTL)}
-	ui.mu.Lock()
-	now := ui.cfg.Now()
-	for id, old := range ui.sessions { // drop expired sessions now and then
-		if now.After(old.expires) {
-			delete(ui.sessions, id)
-		}
-	}
-	ui.sessions[s.id] = s
-	ui.mu.Unlock()
+	s := &session{csrf: randomToken(), token: token, expires: ui.cfg.Now().Add(ui.cfg.SessionTTL)}
 	http.SetCookie(w, ui.cookie(loginCookie, "", -1))
-	http.SetCookie(w, ui.cookie(sessionCookie, s.id, int(ui.cfg.SessionTTL/time.Second)))
+	http.SetCookie(w, ui.cookie(sessionCookie, ui.seal(s), int(ui.cfg.SessionTTL/time.Second)))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
 func (ui *UI) handleLogout(w http.ResponseWriter, r *http.Request) {
-	if s := sessionFrom(r.Context()); s != nil {
-		ui.mu.Lock()
-		delete(ui.sessions, s.id)
-		ui.mu.Unlock()
-	}
 	http.SetCookie(w, ui.cookie(sessionCookie, "", -1))
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }

@@ -5,12 +5,15 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/quarry-sec/quarry/fleet/server"
 	"github.com/quarry-sec/quarry/fleet/store"
+	"github.com/quarry-sec/quarry/fleet/web"
 )
 
 // TestStaticNoListing: /static/ serves files, never a directory listing.
@@ -111,4 +114,60 @@ func TestHuntCSVDefusesEveryCell(t *testing.T) {
 			t.Errorf("plain number %s was changed: %q", c, body)
 		}
 	}
+}
+
+// TestSessionsAcrossReplicas: a session cookie is sealed under the session
+// key, so a replica sharing the key (and the database) serves a session
+// made on another; a replica with another key does not; revoking the
+// session's token ends it.
+func TestSessionsAcrossReplicas(t *testing.T) {
+	kb, rules := knowledge(t)
+	ctx := context.Background()
+	st := newFleet(t).st
+	token, err := server.CreateToken(ctx, st, "replicas")
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica := func(key string) string {
+		ui, err := web.New(web.Config{Store: st, KB: kb, Rules: rules, SessionKey: []byte(key),
+			OnError: func(r *http.Request, err error) { t.Errorf("web UI: %s: %v", r.URL.Path, err) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(ui)
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	a, b, other := replica("fleet key"), replica("fleet key"), replica("another key")
+	c := client(t)
+	signIn(t, c, a, token)
+	cookies := c.Jar.Cookies(mustURL(t, a))
+	for _, base := range []string{b, other} {
+		c2 := client(t)
+		c2.Jar.SetCookies(mustURL(t, base), cookies)
+		resp, _ := get(t, c2, base+"/hosts")
+		if want := base == b; (resp.StatusCode == http.StatusOK) != want {
+			t.Errorf("replica %s: %s (same key: %v)", base, resp.Status, want)
+		}
+	}
+	toks, _ := st.Tokens(ctx)
+	for _, tok := range toks {
+		if tok.Name == "replicas" {
+			if err := st.RevokeToken(ctx, tok.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if resp, _ := get(t, c, a+"/hosts"); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("after the token was revoked: %s, want a redirect to sign in", resp.Status)
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

@@ -195,8 +195,8 @@ func splitList(v string) []string {
 	return out
 }
 
-// hostIDs resolves a filter's host names (host IDs, identifiers or
-// hostnames, any case) to host IDs, and returns the names no host has
+// hostIDs resolves a filter's host names (host IDs or the identifiers
+// hosts enrolled with, any case; not the hostnames they claim) to host IDs, and returns the names no host has
 // apart. When names are given the IDs hold noHost too, so that a list of
 // unknown names matches nothing rather than every host; no names: nil.
 func (ui *UI) hostIDs(ctx context.Context, names []string) (ids, unknown []string, err error) {

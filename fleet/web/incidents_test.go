@@ -95,7 +95,8 @@ func TestIncidentPages(t *testing.T) {
 	}{
 		{"page=2", 6, "51–56"},
 		{"host=ws-1", 1, "mshta.exe"},
-		{"host=ws-2.lab&min_score=2.5", 5, "5 matching"},
+		{"host=ws-2&min_score=2.5", 5, "5 matching"},
+		{"host=ws-2.lab", 0, "unknown host: ws-2.lab"},
 		{"since=24h", 1, "mshta.exe"},
 		{"until=24h", 50, "55 matching"},
 		{"host=nowhere", 0, "unknown host: nowhere"},

@@ -51,6 +51,7 @@ package web
 
 import (
 	"context"
+	"crypto/cipher"
 	"embed"
 	"errors"
 	"fmt"
@@ -58,7 +59,6 @@ import (
 	"io/fs"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/quarry-sec/quarry/attack"
@@ -93,6 +93,10 @@ type Config struct {
 	OnlineWindow time.Duration
 	// SecureCookies sets the Secure flag on cookies (serve over TLS).
 	SecureCookies bool
+	// SessionKey seals session cookies: replicas behind one load balancer
+	// must share it (cmd/quarry derives it from the enroll secret). Empty:
+	// a random key, so sessions end with the process.
+	SessionKey []byte
 	// SessionTTL is how long a session lasts. Default 12 h.
 	SessionTTL time.Duration
 	// Now replaces time.Now (tests).
@@ -112,8 +116,7 @@ type UI struct {
 	cover     map[string][]string // technique ID → titles of the rules covering it
 	tables    []tables.Table
 
-	mu       sync.Mutex
-	sessions map[string]*session
+	aead cipher.AEAD // seals session cookies
 }
 
 // New returns the UI's handler over cfg.
@@ -146,7 +149,11 @@ func NewUI(cfg Config) (*UI, error) {
 	if cfg.OnError == nil {
 		cfg.OnError = func(*http.Request, error) {}
 	}
-	ui := &UI{cfg: cfg, wq: wq, mux: http.NewServeMux(), sessions: map[string]*session{}}
+	aead, err := sessionAEAD(cfg.SessionKey)
+	if err != nil {
+		return nil, fmt.Errorf("web: session key: %w", err)
+	}
+	ui := &UI{cfg: cfg, wq: wq, mux: http.NewServeMux(), aead: aead}
 	ui.tables = cfg.Tables
 	if ui.tables == nil {
 		ui.tables = DefaultTables(cfg.KB)

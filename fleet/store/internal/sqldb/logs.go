@@ -170,8 +170,11 @@ VALUES (?, ?, ?, ?, ?, ?, ?)`)
 
 // Results implements store.Store.
 func (db *DB) Results(ctx context.Context, f store.ResultFilter) ([]store.Result, int, error) {
-	where := []string{"(name = ? OR query = ?)"}
+	where := []string{"(name = ? OR query = ?" + strings.Repeat(" OR name = ?", len(f.Names)) + ")"}
 	args := []any{f.Query, f.Query}
+	for _, n := range f.Names {
+		args = append(args, n)
+	}
 	if f.HostID != "" {
 		where = append(where, "host_id = ?")
 		args = append(args, f.HostID)
