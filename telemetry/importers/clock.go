@@ -3,6 +3,7 @@ package importers
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/quarry-sec/quarry/telemetry"
@@ -67,15 +68,41 @@ func (c *clockFix) fix(e *telemetry.Event) {
 
 // notices describes the corrections made, one line per host.
 func (c *clockFix) notices(path string) []string {
-	var out []string
+	// One line per offset: a file of many hosts sharing a clock setting
+	// says it once, naming a few of them.
+	type group struct {
+		hosts   []string
+		records int
+	}
+	groups := map[time.Duration]*group{}
 	for host, n := range c.corrected {
 		d := c.offsets[host]
+		g := groups[d]
+		if g == nil {
+			g = &group{}
+			groups[d] = g
+		}
+		g.hosts = append(g.hosts, host)
+		g.records += n
+	}
+	var out []string
+	for d, g := range groups {
+		sort.Strings(g.hosts)
 		dir := "behind"
 		if d < 0 {
 			dir, d = "ahead of", -d
 		}
-		out = append(out, fmt.Sprintf("file %s: TimeCreated is %s %s UtcTime on host %s; corrected (%d record(s) without UtcTime)",
-			path, fmtOffset(d), dir, host, n))
+		where := "host " + g.hosts[0]
+		if len(g.hosts) > 1 {
+			shown := g.hosts[:min(3, len(g.hosts))]
+			where = fmt.Sprintf("%d hosts (%s", len(g.hosts), strings.Join(shown, ", "))
+			if len(g.hosts) > len(shown) {
+				where += ", …"
+			}
+			where += ")"
+		}
+		out = append(out, fmt.Sprintf("file %s: TimeCreated is %s %s UtcTime on %s; corrected (%d record(s) without UtcTime)",
+			path, fmtOffset(d), dir, where, g.records))
 	}
 	sort.Strings(out)
 	return out
