@@ -74,7 +74,7 @@ func Incidents(st *store.Store, kb *attack.KB) tables.Table {
 					f.DetectedUntil = time.Unix(hi+1, 0)
 				}
 			}
-			version, v19, ok := askedVersion(q)
+			version, v19, ok := tables.AskedAttackVersion(q)
 			if !ok {
 				return nil
 			}

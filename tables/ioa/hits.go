@@ -57,7 +57,7 @@ func Hits(st *store.Store, kb *attack.KB) tables.Table {
 			if none {
 				return nil
 			}
-			version, v19, ok := askedVersion(q)
+			version, v19, ok := tables.AskedAttackVersion(q)
 			if !ok {
 				return nil
 			}
@@ -153,21 +153,6 @@ func hitFilter(q tables.QueryContext) (f store.HitFilter, none bool) {
 	return f, false
 }
 
-// askedVersion reads the attack_version constraint: the version to show
-// (as asked, 18.1 without one) and whether it is v19; ok is false when the
-// constraint names no version (no row can have it).
-func askedVersion(q tables.QueryContext) (version string, v19, ok bool) {
-	vals, constrained := q.EqualStrings("attack_version")
-	if !constrained {
-		return attack.ViewV18, false, true
-	}
-	for _, v := range vals {
-		if is19, err := attack.ParseVersion(v); err == nil {
-			return v, is19, true
-		}
-	}
-	return "", false, false
-}
 
 // resolver gives stored hits' techniques and tactics in one ATT&CK
 // version, remembering each (technique, tactics) it resolved.

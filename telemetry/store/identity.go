@@ -265,17 +265,7 @@ func (r *resolver) prefetch(events []telemetry.Event) error {
 		for pid := range set {
 			list = append(list, pid)
 		}
-		for start := 0; start < len(list); start += 500 {
-			chunk := list[start:min(start+500, len(list))]
-			rows, err := r.tx.QueryContext(r.ctx, procColumns+"WHERE p.host = ? AND p.pid IN ("+placeholders(len(chunk))+") ORDER BY p.start",
-				append([]any{host}, chunk...)...)
-			if err != nil {
-				return fmt.Errorf("read processes on %s: %w", host, err)
-			}
-			procs, err := r.scanProcs(rows)
-			if err != nil {
-				return fmt.Errorf("read processes on %s: %w", host, err)
-			}
+		err := r.readProcs(host, "pid", " ORDER BY p.start", list, func(chunk []any, procs []*proc) {
 			for _, pid := range chunk {
 				r.c.byPID[pidIndex(host, pid.(int64))] = []*proc{}
 			}
@@ -283,6 +273,9 @@ func (r *resolver) prefetch(events []telemetry.Event) error {
 				k := pidIndex(host, p.pid)
 				r.c.byPID[k] = append(r.c.byPID[k], p)
 			}
+		})
+		if err != nil {
+			return err
 		}
 	}
 	for host, set := range guids {
@@ -290,24 +283,36 @@ func (r *resolver) prefetch(events []telemetry.Event) error {
 		for g := range set {
 			list = append(list, g)
 		}
-		for start := 0; start < len(list); start += 500 {
-			chunk := list[start:min(start+500, len(list))]
-			rows, err := r.tx.QueryContext(r.ctx, procColumns+"WHERE p.host = ? AND p.guid IN ("+placeholders(len(chunk))+")",
-				append([]any{host}, chunk...)...)
-			if err != nil {
-				return fmt.Errorf("read processes on %s: %w", host, err)
-			}
-			procs, err := r.scanProcs(rows)
-			if err != nil {
-				return fmt.Errorf("read processes on %s: %w", host, err)
-			}
+		err := r.readProcs(host, "guid", "", list, func(chunk []any, procs []*proc) {
 			for _, g := range chunk {
 				r.c.byGUID[host+"\x00"+g.(string)] = nil
 			}
 			for _, p := range procs {
 				r.c.byGUID[host+"\x00"+p.guid] = p
 			}
+		})
+		if err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// readProcs reads the processes of host whose column is one of values, 500
+// values a query, and hands each chunk with its processes to use.
+func (r *resolver) readProcs(host, column, order string, values []any, use func(chunk []any, procs []*proc)) error {
+	for start := 0; start < len(values); start += 500 {
+		chunk := values[start:min(start+500, len(values))]
+		rows, err := r.tx.QueryContext(r.ctx, procColumns+"WHERE p.host = ? AND p."+column+" IN ("+placeholders(len(chunk))+")"+order,
+			append([]any{host}, chunk...)...)
+		if err != nil {
+			return fmt.Errorf("read processes on %s: %w", host, err)
+		}
+		procs, err := r.scanProcs(rows)
+		if err != nil {
+			return fmt.Errorf("read processes on %s: %w", host, err)
+		}
+		use(chunk, procs)
 	}
 	return nil
 }
