@@ -132,13 +132,12 @@ func TestDatasetsEveryHitOnce(t *testing.T) {
 // ancestry of their own (events naming no process: 4697, 4698, 7045, 5145,
 // the lab's log clears; hits of service hosts: services.exe writing the
 // service key, the BITS svchost staging the download) join the nearest
-// chain. PsExec's is two: PsExec.exe and the PSEXESVC service it starts
-// are separate trees (linking a service to the client that installed it is
-// an open gap).
+// chain; a service's tree joins the hit on its installation (PsExec.exe,
+// the 4697 of PSEXESVC, and the PSEXESVC service's reg.exe are one).
 var chains = map[string]int{
 	"sd-T1003.001-comsvcs-lsass-dump":        1,
 	"sd-T1003.002-esentutl-sam-copy":         1,
-	"sd-T1003.004-psexec-lsa-secrets":        2,
+	"sd-T1003.004-psexec-lsa-secrets":        1,
 	"sd-T1053.005-remote-schtask-create":     2,
 	"sd-T1197-bitsadmin-download":            1,
 	"sd-T1218.005-mshta-vbscript-powershell": 1,

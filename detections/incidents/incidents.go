@@ -319,6 +319,10 @@ func (g *Grouper) Group(ctx context.Context, hits []Hit) ([]store.IncidentRecord
 	if g.opts.AttachWindow > 0 {
 		comps = attach(ms, comps, loose, g.opts.AttachWindow)
 	}
+	comps, err := g.linkServices(ctx, ms, comps)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]store.IncidentRecord, 0, len(comps))
 	for _, c := range comps {
 		out = append(out, build(ms, c, loose))
@@ -373,6 +377,99 @@ func link(ms []member, w time.Duration) [][]int {
 		out = append(out, byRoot[r])
 	}
 	return out
+}
+
+// serviceImage is the executable a service-install event names (System
+// 7045 ImagePath, Security 4697 ServiceFileName), by its lower-case base
+// name; "" for other events.
+func serviceImage(ev *store.StoredEvent) string {
+	img := ev.Field("ImagePath")
+	if img == "" {
+		img = ev.Field("ServiceFileName")
+	}
+	img = strings.TrimSpace(strings.Trim(strings.TrimSpace(img), `"`))
+	if img == "" {
+		return ""
+	}
+	if i := strings.IndexAny(img, " \t"); i > 0 && strings.Contains(strings.ToLower(img[:i]), ".exe") {
+		img = img[:i] // arguments after the executable
+	}
+	return (&Process{Path: img}).Name()
+}
+
+// linkServices joins a service's process tree to the incident of the hit on
+// the service's installation (7045, 4697): a process started by a boundary
+// process (services.exe) at most Window after a service of its executable
+// was installed on the host is that service, so what it did belongs with
+// whoever installed it (PsExec.exe and the PSEXESVC it starts).
+func (g *Grouper) linkServices(ctx context.Context, ms []member, comps [][]int) ([][]int, error) {
+	type install struct {
+		comp int
+		name string
+		at   time.Time
+	}
+	var installs []install
+	for c, idx := range comps {
+		for _, i := range idx {
+			if ev := g.res.events[ms[i].hit.EID]; ev != nil {
+				if name := serviceImage(ev); name != "" {
+					installs = append(installs, install{c, name, ms[i].hit.Time})
+				}
+			}
+		}
+	}
+	if len(installs) == 0 {
+		return comps, nil
+	}
+	parent := make([]int, len(comps))
+	for c := range parent {
+		parent[c] = c
+	}
+	find := func(c int) int {
+		for parent[c] != c {
+			c = parent[c]
+		}
+		return c
+	}
+	for c, idx := range comps {
+		for _, i := range idx {
+			top := ms[i].anchors[len(ms[i].anchors)-1]
+			if top.Phantom || top.Start.IsZero() {
+				continue
+			}
+			par, err := g.res.Parent(ctx, top)
+			if err != nil {
+				return nil, fmt.Errorf("incidents: %w", err)
+			}
+			if par == nil || !g.isBoundary(par) {
+				continue
+			}
+			for _, in := range installs {
+				d := top.Start.Sub(in.at)
+				if in.name == top.Name() && d >= -time.Second && d <= g.opts.Window {
+					a, b := find(c), find(in.comp)
+					if a != b {
+						parent[max(a, b)] = min(a, b)
+					}
+				}
+			}
+		}
+	}
+	merged := map[int][]int{}
+	for c, idx := range comps {
+		r := find(c)
+		merged[r] = append(merged[r], idx...)
+	}
+	if len(merged) == len(comps) {
+		return comps, nil
+	}
+	out := make([][]int, 0, len(merged))
+	for _, idx := range merged {
+		sort.Ints(idx)
+		out = append(out, idx)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a][0] < out[b][0] })
+	return out, nil
 }
 
 // attach merges each component made only of loose hits (no ancestry of

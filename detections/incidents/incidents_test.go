@@ -292,3 +292,46 @@ func TestHitsWithoutProcessAttach(t *testing.T) {
 		}
 	}
 }
+
+// winExecAt is a Sysmon process start on host "dc1" at t0+at.
+func winExecAt(at time.Duration, pid, ppid int64, path, cmdline, guid, parentGUID string) telemetry.Event {
+	ev := telemetry.NewEvent(telemetry.KindExec, telemetry.SourceSysmon)
+	ev.Host, ev.Category, ev.Channel, ev.EventID = "dc1", "process_creation", "Microsoft-Windows-Sysmon/Operational", 1
+	ev.Time = t0.Add(at)
+	ev.PID, ev.PPID, ev.Path, ev.Cmdline = pid, ppid, path, cmdline
+	ev.ProcessGUID, ev.ParentGUID = guid, parentGUID
+	ev.Username = `CORP\admin`
+	return ev
+}
+
+// A service's process tree joins the incident of the hit on the service's
+// installation (4697), which joined the installing client's: one incident
+// from the client through the service to what the service ran.
+func TestServiceJoinsItsInstaller(t *testing.T) {
+	install := telemetry.NewEvent(telemetry.KindOther, telemetry.SourceWindows)
+	install.Host, install.Time, install.Channel, install.EventID = "dc1", t0.Add(10*time.Second), "Security", 4697
+	for k, v := range map[string]string{"EventID": "4697", "Channel": "Security", "ServiceName": "updsvc",
+		"ServiceFileName": `C:\Users\Public\updsvc.exe`, "SubjectUserName": "admin"} {
+		install.Fields.Set(k, v)
+	}
+	st := openStore(t)
+	storeEvents(t, st, []telemetry.Event{
+		winExecAt(-time.Hour, 600, 4, `C:\Windows\System32\services.exe`, `C:\Windows\system32\services.exe`, "{s}", ""),
+		winExecAt(0, 900, 880, `C:\Windows\System32\reg.exe`, `reg.exe save HKLM\SAM C:\Users\Public\s.hiv`, "{c}", "{x}"),
+		install,
+		// The service starts three minutes later: beyond the attach window,
+		// joined only as the installed service.
+		winExecAt(3*time.Minute, 1200, 600, `C:\Users\Public\updsvc.exe`, `C:\Users\Public\updsvc.exe`, "{u}", "{s}"),
+		winExecAt(3*time.Minute+time.Second, 1300, 1200, `C:\Windows\System32\reg.exe`, `reg.exe save HKLM\SECURITY C:\Users\Public\y.hiv`, "{r}", "{u}"),
+	})
+	incs := all(t, st)
+	if len(incs) != 1 {
+		for _, in := range incs {
+			t.Logf("%s root %s: %s", in.IncidentID, in.RootPath, in.Summary)
+		}
+		t.Fatalf("want 1 incident (client, installation, service), got %d", len(incs))
+	}
+	if incs[0].HitCount < 3 {
+		t.Fatalf("the incident holds %d hits: %+v", incs[0].HitCount, incs[0])
+	}
+}
