@@ -153,7 +153,6 @@ func hitFilter(q tables.QueryContext) (f store.HitFilter, none bool) {
 	return f, false
 }
 
-
 // resolver gives stored hits' techniques and tactics in one ATT&CK
 // version, remembering each (technique, tactics) it resolved.
 type resolver struct {
