@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -160,6 +161,13 @@ func (a *app) knowledgeBase() (*attack.KB, error) {
 	}
 	start := time.Now()
 	kb, err := attack.Load(a.dataDir)
+	if errors.Is(err, fs.ErrPermission) {
+		// A data directory this user cannot read: ATT&CK queries still
+		// answer, from the data compiled in (said, since an update loaded
+		// there is not used).
+		a.log.Warn().Err(err).Msg("using the compiled-in ATT&CK data")
+		kb, err = attack.Embedded()
+	}
 	if err != nil {
 		return nil, err
 	}

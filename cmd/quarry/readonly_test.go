@@ -15,12 +15,17 @@ import (
 // leaves the ATT&CK tables answering, the event tables reporting why.
 // As root (CI), the checks run as nobody.
 func TestReadOnlyDataDir(t *testing.T) {
-	var readable, unreadable string
+	var readable, unreadable, closed string
 	if unprivileged.Child() {
-		readable, unreadable = os.Getenv("QUARRY_TEST_RO"), os.Getenv("QUARRY_TEST_NOREAD")
+		readable, unreadable, closed = os.Getenv("QUARRY_TEST_RO"), os.Getenv("QUARRY_TEST_NOREAD"), os.Getenv("QUARRY_TEST_CLOSED")
 	} else {
 		readable = unprivileged.Open(t, t.TempDir())
 		unreadable = unprivileged.Open(t, t.TempDir())
+		// closed: a data directory the user may not even enter.
+		closed = filepath.Join(unprivileged.Open(t, t.TempDir()), "data")
+		if err := os.Mkdir(closed, 0o700); err != nil {
+			t.Fatal(err)
+		}
 		for _, dir := range []string{readable, unreadable} {
 			if _, errs, code := quarry(t, dir, "", "import", "--no-detect", "--host", "h1", "testdata/mshta-chain.json"); code != 0 {
 				t.Fatalf("import: exit %d\n%s", code, errs)
@@ -40,7 +45,7 @@ func TestReadOnlyDataDir(t *testing.T) {
 			t.Cleanup(func() { os.Chmod(dir, 0o755) })
 		}
 		if unprivileged.NeedRerun() {
-			unprivileged.Rerun(t, "QUARRY_TEST_RO="+readable, "QUARRY_TEST_NOREAD="+unreadable)
+			unprivileged.Rerun(t, "QUARRY_TEST_RO="+readable, "QUARRY_TEST_NOREAD="+unreadable, "QUARRY_TEST_CLOSED="+closed)
 			return
 		}
 	}
@@ -75,5 +80,11 @@ func TestReadOnlyDataDir(t *testing.T) {
 	_, errs, code = quarry(t, unreadable, "", "query", "SELECT count(*) FROM process_events")
 	if code == 0 || !strings.Contains(errs, "permission denied") || !strings.Contains(errs, filepath.Join(unreadable, "events.db")) {
 		t.Errorf("process_events over an unreadable store: exit %d, want the path and permission denied\n%s", code, errs)
+	}
+	// ATT&CK answers from the compiled-in data even when the data directory
+	// cannot be entered.
+	out, errs, code = quarry(t, closed, "", "query", "--format", "csv", "SELECT count(*) AS n FROM attack_techniques WHERE id = 'T1059'")
+	if code != 0 || out != "n\n1\n" {
+		t.Errorf("ATT&CK query with a data directory the user cannot enter: exit %d\n%s\n%s", code, out, errs)
 	}
 }
