@@ -217,7 +217,7 @@ const minScanContains = 4
 func NewEngine(rules []*Rule) *Engine {
 	var rs []*Rule
 	for _, r := range rules {
-		if r != nil && r.prog != nil {
+		if r != nil && (r.prog != nil || r.lazy != nil) {
 			rs = append(rs, r)
 		}
 	}
@@ -289,9 +289,13 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 		if !applies(r.Logsource, k) {
 			continue
 		}
+		prog := r.program()
+		if prog == nil {
+			continue
+		}
 		ri := int32(len(s.rules))
 		s.rules = append(s.rules, r)
-		eachLeaf(r.prog.root, func(l *leaf) {
+		eachLeaf(prog.root, func(l *leaf) {
 			for _, g := range l.groups {
 				for i := range g {
 					m := &g[i]
@@ -311,7 +315,7 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 				}
 			}
 		})
-		groups := requiredGroups(r.prog.root)
+		groups := requiredGroups(prog.root)
 		if len(groups) == 0 {
 			s.always = append(s.always, ri)
 			s.second = append(s.second, nil)
