@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/quarry-sec/quarry/attack"
 )
@@ -137,6 +138,39 @@ func DeriveRecommendations(kb *attack.KB, techniques []Technique) string {
 	if kb == nil {
 		return ""
 	}
+	var key strings.Builder
+	for _, t := range techniques {
+		key.WriteString(t.ResolvedID)
+		key.WriteByte(',')
+	}
+	recoMemo.Lock()
+	if recoMemo.kb != kb {
+		recoMemo.kb, recoMemo.m = kb, map[string]string{}
+	}
+	s, ok := recoMemo.m[key.String()]
+	recoMemo.Unlock()
+	if ok {
+		return s
+	}
+	s = deriveRecommendations(kb, techniques)
+	recoMemo.Lock()
+	if recoMemo.kb == kb {
+		recoMemo.m[key.String()] = s
+	}
+	recoMemo.Unlock()
+	return s
+}
+
+// recoMemo remembers the recommendations of the technique lists seen with
+// the last knowledge base (rules share technique lists; building the text
+// is a good part of loading a rule).
+var recoMemo struct {
+	sync.Mutex
+	kb *attack.KB
+	m  map[string]string
+}
+
+func deriveRecommendations(kb *attack.KB, techniques []Technique) string {
 	var b strings.Builder
 	seen := map[string]bool{}
 	for _, t := range techniques {

@@ -68,16 +68,6 @@ type Engine struct {
 	keyCache []keyCacheEnt
 	keyCount int // fieldCount() when keyCache was filled
 	keyUsed  int // entries of keyCache in use
-	// spanSeen is the set of values gather counted in the current event
-	// (entries of other events have another gen).
-	spanSeen [64]spanValue
-}
-
-// spanValue is a value counted by gather: its address and length.
-type spanValue struct {
-	p   uintptr
-	len int
-	gen uint32
 }
 
 type rawFolded struct{ raw, folded string }
@@ -217,7 +207,7 @@ const minScanContains = 4
 func NewEngine(rules []*Rule) *Engine {
 	var rs []*Rule
 	for _, r := range rules {
-		if r != nil && r.prog != nil {
+		if r != nil && (r.prog != nil || r.lazy != nil) {
 			rs = append(rs, r)
 		}
 	}
@@ -289,9 +279,13 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 		if !applies(r.Logsource, k) {
 			continue
 		}
+		prog := r.program()
+		if prog == nil {
+			continue
+		}
 		ri := int32(len(s.rules))
 		s.rules = append(s.rules, r)
-		eachLeaf(r.prog.root, func(l *leaf) {
+		eachLeaf(prog.root, func(l *leaf) {
 			for _, g := range l.groups {
 				for i := range g {
 					m := &g[i]
@@ -311,7 +305,7 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 				}
 			}
 		})
-		groups := requiredGroups(r.prog.root)
+		groups := requiredGroups(prog.root)
 		if len(groups) == 0 {
 			s.always = append(s.always, ri)
 			s.second = append(s.second, nil)
@@ -600,7 +594,6 @@ func (e *Engine) begin(ev *telemetry.Event, s *ruleSet) {
 	e.gen++
 	if e.gen == 0 { // wrapped: clear stamps
 		clear(e.slots)
-		clear(e.spanSeen[:])
 		clear(e.litSeen)
 		e.allGen = 0
 		e.gen = 1
@@ -640,15 +633,6 @@ func (e *Engine) gather(s *ruleSet) {
 	}
 	cache := e.keyCache[:keyCacheSize]
 	kw := s.kwFilter
-	// The span of memory the values lie in and their total length: when
-	// they tile it exactly (importers decode a record's values into one
-	// buffer), the keyword literals are first looked for in the whole span
-	// at once.
-	var lo, hi uintptr
-	var loData *byte
-	total := 0
-	seen := &e.spanSeen
-	nseen, spanOK := 0, true
 	for _, x := range e.ev.Fields.List() {
 		k, v := x.Name, x.Value
 		// Open addressing on the name's address: an interned name is
@@ -667,42 +651,14 @@ func (e *Engine) gather(s *ruleSet) {
 			sl := &e.slots[fid]
 			sl.gen, sl.ok, sl.raw = e.gen, true, v
 		}
-		if kw != nil && len(v) > 0 && spanOK {
-			d := unsafe.StringData(v)
-			p := uintptr(unsafe.Pointer(d))
-			// A value stored under two names (importers copy
-			// SourceName to Provider_Name) counts once.
-			h := (p ^ uintptr(len(v))<<40) * 0x9E3779B97F4A7C15 >> (64 - 6)
-			dup := false
-			for seen[h].gen == e.gen {
-				if seen[h].p == p && seen[h].len == len(v) {
-					dup = true
-					break
-				}
-				h = (h + 1) % uintptr(len(seen))
-			}
-			if !dup {
-				if nseen++; nseen > len(seen)*3/4 {
-					spanOK = false // too many values: check each
-				}
-				seen[h] = spanValue{p: p, len: len(v), gen: e.gen}
-				if total == 0 || p < lo {
-					lo, loData = p, d
-				}
-				if total == 0 || p+uintptr(len(v)) > hi {
-					hi = p + uintptr(len(v))
-				}
-				total += len(v)
-			}
-		}
 	}
-	if kw != nil && total > 0 {
-		// Every byte of [lo, hi) belongs to a value when the lengths add
-		// up to the span (a gap or a shared value breaks the equality):
-		// reading it as one string is safe, and a literal in no place of
-		// it is in no value. Otherwise, or when the span may hold one,
-		// each value is checked on its own.
-		if !spanOK || hi-lo != uintptr(total) || kw.mayHold(unsafe.String(loData, total)) {
+	if kw != nil {
+		// With the buffer every value lies in (handed over by the
+		// importer that decoded them), the keyword literals are first
+		// looked for in it at once: a literal absent from it is in no
+		// value. Otherwise, or when it may hold one, each value is
+		// checked on its own.
+		if arena := e.ev.Fields.ValueArena(); arena == "" || kw.mayHold(arena) {
 			for _, x := range e.ev.Fields.List() {
 				e.scanKeyword(s, x.Value)
 			}

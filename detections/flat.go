@@ -91,7 +91,7 @@ func flatten(rules []*Rule, litOf func(cid int32) int32) flatProgram {
 		return i
 	}
 	for _, r := range rules {
-		p.roots = append(p.roots, add(r.prog.root))
+		p.roots = append(p.roots, add(r.program().root))
 	}
 	return p
 }

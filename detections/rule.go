@@ -127,6 +127,8 @@ type Rule struct {
 	Correlation *sigma.Correlation
 
 	prog *program
+	// lazy compiles prog on first use for a rule loaded from the cache.
+	lazy *lazyProgram
 	// placeholders are the expand values the rule was compiled with (the
 	// reference evaluator compiles its values again with them).
 	placeholders map[string][]string

@@ -7,6 +7,7 @@ import (
 	"iter"
 	"slices"
 	"strings"
+	"unsafe"
 )
 
 // Field is one of a record's own fields.
@@ -22,6 +23,34 @@ type Field struct {
 // the source's order for display.
 type Fields struct {
 	list []Field
+	// arena, when set, holds every value of list (see SetValueArena).
+	arena string
+}
+
+// SetValueArena records that every field value is a substring of arena
+// (by memory: a decoder that decodes a record's values into one buffer
+// hands that buffer over). A reader may then look for a literal in arena
+// once instead of in each value: a literal absent from arena is in no
+// value (arena may hold more than the values). Any mutation that could
+// break the invariant drops the arena: Set or Append of a value outside
+// it, Delete, Reset, UnmarshalJSON.
+func (f *Fields) SetValueArena(arena string) { f.arena = arena }
+
+// ValueArena returns the buffer every value lies in, "" when none was
+// handed over (or a mutation dropped it).
+func (f Fields) ValueArena() string { return f.arena }
+
+// inArena reports whether v lies within the arena's memory.
+func (f *Fields) inArena(v string) bool {
+	if len(v) == 0 {
+		return true
+	}
+	if len(f.arena) == 0 {
+		return false
+	}
+	a := uintptr(unsafe.Pointer(unsafe.StringData(f.arena)))
+	p := uintptr(unsafe.Pointer(unsafe.StringData(v)))
+	return p >= a && p+uintptr(len(v)) <= a+uintptr(len(f.arena))
 }
 
 // FieldsFromMap returns the fields of m in name order.
@@ -55,6 +84,9 @@ func (f Fields) Value(name string) string {
 
 // Set replaces a field's value, or adds the field at the end.
 func (f *Fields) Set(name, value string) {
+	if f.arena != "" && !f.inArena(value) {
+		f.arena = ""
+	}
 	for i := range f.list {
 		if f.list[i].Name == name {
 			f.list[i].Value = value
@@ -67,16 +99,21 @@ func (f *Fields) Set(name, value string) {
 // Append adds a field at the end without looking for one of the same
 // name: for decoders that know their names are distinct.
 func (f *Fields) Append(name, value string) {
+	if f.arena != "" && !f.inArena(value) {
+		f.arena = ""
+	}
 	f.list = append(f.list, Field{name, value})
 }
 
 // Delete removes a field.
 func (f *Fields) Delete(name string) {
+	f.arena = ""
 	f.list = slices.DeleteFunc(f.list, func(x Field) bool { return x.Name == name })
 }
 
 // Reset empties the fields, keeping their storage for reuse.
 func (f *Fields) Reset() {
+	f.arena = ""
 	clear(f.list)
 	f.list = f.list[:0]
 }
@@ -134,6 +171,7 @@ func (f Fields) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON reads a JSON object of string values, keeping its order.
 func (f *Fields) UnmarshalJSON(data []byte) error {
+	f.arena = ""
 	dec := json.NewDecoder(bytes.NewReader(data))
 	t, err := dec.Token()
 	if err != nil {

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -55,5 +56,42 @@ func TestFields(t *testing.T) {
 	m.Reset()
 	if m.Len() != 0 {
 		t.Fatal("Reset")
+	}
+}
+
+func TestFieldsValueArenaDroppedByMutation(t *testing.T) {
+	arena := strings.Clone("rundll32.exeC:\\x.dll")
+	build := func() Fields {
+		var f Fields
+		f.Append("Image", arena[:12])
+		f.Append("TargetFilename", arena[12:])
+		f.SetValueArena(arena)
+		return f
+	}
+	if f := build(); f.ValueArena() != arena {
+		t.Fatal("arena not kept")
+	}
+	for _, c := range []struct {
+		name string
+		mut  func(*Fields)
+		kept bool
+	}{
+		{"Set of a value in the arena", func(f *Fields) { f.Set("Copy", arena[2:5]) }, true},
+		{"Append of a value in the arena", func(f *Fields) { f.Append("Copy", arena[12:]) }, true},
+		{"Set of a foreign value", func(f *Fields) { f.Set("Image", strings.Clone("cmd.exe")) }, false},
+		{"Append of a foreign value", func(f *Fields) { f.Append("User", strings.Clone("bob")) }, false},
+		{"Delete", func(f *Fields) { f.Delete("Image") }, false},
+		{"Reset", func(f *Fields) { f.Reset() }, false},
+		{"UnmarshalJSON", func(f *Fields) {
+			if err := f.UnmarshalJSON([]byte(`{"a":"b"}`)); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+	} {
+		f := build()
+		c.mut(&f)
+		if got := f.ValueArena() != ""; got != c.kept {
+			t.Errorf("%s: arena kept %v, want %v", c.name, got, c.kept)
+		}
 	}
 }

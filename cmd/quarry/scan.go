@@ -62,7 +62,7 @@ func (a *app) loadRules(f ruleFlags, w io.Writer) ([]*detections.Rule, *detectio
 	if err != nil {
 		return nil, nil, err
 	}
-	res, err := ruleset.Load(ruleset.Config{Builtin: !f.noBuiltin, DataDir: a.dataDir, Custom: f.custom, Sigma: f.sigma, KB: kb})
+	res, err := ruleset.Load(ruleset.Config{Builtin: !f.noBuiltin, DataDir: a.dataDir, Custom: f.custom, Sigma: f.sigma, KB: kb, CacheDir: ruleset.CacheDir(a.dataDir)})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -32,6 +32,17 @@ type Config struct {
 	Sigma []string
 	// KB resolves techniques; nil uses the embedded ATT&CK.
 	KB *attack.KB
+	// CacheDir keeps parsed rule files for faster loads (see
+	// detections.Options.CacheDir); "" loads without a cache.
+	CacheDir string
+}
+
+// CacheDir returns the rule cache directory of a data directory.
+func CacheDir(dataDir string) string {
+	if dataDir == "" {
+		return ""
+	}
+	return filepath.Join(dataDir, "cache")
 }
 
 // Load loads the configured rules. Rule problems are in the result (a broken
@@ -49,7 +60,7 @@ func Load(cfg Config) (*detections.LoadResult, error) {
 	if cfg.DataDir != "" {
 		dir := filepath.Join(cfg.DataDir, DataSubdir)
 		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
-			res, err := detections.LoadDir(dir, detections.Options{Source: detections.SourceCustom, KB: cfg.KB})
+			res, err := detections.LoadDir(dir, detections.Options{Source: detections.SourceCustom, KB: cfg.KB, CacheDir: cfg.CacheDir})
 			if err != nil {
 				return nil, err
 			}
@@ -61,7 +72,7 @@ func Load(cfg Config) (*detections.LoadResult, error) {
 		source detections.Source
 	}{{cfg.Custom, detections.SourceCustom}, {cfg.Sigma, detections.SourceSigma}} {
 		for _, p := range group.paths {
-			res, err := loadPath(p, detections.Options{Source: group.source, KB: cfg.KB})
+			res, err := loadPath(p, detections.Options{Source: group.source, KB: cfg.KB, CacheDir: cfg.CacheDir})
 			if err != nil {
 				return nil, err
 			}

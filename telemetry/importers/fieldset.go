@@ -155,6 +155,7 @@ func (f *fieldSet) fillFrom(out *telemetry.Fields, all string) {
 			out.Append(sp.key, all[sp.start:sp.end])
 		}
 	}
+	out.SetValueArena(all)
 }
 
 // lookup returns the last value stored under key, "" if none.

@@ -1,0 +1,245 @@
+package detections
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// The rule cache: LoadFiles with Options.CacheDir keeps the parsed rules of
+// a set of files in CacheDir/rules-<key>.bin, where key hashes this build
+// of Quarry (its build information and executable) and every file's path
+// and bytes. A changed rule file, a rule file added or removed, or another
+// Quarry build gives another key, so a stale cache is never read. The file
+// ends with the SHA-256 of its content; a cache file that does not check or
+// decode is ignored and written anew. Only what depends on the rule files
+// alone is cached (parsed rules and the warnings of compiling them); the
+// ATT&CK facts are resolved again with the knowledge base of each load, and
+// a cached rule's detection is compiled when an engine first needs it. Files
+// with errors or skipped documents are not cached: they are parsed again.
+
+// cacheMagic starts every cache file; bump its version whenever the
+// encoding or what a parsed rule holds changes.
+const cacheMagic = "QUARRY-RULES-3\n"
+
+// maxCacheFiles is how many rule caches a cache directory keeps (the
+// oldest others are removed when a new one is written).
+const maxCacheFiles = 8
+
+var buildKey = sync.OnceValue(func() []byte {
+	h := sha256.New()
+	h.Write([]byte(cacheMagic))
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", bi.GoVersion, bi.Main.Path, bi.Main.Version, bi.Main.Sum)
+		for _, s := range bi.Settings {
+			fmt.Fprintf(h, "%s=%s\x00", s.Key, s.Value)
+		}
+	}
+	// A rebuilt binary of a modified tree keeps its build information:
+	// the executable's size and time tell it apart.
+	if exe, err := os.Executable(); err == nil {
+		if fi, err := os.Stat(exe); err == nil {
+			fmt.Fprintf(h, "%s\x00%d\x00%d\x00", exe, fi.Size(), fi.ModTime().UnixNano())
+		}
+	}
+	return h.Sum(nil)
+})
+
+// CachePath returns the cache file for the given rule files and contents.
+func cachePath(dir string, paths []string, data [][]byte) string {
+	h := sha256.New()
+	h.Write(buildKey())
+	var n [8]byte
+	for i, p := range paths {
+		binary.LittleEndian.PutUint64(n[:], uint64(len(p)))
+		h.Write(n[:])
+		h.Write([]byte(p))
+		binary.LittleEndian.PutUint64(n[:], uint64(len(data[i])))
+		h.Write(n[:])
+		h.Write(data[i])
+	}
+	return filepath.Join(dir, "rules-"+hex.EncodeToString(h.Sum(nil)[:16])+".bin")
+}
+
+// loadFilesCached is LoadFiles through the cache. It reports false when
+// the cache cannot be used at all (a file unreadable): LoadFiles then loads
+// the plain way, which reports the problem.
+func loadFilesCached(paths []string, opts Options) (*LoadResult, bool) {
+	data := make([][]byte, len(paths))
+	for i, p := range paths {
+		b, err := readRuleFile(p)
+		if err != nil {
+			return nil, false
+		}
+		data[i] = b
+	}
+	path := cachePath(opts.CacheDir, paths, data)
+	if b, err := os.ReadFile(path); err == nil {
+		if files, err := decodeCache(b, paths); err == nil {
+			res := &LoadResult{}
+			for i, f := range files {
+				if f == nil {
+					res.add(loadBytes(paths[i], data[i], opts))
+					continue
+				}
+				res.Files++
+				for _, pr := range f {
+					res.addRule(paths[i], finishRule(pr.sr, nil, pr.compWarn, opts))
+				}
+			}
+			return res, true
+		}
+	}
+	res := &LoadResult{}
+	files := make([][]parsedRule, len(paths))
+	for i, p := range paths {
+		r, parsed := loadBytesParsed(p, data[i], opts)
+		if len(r.Errors) == 0 && len(r.Skipped) == 0 {
+			if parsed == nil {
+				parsed = []parsedRule{}
+			}
+			files[i] = parsed
+		}
+		res.add(r)
+	}
+	// A cache that cannot be written only costs the next load its speed.
+	_ = writeCache(path, encodeCache(paths, files))
+	return res, true
+}
+
+// encodeCache encodes the parsed rules of each file; nil for a file not
+// cached.
+func encodeCache(paths []string, files [][]parsedRule) []byte {
+	e := &ruleEncoder{b: []byte(cacheMagic)}
+	e.uint(uint64(len(files)))
+	for i, f := range files {
+		e.str(paths[i])
+		e.bool(f != nil)
+		if f == nil {
+			continue
+		}
+		e.uint(uint64(len(f)))
+		for _, pr := range f {
+			e.rule(pr.sr)
+			e.strs(pr.compWarn)
+		}
+	}
+	sum := sha256.Sum256(e.b)
+	return append(e.b, sum[:]...)
+}
+
+// decodeCache checks and decodes a cache file written for paths.
+func decodeCache(b []byte, paths []string) ([][]parsedRule, error) {
+	if len(b) < len(cacheMagic)+sha256.Size || !bytes.HasPrefix(b, []byte(cacheMagic)) {
+		return nil, errCorrupt
+	}
+	body, sum := b[:len(b)-sha256.Size], b[len(b)-sha256.Size:]
+	if want := sha256.Sum256(body); !bytes.Equal(want[:], sum) {
+		return nil, errCorrupt
+	}
+	return decodeBody(body, paths)
+}
+
+// decodeBody decodes a cache file without its checksum.
+func decodeBody(body []byte, paths []string) ([][]parsedRule, error) {
+	if !bytes.HasPrefix(body, []byte(cacheMagic)) {
+		return nil, errCorrupt
+	}
+	d := &ruleDecoder{s: string(body), off: len(cacheMagic)}
+	if d.uint() != uint64(len(paths)) {
+		return nil, errCorrupt
+	}
+	files := make([][]parsedRule, len(paths))
+	for i := range files {
+		if d.str() != paths[i] {
+			return nil, errCorrupt
+		}
+		if !d.bool() {
+			continue
+		}
+		n := d.uint()
+		if n > uint64(len(d.s)-d.off) {
+			return nil, errCorrupt
+		}
+		f := make([]parsedRule, 0, n)
+		for j := uint64(0); j < n && d.err == nil; j++ {
+			sr := d.rule()
+			f = append(f, parsedRule{sr: sr, compWarn: d.strs()})
+		}
+		files[i] = f
+		if d.err != nil {
+			return nil, d.err
+		}
+	}
+	if d.err != nil || d.off != len(d.s) {
+		return nil, errCorrupt
+	}
+	return files, nil
+}
+
+// writeCache writes a cache file atomically and removes the oldest caches
+// beyond maxCacheFiles.
+func writeCache(path string, b []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".rules-*.tmp")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	pruneCache(dir, path)
+	return nil
+}
+
+// pruneCache removes the oldest rule caches of dir beyond maxCacheFiles,
+// never keep.
+func pruneCache(dir, keep string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	type cf struct {
+		path string
+		mod  int64
+	}
+	var cs []cf
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), "rules-") || !strings.HasSuffix(e.Name(), ".bin") {
+			continue
+		}
+		if fi, err := e.Info(); err == nil {
+			cs = append(cs, cf{filepath.Join(dir, e.Name()), fi.ModTime().UnixNano()})
+		}
+	}
+	if len(cs) <= maxCacheFiles {
+		return
+	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i].mod < cs[j].mod })
+	for _, c := range cs[:len(cs)-maxCacheFiles] {
+		if c.path != keep {
+			os.Remove(c.path)
+		}
+	}
+}

@@ -1,0 +1,52 @@
+package detections
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/quarry-sec/quarry/attack"
+)
+
+// sigmaHQPaths returns every rule file of SigmaHQ's three rule trees.
+func sigmaHQPaths(tb testing.TB) []string {
+	dir := sigmaDir(tb)
+	var paths []string
+	for _, sub := range []string{"rules", "rules-emerging-threats", "rules-threat-hunting"} {
+		ps, err := ruleFiles(filepath.Join(dir, sub))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		paths = append(paths, ps...)
+	}
+	return paths
+}
+
+// BenchmarkLoadSigmaHQ loads all SigmaHQ rules (3,754) without the rule
+// cache (cold) and from a warm one.
+func BenchmarkLoadSigmaHQ(b *testing.B) {
+	paths := sigmaHQPaths(b)
+	kb, err := attack.Embedded()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("cold", func(b *testing.B) {
+		for b.Loop() {
+			res, err := LoadFiles(paths, Options{KB: kb})
+			if err != nil || len(res.Rules) < 3754 {
+				b.Fatal(err, len(res.Rules))
+			}
+		}
+	})
+	b.Run("warm", func(b *testing.B) {
+		cache := b.TempDir()
+		if _, err := LoadFiles(paths, Options{KB: kb, CacheDir: cache}); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			res, err := LoadFiles(paths, Options{KB: kb, CacheDir: cache})
+			if err != nil || len(res.Rules) < 3754 {
+				b.Fatal(err, len(res.Rules))
+			}
+		}
+	})
+}
