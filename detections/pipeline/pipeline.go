@@ -164,7 +164,9 @@ func (p *Pipeline) flush(ctx context.Context, final bool) error {
 	for {
 		p.mu.Lock()
 		n := min(len(p.pending), p.opts.BatchSize)
-		events := p.pending[:n:n]
+		// A copy: storing fills events in (their process keys) while Add
+		// appends to pending, which may copy the same backing array.
+		events := append([]telemetry.Event(nil), p.pending[:n]...)
 		p.mu.Unlock()
 		if n == 0 {
 			break
