@@ -228,3 +228,37 @@ func TestIncidentsRebuild(t *testing.T) {
 		t.Errorf("rebuilt:\n got %s\nwant %s", got, w)
 	}
 }
+
+// Under each process, tree lists what it did: certutil's connection badged
+// with its hit's techniques, its file creations collapsed beyond three.
+func TestTreeShowsActivity(t *testing.T) {
+	dir := t.TempDir()
+	if out, errs, code := quarry(t, dir, "", "import", "-q", filepath.Join("testdata", "incidents", "activity.json")); code != 0 {
+		t.Fatalf("import: exit %d: %s%s", code, out, errs)
+	}
+	out, errs, code := quarry(t, dir, "", "tree", "5200", "--color", "never")
+	if code != 0 {
+		t.Fatalf("tree: exit %d: %s", code, errs)
+	}
+	want := []string{
+		`└─ ▶ certutil -urlcache`,
+		`high T1105 T1218 (defense-evasion, command-and-control) 2 hit(s)`,
+		"\n           file:           create C:\\Users\\Public\\part0.bin\n",
+		"create C:\\Users\\Public\\part2.bin  (+2 more)\n",
+		"           network:        connect tcp 10.0.0.5:50000 -> 198.51.100.7:80 [T1105 T1218]\n",
+	}
+	at := 0
+	for _, w := range want {
+		i := strings.Index(out[at:], w)
+		if i < 0 {
+			t.Fatalf("tree lacks %q after offset %d:\n%s", w, at, out)
+		}
+		at += i + len(w)
+	}
+	if strings.Contains(out, "part3.bin") {
+		t.Errorf("more than 3 file events listed:\n%s", out)
+	}
+	if out, _, _ := quarry(t, dir, "", "tree", "5200", "--color", "always"); !strings.Contains(out, "\x1b[31m [T1105 T1218]") {
+		t.Errorf("--color always: badge not coloured by severity:\n%q", out)
+	}
+}
