@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/quarry-sec/quarry/fleet/store"
+	"github.com/quarry-sec/quarry/tables/activity"
 )
 
 // incFilterForm is the incidents filter as the form holds it.
@@ -191,6 +192,7 @@ func (ui *UI) incidentGraph(nodes []store.IncidentNode, ds []store.Detection) []
 			p.Hits = append(p.Hits, h)
 		}
 		sort.SliceStable(p.Hits, func(i, j int) bool { return severityRank(p.Hits[i].Severity) > severityRank(p.Hits[j].Severity) })
+		p.Activity = ui.nodeActivity(n.Activity, ds)
 		if _, dup := byKey[n.ProcessKey]; !dup {
 			byKey[n.ProcessKey] = p
 			order = append(order, p)
@@ -207,4 +209,47 @@ func (ui *UI) incidentGraph(nodes []store.IncidentNode, ds []store.Detection) []
 		parent.Children = append(parent.Children, p)
 	}
 	return roots
+}
+
+// nodeActivity reads a tree node's activity (process_tree's JSON) for the
+// graph: kinds most events first, each item badged with its techniques,
+// linked to the incident's detection on that event when there is one.
+// Activity that does not parse is left out.
+func (ui *UI) nodeActivity(raw string, ds []store.Detection) []activityKind {
+	p, err := activity.ParseProcessActivity(raw)
+	if err != nil || len(p) == 0 {
+		return nil
+	}
+	out := make([]activityKind, 0, len(p))
+	for _, kind := range p.Kinds() {
+		k := p[kind]
+		ak := activityKind{Kind: kind, Count: k.Count, More: max(0, k.Count-len(k.Items))}
+		seen := map[string]bool{}
+		for _, it := range k.Items {
+			item := activityItem{Time: time.Unix(it.Time, 0).UTC(), Summary: it.Summary, EID: it.EID}
+			for _, tech := range it.Techniques {
+				h := nodeHit{TechniqueID: tech, Severity: it.Severity}
+				if t, _, ok := ui.cfg.KB.Resolve(tech); ok {
+					h.TechniqueName = t.Name
+				}
+				for _, d := range ds {
+					if d.TechniqueID == tech && it.EID != 0 && d.EID == it.EID {
+						h.ID, h.Severity, h.RuleTitle = d.ID, d.Severity, d.RuleTitle
+						break
+					}
+				}
+				item.Hits = append(item.Hits, h)
+				if !seen[tech] {
+					seen[tech] = true
+					ak.Badges = append(ak.Badges, h)
+				}
+			}
+			ak.Items = append(ak.Items, item)
+		}
+		sort.SliceStable(ak.Badges, func(i, j int) bool {
+			return severityRank(ak.Badges[i].Severity) > severityRank(ak.Badges[j].Severity)
+		})
+		out = append(out, ak)
+	}
+	return out
 }
