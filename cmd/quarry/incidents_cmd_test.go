@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/quarry-sec/quarry/detections/packs"
 	"github.com/quarry-sec/quarry/telemetry/store"
 )
 
@@ -260,5 +262,32 @@ func TestTreeShowsActivity(t *testing.T) {
 	}
 	if out, _, _ := quarry(t, dir, "", "tree", "5200", "--color", "always"); !strings.Contains(out, "\x1b[31m [T1105 T1218]") {
 		t.Errorf("--color always: badge not coloured by severity:\n%q", out)
+	}
+	// The detection pack sends the connection's hits, with the acting
+	// process as their pid and path, and certutil's node with its activity.
+	pack := packs.Detection()
+	out, errs, code = quarry(t, dir, "", "query", "--format", "json", pack.Queries[packs.QueryHits].Query)
+	if code != 0 {
+		t.Fatalf("pack hits query: exit %d: %s", code, errs)
+	}
+	var hits []map[string]any
+	if err := json.Unmarshal([]byte(out), &hits); err != nil {
+		t.Fatalf("pack hits query: %v\n%s", err, out)
+	}
+	socket := 0
+	for _, h := range hits {
+		if fmt.Sprint(h["eid"]) == "4" { // the connection (Sysmon 3), after the three starts
+			socket++
+			if fmt.Sprint(h["pid"]) != "5200" || h["path"] != `C:\Windows\System32\certutil.exe` {
+				t.Errorf("hit on the connection: pid %v path %v, want certutil's", h["pid"], h["path"])
+			}
+		}
+	}
+	if socket != 2 {
+		t.Errorf("pack hits query: %d rows of the connection's hit, want 2 (T1105, T1218):\n%s", socket, out)
+	}
+	out, errs, code = quarry(t, dir, "", "query", "--format", "json", pack.Queries[packs.QueryIncidentTree].Query)
+	if code != 0 || !strings.Contains(out, `"activity"`) || !strings.Contains(out, `198.51.100.7:80`) {
+		t.Errorf("pack incident tree query: exit %d %s\n%s", code, errs, out)
 	}
 }
