@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -252,4 +253,46 @@ func (ui *UI) nodeActivity(raw string, ds []store.Detection) []activityKind {
 		out = append(out, ak)
 	}
 	return out
+}
+
+// treeActivity gives the processes of a detection's tree the activity the
+// host reported for them in its incident trees: the incidents of the
+// detection's host an hour either side of it, whose nodes are matched to
+// the tree's processes by start event ID.
+func (ui *UI) treeActivity(ctx context.Context, d *store.Detection, t *processTree) error {
+	if t == nil || t.Root == nil {
+		return nil
+	}
+	byEID := map[int64]*procNode{}
+	var walk func(p *procNode)
+	walk = func(p *procNode) {
+		if p.EID != 0 {
+			byEID[p.EID] = p
+		}
+		for _, c := range p.Children {
+			walk(c)
+		}
+	}
+	walk(t.Root)
+	if len(byEID) == 0 {
+		return nil
+	}
+	ins, _, err := ui.cfg.Store.Incidents(ctx, store.IncidentFilter{HostIDs: []string{d.HostID},
+		Since: d.Time.Add(-time.Hour), Until: d.Time.Add(time.Hour), Limit: 10})
+	if err != nil {
+		return fmt.Errorf("activity of the process tree: %w", err)
+	}
+	for _, in := range ins {
+		nodes, err := ui.cfg.Store.IncidentTree(ctx, in.ID)
+		if err != nil {
+			return fmt.Errorf("activity of the process tree: %w", err)
+		}
+		for i := range nodes {
+			n := &nodes[i]
+			if p := byEID[n.EID]; p != nil && n.EID != 0 && n.Activity != "" && p.Activity == nil {
+				p.Activity = ui.nodeActivity(n.Activity, nil)
+			}
+		}
+	}
+	return nil
 }
