@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/quarry-sec/quarry/detections/packs"
 	"github.com/quarry-sec/quarry/telemetry/store"
 )
 
@@ -226,5 +228,66 @@ func TestIncidentsRebuild(t *testing.T) {
 	w, _ := json.Marshal(want)
 	if string(got) != string(w) {
 		t.Errorf("rebuilt:\n got %s\nwant %s", got, w)
+	}
+}
+
+// Under each process, tree lists what it did: certutil's connection badged
+// with its hit's techniques, its file creations collapsed beyond three.
+func TestTreeShowsActivity(t *testing.T) {
+	dir := t.TempDir()
+	if out, errs, code := quarry(t, dir, "", "import", "-q", filepath.Join("testdata", "incidents", "activity.json")); code != 0 {
+		t.Fatalf("import: exit %d: %s%s", code, out, errs)
+	}
+	out, errs, code := quarry(t, dir, "", "tree", "5200", "--color", "never")
+	if code != 0 {
+		t.Fatalf("tree: exit %d: %s", code, errs)
+	}
+	want := []string{
+		`└─ ▶ certutil -urlcache`,
+		`high T1105 T1218 (defense-evasion, command-and-control) 2 hit(s)`,
+		"\n           file:           create C:\\Users\\Public\\part0.bin\n",
+		"create C:\\Users\\Public\\part2.bin  (+2 more)\n",
+		"           network:        connect tcp 10.0.0.5:50000 -> 198.51.100.7:80 [T1105 T1218]\n",
+	}
+	at := 0
+	for _, w := range want {
+		i := strings.Index(out[at:], w)
+		if i < 0 {
+			t.Fatalf("tree lacks %q after offset %d:\n%s", w, at, out)
+		}
+		at += i + len(w)
+	}
+	if strings.Contains(out, "part3.bin") {
+		t.Errorf("more than 3 file events listed:\n%s", out)
+	}
+	if out, _, _ := quarry(t, dir, "", "tree", "5200", "--color", "always"); !strings.Contains(out, "\x1b[31m [T1105 T1218]") {
+		t.Errorf("--color always: badge not coloured by severity:\n%q", out)
+	}
+	// The detection pack sends the connection's hits, with the acting
+	// process as their pid and path, and certutil's node with its activity.
+	pack := packs.Detection()
+	out, errs, code = quarry(t, dir, "", "query", "--format", "json", pack.Queries[packs.QueryHits].Query)
+	if code != 0 {
+		t.Fatalf("pack hits query: exit %d: %s", code, errs)
+	}
+	var hits []map[string]any
+	if err := json.Unmarshal([]byte(out), &hits); err != nil {
+		t.Fatalf("pack hits query: %v\n%s", err, out)
+	}
+	socket := 0
+	for _, h := range hits {
+		if fmt.Sprint(h["eid"]) == "4" { // the connection (Sysmon 3), after the three starts
+			socket++
+			if fmt.Sprint(h["pid"]) != "5200" || h["path"] != `C:\Windows\System32\certutil.exe` {
+				t.Errorf("hit on the connection: pid %v path %v, want certutil's", h["pid"], h["path"])
+			}
+		}
+	}
+	if socket != 2 {
+		t.Errorf("pack hits query: %d rows of the connection's hit, want 2 (T1105, T1218):\n%s", socket, out)
+	}
+	out, errs, code = quarry(t, dir, "", "query", "--format", "json", pack.Queries[packs.QueryIncidentTree].Query)
+	if code != 0 || !strings.Contains(out, `"activity"`) || !strings.Contains(out, `198.51.100.7:80`) {
+		t.Errorf("pack incident tree query: exit %d %s\n%s", code, errs, out)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/quarry-sec/quarry/detections/incidents"
+	"github.com/quarry-sec/quarry/tables/activity"
 )
 
 func (a *app) treeCommand() *cobra.Command {
@@ -22,7 +23,10 @@ func (a *app) treeCommand() *cobra.Command {
 reused pid is another process) or of an incident's root process: its ancestors,
 the process, and every descendant, exited ones included. Each line shows the
 command line, pid, user, start time (UTC), exit, and the ATT&CK techniques and
-tactics detected on the process, coloured by severity on a terminal.`,
+tactics detected on the process, coloured by severity on a terminal. Under each
+process, what it did besides starting children: connections, files, registry,
+DNS, modules, handles… the first 3 events of each kind with the techniques of
+the hits on them, and how many more.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if (len(args) == 1) == (incident != "") || len(args) > 1 {
 				return usageError{fmt.Errorf("tree: give a PID or --incident ID")}
@@ -78,7 +82,15 @@ tactics detected on the process, coloured by severity on a terminal.`,
 				if i > 0 {
 					fmt.Fprintln(w)
 				}
-				drawTree(w, t, colour)
+				keys := make([]string, len(t.Nodes))
+				for j := range t.Nodes {
+					keys[j] = t.Nodes[j].Key
+				}
+				act, err := activity.TreeActivity(ctx, st, keys, activity.PerKind)
+				if err != nil {
+					return err
+				}
+				drawTree(w, t, act, colour)
 			}
 			return nil
 		},
@@ -102,7 +114,7 @@ const colourReset = "\x1b[0m"
 
 // drawTree writes a tree, one process a line, children indented under their
 // parent with box-drawing branches.
-func drawTree(w io.Writer, t incidents.Tree, colour bool) {
+func drawTree(w io.Writer, t incidents.Tree, act map[string]activity.ProcessActivity, colour bool) {
 	fmt.Fprintf(w, "host %s, process %s\n", t.Host, t.Focus.Key)
 	children := map[string][]int{}
 	in := map[string]bool{}
@@ -131,6 +143,11 @@ func drawTree(w io.Writer, t incidents.Tree, colour bool) {
 		}
 		fmt.Fprintf(w, "%s%s%s\n", prefix, branch, nodeLine(n, colour))
 		kids := children[n.Key]
+		under := next
+		if len(kids) > 0 {
+			under += "│"
+		}
+		drawActivity(w, under, act[n.Key], colour)
 		for k, c := range kids {
 			draw(c, next, k == len(kids)-1, false)
 		}
@@ -141,6 +158,40 @@ func drawTree(w io.Writer, t incidents.Tree, colour bool) {
 	if t.Truncated {
 		fmt.Fprintf(w, "… more than %d descendants: the rest left out\n", incidents.MaxTreeNodes)
 	}
+}
+
+// drawActivity writes what a process did under its line: per kind, the
+// first events with the techniques of their hits, and how many more.
+func drawActivity(w io.Writer, prefix string, p activity.ProcessActivity, colour bool) {
+	for _, kind := range p.Kinds() {
+		k := p[kind]
+		for i, it := range k.Items {
+			label := ""
+			if i == 0 {
+				label = kind + ":"
+			}
+			line := fmt.Sprintf("%s  %-15s %s", prefix, label, clip(it.Summary, 140))
+			if len(it.Techniques) > 0 {
+				tag := " [" + strings.Join(it.Techniques, " ") + "]"
+				if c, ok := severityColour[it.Severity]; ok && colour {
+					tag = c + tag + colourReset
+				}
+				line += tag
+			}
+			if i == len(k.Items)-1 && k.Count > len(k.Items) {
+				line += fmt.Sprintf("  (+%d more)", k.Count-len(k.Items))
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
+}
+
+// clip shortens s to n runes.
+func clip(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
 }
 
 func nodeLine(n *incidents.TreeNode, colour bool) string {

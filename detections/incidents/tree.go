@@ -16,6 +16,9 @@ const (
 	MaxTreeNodes = 2000
 	// maxTreeDepth bounds how far up and down a tree is walked.
 	maxTreeDepth = 64
+	// maxActivityEvents bounds the events of a tree's processes read for
+	// the hits on them.
+	maxActivityEvents = 100000
 )
 
 // Relation says where a tree node stands to the process the tree is about.
@@ -199,9 +202,37 @@ func annotate(ctx context.Context, st *store.Store, r *Resolver, t *Tree) error 
 		}
 	}
 	var eids []int64
+	nodeOfEID := map[int64]int{}
 	for eid, p := range r.byEID {
-		if _, ok := idx[p]; ok {
+		if i, ok := idx[p]; ok {
 			eids = append(eids, eid)
+			nodeOfEID[eid] = i
+		}
+	}
+	// Hits on the processes' other events (connections, files, registry…)
+	// are theirs too: the store keys each event to its acting process.
+	keyNode := map[string]int{}
+	keys := make([]string, 0, len(t.Nodes))
+	for i := range t.Nodes {
+		if k := t.Nodes[i].Key; k != "" {
+			if _, dup := keyNode[k]; !dup {
+				keyNode[k] = i
+				keys = append(keys, k)
+			}
+		}
+	}
+	if len(keys) > 0 {
+		err := st.ScanActivity(ctx, store.ActivityFilter{ProcessKeys: keys, NoFields: true, Limit: maxActivityEvents}, func(a *store.Activity) bool {
+			if _, known := nodeOfEID[a.EID]; !known {
+				if i, ok := keyNode[a.ProcessKey]; ok {
+					eids = append(eids, a.EID)
+					nodeOfEID[a.EID] = i
+				}
+			}
+			return true
+		})
+		if err != nil {
+			return fmt.Errorf("process tree: events of its processes: %w", err)
 		}
 	}
 	sort.Slice(eids, func(i, j int) bool { return eids[i] < eids[j] })
@@ -215,7 +246,7 @@ func annotate(ctx context.Context, st *store.Store, r *Resolver, t *Tree) error 
 				RuleSource: h.RuleSource, Severity: h.Severity, Confidence: h.Confidence}
 			byHit[h.HitID] = x
 			order = append(order, h.HitID)
-			nodeOf[h.HitID] = idx[r.byEID[h.EID]]
+			nodeOf[h.HitID] = nodeOfEID[h.EID]
 		}
 		if h.TechniqueID != "" {
 			x.Techniques = appendUnique(x.Techniques, h.TechniqueID)

@@ -106,11 +106,12 @@ WHERE i.detected_at >= CAST(strftime('%s', 'now') AS INTEGER) - 86400;`,
 			},
 			QueryIncidentTree: {
 				Query: `SELECT t.incident_id, t.depth, t.relation, t.process_key, t.parent_key, t.node_pid, t.node_ppid, t.path,
-  t.cmdline, t.username, t.start_time, t.exit_time, t.exited, t.eid, t.hit_count, t.techniques, t.tactics, t.severity
+  t.cmdline, t.username, t.start_time, t.exit_time, t.exited, t.eid, t.hit_count, t.techniques, t.tactics, t.severity,
+  t.activity
 FROM incidents i CROSS JOIN process_tree t ON t.incident_id = i.incident_id
 WHERE i.detected_at >= CAST(strftime('%s', 'now') AS INTEGER) - 86400;`,
 				Interval:    60,
-				Description: "The process trees of the incidents detected in the last day: one row per process with its depth, parent, command line, user, start and exit, and the techniques of its hits. Differential: a node is logged again when it changes.",
+				Description: "The process trees of the incidents detected in the last day: one row per process with its depth, parent, command line, user, start and exit, the techniques of its hits, and what it did (activity: connections, files, registry… with the techniques of the hits on them). Differential: a node is logged again when it changes.",
 				Platform:    "linux",
 			},
 			QueryTechniqueCoverage: {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/quarry-sec/quarry/detections/packs"
 	"github.com/quarry-sec/quarry/fleet/store"
+	"github.com/quarry-sec/quarry/tables/activity"
 )
 
 // maxIncidentHits bounds the hit IDs stored with one incident report.
@@ -110,12 +111,58 @@ func incidentNode(raw json.RawMessage, at time.Time) (store.IncidentNode, bool) 
 		Techniques: r.list("techniques", 1024),
 		Tactics:    r.list("tactics", 64),
 		Severity:   strings.ToLower(r.text("severity", 32)),
+		Activity:   nodeActivity(str(r["activity"])),
 		Reported:   at,
 	}
 	if n.IncidentID == "" || n.ProcessKey == "" {
 		return store.IncidentNode{}, false
 	}
 	return n, true
+}
+
+// Bounds of a tree node's activity as stored.
+const (
+	maxActivityJSON  = 256 << 10 // longer reports are dropped, not parsed
+	maxActivityKinds = 32
+	maxActivityItems = 10 // per kind
+)
+
+// nodeActivity reads a process_tree activity column: JSON that does not
+// parse or is too long gives "" (the node is kept without it); kinds,
+// items and texts are bounded, and the result is re-encoded, so NUL bytes
+// and invalid UTF-8 reach the store escaped.
+func nodeActivity(raw string) string {
+	if raw == "" || len(raw) > maxActivityJSON {
+		return ""
+	}
+	p, err := activity.ParseProcessActivity(raw)
+	if err != nil {
+		return ""
+	}
+	out := activity.ProcessActivity{}
+	for _, kind := range p.Kinds() {
+		k := p[kind]
+		if k == nil || len(out) == maxActivityKinds {
+			continue
+		}
+		c := &activity.KindActivity{Count: max(k.Count, len(k.Items))}
+		for i, it := range k.Items {
+			if i == maxActivityItems {
+				break
+			}
+			it.Summary = limitString(it.Summary, 1024)
+			it.Severity = strings.ToLower(limitString(it.Severity, 32))
+			if len(it.Techniques) > 16 {
+				it.Techniques = it.Techniques[:16]
+			}
+			for j := range it.Techniques {
+				it.Techniques[j] = limitString(it.Techniques[j], 64)
+			}
+			c.Items = append(c.Items, it)
+		}
+		out[limitString(kind, 64)] = c
+	}
+	return out.JSON()
 }
 
 // goneWindow is how recent, before its result log's time, a removed

@@ -21,6 +21,7 @@ import (
 	sqlengine "github.com/quarry-sec/quarry/extension/sqlite"
 	"github.com/quarry-sec/quarry/fleet/store"
 	"github.com/quarry-sec/quarry/fleet/store/postgres"
+	"github.com/quarry-sec/quarry/tables/activity"
 	"github.com/quarry-sec/quarry/tables/catalog"
 	"github.com/quarry-sec/quarry/tables/ioa"
 	"github.com/quarry-sec/quarry/telemetry"
@@ -70,6 +71,12 @@ func TestIncidentLogsAndAPI(t *testing.T) {
 	})
 }
 
+// withActivity sets a tree row's activity column.
+func withActivity(row map[string]string, act string) map[string]string {
+	row["activity"] = act
+	return row
+}
+
 func testIncidentLogsAndAPI(t *testing.T, st store.Store) {
 	f := newFixture(t, st)
 	key := f.enroll("host-a", "ubuntu")
@@ -96,8 +103,9 @@ func testIncidentLogsAndAPI(t *testing.T, st store.Store) {
 	if code, out := f.osquery("log", map[string]any{"node_key": key, "log_type": "result", "data": []any{
 		resultItem(packs.QueryIncidents, now.Add(-4*time.Minute), 2, []any{grown}, []any{first}),
 		resultItem(packs.QueryIncidentTree, now.Add(-4*time.Minute), 2, []any{
-			treeRow("inc-1", "k-mshta", "k-cmd", 1, 10980, "mshta.exe", 1, "T1218.005"),
-			treeRow("inc-1", "k-psh", "k-mshta", 2, 9572, "powershell.exe", 1, "T1059.001"),
+			withActivity(treeRow("inc-1", "k-mshta", "k-cmd", 1, 10980, "mshta.exe", 1, "T1218.005"), `{"network": not json`),
+			withActivity(treeRow("inc-1", "k-psh", "k-mshta", 2, 9572, "powershell.exe", 1, "T1059.001"),
+				`{"network":{"count":5,"items":[{"time":1700000000,"summary":"connect a\u0000b","eid":31,"techniques":["T1071"],"severity":"HIGH","extra":1}]}}`),
 		}, nil),
 	}}); code != 200 {
 		t.Fatalf("log: %d %v", code, out)
@@ -188,6 +196,17 @@ func testIncidentLogsAndAPI(t *testing.T, st store.Store) {
 		want := "[k-cmd<:5888:0:[] k-mshta<k-cmd:10980:1:[T1218.005] k-psh<k-mshta:9572:1:[T1059.001]]"
 		if fmt.Sprint(nodes) != want {
 			t.Errorf("%s: tree %v, want %s", path, nodes, want)
+		}
+		// Activity: what does not parse is dropped, the node kept; the rest
+		// re-encoded (the NUL escaped, severity lower-cased).
+		if _, has := tree[1].(map[string]any)["activity"]; has {
+			t.Errorf("%s: mshta's activity kept though it does not parse: %v", path, tree[1])
+		}
+		act, err := activity.ParseProcessActivity(fmt.Sprint(tree[2].(map[string]any)["activity"]))
+		if err != nil || act["network"] == nil || act["network"].Count != 5 || len(act["network"].Items) != 1 ||
+			act["network"].Items[0].Summary != "connect a\x00b" || act["network"].Items[0].Severity != "high" ||
+			fmt.Sprint(act["network"].Items[0].Techniques) != "[T1071]" {
+			t.Errorf("%s: powershell's activity %v (%v)", path, tree[2].(map[string]any)["activity"], err)
 		}
 		n := tree[1].(map[string]any)
 		if n["cmdline"] != "mshta.exe -x" || n["user"] != "wardog" || n["time"] != "2023-11-14T22:13:20Z" ||
@@ -433,5 +452,27 @@ func TestUnknownHostFilter(t *testing.T) {
 		}
 		t.Cleanup(func() { st.Close() })
 		run(t, st)
+	})
+}
+
+// FuzzNodeActivity: whatever a host sends as a tree node's activity, the
+// stored text is "" or JSON that parses again, within the bound, with no
+// NUL byte and valid UTF-8.
+func FuzzNodeActivity(f *testing.F) {
+	f.Add(`{"network":{"count":5,"items":[{"time":1,"summary":"connect a\u0000b","eid":31,"techniques":["T1071"],"severity":"HIGH"}]}}`)
+	f.Add(`{"file":null}`)
+	f.Add(`{"x":{"count":-3,"items":[{}]}}`)
+	f.Add("not json \x00\xff")
+	f.Fuzz(func(t *testing.T, raw string) {
+		got := nodeActivity(raw)
+		if got == "" {
+			return
+		}
+		if !validText(got) || len(got) > maxActivityJSON*2 {
+			t.Fatalf("stored activity %q is not valid text or too long", got)
+		}
+		if _, err := activity.ParseProcessActivity(got); err != nil {
+			t.Fatalf("stored activity %q does not parse: %v", got, err)
+		}
 	})
 }

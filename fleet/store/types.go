@@ -343,7 +343,11 @@ type IncidentNode struct {
 	Techniques []string  `json:"techniques"`
 	Tactics    []string  `json:"tactics"`
 	Severity   string    `json:"severity"`
-	Reported   time.Time `json:"-"`
+	// Activity is what the process did (process_tree's activity column):
+	// JSON by kind of {count, items: [{time, summary, eid, techniques,
+	// severity}]}, "" for none.
+	Activity string    `json:"activity,omitempty"`
+	Reported time.Time `json:"-"`
 }
 
 // IncidentFilter selects incidents. By TimeEvent, an incident matches

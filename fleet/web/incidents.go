@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/quarry-sec/quarry/fleet/store"
+	"github.com/quarry-sec/quarry/tables/activity"
 )
 
 // incFilterForm is the incidents filter as the form holds it.
@@ -191,6 +193,7 @@ func (ui *UI) incidentGraph(nodes []store.IncidentNode, ds []store.Detection) []
 			p.Hits = append(p.Hits, h)
 		}
 		sort.SliceStable(p.Hits, func(i, j int) bool { return severityRank(p.Hits[i].Severity) > severityRank(p.Hits[j].Severity) })
+		p.Activity = ui.nodeActivity(n.Activity, ds)
 		if _, dup := byKey[n.ProcessKey]; !dup {
 			byKey[n.ProcessKey] = p
 			order = append(order, p)
@@ -207,4 +210,89 @@ func (ui *UI) incidentGraph(nodes []store.IncidentNode, ds []store.Detection) []
 		parent.Children = append(parent.Children, p)
 	}
 	return roots
+}
+
+// nodeActivity reads a tree node's activity (process_tree's JSON) for the
+// graph: kinds most events first, each item badged with its techniques,
+// linked to the incident's detection on that event when there is one.
+// Activity that does not parse is left out.
+func (ui *UI) nodeActivity(raw string, ds []store.Detection) []activityKind {
+	p, err := activity.ParseProcessActivity(raw)
+	if err != nil || len(p) == 0 {
+		return nil
+	}
+	out := make([]activityKind, 0, len(p))
+	for _, kind := range p.Kinds() {
+		k := p[kind]
+		ak := activityKind{Kind: kind, Count: k.Count, More: max(0, k.Count-len(k.Items))}
+		seen := map[string]bool{}
+		for _, it := range k.Items {
+			item := activityItem{Time: time.Unix(it.Time, 0).UTC(), Summary: it.Summary, EID: it.EID}
+			for _, tech := range it.Techniques {
+				h := nodeHit{TechniqueID: tech, Severity: it.Severity}
+				if t, _, ok := ui.cfg.KB.Resolve(tech); ok {
+					h.TechniqueName = t.Name
+				}
+				for _, d := range ds {
+					if d.TechniqueID == tech && it.EID != 0 && d.EID == it.EID {
+						h.ID, h.Severity, h.RuleTitle = d.ID, d.Severity, d.RuleTitle
+						break
+					}
+				}
+				item.Hits = append(item.Hits, h)
+				if !seen[tech] {
+					seen[tech] = true
+					ak.Badges = append(ak.Badges, h)
+				}
+			}
+			ak.Items = append(ak.Items, item)
+		}
+		sort.SliceStable(ak.Badges, func(i, j int) bool {
+			return severityRank(ak.Badges[i].Severity) > severityRank(ak.Badges[j].Severity)
+		})
+		out = append(out, ak)
+	}
+	return out
+}
+
+// treeActivity gives the processes of a detection's tree the activity the
+// host reported for them in its incident trees: the incidents of the
+// detection's host an hour either side of it, whose nodes are matched to
+// the tree's processes by start event ID.
+func (ui *UI) treeActivity(ctx context.Context, d *store.Detection, t *processTree) error {
+	if t == nil || t.Root == nil {
+		return nil
+	}
+	byEID := map[int64]*procNode{}
+	var walk func(p *procNode)
+	walk = func(p *procNode) {
+		if p.EID != 0 {
+			byEID[p.EID] = p
+		}
+		for _, c := range p.Children {
+			walk(c)
+		}
+	}
+	walk(t.Root)
+	if len(byEID) == 0 {
+		return nil
+	}
+	ins, _, err := ui.cfg.Store.Incidents(ctx, store.IncidentFilter{HostIDs: []string{d.HostID},
+		Since: d.Time.Add(-time.Hour), Until: d.Time.Add(time.Hour), Limit: 10})
+	if err != nil {
+		return fmt.Errorf("activity of the process tree: %w", err)
+	}
+	for _, in := range ins {
+		nodes, err := ui.cfg.Store.IncidentTree(ctx, in.ID)
+		if err != nil {
+			return fmt.Errorf("activity of the process tree: %w", err)
+		}
+		for i := range nodes {
+			n := &nodes[i]
+			if p := byEID[n.EID]; p != nil && n.EID != 0 && n.Activity != "" && p.Activity == nil {
+				p.Activity = ui.nodeActivity(n.Activity, nil)
+			}
+		}
+	}
+	return nil
 }

@@ -56,6 +56,13 @@ func TestIncidentPages(t *testing.T) {
 			node("k-conhost", "k-psh", 3, 10164, `C:\Windows\System32\conhost.exe`, "conhost.exe 0xffffffff", 0, "", nil, nil),
 		},
 	}
+	// What PowerShell did: five connections, the first hit by a rule, and
+	// a file.
+	batch.IncidentNodes[2].Activity = `{"network":{"count":5,"items":[` +
+		`{"time":` + itoa(at.Unix()) + `,"summary":"connect tcp 10.0.0.5:50000 -> 203.0.113.7:443","eid":31,"techniques":["T1071"],"severity":"critical"},` +
+		`{"time":` + itoa(at.Unix()) + `,"summary":"connect tcp 10.0.0.5:50001 -> 203.0.113.8:443","eid":32},` +
+		`{"time":` + itoa(at.Unix()) + `,"summary":"connect tcp 10.0.0.5:50002 -> 203.0.113.9:443","eid":33}]},` +
+		`"file":{"count":1,"items":[{"time":` + itoa(at.Unix()) + `,"summary":"create C:\\Users\\Public\\x.ps1","eid":34}]}}`
 	if err := f.st.AppendLogs(ctx, h.ID, batch); err != nil {
 		t.Fatal(err)
 	}
@@ -131,6 +138,20 @@ func TestIncidentPages(t *testing.T) {
 		if !strings.Contains(graph, w) {
 			t.Errorf("graph lacks %q", w)
 		}
+	}
+	// PowerShell's activity under its node: the kinds with their counts,
+	// the connection's badge by severity, the rest collapsed.
+	psh := graph[strings.Index(graph, `<span class="pname">powershell.exe</span>`):strings.Index(graph, `<span class="pname">conhost.exe</span>`)]
+	for _, w := range []string{`<details class="activity" open><summary><span class="akind">network</span> <span class="muted">5</span><span class="tbadge sev-critical"`,
+		"connect tcp 10.0.0.5:50000 -&gt; 203.0.113.7:443<span class=\"tbadge sev-critical\" title=\"critical · Application Layer Protocol\">T1071</span>",
+		`<div class="muted">+2 more</div>`, `<details class="activity"><summary><span class="akind">file</span> <span class="muted">1</span></summary>`,
+		`create C:\Users\Public\x.ps1`} {
+		if !strings.Contains(psh, w) {
+			t.Errorf("PowerShell's node lacks %q:\n%s", w, psh)
+		}
+	}
+	if strings.Count(graph, `class="activity"`) != 2 {
+		t.Errorf("graph: %d activity kinds, want PowerShell's 2", strings.Count(graph, `class="activity"`))
 	}
 	chain := body[strings.Index(body, `id="chain"`):strings.Index(body, `id="graph"`)]
 	ex, de := strings.Index(chain, "Execution"), strings.Index(chain, "Defense Evasion")

@@ -360,6 +360,10 @@ func (ui *UI) handleDetection(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v.Tree = tree
+	if err := ui.treeActivity(r.Context(), d, tree); err != nil {
+		ui.fail(w, r, err)
+		return
+	}
 	if tree != nil && tree.Hit != nil && tree.Hit.Raw != nil {
 		v.RawRow = prettyJSON(tree.Hit.Raw)
 	}

@@ -81,9 +81,28 @@ type procNode struct {
 	Synthetic      bool // known only from a child's parent fields
 	IsHit          bool // the detection's own process
 	Hits           []nodeHit
-	Tactics        []chainTactic // the tactics of its hits (incident graphs)
+	Tactics        []chainTactic  // the tactics of its hits (incident graphs)
+	Activity       []activityKind // what it did (incident graphs)
 	Children       []*procNode
 	Raw            map[string]any
+}
+
+// activityKind is what a process did of one kind (network, file…): how
+// many events, the first few, and the badges of the hits on them.
+type activityKind struct {
+	Kind   string
+	Count  int
+	More   int // events counted but not listed
+	Items  []activityItem
+	Badges []nodeHit // the kind's hits, distinct techniques, strongest first
+}
+
+// activityItem is one event of a process's activity.
+type activityItem struct {
+	Time    time.Time
+	Summary string
+	EID     int64
+	Hits    []nodeHit
 }
 
 // nodeHit is a detection on a node's event.

@@ -58,7 +58,14 @@ func TestProcessTreePidReuse(t *testing.T) {
 		{HitID: "b", Time: base.Add(-20 * time.Second), RuleTitle: "Download", TechniqueID: "T1105",
 			TechniqueName: "Ingress Tool Transfer", Tactic: "command-and-control", Severity: "critical", EID: 6, PID: 300, Path: "/usr/bin/curl"},
 	}
-	if err := f.st.AppendLogs(ctx, h.ID, &store.LogBatch{Results: rs, Detections: ds}); err != nil {
+	// The host's incident tree says what curl (start event 6) did.
+	in := store.Incident{IncidentID: "inc-x", FirstSeen: base.Add(-30 * time.Second), LastSeen: base.Add(-20 * time.Second),
+		Severity: "critical", HitCount: 2, HitIDs: []string{"a", "b"}, RootPID: 200, RootPath: "/bin/sh", Reported: base}
+	curl := store.IncidentNode{IncidentID: "inc-x", ProcessKey: "k-curl", ParentKey: "k-sh", Depth: 1, PID: 300, EID: 6,
+		Path: "/usr/bin/curl", Reported: base, Activity: `{"network":{"count":4,"items":[{"time":` + fmt.Sprint(base.Unix()) +
+			`,"summary":"connect tcp 10.0.0.5:50000 -> 203.0.113.7:443","eid":12,"techniques":["T1071"],"severity":"high"}]}}`}
+	if err := f.st.AppendLogs(ctx, h.ID, &store.LogBatch{Results: rs, Detections: ds, Incidents: []store.Incident{in},
+		IncidentNodes: []store.IncidentNode{curl}}); err != nil {
 		t.Fatal(err)
 	}
 	list, _, err := f.st.Detections(ctx, store.DetectionFilter{Techniques: []string{"T1059.004"}})
@@ -98,5 +105,14 @@ func TestProcessTreePidReuse(t *testing.T) {
 	if !regexp.MustCompile(`class="tbadge sev-critical" href="/detections/\d+"[^>]*>T1105<`).MatchString(tree) ||
 		!regexp.MustCompile(`class="tbadge sev-high" href="/detections/\d+"[^>]*>T1059.004<`).MatchString(tree) {
 		t.Error("technique badges missing or not coloured by severity")
+	}
+	// curl's activity from the incident tree, under curl's node only.
+	curlNode := tree[strings.Index(tree, `class="pname">curl<`):]
+	if !strings.Contains(curlNode, `<span class="akind">network</span> <span class="muted">4</span><span class="tbadge sev-high"`) ||
+		!strings.Contains(curlNode, "connect tcp 10.0.0.5:50000 -&gt; 203.0.113.7:443") || !strings.Contains(curlNode, "+3 more") {
+		t.Errorf("curl's activity missing from the detection's tree:\n%s", curlNode)
+	}
+	if n := strings.Count(tree, `class="activity"`); n != 1 {
+		t.Errorf("%d activity kinds in the tree, want curl's 1", n)
 	}
 }

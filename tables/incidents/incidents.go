@@ -13,6 +13,7 @@ import (
 	"github.com/quarry-sec/quarry/attack"
 	inc "github.com/quarry-sec/quarry/detections/incidents"
 	"github.com/quarry-sec/quarry/tables"
+	"github.com/quarry-sec/quarry/tables/activity"
 	"github.com/quarry-sec/quarry/telemetry/store"
 )
 
@@ -152,6 +153,7 @@ var treeColumns = []tables.Column{
 	{Name: "techniques", Type: tables.Text, Description: "ATT&CK techniques of those hits, comma-separated"},
 	{Name: "tactics", Type: tables.Text, Description: "Their tactics, in matrix order"},
 	{Name: "severity", Type: tables.Text, Description: "The strongest hit's severity, empty without hits"},
+	{Name: "activity", Type: tables.Text, Description: "What the process did besides starting children, as JSON by kind (network, file, registry, dns, image_load, process_access…): {kind: {count, items: [{time, summary, eid, techniques, severity}]}}, the first 3 events of each kind listed with the techniques of the hits on them; NULL when none"},
 }
 
 // errTreeConstraint is process_tree's answer to a query naming neither a
@@ -189,7 +191,14 @@ func ProcessTree(st *store.Store) tables.Table {
 				if err != nil {
 					return err
 				}
-				if ok && !emitTree(t, nil, id, row, emit) {
+				if !ok {
+					continue
+				}
+				act, err := treeActivity(ctx, st, t, q)
+				if err != nil {
+					return err
+				}
+				if !emitTree(t, act, nil, id, row, emit) {
 					return nil
 				}
 			}
@@ -209,7 +218,11 @@ func ProcessTree(st *store.Store) tables.Table {
 						return err
 					}
 					for _, t := range trees {
-						if !emitTree(t, pid, nil, row, emit) {
+						act, err := treeActivity(ctx, st, t, q)
+						if err != nil {
+							return err
+						}
+						if !emitTree(t, act, pid, nil, row, emit) {
 							return nil
 						}
 					}
@@ -220,7 +233,20 @@ func ProcessTree(st *store.Store) tables.Table {
 	}
 }
 
-func emitTree(t inc.Tree, pid, incidentID any, row tables.Row, emit tables.EmitFunc) bool {
+// treeActivity reads the activity of a tree's processes when the query
+// reads the activity column.
+func treeActivity(ctx context.Context, st *store.Store, t inc.Tree, q tables.QueryContext) (map[string]activity.ProcessActivity, error) {
+	if !q.Uses("activity") {
+		return nil, nil
+	}
+	keys := make([]string, len(t.Nodes))
+	for i := range t.Nodes {
+		keys[i] = t.Nodes[i].Key
+	}
+	return activity.TreeActivity(ctx, st, keys, activity.PerKind)
+}
+
+func emitTree(t inc.Tree, act map[string]activity.ProcessActivity, pid, incidentID any, row tables.Row, emit tables.EmitFunc) bool {
 	for _, n := range t.Nodes {
 		row[0] = pid
 		row[1] = incidentID
@@ -242,6 +268,10 @@ func emitTree(t inc.Tree, pid, incidentID any, row tables.Row, emit tables.EmitF
 		row[17] = strings.Join(n.Techniques, ",")
 		row[18] = strings.Join(n.Tactics, ",")
 		row[19] = n.Severity
+		row[20] = nil
+		if j := act[n.Key].JSON(); j != "" {
+			row[20] = j
+		}
 		if !emit(row) {
 			return false
 		}

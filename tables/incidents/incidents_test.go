@@ -14,6 +14,7 @@ import (
 	"github.com/quarry-sec/quarry/detections/ruleset"
 	sqlengine "github.com/quarry-sec/quarry/extension/sqlite"
 	"github.com/quarry-sec/quarry/tables"
+	"github.com/quarry-sec/quarry/tables/activity"
 	"github.com/quarry-sec/quarry/tables/incidents"
 	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/store"
@@ -59,6 +60,28 @@ func setup(t *testing.T) *sqlengine.Engine {
 		execAt(4*time.Second, 202, 100, "/usr/bin/crontab", "/usr/bin/crontab /tmp/.job"),
 		execAt(5*time.Second, 300, 1, "/usr/sbin/nginx", "nginx -g daemon off;"),
 	}
+	// The decoding shell's own activity: a reverse-shell connection (a
+	// rule's hit), five file writes (beyond the three listed) and a
+	// registry value set.
+	other := func(at time.Duration, src telemetry.Source, cat string, kv ...string) telemetry.Event {
+		ev := telemetry.NewEvent(telemetry.KindOther, src)
+		ev.Host, ev.Category, ev.Time, ev.PID, ev.Path = "lab", cat, t0.Add(at), 200, "/usr/bin/sh"
+		for j := 0; j+1 < len(kv); j += 2 {
+			ev.Fields.Set(kv[j], kv[j+1])
+		}
+		return ev
+	}
+	evs = append(evs, other(1500*time.Millisecond, telemetry.SourceEBPF, "network_connection", "Image", "/usr/bin/sh",
+		"Protocol", "tcp", "Initiated", "true", "SourceIp", "10.0.0.5", "SourcePort", "50000",
+		"DestinationIp", "203.0.113.7", "DestinationPort", "443", "Action", "connect"))
+	for i := 0; i < 5; i++ {
+		evs = append(evs, other(1600*time.Millisecond+time.Duration(i)*time.Millisecond, telemetry.SourceEBPF, "file_event",
+			"TargetFilename", "/tmp/out"+itoa(int64(i)), "Action", "write"))
+	}
+	reg := other(1700*time.Millisecond, telemetry.SourceSysmon, "registry_set", "EventType", "SetValue",
+		"TargetObject", `HKU\S-1-5-21\Software\Quarry\Test`, "Details", "1")
+	reg.Channel, reg.EventID = "Microsoft-Windows-Sysmon/Operational", 13
+	evs = append(evs, reg)
 	ctx := context.Background()
 	recs, err := pipeline.Detect(ctx, st, detections.NewEngine(res.Rules), kb, evs)
 	if err != nil {
@@ -67,12 +90,12 @@ func setup(t *testing.T) *sqlengine.Engine {
 	if _, err := inc.RefreshHits(ctx, st, recs, inc.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	reg := tables.NewRegistry()
-	if err := reg.Register(incidents.Incidents(st, kb), incidents.IncidentHits(st), incidents.ProcessTree(st),
+	tabs := tables.NewRegistry()
+	if err := tabs.Register(incidents.Incidents(st, kb), incidents.IncidentHits(st), incidents.ProcessTree(st),
 		incidents.RelatedIncidents(st)); err != nil {
 		t.Fatal(err)
 	}
-	e, err := sqlengine.Open(reg)
+	e, err := sqlengine.Open(tabs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,10 +140,12 @@ func TestIncidentTables(t *testing.T) {
 		t.Fatalf("want one incident, got %v", got)
 	}
 	in := got[0]
-	if in[1] != "lab" || in[2] != "2" || in[3] != "100" || in[4] != "/usr/bin/bash" || in[5] != "high" {
+	if in[1] != "lab" || in[2] != "3" || in[3] != "100" || in[4] != "/usr/bin/bash" || in[5] != "critical" {
 		t.Errorf("incident: %v", in)
 	}
-	for _, want := range []string{"T1140", "T1053.003"} {
+	// The reverse-shell connection's hit (a network event) joins the
+	// shell's incident.
+	for _, want := range []string{"T1140", "T1053.003", "T1095"} {
 		if !strings.Contains(in[7], want) {
 			t.Errorf("techniques %s lack %s", in[7], want)
 		}
@@ -129,7 +154,7 @@ func TestIncidentTables(t *testing.T) {
 		t.Errorf("tactics not in matrix order: %s", in[6])
 	}
 	// Its hits join ioa_hits' ids; constraints reach the table.
-	if n := rows(t, e, "SELECT count(*) FROM incident_hits WHERE incident_id = '"+in[0]+"'"); n[0][0] != "2" {
+	if n := rows(t, e, "SELECT count(*) FROM incident_hits WHERE incident_id = '"+in[0]+"'"); n[0][0] != "3" {
 		t.Errorf("incident_hits: %v", n)
 	}
 	if n := rows(t, e, "SELECT count(*) FROM incidents WHERE host_identifier = 'other'"); n[0][0] != "0" {
@@ -145,7 +170,7 @@ func TestIncidentTables(t *testing.T) {
 	want := [][]string{
 		{"0", "ancestor", "1", "", "0", "0", ""},
 		{"1", "ancestor", "100", "/usr/bin/bash", "0", "0", ""},
-		{"2", "self", "200", "/usr/bin/sh", "0", "1", "T1027,T1059.004,T1140"},
+		{"2", "self", "200", "/usr/bin/sh", "0", "2", "T1027,T1059.004,T1095,T1140"},
 		{"3", "descendant", "201", "/usr/bin/id", "1", "0", ""},
 	}
 	if !equal(tree, want) {
@@ -153,10 +178,41 @@ func TestIncidentTables(t *testing.T) {
 	}
 	// The incident's tree is its root's: the script with its three children.
 	tree = rows(t, e, "SELECT depth, relation, node_pid, hit_count FROM process_tree WHERE incident_id = '"+in[0]+"'")
-	want = [][]string{{"0", "ancestor", "1", "0"}, {"1", "self", "100", "0"}, {"2", "descendant", "200", "1"},
+	want = [][]string{{"0", "ancestor", "1", "0"}, {"1", "self", "100", "0"}, {"2", "descendant", "200", "2"},
 		{"3", "descendant", "201", "0"}, {"2", "descendant", "202", "1"}}
 	if !equal(tree, want) {
 		t.Errorf("process_tree of the incident:\n got %v\nwant %v", tree, want)
+	}
+	// The shell's activity: the connection badged with its hit's
+	// techniques, the file writes collapsed to three of five, the registry
+	// value; the other processes did nothing else.
+	acts := rows(t, e, "SELECT node_pid, activity FROM process_tree WHERE incident_id = '"+in[0]+"'")
+	for _, r := range acts {
+		if r[0] != "200" {
+			if r[1] != "" {
+				t.Errorf("pid %s: activity %s, want none", r[0], r[1])
+			}
+			continue
+		}
+		act, err := activity.ParseProcessActivity(r[1])
+		if err != nil {
+			t.Fatalf("activity of the shell: %v", err)
+		}
+		net, file, regs := act["network"], act["file"], act["registry"]
+		if net == nil || file == nil || regs == nil || len(act) != 3 {
+			t.Fatalf("activity kinds of the shell: %s", r[1])
+		}
+		if net.Count != 1 || len(net.Items) != 1 || !strings.Contains(net.Items[0].Summary, "203.0.113.7") ||
+			strings.Join(net.Items[0].Techniques, ",") != "T1059.004,T1095" || net.Items[0].Severity != "critical" {
+			t.Errorf("network activity: %+v", net)
+		}
+		if file.Count != 5 || len(file.Items) != activity.PerKind || !strings.Contains(file.Items[0].Summary, "/tmp/out0") ||
+			len(file.Items[0].Techniques) != 0 || file.Items[0].Severity != "" {
+			t.Errorf("file activity: %+v", file)
+		}
+		if regs.Count != 1 || !strings.Contains(regs.Items[0].Summary, "Quarry") {
+			t.Errorf("registry activity: %+v", regs)
+		}
 	}
 	// One incident: nothing related; the table needs an incident.
 	if n := rows(t, e, "SELECT count(*) FROM related_incidents WHERE incident_id = '"+in[0]+"'"); n[0][0] != "0" {

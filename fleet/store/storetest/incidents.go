@@ -25,6 +25,9 @@ func node(incidentID, key, parent string, depth int, hits int64, reported time.T
 		HitCount: hits, Techniques: techs, Tactics: []string{}, Reported: reported}
 }
 
+// mshtaActivity is a process_tree activity as a host reports it.
+const mshtaActivity = `{"network":{"count":4,"items":[{"time":1772442000,"summary":"connect tcp 10.0.0.5:50000 -> 203.0.113.7:443","eid":7,"techniques":["T1071"],"severity":"high"}]}}`
+
 func incidentIDs(ins []store.Incident) string {
 	var ids []string
 	for _, in := range ins {
@@ -79,6 +82,7 @@ func testIncidents(t *testing.T, s store.Store) {
 		node("inc-1", "mshta", "root", 1, 2, grown.Reported, "T1218.005", "T1059.005"),
 		node("inc-1", "powershell", "mshta", 2, 1, grown.Reported, "T1059.001"),
 	}
+	grownNodes[0].Activity = mshtaActivity
 	if err := s.AppendLogs(ctx, a.ID, &store.LogBatch{Incidents: []store.Incident{grown}, IncidentNodes: grownNodes,
 		Detections: []store.Detection{detection("hit-2", "T1059.001", "execution", "high", base.Add(5*time.Minute))}}); err != nil {
 		t.Fatal(err)
@@ -123,6 +127,9 @@ func testIncidents(t *testing.T, s store.Store) {
 		m.Depth != 1 || m.PID != 101 || m.PPID != 100 || m.Cmdline != "mshta -c x" || m.Username != "alice" ||
 		!m.Start.Equal(base.Add(time.Second)) || m.Exited || m.Relation != "descendant" {
 		t.Fatalf("updated node = %+v", m)
+	}
+	if m.Activity != mshtaActivity || tree[0].Activity != "" {
+		t.Fatalf("node activity = %q (root %q), want %q", m.Activity, tree[0].Activity, mshtaActivity)
 	}
 	if len(tree[0].Techniques) != 0 || tree[0].ParentKey != "" {
 		t.Fatalf("root node = %+v", tree[0])

@@ -181,7 +181,7 @@ func uniqueSorted(ss []string) []string {
 // nodeArgs binds them.
 var nodeColumns = []string{"host_id", "incident_id", "process_key", "parent_key", "depth", "relation", "pid", "ppid",
 	"path", "cmdline", "username", "start_time", "exit_time", "exited", "eid", "hit_count", "techniques", "tactics",
-	"severity", "reported"}
+	"severity", "reported", "activity"}
 
 func nodeArgs(host string, n *store.IncidentNode) []any {
 	exited := 0
@@ -190,7 +190,7 @@ func nodeArgs(host string, n *store.IncidentNode) []any {
 	}
 	return []any{host, n.IncidentID, n.ProcessKey, n.ParentKey, n.Depth, n.Relation, n.PID, n.PPID, n.Path, n.Cmdline,
 		n.Username, ms(n.Start), ms(n.Exit), exited, n.EID, n.HitCount, strings.Join(n.Techniques, ","),
-		strings.Join(n.Tactics, ","), n.Severity, ms(n.Reported)}
+		strings.Join(n.Tactics, ","), n.Severity, ms(n.Reported), n.Activity}
 }
 
 // upsertNodesSQL inserts n tree nodes; a node stored before is replaced
@@ -383,7 +383,7 @@ ORDER BY n.depth, n.start_time, n.process_key`), id)
 		var techniques, tactics string
 		if err := rows.Scan(&n.IncidentID, &n.ProcessKey, &n.ParentKey, &n.Depth, &n.Relation, &n.PID, &n.PPID,
 			&n.Path, &n.Cmdline, &n.Username, &start, &exit, &exited, &n.EID, &n.HitCount, &techniques, &tactics,
-			&n.Severity, &reported); err != nil {
+			&n.Severity, &reported, &n.Activity); err != nil {
 			return nil, fmt.Errorf("incident %d tree: %w", id, err)
 		}
 		n.Start, n.Exit, n.Reported = fromMS(start), fromMS(exit), fromMS(reported)

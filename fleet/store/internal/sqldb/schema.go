@@ -225,6 +225,11 @@ CREATE INDEX incidents_detected ON incidents (detected_at);
 	// the keys stored before are hashed in place by hashNodeKeys (Go: SQLite
 	// has no SHA-256), so enrolled hosts keep working.
 	"",
+	// 7: what each process of an incident tree did (process_tree's
+	// activity: JSON by kind), '' for none and for nodes stored before.
+	`
+ALTER TABLE incident_nodes ADD COLUMN activity TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // goMigrations are steps in Go, run after the SQL of the same version.
