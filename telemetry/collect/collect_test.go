@@ -73,10 +73,21 @@ func testLineage(t *testing.T, source string, want telemetry.Source) {
 		t.Fatalf("Source() = %q, want %q (fallback: %v)", c.Source(), want, c.Fallback())
 	}
 	marker := fmt.Sprintf("quarry-collect-%d-%d", os.Getpid(), time.Now().UnixNano())
-	cmd := exec.Command("/bin/sh", "-c", "/bin/sleep 0.05; /bin/sleep 0.06 "+marker+"-child 2>/dev/null; exit 2", marker)
+	// The grandchild lives long enough for the netlink collector, which
+	// reads a new process's command line from /proc, to see it on a busy
+	// machine; the events are then waited for, not slept for.
+	cmd := exec.Command("/bin/sh", "-c", "/bin/sleep 0.05; /bin/sh -c '/bin/sleep 0.3; :' "+marker+"-child; exit 2", marker)
 	_ = cmd.Run()
 	pid := int64(cmd.ProcessState.Pid())
-	time.Sleep(200 * time.Millisecond)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		_, child := e.find(telemetry.KindExec, 0, marker+"-child")
+		_, exit := e.find(telemetry.KindExit, pid, "")
+		if child && exit {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	self, _ := os.Executable()
 	sh, _ := filepath.EvalSymlinks("/bin/sh")
