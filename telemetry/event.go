@@ -51,6 +51,9 @@ const (
 	// SourceWindows is any other Windows event log channel (PowerShell,
 	// System, Security events other than process start and exit…).
 	SourceWindows Source = "windows"
+	// SourceSandbox is a sandbox run: a sample detonated by Quarry or an
+	// imported sandbox report (CAPE, Cuckoo); such events carry RunID.
+	SourceSandbox Source = "sandbox"
 )
 
 // Unknown marks an unknown numeric id (uid, gid, auid, pid…).
@@ -118,6 +121,10 @@ type Event struct {
 	// Truncated marks an event one of whose values was cut to the importer's
 	// bound (command lines at 32 KiB, as live argv).
 	Truncated bool
+
+	// RunID is the sandbox run the event was recorded in (SandboxRun.ID);
+	// empty outside a sandbox.
+	RunID string
 
 	// Fields holds the source's other fields by their own names, in the
 	// source's order.

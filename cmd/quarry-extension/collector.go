@@ -13,7 +13,7 @@ import (
 	"github.com/quarry-sec/quarry/detections"
 	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/telemetry/collect"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // retentionEvery is how often the store is trimmed to its retention while
@@ -26,7 +26,7 @@ const retentionEvery = 10 * time.Minute
 // and higher rules into ioa_hits, lower rules as technique tags.
 type collectorService struct {
 	opts   collect.Options
-	st     *store.Store
+	st     *eventstore.Store
 	engine *detections.Engine     // nil: store only
 	corr   *detections.Correlator // nil: no correlation rules
 	kb     *attack.KB

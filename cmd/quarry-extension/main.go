@@ -28,14 +28,14 @@ import (
 	"github.com/quarry-sec/quarry/detections/intel"
 	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/detections/ruleset"
-	osqext "github.com/quarry-sec/quarry/extension/osquery"
+	"github.com/quarry-sec/quarry/extension/osqueryext"
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/tables/catalog"
 	"github.com/quarry-sec/quarry/tables/ioa"
 	"github.com/quarry-sec/quarry/tables/process"
 	"github.com/quarry-sec/quarry/telemetry/collect"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 	"github.com/quarry-sec/quarry/telemetry/host"
-	"github.com/quarry-sec/quarry/telemetry/store"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -92,7 +92,7 @@ func serve(ctx context.Context, opts options, log zerolog.Logger) error {
 		return err
 	}
 	log.Debug().Dur("since_start", time.Since(start)).Msg("ATT&CK loaded")
-	st, err := store.Open(store.Path(opts.dataDir))
+	st, err := eventstore.Open(eventstore.Path(opts.dataDir))
 	if err != nil {
 		// The ATT&CK and rule tables still serve.
 		log.Warn().Err(err).Msg("no event store: process and hit tables left out")
@@ -152,9 +152,9 @@ func serve(ctx context.Context, opts options, log zerolog.Logger) error {
 	}
 	defer svcs.stop()
 
-	var ext *osqext.Extension
-	ext, err = osqext.New(reg, osqext.Config{
-		Name:     osqext.DefaultName,
+	var ext *osqueryext.Extension
+	ext, err = osqueryext.New(reg, osqueryext.Config{
+		Name:     osqueryext.DefaultName,
 		Version:  version,
 		Socket:   opts.socket,
 		Timeout:  opts.timeout,

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quarry-sec/quarry/extension/osquery/osquerytest"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/extension/osqueryext/osquerytest"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 var (
@@ -279,7 +279,7 @@ func TestBinaryCollectsWhileServing(t *testing.T) {
 	if !strings.Contains(r.stderr.String(), "collector stopped") {
 		t.Errorf("collector not stopped cleanly:\n%s", r.stderr)
 	}
-	st, err := store.Open(store.Path(dataDir))
+	st, err := eventstore.Open(eventstore.Path(dataDir))
 	if err != nil {
 		t.Fatal(err)
 	}

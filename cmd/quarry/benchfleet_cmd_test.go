@@ -15,7 +15,7 @@ import (
 
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/fleet/server"
-	fleetsqlite "github.com/quarry-sec/quarry/fleet/store/sqlite"
+	"github.com/quarry-sec/quarry/fleet/store/sqlitestore"
 )
 
 // A short bench against an in-process server: every acknowledged row is
@@ -23,7 +23,7 @@ import (
 func TestBenchFleetAgainstServer(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := fleetsqlite.Open(ctx, filepath.Join(dir, fleetsqlite.FileName))
+	st, err := sqlitestore.Open(ctx, filepath.Join(dir, sqlitestore.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}

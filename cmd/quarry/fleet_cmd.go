@@ -22,8 +22,8 @@ import (
 
 	"github.com/quarry-sec/quarry/fleet/server"
 	"github.com/quarry-sec/quarry/fleet/store"
-	"github.com/quarry-sec/quarry/fleet/store/postgres"
-	"github.com/quarry-sec/quarry/fleet/store/sqlite"
+	"github.com/quarry-sec/quarry/fleet/store/pgstore"
+	"github.com/quarry-sec/quarry/fleet/store/sqlitestore"
 )
 
 // Files of the fleet server in the data directory.
@@ -47,9 +47,9 @@ func (f *fleetFlags) register(cmd *cobra.Command) {
 // SQLite in the data directory.
 func (a *app) fleetStore(ctx context.Context, f fleetFlags) (store.Store, error) {
 	if f.postgres != "" {
-		return postgres.Open(ctx, f.postgres)
+		return pgstore.Open(ctx, f.postgres)
 	}
-	return sqlite.Open(ctx, sqlite.Path(a.dataDir))
+	return sqlitestore.Open(ctx, sqlitestore.Path(a.dataDir))
 }
 
 func (a *app) fleetCommand() *cobra.Command {
@@ -178,7 +178,7 @@ func (a *app) fleetServe(ctx context.Context, o fleetServeOptions) error {
 	if err != nil {
 		return fmt.Errorf("fleet serve: %w", err)
 	}
-	storage := "sqlite:" + sqlite.Path(a.dataDir)
+	storage := "sqlite:" + sqlitestore.Path(a.dataDir)
 	if o.postgres != "" {
 		storage = "postgres"
 	}

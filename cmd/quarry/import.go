@@ -17,9 +17,9 @@ import (
 	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/tables/activity"
 	"github.com/quarry-sec/quarry/telemetry"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 	"github.com/quarry-sec/quarry/telemetry/host"
 	"github.com/quarry-sec/quarry/telemetry/importers"
-	"github.com/quarry-sec/quarry/telemetry/store"
 )
 
 // importBatch is how many events go into one store transaction.
@@ -157,7 +157,7 @@ type importDetection struct {
 }
 
 // store stores a batch with detection.
-func (d *importDetection) store(ctx context.Context, st *store.Store, batch []telemetry.Event) (store.BatchResult, error) {
+func (d *importDetection) store(ctx context.Context, st *eventstore.Store, batch []telemetry.Event) (eventstore.BatchResult, error) {
 	res, recs, err := d.det.StoreBatch(ctx, st, batch)
 	if err != nil {
 		return res, err
@@ -167,7 +167,7 @@ func (d *importDetection) store(ctx context.Context, st *store.Store, batch []te
 }
 
 // count adds stored hit rows to the counts and the spans.
-func (d *importDetection) count(recs []store.HitRecord) {
+func (d *importDetection) count(recs []eventstore.HitRecord) {
 	for i := range recs {
 		r := &recs[i]
 		if !d.seen[r.HitID] {
@@ -192,7 +192,7 @@ func (d *importDetection) count(recs []store.HitRecord) {
 // refresh closes the correlation windows still open (the end of the
 // input) and regroups the incidents where hits arrived (and where an
 // earlier import cut short left them to regroup).
-func (d *importDetection) refresh(ctx context.Context, st *store.Store) error {
+func (d *importDetection) refresh(ctx context.Context, st *eventstore.Store) error {
 	last, err := d.det.Finish(ctx, st)
 	if err != nil {
 		return err
@@ -309,7 +309,7 @@ func (a *app) importFile(ctx context.Context, in importers.Input, opts []importe
 		if len(batch) == 0 {
 			return nil
 		}
-		var res store.BatchResult
+		var res eventstore.BatchResult
 		var err error
 		if sum.det != nil {
 			res, err = sum.det.store(ctx, st, batch)

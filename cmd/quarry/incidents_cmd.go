@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/quarry-sec/quarry/detections/incidents"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // incidentJSON is a line of `quarry incidents --format json`: the incidents
@@ -89,7 +89,7 @@ minutes apart, shares a user, a command line or process hashes). 'quarry tree --
 				return usageError{fmt.Errorf("--format %q: want table or json", format)}
 			}
 			now := time.Now()
-			var f store.IncidentFilter
+			var f eventstore.IncidentFilter
 			var err error
 			if f.Since, err = parseTimeFlag("since", since, now); err != nil {
 				return err
@@ -117,8 +117,8 @@ minutes apart, shares a user, a command line or process hashes). 'quarry tree --
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "regrouped %d hit(s) into %d incident(s)\n", s.Hits, s.Stored)
 			}
-			var list []store.IncidentRecord
-			if err := st.ScanIncidents(ctx, f, func(r *store.IncidentRecord) bool {
+			var list []eventstore.IncidentRecord
+			if err := st.ScanIncidents(ctx, f, func(r *eventstore.IncidentRecord) bool {
 				list = append(list, *r)
 				return true
 			}); err != nil {
@@ -150,7 +150,7 @@ minutes apart, shares a user, a command line or process hashes). 'quarry tree --
 }
 
 // sortIncidents orders by score (highest first), then first_seen, then id.
-func sortIncidents(l []store.IncidentRecord) {
+func sortIncidents(l []eventstore.IncidentRecord) {
 	for i := 1; i < len(l); i++ {
 		for j := i; j > 0 && incidentBefore(&l[j], &l[j-1]); j-- {
 			l[j], l[j-1] = l[j-1], l[j]
@@ -158,7 +158,7 @@ func sortIncidents(l []store.IncidentRecord) {
 	}
 }
 
-func incidentBefore(a, b *store.IncidentRecord) bool {
+func incidentBefore(a, b *eventstore.IncidentRecord) bool {
 	if a.Score != b.Score {
 		return a.Score > b.Score
 	}
@@ -168,7 +168,7 @@ func incidentBefore(a, b *store.IncidentRecord) bool {
 	return a.IncidentID < b.IncidentID
 }
 
-func writeIncidentsTable(w io.Writer, list []store.IncidentRecord) {
+func writeIncidentsTable(w io.Writer, list []eventstore.IncidentRecord) {
 	if len(list) == 0 {
 		fmt.Fprintln(w, "no incidents")
 		return
@@ -184,13 +184,13 @@ func writeIncidentsTable(w io.Writer, list []store.IncidentRecord) {
 	fmt.Fprintf(w, "%d incident(s); quarry tree --incident ID draws one\n", len(list))
 }
 
-func writeIncidentsJSON(ctx context.Context, w io.Writer, st *store.Store, list []store.IncidentRecord) error {
+func writeIncidentsJSON(ctx context.Context, w io.Writer, st *eventstore.Store, list []eventstore.IncidentRecord) error {
 	bw := bufio.NewWriter(w)
 	defer bw.Flush()
 	enc := json.NewEncoder(bw)
 	for _, r := range list {
 		var ids []string
-		if err := st.ScanIncidentHits(ctx, []string{r.IncidentID}, nil, func(p store.IncidentHitPair) bool {
+		if err := st.ScanIncidentHits(ctx, []string{r.IncidentID}, nil, func(p eventstore.IncidentHitPair) bool {
 			ids = append(ids, p.HitID)
 			return true
 		}); err != nil {
@@ -199,7 +199,7 @@ func writeIncidentsJSON(ctx context.Context, w io.Writer, st *store.Store, list 
 		byID := map[string]*incidentHit{}
 		var order []string
 		if len(ids) > 0 {
-			err := incidents.ScanHitsByID(ctx, st, ids, func(h *store.HitRecord) bool {
+			err := incidents.ScanHitsByID(ctx, st, ids, func(h *eventstore.HitRecord) bool {
 				x, ok := byID[h.HitID]
 				if !ok {
 					x = &incidentHit{HitID: h.HitID, Time: h.Time.Unix(), RuleID: h.RuleID, RuleTitle: h.RuleTitle,

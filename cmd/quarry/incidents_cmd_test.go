@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/quarry-sec/quarry/detections/packs"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 var chainRecording = filepath.Join("testdata", "incidents", "chain.json")
@@ -205,7 +205,7 @@ func TestIncidentsRebuild(t *testing.T) {
 	dir := t.TempDir()
 	importChain(t, dir)
 	want := incidentLines(t, dir)
-	st, err := store.Open(store.Path(dir))
+	st, err := eventstore.Open(eventstore.Path(dir))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,12 +18,12 @@ import (
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/detections"
 	"github.com/quarry-sec/quarry/detections/intel"
-	sqlengine "github.com/quarry-sec/quarry/extension/sqlite"
+	"github.com/quarry-sec/quarry/extension/sqlengine"
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/tables/catalog"
 	"github.com/quarry-sec/quarry/tables/process"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 	"github.com/quarry-sec/quarry/telemetry/host"
-	"github.com/quarry-sec/quarry/telemetry/store"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -96,7 +96,7 @@ type app struct {
 	skipBadRules bool
 
 	kb     *attack.KB
-	events *store.Store
+	events *eventstore.Store
 	intel  *intel.DB
 	engine *sqlengine.Engine
 }
@@ -129,8 +129,8 @@ Start with 'quarry shell', or 'quarry query "SELECT id, name FROM attack_techniq
 	root.PersistentFlags().StringVar(&a.dataDir, "data-dir", "",
 		"directory for Quarry's data (default $QUARRY_DATA_DIR, else the user's data directory)")
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log debug detail to stderr")
-	root.PersistentFlags().DurationVar(&a.retentionAge, "retention-age", store.DefaultMaxAge, "keep stored events this long (negative: no limit)")
-	root.PersistentFlags().Int64Var(&a.retentionBytes, "retention-bytes", store.DefaultMaxBytes, "trim the event store to this size (negative: no limit)")
+	root.PersistentFlags().DurationVar(&a.retentionAge, "retention-age", eventstore.DefaultMaxAge, "keep stored events this long (negative: no limit)")
+	root.PersistentFlags().Int64Var(&a.retentionBytes, "retention-bytes", eventstore.DefaultMaxBytes, "trim the event store to this size (negative: no limit)")
 	root.AddCommand(
 		a.queryCommand(),
 		a.shellCommand(),
@@ -177,11 +177,11 @@ func (a *app) knowledgeBase() (*attack.KB, error) {
 }
 
 // eventStore opens the data directory's event store.
-func (a *app) eventStore() (*store.Store, error) {
+func (a *app) eventStore() (*eventstore.Store, error) {
 	if a.events != nil {
 		return a.events, nil
 	}
-	st, err := store.Open(store.Path(a.dataDir), store.WithRetention(a.retentionAge, a.retentionBytes))
+	st, err := eventstore.Open(eventstore.Path(a.dataDir), eventstore.WithRetention(a.retentionAge, a.retentionBytes))
 	if err != nil {
 		return nil, err
 	}
@@ -193,16 +193,16 @@ func (a *app) eventStore() (*store.Store, error) {
 // shell, tree, incidents): as eventStore when the data directory may be
 // written, else read-only, so a user who may read the store but not write
 // it can still query it. The error says "permission denied" and the path.
-func (a *app) readStore() (*store.Store, error) {
+func (a *app) readStore() (*eventstore.Store, error) {
 	if a.events != nil {
 		return a.events, nil
 	}
-	path := store.Path(a.dataDir)
-	werr := store.CheckWritable(path)
+	path := eventstore.Path(a.dataDir)
+	werr := eventstore.CheckWritable(path)
 	if werr == nil {
 		return a.eventStore()
 	}
-	st, err := store.OpenReadOnly(path)
+	st, err := eventstore.OpenReadOnly(path)
 	if err != nil {
 		return nil, fmt.Errorf("event store: %w; and reading it: %w", werr, err)
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	sqlengine "github.com/quarry-sec/quarry/extension/sqlite"
+	"github.com/quarry-sec/quarry/extension/sqlengine"
 )
 
 func (a *app) queryCommand() *cobra.Command {

@@ -23,9 +23,9 @@ import (
 	"github.com/quarry-sec/quarry/detections/ruleset"
 	"github.com/quarry-sec/quarry/tables/ioa"
 	"github.com/quarry-sec/quarry/telemetry"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 	"github.com/quarry-sec/quarry/telemetry/host"
 	"github.com/quarry-sec/quarry/telemetry/importers"
-	"github.com/quarry-sec/quarry/telemetry/store"
 )
 
 // ruleFlags are the rule-selection flags scan and rules share.
@@ -230,7 +230,7 @@ type scanner struct {
 	byTechnique map[string]int // by technique ID in the shown version
 	byTactic    map[string]int // hits per tactic of the shown version
 	layer       map[string]attack.LayerScore
-	table       []store.HitRecord // table format: rows to print
+	table       []eventstore.HitRecord // table format: rows to print
 	enc         *json.Encoder
 
 	// file and record being scanned, for JSON output.
@@ -238,7 +238,7 @@ type scanner struct {
 	record int64
 	// onHit, when set, also receives each hit and its rows (scan --store
 	// saves them).
-	onHit func(detections.Hit, []store.HitRecord)
+	onHit func(detections.Hit, []eventstore.HitRecord)
 }
 
 const maxTableRows = 1000
@@ -335,8 +335,8 @@ func (s *scanner) report(h detections.Hit, eid, record int64) {
 // shown gives a hit's rows as the output shows them, in one ATT&CK
 // version: technique ID, name and tactics placed there (see
 // attack.KB.Place), 'untagged' for a rule naming no technique.
-func (s *scanner) shown(recs []store.HitRecord) []store.HitRecord {
-	out := make([]store.HitRecord, len(recs))
+func (s *scanner) shown(recs []eventstore.HitRecord) []eventstore.HitRecord {
+	out := make([]eventstore.HitRecord, len(recs))
 	for i, r := range recs {
 		var ts []string
 		if r.Tactic != "" {
@@ -382,7 +382,7 @@ type hitJSON struct {
 	Record          int64  `json:"record"`
 }
 
-func (s *scanner) writeJSON(r *store.HitRecord, record int64) {
+func (s *scanner) writeJSON(r *eventstore.HitRecord, record int64) {
 	if s.enc == nil {
 		s.enc = json.NewEncoder(s.out)
 		s.enc.SetEscapeHTML(false)
@@ -562,7 +562,7 @@ func (a *app) scanStore(ctx context.Context, s *scanner, since, until string, pr
 		return err
 	}
 	now := time.Now()
-	var f store.Filter
+	var f eventstore.Filter
 	if f.Since, err = parseTimeFlag("since", since, now); err != nil {
 		return err
 	}
@@ -571,7 +571,7 @@ func (a *app) scanStore(ctx context.Context, s *scanner, since, until string, pr
 	}
 	// As live detection does: medium and higher hits become ioa_hits rows,
 	// informational and low ones tag their events with techniques.
-	var pending []store.HitRecord
+	var pending []eventstore.HitRecord
 	tags := map[int64][]string{}
 	// Where hits landed, per host: the incidents there are regrouped.
 	spans := map[string][2]time.Time{}
@@ -586,7 +586,7 @@ func (a *app) scanStore(ctx context.Context, s *scanner, since, until string, pr
 			clear(tags)
 		}
 	}
-	s.onHit = func(h detections.Hit, recs []store.HitRecord) {
+	s.onHit = func(h detections.Hit, recs []eventstore.HitRecord) {
 		if pipeline.TagsOnly(h.Rule) {
 			for _, r := range recs {
 				if r.TechniqueID != "" {
@@ -616,7 +616,7 @@ func (a *app) scanStore(ctx context.Context, s *scanner, since, until string, pr
 		progressbar.OptionClearOnFinish())
 	defer bar.Finish()
 	n := 0
-	err = st.Scan(ctx, f, func(e *store.StoredEvent) bool {
+	err = st.Scan(ctx, f, func(e *eventstore.StoredEvent) bool {
 		s.record = e.EID
 		s.match(&e.Event, e.EID)
 		n++
@@ -633,9 +633,9 @@ func (a *app) scanStore(ctx context.Context, s *scanner, since, until string, pr
 	if saveErr != nil {
 		return fmt.Errorf("store hits: %w", saveErr)
 	}
-	var landed []store.HitRecord
+	var landed []eventstore.HitRecord
 	for h, sp := range spans {
-		landed = append(landed, store.HitRecord{Host: h, Time: sp[0]}, store.HitRecord{Host: h, Time: sp[1]})
+		landed = append(landed, eventstore.HitRecord{Host: h, Time: sp[0]}, eventstore.HitRecord{Host: h, Time: sp[1]})
 	}
 	if _, err := incidents.RefreshHits(ctx, st, landed, incidents.Options{}); err != nil {
 		return err

@@ -15,7 +15,7 @@ import (
 	"github.com/peterh/liner"
 	"github.com/spf13/cobra"
 
-	sqlengine "github.com/quarry-sec/quarry/extension/sqlite"
+	"github.com/quarry-sec/quarry/extension/sqlengine"
 	"github.com/quarry-sec/quarry/tables"
 )
 

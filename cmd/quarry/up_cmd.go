@@ -20,7 +20,7 @@ import (
 	"github.com/quarry-sec/quarry/fleet/agent"
 	"github.com/quarry-sec/quarry/fleet/server"
 	"github.com/quarry-sec/quarry/fleet/store"
-	fleetsqlite "github.com/quarry-sec/quarry/fleet/store/sqlite"
+	"github.com/quarry-sec/quarry/fleet/store/sqlitestore"
 )
 
 // DefaultUpListen is where `quarry up` serves.
@@ -90,7 +90,7 @@ func (a *app) up(ctx context.Context, o upOptions, out io.Writer) error {
 	if err := os.MkdirAll(a.dataDir, 0o700); err != nil {
 		return fmt.Errorf("quarry up: %w", err)
 	}
-	st, err := fleetsqlite.Open(ctx, fleetsqlite.Path(a.dataDir))
+	st, err := sqlitestore.Open(ctx, sqlitestore.Path(a.dataDir))
 	if err != nil {
 		return err
 	}

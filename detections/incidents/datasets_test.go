@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // The mshta → PowerShell chain is one incident carrying both techniques.
@@ -26,7 +26,7 @@ func TestDatasetMshtaPowerShell(t *testing.T) {
 	for _, r := range recs {
 		ids[r.HitID] = true
 	}
-	var incs []store.IncidentRecord
+	var incs []eventstore.IncidentRecord
 	clears := 0
 	for _, in := range all(t, st) {
 		if in.Techniques == "T1070.001" && in.RootPath == "" {
@@ -44,7 +44,7 @@ func TestDatasetMshtaPowerShell(t *testing.T) {
 	}
 }
 
-func checkMshta(t *testing.T, in store.IncidentRecord) {
+func checkMshta(t *testing.T, in eventstore.IncidentRecord) {
 	t.Helper()
 	for _, tech := range []string{"T1218.005", "T1059.001"} {
 		if !strings.Contains(","+in.Techniques+",", ","+tech+",") {
@@ -89,7 +89,7 @@ func TestDatasetsEveryHitOnce(t *testing.T) {
 		t.Run(filepath.Base(set), func(t *testing.T) {
 			files, _ := filepath.Glob(filepath.Join(set, "*"))
 			a, b := openStore(t), openStore(t)
-			var recs []store.HitRecord
+			var recs []eventstore.HitRecord
 			for _, f := range files {
 				recs = append(recs, importFile(t, a, f)...)
 				importFile(t, b, f)

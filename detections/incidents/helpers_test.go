@@ -16,8 +16,8 @@ import (
 	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/detections/ruleset"
 	"github.com/quarry-sec/quarry/telemetry"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 	"github.com/quarry-sec/quarry/telemetry/importers"
-	"github.com/quarry-sec/quarry/telemetry/store"
 )
 
 var (
@@ -52,9 +52,9 @@ func builtin(t testing.TB) (*detections.Engine, *attack.KB) {
 	return engine, kb
 }
 
-func openStore(t testing.TB) *store.Store {
+func openStore(t testing.TB) *eventstore.Store {
 	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "events.db"))
+	st, err := eventstore.Open(filepath.Join(t.TempDir(), "events.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func openStore(t testing.TB) *store.Store {
 // importFile imports a recording into st with detection and correlation
 // rules and refreshes the incidents, as quarry import does; it returns the
 // stored hit rows.
-func importFile(t testing.TB, st *store.Store, path string) []store.HitRecord {
+func importFile(t testing.TB, st *eventstore.Store, path string) []eventstore.HitRecord {
 	t.Helper()
 	r, _, err := importers.Open(path)
 	if err != nil {
@@ -111,7 +111,7 @@ func importFile(t testing.TB, st *store.Store, path string) []store.HitRecord {
 // storeEvents stores events with detection (no correlation rules, so the
 // grouping tests see only the hits they set up) and refreshes the
 // incidents.
-func storeEvents(t testing.TB, st *store.Store, evs []telemetry.Event) []store.HitRecord {
+func storeEvents(t testing.TB, st *eventstore.Store, evs []telemetry.Event) []eventstore.HitRecord {
 	t.Helper()
 	eng, kb := builtin(t)
 	ctx := context.Background()
@@ -127,11 +127,11 @@ func storeEvents(t testing.TB, st *store.Store, evs []telemetry.Event) []store.H
 
 // all returns the stored incidents with their hit ids, without when they
 // were detected (which differs from one store to another).
-func all(t testing.TB, st *store.Store) []store.IncidentRecord {
+func all(t testing.TB, st *eventstore.Store) []eventstore.IncidentRecord {
 	t.Helper()
 	ctx := context.Background()
-	var out []store.IncidentRecord
-	if err := st.ScanIncidents(ctx, store.IncidentFilter{}, func(r *store.IncidentRecord) bool {
+	var out []eventstore.IncidentRecord
+	if err := st.ScanIncidents(ctx, eventstore.IncidentFilter{}, func(r *eventstore.IncidentRecord) bool {
 		out = append(out, *r)
 		out[len(out)-1].DetectedAt = time.Time{}
 		return true
@@ -139,7 +139,7 @@ func all(t testing.TB, st *store.Store) []store.IncidentRecord {
 		t.Fatal(err)
 	}
 	for i := range out {
-		if err := st.ScanIncidentHits(ctx, []string{out[i].IncidentID}, nil, func(p store.IncidentHitPair) bool {
+		if err := st.ScanIncidentHits(ctx, []string{out[i].IncidentID}, nil, func(p eventstore.IncidentHitPair) bool {
 			out[i].HitIDs = append(out[i].HitIDs, p.HitID)
 			return true
 		}); err != nil {
@@ -163,6 +163,6 @@ func datasets(t *testing.T) string {
 }
 
 // detectOnly stores one event with detection, without touching incidents.
-func detectOnly(ctx context.Context, st *store.Store, eng *detections.Engine, kb *attack.KB, ev telemetry.Event) ([]store.HitRecord, error) {
+func detectOnly(ctx context.Context, st *eventstore.Store, eng *detections.Engine, kb *attack.KB, ev telemetry.Event) ([]eventstore.HitRecord, error) {
 	return pipeline.Detect(ctx, st, eng, kb, []telemetry.Event{ev})
 }

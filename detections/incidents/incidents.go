@@ -59,7 +59,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // DefaultWindow is how far apart two hits of one incident may be, and how
@@ -228,7 +228,7 @@ type Grouper struct {
 }
 
 // NewGrouper returns a grouper reading processes from st.
-func NewGrouper(st *store.Store, opts Options) *Grouper {
+func NewGrouper(st *eventstore.Store, opts Options) *Grouper {
 	opts = opts.withDefaults()
 	b := make(map[string]bool, len(opts.Boundaries))
 	for _, n := range opts.Boundaries {
@@ -281,7 +281,7 @@ func (g *Grouper) anchors(ctx context.Context, h *Hit, p *Process) ([]*Process, 
 }
 
 // Group groups hits of one host into incidents. hits need not be sorted.
-func (g *Grouper) Group(ctx context.Context, hits []Hit) ([]store.IncidentRecord, error) {
+func (g *Grouper) Group(ctx context.Context, hits []Hit) ([]eventstore.IncidentRecord, error) {
 	sort.Slice(hits, func(i, j int) bool {
 		if !hits[i].Time.Equal(hits[j].Time) {
 			return hits[i].Time.Before(hits[j].Time)
@@ -323,7 +323,7 @@ func (g *Grouper) Group(ctx context.Context, hits []Hit) ([]store.IncidentRecord
 	if err != nil {
 		return nil, err
 	}
-	out := make([]store.IncidentRecord, 0, len(comps))
+	out := make([]eventstore.IncidentRecord, 0, len(comps))
 	for _, c := range comps {
 		out = append(out, build(ms, c, loose))
 	}
@@ -382,7 +382,7 @@ func link(ms []member, w time.Duration) [][]int {
 // serviceImage is the executable a service-install event names (System
 // 7045 ImagePath, Security 4697 ServiceFileName), by its lower-case base
 // name; "" for other events.
-func serviceImage(ev *store.StoredEvent) string {
+func serviceImage(ev *eventstore.StoredEvent) string {
 	img := ev.Field("ImagePath")
 	if img == "" {
 		img = ev.Field("ServiceFileName")
@@ -553,7 +553,7 @@ func attach(ms []member, comps [][]int, loose []bool, w time.Duration) [][]int {
 }
 
 // build makes the incident of the members at idx (in time order).
-func build(ms []member, idx []int, loose []bool) store.IncidentRecord {
+func build(ms []member, idx []int, loose []bool) eventstore.IncidentRecord {
 	first := &ms[idx[0]]
 	// The root: the topmost anchor, the one whose parent is not among the
 	// incident's anchors (ties, which a forest does not make, go to the
@@ -627,7 +627,7 @@ func build(ms []member, idx []int, loose []bool) store.IncidentRecord {
 		summary += " — " + strings.Join(chain, " → ")
 	}
 	summary += fmt.Sprintf("; strongest: %s (%s)", top.RuleTitle, top.Severity)
-	return store.IncidentRecord{
+	return eventstore.IncidentRecord{
 		IncidentID: IncidentID(first.hit.Host, root.Key, first.hit.ID),
 		Host:       first.hit.Host,
 		FirstSeen:  first.hit.Time,

@@ -10,7 +10,7 @@ import (
 
 	"github.com/quarry-sec/quarry/detections/incidents"
 	"github.com/quarry-sec/quarry/telemetry"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 var t0 = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
@@ -39,7 +39,7 @@ const (
 )
 
 // hitsOf maps hit id → the pid of its process.
-func hitPIDs(recs []store.HitRecord) map[string]int64 {
+func hitPIDs(recs []eventstore.HitRecord) map[string]int64 {
 	m := map[string]int64{}
 	for _, r := range recs {
 		m[r.HitID] = r.PID
@@ -48,7 +48,7 @@ func hitPIDs(recs []store.HitRecord) map[string]int64 {
 }
 
 // incidentPIDs returns each incident's hit pids, sorted.
-func incidentPIDs(incs []store.IncidentRecord, pids map[string]int64) [][]int64 {
+func incidentPIDs(incs []eventstore.IncidentRecord, pids map[string]int64) [][]int64 {
 	var out [][]int64
 	for _, in := range incs {
 		var ps []int64
@@ -178,7 +178,7 @@ func TestIncrementalSameAsBatch(t *testing.T) {
 	eng, kb := builtin(t)
 	inc := openStore(t)
 	// Store every event first, then feed the hits newest first.
-	var recs []store.HitRecord
+	var recs []eventstore.HitRecord
 	for _, ev := range evs {
 		r, err := detectOnly(ctx, inc, eng, kb, ev)
 		if err != nil {
@@ -196,7 +196,7 @@ func TestIncrementalSameAsBatch(t *testing.T) {
 	}
 }
 
-func sameIncidents(a, b []store.IncidentRecord) bool {
+func sameIncidents(a, b []eventstore.IncidentRecord) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -269,7 +269,7 @@ func TestHitsWithoutProcessAttach(t *testing.T) {
 	if len(incs) != 2 {
 		t.Fatalf("want 2 incidents, got %d: %+v", len(incs), incs)
 	}
-	var near, far *store.IncidentRecord
+	var near, far *eventstore.IncidentRecord
 	for i := range incs {
 		if incs[i].RootPath == "/bin/sh" {
 			near = &incs[i]

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/quarry-sec/quarry/telemetry"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // Process is one process of a host's tree, as the stored events know it.
@@ -49,22 +49,22 @@ type Process struct {
 // Resolver finds processes and their parents in the event store, memoizing
 // what it read. It is not safe for concurrent use.
 type Resolver struct {
-	st     *store.Store
+	st     *eventstore.Store
 	byKey  map[string]*Process
 	byEID  map[int64]*Process
-	events map[int64]*store.StoredEvent // prefetched events that are not starts
-	execs  map[string][]store.StoredEvent
+	events map[int64]*eventstore.StoredEvent // prefetched events that are not starts
+	execs  map[string][]eventstore.StoredEvent
 	exits  map[string][]time.Time
-	guids  map[string]*store.StoredEvent // by host and GUID; nil: none stored
-	keys   map[string]*store.StoredEvent // by process key; nil: no start stored
+	guids  map[string]*eventstore.StoredEvent // by host and GUID; nil: none stored
+	keys   map[string]*eventstore.StoredEvent // by process key; nil: no start stored
 }
 
 // NewResolver returns a resolver over st.
-func NewResolver(st *store.Store) *Resolver {
+func NewResolver(st *eventstore.Store) *Resolver {
 	return &Resolver{st: st, byKey: map[string]*Process{}, byEID: map[int64]*Process{},
-		events: map[int64]*store.StoredEvent{}, execs: map[string][]store.StoredEvent{},
-		exits: map[string][]time.Time{}, guids: map[string]*store.StoredEvent{},
-		keys: map[string]*store.StoredEvent{}}
+		events: map[int64]*eventstore.StoredEvent{}, execs: map[string][]eventstore.StoredEvent{},
+		exits: map[string][]time.Time{}, guids: map[string]*eventstore.StoredEvent{},
+		keys: map[string]*eventstore.StoredEvent{}}
 }
 
 // pidCache bounds the starts and exits of one pid read at once; a pid with
@@ -96,14 +96,14 @@ func (r *Resolver) Prefetch(ctx context.Context, eids []int64) error {
 
 func pidKey(host string, pid int64) string { return fmt.Sprintf("%s\x00%d", host, pid) }
 
-// latestExec is store.LatestExec through the per-pid cache.
-func (r *Resolver) latestExec(ctx context.Context, host string, pid int64, t time.Time) (store.StoredEvent, bool, error) {
+// latestExec is eventstore.LatestExec through the per-pid cache.
+func (r *Resolver) latestExec(ctx context.Context, host string, pid int64, t time.Time) (eventstore.StoredEvent, bool, error) {
 	k := pidKey(host, pid)
 	evs, ok := r.execs[k]
 	if !ok {
 		var err error
 		if evs, err = r.st.ExecsOfPID(ctx, host, pid, pidCache); err != nil {
-			return store.StoredEvent{}, false, err
+			return eventstore.StoredEvent{}, false, err
 		}
 		r.execs[k] = evs
 	}
@@ -115,10 +115,10 @@ func (r *Resolver) latestExec(ctx context.Context, host string, pid int64, t tim
 			return evs[i], true, nil
 		}
 	}
-	return store.StoredEvent{}, false, nil
+	return eventstore.StoredEvent{}, false, nil
 }
 
-// firstExit is store.FirstExit through the per-pid cache.
+// firstExit is eventstore.FirstExit through the per-pid cache.
 func (r *Resolver) firstExit(ctx context.Context, host string, pid int64, t time.Time) (time.Time, bool, error) {
 	k := pidKey(host, pid)
 	ts, ok := r.exits[k]
@@ -140,8 +140,8 @@ func (r *Resolver) firstExit(ctx context.Context, host string, pid int64, t time
 	return time.Time{}, false, nil
 }
 
-// execByGUID is store.ExecByGUID, memoized.
-func (r *Resolver) execByGUID(ctx context.Context, host, guid string) (*store.StoredEvent, error) {
+// execByGUID is eventstore.ExecByGUID, memoized.
+func (r *Resolver) execByGUID(ctx context.Context, host, guid string) (*eventstore.StoredEvent, error) {
 	k := host + "\x00" + guid
 	if ev, ok := r.guids[k]; ok {
 		return ev, nil
@@ -150,7 +150,7 @@ func (r *Resolver) execByGUID(ctx context.Context, host, guid string) (*store.St
 	if err != nil {
 		return nil, err
 	}
-	var out *store.StoredEvent
+	var out *eventstore.StoredEvent
 	if found {
 		out = &ev
 	}
@@ -158,8 +158,8 @@ func (r *Resolver) execByGUID(ctx context.Context, host, guid string) (*store.St
 	return out, nil
 }
 
-// execByKey is store.ExecByKey, memoized.
-func (r *Resolver) execByKey(ctx context.Context, key string) (*store.StoredEvent, error) {
+// execByKey is eventstore.ExecByKey, memoized.
+func (r *Resolver) execByKey(ctx context.Context, key string) (*eventstore.StoredEvent, error) {
 	if ev, ok := r.keys[key]; ok {
 		return ev, nil
 	}
@@ -167,7 +167,7 @@ func (r *Resolver) execByKey(ctx context.Context, key string) (*store.StoredEven
 	if err != nil {
 		return nil, err
 	}
-	var out *store.StoredEvent
+	var out *eventstore.StoredEvent
 	if found {
 		out = &ev
 	}
@@ -205,7 +205,7 @@ func startOf(ev *telemetry.Event) time.Time {
 // fromExec returns the process of a stored start event. A later start event
 // of the same process (an exec that replaced its image) updates its path
 // and command line: a process shows its latest image.
-func (r *Resolver) fromExec(ev *store.StoredEvent) *Process {
+func (r *Resolver) fromExec(ev *eventstore.StoredEvent) *Process {
 	if p, ok := r.byEID[ev.EID]; ok {
 		return p
 	}
@@ -252,7 +252,7 @@ func (r *Resolver) ByEID(ctx context.Context, eid int64) (*Process, error) {
 	if p, ok := r.byEID[eid]; ok {
 		return p, nil
 	}
-	var ev store.StoredEvent
+	var ev eventstore.StoredEvent
 	if pe := r.events[eid]; pe != nil {
 		ev = *pe
 	} else {
@@ -291,7 +291,7 @@ func (r *Resolver) ByEID(ctx context.Context, eid int64) (*Process, error) {
 		if start != nil {
 			p = r.fromExec(start)
 		} else {
-			p = r.phantom(store.GUIDKey(ev.Host, guid), ev.Host, ev.PID, ev.Path, ev.Cmdline, guid)
+			p = r.phantom(eventstore.GUIDKey(ev.Host, guid), ev.Host, ev.PID, ev.Path, ev.Cmdline, guid)
 		}
 	case ev.PID > 0:
 		var err error
@@ -349,7 +349,7 @@ func (r *Resolver) Parent(ctx context.Context, p *Process) (*Process, error) {
 		if pe != nil {
 			p.parent = r.fromExec(pe)
 		} else {
-			p.parent = r.phantom(store.GUIDKey(p.Host, p.parentGUID), p.Host, p.PPID, p.parentPath, p.parentCmdline, p.parentGUID)
+			p.parent = r.phantom(eventstore.GUIDKey(p.Host, p.parentGUID), p.Host, p.PPID, p.parentPath, p.parentCmdline, p.parentGUID)
 		}
 	case p.PPID > 0 && p.PPID != p.PID:
 		par, err := r.running(ctx, p.Host, p.PPID, p.ppidAt)
@@ -387,7 +387,7 @@ func (r *Resolver) Children(ctx context.Context, p *Process, limit int) ([]*Proc
 	if p.Phantom && p.GUID == "" {
 		return nil, nil
 	}
-	var evs []store.StoredEvent
+	var evs []eventstore.StoredEvent
 	var err error
 	if p.GUID != "" {
 		evs, err = r.st.ExecChildrenByGUID(ctx, p.Host, p.GUID, limit)

@@ -7,15 +7,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // LoadHits reads the hits of host in [lo, hi] (both inclusive) from st, one
 // Hit per hit_id.
-func LoadHits(ctx context.Context, st *store.Store, host string, lo, hi time.Time) ([]Hit, error) {
+func LoadHits(ctx context.Context, st *eventstore.Store, host string, lo, hi time.Time) ([]Hit, error) {
 	byID := map[string]*Hit{}
 	var order []string
-	err := st.ScanHitHeads(ctx, host, lo, hi, func(r *store.HitRecord) bool {
+	err := st.ScanHitHeads(ctx, host, lo, hi, func(r *eventstore.HitRecord) bool {
 		h, ok := byID[r.HitID]
 		if !ok {
 			h = &Hit{ID: r.HitID, Time: r.Time, Host: r.Host, EID: r.EID, PID: r.PID, RuleID: r.RuleID,
@@ -68,10 +68,10 @@ type Stats struct {
 // then to cover every stored incident overlapping it, so each incident is
 // regrouped whole and the result is what grouping all of the host's hits
 // would give.
-func Refresh(ctx context.Context, st *store.Store, host string, lo, hi time.Time, opts Options) (Stats, error) {
+func Refresh(ctx context.Context, st *eventstore.Store, host string, lo, hi time.Time, opts Options) (Stats, error) {
 	opts = opts.withDefaults()
 	rlo, rhi := lo.Add(-opts.Window), hi.Add(opts.Window)
-	var old []store.IncidentSpan
+	var old []eventstore.IncidentSpan
 	for range 1000 {
 		spans, err := st.IncidentsOverlapping(ctx, host, rlo, rhi)
 		if err != nil {
@@ -111,7 +111,7 @@ func Refresh(ctx context.Context, st *store.Store, host string, lo, hi time.Time
 
 // RefreshHits refreshes the incidents of every host among recs, around the
 // times of its hits (what arrived in one batch).
-func RefreshHits(ctx context.Context, st *store.Store, recs []store.HitRecord, opts Options) (Stats, error) {
+func RefreshHits(ctx context.Context, st *eventstore.Store, recs []eventstore.HitRecord, opts Options) (Stats, error) {
 	type span struct{ lo, hi time.Time }
 	spans := map[string]*span{}
 	for i := range recs {
@@ -148,7 +148,7 @@ func RefreshHits(ctx context.Context, st *store.Store, recs []store.HitRecord, o
 
 // Rebuild regroups every stored hit of every host (after a change of
 // options, or on a store whose hits predate incidents).
-func Rebuild(ctx context.Context, st *store.Store, opts Options) (Stats, error) {
+func Rebuild(ctx context.Context, st *eventstore.Store, opts Options) (Stats, error) {
 	hosts, err := st.HitHosts(ctx)
 	if err != nil {
 		return Stats{}, fmt.Errorf("incidents: %w", err)
@@ -168,16 +168,16 @@ func Rebuild(ctx context.Context, st *store.Store, opts Options) (Stats, error) 
 }
 
 // RefreshPending regroups the incidents where hits landed since the last
-// refresh (store.PendingIncidents: marked in the hits' own transaction, so a
+// refresh (eventstore.PendingIncidents: marked in the hits' own transaction, so a
 // refresh a crash cut short is caught up here) and clears those marks.
-func RefreshPending(ctx context.Context, st *store.Store, opts Options) (Stats, error) {
+func RefreshPending(ctx context.Context, st *eventstore.Store, opts Options) (Stats, error) {
 	pend, err := st.PendingIncidents(ctx)
 	if err != nil || len(pend) == 0 {
 		return Stats{}, err
 	}
-	var recs []store.HitRecord
+	var recs []eventstore.HitRecord
 	for _, p := range pend {
-		recs = append(recs, store.HitRecord{Host: p.Host, Time: p.Lo}, store.HitRecord{Host: p.Host, Time: p.Hi})
+		recs = append(recs, eventstore.HitRecord{Host: p.Host, Time: p.Lo}, eventstore.HitRecord{Host: p.Host, Time: p.Hi})
 	}
 	s, err := RefreshHits(ctx, st, recs, opts)
 	if err != nil {

@@ -5,7 +5,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // Related incidents
@@ -35,16 +35,16 @@ type Link struct {
 	IncidentID string
 	RelatedID  string
 	Host       string // the related incident's host
-	Share      string // store.ShareUser, ShareCmdline or ShareHashes
+	Share      string // eventstore.ShareUser, ShareCmdline or ShareHashes
 	Value      string
 }
 
 // Related returns the incidents related to incidentID, by indicator and
 // related id.
-func Related(ctx context.Context, st *store.Store, incidentID string, opts Options) ([]Link, error) {
+func Related(ctx context.Context, st *eventstore.Store, incidentID string, opts Options) ([]Link, error) {
 	opts = opts.withDefaults()
-	var in *store.IncidentRecord
-	if err := st.ScanIncidents(ctx, store.IncidentFilter{IncidentIDs: []string{incidentID}}, func(r *store.IncidentRecord) bool {
+	var in *eventstore.IncidentRecord
+	if err := st.ScanIncidents(ctx, eventstore.IncidentFilter{IncidentIDs: []string{incidentID}}, func(r *eventstore.IncidentRecord) bool {
 		c := *r
 		in = &c
 		return false
@@ -52,7 +52,7 @@ func Related(ctx context.Context, st *store.Store, incidentID string, opts Optio
 		return nil, err
 	}
 	var hitIDs []string
-	if err := st.ScanIncidentHits(ctx, []string{incidentID}, nil, func(p store.IncidentHitPair) bool {
+	if err := st.ScanIncidentHits(ctx, []string{incidentID}, nil, func(p eventstore.IncidentHitPair) bool {
 		hitIDs = append(hitIDs, p.HitID)
 		return true
 	}); err != nil {
@@ -72,12 +72,12 @@ func Related(ctx context.Context, st *store.Store, incidentID string, opts Optio
 		}
 	}
 	var eids []int64
-	if err := ScanHitsByID(ctx, st, hitIDs, func(h *store.HitRecord) bool {
+	if err := ScanHitsByID(ctx, st, hitIDs, func(h *eventstore.HitRecord) bool {
 		if u := h.Username; u != "" && !systemUsers[strings.ToLower(u)] {
-			add(store.ShareUser, u)
+			add(eventstore.ShareUser, u)
 		}
 		if len(h.Cmdline) >= MinSharedCmdline {
-			add(store.ShareCmdline, h.Cmdline)
+			add(eventstore.ShareCmdline, h.Cmdline)
 		}
 		if h.EID > 0 {
 			eids = append(eids, h.EID)
@@ -91,7 +91,7 @@ func Related(ctx context.Context, st *store.Store, incidentID string, opts Optio
 		return nil, err
 	}
 	for _, ev := range evs {
-		add(store.ShareHashes, ev.Hashes)
+		add(eventstore.ShareHashes, ev.Hashes)
 	}
 	sort.Slice(inds, func(i, j int) bool {
 		if inds[i].share != inds[j].share {
@@ -109,7 +109,7 @@ func Related(ctx context.Context, st *store.Store, incidentID string, opts Optio
 		}
 		var rel []string
 		for start := 0; start < len(ids); start += idChunk {
-			if err := st.ScanIncidentHits(ctx, nil, ids[start:min(start+idChunk, len(ids))], func(p store.IncidentHitPair) bool {
+			if err := st.ScanIncidentHits(ctx, nil, ids[start:min(start+idChunk, len(ids))], func(p eventstore.IncidentHitPair) bool {
 				if p.IncidentID != incidentID && !linked[ind.share+"\x00"+p.IncidentID] {
 					linked[ind.share+"\x00"+p.IncidentID] = true
 					rel = append(rel, p.IncidentID)
@@ -124,7 +124,7 @@ func Related(ctx context.Context, st *store.Store, incidentID string, opts Optio
 		}
 		hosts := map[string]string{}
 		if len(rel) > 0 {
-			if err := st.ScanIncidents(ctx, store.IncidentFilter{IncidentIDs: rel}, func(r *store.IncidentRecord) bool {
+			if err := st.ScanIncidents(ctx, eventstore.IncidentFilter{IncidentIDs: rel}, func(r *eventstore.IncidentRecord) bool {
 				hosts[r.IncidentID] = r.Host
 				return true
 			}); err != nil {
@@ -145,10 +145,10 @@ const idChunk = 500
 
 // ScanHitsByID streams the hit rows of the given hit ids, any number of
 // them, a few hundred ids per query (each query's rows oldest first).
-func ScanHitsByID(ctx context.Context, st *store.Store, ids []string, fn func(*store.HitRecord) bool) error {
+func ScanHitsByID(ctx context.Context, st *eventstore.Store, ids []string, fn func(*eventstore.HitRecord) bool) error {
 	more := true
 	for start := 0; start < len(ids) && more; start += idChunk {
-		err := st.ScanHits(ctx, store.HitFilter{HitIDs: ids[start:min(start+idChunk, len(ids))]}, func(h *store.HitRecord) bool {
+		err := st.ScanHits(ctx, eventstore.HitFilter{HitIDs: ids[start:min(start+idChunk, len(ids))]}, func(h *eventstore.HitRecord) bool {
 			more = fn(h)
 			return more
 		})

@@ -8,7 +8,7 @@ import (
 
 	"github.com/quarry-sec/quarry/detections/incidents"
 	"github.com/quarry-sec/quarry/telemetry"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // Incidents on two hosts whose hits share a user are related; a system
@@ -40,13 +40,13 @@ func TestRelatedAcrossHosts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []incidents.Link{{IncidentID: byHost["web1"], RelatedID: byHost["web2"], Host: "web2", Share: store.ShareUser, Value: "mallory"}}
+	want := []incidents.Link{{IncidentID: byHost["web1"], RelatedID: byHost["web2"], Host: "web2", Share: eventstore.ShareUser, Value: "mallory"}}
 	if !reflect.DeepEqual(links, want) {
 		t.Fatalf("related to web1's incident:\n got %+v\nwant %+v", links, want)
 	}
 	// web3 runs as root (relates nothing) the command line web2 ran.
 	links, _ = incidents.Related(context.Background(), st, byHost["web3"], incidents.Options{})
-	want = []incidents.Link{{IncidentID: byHost["web3"], RelatedID: byHost["web2"], Host: "web2", Share: store.ShareCmdline, Value: "/usr/bin/crontab /tmp/x"}}
+	want = []incidents.Link{{IncidentID: byHost["web3"], RelatedID: byHost["web2"], Host: "web2", Share: eventstore.ShareCmdline, Value: "/usr/bin/crontab /tmp/x"}}
 	if !reflect.DeepEqual(links, want) {
 		t.Errorf("related to web3's incident:\n got %+v\nwant %+v", links, want)
 	}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // Tree limits.
@@ -57,7 +57,7 @@ type Tree struct {
 
 // TreesOfPID returns a tree for each stored process that had pid (on host,
 // or on any host when host is ""), oldest first, at most 16.
-func TreesOfPID(ctx context.Context, st *store.Store, host string, pid int64) ([]Tree, error) {
+func TreesOfPID(ctx context.Context, st *eventstore.Store, host string, pid int64) ([]Tree, error) {
 	evs, err := st.ExecsOfPID(ctx, host, pid, 64)
 	if err != nil {
 		return nil, fmt.Errorf("process tree: %w", err)
@@ -86,9 +86,9 @@ func TreesOfPID(ctx context.Context, st *store.Store, host string, pid int64) ([
 
 // TreeOfIncident returns the tree of an incident's root process; ok is
 // false when there is no such incident.
-func TreeOfIncident(ctx context.Context, st *store.Store, incidentID string) (t Tree, ok bool, err error) {
-	var in *store.IncidentRecord
-	err = st.ScanIncidents(ctx, store.IncidentFilter{IncidentIDs: []string{incidentID}}, func(r *store.IncidentRecord) bool {
+func TreeOfIncident(ctx context.Context, st *eventstore.Store, incidentID string) (t Tree, ok bool, err error) {
+	var in *eventstore.IncidentRecord
+	err = st.ScanIncidents(ctx, eventstore.IncidentFilter{IncidentIDs: []string{incidentID}}, func(r *eventstore.IncidentRecord) bool {
 		c := *r
 		in = &c
 		return false
@@ -101,14 +101,14 @@ func TreeOfIncident(ctx context.Context, st *store.Store, incidentID string) (t 
 	// Sysmon file or network event): resolve them first, so their processes'
 	// nodes carry them.
 	var hitIDs []string
-	if err := st.ScanIncidentHits(ctx, []string{incidentID}, nil, func(p store.IncidentHitPair) bool {
+	if err := st.ScanIncidentHits(ctx, []string{incidentID}, nil, func(p eventstore.IncidentHitPair) bool {
 		hitIDs = append(hitIDs, p.HitID)
 		return true
 	}); err != nil {
 		return Tree{}, false, fmt.Errorf("process tree of incident %s: %w", incidentID, err)
 	}
 	var eids []int64
-	if err := ScanHitsByID(ctx, st, hitIDs, func(h *store.HitRecord) bool {
+	if err := ScanHitsByID(ctx, st, hitIDs, func(h *eventstore.HitRecord) bool {
 		eids = append(eids, h.EID)
 		return true
 	}); err != nil {
@@ -133,7 +133,7 @@ func TreeOfIncident(ctx context.Context, st *store.Store, incidentID string) (t 
 	return t, true, err
 }
 
-func buildTree(ctx context.Context, st *store.Store, r *Resolver, focus *Process) (Tree, error) {
+func buildTree(ctx context.Context, st *eventstore.Store, r *Resolver, focus *Process) (Tree, error) {
 	t := Tree{Host: focus.Host, Focus: focus}
 	var up []*Process
 	for cur, i := focus, 0; i < maxTreeDepth; i++ {
@@ -191,7 +191,7 @@ func buildTree(ctx context.Context, st *store.Store, r *Resolver, focus *Process
 }
 
 // annotate fills each node's exit and hits.
-func annotate(ctx context.Context, st *store.Store, r *Resolver, t *Tree) error {
+func annotate(ctx context.Context, st *eventstore.Store, r *Resolver, t *Tree) error {
 	idx := map[*Process]int{}
 	for i := range t.Nodes {
 		idx[t.Nodes[i].Process] = i
@@ -222,7 +222,7 @@ func annotate(ctx context.Context, st *store.Store, r *Resolver, t *Tree) error 
 		}
 	}
 	if len(keys) > 0 {
-		err := st.ScanActivity(ctx, store.ActivityFilter{ProcessKeys: keys, NoFields: true, Limit: maxActivityEvents}, func(a *store.Activity) bool {
+		err := st.ScanActivity(ctx, eventstore.ActivityFilter{ProcessKeys: keys, NoFields: true, Limit: maxActivityEvents}, func(a *eventstore.Activity) bool {
 			if _, known := nodeOfEID[a.EID]; !known {
 				if i, ok := keyNode[a.ProcessKey]; ok {
 					eids = append(eids, a.EID)
@@ -239,7 +239,7 @@ func annotate(ctx context.Context, st *store.Store, r *Resolver, t *Tree) error 
 	byHit := map[string]*Hit{}
 	var order []string
 	nodeOf := map[string]int{}
-	err := st.ScanHitsByEIDs(ctx, eids, func(h *store.HitRecord) bool {
+	err := st.ScanHitsByEIDs(ctx, eids, func(h *eventstore.HitRecord) bool {
 		x, ok := byHit[h.HitID]
 		if !ok {
 			x = &Hit{ID: h.HitID, Time: h.Time, Host: h.Host, EID: h.EID, PID: h.PID, RuleID: h.RuleID, RuleTitle: h.RuleTitle,

@@ -11,7 +11,7 @@ import (
 
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/telemetry"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 func openDB(t *testing.T) *DB {
@@ -132,7 +132,7 @@ func TestStoreAllOrNothing(t *testing.T) {
 func TestHuntFindsLaterIndicator(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := store.Open(store.Path(dir))
+	st, err := eventstore.Open(eventstore.Path(dir))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/quarry-sec/quarry/telemetry"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // HuntResult says what a retrospective hunt did.
@@ -19,7 +19,7 @@ type HuntResult struct {
 
 // Hunt matches the events stored since since (zero: all) against m and
 // stores the hits in d; hits already stored are not stored twice.
-func Hunt(ctx context.Context, st *store.Store, since time.Time, m *Matcher, l *Linker, d *DB) (HuntResult, error) {
+func Hunt(ctx context.Context, st *eventstore.Store, since time.Time, m *Matcher, l *Linker, d *DB) (HuntResult, error) {
 	var res HuntResult
 	var pending []Hit
 	var ms []Match
@@ -33,7 +33,7 @@ func Hunt(ctx context.Context, st *store.Store, since time.Time, m *Matcher, l *
 			werr = err
 		}
 	}
-	err := st.Scan(ctx, store.Filter{Since: since}, func(ev *store.StoredEvent) bool {
+	err := st.Scan(ctx, eventstore.Filter{Since: since}, func(ev *eventstore.StoredEvent) bool {
 		res.Events++
 		ms = m.Match(&ev.Event, ms[:0])
 		if len(ms) == 0 {

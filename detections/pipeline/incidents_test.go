@@ -11,7 +11,7 @@ import (
 	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/detections/ruleset"
 	"github.com/quarry-sec/quarry/telemetry"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // Incidents update as hits arrive: the first hit makes an incident, a
@@ -25,7 +25,7 @@ func TestPipelineUpdatesIncidents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(filepath.Join(t.TempDir(), "events.db"))
+	st, err := eventstore.Open(filepath.Join(t.TempDir(), "events.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,9 +38,9 @@ func TestPipelineUpdatesIncidents(t *testing.T) {
 		e.PID, e.PPID, e.Path, e.Cmdline = pid, ppid, path, cmdline
 		return e
 	}
-	incidents := func() []store.IncidentRecord {
-		var out []store.IncidentRecord
-		if err := st.ScanIncidents(context.Background(), store.IncidentFilter{}, func(r *store.IncidentRecord) bool {
+	incidents := func() []eventstore.IncidentRecord {
+		var out []eventstore.IncidentRecord
+		if err := st.ScanIncidents(context.Background(), eventstore.IncidentFilter{}, func(r *eventstore.IncidentRecord) bool {
 			out = append(out, *r)
 			return true
 		}); err != nil {
@@ -82,7 +82,7 @@ func TestPipelineCorrelation(t *testing.T) {
 	if len(errs) > 0 || corr.Len() == 0 {
 		t.Fatalf("builtin correlations: %d, %v", corr.Len(), errs)
 	}
-	st, err := store.Open(filepath.Join(t.TempDir(), "events.db"))
+	st, err := eventstore.Open(filepath.Join(t.TempDir(), "events.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestPipelineCorrelation(t *testing.T) {
 		t.Fatal(err)
 	}
 	var corrHit string
-	st.ScanHits(context.Background(), store.HitFilter{}, func(h *store.HitRecord) bool {
+	st.ScanHits(context.Background(), eventstore.HitFilter{}, func(h *eventstore.HitRecord) bool {
 		if h.RuleSource == "correlation" {
 			corrHit = h.HitID
 		}
@@ -111,8 +111,8 @@ func TestPipelineCorrelation(t *testing.T) {
 	if corrHit == "" {
 		t.Fatal("no correlation hit stored")
 	}
-	var in []store.IncidentHitPair
-	st.ScanIncidentHits(context.Background(), nil, nil, func(p store.IncidentHitPair) bool {
+	var in []eventstore.IncidentHitPair
+	st.ScanIncidentHits(context.Background(), nil, nil, func(p eventstore.IncidentHitPair) bool {
 		in = append(in, p)
 		return true
 	})

@@ -17,7 +17,7 @@ import (
 	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/detections/ruleset"
 	"github.com/quarry-sec/quarry/telemetry"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 const killBatch = 40
@@ -88,7 +88,7 @@ func TestKillMidBatch(t *testing.T) {
 
 func checkBatches(t *testing.T, path string, round, committed int) {
 	t.Helper()
-	st, err := store.Open(path)
+	st, err := eventstore.Open(path)
 	if err != nil {
 		t.Fatalf("round %d: store does not open after kill -9: %v", round, err)
 	}
@@ -97,7 +97,7 @@ func checkBatches(t *testing.T, path string, round, committed int) {
 	type batch struct{ events, tagged, hits int }
 	batches := map[int]*batch{}
 	batchOf := map[int64]int{}
-	err = st.Scan(ctx, store.Filter{}, func(e *store.StoredEvent) bool {
+	err = st.Scan(ctx, eventstore.Filter{}, func(e *eventstore.StoredEvent) bool {
 		b, _ := strconv.Atoi(e.Field("batch"))
 		if batches[b] == nil {
 			batches[b] = &batch{}
@@ -112,7 +112,7 @@ func checkBatches(t *testing.T, path string, round, committed int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = st.ScanHits(ctx, store.HitFilter{}, func(h *store.HitRecord) bool {
+	err = st.ScanHits(ctx, eventstore.HitFilter{}, func(h *eventstore.HitRecord) bool {
 		b, ok := batchOf[h.EID]
 		if !ok {
 			t.Errorf("round %d: hit %s on event %d, which is not stored", round, h.HitID, h.EID)
@@ -163,7 +163,7 @@ func TestKillWriter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(path)
+	st, err := eventstore.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}

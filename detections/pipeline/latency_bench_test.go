@@ -15,12 +15,12 @@ import (
 	"github.com/quarry-sec/quarry/detections"
 	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/detections/ruleset"
-	sqlengine "github.com/quarry-sec/quarry/extension/sqlite"
+	"github.com/quarry-sec/quarry/extension/sqlengine"
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/tables/process"
 	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/collect"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // BenchmarkExecToRow measures, end to end, the time from starting a process
@@ -33,7 +33,7 @@ func BenchmarkExecToRow(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("skipping: the live collector needs root")
 	}
-	st, err := store.Open(filepath.Join(b.TempDir(), "events.db"))
+	st, err := eventstore.Open(filepath.Join(b.TempDir(), "events.db"))
 	if err != nil {
 		b.Fatal(err)
 	}

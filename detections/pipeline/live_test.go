@@ -17,7 +17,7 @@ import (
 	"github.com/quarry-sec/quarry/detections/ruleset"
 	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/collect"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // TestLiveChainIsOneIncident runs a scripted chain of Linux commands under
@@ -42,7 +42,7 @@ func TestLiveChainIsOneIncident(t *testing.T) {
 		t.Fatal(errs)
 	}
 	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, "events.db"))
+	st, err := eventstore.Open(filepath.Join(dir, "events.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestLiveChainIsOneIncident(t *testing.T) {
 	for time.Since(done) < 5*time.Second {
 		time.Sleep(50 * time.Millisecond)
 		found = map[string]string{}
-		st.ScanHits(context.Background(), store.HitFilter{Since: done.Add(-time.Minute)}, func(h *store.HitRecord) bool {
+		st.ScanHits(context.Background(), eventstore.HitFilter{Since: done.Add(-time.Minute)}, func(h *eventstore.HitRecord) bool {
 			switch {
 			case h.RuleSource == "correlation" && strings.Contains(strings.ToLower(h.RuleTitle), "discovery") && h.Path != "" &&
 				strings.Contains(h.Cmdline+h.Path, "hostname"):
@@ -113,7 +113,7 @@ func TestLiveChainIsOneIncident(t *testing.T) {
 		}
 		ids := []string{found["base64 -d"], found[marker], found["(discover)"]}
 		incs := map[string]bool{}
-		st.ScanIncidentHits(context.Background(), nil, ids, func(p store.IncidentHitPair) bool {
+		st.ScanIncidentHits(context.Background(), nil, ids, func(p eventstore.IncidentHitPair) bool {
 			incs[p.IncidentID] = true
 			incident = p.IncidentID
 			return true
@@ -132,8 +132,8 @@ func TestLiveChainIsOneIncident(t *testing.T) {
 		t.Fatalf("the chain's hits %v are not one incident within 5 s", found)
 	}
 	t.Logf("one incident %s %v after the chain ended", incident, time.Since(done).Round(time.Millisecond))
-	var rec store.IncidentRecord
-	st.ScanIncidents(context.Background(), store.IncidentFilter{IncidentIDs: []string{incident}}, func(r *store.IncidentRecord) bool {
+	var rec eventstore.IncidentRecord
+	st.ScanIncidents(context.Background(), eventstore.IncidentFilter{IncidentIDs: []string{incident}}, func(r *eventstore.IncidentRecord) bool {
 		rec = *r
 		return false
 	})

@@ -11,7 +11,7 @@ import (
 	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/detections/ruleset"
 	"github.com/quarry-sec/quarry/telemetry"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // The Sysmon EID 1 and Security 4688 records of one mshta process are one
@@ -25,7 +25,7 @@ func TestMergedProcessOneHitPerRule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(filepath.Join(t.TempDir(), "events.db"))
+	st, err := eventstore.Open(filepath.Join(t.TempDir(), "events.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,8 +57,8 @@ func TestMergedProcessOneHitPerRule(t *testing.T) {
 	for _, r := range recs {
 		rules[r.RuleID] = true
 	}
-	var stored []store.HitRecord
-	st.ScanHits(context.Background(), store.HitFilter{}, func(h *store.HitRecord) bool {
+	var stored []eventstore.HitRecord
+	st.ScanHits(context.Background(), eventstore.HitFilter{}, func(h *eventstore.HitRecord) bool {
 		stored = append(stored, *h)
 		return true
 	})

@@ -20,7 +20,7 @@ import (
 	"github.com/quarry-sec/quarry/detections/incidents"
 	"github.com/quarry-sec/quarry/detections/intel"
 	"github.com/quarry-sec/quarry/telemetry"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // Defaults for Options.
@@ -76,7 +76,7 @@ type Stats struct {
 // time (each batch one transaction). Add may be called from one goroutine
 // at a time; Close flushes.
 type Pipeline struct {
-	st     *store.Store
+	st     *eventstore.Store
 	engine *detections.Engine
 	det    *Detector
 	opts   Options
@@ -96,7 +96,7 @@ type Pipeline struct {
 }
 
 // New starts a pipeline storing into st; engine may be nil (store only).
-func New(st *store.Store, engine *detections.Engine, opts Options) *Pipeline {
+func New(st *eventstore.Store, engine *detections.Engine, opts Options) *Pipeline {
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = DefaultFlushInterval
 	}
@@ -192,7 +192,7 @@ func (p *Pipeline) flush(ctx context.Context, final bool) error {
 		p.room.Broadcast()
 		p.mu.Unlock()
 	}
-	var more []store.HitRecord
+	var more []eventstore.HitRecord
 	var err error
 	if final {
 		more, err = p.det.Finish(ctx, p.st)
@@ -220,7 +220,7 @@ func (p *Pipeline) flush(ctx context.Context, final bool) error {
 }
 
 // countHits counts the distinct hits among rows.
-func countHits(recs []store.HitRecord) int {
+func countHits(recs []eventstore.HitRecord) int {
 	n := 0
 	for i := range recs {
 		if i == 0 || recs[i].HitID != recs[i-1].HitID {

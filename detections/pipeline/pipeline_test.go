@@ -12,7 +12,7 @@ import (
 	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/detections/ruleset"
 	"github.com/quarry-sec/quarry/telemetry"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 func linuxExec(pid int64, path, cmdline, parent string) telemetry.Event {
@@ -34,7 +34,7 @@ func TestPipelineStoresHitsAndTags(t *testing.T) {
 	if err != nil || len(res.Errors) > 0 {
 		t.Fatalf("builtin pack: %v %v", err, res.Errors)
 	}
-	st, err := store.Open(filepath.Join(t.TempDir(), "events.db"))
+	st, err := eventstore.Open(filepath.Join(t.TempDir(), "events.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,10 +49,10 @@ func TestPipelineStoresHitsAndTags(t *testing.T) {
 
 	// Hits are stored within a second without Close.
 	deadline := time.Now().Add(time.Second)
-	var hits []store.HitRecord
+	var hits []eventstore.HitRecord
 	for time.Now().Before(deadline) && len(hits) == 0 {
 		time.Sleep(20 * time.Millisecond)
-		st.ScanHits(context.Background(), store.HitFilter{}, func(h *store.HitRecord) bool {
+		st.ScanHits(context.Background(), eventstore.HitFilter{}, func(h *eventstore.HitRecord) bool {
 			hits = append(hits, *h)
 			return true
 		})
@@ -69,7 +69,7 @@ func TestPipelineStoresHitsAndTags(t *testing.T) {
 		t.Fatal(err)
 	}
 	var tagged map[int64]string = map[int64]string{}
-	st.Scan(context.Background(), store.Filter{}, func(e *store.StoredEvent) bool {
+	st.Scan(context.Background(), eventstore.Filter{}, func(e *eventstore.StoredEvent) bool {
 		tagged[e.PID] = e.Techniques
 		return true
 	})

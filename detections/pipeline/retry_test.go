@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/quarry-sec/quarry/detections/pipeline"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // A store that fails (a trigger refusing inserts, as a full disk would)
@@ -17,7 +17,7 @@ import (
 // stored once.
 func TestPipelineRetriesAndBlocks(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "events.db")
-	st, err := store.Open(path)
+	st, err := eventstore.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ import (
 )
 
 // Querier runs one read-only SQL statement: Quarry's embedded engine
-// (extension/sqlite.Engine) is one.
+// (extension/sqlengine.Engine) is one.
 type Querier interface {
 	Query(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }

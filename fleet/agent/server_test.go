@@ -19,7 +19,7 @@ import (
 	"github.com/quarry-sec/quarry/detections/packs"
 	"github.com/quarry-sec/quarry/fleet/server"
 	"github.com/quarry-sec/quarry/fleet/store"
-	fleetsqlite "github.com/quarry-sec/quarry/fleet/store/sqlite"
+	"github.com/quarry-sec/quarry/fleet/store/sqlitestore"
 )
 
 // realFleet is Quarry's fleet server on a SQLite store, on a loopback
@@ -118,7 +118,7 @@ func (f *realFleet) droppedAnswers() int {
 
 func newRealFleet(t *testing.T, secret string) *realFleet {
 	t.Helper()
-	st, err := fleetsqlite.Open(context.Background(), filepath.Join(t.TempDir(), fleetsqlite.FileName))
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), sqlitestore.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}

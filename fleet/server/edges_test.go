@@ -10,7 +10,7 @@ import (
 	"github.com/quarry-sec/quarry/detections/packs"
 
 	"github.com/quarry-sec/quarry/fleet/store"
-	"github.com/quarry-sec/quarry/fleet/store/postgres"
+	"github.com/quarry-sec/quarry/fleet/store/pgstore"
 )
 
 // eachStore runs fn on a fresh SQLite store and, when
@@ -28,7 +28,7 @@ func openPostgres(t *testing.T) store.Store {
 	if dsn == "" {
 		t.Skip("PostgreSQL skipped: QUARRY_TEST_POSTGRES is not set (.ci/run sets it)")
 	}
-	st, err := postgres.Open(context.Background(), pgSchema(t, dsn))
+	st, err := pgstore.Open(context.Background(), pgSchema(t, dsn))
 	if err != nil {
 		t.Fatal(err)
 	}

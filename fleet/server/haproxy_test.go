@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/quarry-sec/quarry/fleet/store"
-	"github.com/quarry-sec/quarry/fleet/store/postgres"
+	"github.com/quarry-sec/quarry/fleet/store/pgstore"
 )
 
 // TestHAProxyReplicas runs two fleet servers on one PostgreSQL database
@@ -41,7 +41,7 @@ func TestHAProxyReplicas(t *testing.T) {
 	var replicas [2]*httptest.Server
 	var stores [2]store.Store
 	for i := range replicas {
-		st, err := postgres.Open(ctx, dsn)
+		st, err := pgstore.Open(ctx, dsn)
 		if err != nil {
 			t.Fatal(err)
 		}

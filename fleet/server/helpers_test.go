@@ -15,7 +15,7 @@ import (
 
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/fleet/store"
-	"github.com/quarry-sec/quarry/fleet/store/sqlite"
+	"github.com/quarry-sec/quarry/fleet/store/sqlitestore"
 )
 
 const testSecret = "s3cret-enroll"
@@ -58,7 +58,7 @@ func kb(t *testing.T) *attack.KB {
 
 func openSQLite(t *testing.T) store.Store {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), sqlite.FileName))
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), sqlitestore.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,15 +18,15 @@ import (
 	"github.com/quarry-sec/quarry/detections/packs"
 	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/detections/ruleset"
-	sqlengine "github.com/quarry-sec/quarry/extension/sqlite"
+	"github.com/quarry-sec/quarry/extension/sqlengine"
 	"github.com/quarry-sec/quarry/fleet/store"
-	"github.com/quarry-sec/quarry/fleet/store/postgres"
+	"github.com/quarry-sec/quarry/fleet/store/pgstore"
 	"github.com/quarry-sec/quarry/tables/activity"
 	"github.com/quarry-sec/quarry/tables/catalog"
 	"github.com/quarry-sec/quarry/tables/ioa"
 	"github.com/quarry-sec/quarry/telemetry"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 	"github.com/quarry-sec/quarry/telemetry/importers"
-	tstore "github.com/quarry-sec/quarry/telemetry/store"
 )
 
 func incidentRow(id string, score float64, first, last time.Time, hits ...string) map[string]string {
@@ -62,7 +62,7 @@ func TestIncidentLogsAndAPI(t *testing.T) {
 		if dsn == "" {
 			t.Skip("PostgreSQL incident test skipped: QUARRY_TEST_POSTGRES is not set (.ci/run sets it)")
 		}
-		st, err := postgres.Open(context.Background(), pgSchema(t, dsn))
+		st, err := pgstore.Open(context.Background(), pgSchema(t, dsn))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -241,7 +241,7 @@ func TestIncidentsFromEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	ts, err := tstore.Open(tstore.Path(dir))
+	ts, err := eventstore.Open(eventstore.Path(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,7 +446,7 @@ func TestUnknownHostFilter(t *testing.T) {
 		if dsn == "" {
 			t.Skip("PostgreSQL test skipped: QUARRY_TEST_POSTGRES is not set (.ci/run sets it)")
 		}
-		st, err := postgres.Open(context.Background(), pgSchema(t, dsn))
+		st, err := pgstore.Open(context.Background(), pgSchema(t, dsn))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quarry-sec/quarry/fleet/store/sqlite"
+	"github.com/quarry-sec/quarry/fleet/store/sqlitestore"
 )
 
 const helperEnv = "QUARRY_FLEET_TEST_SERVER"
@@ -30,7 +30,7 @@ func TestHelperServer(t *testing.T) {
 	if path == "" {
 		t.Skip("helper process for TestKillMidIngest")
 	}
-	st, err := sqlite.Open(context.Background(), path)
+	st, err := sqlitestore.Open(context.Background(), path)
 	if err != nil {
 		fmt.Println("ERROR", err)
 		os.Exit(1)
@@ -94,7 +94,7 @@ func TestKillMidIngest(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns server processes")
 	}
-	path := filepath.Join(t.TempDir(), sqlite.FileName)
+	path := filepath.Join(t.TempDir(), sqlitestore.FileName)
 	cmd, url := startHelper(t, path)
 	const hosts = 4
 	keys := make([]string, hosts)
@@ -154,7 +154,7 @@ func TestKillMidIngest(t *testing.T) {
 	if code, _, err := postJSON(url2+"/api/v1/osquery/config", map[string]any{"node_key": keys[0]}); err != nil || code != 200 {
 		t.Fatalf("config after restart: %d %v", code, err)
 	}
-	st, err := sqlite.Open(context.Background(), path)
+	st, err := sqlitestore.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}

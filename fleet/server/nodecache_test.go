@@ -13,8 +13,8 @@ import (
 
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/fleet/store"
-	"github.com/quarry-sec/quarry/fleet/store/postgres"
-	"github.com/quarry-sec/quarry/fleet/store/sqlite"
+	"github.com/quarry-sec/quarry/fleet/store/pgstore"
+	"github.com/quarry-sec/quarry/fleet/store/sqlitestore"
 )
 
 func TestNodeCache(t *testing.T) {
@@ -72,7 +72,7 @@ func TestNodeCache(t *testing.T) {
 func BenchmarkNodeAuth(b *testing.B) {
 	b.Run("SQLite", func(b *testing.B) {
 		benchNodeAuth(b, func() store.Store {
-			st, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), sqlite.FileName))
+			st, err := sqlitestore.Open(context.Background(), filepath.Join(b.TempDir(), sqlitestore.FileName))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -85,7 +85,7 @@ func BenchmarkNodeAuth(b *testing.B) {
 			b.Skip("QUARRY_TEST_POSTGRES is not set")
 		}
 		benchNodeAuth(b, func() store.Store {
-			st, err := postgres.Open(context.Background(), pgSchema(b, dsn))
+			st, err := pgstore.Open(context.Background(), pgSchema(b, dsn))
 			if err != nil {
 				b.Fatal(err)
 			}

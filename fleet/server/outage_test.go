@@ -17,7 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/quarry-sec/quarry/fleet/store"
-	"github.com/quarry-sec/quarry/fleet/store/postgres"
+	"github.com/quarry-sec/quarry/fleet/store/pgstore"
 )
 
 // cutProxy forwards loopback TCP connections to a database; cut closes
@@ -109,7 +109,7 @@ func TestDatabaseOutage(t *testing.T) {
 	if cfg.Password != "" {
 		pdsn += " password=" + cfg.Password
 	}
-	st, err := postgres.Open(context.Background(), pdsn)
+	st, err := pgstore.Open(context.Background(), pdsn)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/quarry-sec/quarry/fleet/store"
-	"github.com/quarry-sec/quarry/fleet/store/postgres"
-	"github.com/quarry-sec/quarry/fleet/store/sqlite"
+	"github.com/quarry-sec/quarry/fleet/store/pgstore"
+	"github.com/quarry-sec/quarry/fleet/store/sqlitestore"
 )
 
 // TestReplicas runs two servers, each with its own connection to one
@@ -16,9 +16,9 @@ import (
 // created on one, read and answered through the other.
 func TestReplicas(t *testing.T) {
 	t.Run("SQLite", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), sqlite.FileName)
+		path := filepath.Join(t.TempDir(), sqlitestore.FileName)
 		testReplicas(t, func() store.Store {
-			st, err := sqlite.Open(context.Background(), path)
+			st, err := sqlitestore.Open(context.Background(), path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -33,7 +33,7 @@ func TestReplicas(t *testing.T) {
 		}
 		dsn = pgSchema(t, dsn)
 		testReplicas(t, func() store.Store {
-			st, err := postgres.Open(context.Background(), dsn)
+			st, err := pgstore.Open(context.Background(), dsn)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	quarrysql "github.com/quarry-sec/quarry/extension/sqlite"
+	"github.com/quarry-sec/quarry/extension/sqlengine"
 	"github.com/quarry-sec/quarry/fleet/store"
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/tables/catalog"
@@ -238,7 +238,7 @@ func TestSchemaProbeOnQuarryEngine(t *testing.T) {
 	if err := reg.Register(catalog.Schemas(kb(t))...); err != nil {
 		t.Fatal(err)
 	}
-	e, err := quarrysql.Open(reg)
+	e, err := sqlengine.Open(reg)
 	if err != nil {
 		t.Fatal(err)
 	}

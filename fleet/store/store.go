@@ -2,8 +2,8 @@
 // result and status logs, detections (IoA hits reported by hosts), live
 // hunts, analyst tokens and analyst-added query packs.
 //
-// Store is the interface; fleet/store/sqlite (the default, one file under the
-// data directory) and fleet/store/postgres (several server replicas on one
+// Store is the interface; fleet/store/sqlitestore (the default, one file under the
+// data directory) and fleet/store/pgstore (several server replicas on one
 // database) implement it, and fleet/store/storetest is the one test suite
 // both run. Every write is one transaction: when a method returns nil, what
 // it wrote is committed.

@@ -17,17 +17,17 @@ import (
 	"github.com/quarry-sec/quarry/detections"
 	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/detections/ruleset"
-	sqlengine "github.com/quarry-sec/quarry/extension/sqlite"
+	"github.com/quarry-sec/quarry/extension/sqlengine"
 	"github.com/quarry-sec/quarry/fleet/agent"
 	"github.com/quarry-sec/quarry/fleet/server"
 	"github.com/quarry-sec/quarry/fleet/store"
-	"github.com/quarry-sec/quarry/fleet/store/sqlite"
+	"github.com/quarry-sec/quarry/fleet/store/sqlitestore"
 	"github.com/quarry-sec/quarry/fleet/web"
 	"github.com/quarry-sec/quarry/tables/catalog"
 	"github.com/quarry-sec/quarry/tables/ioa"
 	"github.com/quarry-sec/quarry/telemetry"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 	"github.com/quarry-sec/quarry/telemetry/importers"
-	tstore "github.com/quarry-sec/quarry/telemetry/store"
 )
 
 var (
@@ -77,7 +77,7 @@ func newFleetWithRules(t testing.TB, rules []*detections.Rule) *fleet {
 	t.Helper()
 	kb, _ := knowledge(t)
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fleet.db"))
+	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "fleet.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func available(rs []recording) []recording {
 func replay(t testing.TB, rec recording, rules []*detections.Rule, kb *attack.KB) (dir string, hits uint64) {
 	t.Helper()
 	dir = t.TempDir()
-	st, err := tstore.Open(tstore.Path(dir))
+	st, err := eventstore.Open(eventstore.Path(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +206,7 @@ func replay(t testing.TB, rec recording, rules []*detections.Rule, kb *attack.KB
 // the embedded engine and answers hunts.
 func runAgent(ctx context.Context, t testing.TB, f *fleet, host, dir string, rules []*detections.Rule, kb *attack.KB) <-chan error {
 	t.Helper()
-	st, err := tstore.Open(tstore.Path(dir))
+	st, err := eventstore.Open(eventstore.Path(dir))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,8 +15,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/quarry-sec/quarry/fleet/store"
-	"github.com/quarry-sec/quarry/fleet/store/postgres"
-	"github.com/quarry-sec/quarry/fleet/store/sqlite"
+	"github.com/quarry-sec/quarry/fleet/store/pgstore"
+	"github.com/quarry-sec/quarry/fleet/store/sqlitestore"
 )
 
 // pgSchema returns a DSN of a fresh schema in $QUARRY_TEST_POSTGRES's
@@ -60,9 +60,9 @@ func TestWebQueries(t *testing.T) {
 			var st store.Store
 			var err error
 			if backend == "sqlite" {
-				st, err = sqlite.Open(ctx, filepath.Join(t.TempDir(), "fleet.db"))
+				st, err = sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "fleet.db"))
 			} else {
-				st, err = postgres.Open(ctx, pgSchema(t))
+				st, err = pgstore.Open(ctx, pgSchema(t))
 			}
 			if err != nil {
 				t.Fatal(err)

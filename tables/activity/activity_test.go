@@ -12,13 +12,13 @@ import (
 	"testing"
 	"time"
 
-	sqlengine "github.com/quarry-sec/quarry/extension/sqlite"
+	"github.com/quarry-sec/quarry/extension/sqlengine"
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/tables/activity"
 	"github.com/quarry-sec/quarry/tables/process"
 	"github.com/quarry-sec/quarry/telemetry"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 	"github.com/quarry-sec/quarry/telemetry/importers"
-	"github.com/quarry-sec/quarry/telemetry/store"
 )
 
 // psKey is the process key the store gave the PowerShell process (pid
@@ -86,9 +86,9 @@ func linuxEvents() []telemetry.Event {
 	}
 }
 
-func newStore(t testing.TB) *store.Store {
+func newStore(t testing.TB) *eventstore.Store {
 	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "events.db"))
+	st, err := eventstore.Open(filepath.Join(t.TempDir(), "events.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	sqlengine "github.com/quarry-sec/quarry/extension/sqlite"
+	"github.com/quarry-sec/quarry/extension/sqlengine"
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/tables/activity"
 	"github.com/quarry-sec/quarry/telemetry"

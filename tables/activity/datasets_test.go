@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	sqlengine "github.com/quarry-sec/quarry/extension/sqlite"
+	"github.com/quarry-sec/quarry/extension/sqlengine"
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/tables/activity"
 	"github.com/quarry-sec/quarry/tables/process"

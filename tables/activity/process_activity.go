@@ -6,7 +6,7 @@ import (
 
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/telemetry"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // processActivityColumns are process_activity's columns.
@@ -27,7 +27,7 @@ var processActivityColumns = []tables.Column{
 
 // processActivity is the table of one process's events of every kind, in
 // time order.
-func processActivity(st *store.Store) tables.Table {
+func processActivity(st *eventstore.Store) tables.Table {
 	return tables.Table{
 		Name: "process_activity",
 		Description: "Everything one process did, in time order: WHERE process_key = '…' lists its start and exit, connections, " +
@@ -43,7 +43,7 @@ func processActivity(st *store.Store) tables.Table {
 			f.NoFields = !q.Uses("summary") && !q.Uses("pid") && !q.Uses("path")
 			row := make(tables.Row, len(processActivityColumns))
 			var stop error
-			err := st.ScanActivity(ctx, f, func(a *store.Activity) bool {
+			err := st.ScanActivity(ctx, f, func(a *eventstore.Activity) bool {
 				if err := ctx.Err(); err != nil {
 					stop = err
 					return false
@@ -72,7 +72,7 @@ func processActivity(st *store.Store) tables.Table {
 }
 
 // describe returns an event's kind, table and (when wanted) summary.
-func describe(a *store.Activity, wantSummary bool) (kind, table string, summary any) {
+func describe(a *eventstore.Activity, wantSummary bool) (kind, table string, summary any) {
 	switch a.Kind {
 	case telemetry.KindExec:
 		return "process", "process_events", nullable("execve " + a.Cmdline)

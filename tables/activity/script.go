@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/quarry-sec/quarry/tables"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // scriptActions names the PowerShell events script_events reads.
@@ -18,7 +18,7 @@ var scriptActions = map[int]string{
 // classicValue finds "name=value" in any field of a classic PowerShell
 // event (whose details are one text of key=value lines, named Data or
 // param3 depending on the exporter), or the field of that name itself.
-func classicValue(a *store.Activity, name string) string {
+func classicValue(a *eventstore.Activity, name string) string {
 	if v := a.Field(name); v != "" {
 		return v
 	}
@@ -33,7 +33,7 @@ func classicValue(a *store.Activity, name string) string {
 }
 
 // hostApplication is the PowerShell host's command line.
-func hostApplication(a *store.Activity) string {
+func hostApplication(a *eventstore.Activity) string {
 	if a.EventID == 4103 {
 		return KeyValueText(a.Field("ContextInfo"), "Host Application", " = ")
 	}
@@ -41,7 +41,7 @@ func hostApplication(a *store.Activity) string {
 }
 
 // scriptText is one event's script text (one part of a 4104 block).
-func scriptText(a *store.Activity) string {
+func scriptText(a *eventstore.Activity) string {
 	switch a.EventID {
 	case 4104:
 		return a.Field("ScriptBlockText")
@@ -60,25 +60,25 @@ var scriptEvents = &spec{
 	description: "PowerShell: script blocks (4104, reassembled from their parts by ScriptBlockId into one row), module " +
 		"logging (4103), and Windows PowerShell's engine, provider and pipeline events (400, 403, 600, 800) with the host's " +
 		"command line.",
-	selectors: []store.Selector{
+	selectors: []eventstore.Selector{
 		{Channels: []string{powershellChannel, "PowerShellCore/Operational"}, EventIDs: []int{4103, 4104}},
 		{Channels: []string{classicPSChannel}, EventIDs: []int{400, 403, 600, 800}},
 	},
 	columns: []column{
 		text("action", "script_block, module, engine_start, engine_stop, provider_start, pipeline", byEventID(scriptActions, nil)),
 		text("script_block_id", "ScriptBlockId of a 4104 block", field("ScriptBlockId")),
-		text("script_text", "The script: a whole 4104 block, a 4103 payload, or a classic event's command line", func(a *store.Activity) any {
+		text("script_text", "The script: a whole 4104 block, a 4103 payload, or a classic event's command line", func(a *eventstore.Activity) any {
 			return nullable(scriptText(a))
 		}),
 		text("script_path", "The script's file, when run from one", field("Path")),
-		text("host_application", "The PowerShell host's command line (HostApplication)", func(a *store.Activity) any {
+		text("host_application", "The PowerShell host's command line (HostApplication)", func(a *eventstore.Activity) any {
 			return nullable(hostApplication(a))
 		}),
-		text("command_name", "The command a 4103 event logged", func(a *store.Activity) any {
+		text("command_name", "The command a 4103 event logged", func(a *eventstore.Activity) any {
 			return nullable(KeyValueText(a.Field("ContextInfo"), "Command Name", " = "))
 		}),
 		integer("message_total", "How many parts the 4104 block was logged in", intField("MessageTotal")),
-		integer("complete", "1 when every part of the 4104 block is stored, 0 when some are missing; NULL for other events", func(a *store.Activity) any {
+		integer("complete", "1 when every part of the 4104 block is stored, 0 when some are missing; NULL for other events", func(a *eventstore.Activity) any {
 			if a.EventID == 4104 {
 				return int64(1)
 			}
@@ -101,7 +101,7 @@ const maxPendingBlocks = 4096
 
 // generateScripts reads script_events: a 4104 block split into parts is
 // emitted once, when its last part is read (or, incomplete, at the end).
-func generateScripts(ctx context.Context, st *store.Store, b *built, f store.ActivityFilter, q tables.QueryContext, emit tables.EmitFunc) error {
+func generateScripts(ctx context.Context, st *eventstore.Store, b *built, f eventstore.ActivityFilter, q tables.QueryContext, emit tables.EmitFunc) error {
 	iText, iTotal, iComplete := b.index("script_text"), b.index("message_total"), b.index("complete")
 	asm := newScriptAssembler()
 	rows := map[string]tables.Row{} // a block's row, from its first part read
@@ -123,7 +123,7 @@ func generateScripts(ctx context.Context, st *store.Store, b *built, f store.Act
 		r[iComplete] = boolInt(complete)
 		return send(r)
 	}
-	err := st.ScanActivity(ctx, f, func(a *store.Activity) bool {
+	err := st.ScanActivity(ctx, f, func(a *eventstore.Activity) bool {
 		if err := ctx.Err(); err != nil {
 			stop = err
 			return false

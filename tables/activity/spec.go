@@ -5,7 +5,7 @@
 // process's events of every kind in time order.
 //
 // Each table is a small declarative spec: which stored events it reads
-// (store.Selectors: source, channel, event ID, Sigma category) and how each
+// (eventstore.Selectors: source, channel, event ID, Sigma category) and how each
 // of its columns is taken from an event's own fields. Every table has the
 // common columns time, host_identifier, source, eid, pid, process_key, path
 // (the acting process's image), username, event_id, channel and techniques;
@@ -22,14 +22,14 @@ import (
 
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/telemetry"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // column is one column of a spec: its schema and how its value is taken
 // from an event.
 type column struct {
 	tables.Column
-	value func(a *store.Activity) any
+	value func(a *eventstore.Activity) any
 	// base marks a column read from the event's stored columns only, not
 	// its fields: a query reading only base columns does not decode fields.
 	base bool
@@ -44,7 +44,7 @@ type spec struct {
 	// kind is the table's word in process_activity.kind.
 	kind        string
 	description string
-	selectors   []store.Selector
+	selectors   []eventstore.Selector
 	// columns are the table's own columns; the common ones follow.
 	columns []column
 	// summary renders one event as a line of text for process_activity;
@@ -52,7 +52,7 @@ type spec struct {
 	summary func(get func(string) string) string
 	// generate, when set, replaces the one-row-per-event read (the script
 	// blocks of script_events are assembled from several events).
-	generate func(ctx context.Context, st *store.Store, t *built, f store.ActivityFilter, q tables.QueryContext, emit tables.EmitFunc) error
+	generate func(ctx context.Context, st *eventstore.Store, t *built, f eventstore.ActivityFilter, q tables.QueryContext, emit tables.EmitFunc) error
 }
 
 // built is a spec with its full column list.
@@ -71,31 +71,31 @@ func (s *spec) build() *built {
 // commonColumns end every activity table.
 var commonColumns = []column{
 	{Column: tables.Column{Name: "time", Type: tables.BigInt, Description: "Time of the event in UNIX time (seconds)", Additional: true},
-		value: func(a *store.Activity) any { return a.Time.Unix() }, base: true},
+		value: func(a *eventstore.Activity) any { return a.Time.Unix() }, base: true},
 	{Column: tables.Column{Name: "host_identifier", Type: tables.Text, Description: "Host the event happened on", Additional: true},
-		value: func(a *store.Activity) any { return a.Host }, base: true},
+		value: func(a *eventstore.Activity) any { return a.Host }, base: true},
 	{Column: tables.Column{Name: "source", Type: tables.Text, Description: "Where the event came from: sysmon, sysmon_linux, windows (other Windows channels), ebpf…", Additional: true},
-		value: func(a *store.Activity) any { return string(a.Source) }, base: true},
+		value: func(a *eventstore.Activity) any { return string(a.Source) }, base: true},
 	{Column: tables.Column{Name: "eid", Type: tables.BigInt, Description: "Event ID: the event's row in Quarry's store", Additional: true},
-		value: func(a *store.Activity) any { return a.EID }, base: true},
+		value: func(a *eventstore.Activity) any { return a.EID }, base: true},
 	{Column: tables.Column{Name: "pid", Type: tables.BigInt, Description: "Process ID of the acting process; -1 unknown", Additional: true},
-		value: func(a *store.Activity) any { return actorPID(a) }},
+		value: func(a *eventstore.Activity) any { return actorPID(a) }},
 	{Column: tables.Column{Name: "process_key", Type: tables.Text, Description: "Identity of the acting process (process_events.process_key); empty when unknown", Additional: true},
-		value: func(a *store.Activity) any { return a.ProcessKey }, base: true},
+		value: func(a *eventstore.Activity) any { return a.ProcessKey }, base: true},
 	{Column: tables.Column{Name: "path", Type: tables.Text, Description: "Image (executable path) of the acting process"},
-		value: func(a *store.Activity) any { return nullable(actorPath(a)) }},
+		value: func(a *eventstore.Activity) any { return nullable(actorPath(a)) }},
 	{Column: tables.Column{Name: "username", Type: tables.Text, Description: "User of the acting process (DOMAIN\\user), when the event names it"},
-		value: func(a *store.Activity) any { return nullable(actorUser(a)) }},
+		value: func(a *eventstore.Activity) any { return nullable(actorUser(a)) }},
 	{Column: tables.Column{Name: "event_id", Type: tables.Integer, Description: "Windows event ID (Sysmon 3, Security 5156…); 0 for Linux sources", Additional: true},
-		value: func(a *store.Activity) any { return int64(a.EventID) }, base: true},
+		value: func(a *eventstore.Activity) any { return int64(a.EventID) }, base: true},
 	{Column: tables.Column{Name: "channel", Type: tables.Text, Description: "Windows event log channel; empty for Linux sources", Additional: true},
-		value: func(a *store.Activity) any { return a.Channel }, base: true},
+		value: func(a *eventstore.Activity) any { return a.Channel }, base: true},
 	{Column: tables.Column{Name: "techniques", Type: tables.Text, Description: "ATT&CK technique IDs informational detections tagged the event with"},
-		value: func(a *store.Activity) any { return a.Techniques }, base: true},
+		value: func(a *eventstore.Activity) any { return a.Techniques }, base: true},
 }
 
 // table returns the spec as a table over st.
-func (b *built) table(st *store.Store) tables.Table {
+func (b *built) table(st *eventstore.Store) tables.Table {
 	cols := make([]tables.Column, len(b.cols))
 	for i, c := range b.cols {
 		cols[i] = c.Column
@@ -115,7 +115,7 @@ func (b *built) table(st *store.Store) tables.Table {
 			f.NoFields = !b.needsFields(q)
 			row := make(tables.Row, len(b.cols))
 			var stop error
-			err := st.ScanActivity(ctx, f, func(a *store.Activity) bool {
+			err := st.ScanActivity(ctx, f, func(a *eventstore.Activity) bool {
 				if err := ctx.Err(); err != nil {
 					stop = err
 					return false
@@ -143,7 +143,7 @@ func (b *built) needsFields(q tables.QueryContext) bool {
 }
 
 // fill sets row to a's values, leaving columns the query does not read NULL.
-func (b *built) fill(row tables.Row, a *store.Activity, q tables.QueryContext) {
+func (b *built) fill(row tables.Row, a *eventstore.Activity, q tables.QueryContext) {
 	for i, c := range b.cols {
 		if q.Uses(c.Name) {
 			row[i] = c.value(a)
@@ -155,7 +155,7 @@ func (b *built) fill(row tables.Row, a *store.Activity, q tables.QueryContext) {
 
 // get returns a function giving a column's value for a as text, for
 // summaries.
-func (b *built) get(a *store.Activity) func(string) string {
+func (b *built) get(a *eventstore.Activity) func(string) string {
 	return func(name string) string {
 		for _, c := range b.cols {
 			if c.Name == name {
@@ -172,8 +172,8 @@ func (b *built) get(a *store.Activity) func(string) string {
 
 // filterFor turns the query's constraints into a store filter; ok is false
 // when no event can satisfy them.
-func filterFor(q tables.QueryContext, sel []store.Selector) (store.ActivityFilter, bool) {
-	f := store.ActivityFilter{}
+func filterFor(q tables.QueryContext, sel []eventstore.Selector) (eventstore.ActivityFilter, bool) {
+	f := eventstore.ActivityFilter{}
 	sel, ok := narrow(sel, q)
 	if !ok {
 		return f, false
@@ -223,7 +223,7 @@ func filterFor(q tables.QueryContext, sel []store.Selector) (store.ActivityFilte
 
 // narrow restricts the table's selectors by the query's event_id, channel
 // and category equality constraints; ok is false when none is left.
-func narrow(sel []store.Selector, q tables.QueryContext) ([]store.Selector, bool) {
+func narrow(sel []eventstore.Selector, q tables.QueryContext) ([]eventstore.Selector, bool) {
 	var ids []int
 	idVals, hasIDs := q.Equals("event_id")
 	for _, n := range ints(idVals) {
@@ -235,9 +235,9 @@ func narrow(sel []store.Selector, q tables.QueryContext) ([]store.Selector, bool
 		return sel, true
 	}
 	if len(sel) == 0 {
-		sel = []store.Selector{{}}
+		sel = []eventstore.Selector{{}}
 	}
-	out := make([]store.Selector, 0, len(sel))
+	out := make([]eventstore.Selector, 0, len(sel))
 	for _, s := range sel {
 		var ok1, ok2, ok3 bool
 		s.EventIDs, ok1 = intersect(s.EventIDs, ids, hasIDs)
@@ -307,17 +307,17 @@ func nullable(s string) any {
 
 // field returns a column value function giving one field (NULL when absent
 // or empty).
-func field(name string) func(a *store.Activity) any {
-	return func(a *store.Activity) any { return nullable(a.Field(name)) }
+func field(name string) func(a *eventstore.Activity) any {
+	return func(a *eventstore.Activity) any { return nullable(a.Field(name)) }
 }
 
 // firstField returns the first of the named fields that is present.
-func firstField(names ...string) func(a *store.Activity) any {
-	return func(a *store.Activity) any { return nullable(first(a, names...)) }
+func firstField(names ...string) func(a *eventstore.Activity) any {
+	return func(a *eventstore.Activity) any { return nullable(first(a, names...)) }
 }
 
 // first is the value of the first of the named fields that is set.
-func first(a *store.Activity, names ...string) string {
+func first(a *eventstore.Activity, names ...string) string {
 	for _, n := range names {
 		if v := a.Field(n); v != "" {
 			return v
@@ -327,8 +327,8 @@ func first(a *store.Activity, names ...string) string {
 }
 
 // intField returns a field read as a decimal or 0x-hex number.
-func intField(names ...string) func(a *store.Activity) any {
-	return func(a *store.Activity) any {
+func intField(names ...string) func(a *eventstore.Activity) any {
+	return func(a *eventstore.Activity) any {
 		if n, ok := parseNumber(first(a, names...)); ok {
 			return n
 		}
@@ -338,8 +338,8 @@ func intField(names ...string) func(a *store.Activity) any {
 
 // codesField returns a field with its Windows message codes (%%4417)
 // rendered as words.
-func codesField(names ...string) func(a *store.Activity) any {
-	return func(a *store.Activity) any { return nullable(RenderCodes(first(a, names...))) }
+func codesField(names ...string) func(a *eventstore.Activity) any {
+	return func(a *eventstore.Activity) any { return nullable(RenderCodes(first(a, names...))) }
 }
 
 // parseNumber reads a decimal or 0x-hex number.
@@ -358,7 +358,7 @@ func parseNumber(s string) (int64, bool) {
 
 // actorPID is the pid of the process that acted: the stored pid, else the
 // one the event's fields name.
-func actorPID(a *store.Activity) int64 {
+func actorPID(a *eventstore.Activity) int64 {
 	if a.PID >= 0 {
 		return a.PID
 	}
@@ -369,7 +369,7 @@ func actorPID(a *store.Activity) int64 {
 }
 
 // actorPath is the image of the process that acted.
-func actorPath(a *store.Activity) string {
+func actorPath(a *eventstore.Activity) string {
 	if a.Path != "" {
 		return a.Path
 	}
@@ -380,7 +380,7 @@ func actorPath(a *store.Activity) string {
 }
 
 // actorUser is the user the event names as acting.
-func actorUser(a *store.Activity) string {
+func actorUser(a *eventstore.Activity) string {
 	if a.Username != "" {
 		return a.Username
 	}
@@ -421,19 +421,19 @@ var (
 	system        = []string{"System"}
 )
 
-func sysmon(ids ...int) store.Selector {
-	return store.Selector{Sources: sysmonSources, EventIDs: ids}
+func sysmon(ids ...int) eventstore.Selector {
+	return eventstore.Selector{Sources: sysmonSources, EventIDs: ids}
 }
 
-func securityEvents(ids ...int) store.Selector {
-	return store.Selector{Channels: security, EventIDs: ids}
+func securityEvents(ids ...int) eventstore.Selector {
+	return eventstore.Selector{Channels: security, EventIDs: ids}
 }
 
-func systemEvents(ids ...int) store.Selector {
-	return store.Selector{Channels: system, EventIDs: ids}
+func systemEvents(ids ...int) eventstore.Selector {
+	return eventstore.Selector{Channels: system, EventIDs: ids}
 }
 
 // linux selects live Linux events (no event ID) of the Sigma categories.
-func linux(categories ...string) store.Selector {
-	return store.Selector{EventIDs: []int{0}, Categories: categories}
+func linux(categories ...string) eventstore.Selector {
+	return eventstore.Selector{EventIDs: []int{0}, Categories: categories}
 }

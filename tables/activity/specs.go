@@ -5,22 +5,22 @@ import (
 	"strings"
 
 	"github.com/quarry-sec/quarry/tables"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // text and integer declare a column read from an event.
-func text(name, desc string, v func(a *store.Activity) any) column {
+func text(name, desc string, v func(a *eventstore.Activity) any) column {
 	return column{Column: tables.Column{Name: name, Type: tables.Text, Description: desc}, value: v}
 }
 
-func integer(name, desc string, v func(a *store.Activity) any) column {
+func integer(name, desc string, v func(a *eventstore.Activity) any) column {
 	return column{Column: tables.Column{Name: name, Type: tables.BigInt, Description: desc}, value: v}
 }
 
 // byEventID returns a value function mapping the event ID to a word, with
 // other (no event ID: a live Linux event) deciding otherwise.
-func byEventID(words map[int]string, other func(a *store.Activity) string) func(a *store.Activity) any {
-	return func(a *store.Activity) any {
+func byEventID(words map[int]string, other func(a *eventstore.Activity) string) func(a *eventstore.Activity) any {
+	return func(a *eventstore.Activity) any {
 		if w, ok := words[a.EventID]; ok {
 			return w
 		}
@@ -54,7 +54,7 @@ type socket struct {
 	local, localPort, remote, rport string
 }
 
-func socketOf(a *store.Activity) socket {
+func socketOf(a *eventstore.Activity) socket {
 	var s socket
 	if a.Channel == "Security" {
 		switch a.EventID {
@@ -152,22 +152,22 @@ var socketEvents = &spec{
 	name: "socket_events", osqueryName: "quarry_socket_events", kind: "network",
 	description: "Network connections, accepts, binds and listens: Sysmon 3, Security 5154-5159 (Windows Filtering Platform), " +
 		"live Linux network_connection events. osquery's socket_events columns, with the acting process's image in path.",
-	selectors: []store.Selector{sysmon(3), securityEvents(5154, 5155, 5156, 5157, 5158, 5159), linux("network_connection")},
+	selectors: []eventstore.Selector{sysmon(3), securityEvents(5154, 5155, 5156, 5157, 5158, 5159), linux("network_connection")},
 	columns: []column{
-		text("action", "connect, accept, bind or listen", func(a *store.Activity) any { return socketOf(a).action }),
-		integer("family", "Address family: 2 (IPv4) or 10 (IPv6)", func(a *store.Activity) any {
+		text("action", "connect, accept, bind or listen", func(a *eventstore.Activity) any { return socketOf(a).action }),
+		integer("family", "Address family: 2 (IPv4) or 10 (IPv6)", func(a *eventstore.Activity) any {
 			s := socketOf(a)
 			if f := family(s.remote); f != nil {
 				return f
 			}
 			return family(s.local)
 		}),
-		integer("protocol", "IP protocol number (6 TCP, 17 UDP)", func(a *store.Activity) any { return protocolNumber(a.Field("Protocol")) }),
-		text("local_address", "Local address", func(a *store.Activity) any { return nullable(socketOf(a).local) }),
-		integer("local_port", "Local port", func(a *store.Activity) any { return portValue(socketOf(a).localPort) }),
-		text("remote_address", "Remote address", func(a *store.Activity) any { return nullable(socketOf(a).remote) }),
-		integer("remote_port", "Remote port", func(a *store.Activity) any { return portValue(socketOf(a).rport) }),
-		text("remote_hostname", "Remote host name, when the source resolved it (Sysmon's DestinationHostname of a connect)", func(a *store.Activity) any {
+		integer("protocol", "IP protocol number (6 TCP, 17 UDP)", func(a *eventstore.Activity) any { return protocolNumber(a.Field("Protocol")) }),
+		text("local_address", "Local address", func(a *eventstore.Activity) any { return nullable(socketOf(a).local) }),
+		integer("local_port", "Local port", func(a *eventstore.Activity) any { return portValue(socketOf(a).localPort) }),
+		text("remote_address", "Remote address", func(a *eventstore.Activity) any { return nullable(socketOf(a).remote) }),
+		integer("remote_port", "Remote port", func(a *eventstore.Activity) any { return portValue(socketOf(a).rport) }),
+		text("remote_hostname", "Remote host name, when the source resolved it (Sysmon's DestinationHostname of a connect)", func(a *eventstore.Activity) any {
 			s := socketOf(a)
 			h := a.Field("DestinationHostname")
 			if s.direction == "inbound" {
@@ -178,8 +178,8 @@ var socketEvents = &spec{
 			}
 			return nullable(h)
 		}),
-		text("direction", "outbound or inbound, when known", func(a *store.Activity) any { return nullable(socketOf(a).direction) }),
-		integer("success", "1 when the connection was allowed, 0 when the Windows Filtering Platform blocked it", func(a *store.Activity) any {
+		text("direction", "outbound or inbound, when known", func(a *eventstore.Activity) any { return nullable(socketOf(a).direction) }),
+		integer("success", "1 when the connection was allowed, 0 when the Windows Filtering Platform blocked it", func(a *eventstore.Activity) any {
 			switch a.EventID {
 			case 5155, 5157, 5159:
 				if a.Channel == "Security" {
@@ -218,8 +218,8 @@ var fileActions = map[int]string{
 
 // hashPart returns one hash (MD5, SHA1, SHA256, IMPHASH) of Sysmon's
 // "SHA1=…,MD5=…" Hashes (or Hash) field.
-func hashPart(kind string) func(a *store.Activity) any {
-	return func(a *store.Activity) any {
+func hashPart(kind string) func(a *eventstore.Activity) any {
+	return func(a *eventstore.Activity) any {
 		for _, p := range strings.Split(first(a, "Hashes", "Hash"), ",") {
 			k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
 			if ok && strings.EqualFold(k, kind) {
@@ -234,11 +234,11 @@ var fileEvents = &spec{
 	name: "file_events", osqueryName: "quarry_file_events", kind: "file",
 	description: "File activity: Sysmon 11 create, 2 creation time changed, 15 stream created, 23/26 delete, 27/28 blocked, " +
 		"29 executable detected, 9 raw disk read; live Linux file_event (create, modify, chmod), file_delete, file_rename.",
-	selectors: []store.Selector{sysmon(2, 9, 11, 15, 23, 26, 27, 28, 29), linux("file_event", "file_delete", "file_rename")},
+	selectors: []eventstore.Selector{sysmon(2, 9, 11, 15, 23, 26, 27, 28, 29), linux("file_event", "file_delete", "file_rename")},
 	columns: []column{
 		text("target_path", "The file (for a raw read, the device)", firstField("TargetFilename", "Device")),
 		text("action", "create, modify, delete, rename, chmod, time_changed, stream_created, executable_detected, block_executable, block_shredding, raw_read",
-			byEventID(fileActions, func(a *store.Activity) string {
+			byEventID(fileActions, func(a *eventstore.Activity) string {
 				switch a.Category {
 				case "file_delete":
 					return "delete"
@@ -271,7 +271,7 @@ var fileEvents = &spec{
 
 // ---- registry_events ----
 
-func registryEventType(a *store.Activity) string {
+func registryEventType(a *eventstore.Activity) string {
 	if t := a.Field("EventType"); registryActions[t] != "" {
 		return t
 	}
@@ -294,7 +294,7 @@ func registryEventType(a *store.Activity) string {
 	return a.Field("EventType")
 }
 
-func registryTarget(a *store.Activity) string {
+func registryTarget(a *eventstore.Activity) string {
 	if t := a.Field("TargetObject"); t != "" {
 		return t
 	}
@@ -312,18 +312,18 @@ var registryEvents = &spec{
 	name: "registry_events", kind: "registry",
 	description: "Registry changes: Sysmon 12 (key/value create, delete), 13 (value set), 14 (rename); Security 4657. " +
 		"TargetObject split into key and value name; kernel names (\\REGISTRY\\MACHINE) shortened to HKLM/HKU.",
-	selectors: []store.Selector{sysmon(12, 13, 14), securityEvents(4657)},
+	selectors: []eventstore.Selector{sysmon(12, 13, 14), securityEvents(4657)},
 	columns: []column{
-		text("action", "create_key, delete_key, create_value, set_value, delete_value, rename_key", func(a *store.Activity) any {
+		text("action", "create_key, delete_key, create_value, set_value, delete_value, rename_key", func(a *eventstore.Activity) any {
 			return nullable(registryActions[registryEventType(a)])
 		}),
-		text("event_type", "Sysmon's EventType (CreateKey, DeleteKey, SetValue, RenameKey…)", func(a *store.Activity) any { return nullable(registryEventType(a)) }),
-		text("target_object", "The key or value acted on, Sysmon's TargetObject", func(a *store.Activity) any { return nullable(registryTarget(a)) }),
-		text("key", "The registry key", func(a *store.Activity) any {
+		text("event_type", "Sysmon's EventType (CreateKey, DeleteKey, SetValue, RenameKey…)", func(a *eventstore.Activity) any { return nullable(registryEventType(a)) }),
+		text("target_object", "The key or value acted on, Sysmon's TargetObject", func(a *eventstore.Activity) any { return nullable(registryTarget(a)) }),
+		text("key", "The registry key", func(a *eventstore.Activity) any {
 			k, _ := SplitTargetObject(registryTarget(a), registryEventType(a))
 			return nullable(k)
 		}),
-		text("value_name", "The value's name, for a value event", func(a *store.Activity) any {
+		text("value_name", "The value's name, for a value event", func(a *eventstore.Activity) any {
 			_, v := SplitTargetObject(registryTarget(a), registryEventType(a))
 			return nullable(v)
 		}),
@@ -349,7 +349,7 @@ var registryEvents = &spec{
 var dnsLookupEvents = &spec{
 	name: "dns_lookup_events", osqueryName: "quarry_dns_lookup_events", kind: "dns",
 	description: "DNS queries by process: Sysmon 22 and live Linux dns_query events.",
-	selectors:   []store.Selector{sysmon(22), linux("dns_query")},
+	selectors:   []eventstore.Selector{sysmon(22), linux("dns_query")},
 	columns: []column{
 		text("name", "The name queried (QueryName)", field("QueryName")),
 		integer("status", "Query status (0 success; else the DNS or Windows error code)", intField("QueryStatus")),
@@ -370,9 +370,9 @@ var imageLoadEvents = &spec{
 	name: "image_load_events", kind: "image_load",
 	description: "Images loaded: Sysmon 7 (DLL into a process), Sysmon 6 (driver); live Linux driver_load (kernel module) " +
 		"and image_load (memfd: an anonymous file executed).",
-	selectors: []store.Selector{sysmon(6, 7), linux("driver_load", "image_load")},
+	selectors: []eventstore.Selector{sysmon(6, 7), linux("driver_load", "image_load")},
 	columns: []column{
-		text("action", "load (DLL), driver_load (Windows driver), module_load (Linux kernel module), memfd_load", func(a *store.Activity) any {
+		text("action", "load (DLL), driver_load (Windows driver), module_load (Linux kernel module), memfd_load", func(a *eventstore.Activity) any {
 			switch {
 			case a.EventID == 6:
 				return "driver_load"
@@ -386,7 +386,7 @@ var imageLoadEvents = &spec{
 			return "load"
 		}),
 		text("image_loaded", "The image loaded", field("ImageLoaded")),
-		integer("signed", "1 when signed, 0 when not, NULL unknown", func(a *store.Activity) any {
+		integer("signed", "1 when signed, 0 when not, NULL unknown", func(a *eventstore.Activity) any {
 			switch strings.ToLower(a.Field("Signed")) {
 			case "true":
 				return int64(1)
@@ -414,12 +414,12 @@ var processAccessEvents = &spec{
 	name: "process_access_events", kind: "process_access",
 	description: "A process opening another (Sysmon 10), e.g. to read lsass memory; live Linux process_access (ptrace, " +
 		"process_vm_writev). pid/path are the source process; target_* the process opened.",
-	selectors: []store.Selector{sysmon(10), linux("process_access")},
+	selectors: []eventstore.Selector{sysmon(10), linux("process_access")},
 	columns: []column{
 		integer("target_pid", "The process opened", intField("TargetProcessId")),
 		text("target_path", "The opened process's image", field("TargetImage")),
 		text("granted_access", "The access granted: Windows' hex mask (0x1410) or the Linux operation (ptrace:attach)", field("GrantedAccess")),
-		text("access", "The access granted, as right names (PROCESS_VM_READ|…)", func(a *store.Activity) any {
+		text("access", "The access granted, as right names (PROCESS_VM_READ|…)", func(a *eventstore.Activity) any {
 			return nullable(ProcessAccessNames(a.Field("GrantedAccess")))
 		}),
 		text("call_trace", "Call stack of the opening thread (Sysmon CallTrace)", field("CallTrace")),
@@ -434,7 +434,7 @@ var processAccessEvents = &spec{
 var remoteThreadEvents = &spec{
 	name: "remote_thread_events", kind: "remote_thread",
 	description: "Threads created in another process (Sysmon 8): pid/path are the source process; target_* the process the thread runs in.",
-	selectors:   []store.Selector{sysmon(8), linux("create_remote_thread")},
+	selectors:   []eventstore.Selector{sysmon(8), linux("create_remote_thread")},
 	columns: []column{
 		integer("target_pid", "The process the thread was created in", intField("TargetProcessId")),
 		text("target_path", "The target process's image", field("TargetImage")),
@@ -459,7 +459,7 @@ var logonActions = map[int]string{
 }
 
 // logonUser is the account the logon is about.
-func logonUser(a *store.Activity, user, domain bool) string {
+func logonUser(a *eventstore.Activity, user, domain bool) string {
 	u, d := a.Field("TargetUserName"), a.Field("TargetDomainName")
 	if a.EventID == 4672 || u == "" {
 		u, d = a.Field("SubjectUserName"), a.Field("SubjectDomainName")
@@ -477,15 +477,15 @@ var logonEvents = &spec{
 	name: "logon_events", kind: "logon",
 	description: "Logons and logoffs (Security 4624, 4625 failed, 4634, 4647, 4648 explicit credentials, 4672 special privileges, " +
 		"4627 group membership, 4778/4779 RDP reconnect/disconnect), logon types and failure reasons in words.",
-	selectors: []store.Selector{securityEvents(4624, 4625, 4627, 4634, 4647, 4648, 4672, 4778, 4779)},
+	selectors: []eventstore.Selector{securityEvents(4624, 4625, 4627, 4634, 4647, 4648, 4672, 4778, 4779)},
 	columns: []column{
 		text("action", "logon, logon_failed, logoff, logoff_initiated, explicit_credentials, special_privileges, group_membership…", byEventID(logonActions, nil)),
-		text("user", "The account logged on (TargetUserName; the subject for 4672)", func(a *store.Activity) any { return nullable(logonUser(a, true, false)) }),
-		text("domain", "The account's domain", func(a *store.Activity) any { return nullable(logonUser(a, false, true)) }),
+		text("user", "The account logged on (TargetUserName; the subject for 4672)", func(a *eventstore.Activity) any { return nullable(logonUser(a, true, false)) }),
+		text("domain", "The account's domain", func(a *eventstore.Activity) any { return nullable(logonUser(a, false, true)) }),
 		text("user_sid", "The account's SID", firstField("TargetUserSid", "SubjectUserSid")),
 		text("logon_id", "The logon session", firstField("TargetLogonId", "LogonID", "SubjectLogonId")),
 		integer("logon_type", "Logon type number (2 interactive, 3 network, 10 remote interactive…)", intField("LogonType")),
-		text("logon_type_name", "Logon type in words", func(a *store.Activity) any {
+		text("logon_type_name", "Logon type in words", func(a *eventstore.Activity) any {
 			if n, ok := parseNumber(a.Field("LogonType")); ok {
 				return nullable(logonTypes[n])
 			}
@@ -498,7 +498,7 @@ var logonEvents = &spec{
 		text("auth_package", "Authentication package (NTLM, Kerberos, Negotiate)", field("AuthenticationPackageName")),
 		text("status", "NTSTATUS of a failure", field("Status")),
 		text("sub_status", "NTSTATUS sub-status of a failure", field("SubStatus")),
-		text("failure_reason", "Why the logon failed, in words", func(a *store.Activity) any {
+		text("failure_reason", "Why the logon failed, in words", func(a *eventstore.Activity) any {
 			if r := RenderCodes(a.Field("FailureReason")); r != "" {
 				if s := statusText(a.Field("SubStatus")); s != "" {
 					return r + " (" + s + ")"
@@ -510,13 +510,13 @@ var logonEvents = &spec{
 			}
 			return nullable(statusText(a.Field("Status")))
 		}),
-		text("subject_user", "The account that requested the logon", func(a *store.Activity) any {
+		text("subject_user", "The account that requested the logon", func(a *eventstore.Activity) any {
 			return nullable(windowsUser(a.Field("SubjectDomainName"), a.Field("SubjectUserName")))
 		}),
 		text("target_server", "Server of explicit credentials (4648)", field("TargetServerName")),
 		text("elevated_token", "Whether the token is elevated", codesField("ElevatedToken")),
 		text("impersonation_level", "Impersonation level", codesField("ImpersonationLevel")),
-		text("privileges", "Special privileges assigned (4672)", func(a *store.Activity) any {
+		text("privileges", "Special privileges assigned (4672)", func(a *eventstore.Activity) any {
 			return nullable(strings.Join(strings.Fields(a.Field("PrivilegeList")), ", "))
 		}),
 	},
@@ -547,11 +547,11 @@ var serviceTypes = map[string]string{
 var serviceEvents = &spec{
 	name: "service_events", kind: "service",
 	description: "Services installed (System 7045, Security 4697), start types changed (System 7040) and state changes (System 7036).",
-	selectors:   []store.Selector{systemEvents(7036, 7040, 7045), securityEvents(4697)},
+	selectors:   []eventstore.Selector{systemEvents(7036, 7040, 7045), securityEvents(4697)},
 	columns: []column{
 		text("action", "installed, start_type_changed, state_changed", byEventID(map[int]string{
 			7045: "installed", 4697: "installed", 7040: "start_type_changed", 7036: "state_changed"}, nil)),
-		text("service_name", "The service", func(a *store.Activity) any {
+		text("service_name", "The service", func(a *eventstore.Activity) any {
 			switch a.EventID {
 			case 7040:
 				return nullable(first(a, "param4", "param1"))
@@ -560,14 +560,14 @@ var serviceEvents = &spec{
 			}
 			return nullable(a.Field("ServiceName"))
 		}),
-		text("display_name", "The service's display name (7040, 7036)", func(a *store.Activity) any {
+		text("display_name", "The service's display name (7040, 7036)", func(a *eventstore.Activity) any {
 			if a.EventID == 7040 || a.EventID == 7036 {
 				return nullable(a.Field("param1"))
 			}
 			return nil
 		}),
 		text("image_path", "The service's program", firstField("ImagePath", "ServiceFileName")),
-		text("start_type", "auto start, demand start, disabled… (for 7040 the new one)", func(a *store.Activity) any {
+		text("start_type", "auto start, demand start, disabled… (for 7040 the new one)", func(a *eventstore.Activity) any {
 			if a.EventID == 7040 {
 				return nullable(a.Field("param3"))
 			}
@@ -577,13 +577,13 @@ var serviceEvents = &spec{
 			}
 			return nullable(t)
 		}),
-		text("previous_start_type", "The start type before a change (7040)", func(a *store.Activity) any {
+		text("previous_start_type", "The start type before a change (7040)", func(a *eventstore.Activity) any {
 			if a.EventID == 7040 {
 				return nullable(a.Field("param2"))
 			}
 			return nil
 		}),
-		text("service_type", "user mode service, kernel mode driver…", func(a *store.Activity) any {
+		text("service_type", "user mode service, kernel mode driver…", func(a *eventstore.Activity) any {
 			t := a.Field("ServiceType")
 			if w, ok := serviceTypes[strings.ToLower(t)]; ok {
 				return w
@@ -591,7 +591,7 @@ var serviceEvents = &spec{
 			return nullable(t)
 		}),
 		text("account", "Account the service runs as", firstField("AccountName", "ServiceAccount")),
-		text("state", "The state entered (7036: running, stopped)", func(a *store.Activity) any {
+		text("state", "The state entered (7036: running, stopped)", func(a *eventstore.Activity) any {
 			if a.EventID == 7036 {
 				return nullable(a.Field("param2"))
 			}
@@ -609,29 +609,29 @@ var taskActions = map[int]string{
 	200: "action_started", 201: "action_completed",
 }
 
-func taskContent(a *store.Activity) string { return first(a, "TaskContent", "TaskContentNew") }
+func taskContent(a *eventstore.Activity) string { return first(a, "TaskContent", "TaskContentNew") }
 
 var scheduledTaskEvents = &spec{
 	name: "scheduled_task_events", kind: "scheduled_task",
 	description: "Scheduled tasks created, deleted, enabled, disabled, updated (Security 4698-4702) and the Task Scheduler's " +
 		"own log (106 registered, 140 updated, 141 deleted, 100/102/129/200/201 runs); the task's command from its XML.",
-	selectors: []store.Selector{securityEvents(4698, 4699, 4700, 4701, 4702),
+	selectors: []eventstore.Selector{securityEvents(4698, 4699, 4700, 4701, 4702),
 		{Channels: []string{taskSchedulerChannel}, EventIDs: []int{100, 102, 106, 129, 140, 141, 200, 201}}},
 	columns: []column{
 		text("action", "created, deleted, enabled, disabled, updated, registered, started…", byEventID(taskActions, nil)),
 		text("task_name", "The task's path", field("TaskName")),
-		text("command", "The program the task runs (its first Exec action)", func(a *store.Activity) any {
+		text("command", "The program the task runs (its first Exec action)", func(a *eventstore.Activity) any {
 			c, _ := TaskCommand(taskContent(a))
 			if c == "" {
 				return nullable(first(a, "ActionName", "Path"))
 			}
 			return c
 		}),
-		text("arguments", "The program's arguments", func(a *store.Activity) any {
+		text("arguments", "The program's arguments", func(a *eventstore.Activity) any {
 			_, args := TaskCommand(taskContent(a))
 			return nullable(args)
 		}),
-		text("task_content", "The task's XML definition", func(a *store.Activity) any { return nullable(taskContent(a)) }),
+		text("task_content", "The task's XML definition", func(a *eventstore.Activity) any { return nullable(taskContent(a)) }),
 		text("run_as", "The user context the task runs in (Task Scheduler log)", firstField("UserContext", "UserName")),
 	},
 	summary: joinSummary("action", "task_name", "command", "arguments"),
@@ -642,7 +642,7 @@ var scheduledTaskEvents = &spec{
 var pipeEvents = &spec{
 	name: "pipe_events", kind: "pipe",
 	description: "Named pipes created (Sysmon 17) and connected (Sysmon 18).",
-	selectors:   []store.Selector{sysmon(17, 18)},
+	selectors:   []eventstore.Selector{sysmon(17, 18)},
 	columns: []column{
 		text("action", "created or connected", byEventID(map[int]string{17: "created", 18: "connected"}, nil)),
 		text("pipe_name", "The pipe", field("PipeName")),
@@ -653,7 +653,7 @@ var pipeEvents = &spec{
 var wmiEvents = &spec{
 	name: "wmi_events", kind: "wmi",
 	description: "WMI event subscriptions (Sysmon 19 filter, 20 consumer, 21 filter-to-consumer binding): the persistence of T1546.003.",
-	selectors:   []store.Selector{sysmon(19, 20, 21)},
+	selectors:   []eventstore.Selector{sysmon(19, 20, 21)},
 	columns: []column{
 		text("action", "filter, consumer or binding", byEventID(map[int]string{19: "filter", 20: "consumer", 21: "binding"}, nil)),
 		text("operation", "Created, Deleted…", field("Operation")),
@@ -674,7 +674,7 @@ var shareAccessEvents = &spec{
 	name: "share_access_events", kind: "share_access",
 	description: "Network share access (Security 5140 share accessed, 5145 access to an object in a share checked, " +
 		"5142-5144 share added, modified, deleted); access lists in words.",
-	selectors: []store.Selector{securityEvents(5140, 5142, 5143, 5144, 5145)},
+	selectors: []eventstore.Selector{securityEvents(5140, 5142, 5143, 5144, 5145)},
 	columns: []column{
 		text("action", "accessed, access_checked, added, modified, deleted", byEventID(map[int]string{
 			5140: "accessed", 5145: "access_checked", 5142: "added", 5143: "modified", 5144: "deleted"}, nil)),
@@ -704,17 +704,17 @@ var shareAccessEvents = &spec{
 var logTamperEvents = &spec{
 	name: "log_tamper_events", kind: "log_tamper",
 	description: "Event logs cleared (Security 1102, System 104) and the event log service shut down (Security 1100).",
-	selectors:   []store.Selector{securityEvents(1100, 1102), systemEvents(104)},
+	selectors:   []eventstore.Selector{securityEvents(1100, 1102), systemEvents(104)},
 	columns: []column{
 		text("action", "security_log_cleared, log_cleared, logging_shutdown", byEventID(map[int]string{
 			1102: "security_log_cleared", 104: "log_cleared", 1100: "logging_shutdown"}, nil)),
-		text("log", "The log cleared", func(a *store.Activity) any {
+		text("log", "The log cleared", func(a *eventstore.Activity) any {
 			if a.EventID == 1102 {
 				return "Security"
 			}
 			return nullable(first(a, "BackupPath", "LogName"))
 		}),
-		text("subject_user", "Who cleared it", func(a *store.Activity) any {
+		text("subject_user", "Who cleared it", func(a *eventstore.Activity) any {
 			return nullable(windowsUser(a.Field("SubjectDomainName"), a.Field("SubjectUserName")))
 		}),
 	},
@@ -735,19 +735,19 @@ var objectAccessEvents = &spec{
 	description: "Object access auditing: handles requested (4656), closed (4658), duplicated (4690), objects accessed " +
 		"(4663) or deleted (4660), permissions changed (4670), privileged services called (4673, 4674), token rights " +
 		"adjusted (4703). Access lists and masks in words.",
-	selectors: []store.Selector{securityEvents(4656, 4658, 4660, 4661, 4662, 4663, 4664, 4670, 4673, 4674, 4690, 4703)},
+	selectors: []eventstore.Selector{securityEvents(4656, 4658, 4660, 4661, 4662, 4663, 4664, 4670, 4673, 4674, 4690, 4703)},
 	columns: []column{
 		text("action", "handle_requested, handle_closed, object_accessed, handle_duplicated…", byEventID(objectActions, nil)),
 		text("object_server", "Security, SC Manager…", field("ObjectServer")),
 		text("object_type", "File, Key, Process, Token…", field("ObjectType")),
-		text("object_name", "The object", func(a *store.Activity) any { return nullable(ShortHive(a.Field("ObjectName"))) }),
+		text("object_name", "The object", func(a *eventstore.Activity) any { return nullable(ShortHive(a.Field("ObjectName"))) }),
 		text("handle_id", "The handle", firstField("HandleId", "SourceHandleId")),
 		text("access_mask", "The access mask", field("AccessMask")),
 		text("access", "The access requested or used, in words", codesField("AccessList")),
-		text("privileges", "Privileges used or enabled", func(a *store.Activity) any {
+		text("privileges", "Privileges used or enabled", func(a *eventstore.Activity) any {
 			return nullable(strings.Join(strings.Fields(first(a, "PrivilegeList", "EnabledPrivilegeList")), ", "))
 		}),
-		text("disabled_privileges", "Privileges disabled (4703)", func(a *store.Activity) any {
+		text("disabled_privileges", "Privileges disabled (4703)", func(a *eventstore.Activity) any {
 			v := strings.Join(strings.Fields(a.Field("DisabledPrivilegeList")), ", ")
 			if v == "-" {
 				return nil
@@ -757,7 +757,7 @@ var objectAccessEvents = &spec{
 		text("service", "The privileged service called (4673)", field("Service")),
 		integer("target_pid", "The process a handle was duplicated into (4690)", intField("TargetProcessId")),
 		text("target_handle_id", "The duplicated handle (4690)", field("TargetHandleId")),
-		text("target_user", "The account whose token was adjusted (4703)", func(a *store.Activity) any {
+		text("target_user", "The account whose token was adjusted (4703)", func(a *eventstore.Activity) any {
 			return nullable(windowsUser(a.Field("TargetDomainName"), a.Field("TargetUserName")))
 		}),
 		text("old_sd", "Security descriptor before (4670)", field("OldSd")),
@@ -792,7 +792,7 @@ var accountEvents = &spec{
 	name: "account_events", kind: "account",
 	description: "Account and group management (Security 4720-4799): users created, enabled, deleted, passwords reset, " +
 		"members added to or removed from groups, and the enumeration of a user's groups (4798) or a group's members (4799).",
-	selectors: []store.Selector{securityEvents(accountIDs()...)},
+	selectors: []eventstore.Selector{securityEvents(accountIDs()...)},
 	columns: []column{
 		text("action", "user_created, member_added, group_members_enumerated…", byEventID(accountActions, nil)),
 		text("target_name", "The user or group acted on (TargetUserName)", field("TargetUserName")),

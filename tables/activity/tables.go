@@ -8,7 +8,7 @@ import (
 
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/telemetry"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // built specs, once.
@@ -27,12 +27,12 @@ var eventsSpec = (&spec{
 		"json_extract(fields, '$.Name')). Constraints on category, event_id and channel are answered from the store's index.",
 	columns: []column{
 		{Column: tables.Column{Name: "category", Type: tables.Text, Description: "Sigma log source category (process_creation, network_connection, registry_set…)", Additional: true},
-			value: func(a *store.Activity) any { return a.Category }, base: true},
+			value: func(a *eventstore.Activity) any { return a.Category }, base: true},
 		{Column: tables.Column{Name: "kind", Type: tables.Text, Description: "execve, exit or other"},
-			value: func(a *store.Activity) any { return a.Kind.String() }, base: true},
+			value: func(a *eventstore.Activity) any { return a.Kind.String() }, base: true},
 		{Column: tables.Column{Name: "table_name", Type: tables.Text, Description: "The named table that shows the event; events when none does"},
-			value: func(a *store.Activity) any { return tableOfActivity(a) }, base: true},
-		text("fields", "The event's own fields, a JSON object of strings", func(a *store.Activity) any {
+			value: func(a *eventstore.Activity) any { return tableOfActivity(a) }, base: true},
+		text("fields", "The event's own fields, a JSON object of strings", func(a *eventstore.Activity) any {
 			b, err := json.Marshal(a.Fields)
 			if err != nil {
 				return nil
@@ -44,7 +44,7 @@ var eventsSpec = (&spec{
 
 // Tables returns every activity table over st: the named tables, events and
 // process_activity.
-func Tables(st *store.Store) []tables.Table {
+func Tables(st *eventstore.Store) []tables.Table {
 	out := make([]tables.Table, 0, len(builtSpecs)+2)
 	for _, b := range builtSpecs {
 		out = append(out, b.table(st))
@@ -83,7 +83,7 @@ func TableOf(e *telemetry.Event) string {
 }
 
 // tableOfActivity is TableOf for a stored event, "events" for none.
-func tableOfActivity(a *store.Activity) string {
+func tableOfActivity(a *eventstore.Activity) string {
 	if b := specOf(a); b != nil {
 		return b.name
 	}
@@ -94,7 +94,7 @@ func tableOfActivity(a *store.Activity) string {
 }
 
 // specOf returns the activity table a stored event belongs to, or nil.
-func specOf(a *store.Activity) *built {
+func specOf(a *eventstore.Activity) *built {
 	if a.Kind == telemetry.KindExec || a.Kind == telemetry.KindExit {
 		return nil
 	}

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"sort"
 
-	inc "github.com/quarry-sec/quarry/detections/incidents"
+	"github.com/quarry-sec/quarry/detections/incidents"
 	"github.com/quarry-sec/quarry/telemetry"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // Limits of a tree's activity.
@@ -83,7 +83,7 @@ func ParseProcessActivity(s string) (ProcessActivity, error) {
 
 // Summarize returns a stored event's kind (process_activity.kind) and its
 // one-line summary.
-func Summarize(a *store.Activity) (kind, summary string) {
+func Summarize(a *eventstore.Activity) (kind, summary string) {
 	k, _, s := describe(a, true)
 	if str, ok := s.(string); ok {
 		return k, str
@@ -95,7 +95,7 @@ func Summarize(a *store.Activity) (kind, summary string) {
 // (at most MaxTreeEvents events): per process and kind, the count and the
 // first perKind events in time order, each with the techniques of the hits
 // on it. Process starts and exits are left out (the tree shows them).
-func TreeActivity(ctx context.Context, st *store.Store, keys []string, perKind int) (map[string]ProcessActivity, error) {
+func TreeActivity(ctx context.Context, st *eventstore.Store, keys []string, perKind int) (map[string]ProcessActivity, error) {
 	out := map[string]ProcessActivity{}
 	var ks []string
 	seen := map[string]bool{}
@@ -114,7 +114,7 @@ func TreeActivity(ctx context.Context, st *store.Store, keys []string, perKind i
 	}
 	shown := map[int64][]ref{}
 	var eids []int64
-	err := st.ScanActivity(ctx, store.ActivityFilter{ProcessKeys: ks, TimeOrder: true, Limit: MaxTreeEvents}, func(a *store.Activity) bool {
+	err := st.ScanActivity(ctx, eventstore.ActivityFilter{ProcessKeys: ks, TimeOrder: true, Limit: MaxTreeEvents}, func(a *eventstore.Activity) bool {
 		if a.Kind == telemetry.KindExec || a.Kind == telemetry.KindExit {
 			return true
 		}
@@ -143,14 +143,14 @@ func TreeActivity(ctx context.Context, st *store.Store, keys []string, perKind i
 		return nil, fmt.Errorf("activity of %d processes: %w", len(ks), err)
 	}
 	sort.Slice(eids, func(i, j int) bool { return eids[i] < eids[j] })
-	err = st.ScanHitsByEIDs(ctx, eids, func(h *store.HitRecord) bool {
+	err = st.ScanHitsByEIDs(ctx, eids, func(h *eventstore.HitRecord) bool {
 		for _, r := range shown[h.EID] {
 			it := &out[r.key][r.kind].Items[r.i]
 			if h.TechniqueID != "" && !contains(it.Techniques, h.TechniqueID) {
 				it.Techniques = append(it.Techniques, h.TechniqueID)
 				sort.Strings(it.Techniques)
 			}
-			if it.Severity == "" || inc.SeverityWeight(h.Severity) > inc.SeverityWeight(it.Severity) {
+			if it.Severity == "" || incidents.SeverityWeight(h.Severity) > incidents.SeverityWeight(it.Severity) {
 				it.Severity = h.Severity
 			}
 		}

@@ -12,12 +12,12 @@ import (
 	"github.com/quarry-sec/quarry/detections/intel"
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/tables/activity"
-	attacktables "github.com/quarry-sec/quarry/tables/attack"
-	"github.com/quarry-sec/quarry/tables/incidents"
+	"github.com/quarry-sec/quarry/tables/attacktables"
+	"github.com/quarry-sec/quarry/tables/incidenttables"
 	"github.com/quarry-sec/quarry/tables/ioa"
 	"github.com/quarry-sec/quarry/tables/ioc"
 	"github.com/quarry-sec/quarry/tables/process"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // Sources are the data the table families read.
@@ -26,7 +26,7 @@ type Sources struct {
 	ATTACK *attack.KB
 	// Events is the event store behind process_events; nil leaves the table
 	// out.
-	Events *store.Store
+	Events *eventstore.Store
 	// EventsErr, when Events is nil, is why the store could not be opened:
 	// the tables that read it are then served, and a query of one fails
 	// with this error, while the others (attack_*) answer.
@@ -90,8 +90,8 @@ func list(src Sources, withEvents bool) []tables.Table {
 	all := attacktables.Tables(src.ATTACK)
 	if withEvents {
 		pe := process.Events(src.Events, src.Process)
-		all = append(all, pe, ioa.Hits(src.Events, src.ATTACK), incidents.Incidents(src.Events, src.ATTACK),
-			incidents.IncidentHits(src.Events), incidents.ProcessTree(src.Events), incidents.RelatedIncidents(src.Events))
+		all = append(all, pe, ioa.Hits(src.Events, src.ATTACK), incidenttables.Incidents(src.Events, src.ATTACK),
+			incidenttables.IncidentHits(src.Events), incidenttables.ProcessTree(src.Events), incidenttables.RelatedIncidents(src.Events))
 		all = append(all, activity.Tables(src.Events)...)
 		if src.OsqueryAlias {
 			names := OsqueryNames()

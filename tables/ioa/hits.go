@@ -7,7 +7,7 @@ import (
 
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/tables"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 var hitColumns = []tables.Column{
@@ -42,7 +42,7 @@ const Untagged = "untagged"
 
 // Hits returns the ioa_hits table over the hits in st, with technique
 // names and tactics resolved in kb to the attack_version asked for.
-func Hits(st *store.Store, kb *attack.KB) tables.Table {
+func Hits(st *eventstore.Store, kb *attack.KB) tables.Table {
 	return tables.Table{
 		Name: "ioa_hits",
 		Description: "Indicator-of-Attack detections: every hit of a builtin, custom or SigmaHQ rule on live or " +
@@ -63,7 +63,7 @@ func Hits(st *store.Store, kb *attack.KB) tables.Table {
 			}
 			names := newResolver(kb, v19)
 			row := make(tables.Row, len(hitColumns))
-			return st.ScanHits(ctx, f, func(h *store.HitRecord) bool {
+			return st.ScanHits(ctx, f, func(h *eventstore.HitRecord) bool {
 				row[0] = h.HitID
 				row[1] = h.Time.Unix()
 				row[2] = h.Host
@@ -93,7 +93,7 @@ func Hits(st *store.Store, kb *attack.KB) tables.Table {
 
 // hitFilter pushes time, technique, host, rule and hit-id constraints down
 // to the store; none reports a constraint nothing can satisfy.
-func hitFilter(q tables.QueryContext) (f store.HitFilter, none bool) {
+func hitFilter(q tables.QueryContext) (f eventstore.HitFilter, none bool) {
 	if lo, hi, ok := q.IntRange("time"); ok {
 		if lo > hi {
 			return f, true

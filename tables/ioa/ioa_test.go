@@ -10,20 +10,20 @@ import (
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/detections"
 	"github.com/quarry-sec/quarry/detections/ruleset"
-	sqlengine "github.com/quarry-sec/quarry/extension/sqlite"
+	"github.com/quarry-sec/quarry/extension/sqlengine"
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/tables/ioa"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 func TestIOATables(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "events.db"))
+	st, err := eventstore.Open(filepath.Join(t.TempDir(), "events.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	hits := []store.HitRecord{
+	hits := []eventstore.HitRecord{
 		{HitID: "a", TechniqueID: "T1003.001", Time: t0, Host: "h1", RuleID: "r1", RuleAuthor: "Quarry team", Severity: "critical"},
 		{HitID: "a", TechniqueID: "T1218.011", Time: t0, Host: "h1", RuleID: "r1", RuleAuthor: "Quarry team", Severity: "critical"},
 		{HitID: "b", TechniqueID: "T1003", Time: t0.Add(time.Hour), Host: "h2", RuleID: "r2", Severity: "high"},
@@ -98,12 +98,12 @@ func countSource(rs []*detections.Rule, src detections.Source) int64 {
 func TestHitsOneVocabulary(t *testing.T) {
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	found := t0.Add(30 * 24 * time.Hour)
-	st, err := store.Open(filepath.Join(t.TempDir(), "events.db"), store.WithClock(func() time.Time { return found }))
+	st, err := eventstore.Open(filepath.Join(t.TempDir(), "events.db"), eventstore.WithClock(func() time.Time { return found }))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	hits := []store.HitRecord{
+	hits := []eventstore.HitRecord{
 		{HitID: "builtin", TechniqueID: "T1562.001", Tactic: "defense-evasion", Time: t0, Host: "h", RuleID: "r1"},
 		{HitID: "sigma", TechniqueID: "T1685", Tactic: "defense-impairment", Time: t0, Host: "h", RuleID: "r2"},
 		{HitID: "sigma2", TechniqueID: "T1027", Tactic: "stealth", Time: t0, Host: "h", RuleID: "r3"},

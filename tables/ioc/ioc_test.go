@@ -11,9 +11,9 @@ import (
 
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/detections/intel"
-	osqext "github.com/quarry-sec/quarry/extension/osquery"
-	"github.com/quarry-sec/quarry/extension/osquery/osquerytest"
-	sqlengine "github.com/quarry-sec/quarry/extension/sqlite"
+	"github.com/quarry-sec/quarry/extension/osqueryext"
+	"github.com/quarry-sec/quarry/extension/osqueryext/osquerytest"
+	"github.com/quarry-sec/quarry/extension/sqlengine"
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/tables/ioc"
 	"github.com/quarry-sec/quarry/telemetry"
@@ -129,7 +129,7 @@ func TestTablesThroughOsqueryExtension(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fake.Close()
-	ext, err := osqext.New(reg, osqext.Config{Socket: fake.Socket})
+	ext, err := osqueryext.New(reg, osqueryext.Config{Socket: fake.Socket})
 	if err != nil {
 		t.Fatal(err)
 	}

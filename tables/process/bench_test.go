@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	sqlengine "github.com/quarry-sec/quarry/extension/sqlite"
+	"github.com/quarry-sec/quarry/extension/sqlengine"
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/tables/process"
 	"github.com/quarry-sec/quarry/telemetry"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // benchEvents is the size of the benchmark store; QUARRY_BENCH_EVENTS
@@ -27,14 +27,14 @@ func benchEvents() int {
 
 // benchStore returns a store of n events, one every 60 ms over a week
 // (10M events) on 50 hosts, building it on first use.
-func benchStore(b *testing.B, n int) *store.Store {
+func benchStore(b *testing.B, n int) *eventstore.Store {
 	dir := filepath.Join(os.TempDir(), fmt.Sprintf("quarry-bench-store-%d", n))
-	path := filepath.Join(dir, store.FileName)
+	path := filepath.Join(dir, eventstore.FileName)
 	_, statErr := os.Stat(path + ".done")
 	if statErr != nil {
 		os.RemoveAll(dir) // an unfinished build from an interrupted run
 	}
-	st, err := store.Open(path, store.WithRetention(-1, -1))
+	st, err := eventstore.Open(path, eventstore.WithRetention(-1, -1))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/telemetry"
-	"github.com/quarry-sec/quarry/telemetry/store"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // columns are osquery's process_events columns, with osquery's names and
@@ -137,7 +137,7 @@ type Options struct {
 }
 
 // Events returns the process_events table over st.
-func Events(st *store.Store, opts Options) tables.Table {
+func Events(st *eventstore.Store, opts Options) tables.Table {
 	return tables.Table{
 		Name: "process_events",
 		Description: "Process starts (execve) and exits from Quarry's live collectors (eBPF, netlink process connector) " +
@@ -149,7 +149,7 @@ func Events(st *store.Store, opts Options) tables.Table {
 			f := filterFor(q)
 			row := make(tables.Row, len(columns))
 			var emitErr error
-			err := st.Scan(ctx, f, func(e *store.StoredEvent) bool {
+			err := st.Scan(ctx, f, func(e *eventstore.StoredEvent) bool {
 				if ctx.Err() != nil {
 					emitErr = ctx.Err()
 					return false
@@ -167,8 +167,8 @@ func Events(st *store.Store, opts Options) tables.Table {
 
 // filterFor turns the query's constraints into a store filter. Only what the
 // store's indexes answer exactly is pushed down; SQLite re-checks the rest.
-func filterFor(q tables.QueryContext) store.Filter {
-	f := store.Filter{Kinds: []int64{int64(telemetry.KindExec), int64(telemetry.KindExit)}}
+func filterFor(q tables.QueryContext) eventstore.Filter {
+	f := eventstore.Filter{Kinds: []int64{int64(telemetry.KindExec), int64(telemetry.KindExit)}}
 	if lo, hi, ok := q.IntRange("time"); ok {
 		if lo > minUnix {
 			f.Since = time.Unix(lo, 0)
@@ -230,12 +230,12 @@ const (
 // noMatchGuard turns an empty IN list (a constraint nothing can satisfy) into
 // a filter that selects nothing, since the store reads an empty list as "no
 // filter".
-func noMatchGuard(f store.Filter) store.Filter {
+func noMatchGuard(f eventstore.Filter) eventstore.Filter {
 	if (f.PIDs != nil && len(f.PIDs) == 0) || (f.Paths != nil && len(f.Paths) == 0) ||
 		(f.Hosts != nil && len(f.Hosts) == 0) || (f.Sources != nil && len(f.Sources) == 0) ||
 		(f.ProcessKeys != nil && len(f.ProcessKeys) == 0) ||
 		len(f.Kinds) == 0 {
-		return store.Filter{Since: time.Unix(1, 0), Until: time.Unix(1, 0)}
+		return eventstore.Filter{Since: time.Unix(1, 0), Until: time.Unix(1, 0)}
 	}
 	return f
 }
@@ -275,7 +275,7 @@ func nonNil(v []string) []string {
 	return v
 }
 
-func fillRow(row tables.Row, e *store.StoredEvent, opts Options) {
+func fillRow(row tables.Row, e *eventstore.StoredEvent, opts Options) {
 	for i := range row {
 		row[i] = nil
 	}

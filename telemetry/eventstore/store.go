@@ -1,0 +1,251 @@
+// Package eventstore is Quarry's event store: telemetry.Events in a SQLite
+// database (modernc.org/sqlite, WAL) under the data directory, written in
+// batches, read by time, pid, path, host and source, and trimmed by age and
+// size. A process killed mid-insert leaves a store that opens with every
+// committed batch intact (WAL; each batch is one transaction).
+package eventstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"github.com/quarry-sec/quarry/telemetry"
+)
+
+// FileName is the store's file in a data directory.
+const FileName = "events.db"
+
+// Default retention.
+const (
+	DefaultMaxAge   = 7 * 24 * time.Hour
+	DefaultMaxBytes = 1 << 30
+)
+
+// Store is an open event store. It is safe for concurrent use; writes are
+// serialized.
+type Store struct {
+	path   string
+	write  *sql.DB // one connection: the single writer
+	read   *sql.DB // readers, query_only
+	insert *sql.Stmt
+	wmu    sync.Mutex
+	procs  *procCache // under wmu
+	// readOnly is set by OpenReadOnly: write and read are one read-only
+	// pool and insert is nil.
+	readOnly bool
+
+	maxAge   time.Duration
+	maxBytes int64
+	now      func() time.Time
+}
+
+type config struct {
+	maxAge   time.Duration
+	maxBytes int64
+	readers  int
+	now      func() time.Time
+}
+
+// Option configures Open.
+type Option func(*config)
+
+// WithRetention sets how old (maxAge) and how large (maxBytes) the store may
+// grow before EnforceRetention deletes the oldest events. Zero keeps the
+// default; a negative value disables that limit.
+func WithRetention(maxAge time.Duration, maxBytes int64) Option {
+	return func(c *config) {
+		if maxAge != 0 {
+			c.maxAge = maxAge
+		}
+		if maxBytes != 0 {
+			c.maxBytes = maxBytes
+		}
+	}
+}
+
+// WithReaders bounds the number of concurrent reading connections (default 4).
+func WithReaders(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.readers = n
+		}
+	}
+}
+
+// WithClock replaces time.Now for retention (tests).
+func WithClock(now func() time.Time) Option {
+	return func(c *config) { c.now = now }
+}
+
+// Path returns the store's file in dataDir.
+func Path(dataDir string) string { return filepath.Join(dataDir, FileName) }
+
+// Open opens or creates the store at path.
+func Open(path string, opts ...Option) (*Store, error) {
+	cfg := config{maxAge: DefaultMaxAge, maxBytes: DefaultMaxBytes, readers: 4, now: time.Now}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := CheckWritable(path); err != nil {
+		return nil, fmt.Errorf("open event store: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open event store: %w", err)
+	}
+	pragmas := []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "auto_vacuum(INCREMENTAL)", "foreign_keys(0)"}
+	dsn := func(extra ...string) string {
+		q := url.Values{}
+		for _, p := range append(pragmas, extra...) {
+			q.Add("_pragma", p)
+		}
+		return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+	}
+	w, err := sql.Open("sqlite", dsn("cache_size(-65536)"))
+	if err != nil {
+		return nil, fmt.Errorf("open event store %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	s := &Store{path: path, write: w, procs: newProcCache(), maxAge: cfg.maxAge, maxBytes: cfg.maxBytes, now: cfg.now}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if err := s.migrate(); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open event store %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", dsn("query_only(1)", "cache_size(-32768)"))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open event store %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(cfg.readers)
+	r.SetMaxIdleConns(cfg.readers)
+	s.read = r
+	s.insert, err = w.Prepare(insertKeyedSQL())
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open event store %s: prepare insert: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *Store) migrate() error {
+	var v int
+	if err := s.write.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if v > schemaVersion {
+		return fmt.Errorf("store schema version %d is newer than this Quarry's (%d)", v, schemaVersion)
+	}
+	if v >= 1 {
+		// Version 2 added events.process_key and events.truncated, version 3
+		// events.rkey (each filled for events stored from then on; older
+		// rows keep an empty process key and no identity, so re-importing
+		// what an older Quarry stored stores it again).
+		for _, col := range []string{"process_key TEXT NOT NULL DEFAULT ''", "truncated INTEGER NOT NULL DEFAULT 0", "rkey BLOB"} {
+			name, _, _ := strings.Cut(col, " ")
+			var has int
+			if err := s.write.QueryRow("SELECT count(*) FROM pragma_table_info('events') WHERE name = ?", name).Scan(&has); err != nil {
+				return fmt.Errorf("migrate schema %d to %d: %w", v, schemaVersion, err)
+			}
+			if has == 0 {
+				if _, err := s.write.Exec("ALTER TABLE events ADD COLUMN " + col); err != nil {
+					return fmt.Errorf("migrate schema %d to %d: add %s: %w", v, schemaVersion, name, err)
+				}
+			}
+		}
+	}
+	if _, err := s.write.Exec(schema + hitsSchema + incidentsSchema + identitySchema); err != nil {
+		return fmt.Errorf("create schema: %w", err)
+	}
+	if err := s.addDetectedAt(); err != nil {
+		return err
+	}
+	if _, err := s.write.Exec(fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
+		return fmt.Errorf("set schema version: %w", err)
+	}
+	return nil
+}
+
+// Close closes the store.
+func (s *Store) Close() error {
+	var errs []error
+	if s.insert != nil {
+		errs = append(errs, s.insert.Close())
+	}
+	if s.read != nil && s.read != s.write {
+		errs = append(errs, s.read.Close())
+	}
+	errs = append(errs, s.write.Close())
+	return errors.Join(errs...)
+}
+
+// FilePath returns the store's database file.
+func (s *Store) FilePath() string { return s.path }
+
+// Append writes events in one transaction: all of them are stored, or none
+// (see StoreBatch: a record stored before is not stored again, a start
+// record of a process another source recorded merges into its row). It
+// returns the eid of the first event's row.
+func (s *Store) Append(ctx context.Context, events []telemetry.Event) (int64, error) {
+	return s.AppendTagged(ctx, events, nil)
+}
+
+// AppendTagged is Append with each event's technique tags (comma-separated
+// technique IDs, from informational detections); tags may be nil.
+func (s *Store) AppendTagged(ctx context.Context, events []telemetry.Event, tags []string) (int64, error) {
+	var detect DetectFunc
+	if tags != nil {
+		detect = func([]telemetry.Event, []Stored) ([]string, []HitRecord, error) { return tags, nil, nil }
+	}
+	res, err := s.StoreBatch(ctx, events, detect)
+	if err != nil || len(res.Stored) == 0 {
+		return 0, err
+	}
+	return res.Stored[0].EID, nil
+}
+
+// Count returns the number of stored events.
+func (s *Store) Count(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM events").Scan(&n)
+	return n, err
+}
+
+// TagEvents adds technique IDs to stored events' techniques (kept sorted and
+// distinct), in one transaction.
+func (s *Store) TagEvents(ctx context.Context, tags map[int64][]string) error {
+	_, err := s.SaveHits(ctx, nil, tags)
+	return err
+}
+
+func mergeTags(cur string, add []string) string {
+	set := map[string]bool{}
+	for _, t := range strings.Split(cur, ",") {
+		if t != "" {
+			set[t] = true
+		}
+	}
+	for _, t := range add {
+		if t != "" {
+			set[t] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for t := range set {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
+}
