@@ -167,7 +167,7 @@ func (d *importDetection) store(ctx context.Context, st *eventstore.Store, batch
 }
 
 // count adds stored hit rows to the counts and the spans.
-func (d *importDetection) count(recs []eventstore.HitRecord) {
+func (d *importDetection) count(recs []telemetry.Hit) {
 	for i := range recs {
 		r := &recs[i]
 		if !d.seen[r.HitID] {

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/quarry-sec/quarry/detections/incidents"
+	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
@@ -199,7 +200,7 @@ func writeIncidentsJSON(ctx context.Context, w io.Writer, st *eventstore.Store, 
 		byID := map[string]*incidentHit{}
 		var order []string
 		if len(ids) > 0 {
-			err := incidents.ScanHitsByID(ctx, st, ids, func(h *eventstore.HitRecord) bool {
+			err := incidents.ScanHitsByID(ctx, st, ids, func(h *telemetry.Hit) bool {
 				x, ok := byID[h.HitID]
 				if !ok {
 					x = &incidentHit{HitID: h.HitID, Time: h.Time.Unix(), RuleID: h.RuleID, RuleTitle: h.RuleTitle,

@@ -21,7 +21,6 @@ import (
 	"github.com/quarry-sec/quarry/detections/incidents"
 	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/detections/ruleset"
-	"github.com/quarry-sec/quarry/tables/ioa"
 	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/eventstore"
 	"github.com/quarry-sec/quarry/telemetry/host"
@@ -230,7 +229,7 @@ type scanner struct {
 	byTechnique map[string]int // by technique ID in the shown version
 	byTactic    map[string]int // hits per tactic of the shown version
 	layer       map[string]attack.LayerScore
-	table       []eventstore.HitRecord // table format: rows to print
+	table       []telemetry.Hit // table format: rows to print
 	enc         *json.Encoder
 
 	// file and record being scanned, for JSON output.
@@ -238,7 +237,7 @@ type scanner struct {
 	record int64
 	// onHit, when set, also receives each hit and its rows (scan --store
 	// saves them).
-	onHit func(detections.Hit, []eventstore.HitRecord)
+	onHit func(detections.Hit, []telemetry.Hit)
 }
 
 const maxTableRows = 1000
@@ -305,7 +304,7 @@ func (s *scanner) report(h detections.Hit, eid, record int64) {
 	recs = s.shown(recs)
 	tactics := map[string]bool{}
 	for _, r := range recs {
-		if r.TechniqueID == ioa.Untagged {
+		if r.TechniqueID == telemetry.Untagged {
 			s.untagged++
 		} else {
 			s.byTechnique[r.TechniqueID]++
@@ -335,8 +334,8 @@ func (s *scanner) report(h detections.Hit, eid, record int64) {
 // shown gives a hit's rows as the output shows them, in one ATT&CK
 // version: technique ID, name and tactics placed there (see
 // attack.KB.Place), 'untagged' for a rule naming no technique.
-func (s *scanner) shown(recs []eventstore.HitRecord) []eventstore.HitRecord {
-	out := make([]eventstore.HitRecord, len(recs))
+func (s *scanner) shown(recs []telemetry.Hit) []telemetry.Hit {
+	out := make([]telemetry.Hit, len(recs))
 	for i, r := range recs {
 		var ts []string
 		if r.Tactic != "" {
@@ -345,7 +344,7 @@ func (s *scanner) shown(recs []eventstore.HitRecord) []eventstore.HitRecord {
 		p := s.kb.Place(r.TechniqueID, ts, s.v19)
 		switch {
 		case r.TechniqueID == "":
-			r.TechniqueID = ioa.Untagged
+			r.TechniqueID = telemetry.Untagged
 		case p.ID != "":
 			r.TechniqueID, r.TechniqueName = p.ID, p.Name
 		}
@@ -382,7 +381,7 @@ type hitJSON struct {
 	Record          int64  `json:"record"`
 }
 
-func (s *scanner) writeJSON(r *eventstore.HitRecord, record int64) {
+func (s *scanner) writeJSON(r *telemetry.Hit, record int64) {
 	if s.enc == nil {
 		s.enc = json.NewEncoder(s.out)
 		s.enc.SetEscapeHTML(false)
@@ -571,7 +570,7 @@ func (a *app) scanStore(ctx context.Context, s *scanner, since, until string, pr
 	}
 	// As live detection does: medium and higher hits become ioa_hits rows,
 	// informational and low ones tag their events with techniques.
-	var pending []eventstore.HitRecord
+	var pending []telemetry.Hit
 	tags := map[int64][]string{}
 	// Where hits landed, per host: the incidents there are regrouped.
 	spans := map[string][2]time.Time{}
@@ -586,7 +585,7 @@ func (a *app) scanStore(ctx context.Context, s *scanner, since, until string, pr
 			clear(tags)
 		}
 	}
-	s.onHit = func(h detections.Hit, recs []eventstore.HitRecord) {
+	s.onHit = func(h detections.Hit, recs []telemetry.Hit) {
 		if pipeline.TagsOnly(h.Rule) {
 			for _, r := range recs {
 				if r.TechniqueID != "" {
@@ -633,9 +632,9 @@ func (a *app) scanStore(ctx context.Context, s *scanner, since, until string, pr
 	if saveErr != nil {
 		return fmt.Errorf("store hits: %w", saveErr)
 	}
-	var landed []eventstore.HitRecord
+	var landed []telemetry.Hit
 	for h, sp := range spans {
-		landed = append(landed, eventstore.HitRecord{Host: h, Time: sp[0]}, eventstore.HitRecord{Host: h, Time: sp[1]})
+		landed = append(landed, telemetry.Hit{Host: h, Time: sp[0]}, telemetry.Hit{Host: h, Time: sp[1]})
 	}
 	if _, err := incidents.RefreshHits(ctx, st, landed, incidents.Options{}); err != nil {
 		return err

@@ -8,7 +8,6 @@ import (
 
 	"github.com/quarry-sec/quarry/detections/incidents"
 	"github.com/quarry-sec/quarry/telemetry"
-	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // BenchmarkRefresh measures what one arriving hit costs the live pipeline:
@@ -29,7 +28,7 @@ func BenchmarkRefresh(b *testing.B) {
 			if got := all(b, st); len(got) != 1 || got[0].HitCount != int64(n) {
 				b.Fatalf("want one incident of %d hits, got %d incidents", n, len(got))
 			}
-			last := []eventstore.HitRecord{recs[len(recs)-1]}
+			last := []telemetry.Hit{recs[len(recs)-1]}
 			ctx := context.Background()
 			b.ResetTimer()
 			for b.Loop() {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
@@ -89,7 +90,7 @@ func TestDatasetsEveryHitOnce(t *testing.T) {
 		t.Run(filepath.Base(set), func(t *testing.T) {
 			files, _ := filepath.Glob(filepath.Join(set, "*"))
 			a, b := openStore(t), openStore(t)
-			var recs []eventstore.HitRecord
+			var recs []telemetry.Hit
 			for _, f := range files {
 				recs = append(recs, importFile(t, a, f)...)
 				importFile(t, b, f)

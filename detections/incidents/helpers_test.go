@@ -65,7 +65,7 @@ func openStore(t testing.TB) *eventstore.Store {
 // importFile imports a recording into st with detection and correlation
 // rules and refreshes the incidents, as quarry import does; it returns the
 // stored hit rows.
-func importFile(t testing.TB, st *eventstore.Store, path string) []eventstore.HitRecord {
+func importFile(t testing.TB, st *eventstore.Store, path string) []telemetry.Hit {
 	t.Helper()
 	r, _, err := importers.Open(path)
 	if err != nil {
@@ -111,7 +111,7 @@ func importFile(t testing.TB, st *eventstore.Store, path string) []eventstore.Hi
 // storeEvents stores events with detection (no correlation rules, so the
 // grouping tests see only the hits they set up) and refreshes the
 // incidents.
-func storeEvents(t testing.TB, st *eventstore.Store, evs []telemetry.Event) []eventstore.HitRecord {
+func storeEvents(t testing.TB, st *eventstore.Store, evs []telemetry.Event) []telemetry.Hit {
 	t.Helper()
 	eng, kb := builtin(t)
 	ctx := context.Background()
@@ -163,6 +163,6 @@ func datasets(t *testing.T) string {
 }
 
 // detectOnly stores one event with detection, without touching incidents.
-func detectOnly(ctx context.Context, st *eventstore.Store, eng *detections.Engine, kb *attack.KB, ev telemetry.Event) ([]eventstore.HitRecord, error) {
+func detectOnly(ctx context.Context, st *eventstore.Store, eng *detections.Engine, kb *attack.KB, ev telemetry.Event) ([]telemetry.Hit, error) {
 	return pipeline.Detect(ctx, st, eng, kb, []telemetry.Event{ev})
 }

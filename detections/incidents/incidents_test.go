@@ -39,7 +39,7 @@ const (
 )
 
 // hitsOf maps hit id → the pid of its process.
-func hitPIDs(recs []eventstore.HitRecord) map[string]int64 {
+func hitPIDs(recs []telemetry.Hit) map[string]int64 {
 	m := map[string]int64{}
 	for _, r := range recs {
 		m[r.HitID] = r.PID
@@ -178,7 +178,7 @@ func TestIncrementalSameAsBatch(t *testing.T) {
 	eng, kb := builtin(t)
 	inc := openStore(t)
 	// Store every event first, then feed the hits newest first.
-	var recs []eventstore.HitRecord
+	var recs []telemetry.Hit
 	for _, ev := range evs {
 		r, err := detectOnly(ctx, inc, eng, kb, ev)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
@@ -15,7 +16,7 @@ import (
 func LoadHits(ctx context.Context, st *eventstore.Store, host string, lo, hi time.Time) ([]Hit, error) {
 	byID := map[string]*Hit{}
 	var order []string
-	err := st.ScanHitHeads(ctx, host, lo, hi, func(r *eventstore.HitRecord) bool {
+	err := st.ScanHitHeads(ctx, host, lo, hi, func(r *telemetry.Hit) bool {
 		h, ok := byID[r.HitID]
 		if !ok {
 			h = &Hit{ID: r.HitID, Time: r.Time, Host: r.Host, EID: r.EID, PID: r.PID, RuleID: r.RuleID,
@@ -111,7 +112,7 @@ func Refresh(ctx context.Context, st *eventstore.Store, host string, lo, hi time
 
 // RefreshHits refreshes the incidents of every host among recs, around the
 // times of its hits (what arrived in one batch).
-func RefreshHits(ctx context.Context, st *eventstore.Store, recs []eventstore.HitRecord, opts Options) (Stats, error) {
+func RefreshHits(ctx context.Context, st *eventstore.Store, recs []telemetry.Hit, opts Options) (Stats, error) {
 	type span struct{ lo, hi time.Time }
 	spans := map[string]*span{}
 	for i := range recs {
@@ -175,9 +176,9 @@ func RefreshPending(ctx context.Context, st *eventstore.Store, opts Options) (St
 	if err != nil || len(pend) == 0 {
 		return Stats{}, err
 	}
-	var recs []eventstore.HitRecord
+	var recs []telemetry.Hit
 	for _, p := range pend {
-		recs = append(recs, eventstore.HitRecord{Host: p.Host, Time: p.Lo}, eventstore.HitRecord{Host: p.Host, Time: p.Hi})
+		recs = append(recs, telemetry.Hit{Host: p.Host, Time: p.Lo}, telemetry.Hit{Host: p.Host, Time: p.Hi})
 	}
 	s, err := RefreshHits(ctx, st, recs, opts)
 	if err != nil {

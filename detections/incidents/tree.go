@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
@@ -108,7 +109,7 @@ func TreeOfIncident(ctx context.Context, st *eventstore.Store, incidentID string
 		return Tree{}, false, fmt.Errorf("process tree of incident %s: %w", incidentID, err)
 	}
 	var eids []int64
-	if err := ScanHitsByID(ctx, st, hitIDs, func(h *eventstore.HitRecord) bool {
+	if err := ScanHitsByID(ctx, st, hitIDs, func(h *telemetry.Hit) bool {
 		eids = append(eids, h.EID)
 		return true
 	}); err != nil {
@@ -239,7 +240,7 @@ func annotate(ctx context.Context, st *eventstore.Store, r *Resolver, t *Tree) e
 	byHit := map[string]*Hit{}
 	var order []string
 	nodeOf := map[string]int{}
-	err := st.ScanHitsByEIDs(ctx, eids, func(h *eventstore.HitRecord) bool {
+	err := st.ScanHitsByEIDs(ctx, eids, func(h *telemetry.Hit) bool {
 		x, ok := byHit[h.HitID]
 		if !ok {
 			x = &Hit{ID: h.HitID, Time: h.Time, Host: h.Host, EID: h.EID, PID: h.PID, RuleID: h.RuleID, RuleTitle: h.RuleTitle,

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/quarry-sec/quarry/detections/incidents"
-	"github.com/quarry-sec/quarry/telemetry/eventstore"
+	"github.com/quarry-sec/quarry/telemetry"
 )
 
 // TestOneTacticVocabulary: a builtin rule's defense-evasion and a SigmaHQ
@@ -16,7 +16,7 @@ import (
 func TestOneTacticVocabulary(t *testing.T) {
 	st := openStore(t)
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	if err := st.AppendHits(context.Background(), []eventstore.HitRecord{
+	if err := st.AppendHits(context.Background(), []telemetry.Hit{
 		{HitID: "a", TechniqueID: "T1562.001", Tactic: "defense-evasion", Time: t0, Host: "h"},
 		{HitID: "b", TechniqueID: "T1685", Tactic: "defense-impairment", Time: t0, Host: "h"},
 		{HitID: "c", TechniqueID: "T1027", Tactic: "stealth,execution", Time: t0, Host: "h"},

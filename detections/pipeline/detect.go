@@ -17,7 +17,7 @@ import (
 // and low hits, and the rows of medium and higher hits, which it returns.
 // engine may be nil (store only). It runs no correlation rules: see
 // Detector.
-func Detect(ctx context.Context, st *eventstore.Store, engine *detections.Engine, kb *attack.KB, events []telemetry.Event) ([]eventstore.HitRecord, error) {
+func Detect(ctx context.Context, st *eventstore.Store, engine *detections.Engine, kb *attack.KB, events []telemetry.Event) ([]telemetry.Hit, error) {
 	d := &Detector{engine: engine, kb: kb}
 	return d.Store(ctx, st, events)
 }
@@ -69,21 +69,21 @@ func Correlator(rules []*detections.Rule) (*detections.Correlator, []error) {
 // see a start record's filled-in parent) and returns the hit rows of the
 // batch (correlation hits included). Records stored before are not stored
 // again and their hits not twice.
-func (d *Detector) Store(ctx context.Context, st *eventstore.Store, events []telemetry.Event) ([]eventstore.HitRecord, error) {
+func (d *Detector) Store(ctx context.Context, st *eventstore.Store, events []telemetry.Event) ([]telemetry.Hit, error) {
 	res, err := d.storeBatch(ctx, st, events)
 	return res.recs, err
 }
 
 // StoreBatch is Store that also says what storing did (events new, merged
 // into another source's row of the same process, already stored).
-func (d *Detector) StoreBatch(ctx context.Context, st *eventstore.Store, events []telemetry.Event) (eventstore.BatchResult, []eventstore.HitRecord, error) {
+func (d *Detector) StoreBatch(ctx context.Context, st *eventstore.Store, events []telemetry.Event) (eventstore.BatchResult, []telemetry.Hit, error) {
 	res, err := d.storeBatch(ctx, st, events)
 	return res.batch, res.recs, err
 }
 
 // batchResult is what storing a batch did.
 type batchResult struct {
-	recs           []eventstore.HitRecord
+	recs           []telemetry.Hit
 	alerts, tagged int // hits (correlation hits included), events tagged
 	batch          eventstore.BatchResult
 }
@@ -96,11 +96,11 @@ func (d *Detector) storeBatch(ctx context.Context, st *eventstore.Store, events 
 		return res, nil
 	}
 	var hits [][]detections.Hit
-	detect := func(evs []telemetry.Event, stored []eventstore.Stored) ([]string, []eventstore.HitRecord, error) {
+	detect := func(evs []telemetry.Event, stored []eventstore.Stored) ([]string, []telemetry.Hit, error) {
 		// Pure: it may run again when the batch is retried.
 		hits = make([][]detections.Hit, len(evs))
 		tags := make([]string, len(evs))
-		var recs []eventstore.HitRecord
+		var recs []telemetry.Hit
 		var ids []string
 		res.tagged = 0
 		for i := range evs {
@@ -152,7 +152,7 @@ func (d *Detector) storeBatch(ctx context.Context, st *eventstore.Store, events 
 		d.iocs += len(hs)
 	}
 	if d.corr != nil {
-		var more []eventstore.HitRecord
+		var more []telemetry.Hit
 		corrTags := map[int64][]string{}
 		emit := d.emitter(&more, corrTags)
 		for i := range events {
@@ -175,11 +175,11 @@ func (d *Detector) storeBatch(ctx context.Context, st *eventstore.Store, events 
 // Advance closes the correlation windows that end before now and stores
 // the hits of those decided at close (live: windows close with time, not
 // only with the next event).
-func (d *Detector) Advance(ctx context.Context, st *eventstore.Store, now time.Time) ([]eventstore.HitRecord, error) {
+func (d *Detector) Advance(ctx context.Context, st *eventstore.Store, now time.Time) ([]telemetry.Hit, error) {
 	if d.corr == nil {
 		return nil, nil
 	}
-	var recs []eventstore.HitRecord
+	var recs []telemetry.Hit
 	tags := map[int64][]string{}
 	d.corr.Advance(now, d.emitter(&recs, tags))
 	return recs, d.save(ctx, st, recs, tags)
@@ -187,11 +187,11 @@ func (d *Detector) Advance(ctx context.Context, st *eventstore.Store, now time.T
 
 // Finish ends the input: correlation windows still open are closed, and
 // the hits of those decided at close are stored and returned.
-func (d *Detector) Finish(ctx context.Context, st *eventstore.Store) ([]eventstore.HitRecord, error) {
+func (d *Detector) Finish(ctx context.Context, st *eventstore.Store) ([]telemetry.Hit, error) {
 	if d.corr == nil {
 		return nil, nil
 	}
-	var recs []eventstore.HitRecord
+	var recs []telemetry.Hit
 	tags := map[int64][]string{}
 	d.corr.Flush(d.emitter(&recs, tags))
 	return recs, d.save(ctx, st, recs, tags)
@@ -203,7 +203,7 @@ func (d *Detector) reports(r *detections.Rule) bool {
 
 // emitter turns correlation hits into hit rows (or tags, for informational
 // and low correlation rules) on the event ref (its eid).
-func (d *Detector) emitter(recs *[]eventstore.HitRecord, tags map[int64][]string) detections.Emit {
+func (d *Detector) emitter(recs *[]telemetry.Hit, tags map[int64][]string) detections.Emit {
 	return func(h detections.Hit, ref int64) {
 		if TagsOnly(h.Rule) {
 			for _, t := range h.Techniques {
@@ -218,7 +218,7 @@ func (d *Detector) emitter(recs *[]eventstore.HitRecord, tags map[int64][]string
 	}
 }
 
-func (d *Detector) save(ctx context.Context, st *eventstore.Store, recs []eventstore.HitRecord, tags map[int64][]string) error {
+func (d *Detector) save(ctx context.Context, st *eventstore.Store, recs []telemetry.Hit, tags map[int64][]string) error {
 	if _, err := st.SaveHits(ctx, recs, tags); err != nil {
 		return fmt.Errorf("store correlation hits: %w", err)
 	}

@@ -102,7 +102,7 @@ func TestPipelineCorrelation(t *testing.T) {
 		t.Fatal(err)
 	}
 	var corrHit string
-	st.ScanHits(context.Background(), eventstore.HitFilter{}, func(h *eventstore.HitRecord) bool {
+	st.ScanHits(context.Background(), eventstore.HitFilter{}, func(h *telemetry.Hit) bool {
 		if h.RuleSource == "correlation" {
 			corrHit = h.HitID
 		}

@@ -112,7 +112,7 @@ func checkBatches(t *testing.T, path string, round, committed int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = st.ScanHits(ctx, eventstore.HitFilter{}, func(h *eventstore.HitRecord) bool {
+	err = st.ScanHits(ctx, eventstore.HitFilter{}, func(h *telemetry.Hit) bool {
 		b, ok := batchOf[h.EID]
 		if !ok {
 			t.Errorf("round %d: hit %s on event %d, which is not stored", round, h.HitID, h.EID)

@@ -96,7 +96,7 @@ func TestLiveChainIsOneIncident(t *testing.T) {
 	for time.Since(done) < 5*time.Second {
 		time.Sleep(50 * time.Millisecond)
 		found = map[string]string{}
-		st.ScanHits(context.Background(), eventstore.HitFilter{Since: done.Add(-time.Minute)}, func(h *eventstore.HitRecord) bool {
+		st.ScanHits(context.Background(), eventstore.HitFilter{Since: done.Add(-time.Minute)}, func(h *telemetry.Hit) bool {
 			switch {
 			case h.RuleSource == "correlation" && strings.Contains(strings.ToLower(h.RuleTitle), "discovery") && h.Path != "" &&
 				strings.Contains(h.Cmdline+h.Path, "hostname"):

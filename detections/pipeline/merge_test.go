@@ -57,8 +57,8 @@ func TestMergedProcessOneHitPerRule(t *testing.T) {
 	for _, r := range recs {
 		rules[r.RuleID] = true
 	}
-	var stored []eventstore.HitRecord
-	st.ScanHits(context.Background(), eventstore.HitFilter{}, func(h *eventstore.HitRecord) bool {
+	var stored []telemetry.Hit
+	st.ScanHits(context.Background(), eventstore.HitFilter{}, func(h *telemetry.Hit) bool {
 		stored = append(stored, *h)
 		return true
 	})

@@ -192,7 +192,7 @@ func (p *Pipeline) flush(ctx context.Context, final bool) error {
 		p.room.Broadcast()
 		p.mu.Unlock()
 	}
-	var more []eventstore.HitRecord
+	var more []telemetry.Hit
 	var err error
 	if final {
 		more, err = p.det.Finish(ctx, p.st)
@@ -220,7 +220,7 @@ func (p *Pipeline) flush(ctx context.Context, final bool) error {
 }
 
 // countHits counts the distinct hits among rows.
-func countHits(recs []eventstore.HitRecord) int {
+func countHits(recs []telemetry.Hit) int {
 	n := 0
 	for i := range recs {
 		if i == 0 || recs[i].HitID != recs[i-1].HitID {

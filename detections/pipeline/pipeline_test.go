@@ -49,10 +49,10 @@ func TestPipelineStoresHitsAndTags(t *testing.T) {
 
 	// Hits are stored within a second without Close.
 	deadline := time.Now().Add(time.Second)
-	var hits []eventstore.HitRecord
+	var hits []telemetry.Hit
 	for time.Now().Before(deadline) && len(hits) == 0 {
 		time.Sleep(20 * time.Millisecond)
-		st.ScanHits(context.Background(), eventstore.HitFilter{}, func(h *eventstore.HitRecord) bool {
+		st.ScanHits(context.Background(), eventstore.HitFilter{}, func(h *telemetry.Hit) bool {
 			hits = append(hits, *h)
 			return true
 		})

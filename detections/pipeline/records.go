@@ -10,7 +10,6 @@ import (
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/detections"
 	"github.com/quarry-sec/quarry/telemetry"
-	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // hitNamespace makes hit ids: a hit of one rule on one event always gets the
@@ -67,9 +66,9 @@ func HitID(ruleID string, ev *telemetry.Event) string {
 // event's id in the store, 0 when the event is not stored. Each row's tactic
 // is the rule's tactics that its technique belongs to in kb (all the rule's
 // tactics when kb is nil or knows no such pair).
-func Records(h detections.Hit, eid int64, kb *attack.KB) []eventstore.HitRecord {
+func Records(h detections.Hit, eid int64, kb *attack.KB) []telemetry.Hit {
 	r, ev := h.Rule, h.Event
-	base := eventstore.HitRecord{
+	base := telemetry.Hit{
 		HitID:           HitID(r.ID, ev),
 		Time:            h.Time,
 		Host:            ev.Host,
@@ -94,9 +93,9 @@ func Records(h detections.Hit, eid int64, kb *attack.KB) []eventstore.HitRecord 
 	}
 	if len(h.Techniques) == 0 {
 		base.Tactic = tacticList(h.Tactics)
-		return []eventstore.HitRecord{base}
+		return []telemetry.Hit{base}
 	}
-	out := make([]eventstore.HitRecord, 0, len(h.Techniques))
+	out := make([]telemetry.Hit, 0, len(h.Techniques))
 	for _, t := range h.Techniques {
 		rec := base
 		rec.TechniqueID = t.CurrentID()

@@ -8,11 +8,8 @@ import (
 
 	"github.com/quarry-sec/quarry/detections/packs"
 	"github.com/quarry-sec/quarry/fleet/store"
+	"github.com/quarry-sec/quarry/telemetry"
 )
-
-// untagged is the technique ID of a hit whose rule names no ATT&CK
-// technique (tables/ioa.Untagged).
-const untagged = store.Untagged
 
 // isHitsQuery reports whether a result log's rows are IoA hits: the
 // detection pack's hit queries, or any query whose name holds "ioa_hits".
@@ -53,9 +50,9 @@ func (s *Server) detection(h *store.Host, query string, raw json.RawMessage, at 
 	if d.HitID == "" {
 		return store.Detection{}, false
 	}
-	if d.TechniqueID == "" || strings.EqualFold(d.TechniqueID, untagged) {
+	if d.TechniqueID == "" || strings.EqualFold(d.TechniqueID, telemetry.Untagged) {
 		// A rule naming no technique (older hosts sent ''): one label.
-		d.TechniqueID = untagged
+		d.TechniqueID = telemetry.Untagged
 	}
 	d.EID, _ = strconv.ParseInt(get("eid"), 10, 64)
 	d.PID, _ = strconv.ParseInt(get("pid"), 10, 64)

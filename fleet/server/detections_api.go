@@ -9,6 +9,7 @@ import (
 
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/fleet/store"
+	"github.com/quarry-sec/quarry/telemetry"
 )
 
 func (s *Server) handleDetections(w http.ResponseWriter, r *http.Request) {
@@ -105,7 +106,7 @@ func (s *Server) buckets(r *http.Request, key store.GroupKey, counts []store.Cou
 		case store.KeyTechnique:
 			if t, ok := s.cfg.KB.Technique(k); ok {
 				b.Name = t.Name
-			} else if k == store.Untagged {
+			} else if k == telemetry.Untagged {
 				b.Name = "rules naming no ATT&CK technique"
 			}
 		case store.KeyTactic:
@@ -142,7 +143,7 @@ func (s *Server) handleLayer(w http.ResponseWriter, r *http.Request) {
 	}
 	scores := map[string]attack.LayerScore{}
 	for _, c := range counts {
-		if c.Keys[0] == store.Untagged {
+		if c.Keys[0] == telemetry.Untagged {
 			continue // no cell in the matrix
 		}
 		sc := scores[c.Keys[0]]

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/quarry-sec/quarry/fleet/store"
+	"github.com/quarry-sec/quarry/telemetry"
 )
 
 // parseTime reads a time parameter: RFC 3339, a date (YYYY-MM-DD, UTC),
@@ -106,8 +107,8 @@ func (s *Server) detectionFilter(ctx context.Context, q url.Values) (store.Detec
 		return f, err
 	}
 	for _, t := range list(q, "technique") {
-		if strings.EqualFold(t, untagged) {
-			f.Techniques = append(f.Techniques, untagged)
+		if strings.EqualFold(t, telemetry.Untagged) {
+			f.Techniques = append(f.Techniques, telemetry.Untagged)
 			continue
 		}
 		t = strings.ToUpper(t)

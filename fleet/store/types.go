@@ -181,10 +181,6 @@ type Detection struct {
 	DetectedAt time.Time `json:"detected_at"`
 }
 
-// Untagged is the TechniqueID of a detection whose rule names no ATT&CK
-// technique.
-const Untagged = "untagged"
-
 // TimeField is the time a filter's Since and Until bound: the event's
 // (TimeEvent, the zero value) or the detection's (TimeDetected).
 type TimeField int

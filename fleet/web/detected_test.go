@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/quarry-sec/quarry/fleet/store"
+	"github.com/quarry-sec/quarry/telemetry"
 )
 
 // TestDetectionTimeAndVersionPages: the detections and incidents pages show
@@ -29,7 +30,7 @@ func TestDetectionTimeAndVersionPages(t *testing.T) {
 			Time: now.Add(-month), DetectedAt: now},
 		{HitID: "sigma", TechniqueID: "T1685", Tactic: "defense-evasion", Severity: "high", RuleTitle: "SigmaHQ Tamper Rule",
 			Time: now.Add(-month), DetectedAt: now},
-		{HitID: "none", TechniqueID: store.Untagged, Tactic: "execution", Severity: "medium", RuleTitle: "Untagged Rule",
+		{HitID: "none", TechniqueID: telemetry.Untagged, Tactic: "execution", Severity: "medium", RuleTitle: "Untagged Rule",
 			Time: now.Add(-month), DetectedAt: now},
 		// a live hit of two days ago
 		{HitID: "live", TechniqueID: "T1059.004", Tactic: "execution", Severity: "high", RuleTitle: "Live Shell Rule",

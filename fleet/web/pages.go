@@ -14,6 +14,7 @@ import (
 
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/fleet/store"
+	"github.com/quarry-sec/quarry/telemetry"
 )
 
 // pageSize is the rows of a detections or hosts page.
@@ -100,9 +101,9 @@ func (ui *UI) handleOverview(w http.ResponseWriter, r *http.Request) {
 		link := "/techniques/" + url.PathEscape(c.Keys[0])
 		if t, ok := ui.cfg.KB.Technique(c.Keys[0]); ok {
 			name = t.Name
-		} else if c.Keys[0] == store.Untagged {
+		} else if c.Keys[0] == telemetry.Untagged {
 			// Counted apart: rules naming no technique.
-			name, link = "rules naming no ATT&CK technique", "/detections?technique="+store.Untagged
+			name, link = "rules naming no ATT&CK technique", "/detections?technique="+telemetry.Untagged
 		}
 		v.TopTechniques = append(v.TopTechniques, keyCount{Key: c.Keys[0], Name: name, N: c.N, Link: link})
 	}
@@ -169,7 +170,7 @@ func (ui *UI) v19(attackParam string) bool {
 func (ui *UI) inVersion(ds []store.Detection, v19 bool) {
 	for i := range ds {
 		d := &ds[i]
-		if d.TechniqueID == store.Untagged {
+		if d.TechniqueID == telemetry.Untagged {
 			continue
 		}
 		p := ui.cfg.KB.Place(d.TechniqueID, splitList(d.Tactic), v19)
@@ -314,7 +315,7 @@ func (ui *UI) handleDetections(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, c := range counts {
-		if c.Keys[0] == store.Untagged {
+		if c.Keys[0] == telemetry.Untagged {
 			v.Untagged = c.N
 		}
 	}

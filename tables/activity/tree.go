@@ -143,7 +143,7 @@ func TreeActivity(ctx context.Context, st *eventstore.Store, keys []string, perK
 		return nil, fmt.Errorf("activity of %d processes: %w", len(ks), err)
 	}
 	sort.Slice(eids, func(i, j int) bool { return eids[i] < eids[j] })
-	err = st.ScanHitsByEIDs(ctx, eids, func(h *eventstore.HitRecord) bool {
+	err = st.ScanHitsByEIDs(ctx, eids, func(h *telemetry.Hit) bool {
 		for _, r := range shown[h.EID] {
 			it := &out[r.key][r.kind].Items[r.i]
 			if h.TechniqueID != "" && !contains(it.Techniques, h.TechniqueID) {

@@ -11,6 +11,7 @@ import (
 	"github.com/quarry-sec/quarry/extension/sqlengine"
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/tables/incidenttables"
+	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
@@ -25,7 +26,7 @@ func TestIncidentVersionAndDetection(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	ctx := context.Background()
-	if err := st.AppendHits(ctx, []eventstore.HitRecord{{HitID: "a", Time: t0, Host: "h"}, {HitID: "b", Time: t0, Host: "h"}}); err != nil {
+	if err := st.AppendHits(ctx, []telemetry.Hit{{HitID: "a", Time: t0, Host: "h"}, {HitID: "b", Time: t0, Host: "h"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.ReplaceIncidents(ctx, nil, []eventstore.IncidentRecord{{IncidentID: "i", Host: "h", FirstSeen: t0, LastSeen: t0,

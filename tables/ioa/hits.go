@@ -7,6 +7,7 @@ import (
 
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/tables"
+	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
@@ -36,10 +37,6 @@ var hitColumns = []tables.Column{
 	{Name: "attack_version", Type: tables.Text, Description: "ATT&CK version of technique_name and tactic: 18.1 (default) or 19 (WHERE attack_version = '19')", Hidden: true},
 }
 
-// Untagged is the technique_id of a hit whose rule names no ATT&CK
-// technique.
-const Untagged = "untagged"
-
 // Hits returns the ioa_hits table over the hits in st, with technique
 // names and tactics resolved in kb to the attack_version asked for.
 func Hits(st *eventstore.Store, kb *attack.KB) tables.Table {
@@ -63,7 +60,7 @@ func Hits(st *eventstore.Store, kb *attack.KB) tables.Table {
 			}
 			names := newResolver(kb, v19)
 			row := make(tables.Row, len(hitColumns))
-			return st.ScanHits(ctx, f, func(h *eventstore.HitRecord) bool {
+			return st.ScanHits(ctx, f, func(h *telemetry.Hit) bool {
 				row[0] = h.HitID
 				row[1] = h.Time.Unix()
 				row[2] = h.Host
@@ -128,7 +125,7 @@ func hitFilter(q tables.QueryContext) (f eventstore.HitFilter, none bool) {
 		return f, true
 	}
 	for i, id := range f.TechniqueIDs {
-		if strings.EqualFold(id, Untagged) {
+		if strings.EqualFold(id, telemetry.Untagged) {
 			f.TechniqueIDs[i] = "" // stored as ''
 		}
 	}
@@ -174,7 +171,7 @@ func (r *resolver) resolve(id, name, tactic string) (any, any, any) {
 	}
 	out := [3]any{id, name, tactic}
 	if id == "" {
-		out[0] = Untagged
+		out[0] = telemetry.Untagged
 	}
 	if r.kb != nil {
 		var ts []string

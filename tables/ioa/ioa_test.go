@@ -13,6 +13,7 @@ import (
 	"github.com/quarry-sec/quarry/extension/sqlengine"
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/tables/ioa"
+	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
@@ -23,7 +24,7 @@ func TestIOATables(t *testing.T) {
 	}
 	defer st.Close()
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	hits := []eventstore.HitRecord{
+	hits := []telemetry.Hit{
 		{HitID: "a", TechniqueID: "T1003.001", Time: t0, Host: "h1", RuleID: "r1", RuleAuthor: "Quarry team", Severity: "critical"},
 		{HitID: "a", TechniqueID: "T1218.011", Time: t0, Host: "h1", RuleID: "r1", RuleAuthor: "Quarry team", Severity: "critical"},
 		{HitID: "b", TechniqueID: "T1003", Time: t0.Add(time.Hour), Host: "h2", RuleID: "r2", Severity: "high"},
@@ -103,7 +104,7 @@ func TestHitsOneVocabulary(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	hits := []eventstore.HitRecord{
+	hits := []telemetry.Hit{
 		{HitID: "builtin", TechniqueID: "T1562.001", Tactic: "defense-evasion", Time: t0, Host: "h", RuleID: "r1"},
 		{HitID: "sigma", TechniqueID: "T1685", Tactic: "defense-impairment", Time: t0, Host: "h", RuleID: "r2"},
 		{HitID: "sigma2", TechniqueID: "T1027", Tactic: "stealth", Time: t0, Host: "h", RuleID: "r3"},

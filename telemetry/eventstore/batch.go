@@ -39,7 +39,7 @@ type Stored struct {
 // status): it returns each event's technique tags (comma-separated; nil for
 // none) and the hit rows to store with the batch. It may be called again if
 // the batch is retried, so it must not keep state.
-type DetectFunc func(events []telemetry.Event, stored []Stored) (tags []string, hits []HitRecord, err error)
+type DetectFunc func(events []telemetry.Event, stored []Stored) (tags []string, hits []telemetry.Hit, err error)
 
 // BatchResult says what StoreBatch did.
 type BatchResult struct {
@@ -176,7 +176,7 @@ func (s *Store) storeBatch(ctx context.Context, events []telemetry.Event, detect
 
 	// 2. Detection, on the events as they now are.
 	var tags []string
-	var hits []HitRecord
+	var hits []telemetry.Hit
 	if detect != nil {
 		if tags, hits, err = detect(events, res.Stored); err != nil {
 			return res, err
@@ -386,7 +386,7 @@ func splitTags(ids []string) []string {
 // hitsTx stores hit rows in tx (a row stored before is left as it is) and
 // marks where new ones landed for incidents; it returns how many rows were
 // new.
-func (s *Store) hitsTx(ctx context.Context, tx *sql.Tx, hits []HitRecord) (int, error) {
+func (s *Store) hitsTx(ctx context.Context, tx *sql.Tx, hits []telemetry.Hit) (int, error) {
 	if len(hits) == 0 {
 		return 0, nil
 	}
@@ -430,7 +430,7 @@ func (s *Store) hitsTx(ctx context.Context, tx *sql.Tx, hits []HitRecord) (int, 
 // SaveHits stores hit rows and technique tags of stored events (comma-
 // separated lists by eid) in one transaction, as StoreBatch does for a
 // batch's own; it returns how many hit rows were new.
-func (s *Store) SaveHits(ctx context.Context, hits []HitRecord, tags map[int64][]string) (int, error) {
+func (s *Store) SaveHits(ctx context.Context, hits []telemetry.Hit, tags map[int64][]string) (int, error) {
 	if len(hits) == 0 && len(tags) == 0 {
 		return 0, nil
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/quarry-sec/quarry/telemetry"
 )
 
 // hitsSchema holds detection hits: one row per hit and technique, so a hit
@@ -40,36 +42,6 @@ CREATE INDEX IF NOT EXISTS hits_host ON hits(host, time);
 CREATE INDEX IF NOT EXISTS hits_eid ON hits(eid);
 `
 
-// HitRecord is one stored hit row: a detection of one rule on one event,
-// for one of the rule's techniques.
-type HitRecord struct {
-	HitID           string
-	TechniqueID     string // "" when the rule names no technique
-	Time            time.Time
-	Host            string
-	RuleID          string
-	RuleTitle       string
-	RuleAuthor      string
-	RuleSource      string // builtin, custom, sigma, correlation
-	TechniqueName   string
-	Tactic          string // tactic shortnames, comma-separated
-	Severity        string
-	Confidence      string
-	Description     string
-	Recommendations string
-	EID             int64 // the event's eid in this store; 0 when not stored
-	PID             int64
-	Path            string
-	Cmdline         string
-	ParentPath      string
-	Username        string
-	Source          string
-	// DetectedAt is when Quarry found the hit: when it was stored
-	// (stored_at), whatever the event's Time. Set by AppendHits, read by
-	// ScanHits.
-	DetectedAt time.Time
-}
-
 const hitColumns = `hit_id, technique_id, time, host, rule_id, rule_title, rule_author, rule_source,
 	technique_name, tactic, severity, confidence, description, recommendations, eid, pid, path, cmdline,
 	parent_path, username, source`
@@ -77,7 +49,7 @@ const hitColumns = `hit_id, technique_id, time, host, rule_id, rule_title, rule_
 // AppendHits stores hit rows in one transaction. A row whose (hit_id,
 // technique_id) is already stored is left as it is, so re-running detection
 // over the same events does not duplicate hits.
-func (s *Store) AppendHits(ctx context.Context, hits []HitRecord) error {
+func (s *Store) AppendHits(ctx context.Context, hits []telemetry.Hit) error {
 	_, err := s.SaveHits(ctx, hits, nil)
 	return err
 }
@@ -122,8 +94,8 @@ func (f HitFilter) where() (string, []any) {
 }
 
 // ScanHits streams the hits matching f, oldest first, to fn until it returns
-// false. The *HitRecord is reused between calls.
-func (s *Store) ScanHits(ctx context.Context, f HitFilter, fn func(*HitRecord) bool) error {
+// false. The *telemetry.Hit is reused between calls.
+func (s *Store) ScanHits(ctx context.Context, f HitFilter, fn func(*telemetry.Hit) bool) error {
 	where, args := f.where()
 	q := "SELECT " + hitColumns + ", stored_at FROM hits" + where + " ORDER BY time, hit_id"
 	if f.Limit > 0 {
@@ -134,7 +106,7 @@ func (s *Store) ScanHits(ctx context.Context, f HitFilter, fn func(*HitRecord) b
 		return fmt.Errorf("read hits: %w", err)
 	}
 	defer rows.Close()
-	var h HitRecord
+	var h telemetry.Hit
 	var ns, stored int64
 	dest := []any{&h.HitID, &h.TechniqueID, &ns, &h.Host, &h.RuleID, &h.RuleTitle, &h.RuleAuthor, &h.RuleSource,
 		&h.TechniqueName, &h.Tactic, &h.Severity, &h.Confidence, &h.Description, &h.Recommendations, &h.EID,

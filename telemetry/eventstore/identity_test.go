@@ -244,8 +244,8 @@ func TestStoreBatchHitsAndTags(t *testing.T) {
 	s := openTemp(t)
 	ctx := context.Background()
 	evs := []telemetry.Event{sampleEvent(1), sampleEvent(2)}
-	detect := func(evs []telemetry.Event, st []Stored) ([]string, []HitRecord, error) {
-		return []string{"T1018", ""}, []HitRecord{{HitID: "h1", Time: evs[1].Time, Host: evs[1].Host, EID: st[1].EID}}, nil
+	detect := func(evs []telemetry.Event, st []Stored) ([]string, []telemetry.Hit, error) {
+		return []string{"T1018", ""}, []telemetry.Hit{{HitID: "h1", Time: evs[1].Time, Host: evs[1].Host, EID: st[1].EID}}, nil
 	}
 	res, err := s.StoreBatch(ctx, evs, detect)
 	if err != nil || res.Hits != 1 {

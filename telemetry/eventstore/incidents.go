@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"github.com/quarry-sec/quarry/telemetry"
 	"strings"
 	"time"
 )
@@ -65,7 +66,7 @@ type IncidentRecord struct {
 	RootEID int64
 	Summary string
 	// DetectedAt is when Quarry last detected a hit of the incident: the
-	// latest stored_at of its hits (see HitRecord.DetectedAt), set by
+	// latest stored_at of its hits (see telemetry.Hit.DetectedAt), set by
 	// ReplaceIncidents. An incident that grows is detected again.
 	DetectedAt time.Time
 	// HitIDs are the incident's hits (written with it; filled on read only by
@@ -302,7 +303,7 @@ func (s *Store) HitHosts(ctx context.Context) ([]string, error) {
 }
 
 // ScanHitsByEIDs streams the hit rows of the given events (by eid).
-func (s *Store) ScanHitsByEIDs(ctx context.Context, eids []int64, fn func(*HitRecord) bool) error {
+func (s *Store) ScanHitsByEIDs(ctx context.Context, eids []int64, fn func(*telemetry.Hit) bool) error {
 	for start := 0; start < len(eids); start += 500 {
 		chunk := eids[start:min(start+500, len(eids))]
 		args := make([]any, len(chunk))
@@ -324,9 +325,9 @@ func (s *Store) ScanHitsByEIDs(ctx context.Context, eids []int64, fn func(*HitRe
 
 // scanHitRows reads rows of hitColumns into fn and closes rows; stop reports
 // that fn asked for no more.
-func scanHitRows(rows *sql.Rows, fn func(*HitRecord) bool) (stop bool, err error) {
+func scanHitRows(rows *sql.Rows, fn func(*telemetry.Hit) bool) (stop bool, err error) {
 	defer rows.Close()
-	var h HitRecord
+	var h telemetry.Hit
 	var ns int64
 	dest := []any{&h.HitID, &h.TechniqueID, &ns, &h.Host, &h.RuleID, &h.RuleTitle, &h.RuleAuthor, &h.RuleSource,
 		&h.TechniqueName, &h.Tactic, &h.Severity, &h.Confidence, &h.Description, &h.Recommendations, &h.EID,
@@ -364,8 +365,8 @@ func (s *Store) trimIncidents(ctx context.Context) error {
 // ScanHitHeads streams the hits of host in [lo, hi] (both inclusive), oldest
 // first, with only the columns grouping needs (hit_id, technique_id, time,
 // host, rule_id, rule_title, rule_source, tactic, severity, confidence, eid,
-// pid; the texts are left empty). The *HitRecord is reused between calls.
-func (s *Store) ScanHitHeads(ctx context.Context, host string, lo, hi time.Time, fn func(*HitRecord) bool) error {
+// pid; the texts are left empty). The *telemetry.Hit is reused between calls.
+func (s *Store) ScanHitHeads(ctx context.Context, host string, lo, hi time.Time, fn func(*telemetry.Hit) bool) error {
 	rows, err := s.read.QueryContext(ctx, `SELECT hit_id, technique_id, time, host, rule_id, rule_title, rule_source,
 		tactic, severity, confidence, eid, pid FROM hits WHERE host = ? AND time >= ? AND time <= ? ORDER BY time, hit_id`,
 		host, lo.UnixNano(), hi.UnixNano())
@@ -373,7 +374,7 @@ func (s *Store) ScanHitHeads(ctx context.Context, host string, lo, hi time.Time,
 		return fmt.Errorf("read hits of %s: %w", host, err)
 	}
 	defer rows.Close()
-	var h HitRecord
+	var h telemetry.Hit
 	var ns int64
 	for rows.Next() {
 		if err := rows.Scan(&h.HitID, &h.TechniqueID, &ns, &h.Host, &h.RuleID, &h.RuleTitle, &h.RuleSource, &h.Tactic,

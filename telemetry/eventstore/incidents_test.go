@@ -3,6 +3,7 @@ package eventstore
 import (
 	"context"
 	"database/sql"
+	"github.com/quarry-sec/quarry/telemetry"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -25,7 +26,7 @@ func TestIncidentsStore(t *testing.T) {
 	clock := t0
 	s := openTemp(t, WithRetention(24*time.Hour, -1), WithClock(func() time.Time { return clock }))
 	ctx := context.Background()
-	if err := s.AppendHits(ctx, []HitRecord{{HitID: "h1", Time: t0, Host: "a"}, {HitID: "h2", Time: t0, Host: "a"}}); err != nil {
+	if err := s.AppendHits(ctx, []telemetry.Hit{{HitID: "h1", Time: t0, Host: "a"}, {HitID: "h2", Time: t0, Host: "a"}}); err != nil {
 		t.Fatal(err)
 	}
 	a := IncidentRecord{IncidentID: "i1", Host: "a", FirstSeen: t0, LastSeen: t0.Add(time.Minute), Score: 7.5,
@@ -108,17 +109,17 @@ func TestDetectionTime(t *testing.T) {
 	clock := t0.Add(30 * 24 * time.Hour) // a recording of a month ago, imported now
 	s := openTemp(t, WithClock(func() time.Time { return clock }))
 	ctx := context.Background()
-	if err := s.AppendHits(ctx, []HitRecord{{HitID: "old", Time: t0, Host: "a"}}); err != nil {
+	if err := s.AppendHits(ctx, []telemetry.Hit{{HitID: "old", Time: t0, Host: "a"}}); err != nil {
 		t.Fatal(err)
 	}
 	found := clock
 	clock = clock.Add(time.Hour)
-	if err := s.AppendHits(ctx, []HitRecord{{HitID: "new", Time: t0.Add(time.Minute), Host: "a"}}); err != nil {
+	if err := s.AppendHits(ctx, []telemetry.Hit{{HitID: "new", Time: t0.Add(time.Minute), Host: "a"}}); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
 	var detected []time.Time
-	err := s.ScanHits(ctx, HitFilter{DetectedSince: found.Add(time.Minute)}, func(h *HitRecord) bool {
+	err := s.ScanHits(ctx, HitFilter{DetectedSince: found.Add(time.Minute)}, func(h *telemetry.Hit) bool {
 		got, detected = append(got, h.HitID), append(detected, h.DetectedAt)
 		return true
 	})
@@ -126,7 +127,7 @@ func TestDetectionTime(t *testing.T) {
 		t.Fatalf("hits detected since %v: %v at %v, %v", found.Add(time.Minute), got, detected, err)
 	}
 	got = nil
-	s.ScanHits(ctx, HitFilter{DetectedUntil: found.Add(time.Minute), Since: t0.Add(-time.Hour)}, func(h *HitRecord) bool {
+	s.ScanHits(ctx, HitFilter{DetectedUntil: found.Add(time.Minute), Since: t0.Add(-time.Hour)}, func(h *telemetry.Hit) bool {
 		got = append(got, h.HitID)
 		return true
 	})

@@ -207,7 +207,7 @@ func (s *Store) Append(ctx context.Context, events []telemetry.Event) (int64, er
 func (s *Store) AppendTagged(ctx context.Context, events []telemetry.Event, tags []string) (int64, error) {
 	var detect DetectFunc
 	if tags != nil {
-		detect = func([]telemetry.Event, []Stored) ([]string, []HitRecord, error) { return tags, nil, nil }
+		detect = func([]telemetry.Event, []Stored) ([]string, []telemetry.Hit, error) { return tags, nil, nil }
 	}
 	res, err := s.StoreBatch(ctx, events, detect)
 	if err != nil || len(res.Stored) == 0 {

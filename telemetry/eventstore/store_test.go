@@ -134,7 +134,7 @@ func TestRetentionByAge(t *testing.T) {
 	if _, err := s.Append(ctx, []telemetry.Event{imported}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AppendHits(ctx, []HitRecord{{HitID: "h", Time: imported.Time}}); err != nil {
+	if err := s.AppendHits(ctx, []telemetry.Hit{{HitID: "h", Time: imported.Time}}); err != nil {
 		t.Fatal(err)
 	}
 	res, err := s.EnforceRetention(ctx)
@@ -146,7 +146,7 @@ func TestRetentionByAge(t *testing.T) {
 		t.Fatalf("retention by age: %+v, left %d", res, len(got))
 	}
 	hits := 0
-	s.ScanHits(ctx, HitFilter{}, func(*HitRecord) bool { hits++; return true })
+	s.ScanHits(ctx, HitFilter{}, func(*telemetry.Hit) bool { hits++; return true })
 	if hits != 1 {
 		t.Fatalf("a hit stored now is kept: %d", hits)
 	}
@@ -266,22 +266,22 @@ func TestCrashWriter(t *testing.T) {
 func TestHits(t *testing.T) {
 	s := openTemp(t)
 	ctx := context.Background()
-	h := HitRecord{HitID: "h1", TechniqueID: "T1003.001", Time: t0, Host: "web1", RuleID: "r1", RuleTitle: "LSASS dump",
+	h := telemetry.Hit{HitID: "h1", TechniqueID: "T1003.001", Time: t0, Host: "web1", RuleID: "r1", RuleTitle: "LSASS dump",
 		RuleAuthor: "Quarry team", RuleSource: "builtin", Severity: "high", Confidence: "high", EID: 7, PID: 42}
 	h2 := h
 	h2.TechniqueID = "T1218.011"
 	h3 := h
 	h3.HitID, h3.TechniqueID, h3.Host, h3.Time = "h2", "T1059.001", "db1", t0.Add(time.Hour)
-	if err := s.AppendHits(ctx, []HitRecord{h, h2, h3}); err != nil {
+	if err := s.AppendHits(ctx, []telemetry.Hit{h, h2, h3}); err != nil {
 		t.Fatal(err)
 	}
 	// Re-running detection over the same events does not duplicate.
-	if err := s.AppendHits(ctx, []HitRecord{h}); err != nil {
+	if err := s.AppendHits(ctx, []telemetry.Hit{h}); err != nil {
 		t.Fatal(err)
 	}
 	count := func(f HitFilter) int {
 		n := 0
-		if err := s.ScanHits(ctx, f, func(*HitRecord) bool { n++; return true }); err != nil {
+		if err := s.ScanHits(ctx, f, func(*telemetry.Hit) bool { n++; return true }); err != nil {
 			t.Fatal(err)
 		}
 		return n

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/quarry-sec/quarry/fleet/store"
+	"github.com/quarry-sec/quarry/telemetry"
 )
 
 // detectionFields are the stored columns of a detection after host_id,
@@ -128,8 +129,8 @@ func detectionWhere(f store.DetectionFilter) (string, []any) {
 		where = append(where, "("+strings.Join(terms, " OR ")+")")
 	}
 	or(f.Techniques, func(v string) (string, []any) {
-		if strings.EqualFold(strings.TrimSpace(v), store.Untagged) {
-			return "d.technique_id = ?", []any{store.Untagged}
+		if strings.EqualFold(strings.TrimSpace(v), telemetry.Untagged) {
+			return "d.technique_id = ?", []any{telemetry.Untagged}
 		}
 		v = strings.ToUpper(strings.TrimSpace(v))
 		if strings.Contains(v, ".") {
