@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"github.com/quarry-sec/quarry/telemetry"
 	"strings"
 	"time"
 )
@@ -148,37 +149,20 @@ type ResultFilter struct {
 
 // Detection is an IoA hit a host reported, one per hit and technique.
 type Detection struct {
-	ID             int64     `json:"id"`
-	HostID         string    `json:"host_id"`
-	HostIdentifier string    `json:"host_identifier"` // filled on read
-	Hostname       string    `json:"hostname"`        // filled on read
-	HitID          string    `json:"hit_id"`
-	Time           time.Time `json:"time"`
-	Query          string    `json:"query"` // the query that reported it
-	RuleID         string    `json:"rule_id"`
-	RuleTitle      string    `json:"rule_title"`
-	RuleAuthor     string    `json:"rule_author"`
-	RuleSource     string    `json:"rule_source"`
-	TechniqueID    string    `json:"technique_id"` // Untagged when the rule names none
-	TechniqueName  string    `json:"technique_name"`
-	// Tactic is the technique's tactic shortnames, comma-separated.
-	Tactic          string    `json:"tactic"`
-	Severity        string    `json:"severity"`
-	Confidence      string    `json:"confidence"`
-	Description     string    `json:"description"`
-	Recommendations string    `json:"recommendations"`
-	EID             int64     `json:"eid"`
-	PID             int64     `json:"pid"`
-	Path            string    `json:"path"`
-	Cmdline         string    `json:"cmdline"`
-	ParentPath      string    `json:"parent_path"`
-	Username        string    `json:"username"`
-	Source          string    `json:"source"`
-	ReceivedAt      time.Time `json:"received_at"`
+	ID             int64  `json:"id"`
+	HostID         string `json:"host_id"`
+	HostIdentifier string `json:"host_identifier"` // filled on read
+	Hostname       string `json:"hostname"`        // filled on read
+	Query          string `json:"query"`           // the query that reported it
+	// Hit is the ioa_hits row the host sent. Its TechniqueID is
+	// telemetry.Untagged when the rule names none; its Host is not kept
+	// (HostIdentifier names the host, shadowing it in JSON); its
 	// DetectedAt is when the host's Quarry found the hit (ioa_hits'
-	// detected_at): later than Time for an imported recording or a scan of
-	// stored history. A host that does not report it gets the log's time.
-	DetectedAt time.Time `json:"detected_at"`
+	// detected_at), later than Time for an imported recording or a scan of
+	// stored history, and the log's time for a host that does not report
+	// it.
+	telemetry.Hit
+	ReceivedAt time.Time `json:"received_at"`
 }
 
 // TimeField is the time a filter's Since and Until bound: the event's

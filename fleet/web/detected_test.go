@@ -26,15 +26,15 @@ func TestDetectionTimeAndVersionPages(t *testing.T) {
 	month := 30 * 24 * time.Hour
 	ds := []store.Detection{
 		// an imported recording's hits: events of last month, found now
-		{HitID: "imp", TechniqueID: "T1562.001", Tactic: "defense-evasion", Severity: "high", RuleTitle: "Imported Tamper Rule",
-			Time: now.Add(-month), DetectedAt: now},
-		{HitID: "sigma", TechniqueID: "T1685", Tactic: "defense-evasion", Severity: "high", RuleTitle: "SigmaHQ Tamper Rule",
-			Time: now.Add(-month), DetectedAt: now},
-		{HitID: "none", TechniqueID: telemetry.Untagged, Tactic: "execution", Severity: "medium", RuleTitle: "Untagged Rule",
-			Time: now.Add(-month), DetectedAt: now},
+		{Hit: telemetry.Hit{HitID: "imp", TechniqueID: "T1562.001", Tactic: "defense-evasion", Severity: "high", RuleTitle: "Imported Tamper Rule",
+			Time: now.Add(-month), DetectedAt: now}},
+		{Hit: telemetry.Hit{HitID: "sigma", TechniqueID: "T1685", Tactic: "defense-evasion", Severity: "high", RuleTitle: "SigmaHQ Tamper Rule",
+			Time: now.Add(-month), DetectedAt: now}},
+		{Hit: telemetry.Hit{HitID: "none", TechniqueID: telemetry.Untagged, Tactic: "execution", Severity: "medium", RuleTitle: "Untagged Rule",
+			Time: now.Add(-month), DetectedAt: now}},
 		// a live hit of two days ago
-		{HitID: "live", TechniqueID: "T1059.004", Tactic: "execution", Severity: "high", RuleTitle: "Live Shell Rule",
-			Time: now.Add(-48 * time.Hour), DetectedAt: now.Add(-48 * time.Hour)},
+		{Hit: telemetry.Hit{HitID: "live", TechniqueID: "T1059.004", Tactic: "execution", Severity: "high", RuleTitle: "Live Shell Rule",
+			Time: now.Add(-48 * time.Hour), DetectedAt: now.Add(-48 * time.Hour)}},
 	}
 	in := store.Incident{IncidentID: "inc-imported", FirstSeen: now.Add(-month), LastSeen: now.Add(-month), Score: 7,
 		Severity: "high", Tactics: []string{"execution", "defense-evasion"}, Techniques: []string{"T1059", "T1562.001"},

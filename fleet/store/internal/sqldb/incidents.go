@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/quarry-sec/quarry/fleet/store"
+	"github.com/quarry-sec/quarry/telemetry"
 )
 
 // hostIncident is an incident to store with its host.
@@ -350,12 +351,13 @@ ORDER BY ih.hit_id, d.time, d.technique_id`), id)
 			continue
 		}
 		d := store.Detection{ID: did.Int64, HostID: s[0].String, HostIdentifier: s[1].String, Hostname: s[2].String,
-			HitID: s[3].String, TechniqueID: s[4].String, Time: fromMS(t.Int64), Query: s[5].String,
-			RuleID: s[6].String, RuleTitle: s[7].String, RuleAuthor: s[8].String, RuleSource: s[9].String,
-			TechniqueName: s[10].String, Tactic: s[11].String, Severity: s[12].String, Confidence: s[13].String,
-			Description: s[14].String, Recommendations: s[15].String, EID: eid.Int64, PID: pid.Int64,
-			Path: s[16].String, Cmdline: s[17].String, ParentPath: s[18].String, Username: s[19].String,
-			Source: s[20].String, ReceivedAt: fromMS(recv.Int64), DetectedAt: fromMS(det.Int64)}
+			Query: s[5].String, ReceivedAt: fromMS(recv.Int64),
+			Hit: telemetry.Hit{HitID: s[3].String, TechniqueID: s[4].String, Time: fromMS(t.Int64),
+				RuleID: s[6].String, RuleTitle: s[7].String, RuleAuthor: s[8].String, RuleSource: s[9].String,
+				TechniqueName: s[10].String, Tactic: s[11].String, Severity: s[12].String, Confidence: s[13].String,
+				Description: s[14].String, Recommendations: s[15].String, EID: eid.Int64, PID: pid.Int64,
+				Path: s[16].String, Cmdline: s[17].String, ParentPath: s[18].String, Username: s[19].String,
+				Source: s[20].String, DetectedAt: fromMS(det.Int64)}}
 		last := &out[len(out)-1]
 		last.Detections = append(last.Detections, d)
 	}
