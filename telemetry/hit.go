@@ -8,19 +8,19 @@ import "time"
 // hits rows, the ioa_hits table, scan's JSON lines, what the fleet stores
 // and serves (fleet/store.Detection embeds it) and incidents' hits.
 //
-// The JSON names are the ioa_hits columns, which are also what hosts send
+// The fields and their JSON names are the ioa_hits columns, in order, which are also what hosts send
 // the fleet; times encode as RFC 3339 (scan's JSON lines and ioa_hits give
 // them in UNIX seconds).
 type Hit struct {
-	HitID       string    `json:"hit_id"`
-	TechniqueID string    `json:"technique_id"` // "" when the rule names none (shown as Untagged)
-	Time        time.Time `json:"time"`         // when the event happened
+	HitID string    `json:"hit_id"`
+	Time  time.Time `json:"time"` // when the event happened
 	// Host is the event's host (its host identifier).
-	Host       string `json:"host_identifier"`
-	RuleID     string `json:"rule_id"`
-	RuleTitle  string `json:"rule_title"`
-	RuleAuthor string `json:"rule_author"`
-	RuleSource string `json:"rule_source"` // builtin, custom, sigma, correlation
+	Host        string `json:"host_identifier"`
+	RuleID      string `json:"rule_id"`
+	RuleTitle   string `json:"rule_title"`
+	RuleAuthor  string `json:"rule_author"`
+	RuleSource  string `json:"rule_source"`  // builtin, custom, sigma, correlation
+	TechniqueID string `json:"technique_id"` // "" when the rule names none (shown as Untagged)
 	// TechniqueName is the technique's ATT&CK name; Tactic the tactic
 	// shortnames of this technique in the rule, comma-separated.
 	TechniqueName   string `json:"technique_name"`

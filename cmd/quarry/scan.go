@@ -354,31 +354,15 @@ func (s *scanner) shown(recs []telemetry.Hit) []telemetry.Hit {
 	return out
 }
 
-// hitJSON is a JSON line: the ioa_hits columns plus where the event came from.
+// hitJSON is a JSON line: the hit's ioa_hits columns, times in UNIX
+// seconds as ioa_hits has them, plus where the event came from.
 type hitJSON struct {
-	HitID           string `json:"hit_id"`
-	Time            int64  `json:"time"`
-	HostIdentifier  string `json:"host_identifier"`
-	RuleID          string `json:"rule_id"`
-	RuleTitle       string `json:"rule_title"`
-	RuleAuthor      string `json:"rule_author"`
-	RuleSource      string `json:"rule_source"`
-	TechniqueID     string `json:"technique_id"`
-	TechniqueName   string `json:"technique_name"`
-	Tactic          string `json:"tactic"`
-	Severity        string `json:"severity"`
-	Confidence      string `json:"confidence"`
-	Description     string `json:"description"`
-	Recommendations string `json:"recommendations"`
-	EID             int64  `json:"eid"`
-	PID             int64  `json:"pid"`
-	Path            string `json:"path"`
-	Cmdline         string `json:"cmdline"`
-	ParentPath      string `json:"parent_path"`
-	Username        string `json:"username"`
-	Source          string `json:"source"`
-	SourceFile      string `json:"source_file"`
-	Record          int64  `json:"record"`
+	*telemetry.Hit
+	Time int64 `json:"time"`
+	// DetectedAt is not part of a scan line (this hides the Hit's).
+	DetectedAt *struct{} `json:"detected_at,omitempty"`
+	SourceFile string    `json:"source_file"`
+	Record     int64     `json:"record"`
 }
 
 func (s *scanner) writeJSON(r *telemetry.Hit, record int64) {
@@ -386,9 +370,7 @@ func (s *scanner) writeJSON(r *telemetry.Hit, record int64) {
 		s.enc = json.NewEncoder(s.out)
 		s.enc.SetEscapeHTML(false)
 	}
-	s.enc.Encode(hitJSON{r.HitID, r.Time.Unix(), r.Host, r.RuleID, r.RuleTitle, r.RuleAuthor, r.RuleSource,
-		r.TechniqueID, r.TechniqueName, r.Tactic, r.Severity, r.Confidence, r.Description, r.Recommendations,
-		r.EID, r.PID, r.Path, r.Cmdline, r.ParentPath, r.Username, r.Source, s.file, record})
+	s.enc.Encode(hitJSON{Hit: r, Time: r.Time.Unix(), SourceFile: s.file, Record: record})
 }
 
 // flushTable prints the hits of the table format.
