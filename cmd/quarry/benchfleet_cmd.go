@@ -29,6 +29,7 @@ import (
 
 	"github.com/quarry-sec/quarry/detections/packs"
 	"github.com/quarry-sec/quarry/fleet/agent"
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 )
 
 // Bounds of `quarry bench fleet`.
@@ -520,7 +521,7 @@ func (s *fleetSim) host(ctx context.Context, i int) {
 		var er struct {
 			NodeKey string `json:"node_key"`
 		}
-		err := call(reqEnroll, agent.PathEnroll, map[string]any{"enroll_secret": s.secret, "host_identifier": ident,
+		err := call(reqEnroll, osqwire.PathEnroll, map[string]any{"enroll_secret": s.secret, "host_identifier": ident,
 			"platform_type": "9", "host_details": map[string]any{
 				"os_version":   map[string]string{"name": "Ubuntu", "version": "24.04", "platform": "ubuntu"},
 				"osquery_info": map[string]string{"version": "5.12.1"},
@@ -535,20 +536,20 @@ func (s *fleetSim) host(ctx context.Context, i int) {
 		}
 	}
 	s.enrolled.Add(1)
-	_ = call(reqConfig, agent.PathConfig, map[string]string{"node_key": key}, nil)
+	_ = call(reqConfig, osqwire.PathConfig, map[string]string{"node_key": key}, nil)
 	seq := 0
 	for {
 		var read struct {
 			Queries     map[string]string `json:"queries"`
 			NodeInvalid bool              `json:"node_invalid"`
 		}
-		if err := call(reqRead, agent.PathDistributedRead, map[string]string{"node_key": key}, &read); err == nil && len(read.Queries) > 0 {
+		if err := call(reqRead, osqwire.PathDistributedRead, map[string]string{"node_key": key}, &read); err == nil && len(read.Queries) > 0 {
 			w := map[string]any{"node_key": key, "queries": map[string]any{}, "statuses": map[string]int{}}
 			for id := range read.Queries {
 				w["queries"].(map[string]any)[id] = []map[string]string{{"one": "1", "host": ident}}
 				w["statuses"].(map[string]int)[id] = 0
 			}
-			_ = call(reqWrite, agent.PathDistWrite, w, nil)
+			_ = call(reqWrite, osqwire.PathDistWrite, w, nil)
 		}
 		if s.o.hitsPerLog > 0 {
 			now := time.Now()
@@ -562,10 +563,10 @@ func (s *fleetSim) host(ctx context.Context, i int) {
 					"eid": strconv.Itoa(seq), "pid": strconv.Itoa(1000 + seq), "path": "/bin/sh", "cmdline": "sh -c bench",
 					"parent_path": "/bin/bash", "username": "bench", "source": "ebpf"}
 			}
-			l := agent.ResultLog{Name: agent.PackQueryName(packs.Name, packs.QueryHits), HostIdentifier: ident,
+			l := osqwire.ResultLog{Name: agent.PackQueryName(packs.Name, packs.QueryHits), HostIdentifier: ident,
 				CalendarTime: now.UTC().Format("Mon Jan _2 15:04:05 2006 UTC"), UnixTime: now.Unix(), Counter: int64(seq),
-				DiffResults: &agent.DiffResults{Added: rows, Removed: []map[string]string{}}}
-			err := call(reqLog, agent.PathLog, map[string]any{"node_key": key, "log_type": "result", "data": []any{l}}, nil)
+				DiffResults: &osqwire.DiffResults{Added: rows, Removed: []map[string]string{}}}
+			err := call(reqLog, osqwire.PathLog, map[string]any{"node_key": key, "log_type": "result", "data": []any{l}}, nil)
 			if err == nil {
 				s.rowsAcked.Add(int64(len(rows)))
 			}

@@ -244,5 +244,3 @@ func (a *Agent) report(err error) {
 		a.cfg.OnError(err)
 	}
 }
-
-func timeUnixUTC(unix int64) time.Time { return time.Unix(unix, 0).UTC() }

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 	"strings"
 	"sync"
 	"testing"
@@ -51,14 +52,14 @@ func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
 	}
 }
 
-func hitsSchedule() ConfigResponse {
-	return ConfigResponse{Schedule: map[string]ScheduledQuery{
+func hitsSchedule() osqwire.ConfigResponse {
+	return osqwire.ConfigResponse{Schedule: map[string]osqwire.ScheduledQuery{
 		"hits": {Query: "SELECT hit_id, n FROM hits", Interval: 1},
 	}}
 }
 
 // addedHits counts each hit_id over every result log's added rows.
-func addedHits(logs []ResultLog) map[string]int {
+func addedHits(logs []osqwire.ResultLog) map[string]int {
 	got := map[string]int{}
 	for _, l := range logs {
 		if l.DiffResults == nil {
@@ -115,7 +116,7 @@ func TestAgentEnrollsAndLogsDifferentialResults(t *testing.T) {
 
 func TestAgentSnapshotQuery(t *testing.T) {
 	f, srv := newFakeFleet(t, "s")
-	f.config = ConfigResponse{Schedule: map[string]ScheduledQuery{"snap": {Query: "SELECT 7 AS seven", Interval: 1, Snapshot: true}}}
+	f.config = osqwire.ConfigResponse{Schedule: map[string]osqwire.ScheduledQuery{"snap": {Query: "SELECT 7 AS seven", Interval: 1, Snapshot: true}}}
 	startAgent(t, srv.URL, "s", t.TempDir(), sqlQuerier{hitsDB(t)})
 	waitFor(t, "two snapshots", 5*time.Second, func() bool { r, _, _, _ := f.snapshot(); return len(r) >= 2 })
 	r, _, _, _ := f.snapshot()
@@ -224,12 +225,12 @@ func TestAgentLiveQueryStatuses(t *testing.T) {
 
 func TestAgentScheduledQueryErrorLogsStatus(t *testing.T) {
 	f, srv := newFakeFleet(t, "s")
-	f.config = ConfigResponse{Schedule: map[string]ScheduledQuery{"broken": {Query: "SELECT * FROM missing", Interval: 1}}}
+	f.config = osqwire.ConfigResponse{Schedule: map[string]osqwire.ScheduledQuery{"broken": {Query: "SELECT * FROM missing", Interval: 1}}}
 	startAgent(t, srv.URL, "s", t.TempDir(), sqlQuerier{hitsDB(t)})
 	waitFor(t, "status log", 5*time.Second, func() bool { _, s, _, _ := f.snapshot(); return len(s) >= 1 })
 	time.Sleep(100 * time.Millisecond)
 	_, s, _, _ := f.snapshot()
-	if len(s) != 1 || !strings.Contains(s[0].Message, "broken") || s[0].Severity != SeverityError {
+	if len(s) != 1 || !strings.Contains(s[0].Message, "broken") || s[0].Severity != osqwire.SeverityError {
 		t.Errorf("status logs = %+v (want one: the same error is logged once)", s)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 	"time"
 )
 
@@ -13,7 +14,7 @@ const configSetting = "config"
 // and saves it for a restart without the server.
 func (a *Agent) refreshConfig(ctx context.Context) error {
 	var raw json.RawMessage
-	if err := a.call(ctx, PathConfig, func(k string) any { return NodeRequest{NodeKey: k} }, &raw); err != nil {
+	if err := a.call(ctx, osqwire.PathConfig, func(k string) any { return osqwire.NodeRequest{NodeKey: k} }, &raw); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
 	if err := a.applyConfig(ctx, raw); err != nil {
@@ -36,7 +37,7 @@ func (a *Agent) restoreConfig(ctx context.Context) error {
 }
 
 func (a *Agent) applyConfig(ctx context.Context, raw json.RawMessage) error {
-	var cfg ConfigResponse
+	var cfg osqwire.ConfigResponse
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		return fmt.Errorf("config: decode: %w", err)
 	}

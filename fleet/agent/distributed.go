@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 	"net/http"
 	"time"
 )
@@ -37,7 +38,7 @@ type queuedAnswer struct {
 	Rows     []map[string]string `json:"rows"`
 	Status   int                 `json:"status"`
 	Message  string              `json:"message,omitempty"`
-	Stats    QueryStats          `json:"stats"`
+	Stats    osqwire.QueryStats  `json:"stats"`
 }
 
 // expired reports whether no hunt waits for the answer at now.
@@ -79,8 +80,8 @@ func (a *Agent) PollOnce(ctx context.Context) (int, error) {
 // pollLive reads and runs the live queries and queues their answers; it
 // returns how many it answered.
 func (a *Agent) pollLive(ctx context.Context) (int, error) {
-	var read DistributedReadResponse
-	if err := a.call(ctx, PathDistributedRead, func(k string) any { return NodeRequest{NodeKey: k} }, &read); err != nil {
+	var read osqwire.DistributedReadResponse
+	if err := a.call(ctx, osqwire.PathDistributedRead, func(k string) any { return osqwire.NodeRequest{NodeKey: k} }, &read); err != nil {
 		return 0, fmt.Errorf("distributed read: %w", err)
 	}
 	if len(read.Queries) == 0 {
@@ -99,7 +100,7 @@ func (a *Agent) pollLive(ctx context.Context) (int, error) {
 		rows, err := a.query(qctx, sql)
 		cancel()
 		ans := queuedAnswer{ID: id, Deadline: read.Deadlines[id], Queued: time.Now().Unix(), Rows: rows,
-			Stats: QueryStats{WallTimeMs: time.Since(start).Milliseconds()}}
+			Stats: osqwire.QueryStats{WallTimeMs: time.Since(start).Milliseconds()}}
 		if err != nil {
 			ans.Rows, ans.Status, ans.Message = []map[string]string{}, 1, err.Error()
 		}
@@ -215,12 +216,12 @@ func refused(err error) bool {
 }
 
 // writeOf is the distributed write carrying answers.
-func writeOf(answers []queuedAnswer) DistributedWriteRequest {
-	w := DistributedWriteRequest{
+func writeOf(answers []queuedAnswer) osqwire.DistributedWriteRequest {
+	w := osqwire.DistributedWriteRequest{
 		Queries:  make(map[string][]map[string]string, len(answers)),
 		Statuses: make(map[string]int, len(answers)),
 		Messages: map[string]string{},
-		Stats:    make(map[string]QueryStats, len(answers)),
+		Stats:    make(map[string]osqwire.QueryStats, len(answers)),
 	}
 	for _, qa := range answers {
 		rows := qa.Rows
@@ -235,8 +236,8 @@ func writeOf(answers []queuedAnswer) DistributedWriteRequest {
 	return w
 }
 
-func (a *Agent) writeLive(ctx context.Context, w DistributedWriteRequest) error {
-	err := a.call(ctx, PathDistWrite, func(k string) any {
+func (a *Agent) writeLive(ctx context.Context, w osqwire.DistributedWriteRequest) error {
+	err := a.call(ctx, osqwire.PathDistWrite, func(k string) any {
 		w.NodeKey = k
 		return w
 	}, nil)

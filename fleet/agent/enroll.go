@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 	"time"
 )
 
@@ -46,14 +47,14 @@ func (a *Agent) enroll(ctx context.Context, stale string) error {
 	if cur := a.key(); cur != "" && cur != stale {
 		return nil
 	}
-	req := EnrollRequest{
+	req := osqwire.EnrollRequest{
 		EnrollSecret:   a.cfg.EnrollSecret,
 		HostIdentifier: a.cfg.HostIdentifier,
 		PlatformType:   platformType(a.cfg.Platform),
 		HostDetails:    hostDetails(&a.cfg, a.instanceID, a.started),
 	}
-	var resp EnrollResponse
-	if err := post(ctx, a.client, a.cfg.FleetURL, PathEnroll, req, &resp); err != nil {
+	var resp osqwire.EnrollResponse
+	if err := post(ctx, a.client, a.cfg.FleetURL, osqwire.PathEnroll, req, &resp); err != nil {
 		if errors.Is(err, ErrNodeInvalid) {
 			return fmt.Errorf("enroll: %w (check the enroll secret)", ErrEnrollRefused)
 		}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -20,12 +21,12 @@ type fakeFleet struct {
 	down      bool // drop every connection, as an unreachable server
 	keys      map[string]bool
 	enrolls   int
-	config    ConfigResponse
-	results   []ResultLog
-	statuses  []StatusLog
+	config    osqwire.ConfigResponse
+	results   []osqwire.ResultLog
+	statuses  []osqwire.StatusLog
 	live      map[string]string
-	writes    []DistributedWriteRequest
-	enrollReq []EnrollRequest
+	writes    []osqwire.DistributedWriteRequest
+	enrollReq []osqwire.EnrollRequest
 }
 
 func newFakeFleet(t *testing.T, secret string) (*fakeFleet, *httptest.Server) {
@@ -56,8 +57,8 @@ func (f *fakeFleet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reply := func(v any) { _ = json.NewEncoder(w).Encode(v) }
-	if r.URL.Path == PathEnroll {
-		var req EnrollRequest
+	if r.URL.Path == osqwire.PathEnroll {
+		var req osqwire.EnrollRequest
 		raw, _ := json.Marshal(body)
 		_ = json.Unmarshal(raw, &req)
 		f.enrollReq = append(f.enrollReq, req)
@@ -69,7 +70,7 @@ func (f *fakeFleet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.enrolls++
 		key := fmt.Sprintf("key-%d", f.enrolls)
 		f.keys[key] = true
-		reply(EnrollResponse{NodeKey: key})
+		reply(osqwire.EnrollResponse{NodeKey: key})
 		return
 	}
 	var key string
@@ -79,36 +80,36 @@ func (f *fakeFleet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch r.URL.Path {
-	case PathConfig:
+	case osqwire.PathConfig:
 		reply(f.config)
-	case PathLog:
+	case osqwire.PathLog:
 		var typ string
 		var data []json.RawMessage
 		_ = json.Unmarshal(body["log_type"], &typ)
 		_ = json.Unmarshal(body["data"], &data)
 		for _, d := range data {
-			if typ == LogResult {
-				var l ResultLog
+			if typ == osqwire.LogResult {
+				var l osqwire.ResultLog
 				if err := json.Unmarshal(d, &l); err != nil {
 					f.t.Errorf("result log: %v", err)
 				}
 				f.results = append(f.results, l)
 			} else {
-				var l StatusLog
+				var l osqwire.StatusLog
 				_ = json.Unmarshal(d, &l)
 				f.statuses = append(f.statuses, l)
 			}
 		}
-		reply(NodeResponse{})
-	case PathDistributedRead:
-		reply(DistributedReadResponse{Queries: f.live})
+		reply(osqwire.NodeResponse{})
+	case osqwire.PathDistributedRead:
+		reply(osqwire.DistributedReadResponse{Queries: f.live})
 		f.live = map[string]string{}
-	case PathDistWrite:
-		var req DistributedWriteRequest
+	case osqwire.PathDistWrite:
+		var req osqwire.DistributedWriteRequest
 		raw, _ := json.Marshal(body)
 		_ = json.Unmarshal(raw, &req)
 		f.writes = append(f.writes, req)
-		reply(NodeResponse{})
+		reply(osqwire.NodeResponse{})
 	default:
 		http.NotFound(w, r)
 	}
@@ -127,11 +128,11 @@ func (f *fakeFleet) invalidate() {
 	f.mu.Unlock()
 }
 
-func (f *fakeFleet) snapshot() (results []ResultLog, statuses []StatusLog, writes []DistributedWriteRequest, enrolls int) {
+func (f *fakeFleet) snapshot() (results []osqwire.ResultLog, statuses []osqwire.StatusLog, writes []osqwire.DistributedWriteRequest, enrolls int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]ResultLog(nil), f.results...), append([]StatusLog(nil), f.statuses...),
-		append([]DistributedWriteRequest(nil), f.writes...), f.enrolls
+	return append([]osqwire.ResultLog(nil), f.results...), append([]osqwire.StatusLog(nil), f.statuses...),
+		append([]osqwire.DistributedWriteRequest(nil), f.writes...), f.enrolls
 }
 
 // sqlQuerier adapts a *sql.DB to Querier.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,12 +19,12 @@ func TestQueuePeekAckAndReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 5 {
-		if err := q.Push(ctx, LogResult, fmt.Appendf(nil, `{"i":%d}`, i)); err != nil {
+		if err := q.Push(ctx, osqwire.LogResult, fmt.Appendf(nil, `{"i":%d}`, i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	q.Push(ctx, LogStatus, []byte(`{"s":1}`))
-	items, err := q.Peek(ctx, LogResult, 3, 1<<20)
+	q.Push(ctx, osqwire.LogStatus, []byte(`{"s":1}`))
+	items, err := q.Peek(ctx, osqwire.LogResult, 3, 1<<20)
 	if err != nil || len(items) != 3 || string(items[0].Body) != `{"i":0}` {
 		t.Fatalf("Peek = %v, %v", items, err)
 	}
@@ -40,7 +41,7 @@ func TestQueuePeekAckAndReopen(t *testing.T) {
 	if n != 3 || bytes != int64(len(`{"i":3}`)*2+len(`{"s":1}`)) {
 		t.Errorf("Len = %d, %d", n, bytes)
 	}
-	items, _ = q.Peek(ctx, LogResult, 10, 1<<20)
+	items, _ = q.Peek(ctx, osqwire.LogResult, 10, 1<<20)
 	if len(items) != 2 || string(items[0].Body) != `{"i":3}` {
 		t.Errorf("after reopen: %v", items)
 	}
@@ -56,7 +57,7 @@ func TestQueueBoundDropsOldestAndCounts(t *testing.T) {
 	body := make([]byte, 30)
 	for i := range 5 {
 		body[0] = byte('a' + i)
-		if err := q.Push(ctx, LogResult, append([]byte(nil), body...)); err != nil {
+		if err := q.Push(ctx, osqwire.LogResult, append([]byte(nil), body...)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -64,14 +65,14 @@ func TestQueueBoundDropsOldestAndCounts(t *testing.T) {
 	if n != 3 || bytes != 90 {
 		t.Errorf("Len = %d, %d; want 3, 90", n, bytes)
 	}
-	items, _ := q.Peek(ctx, LogResult, 10, 1<<20)
+	items, _ := q.Peek(ctx, osqwire.LogResult, 10, 1<<20)
 	if items[0].Body[0] != 'c' {
 		t.Errorf("oldest kept = %c, want c", items[0].Body[0])
 	}
 	if d, _ := q.Dropped(ctx); d != 2 {
 		t.Errorf("Dropped = %d, want 2", d)
 	}
-	q.Push(ctx, LogResult, make([]byte, 200)) // larger than the queue
+	q.Push(ctx, osqwire.LogResult, make([]byte, 200)) // larger than the queue
 	if d, _ := q.Dropped(ctx); d != 3 {
 		t.Errorf("Dropped = %d, want 3", d)
 	}
@@ -89,14 +90,14 @@ func TestAgentReportsDrops(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 4 {
-		q.Push(context.Background(), LogResult, []byte(`{"name":"x","diffResults":{"added":[],"removed":[]}}`))
+		q.Push(context.Background(), osqwire.LogResult, []byte(`{"name":"x","diffResults":{"added":[],"removed":[]}}`))
 	}
 	q.Close()
 	a, _ := startAgent(t, srv.URL, "s", dir, sqlQuerier{hitsDB(t)})
 	_ = a
 	waitFor(t, "drop report", 5*time.Second, func() bool { _, s, _, _ := f.snapshot(); return len(s) == 1 })
 	_, s, _, _ := f.snapshot()
-	if s[0].Severity != SeverityWarning || !strings.Contains(s[0].Message, "dropped 3 logs") {
+	if s[0].Severity != osqwire.SeverityWarning || !strings.Contains(s[0].Message, "dropped 3 logs") {
 		t.Errorf("status = %+v", s[0])
 	}
 }

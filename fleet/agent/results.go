@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 )
 
 // queryState is what a differential query remembers between runs.
@@ -46,7 +47,7 @@ func (q *Queue) commitResult(ctx context.Context, name string, st queryState, lo
 	if log != nil {
 		bodies = [][]byte{log}
 	}
-	return q.commit(ctx, LogResult, bodies, func(tx *sql.Tx) error {
+	return q.commit(ctx, osqwire.LogResult, bodies, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO results(name, query, epoch, counter, rows) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT(name) DO UPDATE SET query = excluded.query, epoch = excluded.epoch,
 			counter = excluded.counter, rows = excluded.rows`, name, st.Query, st.Epoch, st.Counter, rows)

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"encoding/json"
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 	"runtime"
 	"sort"
 	"strings"
@@ -34,9 +35,9 @@ type job struct {
 
 // jobs flattens a config into the queries this platform runs, sorted by name.
 // Packs given as strings (paths or URLs for osquery to fetch) are skipped.
-func jobs(cfg ConfigResponse, platform, delim string) []job {
+func jobs(cfg osqwire.ConfigResponse, platform, delim string) []job {
 	var out []job
-	add := func(name string, q ScheduledQuery, packPlatform string) {
+	add := func(name string, q osqwire.ScheduledQuery, packPlatform string) {
 		if strings.TrimSpace(q.Query) == "" || q.Interval <= 0 {
 			return
 		}
@@ -52,7 +53,7 @@ func jobs(cfg ConfigResponse, platform, delim string) []job {
 		add(name, q, "")
 	}
 	for pname, raw := range cfg.Packs {
-		var p Pack
+		var p osqwire.Pack
 		if err := json.Unmarshal(raw, &p); err != nil {
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/quarry-sec/quarry/detections/packs"
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 )
 
 func TestJobsFromScheduleAndPacks(t *testing.T) {
@@ -12,8 +13,8 @@ func TestJobsFromScheduleAndPacks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := ConfigResponse{
-		Schedule: map[string]ScheduledQuery{"uptime": {Query: "SELECT 1", Interval: 10}, "no_interval": {Query: "SELECT 1"}},
+	cfg := osqwire.ConfigResponse{
+		Schedule: map[string]osqwire.ScheduledQuery{"uptime": {Query: "SELECT 1", Interval: 10}, "no_interval": {Query: "SELECT 1"}},
 		Packs: map[string]json.RawMessage{
 			packs.Name: pack,
 			"win":      json.RawMessage(`{"platform": "windows", "queries": {"q": {"query": "SELECT 1", "interval": 5}}}`),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 	"time"
 )
 
@@ -51,7 +52,7 @@ func (a *Agent) runJob(ctx context.Context, j job) {
 	a.mu.Unlock()
 	if err != nil {
 		if last != err.Error() {
-			a.queueStatus(ctx, SeverityError, fmt.Sprintf("Error executing scheduled query %s: %v", j.Name, err))
+			a.queueStatus(ctx, osqwire.SeverityError, fmt.Sprintf("Error executing scheduled query %s: %v", j.Name, err))
 		}
 		a.report(fmt.Errorf("scheduled query %s: %w", j.Name, err))
 		return
@@ -82,8 +83,8 @@ func (a *Agent) logResults(ctx context.Context, j job, cur []Row, now time.Time)
 	if !fresh {
 		st.Counter = prev.Counter + 1
 	}
-	l := ResultLog{
-		Name: j.Name, HostIdentifier: a.cfg.HostIdentifier, CalendarTime: calendarTime(now.Unix()),
+	l := osqwire.ResultLog{
+		Name: j.Name, HostIdentifier: a.cfg.HostIdentifier, CalendarTime: osqwire.CalendarTime(now.Unix()),
 		UnixTime: now.Unix(), Epoch: st.Epoch, Counter: st.Counter, Numerics: false,
 	}
 	emit := true
@@ -99,7 +100,7 @@ func (a *Agent) logResults(ctx context.Context, j job, cur []Row, now time.Time)
 		if !j.Removed {
 			removed = []Row{}
 		}
-		l.DiffResults = &DiffResults{Added: added, Removed: removed}
+		l.DiffResults = &osqwire.DiffResults{Added: added, Removed: removed}
 		emit = len(added)+len(removed) > 0
 	}
 	var body []byte
@@ -119,16 +120,16 @@ func (a *Agent) logResults(ctx context.Context, j job, cur []Row, now time.Time)
 
 // queueStatus queues a status log line.
 func (a *Agent) queueStatus(ctx context.Context, severity int, msg string) {
-	if err := a.queue.Push(ctx, LogStatus, a.statusLog(severity, msg)); err != nil {
+	if err := a.queue.Push(ctx, osqwire.LogStatus, a.statusLog(severity, msg)); err != nil {
 		a.report(err)
 	}
 }
 
 func (a *Agent) statusLog(severity int, msg string) []byte {
 	now := time.Now().Unix()
-	b, _ := json.Marshal(StatusLog{ // a struct of strings and ints always encodes
-		HostIdentifier: a.cfg.HostIdentifier, CalendarTime: calendarTime(now), UnixTime: now,
-		Severity: severity, Filename: "agent.go", Line: 1, Message: msg, Version: OsqueryCompatVersion,
+	b, _ := json.Marshal(osqwire.StatusLog{ // a struct of strings and ints always encodes
+		HostIdentifier: a.cfg.HostIdentifier, CalendarTime: osqwire.CalendarTime(now), UnixTime: osqwire.Int(now),
+		Severity: osqwire.Int(severity), Filename: "agent.go", Line: 1, Message: msg, Version: OsqueryCompatVersion,
 	})
 	return b
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 	"time"
 )
 
@@ -43,7 +44,7 @@ func (a *Agent) flushLogs(ctx context.Context) error {
 	if err := a.reportDrops(ctx); err != nil {
 		return err
 	}
-	for _, kind := range []string{LogStatus, LogResult} {
+	for _, kind := range []string{osqwire.LogStatus, osqwire.LogResult} {
 		for {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -88,8 +89,8 @@ func (a *Agent) sendLogs(ctx context.Context, kind string, items []Item) error {
 	for i, it := range items {
 		data[i] = it.Body
 	}
-	err := a.call(ctx, PathLog, func(k string) any {
-		return LogRequest{NodeKey: k, LogType: kind, Data: data}
+	err := a.call(ctx, osqwire.PathLog, func(k string) any {
+		return osqwire.LogRequest{NodeKey: k, LogType: kind, Data: data}
 	}, nil)
 	if err != nil {
 		return fmt.Errorf("send %d %s logs: %w", len(items), kind, err)
@@ -105,9 +106,9 @@ func (a *Agent) reportDrops(ctx context.Context) error {
 		return err
 	}
 	msg := fmt.Sprintf("quarry agent: log queue full (%d bytes): dropped %d logs or live query answers, oldest first", a.queue.maxBytes, n)
-	line := json.RawMessage(a.statusLog(SeverityWarning, msg))
-	err = a.call(ctx, PathLog, func(k string) any {
-		return LogRequest{NodeKey: k, LogType: LogStatus, Data: []json.RawMessage{line}}
+	line := json.RawMessage(a.statusLog(osqwire.SeverityWarning, msg))
+	err = a.call(ctx, osqwire.PathLog, func(k string) any {
+		return osqwire.LogRequest{NodeKey: k, LogType: osqwire.LogStatus, Data: []json.RawMessage{line}}
 	}, nil)
 	if err != nil {
 		return fmt.Errorf("report dropped logs: %w", err)

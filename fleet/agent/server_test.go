@@ -17,6 +17,7 @@ import (
 
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/detections/packs"
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 	"github.com/quarry-sec/quarry/fleet/server"
 	"github.com/quarry-sec/quarry/fleet/store"
 	"github.com/quarry-sec/quarry/fleet/store/sqlitestore"
@@ -45,7 +46,7 @@ type realFleet struct {
 func (f *realFleet) lossy(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
-		refuse, cut := f.refuse, f.cutAfterHunt && r.URL.Path == PathDistributedRead
+		refuse, cut := f.refuse, f.cutAfterHunt && r.URL.Path == osqwire.PathDistributedRead
 		drop := !refuse && f.dropAnswer != nil && f.dropAnswer(r)
 		if drop {
 			f.dropped++
@@ -60,7 +61,7 @@ func (f *realFleet) lossy(h http.Handler) http.Handler {
 		case cut:
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, r)
-			var read DistributedReadResponse
+			var read osqwire.DistributedReadResponse
 			if json.Unmarshal(rec.Body.Bytes(), &read) == nil && len(read.Queries) > 0 {
 				f.mu.Lock()
 				f.refuse = true
@@ -367,7 +368,7 @@ func TestAgentLostAnswersEveryResultOnce(t *testing.T) {
 	}
 	add(5)
 	waitFor(t, "first hits at the server", 10*time.Second, func() bool { return len(hitRows(t, f.st)) > 0 })
-	f.setDrop(func(r *http.Request) bool { return r.URL.Path == PathLog })
+	f.setDrop(func(r *http.Request) bool { return r.URL.Path == osqwire.PathLog })
 	add(20)
 	// Every hit reaches the store while no answer reaches the agent.
 	waitFor(t, "hits committed with lost answers", 15*time.Second, func() bool { return len(hitRows(t, f.st)) == n })

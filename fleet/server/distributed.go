@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 	"github.com/quarry-sec/quarry/fleet/store"
 )
 
@@ -52,7 +53,7 @@ func (s *Server) handleDistributedRead(w http.ResponseWriter, r *http.Request, h
 // per ID a status (non-zero: the query failed) with its message.
 type distributedWrite struct {
 	Queries  map[string]json.RawMessage `json:"queries"`
-	Statuses map[string]flexInt         `json:"statuses"`
+	Statuses map[string]osqwire.Int     `json:"statuses"`
 	Messages map[string]string          `json:"messages"`
 }
 

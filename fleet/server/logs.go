@@ -4,28 +4,20 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 	"github.com/quarry-sec/quarry/fleet/store"
 )
-
-// logRequest is osquery's log request; each data item is a JSON object
-// (or, from some clients, a string holding one).
-type logRequest struct {
-	LogType string            `json:"log_type"`
-	Data    []json.RawMessage `json:"data"`
-}
 
 // resultLog is one result log item in any of osquery's forms: batched
 // differential (diffResults), snapshot, or one row per item (event format,
 // columns + action).
 type resultLog struct {
 	Name        string          `json:"name"`
-	UnixTime    flexInt         `json:"unixTime"`
-	Epoch       flexInt         `json:"epoch"`
-	Counter     flexInt         `json:"counter"`
+	UnixTime    osqwire.Int     `json:"unixTime"`
+	Epoch       osqwire.Int     `json:"epoch"`
+	Counter     osqwire.Int     `json:"counter"`
 	Decorations json.RawMessage `json:"decorations"`
 	DiffResults *struct {
 		Added   []json.RawMessage `json:"added"`
@@ -34,31 +26,6 @@ type resultLog struct {
 	Snapshot []json.RawMessage `json:"snapshot"`
 	Columns  json.RawMessage   `json:"columns"`
 	Action   string            `json:"action"`
-}
-
-// statusLog is one status log item.
-type statusLog struct {
-	UnixTime flexInt `json:"unixTime"`
-	Severity flexInt `json:"severity"`
-	Filename string  `json:"filename"`
-	Line     flexInt `json:"line"`
-	Message  string  `json:"message"`
-	Version  string  `json:"version"`
-}
-
-// flexInt reads a JSON number or a string holding one (osquery has sent
-// both); anything else reads as 0.
-type flexInt int64
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (f *flexInt) UnmarshalJSON(b []byte) error {
-	s := strings.Trim(string(b), `"`)
-	if v, err := strconv.ParseInt(s, 10, 64); err == nil {
-		*f = flexInt(v)
-	} else if v, err := strconv.ParseFloat(s, 64); err == nil {
-		*f = flexInt(v)
-	}
-	return nil
 }
 
 // handleLog stores a host's result or status logs, and the detections in
@@ -71,14 +38,14 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 // the host no longer has (merged into another, or deleted) are deleted
 // from the fleet: see incidentLogs.gone.
 func (s *Server) handleLog(w http.ResponseWriter, r *http.Request, h *store.Host, body []byte) {
-	var req logRequest
+	var req osqwire.LogRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		s.fail(w, r, errorf(http.StatusBadRequest, "malformed JSON: %v", err), nil)
 		return
 	}
 	var b store.LogBatch
 	switch req.LogType {
-	case "result":
+	case osqwire.LogResult:
 		known, err := s.allPacks(r.Context())
 		if err != nil {
 			s.fail(w, r, err, nil)
@@ -93,9 +60,9 @@ func (s *Server) handleLog(w http.ResponseWriter, r *http.Request, h *store.Host
 			s.addResult(&b, &incidents, h, &rl, queryName(rl.Name, known))
 		}
 		incidents.gone(&b)
-	case "status":
+	case osqwire.LogStatus:
 		for _, item := range req.Data {
-			var sl statusLog
+			var sl osqwire.StatusLog
 			if json.Unmarshal(unwrapString(item), &sl) != nil {
 				continue
 			}
@@ -176,7 +143,7 @@ func isObject(raw json.RawMessage) bool {
 }
 
 // unixTime is osquery's unixTime, or now when it is missing.
-func unixTime(v flexInt, now time.Time) time.Time {
+func unixTime(v osqwire.Int, now time.Time) time.Time {
 	if v <= 0 {
 		return now
 	}

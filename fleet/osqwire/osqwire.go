@@ -1,6 +1,14 @@
-package agent
+// Package osqwire is osquery's TLS remote API as JSON messages: what
+// Quarry's agent sends and the fleet server reads (enroll, config, log,
+// distributed read and write), with the paths they are posted to.
+package osqwire
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // Paths of osquery's TLS remote API, relative to the fleet URL.
 const (
@@ -57,7 +65,9 @@ type ScheduledQuery struct {
 	Removed *bool `json:"removed,omitempty"`
 }
 
-// LogRequest sends result or status logs (log_type "result" or "status").
+// LogRequest sends result or status logs (log_type "result" or "status");
+// each data item is a JSON object (or, from some clients, a string holding
+// one).
 type LogRequest struct {
 	NodeKey string            `json:"node_key"`
 	LogType string            `json:"log_type"`
@@ -130,10 +140,10 @@ type DiffResults struct {
 type StatusLog struct {
 	HostIdentifier string `json:"hostIdentifier"`
 	CalendarTime   string `json:"calendarTime"`
-	UnixTime       int64  `json:"unixTime"`
-	Severity       int    `json:"severity"`
+	UnixTime       Int    `json:"unixTime"`
+	Severity       Int    `json:"severity"`
 	Filename       string `json:"filename"`
-	Line           int    `json:"line"`
+	Line           Int    `json:"line"`
 	Message        string `json:"message"`
 	Version        string `json:"version"`
 }
@@ -145,7 +155,23 @@ const (
 	SeverityError   = 2
 )
 
-// calendarTime formats t as osquery's calendarTime ("Mon Jan  2 15:04:05 2006 UTC").
-func calendarTime(unix int64) string {
-	return timeUnixUTC(unix).Format("Mon Jan _2 15:04:05 2006 UTC")
+// CalendarTime formats a UNIX time as osquery's calendarTime ("Mon Jan  2
+// 15:04:05 2006 UTC").
+func CalendarTime(unix int64) string {
+	return time.Unix(unix, 0).UTC().Format("Mon Jan _2 15:04:05 2006 UTC")
+}
+
+// Int reads a JSON number or a string holding one (osquery has sent both);
+// anything else reads as 0. It encodes as a number.
+type Int int64
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (f *Int) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if v, err := strconv.ParseInt(s, 10, 64); err == nil {
+		*f = Int(v)
+	} else if v, err := strconv.ParseFloat(s, 64); err == nil {
+		*f = Int(v)
+	}
+	return nil
 }
