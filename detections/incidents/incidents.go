@@ -59,6 +59,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
@@ -116,19 +117,56 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Hit is one detection (all the technique rows of one hit_id).
+// Hit is one detection with all its techniques: the technique rows of one
+// hit_id joined. The embedded row is the hit's first (its rule, event and
+// process); Techniques and Tactics are all its rows', to be used rather
+// than the row's TechniqueID and Tactic.
 type Hit struct {
-	ID         string
-	Time       time.Time
-	Host       string
-	EID, PID   int64
-	RuleID     string
-	RuleTitle  string
-	RuleSource string
-	Severity   string
-	Confidence string
+	telemetry.Hit
 	Techniques []string // sorted, distinct
 	Tactics    []string // distinct, matrix order
+}
+
+// hitJoin joins technique rows into Hits, one per hit_id, in the order
+// their first rows came.
+type hitJoin struct {
+	byID  map[string]*Hit
+	order []string
+}
+
+// add joins row r to its hit, and reports whether r was the hit's first.
+func (j *hitJoin) add(r *telemetry.Hit) (first bool) {
+	if j.byID == nil {
+		j.byID = map[string]*Hit{}
+	}
+	h, ok := j.byID[r.HitID]
+	if !ok {
+		h = &Hit{Hit: *r}
+		j.byID[r.HitID] = h
+		j.order = append(j.order, r.HitID)
+	}
+	if r.TechniqueID != "" {
+		h.Techniques = appendUnique(h.Techniques, r.TechniqueID)
+	}
+	for _, t := range strings.Split(r.Tactic, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			h.Tactics = appendUnique(h.Tactics, V18Tactic(t))
+		}
+	}
+	return !ok
+}
+
+// hits returns the joined hits, techniques sorted and tactics in matrix
+// order.
+func (j *hitJoin) hits() []Hit {
+	out := make([]Hit, 0, len(j.order))
+	for _, id := range j.order {
+		h := j.byID[id]
+		sort.Strings(h.Techniques)
+		SortTactics(h.Tactics)
+		out = append(out, *h)
+	}
+	return out
 }
 
 // Weight is the hit's severity × confidence (see the package doc).
@@ -259,7 +297,7 @@ func (g *Grouper) process(ctx context.Context, h *Hit) (*Process, error) {
 			return p, err
 		}
 	}
-	return g.res.phantom("h:"+h.ID, h.Host, h.PID, "", "", ""), nil
+	return g.res.phantom("h:"+h.HitID, h.Host, h.PID, "", "", ""), nil
 }
 
 func (g *Grouper) anchors(ctx context.Context, h *Hit, p *Process) ([]*Process, error) {
@@ -286,7 +324,7 @@ func (g *Grouper) Group(ctx context.Context, hits []Hit) ([]eventstore.IncidentR
 		if !hits[i].Time.Equal(hits[j].Time) {
 			return hits[i].Time.Before(hits[j].Time)
 		}
-		return hits[i].ID < hits[j].ID
+		return hits[i].HitID < hits[j].HitID
 	})
 	eids := make([]int64, len(hits))
 	for i := range hits {
@@ -302,11 +340,11 @@ func (g *Grouper) Group(ctx context.Context, hits []Hit) ([]eventstore.IncidentR
 		}
 		p, err := g.process(ctx, &hits[i])
 		if err != nil {
-			return nil, fmt.Errorf("incidents: hit %s: %w", hits[i].ID, err)
+			return nil, fmt.Errorf("incidents: hit %s: %w", hits[i].HitID, err)
 		}
 		as, err := g.anchors(ctx, &hits[i], p)
 		if err != nil {
-			return nil, fmt.Errorf("incidents: hit %s: %w", hits[i].ID, err)
+			return nil, fmt.Errorf("incidents: hit %s: %w", hits[i].HitID, err)
 		}
 		ms[i] = member{hit: hits[i], proc: p, anchors: as}
 	}
@@ -590,7 +628,7 @@ func build(ms []member, idx []int, loose []bool) eventstore.IncidentRecord {
 	var top *Hit
 	for _, i := range idx {
 		h := &ms[i].hit
-		hitIDs = append(hitIDs, h.ID)
+		hitIDs = append(hitIDs, h.HitID)
 		if w := h.Weight(); w > maxW {
 			maxW, top = w, h
 		}
@@ -628,7 +666,7 @@ func build(ms []member, idx []int, loose []bool) eventstore.IncidentRecord {
 	}
 	summary += fmt.Sprintf("; strongest: %s (%s)", top.RuleTitle, top.Severity)
 	return eventstore.IncidentRecord{
-		IncidentID: IncidentID(first.hit.Host, root.Key, first.hit.ID),
+		IncidentID: IncidentID(first.hit.Host, root.Key, first.hit.HitID),
 		Host:       first.hit.Host,
 		FirstSeen:  first.hit.Time,
 		LastSeen:   last.Time,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/quarry-sec/quarry/telemetry"
@@ -14,37 +13,15 @@ import (
 // LoadHits reads the hits of host in [lo, hi] (both inclusive) from st, one
 // Hit per hit_id.
 func LoadHits(ctx context.Context, st *eventstore.Store, host string, lo, hi time.Time) ([]Hit, error) {
-	byID := map[string]*Hit{}
-	var order []string
+	var join hitJoin
 	err := st.ScanHitHeads(ctx, host, lo, hi, func(r *telemetry.Hit) bool {
-		h, ok := byID[r.HitID]
-		if !ok {
-			h = &Hit{ID: r.HitID, Time: r.Time, Host: r.Host, EID: r.EID, PID: r.PID, RuleID: r.RuleID,
-				RuleTitle: r.RuleTitle, RuleSource: r.RuleSource, Severity: r.Severity, Confidence: r.Confidence}
-			byID[r.HitID] = h
-			order = append(order, r.HitID)
-		}
-		if r.TechniqueID != "" {
-			h.Techniques = appendUnique(h.Techniques, r.TechniqueID)
-		}
-		for _, t := range strings.Split(r.Tactic, ",") {
-			if t = strings.TrimSpace(t); t != "" {
-				h.Tactics = appendUnique(h.Tactics, V18Tactic(t))
-			}
-		}
+		join.add(r)
 		return true
 	})
 	if err != nil {
 		return nil, fmt.Errorf("incidents: %w", err)
 	}
-	out := make([]Hit, 0, len(order))
-	for _, id := range order {
-		h := byID[id]
-		sort.Strings(h.Techniques)
-		SortTactics(h.Tactics)
-		out = append(out, *h)
-	}
-	return out, nil
+	return join.hits(), nil
 }
 
 func appendUnique(s []string, v string) []string {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/quarry-sec/quarry/telemetry"
@@ -237,36 +236,19 @@ func annotate(ctx context.Context, st *eventstore.Store, r *Resolver, t *Tree) e
 		}
 	}
 	sort.Slice(eids, func(i, j int) bool { return eids[i] < eids[j] })
-	byHit := map[string]*Hit{}
-	var order []string
+	var join hitJoin
 	nodeOf := map[string]int{}
 	err := st.ScanHitsByEIDs(ctx, eids, func(h *telemetry.Hit) bool {
-		x, ok := byHit[h.HitID]
-		if !ok {
-			x = &Hit{ID: h.HitID, Time: h.Time, Host: h.Host, EID: h.EID, PID: h.PID, RuleID: h.RuleID, RuleTitle: h.RuleTitle,
-				RuleSource: h.RuleSource, Severity: h.Severity, Confidence: h.Confidence}
-			byHit[h.HitID] = x
-			order = append(order, h.HitID)
+		if join.add(h) {
 			nodeOf[h.HitID] = nodeOfEID[h.EID]
-		}
-		if h.TechniqueID != "" {
-			x.Techniques = appendUnique(x.Techniques, h.TechniqueID)
-		}
-		for _, tac := range strings.Split(h.Tactic, ",") {
-			if tac != "" {
-				x.Tactics = appendUnique(x.Tactics, V18Tactic(tac))
-			}
 		}
 		return true
 	})
 	if err != nil {
 		return fmt.Errorf("process tree: %w", err)
 	}
-	for _, id := range order {
-		n := &t.Nodes[nodeOf[id]]
-		h := *byHit[id]
-		sort.Strings(h.Techniques)
-		SortTactics(h.Tactics)
+	for _, h := range join.hits() {
+		n := &t.Nodes[nodeOf[h.HitID]]
 		n.Hits = append(n.Hits, h)
 		for _, x := range h.Techniques {
 			n.Techniques = appendUnique(n.Techniques, x)
