@@ -200,7 +200,7 @@ func writeIncidentsJSON(ctx context.Context, w io.Writer, st *eventstore.Store, 
 		byID := map[string]*incidentHit{}
 		var order []string
 		if len(ids) > 0 {
-			err := incidents.ScanHitsByID(ctx, st, ids, func(h *telemetry.Hit) bool {
+			err := st.ScanHitsByID(ctx, ids, func(h *telemetry.Hit) bool {
 				x, ok := byID[h.HitID]
 				if !ok {
 					x = &incidentHit{HitID: h.HitID, Time: h.Time.Unix(), RuleID: h.RuleID, RuleTitle: h.RuleTitle,

@@ -73,7 +73,7 @@ func Related(ctx context.Context, st *eventstore.Store, incidentID string, opts 
 		}
 	}
 	var eids []int64
-	if err := ScanHitsByID(ctx, st, hitIDs, func(h *telemetry.Hit) bool {
+	if err := st.ScanHitsByID(ctx, hitIDs, func(h *telemetry.Hit) bool {
 		if u := h.Username; u != "" && !systemUsers[strings.ToLower(u)] {
 			add(eventstore.ShareUser, u)
 		}
@@ -141,21 +141,5 @@ func Related(ctx context.Context, st *eventstore.Store, incidentID string, opts 
 }
 
 // idChunk bounds the ids of one IN (…) list, under SQLite's limit on
-// parameters.
+// parameters (eventstore.Store.ScanIncidentHits does not split its list).
 const idChunk = 500
-
-// ScanHitsByID streams the hit rows of the given hit ids, any number of
-// them, a few hundred ids per query (each query's rows oldest first).
-func ScanHitsByID(ctx context.Context, st *eventstore.Store, ids []string, fn func(*telemetry.Hit) bool) error {
-	more := true
-	for start := 0; start < len(ids) && more; start += idChunk {
-		err := st.ScanHits(ctx, eventstore.HitFilter{HitIDs: ids[start:min(start+idChunk, len(ids))]}, func(h *telemetry.Hit) bool {
-			more = fn(h)
-			return more
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}

@@ -108,7 +108,7 @@ func TreeOfIncident(ctx context.Context, st *eventstore.Store, incidentID string
 		return Tree{}, false, fmt.Errorf("process tree of incident %s: %w", incidentID, err)
 	}
 	var eids []int64
-	if err := ScanHitsByID(ctx, st, hitIDs, func(h *telemetry.Hit) bool {
+	if err := st.ScanHitsByID(ctx, hitIDs, func(h *telemetry.Hit) bool {
 		eids = append(eids, h.EID)
 		return true
 	}); err != nil {

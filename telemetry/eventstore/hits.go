@@ -125,3 +125,24 @@ func (s *Store) ScanHits(ctx context.Context, f HitFilter, fn func(*telemetry.Hi
 	}
 	return nil
 }
+
+// idChunk bounds the ids of one IN (…) list, under SQLite's limit on
+// parameters.
+const idChunk = 500
+
+// ScanHitsByID streams the hit rows of the given hit ids, any number of
+// them, a few hundred ids per query (each query's rows oldest first), to fn
+// until it returns false.
+func (s *Store) ScanHitsByID(ctx context.Context, ids []string, fn func(*telemetry.Hit) bool) error {
+	more := true
+	for start := 0; start < len(ids) && more; start += idChunk {
+		err := s.ScanHits(ctx, HitFilter{HitIDs: ids[start:min(start+idChunk, len(ids))]}, func(h *telemetry.Hit) bool {
+			more = fn(h)
+			return more
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
