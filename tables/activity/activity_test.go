@@ -334,39 +334,7 @@ func TestTableOfCountsImport(t *testing.T) {
 // tables, each with the pid and process_key of the exec that started the
 // acting process.
 func TestAuditdActivityLinksToProcess(t *testing.T) {
-	r, _, err := importers.Open(filepath.Join("..", "..", "telemetry", "importers", "testdata", "auditd", "activity.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	var evs []telemetry.Event
-	for {
-		ev, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		var re *telemetry.RecordError
-		if errors.As(err, &re) {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		evs = append(evs, ev)
-	}
-	st := newStore(t)
-	if _, err := st.Append(context.Background(), evs); err != nil {
-		t.Fatal(err)
-	}
-	reg := tables.NewRegistry()
-	if err := reg.Register(append(activity.Tables(st), process.Events(st, process.Options{}))...); err != nil {
-		t.Fatal(err)
-	}
-	e, err := sqlengine.Open(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := engineOver(t, filepath.Join("..", "..", "telemetry", "importers", "testdata", "auditd", "activity.log"))
 	bash := rows(t, e, "SELECT process_key FROM process_events WHERE pid = 2001 AND syscall = 'execve'")
 	insmod := rows(t, e, "SELECT process_key FROM process_events WHERE pid = 2002 AND syscall = 'execve'")
 	if len(bash) != 1 || len(insmod) != 1 || bash[0] == insmod[0] {
@@ -417,4 +385,66 @@ func TestAuditdActivityLinksToProcess(t *testing.T) {
 			t.Errorf("%s:\n got %q\nwant %q", c.query, got, c.want)
 		}
 	}
+}
+
+// TestSysmonLinuxActivityTables stores the importers' Sysmon for Linux
+// recording and finds its connect, file create and delete in socket_events
+// and file_events under the pid and process_key of its EID 1.
+func TestSysmonLinuxActivityTables(t *testing.T) {
+	e := engineOver(t, filepath.Join("..", "..", "telemetry", "importers", "testdata", "sysmon-linux", "activity.syslog"))
+	keys := rows(t, e, "SELECT process_key FROM process_events WHERE pid = 4100 AND syscall = 'execve'")
+	if len(keys) != 1 || keys[0] == "NULL" {
+		t.Fatalf("curl's key: %v", keys)
+	}
+	for q, want := range map[string][]string{
+		"SELECT action, remote_address, remote_port, protocol, pid, process_key, source FROM socket_events": {
+			"connect|198.51.100.20|80|6|4100|" + keys[0] + "|sysmon_linux"},
+		"SELECT action, target_path, pid, process_key FROM file_events ORDER BY time": {
+			"create|/tmp/.x|4100|" + keys[0], "delete|/tmp/curl.tmp|4100|" + keys[0]},
+	} {
+		if got := rows(t, e, q); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s:\n got %q\nwant %q", q, got, want)
+		}
+	}
+}
+
+// engineOver imports one recording (skipping its malformed records) into a
+// fresh store and opens the engine over the activity tables and
+// process_events.
+func engineOver(t *testing.T, path string) *sqlengine.Engine {
+	t.Helper()
+	r, _, err := importers.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var evs []telemetry.Event
+	for {
+		ev, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		var re *telemetry.RecordError
+		if errors.As(err, &re) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, ev)
+	}
+	st := newStore(t)
+	if _, err := st.Append(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	reg := tables.NewRegistry()
+	if err := reg.Register(append(activity.Tables(st), process.Events(st, process.Options{}))...); err != nil {
+		t.Fatal(err)
+	}
+	e, err := sqlengine.Open(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
 }
