@@ -96,6 +96,15 @@ func socketOf(a *eventstore.Activity) socket {
 	}
 	src, sport := a.Field("SourceIp"), a.Field("SourcePort")
 	dst, dport := a.Field("DestinationIp"), a.Field("DestinationPort")
+	if p := a.Field("SocketPath"); p != "" && src == "" && dst == "" {
+		// A Unix socket (auditd): its path is the address connected to,
+		// or bound.
+		if s.action == "bind" || s.action == "listen" {
+			src = p
+		} else {
+			dst = p
+		}
+	}
 	if !initiated && s.action != "bind" && s.action != "listen" {
 		// Sysmon's source is the side that initiated: for an accepted
 		// connection, the remote one.
@@ -151,11 +160,14 @@ func portValue(p string) any {
 var socketEvents = &spec{
 	name: "socket_events", osqueryName: "quarry_socket_events", kind: "network",
 	description: "Network connections, accepts, binds and listens: Sysmon 3, Security 5154-5159 (Windows Filtering Platform), " +
-		"live Linux network_connection events. osquery's socket_events columns, with the acting process's image in path.",
+		"Linux network_connection events (live eBPF, auditd connect/bind/accept). osquery's socket_events columns, with the acting process's image in path.",
 	selectors: []eventstore.Selector{sysmon(3), securityEvents(5154, 5155, 5156, 5157, 5158, 5159), linux("network_connection")},
 	columns: []column{
 		text("action", "connect, accept, bind or listen", func(a *eventstore.Activity) any { return socketOf(a).action }),
-		integer("family", "Address family: 2 (IPv4) or 10 (IPv6)", func(a *eventstore.Activity) any {
+		integer("family", "Address family: 2 (IPv4), 10 (IPv6) or 1 (Unix socket, from auditd)", func(a *eventstore.Activity) any {
+			if f, err := strconv.ParseInt(a.Field("Family"), 10, 64); err == nil {
+				return f
+			}
 			s := socketOf(a)
 			if f := family(s.remote); f != nil {
 				return f
@@ -165,7 +177,7 @@ var socketEvents = &spec{
 		integer("protocol", "IP protocol number (6 TCP, 17 UDP)", func(a *eventstore.Activity) any { return protocolNumber(a.Field("Protocol")) }),
 		text("local_address", "Local address", func(a *eventstore.Activity) any { return nullable(socketOf(a).local) }),
 		integer("local_port", "Local port", func(a *eventstore.Activity) any { return portValue(socketOf(a).localPort) }),
-		text("remote_address", "Remote address", func(a *eventstore.Activity) any { return nullable(socketOf(a).remote) }),
+		text("remote_address", "Remote address (a Unix socket's path for a connect)", func(a *eventstore.Activity) any { return nullable(socketOf(a).remote) }),
 		integer("remote_port", "Remote port", func(a *eventstore.Activity) any { return portValue(socketOf(a).rport) }),
 		text("remote_hostname", "Remote host name, when the source resolved it (Sysmon's DestinationHostname of a connect)", func(a *eventstore.Activity) any {
 			s := socketOf(a)
@@ -233,7 +245,7 @@ func hashPart(kind string) func(a *eventstore.Activity) any {
 var fileEvents = &spec{
 	name: "file_events", osqueryName: "quarry_file_events", kind: "file",
 	description: "File activity: Sysmon 11 create, 2 creation time changed, 15 stream created, 23/26 delete, 27/28 blocked, " +
-		"29 executable detected, 9 raw disk read; live Linux file_event (create, modify, chmod), file_delete, file_rename.",
+		"29 executable detected, 9 raw disk read; Linux file_event (create, modify, chmod), file_delete, file_rename, live (eBPF) or from auditd.",
 	selectors: []eventstore.Selector{sysmon(2, 9, 11, 15, 23, 26, 27, 28, 29), linux("file_event", "file_delete", "file_rename")},
 	columns: []column{
 		text("target_path", "The file (for a raw read, the device)", firstField("TargetFilename", "Device")),
@@ -368,7 +380,7 @@ var dnsLookupEvents = &spec{
 
 var imageLoadEvents = &spec{
 	name: "image_load_events", kind: "image_load",
-	description: "Images loaded: Sysmon 7 (DLL into a process), Sysmon 6 (driver); live Linux driver_load (kernel module) " +
+	description: "Images loaded: Sysmon 7 (DLL into a process), Sysmon 6 (driver); Linux driver_load (kernel module, live or auditd) " +
 		"and image_load (memfd: an anonymous file executed).",
 	selectors: []eventstore.Selector{sysmon(6, 7), linux("driver_load", "image_load")},
 	columns: []column{

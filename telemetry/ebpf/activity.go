@@ -84,6 +84,24 @@ type activity struct {
 	ev      telemetry.Event
 	dns     []byte // the DNS message (possibly cut short)
 	dnsSent bool
+	// dnsLengthOnly marks a TCP read or write of nothing but the 2-byte
+	// length prefix, which carries no message.
+	dnsLengthOnly bool
+}
+
+// tcpDNSMessage returns the DNS message of bytes a syscall moved over a TCP
+// DNS connection (n of them in all; b may be cut short): a message over TCP
+// is preceded by its length in 2 bytes, which a client writes with it or on
+// its own (and reads likewise). The prefix is dropped when its value is the
+// rest's length; lengthOnly is set when the call moved only the prefix.
+func tcpDNSMessage(b []byte, n uint32) (msg []byte, lengthOnly bool) {
+	if n == 2 && len(b) == 2 {
+		return nil, true
+	}
+	if len(b) >= 2 && n >= 2 && uint32(b[0])<<8|uint32(b[1]) == n-2 {
+		return b[2:], false
+	}
+	return b, false
 }
 
 // decodeActivity decodes the body of an activity record whose header h is
@@ -236,8 +254,13 @@ func decodeActivity(h header, raw []byte, ev telemetry.Event) (activity, error) 
 		if err != nil {
 			return activity{}, err
 		}
+		proto := "udp"
+		if d.arg == 6 {
+			proto = "tcp"
+			payload, a.dnsLengthOnly = tcpDNSMessage(payload, d.mode)
+		}
 		f.Append("Image", ev.Path)
-		f.Append("Protocol", "udp")
+		f.Append("Protocol", proto)
 		f.Append("SourceIp", src.String())
 		f.Append("SourcePort", strconv.Itoa(int(d.sport)))
 		f.Append("DestinationIp", dst.String())

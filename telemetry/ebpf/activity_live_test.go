@@ -3,12 +3,14 @@ package ebpf
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -258,5 +260,108 @@ func TestLiveActivity(t *testing.T) {
 	t.Logf("stats %+v", c.Stats())
 	if st := c.Stats(); st.Drops != 0 || st.Malformed != 0 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// tcpDNSResponder answers every A query of each connection accepted on ln
+// with 10.4.5.6, over TCP (each message after its 2-byte length).
+func tcpDNSResponder(ln net.Listener) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer conn.Close()
+			for {
+				var n [2]byte
+				if _, err := io.ReadFull(conn, n[:]); err != nil {
+					return
+				}
+				buf := make([]byte, int(n[0])<<8|int(n[1]))
+				if _, err := io.ReadFull(conn, buf); err != nil {
+					return
+				}
+				var p dnsmessage.Parser
+				h, err := p.Start(buf)
+				if err != nil {
+					return
+				}
+				q, err := p.Question()
+				if err != nil {
+					return
+				}
+				if strings.HasPrefix(q.Name.String(), "unanswered") {
+					continue
+				}
+				b := dnsmessage.NewBuilder([]byte{0, 0}, dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true})
+				b.StartQuestions()
+				b.Question(q)
+				b.StartAnswers()
+				b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET, TTL: 60},
+					dnsmessage.AResource{A: [4]byte{10, 4, 5, 6}})
+				msg, _ := b.Finish()
+				msg[0], msg[1] = byte((len(msg)-2)>>8), byte(len(msg)-2)
+				conn.Write(msg)
+			}
+		}()
+	}
+}
+
+// TestLiveDNSOverTCP makes DNS queries over TCP to a local server (written
+// with the length prefix in one write, and with writev and the prefix in a
+// buffer of its own, as glibc does), reads each answer as resolvers do (the
+// length, then the message) and sees the queries, paired with their
+// answers, as dns_query events; a query the server leaves unanswered is
+// seen too (so from its sending side), reported when the window ends.
+func TestLiveDNSOverTCP(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go tcpDNSResponder(ln)
+	port := ln.Addr().(*net.TCPAddr).Port
+	s, _ := startWith(t, Options{DrainInterval: 20 * time.Millisecond, Host: "test-host", DNSPort: uint16(port),
+		DNSWindow: 300 * time.Millisecond})
+	self := int64(os.Getpid())
+	exe := resolved(t, "/proc/self/exe")
+
+	conn, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for i, name := range []string{"tcp-one-write.example.", "tcp-writev.example.", "unanswered-write.example.", "unanswered-writev.example."} {
+		q := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: uint16(5000 + i), RecursionDesired: true})
+		q.StartQuestions()
+		q.Question(dnsmessage.Question{Name: dnsmessage.MustNewName(name), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET})
+		msg, _ := q.Finish()
+		prefix := []byte{byte(len(msg) >> 8), byte(len(msg))}
+		if i%2 == 0 {
+			_, err = conn.Write(append(prefix, msg...))
+		} else {
+			bufs := net.Buffers{prefix, msg}
+			_, err = bufs.WriteTo(conn) // writev
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(name, "unanswered") {
+			waitEvent(t, s, self, "dns_query", map[string]string{"QueryName": strings.TrimSuffix(name, "."), "QueryType": "A",
+				"QueryStatus": StatusTimeout, "Protocol": "tcp", "DestinationPort": strconv.Itoa(port)})
+			continue
+		}
+		conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		var n [2]byte
+		if _, err := io.ReadFull(conn, n[:]); err != nil {
+			t.Fatalf("no DNS answer: %v", err)
+		}
+		if _, err := io.ReadFull(conn, make([]byte, int(n[0])<<8|int(n[1]))); err != nil {
+			t.Fatalf("DNS answer cut: %v", err)
+		}
+		waitEvent(t, s, self, "dns_query", map[string]string{"QueryName": strings.TrimSuffix(name, "."), "QueryType": "A",
+			"QueryStatus": "NOERROR", "QueryResults": "A: 10.4.5.6", "Protocol": "tcp", "Image": exe,
+			"DestinationIp": "127.0.0.1", "DestinationPort": strconv.Itoa(port)})
 	}
 }

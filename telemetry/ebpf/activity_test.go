@@ -1,6 +1,7 @@
 package ebpf
 
 import (
+	"bytes"
 	"encoding/binary"
 	"reflect"
 	"strings"
@@ -274,4 +275,27 @@ func FuzzParseDNS(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestTCPDNSMessage(t *testing.T) {
+	msg := dnsQuery(t, 7, "tcp.example.")
+	n := uint32(len(msg))
+	prefixed := append([]byte{byte(n >> 8), byte(n)}, msg...)
+	for _, c := range []struct {
+		name       string
+		b          []byte
+		total      uint32
+		want       []byte
+		lengthOnly bool
+	}{
+		{"prefix and message in one call", prefixed, n + 2, msg, false},
+		{"prefix and message cut short", prefixed[:10], n + 2, prefixed[2:10], false},
+		{"message alone (prefix moved by its own call)", msg, n, msg, false},
+		{"prefix alone", prefixed[:2], 2, nil, true},
+	} {
+		got, only := tcpDNSMessage(c.b, c.total)
+		if !bytes.Equal(got, c.want) || only != c.lengthOnly {
+			t.Errorf("%s: got %x, %v; want %x, %v", c.name, got, only, c.want, c.lengthOnly)
+		}
+	}
 }

@@ -174,6 +174,9 @@ func newDNSTracker(window time.Duration) *dnsTracker {
 
 // add takes one captured DNS message and returns the events it completes.
 func (t *dnsTracker) add(a activity) []telemetry.Event {
+	if a.dnsLengthOnly {
+		return nil
+	}
 	m, err := parseDNS(a.dns)
 	if err != nil {
 		ev := a.ev

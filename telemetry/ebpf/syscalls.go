@@ -35,6 +35,10 @@ const (
 	opRead       = 31
 	opRecvfrom   = 32
 	opRecvmsg    = 33
+	opWrite      = 34
+	opSendto     = 35
+	opSendmsg    = 36
+	opWritev     = 37
 )
 
 // captureOps says which capture each op serves: a disabled capture leaves
@@ -46,7 +50,7 @@ var captureOps = map[string][]uint8{
 	CaptureMemfd:         {opMemfd},
 	CapturePrivilege: {opSetuid, opSetgid, opSetreuid, opSetregid, opSetresuid, opSetresgid, opSetfsuid,
 		opSetfsgid, opCapset},
-	CaptureDNS: {opRead, opRecvfrom, opRecvmsg},
+	CaptureDNS: {opRead, opRecvfrom, opRecvmsg, opWrite, opSendto, opSendmsg, opWritev},
 	CaptureFile: {opOpen, opOpenat, opOpenat2, opCreat, opClose, opUnlink, opUnlinkat, opRename, opRenameat,
 		opChmod, opFchmod, opFchmodat},
 }

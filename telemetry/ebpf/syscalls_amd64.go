@@ -9,5 +9,5 @@ var syscallOps = map[uint32]uint8{
 	2: opOpen, 257: opOpenat, 437: opOpenat2, 85: opCreat, 3: opClose,
 	87: opUnlink, 84: opUnlink /* rmdir */, 263: opUnlinkat, 82: opRename, 264: opRenameat, 316: opRenameat,
 	90: opChmod, 91: opFchmod, 268: opFchmodat, 452: opFchmodat,
-	0: opRead, 45: opRecvfrom, 47: opRecvmsg,
+	0: opRead, 45: opRecvfrom, 47: opRecvmsg, 1: opWrite, 44: opSendto, 46: opSendmsg, 20: opWritev,
 }

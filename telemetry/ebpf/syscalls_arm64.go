@@ -9,5 +9,5 @@ var syscallOps = map[uint32]uint8{
 	56: opOpenat, 437: opOpenat2, 57: opClose,
 	35: opUnlinkat, 38: opRenameat, 276: opRenameat,
 	52: opFchmod, 53: opFchmodat, 452: opFchmodat,
-	63: opRead, 207: opRecvfrom, 212: opRecvmsg,
+	63: opRead, 207: opRecvfrom, 212: opRecvmsg, 64: opWrite, 206: opSendto, 211: opSendmsg, 66: opWritev,
 }

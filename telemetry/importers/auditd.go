@@ -10,8 +10,10 @@ import (
 
 // auditdReader reads a raw audit log. Records sharing a serial form one
 // event; an event ends at its EOE record or when a record of another serial
-// starts. Each successful execve event becomes one exec Event; other events
-// are passed over.
+// starts. Each successful execve event becomes one exec Event; connect,
+// bind, accept, opens for writing, unlink, rename and module loads become
+// network_connection, file_event, file_delete, file_rename and driver_load
+// Events (auditdactivity.go); other events are passed over.
 type auditdReader struct {
 	c      io.Closer
 	path   string
@@ -92,16 +94,20 @@ func (r *auditdReader) Next() (telemetry.Event, error) {
 	return telemetry.Event{}, io.EOF
 }
 
-// flush closes the open group and returns its event when it is an exec.
+// flush closes the open group and returns its event when it is an exec or
+// one of the audited activities (auditdactivity.go).
 func (r *auditdReader) flush() (telemetry.Event, bool) {
 	if !r.open {
 		return telemetry.Event{}, false
 	}
 	r.open = false
-	if r.broken || !r.group.isExec() {
+	if r.broken {
 		return telemetry.Event{}, false
 	}
-	return r.group.event(r.cfg), true
+	if r.group.isExec() {
+		return r.group.event(r.cfg), true
+	}
+	return r.group.activity(r.cfg)
 }
 
 func (r *auditdReader) recordErr(line int, reason string, err error) error {

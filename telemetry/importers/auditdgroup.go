@@ -25,10 +25,21 @@ type execGroup struct {
 	cwd       string
 	proctitle string
 	path0     string
+	// regs are the SYSCALL record's a0…a3 (hex register values): open
+	// flags, directory fds, the socketcall operation.
+	regs [4]string
+	// items are the PATH records (name and nametype), at most
+	// maxAuditItems of them.
+	items []auditItem
+	// sockaddr is the SOCKADDR record's address, when the event has one.
+	sockaddr    sockAddr
+	hasSockaddr bool
+	// module is the KERN_MODULE record's module name.
+	module string
 }
 
 func (g *execGroup) reset(serial int64, t time.Time, node string, line int) {
-	*g = execGroup{serial: serial, time: t, node: node, line: line, args: g.args[:0]}
+	*g = execGroup{serial: serial, time: t, node: node, line: line, args: g.args[:0], items: g.items[:0]}
 }
 
 // add folds one record's fields into the group.
@@ -38,7 +49,8 @@ func (g *execGroup) add(typ, body string) error {
 		g.syscall = make(map[string]string, 32)
 		for f, rest, ok := nextAuditField(body); ok; f, rest, ok = nextAuditField(rest) {
 			switch f.key {
-			case "a0", "a1", "a2", "a3": // register values, superseded by EXECVE's arguments
+			case "a0", "a1", "a2", "a3": // register values: EXECVE's arguments supersede them in an exec
+				g.regs[f.key[1]-'0'] = f.value
 			case "comm", "exe", "key", "subj":
 				g.syscall[f.key] = auditString(f)
 			default:
@@ -65,12 +77,37 @@ func (g *execGroup) add(typ, body string) error {
 			}
 		}
 	case "PATH":
-		if g.path0 != "" {
-			return nil
+		var it auditItem
+		for f, rest, ok := nextAuditField(body); ok; f, rest, ok = nextAuditField(rest) {
+			switch f.key {
+			case "name":
+				if f.quoted || f.value != "(null)" {
+					it.name = auditString(f)
+				}
+			case "nametype":
+				it.nametype = f.value
+			}
 		}
+		if g.path0 == "" {
+			g.path0 = it.name
+		}
+		if len(g.items) < maxAuditItems {
+			g.items = append(g.items, it)
+		}
+	case "SOCKADDR":
+		for f, rest, ok := nextAuditField(body); ok; f, rest, ok = nextAuditField(rest) {
+			if f.key == "saddr" {
+				sa, err := decodeSockaddr(f.value)
+				if err != nil {
+					return fmt.Errorf("field saddr: %w", err)
+				}
+				g.sockaddr, g.hasSockaddr = sa, true
+			}
+		}
+	case "KERN_MODULE":
 		for f, rest, ok := nextAuditField(body); ok; f, rest, ok = nextAuditField(rest) {
 			if f.key == "name" {
-				g.path0 = auditString(f)
+				g.module = auditString(f)
 			}
 		}
 	}
@@ -126,15 +163,8 @@ func (g *execGroup) isExec() bool {
 // isExecveSyscall tells execve and execveat by number for the common
 // architectures.
 func isExecveSyscall(arch, nr string) bool {
-	switch arch {
-	case "c000003e": // x86_64
-		return nr == "59" || nr == "322"
-	case "40000003": // i386
-		return nr == "11" || nr == "358"
-	case "c00000b7": // aarch64
-		return nr == "221" || nr == "281"
-	}
-	return nr == "execve" || nr == "execveat"
+	name := syscallName(arch, nr)
+	return name == "execve" || name == "execveat"
 }
 
 // event builds the exec Event of the group. Fields hold the SYSCALL fields
@@ -143,20 +173,8 @@ func isExecveSyscall(arch, nr string) bool {
 func (g *execGroup) event(cfg *config) telemetry.Event {
 	e := telemetry.NewEvent(telemetry.KindExec, telemetry.SourceAuditd)
 	e.Category = "process_creation"
-	e.Time = g.time
-	e.RecordID = g.serial
-	e.Host = cfg.hostFor(g.node)
+	g.fillProcess(&e, cfg)
 	sc := g.syscall
-	e.PID = parseID(sc["pid"])
-	e.PPID = parseID(sc["ppid"])
-	e.UID = auditID(sc["uid"])
-	e.EUID = auditID(sc["euid"])
-	e.GID = auditID(sc["gid"])
-	e.EGID = auditID(sc["egid"])
-	e.AUID = auditID(sc["auid"])
-	e.Comm = sc["comm"]
-	e.Path = sc["exe"]
-	e.Cwd = g.cwd
 	args := g.args
 	if g.argc > 0 && g.argc < len(args) {
 		args = args[:g.argc]

@@ -1,7 +1,9 @@
 // Package importers reads recorded endpoint telemetry — Sysmon and Windows
 // event logs (EVTX, flat or nested JSON), Security 4688/4689, auditd raw logs
-// and their JSON form, Sysmon for Linux — and yields normalized
-// telemetry.Event values through a telemetry.Reader.
+// (execve, and connect/bind/accept, opens for writing, unlink, rename and
+// module loads as network_connection, file_event, file_delete, file_rename
+// and driver_load events) and their JSON form (execve), Sysmon for Linux —
+// and yields normalized telemetry.Event values through a telemetry.Reader.
 //
 // Open detects the format from the file's first bytes, never from its name.
 // A malformed record comes back as a *telemetry.RecordError naming the file

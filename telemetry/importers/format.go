@@ -40,7 +40,7 @@ var formatDocs = []struct {
 }{
 	{FormatSysmonEVTX, "Windows EVTX event log (Sysmon, Security 4688/4689, PowerShell, any channel)"},
 	{FormatSysmonJSON, "Windows events as JSON: flat lines (OTRF style) or nested {\"Event\":{\"System\",\"EventData\"}} objects; Sysmon for Linux too"},
-	{FormatAuditd, "raw Linux audit log (type=SYSCALL msg=audit(...)); one event per execve"},
+	{FormatAuditd, "raw Linux audit log (type=SYSCALL msg=audit(...)): execve, connect/bind/accept, opens for writing, unlink, rename, module loads"},
 	{FormatAuditdJSON, "Linux audit events as JSON lines (SYSCALL, EXECVE, CWD, PROCTITLE per object)"},
 	{FormatSysmonLinuxSyslog, "Sysmon for Linux XML events in syslog lines"},
 }

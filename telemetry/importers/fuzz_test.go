@@ -56,12 +56,35 @@ func FuzzSysmonJSON(f *testing.F) {
 }
 
 func FuzzAuditd(f *testing.F) {
-	seed(f, "testdata/security-datasets/arp-cache.log")
+	seed(f, "testdata/security-datasets/arp-cache.log", auditActivityLog)
 	f.Add([]byte(auditSynthetic))
 	f.Add([]byte("type=EXECVE msg=audit(1.1:1): argc=99999999 a70000=\"x\" a1[3]=zz\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := newAuditdReader(io.NopCloser(nil), bufReader(data), "fuzz", &config{})
 		drain(t, r, data)
+	})
+}
+
+// FuzzDecodeSockaddr: any saddr decodes or fails with an error, and an
+// address decoded has the family it claims.
+func FuzzDecodeSockaddr(f *testing.F) {
+	for _, s := range []string{"0200115CC63364070000000000000000", "0A0001BB0000000020010DB800000000000000000000000100000000",
+		"01002F746D702F736F636B00", "0100002F78", "0002115CC6336407", "0200"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		sa, err := decodeSockaddr(s)
+		if err != nil {
+			return
+		}
+		switch {
+		case sa.family == afInet && !sa.addr.Is4(), sa.family == afInet6 && !sa.addr.Is6():
+			t.Fatalf("%q: family %d with address %v", s, sa.family, sa.addr)
+		case sa.family != afInet && sa.family != afInet6 && sa.addr.IsValid():
+			t.Fatalf("%q: family %d has an IP address", s, sa.family)
+		case sa.port < 0 || sa.port > 65535:
+			t.Fatalf("%q: port %d", s, sa.port)
+		}
 	})
 }
 

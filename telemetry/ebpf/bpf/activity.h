@@ -13,8 +13,10 @@
 // tells in one array lookup which syscalls matter; their arguments are kept
 // per thread from enter to exit and the record is written at exit, when the
 // outcome and the file descriptors' targets are known. DNS messages are seen
-// on net_dev_queue when sent (in the sender's context) and at the exit of
-// read, recvfrom and recvmsg on UDP sockets when received.
+// on net_dev_queue when sent over UDP (in the sender's context), at the exit
+// of write, send, sendmsg and writev on TCP sockets when sent over TCP, and
+// at the exit of read, recvfrom and recvmsg on UDP and TCP sockets when
+// received.
 
 #ifndef QUARRY_ACTIVITY_H
 #define QUARRY_ACTIVITY_H
@@ -57,6 +59,10 @@
 #define OP_READ 31     // read(fd, buf, count) on a UDP socket connected to the DNS port
 #define OP_RECVFROM 32 // recvfrom(fd, buf, len, flags, addr, addrlen)
 #define OP_RECVMSG 33  // recvmsg(fd, msg, flags)
+#define OP_WRITE 34    // write(fd, buf, count) on a TCP socket connected to the DNS port
+#define OP_SENDTO 35   // sendto(fd, buf, len, flags, addr, addrlen), send
+#define OP_SENDMSG 36  // sendmsg(fd, msg, flags)
+#define OP_WRITEV 37   // writev(fd, iov, iovcnt)
 #define OP_MAX 64
 
 #define NET_CONNECT 1
@@ -449,15 +455,19 @@ int BPF_PROG(tp_btf_net_dev_queue, struct sk_buff *skb)
 	return dns_skb(skb, DNS_SENT);
 }
 
-// udp_sock returns fd's sock when it is a UDP socket, else NULL.
-static __always_inline struct sock *udp_sock(long fd)
+// proto_sock returns fd's sock when it is a socket of that IP protocol
+// (17 UDP, 6 TCP; 0: either), else NULL.
+static __always_inline struct sock *proto_sock(long fd, __u16 proto)
 {
 	struct file *f = fd_file(fd);
 	if (!f || file_type(f) != S_IFSOCK)
 		return 0;
 	struct socket *sock = BPF_CORE_READ(f, private_data);
 	struct sock *sk = BPF_CORE_READ(sock, sk);
-	if (!sk || BPF_CORE_READ(sk, sk_protocol) != 17)
+	if (!sk)
+		return 0;
+	__u16 p = BPF_CORE_READ(sk, sk_protocol);
+	if (proto ? p != proto : p != 17 && p != 6)
 		return 0;
 	return sk;
 }
@@ -473,30 +483,51 @@ struct iovec_ {
 	__u64 len;
 };
 
-// dns_received reports a message read from a UDP socket whose peer is the
-// DNS port: the sending side is seen on net_dev_queue, but a UDP receive
-// of a linear skb passes no tracepoint, so reads are caught at their
-// syscall's exit, with the message copied from the user buffer.
-__noinline int dns_received(struct stash *st, long ret)
+// dns_user reports a DNS message a syscall moved through a user buffer: a
+// message read from a UDP or TCP socket whose peer is the DNS port (the
+// sending side of UDP is seen on net_dev_queue, but a UDP receive of a
+// linear skb passes no tracepoint), or written to a TCP one (a TCP
+// segment's payload is mostly in page fragments net_dev_queue cannot
+// read). The message is copied from the user buffer at the syscall's exit;
+// over TCP it keeps its 2-byte length prefix when the call moved it too
+// (user space strips it), but a writev or sendmsg whose first buffer is
+// just the prefix is read from its second.
+__noinline int dns_user(struct stash *st, long ret)
 {
 	if (!st || ret <= 0)
 		return 0;
-	struct sock *sk = udp_sock(st->args[0]);
+	__u32 op = st->op;
+	__u32 action = op >= OP_WRITE ? DNS_SENT : DNS_RECEIVED;
+	struct sock *sk = proto_sock(st->args[0], action == DNS_SENT ? 6 : 0);
 	if (!sk)
 		return 0;
+	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	__u16 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	__u64 buf = st->args[1], name = 0;
-	if (st->op == OP_RECVFROM) {
+	__u64 buf = st->args[1], name = 0, cap = ret;
+	if (op == OP_RECVFROM) {
 		name = st->args[4];
-	} else if (st->op == OP_RECVMSG) {
-		struct user_msghdr_ mh = {};
-		struct iovec_ iov = {};
-		bpf_probe_read_user(&mh, sizeof(mh), (void *)st->args[1]);
-		bpf_probe_read_user(&iov, sizeof(iov), mh.msg_iov);
-		buf = (__u64)iov.base;
-		name = (__u64)mh.msg_name;
+	} else if (op == OP_RECVMSG || op == OP_SENDMSG || op == OP_WRITEV) {
+		struct iovec_ iov[2] = {};
+		void *iovp = (void *)st->args[1];
+		if (op != OP_WRITEV) {
+			struct user_msghdr_ mh = {};
+			bpf_probe_read_user(&mh, sizeof(mh), (void *)st->args[1]);
+			iovp = mh.msg_iov;
+			if (op == OP_RECVMSG)
+				name = (__u64)mh.msg_name;
+		}
+		bpf_probe_read_user(iov, sizeof(iov), iovp);
+		buf = (__u64)iov[0].base;
+		cap = iov[0].len;
+		if (action == DNS_SENT && iov[0].len == 2 && ret > 2) {
+			buf = (__u64)iov[1].base;
+			cap = iov[1].len;
+			ret -= 2;
+		}
 	}
+	if (proto == 6)
+		name = 0;
 	// The sender's address, as returned to the caller: sockaddr_in or
 	// sockaddr_in6, the port at offset 2.
 	__u8 sa[24] = {};
@@ -506,12 +537,12 @@ __noinline int dns_received(struct stash *st, long ret)
 		name = 0;
 	if (rport != cfg_dns_port || !allow(CLASS_NET))
 		return 0;
-	struct scratch *s = act_begin(EVENT_DNS, DNS_RECEIVED);
+	struct scratch *s = act_begin(EVENT_DNS, action);
 	if (!s)
 		return 0;
 	struct detail *d = (struct detail *)s->data;
 	d->family = family;
-	d->arg = 17;
+	d->arg = proto;
 	d->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	d->dport = rport;
 	if (family == AF_INET) {
@@ -530,8 +561,10 @@ __noinline int dns_received(struct stash *st, long ret)
 		d->family = AF_INET6;
 	}
 	__u64 len = ret > DNS_MAX ? DNS_MAX : ret;
+	if (len > cap)
+		len = cap;
 	d->mode = ret;
-	if (ret > DNS_MAX)
+	if (len < (__u64)ret)
 		s->hdr.flags |= FLAG_PAYLOAD_TRUNCATED;
 	__u32 off = act_exe(s);
 	asm volatile("%0 &= 1023" : "+r"(len));
@@ -766,18 +799,27 @@ int BPF_PROG(tp_btf_sys_enter, struct pt_regs *regs, long id)
 	case OP_CLOSE:
 		// Reported before the descriptor goes.
 		return file_fd(st.args[0], FILE_WRITE, 0);
-	case OP_READ: {
-		// Most reads: one descriptor lookup, nothing kept.
-		struct sock *sk = udp_sock(st.args[0]);
+	case OP_READ:
+	case OP_WRITE:
+	case OP_WRITEV: {
+		// Most reads and writes: one descriptor lookup, nothing kept.
+		struct sock *sk = proto_sock(st.args[0], op == OP_READ ? 0 : 6);
 		if (!sk || bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)) != cfg_dns_port)
 			return 0;
 		break;
 	}
 	case OP_RECVFROM:
 	case OP_RECVMSG:
-		if (!udp_sock(st.args[0]))
+		if (!proto_sock(st.args[0], 0))
 			return 0;
 		break;
+	case OP_SENDTO:
+	case OP_SENDMSG: {
+		struct sock *sk = proto_sock(st.args[0], 6);
+		if (!sk || bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)) != cfg_dns_port)
+			return 0;
+		break;
+	}
 	case OP_OPEN:
 		if (!opens_for_write(st.args[1]))
 			return 0;
@@ -860,7 +902,11 @@ __noinline int handle_exit(struct stash *st, long ret)
 	case OP_READ:
 	case OP_RECVFROM:
 	case OP_RECVMSG:
-		return dns_received(st, ret);
+	case OP_WRITE:
+	case OP_SENDTO:
+	case OP_SENDMSG:
+	case OP_WRITEV:
+		return dns_user(st, ret);
 	case OP_OPEN:
 	case OP_OPENAT:
 	case OP_OPENAT2:
