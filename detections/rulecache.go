@@ -27,6 +27,16 @@ import (
 // ATT&CK facts are resolved again with the knowledge base of each load, and
 // a cached rule's detection is compiled when an engine first needs it. Files
 // with errors or skipped documents are not cached: they are parsed again.
+//
+// So that a warm load need not read and hash every rule file, a stat index
+// CacheDir/rules-<hash of the build and the paths>.idx records the files'
+// stat stamps (device, inode, size, modification and change time) taken
+// before their content was hashed, and the cache file that content named.
+// It is trusted only when every stamp is unchanged and older than the index
+// by racyWindow (file times are coarse); otherwise the content decides, as
+// above. Writing a file changes its change time even when its size and
+// modification time are put back, and replacing it by a rename changes its
+// inode.
 
 // cacheMagic starts every cache file; bump its version whenever the
 // encoding or what a parsed rule holds changes.
