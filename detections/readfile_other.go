@@ -6,14 +6,3 @@ import "os"
 
 // readRuleFile reads a rule file.
 func readRuleFile(path string) ([]byte, error) { return os.ReadFile(path) }
-
-// fileStamp is what stat says of a rule file (unused here: without a
-// change time the rule cache always checks the files' content).
-type fileStamp struct {
-	dev, ino     uint64
-	size         int64
-	mtime, ctime int64
-}
-
-// statRuleFile reports false: the rule cache checks content.
-func statRuleFile(string) (fileStamp, bool) { return fileStamp{}, false }
