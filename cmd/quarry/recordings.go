@@ -99,7 +99,7 @@ func (b *fileBar) finish() { b.bar.Finish() }
 type hostFill struct {
 	fallback  string
 	defaulted int
-	hosts     map[string]int
+	hosts     map[string]*int
 }
 
 func (h *hostFill) fill(ev *telemetry.Event) {
@@ -108,12 +108,16 @@ func (h *hostFill) fill(ev *telemetry.Event) {
 		h.defaulted++
 	}
 	if h.hosts == nil {
-		h.hosts = map[string]int{}
+		h.hosts = map[string]*int{}
 	}
-	if _, ok := h.hosts[ev.Host]; ok {
-		h.hosts[ev.Host]++
+	// ev.Host may share a reader's buffer: the map keeps a copy, and a
+	// count is raised through its pointer (assigning to an existing key
+	// would store ev.Host's bytes as the key).
+	if n := h.hosts[ev.Host]; n != nil {
+		*n++
 	} else if len(h.hosts) < 1000 {
-		h.hosts[strings.Clone(ev.Host)] = 1 // ev may share a reader's buffer
+		n := 1
+		h.hosts[strings.Clone(ev.Host)] = &n
 	}
 }
 
@@ -126,14 +130,14 @@ func (h *hostFill) print(w io.Writer, override bool) {
 	for n := range h.hosts {
 		names = append(names, n)
 	}
-	sort.Slice(names, func(i, j int) bool { return h.hosts[names[i]] > h.hosts[names[j]] })
+	sort.Slice(names, func(i, j int) bool { return *h.hosts[names[i]] > *h.hosts[names[j]] })
 	var parts []string
 	for i, n := range names {
 		if i == 5 {
 			parts = append(parts, fmt.Sprintf("%d more", len(names)-5))
 			break
 		}
-		parts = append(parts, fmt.Sprintf("%s (%d)", n, h.hosts[n]))
+		parts = append(parts, fmt.Sprintf("%s (%d)", n, *h.hosts[n]))
 	}
 	how := "as the recordings name them"
 	if override {

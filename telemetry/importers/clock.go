@@ -36,11 +36,16 @@ const (
 // clockFix holds the offsets learnt per host and what was corrected.
 type clockFix struct {
 	offsets   map[string]time.Duration // host → UtcTime − TimeCreated
-	corrected map[string]int           // host → records corrected
+	corrected map[string]*int          // host → records corrected
 }
 
+// The host strings handed to learn and fix may share a reader's buffer,
+// which the next record overwrites: the maps keep copies, and a count is
+// raised through its pointer, since assigning to an existing string key
+// also replaces the stored key with the one assigned with.
+
 func newClockFix() *clockFix {
-	return &clockFix{offsets: map[string]time.Duration{}, corrected: map[string]int{}}
+	return &clockFix{offsets: map[string]time.Duration{}, corrected: map[string]*int{}}
 }
 
 // learn takes a Sysmon record's two times; false when they tell nothing
@@ -54,7 +59,7 @@ func (c *clockFix) learn(host string, utc, created time.Time) bool {
 	if diff := d - q; diff > offsetSlack || diff < -offsetSlack {
 		return false
 	}
-	c.offsets[host] = q
+	c.offsets[strings.Clone(host)] = q
 	return true
 }
 
@@ -62,7 +67,12 @@ func (c *clockFix) learn(host string, utc, created time.Time) bool {
 func (c *clockFix) fix(e *telemetry.Event) {
 	if d := c.offsets[e.Host]; d != 0 && !e.Time.IsZero() {
 		e.Time = e.Time.Add(d)
-		c.corrected[e.Host]++
+		n := c.corrected[e.Host]
+		if n == nil {
+			n = new(int)
+			c.corrected[strings.Clone(e.Host)] = n
+		}
+		*n++
 	}
 }
 
@@ -83,7 +93,7 @@ func (c *clockFix) notices(path string) []string {
 			groups[d] = g
 		}
 		g.hosts = append(g.hosts, host)
-		g.records += n
+		g.records += *n
 	}
 	var out []string
 	for d, g := range groups {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/quarry-sec/quarry/telemetry"
 )
@@ -87,5 +88,32 @@ func TestClockOffsetNotApplied(t *testing.T) {
 		if n := Notices(r); len(n) != 0 {
 			t.Errorf("notices %q", n)
 		}
+	}
+}
+
+// TestClockFixKeepsHostCopies: the host a reader hands over may point into
+// its buffer, which the next record overwrites; the offsets and counts learnt
+// stay under the host's own name (the benchmark corpus grew the offsets map
+// without bound when they did not).
+func TestClockFixKeepsHostCopies(t *testing.T) {
+	buf := []byte("host-a")
+	shared := unsafe.String(&buf[0], len(buf))
+	c := newClockFix()
+	utc := time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)
+	if !c.learn(shared, utc, utc.Add(-time.Hour)) {
+		t.Fatal("a whole hour apart: want an offset learnt")
+	}
+	e := telemetry.Event{Host: shared, Time: utc}
+	c.fix(&e)
+	c.fix(&e)
+	copy(buf, "host-b")
+	if d, ok := c.offsets["host-a"]; !ok || d != time.Hour {
+		t.Fatalf("offsets = %v, want host-a: 1h", c.offsets)
+	}
+	if n := c.corrected["host-a"]; n == nil || *n != 2 {
+		t.Fatalf("corrected[host-a] = %v, want 2", n)
+	}
+	if _, ok := c.offsets["host-b"]; ok {
+		t.Fatal("host-b learnt from a reused buffer")
 	}
 }
