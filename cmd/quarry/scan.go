@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -21,6 +20,7 @@ import (
 	"github.com/quarry-sec/quarry/detections/incidents"
 	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/detections/ruleset"
+	"github.com/quarry-sec/quarry/internal/interrupt"
 	"github.com/quarry-sec/quarry/tables/ioa"
 	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/eventstore"
@@ -127,7 +127,7 @@ technique) goes to standard error with --format json.`,
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			ctx, stop := interrupt.Context(context.Background())
 			defer stop()
 			sc := &scanner{
 				engine: detections.NewEngine(rules), kb: kb, v19: v19, format: format, out: cmd.OutOrStdout(),
