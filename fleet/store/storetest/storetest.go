@@ -40,6 +40,7 @@ func Run(t *testing.T, open Open) {
 		{"TokensAndPacks", testTokensAndPacks},
 		{"ConcurrentWrites", testConcurrentWrites},
 		{"HostSchemas", testHostSchemas},
+		{"TouchHosts", testTouchHosts},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -744,6 +745,37 @@ func testLargeBatch(t *testing.T, s store.Store) {
 		}
 		if d.Cmdline != want {
 			t.Errorf("%s: cmdline %q, want %q", d.HitID, d.Cmdline, want)
+		}
+	}
+}
+
+// TouchHosts moves each host's last-seen time forward only (an older time
+// is ignored), for more hosts than one statement takes.
+func testTouchHosts(t *testing.T, s store.Store) {
+	const n = 503
+	seen := map[string]time.Time{}
+	want := map[string]time.Time{}
+	for i := range n {
+		h := enroll(t, s, fmt.Sprintf("host-%03d", i), fmt.Sprintf("key-%03d", i), "linux")
+		at := base.Add(time.Duration(i+1) * time.Minute)
+		if i%7 == 3 {
+			at = base.Add(-time.Hour) // older than stored: kept as it is
+			want[h.ID] = base
+		} else {
+			want[h.ID] = at
+		}
+		seen[h.ID] = at
+	}
+	if err := s.TouchHosts(ctx, seen); err != nil {
+		t.Fatal(err)
+	}
+	hosts, err := s.Hosts(ctx)
+	if err != nil || len(hosts) != n {
+		t.Fatalf("Hosts: %d, %v", len(hosts), err)
+	}
+	for _, h := range hosts {
+		if !h.LastSeen.Equal(want[h.ID]) {
+			t.Errorf("%s last seen %v, want %v", h.HostIdentifier, h.LastSeen, want[h.ID])
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,9 +29,11 @@ type Dialect struct {
 	// keep concurrent servers from migrating at once.
 	MigrationLock string
 	// GroupCommit runs the write transactions that wait for the writer
-	// together, in one transaction (see DB.tx): for a database with one
-	// writer (SQLite), where thousands of hosts enrolling or answering a
-	// hunt at once would otherwise queue one commit each.
+	// together, in one transaction (see DB.tx): thousands of hosts
+	// enrolling or answering a hunt at once would otherwise queue one
+	// commit each — behind SQLite's one writer, or, in PostgreSQL, for one
+	// WAL flush (fsync) each, which bounded enrollments to a few hundred a
+	// second on the bench's disk.
 	GroupCommit bool
 	// WritableCTE: the database runs data-modifying statements in WITH
 	// (PostgreSQL), so a write of several statements can be one.
@@ -112,13 +115,13 @@ func (db *DB) q(query string) string {
 // returns once it is committed (or fn's error, with nothing of fn written).
 //
 // With Dialect.GroupCommit, writes that arrive while one is under way run
-// together in the next transaction, each inside a savepoint: a write whose
-// fn fails is rolled back to its savepoint alone, the others commit. The
+// together in the next transaction: a write whose fn fails is left out of
+// it and the others commit (see runGroup). The
 // caller that finds no write under way leads: it runs everything pending
 // (its own write among it, at most maxGroup), commits, answers those
 // callers and hands the lead to the first caller that arrived meanwhile.
-// fn runs once, on the leader's goroutine, and must use its own context
-// for its statements.
+// fn runs on the leader's goroutine, and must use its own context for its
+// statements; it may run more than once (see runGroup).
 func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	if !db.d.GroupCommit {
 		return db.txOne(ctx, fn)
@@ -163,8 +166,12 @@ func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return own
 }
 
-// runGroup runs writes in one transaction, each in a savepoint, and
-// returns each one's error.
+// runGroup runs writes in one transaction and returns each one's error.
+// The writes run one after the other with no savepoint between them (a
+// savepoint is two more round trips to PostgreSQL per write); when one
+// fails, the transaction is rolled back, that write gets its error and the
+// others run again, in a new transaction, without it. So a write's fn may
+// run more than once: it must have no effect outside tx but its results.
 func (db *DB) runGroup(batch []*writeReq) []error {
 	errs := make([]error, len(batch))
 	if len(batch) == 1 {
@@ -173,46 +180,53 @@ func (db *DB) runGroup(batch []*writeReq) []error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
-	failAll := func(err error) []error {
-		for i := range errs {
-			errs[i] = err
-		}
-		return errs
+	todo := make([]int, 0, len(batch)) // indexes of the writes still to commit
+	for i := range batch {
+		todo = append(todo, i)
 	}
+	for len(todo) > 0 {
+		failed, err := db.tryGroup(ctx, batch, todo, errs)
+		if err != nil { // the transaction itself failed: every write left fails
+			for _, i := range todo {
+				if errs[i] == nil {
+					errs[i] = fmt.Errorf("group commit: %w", err)
+				}
+			}
+			return errs
+		}
+		if failed < 0 {
+			return errs
+		}
+		todo = slices.DeleteFunc(todo, func(i int) bool { return i == failed || errs[i] != nil })
+	}
+	return errs
+}
+
+// tryGroup runs the writes todo of batch in one transaction. When one
+// fails it rolls back, notes that write's error in errs and returns its
+// index; -1 when all committed. A write whose context ended is skipped
+// with its context's error. err is a failure of the transaction itself.
+func (db *DB) tryGroup(ctx context.Context, batch []*writeReq, todo []int, errs []error) (failed int, err error) {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return failAll(err)
+		return -1, err
 	}
-	for i, w := range batch {
+	for _, i := range todo {
+		w := batch[i]
 		if err := w.ctx.Err(); err != nil {
 			errs[i] = err
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT group_write"); err != nil {
+		if err := w.fn(tx); err != nil {
 			tx.Rollback()
-			return failAll(fmt.Errorf("group commit: %w", err))
-		}
-		if errs[i] = w.fn(tx); errs[i] != nil {
-			if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT group_write"); err != nil {
-				tx.Rollback()
-				return failAll(fmt.Errorf("group commit: roll back one write: %w (after %w)", err, errs[i]))
-			}
-		}
-		if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT group_write"); err != nil {
-			tx.Rollback()
-			return failAll(fmt.Errorf("group commit: %w", err))
+			db.ws.prepareWanted(ctx)
+			errs[i] = err
+			return i, nil
 		}
 	}
 	err = tx.Commit()
 	db.ws.prepareWanted(ctx)
-	if err != nil {
-		for i := range errs {
-			if errs[i] == nil {
-				errs[i] = fmt.Errorf("group commit: %w", err)
-			}
-		}
-	}
-	return errs
+	return -1, err
 }
 
 // txOne runs fn in a transaction of its own.

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -92,19 +94,38 @@ func (db *DB) Hosts(ctx context.Context) ([]store.Host, error) {
 	return out, nil
 }
 
-// TouchHosts implements store.Store.
+// touchesPerStatement bounds the hosts of one last-seen update.
+const touchesPerStatement = 500
+
+// TouchHosts implements store.Store: one UPDATE for up to
+// touchesPerStatement hosts (a row per host took a round trip each while
+// holding the rows locked), in host ID order, so that two servers updating
+// the same hosts lock them in the same order.
 func (db *DB) TouchHosts(ctx context.Context, seen map[string]time.Time) error {
 	if len(seen) == 0 {
 		return nil
 	}
+	ids := make([]string, 0, len(seen))
+	for id := range seen {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		stmt, err := db.txStmt(ctx, tx, `UPDATE hosts SET last_seen = ? WHERE id = ? AND last_seen < ?`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for id, t := range seen {
-			if _, err := stmt.ExecContext(ctx, ms(t), id, ms(t)); err != nil {
+		for start := 0; start < len(ids); start += touchesPerStatement {
+			chunk := ids[start:min(start+touchesPerStatement, len(ids))]
+			var values strings.Builder
+			args := make([]any, 0, 2*len(chunk))
+			for i, id := range chunk {
+				if i > 0 {
+					values.WriteString(", ")
+				}
+				values.WriteString("(CAST(? AS TEXT), CAST(? AS BIGINT))")
+				args = append(args, id, ms(seen[id]))
+			}
+			// VALUES columns are column1, column2 in SQLite and PostgreSQL.
+			if _, err := tx.ExecContext(ctx, db.q(`UPDATE hosts SET last_seen = v.column2
+FROM (VALUES `+values.String()+`) AS v
+WHERE hosts.id = v.column1 AND hosts.last_seen < v.column2`), args...); err != nil {
 				return err
 			}
 		}
