@@ -70,7 +70,7 @@ func (db *DB) PutHostSchema(ctx context.Context, s *store.HostSchema) error {
 		set = hex.EncodeToString(h.Sum(nil))
 	}
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		known := set == ""
+		known := set == "" || db.setKnown(set)
 		if !known {
 			err := tx.QueryRowContext(ctx, db.q(`SELECT 1 FROM schema_sets WHERE set_hash = ? LIMIT 1`), set).Scan(new(int))
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -104,7 +104,19 @@ ON CONFLICT (host_id) DO UPDATE SET version = excluded.version, reported_at = ex
 	if err != nil {
 		return fmt.Errorf("host %s schema: %w", s.HostID, err)
 	}
+	if set != "" {
+		db.knownSets.Store(set, true)
+	}
 	return nil
+}
+
+// setKnown reports whether this store committed schema set (or found it
+// stored) before: sets are named by the hash of their content and never
+// change or go, so a host reporting a known set writes one row, with no
+// query first (every host of a fleet reports one of a few sets).
+func (db *DB) setKnown(set string) bool {
+	_, ok := db.knownSets.Load(set)
+	return ok
 }
 
 // HostSchemaStatus implements store.Store.
