@@ -32,12 +32,7 @@ var dialect = sqldb.Dialect{
 	MigrationLock: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockKey),
 	WritableCTE:   true,
 	GroupCommit:   true,
-	GroupLeaders:  groupLeaders,
 }
-
-// groupLeaders is how many group commits of one store run at once (each on
-// a connection of the write pool).
-const groupLeaders = 4
 
 // Open connects to the database at dsn (a postgres:// URL or a key=value
 // string, as pgx reads it) and migrates its schema.

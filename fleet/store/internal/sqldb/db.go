@@ -35,12 +35,6 @@ type Dialect struct {
 	// WAL flush (fsync) each, which bounded enrollments to a few hundred a
 	// second on the bench's disk.
 	GroupCommit bool
-	// GroupLeaders is how many group commits may run at once (at most
-	// one when unset, as SQLite's one writer needs): with PostgreSQL the
-	// writes of a group run one round trip after the other, so a few
-	// groups at once keep the database busy while each waits on the
-	// network and its WAL flush.
-	GroupLeaders int
 	// WritableCTE: the database runs data-modifying statements in WITH
 	// (PostgreSQL), so a write of several statements can be one.
 	WritableCTE bool
@@ -56,7 +50,7 @@ type DB struct {
 
 	gmu     sync.Mutex
 	pending []*writeReq // writes waiting for the group commit leader
-	leaders int         // group commits under way
+	leading bool        // a group commit is under way
 
 	knownSets sync.Map // schema set hashes known to be stored (see setKnown)
 }
@@ -128,7 +122,6 @@ func (db *DB) q(query string) string {
 // caller that finds no write under way leads: it runs everything pending
 // (its own write among it, at most maxGroup), commits, answers those
 // callers and hands the lead to the first caller that arrived meanwhile.
-// Up to Dialect.GroupLeaders groups run at once.
 // fn runs on the leader's goroutine, and must use its own context for its
 // statements; it may run more than once (see runGroup).
 func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
@@ -138,7 +131,7 @@ func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	req := &writeReq{ctx: ctx, fn: fn, done: make(chan writeResult, 1)}
 	db.gmu.Lock()
 	db.pending = append(db.pending, req)
-	if db.leaders >= db.maxLeaders() {
+	if db.leading {
 		db.gmu.Unlock()
 		r := <-req.done
 		if !r.lead {
@@ -146,7 +139,7 @@ func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		}
 		db.gmu.Lock()
 	} else {
-		db.leaders++
+		db.leading = true
 	}
 	n := min(len(db.pending), maxGroup)
 	batch := db.pending[:n:n]
@@ -169,16 +162,10 @@ func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		db.gmu.Unlock()
 		next.done <- writeResult{lead: true}
 	} else {
-		db.leaders--
+		db.leading = false
 		db.gmu.Unlock()
 	}
 	return own
-}
-
-// maxLeaders is how many group commits may run at once: one for a
-// database with one writer, Dialect.GroupLeaders for others.
-func (db *DB) maxLeaders() int {
-	return max(db.d.GroupLeaders, 1)
 }
 
 // runGroup runs writes in one transaction and returns each one's error.

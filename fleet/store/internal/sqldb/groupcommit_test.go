@@ -105,7 +105,7 @@ func TestGroupCommit(t *testing.T) {
 	}
 	db.gmu.Lock()
 	defer db.gmu.Unlock()
-	if db.leaders != 0 || len(db.pending) != 0 {
-		t.Errorf("after the writes: %d leaders, %d pending", db.leaders, len(db.pending))
+	if db.leading || len(db.pending) != 0 {
+		t.Errorf("after the writes: leading %v, %d pending", db.leading, len(db.pending))
 	}
 }
