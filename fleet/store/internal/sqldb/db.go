@@ -57,9 +57,21 @@ type DB struct {
 
 // writeReq is one write transaction waiting for a group commit.
 type writeReq struct {
-	ctx  context.Context
-	fn   func(*sql.Tx) error
-	done chan writeResult
+	ctx   context.Context
+	fn    func(*sql.Tx) error
+	merge *merge // nil: fn runs alone
+	done  chan writeResult
+}
+
+// merge lets a write run together with the other writes of its kind in a
+// group commit, in a few multi-row statements instead of one statement
+// (one round trip to the database) each: run gets the args of every such
+// write of the group and stores each one's results in its arg. Should run
+// fail, the group runs again with each of those writes alone (fn).
+type merge struct {
+	kind string
+	arg  any
+	run  func(ctx context.Context, tx *sql.Tx, args []any) error
 }
 
 // writeResult answers a waiting write: its error, or lead (run the
@@ -125,10 +137,16 @@ func (db *DB) q(query string) string {
 // fn runs on the leader's goroutine, and must use its own context for its
 // statements; it may run more than once (see runGroup).
 func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	return db.txMerged(ctx, nil, fn)
+}
+
+// txMerged is tx for a write that may run merged with others of its kind
+// (m; see merge); fn is the write alone.
+func (db *DB) txMerged(ctx context.Context, m *merge, fn func(*sql.Tx) error) error {
 	if !db.d.GroupCommit {
 		return db.txOne(ctx, fn)
 	}
-	req := &writeReq{ctx: ctx, fn: fn, done: make(chan writeResult, 1)}
+	req := &writeReq{ctx: ctx, fn: fn, merge: m, done: make(chan writeResult, 1)}
 	db.gmu.Lock()
 	db.pending = append(db.pending, req)
 	if db.leading {
@@ -186,8 +204,9 @@ func (db *DB) runGroup(batch []*writeReq) []error {
 	for i := range batch {
 		todo = append(todo, i)
 	}
+	unmerged := map[string]bool{} // kinds whose merged statements failed
 	for len(todo) > 0 {
-		failed, err := db.tryGroup(ctx, batch, todo, errs)
+		failed, kind, err := db.tryGroup(ctx, batch, todo, errs, unmerged)
 		if err != nil { // the transaction itself failed: every write left fails
 			for _, i := range todo {
 				if errs[i] == nil {
@@ -195,6 +214,10 @@ func (db *DB) runGroup(batch []*writeReq) []error {
 				}
 			}
 			return errs
+		}
+		if kind != "" {
+			unmerged[kind] = true
+			continue
 		}
 		if failed < 0 {
 			return errs
@@ -204,31 +227,56 @@ func (db *DB) runGroup(batch []*writeReq) []error {
 	return errs
 }
 
-// tryGroup runs the writes todo of batch in one transaction. When one
-// fails it rolls back, notes that write's error in errs and returns its
-// index; -1 when all committed. A write whose context ended is skipped
+// tryGroup runs the writes todo of batch in one transaction: those that
+// merge (and whose kind is not unmerged) together after the others. When a
+// write fails it rolls back, notes that write's error in errs and returns
+// its index; when a merged run fails, it rolls back and returns its kind;
+// -1 and "" when all committed. A write whose context ended is skipped
 // with its context's error. err is a failure of the transaction itself.
-func (db *DB) tryGroup(ctx context.Context, batch []*writeReq, todo []int, errs []error) (failed int, err error) {
+func (db *DB) tryGroup(ctx context.Context, batch []*writeReq, todo []int, errs []error, unmerged map[string]bool) (failed int, kind string, err error) {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return -1, err
+		return -1, "", err
 	}
+	abort := func() {
+		tx.Rollback()
+		db.ws.prepareWanted(ctx)
+	}
+	var kinds []string
+	byKind := map[string][]int{}
 	for _, i := range todo {
 		w := batch[i]
 		if err := w.ctx.Err(); err != nil {
 			errs[i] = err
 			continue
 		}
+		if m := w.merge; m != nil && !unmerged[m.kind] {
+			if _, ok := byKind[m.kind]; !ok {
+				kinds = append(kinds, m.kind)
+			}
+			byKind[m.kind] = append(byKind[m.kind], i)
+			continue
+		}
 		if err := w.fn(tx); err != nil {
-			tx.Rollback()
-			db.ws.prepareWanted(ctx)
+			abort()
 			errs[i] = err
-			return i, nil
+			return i, "", nil
+		}
+	}
+	for _, k := range kinds {
+		idx := byKind[k]
+		args := make([]any, len(idx))
+		for j, i := range idx {
+			args[j] = batch[i].merge.arg
+		}
+		if err := batch[idx[0]].merge.run(ctx, tx, args); err != nil {
+			abort()
+			return -1, k, nil
 		}
 	}
 	err = tx.Commit()
 	db.ws.prepareWanted(ctx)
-	return -1, err
+	return -1, "", err
 }
 
 // txOne runs fn in a transaction of its own.
