@@ -285,8 +285,10 @@ func quarryBinary(given string) (string, error) {
 
 // haproxyConfig fronts the replicas as deploy/haproxy.cfg does (round
 // robin, health checks, retries on a failed connection).
+// maxconn stays within the usual limit of open files (20,000 here: HAProxy
+// wants about twice maxconn).
 const haproxyConfig = `global
-    maxconn 60000
+    maxconn 8000
 defaults
     mode http
     timeout connect 2s
@@ -333,7 +335,8 @@ func (t *benchTarget) startHAProxy(ctx context.Context, haproxy string) (string,
 	}
 	u := "http://" + addr
 	if err := waitHealthy(ctx, u, 30*time.Second); err != nil {
-		return "", fmt.Errorf("bench fleet: haproxy (log in %s): %w", logf.Name(), err)
+		out, _ := os.ReadFile(logf.Name())
+		return "", fmt.Errorf("bench fleet: haproxy: %w\n%s", err, strings.TrimSpace(string(out)))
 	}
 	return u, nil
 }
