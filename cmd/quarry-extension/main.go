@@ -16,9 +16,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime/debug"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -29,6 +27,7 @@ import (
 	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/detections/ruleset"
 	"github.com/quarry-sec/quarry/extension/osqueryext"
+	"github.com/quarry-sec/quarry/internal/interrupt"
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/tables/catalog"
 	"github.com/quarry-sec/quarry/tables/ioa"
@@ -70,7 +69,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	log := zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true, TimeFormat: time.TimeOnly}).
 		Level(level).With().Timestamp().Str("ext", "quarry").Logger()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interrupt.Context(context.Background())
 	defer stop()
 	if err := serve(ctx, opts, log); err != nil {
 		log.Error().Err(err).Msg("quarry-extension stopped")

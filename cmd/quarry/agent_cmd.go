@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,6 +15,7 @@ import (
 	"github.com/quarry-sec/quarry/detections"
 	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/fleet/agent"
+	"github.com/quarry-sec/quarry/internal/interrupt"
 	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/collect"
 	"github.com/quarry-sec/quarry/telemetry/host"
@@ -53,7 +52,7 @@ reach a loopback address.`,
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := interrupt.Context(context.Background())
 			defer stop()
 			s, err := a.runAgent(ctx, agent.Config{
 				FleetURL: f.fleet, EnrollSecret: secret, HostIdentifier: f.hostID,

@@ -6,15 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/quarry-sec/quarry/detections"
 	"github.com/quarry-sec/quarry/detections/pipeline"
+	"github.com/quarry-sec/quarry/internal/interrupt"
 	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/collect"
 	"github.com/quarry-sec/quarry/telemetry/ebpf"
@@ -43,7 +42,7 @@ path). Runs until interrupted; a one-line status shows events/s, drops,
 rate-limited and filtered counts, the source and what is NOT captured. Needs root.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := interrupt.Context(context.Background())
 			defer stop()
 			st, err := a.eventStore()
 			if err != nil {

@@ -11,10 +11,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -24,6 +22,7 @@ import (
 	"github.com/quarry-sec/quarry/fleet/store"
 	"github.com/quarry-sec/quarry/fleet/store/pgstore"
 	"github.com/quarry-sec/quarry/fleet/store/sqlitestore"
+	"github.com/quarry-sec/quarry/internal/interrupt"
 )
 
 // Files of the fleet server in the data directory.
@@ -81,7 +80,7 @@ the analyst API (/api/v1/...). Plain HTTP only on a loopback address; elsewhere 
 --enroll-secret-file, else the data directory's ` + fleetSecretFile + ` (created on first run).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := interrupt.Context(cmd.Context())
 			defer stop()
 			return a.fleetServe(ctx, o)
 		},

@@ -11,83 +11,15 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/quarry-sec/quarry/fleet/agent"
+	"github.com/quarry-sec/quarry/fleet/analyst"
+	"github.com/quarry-sec/quarry/internal/interrupt"
 )
-
-// huntView is the part of GET /api/v1/hunts/{id} the command reads.
-type huntView struct {
-	ID       string         `json:"id"`
-	SQL      string         `json:"sql"`
-	Deadline time.Time      `json:"deadline"`
-	Done     bool           `json:"done"`
-	Counts   map[string]int `json:"counts"`
-	Hosts    []struct {
-		HostIdentifier string `json:"host_identifier"`
-		Status         string `json:"status"`
-		Message        string `json:"message,omitempty"`
-		Rows           int    `json:"rows"`
-	} `json:"hosts"`
-	Rows []struct {
-		HostIdentifier string          `json:"host_identifier"`
-		Columns        json.RawMessage `json:"columns"`
-	} `json:"rows"`
-	RowsTotal int `json:"rows_total"`
-}
-
-// analystClient calls a fleet server's analyst API with a bearer token.
-type analystClient struct {
-	base, token string
-	http        *http.Client
-}
-
-func (c *analystClient) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(data, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(data))
-		}
-		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, e.Error)
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("%s %s: decode: %w", method, path, err)
-	}
-	return nil
-}
 
 // parseTargets turns --targets (all, host1,host2, platform:linux) into the
 // API's targets.
@@ -145,9 +77,9 @@ $QUARRY_TOKEN; '-' as SQL reads it from standard input.`,
 			if err != nil {
 				return usageError{err}
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := interrupt.Context(context.Background())
 			defer stop()
-			c := &analystClient{base: strings.TrimRight(fleet, "/"), token: token, http: hc}
+			c := &analyst.Client{Base: strings.TrimRight(fleet, "/"), Token: token, HTTP: hc}
 			progress := cmd.ErrOrStderr()
 			if f, ok := progress.(*os.File); !ok || !isTerminal(f) {
 				progress = io.Discard
@@ -172,10 +104,10 @@ $QUARRY_TOKEN; '-' as SQL reads it from standard input.`,
 
 // runHunt posts the hunt and polls it until every target answered or the
 // deadline passed; it returns the hunt with all its rows.
-func runHunt(ctx context.Context, c *analystClient, sql string, targets any, deadline time.Duration, progress io.Writer) (*huntView, error) {
-	var v huntView
+func runHunt(ctx context.Context, c *analyst.Client, sql string, targets any, deadline time.Duration, progress io.Writer) (*analyst.Hunt, error) {
+	var v analyst.Hunt
 	body := map[string]any{"sql": sql, "targets": targets, "deadline": deadline.String()}
-	if err := c.do(ctx, http.MethodPost, "/api/v1/hunts", body, &v); err != nil {
+	if err := c.Do(ctx, http.MethodPost, "/api/v1/hunts", body, &v); err != nil {
 		return nil, err
 	}
 	until := time.Now().Add(deadline + 2*time.Second)
@@ -185,18 +117,18 @@ func runHunt(ctx context.Context, c *analystClient, sql string, targets any, dea
 			return nil, ctx.Err()
 		case <-time.After(500 * time.Millisecond):
 		}
-		if err := c.do(ctx, http.MethodGet, "/api/v1/hunts/"+url.PathEscape(v.ID)+"?limit=1", nil, &v); err != nil {
+		if err := c.Do(ctx, http.MethodGet, "/api/v1/hunts/"+url.PathEscape(v.ID)+"?limit=1", nil, &v); err != nil {
 			return nil, err
 		}
 		fmt.Fprintf(progress, "\rhunt %s: %d answered, %d errors, %d pending", v.ID, v.Counts["answered"], v.Counts["error"], v.Counts["pending"])
 	}
 	fmt.Fprint(progress, "\r\033[K")
 	// The rows, a page at a time.
-	var all huntView
+	var all analyst.Hunt
 	for offset := 0; ; {
-		var page huntView
+		var page analyst.Hunt
 		path := fmt.Sprintf("/api/v1/hunts/%s?limit=10000&offset=%d", url.PathEscape(v.ID), offset)
-		if err := c.do(ctx, http.MethodGet, path, nil, &page); err != nil {
+		if err := c.Do(ctx, http.MethodGet, path, nil, &page); err != nil {
 			return nil, err
 		}
 		if offset == 0 {
@@ -213,7 +145,7 @@ func runHunt(ctx context.Context, c *analystClient, sql string, targets any, dea
 }
 
 // printHunt writes the rows (host first) and the per-host statuses.
-func printHunt(w io.Writer, v *huntView, format string) error {
+func printHunt(w io.Writer, v *analyst.Hunt, format string) error {
 	cols := []string{"host"}
 	seen := map[string]bool{"host": true}
 	rows := make([]map[string]any, len(v.Rows))

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"sort"
 	"strings"
 	"time"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/quarry-sec/quarry/detections/incidents"
 	"github.com/quarry-sec/quarry/detections/pipeline"
+	"github.com/quarry-sec/quarry/internal/interrupt"
 	"github.com/quarry-sec/quarry/tables/activity"
 	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/eventstore"
@@ -86,7 +86,7 @@ Formats:
 				}
 				det = &importDetection{det: d, spans: map[string][2]time.Time{}, bySeverity: map[string]int{}, seen: map[string]bool{}}
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			ctx, stop := interrupt.Context(context.Background())
 			defer stop()
 			opts := []importers.Option{importers.WithFormat(f)}
 			if hostName != "" {

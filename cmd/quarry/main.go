@@ -149,7 +149,7 @@ Start with 'quarry shell', or 'quarry query "SELECT id, name FROM attack_techniq
 		a.agentCommand(),
 		a.huntCommand(),
 		a.upCommand(),
-		a.benchCommand(),
+
 		a.fleetCommand(),
 		a.intelCommand(),
 	)

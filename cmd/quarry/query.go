@@ -5,15 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/quarry-sec/quarry/extension/sqlengine"
+	"github.com/quarry-sec/quarry/internal/interrupt"
 )
 
 func (a *app) queryCommand() *cobra.Command {
@@ -36,7 +34,7 @@ SQL may be given as several words, or '-' to read it from standard input.
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// Ctrl-C is caught from the start, so one pressed while the
 			// engine opens still stops the command.
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := interrupt.Context(context.Background())
 			defer stop()
 			if err := checkFormat(format); err != nil {
 				return usageError{err}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -22,6 +21,7 @@ import (
 	"github.com/quarry-sec/quarry/detections/incidents"
 	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/detections/ruleset"
+	"github.com/quarry-sec/quarry/internal/interrupt"
 	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/eventstore"
 	"github.com/quarry-sec/quarry/telemetry/host"
@@ -127,7 +127,7 @@ technique) goes to standard error with --format json.`,
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			ctx, stop := interrupt.Context(context.Background())
 			defer stop()
 			// Hits are written through a buffer (one write a hit was ≈ 5 %
 			// of a scan's CPU); it is flushed before the command returns.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/quarry-sec/quarry/extension/sqlengine"
+	"github.com/quarry-sec/quarry/internal/interrupt"
 	"github.com/quarry-sec/quarry/tables"
 )
 
@@ -211,7 +211,7 @@ func statementComplete(sql string) bool {
 }
 
 func (s *shell) exec(sql string) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := interrupt.Context(context.Background())
 	defer stop()
 	if s.timeout > 0 {
 		var cancel context.CancelFunc

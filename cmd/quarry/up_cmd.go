@@ -8,11 +8,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,6 +19,7 @@ import (
 	"github.com/quarry-sec/quarry/fleet/server"
 	"github.com/quarry-sec/quarry/fleet/store"
 	"github.com/quarry-sec/quarry/fleet/store/sqlitestore"
+	"github.com/quarry-sec/quarry/internal/interrupt"
 )
 
 // DefaultUpListen is where `quarry up` serves.
@@ -54,7 +53,7 @@ API. The enroll secret, token and certificate are made on the first run and kept
 the data directory. Ctrl-C stops everything, sending what the agent has queued.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := interrupt.Context(context.Background())
 			defer stop()
 			return a.up(ctx, o, cmd.OutOrStdout())
 		},

@@ -12,13 +12,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/quarry-sec/quarry/fleet/agent"
+	"github.com/quarry-sec/quarry/fleet/analyst"
 	"github.com/quarry-sec/quarry/telemetry/host"
 )
 
 // upFixture runs `quarry up` on a free loopback port until the test ends.
 type upFixture struct {
 	url, token, ca string
-	client         *analystClient
+	client         *analyst.Client
 }
 
 func startUp(t *testing.T, dataDir string) (*upFixture, func() error) {
@@ -53,7 +54,7 @@ func startUpTuned(t *testing.T, dataDir string, tune func(*agent.Config)) (*upFi
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.client = &analystClient{base: f.url, token: f.token, http: hc}
+	f.client = &analyst.Client{Base: f.url, Token: f.token, HTTP: hc}
 	stopped := false
 	stop := func() error {
 		if stopped {
@@ -74,13 +75,13 @@ func TestUpServesAndHunts(t *testing.T) {
 	var v struct {
 		Version string `json:"version"`
 	}
-	if err := f.client.do(ctx, http.MethodGet, "/version", nil, &v); err != nil || v.Version != version {
+	if err := f.client.Do(ctx, http.MethodGet, "/version", nil, &v); err != nil || v.Version != version {
 		t.Fatalf("/version = %+v, %v", v, err)
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		var raw []byte
-		err := f.client.do(ctx, http.MethodGet, "/api/v1/hosts", nil, (*rawJSON)(&raw))
+		err := f.client.Do(ctx, http.MethodGet, "/api/v1/hosts", nil, (*rawJSON)(&raw))
 		if err == nil && bytes.Contains(raw, []byte(`"host_identifier":"`+host.Identifier()+`"`)) {
 			break
 		}

@@ -50,7 +50,7 @@ func TestUpImportReachesFleet(t *testing.T) {
 	}
 	poll("local host enrolled", time.Now().Add(30*time.Second), func() (bool, string) {
 		var raw []byte
-		err := f.client.do(ctx, http.MethodGet, "/api/v1/hosts", nil, (*rawJSON)(&raw))
+		err := f.client.Do(ctx, http.MethodGet, "/api/v1/hosts", nil, (*rawJSON)(&raw))
 		return err == nil && bytes.Contains(raw, []byte(`"host_identifier":"`+host.Identifier()+`"`)), fmt.Sprintf("%s %v", raw, err)
 	})
 
@@ -105,7 +105,7 @@ func TestUpImportReachesFleet(t *testing.T) {
 		return out
 	}
 	poll("imported hits in /api/v1/detections", deadline, func() (bool, string) {
-		err := f.client.do(ctx, http.MethodGet, "/api/v1/detections?time=detected&since=1h&limit=1000", nil, &fleet)
+		err := f.client.Do(ctx, http.MethodGet, "/api/v1/detections?time=detected&since=1h&limit=1000", nil, &fleet)
 		return err == nil && len(missing()) == 0, fmt.Sprintf("missing %v (%v)", missing(), err)
 	})
 	for _, d := range fleet.Detections {
@@ -114,14 +114,14 @@ func TestUpImportReachesFleet(t *testing.T) {
 		}
 	}
 	// By event time they are not of the last hour.
-	if err := f.client.do(ctx, http.MethodGet, "/api/v1/detections?since=1h&limit=1000", nil, &fleet); err != nil || len(missing()) != len(local) {
+	if err := f.client.Do(ctx, http.MethodGet, "/api/v1/detections?since=1h&limit=1000", nil, &fleet); err != nil || len(missing()) != len(local) {
 		t.Errorf("by event time, the last hour holds imported hits: %+v, %v", fleet, err)
 	}
 	var incidents struct {
 		Total int `json:"total"`
 	}
 	poll("imported incidents in /api/v1/incidents", deadline, func() (bool, string) {
-		err := f.client.do(ctx, http.MethodGet, "/api/v1/incidents?time=detected&since=1h", nil, &incidents)
+		err := f.client.Do(ctx, http.MethodGet, "/api/v1/incidents?time=detected&since=1h", nil, &incidents)
 		return err == nil && incidents.Total > 0, fmt.Sprintf("%+v %v", incidents, err)
 	})
 

@@ -54,9 +54,11 @@ func readBodyIn(w http.ResponseWriter, r *http.Request, limit int64, budget *byt
 	}
 	body := http.MaxBytesReader(w, r.Body, limit)
 	var src io.Reader = body
+	plain := true // the body is read as sent: Content-Length is its size
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
 	case "", "identity":
 	case "gzip":
+		plain = false
 		zr, err := gzip.NewReader(body)
 		if err != nil {
 			return nil, release, classifyRead(err, "gzip body")
@@ -73,6 +75,14 @@ func readBodyIn(w http.ResponseWriter, r *http.Request, limit int64, budget *byt
 				return nil, release, errorf(http.StatusRequestEntityTooLarge, "request body over %d bytes", limit)
 			}
 			grow := int64(max(bodyChunk, cap(buf))) // double, as append would
+			if cap(buf) == 0 && plain && r.ContentLength >= 0 && r.ContentLength < bodyChunk {
+				// A small body is charged its size (and a byte to read the
+				// end into), not a whole chunk: osquery's requests are a
+				// few hundred bytes, and charging 32 KiB each made a few
+				// thousand requests waiting on the database fill the budget
+				// and turn away every other request, reads included.
+				grow = r.ContentLength + 1
+			}
 			grow = min(grow, limit+1-int64(len(buf)))
 			newCap := int64(len(buf)) + grow
 			if budget != nil { // the new buffer; the old one is released once copied

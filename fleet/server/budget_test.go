@@ -5,6 +5,8 @@ import (
 	"compress/gzip"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -99,5 +101,34 @@ func TestBodyBytesInFlight(t *testing.T) {
 	big["pad"] = string(bytes.Repeat([]byte("x"), 2<<20))
 	if code, out := f.osquery("enroll", big); code != http.StatusRequestEntityTooLarge {
 		t.Errorf("2 MiB enroll: %d %v, want 413", code, out)
+	}
+}
+
+// A small body of known length is charged its size, not a whole read
+// chunk; one of unknown length (or gzipped) still a chunk.
+func TestSmallBodyChargedItsSize(t *testing.T) {
+	const body = `{"node_key":"k"}`
+	for _, tc := range []struct {
+		name   string
+		length int64
+		want   int64
+	}{
+		{"known length", int64(len(body)), int64(len(body)) + 1},
+		{"unknown length", -1, bodyChunk},
+	} {
+		b := newByteBudget(1 << 20)
+		r := httptest.NewRequest(http.MethodPost, "/api/v1/osquery/config", strings.NewReader(body))
+		r.ContentLength = tc.length
+		data, release, err := readBodyIn(httptest.NewRecorder(), r, 1<<20, b)
+		if err != nil || string(data) != body {
+			t.Fatalf("%s: %q, %v", tc.name, data, err)
+		}
+		if b.peak != tc.want {
+			t.Errorf("%s: charged %d bytes, want %d", tc.name, b.peak, tc.want)
+		}
+		release()
+		if b.used != 0 {
+			t.Errorf("%s: %d bytes held after release", tc.name, b.used)
+		}
 	}
 }

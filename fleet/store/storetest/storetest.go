@@ -41,6 +41,8 @@ func Run(t *testing.T, open Open) {
 		{"TokensAndPacks", testTokensAndPacks},
 		{"ConcurrentWrites", testConcurrentWrites},
 		{"HostSchemas", testHostSchemas},
+		{"TouchHosts", testTouchHosts},
+		{"ConcurrentEnroll", testConcurrentEnroll},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -746,5 +748,90 @@ func testLargeBatch(t *testing.T, s store.Store) {
 		if d.Cmdline != want {
 			t.Errorf("%s: cmdline %q, want %q", d.HitID, d.Cmdline, want)
 		}
+	}
+}
+
+// TouchHosts moves each host's last-seen time forward only (an older time
+// is ignored), for more hosts than one statement takes.
+func testTouchHosts(t *testing.T, s store.Store) {
+	const n = 503
+	seen := map[string]time.Time{}
+	want := map[string]time.Time{}
+	for i := range n {
+		h := enroll(t, s, fmt.Sprintf("host-%03d", i), fmt.Sprintf("key-%03d", i), "linux")
+		at := base.Add(time.Duration(i+1) * time.Minute)
+		if i%7 == 3 {
+			at = base.Add(-time.Hour) // older than stored: kept as it is
+			want[h.ID] = base
+		} else {
+			want[h.ID] = at
+		}
+		seen[h.ID] = at
+	}
+	if err := s.TouchHosts(ctx, seen); err != nil {
+		t.Fatal(err)
+	}
+	hosts, err := s.Hosts(ctx)
+	if err != nil || len(hosts) != n {
+		t.Fatalf("Hosts: %d, %v", len(hosts), err)
+	}
+	for _, h := range hosts {
+		if !h.LastSeen.Equal(want[h.ID]) {
+			t.Errorf("%s last seen %v, want %v", h.HostIdentifier, h.LastSeen, want[h.ID])
+		}
+	}
+}
+
+// Hosts enrolling at once (written together by a group commit) each get
+// their own ID, found by their key; an identifier enrolling several times
+// at once keeps one ID, and exactly one of its keys works.
+func testConcurrentEnroll(t *testing.T, s store.Store) {
+	const hosts, dups = 100, 10
+	var wg sync.WaitGroup
+	got := make([]*store.Host, hosts+dups)
+	errs := make([]error, hosts+dups)
+	for i := range hosts + dups {
+		ident, key := fmt.Sprintf("host-%03d", i), fmt.Sprintf("key-%03d", i)
+		if i >= hosts {
+			ident = "twice"
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := &store.Host{NodeKey: key, HostIdentifier: ident, Hostname: ident, Platform: "ubuntu", Family: "linux",
+				EnrolledAt: base, LastSeen: base}
+			errs[i] = s.EnrollHost(ctx, h)
+			got[i] = h
+		}()
+	}
+	wg.Wait()
+	ids := map[string]bool{}
+	for i := range hosts {
+		if errs[i] != nil {
+			t.Fatalf("enroll %d: %v", i, errs[i])
+		}
+		h, err := s.HostByNodeKey(ctx, fmt.Sprintf("key-%03d", i))
+		if err != nil || h.ID != got[i].ID || h.HostIdentifier != got[i].HostIdentifier || got[i].ID == "" {
+			t.Fatalf("host %d: enrolled as %q, its key finds %+v, %v", i, got[i].ID, h, err)
+		}
+		ids[h.ID] = true
+	}
+	if len(ids) != hosts {
+		t.Fatalf("%d distinct IDs for %d hosts", len(ids), hosts)
+	}
+	working := 0
+	for i := hosts; i < hosts+dups; i++ {
+		if errs[i] != nil || got[i].ID != got[hosts].ID || ids[got[i].ID] {
+			t.Fatalf("enroll twice %d: ID %q (first %q), %v", i, got[i].ID, got[hosts].ID, errs[i])
+		}
+		if h, err := s.HostByNodeKey(ctx, fmt.Sprintf("key-%03d", i)); err == nil {
+			working++
+			if h.ID != got[i].ID {
+				t.Errorf("key %d finds host %s, want %s", i, h.ID, got[i].ID)
+			}
+		}
+	}
+	if working != 1 {
+		t.Errorf("%d keys of the host enrolled %d times work, want 1", working, dups)
 	}
 }

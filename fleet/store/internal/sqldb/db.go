@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,9 +29,11 @@ type Dialect struct {
 	// keep concurrent servers from migrating at once.
 	MigrationLock string
 	// GroupCommit runs the write transactions that wait for the writer
-	// together, in one transaction (see DB.tx): for a database with one
-	// writer (SQLite), where thousands of hosts enrolling or answering a
-	// hunt at once would otherwise queue one commit each.
+	// together, in one transaction (see DB.tx): thousands of hosts
+	// enrolling or answering a hunt at once would otherwise queue one
+	// commit each — behind SQLite's one writer, or, in PostgreSQL, for one
+	// WAL flush (fsync) each, which bounded enrollments to a few hundred a
+	// second on the bench's disk.
 	GroupCommit bool
 	// WritableCTE: the database runs data-modifying statements in WITH
 	// (PostgreSQL), so a write of several statements can be one.
@@ -48,13 +51,27 @@ type DB struct {
 	gmu     sync.Mutex
 	pending []*writeReq // writes waiting for the group commit leader
 	leading bool        // a group commit is under way
+
+	knownSets sync.Map // schema set hashes known to be stored (see setKnown)
 }
 
 // writeReq is one write transaction waiting for a group commit.
 type writeReq struct {
-	ctx  context.Context
-	fn   func(*sql.Tx) error
-	done chan writeResult
+	ctx   context.Context
+	fn    func(*sql.Tx) error
+	merge *merge // nil: fn runs alone
+	done  chan writeResult
+}
+
+// merge lets a write run together with the other writes of its kind in a
+// group commit, in a few multi-row statements instead of one statement
+// (one round trip to the database) each: run gets the args of every such
+// write of the group and stores each one's results in its arg. Should run
+// fail, the group runs again with each of those writes alone (fn).
+type merge struct {
+	kind string
+	arg  any
+	run  func(ctx context.Context, tx *sql.Tx, args []any) error
 }
 
 // writeResult answers a waiting write: its error, or lead (run the
@@ -112,18 +129,24 @@ func (db *DB) q(query string) string {
 // returns once it is committed (or fn's error, with nothing of fn written).
 //
 // With Dialect.GroupCommit, writes that arrive while one is under way run
-// together in the next transaction, each inside a savepoint: a write whose
-// fn fails is rolled back to its savepoint alone, the others commit. The
+// together in the next transaction: a write whose fn fails is left out of
+// it and the others commit (see runGroup). The
 // caller that finds no write under way leads: it runs everything pending
 // (its own write among it, at most maxGroup), commits, answers those
 // callers and hands the lead to the first caller that arrived meanwhile.
-// fn runs once, on the leader's goroutine, and must use its own context
-// for its statements.
+// fn runs on the leader's goroutine, and must use its own context for its
+// statements; it may run more than once (see runGroup).
 func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	return db.txMerged(ctx, nil, fn)
+}
+
+// txMerged is tx for a write that may run merged with others of its kind
+// (m; see merge); fn is the write alone.
+func (db *DB) txMerged(ctx context.Context, m *merge, fn func(*sql.Tx) error) error {
 	if !db.d.GroupCommit {
 		return db.txOne(ctx, fn)
 	}
-	req := &writeReq{ctx: ctx, fn: fn, done: make(chan writeResult, 1)}
+	req := &writeReq{ctx: ctx, fn: fn, merge: m, done: make(chan writeResult, 1)}
 	db.gmu.Lock()
 	db.pending = append(db.pending, req)
 	if db.leading {
@@ -163,8 +186,12 @@ func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return own
 }
 
-// runGroup runs writes in one transaction, each in a savepoint, and
-// returns each one's error.
+// runGroup runs writes in one transaction and returns each one's error.
+// The writes run one after the other with no savepoint between them (a
+// savepoint is two more round trips to PostgreSQL per write); when one
+// fails, the transaction is rolled back, that write gets its error and the
+// others run again, in a new transaction, without it. So a write's fn may
+// run more than once: it must have no effect outside tx but its results.
 func (db *DB) runGroup(batch []*writeReq) []error {
 	errs := make([]error, len(batch))
 	if len(batch) == 1 {
@@ -173,46 +200,83 @@ func (db *DB) runGroup(batch []*writeReq) []error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
-	failAll := func(err error) []error {
-		for i := range errs {
-			errs[i] = err
-		}
-		return errs
+	todo := make([]int, 0, len(batch)) // indexes of the writes still to commit
+	for i := range batch {
+		todo = append(todo, i)
 	}
+	unmerged := map[string]bool{} // kinds whose merged statements failed
+	for len(todo) > 0 {
+		failed, kind, err := db.tryGroup(ctx, batch, todo, errs, unmerged)
+		if err != nil { // the transaction itself failed: every write left fails
+			for _, i := range todo {
+				if errs[i] == nil {
+					errs[i] = fmt.Errorf("group commit: %w", err)
+				}
+			}
+			return errs
+		}
+		if kind != "" {
+			unmerged[kind] = true
+			continue
+		}
+		if failed < 0 {
+			return errs
+		}
+		todo = slices.DeleteFunc(todo, func(i int) bool { return i == failed || errs[i] != nil })
+	}
+	return errs
+}
+
+// tryGroup runs the writes todo of batch in one transaction: those that
+// merge (and whose kind is not unmerged) together after the others. When a
+// write fails it rolls back, notes that write's error in errs and returns
+// its index; when a merged run fails, it rolls back and returns its kind;
+// -1 and "" when all committed. A write whose context ended is skipped
+// with its context's error. err is a failure of the transaction itself.
+func (db *DB) tryGroup(ctx context.Context, batch []*writeReq, todo []int, errs []error, unmerged map[string]bool) (failed int, kind string, err error) {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return failAll(err)
+		return -1, "", err
 	}
-	for i, w := range batch {
+	abort := func() {
+		tx.Rollback()
+		db.ws.prepareWanted(ctx)
+	}
+	var kinds []string
+	byKind := map[string][]int{}
+	for _, i := range todo {
+		w := batch[i]
 		if err := w.ctx.Err(); err != nil {
 			errs[i] = err
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT group_write"); err != nil {
-			tx.Rollback()
-			return failAll(fmt.Errorf("group commit: %w", err))
-		}
-		if errs[i] = w.fn(tx); errs[i] != nil {
-			if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT group_write"); err != nil {
-				tx.Rollback()
-				return failAll(fmt.Errorf("group commit: roll back one write: %w (after %w)", err, errs[i]))
+		if m := w.merge; m != nil && !unmerged[m.kind] {
+			if _, ok := byKind[m.kind]; !ok {
+				kinds = append(kinds, m.kind)
 			}
+			byKind[m.kind] = append(byKind[m.kind], i)
+			continue
 		}
-		if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT group_write"); err != nil {
-			tx.Rollback()
-			return failAll(fmt.Errorf("group commit: %w", err))
+		if err := w.fn(tx); err != nil {
+			abort()
+			errs[i] = err
+			return i, "", nil
+		}
+	}
+	for _, k := range kinds {
+		idx := byKind[k]
+		args := make([]any, len(idx))
+		for j, i := range idx {
+			args[j] = batch[i].merge.arg
+		}
+		if err := batch[idx[0]].merge.run(ctx, tx, args); err != nil {
+			abort()
+			return -1, k, nil
 		}
 	}
 	err = tx.Commit()
 	db.ws.prepareWanted(ctx)
-	if err != nil {
-		for i := range errs {
-			if errs[i] == nil {
-				errs[i] = fmt.Errorf("group commit: %w", err)
-			}
-		}
-	}
-	return errs
+	return -1, "", err
 }
 
 // txOne runs fn in a transaction of its own.

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -15,7 +17,32 @@ import (
 const hostColumns = `id, node_key, host_identifier, hostname, platform, family, os_version,
   osquery_version, quarry_version, enrolled_at, last_seen`
 
-// EnrollHost implements store.Store.
+// enrollUpsert is the conflict clause of an enrollment: enrolling an
+// identifier again keeps the host's ID and enrollment time.
+const enrollUpsert = `ON CONFLICT (host_identifier) DO UPDATE SET node_key = excluded.node_key, hostname = excluded.hostname,
+  platform = excluded.platform, family = excluded.family, os_version = excluded.os_version,
+  osquery_version = excluded.osquery_version, quarry_version = excluded.quarry_version,
+  last_seen = excluded.last_seen
+RETURNING id, host_identifier, enrolled_at`
+
+// enrollment is one host to enroll and, once written, its ID and
+// enrollment time.
+type enrollment struct {
+	h        *store.Host
+	newID    string
+	id       string
+	enrolled int64
+}
+
+func (e *enrollment) args() []any {
+	h := e.h
+	return []any{e.newID, store.HashNodeKey(h.NodeKey), h.HostIdentifier, h.Hostname, h.Platform, h.Family, h.OSVersion,
+		h.OsqueryVersion, h.QuarryVersion, ms(h.EnrolledAt), ms(h.LastSeen)}
+}
+
+// EnrollHost implements store.Store. Enrollments that wait for the same
+// group commit are written together (see enrollMany): a fleet coming up
+// enrolls a thousand hosts a second.
 func (db *DB) EnrollHost(ctx context.Context, h *store.Host) error {
 	if h.EnrolledAt.IsZero() {
 		h.EnrolledAt = time.Now()
@@ -23,24 +50,81 @@ func (db *DB) EnrollHost(ctx context.Context, h *store.Host) error {
 	if h.LastSeen.IsZero() {
 		h.LastSeen = h.EnrolledAt
 	}
-	newID := uuid.NewString()
-	var id string
-	var enrolled int64
-	err := db.write1(ctx, `INSERT INTO hosts (`+hostColumns+`)
+	e := &enrollment{h: h, newID: uuid.NewString()}
+	one := func(tx *sql.Tx) error { return db.enrollMany(ctx, tx, []any{e}) }
+	var err error
+	if db.d.GroupCommit {
+		err = db.txMerged(ctx, &merge{kind: "enroll", arg: e, run: db.enrollMany}, one)
+	} else {
+		err = db.write1(ctx, `INSERT INTO hosts (`+hostColumns+`)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (host_identifier) DO UPDATE SET node_key = excluded.node_key, hostname = excluded.hostname,
-  platform = excluded.platform, family = excluded.family, os_version = excluded.os_version,
-  osquery_version = excluded.osquery_version, quarry_version = excluded.quarry_version,
-  last_seen = excluded.last_seen
-RETURNING id, enrolled_at`, func(st *sql.Stmt) error {
-		return st.QueryRowContext(ctx, newID, store.HashNodeKey(h.NodeKey), h.HostIdentifier, h.Hostname, h.Platform, h.Family, h.OSVersion,
-			h.OsqueryVersion, h.QuarryVersion, ms(h.EnrolledAt), ms(h.LastSeen)).Scan(&id, &enrolled)
-	})
+`+enrollUpsert, func(st *sql.Stmt) error {
+			return st.QueryRowContext(ctx, e.args()...).Scan(&e.id, new(string), &e.enrolled)
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("enroll host %q: %w", h.HostIdentifier, err)
 	}
-	h.ID = id
-	h.EnrolledAt = fromMS(enrolled)
+	h.ID = e.id
+	h.EnrolledAt = fromMS(e.enrolled)
+	return nil
+}
+
+// enrollsPerStatement bounds the hosts of one enrollment statement.
+const enrollsPerStatement = 200
+
+// enrollMany writes enrollments (args: *enrollment) in multi-row upserts,
+// filling in each one's ID and enrollment time. One statement may not
+// touch a row twice, so an identifier enrolling twice in the group goes
+// in a later statement (and keeps the key it was given last).
+func (db *DB) enrollMany(ctx context.Context, tx *sql.Tx, args []any) error {
+	rest := make([]*enrollment, len(args))
+	for i, a := range args {
+		rest[i] = a.(*enrollment)
+	}
+	for len(rest) > 0 {
+		seen := make(map[string]*enrollment, len(rest))
+		var round, later []*enrollment
+		for _, e := range rest {
+			if seen[e.h.HostIdentifier] != nil || len(round) == enrollsPerStatement {
+				later = append(later, e)
+				continue
+			}
+			seen[e.h.HostIdentifier] = e
+			round = append(round, e)
+		}
+		vals := make([]any, 0, 11*len(round))
+		for _, e := range round {
+			vals = append(vals, e.args()...)
+		}
+		rows, err := tx.QueryContext(ctx, db.q(valuesSQL(`INSERT INTO hosts (`+hostColumns+`)`, 11, len(round), enrollUpsert)), vals...)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for rows.Next() {
+			var id, ident string
+			var enrolled int64
+			if err := rows.Scan(&id, &ident, &enrolled); err != nil {
+				rows.Close()
+				return err
+			}
+			if e := seen[ident]; e != nil {
+				e.id, e.enrolled = id, enrolled
+				n++
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if n != len(round) {
+			return fmt.Errorf("enrolled %d hosts, %d came back", len(round), n)
+		}
+		rest = later
+	}
 	return nil
 }
 
@@ -92,19 +176,38 @@ func (db *DB) Hosts(ctx context.Context) ([]store.Host, error) {
 	return out, nil
 }
 
-// TouchHosts implements store.Store.
+// touchesPerStatement bounds the hosts of one last-seen update.
+const touchesPerStatement = 500
+
+// TouchHosts implements store.Store: one UPDATE for up to
+// touchesPerStatement hosts (a row per host took a round trip each while
+// holding the rows locked), in host ID order, so that two servers updating
+// the same hosts lock them in the same order.
 func (db *DB) TouchHosts(ctx context.Context, seen map[string]time.Time) error {
 	if len(seen) == 0 {
 		return nil
 	}
+	ids := make([]string, 0, len(seen))
+	for id := range seen {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		stmt, err := db.txStmt(ctx, tx, `UPDATE hosts SET last_seen = ? WHERE id = ? AND last_seen < ?`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for id, t := range seen {
-			if _, err := stmt.ExecContext(ctx, ms(t), id, ms(t)); err != nil {
+		for start := 0; start < len(ids); start += touchesPerStatement {
+			chunk := ids[start:min(start+touchesPerStatement, len(ids))]
+			var values strings.Builder
+			args := make([]any, 0, 2*len(chunk))
+			for i, id := range chunk {
+				if i > 0 {
+					values.WriteString(", ")
+				}
+				values.WriteString("(CAST(? AS TEXT), CAST(? AS BIGINT))")
+				args = append(args, id, ms(seen[id]))
+			}
+			// VALUES columns are column1, column2 in SQLite and PostgreSQL.
+			if _, err := tx.ExecContext(ctx, db.q(`UPDATE hosts SET last_seen = v.column2
+FROM (VALUES `+values.String()+`) AS v
+WHERE hosts.id = v.column1 AND hosts.last_seen < v.column2`), args...); err != nil {
 				return err
 			}
 		}

@@ -69,8 +69,20 @@ func (db *DB) PutHostSchema(ctx context.Context, s *store.HostSchema) error {
 		}
 		set = hex.EncodeToString(h.Sum(nil))
 	}
+	if set == "" || db.setKnown(set) {
+		// The common case: one row, written with the other hosts' reports
+		// of the group commit (see putSchemas).
+		r := &schemaReport{s: s, set: set}
+		err := db.txMerged(ctx, &merge{kind: "host schema", arg: r, run: db.putSchemas}, func(tx *sql.Tx) error {
+			return db.putSchemas(ctx, tx, []any{r})
+		})
+		if err != nil {
+			return fmt.Errorf("host %s schema: %w", s.HostID, err)
+		}
+		return nil
+	}
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		known := set == ""
+		known := set == "" || db.setKnown(set)
 		if !known {
 			err := tx.QueryRowContext(ctx, db.q(`SELECT 1 FROM schema_sets WHERE set_hash = ? LIMIT 1`), set).Scan(new(int))
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -104,7 +116,61 @@ ON CONFLICT (host_id) DO UPDATE SET version = excluded.version, reported_at = ex
 	if err != nil {
 		return fmt.Errorf("host %s schema: %w", s.HostID, err)
 	}
+	if set != "" {
+		db.knownSets.Store(set, true)
+	}
 	return nil
+}
+
+// schemaReport is a host's schema report whose set is stored.
+type schemaReport struct {
+	s   *store.HostSchema
+	set string
+}
+
+// putSchemas writes schema reports (args: *schemaReport) of sets already
+// stored, in multi-row upserts (a host reporting twice in the group goes
+// in a later statement).
+func (db *DB) putSchemas(ctx context.Context, tx *sql.Tx, args []any) error {
+	rest := make([]*schemaReport, len(args))
+	for i, a := range args {
+		rest[i] = a.(*schemaReport)
+	}
+	for len(rest) > 0 {
+		seen := map[string]bool{}
+		var round, later []*schemaReport
+		for _, r := range rest {
+			if seen[r.s.HostID] || len(round) == schemasPerStatement {
+				later = append(later, r)
+				continue
+			}
+			seen[r.s.HostID] = true
+			round = append(round, r)
+		}
+		vals := make([]any, 0, 5*len(round))
+		for _, r := range round {
+			vals = append(vals, r.s.HostID, r.s.Version, ms(r.s.ReportedAt), r.s.Error, r.set)
+		}
+		if _, err := tx.ExecContext(ctx, db.q(valuesSQL(`INSERT INTO host_schemas (host_id, version, reported_at, error, set_hash)`,
+			5, len(round), `ON CONFLICT (host_id) DO UPDATE SET version = excluded.version, reported_at = excluded.reported_at,
+  error = excluded.error, set_hash = excluded.set_hash`)), vals...); err != nil {
+			return err
+		}
+		rest = later
+	}
+	return nil
+}
+
+// schemasPerStatement bounds the reports of one statement.
+const schemasPerStatement = 500
+
+// setKnown reports whether this store committed schema set (or found it
+// stored) before: sets are named by the hash of their content and never
+// change or go, so a host reporting a known set writes one row, with no
+// query first (every host of a fleet reports one of a few sets).
+func (db *DB) setKnown(set string) bool {
+	_, ok := db.knownSets.Load(set)
+	return ok
 }
 
 // HostSchemaStatus implements store.Store.

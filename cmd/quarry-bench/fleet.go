@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -25,17 +24,21 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/quarry-sec/quarry/detections/packs"
 	"github.com/quarry-sec/quarry/fleet/agent"
+	"github.com/quarry-sec/quarry/fleet/analyst"
 	"github.com/quarry-sec/quarry/fleet/osqwire"
+	"github.com/quarry-sec/quarry/internal/interrupt"
 )
 
-// Bounds of `quarry bench fleet`.
+// Bounds of `quarry-bench fleet`.
 const (
 	benchMaxHosts    = 50_000
 	benchMaxDuration = time.Hour
+	benchMaxReplicas = 8
 )
 
 type benchFleetOptions struct {
@@ -44,20 +47,19 @@ type benchFleetOptions struct {
 	fleet, postgres    string
 	secretFile, token  string
 	serverPprof        string
+	quarry             string // the quarry binary that serves
+	replicas           int
 	hitsPerLog         int
 	keep               bool
 }
 
-func (a *app) benchCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "bench", Short: "Load tests of Quarry's parts"}
-	cmd.AddCommand(a.benchFleetCommand())
-	return cmd
-}
+// fleetBench runs the fleet load test; log takes progress lines.
+type fleetBench struct{ log zerolog.Logger }
 
-func (a *app) benchFleetCommand() *cobra.Command {
+func fleetCommand(log zerolog.Logger) *cobra.Command {
 	var o benchFleetOptions
 	cmd := &cobra.Command{
-		Use:   "fleet --hosts N [--interval 10s] [--duration 60s] [--fleet URL | --postgres DSN]",
+		Use:   "fleet --hosts N [--interval 10s] [--duration 60s] [--fleet URL | --postgres DSN [--replicas N]]",
 		Short: "Simulate osquery hosts against a fleet server on loopback and report its throughput",
 		Long: `Simulate N osquery hosts on 127.0.0.1: each enrolls, pulls its config, then every
 interval asks for live queries (answering any) and sends a result log of IoA hits
@@ -65,13 +67,15 @@ interval asks for live queries (answering any) and sends a result log of IoA hit
 p50/p99 latency, rows sent and ingested (lost must be 0), a live hunt across every
 host (time until 99% answered) and, when the bench starts the server itself (a child
 'quarry fleet serve' on SQLite in a temporary directory, or --postgres), the server's
-CPU time and RSS from /proc. --fleet points at a running server instead (loopback
-only; give --enroll-secret-file and --token or $QUARRY_TOKEN).`,
+CPU time and RSS from /proc. --replicas N (with --postgres) starts N servers on the
+one database behind HAProxy when haproxy is installed, else the simulated hosts
+spread over the replicas round robin. --fleet points at a running server instead
+(loopback only; give --enroll-secret-file and --token or $QUARRY_TOKEN).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := interrupt.Context(context.Background())
 			defer stop()
-			return a.benchFleet(ctx, o, cmd.OutOrStdout())
+			return (&fleetBench{log: log}).run(ctx, o, cmd.OutOrStdout())
 		},
 	}
 	fl := cmd.Flags()
@@ -80,22 +84,28 @@ only; give --enroll-secret-file and --token or $QUARRY_TOKEN).`,
 	fl.DurationVar(&o.duration, "duration", 60*time.Second, "how long to run (at most 1h)")
 	fl.StringVar(&o.fleet, "fleet", "", "a running fleet server on loopback (default: start one)")
 	fl.StringVar(&o.postgres, "postgres", "", "the started server stores in PostgreSQL at this DSN instead of SQLite")
+	fl.IntVar(&o.replicas, "replicas", 1, "servers started on the one --postgres database (at most 8)")
+	fl.StringVar(&o.quarry, "quarry", "", "the quarry binary to start (default: quarry beside this binary, else on $PATH)")
 	fl.StringVar(&o.secretFile, "enroll-secret-file", "", "enroll secret of the --fleet server")
 	fl.StringVar(&o.token, "token", "", "analyst token of the --fleet server (default $QUARRY_TOKEN)")
 	fl.IntVar(&o.hitsPerLog, "hits-per-log", 1, "IoA hit rows in each result log")
 	fl.BoolVar(&o.keep, "keep", false, "keep the started server's data directory")
-	fl.StringVar(&o.serverPprof, "server-pprof", "", "the started server serves Go's profiling endpoints on this loopback address (fleet serve --pprof)")
+	fl.StringVar(&o.serverPprof, "server-pprof", "", "the (first) started server serves Go's profiling endpoints on this loopback address (fleet serve --pprof)")
 	return cmd
 }
 
-// benchTarget is the server under test.
+// benchTarget is the server under test: one or several replicas, maybe
+// behind HAProxy.
 type benchTarget struct {
 	url, secret string
-	api         *analystClient
-	child       *benchServer // nil for --fleet
+	api         *analyst.Client
+	hostURLs    []string       // the simulated hosts talk to these, round robin by host
+	children    []*benchServer // none for --fleet
+	lb          *exec.Cmd      // HAProxy, when it fronts the replicas
+	dir         string         // the started servers' directory
 }
 
-func (a *app) benchFleet(ctx context.Context, o benchFleetOptions, out io.Writer) error {
+func (a *fleetBench) run(ctx context.Context, o benchFleetOptions, out io.Writer) error {
 	switch {
 	case o.hosts < 1 || o.hosts > benchMaxHosts:
 		return usageError{fmt.Errorf("--hosts %d: want 1..%d", o.hosts, benchMaxHosts)}
@@ -105,40 +115,42 @@ func (a *app) benchFleet(ctx context.Context, o benchFleetOptions, out io.Writer
 		return usageError{fmt.Errorf("--duration: want --interval..%s", benchMaxDuration)}
 	case o.hitsPerLog < 0 || o.hitsPerLog > 1000:
 		return usageError{errors.New("--hits-per-log: want 0..1000")}
+	case o.replicas < 1 || o.replicas > benchMaxReplicas:
+		return usageError{fmt.Errorf("--replicas %d: want 1..%d", o.replicas, benchMaxReplicas)}
+	case o.replicas > 1 && (o.postgres == "" || o.fleet != ""):
+		return usageError{errors.New("--replicas needs --postgres (replicas share one database) and no --fleet")}
 	}
-	t, err := a.benchTarget(ctx, o)
+	t, err := a.target(ctx, o)
 	if err != nil {
 		return err
 	}
-	if t.child != nil {
-		defer t.child.stop(o.keep, a)
-	}
+	defer t.stop(o.keep, a.log)
 	before, err := t.counts(ctx)
 	if err != nil {
 		return err
 	}
-	sim := newFleetSim(t.url, t.secret, o)
+	sim := newFleetSim(t.hostURLs, t.secret, o)
 	runCtx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
 	var rss rssSampler
-	if t.child != nil {
-		go rss.run(runCtx, t.child.pid)
+	if pids := t.pids(); len(pids) > 0 {
+		go rss.run(runCtx, pids)
 	}
-	cpu0 := t.child.cpu()
+	cpu0 := t.cpu()
 	hunt := make(chan huntTiming, 1)
 	go func() { hunt <- sim.timeHunt(runCtx, t.api) }()
 	a.log.Info().Int("hosts", o.hosts).Dur("interval", o.interval).Dur("duration", o.duration).Str("fleet", t.url).Msg("bench running")
 	start := time.Now()
 	sim.run(runCtx)
 	wall := time.Since(start)
-	cpu := t.child.cpu() - cpu0
+	cpu := t.cpu() - cpu0
 	ht := <-hunt
 	after, err := t.counts(context.WithoutCancel(ctx))
 	if err != nil {
 		return err
 	}
 	r := sim.report()
-	fmt.Fprintf(out, "quarry bench fleet: %d hosts, interval %s, %s, server %s\n", o.hosts, o.interval, wall.Round(time.Millisecond), t.describe(o))
+	fmt.Fprintf(out, "quarry-bench fleet: %d hosts, interval %s, %s, server %s\n", o.hosts, o.interval, wall.Round(time.Millisecond), t.describe(o))
 	fmt.Fprintf(out, "requests    %d (%.0f/s): enroll %d, config %d, distributed read %d, write %d, log %d; failed %d\n",
 		r.total, float64(r.total)/wall.Seconds(), r.byKind[reqEnroll], r.byKind[reqConfig], r.byKind[reqRead],
 		r.byKind[reqWrite], r.byKind[reqLog], r.failed)
@@ -153,8 +165,8 @@ func (a *app) benchFleet(ctx context.Context, o benchFleetOptions, out io.Writer
 	if len(r.errs) > 0 {
 		fmt.Fprintf(out, "  failures  %s\n", strings.Join(r.errs, "; "))
 	}
-	if t.child != nil {
-		fmt.Fprintf(out, "server      CPU %.1f s (%.2f cores), RSS %.0f MiB at the end, peak %.0f MiB\n",
+	if len(t.children) > 0 {
+		fmt.Fprintf(out, "server      CPU %.1f s (%.2f cores), RSS %.0f MiB at the end, peak %.0f MiB (summed over replicas)\n",
 			cpu, cpu/wall.Seconds(), float64(rss.last.Load())/(1<<20), float64(rss.peak.Load())/(1<<20))
 	}
 	ingested, dets := after.results-before.results, after.detections-before.detections
@@ -168,9 +180,9 @@ func (a *app) benchFleet(ctx context.Context, o benchFleetOptions, out io.Writer
 	return nil
 }
 
-// benchTarget starts the server, or checks the one given.
-func (a *app) benchTarget(ctx context.Context, o benchFleetOptions) (*benchTarget, error) {
-	var t benchTarget
+// target starts the servers, or checks the one given.
+func (a *fleetBench) target(ctx context.Context, o benchFleetOptions) (_ *benchTarget, err error) {
+	t := &benchTarget{}
 	if o.fleet != "" {
 		u, err := url.Parse(o.fleet)
 		if err != nil || !agent.IsLoopback(u.Hostname()) {
@@ -191,36 +203,206 @@ func (a *app) benchTarget(ctx context.Context, o benchFleetOptions) (*benchTarge
 			return nil, usageError{errors.New("--fleet needs --token or $QUARRY_TOKEN (for the hunt and the ingested counts)")}
 		}
 		t.url, t.secret = strings.TrimRight(o.fleet, "/"), secret
+		t.hostURLs = []string{t.url}
 		hc, err := agent.NewHTTPClient(t.url, agent.TLSOptions{Insecure: true})
 		if err != nil {
 			return nil, err
 		}
-		t.api = &analystClient{base: t.url, token: token, http: hc}
-		return &t, nil
+		t.api = &analyst.Client{Base: t.url, Token: token, HTTP: hc}
+		return t, nil
 	}
-	child, err := startBenchServer(ctx, o)
+	exe, err := quarryBinary(o.quarry)
 	if err != nil {
 		return nil, err
 	}
-	t.url, t.secret, t.child = child.url, child.secret, child
+	if t.dir, err = os.MkdirTemp("", "quarry-bench-fleet-"); err != nil {
+		return nil, fmt.Errorf("bench fleet: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			t.stop(false, a.log)
+		}
+	}()
+	t.secret = "bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	secretFile := filepath.Join(t.dir, "enroll-secret")
+	if err := os.WriteFile(secretFile, []byte(t.secret), 0o600); err != nil {
+		return nil, fmt.Errorf("bench fleet: %w", err)
+	}
+	for i := range o.replicas {
+		pprof := ""
+		if i == 0 {
+			pprof = o.serverPprof
+		}
+		child, err := startBenchServer(ctx, exe, o, filepath.Join(t.dir, fmt.Sprintf("replica-%d", i+1)), secretFile, pprof)
+		if child != nil {
+			t.children = append(t.children, child)
+		}
+		if err != nil {
+			return nil, err
+		}
+		t.hostURLs = append(t.hostURLs, child.url)
+	}
+	t.url = t.hostURLs[0]
+	if o.replicas > 1 {
+		if haproxy, err := exec.LookPath("haproxy"); err == nil {
+			if t.url, err = t.startHAProxy(ctx, haproxy); err != nil {
+				return nil, err
+			}
+			t.hostURLs = []string{t.url}
+		} else {
+			a.log.Info().Msg("haproxy not found: the simulated hosts spread over the replicas round robin")
+		}
+	}
+	token, err := benchToken(ctx, exe, o, t.children[0].dir)
+	if err != nil {
+		return nil, err
+	}
 	hc, err := agent.NewHTTPClient(t.url, agent.TLSOptions{})
 	if err != nil {
-		child.stop(o.keep, a)
 		return nil, err
 	}
-	t.api = &analystClient{base: t.url, token: child.token, http: hc}
-	return &t, nil
+	t.api = &analyst.Client{Base: t.url, Token: token, HTTP: hc}
+	return t, nil
+}
+
+// quarryBinary is the quarry binary that serves: the one given, else
+// quarry beside this binary, else quarry on $PATH.
+func quarryBinary(given string) (string, error) {
+	if given != "" {
+		return given, nil
+	}
+	if self, err := os.Executable(); err == nil {
+		beside := filepath.Join(filepath.Dir(self), "quarry")
+		if fi, err := os.Stat(beside); err == nil && !fi.IsDir() {
+			return beside, nil
+		}
+	}
+	p, err := exec.LookPath("quarry")
+	if err != nil {
+		return "", usageError{errors.New("no quarry binary beside quarry-bench or on $PATH: build it (go build ./cmd/quarry) or give --quarry PATH")}
+	}
+	return p, nil
+}
+
+// haproxyConfig fronts the replicas as deploy/haproxy.cfg does (round
+// robin, health checks, retries on a failed connection). Idle client
+// connections are kept longer than the bench client's (90 s): with
+// HAProxy's default (timeout http-request, 10 s) a host reusing its
+// connection every 10 s raced the close and read EOF (111 of 27,258
+// requests at 2,000 hosts).
+// maxconn stays within the usual limit of open files (20,000 here: HAProxy
+// wants about twice maxconn).
+const haproxyConfig = `global
+    maxconn 8000
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+    timeout http-request 10s
+    timeout http-keep-alive 120s
+    retries 3
+    option redispatch 1
+    retry-on conn-failure empty-response
+frontend fleet
+    bind %s
+    default_backend fleet
+backend fleet
+    balance roundrobin
+    option httpchk GET /healthz
+%s`
+
+// startHAProxy starts HAProxy in front of the replicas on a free loopback
+// port and returns its URL.
+func (t *benchTarget) startHAProxy(ctx context.Context, haproxy string) (string, error) {
+	port, err := freeLoopbackPort()
+	if err != nil {
+		return "", err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	var servers strings.Builder
+	for i, c := range t.children {
+		fmt.Fprintf(&servers, "    server fleet%d %s check inter 500ms fall 2 rise 1\n", i+1, strings.TrimPrefix(c.url, "http://"))
+	}
+	cfg := filepath.Join(t.dir, "haproxy.cfg")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(haproxyConfig, addr, servers.String())), 0o600); err != nil {
+		return "", fmt.Errorf("bench fleet: %w", err)
+	}
+	logf, err := os.Create(filepath.Join(t.dir, "haproxy.log"))
+	if err != nil {
+		return "", fmt.Errorf("bench fleet: %w", err)
+	}
+	defer logf.Close()
+	t.lb = exec.Command(haproxy, "-db", "-f", cfg)
+	t.lb.Stdout, t.lb.Stderr = logf, logf
+	if err := t.lb.Start(); err != nil {
+		t.lb = nil
+		return "", fmt.Errorf("bench fleet: start haproxy: %w", err)
+	}
+	u := "http://" + addr
+	if err := waitHealthy(ctx, u, 30*time.Second); err != nil {
+		out, _ := os.ReadFile(logf.Name())
+		return "", fmt.Errorf("bench fleet: haproxy: %w\n%s", err, strings.TrimSpace(string(out)))
+	}
+	return u, nil
+}
+
+// stop ends HAProxy and the servers and removes their directory unless
+// keep.
+func (t *benchTarget) stop(keep bool, log zerolog.Logger) {
+	if t.lb != nil {
+		stopProcess(t.lb)
+	}
+	for _, c := range t.children {
+		stopProcess(c.cmd)
+	}
+	if t.dir == "" {
+		return
+	}
+	if keep {
+		log.Info().Str("dir", t.dir).Msg("server data kept")
+		return
+	}
+	os.RemoveAll(t.dir)
 }
 
 func (t *benchTarget) describe(o benchFleetOptions) string {
-	if t.child == nil {
+	if len(t.children) == 0 {
 		return t.url
 	}
 	store := "SQLite"
 	if o.postgres != "" {
 		store = "PostgreSQL"
 	}
-	return fmt.Sprintf("%s (child pid %d, %s, %s)", t.url, t.child.pid, store, t.child.dir)
+	var pids []string
+	for _, p := range t.pids() {
+		pids = append(pids, strconv.Itoa(p))
+	}
+	front := ""
+	switch {
+	case t.lb != nil:
+		front = fmt.Sprintf(", %d replicas behind HAProxy", len(t.children))
+	case len(t.children) > 1:
+		front = fmt.Sprintf(", %d replicas, hosts round robin", len(t.children))
+	}
+	return fmt.Sprintf("%s (child pid %s, %s%s, %s)", t.url, strings.Join(pids, ","), store, front, t.dir)
+}
+
+func (t *benchTarget) pids() []int {
+	var out []int
+	for _, c := range t.children {
+		out = append(out, c.pid)
+	}
+	return out
+}
+
+// cpu is the servers' user+system CPU seconds.
+func (t *benchTarget) cpu() float64 {
+	var sum float64
+	for _, c := range t.children {
+		sum += c.cpu()
+	}
+	return sum
 }
 
 // benchCounts are the server's totals the bench compares.
@@ -231,11 +413,11 @@ func (t *benchTarget) counts(ctx context.Context) (benchCounts, error) {
 	var page struct {
 		Total int64 `json:"total"`
 	}
-	if err := t.api.do(ctx, http.MethodGet, "/api/v1/queries/"+packs.QueryHits+"/results?limit=1", nil, &page); err != nil {
+	if err := t.api.Do(ctx, http.MethodGet, "/api/v1/queries/"+packs.QueryHits+"/results?limit=1", nil, &page); err != nil {
 		return c, err
 	}
 	c.results = page.Total
-	if err := t.api.do(ctx, http.MethodGet, "/api/v1/detections?limit=1", nil, &page); err != nil {
+	if err := t.api.Do(ctx, http.MethodGet, "/api/v1/detections?limit=1", nil, &page); err != nil {
 		return c, err
 	}
 	c.detections = page.Total
@@ -244,72 +426,72 @@ func (t *benchTarget) counts(ctx context.Context) (benchCounts, error) {
 
 // benchServer is a `quarry fleet serve` child on a loopback port.
 type benchServer struct {
-	cmd                     *exec.Cmd
-	pid                     int
-	dir, url, secret, token string
+	cmd      *exec.Cmd
+	pid      int
+	dir, url string
 }
 
-// startBenchServer starts this binary's `fleet serve` in a temporary data
-// directory on a free loopback port, waits for /healthz and makes a token.
-func startBenchServer(ctx context.Context, o benchFleetOptions) (*benchServer, error) {
-	exe, err := os.Executable()
-	if err != nil {
+// storeArgs are the flags that point quarry at the bench's store.
+func storeArgs(o benchFleetOptions) []string {
+	if o.postgres != "" {
+		return []string{"--postgres", o.postgres}
+	}
+	return nil
+}
+
+// benchEnv is the environment of the children: the store is the one the
+// flags name, not one from $QUARRY_FLEET_POSTGRES.
+func benchEnv() []string {
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "QUARRY_FLEET_POSTGRES=") })
+}
+
+// startBenchServer starts exe's `fleet serve` with data directory dir on
+// a free loopback port and waits for /healthz. On failure the returned
+// server (if any) still needs stopping.
+func startBenchServer(ctx context.Context, exe string, o benchFleetOptions, dir, secretFile, pprof string) (*benchServer, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("bench fleet: %w", err)
 	}
-	dir, err := os.MkdirTemp("", "quarry-bench-fleet-")
-	if err != nil {
-		return nil, fmt.Errorf("bench fleet: %w", err)
-	}
-	s := &benchServer{dir: dir, secret: "bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)}
-	secretFile := filepath.Join(dir, "enroll-secret")
-	if err := os.WriteFile(secretFile, []byte(s.secret), 0o600); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("bench fleet: %w", err)
-	}
+	s := &benchServer{dir: dir}
 	port, err := freeLoopbackPort()
 	if err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	s.url = "http://" + addr
-	store := []string{}
-	if o.postgres != "" {
-		store = []string{"--postgres", o.postgres}
-	}
-	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "QUARRY_FLEET_POSTGRES=") })
 	logf, err := os.Create(filepath.Join(dir, "server.log"))
 	if err != nil {
-		os.RemoveAll(dir)
 		return nil, fmt.Errorf("bench fleet: %w", err)
 	}
 	defer logf.Close()
 	args := append([]string{"--data-dir", dir, "fleet", "serve", "--addr", addr, "--enroll-secret-file", secretFile,
-		"--distributed-interval", o.interval.String()}, store...)
-	if o.serverPprof != "" {
-		args = append(args, "--pprof", o.serverPprof)
+		"--distributed-interval", o.interval.String()}, storeArgs(o)...)
+	if pprof != "" {
+		args = append(args, "--pprof", pprof)
 	}
 	s.cmd = exec.Command(exe, args...)
-	s.cmd.Env, s.cmd.Stdout, s.cmd.Stderr = env, logf, logf
+	s.cmd.Env, s.cmd.Stdout, s.cmd.Stderr = benchEnv(), logf, logf
 	if err := s.cmd.Start(); err != nil {
-		os.RemoveAll(dir)
 		return nil, fmt.Errorf("bench fleet: start server: %w", err)
 	}
 	s.pid = s.cmd.Process.Pid
 	if err := waitHealthy(ctx, s.url, 30*time.Second); err != nil {
-		s.stop(false, nil)
-		return nil, fmt.Errorf("bench fleet: server (log in %s): %w", logf.Name(), err)
+		return s, fmt.Errorf("bench fleet: server (log in %s): %w", logf.Name(), err)
 	}
-	tok := exec.CommandContext(ctx, exe, append([]string{"--data-dir", dir, "fleet", "token", "create", "--name", "bench"}, store...)...)
-	tok.Env = env
+	return s, nil
+}
+
+// benchToken makes an analyst token in the store of the server with data
+// directory dir.
+func benchToken(ctx context.Context, exe string, o benchFleetOptions, dir string) (string, error) {
+	tok := exec.CommandContext(ctx, exe, append([]string{"--data-dir", dir, "fleet", "token", "create", "--name", "bench"}, storeArgs(o)...)...)
+	tok.Env = benchEnv()
 	outb, err := tok.Output()
 	if err != nil {
-		s.stop(false, nil)
-		return nil, fmt.Errorf("bench fleet: token: %w", err)
+		return "", fmt.Errorf("bench fleet: token: %w", err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(outb)), "\n")
-	s.token = strings.TrimSpace(lines[len(lines)-1])
-	return s, nil
+	return strings.TrimSpace(lines[len(lines)-1]), nil
 }
 
 func freeLoopbackPort() (int, error) {
@@ -339,27 +521,20 @@ func waitHealthy(ctx context.Context, base string, within time.Duration) error {
 	}
 }
 
-// stop ends the child (SIGTERM, then SIGKILL after 15 s) and removes its
-// data directory unless keep.
-func (s *benchServer) stop(keep bool, a *app) {
-	if s.cmd != nil && s.cmd.Process != nil {
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = s.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-done
-		}
-	}
-	if keep {
-		if a != nil {
-			a.log.Info().Str("dir", s.dir).Msg("server data kept")
-		}
+// stopProcess ends a child: SIGTERM, then SIGKILL after 15 s.
+func stopProcess(cmd *exec.Cmd) {
+	if cmd == nil || cmd.Process == nil {
 		return
 	}
-	os.RemoveAll(s.dir)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
 }
 
 // clockTicks is Linux's USER_HZ, the unit of /proc/PID/stat times.
@@ -389,14 +564,18 @@ func (s *benchServer) cpu() float64 {
 	return (ut + st) / clockTicks
 }
 
-// rssSampler follows a process's resident set size.
+// rssSampler follows the resident set size of processes, summed.
 type rssSampler struct{ last, peak atomic.Int64 }
 
-func (r *rssSampler) run(ctx context.Context, pid int) {
+func (r *rssSampler) run(ctx context.Context, pids []int) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if v := readRSS(pid); v > 0 {
+		var v int64
+		for _, pid := range pids {
+			v += readRSS(pid)
+		}
+		if v > 0 {
 			r.last.Store(v)
 			if v > r.peak.Load() {
 				r.peak.Store(v)
@@ -439,9 +618,10 @@ const (
 
 // fleetSim is N simulated osquery hosts.
 type fleetSim struct {
-	url, secret string
-	o           benchFleetOptions
-	client      *http.Client
+	urls   []string // host i talks to urls[i % len(urls)]
+	secret string
+	o      benchFleetOptions
+	client *http.Client
 
 	enrolled  atomic.Int64
 	failed    atomic.Int64
@@ -453,7 +633,7 @@ type fleetSim struct {
 	errs      map[string]int // failures by kind and error, shortened
 }
 
-func newFleetSim(base, secret string, o benchFleetOptions) *fleetSim {
+func newFleetSim(urls []string, secret string, o benchFleetOptions) *fleetSim {
 	tr := &http.Transport{
 		Proxy:               nil,
 		MaxIdleConns:        1024,
@@ -461,7 +641,7 @@ func newFleetSim(base, secret string, o benchFleetOptions) *fleetSim {
 		IdleConnTimeout:     90 * time.Second,
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
 	}
-	return &fleetSim{url: base, secret: secret, o: o, client: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
+	return &fleetSim{urls: urls, secret: secret, o: o, client: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
 }
 
 // run drives every host until ctx ends; requests in flight then finish.
@@ -482,6 +662,7 @@ func (s *fleetSim) run(ctx context.Context) {
 // interval.
 func (s *fleetSim) host(ctx context.Context, i int) {
 	ident := fmt.Sprintf("bench-host-%05d", i)
+	base := s.urls[i%len(s.urls)]
 	var lat [reqKinds][]time.Duration
 	defer func() {
 		s.mu.Lock()
@@ -496,7 +677,7 @@ func (s *fleetSim) host(ctx context.Context, i int) {
 		// every acknowledged row is counted.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
 		defer cancel()
-		err := benchPost(rctx, s.client, s.url+path, body, out)
+		err := benchPost(rctx, s.client, base+path, body, out)
 		lat[kind] = append(lat[kind], time.Since(start))
 		s.byKind[kind].Add(1)
 		if err != nil {
@@ -633,7 +814,7 @@ func (h huntTiming) String() string {
 
 // timeHunt waits until every host enrolled, posts a hunt to all hosts and
 // polls it until every host answered or ctx ends.
-func (s *fleetSim) timeHunt(ctx context.Context, api *analystClient) huntTiming {
+func (s *fleetSim) timeHunt(ctx context.Context, api *analyst.Client) huntTiming {
 	for s.enrolled.Load() < int64(s.o.hosts) {
 		select {
 		case <-ctx.Done():
@@ -641,10 +822,10 @@ func (s *fleetSim) timeHunt(ctx context.Context, api *analystClient) huntTiming 
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	var v huntView
+	var v analyst.Hunt
 	deadline := max(5*s.o.interval, time.Minute)
 	start := time.Now()
-	if err := api.do(ctx, http.MethodPost, "/api/v1/hunts", map[string]any{"sql": "SELECT 1 AS one",
+	if err := api.Do(ctx, http.MethodPost, "/api/v1/hunts", map[string]any{"sql": "SELECT 1 AS one",
 		"targets": "all", "deadline": deadline.String()}, &v); err != nil {
 		return huntTiming{err: err}
 	}
@@ -656,7 +837,7 @@ func (s *fleetSim) timeHunt(ctx context.Context, api *analystClient) huntTiming 
 			return h
 		case <-time.After(200 * time.Millisecond):
 		}
-		if err := api.do(ctx, http.MethodGet, "/api/v1/hunts/"+v.ID+"?limit=1&hosts=false", nil, &v); err != nil {
+		if err := api.Do(ctx, http.MethodGet, "/api/v1/hunts/"+v.ID+"?limit=1&hosts=false", nil, &v); err != nil {
 			if ctx.Err() != nil {
 				return h
 			}
