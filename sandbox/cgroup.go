@@ -140,15 +140,35 @@ func newCgroup(runID string, lim Limits) (*cgroup, error) {
 
 // joinThread moves the calling OS thread into the run's cgroup v1
 // directories, so that a process it forks starts in them (cgroup v1 is
-// per thread). The caller has locked the thread and discards it after.
-func (cg *cgroup) joinThread() error {
+// per thread), and returns the function that moves it back where it was
+// (else the run's cgroups stay busy until the thread is gone). The caller
+// has locked the thread.
+func (cg *cgroup) joinThread() (leave func(), err error) {
 	tid := strconv.Itoa(unix.Gettid())
-	for _, d := range cg.v1 {
-		if err := os.WriteFile(filepath.Join(d, "tasks"), []byte(tid), 0); err != nil {
-			return fmt.Errorf("join cgroup %s: %w", d, err)
+	orig := map[string]string{}
+	if b, err := os.ReadFile("/proc/thread-self/cgroup"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			parts := strings.SplitN(line, ":", 3)
+			if len(parts) == 3 {
+				for _, c := range strings.Split(parts[1], ",") {
+					orig[c] = parts[2]
+				}
+			}
 		}
 	}
-	return nil
+	leave = func() {
+		for _, d := range cg.v1 {
+			c := filepath.Base(filepath.Dir(filepath.Dir(d)))
+			_ = os.WriteFile(filepath.Join("/sys/fs/cgroup", c, orig[c], "tasks"), []byte(tid), 0)
+		}
+	}
+	for _, d := range cg.v1 {
+		if err := os.WriteFile(filepath.Join(d, "tasks"), []byte(tid), 0); err != nil {
+			leave()
+			return nil, fmt.Errorf("join cgroup %s: %w", d, err)
+		}
+	}
+	return leave, nil
 }
 
 // kill ends every process in the run's cgroup: cgroup.kill where the
