@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -368,7 +369,9 @@ func fileActivity(evs []eventstore.StoredEvent, left []File) []FileActivity {
 		default:
 			continue
 		}
-		if path == "" || path == SamplePath && action != "delete" {
+		// bwrap's own setup (the device nodes of its new root) is not the
+		// sample's.
+		if path == "" || path == SamplePath && action != "delete" || filepath.Base(e.Path) == "bwrap" {
 			continue
 		}
 		j, ok := at[path]

@@ -149,6 +149,7 @@ Start with 'quarry shell', or 'quarry query "SELECT id, name FROM attack_techniq
 		a.benchCommand(),
 		a.fleetCommand(),
 		a.intelCommand(),
+		a.detonateCommand(),
 	)
 	return root
 }
