@@ -328,6 +328,11 @@ func buildTree(evs []eventstore.StoredEvent, badges map[string][]string) []*Node
 			// An exec without fork (sh execs its last command): the
 			// same pid's new image is its child in the tree.
 			p.Children = append(p.Children, n)
+		} else if len(roots) > 0 {
+			// Every process of the run descends from the sandbox's
+			// bwrap, whose forked (not executed) children have no exec
+			// event of their own.
+			roots[0].Children = append(roots[0].Children, n)
 		} else {
 			roots = append(roots, n)
 		}

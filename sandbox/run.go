@@ -136,7 +136,14 @@ func Prepare(runID, sample string, opts Options) (*Run, error) {
 		}
 		os.Chmod(filepath.Join(scratch, d), 0o777|fs.ModeSticky)
 	}
-	if err := copyFile(sample, filepath.Join(scratch, "tmp", "sample"), 0o755); err != nil {
+	// The sample owns its copy, as a downloaded file would be owned by
+	// the user who fetched it (it may delete or rewrite itself).
+	copied := filepath.Join(scratch, "tmp", "sample")
+	if err := copyFile(sample, copied, 0o755); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("sandbox: copy sample: %w", err)
+	}
+	if err := os.Chown(copied, HostUID, HostUID); err != nil {
 		r.Close()
 		return nil, fmt.Errorf("sandbox: copy sample: %w", err)
 	}
