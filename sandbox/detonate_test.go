@@ -26,7 +26,7 @@ var (
 
 // loadTestRules loads the builtin rules, and SigmaHQ's Linux rules when
 // ../shared is there.
-func loadTestRules(t *testing.T) ([]*detections.Rule, *attack.KB) {
+func loadTestRules(t testing.TB) ([]*detections.Rule, *attack.KB) {
 	t.Helper()
 	rulesOnce.Do(func() {
 		if testKB, rulesErr = attack.Embedded(); rulesErr != nil {
@@ -52,7 +52,7 @@ func loadTestRules(t *testing.T) ([]*detections.Rule, *attack.KB) {
 
 // needDetonate skips a test when the sandbox or the eBPF collectors cannot
 // run here.
-func needDetonate(t *testing.T) {
+func needDetonate(t testing.TB) {
 	t.Helper()
 	needSandbox(t)
 	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
@@ -60,7 +60,7 @@ func needDetonate(t *testing.T) {
 	}
 }
 
-func detonate(t *testing.T, sample string, opts Options) (*Report, *eventstore.Store) {
+func detonate(t testing.TB, sample string, opts Options) (*Report, *eventstore.Store) {
 	t.Helper()
 	rules, kb := loadTestRules(t)
 	st, err := eventstore.Open(filepath.Join(t.TempDir(), eventstore.FileName))

@@ -13,21 +13,29 @@ import (
 	"time"
 )
 
-// needSandbox skips a test when the sandbox cannot run here.
-func needSandbox(t *testing.T) {
-	t.Helper()
+// sandboxUnavailable says why the sandbox cannot run here, "" when it can.
+func sandboxUnavailable() string {
 	if os.Geteuid() != 0 {
-		t.Skip("the sandbox needs root (cgroups, namespaces): skipped")
+		return "the sandbox needs root (cgroups, namespaces): skipped"
 	}
 	if _, err := exec.LookPath("bwrap"); err != nil {
-		t.Skip("bubblewrap (bwrap) not installed: skipped (apt-get install bubblewrap)")
+		return "bubblewrap (bwrap) not installed: skipped (apt-get install bubblewrap)"
 	}
 	if _, err := cgroup2Root(); err != nil {
-		t.Skipf("no cgroup v2: skipped: %v", err)
+		return "no cgroup v2: skipped: " + err.Error()
+	}
+	return ""
+}
+
+// needSandbox skips a test when the sandbox cannot run here.
+func needSandbox(t testing.TB) {
+	t.Helper()
+	if why := sandboxUnavailable(); why != "" {
+		t.Skip(why)
 	}
 }
 
-func script(t *testing.T, body string) string {
+func script(t testing.TB, body string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "sample.sh")
 	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body), 0o755); err != nil {
