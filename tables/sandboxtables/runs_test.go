@@ -10,6 +10,7 @@ import (
 
 	"github.com/quarry-sec/quarry/extension/sqlengine"
 	"github.com/quarry-sec/quarry/tables"
+	"github.com/quarry-sec/quarry/tables/activity"
 	"github.com/quarry-sec/quarry/tables/process"
 	"github.com/quarry-sec/quarry/tables/sandboxtables"
 	"github.com/quarry-sec/quarry/telemetry"
@@ -37,12 +38,15 @@ func TestSandboxRuns(t *testing.T) {
 		ev := telemetry.NewEvent(telemetry.KindExec, telemetry.SourceSandbox)
 		ev.Host, ev.Time, ev.StartTime, ev.PID, ev.PPID, ev.Path, ev.Cmdline = "lab", run.Started, run.Started, 10, 1, "/usr/bin/id", "id "+id
 		ev.RunID = id
-		if _, err := st.Append(ctx, []telemetry.Event{ev}); err != nil {
+		conn := telemetry.NewEvent(telemetry.KindOther, telemetry.SourceSandbox)
+		conn.Host, conn.Time, conn.PID, conn.Path, conn.Category, conn.RunID = "lab", run.Started.Add(time.Second), 10, "/usr/bin/id", "network_connection", id
+		conn.Fields = telemetry.FieldsFromMap(map[string]string{"Initiated": "true", "Action": "connect", "DestinationIp": "198.18.0.1", "DestinationPort": fmt.Sprint(80 + i)})
+		if _, err := st.Append(ctx, []telemetry.Event{ev, conn}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	reg := tables.NewRegistry()
-	if err := reg.Register(sandboxtables.Runs(st), process.Events(st, process.Options{})); err != nil {
+	if err := reg.Register(append(activity.Tables(st), sandboxtables.Runs(st), process.Events(st, process.Options{}))...); err != nil {
 		t.Fatal(err)
 	}
 	e, err := sqlengine.Open(reg)
@@ -62,6 +66,7 @@ func TestSandboxRuns(t *testing.T) {
 		{"SELECT run_id FROM sandbox_runs WHERE origin = 'cape'", nil},
 		{"SELECT r.sample, p.cmdline, p.source FROM sandbox_runs r JOIN process_events p ON p.run_id = r.run_id ORDER BY r.run_id",
 			[][]string{{"srun-a", "id run-a", "sandbox"}, {"srun-b", "id run-b", "sandbox"}}},
+		{"SELECT remote_port FROM socket_events WHERE run_id = 'run-b'", [][]string{{"81"}}},
 	} {
 		if got := query(t, e, c.q); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s:\n got %v\nwant %v", c.q, got, c.want)
