@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quarry-sec/quarry/detections/packs"
 	"github.com/quarry-sec/quarry/sandbox"
 	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/eventstore"
@@ -51,6 +52,11 @@ func TestDetonateListShow(t *testing.T) {
 	}
 	if b, err := os.ReadFile(html); err != nil || !strings.Contains(string(b), "Download &lt;script&gt;") {
 		t.Errorf("html report: %v\n%s", err, b)
+	}
+	// The detection pack reports the run to the fleet.
+	out, errs, code = quarry(t, dir, "", "query", "--format", "json", packs.Detection().Queries[packs.QuerySandboxRuns].Query)
+	if code != 0 || !strings.Contains(out, `"run_id": "run-1"`) || !strings.Contains(out, `"verdict": "malicious"`) {
+		t.Errorf("pack sandbox runs query: exit %d %s\n%s", code, errs, out)
 	}
 	if _, errs, code := quarry(t, dir, "", "detonate", "--show", "nope"); code == 0 || !strings.Contains(errs, `no run "nope"`) {
 		t.Errorf("unknown run: exit %d: %s", code, errs)
