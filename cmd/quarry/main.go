@@ -152,6 +152,7 @@ Start with 'quarry shell', or 'quarry query "SELECT id, name FROM attack_techniq
 
 		a.fleetCommand(),
 		a.intelCommand(),
+		a.detonateCommand(),
 	)
 	return root
 }

@@ -114,6 +114,15 @@ WHERE i.detected_at >= CAST(strftime('%s', 'now') AS INTEGER) - 86400;`,
 				Description: "The process trees of the incidents detected in the last day: one row per process with its depth, parent, command line, user, start and exit, the techniques of its hits, and what it did (activity: connections, files, registry… with the techniques of the hits on them). Differential: a node is logged again when it changes.",
 				Platform:    "linux",
 			},
+			QuerySandboxRuns: {
+				Query: `SELECT r.run_id, r.origin, r.host_identifier, r.sample, r.sha256, r.sha1, r.md5, r.size, r.started,
+  r.duration_ms, r.verdict, r.score, r.techniques, r.tactics
+FROM sandbox_runs r
+WHERE r.started >= CAST(strftime('%s', 'now') AS INTEGER) - 86400;`,
+				Interval:    60,
+				Description: "Sandbox runs of the last day (quarry detonate): the sample's name and hashes, the verdict, score, techniques and tactics; the run's events are on the host with source 'sandbox'. Differential: each run is logged once.",
+				Platform:    "linux",
+			},
 			QueryTechniqueCoverage: {
 				Query: `SELECT t.id AS technique_id, t.name, t.tactics, count(r.id) AS rules
 FROM attack_techniques t
@@ -139,6 +148,8 @@ const (
 	// and their process trees; the fleet stores them as incidents.
 	QueryIncidents    = "quarry_incidents"
 	QueryIncidentTree = "quarry_incident_tree"
+	// QuerySandboxRuns reports the host's sandbox runs.
+	QuerySandboxRuns = "quarry_sandbox_runs"
 )
 
 // Names returns the pack's query names, sorted.

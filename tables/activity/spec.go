@@ -92,6 +92,8 @@ var commonColumns = []column{
 		value: func(a *eventstore.Activity) any { return a.Channel }, base: true},
 	{Column: tables.Column{Name: "techniques", Type: tables.Text, Description: "ATT&CK technique IDs informational detections tagged the event with"},
 		value: func(a *eventstore.Activity) any { return a.Techniques }, base: true},
+	{Column: tables.Column{Name: "run_id", Type: tables.Text, Description: "The sandbox run the event was recorded in (sandbox_runs.run_id); empty outside runs", Additional: true, Hidden: true},
+		value: func(a *eventstore.Activity) any { return a.RunID }, base: true},
 }
 
 // table returns the spec as a table over st.
@@ -210,7 +212,7 @@ func filterFor(q tables.QueryContext, sel []eventstore.Selector) (eventstore.Act
 	for _, c := range []struct {
 		col string
 		dst *[]string
-	}{{"host_identifier", &f.Hosts}, {"source", &f.Sources}, {"process_key", &f.ProcessKeys}} {
+	}{{"host_identifier", &f.Hosts}, {"source", &f.Sources}, {"process_key", &f.ProcessKeys}, {"run_id", &f.RunIDs}} {
 		if vals, ok := q.EqualStrings(c.col); ok {
 			if len(vals) == 0 {
 				return f, false

@@ -17,6 +17,7 @@ import (
 	"github.com/quarry-sec/quarry/tables/ioa"
 	"github.com/quarry-sec/quarry/tables/ioc"
 	"github.com/quarry-sec/quarry/tables/process"
+	"github.com/quarry-sec/quarry/tables/sandboxtables"
 	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
@@ -91,7 +92,8 @@ func list(src Sources, withEvents bool) []tables.Table {
 	if withEvents {
 		pe := process.Events(src.Events, src.Process)
 		all = append(all, pe, ioa.Hits(src.Events, src.ATTACK), incidenttables.Incidents(src.Events, src.ATTACK),
-			incidenttables.IncidentHits(src.Events), incidenttables.ProcessTree(src.Events), incidenttables.RelatedIncidents(src.Events))
+			incidenttables.IncidentHits(src.Events), incidenttables.ProcessTree(src.Events), incidenttables.RelatedIncidents(src.Events),
+			sandboxtables.Runs(src.Events))
 		all = append(all, activity.Tables(src.Events)...)
 		if src.OsqueryAlias {
 			names := OsqueryNames()

@@ -69,6 +69,7 @@ var columns = []tables.Column{
 	{Name: "techniques", Type: tables.Text, Description: "ATT&CK technique IDs informational detections tagged the event with"},
 	{Name: "truncated", Type: tables.Integer, Description: "1 when a value was cut to its bound on import (command lines at 32 KiB, script text at 32 KiB, other values at 4 KiB)"},
 	{Name: "process_key", Type: tables.Text, Description: "Identity of the process started or exited, the same for every event of that process (process_activity lists them)", Additional: true},
+	{Name: "run_id", Type: tables.Text, Description: "The sandbox run the event was recorded in (sandbox_runs.run_id); '' outside runs", Additional: true, Hidden: true},
 }
 
 // Column positions, in the order of columns (checked by a test).
@@ -125,6 +126,7 @@ const (
 	cTechniques
 	cTruncated
 	cProcessKey
+	cRunID
 	numColumns
 )
 
@@ -200,6 +202,9 @@ func filterFor(q tables.QueryContext) eventstore.Filter {
 	}
 	if vals, ok := q.EqualStrings("process_key"); ok {
 		f.ProcessKeys = nonNil(vals)
+	}
+	if vals, ok := q.EqualStrings("run_id"); ok {
+		f.RunIDs = nonNil(vals)
 	}
 	if vals, ok := q.EqualStrings("syscall"); ok {
 		f.Kinds = []int64{}
@@ -325,6 +330,7 @@ func fillRow(row tables.Row, e *eventstore.StoredEvent, opts Options) {
 	row[cTechniques] = e.Techniques
 	row[cTruncated] = boolInt(e.Truncated)
 	row[cProcessKey] = e.ProcessKey
+	row[cRunID] = e.RunID
 }
 
 func boolInt(b bool) int64 {

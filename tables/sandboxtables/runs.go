@@ -1,0 +1,100 @@
+// Package sandboxtables serves sandbox_runs: the runs of samples detonated
+// by quarry detonate (and imported sandbox reports), from the event store.
+package sandboxtables
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/quarry-sec/quarry/tables"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
+)
+
+var runColumns = []tables.Column{
+	{Name: "run_id", Type: tables.Text, Description: "The run's id: join process_events.run_id (hidden column) to its events", Index: true},
+	{Name: "origin", Type: tables.Text, Description: "detonate (quarry detonate), cape or cuckoo (an imported report)", Additional: true},
+	{Name: "host_identifier", Type: tables.Text, Description: "Host the run was made or imported on"},
+	{Name: "sample", Type: tables.Text, Description: "The sample's file name"},
+	{Name: "sha256", Type: tables.Text, Description: "The sample's SHA-256", Additional: true},
+	{Name: "sha1", Type: tables.Text, Description: "The sample's SHA-1"},
+	{Name: "md5", Type: tables.Text, Description: "The sample's MD5"},
+	{Name: "size", Type: tables.BigInt, Description: "The sample's size in bytes"},
+	{Name: "started", Type: tables.BigInt, Description: "When the run started, UNIX seconds", Additional: true},
+	{Name: "duration_ms", Type: tables.BigInt, Description: "How long the sample ran, milliseconds"},
+	{Name: "verdict", Type: tables.Text, Description: "malicious, suspicious or clean"},
+	{Name: "score", Type: tables.Double, Description: "0–10: the highest severity seen plus half a point per further technique (docs/sandbox.md)"},
+	{Name: "techniques", Type: tables.Text, Description: "ATT&CK technique IDs seen, comma-separated, sorted"},
+	{Name: "tactics", Type: tables.Text, Description: "ATT&CK tactic IDs seen, comma-separated, in matrix order"},
+}
+
+// Runs returns the sandbox_runs table over the runs stored in st.
+func Runs(st *eventstore.Store) tables.Table {
+	return tables.Table{
+		Name: "sandbox_runs",
+		Description: "Sandbox runs: each sample detonated by quarry detonate (or imported sandbox report) with its " +
+			"hashes, verdict, score, techniques and tactics. Its events are in the ordinary tables with source = " +
+			"'sandbox': join run_id to process_events.run_id (a hidden column).",
+		Columns: runColumns,
+		Generate: func(ctx context.Context, q tables.QueryContext, emit tables.EmitFunc) error {
+			var f eventstore.SandboxRunFilter
+			if lo, hi, ok := q.IntRange("started"); ok {
+				if lo > hi {
+					return nil
+				}
+				if lo > -1<<40 {
+					f.Since = time.Unix(lo, 0)
+				}
+				if hi < 1<<40 {
+					f.Until = time.Unix(hi+1, 0)
+				}
+			}
+			if vals, ok := q.EqualStrings("origin"); ok {
+				if len(vals) == 0 {
+					return nil
+				}
+				f.Origins = vals
+			}
+			if vals, ok := q.EqualStrings("sha256"); ok {
+				if len(vals) == 0 {
+					return nil
+				}
+				f.SHA256 = vals
+			}
+			ids, byID := q.EqualStrings("run_id")
+			if byID && len(ids) == 0 {
+				return nil
+			}
+			runs, err := st.SandboxRuns(ctx, f)
+			if err != nil {
+				return err
+			}
+			want := map[string]bool{}
+			for _, id := range ids {
+				want[id] = true
+			}
+			row := make(tables.Row, len(runColumns))
+			for _, r := range runs {
+				if byID && !want[r.ID] {
+					continue
+				}
+				row[0], row[1], row[2], row[3] = r.ID, r.Origin, r.Host, r.Sample
+				row[4], row[5], row[6], row[7] = r.SHA256, r.SHA1, r.MD5, r.Size
+				row[8] = r.Started.Unix()
+				if r.Started.IsZero() {
+					row[8] = int64(0)
+				}
+				row[9] = r.Duration.Milliseconds()
+				row[10], row[11] = r.Verdict, r.Score
+				row[12], row[13] = strings.Join(r.Techniques, ","), strings.Join(r.Tactics, ",")
+				if !emit(row) {
+					return nil
+				}
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+}
