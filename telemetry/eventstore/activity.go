@@ -72,6 +72,8 @@ type ActivityFilter struct {
 	Hosts       []string
 	Sources     []string
 	ProcessKeys []string
+	// RunIDs keeps the events of these sandbox runs.
+	RunIDs []string
 	// TimeOrder returns the events by time, then eid, instead of the order
 	// the database finds them in.
 	TimeOrder bool
@@ -100,6 +102,7 @@ type Activity struct {
 	ProcessKey string
 	Techniques string
 	Truncated  bool
+	RunID      string // the sandbox run the event was recorded in, or ""
 	Fields     telemetry.Fields
 }
 
@@ -108,7 +111,7 @@ func (a *Activity) Field(name string) string { return a.Fields.Value(name) }
 
 // activityColumns are what ScanActivity reads, in scan order.
 const activityColumns = `eid, time, kind, source, host, category, event_id, channel, pid, path, cmdline,
-	username, process_key, techniques, truncated`
+	username, process_key, techniques, truncated, run_id`
 
 func (f ActivityFilter) where() (string, []any) {
 	var w where
@@ -136,6 +139,7 @@ func (f ActivityFilter) where() (string, []any) {
 	in(&w, "host", f.Hosts)
 	in(&w, "source", f.Sources)
 	in(&w, "process_key", f.ProcessKeys)
+	in(&w, "run_id", f.RunIDs)
 	return w.sql()
 }
 
@@ -167,7 +171,7 @@ func (s *Store) ScanActivity(ctx context.Context, f ActivityFilter, fn func(*Act
 		fields                     sql.NullString
 	)
 	dest := []any{&a.EID, &timeNS, &kind, &source, &a.Host, &a.Category, &eventID, &a.Channel, &a.PID, &a.Path,
-		&a.Cmdline, &a.Username, &a.ProcessKey, &a.Techniques, &trc, &fields}
+		&a.Cmdline, &a.Username, &a.ProcessKey, &a.Techniques, &trc, &a.RunID, &fields}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("read activity: %w", err)

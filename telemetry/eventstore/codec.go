@@ -95,6 +95,7 @@ func bindEvent(args []any, e *telemetry.Event, tags string) {
 	args[35] = tags
 	args[36] = e.ProcessKey
 	args[37] = boolInt(e.Truncated)
+	args[38] = e.RunID
 }
 
 // scanner reads rows of selectColumns into a StoredEvent.
@@ -113,7 +114,7 @@ func newScanner(ev *StoredEvent) *scanner {
 		&e.PID, &e.PPID, &e.Path, &e.Cmdline, &sc.args, &e.Cwd, &e.Comm, &e.UID, &e.EUID, &e.GID, &e.EGID,
 		&e.AUID, &e.Username, &e.LogonID, &e.ParentPath, &e.ParentCmdline, &sc.startNS, &e.ExitCode,
 		&sc.exitSignal, &sc.cgroup, &e.ProcessGUID, &e.ParentGUID, &e.IntegrityLevel, &e.OriginalFileName,
-		&e.Hashes, &sc.partial, &sc.fields, &ev.Techniques, &e.ProcessKey, &sc.truncated,
+		&e.Hashes, &sc.partial, &sc.fields, &ev.Techniques, &e.ProcessKey, &sc.truncated, &e.RunID,
 	}
 	return sc
 }

@@ -67,6 +67,13 @@ func recordKey(buf []byte, e *telemetry.Event, argsJSON, fieldsJSON string) (key
 			e.Hashes, fieldsJSON} {
 			str(s)
 		}
+		// Two runs of one sample may record alike events: the run keeps
+		// them apart. Events outside any run keep the keys older versions
+		// gave them.
+		if e.RunID != "" {
+			str("r")
+			str(e.RunID)
+		}
 	}
 	// The key leads with the record id or the time, so keys of a recording
 	// or a live stream mostly follow one another and their index grows at

@@ -19,6 +19,7 @@ type Filter struct {
 	Sources      []string
 	Kinds        []int64
 	ProcessKeys  []string
+	RunIDs       []string // events of these sandbox runs
 	// Limit stops after this many events when > 0.
 	Limit int
 	// Newest returns the newest events first instead of the oldest.
@@ -39,6 +40,7 @@ func (f Filter) where() (string, []any) {
 		func(v string) []any { return []any{v, "%," + v + ",%"} })
 	in(&w, "kind", f.Kinds)
 	in(&w, "process_key", f.ProcessKeys)
+	in(&w, "run_id", f.RunIDs)
 	anyOf(&w, "path LIKE ?", f.PathLike, func(p string) []any { return []any{p} })
 	return w.sql()
 }

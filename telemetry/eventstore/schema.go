@@ -2,7 +2,7 @@ package eventstore
 
 // schemaVersion is kept in PRAGMA user_version; a store written by a newer
 // Quarry is refused rather than misread.
-const schemaVersion = 3
+const schemaVersion = 4
 
 // schema creates the events table and its indexes. time is Unix nanoseconds
 // (UTC); eid is the row id, increasing with insertion.
@@ -47,12 +47,14 @@ CREATE TABLE IF NOT EXISTS events (
 	techniques TEXT NOT NULL DEFAULT '',
 	process_key TEXT NOT NULL DEFAULT '',
 	truncated INTEGER NOT NULL DEFAULT 0,
-	rkey BLOB
+	rkey BLOB,
+	run_id TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS events_time ON events(time);
 CREATE INDEX IF NOT EXISTS events_pid ON events(pid, time);
 CREATE INDEX IF NOT EXISTS events_host ON events(host, time);
 CREATE INDEX IF NOT EXISTS events_process_key ON events(process_key);
+CREATE INDEX IF NOT EXISTS events_run_id ON events(run_id) WHERE run_id != '';
 -- events_type serves the activity tables (socket_events, file_events…),
 -- which read the events of a few event IDs or categories each.
 CREATE INDEX IF NOT EXISTS events_type ON events(event_id, category, time);
@@ -107,9 +109,9 @@ CREATE TABLE IF NOT EXISTS incident_pending (
 const insertColumns = `time, kind, source, host, category, event_id, channel, record_id,
 	pid, ppid, path, cmdline, args, cwd, comm, uid, euid, gid, egid, auid, username, logon_id,
 	parent_path, parent_cmdline, start_time, exit_code, exit_signal, cgroup_id, process_guid,
-	parent_guid, integrity_level, original_file_name, hashes, partial, fields, techniques, process_key, truncated`
+	parent_guid, integrity_level, original_file_name, hashes, partial, fields, techniques, process_key, truncated, run_id`
 
-const insertParams = 38
+const insertParams = 39
 
 // selectColumns is what a read returns, in StoredEvent order.
 const selectColumns = `eid, ` + insertColumns

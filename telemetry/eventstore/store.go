@@ -150,10 +150,12 @@ func (s *Store) migrate() error {
 	}
 	if v >= 1 {
 		// Version 2 added events.process_key and events.truncated, version 3
-		// events.rkey (each filled for events stored from then on; older
-		// rows keep an empty process key and no identity, so re-importing
-		// what an older Quarry stored stores it again).
-		for _, col := range []string{"process_key TEXT NOT NULL DEFAULT ''", "truncated INTEGER NOT NULL DEFAULT 0", "rkey BLOB"} {
+		// events.rkey, version 4 events.run_id and the sandbox_runs table
+		// (each filled for events stored from then on; older rows keep an
+		// empty process key and no identity, so re-importing what an older
+		// Quarry stored stores it again; they were never in a sandbox run).
+		for _, col := range []string{"process_key TEXT NOT NULL DEFAULT ''", "truncated INTEGER NOT NULL DEFAULT 0", "rkey BLOB",
+			"run_id TEXT NOT NULL DEFAULT ''"} {
 			name, _, _ := strings.Cut(col, " ")
 			var has int
 			if err := s.write.QueryRow("SELECT count(*) FROM pragma_table_info('events') WHERE name = ?", name).Scan(&has); err != nil {
@@ -166,7 +168,7 @@ func (s *Store) migrate() error {
 			}
 		}
 	}
-	if _, err := s.write.Exec(schema + hitsSchema + incidentsSchema + identitySchema); err != nil {
+	if _, err := s.write.Exec(schema + hitsSchema + incidentsSchema + identitySchema + sandboxSchema); err != nil {
 		return fmt.Errorf("create schema: %w", err)
 	}
 	if err := s.addDetectedAt(); err != nil {
