@@ -114,7 +114,7 @@ func newSandboxReader(rs io.ReadSeeker, c io.Closer, path string, cfg *config) (
 		name := strings.ToLower(string(q.Request))
 		r.dnsAnswers[name] = append(r.dnsAnswers[name], q.answers()...)
 	}
-	r.w = newJSONWalk(path, &cappedReader{r: bufio.NewReaderSize(rs, readBufferSize)})
+	r.w = newJSONWalk("", &cappedReader{r: bufio.NewReaderSize(rs, readBufferSize)})
 	return r, nil
 }
 
@@ -176,7 +176,7 @@ func (r *sandboxReader) Next() (telemetry.Event, error) {
 		case 1:
 			more, err := r.step()
 			if err != nil {
-				r.err = fmt.Errorf("importers: %w", err)
+				r.err = fmt.Errorf("importers: %s: %w", r.path, err)
 				r.phase = 3
 				continue
 			}

@@ -355,15 +355,16 @@ func fileSummary(f *sbFile) summaryFile {
 		MD5: strings.ToLower(string(f.MD5)), SHA1: strings.ToLower(string(f.SHA1)), SHA256: strings.ToLower(string(f.SHA256))}
 }
 
-// Finish completes the run with what detection found on its events: the
-// techniques of the rules that matched (added to the report's), the
-// tactics of them all in matrix order (placed by the caller, who has
-// ATT&CK), the rules' titles and the hits by severity; a run the report
-// calls clean with a high or critical hit becomes suspicious. It fills
+// Finish completes the run with what detection found on its events:
+// techniques are all the run's (the report's, Run.Techniques, with those
+// of the rules that matched its events, resolved by the caller, who has
+// ATT&CK), tactics theirs in matrix order, rules the titles of the rules
+// that matched and hits their count by severity; a run the report calls
+// clean with a high or critical hit becomes suspicious. It fills
 // Run.Report with the JSON summary and returns the run.
 func (rep *SandboxReport) Finish(techniques, tactics, rules []string, hits map[string]int) telemetry.SandboxRun {
 	run := rep.Run
-	all := append(append([]string(nil), run.Techniques...), techniques...)
+	all := append([]string(nil), techniques...)
 	sort.Strings(all)
 	run.Techniques = dedupSorted(all)
 	run.Tactics = tactics
