@@ -164,8 +164,9 @@ func (r *sandboxReader) Next() (telemetry.Event, error) {
 			r.queue = r.queue[1:]
 			return e, nil
 		}
-		if r.err != nil {
-			return telemetry.Event{}, r.err
+		if err := r.err; err != nil {
+			r.err = nil // once; then the stream ends
+			return telemetry.Event{}, err
 		}
 		switch r.phase {
 		case 0:

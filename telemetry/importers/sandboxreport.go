@@ -357,7 +357,18 @@ func (d *sandboxData) readProcessHeader(w *jsonWalk, i int) error {
 	f := map[string]jval{}
 	err := w.object(func(key string) error {
 		switch key {
-		case "calls", "threads", "modules", "file_activities":
+		case "calls":
+			return w.array(func(int) error {
+				ok, err := w.open('{')
+				if err == nil && !ok {
+					err = w.errorf("want an object (an API call)")
+				}
+				if err != nil {
+					return err
+				}
+				return w.skipRest()
+			})
+		case "threads", "modules", "file_activities":
 			return w.skip()
 		case "process_id", "parent_id":
 			d.capeMarks++
