@@ -211,12 +211,12 @@ func TestSandboxCuckooReport(t *testing.T) {
 	drop := one(t, evs, "process_creation", "ProcessId", "1608")
 	note := one(t, evs, "process_creation", "ProcessId", "2200")
 	if note.ParentGUID != drop.ProcessGUID || drop.Cmdline != `"C:\Users\bob\AppData\Roaming\dropper.exe"` ||
-		!drop.Time.Equal(time.Date(2025, 11, 30, 10, 0, 2, 500e6, time.UTC)) {
+		!drop.Time.Equal(time.Date(2026, 11, 30, 10, 0, 2, 500e6, time.UTC)) {
 		t.Errorf("tree: %+v / %+v", drop, note)
 	}
 	reg := one(t, evs, "registry_set", "TargetObject", `HKCU\Software\Microsoft\Windows\CurrentVersion\Run\updater`)
 	if reg.Field("Details") != `C:\Users\bob\AppData\Roaming\dropper.exe -hidden` ||
-		!reg.Time.Equal(time.Date(2025, 11, 30, 10, 0, 3, 250e6, time.UTC)) {
+		!reg.Time.Equal(time.Date(2026, 11, 30, 10, 0, 3, 250e6, time.UTC)) {
 		t.Errorf("registry_set: %v at %v", reg.Fields.List(), reg.Time)
 	}
 	if e := one(t, evs, "file_event", "TargetFilename", `C:\Users\bob\AppData\Roaming\upd.exe`); !strings.Contains(e.Field("Hashes"), "SHA256=6B86B273") {
@@ -290,8 +290,8 @@ func TestSandboxMalformed(t *testing.T) {
 		}
 	}
 	// Loosely typed and unknown values read.
-	p := writeTemp(t, "report.json", `{"info": {"id": "9", "started": 1764496800, "machine": "box", "new": {"x": [1]}},
-		"behavior": {"processes": [{"process_id": "10", "parent_id": null, "module_path": "C:\\a.exe", "first_seen": 1764496801.5,
+	p := writeTemp(t, "report.json", `{"info": {"id": "9", "started": 1796032800, "machine": "box", "new": {"x": [1]}},
+		"behavior": {"processes": [{"process_id": "10", "parent_id": null, "module_path": "C:\\a.exe", "first_seen": 1796032801.5,
 		  "calls": [{"api": "DeleteFileW", "status": 1, "arguments": {"FileName": "C:\\x.txt"}, "extra": [1, {"y": 2}]}]}]},
 		"signatures": [{"name": "s", "severity": "2", "ttp": ["T1070.004", "M0003", "bogus"], "weight": true}]}`)
 	evs, rep := readReport(t, p)
