@@ -35,7 +35,7 @@ func (a *app) importCommand() *cobra.Command {
 	}
 	cmd := &cobra.Command{
 		Use:   "import [--host NAME] [--format auto|FORMAT] [--no-detect] [rule flags] FILE|DIR...",
-		Short: "Import recorded telemetry (Sysmon EVTX/JSON, Security 4688, auditd) into the event store",
+		Short: "Import recorded telemetry (Sysmon EVTX/JSON, Security 4688, auditd, CAPE/Cuckoo reports) into the event store",
 		Long: `Import recordings into the event store, where process_events serves them.
 The format is detected from each file's content unless --format forces one.
 A directory imports every file under it in a known format (the others are
@@ -49,6 +49,13 @@ the summary says which hosts were used.
 Detection runs on what is imported, as on live events: medium and higher hits
 become ioa_hits rows, informational and low ones tag their events, and the
 hits are grouped into incidents (quarry incidents). --no-detect only stores.
+
+A CAPE or Cuckoo sandbox report (report.json) becomes a sandbox run: its
+processes, their API behaviour, network and dropped files are events with
+source 'sandbox' and the run id (cape-<task id>, cuckoo-<task id>), its
+signatures hits of the sandbox's own rules, and the run (verdict, score,
+techniques and tactics, a JSON summary) a row of sandbox_runs. Events are
+stored under the report's machine name unless --host names one.
 
 Formats:
   ` + strings.Join(formatsHelp, "\n  "),
@@ -157,13 +164,13 @@ type importDetection struct {
 }
 
 // store stores a batch with detection.
-func (d *importDetection) store(ctx context.Context, st *eventstore.Store, batch []telemetry.Event) (eventstore.BatchResult, error) {
+func (d *importDetection) store(ctx context.Context, st *eventstore.Store, batch []telemetry.Event) (eventstore.BatchResult, []eventstore.HitRecord, error) {
 	res, recs, err := d.det.StoreBatch(ctx, st, batch)
 	if err != nil {
-		return res, err
+		return res, nil, err
 	}
 	d.count(recs)
-	return res, nil
+	return res, recs, nil
 }
 
 // count adds stored hit rows to the counts and the spans.
@@ -243,7 +250,8 @@ type importSummary struct {
 	examples                 []string       // the first few bad records, with where
 	notices                  []string       // what the importers corrected (clock offsets)
 	det                      *importDetection
-	tables                   activity.Counts // stored events by the named table that shows them
+	tables                   activity.Counts  // stored events by the named table that shows them
+	runs                     []sandboxRunLine // sandbox runs stored
 }
 
 const maxExamples = 10
@@ -281,6 +289,7 @@ func (s *importSummary) print(w io.Writer) {
 	if s.det != nil {
 		s.det.print(w)
 	}
+	printRuns(w, s.runs)
 }
 
 func (a *app) importFile(ctx context.Context, in importers.Input, opts []importers.Option, progress io.Writer, sum *importSummary) error {
@@ -304,20 +313,28 @@ func (a *app) importFile(ctx context.Context, in importers.Input, opts []importe
 		return err
 	}
 	start := time.Now()
+	var sandbox *sandboxImport // a sandbox report: its run is stored after its events
+	if format == importers.FormatSandboxReport {
+		sandbox = newSandboxImport()
+	}
 	batch := make([]telemetry.Event, 0, importBatch)
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
 		var res eventstore.BatchResult
+		var recs []eventstore.HitRecord
 		var err error
 		if sum.det != nil {
-			res, err = sum.det.store(ctx, st, batch)
+			res, recs, err = sum.det.store(ctx, st, batch)
 		} else {
 			res, err = st.StoreBatch(ctx, batch, nil)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
+		}
+		if sandbox != nil {
+			sandbox.note(batch, res, recs)
 		}
 		sum.stored += res.New + res.Merged
 		sum.merged += res.Merged
@@ -361,6 +378,11 @@ func (a *app) importFile(ctx context.Context, in importers.Input, opts []importe
 	}
 	if err := flush(); err != nil {
 		return err
+	}
+	if sandbox != nil {
+		if err := a.finishSandbox(ctx, st, path, r, sandbox, sum); err != nil {
+			return err
+		}
 	}
 	sum.notices = append(sum.notices, importers.Notices(r)...)
 	sum.took += time.Since(start)

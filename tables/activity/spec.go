@@ -435,7 +435,8 @@ func systemEvents(ids ...int) eventstore.Selector {
 	return eventstore.Selector{Channels: system, EventIDs: ids}
 }
 
-// linux selects live Linux events (no event ID) of the Sigma categories.
+// linux selects events without an event ID (live Linux events, and
+// imported sandbox reports' API behaviour) of the Sigma categories.
 func linux(categories ...string) eventstore.Selector {
 	return eventstore.Selector{EventIDs: []int{0}, Categories: categories}
 }

@@ -322,9 +322,10 @@ func registryTarget(a *eventstore.Activity) string {
 
 var registryEvents = &spec{
 	name: "registry_events", kind: "registry",
-	description: "Registry changes: Sysmon 12 (key/value create, delete), 13 (value set), 14 (rename); Security 4657. " +
+	description: "Registry changes: Sysmon 12 (key/value create, delete), 13 (value set), 14 (rename); Security 4657; " +
+		"imported sandbox reports' registry_add/set/delete events. " +
 		"TargetObject split into key and value name; kernel names (\\REGISTRY\\MACHINE) shortened to HKLM/HKU.",
-	selectors: []eventstore.Selector{sysmon(12, 13, 14), securityEvents(4657)},
+	selectors: []eventstore.Selector{sysmon(12, 13, 14), securityEvents(4657), linux("registry_add", "registry_set", "registry_delete", "registry_rename")},
 	columns: []column{
 		text("action", "create_key, delete_key, create_value, set_value, delete_value, rename_key", func(a *eventstore.Activity) any {
 			return nullable(registryActions[registryEventType(a)])

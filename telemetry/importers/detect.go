@@ -39,6 +39,8 @@ func detect(head []byte) (Format, error) {
 	}
 	first := firstLine(body)
 	switch {
+	case body[0] == '{' && isSandboxReport(body):
+		return FormatSandboxReport, nil
 	case body[0] == '{' || body[0] == '[':
 		if bytes.Contains(first, []byte(`"audit_serial"`)) || bytes.Contains(first, []byte(`"SYSCALL"`)) {
 			return FormatAuditdJSON, nil

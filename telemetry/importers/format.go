@@ -43,6 +43,7 @@ var formatDocs = []struct {
 	{FormatAuditd, "raw Linux audit log (type=SYSCALL msg=audit(...)): execve, connect/bind/accept, opens for writing, unlink, rename, module loads"},
 	{FormatAuditdJSON, "Linux audit events as JSON lines (SYSCALL, EXECVE, CWD, PROCTITLE per object)"},
 	{FormatSysmonLinuxSyslog, "Sysmon for Linux XML events in syslog lines"},
+	{FormatSandboxReport, "CAPE or Cuckoo sandbox JSON report (report.json): processes, API behaviour, network, dropped files, signatures"},
 }
 
 // Formats lists the formats Open reads, without FormatAuto, in a stable

@@ -207,3 +207,39 @@ func FuzzOpenStream(f *testing.F) {
 		t.Fatal("reader did not end")
 	})
 }
+
+// FuzzCAPEReport: any bytes read as a sandbox report (CAPE or Cuckoo) either
+// fail to open with an error or give events and end; a run is there at
+// the end of every report that opened and read through.
+func FuzzCAPEReport(f *testing.F) {
+	seed(f, capeReport, cuckooReport)
+	f.Add([]byte(`{"info": {"id": 1, "machine": "m"}, "behavior": {"processes": [{"process_id": 1, "calls": [{"api": "connect", "arguments": [{"name": "ip", "value": "1.2.3.4"}]}]}], "processtree": [{"pid": 1, "children": [{"pid": 2, "ppid": 1}]}]}}`))
+	f.Add([]byte(`{"behavior": {"processes": [{"pid": 3, "ppid": 3, "calls": null}, {"pid": 3, "ppid": 3}]}, "ttps": ["T1055", {"ttp": 5}], "signatures": [{"name": "x", "ttp": {"T1000": 1}, "marks": [{"pid": "3"}]}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d := &config{}
+		r, err := newSandboxReader(bytes.NewReader(data), io.NopCloser(nil), "fuzz", d)
+		if err != nil {
+			return
+		}
+		for i := 0; ; i++ {
+			if i > 4*len(data)+10 {
+				t.Fatalf("reader over %d bytes did not end", len(data))
+			}
+			_, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				if r.report == nil {
+					t.Fatal("no run at the end")
+				}
+				r.report.Finish(nil, nil, nil, nil)
+				return
+			}
+			var re *telemetry.RecordError
+			if err != nil && !errors.As(err, &re) {
+				if _, err2 := r.Next(); !errors.Is(err2, io.EOF) {
+					t.Fatalf("after %v: %v, want io.EOF", err, err2)
+				}
+				return
+			}
+		}
+	})
+}

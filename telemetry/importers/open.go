@@ -139,6 +139,19 @@ func openStream(name string, size int64, pos *countingReader, rs io.ReadSeeker, 
 		r = newAuditdJSONReader(closer, br, name, cfg)
 	case FormatSysmonLinuxSyslog:
 		r = newSyslogXMLReader(closer, br, name, cfg)
+	case FormatSandboxReport:
+		// Read twice (everything but the API calls, then the calls): a
+		// compressed report is spooled to a temporary file first.
+		if rs == nil {
+			var tmp *spooled
+			if tmp, err = spool(br); err == nil {
+				closer = closers{c, tmp}
+				rs = tmp.f
+			}
+		}
+		if err == nil {
+			r, err = newSandboxReader(rs, closer, name, cfg)
+		}
 	default:
 		err = fmt.Errorf("unknown format %q", format)
 	}

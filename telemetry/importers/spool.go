@@ -19,24 +19,24 @@ var ErrDamaged = errors.New("damaged recording")
 // errNotSeekable is a Seek on a stream.
 var errNotSeekable = errors.New("not seekable")
 
-// spooled is a temporary copy of a compressed EVTX file, which the EVTX
-// reader must seek in; it is removed when closed.
+// spooled is a temporary copy of a compressed recording that its reader
+// must seek in (EVTX, sandbox reports); it is removed when closed.
 type spooled struct{ f *os.File }
 
 // spool copies r into a temporary file and rewinds it.
 func spool(r io.Reader) (*spooled, error) {
-	f, err := os.CreateTemp("", "quarry-evtx-*")
+	f, err := os.CreateTemp("", "quarry-spool-*")
 	if err != nil {
-		return nil, fmt.Errorf("decompressing EVTX: %w", err)
+		return nil, fmt.Errorf("spooling to a temporary file: %w", err)
 	}
 	s := &spooled{f: f}
 	if _, err := io.Copy(f, r); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("decompressing EVTX: %w", err)
+		return nil, fmt.Errorf("spooling to a temporary file: %w", err)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("decompressing EVTX: %w", err)
+		return nil, fmt.Errorf("spooling to a temporary file: %w", err)
 	}
 	return s, nil
 }
