@@ -162,7 +162,7 @@ func BuildReport(ctx context.Context, st *eventstore.Store, kb *attack.KB, run t
 	badges := map[string][]string{}
 	rules := map[string]*RuleFired{}
 	var maxSev float64
-	if err := st.ScanHitsByEIDs(ctx, eids, func(h *eventstore.HitRecord) bool {
+	if err := st.ScanHitsByEIDs(ctx, eids, func(h *telemetry.Hit) bool {
 		see(h.TechniqueID, true)
 		if e := byEID[h.EID]; e != nil && h.TechniqueID != "" {
 			badges[e.ProcessKey] = append(badges[e.ProcessKey], h.TechniqueID)

@@ -164,7 +164,7 @@ type importDetection struct {
 }
 
 // store stores a batch with detection.
-func (d *importDetection) store(ctx context.Context, st *eventstore.Store, batch []telemetry.Event) (eventstore.BatchResult, []eventstore.HitRecord, error) {
+func (d *importDetection) store(ctx context.Context, st *eventstore.Store, batch []telemetry.Event) (eventstore.BatchResult, []telemetry.Hit, error) {
 	res, recs, err := d.det.StoreBatch(ctx, st, batch)
 	if err != nil {
 		return res, nil, err
@@ -323,7 +323,7 @@ func (a *app) importFile(ctx context.Context, in importers.Input, opts []importe
 			return nil
 		}
 		var res eventstore.BatchResult
-		var recs []eventstore.HitRecord
+		var recs []telemetry.Hit
 		var err error
 		if sum.det != nil {
 			res, recs, err = sum.det.store(ctx, st, batch)

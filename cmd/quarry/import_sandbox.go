@@ -31,7 +31,7 @@ func newSandboxImport() *sandboxImport {
 }
 
 // note records a stored batch: its process starts and its hit rows.
-func (s *sandboxImport) note(batch []telemetry.Event, res eventstore.BatchResult, recs []eventstore.HitRecord) {
+func (s *sandboxImport) note(batch []telemetry.Event, res eventstore.BatchResult, recs []telemetry.Hit) {
 	for i := range batch {
 		e := &batch[i]
 		if e.Kind != telemetry.KindExec || e.ProcessGUID == "" || i >= len(res.Stored) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/eventstore"
 	"github.com/quarry-sec/quarry/telemetry/host"
 )
@@ -80,8 +81,8 @@ func TestImportSandboxReports(t *testing.T) {
 	}
 
 	// A signature is a hit of the sandbox's rule on the sample's process.
-	var hits []eventstore.HitRecord
-	err = st.ScanHits(ctx, eventstore.HitFilter{RuleIDs: []string{"cape:injection_createremotethread"}}, func(h *eventstore.HitRecord) bool {
+	var hits []telemetry.Hit
+	err = st.ScanHits(ctx, eventstore.HitFilter{RuleIDs: []string{"cape:injection_createremotethread"}}, func(h *telemetry.Hit) bool {
 		hits = append(hits, *h)
 		return true
 	})

@@ -50,8 +50,8 @@ func SignatureHits(rep *importers.SandboxReport, starts map[string]*telemetry.Ev
 // detection stores its own: rows (Records) for medium and higher ones,
 // technique tags on their event for informational and low ones. eids are
 // the store ids of the hits' events, by hit. It returns the rows stored.
-func StoreReported(ctx context.Context, st *eventstore.Store, hits []detections.Hit, eids []int64, kb *attack.KB) ([]eventstore.HitRecord, error) {
-	var recs []eventstore.HitRecord
+func StoreReported(ctx context.Context, st *eventstore.Store, hits []detections.Hit, eids []int64, kb *attack.KB) ([]telemetry.Hit, error) {
+	var recs []telemetry.Hit
 	tags := map[int64][]string{}
 	for i, h := range hits {
 		if TagsOnly(h.Rule) {
