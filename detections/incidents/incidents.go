@@ -129,6 +129,9 @@ type Hit struct {
 	Confidence string
 	Techniques []string // sorted, distinct
 	Tactics    []string // distinct, matrix order
+	// Kind is eventstore.KindIOA for a rule's hit, KindIOC for a threat
+	// intelligence indicator's (RuleTitle "IOC <indicator>").
+	Kind string
 }
 
 // Weight is the hit's severity × confidence (see the package doc).

@@ -19,7 +19,7 @@ func LoadHits(ctx context.Context, st *eventstore.Store, host string, lo, hi tim
 		h, ok := byID[r.HitID]
 		if !ok {
 			h = &Hit{ID: r.HitID, Time: r.Time, Host: r.Host, EID: r.EID, PID: r.PID, RuleID: r.RuleID,
-				RuleTitle: r.RuleTitle, RuleSource: r.RuleSource, Severity: r.Severity, Confidence: r.Confidence}
+				RuleTitle: r.RuleTitle, RuleSource: r.RuleSource, Severity: r.Severity, Confidence: r.Confidence, Kind: r.Kind()}
 			byID[r.HitID] = h
 			order = append(order, r.HitID)
 		}

@@ -37,9 +37,12 @@ type TreeNode struct {
 	ParentKey string
 	Exit      time.Time // zero while running or when no exit is stored
 	// Hits on the process (its start events), oldest first.
-	Hits       []Hit
+	Hits []Hit
+	// Techniques and Tactics are those of its IoA hits; IOCs the badges of
+	// its IoC hits ("IOC <indicator>", distinct, in hit order).
 	Techniques []string
 	Tactics    []string
+	IOCs       []string
 	Severity   string // the strongest hit's, "" without hits
 }
 
@@ -243,7 +246,7 @@ func annotate(ctx context.Context, st *eventstore.Store, r *Resolver, t *Tree) e
 		x, ok := byHit[h.HitID]
 		if !ok {
 			x = &Hit{ID: h.HitID, Time: h.Time, Host: h.Host, EID: h.EID, PID: h.PID, RuleID: h.RuleID, RuleTitle: h.RuleTitle,
-				RuleSource: h.RuleSource, Severity: h.Severity, Confidence: h.Confidence}
+				RuleSource: h.RuleSource, Severity: h.Severity, Confidence: h.Confidence, Kind: h.Kind()}
 			byHit[h.HitID] = x
 			order = append(order, h.HitID)
 			nodeOf[h.HitID] = nodeOfEID[h.EID]
@@ -267,6 +270,13 @@ func annotate(ctx context.Context, st *eventstore.Store, r *Resolver, t *Tree) e
 		sort.Strings(h.Techniques)
 		SortTactics(h.Tactics)
 		n.Hits = append(n.Hits, h)
+		if h.Kind == eventstore.KindIOC {
+			n.IOCs = appendUnique(n.IOCs, h.RuleTitle)
+			if n.Severity == "" || SeverityWeight(h.Severity) > SeverityWeight(n.Severity) {
+				n.Severity = h.Severity
+			}
+			continue
+		}
 		for _, x := range h.Techniques {
 			n.Techniques = appendUnique(n.Techniques, x)
 		}

@@ -53,6 +53,12 @@ func (s *Server) detection(h *store.Host, query string, raw json.RawMessage, at 
 	if d.HitID == "" {
 		return store.Detection{}, false
 	}
+	// An IoC hit (a host's ioa_hits row of kind ioc) is stored by its
+	// rule_source, whatever the host called the rule's source.
+	if strings.EqualFold(get("kind"), store.KindIOC) {
+		d.RuleSource = store.RuleSourceIntel
+	}
+	d.Kind = store.KindOf(d.RuleSource)
 	if d.TechniqueID == "" || strings.EqualFold(d.TechniqueID, untagged) {
 		// A rule naming no technique (older hosts sent ''): one label.
 		d.TechniqueID = untagged

@@ -70,6 +70,28 @@ type HitRecord struct {
 	DetectedAt time.Time
 }
 
+// Hit kinds: an IoA hit is a detection rule's; an IoC hit is a threat
+// intelligence indicator found in an event (detections/intel), stored with
+// rule_source RuleSourceIntel.
+const (
+	KindIOA = "ioa"
+	KindIOC = "ioc"
+	// RuleSourceIntel is the rule_source of IoC hits.
+	RuleSourceIntel = "intel"
+)
+
+// Kind says whether the hit is an IoA (a rule's) or an IoC (an intel
+// indicator's) hit.
+func (h *HitRecord) Kind() string { return KindOf(h.RuleSource) }
+
+// KindOf returns the kind of a hit of the given rule_source.
+func KindOf(ruleSource string) string {
+	if ruleSource == RuleSourceIntel {
+		return KindIOC
+	}
+	return KindIOA
+}
+
 const hitColumns = `hit_id, technique_id, time, host, rule_id, rule_title, rule_author, rule_source,
 	technique_name, tactic, severity, confidence, description, recommendations, eid, pid, path, cmdline,
 	parent_path, username, source`
@@ -97,7 +119,9 @@ type HitFilter struct {
 	Hosts         []string
 	RuleIDs       []string
 	HitIDs        []string
-	Limit         int
+	// Kind keeps only hits of one kind (KindIOA or KindIOC) when set.
+	Kind  string
+	Limit int
 }
 
 func (f HitFilter) where() (string, []any) {
@@ -113,6 +137,12 @@ func (f HitFilter) where() (string, []any) {
 	in(&w, "host", f.Hosts)
 	in(&w, "rule_id", f.RuleIDs)
 	in(&w, "hit_id", f.HitIDs)
+	switch f.Kind {
+	case KindIOC:
+		w.add("rule_source = ?", RuleSourceIntel)
+	case KindIOA:
+		w.add("rule_source <> ?", RuleSourceIntel)
+	}
 	anyOf(&w, "(technique_id = ? OR technique_id LIKE ?)", f.TechniquePrefixes,
 		func(p string) []any { return []any{p, p + ".%"} })
 	for _, p := range f.TechniqueLike {

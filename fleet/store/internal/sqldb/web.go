@@ -32,6 +32,7 @@ FROM detections d LEFT JOIN hosts h ON h.id = d.host_id WHERE d.id = ?`), id).Sc
 		return nil, fmt.Errorf("detection %d: %w", id, err)
 	}
 	d.Time, d.ReceivedAt, d.DetectedAt = fromMS(t), fromMS(recv), fromMS(det)
+	d.Kind = store.KindOf(d.RuleSource)
 	return &d, nil
 }
 
