@@ -49,7 +49,10 @@ type analystClient struct {
 
 func (c *analystClient) do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
-	if body != nil {
+	ctype := "application/json"
+	if raw, ok := body.([]byte); ok { // a file as it is (an intel set)
+		rd, ctype = bytes.NewReader(raw), "application/octet-stream"
+	} else if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return err
@@ -61,7 +64,7 @@ func (c *analystClient) do(ctx context.Context, method, path string, body, out a
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", ctype)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)

@@ -453,5 +453,6 @@ type IntelSet struct {
 	Indicators int       `json:"indicators"`
 	Version    string    `json:"version"`
 	Updated    time.Time `json:"updated"`
-	Data       []byte    `json:"-"`
+	// Data is the set as uploaded (base64 in JSON); lists leave it out.
+	Data []byte `json:"data,omitempty"`
 }
