@@ -92,6 +92,11 @@ func TestIntelMatchedOnImport(t *testing.T) {
 	if strings.TrimSpace(strings.Split(out, "\n")[1]) == "0" {
 		t.Fatalf("no ioc_hits after the import: %s", out)
 	}
+	// Live, the hits took the IoA hits' path too (kind ioc).
+	out, _, _ = quarry(t, dir, "", "query", "--format", "csv", "SELECT count(*) FROM ioa_hits WHERE kind = 'ioc' AND rule_source = 'intel'")
+	if strings.TrimSpace(strings.Split(out, "\n")[1]) == "0" {
+		t.Fatalf("no IoC hits in ioa_hits after the import: %s", out)
+	}
 	if out, _, _ := quarry(t, dir, "", "intel", "hunt"); !strings.Contains(out, ", 0 new") {
 		t.Errorf("a hunt after the import finds nothing new: %s", out)
 	}

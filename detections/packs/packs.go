@@ -51,11 +51,11 @@ func Detection() Pack {
 			QueryHits: {
 				Query: `SELECT h.hit_id, h.time, h.detected_at, h.host_identifier, h.rule_id, h.rule_title, h.rule_author, h.rule_source,
   h.technique_id, h.technique_name, h.tactic, h.severity, h.confidence, h.description, h.recommendations,
-  h.eid, h.pid, h.path, h.cmdline, h.parent_path, h.username, h.source, h.kind
+  h.eid, h.pid, h.path, h.cmdline, h.parent_path, h.username, h.source
 FROM ioa_hits h
 WHERE h.detected_at >= CAST(strftime('%s', 'now') AS INTEGER) - 3600;`,
 				Interval:    60,
-				Description: "IoA detections (medium and higher) and IoC hits (threat intelligence indicators found in events: kind 'ioc', rule_title 'IOC <indicator>') found in the last hour, whenever their events happened (live, imported or scan --store), one row per hit and ATT&CK technique (v18.1 tactics; 'untagged' when the rule names none), with the rule's author, severity, confidence, description and recommendations. Differential: each new hit is logged once.",
+				Description: "IoA detections (medium and higher) and IoC hits (threat intelligence indicators found in events: rule_source 'intel', kind 'ioc' in ioa_hits, rule_title 'IOC <indicator>'; the query leaves out the kind column so that hosts whose ioa_hits predates it keep reporting) found in the last hour, whenever their events happened (live, imported or scan --store), one row per hit and ATT&CK technique (v18.1 tactics; 'untagged' when the rule names none), with the rule's author, severity, confidence, description and recommendations. Differential: each new hit is logged once.",
 				Platform:    "linux",
 			},
 			QueryHighSeverity: {
