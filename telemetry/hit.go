@@ -46,3 +46,25 @@ type Hit struct {
 // technique (ioa_hits.technique_id, the fleet's detections); the event
 // store keeps it as "".
 const Untagged = "untagged"
+
+// Hit kinds: an IoA hit is a detection rule's; an IoC hit is a threat
+// intelligence indicator found in an event (detections/intel), stored with
+// rule_source RuleSourceIntel and rule_title "IOC <indicator>".
+const (
+	KindIOA = "ioa"
+	KindIOC = "ioc"
+	// RuleSourceIntel is the rule_source of IoC hits.
+	RuleSourceIntel = "intel"
+)
+
+// Kind says whether the hit is an IoA (a rule's) or an IoC (an intel
+// indicator's) hit: KindIOA or KindIOC.
+func (h *Hit) Kind() string { return KindOf(h.RuleSource) }
+
+// KindOf returns the kind of a hit of the given rule_source.
+func KindOf(ruleSource string) string {
+	if ruleSource == RuleSourceIntel {
+		return KindIOC
+	}
+	return KindIOA
+}

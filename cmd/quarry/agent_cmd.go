@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/quarry-sec/quarry/detections"
+	"github.com/quarry-sec/quarry/detections/intel"
 	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/fleet/agent"
 	"github.com/quarry-sec/quarry/internal/interrupt"
@@ -60,8 +61,8 @@ reach a loopback address.`,
 				QueueBytes: f.queueBytes, DistributedInterval: f.distributed, QueryTimeout: f.queryTimeout,
 			}, !f.noCollect)
 			fmt.Fprintf(cmd.OutOrStdout(), "agent stopped: %d scheduled runs, %d result logs, %d logs sent, %d live queries "+
-				"(%d answers past their deadline or refused), %d dropped by the queue bound\n",
-				s.ScheduledRuns, s.ResultLogs, s.LogsSent, s.LiveQueries, s.LiveDropped, s.Dropped)
+				"(%d answers past their deadline or refused), %d dropped by the queue bound, %d intel set changes\n",
+				s.ScheduledRuns, s.ResultLogs, s.LogsSent, s.LiveQueries, s.LiveDropped, s.Dropped, s.IntelChanges)
 			return err
 		},
 	}
@@ -104,6 +105,18 @@ func (a *app) runAgent(ctx context.Context, cfg agent.Config, collectLive bool) 
 	}
 	cfg.Engine, cfg.DataDir, cfg.Version = eng, a.dataDir, version
 	cfg.OnError = a.onceAMinute("fleet agent")
+	// The fleet's intel sets land in the data directory's intel database,
+	// through a connection of the agent's own: the live matcher (and any
+	// import) sees the change and reloads.
+	idb, err := intel.Open(intel.Path(a.dataDir))
+	if err != nil {
+		return agent.Stats{}, err
+	}
+	defer idb.Close()
+	cfg.Intel = idb
+	if kb, err := a.knowledgeBase(); err == nil {
+		cfg.IntelLinker = intel.NewLinker(kb)
+	}
 	ag, err := agent.New(cfg)
 	if err != nil {
 		return agent.Stats{}, err

@@ -54,6 +54,7 @@ type incidentHit struct {
 	RuleID     string   `json:"rule_id"`
 	RuleTitle  string   `json:"rule_title"`
 	RuleSource string   `json:"rule_source"`
+	Kind       string   `json:"kind"` // ioa, or ioc for an intel indicator's hit
 	Severity   string   `json:"severity"`
 	Confidence string   `json:"confidence"`
 	Techniques []string `json:"techniques"`
@@ -204,7 +205,7 @@ func writeIncidentsJSON(ctx context.Context, w io.Writer, st *eventstore.Store, 
 				x, ok := byID[h.HitID]
 				if !ok {
 					x = &incidentHit{HitID: h.HitID, Time: h.Time.Unix(), RuleID: h.RuleID, RuleTitle: h.RuleTitle,
-						RuleSource: h.RuleSource, Severity: h.Severity, Confidence: h.Confidence, EID: h.EID, PID: h.PID,
+						RuleSource: h.RuleSource, Kind: h.Kind(), Severity: h.Severity, Confidence: h.Confidence, EID: h.EID, PID: h.PID,
 						Path: h.Path, Cmdline: h.Cmdline, Username: h.Username, Techniques: []string{}, Tactics: []string{}}
 					byID[h.HitID] = x
 					order = append(order, h.HitID)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/quarry-sec/quarry/attack"
+	"github.com/quarry-sec/quarry/detections/incidents"
 	"github.com/quarry-sec/quarry/detections/intel"
 )
 
@@ -165,16 +165,11 @@ func writeSkips(w io.Writer, f *intel.Feed) {
 	}
 }
 
-// parseTTL reads a Go duration or a number of days (30d).
+// parseTTL reads --ttl (intel.ParseTTL).
 func parseTTL(s string) (time.Duration, error) {
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		if d, err := strconv.Atoi(n); err == nil && d > 0 {
-			return time.Duration(d) * 24 * time.Hour, nil
-		}
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("--ttl %q: want a positive duration (24h) or days (30d)", s)
+	d, err := intel.ParseTTL(s)
+	if err != nil {
+		return 0, fmt.Errorf("--ttl %w", err)
 	}
 	return d, nil
 }
@@ -324,6 +319,11 @@ indicator added today finds last week's events.`,
 			a.log.Debug().Int("indicators", m.Len()).Dur("took", time.Since(start)).Msg("matcher built")
 			res, err := intel.Hunt(cmd.Context(), st, from, m, intel.NewLinker(kb), db)
 			if err != nil {
+				return err
+			}
+			// The hits are IoC hit rows of the store too: incidents
+			// regroup around them.
+			if _, err := incidents.RefreshPending(cmd.Context(), st, incidents.Options{}); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%d events matched against %d indicators: %d hits, %d new (query ioc_hits)\n",

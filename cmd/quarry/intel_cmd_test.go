@@ -41,6 +41,21 @@ func TestIntelAddHuntQuery(t *testing.T) {
 			t.Errorf("ioc_hits lacks %q:\n%s", want, out)
 		}
 	}
+	// The hits are IoC hits of ioa_hits (kind ioc) too: incidents and the
+	// process tree show them with their own badge.
+	out, _, _ = quarry(t, dir, "", "query", "--format", "csv",
+		"SELECT count(DISTINCT hit_id), min(rule_title), min(rule_source) FROM ioa_hits WHERE kind = 'ioc'")
+	if !strings.Contains(out, "5,IOC 198.51.100.0/24,intel") {
+		t.Errorf("ioa_hits of kind ioc: %s", out)
+	}
+	out, _, _ = quarry(t, dir, "", "incidents", "--format", "json")
+	if !strings.Contains(out, `"rule_title":"IOC 198.51.100.0/24"`) || !strings.Contains(out, `"kind":"ioc"`) {
+		t.Errorf("incidents lack the IoC hits:\n%s", out)
+	}
+	out, _, _ = quarry(t, dir, "", "tree", "5100", "--color", "never")
+	if !strings.Contains(out, "[IOC 198.51.100.0/24]") || !strings.Contains(out, "[IOC http://198.51.100.7/a.txt]") {
+		t.Errorf("tree lacks the IOC badges:\n%s", out)
+	}
 	if _, errs, code := quarry(t, dir, "", "intel", "add", list, "--confidence", "300"); code != 2 {
 		t.Errorf("--confidence 300: exit %d, %s", code, errs)
 	}
@@ -76,6 +91,11 @@ func TestIntelMatchedOnImport(t *testing.T) {
 	out, _, _ = quarry(t, dir, "", "query", "--format", "csv", "SELECT count(*) FROM ioc_hits WHERE indicator = '198.51.100.0/24'")
 	if strings.TrimSpace(strings.Split(out, "\n")[1]) == "0" {
 		t.Fatalf("no ioc_hits after the import: %s", out)
+	}
+	// Live, the hits took the IoA hits' path too (kind ioc).
+	out, _, _ = quarry(t, dir, "", "query", "--format", "csv", "SELECT count(*) FROM ioa_hits WHERE kind = 'ioc' AND rule_source = 'intel'")
+	if strings.TrimSpace(strings.Split(out, "\n")[1]) == "0" {
+		t.Fatalf("no IoC hits in ioa_hits after the import: %s", out)
 	}
 	if out, _, _ := quarry(t, dir, "", "intel", "hunt"); !strings.Contains(out, ", 0 new") {
 		t.Errorf("a hunt after the import finds nothing new: %s", out)

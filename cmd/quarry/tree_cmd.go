@@ -226,7 +226,14 @@ func nodeLine(n *incidents.TreeNode, colour bool) string {
 	}
 	b.WriteString("]")
 	if len(n.Hits) > 0 {
-		tag := fmt.Sprintf("  %s %s (%s) %d hit(s)", n.Severity, strings.Join(n.Techniques, " "), strings.Join(n.Tactics, ", "), len(n.Hits))
+		tag := "  " + n.Severity
+		if len(n.Techniques) > 0 {
+			tag += fmt.Sprintf(" %s (%s)", strings.Join(n.Techniques, " "), strings.Join(n.Tactics, ", "))
+		}
+		for _, ioc := range n.IOCs {
+			tag += " [" + ioc + "]" // IoC hits: their own badge
+		}
+		tag += fmt.Sprintf(" %d hit(s)", len(n.Hits))
 		if c, ok := severityColour[n.Severity]; ok && colour {
 			tag = c + tag + colourReset
 		}

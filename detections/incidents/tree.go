@@ -37,9 +37,12 @@ type TreeNode struct {
 	ParentKey string
 	Exit      time.Time // zero while running or when no exit is stored
 	// Hits on the process (its start events), oldest first.
-	Hits       []Hit
+	Hits []Hit
+	// Techniques and Tactics are those of its IoA hits; IOCs the badges of
+	// its IoC hits ("IOC <indicator>", distinct, in hit order).
 	Techniques []string
 	Tactics    []string
+	IOCs       []string
 	Severity   string // the strongest hit's, "" without hits
 }
 
@@ -250,6 +253,13 @@ func annotate(ctx context.Context, st *eventstore.Store, r *Resolver, t *Tree) e
 	for _, h := range join.hits() {
 		n := &t.Nodes[nodeOf[h.HitID]]
 		n.Hits = append(n.Hits, h)
+		if h.Kind() == telemetry.KindIOC {
+			n.IOCs = appendUnique(n.IOCs, h.RuleTitle)
+			if n.Severity == "" || SeverityWeight(h.Severity) > SeverityWeight(n.Severity) {
+				n.Severity = h.Severity
+			}
+			continue
+		}
 		for _, x := range h.Techniques {
 			n.Techniques = appendUnique(n.Techniques, x)
 		}

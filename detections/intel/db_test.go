@@ -228,7 +228,7 @@ func TestLiveReloadsOnChange(t *testing.T) {
 	}
 	ev := telemetry.NewEvent(telemetry.KindOther, telemetry.SourceSysmon)
 	ev.Fields.Set("DestinationIp", "203.0.113.7")
-	if hits, err := lv.Observe(ctx, []telemetry.Event{ev}, []int64{7}); err != nil || len(hits) != 0 {
+	if hits, _, err := lv.Observe(ctx, []telemetry.Event{ev}, []int64{7}); err != nil || len(hits) != 0 {
 		t.Fatalf("before any intel: %v, %v", hits, err)
 	}
 	// Another process (quarry intel add) writes the database.
@@ -241,8 +241,18 @@ func TestLiveReloadsOnChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	other.Close()
-	hits, err := lv.Observe(ctx, []telemetry.Event{ev}, []int64{7})
+	hits, recs, err := lv.Observe(ctx, []telemetry.Event{ev}, []int64{7})
 	if err != nil || len(hits) != 1 || hits[0].EID != 7 || hits[0].Field != "DestinationIp" {
 		t.Fatalf("after the add: %+v, %v", hits, err)
+	}
+	// The hit's row for the event store is an IoC hit named by its badge,
+	// with an id that matching the same event again gives again.
+	if len(recs) != 1 || recs[0].Kind() != telemetry.KindIOC || recs[0].RuleTitle != "IOC 203.0.113.7" ||
+		recs[0].HitID != hits[0].HitID || recs[0].EID != 7 {
+		t.Fatalf("hit rows: %+v", recs)
+	}
+	again, _, err := lv.Observe(ctx, []telemetry.Event{ev}, []int64{7})
+	if err != nil || len(again) != 1 || again[0].HitID != hits[0].HitID {
+		t.Fatalf("matched again: %+v, %v; want hit id %s", again, err, hits[0].HitID)
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/quarry-sec/quarry/telemetry"
 )
 
@@ -28,11 +26,12 @@ type Hit struct {
 }
 
 // NewHits turns the matches of one event into hits, their groups and
-// software resolved by l (nil: as the intel gave them).
+// software resolved by l (nil: as the intel gave them). A hit on a stored
+// event (eid > 0) has an id derived from the event and the indicator.
 func NewHits(ev *telemetry.Event, eid int64, ms []Match, l *Linker, detectedAt time.Time) []Hit {
 	out := make([]Hit, 0, len(ms))
 	for _, m := range ms {
-		h := Hit{HitID: uuid.NewString(), Time: ev.Time, DetectedAt: detectedAt, Host: ev.Host, Match: m,
+		h := Hit{HitID: hitID(ev.Host, eid, &m), Time: ev.Time, DetectedAt: detectedAt, Host: ev.Host, Match: m,
 			EID: eid, PID: ev.PID, ProcessKey: ev.ProcessKey, Path: ev.Path}
 		if l != nil {
 			h.Context = l.Context(m.Groups, m.Malware)

@@ -18,10 +18,13 @@ type HuntResult struct {
 }
 
 // Hunt matches the events stored since since (zero: all) against m and
-// stores the hits in d; hits already stored are not stored twice.
+// stores the hits in d, and as IoC hit rows in st (Linker.Records), where
+// incidents are regrouped around them; hits already stored are not stored
+// twice.
 func Hunt(ctx context.Context, st *eventstore.Store, since time.Time, m *Matcher, l *Linker, d *DB) (HuntResult, error) {
 	var res HuntResult
 	var pending []Hit
+	var recs []telemetry.Hit
 	var ms []Match
 	var werr error
 	now := d.now()
@@ -29,6 +32,10 @@ func Hunt(ctx context.Context, st *eventstore.Store, since time.Time, m *Matcher
 		n, err := d.AppendHits(ctx, pending)
 		res.New += n
 		pending = pending[:0]
+		if err == nil {
+			err = st.AppendHits(ctx, recs)
+		}
+		recs = recs[:0]
 		if err != nil && werr == nil {
 			werr = err
 		}
@@ -40,7 +47,11 @@ func Hunt(ctx context.Context, st *eventstore.Store, since time.Time, m *Matcher
 			return true
 		}
 		res.Hits += int64(len(ms))
-		pending = append(pending, NewHits(&ev.Event, ev.EID, ms, l, now)...)
+		hs := NewHits(&ev.Event, ev.EID, ms, l, now)
+		for i := range hs {
+			recs = append(recs, l.Records(&hs[i], &ev.Event)...)
+		}
+		pending = append(pending, hs...)
 		if len(pending) >= 1000 {
 			flush()
 		}
@@ -81,6 +92,9 @@ func NewLive(ctx context.Context, d *DB, l *Linker) (*Live, error) {
 	return lv, nil
 }
 
+// DB returns the intel database the matcher reads.
+func (lv *Live) DB() *DB { return lv.db }
+
 // Reload rebuilds the matcher from the database.
 func (lv *Live) Reload(ctx context.Context) error {
 	v, err := lv.db.dataVersion(ctx)
@@ -98,16 +112,19 @@ func (lv *Live) Reload(ctx context.Context) error {
 }
 
 // Observe matches a batch of stored events (eids[i] is events[i]'s eid, 0
-// when not stored) and stores their hits; it returns the hits.
-func (lv *Live) Observe(ctx context.Context, events []telemetry.Event, eids []int64) ([]Hit, error) {
+// when not stored) and stores their hits; it returns the hits and their
+// rows for the event store's hits (Linker.Records), which the caller stores
+// there.
+func (lv *Live) Observe(ctx context.Context, events []telemetry.Event, eids []int64) ([]Hit, []telemetry.Hit, error) {
 	if v, err := lv.db.dataVersion(ctx); err == nil && v != lv.version {
 		if err := lv.Reload(ctx); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	lv.mu.Lock()
 	m := lv.m
 	var hits []Hit
+	var recs []telemetry.Hit
 	now := lv.db.now()
 	for i := range events {
 		lv.ms = m.Match(&events[i], lv.ms[:0])
@@ -116,14 +133,18 @@ func (lv *Live) Observe(ctx context.Context, events []telemetry.Event, eids []in
 			if i < len(eids) {
 				eid = eids[i]
 			}
-			hits = append(hits, NewHits(&events[i], eid, lv.ms, lv.linker, now)...)
+			hs := NewHits(&events[i], eid, lv.ms, lv.linker, now)
+			for j := range hs {
+				recs = append(recs, lv.linker.Records(&hs[j], &events[i])...)
+			}
+			hits = append(hits, hs...)
 		}
 	}
 	lv.mu.Unlock()
 	if _, err := lv.db.AppendHits(ctx, hits); err != nil {
-		return hits, err
+		return hits, recs, err
 	}
-	return hits, nil
+	return hits, recs, nil
 }
 
 // dataVersion changes when another connection commits to the database.

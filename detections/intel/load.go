@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -31,6 +32,21 @@ type Options struct {
 	TTL time.Duration
 	// Now is the load's time (time.Now when zero).
 	Now time.Time
+}
+
+// ParseTTL reads a time to live: a Go duration (24h) or a number of days
+// (30d), positive.
+func ParseTTL(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		if d, err := strconv.Atoi(n); err == nil && d > 0 {
+			return time.Duration(d) * 24 * time.Hour, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%q: want a positive duration (24h) or days (30d)", s)
+	}
+	return d, nil
 }
 
 // DefaultConfidence is the confidence of indicators when neither the feed

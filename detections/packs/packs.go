@@ -55,7 +55,7 @@ func Detection() Pack {
 FROM ioa_hits h
 WHERE h.detected_at >= CAST(strftime('%s', 'now') AS INTEGER) - 3600;`,
 				Interval:    60,
-				Description: "IoA detections (medium and higher) found in the last hour, whenever their events happened (live, imported or scan --store), one row per hit and ATT&CK technique (v18.1 tactics; 'untagged' when the rule names none), with the rule's author, severity, confidence, description and recommendations. Differential: each new hit is logged once.",
+				Description: "IoA detections (medium and higher) and IoC hits (threat intelligence indicators found in events: rule_source 'intel', kind 'ioc' in ioa_hits, rule_title 'IOC <indicator>'; the query leaves out the kind column so that hosts whose ioa_hits predates it keep reporting) found in the last hour, whenever their events happened (live, imported or scan --store), one row per hit and ATT&CK technique (v18.1 tactics; 'untagged' when the rule names none), with the rule's author, severity, confidence, description and recommendations. Differential: each new hit is logged once.",
 				Platform:    "linux",
 			},
 			QueryHighSeverity: {

@@ -145,9 +145,14 @@ func (d *Detector) storeBatch(ctx context.Context, st *eventstore.Store, events 
 				eids[i] = b.Stored[i].EID
 			}
 		}
-		hs, err := d.intel.Observe(ctx, events, eids)
+		hs, recs, err := d.intel.Observe(ctx, events, eids)
 		if err != nil {
 			return batchResult{}, fmt.Errorf("match indicators: %w", err)
+		}
+		// IoC hits take the IoA hits' path (kind ioc): incidents, the
+		// process tree and the fleet's detection pack see them.
+		if _, err := st.SaveHits(ctx, recs, nil); err != nil {
+			return batchResult{}, fmt.Errorf("store ioc hits: %w", err)
 		}
 		d.iocs += len(hs)
 	}

@@ -25,6 +25,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/quarry-sec/quarry/detections/intel"
 )
 
 // Querier runs one read-only SQL statement: Quarry's embedded engine
@@ -61,6 +63,14 @@ type Config struct {
 	// ScheduleUnit is how long one "second" of a scheduled query's
 	// interval lasts; default a second (tests shorten it).
 	ScheduleUnit time.Duration
+
+	// Intel, when set, receives the fleet's threat intelligence sets: at
+	// each config refresh the agent fetches the sets that changed
+	// (PathIntel) and stores them as feeds (FleetOrigin) for the live
+	// matcher and hunts of the data directory. IntelLinker (nil: none)
+	// resolves their ATT&CK groups and software.
+	Intel       *intel.DB
+	IntelLinker *intel.Linker
 }
 
 // Stats counts what the agent did.
@@ -75,6 +85,8 @@ type Stats struct {
 	// deadline when the server came back, or refused by it for good.
 	LiveDropped int64
 	Dropped     int64 // logs and answers the queue bound dropped (reported or not)
+	// IntelChanges counts the fleet's intel sets loaded or removed.
+	IntelChanges int64
 }
 
 // Agent is one enrolled host. Create it with New, run it with Run.
@@ -98,7 +110,7 @@ type Agent struct {
 	enrollMu sync.Mutex // one enrollment at a time
 	answerMu sync.Mutex // one sender of queued live answers at a time
 
-	enrollments, runs, resultLogs, sent, sendFailures, live, liveDropped, dropped atomic.Int64
+	enrollments, runs, resultLogs, sent, sendFailures, live, liveDropped, dropped, intelChanges atomic.Int64
 }
 
 // New opens the agent's queue and readies it to run.
@@ -161,7 +173,7 @@ func (a *Agent) Stats() Stats {
 	return Stats{
 		Enrollments: a.enrollments.Load(), ScheduledRuns: a.runs.Load(), ResultLogs: a.resultLogs.Load(),
 		LogsSent: a.sent.Load(), SendFailures: a.sendFailures.Load(), LiveQueries: a.live.Load(),
-		LiveDropped: a.liveDropped.Load(), Dropped: a.dropped.Load(),
+		LiveDropped: a.liveDropped.Load(), Dropped: a.dropped.Load(), IntelChanges: a.intelChanges.Load(),
 	}
 }
 
@@ -180,6 +192,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.refreshConfig(ctx); err != nil {
 		a.report(err)
 	}
+	a.refreshIntel(ctx)
 	var wg sync.WaitGroup
 	loops := []func(context.Context){a.configLoop, a.scheduleLoop, a.distributedLoop, a.logLoop}
 	for _, loop := range loops {

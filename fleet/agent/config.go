@@ -58,7 +58,17 @@ func (a *Agent) configLoop(ctx context.Context) {
 		if err := a.refreshConfig(ctx); err != nil && ctx.Err() == nil {
 			a.report(err)
 		}
+		a.refreshIntel(ctx)
 	})
+}
+
+// refreshIntel fetches the fleet's intel sets that changed.
+func (a *Agent) refreshIntel(ctx context.Context) {
+	n, err := a.syncIntel(ctx)
+	a.intelChanges.Add(int64(n))
+	if err != nil && ctx.Err() == nil {
+		a.report(err)
+	}
 }
 
 // applyOptions takes the osquery options the agent honours from the

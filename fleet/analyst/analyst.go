@@ -26,12 +26,16 @@ type Client struct {
 // maxAnswer bounds an answer's body.
 const maxAnswer = 256 << 20
 
-// Do sends body (JSON, nil for none) to path with method and decodes the
-// answer into out (nil: ignored). A non-2xx answer is an error carrying
-// the server's message.
+// Do sends body to path with method and decodes the answer into out (nil:
+// ignored). body is sent as JSON, or as it is when it is a []byte (a file,
+// such as an intel set); nil sends none. A non-2xx answer is an error
+// carrying the server's message.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
-	if body != nil {
+	ctype := "application/json"
+	if raw, ok := body.([]byte); ok {
+		rd, ctype = bytes.NewReader(raw), "application/octet-stream"
+	} else if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return err
@@ -43,7 +47,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.Token)
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", ctype)
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)

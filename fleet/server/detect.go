@@ -52,6 +52,12 @@ func (s *Server) detection(h *store.Host, query string, raw json.RawMessage, at 
 	if d.HitID == "" {
 		return store.Detection{}, false
 	}
+	// An IoC hit (a host's ioa_hits row of kind ioc) is stored by its
+	// rule_source, whatever the host called the rule's source.
+	if strings.EqualFold(get("kind"), telemetry.KindIOC) {
+		d.RuleSource = telemetry.RuleSourceIntel
+	}
+	d.Kind = telemetry.KindOf(d.RuleSource)
 	if d.TechniqueID == "" || strings.EqualFold(d.TechniqueID, telemetry.Untagged) {
 		// A rule naming no technique (older hosts sent ''): one label.
 		d.TechniqueID = telemetry.Untagged

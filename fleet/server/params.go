@@ -134,6 +134,13 @@ func (s *Server) detectionFilter(ctx context.Context, q url.Values) (store.Detec
 		}
 		f.Tactics = append(f.Tactics, short...)
 	}
+	switch v := strings.ToLower(strings.TrimSpace(q.Get("kind"))); v {
+	case "", "all":
+	case telemetry.KindIOA, telemetry.KindIOC:
+		f.Kind = v
+	default:
+		return f, errorf(http.StatusBadRequest, "bad kind %q (ioa, ioc or all)", v)
+	}
 	for _, v := range list(q, "severity") {
 		v = strings.ToLower(v)
 		if !severities[v] {

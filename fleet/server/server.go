@@ -224,6 +224,10 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /api/v1/packs", s.analyst(s.handlePacks))
 	s.mux.HandleFunc("PUT /api/v1/packs/{name}", s.analyst(s.handlePutPack))
 	s.mux.HandleFunc("DELETE /api/v1/packs/{name}", s.analyst(s.handleDeletePack))
+	s.mux.HandleFunc("GET /api/v1/intel", s.analyst(s.handleIntelSets))
+	s.mux.HandleFunc("POST /api/v1/intel", s.analyst(s.handleIntelUpload))
+	s.mux.HandleFunc("DELETE /api/v1/intel/{source}", s.analyst(s.handleIntelDelete))
+	s.mux.HandleFunc("POST "+PathIntel, s.node(s.handleIntelFetch))
 }
 
 func (s *Server) handleVersion(w http.ResponseWriter, _ *http.Request) {

@@ -1,6 +1,7 @@
 // Package store is the fleet server's storage: enrolled hosts, osquery
 // result and status logs, detections (IoA hits reported by hosts), live
-// hunts, analyst tokens and analyst-added query packs.
+// hunts, analyst tokens, analyst-added query packs and the threat
+// intelligence sets distributed to hosts.
 //
 // Store is the interface; fleet/store/sqlitestore (the default, one file under the
 // data directory) and fleet/store/pgstore (several server replicas on one
@@ -166,6 +167,16 @@ type Store interface {
 	DeletePack(ctx context.Context, name string) error
 	// Packs returns the analyst packs by name.
 	Packs(ctx context.Context) (map[string][]byte, error)
+
+	// PutIntelSet creates or replaces the threat intelligence set of
+	// set.Source (its Data as uploaded); set.Updated is set.
+	PutIntelSet(ctx context.Context, set *IntelSet) error
+	// DeleteIntelSet removes a source's set, or returns ErrNotFound.
+	DeleteIntelSet(ctx context.Context, source string) error
+	// IntelSets lists the sets by source, their Data left out.
+	IntelSets(ctx context.Context) ([]IntelSet, error)
+	// IntelSetData returns one set with its Data, or ErrNotFound.
+	IntelSetData(ctx context.Context, source string) (*IntelSet, error)
 
 	// Close releases the store.
 	Close() error

@@ -163,6 +163,10 @@ type Detection struct {
 	// it.
 	telemetry.Hit
 	ReceivedAt time.Time `json:"received_at"`
+	// Kind is telemetry.KindIOA for a rule's hit, KindIOC for a threat
+	// intelligence indicator found in an event (rule_source
+	// telemetry.RuleSourceIntel); filled on read from RuleSource.
+	Kind string `json:"kind"`
 }
 
 // TimeField is the time a filter's Since and Until bound: the event's
@@ -180,10 +184,12 @@ const (
 // technique (T1003), its sub-techniques (T1003.001); a tactic value is a
 // shortname matched against each of a detection's tactics.
 type DetectionFilter struct {
-	Techniques   []string
-	Tactics      []string
-	Severities   []string
-	HostIDs      []string
+	Techniques []string
+	Tactics    []string
+	Severities []string
+	HostIDs    []string
+	// Kind keeps only detections of one kind (KindIOA or KindIOC) when set.
+	Kind         string
 	Since, Until time.Time // Until is exclusive; zero: no bound
 	// By says which time Since and Until bound, and orders the page
 	// (newest first by that time).
@@ -393,4 +399,24 @@ type FleetTable struct {
 	// Platforms are those hosts' platform families (linux, darwin,
 	// windows…), sorted.
 	Platforms []string `json:"platforms"`
+}
+
+// IntelSet is one source's threat intelligence as an analyst uploaded it (a
+// STIX 2.1 bundle, a MISP event export or a plain list), which the fleet
+// distributes to its agents. Version changes whenever the set does: an
+// agent that has it is not sent it again.
+type IntelSet struct {
+	Source string `json:"source"`
+	// Format is stix, misp or plain (detections/intel.Format).
+	Format string `json:"format"`
+	// Confidence (0 for the feed's own or the default) and TTLSeconds (0:
+	// the feed's validity) are the load options agents apply.
+	Confidence int   `json:"confidence"`
+	TTLSeconds int64 `json:"ttl_seconds"`
+	// Indicators is how many indicators the server read from it.
+	Indicators int       `json:"indicators"`
+	Version    string    `json:"version"`
+	Updated    time.Time `json:"updated"`
+	// Data is the set as uploaded (base64 in JSON); lists leave it out.
+	Data []byte `json:"data,omitempty"`
 }

@@ -126,7 +126,10 @@ func (ui *UI) callAPI(ctx context.Context, method, path string, body any, out an
 		return 0, errors.New("web: no fleet API configured for hunts")
 	}
 	var rd *bytes.Reader
-	if body != nil {
+	ctype := "application/json"
+	if raw, ok := body.([]byte); ok { // a file as it is (an intel set)
+		rd, ctype = bytes.NewReader(raw), "application/octet-stream"
+	} else if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return 0, fmt.Errorf("web: %w", err)
@@ -140,7 +143,7 @@ func (ui *UI) callAPI(ctx context.Context, method, path string, body any, out an
 		return 0, fmt.Errorf("web: fleet API %s: %w", path, err)
 	}
 	req.RemoteAddr = "web-ui"
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", ctype)
 	if s := sessionFrom(ctx); s != nil {
 		req.Header.Set("Authorization", "Bearer "+s.token)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/quarry-sec/quarry/fleet/store"
 	"github.com/quarry-sec/quarry/tables/activity"
+	"github.com/quarry-sec/quarry/telemetry"
 )
 
 // incFilterForm is the incidents filter as the form holds it.
@@ -192,6 +193,12 @@ func (ui *UI) incidentGraph(nodes []store.IncidentNode, ds []store.Detection) []
 			}
 			p.Hits = append(p.Hits, h)
 		}
+		// IoC hits on the process: their own badge, the indicator.
+		for _, d := range ds {
+			if d.Kind == telemetry.KindIOC && ((n.EID != 0 && d.EID == n.EID) || (d.EID == 0 && d.PID == n.PID)) {
+				p.Hits = appendIOC(p.Hits, d)
+			}
+		}
 		sort.SliceStable(p.Hits, func(i, j int) bool { return severityRank(p.Hits[i].Severity) > severityRank(p.Hits[j].Severity) })
 		p.Activity = ui.nodeActivity(n.Activity, ds)
 		if _, dup := byKey[n.ProcessKey]; !dup {
@@ -216,6 +223,8 @@ func (ui *UI) incidentGraph(nodes []store.IncidentNode, ds []store.Detection) []
 // graph: kinds most events first, each item badged with its techniques,
 // linked to the incident's detection on that event when there is one.
 // Activity that does not parse is left out.
+//
+// IoC hits get their own badges (appendIOC).
 func (ui *UI) nodeActivity(raw string, ds []store.Detection) []activityKind {
 	p, err := activity.ParseProcessActivity(raw)
 	if err != nil || len(p) == 0 {
@@ -243,6 +252,20 @@ func (ui *UI) nodeActivity(raw string, ds []store.Detection) []activityKind {
 				if !seen[tech] {
 					seen[tech] = true
 					ak.Badges = append(ak.Badges, h)
+				}
+			}
+			for _, badge := range it.IOCs {
+				d := store.Detection{Hit: telemetry.Hit{RuleTitle: badge, Severity: it.Severity}, Kind: telemetry.KindIOC}
+				for _, x := range ds {
+					if x.Kind == telemetry.KindIOC && x.RuleTitle == badge && it.EID != 0 && x.EID == it.EID {
+						d = x
+						break
+					}
+				}
+				item.Hits = appendIOC(item.Hits, d)
+				if !seen[badge] {
+					seen[badge] = true
+					ak.Badges = appendIOC(ak.Badges, d)
 				}
 			}
 			ak.Items = append(ak.Items, item)
@@ -295,4 +318,15 @@ func (ui *UI) treeActivity(ctx context.Context, d *store.Detection, t *processTr
 		}
 	}
 	return nil
+}
+
+// appendIOC adds the badge of an IoC detection ("IOC <indicator>", linked
+// to the detection when stored) unless hs has it.
+func appendIOC(hs []nodeHit, d store.Detection) []nodeHit {
+	for _, h := range hs {
+		if h.Kind == telemetry.KindIOC && h.RuleTitle == d.RuleTitle {
+			return hs
+		}
+	}
+	return append(hs, nodeHit{ID: d.ID, Severity: d.Severity, RuleTitle: d.RuleTitle, Kind: telemetry.KindIOC})
 }

@@ -34,7 +34,7 @@ func TestIncidentPages(t *testing.T) {
 	main := store.Incident{IncidentID: "inc-main", FirstSeen: at, LastSeen: at.Add(time.Second), Score: 11.05,
 		Severity: "high", Tactics: []string{"defense-evasion", "execution"}, Techniques: []string{"T1218.005", "T1059.001"},
 		HitCount: 2, RootPID: 10980, RootPath: `C:\Windows\System32\mshta.exe`, Summary: "mshta.exe: 2 hit(s)",
-		HitIDs: []string{"hit-a", "hit-b"}, Reported: now}
+		HitIDs: []string{"hit-a", "hit-b", "hit-c"}, Reported: now}
 	node := func(key, parent string, depth int, pid int64, path, cmd string, hits int64, sev string, techs, tactics []string) store.IncidentNode {
 		return store.IncidentNode{IncidentID: "inc-main", ProcessKey: key, ParentKey: parent, Depth: depth, PID: pid,
 			Path: path, Cmdline: cmd, Username: `LAB\wardog`, Start: at.Add(time.Duration(depth) * time.Second),
@@ -46,6 +46,9 @@ func TestIncidentPages(t *testing.T) {
 				RuleTitle: "Mshta inline script", Path: `C:\Windows\System32\mshta.exe`}},
 			{Query: "quarry_ioa_hits", Hit: telemetry.Hit{HitID: "hit-b", TechniqueID: "T1059.001", Tactic: "execution", Severity: "medium", Time: at.Add(time.Second), EID: 30,
 				PID: 9572, RuleTitle: "PowerShell from mshta", Path: "powershell.exe"}},
+			// An IoC hit: an intel indicator in PowerShell's connection.
+			{Query: "quarry_ioa_hits", Hit: telemetry.Hit{HitID: "hit-c", TechniqueID: telemetry.Untagged, Severity: "high", Time: at.Add(time.Second), EID: 33, PID: 9572,
+				RuleTitle: "IOC 203.0.113.9", RuleSource: telemetry.RuleSourceIntel, Path: "powershell.exe"}},
 		},
 		Incidents: []store.Incident{main},
 		IncidentNodes: []store.IncidentNode{
@@ -62,7 +65,7 @@ func TestIncidentPages(t *testing.T) {
 	batch.IncidentNodes[2].Activity = `{"network":{"count":5,"items":[` +
 		`{"time":` + itoa(at.Unix()) + `,"summary":"connect tcp 10.0.0.5:50000 -> 203.0.113.7:443","eid":31,"techniques":["T1071"],"severity":"critical"},` +
 		`{"time":` + itoa(at.Unix()) + `,"summary":"connect tcp 10.0.0.5:50001 -> 203.0.113.8:443","eid":32},` +
-		`{"time":` + itoa(at.Unix()) + `,"summary":"connect tcp 10.0.0.5:50002 -> 203.0.113.9:443","eid":33}]},` +
+		`{"time":` + itoa(at.Unix()) + `,"summary":"connect tcp 10.0.0.5:50002 -> 203.0.113.9:443","eid":33,"severity":"high","iocs":["IOC 203.0.113.9"]}]},` +
 		`"file":{"count":1,"items":[{"time":` + itoa(at.Unix()) + `,"summary":"create C:\\Users\\Public\\x.ps1","eid":34}]}}`
 	if err := f.st.AppendLogs(ctx, h.ID, batch); err != nil {
 		t.Fatal(err)
@@ -133,6 +136,14 @@ func TestIncidentPages(t *testing.T) {
 	}
 	if d := strings.Count(graph, "<ul>"); d != 4 {
 		t.Errorf("graph: %d nested lists, want 4 (a chain of four processes)", d)
+	}
+	// The IoC hit: its own badge on the activity, linked to its detection,
+	// and no technique badge ("untagged") for it.
+	if !regexp.MustCompile(`<a class="tbadge ioc" href="/detections/\d+"[^>]*>IOC 203\.0\.113\.9</a>`).MatchString(graph) {
+		t.Errorf("graph lacks the IoC badge")
+	}
+	if strings.Contains(graph, ">untagged<") {
+		t.Errorf("graph shows the IoC hit as an untagged technique")
 	}
 	for _, w := range []string{`class="tbadge sev-high"`, ">T1218.005</a>", `class="tbadge sev-medium"`, ">T1059.001</a>",
 		`LAB\wardog`, "Get-Service &lt;b&gt;", "pid 9572", "mshta vbscript:Execute(&#34;x&#34;)"} {

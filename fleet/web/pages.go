@@ -137,6 +137,8 @@ func (ui *UI) handleOverview(w http.ResponseWriter, r *http.Request) {
 // detFilterForm is the detections filter as the form holds it.
 type detFilterForm struct {
 	Severity, Tactic, Technique, Host, Since, Until string
+	// Kind is ioa (rules' hits), ioc (intel indicators') or "" (both).
+	Kind string
 	// Time is which time since and until bound: event (default) or
 	// detected; Attack the ATT&CK version shown: 18.1 (default) or 19.
 	Time, Attack string
@@ -145,7 +147,7 @@ type detFilterForm struct {
 
 func (f detFilterForm) query(page int) string {
 	return listQuery(map[string]string{"severity": f.Severity, "tactic": f.Tactic, "technique": f.Technique,
-		"host": f.Host, "since": f.Since, "until": f.Until, "time": f.Time, "attack": f.Attack}, page)
+		"host": f.Host, "since": f.Since, "until": f.Until, "time": f.Time, "attack": f.Attack, "kind": f.Kind}, page)
 }
 
 // timeField reads a list page's time switch: "detected" bounds the
@@ -285,7 +287,11 @@ func (p *pager) paged(page, offset, rows int, link func(page int) string) {
 func (ui *UI) handleDetections(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := detFilterForm{Severity: q.Get("severity"), Tactic: q.Get("tactic"), Technique: q.Get("technique"),
-		Host: q.Get("host"), Since: q.Get("since"), Until: q.Get("until"), Time: q.Get("time"), Attack: q.Get("attack")}
+		Host: q.Get("host"), Since: q.Get("since"), Until: q.Get("until"), Time: q.Get("time"), Attack: q.Get("attack"),
+		Kind: q.Get("kind")}
+	if f.Kind != telemetry.KindIOA && f.Kind != telemetry.KindIOC {
+		f.Kind = ""
+	}
 	f.Page, _ = strconv.Atoi(q.Get("page"))
 	f.Page = max(f.Page, 1)
 	v19 := ui.v19(f.Attack)
@@ -294,7 +300,8 @@ func (ui *UI) handleDetections(w http.ResponseWriter, r *http.Request) {
 		v.Tactics = ui.cfg.KB.TacticsV19()
 	}
 	df := store.DetectionFilter{Severities: splitList(f.Severity), Tactics: ui.storedTactics(splitList(f.Tactic)),
-		Techniques: ui.techniqueIDs(splitList(f.Technique)), By: timeField(f.Time), Limit: pageSize, Offset: (f.Page - 1) * pageSize}
+		Techniques: ui.techniqueIDs(splitList(f.Technique)), By: timeField(f.Time), Kind: f.Kind, Limit: pageSize,
+		Offset: (f.Page - 1) * pageSize}
 	var errs []string
 	var err error
 	if df.Since, df.Until, df.HostIDs, errs, err = ui.listScope(r.Context(), f.Since, f.Until, f.Host); err != nil {

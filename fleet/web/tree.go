@@ -110,6 +110,9 @@ type nodeHit struct {
 	ID                         int64
 	TechniqueID, TechniqueName string
 	Severity, RuleTitle        string
+	// Kind is telemetry.KindIOC for an IoC hit: its badge is its RuleTitle
+	// ("IOC <indicator>"), not a technique.
+	Kind string
 }
 
 // processTree is what the detection page draws: the ancestry from the
@@ -306,7 +309,7 @@ func (ui *UI) annotate(ctx context.Context, d *store.Detection, root *procNode, 
 				}
 				if !dup {
 					n.Hits = append(n.Hits, nodeHit{ID: x.ID, TechniqueID: x.TechniqueID, TechniqueName: x.TechniqueName,
-						Severity: x.Severity, RuleTitle: x.RuleTitle})
+						Severity: x.Severity, RuleTitle: x.RuleTitle, Kind: x.Kind})
 				}
 			}
 		}

@@ -29,6 +29,9 @@ type Item struct {
 	// hit's, "" without hits.
 	Techniques []string `json:"techniques,omitempty"`
 	Severity   string   `json:"severity,omitempty"`
+	// IOCs are the badges of the IoC hits on the event ("IOC <indicator>",
+	// distinct): threat intelligence indicators found in it.
+	IOCs []string `json:"iocs,omitempty"`
 }
 
 // KindActivity is what a process did of one kind (network, file, registry…):
@@ -146,7 +149,11 @@ func TreeActivity(ctx context.Context, st *eventstore.Store, keys []string, perK
 	err = st.ScanHitsByEIDs(ctx, eids, func(h *telemetry.Hit) bool {
 		for _, r := range shown[h.EID] {
 			it := &out[r.key][r.kind].Items[r.i]
-			if h.TechniqueID != "" && !contains(it.Techniques, h.TechniqueID) {
+			if h.Kind() == telemetry.KindIOC {
+				if !contains(it.IOCs, h.RuleTitle) {
+					it.IOCs = append(it.IOCs, h.RuleTitle)
+				}
+			} else if h.TechniqueID != "" && !contains(it.Techniques, h.TechniqueID) {
 				it.Techniques = append(it.Techniques, h.TechniqueID)
 				sort.Strings(it.Techniques)
 			}

@@ -34,6 +34,7 @@ var hitColumns = []tables.Column{
 	{Name: "username", Type: tables.Text, Description: "User of the process"},
 	{Name: "source", Type: tables.Text, Description: "Telemetry source of the event (ebpf, sysmon, security4688, auditd…)"},
 	{Name: "detected_at", Type: tables.BigInt, Description: "When Quarry found the hit (stored it), UNIX seconds: later than time for an imported recording or scan --store", Additional: true},
+	{Name: "kind", Type: tables.Text, Description: "ioa for a rule's hit; ioc for a threat intelligence indicator found in the event (rule_source intel, rule_title 'IOC <indicator>', rule_author the feed; its details in ioc_hits by hit_id)"},
 	{Name: "attack_version", Type: tables.Text, Description: "ATT&CK version of technique_name and tactic: 18.1 (default) or 19 (WHERE attack_version = '19')", Hidden: true},
 }
 
@@ -47,7 +48,9 @@ func Hits(st *eventstore.Store, kb *attack.KB) tables.Table {
 			"description, recommendations and the rule's author. Join eid to process_events, technique_id to " +
 			"attack_techniques. A technique_id constraint on a parent (T1003) does not match sub-techniques: use " +
 			"technique_id LIKE 'T1003%'. Tactics and technique names are of one ATT&CK version: 18.1, or 19 with " +
-			"WHERE attack_version = '19'. detected_at is when Quarry found the hit, time when its event happened.",
+			"WHERE attack_version = '19'. detected_at is when Quarry found the hit, time when its event happened. " +
+			"IoC hits (threat intelligence indicators found in events) are rows of kind 'ioc' beside the rules' " +
+			"('ioa'): WHERE kind = 'ioa' for rule detections only.",
 		Columns: hitColumns,
 		Generate: func(ctx context.Context, q tables.QueryContext, emit tables.EmitFunc) error {
 			f, none := hitFilter(q)
@@ -81,7 +84,8 @@ func Hits(st *eventstore.Store, kb *attack.KB) tables.Table {
 				row[19] = h.Username
 				row[20] = h.Source
 				row[21] = unixOrZero(h.DetectedAt)
-				row[22] = version
+				row[22] = h.Kind()
+				row[23] = version
 				return emit(row)
 			})
 		},
@@ -137,6 +141,14 @@ func hitFilter(q tables.QueryContext) (f eventstore.HitFilter, none bool) {
 	}
 	if f.HitIDs, n = eq("hit_id"); n {
 		return f, true
+	}
+	if kinds, n := eq("kind"); n {
+		return f, true
+	} else if len(kinds) == 1 {
+		if kinds[0] != telemetry.KindIOA && kinds[0] != telemetry.KindIOC {
+			return f, true
+		}
+		f.Kind = kinds[0]
 	}
 	// technique_id LIKE 'T1003%': the store applies the same LIKE.
 	for _, c := range q.Constraints {

@@ -69,7 +69,9 @@ type HitFilter struct {
 	Hosts         []string
 	RuleIDs       []string
 	HitIDs        []string
-	Limit         int
+	// Kind keeps only hits of one kind (telemetry.KindIOA or telemetry.KindIOC) when set.
+	Kind  string
+	Limit int
 }
 
 func (f HitFilter) where() (string, []any) {
@@ -85,6 +87,12 @@ func (f HitFilter) where() (string, []any) {
 	in(&w, "host", f.Hosts)
 	in(&w, "rule_id", f.RuleIDs)
 	in(&w, "hit_id", f.HitIDs)
+	switch f.Kind {
+	case telemetry.KindIOC:
+		w.add("rule_source = ?", telemetry.RuleSourceIntel)
+	case telemetry.KindIOA:
+		w.add("rule_source <> ?", telemetry.RuleSourceIntel)
+	}
 	anyOf(&w, "(technique_id = ? OR technique_id LIKE ?)", f.TechniquePrefixes,
 		func(p string) []any { return []any{p, p + ".%"} })
 	for _, p := range f.TechniqueLike {

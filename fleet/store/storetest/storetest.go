@@ -43,6 +43,7 @@ func Run(t *testing.T, open Open) {
 		{"HostSchemas", testHostSchemas},
 		{"TouchHosts", testTouchHosts},
 		{"ConcurrentEnroll", testConcurrentEnroll},
+		{"IntelSets", testIntelSets},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -202,6 +203,9 @@ func seedDetections(t *testing.T, s store.Store) (a, b *store.Host) {
 	a = enroll(t, s, "host-a", "ka", "linux")
 	b = enroll(t, s, "host-b", "kb", "linux")
 	day := 24 * time.Hour
+	// Hit 6 is an IoC hit (an intel indicator's, kind ioc).
+	ioc := detection("6", "T10030", "impact", "low", base.Add(2*day))
+	ioc.RuleSource = telemetry.RuleSourceIntel
 	if err := s.AppendLogs(ctx, a.ID, &store.LogBatch{Detections: []store.Detection{
 		detection("1", "T1003", "credential-access", "high", base),
 		detection("2", "T1003.001", "credential-access", "critical", base.Add(time.Hour)),
@@ -212,7 +216,7 @@ func seedDetections(t *testing.T, s store.Store) (a, b *store.Host) {
 	}
 	if err := s.AppendLogs(ctx, b.ID, &store.LogBatch{Detections: []store.Detection{
 		detection("5", "T1547.006", "persistence,privilege-escalation", "high", base.Add(2*day)),
-		detection("6", "T10030", "impact", "low", base.Add(2*day)), // not a sub-technique of T1003
+		ioc, // not a sub-technique of T1003
 	}}); err != nil {
 		t.Fatal(err)
 	}
@@ -239,6 +243,8 @@ func testDetectionFilters(t *testing.T, s store.Store) {
 		{"combined", store.DetectionFilter{HostIDs: []string{a.ID}, Severities: []string{"high"}, Tactics: []string{"execution"}}, []string{"4"}},
 		{"page", store.DetectionFilter{Limit: 2, Offset: 1}, []string{"5", "4"}},
 		{"wildcards are literal", store.DetectionFilter{Tactics: []string{"%"}}, nil},
+		{"kind ioc", store.DetectionFilter{Kind: telemetry.KindIOC}, []string{"6"}},
+		{"kind ioa", store.DetectionFilter{Kind: telemetry.KindIOA}, []string{"5", "4", "3", "2", "1"}},
 	}
 	for _, tc := range cases {
 		ds, total, err := s.Detections(ctx, tc.f)
@@ -248,6 +254,9 @@ func testDetectionFilters(t *testing.T, s store.Store) {
 		var got []string
 		for _, d := range ds {
 			got = append(got, d.HitID)
+			if want := map[bool]string{true: telemetry.KindIOC, false: telemetry.KindIOA}[d.HitID == "6"]; d.Kind != want {
+				t.Errorf("%s: hit %s of kind %q, want %q", tc.name, d.HitID, d.Kind, want)
+			}
 		}
 		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
 			t.Errorf("%s: hits %v, want %v", tc.name, got, tc.want)

@@ -145,6 +145,12 @@ func detectionWhere(f store.DetectionFilter) (string, []any) {
 		return "d.severity = ?", []any{strings.ToLower(strings.TrimSpace(v))}
 	})
 	or(f.HostIDs, func(v string) (string, []any) { return "d.host_id = ?", []any{v} })
+	switch f.Kind {
+	case telemetry.KindIOC:
+		where, args = append(where, "d.rule_source = ?"), append(args, telemetry.RuleSourceIntel)
+	case telemetry.KindIOA:
+		where, args = append(where, "d.rule_source <> ?"), append(args, telemetry.RuleSourceIntel)
+	}
 	col := timeColumn(f.By)
 	if !f.Since.IsZero() {
 		where = append(where, col+" >= ?")
@@ -200,6 +206,7 @@ ORDER BY `+timeColumn(f.By)+` DESC, d.id DESC LIMIT ? OFFSET ?`), append(args, l
 			return nil, 0, fmt.Errorf("list detections: %w", err)
 		}
 		d.Time, d.ReceivedAt, d.DetectedAt = fromMS(t), fromMS(recv), fromMS(det)
+		d.Kind = telemetry.KindOf(d.RuleSource)
 		out = append(out, d)
 	}
 	if err := rows.Err(); err != nil {

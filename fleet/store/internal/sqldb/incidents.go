@@ -357,7 +357,8 @@ ORDER BY ih.hit_id, d.time, d.technique_id`), id)
 				TechniqueName: s[10].String, Tactic: s[11].String, Severity: s[12].String, Confidence: s[13].String,
 				Description: s[14].String, Recommendations: s[15].String, EID: eid.Int64, PID: pid.Int64,
 				Path: s[16].String, Cmdline: s[17].String, ParentPath: s[18].String, Username: s[19].String,
-				Source: s[20].String, DetectedAt: fromMS(det.Int64)}}
+				Source: s[20].String, DetectedAt: fromMS(det.Int64)},
+			Kind: telemetry.KindOf(s[9].String)}
 		last := &out[len(out)-1]
 		last.Detections = append(last.Detections, d)
 	}

@@ -230,6 +230,20 @@ CREATE INDEX incidents_detected ON incidents (detected_at);
 	`
 ALTER TABLE incident_nodes ADD COLUMN activity TEXT NOT NULL DEFAULT '';
 `,
+	// 8: threat intelligence sets, one per source, as uploaded, which
+	// agents fetch (by version) and load into their intel database.
+	`
+CREATE TABLE intel_sets (
+  source TEXT PRIMARY KEY,
+  format TEXT NOT NULL,
+  confidence INTEGER NOT NULL,
+  ttl_seconds BIGINT NOT NULL,
+  indicators INTEGER NOT NULL,
+  version TEXT NOT NULL,
+  updated BIGINT NOT NULL,
+  data TEXT NOT NULL
+);
+`,
 }
 
 // goMigrations are steps in Go, run after the SQL of the same version.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/quarry-sec/quarry/fleet/store"
+	"github.com/quarry-sec/quarry/telemetry"
 )
 
 var _ store.WebQueries = (*DB)(nil)
@@ -32,6 +33,7 @@ FROM detections d LEFT JOIN hosts h ON h.id = d.host_id WHERE d.id = ?`), id).Sc
 		return nil, fmt.Errorf("detection %d: %w", id, err)
 	}
 	d.Time, d.ReceivedAt, d.DetectedAt = fromMS(t), fromMS(recv), fromMS(det)
+	d.Kind = telemetry.KindOf(d.RuleSource)
 	return &d, nil
 }
 
