@@ -264,9 +264,11 @@ func (c techniqueCanon) names(hit, known []string) (exact, family bool) {
 // itself is broken (a recording that does not import, a rule not found, no
 // recording at all).
 //
-// Measured 2026-12-06 (go test -v -run TestRegressionCorpusCoverage
-// ./detections/rules/): see docs/detection.md for the figure and the
-// breakdown.
+// Measured 2026-12-06 with go test -v -run TestRegressionCorpusCoverage
+// ./detections/rules/: found on 10 of the 94 recordings with a technique
+// tag (11%; 10 of all 100): process_creation 6 of 71 (8%), the other
+// categories 4 of 23 (17%); 12 (13%) by family; some builtin hit on 16 of
+// 100. docs/detection.md has the breakdown and the techniques missed.
 func TestRegressionCorpusCoverage(t *testing.T) {
 	sigma := sigmaHQDir()
 	if _, err := os.Stat(filepath.Join(sigma, "regression_data")); err != nil {
