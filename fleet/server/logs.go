@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"time"
@@ -27,6 +28,9 @@ type resultLog struct {
 	Columns  json.RawMessage   `json:"columns"`
 	Action   string            `json:"action"`
 }
+
+// logWriteTimeout bounds the write of one log request.
+const logWriteTimeout = 30 * time.Second
 
 // handleLog stores a host's result or status logs, and the detections in
 // its results, in one transaction; it answers only after the commit. Items
@@ -74,7 +78,13 @@ func (s *Server) handleLog(w http.ResponseWriter, r *http.Request, h *store.Host
 		return
 	}
 	cleanStrings(&b) // a NUL in one field must not cost the host its batch
-	if err := s.logs.append(h.ID, &b); err != nil {
+	// The store group-commits concurrent requests (store.Store.AppendLogs):
+	// the write may carry other hosts' logs, so it does not end with this
+	// request, only at logWriteTimeout.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), logWriteTimeout)
+	err := s.cfg.Store.AppendLogs(ctx, h.ID, &b)
+	cancel()
+	if err != nil {
 		s.fail(w, r, err, nil)
 		return
 	}

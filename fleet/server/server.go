@@ -117,7 +117,6 @@ type Server struct {
 	lastTouchFlush time.Time
 
 	bodies *byteBudget // osquery request bodies in flight
-	logs   *groupCommit
 	nodes  *nodeCache
 
 	activeMu              sync.Mutex
@@ -183,9 +182,8 @@ func New(cfg Config) (*Server, error) {
 		cfg.RetryAfter = max(cfg.DistributedInterval, 5*time.Second)
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), touched: map[string]time.Time{},
-		pendingTouch: map[string]time.Time{}, logs: &groupCommit{st: cfg.Store},
-		nodes: newNodeCache(cfg.NodeCacheTTL, cfg.NodeCacheSize), schemas: map[string]schemaState{},
-		bodies: newByteBudget(cfg.MaxBodyBytesInFlight)}
+		pendingTouch: map[string]time.Time{}, nodes: newNodeCache(cfg.NodeCacheTTL, cfg.NodeCacheSize),
+		schemas: map[string]schemaState{}, bodies: newByteBudget(cfg.MaxBodyBytesInFlight)}
 	s.routes()
 	return s, nil
 }
