@@ -11,24 +11,6 @@ import (
 	"github.com/quarry-sec/quarry/fleet/store"
 )
 
-// resultLog is one result log item in any of osquery's forms: batched
-// differential (diffResults), snapshot, or one row per item (event format,
-// columns + action).
-type resultLog struct {
-	Name        string          `json:"name"`
-	UnixTime    osqwire.Int     `json:"unixTime"`
-	Epoch       osqwire.Int     `json:"epoch"`
-	Counter     osqwire.Int     `json:"counter"`
-	Decorations json.RawMessage `json:"decorations"`
-	DiffResults *struct {
-		Added   []json.RawMessage `json:"added"`
-		Removed []json.RawMessage `json:"removed"`
-	} `json:"diffResults"`
-	Snapshot []json.RawMessage `json:"snapshot"`
-	Columns  json.RawMessage   `json:"columns"`
-	Action   string            `json:"action"`
-}
-
 // logWriteTimeout bounds the write of one log request.
 const logWriteTimeout = 30 * time.Second
 
@@ -57,7 +39,7 @@ func (s *Server) handleLog(w http.ResponseWriter, r *http.Request, h *store.Host
 		}
 		var incidents incidentLogs
 		for _, item := range req.Data {
-			var rl resultLog
+			var rl osqwire.ResultLog[json.RawMessage]
 			if json.Unmarshal(unwrapString(item), &rl) != nil || rl.Name == "" {
 				continue
 			}
@@ -89,12 +71,12 @@ func (s *Server) handleLog(w http.ResponseWriter, r *http.Request, h *store.Host
 		return
 	}
 	s.storeOK()
-	writeJSON(w, http.StatusOK, map[string]any{"node_invalid": false})
+	writeJSON(w, http.StatusOK, osqwire.NodeResponse{})
 }
 
 // addResult adds a result item's rows, and the detections and incidents
 // among them, to b; its incident rows are noted in incidents too.
-func (s *Server) addResult(b *store.LogBatch, incidents *incidentLogs, h *store.Host, rl *resultLog, query string) {
+func (s *Server) addResult(b *store.LogBatch, incidents *incidentLogs, h *store.Host, rl *osqwire.ResultLog[json.RawMessage], query string) {
 	at := unixTime(rl.UnixTime, s.cfg.Now())
 	key := resultLogKey{name: rl.Name, epoch: int64(rl.Epoch), counter: int64(rl.Counter), unixTime: int64(rl.UnixTime)}
 	decs := rl.Decorations

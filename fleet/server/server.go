@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/quarry-sec/quarry/attack"
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 	"github.com/quarry-sec/quarry/fleet/store"
 )
 
@@ -225,7 +226,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /api/v1/intel", s.analyst(s.handleIntelSets))
 	s.mux.HandleFunc("POST /api/v1/intel", s.analyst(s.handleIntelUpload))
 	s.mux.HandleFunc("DELETE /api/v1/intel/{source}", s.analyst(s.handleIntelDelete))
-	s.mux.HandleFunc("POST "+PathIntel, s.node(s.handleIntelFetch))
+	s.mux.HandleFunc("POST "+osqwire.PathIntel, s.node(s.handleIntelFetch))
 }
 
 func (s *Server) handleVersion(w http.ResponseWriter, _ *http.Request) {
