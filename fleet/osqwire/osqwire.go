@@ -1,6 +1,10 @@
-// Package osqwire is osquery's TLS remote API as JSON messages: what
-// Quarry's agent sends and the fleet server reads (enroll, config, log,
-// distributed read and write), with the paths they are posted to.
+// Package osqwire is osquery's TLS remote API as JSON messages, one type
+// per message, shared by Quarry's agent (and quarry-bench) and the fleet
+// server: enroll, config, log, distributed read and write, with the paths
+// they are posted to, and Quarry's additions (the quarry_deadlines of a
+// distributed read, the intel fetch of intel.go). Messages carrying rows
+// are generic over how a row is held: values when written, the JSON as
+// sent when read.
 package osqwire
 
 import (
