@@ -564,13 +564,10 @@ func (a *app) scanStore(ctx context.Context, s *scanner, since, until string, pr
 	// Where hits landed, per host: the incidents there are regrouped.
 	spans := map[string][2]time.Time{}
 	var saveErr error
-	flush := func() {
-		if saveErr == nil && len(pending) > 0 {
-			saveErr = st.AppendHits(ctx, pending)
+	flush := func() { // hits and tags in one transaction
+		if saveErr == nil && len(pending)+len(tags) > 0 {
+			_, saveErr = st.SaveHits(ctx, pending, tags)
 			pending = pending[:0]
-		}
-		if saveErr == nil && len(tags) > 0 {
-			saveErr = st.TagEvents(ctx, tags)
 			clear(tags)
 		}
 	}
