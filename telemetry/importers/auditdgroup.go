@@ -149,6 +149,15 @@ func (g *execGroup) addArg(f auditField) error {
 	return nil
 }
 
+// finish returns the group's event when it is an exec or one of the
+// audited activities (auditdactivity.go).
+func (g *execGroup) finish(cfg *config) (telemetry.Event, bool) {
+	if g.isExec() {
+		return g.event(cfg), true
+	}
+	return g.activity(cfg)
+}
+
 // isExec reports whether the group is a successful execve.
 func (g *execGroup) isExec() bool {
 	if g.syscall == nil {
