@@ -54,6 +54,9 @@ type Stats struct {
 	QueueFull, Overruns uint64
 	Malformed           uint64 // records that could not be decoded
 	Rules               int    // rules added
+	// StaleRemoved counts the rules keyed RuleKey that a collector killed
+	// before it could remove them had left, removed at start.
+	StaleRemoved int
 }
 
 // OwnedError is returned by Start when another audit daemon (auditd, as a
@@ -80,6 +83,8 @@ type Collector struct {
 	rules    [][]byte   // as added, to delete exactly these
 	saved    status     // the settings changed, to restore
 	baseLost uint32
+	// staleRemoved counts rules a killed collector left, removed at start.
+	staleRemoved int
 
 	events, lost, queueFull, overruns, malformed atomic.Uint64
 
@@ -172,6 +177,21 @@ func (c *Collector) setup(opts Options) error {
 			return fmt.Errorf("audit: setting the backlog: %w", err)
 		}
 	}
+	// Rules keyed RuleKey now are a killed collector's (only one process
+	// can be the audit daemon): remove them, or they would match forever.
+	stale, err := c.ctl.listRules()
+	if err != nil {
+		return err
+	}
+	for _, r := range stale {
+		if ruleKey(r) != RuleKey {
+			continue
+		}
+		if _, err := c.ctl.request(unix.AUDIT_DEL_RULE, r, 0, nil); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("audit: removing a rule a killed collector left: %w", err)
+		}
+		c.staleRemoved++
+	}
 	var errs []error
 	for _, arch := range arches() {
 		for _, r := range rulesFor(opts.Captures) {
@@ -230,6 +250,10 @@ func (c *Collector) teardown() error {
 func (c *Collector) read() {
 	defer close(c.queue)
 	buf := make([]byte, 1<<16)
+	if err := c.ev.f.SetReadDeadline(time.Time{}); err != nil { // registering set one
+		c.err = fmt.Errorf("audit: reading the audit socket: %w", err)
+		return
+	}
 	for {
 		n, err := c.ev.f.Read(buf)
 		if errors.Is(err, unix.ENOBUFS) {
@@ -327,7 +351,7 @@ func (c *Collector) Stats() Stats {
 	rules := len(c.rules)
 	c.mu.Unlock()
 	return Stats{Events: c.events.Load(), Lost: c.lost.Load(), QueueFull: c.queueFull.Load(),
-		Overruns: c.overruns.Load(), Malformed: c.malformed.Load(), Rules: rules}
+		Overruns: c.overruns.Load(), Malformed: c.malformed.Load(), Rules: rules, StaleRemoved: c.staleRemoved}
 }
 
 // alive reports whether a process of that pid exists.
