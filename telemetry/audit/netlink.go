@@ -133,8 +133,11 @@ func splitMessages(b []byte) ([]message, error) {
 		l := int(ne.Uint32(b))
 		m := message{typ: ne.Uint16(b[4:]), seq: ne.Uint32(b[8:])}
 		end := l
-		if l < nlmsgHdrLen || l > len(b) || (m.typ >= recordTypeMin && l != len(b)) {
-			end = len(b)
+		switch {
+		case m.typ >= recordTypeMin && l != len(b) && l <= len(b)-nlmsgHdrLen:
+			end = len(b) // a record's length without its header
+		case l < nlmsgHdrLen || l > len(b):
+			return out, fmt.Errorf("audit: netlink message of type %d claims %d bytes of %d", m.typ, l, len(b))
 		}
 		m.data = append([]byte(nil), b[nlmsgHdrLen:end]...)
 		out = append(out, m)
