@@ -22,8 +22,8 @@ import (
 const (
 	// DefaultReceiveBuffer is the events socket's receive buffer.
 	DefaultReceiveBuffer = 8 << 20
-	// DefaultQueue is how many datagrams wait between the socket reader and
-	// the decoder before more are dropped (and counted).
+	// DefaultQueue is how many records (datagrams) may wait between the
+	// socket reader and the decoder; more are dropped, and counted.
 	DefaultQueue = 8192
 	// DefaultBacklogLimit is the kernel's audit backlog set while Quarry
 	// is the audit daemon (the kernel's default, 64, overflows in a burst).
@@ -77,7 +77,10 @@ type Collector struct {
 	ctl, ev *conn
 	fn      func(telemetry.Event)
 	stream  *importers.AuditStream
-	queue   chan []byte
+	queue   chan batch
+	// pending counts the datagrams queued, at most queueMax.
+	pending  atomic.Int64
+	queueMax int
 
 	mu       sync.Mutex // ctl
 	rules    [][]byte   // as added, to delete exactly these
@@ -117,7 +120,7 @@ func Start(ctx context.Context, opts Options, fn func(telemetry.Event)) (*Collec
 		return nil, err
 	}
 	c := &Collector{ctl: ctl, fn: fn, stream: importers.NewAuditStream(importers.WithHost(opts.Host)),
-		queue: make(chan []byte, opts.Queue), done: make(chan struct{})}
+		queue: make(chan batch, opts.Queue), queueMax: opts.Queue, done: make(chan struct{})}
 	if err := c.setup(opts); err != nil {
 		c.teardown()
 		return nil, err
@@ -246,19 +249,51 @@ func (c *Collector) teardown() error {
 	return errors.Join(errs...)
 }
 
-// read moves datagrams from the socket to the queue.
+// maxBatch bounds the datagrams read in one wake-up.
+const maxBatch = 256
+
+// read moves datagrams from the socket to the queue, as many as are there
+// at each wake-up in one batch (a record a datagram: one hand-over and one
+// wake-up per record would cost more than decoding it).
 func (c *Collector) read() {
 	defer close(c.queue)
-	buf := make([]byte, 1<<16)
 	if err := c.ev.f.SetReadDeadline(time.Time{}); err != nil { // registering set one
 		c.err = fmt.Errorf("audit: reading the audit socket: %w", err)
 		return
 	}
+	rc, err := c.ev.f.SyscallConn()
+	if err != nil {
+		c.err = fmt.Errorf("audit: reading the audit socket: %w", err)
+		return
+	}
+	buf := make([]byte, 1<<16)
 	for {
-		n, err := c.ev.f.Read(buf)
-		if errors.Is(err, unix.ENOBUFS) {
-			c.overruns.Add(1)
-			continue
+		var b batch
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			for len(b.ends) < maxBatch {
+				n, _, err := unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
+				if errors.Is(err, unix.EAGAIN) {
+					break
+				}
+				if errors.Is(err, unix.ENOBUFS) {
+					c.overruns.Add(1)
+					continue
+				}
+				if errors.Is(err, unix.EINTR) {
+					continue
+				}
+				if err != nil {
+					rerr = err
+					return true
+				}
+				b.data = append(b.data, buf[:n]...)
+				b.ends = append(b.ends, len(b.data))
+			}
+			return len(b.ends) > 0
+		})
+		if err == nil {
+			err = rerr
 		}
 		if err != nil {
 			if !errors.Is(err, os.ErrClosed) {
@@ -266,12 +301,20 @@ func (c *Collector) read() {
 			}
 			return
 		}
-		select {
-		case c.queue <- append([]byte(nil), buf[:n]...):
-		default:
-			c.queueFull.Add(1)
+		n := int64(len(b.ends))
+		if c.pending.Add(n) > int64(c.queueMax) {
+			c.pending.Add(-n)
+			c.queueFull.Add(uint64(n))
+			continue
 		}
+		c.queue <- b
 	}
+}
+
+// batch is datagrams read together: data[ends[i-1]:ends[i]] each.
+type batch struct {
+	data []byte
+	ends []int
 }
 
 // run decodes the queue, reads the lost counter every second and, when
@@ -286,7 +329,7 @@ func (c *Collector) run(ctx context.Context) {
 	}
 	for {
 		select {
-		case d, ok := <-c.queue:
+		case b, ok := <-c.queue:
 			if !ok {
 				c.stream.Flush(emit)
 				if err := c.teardown(); err != nil && c.err == nil {
@@ -294,7 +337,12 @@ func (c *Collector) run(ctx context.Context) {
 				}
 				return
 			}
-			c.handle(d, emit)
+			start := 0
+			for _, end := range b.ends {
+				c.handle(b.data[start:end], emit)
+				start = end
+			}
+			c.pending.Add(-int64(len(b.ends)))
 		case <-t.C:
 			c.pollLost()
 		}
