@@ -90,6 +90,7 @@ type Collector struct {
 	staleRemoved int
 
 	events, lost, queueFull, overruns, malformed atomic.Uint64
+	closing                                      atomic.Bool // Start's context is done
 
 	done chan struct{}
 	err  error
@@ -126,8 +127,12 @@ func Start(ctx context.Context, opts Options, fn func(telemetry.Event)) (*Collec
 		return nil, err
 	}
 	go func() {
-		<-ctx.Done()
-		c.ev.Close() // ends the reader
+		select {
+		case <-ctx.Done():
+			c.closing.Store(true)
+			c.ev.Close() // ends the reader
+		case <-c.done: // stopped by a read error
+		}
 	}()
 	go c.read()
 	go c.run(ctx)
@@ -296,7 +301,7 @@ func (c *Collector) read() {
 			err = rerr
 		}
 		if err != nil {
-			if !errors.Is(err, os.ErrClosed) {
+			if !c.closing.Load() { // a raw read of a closed file fails with poll's own error
 				c.err = fmt.Errorf("audit: reading the audit socket: %w", err)
 			}
 			return
