@@ -236,3 +236,53 @@ func TestForcedCnProcWithAuditActivity(t *testing.T) {
 		t.Errorf("%d rules keyed %s left after stop", n, audit.RuleKey)
 	}
 }
+
+// TestAuditOwnedIsReported: when another audit daemon holds the socket
+// (here an audit collector started first), auto mode runs without the
+// fallback and says why in NotCaptured.
+func TestAuditOwnedIsReported(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: the audit fallback needs root")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	owner, err := audit.Start(ctx, audit.Options{Captures: []string{audit.CaptureDriverLoad}}, func(telemetry.Event) {})
+	if err != nil {
+		t.Skipf("skipping: the audit socket is unavailable here: %v", err)
+	}
+	defer func() {
+		cancel()
+		owner.Wait()
+	}()
+	e := &events{}
+	cctx, ccancel := context.WithCancel(ctx)
+	c, err := Start(cctx, Options{Source: SourceCnProc, Host: "h"}, e.add)
+	if err != nil {
+		ccancel()
+		t.Skipf("skipping: the process connector is unavailable here: %v", err)
+	}
+	defer func() {
+		ccancel()
+		c.Wait()
+	}()
+	var owned *audit.OwnedError
+	if !errors.As(c.AuditError(), &owned) || owned.PID != uint32(os.Getpid()) {
+		t.Fatalf("AuditError = %v, want an OwnedError naming pid %d", c.AuditError(), os.Getpid())
+	}
+	st := c.Stats()
+	if st.SourceName() != "cnproc" || len(st.AuditCaptures) != 0 {
+		t.Errorf("Stats = %+v", st)
+	}
+	found := false
+	for _, nc := range st.NotCaptured {
+		if strings.HasPrefix(nc, "network:") && strings.Contains(nc, "audit fallback: ") && strings.Contains(nc, "audit daemon") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("NotCaptured does not say why the audit fallback is off: %q", st.NotCaptured)
+	}
+	if _, err := Start(ctx, Options{Source: SourceCnProc, Activity: ActivityAudit}, e.add); !errors.As(err, &owned) {
+		t.Errorf("forced audit while owned: %v, want an OwnedError", err)
+	}
+}
