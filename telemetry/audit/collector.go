@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -78,6 +79,7 @@ type Collector struct {
 	fn      func(telemetry.Event)
 	stream  *importers.AuditStream
 	queue   chan batch
+	free    chan batch // batches handled, for the reader to reuse
 	// pending counts the datagrams queued, at most queueMax.
 	pending  atomic.Int64
 	queueMax int
@@ -121,7 +123,7 @@ func Start(ctx context.Context, opts Options, fn func(telemetry.Event)) (*Collec
 		return nil, err
 	}
 	c := &Collector{ctl: ctl, fn: fn, stream: importers.NewAuditStream(importers.WithHost(opts.Host)),
-		queue: make(chan batch, opts.Queue), queueMax: opts.Queue, done: make(chan struct{})}
+		queue: make(chan batch, opts.Queue), free: make(chan batch, 64), queueMax: opts.Queue, done: make(chan struct{})}
 	if err := c.setup(opts); err != nil {
 		c.teardown()
 		return nil, err
@@ -274,6 +276,10 @@ func (c *Collector) read() {
 	buf := make([]byte, 1<<16)
 	for {
 		var b batch
+		select {
+		case b = <-c.free:
+		default:
+		}
 		var rerr error
 		err := rc.Read(func(fd uintptr) bool {
 			for len(b.ends) < maxBatch {
@@ -310,6 +316,11 @@ func (c *Collector) read() {
 		if c.pending.Add(n) > int64(c.queueMax) {
 			c.pending.Add(-n)
 			c.queueFull.Add(uint64(n))
+			b.data, b.ends = b.data[:0], b.ends[:0]
+			select {
+			case c.free <- b:
+			default:
+			}
 			continue
 		}
 		c.queue <- b
@@ -348,6 +359,11 @@ func (c *Collector) run(ctx context.Context) {
 				start = end
 			}
 			c.pending.Add(-int64(len(b.ends)))
+			b.data, b.ends = b.data[:0], b.ends[:0]
+			select {
+			case c.free <- b:
+			default:
+			}
 		case <-t.C:
 			c.pollLost()
 		}
@@ -369,17 +385,24 @@ func (c *Collector) handle(d []byte, emit func(telemetry.Event)) {
 	}
 }
 
-// decodeRecord reads the one audit record of a datagram: its type and text.
+// decodeRecord reads the one audit record of a datagram: its type and text
+// (trailing NULs and newline dropped). The text is a copy.
 func decodeRecord(d []byte) (uint16, string, error) {
-	msgs, err := splitMessages(d)
-	if err != nil {
-		return 0, "", err
+	if len(d) < nlmsgHdrLen {
+		return 0, "", fmt.Errorf("audit: datagram of %d bytes", len(d))
 	}
-	if len(msgs) != 1 {
-		return 0, "", fmt.Errorf("audit: %d messages in a datagram", len(msgs))
+	l := int(binary.NativeEndian.Uint32(d))
+	typ := binary.NativeEndian.Uint16(d[4:])
+	switch {
+	case typ >= recordTypeMin && l != len(d) && l <= len(d)-nlmsgHdrLen:
+		l = len(d) // a record's length without its header
+	case l < nlmsgHdrLen || l > len(d):
+		return 0, "", fmt.Errorf("audit: netlink message of type %d claims %d bytes of %d", typ, l, len(d))
 	}
-	m := msgs[0]
-	return m.typ, string(bytes.TrimRight(m.data, "\x00\n")), nil
+	if rest := len(d) - (l+3)&^3; rest > 0 {
+		return 0, "", fmt.Errorf("audit: %d bytes after the record", rest)
+	}
+	return typ, string(bytes.TrimRight(d[nlmsgHdrLen:l], "\x00\n")), nil
 }
 
 func (c *Collector) pollLost() {
