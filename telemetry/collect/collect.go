@@ -73,7 +73,7 @@ type Options struct {
 type Stats struct {
 	Source    telemetry.Source
 	Events    uint64 // events delivered to the callback
-	Drops     uint64 // eBPF records lost to a full ring buffer
+	Drops     uint64 // eBPF records lost to a full ring buffer; audit records lost (Audit)
 	Lost      uint64 // process connector overruns (each may lose many events)
 	Partial   uint64 // exec events whose process was gone before it was read
 	Malformed uint64 // records or messages that could not be decoded
