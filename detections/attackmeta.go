@@ -144,33 +144,30 @@ func DeriveRecommendations(kb *attack.KB, techniques []Technique) string {
 		key.WriteByte(',')
 	}
 	recoMemo.Lock()
+	defer recoMemo.Unlock()
 	if recoMemo.kb != kb {
-		recoMemo.kb, recoMemo.m = kb, map[string]string{}
+		recoMemo.kb, recoMemo.m, recoMemo.lines = kb, map[string]string{}, map[string]string{}
 	}
 	s, ok := recoMemo.m[key.String()]
-	recoMemo.Unlock()
-	if ok {
-		return s
-	}
-	s = deriveRecommendations(kb, techniques)
-	recoMemo.Lock()
-	if recoMemo.kb == kb {
+	if !ok {
+		s = deriveRecommendations(kb, techniques, recoMemo.lines)
 		recoMemo.m[key.String()] = s
 	}
-	recoMemo.Unlock()
 	return s
 }
 
 // recoMemo remembers the recommendations of the technique lists seen with
 // the last knowledge base (rules share technique lists; building the text
-// is a good part of loading a rule).
+// is a good part of loading a rule), and the one-line form of each
+// mitigation's description (lists share techniques).
 var recoMemo struct {
 	sync.Mutex
-	kb *attack.KB
-	m  map[string]string
+	kb    *attack.KB
+	m     map[string]string
+	lines map[string]string
 }
 
-func deriveRecommendations(kb *attack.KB, techniques []Technique) string {
+func deriveRecommendations(kb *attack.KB, techniques []Technique, lines map[string]string) string {
 	var b strings.Builder
 	seen := map[string]bool{}
 	for _, t := range techniques {
@@ -193,7 +190,16 @@ func deriveRecommendations(kb *attack.KB, techniques []Technique) string {
 			if b.Len() > 0 {
 				b.WriteByte('\n')
 			}
-			fmt.Fprintf(&b, "%s (%s): %s", name, t.ResolvedID, oneLine(rel.Description))
+			line, ok := lines[rel.Description]
+			if !ok {
+				line = oneLine(rel.Description)
+				lines[rel.Description] = line
+			}
+			b.WriteString(name)
+			b.WriteString(" (")
+			b.WriteString(t.ResolvedID)
+			b.WriteString("): ")
+			b.WriteString(line)
 		}
 	}
 	return b.String()

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"slices"
 	"strings"
+	"sync"
 	"unsafe"
 )
 
@@ -166,6 +167,16 @@ func gramAt(v string, i int) uint32 {
 //go:embed commongrams.txt
 var commonGramText string
 
+// commonGrams counts the grams of commonGramText (built once: every
+// filter, and every re-anchoring, reads it).
+var commonGrams = sync.OnceValue(func() map[uint32]int {
+	common := make(map[uint32]int, len(commonGramText))
+	for i := 0; i+4 <= len(commonGramText); i++ {
+		common[gramAt(commonGramText, i)]++
+	}
+	return common
+})
+
 // newGramFilter builds a filter for the literals of lits whose ids are in
 // ids (a literal id indexes lits; literals are not empty).
 func newGramFilter(lits []string, ids []int32) *gramFilter {
@@ -178,13 +189,14 @@ func newGramFilter(lits []string, ids []int32) *gramFilter {
 // the gram table.
 func newAnchoredGramFilter(lits []string, ids []int32, freq map[uint32]gramCount) *gramFilter {
 	f := &gramFilter{lits: lits, ids: ids}
-	common := map[uint32]int{}
-	for i := 0; i+4 <= len(commonGramText); i++ {
-		common[gramAt(commonGramText, i)]++
-	}
+	common := commonGrams()
 	// How many literals contain each gram: sharing an anchor means
 	// verifying more literals on a hit.
-	shared := map[uint32]int{}
+	ngrams := 0
+	for _, id := range ids {
+		ngrams += max(len(lits[id])-3, 0)
+	}
+	shared := make(map[uint32]int, ngrams)
 	for _, id := range ids {
 		l := lits[id]
 		for i := 0; i+4 <= len(l); i++ {
@@ -255,7 +267,7 @@ func newAnchoredGramFilter(lits []string, ids []int32, freq map[uint32]gramCount
 	}
 	// mayHold's bitmaps hold every 4-byte gram of every literal of four
 	// bytes or more, so that it need test only one window in looseStride.
-	var grams []uint32
+	grams := make([]uint32, 0, ngrams)
 	minLen := 0
 	for _, id := range ids {
 		l := lits[id]
