@@ -169,13 +169,59 @@ var commonGramText string
 
 // commonGrams counts the grams of commonGramText (built once: every
 // filter, and every re-anchoring, reads it).
-var commonGrams = sync.OnceValue(func() map[uint32]int {
-	common := make(map[uint32]int, len(commonGramText))
+var commonGrams = sync.OnceValue(func() *gramTable {
+	common := newGramTable(len(commonGramText))
 	for i := 0; i+4 <= len(commonGramText); i++ {
-		common[gramAt(commonGramText, i)]++
+		common.add(gramAt(commonGramText, i))
 	}
 	return common
 })
+
+// gramTable counts grams: an open-addressing hash table of (gram, count)
+// pairs, a few times cheaper than a map to fill and probe.
+type gramTable struct {
+	slots []uint64 // count<<32 | gram; count 0: empty
+	shift uint32
+}
+
+// newGramTable returns a table for up to n distinct grams.
+func newGramTable(n int) *gramTable {
+	bits := uint32(4)
+	for 1<<bits < 2*n {
+		bits++
+	}
+	return &gramTable{slots: make([]uint64, 1<<bits), shift: 32 - bits}
+}
+
+// add counts one more occurrence of g.
+func (t *gramTable) add(g uint32) {
+	mask := uint32(len(t.slots) - 1)
+	for i := (g * gramMul) >> t.shift; ; i = (i + 1) & mask {
+		s := t.slots[i]
+		if s>>32 == 0 {
+			t.slots[i] = 1<<32 | uint64(g)
+			return
+		}
+		if uint32(s) == g {
+			t.slots[i] = s + 1<<32
+			return
+		}
+	}
+}
+
+// count returns how many times g was added.
+func (t *gramTable) count(g uint32) int {
+	mask := uint32(len(t.slots) - 1)
+	for i := (g * gramMul) >> t.shift; ; i = (i + 1) & mask {
+		s := t.slots[i]
+		if s>>32 == 0 {
+			return 0
+		}
+		if uint32(s) == g {
+			return int(s >> 32)
+		}
+	}
+}
 
 // newGramFilter builds a filter for the literals of lits whose ids are in
 // ids (a literal id indexes lits; literals are not empty).
@@ -196,11 +242,11 @@ func newAnchoredGramFilter(lits []string, ids []int32, freq map[uint32]gramCount
 	for _, id := range ids {
 		ngrams += max(len(lits[id])-3, 0)
 	}
-	shared := make(map[uint32]int, ngrams)
+	shared := newGramTable(ngrams)
 	for _, id := range ids {
 		l := lits[id]
 		for i := 0; i+4 <= len(l); i++ {
-			shared[gramAt(l, i)]++
+			shared.add(gramAt(l, i))
 		}
 	}
 	var b4, b3, b2 gramBuilder
@@ -237,7 +283,7 @@ func newAnchoredGramFilter(lits []string, ids []int32, freq map[uint32]gramCount
 		best, bestScore := 0, -1
 		for i := 0; i+4 <= len(l) && i <= 255; i++ {
 			g := gramAt(l, i)
-			score := common[g]*1000 + shared[g]
+			score := common.count(g)*1000 + shared.count(g)
 			if freq != nil {
 				score += int(freq[g].values) << 32
 			}
