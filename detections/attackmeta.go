@@ -168,7 +168,8 @@ var recoMemo struct {
 }
 
 func deriveRecommendations(kb *attack.KB, techniques []Technique, lines map[string]string) string {
-	var b strings.Builder
+	var entries []string
+	total := 0
 	seen := map[string]bool{}
 	for _, t := range techniques {
 		if t.ResolvedID == "" {
@@ -187,20 +188,22 @@ func deriveRecommendations(kb *attack.KB, techniques []Technique, lines map[stri
 				}
 				name = m.ID + " " + m.Name
 			}
-			if b.Len() > 0 {
-				b.WriteByte('\n')
-			}
 			line, ok := lines[rel.Description]
 			if !ok {
 				line = oneLine(rel.Description)
 				lines[rel.Description] = line
 			}
-			b.WriteString(name)
-			b.WriteString(" (")
-			b.WriteString(t.ResolvedID)
-			b.WriteString("): ")
-			b.WriteString(line)
+			entries = append(entries, name, " (", t.ResolvedID, "): ", line)
+			total += len(name) + len(t.ResolvedID) + len(line) + 5
 		}
+	}
+	var b strings.Builder
+	b.Grow(total)
+	for i, e := range entries {
+		if i > 0 && i%5 == 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(e)
 	}
 	return b.String()
 }
