@@ -239,6 +239,10 @@ type scanner struct {
 	// rows are the rule rows of the rules that hit (JSON output).
 	rows map[*detections.Rule]*ruleRows
 	line []byte // JSON output: the lines of one hit
+	// evSeq counts the events matched; evPart is the part of the hits
+	// of event evSeq that all of them share (reportRows).
+	evSeq  int
+	evPart eventPart
 
 	// file and record being scanned, for JSON output.
 	file   string
@@ -255,6 +259,7 @@ const maxTableRows = 1000
 // generate false does not report its own.
 func (s *scanner) match(ev *telemetry.Event, eid int64) {
 	s.events++
+	s.evSeq++
 	ref := eid
 	if ref == 0 {
 		ref = s.record

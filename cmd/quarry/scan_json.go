@@ -3,6 +3,7 @@ package main
 import (
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/quarry-sec/quarry/detections"
@@ -156,7 +157,7 @@ type ruleRows struct {
 // rules it saw): such hits take the general path.
 func (s *scanner) rowsOf(h detections.Hit) *ruleRows {
 	r := h.Rule
-	if !sameSlice(h.Techniques, r.Techniques) || !sameSlice(h.Tactics, r.Tactics) {
+	if r.Correlation != nil || !sameSlice(h.Techniques, r.Techniques) || !sameSlice(h.Tactics, r.Tactics) {
 		return nil
 	}
 	if rr, ok := s.rows[r]; ok {
@@ -215,18 +216,40 @@ func (s *scanner) reportRows(h detections.Hit, rr *ruleRows, eid, record int64) 
 		s.byTactic[t]++
 	}
 	ev := h.Event
-	row := telemetry.Hit{HitID: pipeline.HitID(h.Rule.ID, ev), Time: h.Time, Host: ev.Host, EID: eid, PID: ev.PID, Source: string(ev.Source)}
-	if row.Time.IsZero() {
-		row.Time = ev.Time
+	at := h.Time
+	if at.IsZero() {
+		at = ev.Time
 	}
-	row.Path, row.Cmdline, row.ParentPath, row.Username = pipeline.EventColumns(ev)
-	unix := row.Time.Unix()
+	// The event's part of the hit id and of the line are worked out at
+	// its first hit (a third of the events that hit hit more than once).
+	c := &s.evPart
+	if c.seq != s.evSeq || c.ev != ev || c.eid != eid || c.record != record || !c.at.Equal(at) {
+		*c = eventPart{seq: s.evSeq, ev: ev, eid: eid, record: record, at: at, key: c.key[:0], tail: c.tail[:0]}
+		c.key = pipeline.AppendEventKey(c.key, ev)
+		row := telemetry.Hit{EID: eid, PID: ev.PID, Source: string(ev.Source)}
+		row.Path, row.Cmdline, row.ParentPath, row.Username = pipeline.EventColumns(ev)
+		c.tail = appendHitTail(c.tail, &row, at.Unix(), s.file, record)
+	}
+	id := pipeline.HitIDOf(h.Rule.ID, c.key)
 	b := s.line[:0]
 	for _, mid := range rr.middles {
-		b = appendHitHead(b, row.HitID, row.Host)
+		b = appendHitHead(b, id, ev.Host)
 		b = append(b, mid...)
-		b = appendHitTail(b, &row, unix, s.file, record)
+		b = append(b, c.tail...)
 	}
 	s.line = b
 	s.out.Write(b)
+}
+
+// eventPart is what the hits of one event share: its part of their ids
+// (pipeline.AppendEventKey) and the end of their JSON lines
+// (appendHitTail). seq is the scanner's count of events matched when it
+// was worked out; it holds for hits with the same event, eid, record and
+// time.
+type eventPart struct {
+	seq         int
+	ev          *telemetry.Event
+	eid, record int64
+	at          time.Time
+	key, tail   []byte
 }

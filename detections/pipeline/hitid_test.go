@@ -41,5 +41,8 @@ func TestHitIDStable(t *testing.T) {
 		if got := pipeline.HitID(c.rule, c.ev); got != c.want {
 			t.Errorf("%s: HitID = %s, want %s", c.name, got, c.want)
 		}
+		if got := pipeline.HitIDOf(c.rule, pipeline.AppendEventKey([]byte("reused"), c.ev)[6:]); got != c.want {
+			t.Errorf("%s: HitIDOf = %s, want %s", c.name, got, c.want)
+		}
 	}
 }

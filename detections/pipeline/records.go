@@ -30,12 +30,19 @@ func HitID(ruleID string, ev *telemetry.Event) string {
 	var buf [256]byte
 	b := append(buf[:0], ruleID...)
 	b = append(b, 0)
+	return uuid.NewSHA1(hitNamespace, AppendEventKey(b, ev)).String()
+}
+
+// AppendEventKey appends the event's part of its hits' ids (all HitID
+// names but the rule's ID) to b. HitIDOf(rule, key) is HitID(rule, ev):
+// a caller with several hits on one event works this part (a hash of all
+// its fields) out once.
+func AppendEventKey(b []byte, ev *telemetry.Event) []byte {
 	b = append(b, ev.Host...)
 	b = append(b, 0)
 	if ev.Kind == telemetry.KindExec && ev.ProcessKey != "" {
 		b = append(b, "process\x00"...)
-		b = append(b, ev.ProcessKey...)
-		return uuid.NewSHA1(hitNamespace, b).String()
+		return append(b, ev.ProcessKey...)
 	}
 	b = append(b, ev.Source...)
 	b = append(b, 0)
@@ -51,8 +58,16 @@ func HitID(ruleID string, ev *telemetry.Event) string {
 	b = append(b, 0)
 	b = strconv.AppendInt(b, int64(ev.EventID), 10)
 	b = append(b, 0)
-	b = strconv.AppendUint(b, fieldsHash(ev.Fields.List()), 16)
-	return uuid.NewSHA1(hitNamespace, b).String()
+	return strconv.AppendUint(b, fieldsHash(ev.Fields.List()), 16)
+}
+
+// HitIDOf returns the id of a hit of rule ruleID on the event whose key
+// is eventKey (AppendEventKey).
+func HitIDOf(ruleID string, eventKey []byte) string {
+	var buf [256]byte
+	b := append(buf[:0], ruleID...)
+	b = append(b, 0)
+	return uuid.NewSHA1(hitNamespace, append(b, eventKey...)).String()
 }
 
 // FNV-1a, 64 bits (the parameters of hash/fnv's New64a).
