@@ -132,8 +132,9 @@ without an end of validity expire that long after the load.`,
 				return err
 			}
 			writeSkips(a.stderr, feed)
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d indicators from %s (%s); %d duplicates merged; %d skipped (%d unsupported)\n",
-				feed.Source, len(feed.Indicators), args[0], feed.Format, feed.Duplicates, len(feed.Skipped), feed.Unsupported())
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s from %s (%s); %s merged; %d skipped (%d unsupported)\n",
+				feed.Source, plural(len(feed.Indicators), "indicator"), args[0], feed.Format, plural(feed.Duplicates, "duplicate"),
+				len(feed.Skipped), feed.Unsupported())
 			return nil
 		},
 	}
@@ -326,8 +327,8 @@ indicator added today finds last week's events.`,
 			if _, err := incidents.RefreshPending(cmd.Context(), st, incidents.Options{}); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%d events matched against %d indicators: %d hits, %d new (query ioc_hits)\n",
-				res.Events, m.Len(), res.Hits, res.New)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s matched against %s: %s, %d new (query ioc_hits)\n",
+				plural(res.Events, "event"), plural(m.Len(), "indicator"), plural(res.Hits, "hit"), res.New)
 			return nil
 		},
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -196,7 +197,8 @@ func writeLayerFile(path string, l *attack.Layer) error {
 	return f.Close()
 }
 
-// parseTimeFlag reads an RFC 3339 time, a date, or a duration ago.
+// parseTimeFlag reads an RFC 3339 time, a date, or a duration ago (a Go
+// duration, 24h, or days, 30d).
 func parseTimeFlag(name, v string, now time.Time) (time.Time, error) {
 	if v == "" {
 		return time.Time{}, nil
@@ -204,12 +206,17 @@ func parseTimeFlag(name, v string, now time.Time) (time.Time, error) {
 	if d, err := time.ParseDuration(v); err == nil {
 		return now.Add(-d), nil
 	}
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		if days, err := strconv.Atoi(n); err == nil && days >= 0 {
+			return now.AddDate(0, 0, -days), nil
+		}
+	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
 		if t, err := time.ParseInLocation(layout, v, time.UTC); err == nil {
 			return t, nil
 		}
 	}
-	return time.Time{}, usageError{fmt.Errorf("--%s %q: want an RFC 3339 time, a date (2006-01-02) or a duration ago (24h)", name, v)}
+	return time.Time{}, usageError{fmt.Errorf("--%s %q: want an RFC 3339 time, a date (2006-01-02) or a duration ago (24h, 30d)", name, v)}
 }
 
 // scanner runs the engine over events and reports hits.
