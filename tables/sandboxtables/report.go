@@ -66,14 +66,14 @@ type reportNode struct {
 
 // report is what the columns read of a stored report, in either shape.
 type report struct {
-	Tree    []*reportNode                  `json:"tree"`
-	Files   []telemetry.SandboxFile        `json:"files"`
-	Network json.RawMessage                `json:"network"`
-	Rules   json.RawMessage                `json:"rules"`
-	Dropped []importedFile                 `json:"dropped"`
-	Sigs    []importedSignature            `json:"signatures"`
-	Matched []string                       `json:"rules_matched"`
-	Origin  string                         `json:"origin"`
+	Tree    []*reportNode           `json:"tree"`
+	Files   []telemetry.SandboxFile `json:"files"`
+	Network json.RawMessage         `json:"network"`
+	Rules   json.RawMessage         `json:"rules"`
+	Dropped []importedFile          `json:"dropped"`
+	Sigs    []importedSignature     `json:"signatures"`
+	Matched []string                `json:"rules_matched"`
+	Origin  string                  `json:"origin"`
 }
 
 type importedFile struct {
