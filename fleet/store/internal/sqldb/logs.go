@@ -24,7 +24,7 @@ func (db *DB) AppendLogs(ctx context.Context, hostID string, b *store.LogBatch) 
 func (db *DB) AppendHostLogs(ctx context.Context, logs []store.HostLogs) error {
 	empty := true
 	for _, l := range logs {
-		if b := l.Batch; len(b.Results)+len(b.Statuses)+len(b.Detections)+len(b.Incidents)+len(b.IncidentNodes)+len(b.GoneIncidents) > 0 {
+		if b := l.Batch; len(b.Results)+len(b.Statuses)+len(b.Detections)+len(b.Incidents)+len(b.IncidentNodes)+len(b.GoneIncidents)+len(b.SandboxRuns) > 0 {
 			empty = false
 		}
 	}
@@ -72,6 +72,11 @@ func (db *DB) AppendHostLogs(ctx context.Context, logs []store.HostLogs) error {
 		}
 		if err := db.upsertNodes(ctx, tx, ns); err != nil {
 			return err
+		}
+		for _, l := range logs {
+			if err := db.upsertSandboxRuns(ctx, tx, l.HostID, l.Batch.SandboxRuns, received); err != nil {
+				return err
+			}
 		}
 		// After the upserts: a gone incident's newer state stored by
 		// another request of the same group commit is kept.
