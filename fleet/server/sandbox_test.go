@@ -24,7 +24,7 @@ func sandboxRow(id, verdict string, started time.Time, techniques string) map[st
 			"techniques": "T1105", "severity": "high",
 			"activity": `{"network":{"count":1,"items":[{"time":1,"summary":"connect 198.18.0.1:80","eid":3,"techniques":["T1105"]}]}}`},
 		{"depth": 1, "process_key": "k-curl", "path": "/dup"}, // a repeated key: dropped
-		{"depth": 2, "path": "/no/key"},                        // no key: dropped
+		{"depth": 2, "path": "/no/key"},                       // no key: dropped
 	})
 	return map[string]string{"run_id": id, "origin": "detonate", "host_identifier": "lab", "sample": "dropper.sh",
 		"sha256": strings.Repeat("A", 64), "sha1": "", "md5": "", "size": "120", "started": fmt.Sprint(started.Unix()),
