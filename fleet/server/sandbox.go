@@ -50,7 +50,7 @@ func sandboxRun(raw json.RawMessage, at time.Time) (store.SandboxRun, bool) {
 			Duration:   time.Duration(max(r.int("duration_ms"), 0)) * time.Millisecond,
 			Verdict:    strings.ToLower(r.text("verdict", 32)),
 			Techniques: upper(r.list("techniques", 1024)),
-			Tactics:    upper(r.list("tactics", 64)),
+			Tactics:    r.list("tactics", 64),
 		},
 		Reported: at,
 	}
