@@ -78,43 +78,23 @@ type Node struct {
 	// Activity counts the process's other events by category.
 	Activity map[string]int `json:"activity,omitempty"`
 	Children []*Node        `json:"children,omitempty"`
-	key      string
+	// Key is the process's process_key in the event store.
+	Key string `json:"process_key,omitempty"`
 }
 
 // FileActivity is a file the run wrote, changed or deleted.
-type FileActivity struct {
-	Path    string   `json:"path"`
-	Actions []string `json:"actions"`
-	Process string   `json:"process"`
-	// SHA256 and Size are those of the file as the run left it; empty when
-	// it was deleted or lay outside the throwaway directories.
-	SHA256 string `json:"sha256,omitempty"`
-	Size   int64  `json:"size,omitempty"`
-}
+type FileActivity = telemetry.SandboxFile
 
-// Destination is a place the run tried to reach.
+// Destination is a place the run tried to reach, with what the sink
+// recorded of it.
 type Destination struct {
-	Kind    string `json:"kind"` // connect, dns
-	Dest    string `json:"dest"` // ip:port or a DNS name
-	Process string `json:"process"`
+	telemetry.SandboxDestination
 	// Sink is what the sink recorded of it (NetworkSink).
 	Sink []SinkRecord `json:"sink,omitempty"`
 }
 
 // RuleFired is a rule with stored hits (medium and higher) in the run.
-type RuleFired struct {
-	ID              string   `json:"id"`
-	Title           string   `json:"title"`
-	Source          string   `json:"source"` // builtin, sigma, custom, correlation
-	Author          string   `json:"author,omitempty"`
-	Licence         string   `json:"licence,omitempty"` // DRL 1.1 for SigmaHQ rules
-	Severity        string   `json:"severity"`
-	Confidence      string   `json:"confidence"`
-	Description     string   `json:"description"`
-	Recommendations string   `json:"recommendations"`
-	Techniques      []string `json:"techniques"`
-	Hits            int      `json:"hits"`
-}
+type RuleFired = telemetry.SandboxRule
 
 var severityScore = map[string]float64{"informational": 1, "low": 3, "medium": 5, "high": 8, "critical": 10}
 
@@ -320,11 +300,11 @@ func buildTree(evs []eventstore.StoredEvent, badges map[string][]string) []*Node
 		if e.Kind != telemetry.KindExec {
 			continue
 		}
-		n := &Node{PID: e.PID, PPID: e.PPID, Time: e.Time, Path: e.Path, Cmdline: e.Cmdline, key: e.ProcessKey}
+		n := &Node{PID: e.PID, PPID: e.PPID, Time: e.Time, Path: e.Path, Cmdline: e.Cmdline, Key: e.ProcessKey}
 		n.Techniques = dedupe(badges[e.ProcessKey])
 		if p := byPID[e.PPID]; p != nil {
 			p.Children = append(p.Children, n)
-		} else if p := byPID[e.PID]; p != nil && p.key != e.ProcessKey {
+		} else if p := byPID[e.PID]; p != nil && p.Key != e.ProcessKey {
 			// An exec without fork (sh execs its last command): the
 			// same pid's new image is its child in the tree.
 			p.Children = append(p.Children, n)
@@ -412,7 +392,7 @@ func destinations(evs []eventstore.StoredEvent, sink []SinkRecord) []Destination
 			return i
 		}
 		seen[k] = len(out)
-		out = append(out, Destination{Kind: kind, Dest: dest, Process: proc})
+		out = append(out, Destination{SandboxDestination: telemetry.SandboxDestination{Kind: kind, Dest: dest, Process: proc}})
 		return len(out) - 1
 	}
 	for i := range evs {

@@ -95,8 +95,18 @@ func incidentNode(raw json.RawMessage, at time.Time) (store.IncidentNode, bool) 
 	if !ok {
 		return store.IncidentNode{}, false
 	}
-	n := store.IncidentNode{
-		IncidentID: r.text("incident_id", 128),
+	n := treeNode(r, at)
+	n.IncidentID = r.text("incident_id", 128)
+	if n.IncidentID == "" || n.ProcessKey == "" {
+		return store.IncidentNode{}, false
+	}
+	return n, true
+}
+
+// treeNode reads a node of a process tree with process_tree's columns (an
+// incident tree row, or a node of a sandbox run's tree), bounded.
+func treeNode(r rowReader, at time.Time) store.IncidentNode {
+	return store.IncidentNode{
 		ProcessKey: r.text("process_key", 1024),
 		ParentKey:  r.text("parent_key", 1024),
 		Depth:      int(r.int("depth")),
@@ -117,10 +127,6 @@ func incidentNode(raw json.RawMessage, at time.Time) (store.IncidentNode, bool) 
 		Activity:   nodeActivity(osqwire.Text(r["activity"])),
 		Reported:   at,
 	}
-	if n.IncidentID == "" || n.ProcessKey == "" {
-		return store.IncidentNode{}, false
-	}
-	return n, true
 }
 
 // Bounds of a tree node's activity as stored.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/quarry-sec/quarry/detections/packs"
 	"github.com/quarry-sec/quarry/fleet/osqwire"
 	"github.com/quarry-sec/quarry/fleet/store"
 )
@@ -96,6 +97,11 @@ func (s *Server) addResult(b *store.LogBatch, incidents *incidentLogs, h *store.
 			}
 		}
 		addIncidentRow(b, incidents, key, query, action, row, at)
+		if query == packs.QuerySandboxRuns && action != "removed" {
+			if run, ok := sandboxRun(row, at); ok {
+				b.SandboxRuns = append(b.SandboxRuns, run)
+			}
+		}
 	}
 	switch {
 	case rl.DiffResults != nil:

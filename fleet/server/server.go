@@ -213,6 +213,8 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /api/v1/detections/summary", s.analyst(s.handleSummary))
 	s.mux.HandleFunc("GET /api/v1/incidents", s.analyst(s.handleIncidents))
 	s.mux.HandleFunc("GET /api/v1/incidents/{id}", s.analyst(s.handleIncident))
+	s.mux.HandleFunc("GET /api/v1/sandbox/runs", s.analyst(s.handleSandboxRuns))
+	s.mux.HandleFunc("GET /api/v1/sandbox/runs/{host}/{run}", s.analyst(s.handleSandboxRun))
 	s.mux.HandleFunc("GET /api/v1/attack/layer", s.analyst(s.handleLayer))
 	s.mux.HandleFunc("POST /api/v1/hunts", s.analyst(s.handleCreateHunt))
 	s.mux.HandleFunc("GET /api/v1/hunts/{id}", s.analyst(s.handleHunt))

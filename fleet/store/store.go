@@ -120,6 +120,13 @@ type Store interface {
 	// then start.
 	IncidentTree(ctx context.Context, id int64) ([]IncidentNode, error)
 
+	// SandboxRuns returns a page of sandbox runs, newest start first, and
+	// the total matching; their trees are left out.
+	SandboxRuns(ctx context.Context, f SandboxRunFilter) ([]SandboxRun, int, error)
+	// SandboxRun returns a host's run with its tree, files, network and
+	// rules, or ErrNotFound.
+	SandboxRun(ctx context.Context, hostID, runID string) (*SandboxRun, error)
+
 	// CreateHunt stores a hunt and its target hosts (all pending).
 	CreateHunt(ctx context.Context, h *Hunt, hostIDs []string) error
 	// Hunt returns a hunt, or ErrNotFound.

@@ -84,11 +84,14 @@ type LogBatch struct {
 	// another, or deleted): AppendLogs deletes them, their hits and their
 	// tree nodes (see Store.AppendLogs).
 	GoneIncidents []GoneIncident
+	// SandboxRuns are the host's sandbox runs (Host, the fleet's host,
+	// is set by the store).
+	SandboxRuns []SandboxRun
 }
 
 // Empty reports whether b stores nothing.
 func (b *LogBatch) Empty() bool {
-	return len(b.Results)+len(b.Statuses)+len(b.Detections)+len(b.Incidents)+len(b.IncidentNodes)+len(b.GoneIncidents) == 0
+	return len(b.Results)+len(b.Statuses)+len(b.Detections)+len(b.Incidents)+len(b.IncidentNodes)+len(b.GoneIncidents)+len(b.SandboxRuns) == 0
 }
 
 // GoneIncident is an incident a host reported it no longer has: the
@@ -424,4 +427,36 @@ type IntelSet struct {
 	Updated    time.Time `json:"updated"`
 	// Data is the set as uploaded (base64 in JSON); lists leave it out.
 	Data []byte `json:"data,omitempty"`
+}
+
+// SandboxRun is a sandbox run a host reported (the detection pack's
+// quarry_sandbox_runs query): the run, its process tree in the incident
+// tree's node shape, and what its verdict rests on. Runs are keyed by host
+// and run ID; a host reporting a run again replaces it.
+type SandboxRun struct {
+	HostID         string `json:"host_id"`
+	HostIdentifier string `json:"host_identifier"`
+	Hostname       string `json:"hostname"`
+	telemetry.SandboxRun
+	// Tree is the run's processes, parents before children (IncidentID
+	// empty: ParentKey links them).
+	Tree     []IncidentNode                 `json:"tree"`
+	Files    []telemetry.SandboxFile        `json:"files"`
+	Network  []telemetry.SandboxDestination `json:"network"`
+	Rules    []telemetry.SandboxRule        `json:"rules"`
+	Reported time.Time                      `json:"reported"`
+	// ReceivedAt is when the fleet stored the report.
+	ReceivedAt time.Time `json:"received_at"`
+}
+
+// SandboxRunFilter selects sandbox runs; zero fields do not filter.
+type SandboxRunFilter struct {
+	HostIDs  []string
+	Verdicts []string
+	// Technique keeps the runs that saw the technique (or a
+	// sub-technique of it, when it names a parent: T1059 matches T1059.004).
+	Technique string
+	// Since and Until bound the run's start (Until exclusive).
+	Since, Until  time.Time
+	Limit, Offset int
 }

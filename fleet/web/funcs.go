@@ -33,6 +33,18 @@ func funcs(ui *UI) template.FuncMap {
 			}
 			return "sev-" + s
 		},
+		// verdictClass colours a sandbox verdict as a severity.
+		"verdictClass": func(v string) string {
+			switch v {
+			case "malicious":
+				return "sev-high"
+			case "suspicious":
+				return "sev-medium"
+			case "clean":
+				return "sev-low"
+			}
+			return "sev-unknown"
+		},
 		"ts": func(t time.Time) string {
 			if t.IsZero() {
 				return "—"

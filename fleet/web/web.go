@@ -185,6 +185,8 @@ func (ui *UI) routes() {
 	ui.mux.HandleFunc("GET /detections/{id}", ui.auth(ui.handleDetection))
 	ui.mux.HandleFunc("GET /incidents", ui.auth(ui.handleIncidents))
 	ui.mux.HandleFunc("GET /incidents/{id}", ui.auth(ui.handleIncident))
+	ui.mux.HandleFunc("GET /sandbox", ui.auth(ui.handleSandbox))
+	ui.mux.HandleFunc("GET /sandbox/{host}/{run}", ui.auth(ui.handleSandboxRun))
 	ui.mux.HandleFunc("GET /hosts", ui.auth(ui.handleHosts))
 	ui.mux.HandleFunc("GET /hosts/{id}", ui.auth(ui.handleHost))
 	ui.mux.HandleFunc("GET /intel", ui.auth(ui.handleIntelPage))

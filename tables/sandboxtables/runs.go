@@ -26,6 +26,16 @@ var runColumns = []tables.Column{
 	{Name: "score", Type: tables.Double, Description: "0–10: the highest severity seen plus half a point per further technique (docs/sandbox.md)"},
 	{Name: "techniques", Type: tables.Text, Description: "ATT&CK technique IDs seen, comma-separated, sorted"},
 	{Name: "tactics", Type: tables.Text, Description: "ATT&CK tactic IDs seen, comma-separated, in matrix order"},
+	{Name: "tree", Type: tables.Text, Hidden: true, Description: "The run's process tree as a JSON array, parents before children, " +
+		"each process with process_tree's columns (depth, relation, process_key, parent_key, node_pid, node_ppid, path, cmdline, " +
+		"start_time, hit_count, techniques, severity, activity); at most 500 processes; NULL without a tree"},
+	{Name: "files", Type: tables.Text, Hidden: true, Description: "Files the run wrote, changed, deleted or dropped, as JSON: " +
+		"[{path, actions, process, sha256, size}], at most 200; NULL for none"},
+	{Name: "network", Type: tables.Text, Hidden: true, Description: "Places the run tried to reach, as JSON: [{kind, dest, process}], " +
+		"at most 200; NULL for none"},
+	{Name: "rules", Type: tables.Text, Hidden: true, Description: "Rules that fired (an import's signatures too), as JSON: " +
+		"[{id, title, source, author, licence, severity, confidence, description, recommendations, techniques, hits}], at most 100; " +
+		"NULL for none"},
 }
 
 // Runs returns the sandbox_runs table over the runs stored in st.
@@ -65,6 +75,8 @@ func Runs(st *eventstore.Store) tables.Table {
 			if byID && len(ids) == 0 {
 				return nil
 			}
+			withParts := q.Uses("tree") || q.Uses("files") || q.Uses("network") || q.Uses("rules")
+			f.WithReport = withParts
 			runs, err := st.SandboxRuns(ctx, f)
 			if err != nil {
 				return err
@@ -87,6 +99,14 @@ func Runs(st *eventstore.Store) tables.Table {
 				row[9] = r.Duration.Milliseconds()
 				row[10], row[11] = r.Verdict, r.Score
 				row[12], row[13] = strings.Join(r.Techniques, ","), strings.Join(r.Tactics, ",")
+				row[14], row[15], row[16], row[17] = nil, nil, nil, nil
+				if withParts {
+					p, err := parts(ctx, st, r, q.Uses("tree"))
+					if err != nil {
+						return err
+					}
+					row[14], row[15], row[16], row[17] = jsonColumn(p.Tree), jsonColumn(p.Files), jsonColumn(p.Network), jsonColumn(p.Rules)
+				}
 				if !emit(row) {
 					return nil
 				}

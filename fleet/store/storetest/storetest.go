@@ -44,6 +44,7 @@ func Run(t *testing.T, open Open) {
 		{"TouchHosts", testTouchHosts},
 		{"ConcurrentEnroll", testConcurrentEnroll},
 		{"IntelSets", testIntelSets},
+		{"SandboxRuns", testSandboxRuns},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

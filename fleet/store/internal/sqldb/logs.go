@@ -94,6 +94,12 @@ func (db *DB) appendLogs(ctx context.Context, tx *sql.Tx, args []any) error {
 	if err := db.upsertNodes(ctx, tx, ns); err != nil {
 		return err
 	}
+	for _, a := range args {
+		l := a.(*store.HostLogs)
+		if err := db.upsertSandboxRuns(ctx, tx, l.HostID, l.Batch.SandboxRuns, received); err != nil {
+			return err
+		}
+	}
 	// After the upserts: a gone incident's newer state stored by another
 	// request of the same group commit is kept.
 	return db.deleteGoneIncidents(ctx, tx, gone)

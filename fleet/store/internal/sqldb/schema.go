@@ -244,6 +244,36 @@ CREATE TABLE intel_sets (
   data TEXT NOT NULL
 );
 `,
+	// 9: sandbox runs the hosts reported (quarry_sandbox_runs), one per
+	// host and run: the run's fields, and its tree (store.IncidentNode),
+	// files, network destinations and rules as JSON. Times are UNIX ms.
+	`
+CREATE TABLE sandbox_runs (
+  host_id TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  origin TEXT NOT NULL,
+  host TEXT NOT NULL,
+  sample TEXT NOT NULL,
+  sha256 TEXT NOT NULL,
+  sha1 TEXT NOT NULL,
+  md5 TEXT NOT NULL,
+  size BIGINT NOT NULL,
+  started BIGINT NOT NULL,
+  duration_ms BIGINT NOT NULL,
+  verdict TEXT NOT NULL,
+  score DOUBLE PRECISION NOT NULL,
+  techniques TEXT NOT NULL,
+  tactics TEXT NOT NULL,
+  tree TEXT NOT NULL,
+  files TEXT NOT NULL,
+  network TEXT NOT NULL,
+  rules TEXT NOT NULL,
+  reported BIGINT NOT NULL,
+  received_at BIGINT NOT NULL,
+  PRIMARY KEY (host_id, run_id)
+);
+CREATE INDEX sandbox_runs_started ON sandbox_runs (started);
+`,
 }
 
 // goMigrations are steps in Go, run after the SQL of the same version.
