@@ -111,7 +111,12 @@ func Open(path string, opts ...Option) (*Store, error) {
 		}
 		return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 	}
-	w, err := sql.Open("sqlite", dsn("cache_size(-65536)"))
+	// The writer's transactions take the write lock when they begin
+	// (BEGIN IMMEDIATE): a batch reads (process identities) before it
+	// writes, and a deferred transaction whose snapshot another process's
+	// write made stale gets SQLITE_BUSY at once, without the busy timeout
+	// (quarry detonate or import beside a running quarry up).
+	w, err := sql.Open("sqlite", dsn("cache_size(-65536)")+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open event store %s: %w", path, err)
 	}
