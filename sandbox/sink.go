@@ -1,3 +1,5 @@
+//go:build linux
+
 package sandbox
 
 import (
@@ -8,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -18,27 +19,6 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/sys/unix"
 )
-
-// SinkAddr is what the sink's DNS answers for every name (A records); any
-// IPv4 destination reaches the sink, this one included.
-var SinkAddr = netip.MustParseAddr("198.18.0.1")
-
-// SinkPorts are the TCP ports the sink accepts on; a connection to another
-// port is refused (and still seen by the collectors).
-var SinkPorts = []int{21, 22, 23, 25, 80, 443, 444, 1337, 4444, 5555, 6667, 8000, 8080, 8443, 8888, 9001, 9999, 31337}
-
-// SinkRecord is one thing the sample sent to the sink.
-type SinkRecord struct {
-	Time     time.Time `json:"time"`
-	Protocol string    `json:"protocol"` // dns, tcp, http, tls
-	Dest     string    `json:"dest"`     // the address the sample reached, ip:port
-	Source   string    `json:"source"`   // the sample's end, ip:port
-	Query    string    `json:"query,omitempty"`
-	Request  string    `json:"request,omitempty"` // HTTP request line
-	Host     string    `json:"host,omitempty"`    // HTTP Host header
-	SNI      string    `json:"sni,omitempty"`     // TLS server name
-	Data     string    `json:"data,omitempty"`    // the first bytes of other TCP, quoted
-}
 
 // sink is a network namespace whose every IPv4 address is local, with a
 // DNS server and TCP listeners in it.
