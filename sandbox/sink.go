@@ -20,9 +20,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// sink is a network namespace whose every IPv4 address is local, with a
-// DNS server and TCP listeners in it.
+// sink is a network namespace whose every IPv4 (and, where the kernel has
+// IPv6, every IPv6) address is local, with a DNS server and TCP listeners
+// in it.
 type sink struct {
+	ipv6    bool // IPv6 is sunk too
 	mu      sync.Mutex
 	records []SinkRecord
 	udp     *net.UDPConn
@@ -31,8 +33,8 @@ type sink struct {
 }
 
 // startSink moves the calling (locked, to be discarded) thread into a new
-// network namespace, makes every IPv4 address local in it and starts the
-// DNS server and the TCP listeners there.
+// network namespace, makes every IPv4 and IPv6 address local in it and
+// starts the DNS server and the TCP listeners there.
 func startSink() (*sink, error) {
 	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 		return nil, fmt.Errorf("sandbox: sink network namespace: %w", err)
@@ -45,8 +47,15 @@ func startSink() (*sink, error) {
 			return nil, fmt.Errorf("sandbox: sink: ip %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
 		}
 	}
-	s := &sink{}
-	udp, err := net.ListenUDP("udp4", &net.UDPAddr{Port: 53})
+	// Every IPv6 address too, where the kernel has IPv6: the listeners are
+	// then dual-stack. Without it an IPv6 connection fails (the namespace
+	// has no other route), so nothing leaves either way.
+	s := &sink{ipv6: exec.Command("ip", "-6", "route", "add", "local", "::/0", "dev", "lo").Run() == nil}
+	tcpNet, udpNet := "tcp4", "udp4"
+	if s.ipv6 {
+		tcpNet, udpNet = "tcp", "udp"
+	}
+	udp, err := net.ListenUDP(udpNet, &net.UDPAddr{Port: 53})
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: sink DNS: %w", err)
 	}
@@ -54,7 +63,7 @@ func startSink() (*sink, error) {
 	s.wg.Add(1)
 	go s.serveDNS()
 	for _, p := range SinkPorts {
-		l, err := net.Listen("tcp4", ":"+strconv.Itoa(p))
+		l, err := net.Listen(tcpNet, ":"+strconv.Itoa(p))
 		if err != nil {
 			s.close()
 			return nil, fmt.Errorf("sandbox: sink port %d: %w", p, err)
