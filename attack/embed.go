@@ -15,7 +15,7 @@ import (
 
 // The embedded data, written by internal/gen (see go:generate above).
 var (
-	//go:embed data/attack.gob.gz
+	//go:embed data/attack.kb
 	embeddedKB []byte
 	//go:embed data/v19.json.gz
 	embeddedOverlay []byte
@@ -24,8 +24,14 @@ var (
 // Names of the files generate writes into data/, and Update into a data
 // directory's attack/ folder.
 const (
-	// KBFile is the compact knowledge base.
+	// KBFile is the compact knowledge base (WriteCompact) in a data
+	// directory.
 	KBFile = "attack.gob.gz"
+	// EmbeddedKBFile is the knowledge base generate writes into data/ for
+	// the binary, in the flat form (WriteFlat; see flat.go): read in place,
+	// without inflating or copying, it makes the binary ≈ 5 MB larger and
+	// every command that needs ATT&CK start ≈ 0.1 s sooner.
+	EmbeddedKBFile = "attack.kb"
 	// OverlayFile is the compact v19 overlay.
 	OverlayFile = "v19.json.gz"
 	// dataSubdir is the folder of a Quarry data directory that holds KBFile.
@@ -33,9 +39,9 @@ const (
 )
 
 var embedded = sync.OnceValues(func() (*KB, error) {
-	kb, err := ReadCompact(bytes.NewReader(embeddedKB))
+	kb, err := readFlat(embeddedKB)
 	if err != nil {
-		return nil, fmt.Errorf("embedded %s: %w", KBFile, err)
+		return nil, fmt.Errorf("embedded %s: %w", EmbeddedKBFile, err)
 	}
 	return kb, nil
 })

@@ -2,7 +2,9 @@ package attack
 
 import (
 	"bytes"
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -212,10 +214,65 @@ func TestCompactRoundTrip(t *testing.T) {
 	}
 }
 
+// TestFlatForm: the binary's knowledge base is the flat form of itself
+// (what WriteFlat writes of it), reads back as the gob form does (every
+// field of every object), and damaged or foreign data is refused with an
+// error, never a panic.
+func TestFlatForm(t *testing.T) {
+	kb := mustEmbedded(t)
+	var flat, gz bytes.Buffer
+	if err := WriteFlat(&flat, kb); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(flat.Bytes(), embeddedKB) {
+		t.Errorf("embedded data (%d bytes) is not WriteFlat's form of itself (%d bytes)", len(embeddedKB), flat.Len())
+	}
+	if err := WriteCompact(&gz, kb); err != nil {
+		t.Fatal(err)
+	}
+	viaGob, err := ReadCompact(&gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaFlat, err := readFlat(flat.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(viaGob.snap, viaFlat.snap) {
+		t.Error("flat form reads back other data than the gob form")
+	}
+	if len(viaFlat.snap.Techniques) == 0 || viaFlat.snap.Techniques[0].Description == "" || len(viaFlat.snap.Mitigates) == 0 {
+		t.Fatal("flat form read back empty")
+	}
+	b := flat.Bytes()
+	for _, bad := range [][]byte{nil, []byte("QKBF1\n"), b[:len(b)/2], append(slices.Clone(b), 0), []byte(strings.Replace(string(b), "QKBF1", "QKBF2", 1))} {
+		if _, err := readFlat(bad); err == nil {
+			t.Errorf("%d bytes of damaged data: no error", len(bad))
+		}
+	}
+	schema := slices.Clone(b)
+	schema[len(flatMagic)] ^= 1
+	if _, err := readFlat(schema); err == nil || !strings.Contains(err.Error(), "another layout") {
+		t.Errorf("other schema: %v", err)
+	}
+}
+
+func FuzzReadFlat(f *testing.F) {
+	var b bytes.Buffer
+	WriteFlat(&b, &KB{snap: snapshot{Version: "1", Techniques: []Technique{{ID: "T1", Name: "x", Tactics: []string{"a"}}}, Tactics: []Tactic{{ID: "TA1", ShortName: "a", MatrixOrder: -3}}}})
+	f.Add(b.Bytes())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		kb, err := readFlat(data)
+		if err == nil && len(kb.snap.Techniques) == 0 {
+			t.Fatal("no error and no techniques")
+		}
+	})
+}
+
 func BenchmarkLoadEmbedded(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := ReadCompact(bytes.NewReader(embeddedKB)); err != nil {
+		if _, err := readFlat(embeddedKB); err != nil {
 			b.Fatal(err)
 		}
 	}

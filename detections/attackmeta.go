@@ -144,34 +144,32 @@ func DeriveRecommendations(kb *attack.KB, techniques []Technique) string {
 		key.WriteByte(',')
 	}
 	recoMemo.Lock()
+	defer recoMemo.Unlock()
 	if recoMemo.kb != kb {
-		recoMemo.kb, recoMemo.m = kb, map[string]string{}
+		recoMemo.kb, recoMemo.m, recoMemo.lines = kb, map[string]string{}, map[string]string{}
 	}
 	s, ok := recoMemo.m[key.String()]
-	recoMemo.Unlock()
-	if ok {
-		return s
-	}
-	s = deriveRecommendations(kb, techniques)
-	recoMemo.Lock()
-	if recoMemo.kb == kb {
+	if !ok {
+		s = deriveRecommendations(kb, techniques, recoMemo.lines)
 		recoMemo.m[key.String()] = s
 	}
-	recoMemo.Unlock()
 	return s
 }
 
 // recoMemo remembers the recommendations of the technique lists seen with
 // the last knowledge base (rules share technique lists; building the text
-// is a good part of loading a rule).
+// is a good part of loading a rule), and the one-line form of each
+// mitigation's description (lists share techniques).
 var recoMemo struct {
 	sync.Mutex
-	kb *attack.KB
-	m  map[string]string
+	kb    *attack.KB
+	m     map[string]string
+	lines map[string]string
 }
 
-func deriveRecommendations(kb *attack.KB, techniques []Technique) string {
-	var b strings.Builder
+func deriveRecommendations(kb *attack.KB, techniques []Technique, lines map[string]string) string {
+	var entries []string
+	total := 0
 	seen := map[string]bool{}
 	for _, t := range techniques {
 		if t.ResolvedID == "" {
@@ -190,11 +188,22 @@ func deriveRecommendations(kb *attack.KB, techniques []Technique) string {
 				}
 				name = m.ID + " " + m.Name
 			}
-			if b.Len() > 0 {
-				b.WriteByte('\n')
+			line, ok := lines[rel.Description]
+			if !ok {
+				line = oneLine(rel.Description)
+				lines[rel.Description] = line
 			}
-			fmt.Fprintf(&b, "%s (%s): %s", name, t.ResolvedID, oneLine(rel.Description))
+			entries = append(entries, name, " (", t.ResolvedID, "): ", line)
+			total += len(name) + len(t.ResolvedID) + len(line) + 5
 		}
+	}
+	var b strings.Builder
+	b.Grow(total)
+	for i, e := range entries {
+		if i > 0 && i%5 == 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(e)
 	}
 	return b.String()
 }

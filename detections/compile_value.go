@@ -43,19 +43,29 @@ func (vc *valueCompiler) compileField(fm *sigma.FieldMatch) (*leaf, error) {
 	if !l.keyword {
 		l.fid = vc.fieldID(fm.Field)
 	}
-	var any []matcher
+	// Each value's matchers are compiled apart, then laid out in one
+	// slice (matchers are large: growing the slice value by value copied
+	// them over and over).
+	parts := make([][]matcher, 0, len(fm.Values))
+	total := 0
 	for _, v := range fm.Values {
 		ms, err := vc.compileValue(fm, v)
 		if err != nil {
 			return nil, err
 		}
-		if l.all {
-			l.groups = append(l.groups, ms)
-		} else {
+		parts = append(parts, ms)
+		total += len(ms)
+	}
+	switch {
+	case l.all:
+		l.groups = parts
+	case len(parts) == 1:
+		l.groups = parts
+	default:
+		any := make([]matcher, 0, total)
+		for _, ms := range parts {
 			any = append(any, ms...)
 		}
-	}
-	if !l.all {
 		l.groups = [][]matcher{any}
 	}
 	if !l.keyword {
@@ -171,7 +181,7 @@ func (vc *valueCompiler) compileString(fm *sigma.FieldMatch, s string, cased boo
 			return []matcher{{op: opNever}}, nil
 		}
 	}
-	var out []matcher
+	out := make([]matcher, 0, len(alts))
 	for _, a := range alts {
 		vals := [][]seg{parseWildcards(a)}
 		for _, mod := range fm.Modifiers {

@@ -246,7 +246,9 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 		fid int
 		lit string
 	}
-	pairIdx := map[pairKey]int32{}
+	// Rules need a dozen literals each, give or take: sized for that, the
+	// map is not grown (and rehashed) a dozen times while it fills.
+	pairIdx := make(map[pairKey]int32, 12*len(rules))
 	byField := map[int][]int32{}
 	pair := func(fid int, lit string) int32 {
 		id, seen := pairIdx[pairKey{fid, lit}]

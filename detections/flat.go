@@ -52,7 +52,27 @@ type flatMatch struct {
 // flatten lays out the conditions of rules; litOf maps a contains matcher's
 // cid to the literal id the scan finds it by (-1 when none).
 func flatten(rules []*Rule, litOf func(cid int32) int32) flatProgram {
-	var p flatProgram
+	// Sized first: a rule set's program has tens of thousands of
+	// matchers, which growing the arrays would copy again and again.
+	var nodes, ms, groups int
+	var count func(n *cnode)
+	count = func(n *cnode) {
+		nodes++
+		if n.kind == cLeaf && !n.leaf.keyword {
+			groups += len(n.leaf.groups)
+			for _, g := range n.leaf.groups {
+				ms += len(g)
+			}
+		}
+		for _, k := range n.kids {
+			count(k)
+		}
+	}
+	for _, r := range rules {
+		count(r.program().root)
+	}
+	p := flatProgram{nodes: make([]flatNode, 0, nodes), ms: make([]flatMatch, 0, ms),
+		groupEnd: make([]int32, 0, groups), roots: make([]int32, 0, len(rules))}
 	var add func(n *cnode) int32
 	add = func(n *cnode) int32 {
 		i := int32(len(p.nodes))

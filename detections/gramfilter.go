@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"slices"
 	"strings"
+	"sync"
 	"unsafe"
 )
 
@@ -166,6 +167,62 @@ func gramAt(v string, i int) uint32 {
 //go:embed commongrams.txt
 var commonGramText string
 
+// commonGrams counts the grams of commonGramText (built once: every
+// filter, and every re-anchoring, reads it).
+var commonGrams = sync.OnceValue(func() *gramTable {
+	common := newGramTable(len(commonGramText))
+	for i := 0; i+4 <= len(commonGramText); i++ {
+		common.add(gramAt(commonGramText, i))
+	}
+	return common
+})
+
+// gramTable counts grams: an open-addressing hash table of (gram, count)
+// pairs, a few times cheaper than a map to fill and probe.
+type gramTable struct {
+	slots []uint64 // count<<32 | gram; count 0: empty
+	shift uint32
+}
+
+// newGramTable returns a table for up to n distinct grams.
+func newGramTable(n int) *gramTable {
+	bits := uint32(4)
+	for 1<<bits < 2*n {
+		bits++
+	}
+	return &gramTable{slots: make([]uint64, 1<<bits), shift: 32 - bits}
+}
+
+// add counts one more occurrence of g.
+func (t *gramTable) add(g uint32) {
+	mask := uint32(len(t.slots) - 1)
+	for i := (g * gramMul) >> t.shift; ; i = (i + 1) & mask {
+		s := t.slots[i]
+		if s>>32 == 0 {
+			t.slots[i] = 1<<32 | uint64(g)
+			return
+		}
+		if uint32(s) == g {
+			t.slots[i] = s + 1<<32
+			return
+		}
+	}
+}
+
+// count returns how many times g was added.
+func (t *gramTable) count(g uint32) int {
+	mask := uint32(len(t.slots) - 1)
+	for i := (g * gramMul) >> t.shift; ; i = (i + 1) & mask {
+		s := t.slots[i]
+		if s>>32 == 0 {
+			return 0
+		}
+		if uint32(s) == g {
+			return int(s >> 32)
+		}
+	}
+}
+
 // newGramFilter builds a filter for the literals of lits whose ids are in
 // ids (a literal id indexes lits; literals are not empty).
 func newGramFilter(lits []string, ids []int32) *gramFilter {
@@ -178,17 +235,18 @@ func newGramFilter(lits []string, ids []int32) *gramFilter {
 // the gram table.
 func newAnchoredGramFilter(lits []string, ids []int32, freq map[uint32]gramCount) *gramFilter {
 	f := &gramFilter{lits: lits, ids: ids}
-	common := map[uint32]int{}
-	for i := 0; i+4 <= len(commonGramText); i++ {
-		common[gramAt(commonGramText, i)]++
-	}
+	common := commonGrams()
 	// How many literals contain each gram: sharing an anchor means
 	// verifying more literals on a hit.
-	shared := map[uint32]int{}
+	ngrams := 0
+	for _, id := range ids {
+		ngrams += max(len(lits[id])-3, 0)
+	}
+	shared := newGramTable(ngrams)
 	for _, id := range ids {
 		l := lits[id]
 		for i := 0; i+4 <= len(l); i++ {
-			shared[gramAt(l, i)]++
+			shared.add(gramAt(l, i))
 		}
 	}
 	var b4, b3, b2 gramBuilder
@@ -225,7 +283,7 @@ func newAnchoredGramFilter(lits []string, ids []int32, freq map[uint32]gramCount
 		best, bestScore := 0, -1
 		for i := 0; i+4 <= len(l) && i <= 255; i++ {
 			g := gramAt(l, i)
-			score := common[g]*1000 + shared[g]
+			score := common.count(g)*1000 + shared.count(g)
 			if freq != nil {
 				score += int(freq[g].values) << 32
 			}
@@ -255,7 +313,7 @@ func newAnchoredGramFilter(lits []string, ids []int32, freq map[uint32]gramCount
 	}
 	// mayHold's bitmaps hold every 4-byte gram of every literal of four
 	// bytes or more, so that it need test only one window in looseStride.
-	var grams []uint32
+	grams := make([]uint32, 0, ngrams)
 	minLen := 0
 	for _, id := range ids {
 		l := lits[id]

@@ -452,3 +452,23 @@ func TestMayHoldFewPairs(t *testing.T) {
 		}
 	}
 }
+
+// TestGramTableCounts: the gram table counts as a map does, gram 0 and
+// colliding grams included.
+func TestGramTableCounts(t *testing.T) {
+	want := map[uint32]int{}
+	tab := newGramTable(600)
+	for i := range 600 {
+		g := uint32(i%250) * 0x10000 // many share their hash's high bits
+		if i%7 == 0 {
+			g = 0
+		}
+		want[g]++
+		tab.add(g)
+	}
+	for g := uint32(0); g < 260*0x10000; g += 0x8000 {
+		if got := tab.count(g); got != want[g] {
+			t.Fatalf("count(%#x) = %d, want %d", g, got, want[g])
+		}
+	}
+}

@@ -699,14 +699,12 @@ func (s *fleetSim) host(ctx context.Context, i int) {
 	}
 	var key string
 	enroll := func() bool {
-		var er struct {
-			NodeKey string `json:"node_key"`
-		}
-		err := call(reqEnroll, osqwire.PathEnroll, map[string]any{"enroll_secret": s.secret, "host_identifier": ident,
-			"platform_type": "9", "host_details": map[string]any{
-				"os_version":   map[string]string{"name": "Ubuntu", "version": "24.04", "platform": "ubuntu"},
-				"osquery_info": map[string]string{"version": "5.12.1"},
-				"system_info":  map[string]string{"hostname": ident},
+		var er osqwire.EnrollResponse
+		err := call(reqEnroll, osqwire.PathEnroll, osqwire.EnrollRequest{EnrollSecret: s.secret, HostIdentifier: ident,
+			PlatformType: "9", HostDetails: map[string]osqwire.Details{
+				"os_version":   {"name": "Ubuntu", "version": "24.04", "platform": "ubuntu"},
+				"osquery_info": {"version": "5.12.1"},
+				"system_info":  {"hostname": ident},
 			}}, &er)
 		key = er.NodeKey
 		return err == nil && key != ""
@@ -717,18 +715,16 @@ func (s *fleetSim) host(ctx context.Context, i int) {
 		}
 	}
 	s.enrolled.Add(1)
-	_ = call(reqConfig, osqwire.PathConfig, map[string]string{"node_key": key}, nil)
+	_ = call(reqConfig, osqwire.PathConfig, osqwire.NodeRequest{NodeKey: key}, nil)
 	seq := 0
 	for {
-		var read struct {
-			Queries     map[string]string `json:"queries"`
-			NodeInvalid bool              `json:"node_invalid"`
-		}
-		if err := call(reqRead, osqwire.PathDistributedRead, map[string]string{"node_key": key}, &read); err == nil && len(read.Queries) > 0 {
-			w := map[string]any{"node_key": key, "queries": map[string]any{}, "statuses": map[string]int{}}
+		var read osqwire.DistributedReadResponse
+		if err := call(reqRead, osqwire.PathDistributedRead, osqwire.NodeRequest{NodeKey: key}, &read); err == nil && len(read.Queries) > 0 {
+			w := osqwire.DistributedWriteRequest[[]map[string]string]{NodeKey: key, Queries: map[string][]map[string]string{},
+				Statuses: map[string]osqwire.Int{}}
 			for id := range read.Queries {
-				w["queries"].(map[string]any)[id] = []map[string]string{{"one": "1", "host": ident}}
-				w["statuses"].(map[string]int)[id] = 0
+				w.Queries[id] = []map[string]string{{"one": "1", "host": ident}}
+				w.Statuses[id] = 0
 			}
 			_ = call(reqWrite, osqwire.PathDistWrite, w, nil)
 		}
@@ -744,10 +740,10 @@ func (s *fleetSim) host(ctx context.Context, i int) {
 					"eid": strconv.Itoa(seq), "pid": strconv.Itoa(1000 + seq), "path": "/bin/sh", "cmdline": "sh -c bench",
 					"parent_path": "/bin/bash", "username": "bench", "source": "ebpf"}
 			}
-			l := osqwire.ResultLog{Name: agent.PackQueryName(packs.Name, packs.QueryHits), HostIdentifier: ident,
-				CalendarTime: now.UTC().Format("Mon Jan _2 15:04:05 2006 UTC"), UnixTime: now.Unix(), Counter: int64(seq),
-				DiffResults: &osqwire.DiffResults{Added: rows, Removed: []map[string]string{}}}
-			err := call(reqLog, osqwire.PathLog, map[string]any{"node_key": key, "log_type": "result", "data": []any{l}}, nil)
+			l, _ := json.Marshal(osqwire.ResultLog[map[string]string]{Name: agent.PackQueryName(packs.Name, packs.QueryHits),
+				HostIdentifier: ident, CalendarTime: osqwire.CalendarTime(now.Unix()), UnixTime: osqwire.Int(now.Unix()),
+				Counter: osqwire.Int(seq), DiffResults: &osqwire.DiffResults[map[string]string]{Added: rows, Removed: []map[string]string{}}})
+			err := call(reqLog, osqwire.PathLog, osqwire.LogRequest{NodeKey: key, LogType: osqwire.LogResult, Data: []json.RawMessage{l}}, nil)
 			if err == nil {
 				s.rowsAcked.Add(int64(len(rows)))
 			}

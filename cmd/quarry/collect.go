@@ -30,7 +30,7 @@ func (a *app) collectCommand() *cobra.Command {
 	var noDetect, quiet bool
 	var copts collect.Options
 	cmd := &cobra.Command{
-		Use:   "collect [--source auto|ebpf|cnproc] [--no-detect] [rule flags]",
+		Use:   "collect [--source auto|ebpf|cnproc] [--activity auto|ebpf|audit] [--no-detect] [rule flags]",
 		Short: "Collect live process telemetry into the event store, with live detection",
 		Long: `Collect every process start and exit on this host (eBPF, or the netlink process
 connector where BPF cannot load) into the event store, and run detection rules on
@@ -38,7 +38,9 @@ them as they arrive: hits appear in ioa_hits within a second, informational and
 low rules tag process_events rows with techniques. With eBPF, network connections,
 DNS queries, file changes, ptrace, module loads, memfd_create and uid/capability
 changes are collected too (file events rate-limited per process and filtered by
-path). Runs until interrupted; a one-line status shows events/s, drops,
+path). Where eBPF cannot capture network, file, ptrace and module-load activity,
+Quarry becomes the kernel's audit daemon and adds audit rules for them (removed on
+stop; not when auditd runs, which is then named in the log). Runs until interrupted; a one-line status shows events/s, drops,
 rate-limited and filtered counts, the source and what is NOT captured. Needs root.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -80,10 +82,16 @@ rate-limited and filtered counts, the source and what is NOT captured. Needs roo
 			if fb := c.Fallback(); fb != nil {
 				a.log.Warn().Err(fb).Msg("eBPF unavailable; using the netlink process connector")
 			}
+			if ae := c.AuditError(); ae != nil {
+				a.log.Warn().Err(ae).Msg("audit fallback not started: activity eBPF cannot capture is NOT captured")
+			}
+			if ac := c.Stats().AuditCaptures; len(ac) > 0 {
+				a.log.Info().Strs("captures", ac).Msg("activity from the kernel audit socket (Quarry is the audit daemon until it stops)")
+			}
 			for _, nc := range c.Stats().NotCaptured {
 				a.log.Warn().Str("not_captured", nc).Msg("activity not captured")
 			}
-			a.log.Info().Str("source", string(c.Source())).Str("store", st.FilePath()).Msg("collecting")
+			a.log.Info().Str("source", c.Stats().SourceName()).Str("store", st.FilePath()).Msg("collecting")
 			status := cmd.ErrOrStderr()
 			if f, ok := status.(*os.File); quiet || !ok || !isTerminal(f) {
 				status = io.Discard
@@ -109,7 +117,7 @@ rate-limited and filtered counts, the source and what is NOT captured. Needs roo
 			}
 			s, cs := p.Stats(), c.Stats()
 			fmt.Fprintf(cmd.OutOrStdout(), "collected %d events (%s): %d stored, %d hits, %d tagged; drops %d, lost %d, partial %d, rate-limited %d, filtered %d%s\n",
-				cs.Events, cs.Source, s.Stored, s.Hits, s.Tagged, cs.Drops, cs.Lost, cs.Partial, cs.RateLimited, cs.Filtered, notCaptured(cs))
+				cs.Events, cs.SourceName(), s.Stored, s.Hits, s.Tagged, cs.Drops, cs.Lost, cs.Partial, cs.RateLimited, cs.Filtered, notCaptured(cs))
 			if werr != nil && !errors.Is(werr, context.Canceled) {
 				return werr
 			}
@@ -118,6 +126,7 @@ rate-limited and filtered counts, the source and what is NOT captured. Needs roo
 	}
 	rf.add(cmd)
 	cmd.Flags().StringVar(&source, "source", collect.SourceAuto, "telemetry source: auto (eBPF, else cnproc), ebpf or cnproc")
+	cmd.Flags().StringVar(&copts.Activity, "activity", collect.ActivityAuto, "activity source: auto (eBPF, else the kernel audit socket), ebpf or audit")
 	cmd.Flags().DurationVar(&drain, "drain-interval", 0, "how often to read the eBPF ring buffer (default 50ms)")
 	cmd.Flags().BoolVar(&noDetect, "no-detect", false, "store events without running detection")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no status line")
@@ -145,7 +154,7 @@ func (a *app) statusLine(ctx context.Context, w io.Writer, c *collect.Collector,
 			rate := float64(cs.Events-last) / now.Sub(lastT).Seconds()
 			last, lastT = cs.Events, now
 			fmt.Fprintf(w, "\r\033[K%s: %.0f events/s, %d events, %d stored, %d hits, %d drops, %d lost, %d partial, %d rate-limited, %d filtered%s",
-				cs.Source, rate, cs.Events, ps.Stored, ps.Hits, cs.Drops, cs.Lost, cs.Partial, cs.RateLimited, cs.Filtered, notCaptured(cs))
+				cs.SourceName(), rate, cs.Events, ps.Stored, ps.Hits, cs.Drops, cs.Lost, cs.Partial, cs.RateLimited, cs.Filtered, notCaptured(cs))
 		}
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/quarry-sec/quarry/detections/incidents"
-	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
@@ -47,7 +46,14 @@ type relatedJSON struct {
 	Value          string `json:"value"`
 }
 
-// incidentHit is one hit of an incident (its technique rows joined).
+// incidentHit is one hit of an incident as `quarry incidents --format json`
+// shows it: a view of incidents.Hit (the one hit type, telemetry.Hit, with
+// all its techniques joined), not a hit type of its own. It keeps what
+// names the hit, its rule, its event and its process; time is in UNIX
+// seconds like the incident's first_seen and last_seen; the per-technique
+// fields (technique_id, technique_name, tactic) give way to techniques and
+// tactics, and the host is the incident's. The field names are a contract
+// (TestIncidentsJSONFields).
 type incidentHit struct {
 	HitID      string   `json:"hit_id"`
 	Time       int64    `json:"time"`
@@ -64,6 +70,14 @@ type incidentHit struct {
 	Path       string   `json:"path"`
 	Cmdline    string   `json:"cmdline"`
 	Username   string   `json:"username"`
+}
+
+// incidentHitOf is h's view.
+func incidentHitOf(h *incidents.Hit) incidentHit {
+	return incidentHit{HitID: h.HitID, Time: h.Time.Unix(), RuleID: h.RuleID, RuleTitle: h.RuleTitle,
+		RuleSource: h.RuleSource, Kind: h.Kind(), Severity: h.Severity, Confidence: h.Confidence,
+		Techniques: append([]string{}, h.Techniques...), Tactics: append([]string{}, h.Tactics...),
+		EID: h.EID, PID: h.PID, Path: h.Path, Cmdline: h.Cmdline, Username: h.Username}
 }
 
 func (a *app) incidentsCommand() *cobra.Command {
@@ -198,39 +212,16 @@ func writeIncidentsJSON(ctx context.Context, w io.Writer, st *eventstore.Store, 
 		}); err != nil {
 			return err
 		}
-		byID := map[string]*incidentHit{}
-		var order []string
-		if len(ids) > 0 {
-			err := st.ScanHitsByID(ctx, ids, func(h *telemetry.Hit) bool {
-				x, ok := byID[h.HitID]
-				if !ok {
-					x = &incidentHit{HitID: h.HitID, Time: h.Time.Unix(), RuleID: h.RuleID, RuleTitle: h.RuleTitle,
-						RuleSource: h.RuleSource, Kind: h.Kind(), Severity: h.Severity, Confidence: h.Confidence, EID: h.EID, PID: h.PID,
-						Path: h.Path, Cmdline: h.Cmdline, Username: h.Username, Techniques: []string{}, Tactics: []string{}}
-					byID[h.HitID] = x
-					order = append(order, h.HitID)
-				}
-				if h.TechniqueID != "" {
-					x.Techniques = append(x.Techniques, h.TechniqueID)
-				}
-				for _, t := range strings.Split(h.Tactic, ",") {
-					if t != "" && !contains(x.Tactics, t) {
-						x.Tactics = append(x.Tactics, t)
-					}
-				}
-				return true
-			})
-			if err != nil {
-				return err
-			}
+		hits, err := incidents.HitsByID(ctx, st, ids)
+		if err != nil {
+			return err
 		}
 		out := incidentJSON{IncidentID: r.IncidentID, HostIdentifier: r.Host, FirstSeen: r.FirstSeen.Unix(),
 			LastSeen: r.LastSeen.Unix(), Score: r.Score, Severity: r.Severity, Tactics: r.Tactics,
 			Techniques: r.Techniques, HitCount: r.HitCount, RootPID: r.RootPID, RootPath: r.RootPath,
-			Summary: r.Summary, Hits: make([]incidentHit, 0, len(order))}
-		for _, id := range order {
-			incidents.SortTactics(byID[id].Tactics)
-			out.Hits = append(out.Hits, *byID[id])
+			Summary: r.Summary, Hits: make([]incidentHit, 0, len(hits))}
+		for i := range hits {
+			out.Hits = append(out.Hits, incidentHitOf(&hits[i]))
 		}
 		sort.SliceStable(out.Hits, func(i, j int) bool {
 			if out.Hits[i].Time != out.Hits[j].Time {
@@ -251,15 +242,6 @@ func writeIncidentsJSON(ctx context.Context, w io.Writer, st *eventstore.Store, 
 		}
 	}
 	return nil
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // baseName is the last element of a Windows or Unix path.

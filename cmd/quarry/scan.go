@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -237,7 +236,13 @@ type scanner struct {
 	byTactic    map[string]int // hits per tactic of the shown version
 	layer       map[string]attack.LayerScore
 	table       []telemetry.Hit // table format: rows to print
-	enc         *json.Encoder
+	// rows are the rule rows of the rules that hit (JSON output).
+	rows map[*detections.Rule]*ruleRows
+	line []byte // JSON output: the lines of one hit
+	// evSeq counts the events matched; evPart is the part of the hits
+	// of event evSeq that all of them share (reportRows).
+	evSeq  int
+	evPart eventPart
 
 	// file and record being scanned, for JSON output.
 	file   string
@@ -254,6 +259,7 @@ const maxTableRows = 1000
 // generate false does not report its own.
 func (s *scanner) match(ev *telemetry.Event, eid int64) {
 	s.events++
+	s.evSeq++
 	ref := eid
 	if ref == 0 {
 		ref = s.record
@@ -294,6 +300,12 @@ func (s *scanner) flushCorrelations(fromStore bool) {
 // report counts, prints and hands on one hit; record is its event's record
 // number (or eid) for JSON output.
 func (s *scanner) report(h detections.Hit, eid, record int64) {
+	if s.onHit == nil && s.format == formatJSON {
+		if rr := s.rowsOf(h); rr != nil {
+			s.reportRows(h, rr, eid, record)
+			return
+		}
+	}
 	s.hits++
 	s.bySeverity[h.Rule.Severity.String()]++
 	recs := pipeline.Records(h, eid, s.kb)
@@ -362,7 +374,8 @@ func (s *scanner) shown(recs []telemetry.Hit) []telemetry.Hit {
 }
 
 // hitJSON is a JSON line: the hit's ioa_hits columns, times in UNIX
-// seconds as ioa_hits has them, plus where the event came from.
+// seconds as ioa_hits has them, plus where the event came from. Lines are
+// written by appendHitJSON, in the bytes encoding/json gives this type.
 type hitJSON struct {
 	*telemetry.Hit
 	Time int64 `json:"time"`
@@ -373,11 +386,8 @@ type hitJSON struct {
 }
 
 func (s *scanner) writeJSON(r *telemetry.Hit, record int64) {
-	if s.enc == nil {
-		s.enc = json.NewEncoder(s.out)
-		s.enc.SetEscapeHTML(false)
-	}
-	s.enc.Encode(hitJSON{Hit: r, Time: r.Time.Unix(), SourceFile: s.file, Record: record})
+	s.line = appendHitJSON(s.line[:0], r, s.file, record)
+	s.out.Write(s.line)
 }
 
 // flushTable prints the hits of the table format.
@@ -564,13 +574,10 @@ func (a *app) scanStore(ctx context.Context, s *scanner, since, until string, pr
 	// Where hits landed, per host: the incidents there are regrouped.
 	spans := map[string][2]time.Time{}
 	var saveErr error
-	flush := func() {
-		if saveErr == nil && len(pending) > 0 {
-			saveErr = st.AppendHits(ctx, pending)
+	flush := func() { // hits and tags in one transaction
+		if saveErr == nil && len(pending)+len(tags) > 0 {
+			_, saveErr = st.SaveHits(ctx, pending, tags)
 			pending = pending[:0]
-		}
-		if saveErr == nil && len(tags) > 0 {
-			saveErr = st.TagEvents(ctx, tags)
 			clear(tags)
 		}
 	}

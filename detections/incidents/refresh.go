@@ -24,6 +24,22 @@ func LoadHits(ctx context.Context, st *eventstore.Store, host string, lo, hi tim
 	return join.hits(), nil
 }
 
+// HitsByID reads the hits ids (ioa_hits.hit_id) from st, one Hit per
+// hit_id found, in the order their first technique rows come.
+func HitsByID(ctx context.Context, st *eventstore.Store, ids []string) ([]Hit, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var join hitJoin
+	if err := st.ScanHitsByID(ctx, ids, func(r *telemetry.Hit) bool {
+		join.add(r)
+		return true
+	}); err != nil {
+		return nil, fmt.Errorf("incidents: %w", err)
+	}
+	return join.hits(), nil
+}
+
 func appendUnique(s []string, v string) []string {
 	for _, x := range s {
 		if x == v {

@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"hash/fnv"
 	"strconv"
 	"strings"
 
@@ -25,40 +24,72 @@ var hitNamespace = uuid.MustParse("6f1c2a4e-3b7d-4f8a-9c0e-51a7d2b8e9f3")
 // (Windows EventRecordID, audit serial; not a line number) and a hash of its
 // fields, so the same record read again, from any file, gives the same id.
 func HitID(ruleID string, ev *telemetry.Event) string {
-	var b strings.Builder
-	b.WriteString(ruleID)
-	b.WriteByte(0)
-	b.WriteString(ev.Host)
-	b.WriteByte(0)
+	// The name is built on the stack for typical events; hashing the
+	// fields inline (FNV-1a, as hash/fnv computes it) spares a copy of
+	// every name and value that hash.Hash's Write([]byte) would make.
+	var buf [256]byte
+	b := append(buf[:0], ruleID...)
+	b = append(b, 0)
+	return uuid.NewSHA1(hitNamespace, AppendEventKey(b, ev)).String()
+}
+
+// AppendEventKey appends the event's part of its hits' ids (all HitID
+// names but the rule's ID) to b. HitIDOf(rule, key) is HitID(rule, ev):
+// a caller with several hits on one event works this part (a hash of all
+// its fields) out once.
+func AppendEventKey(b []byte, ev *telemetry.Event) []byte {
+	b = append(b, ev.Host...)
+	b = append(b, 0)
 	if ev.Kind == telemetry.KindExec && ev.ProcessKey != "" {
-		b.WriteString("process")
-		b.WriteByte(0)
-		b.WriteString(ev.ProcessKey)
-		return uuid.NewSHA1(hitNamespace, []byte(b.String())).String()
+		b = append(b, "process\x00"...)
+		return append(b, ev.ProcessKey...)
 	}
-	b.WriteString(string(ev.Source))
-	b.WriteByte(0)
+	b = append(b, ev.Source...)
+	b = append(b, 0)
 	if _, ok := ev.Fields.Get("EventRecordID"); ok || ev.Source == telemetry.SourceAuditd {
-		b.WriteString(strconv.FormatInt(ev.RecordID, 10))
+		b = strconv.AppendInt(b, ev.RecordID, 10)
 	}
-	b.WriteByte(0)
-	b.WriteString(strconv.FormatInt(ev.Time.UnixNano(), 10))
-	b.WriteByte(0)
-	b.WriteString(strconv.FormatInt(ev.PID, 10))
-	b.WriteByte(0)
-	b.WriteString(ev.ProcessGUID)
-	b.WriteByte(0)
-	b.WriteString(strconv.Itoa(ev.EventID))
-	b.WriteByte(0)
-	h := fnv.New64a()
-	for k, v := range ev.Fields.All() {
-		h.Write([]byte(k))
-		h.Write([]byte{0})
-		h.Write([]byte(v))
-		h.Write([]byte{0})
+	b = append(b, 0)
+	b = strconv.AppendInt(b, ev.Time.UnixNano(), 10)
+	b = append(b, 0)
+	b = strconv.AppendInt(b, ev.PID, 10)
+	b = append(b, 0)
+	b = append(b, ev.ProcessGUID...)
+	b = append(b, 0)
+	b = strconv.AppendInt(b, int64(ev.EventID), 10)
+	b = append(b, 0)
+	return strconv.AppendUint(b, fieldsHash(ev.Fields.List()), 16)
+}
+
+// HitIDOf returns the id of a hit of rule ruleID on the event whose key
+// is eventKey (AppendEventKey).
+func HitIDOf(ruleID string, eventKey []byte) string {
+	var buf [256]byte
+	b := append(buf[:0], ruleID...)
+	b = append(b, 0)
+	return uuid.NewSHA1(hitNamespace, append(b, eventKey...)).String()
+}
+
+// FNV-1a, 64 bits (the parameters of hash/fnv's New64a).
+const (
+	fnvOffset64 = 14695981039346656037
+	fnvPrime64  = 1099511628211
+)
+
+// fieldsHash is the FNV-1a hash of every field's name and value, each
+// followed by a 0 byte.
+func fieldsHash(fs []telemetry.Field) uint64 {
+	h := uint64(fnvOffset64)
+	for i := range fs {
+		for _, s := range [2]string{fs[i].Name, fs[i].Value} {
+			for j := 0; j < len(s); j++ {
+				h ^= uint64(s[j])
+				h *= fnvPrime64
+			}
+			h *= fnvPrime64 // ^= 0 changes nothing
+		}
 	}
-	b.WriteString(strconv.FormatUint(h.Sum64(), 16))
-	return uuid.NewSHA1(hitNamespace, []byte(b.String())).String()
+	return h
 }
 
 // Records turns a hit into its stored rows: one per technique of the rule
@@ -82,12 +113,9 @@ func Records(h detections.Hit, eid int64, kb *attack.KB) []telemetry.Hit {
 		Recommendations: r.Recommendations,
 		EID:             eid,
 		PID:             ev.PID,
-		Path:            firstNonEmpty(ev.Path, ev.Field("Image"), ev.Field("NewProcessName")),
-		Cmdline:         firstNonEmpty(ev.Cmdline, ev.Field("CommandLine")),
-		ParentPath:      firstNonEmpty(ev.ParentPath, ev.Field("ParentImage"), ev.Field("ParentProcessName")),
-		Username:        firstNonEmpty(ev.Username, ev.Field("User")),
 		Source:          string(ev.Source),
 	}
+	base.Path, base.Cmdline, base.ParentPath, base.Username = EventColumns(ev)
 	if base.Time.IsZero() {
 		base.Time = ev.Time
 	}
@@ -104,6 +132,37 @@ func Records(h detections.Hit, eid int64, kb *attack.KB) []telemetry.Hit {
 		out = append(out, rec)
 	}
 	return out
+}
+
+// EventColumns returns the process columns of a hit row on ev: its path,
+// command line, parent's path and user, from the event's typed fields or,
+// when those are empty, its own (Sysmon's, Security 4688's) fields.
+func EventColumns(ev *telemetry.Event) (path, cmdline, parentPath, username string) {
+	path, cmdline, parentPath, username = ev.Path, ev.Cmdline, ev.ParentPath, ev.Username
+	// Fields are looked up only for what the typed fields lack.
+	if path == "" {
+		path = firstField(ev, "Image", "NewProcessName")
+	}
+	if cmdline == "" {
+		cmdline = firstField(ev, "CommandLine")
+	}
+	if parentPath == "" {
+		parentPath = firstField(ev, "ParentImage", "ParentProcessName")
+	}
+	if username == "" {
+		username = firstField(ev, "User")
+	}
+	return path, cmdline, parentPath, username
+}
+
+// firstField returns the first non-empty value of the named fields of ev.
+func firstField(ev *telemetry.Event, names ...string) string {
+	for _, n := range names {
+		if v := ev.Field(n); v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // tacticsOf returns the tactics of ts that technique belongs to.
@@ -132,13 +191,4 @@ func tacticList(ts []detections.Tactic) string {
 		names = append(names, t.ShortName)
 	}
 	return strings.Join(names, ",")
-}
-
-func firstNonEmpty(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }

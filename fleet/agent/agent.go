@@ -66,7 +66,7 @@ type Config struct {
 
 	// Intel, when set, receives the fleet's threat intelligence sets: at
 	// each config refresh the agent fetches the sets that changed
-	// (PathIntel) and stores them as feeds (FleetOrigin) for the live
+	// (osqwire.PathIntel) and stores them as feeds (FleetOrigin) for the live
 	// matcher and hunts of the data directory. IntelLinker (nil: none)
 	// resolves their ATT&CK groups and software.
 	Intel       *intel.DB

@@ -59,7 +59,7 @@ func hitsSchedule() osqwire.ConfigResponse {
 }
 
 // addedHits counts each hit_id over every result log's added rows.
-func addedHits(logs []osqwire.ResultLog) map[string]int {
+func addedHits(logs []osqwire.ResultLog[Row]) map[string]int {
 	got := map[string]int{}
 	for _, l := range logs {
 		if l.DiffResults == nil {

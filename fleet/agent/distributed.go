@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/quarry-sec/quarry/fleet/osqwire"
 	"net/http"
 	"time"
+
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 )
 
 // KindLive is the queue kind of live query answers: they wait on disk like
@@ -216,19 +217,19 @@ func refused(err error) bool {
 }
 
 // writeOf is the distributed write carrying answers.
-func writeOf(answers []queuedAnswer) osqwire.DistributedWriteRequest {
-	w := osqwire.DistributedWriteRequest{
-		Queries:  make(map[string][]map[string]string, len(answers)),
-		Statuses: make(map[string]int, len(answers)),
+func writeOf(answers []queuedAnswer) osqwire.DistributedWriteRequest[[]Row] {
+	w := osqwire.DistributedWriteRequest[[]Row]{
+		Queries:  make(map[string][]Row, len(answers)),
+		Statuses: make(map[string]osqwire.Int, len(answers)),
 		Messages: map[string]string{},
 		Stats:    make(map[string]osqwire.QueryStats, len(answers)),
 	}
 	for _, qa := range answers {
 		rows := qa.Rows
 		if rows == nil {
-			rows = []map[string]string{}
+			rows = []Row{}
 		}
-		w.Queries[qa.ID], w.Statuses[qa.ID], w.Stats[qa.ID] = rows, qa.Status, qa.Stats
+		w.Queries[qa.ID], w.Statuses[qa.ID], w.Stats[qa.ID] = rows, osqwire.Int(qa.Status), qa.Stats
 		if qa.Message != "" {
 			w.Messages[qa.ID] = qa.Message
 		}
@@ -236,7 +237,7 @@ func writeOf(answers []queuedAnswer) osqwire.DistributedWriteRequest {
 	return w
 }
 
-func (a *Agent) writeLive(ctx context.Context, w osqwire.DistributedWriteRequest) error {
+func (a *Agent) writeLive(ctx context.Context, w osqwire.DistributedWriteRequest[[]Row]) error {
 	err := a.call(ctx, osqwire.PathDistWrite, func(k string) any {
 		w.NodeKey = k
 		return w

@@ -22,10 +22,10 @@ type fakeFleet struct {
 	keys      map[string]bool
 	enrolls   int
 	config    osqwire.ConfigResponse
-	results   []osqwire.ResultLog
+	results   []osqwire.ResultLog[Row]
 	statuses  []osqwire.StatusLog
 	live      map[string]string
-	writes    []osqwire.DistributedWriteRequest
+	writes    []osqwire.DistributedWriteRequest[[]Row]
 	enrollReq []osqwire.EnrollRequest
 }
 
@@ -89,7 +89,7 @@ func (f *fakeFleet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = json.Unmarshal(body["data"], &data)
 		for _, d := range data {
 			if typ == osqwire.LogResult {
-				var l osqwire.ResultLog
+				var l osqwire.ResultLog[Row]
 				if err := json.Unmarshal(d, &l); err != nil {
 					f.t.Errorf("result log: %v", err)
 				}
@@ -105,7 +105,7 @@ func (f *fakeFleet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(osqwire.DistributedReadResponse{Queries: f.live})
 		f.live = map[string]string{}
 	case osqwire.PathDistWrite:
-		var req osqwire.DistributedWriteRequest
+		var req osqwire.DistributedWriteRequest[[]Row]
 		raw, _ := json.Marshal(body)
 		_ = json.Unmarshal(raw, &req)
 		f.writes = append(f.writes, req)
@@ -128,11 +128,11 @@ func (f *fakeFleet) invalidate() {
 	f.mu.Unlock()
 }
 
-func (f *fakeFleet) snapshot() (results []osqwire.ResultLog, statuses []osqwire.StatusLog, writes []osqwire.DistributedWriteRequest, enrolls int) {
+func (f *fakeFleet) snapshot() (results []osqwire.ResultLog[Row], statuses []osqwire.StatusLog, writes []osqwire.DistributedWriteRequest[[]Row], enrolls int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]osqwire.ResultLog(nil), f.results...), append([]osqwire.StatusLog(nil), f.statuses...),
-		append([]osqwire.DistributedWriteRequest(nil), f.writes...), f.enrolls
+	return append([]osqwire.ResultLog[Row](nil), f.results...), append([]osqwire.StatusLog(nil), f.statuses...),
+		append([]osqwire.DistributedWriteRequest[[]Row](nil), f.writes...), f.enrolls
 }
 
 // sqlQuerier adapts a *sql.DB to Querier.

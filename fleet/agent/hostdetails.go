@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 )
 
 // OsqueryCompatVersion is the osquery version whose TLS API and pack format
@@ -17,11 +19,11 @@ const OsqueryCompatVersion = "5.0.0"
 // hostDetails builds the host_details of an enroll request, as osquery sends
 // them (os_version, osquery_info, system_info, platform_info) plus
 // quarry_info.
-func hostDetails(cfg *Config, instanceID string, start time.Time) map[string]map[string]string {
+func hostDetails(cfg *Config, instanceID string, start time.Time) map[string]osqwire.Details {
 	osv := osRelease()
 	hostname, _ := os.Hostname()
 	uuid := machineID()
-	return map[string]map[string]string{
+	return map[string]osqwire.Details{
 		"os_version": {
 			"name":          firstNonEmpty(osv["NAME"], runtime.GOOS),
 			"version":       osv["VERSION"],

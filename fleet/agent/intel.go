@@ -10,40 +10,14 @@ import (
 	"time"
 
 	"github.com/quarry-sec/quarry/detections/intel"
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 )
-
-// PathIntel is where the agent fetches the fleet's threat intelligence sets
-// (Quarry's fleet server; a server without it answers 404 and the agent
-// asks again at the next config refresh).
-const PathIntel = "/api/v1/quarry/intel"
 
 // FleetOrigin prefixes the origin of the feeds the agent keeps for the
 // fleet's sets in its intel database ("fleet:" and the set's version): the
 // feeds it may replace and remove. Feeds added locally (quarry intel add)
 // are left alone.
 const FleetOrigin = "fleet:"
-
-// intelRequest and intelResponse are PathIntel's wire format (the server's
-// IntelRequest and IntelResponse).
-type intelRequest struct {
-	NodeKey string            `json:"node_key"`
-	Have    map[string]string `json:"have"`
-}
-
-type intelResponse struct {
-	Current map[string]string `json:"current"`
-	Sets    []intelSet        `json:"sets"`
-	More    bool              `json:"more"`
-}
-
-type intelSet struct {
-	Source     string `json:"source"`
-	Format     string `json:"format"`
-	Confidence int    `json:"confidence"`
-	TTLSeconds int64  `json:"ttl_seconds"`
-	Version    string `json:"version"`
-	Data       []byte `json:"data"`
-}
 
 // maxIntelRounds bounds the requests of one sync (a response carries part
 // of the sets when they are large).
@@ -73,8 +47,8 @@ func (a *Agent) syncIntel(ctx context.Context) (int, error) {
 				have[f.Source] = v
 			}
 		}
-		var resp intelResponse
-		err = a.call(ctx, PathIntel, func(k string) any { return intelRequest{NodeKey: k, Have: have} }, &resp)
+		var resp osqwire.IntelResponse
+		err = a.call(ctx, osqwire.PathIntel, func(k string) any { return osqwire.IntelRequest{NodeKey: k, Have: have} }, &resp)
 		var se *StatusError
 		if errors.As(err, &se) && se.Code == http.StatusNotFound {
 			return changed, nil // a server that distributes no intel
@@ -108,7 +82,7 @@ func (a *Agent) syncIntel(ctx context.Context) (int, error) {
 
 // loadIntelSet reads one set as its feed and stores it in place of the
 // source's indicators.
-func (a *Agent) loadIntelSet(ctx context.Context, set intelSet) error {
+func (a *Agent) loadIntelSet(ctx context.Context, set osqwire.IntelSet) error {
 	opts := intel.Options{Source: set.Source, Confidence: set.Confidence}
 	if set.TTLSeconds > 0 {
 		opts.TTL = time.Duration(set.TTLSeconds) * time.Second

@@ -83,9 +83,9 @@ func (a *Agent) logResults(ctx context.Context, j job, cur []Row, now time.Time)
 	if !fresh {
 		st.Counter = prev.Counter + 1
 	}
-	l := osqwire.ResultLog{
+	l := osqwire.ResultLog[Row]{
 		Name: j.Name, HostIdentifier: a.cfg.HostIdentifier, CalendarTime: osqwire.CalendarTime(now.Unix()),
-		UnixTime: now.Unix(), Epoch: st.Epoch, Counter: st.Counter, Numerics: false,
+		UnixTime: osqwire.Int(now.Unix()), Epoch: osqwire.Int(st.Epoch), Counter: osqwire.Int(st.Counter), Numerics: false,
 	}
 	emit := true
 	if j.Snapshot {
@@ -100,7 +100,7 @@ func (a *Agent) logResults(ctx context.Context, j job, cur []Row, now time.Time)
 		if !j.Removed {
 			removed = []Row{}
 		}
-		l.DiffResults = &osqwire.DiffResults{Added: added, Removed: removed}
+		l.DiffResults = &osqwire.DiffResults[Row]{Added: added, Removed: removed}
 		emit = len(added)+len(removed) > 0
 	}
 	var body []byte

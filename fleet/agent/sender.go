@@ -26,7 +26,8 @@ func (a *Agent) logLoop(ctx context.Context) {
 }
 
 // Flush sends every queued live query answer (their hunts' deadlines run)
-// and log, status logs before result logs, in batches; a batch leaves the
+// and log, result logs before status logs (a status line, such as a
+// scheduled query's error, must not hold back detections), in batches; a batch leaves the
 // queue only when the server answers 200. It first reports logs the queue
 // bound dropped, in a status log. It stops at the first failure: the rest
 // stays queued.
@@ -44,7 +45,7 @@ func (a *Agent) flushLogs(ctx context.Context) error {
 	if err := a.reportDrops(ctx); err != nil {
 		return err
 	}
-	for _, kind := range []string{osqwire.LogStatus, osqwire.LogResult} {
+	for _, kind := range []string{osqwire.LogResult, osqwire.LogStatus} {
 		for {
 			if err := ctx.Err(); err != nil {
 				return err

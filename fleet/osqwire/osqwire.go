@@ -1,6 +1,10 @@
-// Package osqwire is osquery's TLS remote API as JSON messages: what
-// Quarry's agent sends and the fleet server reads (enroll, config, log,
-// distributed read and write), with the paths they are posted to.
+// Package osqwire is osquery's TLS remote API as JSON messages, one type
+// per message, shared by Quarry's agent (and quarry-bench) and the fleet
+// server: enroll, config, log, distributed read and write, with the paths
+// they are posted to, and Quarry's additions (the quarry_deadlines of a
+// distributed read, the intel fetch of intel.go). Messages carrying rows
+// are generic over how a row is held: values when written, the JSON as
+// sent when read.
 package osqwire
 
 import (
@@ -19,12 +23,64 @@ const (
 	PathDistWrite       = "/api/v1/osquery/distributed/write"
 )
 
-// EnrollRequest is osquery's enroll body (--enroll_tls_endpoint).
+// EnrollRequest is osquery's enroll body (--enroll_tls_endpoint). Quarry's
+// agent gives its version as host_details.quarry_info.version.
 type EnrollRequest struct {
-	EnrollSecret   string                       `json:"enroll_secret"`
-	HostIdentifier string                       `json:"host_identifier"`
-	PlatformType   string                       `json:"platform_type"`
-	HostDetails    map[string]map[string]string `json:"host_details"`
+	EnrollSecret   string `json:"enroll_secret"`
+	HostIdentifier string `json:"host_identifier"`
+	PlatformType   string `json:"platform_type"`
+	// HostDetails are rows of osquery's tables by table: os_version,
+	// osquery_info, system_info, platform_info (and quarry_info).
+	HostDetails map[string]Details `json:"host_details"`
+	// QuarryVersion is where Quarry agents that sent no quarry_info gave
+	// their version.
+	QuarryVersion string `json:"quarry_version,omitempty"`
+}
+
+// Details is one table row of EnrollRequest.HostDetails, column to value.
+// osquery sends the values as strings; a number, boolean or other JSON
+// value reads as Text renders it.
+type Details map[string]string
+
+// UnmarshalJSON implements json.Unmarshaler: the row must be a JSON object
+// (or null).
+func (d *Details) UnmarshalJSON(b []byte) error {
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	if m == nil {
+		return nil
+	}
+	*d = make(Details, len(m))
+	for k, v := range m {
+		(*d)[k] = Text(v)
+	}
+	return nil
+}
+
+// Text renders a decoded JSON value as osquery prints it: a string as it
+// is, a number in decimal, a boolean as 1 or 0, null as "", anything else
+// as its JSON.
+func Text(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case json.Number:
+		return x.String()
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case bool:
+		if x {
+			return "1"
+		}
+		return "0"
+	default:
+		b, _ := json.Marshal(x)
+		return string(b)
+	}
 }
 
 // EnrollResponse carries the node key the agent presents from then on.
@@ -38,13 +94,14 @@ type NodeRequest struct {
 	NodeKey string `json:"node_key"`
 }
 
-// ConfigResponse is the part of osquery's configuration the agent uses:
-// the schedule, packs and a few options. node_invalid asks for re-enrollment.
+// ConfigResponse is osquery's configuration as the server sends it and the
+// agent reads it: the schedule, packs (each a Pack, kept as JSON) and
+// options. node_invalid asks for re-enrollment.
 type ConfigResponse struct {
-	Schedule    map[string]ScheduledQuery  `json:"schedule,omitempty"`
-	Packs       map[string]json.RawMessage `json:"packs,omitempty"`
-	Options     map[string]any             `json:"options,omitempty"`
-	NodeInvalid bool                       `json:"node_invalid,omitempty"`
+	Options     map[string]any             `json:"options"`
+	Schedule    map[string]ScheduledQuery  `json:"schedule"`
+	Packs       map[string]json.RawMessage `json:"packs"`
+	NodeInvalid bool                       `json:"node_invalid"`
 }
 
 // Pack is an osquery pack inside the config.
@@ -95,14 +152,17 @@ type DistributedReadResponse struct {
 	NodeInvalid bool              `json:"node_invalid,omitempty"`
 }
 
-// DistributedWriteRequest answers live queries: rows per id, a status per id
-// (0 success, else failure) and, on failure, a message per id.
-type DistributedWriteRequest struct {
-	NodeKey  string                         `json:"node_key"`
-	Queries  map[string][]map[string]string `json:"queries"`
-	Statuses map[string]int                 `json:"statuses"`
-	Messages map[string]string              `json:"messages,omitempty"`
-	Stats    map[string]QueryStats          `json:"stats,omitempty"`
+// DistributedWriteRequest answers live queries: rows per id, a status per
+// id (0 success, else failure) and, on failure, a message per id. Rows is
+// how the rows of one query are held: []map[string]string when writing
+// them, json.RawMessage when reading them as sent (osquery sends "" for a
+// query that failed).
+type DistributedWriteRequest[Rows any] struct {
+	NodeKey  string                `json:"node_key"`
+	Queries  map[string]Rows       `json:"queries"`
+	Statuses map[string]Int        `json:"statuses"`
+	Messages map[string]string     `json:"messages,omitempty"`
+	Stats    map[string]QueryStats `json:"stats,omitempty"`
 }
 
 // QueryStats is osquery's per-query performance record of a live query.
@@ -113,27 +173,32 @@ type QueryStats struct {
 	Memory     int64 `json:"memory"`
 }
 
-// ResultLog is one differential (or snapshot) result log in osquery's batch
-// format (--logger_event_type=false): diffResults for differential queries,
-// snapshot for snapshot queries.
-type ResultLog struct {
-	Name           string              `json:"name"`
-	HostIdentifier string              `json:"hostIdentifier"`
-	CalendarTime   string              `json:"calendarTime"`
-	UnixTime       int64               `json:"unixTime"`
-	Epoch          int64               `json:"epoch"`
-	Counter        int64               `json:"counter"`
-	Numerics       bool                `json:"numerics"`
-	Decorations    map[string]string   `json:"decorations,omitempty"`
-	DiffResults    *DiffResults        `json:"diffResults,omitempty"`
-	Snapshot       []map[string]string `json:"snapshot,omitempty"`
-	Action         string              `json:"action,omitempty"`
+// ResultLog is one result log in any of osquery's forms: batched
+// differential (diffResults), snapshot, or one row per log (event format:
+// columns and action; --logger_event_type). Row is how a row is held:
+// map[string]string when writing (Quarry's agent, with
+// --logger_event_type=false), json.RawMessage when reading rows as sent
+// (osquery's numerics send numbers, and the server stores rows as they
+// came); Decorations are held the same way.
+type ResultLog[Row any] struct {
+	Name           string            `json:"name"`
+	HostIdentifier string            `json:"hostIdentifier"`
+	CalendarTime   string            `json:"calendarTime"`
+	UnixTime       Int               `json:"unixTime"`
+	Epoch          Int               `json:"epoch"`
+	Counter        Int               `json:"counter"`
+	Numerics       bool              `json:"numerics"`
+	Decorations    Row               `json:"decorations,omitempty"`
+	DiffResults    *DiffResults[Row] `json:"diffResults,omitempty"`
+	Snapshot       []Row             `json:"snapshot,omitempty"`
+	Columns        Row               `json:"columns,omitempty"`
+	Action         string            `json:"action,omitempty"`
 }
 
 // DiffResults holds the rows added and removed since the query's last run.
-type DiffResults struct {
-	Added   []map[string]string `json:"added"`
-	Removed []map[string]string `json:"removed"`
+type DiffResults[Row any] struct {
+	Added   []Row `json:"added"`
+	Removed []Row `json:"removed"`
 }
 
 // StatusLog is one osquery status log line.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/quarry-sec/quarry/detections/packs"
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 	"github.com/quarry-sec/quarry/fleet/store"
 	"github.com/quarry-sec/quarry/telemetry"
 )
@@ -26,7 +27,7 @@ func (s *Server) detection(h *store.Host, query string, raw json.RawMessage, at 
 	if err := json.Unmarshal(raw, &cols); err != nil {
 		return store.Detection{}, false
 	}
-	get := func(k string) string { return limitString(strings.TrimSpace(str(cols[k])), 8192) }
+	get := func(k string) string { return limitString(strings.TrimSpace(osqwire.Text(cols[k])), 8192) }
 	d := store.Detection{
 		Query: query,
 		Hit: telemetry.Hit{

@@ -25,7 +25,7 @@ func (s *Server) handleDistributedRead(w http.ResponseWriter, r *http.Request, h
 	probe := s.schemaProbeDue(r.Context(), h, now)
 	if !active && !probe {
 		// The common case: no hunt anywhere, no write transaction.
-		writeJSON(w, http.StatusOK, map[string]any{"queries": map[string]string{}, "node_invalid": false})
+		writeJSON(w, http.StatusOK, osqwire.DistributedReadResponse{Queries: map[string]string{}})
 		return
 	}
 	var hunts []store.Hunt
@@ -46,15 +46,7 @@ func (s *Server) handleDistributedRead(w http.ResponseWriter, r *http.Request, h
 		queries[SchemaProbeID] = SchemaProbeSQL
 		deadlines[SchemaProbeID] = now.Add(s.cfg.SchemaRetry).Unix()
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"queries": queries, "quarry_deadlines": deadlines, "node_invalid": false})
-}
-
-// distributedWrite is osquery's distributed write: rows per query ID, and
-// per ID a status (non-zero: the query failed) with its message.
-type distributedWrite struct {
-	Queries  map[string]json.RawMessage `json:"queries"`
-	Statuses map[string]osqwire.Int     `json:"statuses"`
-	Messages map[string]string          `json:"messages"`
+	writeJSON(w, http.StatusOK, osqwire.DistributedReadResponse{Queries: queries, Deadlines: deadlines})
 }
 
 // handleDistributedWrite records a host's answers to hunts, and to the
@@ -62,7 +54,7 @@ type distributedWrite struct {
 // repeated answers, are dropped; the host is told nothing of them (osquery
 // would not act on it).
 func (s *Server) handleDistributedWrite(w http.ResponseWriter, r *http.Request, h *store.Host, body []byte) {
-	var req distributedWrite
+	var req osqwire.DistributedWriteRequest[json.RawMessage]
 	if err := json.Unmarshal(body, &req); err != nil {
 		s.fail(w, r, errorf(http.StatusBadRequest, "malformed JSON: %v", err), nil)
 		return
@@ -100,7 +92,7 @@ func (s *Server) handleDistributedWrite(w http.ResponseWriter, r *http.Request, 
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"node_invalid": false})
+	writeJSON(w, http.StatusOK, osqwire.NodeResponse{})
 }
 
 // rowsOf returns the JSON objects of a rows array; anything else (osquery

@@ -2,31 +2,16 @@ package server
 
 import (
 	"crypto/subtle"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
 
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 	"github.com/quarry-sec/quarry/fleet/store"
 )
 
-// enrollRequest is osquery's enroll request. Quarry's agent adds its
-// version as host_details.quarry_info.version (or quarry_version).
-type enrollRequest struct {
-	EnrollSecret   string `json:"enroll_secret"`
-	HostIdentifier string `json:"host_identifier"`
-	PlatformType   string `json:"platform_type"`
-	QuarryVersion  string `json:"quarry_version"`
-	HostDetails    struct {
-		OSVersion   map[string]any `json:"os_version"`
-		OsqueryInfo map[string]any `json:"osquery_info"`
-		SystemInfo  map[string]any `json:"system_info"`
-		QuarryInfo  map[string]any `json:"quarry_info"`
-	} `json:"host_details"`
-}
-
 func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
-	var req enrollRequest
+	var req osqwire.EnrollRequest
 	data, release, err := readBodyIn(w, r, s.cfg.MaxEnrollBodyBytes, s.bodies)
 	defer release()
 	if err == nil {
@@ -58,17 +43,17 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	h := &store.Host{
 		NodeKey:        key,
 		HostIdentifier: limitString(ident, 255),
-		Hostname:       limitString(str(d.SystemInfo["hostname"]), 255),
-		Platform:       limitString(str(d.OSVersion["platform"]), 64),
-		OSVersion:      limitString(osVersion(d.OSVersion), 128),
-		OsqueryVersion: limitString(str(d.OsqueryInfo["version"]), 64),
-		QuarryVersion:  limitString(firstNonEmpty(str(d.QuarryInfo["version"]), req.QuarryVersion), 64),
+		Hostname:       limitString(d["system_info"]["hostname"], 255),
+		Platform:       limitString(d["os_version"]["platform"], 64),
+		OSVersion:      limitString(osVersion(d["os_version"]), 128),
+		OsqueryVersion: limitString(d["osquery_info"]["version"], 64),
+		QuarryVersion:  limitString(firstNonEmpty(d["quarry_info"]["version"], req.QuarryVersion), 64),
 		EnrolledAt:     s.cfg.Now(),
 	}
 	if h.Hostname == "" {
 		h.Hostname = h.HostIdentifier
 	}
-	h.Family = family(h.Platform, str(d.OSVersion["platform_like"]), req.PlatformType)
+	h.Family = family(h.Platform, d["os_version"]["platform_like"], req.PlatformType)
 	cleanStrings(h)
 	if err := s.cfg.Store.EnrollHost(r.Context(), h); err != nil {
 		s.fail(w, r, err, nil)
@@ -76,12 +61,12 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	}
 	s.storeOK()
 	s.nodes.forgetHost(h.ID) // its previous key, if any, stops working here now
-	writeJSON(w, http.StatusOK, map[string]any{"node_key": key, "node_invalid": false})
+	writeJSON(w, http.StatusOK, osqwire.EnrollResponse{NodeKey: key})
 }
 
 // osVersion is "name version" of osquery's os_version row.
-func osVersion(v map[string]any) string {
-	name, ver := str(v["name"]), str(v["version"])
+func osVersion(v osqwire.Details) string {
+	name, ver := v["name"], v["version"]
 	return strings.TrimSpace(name + " " + ver)
 }
 
@@ -132,28 +117,6 @@ func family(platform, like, platformType string) string {
 		return FamilyLinux
 	}
 	return ""
-}
-
-// str renders a JSON scalar as osquery would print it.
-func str(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return x
-	case json.Number:
-		return x.String()
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
-	case bool:
-		if x {
-			return "1"
-		}
-		return "0"
-	default:
-		b, _ := json.Marshal(x)
-		return string(b)
-	}
 }
 
 func firstNonEmpty(ss ...string) string {

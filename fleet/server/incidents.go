@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/quarry-sec/quarry/detections/packs"
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 	"github.com/quarry-sec/quarry/fleet/store"
 	"github.com/quarry-sec/quarry/tables/activity"
 )
@@ -26,7 +27,9 @@ func readRow(raw json.RawMessage) (rowReader, bool) {
 	return cols, true
 }
 
-func (r rowReader) text(k string, n int) string { return limitString(strings.TrimSpace(str(r[k])), n) }
+func (r rowReader) text(k string, n int) string {
+	return limitString(strings.TrimSpace(osqwire.Text(r[k])), n)
+}
 
 func (r rowReader) int(k string) int64 {
 	s := r.text(k, 64)
@@ -111,7 +114,7 @@ func incidentNode(raw json.RawMessage, at time.Time) (store.IncidentNode, bool) 
 		Techniques: r.list("techniques", 1024),
 		Tactics:    r.list("tactics", 64),
 		Severity:   strings.ToLower(r.text("severity", 32)),
-		Activity:   nodeActivity(str(r["activity"])),
+		Activity:   nodeActivity(osqwire.Text(r["activity"])),
 		Reported:   at,
 	}
 	if n.IncidentID == "" || n.ProcessKey == "" {

@@ -15,32 +15,11 @@ import (
 	"time"
 
 	"github.com/quarry-sec/quarry/detections/intel"
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 	"github.com/quarry-sec/quarry/fleet/store"
 )
 
-// PathIntel is where agents fetch the fleet's threat intelligence sets
-// (POST, with their node key): see IntelRequest.
-const PathIntel = "/api/v1/quarry/intel"
-
-// IntelRequest is what an agent sends to PathIntel: its node key and the
-// version of each set it holds.
-type IntelRequest struct {
-	NodeKey string            `json:"node_key"`
-	Have    map[string]string `json:"have"`
-}
-
-// IntelResponse is the server's answer: Current names every set the fleet
-// has now, with its version (an agent drops the fleet's sets not named);
-// Sets holds, with their data, those the agent lacks or holds at another
-// version; More says that some were left for the next request (a response
-// carries about maxIntelResponse bytes of data).
-type IntelResponse struct {
-	Current map[string]string `json:"current"`
-	Sets    []store.IntelSet  `json:"sets"`
-	More    bool              `json:"more,omitempty"`
-}
-
-// maxIntelResponse bounds the set data of one IntelResponse (agents read
+// maxIntelResponse bounds the set data of one osqwire.IntelResponse (agents read
 // at most 64 MiB; data is base64 in JSON).
 const maxIntelResponse = 24 << 20
 
@@ -181,10 +160,10 @@ func (s *Server) handleIntelDelete(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"source": source})
 }
 
-// handleIntelFetch answers an agent's PathIntel request: the sets it lacks
+// handleIntelFetch answers an agent's osqwire.PathIntel request: the sets it lacks
 // or holds at another version, and the fleet's current versions.
 func (s *Server) handleIntelFetch(w http.ResponseWriter, r *http.Request, _ *store.Host, body []byte) {
-	var req IntelRequest
+	var req osqwire.IntelRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		s.fail(w, r, errorf(http.StatusBadRequest, "malformed JSON: %v", err), nil)
 		return
@@ -194,7 +173,7 @@ func (s *Server) handleIntelFetch(w http.ResponseWriter, r *http.Request, _ *sto
 		s.fail(w, r, err, nil)
 		return
 	}
-	resp := IntelResponse{Current: map[string]string{}, Sets: []store.IntelSet{}}
+	resp := osqwire.IntelResponse{Current: map[string]string{}, Sets: []osqwire.IntelSet{}}
 	size := 0
 	for _, set := range sets {
 		resp.Current[set.Source] = set.Version
@@ -216,7 +195,8 @@ func (s *Server) handleIntelFetch(w http.ResponseWriter, r *http.Request, _ *sto
 		}
 		resp.Current[set.Source] = full.Version
 		size += len(full.Data)
-		resp.Sets = append(resp.Sets, *full)
+		resp.Sets = append(resp.Sets, osqwire.IntelSet{Source: full.Source, Format: full.Format, Confidence: full.Confidence,
+			TTLSeconds: full.TTLSeconds, Version: full.Version, Data: full.Data})
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

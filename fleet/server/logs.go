@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"time"
@@ -10,23 +11,8 @@ import (
 	"github.com/quarry-sec/quarry/fleet/store"
 )
 
-// resultLog is one result log item in any of osquery's forms: batched
-// differential (diffResults), snapshot, or one row per item (event format,
-// columns + action).
-type resultLog struct {
-	Name        string          `json:"name"`
-	UnixTime    osqwire.Int     `json:"unixTime"`
-	Epoch       osqwire.Int     `json:"epoch"`
-	Counter     osqwire.Int     `json:"counter"`
-	Decorations json.RawMessage `json:"decorations"`
-	DiffResults *struct {
-		Added   []json.RawMessage `json:"added"`
-		Removed []json.RawMessage `json:"removed"`
-	} `json:"diffResults"`
-	Snapshot []json.RawMessage `json:"snapshot"`
-	Columns  json.RawMessage   `json:"columns"`
-	Action   string            `json:"action"`
-}
+// logWriteTimeout bounds the write of one log request.
+const logWriteTimeout = 30 * time.Second
 
 // handleLog stores a host's result or status logs, and the detections in
 // its results, in one transaction; it answers only after the commit. Items
@@ -53,7 +39,7 @@ func (s *Server) handleLog(w http.ResponseWriter, r *http.Request, h *store.Host
 		}
 		var incidents incidentLogs
 		for _, item := range req.Data {
-			var rl resultLog
+			var rl osqwire.ResultLog[json.RawMessage]
 			if json.Unmarshal(unwrapString(item), &rl) != nil || rl.Name == "" {
 				continue
 			}
@@ -74,17 +60,23 @@ func (s *Server) handleLog(w http.ResponseWriter, r *http.Request, h *store.Host
 		return
 	}
 	cleanStrings(&b) // a NUL in one field must not cost the host its batch
-	if err := s.logs.append(h.ID, &b); err != nil {
+	// The store group-commits concurrent requests (store.Store.AppendLogs):
+	// the write may carry other hosts' logs, so it does not end with this
+	// request, only at logWriteTimeout.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), logWriteTimeout)
+	err := s.cfg.Store.AppendLogs(ctx, h.ID, &b)
+	cancel()
+	if err != nil {
 		s.fail(w, r, err, nil)
 		return
 	}
 	s.storeOK()
-	writeJSON(w, http.StatusOK, map[string]any{"node_invalid": false})
+	writeJSON(w, http.StatusOK, osqwire.NodeResponse{})
 }
 
 // addResult adds a result item's rows, and the detections and incidents
 // among them, to b; its incident rows are noted in incidents too.
-func (s *Server) addResult(b *store.LogBatch, incidents *incidentLogs, h *store.Host, rl *resultLog, query string) {
+func (s *Server) addResult(b *store.LogBatch, incidents *incidentLogs, h *store.Host, rl *osqwire.ResultLog[json.RawMessage], query string) {
 	at := unixTime(rl.UnixTime, s.cfg.Now())
 	key := resultLogKey{name: rl.Name, epoch: int64(rl.Epoch), counter: int64(rl.Counter), unixTime: int64(rl.UnixTime)}
 	decs := rl.Decorations

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 	"github.com/quarry-sec/quarry/fleet/store"
 )
 
@@ -32,9 +33,7 @@ func (s *Server) node(next nodeHandler) http.HandlerFunc {
 		}
 		key, _ := authParam(r, "NodeKey")
 		if key == "" {
-			var req struct {
-				NodeKey string `json:"node_key"`
-			}
+			var req osqwire.NodeRequest
 			if err := json.Unmarshal(body, &req); err != nil {
 				s.fail(w, r, errorf(http.StatusBadRequest, "malformed JSON: %v", err), nil)
 				return

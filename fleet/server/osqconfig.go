@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"reflect"
 
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 	"github.com/quarry-sec/quarry/fleet/store"
 )
 
@@ -52,21 +53,22 @@ func (s *Server) configBody(ctx context.Context, family string) ([]byte, error) 
 	if ok && current {
 		return cached, nil
 	}
-	out := map[string]Pack{}
-	for name, p := range all {
-		if fp, ok := p.forFamily(family); ok {
-			out[name] = fp
-		}
-	}
+	cfg := osqwire.ConfigResponse{Options: s.defaultOptions(), Schedule: map[string]osqwire.ScheduledQuery{},
+		Packs: map[string]json.RawMessage{}}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(map[string]any{
-		"options":      s.defaultOptions(),
-		"schedule":     map[string]any{},
-		"packs":        out,
-		"node_invalid": false,
-	}); err != nil {
+	for name, p := range all {
+		if fp, ok := p.forFamily(family); ok {
+			buf.Reset()
+			if err := enc.Encode(fp); err != nil {
+				return nil, fmt.Errorf("config: pack %s: %w", name, err)
+			}
+			cfg.Packs[name] = bytes.TrimSpace(bytes.Clone(buf.Bytes()))
+		}
+	}
+	buf.Reset()
+	if err := enc.Encode(cfg); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	if current {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/quarry-sec/quarry/attack"
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 	"github.com/quarry-sec/quarry/fleet/store"
 )
 
@@ -117,7 +118,6 @@ type Server struct {
 	lastTouchFlush time.Time
 
 	bodies *byteBudget // osquery request bodies in flight
-	logs   *groupCommit
 	nodes  *nodeCache
 
 	activeMu              sync.Mutex
@@ -183,9 +183,8 @@ func New(cfg Config) (*Server, error) {
 		cfg.RetryAfter = max(cfg.DistributedInterval, 5*time.Second)
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), touched: map[string]time.Time{},
-		pendingTouch: map[string]time.Time{}, logs: &groupCommit{st: cfg.Store},
-		nodes: newNodeCache(cfg.NodeCacheTTL, cfg.NodeCacheSize), schemas: map[string]schemaState{},
-		bodies: newByteBudget(cfg.MaxBodyBytesInFlight)}
+		pendingTouch: map[string]time.Time{}, nodes: newNodeCache(cfg.NodeCacheTTL, cfg.NodeCacheSize),
+		schemas: map[string]schemaState{}, bodies: newByteBudget(cfg.MaxBodyBytesInFlight)}
 	s.routes()
 	return s, nil
 }
@@ -227,7 +226,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /api/v1/intel", s.analyst(s.handleIntelSets))
 	s.mux.HandleFunc("POST /api/v1/intel", s.analyst(s.handleIntelUpload))
 	s.mux.HandleFunc("DELETE /api/v1/intel/{source}", s.analyst(s.handleIntelDelete))
-	s.mux.HandleFunc("POST "+PathIntel, s.node(s.handleIntelFetch))
+	s.mux.HandleFunc("POST "+osqwire.PathIntel, s.node(s.handleIntelFetch))
 }
 
 func (s *Server) handleVersion(w http.ResponseWriter, _ *http.Request) {

@@ -88,9 +88,14 @@ type Store interface {
 	// the (n+1)-th. A batch repeating rows an earlier batch stored — a host
 	// sending a log again because the answer to the first request was
 	// lost — stores none of them again. Status logs are not de-duplicated.
+	//
+	// Concurrent calls are group-committed by the store: the requests
+	// that wait for the same commit are written together, as one
+	// AppendHostLogs, and each call returns once its request is committed
+	// (or with its own error). Callers need no batching of their own.
 	AppendLogs(ctx context.Context, hostID string, b *LogBatch) error
 	// AppendHostLogs stores the log requests of several hosts in one
-	// transaction (a server's group commit): all of them, or none.
+	// transaction: all of them, or none.
 	AppendHostLogs(ctx context.Context, logs []HostLogs) error
 	// Results returns a page of stored result rows and the total matching.
 	Results(ctx context.Context, f ResultFilter) ([]Result, int, error)

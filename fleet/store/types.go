@@ -86,6 +86,11 @@ type LogBatch struct {
 	GoneIncidents []GoneIncident
 }
 
+// Empty reports whether b stores nothing.
+func (b *LogBatch) Empty() bool {
+	return len(b.Results)+len(b.Statuses)+len(b.Detections)+len(b.Incidents)+len(b.IncidentNodes)+len(b.GoneIncidents) == 0
+}
+
 // GoneIncident is an incident a host reported it no longer has: the
 // incidents query's removed row, with no added row of the same incident
 // ID in the same result log, for an incident still inside the query's

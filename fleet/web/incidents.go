@@ -181,17 +181,14 @@ func (ui *UI) incidentGraph(nodes []store.IncidentNode, ds []store.Detection) []
 			p.Synthetic = true // known only from its children's parent fields
 		}
 		for _, tech := range n.Techniques {
-			h := nodeHit{TechniqueID: tech, Severity: n.Severity}
-			if t, _, ok := ui.cfg.KB.Resolve(tech); ok {
-				h.TechniqueName = t.Name
-			}
-			for _, d := range ds {
-				if d.TechniqueID == tech && ((n.EID != 0 && d.EID == n.EID) || d.PID == n.PID) {
-					h.ID, h.Severity, h.RuleTitle = d.ID, d.Severity, d.RuleTitle
+			var found *store.Detection
+			for i := range ds {
+				if d := &ds[i]; d.TechniqueID == tech && ((n.EID != 0 && d.EID == n.EID) || d.PID == n.PID) {
+					found = d
 					break
 				}
 			}
-			p.Hits = append(p.Hits, h)
+			p.Hits = append(p.Hits, ui.techniqueBadge(tech, n.Severity, found))
 		}
 		// IoC hits on the process: their own badge, the indicator.
 		for _, d := range ds {
@@ -238,16 +235,14 @@ func (ui *UI) nodeActivity(raw string, ds []store.Detection) []activityKind {
 		for _, it := range k.Items {
 			item := activityItem{Time: time.Unix(it.Time, 0).UTC(), Summary: it.Summary, EID: it.EID}
 			for _, tech := range it.Techniques {
-				h := nodeHit{TechniqueID: tech, Severity: it.Severity}
-				if t, _, ok := ui.cfg.KB.Resolve(tech); ok {
-					h.TechniqueName = t.Name
-				}
-				for _, d := range ds {
-					if d.TechniqueID == tech && it.EID != 0 && d.EID == it.EID {
-						h.ID, h.Severity, h.RuleTitle = d.ID, d.Severity, d.RuleTitle
+				var found *store.Detection
+				for i := range ds {
+					if d := &ds[i]; d.TechniqueID == tech && it.EID != 0 && d.EID == it.EID {
+						found = d
 						break
 					}
 				}
+				h := ui.techniqueBadge(tech, it.Severity, found)
 				item.Hits = append(item.Hits, h)
 				if !seen[tech] {
 					seen[tech] = true
@@ -320,13 +315,29 @@ func (ui *UI) treeActivity(ctx context.Context, d *store.Detection, t *processTr
 	return nil
 }
 
+// techniqueBadge is the badge of technique tech on a node of an incident's
+// tree: the technique with its ATT&CK name, coloured by severity; when the
+// incident's detection d (nil: none) found it, linked to d and coloured
+// by d's severity.
+func (ui *UI) techniqueBadge(tech, severity string, d *store.Detection) store.Detection {
+	b := store.Detection{Hit: telemetry.Hit{TechniqueID: tech, Severity: severity}}
+	if d != nil {
+		b.ID, b.Severity, b.RuleTitle = d.ID, d.Severity, d.RuleTitle
+	}
+	if t, _, ok := ui.cfg.KB.Resolve(tech); ok {
+		b.TechniqueName = t.Name
+	}
+	return b
+}
+
 // appendIOC adds the badge of an IoC detection ("IOC <indicator>", linked
 // to the detection when stored) unless hs has it.
-func appendIOC(hs []nodeHit, d store.Detection) []nodeHit {
+func appendIOC(hs []store.Detection, d store.Detection) []store.Detection {
 	for _, h := range hs {
 		if h.Kind == telemetry.KindIOC && h.RuleTitle == d.RuleTitle {
 			return hs
 		}
 	}
-	return append(hs, nodeHit{ID: d.ID, Severity: d.Severity, RuleTitle: d.RuleTitle, Kind: telemetry.KindIOC})
+	d.Kind = telemetry.KindIOC
+	return append(hs, d)
 }

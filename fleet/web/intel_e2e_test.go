@@ -45,7 +45,7 @@ func TestIntelPageInBrowser(t *testing.T) {
 	screenshot(t, ctx, filepath.Join(artifacts(t), "intel.png"), "")
 	step(t, ctx, "remove",
 		chromedp.Click(chromedp.CSS(`#intel-sets button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS("p.ok")),
+		chromedp.WaitVisible(chromedp.CSS("#intel-removed")), // not p.ok: the upload message is one too
 	)
 	if sets, err := f.st.IntelSets(context.Background()); err != nil || len(sets) != 0 {
 		t.Errorf("after Remove: %+v, %v", sets, err)

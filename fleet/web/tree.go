@@ -80,7 +80,7 @@ type procNode struct {
 	ExitTime       time.Time
 	Synthetic      bool // known only from a child's parent fields
 	IsHit          bool // the detection's own process
-	Hits           []nodeHit
+	Hits           []store.Detection
 	Tactics        []chainTactic  // the tactics of its hits (incident graphs)
 	Activity       []activityKind // what it did (incident graphs)
 	Children       []*procNode
@@ -94,7 +94,7 @@ type activityKind struct {
 	Count  int
 	More   int // events counted but not listed
 	Items  []activityItem
-	Badges []nodeHit // the kind's hits, distinct techniques, strongest first
+	Badges []store.Detection // the kind's hits, distinct techniques, strongest first
 }
 
 // activityItem is one event of a process's activity.
@@ -102,18 +102,16 @@ type activityItem struct {
 	Time    time.Time
 	Summary string
 	EID     int64
-	Hits    []nodeHit
+	Hits    []store.Detection
 }
 
-// nodeHit is a detection on a node's event.
-type nodeHit struct {
-	ID                         int64
-	TechniqueID, TechniqueName string
-	Severity, RuleTitle        string
-	// Kind is telemetry.KindIOC for an IoC hit: its badge is its RuleTitle
-	// ("IOC <indicator>"), not a technique.
-	Kind string
-}
+// A badge on a tree node (procNode.Hits, activityKind.Badges,
+// activityItem.Hits) is a detection on the node's event (the "badge"
+// template): its TechniqueID, or for an IoC hit (Kind
+// telemetry.KindIOC) its RuleTitle, "IOC <indicator>"; linked to the
+// detection's page when it has an ID, coloured by Severity. A badge
+// known only from an incident's tree (no detection arrived for it) has
+// no ID (see techniqueBadge).
 
 // processTree is what the detection page draws: the ancestry from the
 // oldest known ancestor down to the hit, and the hit's descendants.
@@ -308,8 +306,7 @@ func (ui *UI) annotate(ctx context.Context, d *store.Detection, root *procNode, 
 					dup = dup || h.TechniqueID == x.TechniqueID && h.RuleTitle == x.RuleTitle
 				}
 				if !dup {
-					n.Hits = append(n.Hits, nodeHit{ID: x.ID, TechniqueID: x.TechniqueID, TechniqueName: x.TechniqueName,
-						Severity: x.Severity, RuleTitle: x.RuleTitle, Kind: x.Kind})
+					n.Hits = append(n.Hits, x)
 				}
 			}
 		}

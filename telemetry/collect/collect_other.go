@@ -27,6 +27,9 @@ func (c *Collector) Source() telemetry.Source { return "" }
 // Fallback returns nil: no source runs here.
 func (c *Collector) Fallback() error { return nil }
 
+// AuditError returns nil: no audit fallback runs here.
+func (c *Collector) AuditError() error { return nil }
+
 // Wait returns ErrUnsupported.
 func (c *Collector) Wait() error { return ErrUnsupported }
 

@@ -225,13 +225,6 @@ func (s *Store) Count(ctx context.Context) (int64, error) {
 	return n, err
 }
 
-// TagEvents adds technique IDs to stored events' techniques (kept sorted and
-// distinct), in one transaction.
-func (s *Store) TagEvents(ctx context.Context, tags map[int64][]string) error {
-	_, err := s.SaveHits(ctx, nil, tags)
-	return err
-}
-
 func mergeTags(cur string, add []string) string {
 	set := map[string]bool{}
 	for _, t := range strings.Split(cur, ",") {

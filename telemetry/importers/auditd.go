@@ -104,10 +104,7 @@ func (r *auditdReader) flush() (telemetry.Event, bool) {
 	if r.broken {
 		return telemetry.Event{}, false
 	}
-	if r.group.isExec() {
-		return r.group.event(r.cfg), true
-	}
-	return r.group.activity(r.cfg)
+	return r.group.finish(r.cfg)
 }
 
 func (r *auditdReader) recordErr(line int, reason string, err error) error {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -112,17 +113,20 @@ var auditSyscalls = map[string]map[string]string{
 		"87": "unlink", "263": "unlinkat", "82": "rename", "264": "renameat", "316": "renameat2",
 		"42": "connect", "43": "accept", "288": "accept4", "49": "bind",
 		"175": "init_module", "313": "finit_module", "59": "execve", "322": "execveat",
+		"90": "chmod", "268": "fchmodat", "452": "fchmodat2", "101": "ptrace",
 	},
 	"c00000b7": { // aarch64
 		"56": "openat", "437": "openat2", "35": "unlinkat", "38": "renameat", "276": "renameat2",
 		"203": "connect", "202": "accept", "242": "accept4", "200": "bind",
 		"105": "init_module", "273": "finit_module", "221": "execve", "281": "execveat",
+		"53": "fchmodat", "452": "fchmodat2", "117": "ptrace",
 	},
 	"40000003": { // i386
 		"5": "open", "8": "creat", "295": "openat", "437": "openat2",
 		"10": "unlink", "301": "unlinkat", "38": "rename", "302": "renameat", "353": "renameat2",
 		"362": "connect", "364": "accept4", "361": "bind", "102": "socketcall",
 		"128": "init_module", "350": "finit_module", "11": "execve", "358": "execveat",
+		"15": "chmod", "306": "fchmodat", "452": "fchmodat2", "26": "ptrace",
 	},
 }
 
@@ -134,6 +138,39 @@ func syscallName(arch, nr string) string {
 		return n
 	}
 	return nr
+}
+
+// ptraceAccess names the ptrace requests that read or change another
+// process (attach, seize, pokes and register writes) as the eBPF
+// collector's GrantedAccess does; other requests are passed over.
+var ptraceAccess = map[uint64]string{
+	16: "attach", 0x4206: "seize", 4: "poketext", 5: "pokedata", 6: "pokeuser",
+	13: "setregs", 15: "setfpregs", 0x4205: "setregset",
+}
+
+// PtraceRequests are the ptrace requests that become process_access
+// events, for filters (audit rules) that select them.
+func PtraceRequests() []uint64 {
+	out := make([]uint64, 0, len(ptraceAccess))
+	for r := range ptraceAccess {
+		out = append(out, r)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// AuditSyscall returns the number of the named syscall on the audit
+// architecture arch (AUDIT_ARCH_X86_64, _I386, _AARCH64), as audit rules
+// and SYSCALL records name them; ok is false when that architecture has no
+// such call.
+func AuditSyscall(arch uint32, name string) (nr int, ok bool) {
+	for num, n := range auditSyscalls[strconv.FormatUint(uint64(arch), 16)] {
+		if n == name {
+			nr, err := strconv.Atoi(num)
+			return nr, err == nil
+		}
+	}
+	return 0, false
 }
 
 // register reads a0…a3 (hex); ok is false when absent or not hex.
@@ -243,6 +280,37 @@ func (g *execGroup) activity(cfg *config) (telemetry.Event, bool) {
 		e.Category = "file_rename"
 		f.Append("SourceFilename", g.itemPath(src, name == "rename" || g.atFDCWD(0)))
 		f.Append("TargetFilename", g.itemPath(dst, name == "rename" || g.atFDCWD(2)))
+	case "chmod", "fchmodat", "fchmodat2":
+		if !success {
+			return e, false
+		}
+		i := g.item("", true)
+		if i < 0 {
+			return e, false
+		}
+		modeReg := 1 // chmod(path, mode); fchmodat(dirfd, path, mode)
+		if name != "chmod" {
+			modeReg = 2
+		}
+		e.Category = "file_event"
+		f.Append("TargetFilename", g.itemPath(i, name == "chmod" || g.atFDCWD(0)))
+		f.Append("Action", "chmod")
+		if mode, ok := g.register(modeReg); ok {
+			f.Append("Mode", fmt.Sprintf("%04o", mode&0o7777))
+		}
+	case "ptrace":
+		req, ok1 := g.register(0)
+		target, ok2 := g.register(1)
+		access := ptraceAccess[req]
+		if !success || !ok1 || !ok2 || access == "" {
+			return e, false
+		}
+		e.Category = "process_access"
+		f = telemetry.Fields{} // SourceImage, not Image, as the eBPF collector names it
+		f.Append("SourceImage", sc["exe"])
+		f.Append("SourceProcessId", sc["pid"])
+		f.Append("TargetProcessId", strconv.FormatUint(target&0xffffffff, 10))
+		f.Append("GrantedAccess", "ptrace:"+access)
 	case "init_module", "finit_module":
 		e.Category = "driver_load"
 		loaded := ""

@@ -36,17 +36,25 @@ type execGroup struct {
 	hasSockaddr bool
 	// module is the KERN_MODULE record's module name.
 	module string
+	// own is the map a SYSCALL record is read into, kept across resets
+	// (no event keeps it: they copy what they take).
+	own map[string]string
 }
 
 func (g *execGroup) reset(serial int64, t time.Time, node string, line int) {
-	*g = execGroup{serial: serial, time: t, node: node, line: line, args: g.args[:0], items: g.items[:0]}
+	*g = execGroup{serial: serial, time: t, node: node, line: line, args: g.args[:0], items: g.items[:0], own: g.own}
 }
 
 // add folds one record's fields into the group.
 func (g *execGroup) add(typ, body string) error {
 	switch typ {
 	case "SYSCALL":
-		g.syscall = make(map[string]string, 32)
+		if g.own == nil {
+			g.own = make(map[string]string, 32)
+		} else {
+			clear(g.own)
+		}
+		g.syscall = g.own
 		for f, rest, ok := nextAuditField(body); ok; f, rest, ok = nextAuditField(rest) {
 			switch f.key {
 			case "a0", "a1", "a2", "a3": // register values: EXECVE's arguments supersede them in an exec
@@ -147,6 +155,15 @@ func (g *execGroup) addArg(f auditField) error {
 		g.args[idx] = auditString(f)
 	}
 	return nil
+}
+
+// finish returns the group's event when it is an exec or one of the
+// audited activities (auditdactivity.go).
+func (g *execGroup) finish(cfg *config) (telemetry.Event, bool) {
+	if g.isExec() {
+		return g.event(cfg), true
+	}
+	return g.activity(cfg)
 }
 
 // isExec reports whether the group is a successful execve.

@@ -35,35 +35,47 @@ func parseAuditHeader(line string) (auditHeader, error) {
 		return h, errors.New("no msg=audit(...) after the type")
 	}
 	h.typ, rest = rest[:i], rest[i+1:]
-	rest, ok = strings.CutPrefix(rest, "msg=audit(")
+	rest, ok = strings.CutPrefix(rest, "msg=")
 	if !ok {
 		return h, errors.New(`no "msg=audit(" after the type`)
 	}
+	var err error
+	h.time, h.serial, h.body, err = parseAuditMsg(rest)
+	return h, err
+}
+
+// parseAuditMsg splits a record's message, "audit(SECONDS.MILLIS:SERIAL):
+// FIELDS" (as a log line has it after "msg=", and as the kernel's audit
+// netlink socket sends it), into its time, serial and fields.
+func parseAuditMsg(rest string) (t time.Time, serial int64, body string, err error) {
+	rest, ok := strings.CutPrefix(rest, "audit(")
+	if !ok {
+		return t, 0, "", errors.New(`no "msg=audit(" after the type`)
+	}
 	end := strings.IndexByte(rest, ')')
 	if end < 0 {
-		return h, errors.New("unterminated msg=audit(")
+		return t, 0, "", errors.New("unterminated msg=audit(")
 	}
 	stamp := rest[:end]
 	colon := strings.IndexByte(stamp, ':')
 	if colon < 0 {
-		return h, errors.New("audit stamp without :serial")
+		return t, 0, "", errors.New("audit stamp without :serial")
 	}
-	serial, err := strconv.ParseInt(stamp[colon+1:], 10, 64)
+	serial, err = strconv.ParseInt(stamp[colon+1:], 10, 64)
 	if err != nil {
-		return h, errors.New("audit serial is not a number")
+		return t, 0, "", errors.New("audit serial is not a number")
 	}
-	t, ok := parseEpoch(stamp[:colon])
+	t, ok = parseEpoch(stamp[:colon])
 	if !ok {
-		return h, errors.New("audit time is not seconds.millis")
+		return t, 0, "", errors.New("audit time is not seconds.millis")
 	}
-	h.serial, h.time = serial, t
-	h.body = strings.TrimPrefix(rest[end+1:], ":")
-	h.body = strings.TrimLeft(h.body, " ")
+	body = strings.TrimPrefix(rest[end+1:], ":")
+	body = strings.TrimLeft(body, " ")
 	// The enriched log format appends interpreted fields after a 0x1d byte.
-	if j := strings.IndexByte(h.body, 0x1d); j >= 0 {
-		h.body = h.body[:j]
+	if j := strings.IndexByte(body, 0x1d); j >= 0 {
+		body = body[:j]
 	}
-	return h, nil
+	return t, serial, body, nil
 }
 
 // parseEpoch reads "1604994496.155" as a UTC time.

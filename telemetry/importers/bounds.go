@@ -35,6 +35,8 @@ const maxJSONString = 2 * MaxCommandLine
 
 // longFields are the Fields holding command lines or script text, bounded at
 // MaxCommandLine or MaxScriptText rather than MaxValue.
+// longFields are the fields bound above MaxValue (none is bound below it:
+// boundFields relies on that).
 var longFields = map[string]int{
 	"CommandLine":        MaxCommandLine,
 	"ParentCommandLine":  MaxCommandLine,
@@ -112,7 +114,9 @@ func fieldBound(name string) int {
 func boundFields(fs *telemetry.Fields) bool {
 	var over []telemetry.Field
 	for _, f := range fs.List() {
-		if len(f.Value) > fieldBound(f.Name) || len(f.Name) > MaxValue {
+		// Every bound is MaxValue or more: a value within it needs no
+		// lookup of its field's own.
+		if (len(f.Value) > MaxValue && len(f.Value) > fieldBound(f.Name)) || len(f.Name) > MaxValue {
 			over = append(over, f)
 		}
 	}

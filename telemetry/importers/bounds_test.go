@@ -134,3 +134,13 @@ func TestBound(t *testing.T) {
 		t.Errorf("a small event was changed: %+v", small)
 	}
 }
+
+// TestLongFieldsAboveMaxValue: boundFields looks up a field's own bound
+// only for values over MaxValue, so no field may be bound below it.
+func TestLongFieldsAboveMaxValue(t *testing.T) {
+	for name, n := range longFields {
+		if n < MaxValue {
+			t.Errorf("%s bound to %d, below MaxValue %d", name, n, MaxValue)
+		}
+	}
+}

@@ -20,7 +20,7 @@ import (
 func main() {
 	stixPath := flag.String("stix", "", "ATT&CK STIX 2.1 bundle (enterprise-attack.json)")
 	v19Dir := flag.String("v19", "", "folder of the v19 overlay files")
-	outDir := flag.String("out", "data", "folder to write "+attack.KBFile+" and "+attack.OverlayFile+" into")
+	outDir := flag.String("out", "data", "folder to write "+attack.EmbeddedKBFile+" and "+attack.OverlayFile+" into")
 	flag.Parse()
 	if err := run(*stixPath, *v19Dir, *outDir); err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
@@ -48,7 +48,7 @@ func run(stixPath, v19Dir, outDir string) error {
 	kb = kb.WithOverlay(ov)
 
 	var kbBuf, ovBuf bytes.Buffer
-	if err := attack.WriteCompact(&kbBuf, kb); err != nil {
+	if err := attack.WriteFlat(&kbBuf, kb); err != nil {
 		return err
 	}
 	if err := attack.WriteOverlay(&ovBuf, ov); err != nil {
@@ -57,7 +57,7 @@ func run(stixPath, v19Dir, outDir string) error {
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(outDir, attack.KBFile), kbBuf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(outDir, attack.EmbeddedKBFile), kbBuf.Bytes(), 0o644); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(outDir, attack.OverlayFile), ovBuf.Bytes(), 0o644); err != nil {
@@ -66,6 +66,6 @@ func run(stixPath, v19Dir, outDir string) error {
 	c := kb.Counts()
 	fmt.Printf("gen: ATT&CK %s + overlay %s: %d live techniques (%d + %d sub), %d tactics (+%d in v19), %d mitigations, %d groups, %d software, %d redirects; %s %d bytes, %s %d bytes\n",
 		c.Version, kb.OverlayVersion(), c.Techniques, c.ParentTechniques, c.Subtechniques, c.Tactics, c.TacticsV19,
-		c.Mitigations, c.Groups, c.Software, c.Redirects, attack.KBFile, kbBuf.Len(), attack.OverlayFile, ovBuf.Len())
+		c.Mitigations, c.Groups, c.Software, c.Redirects, attack.EmbeddedKBFile, kbBuf.Len(), attack.OverlayFile, ovBuf.Len())
 	return nil
 }

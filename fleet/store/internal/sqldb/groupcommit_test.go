@@ -3,6 +3,7 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"path/filepath"
 	"sync"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"github.com/quarry-sec/quarry/fleet/store"
 )
 
 func openGroupDB(t *testing.T) *DB {
@@ -107,5 +110,78 @@ func TestGroupCommit(t *testing.T) {
 	defer db.gmu.Unlock()
 	if db.leading || len(db.pending) != 0 {
 		t.Errorf("after the writes: leading %v, %d pending", db.leading, len(db.pending))
+	}
+}
+
+// Log requests waiting for the same commit are written merged (one
+// AppendHostLogs); when the merged write fails, each is written alone, so
+// only the bad request fails, and one whose context ended is not written.
+func TestLogsGroupCommit(t *testing.T) {
+	db := openGroupDB(t)
+	ctx := context.Background()
+	// A trigger makes a result named "poison" fail its statement.
+	if _, err := db.w.Exec(`CREATE TRIGGER poison BEFORE INSERT ON results WHEN NEW.name = 'poison'
+BEGIN SELECT RAISE(ABORT, 'poisoned'); END`); err != nil {
+		t.Fatal(err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	batch := func(name string) *store.LogBatch {
+		return &store.LogBatch{Results: []store.Result{{Name: name, Query: name, Action: "added", Time: time.Unix(1000, 0),
+			Columns: json.RawMessage(`{"a":"1"}`)}}}
+	}
+	followers := []struct {
+		host, name string
+		ctx        context.Context
+		fails      bool
+	}{{"h1", "q", ctx, false}, {"h2", "poison", ctx, true}, {"h3", "q", cancelled, true}, {"h4", "q", ctx, false}}
+	waiting := func(n int) bool {
+		db.gmu.Lock()
+		defer db.gmu.Unlock()
+		for _, w := range db.pending {
+			if w.merge == nil || w.merge.kind != "logs" {
+				t.Errorf("a log request waits unmerged")
+			}
+		}
+		return len(db.pending) == n
+	}
+	inLeader, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	defer once.Do(func() { close(release) })
+	leaderDone := make(chan error, 1)
+	go func() {
+		leaderDone <- db.tx(ctx, func(tx *sql.Tx) error {
+			close(inLeader)
+			<-release
+			return nil
+		})
+	}()
+	<-inLeader
+	results := make([]chan error, len(followers))
+	for i, f := range followers {
+		results[i] = make(chan error, 1)
+		go func() { results[i] <- db.AppendLogs(f.ctx, f.host, batch(f.name)) }()
+		deadline := time.Now().Add(10 * time.Second)
+		for !waiting(i + 1) {
+			if time.Now().After(deadline) {
+				t.Fatalf("request of %s never queued", f.host)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	once.Do(func() { close(release) })
+	if err := <-leaderDone; err != nil {
+		t.Fatalf("leader: %v", err)
+	}
+	for i, f := range followers {
+		if err := <-results[i]; (err != nil) != f.fails {
+			t.Errorf("%s: err %v, want failure %v", f.host, err, f.fails)
+		}
+	}
+	for _, f := range followers {
+		_, n, err := db.Results(ctx, store.ResultFilter{Query: "q", HostID: f.host, Limit: 1})
+		if want := map[bool]int{false: 1, true: 0}[f.fails]; err != nil || n != want {
+			t.Errorf("%s: %d rows stored (%v), want %d", f.host, n, err, want)
+		}
 	}
 }

@@ -15,30 +15,51 @@ import (
 	"github.com/quarry-sec/quarry/fleet/store"
 )
 
-// AppendLogs implements store.Store.
+// AppendLogs implements store.Store. With group commit, the log requests
+// that wait for the same commit are written together, as one
+// AppendHostLogs (see merge): their rows and detections several to a
+// statement. Should that fail, each request is written alone, so one
+// host's bad batch does not fail the others'.
 func (db *DB) AppendLogs(ctx context.Context, hostID string, b *store.LogBatch) error {
-	return db.AppendHostLogs(ctx, []store.HostLogs{{HostID: hostID, Batch: b}})
+	if b.Empty() {
+		return nil
+	}
+	l := &store.HostLogs{HostID: hostID, Batch: b}
+	one := func(tx *sql.Tx) error { return db.appendLogs(ctx, tx, []any{l}) }
+	if err := db.txMerged(ctx, &merge{kind: "logs", arg: l, run: db.appendLogs}, one); err != nil {
+		return fmt.Errorf("append logs: %w", err)
+	}
+	return nil
 }
 
 // AppendHostLogs implements store.Store.
 func (db *DB) AppendHostLogs(ctx context.Context, logs []store.HostLogs) error {
-	empty := true
-	for _, l := range logs {
-		if b := l.Batch; len(b.Results)+len(b.Statuses)+len(b.Detections)+len(b.Incidents)+len(b.IncidentNodes)+len(b.GoneIncidents) > 0 {
-			empty = false
+	args := make([]any, 0, len(logs))
+	for i := range logs {
+		if !logs[i].Batch.Empty() {
+			args = append(args, &logs[i])
 		}
 	}
-	if empty {
+	if len(args) == 0 {
 		return nil
 	}
+	if err := db.tx(ctx, func(tx *sql.Tx) error { return db.appendLogs(ctx, tx, args) }); err != nil {
+		return fmt.Errorf("append logs: %w", err)
+	}
+	return nil
+}
+
+// appendLogs writes log requests (args: *store.HostLogs) in tx: the rows
+// and detections of every host several to a statement.
+func (db *DB) appendLogs(ctx context.Context, tx *sql.Tx, args []any) error {
 	received := time.Now()
-	// Rows and detections of every host go several to a statement.
 	var rs []hostResult
 	var ds []hostDetection
 	var ins []hostIncident
 	var ns []hostNode
 	var gone []hostGone
-	for _, l := range logs {
+	for _, a := range args {
+		l := a.(*store.HostLogs)
 		for i := range l.Batch.GoneIncidents {
 			gone = append(gone, hostGone{host: l.HostID, g: &l.Batch.GoneIncidents[i]})
 		}
@@ -55,32 +76,27 @@ func (db *DB) AppendHostLogs(ctx context.Context, logs []store.HostLogs) error {
 			ds = append(ds, hostDetection{host: l.HostID, d: &l.Batch.Detections[i]})
 		}
 	}
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		if err := db.insertResults(ctx, tx, rs); err != nil {
-			return err
-		}
-		for _, l := range logs {
-			if err := db.insertStatuses(ctx, tx, l.HostID, l.Batch.Statuses); err != nil {
-				return err
-			}
-		}
-		if err := db.upsertDetections(ctx, tx, ds, received); err != nil {
-			return err
-		}
-		if err := db.upsertIncidents(ctx, tx, ins, received); err != nil {
-			return err
-		}
-		if err := db.upsertNodes(ctx, tx, ns); err != nil {
-			return err
-		}
-		// After the upserts: a gone incident's newer state stored by
-		// another request of the same group commit is kept.
-		return db.deleteGoneIncidents(ctx, tx, gone)
-	})
-	if err != nil {
-		return fmt.Errorf("append logs: %w", err)
+	if err := db.insertResults(ctx, tx, rs); err != nil {
+		return err
 	}
-	return nil
+	for _, a := range args {
+		l := a.(*store.HostLogs)
+		if err := db.insertStatuses(ctx, tx, l.HostID, l.Batch.Statuses); err != nil {
+			return err
+		}
+	}
+	if err := db.upsertDetections(ctx, tx, ds, received); err != nil {
+		return err
+	}
+	if err := db.upsertIncidents(ctx, tx, ins, received); err != nil {
+		return err
+	}
+	if err := db.upsertNodes(ctx, tx, ns); err != nil {
+		return err
+	}
+	// After the upserts: a gone incident's newer state stored by another
+	// request of the same group commit is kept.
+	return db.deleteGoneIncidents(ctx, tx, gone)
 }
 
 // resultsPerStatement bounds the rows of one result insert.

@@ -1,6 +1,4 @@
-//go:build unix
-
-package intel
+package bench
 
 import (
 	"encoding/hex"
@@ -9,10 +7,10 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/quarry-sec/quarry/detections/intel"
 	"github.com/quarry-sec/quarry/telemetry"
 )
 
@@ -21,10 +19,10 @@ import (
 // URLs.
 var benchSet struct {
 	once    sync.Once
-	m       *Matcher
+	m       *intel.Matcher
 	build   time.Duration
 	heap    uint64
-	samples []Indicator // a few of each type, for events that hit
+	samples []intel.Indicator // a few of each type, for events that hit
 }
 
 func randHex(r *rand.Rand, n int) string {
@@ -47,35 +45,35 @@ func randDomain(r *rand.Rand) string {
 
 func buildBenchSet() {
 	r := rand.New(rand.NewPCG(1, 2))
-	var ins []Indicator
-	add := func(t Type, v string, n int) {
+	var ins []intel.Indicator
+	add := func(t intel.Type, v string, n int) {
 		for i := 0; i < n; i++ {
-			ins = append(ins, Indicator{Type: t, Value: v, Source: []string{"vendor-a", "vendor-b", "misp"}[len(ins)%3],
+			ins = append(ins, intel.Indicator{Type: t, Value: v, Source: []string{"vendor-a", "vendor-b", "misp"}[len(ins)%3],
 				Confidence: 50 + len(ins)%50})
 		}
 	}
 	for i := 0; i < 400_000; i++ {
-		add(SHA256, randHex(r, 32), 1)
+		add(intel.SHA256, randHex(r, 32), 1)
 	}
 	for i := 0; i < 100_000; i++ {
-		add(SHA1, randHex(r, 20), 1)
-		add(MD5, randHex(r, 16), 1)
+		add(intel.SHA1, randHex(r, 20), 1)
+		add(intel.MD5, randHex(r, 16), 1)
 	}
 	for i := 0; i < 200_000; i++ {
-		add(IPv4, randIPv4(r).String(), 1)
+		add(intel.IPv4, randIPv4(r).String(), 1)
 	}
 	for i := 0; i < 50_000; i++ {
 		p, _ := randIPv4(r).Prefix(16 + r.IntN(15))
-		add(CIDR, p.String(), 1)
+		add(intel.CIDR, p.String(), 1)
 	}
 	for i := 0; i < 100_000; i++ {
-		add(Domain, randDomain(r), 1)
+		add(intel.Domain, randDomain(r), 1)
 	}
 	for i := 0; i < 50_000; i++ {
-		add(URL, "http://"+randDomain(r)+"/"+randHex(r, 6)+".php", 1)
+		add(intel.URL, "http://"+randDomain(r)+"/"+randHex(r, 6)+".php", 1)
 	}
 	for i := range ins {
-		if ins[i].Type == Domain && i%10 == 0 {
+		if ins[i].Type == intel.Domain && i%10 == 0 {
 			ins[i].Groups = []string{"G0016"}
 			ins[i].Techniques = []string{"T1071.001"}
 		}
@@ -84,11 +82,11 @@ func buildBenchSet() {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	start := time.Now()
-	counts := map[Type]int{}
+	counts := map[intel.Type]int{}
 	for _, in := range ins {
 		counts[in.Type]++
 	}
-	b := NewBuilderSized(counts)
+	b := intel.NewBuilderSized(counts)
 	for _, in := range ins {
 		b.Add(in)
 	}
@@ -125,7 +123,7 @@ func benchEvents(n int) []telemetry.Event {
 			e.Hashes = "SHA1=" + randHex(r, 20) + ",MD5=" + randHex(r, 16) + ",SHA256=" + randHex(r, 32) + ",IMPHASH=" + randHex(r, 16)
 			if hit {
 				switch sample.Type {
-				case SHA256, SHA1, MD5:
+				case intel.SHA256, intel.SHA1, intel.MD5:
 					e.Hashes = string(sample.Type) + "=" + sample.Value
 				default:
 					e.Cmdline += " " + sample.Value
@@ -136,7 +134,7 @@ func benchEvents(n int) []telemetry.Event {
 			e.Category, e.EventID = "network_connection", 3
 			e.Path = `C:\Windows\System32\svchost.exe`
 			dst := randIPv4(r).String()
-			if hit && sample.Type == IPv4 {
+			if hit && sample.Type == intel.IPv4 {
 				dst = sample.Value
 			}
 			e.Fields = telemetry.FieldsFromMap(map[string]string{
@@ -147,7 +145,7 @@ func benchEvents(n int) []telemetry.Event {
 			e = telemetry.NewEvent(telemetry.KindOther, telemetry.SourceSysmon)
 			e.Category, e.EventID = "dns_query", 22
 			q := "www." + randDomain(r)
-			if hit && sample.Type == Domain {
+			if hit && sample.Type == intel.Domain {
 				q = "cdn." + sample.Value
 			}
 			e.Fields = telemetry.FieldsFromMap(map[string]string{
@@ -177,17 +175,17 @@ func BenchmarkMatch1M(b *testing.B) {
 		b.Fatalf("set holds %d indicators", m.Len())
 	}
 	events := benchEvents(4096)
-	var ms []Match
+	var ms []intel.Match
 	hits := 0
 	b.ReportAllocs()
-	cpu0 := cpuTime()
+	cpu0 := cpuClock()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		ms = m.Match(&events[i%len(events)], ms[:0])
 		hits += len(ms)
 	}
 	b.StopTimer()
-	cpu := cpuTime() - cpu0
+	cpu := cpuClock() - cpu0
 	if hits == 0 && b.N > 400 {
 		b.Fatal("no planted indicator matched")
 	}
@@ -198,13 +196,4 @@ func BenchmarkMatch1M(b *testing.B) {
 	b.ReportMetric(float64(benchSet.heap)/(1<<20), "set-MB")
 	b.ReportMetric(benchSet.build.Seconds(), "build-s")
 	b.ReportMetric(float64(hits)/float64(b.N), "hits/event")
-}
-
-// cpuTime is the process's user and system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
