@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -121,12 +122,14 @@ func TestDetonateSamples(t *testing.T) {
 		techniques []string
 		not        []string // techniques that would be wrong here
 		verdict    string
-		inTree     string // a command line in the tree, with one of techniques as its badge
-		file       string // a file reported, with a hash unless deleted
-		dest       string // a network destination reported
+		inTree     string            // a command line in the tree, with one of techniques as its badge
+		badges     map[string]string // command line → its only badges (comma-separated)
+		file       string            // a file reported, with a hash unless deleted
+		dest       string            // a network destination reported
 	}{
 		{name: "discovery", body: "id; uname -a; whoami; hostname; cat /etc/passwd >/dev/null; ps aux >/dev/null\n",
-			techniques: []string{"T1033", "T1082", "T1087.001"}, verdict: "suspicious", inTree: "whoami"},
+			techniques: []string{"T1033", "T1082", "T1087.001"}, verdict: "suspicious", inTree: "whoami",
+			badges: map[string]string{"whoami": "T1033", "uname -a": "T1082", "ps aux": "T1057"}},
 		{name: "systemd-persistence", body: "mkdir -p $HOME/.config/systemd/user\nprintf '[Service]\\nExecStart=/tmp/x\\n' > $HOME/.config/systemd/user/updater.service\n",
 			techniques: []string{"T1543.002"}, verdict: "suspicious", file: Home + "/.config/systemd/user/updater.service"},
 		// The system cron files are read-only in the sandbox: the writes
@@ -184,6 +187,11 @@ func TestDetonateSamples(t *testing.T) {
 			if c.inTree != "" && !treeHas(rep.Tree, c.inTree, c.techniques) {
 				t.Errorf("%q with a badge of %v not in the tree", c.inTree, c.techniques)
 			}
+			for cmd, want := range c.badges {
+				if got := badgesOf(rep.Tree, cmd); got != want {
+					t.Errorf("badges of %q: %q, want %q", cmd, got, want)
+				}
+			}
 			if c.file != "" {
 				found := false
 				for _, f := range rep.Files {
@@ -232,4 +240,20 @@ func treeHas(nodes []*Node, cmd string, techniques []string) bool {
 		}
 	}
 	return false
+}
+
+// badgesOf returns the badges of the first process whose command line is
+// cmd, sorted and comma-separated.
+func badgesOf(nodes []*Node, cmd string) string {
+	for _, n := range nodes {
+		if n.Cmdline == cmd {
+			b := slices.Clone(n.Techniques)
+			slices.Sort(b)
+			return strings.Join(slices.Compact(b), ",")
+		}
+		if b := badgesOf(n.Children, cmd); b != "" {
+			return b
+		}
+	}
+	return ""
 }
