@@ -1,3 +1,5 @@
+//go:build linux
+
 package sandbox
 
 import (
@@ -11,28 +13,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// Limits bound what a run may use.
-type Limits struct {
-	// MemoryBytes is the memory limit (default 512 MiB).
-	MemoryBytes int64
-	// Pids bounds the tasks alive at once (default 256).
-	Pids int
-	// CPUs is the CPU bandwidth in cores (default 1).
-	CPUs float64
-}
-
-func (l *Limits) defaults() {
-	if l.MemoryBytes <= 0 {
-		l.MemoryBytes = 512 << 20
-	}
-	if l.Pids <= 0 {
-		l.Pids = 256
-	}
-	if l.CPUs <= 0 {
-		l.CPUs = 1
-	}
-}
 
 // cgroupParent is the directory under a cgroup hierarchy that holds the
 // runs' cgroups.

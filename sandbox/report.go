@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"fmt"
+	"net"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -402,7 +403,8 @@ func destinations(evs []eventstore.StoredEvent, sink []SinkRecord) []Destination
 			if e.Fields.Value("Action") != "connect" {
 				continue
 			}
-			add("connect", e.Fields.Value("DestinationIp")+":"+e.Fields.Value("DestinationPort"), e.Path)
+			// ip:port, [ip6]:port: as the sink records it.
+			add("connect", net.JoinHostPort(e.Fields.Value("DestinationIp"), e.Fields.Value("DestinationPort")), e.Path)
 		case "dns_query":
 			if q := e.Fields.Value("QueryName"); q != "" {
 				add("dns", q, e.Path)

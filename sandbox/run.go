@@ -1,3 +1,5 @@
+//go:build linux
+
 package sandbox
 
 import (
@@ -20,38 +22,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Network choices for Options.Network.
-const (
-	NetworkNone = "none" // a network namespace with loopback only
-	NetworkSink = "sink" // DNS and TCP answered and recorded by the sink
-)
-
-// Options configure a run.
-type Options struct {
-	// Args are passed to the sample.
-	Args []string
-	// Timeout ends the run, killing every process of it (default 60 s).
-	Timeout time.Duration
-	// Network is NetworkNone (default) or NetworkSink.
-	Network string
-	Limits  Limits
-	// Bwrap is the bubblewrap binary (default: bwrap on PATH).
-	Bwrap string
-}
-
-// Home is the sample's home directory inside the sandbox; the sample runs
-// as SandboxUID there.
-const (
-	Home       = "/home/sandbox"
-	SandboxUID = 1000
-	// HostUID is the uid (and gid) the sandbox runs as on the host:
-	// nobody.
-	HostUID = 65534
-)
-
-// SamplePath is where the sample is inside the sandbox.
-const SamplePath = "/tmp/sample"
-
 // Run is a prepared run: its cgroup made (so that collectors can filter
 // by CgroupID before the sample starts) and its throwaway directories.
 type Run struct {
@@ -60,30 +30,6 @@ type Run struct {
 	sample  string
 	scratch string // host directory holding the throwaway /tmp and home
 	cg      *cgroup
-}
-
-// Result is what a run did, as the sandbox saw it.
-type Result struct {
-	Started  time.Time
-	Duration time.Duration
-	ExitCode int  // the sample's; -1 when it was killed
-	TimedOut bool // ended by the timeout
-	// Limits lists the cgroup limits applied, and NotLimited those that
-	// could not be.
-	Limits, NotLimited []string
-	// Files are the files left in the throwaway /tmp and home, hashed.
-	Files []File
-	// Sink is what the network sink recorded (NetworkSink).
-	Sink []SinkRecord
-	// Stderr is the tail of bwrap's own error output, when it failed.
-	Stderr string
-}
-
-// File is a file the sample left in its writable directories.
-type File struct {
-	Path   string // as the sample saw it
-	Size   int64
-	SHA256 string
 }
 
 // Prepare checks bubblewrap, makes the run's cgroup and throwaway

@@ -1,3 +1,5 @@
+//go:build linux
+
 package sandbox
 
 import (
@@ -196,6 +198,63 @@ exit 0`, port, hostIP)
 		}
 		if !http || !sni || !dns {
 			t.Errorf("sink: http %v sni %v dns %v: %+v", http, sni, dns, res.Sink)
+		}
+	}
+}
+
+// An IPv6 destination is never the host's: with no network it fails; with
+// the sink it reaches the sink, which records it (where the kernel has
+// IPv6; else it fails too). The host's IPv6 listener is never reached,
+// neither on ::1 nor on the host's own addresses.
+func TestRunNetworkIPv6(t *testing.T) {
+	needSandbox(t)
+	l, err := net.Listen("tcp6", "[::]:0")
+	if err != nil {
+		t.Skipf("no IPv6 on this host: %v", err)
+	}
+	defer l.Close()
+	var reached atomic.Int32
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			reached.Add(1)
+			c.Close()
+		}
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	body := fmt.Sprintf("curl -s -m 3 'http://[::1]:%d/'\n", port)
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if ip, ok := a.(*net.IPNet); ok && ip.IP.To4() == nil && ip.IP.IsGlobalUnicast() {
+				body += fmt.Sprintf("curl -s -m 3 'http://[%s]:%d/'\n", ip.IP, port)
+			}
+		}
+	}
+	body += "curl -s -m 3 'http://[2001:db8::7]:8080/v6beacon'\nexit 0\n"
+	for _, mode := range []string{NetworkNone, NetworkSink} {
+		res := detonateRaw(t, script(t, body), Options{Timeout: 30 * time.Second, Network: mode})
+		if reached.Load() != 0 {
+			t.Fatalf("%s: the sample reached the host's IPv6 listener", mode)
+		}
+		if mode == NetworkNone {
+			if len(res.Sink) != 0 {
+				t.Errorf("none: sink records %+v", res.Sink)
+			}
+			continue
+		}
+		sunk := false
+		for _, r := range res.Sink {
+			sunk = sunk || (r.Dest == "[2001:db8::7]:8080" && r.Request == "GET /v6beacon HTTP/1.1")
+		}
+		if !sunk {
+			if _, err := os.Stat("/proc/net/if_inet6"); err != nil {
+				t.Logf("the kernel has no IPv6: the connection failed, as it should (%+v)", res.Sink)
+				continue
+			}
+			t.Errorf("sink: the IPv6 request was not recorded: %+v", res.Sink)
 		}
 	}
 }

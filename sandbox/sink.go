@@ -1,3 +1,5 @@
+//go:build linux
+
 package sandbox
 
 import (
@@ -8,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -19,30 +20,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// SinkAddr is what the sink's DNS answers for every name (A records); any
-// IPv4 destination reaches the sink, this one included.
-var SinkAddr = netip.MustParseAddr("198.18.0.1")
-
-// SinkPorts are the TCP ports the sink accepts on; a connection to another
-// port is refused (and still seen by the collectors).
-var SinkPorts = []int{21, 22, 23, 25, 80, 443, 444, 1337, 4444, 5555, 6667, 8000, 8080, 8443, 8888, 9001, 9999, 31337}
-
-// SinkRecord is one thing the sample sent to the sink.
-type SinkRecord struct {
-	Time     time.Time `json:"time"`
-	Protocol string    `json:"protocol"` // dns, tcp, http, tls
-	Dest     string    `json:"dest"`     // the address the sample reached, ip:port
-	Source   string    `json:"source"`   // the sample's end, ip:port
-	Query    string    `json:"query,omitempty"`
-	Request  string    `json:"request,omitempty"` // HTTP request line
-	Host     string    `json:"host,omitempty"`    // HTTP Host header
-	SNI      string    `json:"sni,omitempty"`     // TLS server name
-	Data     string    `json:"data,omitempty"`    // the first bytes of other TCP, quoted
-}
-
-// sink is a network namespace whose every IPv4 address is local, with a
-// DNS server and TCP listeners in it.
+// sink is a network namespace whose every IPv4 (and, where the kernel has
+// IPv6, every IPv6) address is local, with a DNS server and TCP listeners
+// in it.
 type sink struct {
+	ipv6    bool // IPv6 is sunk too
 	mu      sync.Mutex
 	records []SinkRecord
 	udp     *net.UDPConn
@@ -51,8 +33,8 @@ type sink struct {
 }
 
 // startSink moves the calling (locked, to be discarded) thread into a new
-// network namespace, makes every IPv4 address local in it and starts the
-// DNS server and the TCP listeners there.
+// network namespace, makes every IPv4 and IPv6 address local in it and
+// starts the DNS server and the TCP listeners there.
 func startSink() (*sink, error) {
 	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 		return nil, fmt.Errorf("sandbox: sink network namespace: %w", err)
@@ -65,8 +47,15 @@ func startSink() (*sink, error) {
 			return nil, fmt.Errorf("sandbox: sink: ip %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
 		}
 	}
-	s := &sink{}
-	udp, err := net.ListenUDP("udp4", &net.UDPAddr{Port: 53})
+	// Every IPv6 address too, where the kernel has IPv6: the listeners are
+	// then dual-stack. Without it an IPv6 connection fails (the namespace
+	// has no other route), so nothing leaves either way.
+	s := &sink{ipv6: exec.Command("ip", "-6", "route", "add", "local", "::/0", "dev", "lo").Run() == nil}
+	tcpNet, udpNet := "tcp4", "udp4"
+	if s.ipv6 {
+		tcpNet, udpNet = "tcp", "udp"
+	}
+	udp, err := net.ListenUDP(udpNet, &net.UDPAddr{Port: 53})
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: sink DNS: %w", err)
 	}
@@ -74,7 +63,7 @@ func startSink() (*sink, error) {
 	s.wg.Add(1)
 	go s.serveDNS()
 	for _, p := range SinkPorts {
-		l, err := net.Listen("tcp4", ":"+strconv.Itoa(p))
+		l, err := net.Listen(tcpNet, ":"+strconv.Itoa(p))
 		if err != nil {
 			s.close()
 			return nil, fmt.Errorf("sandbox: sink port %d: %w", p, err)

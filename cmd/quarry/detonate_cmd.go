@@ -79,6 +79,9 @@ and SQL (sandbox_runs; process_events WHERE source = 'sandbox').`,
 			if len(args) != 1 {
 				return usageError{errors.New("detonate: give one FILE (or --list, --show RUN)")}
 			}
+			if err := sandbox.Supported(); err != nil {
+				return fmt.Errorf("detonate: %w; --list and --show work here", err)
+			}
 			if os.Geteuid() != 0 {
 				return errors.New("detonate: needs root (cgroups, eBPF, namespaces)")
 			}

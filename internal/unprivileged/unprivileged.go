@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -55,7 +54,11 @@ func Rerun(t *testing.T, env ...string) {
 	}
 	cmd := exec.Command(bin, "-test.run=^"+name+"$", "-test.v")
 	cmd.Env = append(append(os.Environ(), envChild+"=1", "HOME="+dir), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: false, Groups: []uint32{}}}
+	attr, err := asUser(uid, gid)
+	if err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	cmd.SysProcAttr = attr
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		if strings.Contains(err.Error(), "operation not permitted") {

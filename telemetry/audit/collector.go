@@ -1,3 +1,5 @@
+//go:build linux
+
 package audit
 
 import (
@@ -42,22 +44,6 @@ type Options struct {
 	Captures []string
 	// ReceiveBuffer, Queue and BacklogLimit: zero means their Default.
 	ReceiveBuffer, Queue, BacklogLimit int
-}
-
-// Stats counts what a Collector has seen.
-type Stats struct {
-	Events uint64 // events delivered
-	// Lost is the kernel's audit lost counter's growth since Start: records
-	// dropped because the backlog was full (or the rate limit hit).
-	Lost uint64
-	// QueueFull counts datagrams dropped because the decoder fell behind;
-	// Overruns the times the socket's receive buffer overflowed.
-	QueueFull, Overruns uint64
-	Malformed           uint64 // records that could not be decoded
-	Rules               int    // rules added
-	// StaleRemoved counts the rules keyed RuleKey that a collector killed
-	// before it could remove them had left, removed at start.
-	StaleRemoved int
 }
 
 // OwnedError is returned by Start when another audit daemon (auditd, as a

@@ -1,3 +1,5 @@
+//go:build linux
+
 package audit
 
 import (
@@ -14,18 +16,6 @@ import (
 // say key="quarry-live", and `auditctl -D -k quarry-live` removes rules a
 // killed collector left behind.
 const RuleKey = "quarry-live"
-
-// The captures the audit fallback serves, named as ebpf.Capture* names
-// them.
-const (
-	CaptureNetwork       = "network"
-	CaptureFile          = "file"
-	CaptureProcessAccess = "process_access"
-	CaptureDriverLoad    = "driver_load"
-)
-
-// Captures lists the captures the audit fallback can serve.
-var Captures = []string{CaptureNetwork, CaptureFile, CaptureProcessAccess, CaptureDriverLoad}
 
 // ruleField is one field comparison of a rule: field op value.
 type ruleField struct {

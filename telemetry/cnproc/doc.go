@@ -6,4 +6,6 @@
 // The connector carries no command line, so a process that exits before
 // /proc/<pid> is read loses the race: its exec event is still delivered,
 // with whatever was read and Partial set. cmdline and exe are read first.
+//
+// It is Linux-only: on other systems the package is empty.
 package cnproc

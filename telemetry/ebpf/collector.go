@@ -1,3 +1,5 @@
+//go:build linux
+
 package ebpf
 
 import (
@@ -70,10 +72,6 @@ const (
 	DefaultNetBurst  = 10000
 	DefaultDNSWindow = 5 * time.Second
 )
-
-// DefaultExcludePaths are the path prefixes whose file events are dropped
-// by default: pseudo-files and per-user runtime directories.
-var DefaultExcludePaths = []string{"/proc/", "/sys/", "/dev/", "/run/user/"}
 
 // Stats counts what a Collector has seen.
 type Stats struct {

@@ -8,4 +8,8 @@
 // start time, the cgroup id, comm, argv (up to 8 KiB), the resolved
 // executable path and the working directory (walked dentry by dentry, at
 // most 40 steps), and on exit the exit code and signal.
+//
+// The collector is Linux-only: on other systems the package holds only the
+// capture names and default path filters (captures.go), so that flags and
+// reports that name them build everywhere.
 package ebpf

@@ -1,3 +1,5 @@
+//go:build linux
+
 package ebpf
 
 import (
@@ -18,22 +20,6 @@ const (
 	AttachTPBTF         = "tp_btf"
 	AttachRawTracepoint = "raw_tracepoint"
 )
-
-// The activity captures beyond process start and exit, as named in
-// Options.Disable and Stats.NotCaptured.
-const (
-	CaptureNetwork       = "network"
-	CaptureDNS           = "dns"
-	CaptureFile          = "file"
-	CaptureProcessAccess = "process_access"
-	CaptureDriverLoad    = "driver_load"
-	CaptureMemfd         = "memfd"
-	CapturePrivilege     = "privilege"
-)
-
-// Captures lists every activity capture, in reporting order.
-var Captures = []string{CaptureNetwork, CaptureDNS, CaptureFile, CaptureProcessAccess, CaptureDriverLoad,
-	CaptureMemfd, CapturePrivilege}
 
 // activityPrograms are the activity programs (bpf/activity.h) and the
 // captures each serves.

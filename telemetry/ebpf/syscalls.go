@@ -1,3 +1,5 @@
+//go:build linux
+
 package ebpf
 
 // Syscall operations, the values of the syscall_ops map (bpf/activity.h).

@@ -1,3 +1,5 @@
+//go:build linux
+
 package ebpf
 
 // syscallOps maps x86-64 syscall numbers to ops.

@@ -1,3 +1,5 @@
+//go:build linux
+
 package ebpf
 
 // syscallOps maps arm64 (generic table) syscall numbers to ops.
