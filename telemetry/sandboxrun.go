@@ -32,6 +32,11 @@ type SandboxRun struct {
 	Techniques []string `json:"techniques"`
 	Tactics    []string `json:"tactics"`
 
+	// StoredAt is when this store took the run (a detonation's end, a
+	// report's import): what the fleet's pack query selects by, so an
+	// imported report of an old run still reaches the fleet.
+	StoredAt time.Time `json:"stored_at"`
+
 	// Report is the run's full summary as JSON (tree, files dropped, network
 	// destinations, rules that fired), as the origin produced it.
 	Report []byte `json:"-"`

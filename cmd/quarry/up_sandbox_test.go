@@ -23,7 +23,8 @@ import (
 // quarry_sandbox_runs query: /api/v1/sandbox/runs lists it and
 // /api/v1/sandbox/runs/{host}/{run} gives its tree (with each process's
 // activity from the host's store), files, network and rules; the UI shows
-// its page. One pack "second" is 100 ms.
+// its page, though the run started ten days ago. One pack "second" is
+// 100 ms.
 func TestUpSandboxRunReachesFleet(t *testing.T) {
 	const unit = 100 * time.Millisecond
 	dir := t.TempDir()
@@ -40,7 +41,9 @@ func TestUpSandboxRunReachesFleet(t *testing.T) {
 	}
 	defer st.Close()
 	ident := host.Identifier()
-	start := time.Now().UTC().Truncate(time.Second)
+	// The run is ten days old (an imported report of an old run): the pack
+	// query selects runs by when the host stored them, not by their start.
+	start := time.Now().UTC().AddDate(0, 0, -10).Truncate(time.Second)
 	const runID = "7b0c1d2e-0000-4000-8000-000000000001"
 	sh := telemetry.NewEvent(telemetry.KindExec, telemetry.SourceSandbox)
 	sh.Host, sh.Time, sh.StartTime, sh.PID, sh.PPID, sh.Path, sh.Cmdline, sh.RunID = ident, start, start, 4000, 3999, "/bin/sh", "sh /tmp/sample", runID

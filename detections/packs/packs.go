@@ -118,9 +118,9 @@ WHERE i.detected_at >= CAST(strftime('%s', 'now') AS INTEGER) - 86400;`,
 				Query: `SELECT r.run_id, r.origin, r.host_identifier, r.sample, r.sha256, r.sha1, r.md5, r.size, r.started,
   r.duration_ms, r.verdict, r.score, r.techniques, r.tactics, r.tree, r.files, r.network, r.rules
 FROM sandbox_runs r
-WHERE r.started >= CAST(strftime('%s', 'now') AS INTEGER) - 86400;`,
+WHERE r.stored_at >= CAST(strftime('%s', 'now') AS INTEGER) - 86400;`,
 				Interval:    60,
-				Description: "Sandbox runs of the last day (quarry detonate): the sample's name and hashes, the verdict, score, techniques and tactics, the process tree with technique badges, files dropped, network destinations and rules fired (bounded JSON); the run's events are on the host with source 'sandbox'. Differential: each run is logged once.",
+				Description: "Sandbox runs stored in the last day (quarry detonate, or an imported report of an older run): the sample's name and hashes, the verdict, score, techniques and tactics, the process tree with technique badges, files dropped, network destinations and rules fired (bounded JSON); the run's events are on the host with source 'sandbox'. Differential: each run is logged once.",
 				Platform:    "linux",
 			},
 			QueryTechniqueCoverage: {

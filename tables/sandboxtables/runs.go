@@ -26,6 +26,7 @@ var runColumns = []tables.Column{
 	{Name: "score", Type: tables.Double, Description: "0–10: the highest severity seen plus half a point per further technique (docs/sandbox.md)"},
 	{Name: "techniques", Type: tables.Text, Description: "ATT&CK technique IDs seen, comma-separated, sorted"},
 	{Name: "tactics", Type: tables.Text, Description: "ATT&CK tactic IDs seen, comma-separated, in matrix order"},
+	{Name: "stored_at", Type: tables.BigInt, Description: "When this host stored the run (a detonation's end, a report's import), UNIX seconds: what the fleet's pack query selects by", Additional: true},
 	{Name: "tree", Type: tables.Text, Hidden: true, Description: "The run's process tree as a JSON array, parents before children, " +
 		"each process with process_tree's columns (depth, relation, process_key, parent_key, node_pid, node_ppid, path, cmdline, " +
 		"start_time, hit_count, techniques, severity, activity); at most 500 processes; NULL without a tree"},
@@ -57,6 +58,17 @@ func Runs(st *eventstore.Store) tables.Table {
 				}
 				if hi < 1<<40 {
 					f.Until = time.Unix(hi+1, 0)
+				}
+			}
+			if lo, hi, ok := q.IntRange("stored_at"); ok {
+				if lo > hi {
+					return nil
+				}
+				if lo > -1<<40 {
+					f.StoredSince = time.Unix(lo, 0)
+				}
+				if hi < 1<<40 {
+					f.StoredUntil = time.Unix(hi+1, 0)
 				}
 			}
 			if vals, ok := q.EqualStrings("origin"); ok {
@@ -99,13 +111,17 @@ func Runs(st *eventstore.Store) tables.Table {
 				row[9] = r.Duration.Milliseconds()
 				row[10], row[11] = r.Verdict, r.Score
 				row[12], row[13] = strings.Join(r.Techniques, ","), strings.Join(r.Tactics, ",")
-				row[14], row[15], row[16], row[17] = nil, nil, nil, nil
+				row[14] = r.StoredAt.Unix()
+				if r.StoredAt.IsZero() {
+					row[14] = int64(0)
+				}
+				row[15], row[16], row[17], row[18] = nil, nil, nil, nil
 				if withParts {
 					p, err := parts(ctx, st, r, q.Uses("tree"))
 					if err != nil {
 						return err
 					}
-					row[14], row[15], row[16], row[17] = jsonColumn(p.Tree), jsonColumn(p.Files), jsonColumn(p.Network), jsonColumn(p.Rules)
+					row[15], row[16], row[17], row[18] = jsonColumn(p.Tree), jsonColumn(p.Files), jsonColumn(p.Network), jsonColumn(p.Rules)
 				}
 				if !emit(row) {
 					return nil

@@ -10,7 +10,7 @@ import (
 	"github.com/quarry-sec/quarry/telemetry"
 )
 
-// sandboxSchema (version 4) holds the sandbox runs: one row per
+// sandboxSchema (version 4, stored_at 5) holds the sandbox runs: one row per
 // telemetry.SandboxRun, its events being ordinary events whose run_id is
 // the run's. started is Unix ns (UTC), duration_ns nanoseconds; techniques
 // and tactics are comma-separated ATT&CK IDs; report is the run's summary
@@ -32,14 +32,16 @@ CREATE TABLE IF NOT EXISTS sandbox_runs (
 	score REAL NOT NULL DEFAULT 0,
 	techniques TEXT NOT NULL DEFAULT '',
 	tactics TEXT NOT NULL DEFAULT '',
-	report BLOB
+	report BLOB,
+	stored_at INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS sandbox_runs_started ON sandbox_runs(started);
+CREATE INDEX IF NOT EXISTS sandbox_runs_stored_at ON sandbox_runs(stored_at);
 CREATE INDEX IF NOT EXISTS sandbox_runs_sha256 ON sandbox_runs(sha256) WHERE sha256 != '';
 `
 
 const sandboxColumns = `run_id, origin, host, sample, sha256, sha1, md5, size, started, duration_ns,
-	verdict, score, techniques, tactics`
+	verdict, score, techniques, tactics, stored_at`
 
 // PutSandboxRun stores run, replacing a stored run of the same ID (a
 // re-import of one report updates its row rather than adding another).
@@ -59,10 +61,10 @@ func (s *Store) PutSandboxRun(ctx context.Context, run telemetry.SandboxRun) err
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	_, err := s.write.ExecContext(ctx, "INSERT OR REPLACE INTO sandbox_runs ("+sandboxColumns+", report) VALUES (?"+repeatComma(14)+")",
+	_, err := s.write.ExecContext(ctx, "INSERT OR REPLACE INTO sandbox_runs ("+sandboxColumns+", report) VALUES (?"+repeatComma(15)+")",
 		run.ID, run.Origin, run.Host, run.Sample, run.SHA256, run.SHA1, run.MD5, run.Size,
 		unixNano(run.Started), int64(run.Duration), run.Verdict, run.Score,
-		strings.Join(run.Techniques, ","), strings.Join(run.Tactics, ","), report)
+		strings.Join(run.Techniques, ","), strings.Join(run.Tactics, ","), s.now().UnixNano(), report)
 	if err != nil {
 		return fmt.Errorf("store sandbox run %s: %w", run.ID, err)
 	}
@@ -73,8 +75,11 @@ func (s *Store) PutSandboxRun(ctx context.Context, run telemetry.SandboxRun) err
 // is inclusive and Until exclusive, on the run's start.
 type SandboxRunFilter struct {
 	Since, Until time.Time
-	Origins      []string
-	SHA256       []string
+	// StoredSince (inclusive) and StoredUntil (exclusive) bound the run's
+	// StoredAt.
+	StoredSince, StoredUntil time.Time
+	Origins                  []string
+	SHA256                   []string
 	// Limit stops after this many runs when > 0.
 	Limit int
 	// WithReport reads each run's report too (left nil otherwise).
@@ -89,6 +94,12 @@ func (s *Store) SandboxRuns(ctx context.Context, f SandboxRunFilter) ([]telemetr
 	}
 	if !f.Until.IsZero() {
 		w.add("started < ?", f.Until.UnixNano())
+	}
+	if !f.StoredSince.IsZero() {
+		w.add("stored_at >= ?", f.StoredSince.UnixNano())
+	}
+	if !f.StoredUntil.IsZero() {
+		w.add("stored_at < ?", f.StoredUntil.UnixNano())
 	}
 	in(&w, "origin", f.Origins)
 	in(&w, "sha256", f.SHA256)
@@ -123,17 +134,18 @@ func (s *Store) querySandboxRuns(ctx context.Context, q string, args ...any) ([]
 	var out []telemetry.SandboxRun
 	for rows.Next() {
 		var (
-			r                   telemetry.SandboxRun
-			started, dur        int64
-			techniques, tactics string
-			report              []byte
+			r                    telemetry.SandboxRun
+			started, dur, stored int64
+			techniques, tactics  string
+			report               []byte
 		)
 		if err := rows.Scan(&r.ID, &r.Origin, &r.Host, &r.Sample, &r.SHA256, &r.SHA1, &r.MD5, &r.Size, &started, &dur,
-			&r.Verdict, &r.Score, &techniques, &tactics, &report); err != nil {
+			&r.Verdict, &r.Score, &techniques, &tactics, &stored, &report); err != nil {
 			return nil, fmt.Errorf("read sandbox runs: %w", err)
 		}
 		r.Started = fromUnixNano(started)
 		r.Duration = time.Duration(dur)
+		r.StoredAt = fromUnixNano(stored)
 		r.Techniques = splitList(techniques)
 		r.Tactics = splitList(tactics)
 		if len(report) > 0 {

@@ -24,14 +24,16 @@ func sampleRun(id string, started time.Time) telemetry.SandboxRun {
 	}
 }
 
-// A run is stored and read back whole; storing the same ID again replaces
-// it; the list is newest first, filters apply, and the list leaves the
-// report out unless asked.
+// A run is stored and read back whole, with the time the store took it;
+// storing the same ID again replaces it; the list is newest first, filters
+// apply, and the list leaves the report out unless asked.
 func TestSandboxRunsRoundTrip(t *testing.T) {
 	ctx := context.Background()
-	s := openTemp(t)
+	storedAt := time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)
+	s := openTemp(t, WithClock(func() time.Time { return storedAt }))
 	a := sampleRun("run-a", t0)
 	b := sampleRun("run-b", t0.Add(time.Hour))
+	a.StoredAt, b.StoredAt = storedAt, storedAt
 	b.Origin, b.SHA256, b.Techniques, b.Tactics, b.Report = "cape", strings.Repeat("d", 64), nil, nil, nil
 	for _, r := range []telemetry.SandboxRun{a, b} {
 		if err := s.PutSandboxRun(ctx, r); err != nil {
@@ -157,7 +159,7 @@ func TestOpenVersion3Store(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if v := count(t, s, "PRAGMA user_version"); v != 4 {
+	if v := count(t, s, "PRAGMA user_version"); v != schemaVersion {
 		t.Fatalf("version %d", v)
 	}
 	old := collect(t, s, Filter{})
@@ -187,5 +189,58 @@ func TestPutSandboxRunReadOnly(t *testing.T) {
 	defer ro.Close()
 	if err := ro.PutSandboxRun(context.Background(), sampleRun("r", t0)); !errors.Is(err, ErrReadOnly) {
 		t.Fatal(err)
+	}
+}
+
+// Runs are selected by when the store took them (what the fleet's pack
+// query does), whatever their start: an imported report of a run ten days
+// old is as new as a detonation of the minute. A version 4 store gains the
+// column on opening.
+func TestSandboxRunsStoredSince(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), FileName)
+	now := time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	s, err := Open(path, WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSandboxRun(ctx, sampleRun("earlier", now.Add(-time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// Make it a version 4 store: no stored_at.
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"DROP INDEX sandbox_runs_stored_at", "ALTER TABLE sandbox_runs DROP COLUMN stored_at", "PRAGMA user_version = 4"} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(q, err)
+		}
+	}
+	db.Close()
+	now = now.Add(2 * time.Hour)
+	s, err = Open(path, WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v := count(t, s, "PRAGMA user_version"); v != schemaVersion {
+		t.Fatalf("version %d", v)
+	}
+	if err := s.PutSandboxRun(ctx, sampleRun("imported-old", now.AddDate(0, 0, -10))); err != nil {
+		t.Fatal(err)
+	}
+	runs, err := s.SandboxRuns(ctx, SandboxRunFilter{StoredSince: now.Add(-time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 1 || runs[0].ID != "imported-old" || !runs[0].StoredAt.Equal(now) {
+		t.Fatalf("stored in the last minute: %+v", runs)
+	}
+	all, err := s.SandboxRuns(ctx, SandboxRunFilter{})
+	if err != nil || len(all) != 2 || all[0].ID != "earlier" || !all[0].StoredAt.IsZero() {
+		t.Fatalf("all: %+v, %v", all, err)
 	}
 }

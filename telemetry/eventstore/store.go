@@ -173,6 +173,13 @@ func (s *Store) migrate() error {
 			}
 		}
 	}
+	if v == 4 {
+		// Version 5 added sandbox_runs.stored_at (runs stored before it
+		// keep 0: the fleet's pack query does not send them again).
+		if _, err := s.write.Exec("ALTER TABLE sandbox_runs ADD COLUMN stored_at INTEGER NOT NULL DEFAULT 0"); err != nil {
+			return fmt.Errorf("migrate schema %d to %d: add sandbox_runs.stored_at: %w", v, schemaVersion, err)
+		}
+	}
 	if _, err := s.write.Exec(schema + hitsSchema + incidentsSchema + identitySchema + sandboxSchema); err != nil {
 		return fmt.Errorf("create schema: %w", err)
 	}
