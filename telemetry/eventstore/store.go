@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+	"modernc.org/sqlite" // the "sqlite" database/sql driver
 
 	"github.com/quarry-sec/quarry/telemetry"
 )
@@ -125,7 +125,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if err := s.migrate(); err != nil {
+	if err := s.migrateWaiting(); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open event store %s: %w", path, err)
 	}
@@ -143,6 +143,35 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("open event store %s: prepare insert: %w", path, err)
 	}
 	return s, nil
+}
+
+// migrateWaiting migrates, waiting up to openWait while another process
+// holds the file in a way the busy timeout does not cover: two processes
+// opening a new store at once (the one turning it to WAL needs the lock
+// the other's first read holds, and SQLite answers SQLITE_BUSY at once
+// rather than deadlock), e.g. quarry detonate started with quarry up.
+func (s *Store) migrateWaiting() error {
+	deadline := time.Now().Add(openWait)
+	for pause := 20 * time.Millisecond; ; pause = min(2*pause, 500*time.Millisecond) {
+		err := s.migrate()
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(pause)
+	}
+}
+
+// openWait bounds migrateWaiting.
+const openWait = 15 * time.Second
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY or SQLITE_LOCKED.
+func isBusy(err error) bool {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	code := e.Code() & 0xff
+	return code == 5 || code == 6
 }
 
 func (s *Store) migrate() error {

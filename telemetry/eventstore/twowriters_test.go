@@ -1,9 +1,13 @@
 package eventstore
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -64,5 +68,53 @@ func TestTwoWritersOneStore(t *testing.T) {
 	}
 	if n != 2*batches*per {
 		t.Errorf("stored %d events, want %d", n, 2*batches*per)
+	}
+}
+
+// TestOpenNewStoreTogether: several processes open one new store at the
+// same moment (quarry up and quarry detonate started together) and write
+// to it: every Open and every write succeeds. Before, one that read the
+// schema version while another turned the new file to WAL got SQLITE_BUSY
+// at once (SQLite's deadlock rule, which the busy timeout does not cover).
+func TestOpenNewStoreTogether(t *testing.T) {
+	if path := os.Getenv("QUARRY_TEST_OPEN_STORE"); path != "" {
+		// Start together: at the time the test gave.
+		at, _ := strconv.ParseInt(os.Getenv("QUARRY_TEST_OPEN_AT"), 10, 64)
+		time.Sleep(time.Until(time.Unix(0, at)))
+		s, err := Open(path)
+		if err != nil {
+			fmt.Println("open:", err)
+			os.Exit(3)
+		}
+		e := telemetry.NewEvent(telemetry.KindExec, telemetry.SourceEBPF)
+		e.Host, e.PID, e.PPID, e.Time, e.Path = "h", int64(os.Getpid()), 1, time.Now(), "/bin/true"
+		e.StartTime = e.Time
+		if _, err := s.Append(context.Background(), []telemetry.Event{e}); err != nil {
+			fmt.Println("append:", err)
+			os.Exit(4)
+		}
+		s.Close()
+		os.Exit(0)
+	}
+	for round := range 4 {
+		path := filepath.Join(t.TempDir(), "events.db")
+		var cmds []*exec.Cmd
+		var outs []*bytes.Buffer
+		at := time.Now().Add(500 * time.Millisecond).UnixNano()
+		for range 4 {
+			cmd := exec.Command(os.Args[0], "-test.run=^TestOpenNewStoreTogether$")
+			cmd.Env = append(os.Environ(), "QUARRY_TEST_OPEN_STORE="+path, fmt.Sprintf("QUARRY_TEST_OPEN_AT=%d", at))
+			out := &bytes.Buffer{}
+			cmd.Stdout, cmd.Stderr = out, out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			cmds, outs = append(cmds, cmd), append(outs, out)
+		}
+		for i, cmd := range cmds {
+			if err := cmd.Wait(); err != nil {
+				t.Errorf("round %d, process %d: %v: %s", round, i, err, outs[i])
+			}
+		}
 	}
 }
