@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -361,6 +362,10 @@ func servePprof(ctx context.Context, addr string) error {
 	if err != nil {
 		return fmt.Errorf("--pprof: %w", err)
 	}
+	// The block and mutex profiles show where requests wait (for the
+	// database's connections, a group commit, a lock): sample them.
+	runtime.SetBlockProfileRate(int(100 * time.Microsecond))
+	runtime.SetMutexProfileFraction(10)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

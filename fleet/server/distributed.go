@@ -30,7 +30,7 @@ func (s *Server) handleDistributedRead(w http.ResponseWriter, r *http.Request, h
 	}
 	var hunts []store.Hunt
 	if active {
-		hunts, err = s.cfg.Store.TakeHunts(r.Context(), h.ID, now, now.Add(-s.cfg.HuntResend))
+		hunts, _, err = s.cfg.Store.TakeHunts(r.Context(), h.ID, now, now.Add(-s.cfg.HuntResend))
 		if err != nil {
 			s.fail(w, r, err, nil)
 			return
