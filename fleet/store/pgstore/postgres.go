@@ -32,10 +32,12 @@ var dialect = sqldb.Dialect{
 	MigrationLock: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockKey),
 	WritableCTE:   true,
 	GroupCommit:   true,
+	Notify:        notifyChannel,
 }
 
 // Open connects to the database at dsn (a postgres:// URL or a key=value
-// string, as pgx reads it) and migrates its schema.
+// string, as pgx reads it) and migrates its schema. The store is a
+// *Store: a store.Watcher too.
 func Open(ctx context.Context, dsn string) (store.Store, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
@@ -63,5 +65,5 @@ func Open(ctx context.Context, dsn string) (store.Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open fleet store: %w", err)
 	}
-	return db, nil
+	return &Store{DB: db, cfg: cfg}, nil
 }

@@ -38,6 +38,10 @@ type Dialect struct {
 	// WritableCTE: the database runs data-modifying statements in WITH
 	// (PostgreSQL), so a write of several statements can be one.
 	WritableCTE bool
+	// Notify, when set, is the channel (PostgreSQL's NOTIFY) on which
+	// writes tell the servers watching the store of the changes that
+	// invalidate their caches (see store.Watcher).
+	Notify string
 }
 
 // DB is the fleet store over a database: w takes the writes, r the reads

@@ -37,7 +37,7 @@ ON CONFLICT (hunt_id, host_id) DO NOTHING`)
 				return err
 			}
 		}
-		return nil
+		return db.notify(ctx, tx, []string{notifyHunt})
 	})
 	if err != nil {
 		return fmt.Errorf("create hunt: %w", err)
