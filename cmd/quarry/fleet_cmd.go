@@ -162,6 +162,12 @@ func (a *app) fleetServe(ctx context.Context, o fleetServeOptions) error {
 	if err != nil {
 		return err
 	}
+	// With PostgreSQL, the server hears of other replicas' enrollments
+	// and hunts (LISTEN/NOTIFY) and so may cache node keys long.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() { defer close(watched); srv.Watch(watchCtx) }()
+	defer func() { stopWatch(); <-watched }()
 	handler, err := a.withWebUI(srv.Handler(), st, kb, useTLS, o.interval, secret)
 	if err != nil {
 		return err

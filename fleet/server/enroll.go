@@ -70,12 +70,18 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Family = family(h.Platform, str(d.OSVersion["platform_like"]), req.PlatformType)
 	cleanStrings(h)
+	watch := s.watching()
 	if err := s.cfg.Store.EnrollHost(r.Context(), h); err != nil {
 		s.fail(w, r, err, nil)
 		return
 	}
 	s.storeOK()
 	s.nodes.forgetHost(h.ID) // its previous key, if any, stops working here now
+	// The host's next request (its config) finds its new key cached, as
+	// the store holds it (NodeKey hashed).
+	cached := *h
+	cached.NodeKey = store.HashNodeKey(key)
+	s.nodes.putFor(key, &cached, s.cfg.Now(), s.nodeTTL(watch))
 	writeJSON(w, http.StatusOK, map[string]any{"node_key": key, "node_invalid": false})
 }
 
