@@ -383,6 +383,19 @@ func testHunts(t *testing.T, s store.Store) {
 	if counts, rows, err := s.HuntCounts(ctx, "no-such-hunt"); err != nil || len(counts) != 0 || rows != 0 {
 		t.Fatalf("HuntCounts of no hunt = %v, %d, %v", counts, rows, err)
 	}
+	// Many targets (several statements' worth), one of them twice.
+	var many []string
+	for i := range 1201 {
+		many = append(many, fmt.Sprintf("host-%04d", i))
+	}
+	many = append(many, "host-0007")
+	if err := s.CreateHunt(ctx, &store.Hunt{ID: "hunt-many", SQL: "SELECT 1;", Targets: store.Targets{All: true}, Created: now,
+		Deadline: now.Add(time.Hour)}, many); err != nil {
+		t.Fatal(err)
+	}
+	if counts, _, err := s.HuntCounts(ctx, "hunt-many"); err != nil || counts[store.HuntPending] != 1201 {
+		t.Fatalf("HuntCounts of a hunt of 1,201 hosts = %v, %v", counts, err)
+	}
 }
 
 func testHuntDeadline(t *testing.T, s store.Store) {

@@ -26,14 +26,23 @@ func (db *DB) CreateHunt(ctx context.Context, h *store.Hunt, hostIDs []string) e
 			h.ID, h.SQL, string(targets), ms(h.Created), ms(h.Deadline)); err != nil {
 			return err
 		}
-		stmt, err := db.txStmt(ctx, tx, `INSERT INTO hunt_hosts (hunt_id, host_id, status, deadline) VALUES (?, ?, ?, ?)
-ON CONFLICT (hunt_id, host_id) DO NOTHING`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for _, id := range hostIDs {
-			if _, err := stmt.ExecContext(ctx, h.ID, id, store.HuntPending, ms(h.Deadline)); err != nil {
+		// The targets go several hundred to a statement: a hunt across
+		// 10,000 hosts took 10,000 round trips while holding the writer
+		// (every enrollment and log waited behind it).
+		for start := 0; start < len(hostIDs); start += huntHostsPerStatement {
+			chunk := hostIDs[start:min(start+huntHostsPerStatement, len(hostIDs))]
+			stmt, err := db.txStmt(ctx, tx, valuesSQL(`INSERT INTO hunt_hosts (hunt_id, host_id, status, deadline)`, 4, len(chunk),
+				`ON CONFLICT (hunt_id, host_id) DO NOTHING`))
+			if err != nil {
+				return err
+			}
+			args := make([]any, 0, 4*len(chunk))
+			for _, id := range chunk {
+				args = append(args, h.ID, id, store.HuntPending, ms(h.Deadline))
+			}
+			_, err = stmt.ExecContext(ctx, args...)
+			stmt.Close()
+			if err != nil {
 				return err
 			}
 		}
@@ -44,6 +53,9 @@ ON CONFLICT (hunt_id, host_id) DO NOTHING`)
 	}
 	return nil
 }
+
+// huntHostsPerStatement bounds the target hosts of one insert of CreateHunt.
+const huntHostsPerStatement = 500
 
 // Hunt implements store.Store.
 func (db *DB) Hunt(ctx context.Context, id string) (*store.Hunt, error) {
