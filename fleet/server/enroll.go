@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/quarry-sec/quarry/fleet/store"
 )
@@ -71,6 +72,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	h.Family = family(h.Platform, str(d.OSVersion["platform_like"]), req.PlatformType)
 	cleanStrings(h)
 	watch := s.watching()
+	enrolledAt := h.EnrolledAt
 	if err := s.cfg.Store.EnrollHost(r.Context(), h); err != nil {
 		s.fail(w, r, err, nil)
 		return
@@ -82,6 +84,11 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	cached := *h
 	cached.NodeKey = store.HashNodeKey(key)
 	s.nodes.putFor(key, &cached, s.cfg.Now(), s.nodeTTL(watch))
+	// A host enrolled anew keeps the enrollment time given (enrolling
+	// again keeps the first): it has no schema report in the store.
+	if h.EnrolledAt.Equal(enrolledAt.Truncate(time.Millisecond)) {
+		s.setSchemaState(h.ID, schemaState{version: schemaVersion(h), fresh: true})
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"node_key": key, "node_invalid": false})
 }
 

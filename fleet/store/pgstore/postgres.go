@@ -32,6 +32,7 @@ var dialect = sqldb.Dialect{
 	MigrationLock: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockKey),
 	WritableCTE:   true,
 	GroupCommit:   true,
+	LogLane:       true,
 	Notify:        notifyChannel,
 }
 

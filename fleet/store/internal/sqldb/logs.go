@@ -55,7 +55,7 @@ func (db *DB) AppendHostLogs(ctx context.Context, logs []store.HostLogs) error {
 			ds = append(ds, hostDetection{host: l.HostID, d: &l.Batch.Detections[i]})
 		}
 	}
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.txLogs(ctx, func(tx *sql.Tx) error {
 		if err := db.insertResults(ctx, tx, rs); err != nil {
 			return err
 		}
