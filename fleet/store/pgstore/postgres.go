@@ -16,10 +16,12 @@ import (
 	"github.com/quarry-sec/quarry/fleet/store/internal/sqldb"
 )
 
-// Connections of one store (one server): writes, reads.
+// Connections of one store (one server): writes, reads; Watch holds one
+// more, so a server holds at most 48 and two fit PostgreSQL's default
+// max_connections of 100 (less 3 reserved for superusers).
 const (
 	writeConns = 16
-	readConns  = 32
+	readConns  = 31
 )
 
 // migrationLockKey is the advisory lock key migrations hold ("QFLT").
