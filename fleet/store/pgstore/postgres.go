@@ -35,7 +35,6 @@ var dialect = sqldb.Dialect{
 	WritableCTE:   true,
 	GroupCommit:   true,
 	LogLane:       true,
-	Notify:        notifyChannel,
 }
 
 // Open connects to the database at dsn (a postgres:// URL or a key=value
@@ -63,10 +62,20 @@ func Open(ctx context.Context, dsn string) (store.Store, error) {
 			return nil, fmt.Errorf("open fleet store: connect to postgres: %w", err)
 		}
 	}
-	db := sqldb.New(w, r, dialect)
+	// Changes are notified on a channel of the fleet's schema: fleets in
+	// several schemas of one database do not hear each other.
+	var schema string
+	if err := w.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("open fleet store: %w", err)
+	}
+	d := dialect
+	d.Notify = changesChannel(schema)
+	db := sqldb.New(w, r, d)
 	if err := db.Migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open fleet store: %w", err)
 	}
-	return &Store{DB: db, cfg: cfg}, nil
+	return &Store{DB: db, cfg: cfg, channel: d.Notify}, nil
 }

@@ -2,6 +2,8 @@ package pgstore
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -10,16 +12,25 @@ import (
 	"github.com/quarry-sec/quarry/fleet/store/internal/sqldb"
 )
 
-// notifyChannel is the channel of the store's change notifications. It is
-// the database's, not a schema's: fleets in several schemas of one
-// database hear each other's changes, which costs them only cache misses.
-const notifyChannel = "quarry_fleet_changes"
+// changesChannel is the channel of the change notifications of the fleet
+// stored in schema (channels are the database's, not a schema's):
+// quarry_fleet_changes in public, else followed by a hash of the schema's
+// name (channel names are identifiers of at most 63 bytes).
+func changesChannel(schema string) string {
+	const base = "quarry_fleet_changes"
+	if schema == "" || schema == "public" {
+		return base
+	}
+	sum := sha256.Sum256([]byte(schema))
+	return base + "_" + hex.EncodeToString(sum[:8])
+}
 
 // Store is the PostgreSQL fleet store: the shared SQL store, and a
 // store.Watcher over LISTEN/NOTIFY.
 type Store struct {
 	*sqldb.DB
-	cfg *pgx.ConnConfig
+	cfg     *pgx.ConnConfig
+	channel string // see changesChannel
 }
 
 var _ store.Watcher = (*Store)(nil)
@@ -59,7 +70,7 @@ func (s *Store) listen(ctx context.Context, fn func(store.Change)) (live bool) {
 		conn.Close(closeCtx)
 		cancel()
 	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+s.channel); err != nil {
 		return false
 	}
 	fn(store.Change{Kind: store.ChangesLive})

@@ -69,7 +69,7 @@ func TestWatch(t *testing.T) {
 	admin := sql.OpenDB(stdlib.GetConnector(mustConfig(t, dsn)))
 	defer admin.Close()
 	if _, err := admin.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-WHERE query = 'LISTEN ` + notifyChannel + `' AND pid <> pg_backend_pid()`); err != nil {
+WHERE query = 'LISTEN ` + b.channel + `' AND pid <> pg_backend_pid()`); err != nil {
 		t.Fatal(err)
 	}
 	if c := next("lost"); c.Kind != store.ChangesLost {
