@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -161,6 +162,12 @@ func (a *app) fleetServe(ctx context.Context, o fleetServeOptions) error {
 	if err != nil {
 		return err
 	}
+	// With PostgreSQL, the server hears of other replicas' enrollments
+	// and hunts (LISTEN/NOTIFY) and so may cache node keys long.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() { defer close(watched); srv.Watch(watchCtx) }()
+	defer func() { stopWatch(); <-watched }()
 	handler, err := a.withWebUI(srv.Handler(), st, kb, useTLS, o.interval, secret)
 	if err != nil {
 		return err
@@ -361,6 +368,10 @@ func servePprof(ctx context.Context, addr string) error {
 	if err != nil {
 		return fmt.Errorf("--pprof: %w", err)
 	}
+	// The block and mutex profiles show where requests wait (for the
+	// database's connections, a group commit, a lock): sample them.
+	runtime.SetBlockProfileRate(int(100 * time.Microsecond))
+	runtime.SetMutexProfileFraction(10)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -29,12 +29,18 @@ func (s *Server) handleDistributedRead(w http.ResponseWriter, r *http.Request, h
 		return
 	}
 	var hunts []store.Hunt
-	if active {
-		hunts, err = s.cfg.Store.TakeHunts(r.Context(), h.ID, now, now.Add(-s.cfg.HuntResend))
+	if active && !s.huntQuiet(h.ID, now) {
+		s.activeMu.Lock()
+		gen := s.activeGen
+		s.activeMu.Unlock()
+		watch := s.watching()
+		var next time.Time
+		hunts, next, err = s.cfg.Store.TakeHunts(r.Context(), h.ID, now, now.Add(-s.cfg.HuntResend))
 		if err != nil {
 			s.fail(w, r, err, nil)
 			return
 		}
+		s.setHuntQuiet(h.ID, next, now, gen, watch)
 	}
 	queries := make(map[string]string, len(hunts)+1)
 	deadlines := make(map[string]int64, len(hunts)+1)
@@ -155,10 +161,14 @@ func (s *Server) huntsActive(r *http.Request, now time.Time) (bool, error) {
 	return n > 0, nil
 }
 
-// huntCreated makes the next distributed read ask the store again.
+// huntCreated makes the next distributed read ask the store again, and
+// every host's next read ask for its hunts (see huntQuiet).
 func (s *Server) huntCreated() {
 	s.activeMu.Lock()
 	s.activeUntil = time.Time{}
 	s.activeGen++
 	s.activeMu.Unlock()
+	s.quietMu.Lock()
+	s.quiet = nil
+	s.quietMu.Unlock()
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/quarry-sec/quarry/fleet/osqwire"
 	"github.com/quarry-sec/quarry/fleet/store"
@@ -55,12 +56,24 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Family = family(h.Platform, d["os_version"]["platform_like"], req.PlatformType)
 	cleanStrings(h)
+	watch := s.watching()
+	enrolledAt := h.EnrolledAt
 	if err := s.cfg.Store.EnrollHost(r.Context(), h); err != nil {
 		s.fail(w, r, err, nil)
 		return
 	}
 	s.storeOK()
 	s.nodes.forgetHost(h.ID) // its previous key, if any, stops working here now
+	// The host's next request (its config) finds its new key cached, as
+	// the store holds it (NodeKey hashed).
+	cached := *h
+	cached.NodeKey = store.HashNodeKey(key)
+	s.nodes.putFor(key, &cached, s.cfg.Now(), s.nodeTTL(watch))
+	// A host enrolled anew keeps the enrollment time given (enrolling
+	// again keeps the first): it has no schema report in the store.
+	if h.EnrolledAt.Equal(enrolledAt.Truncate(time.Millisecond)) {
+		s.setSchemaState(h.ID, schemaState{version: schemaVersion(h), fresh: true})
+	}
 	writeJSON(w, http.StatusOK, osqwire.EnrollResponse{NodeKey: key})
 }
 

@@ -52,6 +52,10 @@ func TestHAProxyReplicas(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		wctx, cancel := context.WithCancel(ctx)
+		watched := make(chan struct{})
+		go func() { defer close(watched); srv.Watch(wctx) }()
+		t.Cleanup(func() { cancel(); <-watched })
 		replicas[i] = httptest.NewServer(srv.Handler())
 		t.Cleanup(replicas[i].Close)
 	}

@@ -65,6 +65,7 @@ func (s *Server) hostByNodeKey(r *http.Request, key string) (*store.Host, error)
 	if h, ok := s.nodes.get(key, now); ok {
 		return h, nil
 	}
+	watch := s.watching()
 	h, err := s.cfg.Store.HostByNodeKey(r.Context(), key)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
@@ -73,7 +74,9 @@ func (s *Server) hostByNodeKey(r *http.Request, key string) (*store.Host, error)
 	if err != nil {
 		return nil, err
 	}
-	s.nodes.put(key, h, now)
+	if done := s.cfg.Now(); done.Sub(now) < replacedKeep {
+		s.nodes.putFor(key, h, now, s.nodeTTL(watch))
+	}
 	return h, nil
 }
 

@@ -11,38 +11,63 @@ import (
 const (
 	DefaultNodeCacheTTL  = 5 * time.Second
 	DefaultNodeCacheSize = 32768
+	// WatchedNodeCacheTTL is the node cache's TTL while the server
+	// watches its store (Server.Watch): replaced keys are then dropped
+	// when the store reports them, and the TTL only bounds memory.
+	WatchedNodeCacheTTL = 10 * time.Minute
 )
 
-// nodeCache remembers, for a short time, which host a node key belongs to:
-// every osquery request authenticates by node key, and a host makes several
-// requests a few milliseconds apart (distributed read, write, log), so most
-// lookups need no query of the store.
+// nodeCache remembers which host a node key belongs to: every osquery
+// request authenticates by node key, and a host makes several requests a
+// few milliseconds apart (distributed read, write, log), so most lookups
+// need no query of the store.
 //
-// Entries live for a TTL. That bounds how long a node key the store no
-// longer knows keeps working on this server: when a host enrolls again
-// (through another replica on the same PostgreSQL database, or after its
-// data was lost) and gets a new key, its old key stops working on every
-// replica within the TTL; on the replica that took the enrollment, at once.
-// Unknown keys are not cached: a host told node_invalid enrolls, and its
-// new key must work at once. The cache holds at most size entries: when
-// full, it drops the expired ones, then arbitrary ones.
+// Entries live for a TTL. Without a watch on the store (SQLite, or the
+// PostgreSQL watch's connection lost) it is short, and bounds how long a
+// node key the store no longer knows keeps working on this server: when a
+// host enrolls again (through another replica on the same PostgreSQL
+// database, or after its data was lost) and gets a new key, its old key
+// stops working on every replica within the TTL; on the replica that took
+// the enrollment, at once. While the server watches the store (see
+// Server.Watch), entries live long (a host's every check-in is then a hit):
+// the replaced key's notification drops the host's entries under any other
+// key (invalidate), and a lookup that raced with it cannot put back what
+// it read before (see put). Unknown keys are not cached: a host told
+// node_invalid enrolls, and its new key must work at once. The cache holds
+// at most size entries: when full, it drops the expired ones, then
+// arbitrary ones.
 type nodeCache struct {
-	ttl  time.Duration
+	ttl  time.Duration // the default (short) TTL; <= 0: no cache
 	size int
 
 	mu     sync.Mutex
 	byKey  map[string]nodeEntry
 	byHost map[string]string // host ID → its cached key
+	// replaced holds, per host whose key was replaced recently (within
+	// replacedKeep), the hash of its newest key: a lookup that read the
+	// older key's row before the replacement must not cache it after.
+	replaced map[string]replacedKey
 }
 
 type nodeEntry struct {
-	host    *store.Host
-	expires time.Time
+	host *store.Host
+	put  time.Time
+	ttl  time.Duration
 }
+
+type replacedKey struct {
+	hash string
+	at   time.Time
+}
+
+// replacedKeep is how long a replaced key is remembered; a lookup that took
+// longer is not cached.
+const replacedKeep = 10 * time.Minute
 
 // newNodeCache returns a cache; ttl <= 0 disables it.
 func newNodeCache(ttl time.Duration, size int) *nodeCache {
-	return &nodeCache{ttl: ttl, size: max(size, 1), byKey: map[string]nodeEntry{}, byHost: map[string]string{}}
+	return &nodeCache{ttl: ttl, size: max(size, 1), byKey: map[string]nodeEntry{}, byHost: map[string]string{},
+		replaced: map[string]replacedKey{}}
 }
 
 // get returns the host cached for key, if its entry has not expired at now.
@@ -57,27 +82,36 @@ func (c *nodeCache) get(key string, now time.Time) (*store.Host, bool) {
 	if !ok {
 		return nil, false
 	}
-	if !now.Before(e.expires) || now.Before(e.expires.Add(-c.ttl)) { // expired, or the clock went back
+	if !now.Before(e.put.Add(e.ttl)) || now.Before(e.put) { // expired, or the clock went back
 		c.removeLocked(key, e.host.ID)
 		return nil, false
 	}
 	return e.host, true
 }
 
-// put caches h under key from now.
+// put caches h under key from now for the default TTL.
 func (c *nodeCache) put(key string, h *store.Host, now time.Time) {
-	if c.ttl <= 0 {
+	c.putFor(key, h, now, c.ttl)
+}
+
+// putFor caches h under key from now for ttl, unless h's key (h.NodeKey,
+// the stored hash) was replaced since it was read (invalidate).
+func (c *nodeCache) putFor(key string, h *store.Host, now time.Time, ttl time.Duration) {
+	if c.ttl <= 0 || ttl <= 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if r, ok := c.replaced[h.ID]; ok && r.hash != h.NodeKey {
+		return
+	}
 	if old, ok := c.byHost[h.ID]; ok && old != key {
 		delete(c.byKey, old) // the host's previous key
 	}
 	if _, ok := c.byKey[key]; !ok && len(c.byKey) >= c.size {
 		c.evictLocked(now)
 	}
-	c.byKey[key] = nodeEntry{host: h, expires: now.Add(c.ttl)}
+	c.byKey[key] = nodeEntry{host: h, put: now, ttl: ttl}
 	c.byHost[h.ID] = key
 }
 
@@ -89,6 +123,33 @@ func (c *nodeCache) forgetHost(hostID string) {
 	if key, ok := c.byHost[hostID]; ok {
 		c.removeLocked(key, hostID)
 	}
+}
+
+// invalidate drops a host's entry unless it is under the key of hash (the
+// host's new key, HashNodeKey), and keeps any lookup begun before from
+// caching an older key of the host.
+func (c *nodeCache) invalidate(hostID, hash string, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if key, ok := c.byHost[hostID]; ok && c.byKey[key].host.NodeKey != hash {
+		c.removeLocked(key, hostID)
+	}
+	if len(c.replaced) >= c.size {
+		for id, r := range c.replaced {
+			if now.Sub(r.at) > replacedKeep || now.Before(r.at) {
+				delete(c.replaced, id)
+			}
+		}
+	}
+	c.replaced[hostID] = replacedKey{hash: hash, at: now}
+}
+
+// clear drops every entry.
+func (c *nodeCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.byKey = map[string]nodeEntry{}
+	c.byHost = map[string]string{}
 }
 
 // len is the number of entries (tests).
@@ -110,7 +171,7 @@ func (c *nodeCache) removeLocked(key, hostID string) {
 // sweep on every insert.
 func (c *nodeCache) evictLocked(now time.Time) {
 	for k, e := range c.byKey {
-		if !now.Before(e.expires) {
+		if !now.Before(e.put.Add(e.ttl)) {
 			c.removeLocked(k, e.host.ID)
 		}
 	}

@@ -56,6 +56,29 @@ func TestNodeCache(t *testing.T) {
 	if _, ok := c.get("k99", now.Add(99*time.Second)); !ok {
 		t.Error("the newest entry was evicted")
 	}
+	// A replaced key (the store's notification): the host's entry under
+	// an older key goes, one under the new key stays, and a lookup that
+	// read the old key's row before cannot put it back.
+	r := newNodeCache(5*time.Second, 8)
+	old, cur := &store.Host{ID: "h", NodeKey: "hash1"}, &store.Host{ID: "h", NodeKey: "hash2"}
+	r.putFor("k1", old, now, time.Hour)
+	r.invalidate("h", "hash2", now)
+	if _, ok := r.get("k1", now); ok {
+		t.Error("entry under the replaced key kept")
+	}
+	r.putFor("k1", old, now, time.Hour)
+	if _, ok := r.get("k1", now); ok {
+		t.Error("a stale lookup put the replaced key back")
+	}
+	r.putFor("k2", cur, now, time.Hour)
+	r.invalidate("h", "hash2", now) // the notification of the new key itself
+	if h, ok := r.get("k2", now.Add(30*time.Minute)); !ok || h != cur {
+		t.Error("entry under the new key dropped, or its own TTL not kept")
+	}
+	r.clear()
+	if r.len() != 0 {
+		t.Error("clear left entries")
+	}
 	// Disabled.
 	off := newNodeCache(-1, 8)
 	off.put("k", a, now)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/quarry-sec/quarry/fleet/store"
 	"github.com/quarry-sec/quarry/fleet/store/pgstore"
@@ -97,5 +98,106 @@ func testReplicas(t *testing.T, open func() store.Store) {
 	}
 	if cfg(one, newKey) != 200 || cfg(two, newKey) != 200 {
 		t.Error("new key refused")
+	}
+}
+
+// watch has the fixture's server watch its store until the test ends,
+// and waits until it listens.
+func (f *fixture) watch() {
+	f.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.srv.Watch(ctx)
+	}()
+	f.t.Cleanup(func() { cancel(); <-done })
+	for deadline := time.Now().Add(10 * time.Second); !f.srv.watching().live; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			f.t.Fatal("the server's watch did not start listening")
+		}
+	}
+}
+
+// TestWatchedReplicas: two servers on one PostgreSQL database, each
+// watching it, cache node keys and "no hunt for this host" long (their
+// clocks stand still here), yet a host enrolled again through one loses
+// its old key on the other, and a hunt created through one reaches a host
+// through the other, within moments (the notification's way), not a TTL.
+func TestWatchedReplicas(t *testing.T) {
+	dsn := os.Getenv("QUARRY_TEST_POSTGRES")
+	if dsn == "" {
+		t.Skip("PostgreSQL replica test skipped: QUARRY_TEST_POSTGRES is not set (.ci/run sets it)")
+	}
+	dsn = pgSchema(t, dsn)
+	open := func() store.Store {
+		st, err := pgstore.Open(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	one, two := newFixture(t, open()), newFixture(t, open())
+	one.watch()
+	two.watch()
+	within := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 5 s", what)
+			}
+		}
+	}
+	key := one.enroll("host-a", "ubuntu")
+	read := func(f *fixture, key string) map[string]any {
+		code, rd := f.osquery("distributed/read", map[string]any{"node_key": key})
+		if code != 200 {
+			t.Fatalf("distributed read: %d %v", code, rd)
+		}
+		return huntQueries(rd)
+	}
+	hunt := func(f *fixture) string {
+		code, h := f.api("POST", "/api/v1/hunts", map[string]any{"sql": "SELECT 42 AS answer;", "targets": "all", "deadline": "5m"})
+		if code != 201 {
+			t.Fatalf("hunt: %d %v", code, h)
+		}
+		return h["id"].(string)
+	}
+	first := hunt(one)
+	within("first hunt handed out by replica two", func() bool { return read(two, key)[first] != nil })
+	if code, _ := two.osquery("distributed/write", map[string]any{"node_key": key,
+		"queries": map[string]any{first: []any{map[string]string{"answer": "42"}}}, "statuses": map[string]any{first: 0}}); code != 200 {
+		t.Fatal(code)
+	}
+	// Nothing left for the host: replica two knows it, and asks the
+	// store no more, until a hunt is created anywhere.
+	if qs := read(two, key); len(qs) != 0 {
+		t.Fatalf("answered hunt handed out again: %v", qs)
+	}
+	h, err := one.st.HostByNodeKey(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !two.srv.huntQuiet(h.ID, two.clock.Now()) {
+		t.Fatal("replica two does not know the host has nothing to take")
+	}
+	second := hunt(one)
+	within("second hunt handed out by replica two", func() bool { return read(two, key)[second] != nil })
+
+	// Enrolled again through replica one: the old key, cached by
+	// replica two for long, stops working there too.
+	if code, _ := two.osquery("config", map[string]any{"node_key": key}); code != 200 {
+		t.Fatalf("config on replica two: %d", code)
+	}
+	newKey := one.enroll("host-a", "ubuntu")
+	within("old key refused by replica two", func() bool {
+		code, _ := two.osquery("config", map[string]any{"node_key": key})
+		return code == 401
+	})
+	for _, f := range []*fixture{one, two} {
+		if code, _ := f.osquery("config", map[string]any{"node_key": newKey}); code != 200 {
+			t.Errorf("new key refused: %d", code)
+		}
 	}
 }

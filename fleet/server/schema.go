@@ -42,6 +42,10 @@ type schemaState struct {
 	version string    // the host's versions it holds for
 	known   bool      // the store has the host's tables at version
 	next    time.Time // otherwise, when to ask the store (and maybe probe) again
+	// fresh: the host was enrolled here for the first time, so the store
+	// has no report of it: probe without asking the store (a fleet
+	// coming up would otherwise ask once per host).
+	fresh bool
 }
 
 // schemaVersion is what a host's tables depend on: osquery's version (and
@@ -61,6 +65,10 @@ func (s *Server) schemaProbeDue(ctx context.Context, h *store.Host, now time.Tim
 	s.schemaMu.Unlock()
 	if ok && st.version == ver && (st.known || now.Before(st.next)) {
 		return false
+	}
+	if ok && st.version == ver && st.fresh {
+		s.setSchemaState(h.ID, schemaState{version: ver, next: now.Add(s.cfg.SchemaRetry)})
+		return true
 	}
 	next := schemaState{version: ver, next: now.Add(s.cfg.SchemaRetry)}
 	due := true

@@ -79,6 +79,10 @@ func TestSchemaProbe(t *testing.T) {
 	if !probed(rd) || huntQueries(rd)[hunt] == nil {
 		t.Fatalf("first read: want the hunt and the schema probe, got %v", rd)
 	}
+	// Enrolled here anew: the store cannot know its tables, and is not asked.
+	if n := counter.calls.Load(); n != 0 {
+		t.Errorf("the first read of a host enrolled anew asked the store for its schema %d times", n)
+	}
 	if dl, _ := rd["quarry_deadlines"].(map[string]any)[SchemaProbeID].(float64); int64(dl) <= f.clock.Now().Unix() {
 		t.Errorf("the probe's deadline %v is not ahead", rd["quarry_deadlines"])
 	}
@@ -140,11 +144,18 @@ func TestSchemaProbe(t *testing.T) {
 		t.Errorf("another server asked the store %d times, want once", n)
 	}
 
+	// Enrolled again at the same versions: the store has its tables, no
+	// probe.
+	_, out := f.osquery("enroll", enrollBody("host-a", "host-a.example", "ubuntu", testSecret))
+	if rd := f.read(out["node_key"].(string)); probed(rd) {
+		t.Fatalf("probe after enrolling again at the same versions: %v", rd)
+	}
+
 	// osquery upgraded: the host enrolls again with its new version and is
 	// probed again.
 	body := enrollBody("host-a", "host-a.example", "ubuntu", testSecret)
 	body["host_details"].(map[string]any)["osquery_info"].(map[string]any)["version"] = "5.13.0"
-	_, out := f.osquery("enroll", body)
+	_, out = f.osquery("enroll", body)
 	newKey, _ := out["node_key"].(string)
 	if rd := f.read(newKey); !probed(rd) {
 		t.Fatalf("no probe after the osquery version changed: %v", rd)

@@ -133,6 +133,12 @@ type Server struct {
 
 	schemaMu sync.Mutex
 	schemas  map[string]schemaState // host ID → what this server knows of its schema report
+
+	watchMu sync.Mutex
+	watch   watchState // see Watch
+
+	quietMu sync.Mutex
+	quiet   map[string]takeQuiet // host ID → no hunt to take until (see huntQuiet)
 }
 
 // New returns a server over cfg.Store.

@@ -145,8 +145,13 @@ type Store interface {
 	ActiveHunts(ctx context.Context, now time.Time) (int, error)
 	// TakeHunts returns the hunts a host should run now: those targeting it,
 	// unanswered, before their deadline, and not handed to it since
-	// resendBefore. They are marked sent at now.
-	TakeHunts(ctx context.Context, hostID string, now, resendBefore time.Time) ([]Hunt, error)
+	// resendBefore. They are marked sent at now. next is the earliest time
+	// the host may have a hunt to take again, unless a hunt is created
+	// meanwhile: when a hunt handed out earlier becomes due to be sent
+	// again; the zero time when the host has no unanswered hunt before its
+	// deadline left (only a new hunt gives it one). next may be earlier
+	// than that time (at most now), never later.
+	TakeHunts(ctx context.Context, hostID string, now, resendBefore time.Time) (hunts []Hunt, next time.Time, err error)
 	// AnswerHunt records a host's answer (rows or error) to a hunt. It
 	// reports false, storing nothing, when the host was not a target, has
 	// answered already or the deadline has passed.

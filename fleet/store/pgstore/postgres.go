@@ -16,10 +16,12 @@ import (
 	"github.com/quarry-sec/quarry/fleet/store/internal/sqldb"
 )
 
-// Connections of one store (one server): writes, reads.
+// Connections of one store (one server): writes, reads; Watch holds one
+// more, so a server holds at most 48 and two fit PostgreSQL's default
+// max_connections of 100 (less 3 reserved for superusers).
 const (
 	writeConns = 16
-	readConns  = 32
+	readConns  = 31
 )
 
 // migrationLockKey is the advisory lock key migrations hold ("QFLT").
@@ -32,10 +34,12 @@ var dialect = sqldb.Dialect{
 	MigrationLock: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockKey),
 	WritableCTE:   true,
 	GroupCommit:   true,
+	LogLane:       true,
 }
 
 // Open connects to the database at dsn (a postgres:// URL or a key=value
-// string, as pgx reads it) and migrates its schema.
+// string, as pgx reads it) and migrates its schema. The store is a
+// *Store: a store.Watcher too.
 func Open(ctx context.Context, dsn string) (store.Store, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
@@ -58,10 +62,20 @@ func Open(ctx context.Context, dsn string) (store.Store, error) {
 			return nil, fmt.Errorf("open fleet store: connect to postgres: %w", err)
 		}
 	}
-	db := sqldb.New(w, r, dialect)
+	// Changes are notified on a channel of the fleet's schema: fleets in
+	// several schemas of one database do not hear each other.
+	var schema string
+	if err := w.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("open fleet store: %w", err)
+	}
+	d := dialect
+	d.Notify = changesChannel(schema)
+	db := sqldb.New(w, r, d)
 	if err := db.Migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open fleet store: %w", err)
 	}
-	return db, nil
+	return &Store{DB: db, cfg: cfg, channel: d.Notify}, nil
 }

@@ -38,6 +38,7 @@ func Run(t *testing.T, open Open) {
 		{"GoneIncidents", testGoneIncidents},
 		{"Hunts", testHunts},
 		{"HuntDeadline", testHuntDeadline},
+		{"HuntsConcurrent", testHuntsConcurrent},
 		{"TokensAndPacks", testTokensAndPacks},
 		{"ConcurrentWrites", testConcurrentWrites},
 		{"HostSchemas", testHostSchemas},
@@ -321,15 +322,18 @@ func testHunts(t *testing.T, s store.Store) {
 	if _, err := s.Hunt(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown hunt: %v", err)
 	}
-	taken, err := s.TakeHunts(ctx, a.ID, now, now.Add(-time.Minute))
-	if err != nil || len(taken) != 1 || taken[0].SQL != h.SQL {
-		t.Fatalf("TakeHunts = %+v, %v", taken, err)
+	taken, next, err := s.TakeHunts(ctx, a.ID, now, now.Add(-time.Minute))
+	if err != nil || len(taken) != 1 || taken[0].SQL != h.SQL || next.After(now) {
+		t.Fatalf("TakeHunts = %+v, next %v, %v", taken, next, err)
 	}
-	// Sent: not again until resendBefore passes the send.
-	if taken, _ := s.TakeHunts(ctx, a.ID, now.Add(time.Second), now.Add(-time.Minute)); len(taken) != 0 {
-		t.Fatalf("TakeHunts again = %+v", taken)
+	// Sent: not again until resendBefore passes the send, which is when
+	// the host may take it next (61 s after the send, with a resend
+	// interval of 61 s).
+	if taken, next, _ := s.TakeHunts(ctx, a.ID, now.Add(time.Second), now.Add(-time.Minute)); len(taken) != 0 ||
+		!next.Equal(now.Add(61*time.Second)) {
+		t.Fatalf("TakeHunts again = %+v, next %v; want none, next %v", taken, next, now.Add(61*time.Second))
 	}
-	if taken, _ := s.TakeHunts(ctx, a.ID, now.Add(2*time.Minute), now.Add(time.Minute)); len(taken) != 1 {
+	if taken, _, _ := s.TakeHunts(ctx, a.ID, now.Add(2*time.Minute), now.Add(time.Minute)); len(taken) != 1 {
 		t.Fatalf("TakeHunts after resend interval = %+v", taken)
 	}
 	rows := []json.RawMessage{json.RawMessage(`{"one":"1"}`), json.RawMessage(`{"one":"2"}`)}
@@ -340,8 +344,8 @@ func testHunts(t *testing.T, s store.Store) {
 	if ok, _ := s.AnswerHunt(ctx, "hunt-1", a.ID, store.Answer{Rows: rows, At: now.Add(time.Minute)}); ok {
 		t.Fatal("second answer accepted")
 	}
-	if taken, _ := s.TakeHunts(ctx, a.ID, now.Add(10*time.Minute), now.Add(9*time.Minute)); len(taken) != 0 {
-		t.Fatalf("answered hunt taken again: %+v", taken)
+	if taken, next, _ := s.TakeHunts(ctx, a.ID, now.Add(10*time.Minute), now.Add(9*time.Minute)); len(taken) != 0 || !next.IsZero() {
+		t.Fatalf("answered hunt taken again: %+v, next %v (want none: nothing left to take)", taken, next)
 	}
 	ok, err = s.AnswerHunt(ctx, "hunt-1", b.ID, store.Answer{Status: 1, Message: "no such table: nope", At: now.Add(time.Minute)})
 	if err != nil || !ok {
@@ -380,6 +384,19 @@ func testHunts(t *testing.T, s store.Store) {
 	if counts, rows, err := s.HuntCounts(ctx, "no-such-hunt"); err != nil || len(counts) != 0 || rows != 0 {
 		t.Fatalf("HuntCounts of no hunt = %v, %d, %v", counts, rows, err)
 	}
+	// Many targets (several statements' worth), one of them twice.
+	var many []string
+	for i := range 1201 {
+		many = append(many, fmt.Sprintf("host-%04d", i))
+	}
+	many = append(many, "host-0007")
+	if err := s.CreateHunt(ctx, &store.Hunt{ID: "hunt-many", SQL: "SELECT 1;", Targets: store.Targets{All: true}, Created: now,
+		Deadline: now.Add(time.Hour)}, many); err != nil {
+		t.Fatal(err)
+	}
+	if counts, _, err := s.HuntCounts(ctx, "hunt-many"); err != nil || counts[store.HuntPending] != 1201 {
+		t.Fatalf("HuntCounts of a hunt of 1,201 hosts = %v, %v", counts, err)
+	}
 }
 
 func testHuntDeadline(t *testing.T, s store.Store) {
@@ -396,7 +413,7 @@ func testHuntDeadline(t *testing.T, s store.Store) {
 	if n, err := s.ActiveHunts(ctx, late); err != nil || n != 0 {
 		t.Fatalf("ActiveHunts after the deadline = %d, %v; want 0", n, err)
 	}
-	if taken, _ := s.TakeHunts(ctx, a.ID, late, late); len(taken) != 0 {
+	if taken, _, _ := s.TakeHunts(ctx, a.ID, late, late); len(taken) != 0 {
 		t.Fatalf("expired hunt taken: %+v", taken)
 	}
 	if ok, _ := s.AnswerHunt(ctx, "hunt-2", a.ID, store.Answer{At: late}); ok {
@@ -843,5 +860,101 @@ func testConcurrentEnroll(t *testing.T, s store.Store) {
 	}
 	if working != 1 {
 		t.Errorf("%d keys of the host enrolled %d times work, want 1", working, dups)
+	}
+}
+
+// testHuntsConcurrent has many hosts take and answer a hunt at once, each
+// twice (as two servers might): the writes of a group commit are merged
+// into few statements, which must still hand each host its hunt once,
+// take its answer once and keep the rows of each answer in order.
+func testHuntsConcurrent(t *testing.T, s store.Store) {
+	const n = 40
+	var ids []string
+	for i := range n {
+		ids = append(ids, enroll(t, s, fmt.Sprintf("host-%02d", i), fmt.Sprintf("k%02d", i), "linux").ID)
+	}
+	now := base
+	if err := s.CreateHunt(ctx, &store.Hunt{ID: "hunt-c", SQL: "SELECT 3;", Targets: store.Targets{All: true}, Created: now,
+		Deadline: now.Add(time.Hour)}, ids); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	takenBy := map[string]int{}
+	accepted := map[string]int{}
+	var wg sync.WaitGroup
+	for _, id := range append(append([]string{}, ids...), ids...) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			taken, _, err := s.TakeHunts(ctx, id, now, now.Add(-time.Minute))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			takenBy[id] += len(taken)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if takenBy[id] != 1 {
+			t.Errorf("host %s took the hunt %d times, want once", id, takenBy[id])
+		}
+	}
+	for i, id := range append(append([]string{}, ids...), ids...) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rows := []json.RawMessage{json.RawMessage(fmt.Sprintf(`{"host":%q,"n":1,"try":%d}`, id, i/n)),
+				json.RawMessage(fmt.Sprintf(`{"host":%q,"n":2,"try":%d}`, id, i/n))}
+			ok, err := s.AnswerHunt(ctx, "hunt-c", id, store.Answer{Rows: rows, At: now.Add(time.Second)})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if ok {
+				mu.Lock()
+				accepted[id]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if accepted[id] != 1 {
+			t.Errorf("host %s: %d answers accepted, want 1", id, accepted[id])
+		}
+	}
+	rows, err := s.HuntRows(ctx, "hunt-c", 1000, 0)
+	if err != nil || len(rows) != 2*n {
+		t.Fatalf("HuntRows = %d rows, %v; want %d", len(rows), err, 2*n)
+	}
+	// Each host's two rows come in order, from the same answer.
+	last := map[string]string{}
+	for _, r := range rows {
+		var v struct {
+			Host string `json:"host"`
+			N    int    `json:"n"`
+			Try  int    `json:"try"`
+		}
+		if err := json.Unmarshal(r.Columns, &v); err != nil || v.Host != r.HostID {
+			t.Fatalf("row %s of host %s: %v", r.Columns, r.HostID, err)
+		}
+		key := fmt.Sprint(v.Try)
+		switch v.N {
+		case 1:
+			if _, ok := last[v.Host]; ok {
+				t.Errorf("host %s: rows of two answers stored", v.Host)
+			}
+			last[v.Host] = key
+		case 2:
+			if last[v.Host] != key {
+				t.Errorf("host %s: row 2 of answer %s without or before its row 1 (%q)", v.Host, key, last[v.Host])
+			}
+		}
+	}
+	if counts, total, err := s.HuntCounts(ctx, "hunt-c"); err != nil || counts[store.HuntAnswered] != n || total != 2*n {
+		t.Fatalf("HuntCounts = %v, %d, %v", counts, total, err)
 	}
 }

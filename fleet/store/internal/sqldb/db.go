@@ -38,6 +38,16 @@ type Dialect struct {
 	// WritableCTE: the database runs data-modifying statements in WITH
 	// (PostgreSQL), so a write of several statements can be one.
 	WritableCTE bool
+	// LogLane group-commits log writes (AppendHostLogs) apart from the
+	// other writes, in a transaction of their own on another connection:
+	// they touch other tables (results, detections, incidents) than
+	// enrollments, last-seen times and hunts do, so neither waits for the
+	// other's commit (PostgreSQL; SQLite has one writer).
+	LogLane bool
+	// Notify, when set, is the channel (PostgreSQL's NOTIFY) on which
+	// writes tell the servers watching the store of the changes that
+	// invalidate their caches (see store.Watcher).
+	Notify string
 }
 
 // DB is the fleet store over a database: w takes the writes, r the reads
@@ -48,11 +58,18 @@ type DB struct {
 	d      Dialect
 	ws, rs *stmtCache // prepared statements of w and r
 
-	gmu     sync.Mutex
-	pending []*writeReq // writes waiting for the group commit leader
-	leading bool        // a group commit is under way
+	g    group // the group commit of writes
+	logs group // of log writes, with Dialect.LogLane
 
 	knownSets sync.Map // schema set hashes known to be stored (see setKnown)
+}
+
+// group is a line of writes waiting for a group commit, and whether one is
+// under way.
+type group struct {
+	mu      sync.Mutex
+	pending []*writeReq // writes waiting for the group commit leader
+	leading bool        // a group commit is under way
 }
 
 // writeReq is one write transaction waiting for a group commit.
@@ -84,8 +101,12 @@ type writeResult struct {
 // Group commit bounds.
 const (
 	// maxGroup bounds the writes of one group commit, so one commit does
-	// not hold the writer for long.
-	maxGroup = 256
+	// not hold the writer for long. Most writes of a busy fleet merge
+	// (enrollments, hunt hand-outs and answers, schema reports: a few
+	// hundred to a statement), so a group of thousands is a few
+	// statements; 256 bounded 10,000 hosts enrolling in ten seconds to
+	// 256 enrollments per commit, fewer than they came.
+	maxGroup = 4096
 	// groupTimeout bounds one group commit: it runs other callers' writes
 	// too, so not on any one caller's context.
 	groupTimeout = 30 * time.Second
@@ -143,26 +164,45 @@ func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 // txMerged is tx for a write that may run merged with others of its kind
 // (m; see merge); fn is the write alone.
 func (db *DB) txMerged(ctx context.Context, m *merge, fn func(*sql.Tx) error) error {
+	return db.txIn(ctx, &db.g, m, fn)
+}
+
+// txLogs is tx for a write of logs: in the log lane with Dialect.LogLane.
+func (db *DB) txLogs(ctx context.Context, fn func(*sql.Tx) error) error {
+	return db.txIn(ctx, db.logLane(), nil, fn)
+}
+
+// logLane is the group commit log writes join: their own with
+// Dialect.LogLane, else the one of every write.
+func (db *DB) logLane() *group {
+	if db.d.LogLane {
+		return &db.logs
+	}
+	return &db.g
+}
+
+// txIn is txMerged in the group commit g.
+func (db *DB) txIn(ctx context.Context, g *group, m *merge, fn func(*sql.Tx) error) error {
 	if !db.d.GroupCommit {
 		return db.txOne(ctx, fn)
 	}
 	req := &writeReq{ctx: ctx, fn: fn, merge: m, done: make(chan writeResult, 1)}
-	db.gmu.Lock()
-	db.pending = append(db.pending, req)
-	if db.leading {
-		db.gmu.Unlock()
+	g.mu.Lock()
+	g.pending = append(g.pending, req)
+	if g.leading {
+		g.mu.Unlock()
 		r := <-req.done
 		if !r.lead {
 			return r.err
 		}
-		db.gmu.Lock()
+		g.mu.Lock()
 	} else {
-		db.leading = true
+		g.leading = true
 	}
-	n := min(len(db.pending), maxGroup)
-	batch := db.pending[:n:n]
-	db.pending = db.pending[n:]
-	db.gmu.Unlock()
+	n := min(len(g.pending), maxGroup)
+	batch := g.pending[:n:n]
+	g.pending = g.pending[n:]
+	g.mu.Unlock()
 
 	errs := db.runGroup(batch)
 	var own error
@@ -174,14 +214,14 @@ func (db *DB) txMerged(ctx context.Context, m *merge, fn func(*sql.Tx) error) er
 		w.done <- writeResult{err: errs[i]}
 	}
 
-	db.gmu.Lock()
-	if len(db.pending) > 0 {
-		next := db.pending[0]
-		db.gmu.Unlock()
+	g.mu.Lock()
+	if len(g.pending) > 0 {
+		next := g.pending[0]
+		g.mu.Unlock()
 		next.done <- writeResult{lead: true}
 	} else {
-		db.leading = false
-		db.gmu.Unlock()
+		g.leading = false
+		g.mu.Unlock()
 	}
 	return own
 }

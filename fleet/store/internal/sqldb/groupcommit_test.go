@@ -49,9 +49,9 @@ func TestGroupCommit(t *testing.T) {
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
 	waiting := func(n int) bool {
-		db.gmu.Lock()
-		defer db.gmu.Unlock()
-		return len(db.pending) == n
+		db.g.mu.Lock()
+		defer db.g.mu.Unlock()
+		return len(db.g.pending) == n
 	}
 	followers := []struct {
 		name string
@@ -106,10 +106,10 @@ func TestGroupCommit(t *testing.T) {
 	if len(got) != 3 || got[0] != "p0" || got[1] != "p1" || got[2] != "p4" {
 		t.Errorf("packs = %v, want p0 p1 p4 (p2 failed, p3 cancelled)", got)
 	}
-	db.gmu.Lock()
-	defer db.gmu.Unlock()
-	if db.leading || len(db.pending) != 0 {
-		t.Errorf("after the writes: leading %v, %d pending", db.leading, len(db.pending))
+	db.g.mu.Lock()
+	defer db.g.mu.Unlock()
+	if db.g.leading || len(db.g.pending) != 0 {
+		t.Errorf("after the writes: leading %v, %d pending", db.g.leading, len(db.g.pending))
 	}
 }
 
@@ -136,14 +136,14 @@ BEGIN SELECT RAISE(ABORT, 'poisoned'); END`); err != nil {
 		fails      bool
 	}{{"h1", "q", ctx, false}, {"h2", "poison", ctx, true}, {"h3", "q", cancelled, true}, {"h4", "q", ctx, false}}
 	waiting := func(n int) bool {
-		db.gmu.Lock()
-		defer db.gmu.Unlock()
-		for _, w := range db.pending {
+		db.g.mu.Lock()
+		defer db.g.mu.Unlock()
+		for _, w := range db.g.pending {
 			if w.merge == nil || w.merge.kind != "logs" {
 				t.Errorf("a log request waits unmerged")
 			}
 		}
-		return len(db.pending) == n
+		return len(db.g.pending) == n
 	}
 	inLeader, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once

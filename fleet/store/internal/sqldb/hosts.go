@@ -56,11 +56,7 @@ func (db *DB) EnrollHost(ctx context.Context, h *store.Host) error {
 	if db.d.GroupCommit {
 		err = db.txMerged(ctx, &merge{kind: "enroll", arg: e, run: db.enrollMany}, one)
 	} else {
-		err = db.write1(ctx, `INSERT INTO hosts (`+hostColumns+`)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-`+enrollUpsert, func(st *sql.Stmt) error {
-			return st.QueryRowContext(ctx, e.args()...).Scan(&e.id, new(string), &e.enrolled)
-		})
+		err = db.txOne(ctx, one)
 	}
 	if err != nil {
 		return fmt.Errorf("enroll host %q: %w", h.HostIdentifier, err)
@@ -122,6 +118,17 @@ func (db *DB) enrollMany(ctx context.Context, tx *sql.Tx, args []any) error {
 		}
 		if n != len(round) {
 			return fmt.Errorf("enrolled %d hosts, %d came back", len(round), n)
+		}
+		// A host enrolled again keeps its ID: its old key must stop
+		// working wherever it is cached.
+		var changed []string
+		for _, e := range round {
+			if e.id != e.newID {
+				changed = append(changed, notifyKey+" "+e.id+" "+store.HashNodeKey(e.h.NodeKey))
+			}
+		}
+		if err := db.notify(ctx, tx, changed); err != nil {
+			return err
 		}
 		rest = later
 	}

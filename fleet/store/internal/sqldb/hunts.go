@@ -26,24 +26,36 @@ func (db *DB) CreateHunt(ctx context.Context, h *store.Hunt, hostIDs []string) e
 			h.ID, h.SQL, string(targets), ms(h.Created), ms(h.Deadline)); err != nil {
 			return err
 		}
-		stmt, err := db.txStmt(ctx, tx, `INSERT INTO hunt_hosts (hunt_id, host_id, status, deadline) VALUES (?, ?, ?, ?)
-ON CONFLICT (hunt_id, host_id) DO NOTHING`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for _, id := range hostIDs {
-			if _, err := stmt.ExecContext(ctx, h.ID, id, store.HuntPending, ms(h.Deadline)); err != nil {
+		// The targets go several hundred to a statement: a hunt across
+		// 10,000 hosts took 10,000 round trips while holding the writer
+		// (every enrollment and log waited behind it).
+		for start := 0; start < len(hostIDs); start += huntHostsPerStatement {
+			chunk := hostIDs[start:min(start+huntHostsPerStatement, len(hostIDs))]
+			stmt, err := db.txStmt(ctx, tx, valuesSQL(`INSERT INTO hunt_hosts (hunt_id, host_id, status, deadline)`, 4, len(chunk),
+				`ON CONFLICT (hunt_id, host_id) DO NOTHING`))
+			if err != nil {
+				return err
+			}
+			args := make([]any, 0, 4*len(chunk))
+			for _, id := range chunk {
+				args = append(args, h.ID, id, store.HuntPending, ms(h.Deadline))
+			}
+			_, err = stmt.ExecContext(ctx, args...)
+			stmt.Close()
+			if err != nil {
 				return err
 			}
 		}
-		return nil
+		return db.notify(ctx, tx, []string{notifyHunt})
 	})
 	if err != nil {
 		return fmt.Errorf("create hunt: %w", err)
 	}
 	return nil
 }
+
+// huntHostsPerStatement bounds the target hosts of one insert of CreateHunt.
+const huntHostsPerStatement = 500
 
 // Hunt implements store.Store.
 func (db *DB) Hunt(ctx context.Context, id string) (*store.Hunt, error) {
@@ -160,51 +172,119 @@ func (db *DB) ActiveHunts(ctx context.Context, now time.Time) (int, error) {
 
 // TakeHunts implements store.Store. A read first checks whether the host
 // has a hunt to take (while a hunt runs, most distributed reads come from
-// hosts that took it already: no write for them); then one statement marks
-// the hunts sent and reads their SQL.
-func (db *DB) TakeHunts(ctx context.Context, hostID string, now, resendBefore time.Time) ([]store.Hunt, error) {
-	check, err := db.readStmt(ctx, `SELECT 1 FROM hunt_hosts
-WHERE host_id = ? AND status = ? AND deadline > ? AND sent_at < ? LIMIT 1`)
+// hosts that took it already: no write for them), and when it next may;
+// then one statement marks the hunts sent and reads their SQL. With group
+// commit, the hand-outs of a group are one statement (see takeMany).
+func (db *DB) TakeHunts(ctx context.Context, hostID string, now, resendBefore time.Time) ([]store.Hunt, time.Time, error) {
+	check, err := db.readStmt(ctx, `SELECT MIN(sent_at) FROM hunt_hosts
+WHERE host_id = ? AND status = ? AND deadline > ?`)
 	if err != nil {
-		return nil, fmt.Errorf("take hunts: %w", err)
+		return nil, time.Time{}, fmt.Errorf("take hunts: %w", err)
 	}
-	var one int
-	err = check.QueryRowContext(ctx, hostID, store.HuntPending, ms(now), max(ms(resendBefore), 1)).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
+	var first sql.NullInt64
+	if err := check.QueryRowContext(ctx, hostID, store.HuntPending, ms(now)).Scan(&first); err != nil {
+		return nil, time.Time{}, fmt.Errorf("take hunts: %w", err)
+	}
+	if !first.Valid {
+		return nil, time.Time{}, nil // no unanswered hunt left
+	}
+	before := max(ms(resendBefore), 1)
+	if first.Int64 >= before { // handed out recently: due again later
+		return nil, time.UnixMilli(first.Int64).Add(now.Sub(resendBefore)).UTC(), nil
+	}
+	t := &take{hostID: hostID, now: ms(now), before: before}
+	one := func(tx *sql.Tx) error { return db.takeMany(ctx, tx, []any{t}) }
+	if db.d.GroupCommit {
+		err = db.txMerged(ctx, &merge{kind: "take", arg: t, run: db.takeMany}, one)
+	} else {
+		err = db.txOne(ctx, one)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("take hunts: %w", err)
+		return nil, time.Time{}, fmt.Errorf("take hunts: %w", err)
 	}
-	var out []store.Hunt
-	err = db.write1(ctx, `UPDATE hunt_hosts SET sent_at = ?
-WHERE host_id = ? AND status = ? AND deadline > ? AND sent_at < ?
-RETURNING hunt_id, (SELECT query_sql FROM hunts WHERE hunts.id = hunt_hosts.hunt_id), deadline`, func(st *sql.Stmt) error {
-		out = out[:0]
-		rows, err := st.QueryContext(ctx, ms(now), hostID, store.HuntPending, ms(now), max(ms(resendBefore), 1))
+	// The host's other hunts, if any, were handed out since resendBefore:
+	// due again from now on at the earliest.
+	return t.hunts, now, nil
+}
+
+// take is one host's hand-out of hunts: the host, now and resendBefore
+// (UNIX ms) and, once written, the hunts it took.
+type take struct {
+	hostID      string
+	now, before int64
+	hunts       []store.Hunt
+}
+
+// takesPerStatement bounds the hosts of one hand-out statement.
+const takesPerStatement = 500
+
+// takeMany hands out the hunts of several hosts (args: *take) in one
+// UPDATE each takesPerStatement hosts: while a hunt starts, thousands of
+// hosts take it within a second, and one statement each would queue them
+// behind the group commit one round trip at a time. A host asking twice
+// in the group goes in a later statement (and takes nothing more).
+func (db *DB) takeMany(ctx context.Context, tx *sql.Tx, args []any) error {
+	rest := make([]*take, len(args))
+	for i, a := range args {
+		rest[i] = a.(*take)
+		rest[i].hunts = nil
+	}
+	for len(rest) > 0 {
+		seen := make(map[string]*take, len(rest))
+		var round, later []*take
+		for _, t := range rest {
+			if seen[t.hostID] != nil || len(round) == takesPerStatement {
+				later = append(later, t)
+				continue
+			}
+			seen[t.hostID] = t
+			round = append(round, t)
+		}
+		var values strings.Builder
+		vals := make([]any, 0, 3*len(round)+1)
+		for i, t := range round {
+			if i > 0 {
+				values.WriteString(", ")
+			}
+			values.WriteString("(CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT))")
+			vals = append(vals, t.hostID, t.now, t.before)
+		}
+		vals = append(vals, store.HuntPending)
+		// VALUES columns are column1, column2… in SQLite and PostgreSQL.
+		rows, err := tx.QueryContext(ctx, db.q(`UPDATE hunt_hosts SET sent_at = v.column2
+FROM (VALUES `+values.String()+`) AS v
+WHERE hunt_hosts.host_id = v.column1 AND hunt_hosts.deadline > v.column2 AND hunt_hosts.sent_at < v.column3
+  AND hunt_hosts.status = ?
+RETURNING hunt_hosts.host_id, hunt_hosts.hunt_id, (SELECT query_sql FROM hunts WHERE hunts.id = hunt_hosts.hunt_id),
+  hunt_hosts.deadline`), vals...)
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
 		for rows.Next() {
+			var host string
 			var h store.Hunt
 			var query sql.NullString
 			var deadline int64
-			if err := rows.Scan(&h.ID, &query, &deadline); err != nil {
+			if err := rows.Scan(&host, &h.ID, &query, &deadline); err != nil {
+				rows.Close()
 				return err
 			}
-			if !query.Valid {
+			t := seen[host]
+			if t == nil || !query.Valid {
 				continue // the hunt row is gone; nothing to run
 			}
 			h.SQL, h.Deadline = query.String, fromMS(deadline)
-			out = append(out, h)
+			t.hunts = append(t.hunts, h)
 		}
-		return rows.Err()
-	})
-	if err != nil {
-		return nil, fmt.Errorf("take hunts: %w", err)
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rest = later
 	}
-	return out, nil
+	return nil
 }
 
 // AnswerHunt implements store.Store.
@@ -217,7 +297,15 @@ func (db *DB) AnswerHunt(ctx context.Context, huntID, hostID string, a store.Ans
 		status = store.HuntError
 	}
 	if db.d.WritableCTE && len(a.Rows) <= answerRowsPerStatement {
-		return db.answerHuntOnce(ctx, huntID, hostID, status, a)
+		if !db.d.GroupCommit {
+			return db.answerHuntOnce(ctx, huntID, hostID, status, a)
+		}
+		ans := &answer{huntID: huntID, hostID: hostID, status: status, a: a}
+		one := func(tx *sql.Tx) error { return db.answerMany(ctx, tx, []any{ans}) }
+		if err := db.txMerged(ctx, &merge{kind: "answer", arg: ans, run: db.answerMany}, one); err != nil {
+			return false, fmt.Errorf("answer hunt %q: %w", huntID, err)
+		}
+		return ans.ok, nil
 	}
 	var ok bool
 	err := db.tx(ctx, func(tx *sql.Tx) error {
@@ -290,4 +378,108 @@ func (db *DB) answerHuntOnce(ctx context.Context, huntID, hostID, status string,
 		return false, fmt.Errorf("answer hunt %q: %w", huntID, err)
 	}
 	return n == 1, nil
+}
+
+// answer is one host's answer to a hunt and, once written, whether it was
+// taken (see AnswerHunt).
+type answer struct {
+	huntID, hostID, status string
+	a                      store.Answer
+	ok                     bool
+}
+
+// Bounds of one answerMany statement: answers, and placeholders (at most
+// 65,535 in PostgreSQL).
+const (
+	answersPerStatement = 200
+	answerArgsMax       = 30000
+)
+
+// answerMany stores several hosts' answers (args: *answer, each with at
+// most answerRowsPerStatement rows) in one statement each
+// answersPerStatement (PostgreSQL's data-modifying WITH): the update of
+// each answered host and the insert of the rows of the updated ones, in
+// their order. When a hunt starts, thousands of hosts answer within a
+// second; one statement each queued them behind the group commit one round
+// trip at a time. An answer to the same hunt by the same host twice in the
+// group goes in a later statement (and is refused as answered already).
+func (db *DB) answerMany(ctx context.Context, tx *sql.Tx, args []any) error {
+	rest := make([]*answer, len(args))
+	for i, a := range args {
+		rest[i] = a.(*answer)
+		rest[i].ok = false
+	}
+	type pair struct{ hunt, host string }
+	for len(rest) > 0 {
+		seen := map[pair]bool{}
+		var round, later []*answer
+		nargs := 1
+		for _, a := range rest {
+			p := pair{a.huntID, a.hostID}
+			need := 7 + 3*len(a.a.Rows)
+			if seen[p] || len(round) == answersPerStatement || (len(round) > 0 && nargs+need > answerArgsMax) {
+				later = append(later, a)
+				continue
+			}
+			seen[p] = true
+			round = append(round, a)
+			nargs += need
+		}
+		var answers, rowValues strings.Builder
+		vals := make([]any, 0, nargs)
+		for k, a := range round {
+			if k > 0 {
+				answers.WriteString(", ")
+			}
+			answers.WriteString("(CAST(? AS INTEGER), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS BIGINT))")
+			vals = append(vals, k, a.huntID, a.hostID, a.status, a.a.Message, len(a.a.Rows), ms(a.a.At))
+		}
+		vals = append(vals, store.HuntPending)
+		for k, a := range round {
+			for n, r := range a.a.Rows {
+				if rowValues.Len() > 0 {
+					rowValues.WriteString(", ")
+				}
+				rowValues.WriteString("(CAST(? AS INTEGER), CAST(? AS INTEGER), CAST(? AS TEXT))")
+				vals = append(vals, k, n, string(r))
+			}
+		}
+		query := `WITH v (k, hunt_id, host_id, status, message, row_count, at) AS (VALUES ` + answers.String() + `),
+upd AS (
+  UPDATE hunt_hosts SET status = v.status, message = v.message, row_count = v.row_count, answered_at = v.at
+  FROM v
+  WHERE hunt_hosts.hunt_id = v.hunt_id AND hunt_hosts.host_id = v.host_id AND hunt_hosts.status = ?
+    AND hunt_hosts.deadline > v.at
+  RETURNING v.k, v.hunt_id, v.host_id)`
+		if rowValues.Len() > 0 {
+			query += `,
+r (k, n, c) AS (VALUES ` + rowValues.String() + `),
+ins AS (
+  INSERT INTO hunt_rows (hunt_id, host_id, columns_json)
+  SELECT upd.hunt_id, upd.host_id, r.c FROM upd JOIN r ON r.k = upd.k ORDER BY upd.k, r.n)`
+		}
+		query += "\nSELECT k FROM upd"
+		rows, err := tx.QueryContext(ctx, db.q(query), vals...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var k int
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return err
+			}
+			if k >= 0 && k < len(round) {
+				round[k].ok = true
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rest = later
+	}
+	return nil
 }

@@ -26,7 +26,7 @@ func (db *DB) AppendLogs(ctx context.Context, hostID string, b *store.LogBatch) 
 	}
 	l := &store.HostLogs{HostID: hostID, Batch: b}
 	one := func(tx *sql.Tx) error { return db.appendLogs(ctx, tx, []any{l}) }
-	if err := db.txMerged(ctx, &merge{kind: "logs", arg: l, run: db.appendLogs}, one); err != nil {
+	if err := db.txIn(ctx, db.logLane(), &merge{kind: "logs", arg: l, run: db.appendLogs}, one); err != nil {
 		return fmt.Errorf("append logs: %w", err)
 	}
 	return nil
@@ -43,7 +43,7 @@ func (db *DB) AppendHostLogs(ctx context.Context, logs []store.HostLogs) error {
 	if len(args) == 0 {
 		return nil
 	}
-	if err := db.tx(ctx, func(tx *sql.Tx) error { return db.appendLogs(ctx, tx, args) }); err != nil {
+	if err := db.txLogs(ctx, func(tx *sql.Tx) error { return db.appendLogs(ctx, tx, args) }); err != nil {
 		return fmt.Errorf("append logs: %w", err)
 	}
 	return nil
