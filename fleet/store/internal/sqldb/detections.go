@@ -183,36 +183,22 @@ func likeEscape(s string) string {
 // Detections implements store.Store.
 func (db *DB) Detections(ctx context.Context, f store.DetectionFilter) ([]store.Detection, int, error) {
 	cond, args := detectionWhere(f)
-	var total int
-	if err := db.r.QueryRowContext(ctx, db.q(`SELECT count(*) FROM detections d`+cond), args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count detections: %w", err)
-	}
-	rows, err := db.r.QueryContext(ctx, db.q(`SELECT d.id, d.host_id, COALESCE(h.host_identifier, ''), COALESCE(h.hostname, ''),
+	return listPage(ctx, db, "detections", `detections d`+cond, `SELECT d.id, d.host_id, COALESCE(h.host_identifier, ''), COALESCE(h.hostname, ''),
   d.hit_id, d.technique_id, d.`+strings.Join(detectionFields, ", d.")+`
 FROM detections d LEFT JOIN hosts h ON h.id = d.host_id`+cond+`
-ORDER BY `+timeColumn(f.By)+` DESC, d.id DESC LIMIT ? OFFSET ?`), append(args, limit(f.Limit), max(f.Offset, 0))...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("list detections: %w", err)
-	}
-	defer rows.Close()
-	out := []store.Detection{}
-	for rows.Next() {
+ORDER BY `+timeColumn(f.By)+` DESC, d.id DESC`, args, f.Limit, f.Offset, func(rows *sql.Rows) (store.Detection, error) {
 		var d store.Detection
 		var t, recv, det int64
 		if err := rows.Scan(&d.ID, &d.HostID, &d.HostIdentifier, &d.Hostname, &d.HitID, &d.TechniqueID,
 			&t, &d.Query, &d.RuleID, &d.RuleTitle, &d.RuleAuthor, &d.RuleSource, &d.TechniqueName, &d.Tactic,
 			&d.Severity, &d.Confidence, &d.Description, &d.Recommendations, &d.EID, &d.PID, &d.Path, &d.Cmdline,
 			&d.ParentPath, &d.Username, &d.Source, &recv, &det); err != nil {
-			return nil, 0, fmt.Errorf("list detections: %w", err)
+			return d, err
 		}
 		d.Time, d.ReceivedAt, d.DetectedAt = fromMS(t), fromMS(recv), fromMS(det)
 		d.Kind = telemetry.KindOf(d.RuleSource)
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("list detections: %w", err)
-	}
-	return out, total, nil
+		return d, nil
+	})
 }
 
 // groupExpr is the SQL of a group key.

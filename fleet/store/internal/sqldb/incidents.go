@@ -284,28 +284,14 @@ func (db *DB) Incidents(ctx context.Context, f store.IncidentFilter) ([]store.In
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
-	var total int
-	if err := db.r.QueryRowContext(ctx, db.q(`SELECT count(*) FROM incidents i`+cond), args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count incidents: %w", err)
-	}
-	rows, err := db.r.QueryContext(ctx, db.q(incidentSelect+cond+`
-ORDER BY i.score DESC, i.last_seen DESC, i.id DESC LIMIT ? OFFSET ?`), append(args, limit(f.Limit), max(f.Offset, 0))...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("list incidents: %w", err)
-	}
-	defer rows.Close()
-	out := []store.Incident{}
-	for rows.Next() {
+	return listPage(ctx, db, "incidents", `incidents i`+cond, incidentSelect+cond+`
+ORDER BY i.score DESC, i.last_seen DESC, i.id DESC`, args, f.Limit, f.Offset, func(rows *sql.Rows) (store.Incident, error) {
 		in, err := scanIncident(rows)
 		if err != nil {
-			return nil, 0, fmt.Errorf("list incidents: %w", err)
+			return store.Incident{}, err
 		}
-		out = append(out, *in)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("list incidents: %w", err)
-	}
-	return out, total, nil
+		return *in, nil
+	})
 }
 
 // IncidentByID implements store.Store.

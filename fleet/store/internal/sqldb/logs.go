@@ -210,35 +210,21 @@ func (db *DB) Results(ctx context.Context, f store.ResultFilter) ([]store.Result
 		args = append(args, ms(f.Until))
 	}
 	cond := " WHERE " + strings.Join(where, " AND ")
-	var total int
-	if err := db.r.QueryRowContext(ctx, db.q(`SELECT count(*) FROM results`+cond), args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count results: %w", err)
-	}
-	rows, err := db.r.QueryContext(ctx, db.q(`SELECT id, host_id, name, query, action, time, columns_json, decorations, epoch, counter
-FROM results`+cond+` ORDER BY time DESC, id DESC LIMIT ? OFFSET ?`), append(args, limit(f.Limit), max(f.Offset, 0))...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("list results: %w", err)
-	}
-	defer rows.Close()
-	out := []store.Result{}
-	for rows.Next() {
+	return listPage(ctx, db, "results", `results`+cond, `SELECT id, host_id, name, query, action, time, columns_json, decorations, epoch, counter
+FROM results`+cond+` ORDER BY time DESC, id DESC`, args, f.Limit, f.Offset, func(rows *sql.Rows) (store.Result, error) {
 		var r store.Result
 		var t int64
 		var cols, decs string
 		if err := rows.Scan(&r.ID, &r.HostID, &r.Name, &r.Query, &r.Action, &t, &cols, &decs, &r.Epoch, &r.Counter); err != nil {
-			return nil, 0, fmt.Errorf("list results: %w", err)
+			return r, err
 		}
 		r.Time = fromMS(t)
 		r.Columns = json.RawMessage(cols)
 		if decs != "" {
 			r.Decorations = json.RawMessage(decs)
 		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("list results: %w", err)
-	}
-	return out, total, nil
+		return r, nil
+	})
 }
 
 // StatusLogs implements store.Store.
@@ -263,6 +249,36 @@ FROM status_logs WHERE host_id = ? ORDER BY time DESC, id DESC LIMIT ?`), hostID
 		return nil, fmt.Errorf("list status logs: %w", err)
 	}
 	return out, nil
+}
+
+// listPage reads one page of a list: the number of rows of countFrom (a
+// FROM clause with its WHERE, taking args), then the page of listSQL (the
+// query without its LIMIT and OFFSET, taking args) from offset, at most
+// limit(n) rows, each read by scan. what names the list in errors.
+func listPage[T any](ctx context.Context, db *DB, what, countFrom, listSQL string, args []any, n, offset int,
+	scan func(*sql.Rows) (T, error)) ([]T, int, error) {
+	var total int
+	if err := db.r.QueryRowContext(ctx, db.q(`SELECT count(*) FROM `+countFrom), args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count %s: %w", what, err)
+	}
+	pageArgs := append(append(make([]any, 0, len(args)+2), args...), limit(n), max(offset, 0))
+	rows, err := db.r.QueryContext(ctx, db.q(listSQL+` LIMIT ? OFFSET ?`), pageArgs...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list %s: %w", what, err)
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, 0, fmt.Errorf("list %s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("list %s: %w", what, err)
+	}
+	return out, total, nil
 }
 
 // limit is a page size: 100 by default, at most 10,000.

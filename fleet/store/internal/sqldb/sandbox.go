@@ -118,28 +118,14 @@ func (db *DB) SandboxRuns(ctx context.Context, f store.SandboxRunFilter) ([]stor
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
-	var total int
-	if err := db.r.QueryRowContext(ctx, db.q(`SELECT count(*) FROM sandbox_runs r`+cond), args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count sandbox runs: %w", err)
-	}
-	rows, err := db.r.QueryContext(ctx, db.q(sandboxSelect+` FROM sandbox_runs r LEFT JOIN hosts h ON h.id = r.host_id`+cond+`
-ORDER BY r.started DESC, COALESCE(h.host_identifier, ''), r.host_id, r.run_id LIMIT ? OFFSET ?`), append(args, limit(f.Limit), max(f.Offset, 0))...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("list sandbox runs: %w", err)
-	}
-	defer rows.Close()
-	out := []store.SandboxRun{}
-	for rows.Next() {
+	return listPage(ctx, db, "sandbox runs", `sandbox_runs r`+cond, sandboxSelect+` FROM sandbox_runs r LEFT JOIN hosts h ON h.id = r.host_id`+cond+`
+ORDER BY r.started DESC, COALESCE(h.host_identifier, ''), r.host_id, r.run_id`, args, f.Limit, f.Offset, func(rows *sql.Rows) (store.SandboxRun, error) {
 		r, err := scanSandboxRun(rows)
 		if err != nil {
-			return nil, 0, fmt.Errorf("list sandbox runs: %w", err)
+			return store.SandboxRun{}, err
 		}
-		out = append(out, *r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("list sandbox runs: %w", err)
-	}
-	return out, total, nil
+		return *r, nil
+	})
 }
 
 // SandboxRun implements store.Store.
