@@ -1,7 +1,9 @@
 package server
 
 import (
+	"context"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,18 +14,24 @@ import (
 	"github.com/quarry-sec/quarry/telemetry"
 )
 
-func (s *Server) handleDetections(w http.ResponseWriter, r *http.Request) {
-	f, err := s.detectionFilter(r.Context(), r.URL.Query())
-	if err != nil {
-		s.fail(w, r, err, nil)
-		return
+// listHandler answers a list of the analyst API (detections, incidents,
+// sandbox runs): the filter parse reads from the query string, and a page
+// of list's items under key with the count of all: {"total": N, key: […]}.
+func listHandler[F, T any](s *Server, key string, parse func(context.Context, url.Values) (F, error),
+	list func(context.Context, F) ([]T, int, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		f, err := parse(r.Context(), r.URL.Query())
+		if err != nil {
+			s.fail(w, r, err, nil)
+			return
+		}
+		items, total, err := list(r.Context(), f)
+		if err != nil {
+			s.fail(w, r, err, nil)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"total": total, key: items})
 	}
-	ds, total, err := s.cfg.Store.Detections(r.Context(), f)
-	if err != nil {
-		s.fail(w, r, err, nil)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"total": total, "detections": ds})
 }
 
 // Bucket is one group of GET /api/v1/detections/summary.

@@ -49,20 +49,6 @@ func (s *Server) incidentFilter(ctx context.Context, q url.Values) (store.Incide
 	return f, nil
 }
 
-func (s *Server) handleIncidents(w http.ResponseWriter, r *http.Request) {
-	f, err := s.incidentFilter(r.Context(), r.URL.Query())
-	if err != nil {
-		s.fail(w, r, err, nil)
-		return
-	}
-	ins, total, err := s.cfg.Store.Incidents(r.Context(), f)
-	if err != nil {
-		s.fail(w, r, err, nil)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"total": total, "incidents": ins})
-}
-
 // LoadIncident returns an incident with its hits and tree. key is the
 // fleet's ID of the incident or the host's incident ID (a UUID); an
 // incident ID several hosts reported gives the highest-scored, unless

@@ -212,22 +212,6 @@ func (s *Server) sandboxFilter(ctx context.Context, q url.Values) (store.Sandbox
 	return f, nil
 }
 
-// handleSandboxRuns answers GET /api/v1/sandbox/runs: a page of runs,
-// newest first, without their trees.
-func (s *Server) handleSandboxRuns(w http.ResponseWriter, r *http.Request) {
-	f, err := s.sandboxFilter(r.Context(), r.URL.Query())
-	if err != nil {
-		s.fail(w, r, err, nil)
-		return
-	}
-	runs, total, err := s.cfg.Store.SandboxRuns(r.Context(), f)
-	if err != nil {
-		s.fail(w, r, err, nil)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"total": total, "runs": runs})
-}
-
 // handleSandboxRun answers GET /api/v1/sandbox/runs/{host}/{run}: one run
 // with its tree, files, network destinations and rules.
 func (s *Server) handleSandboxRun(w http.ResponseWriter, r *http.Request) {
