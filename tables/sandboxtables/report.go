@@ -9,9 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quarry-sec/quarry/detections"
 	"github.com/quarry-sec/quarry/tables/activity"
 	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/eventstore"
+	"github.com/quarry-sec/quarry/telemetry/importers"
 )
 
 // Bounds of what a run's row carries of its report: the fleet stores the
@@ -120,7 +122,7 @@ func parts(ctx context.Context, st *eventstore.Store, run telemetry.SandboxRun, 
 	sev := map[string]string{}
 	for _, r := range p.Rules {
 		for _, t := range r.Techniques {
-			if severityRank(r.Severity) > severityRank(sev[t]) {
+			if detections.ParseSeverity(r.Severity) > detections.ParseSeverity(sev[t]) {
 				sev[t] = r.Severity
 			}
 		}
@@ -199,7 +201,7 @@ func flatten(roots []*reportNode, sev map[string]string) []TreeNode {
 			techs = techs[:32]
 		}
 		for _, tech := range techs {
-			if severityRank(sev[tech]) > severityRank(t.Severity) {
+			if detections.ParseSeverity(sev[tech]) > detections.ParseSeverity(t.Severity) {
 				t.Severity = sev[tech]
 			}
 		}
@@ -247,7 +249,7 @@ func rules(rep *report) []telemetry.SandboxRule {
 	}
 	for _, s := range rep.Sigs {
 		out = append(out, telemetry.SandboxRule{ID: limit(s.Name), Title: limit(s.Name), Source: limit(rep.Origin),
-			Severity: signatureSeverity(s.Severity), Description: limit(s.Description), Techniques: s.Techniques, Hits: 1})
+			Severity: importers.SeverityName(s.Severity), Description: limit(s.Description), Techniques: s.Techniques, Hits: 1})
 	}
 	for _, m := range rep.Matched {
 		out = append(out, telemetry.SandboxRule{Title: limit(m), Source: "quarry", Hits: 1})
@@ -294,38 +296,6 @@ func network(raw json.RawMessage) []telemetry.SandboxDestination {
 		}
 	}
 	return out
-}
-
-// signatureSeverity names a CAPE/Cuckoo signature severity as Sigma does
-// (importers.SeverityName).
-func signatureSeverity(sev int) string {
-	switch {
-	case sev <= 0:
-		return "informational"
-	case sev == 1:
-		return "low"
-	case sev == 2:
-		return "medium"
-	case sev == 3:
-		return "high"
-	}
-	return "critical"
-}
-
-func severityRank(s string) int {
-	switch s {
-	case "informational":
-		return 1
-	case "low":
-		return 2
-	case "medium":
-		return 3
-	case "high":
-		return 4
-	case "critical":
-		return 5
-	}
-	return 0
 }
 
 // unixOf reads the first of the times that parses (RFC 3339, or CAPE's
