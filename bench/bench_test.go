@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/quarry-sec/quarry/internal/benchload"
 	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/importers"
 )
@@ -27,14 +28,14 @@ func BenchmarkQuarry(b *testing.B) {
 	runtime.ReadMemStats(&ms0)
 	b.SetBytes(f.corpus.Bytes)
 	b.ResetTimer()
-	cpu0 := cpuClock()
+	cpu0 := benchload.CPUTime()
 	for b.Loop() {
 		if res, err = q.Scan(f.corpus.Path, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.StopTimer()
-	cpu := cpuClock() - cpu0
+	cpu := benchload.CPUTime() - cpu0
 	runtime.ReadMemStats(&ms1)
 	events := float64(res.Events) * float64(b.N)
 	b.ReportMetric(events/b.Elapsed().Seconds(), "events/s")
@@ -135,14 +136,14 @@ func BenchmarkQuarryMatchOnly(b *testing.B) {
 		q.Engine.Match(ev, nil)
 	}
 	b.ResetTimer()
-	cpu0 := cpuClock()
+	cpu0 := benchload.CPUTime()
 	for b.Loop() {
 		hits = 0
 		for _, ev := range evs {
 			hits += q.Engine.Match(ev, nil)
 		}
 	}
-	cpu := cpuClock() - cpu0
+	cpu := benchload.CPUTime() - cpu0
 	n := float64(len(evs)) * float64(b.N)
 	b.ReportMetric(b.Elapsed().Seconds()*1e6/n, "µs/event")
 	b.ReportMetric(cpu.Seconds()*1e6/n, "cpu-µs/event")
@@ -158,7 +159,7 @@ func BenchmarkQuarryImportOnly(b *testing.B) {
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
 	b.ResetTimer()
-	cpu0 := cpuClock()
+	cpu0 := benchload.CPUTime()
 	for b.Loop() {
 		r, _, err := importers.Open(f.corpus.Path)
 		if err != nil {
@@ -172,7 +173,7 @@ func BenchmarkQuarryImportOnly(b *testing.B) {
 		r.Close()
 	}
 	b.StopTimer()
-	cpu := cpuClock() - cpu0
+	cpu := benchload.CPUTime() - cpu0
 	runtime.ReadMemStats(&ms1)
 	n := float64(events) * float64(b.N)
 	b.ReportMetric(b.Elapsed().Seconds()*1e6/n, "µs/event")
@@ -205,13 +206,13 @@ func BenchmarkQuarryCorrelations(b *testing.B) {
 				c = nil
 			}
 			var res CorrelatedResult
-			cpu0 := cpuClock()
+			cpu0 := benchload.CPUTime()
 			for b.Loop() {
 				if res, err = q.ScanCorrelated(f.corpus.Path, c); err != nil {
 					b.Fatal(err)
 				}
 			}
-			cpu := cpuClock() - cpu0
+			cpu := benchload.CPUTime() - cpu0
 			events := float64(res.Events) * float64(b.N)
 			b.ReportMetric(events/b.Elapsed().Seconds(), "events/s")
 			b.ReportMetric(events/cpu.Seconds(), "events/cpu-s")

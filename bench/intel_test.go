@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/quarry-sec/quarry/detections/intel"
+	"github.com/quarry-sec/quarry/internal/benchload"
 	"github.com/quarry-sec/quarry/telemetry"
 )
 
@@ -178,14 +179,14 @@ func BenchmarkMatch1M(b *testing.B) {
 	var ms []intel.Match
 	hits := 0
 	b.ReportAllocs()
-	cpu0 := cpuClock()
+	cpu0 := benchload.CPUTime()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		ms = m.Match(&events[i%len(events)], ms[:0])
 		hits += len(ms)
 	}
 	b.StopTimer()
-	cpu := cpuClock() - cpu0
+	cpu := benchload.CPUTime() - cpu0
 	if hits == 0 && b.N > 400 {
 		b.Fatal("no planted indicator matched")
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/quarry-sec/quarry/attack"
+	"github.com/quarry-sec/quarry/internal/benchload"
 )
 
 // sigmaHQPaths returns every rule file of SigmaHQ's three rule trees.
@@ -32,28 +33,28 @@ func BenchmarkLoadSigmaHQ(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Run("cold", func(b *testing.B) {
-		cpu0 := cpuClock()
+		cpu0 := benchload.CPUTime()
 		for b.Loop() {
 			res, err := LoadFiles(paths, Options{KB: kb})
 			if err != nil || len(res.Rules) < 3754 {
 				b.Fatal(err, len(res.Rules))
 			}
 		}
-		b.ReportMetric(float64(cpuClock()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
+		b.ReportMetric(float64(benchload.CPUTime()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
 	})
 	b.Run("warm", func(b *testing.B) {
 		cache := b.TempDir()
 		if _, err := LoadFiles(paths, Options{KB: kb, CacheDir: cache}); err != nil {
 			b.Fatal(err)
 		}
-		cpu0 := cpuClock()
+		cpu0 := benchload.CPUTime()
 		for b.Loop() {
 			res, err := LoadFiles(paths, Options{KB: kb, CacheDir: cache})
 			if err != nil || len(res.Rules) < 3754 {
 				b.Fatal(err, len(res.Rules))
 			}
 		}
-		b.ReportMetric(float64(cpuClock()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
+		b.ReportMetric(float64(benchload.CPUTime()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
 	})
 	b.Run("warm-dirs", func(b *testing.B) {
 		cache := b.TempDir()
@@ -70,12 +71,12 @@ func BenchmarkLoadSigmaHQ(b *testing.B) {
 			return n
 		}
 		load()
-		cpu0 := cpuClock()
+		cpu0 := benchload.CPUTime()
 		for b.Loop() {
 			if n := load(); n < 3754 {
 				b.Fatal(n)
 			}
 		}
-		b.ReportMetric(float64(cpuClock()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
+		b.ReportMetric(float64(benchload.CPUTime()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
 	})
 }

@@ -10,10 +10,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/quarry-sec/quarry/internal/benchload"
 	"github.com/quarry-sec/quarry/telemetry"
 )
 
@@ -71,14 +71,6 @@ func (br *burst) add(ev telemetry.Event) {
 	br.latencies = append(br.latencies, now.Sub(ev.StartTime))
 }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func benchCapture(b *testing.B, source string, launchers, each int) {
 	if os.Geteuid() != 0 {
 		b.Skip("skipping: live collectors need root")
@@ -104,7 +96,7 @@ func benchCapture(b *testing.B, source string, launchers, each int) {
 		prefix := br.prefix
 		br.mu.Unlock()
 
-		cpu0, events0 := cpuTime(), c.Stats().Events
+		cpu0, events0 := benchload.CPUTime(), c.Stats().Events
 		var cmds []*exec.Cmd
 		for l := 0; l < launchers; l++ {
 			script := fmt.Sprintf("for i in $(seq %d); do /bin/true %s%d-$i; done", each, prefix, l)
@@ -133,7 +125,7 @@ func benchCapture(b *testing.B, source string, launchers, each int) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		time.Sleep(100 * time.Millisecond) // let late duplicates and drains settle
-		cpu += (cpuTime() - cpu0).Seconds()
+		cpu += (benchload.CPUTime() - cpu0).Seconds()
 		events += float64(c.Stats().Events - events0)
 
 		br.mu.Lock()

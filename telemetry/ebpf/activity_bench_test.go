@@ -4,56 +4,22 @@ package ebpf
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/quarry-sec/quarry/internal/benchload"
 	"github.com/quarry-sec/quarry/telemetry"
 )
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // TestHelperConnectLoad is the load of BenchmarkConnectCPU, run in a child
 // process so that the benchmark's CPU time is the collector's: it connects
 // to and accepts from a loopback listener as fast as it can for
 // $QUARRY_CONNECT_LOAD and prints the number of connections.
-func TestHelperConnectLoad(t *testing.T) {
-	d, err := time.ParseDuration(os.Getenv("QUARRY_CONNECT_LOAD"))
-	if err != nil {
-		t.Skip("only run by BenchmarkConnectCPU")
-	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	n := 0
-	for end := time.Now().Add(d); time.Now().Before(end); n++ {
-		c, err := net.Dial("tcp4", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Close()
-		s.Close()
-	}
-	fmt.Printf("connections %d\n", n)
-}
+func TestHelperConnectLoad(t *testing.T) { benchload.ServeConnectLoad(t) }
 
 // BenchmarkConnectCPU measures the collector's CPU time per 10,000 events
 // while a child process makes loopback TCP connections (one connect and one
@@ -81,21 +47,13 @@ func BenchmarkConnectCPU(b *testing.B) {
 		c.Wait()
 	}()
 	for i := 0; i < b.N; i++ {
-		cpu0, ev0 := cpuTime(), c.Stats().Events
-		cmd := exec.Command(os.Args[0], "-test.run", "^TestHelperConnectLoad$", "-test.v")
-		cmd.Env = append(os.Environ(), "QUARRY_CONNECT_LOAD=3s")
-		out, err := cmd.CombinedOutput()
+		cpu0, ev0 := benchload.CPUTime(), c.Stats().Events
+		made, err := benchload.RunConnectLoad("TestHelperConnectLoad", 3*time.Second)
 		if err != nil {
-			b.Fatalf("%v: %s", err, out)
+			b.Fatal(err)
 		}
 		time.Sleep(300 * time.Millisecond) // the last drain
-		cpu, events := cpuTime()-cpu0, c.Stats().Events-ev0
-		var made int
-		for _, line := range strings.Split(string(out), "\n") {
-			if n, ok := strings.CutPrefix(line, "connections "); ok {
-				made, _ = strconv.Atoi(n)
-			}
-		}
+		cpu, events := benchload.CPUTime()-cpu0, c.Stats().Events-ev0
 		b.ReportMetric(float64(events), "events")
 		b.ReportMetric(float64(made)/3, "conns/s")
 		b.ReportMetric(cpu.Seconds()/float64(max(events, 1))*1e4*1e3, "cpu-ms/10k-events")
