@@ -251,39 +251,18 @@ FROM incidents i LEFT JOIN hosts h ON h.id = i.host_id`
 
 // Incidents implements store.Store.
 func (db *DB) Incidents(ctx context.Context, f store.IncidentFilter) ([]store.Incident, int, error) {
-	var where []string
-	var args []any
-	in := func(col string, vals []string) {
-		if len(vals) == 0 {
-			return
-		}
-		where = append(where, col+" IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(vals)), ", ")+")")
-		for _, v := range vals {
-			args = append(args, v)
-		}
-	}
-	in("i.host_id", f.HostIDs)
-	in("i.incident_id", f.IncidentIDs)
+	var w conds
+	w.in("i.host_id", f.HostIDs)
+	w.in("i.incident_id", f.IncidentIDs)
 	sinceCol, untilCol := "i.last_seen", "i.first_seen"
 	if f.By == store.TimeDetected {
 		sinceCol, untilCol = "i.detected_at", "i.detected_at"
 	}
-	if !f.Since.IsZero() {
-		where = append(where, sinceCol+" >= ?")
-		args = append(args, ms(f.Since))
-	}
-	if !f.Until.IsZero() {
-		where = append(where, untilCol+" < ?")
-		args = append(args, ms(f.Until))
-	}
+	w.timeRange(sinceCol, untilCol, f.Since, f.Until)
 	if f.MinScore > 0 {
-		where = append(where, "i.score >= ?")
-		args = append(args, f.MinScore)
+		w.add("i.score >= ?", f.MinScore)
 	}
-	cond := ""
-	if len(where) > 0 {
-		cond = " WHERE " + strings.Join(where, " AND ")
-	}
+	cond, args := w.sql()
 	return listPage(ctx, db, "incidents", `incidents i`+cond, incidentSelect+cond+`
 ORDER BY i.score DESC, i.last_seen DESC, i.id DESC`, args, f.Limit, f.Offset, func(rows *sql.Rows) (store.Incident, error) {
 		in, err := scanIncident(rows)

@@ -192,24 +192,16 @@ VALUES (?, ?, ?, ?, ?, ?, ?)`)
 
 // Results implements store.Store.
 func (db *DB) Results(ctx context.Context, f store.ResultFilter) ([]store.Result, int, error) {
-	where := []string{"(name = ? OR query = ?" + strings.Repeat(" OR name = ?", len(f.Names)) + ")"}
-	args := []any{f.Query, f.Query}
+	var w conds
+	w.add("(name = ? OR query = ?"+strings.Repeat(" OR name = ?", len(f.Names))+")", f.Query, f.Query)
 	for _, n := range f.Names {
-		args = append(args, n)
+		w.args = append(w.args, n)
 	}
 	if f.HostID != "" {
-		where = append(where, "host_id = ?")
-		args = append(args, f.HostID)
+		w.add("host_id = ?", f.HostID)
 	}
-	if !f.Since.IsZero() {
-		where = append(where, "time >= ?")
-		args = append(args, ms(f.Since))
-	}
-	if !f.Until.IsZero() {
-		where = append(where, "time < ?")
-		args = append(args, ms(f.Until))
-	}
-	cond := " WHERE " + strings.Join(where, " AND ")
+	w.timeRange("time", "time", f.Since, f.Until)
+	cond, args := w.sql()
 	return listPage(ctx, db, "results", `results`+cond, `SELECT id, host_id, name, query, action, time, columns_json, decorations, epoch, counter
 FROM results`+cond+` ORDER BY time DESC, id DESC`, args, f.Limit, f.Offset, func(rows *sql.Rows) (store.Result, error) {
 		var r store.Result
@@ -249,6 +241,47 @@ FROM status_logs WHERE host_id = ? ORDER BY time DESC, id DESC LIMIT ?`), hostID
 		return nil, fmt.Errorf("list status logs: %w", err)
 	}
 	return out, nil
+}
+
+// conds gathers a list query's WHERE terms and their arguments.
+type conds struct {
+	terms []string
+	args  []any
+}
+
+// add adds term with its arguments.
+func (c *conds) add(term string, args ...any) {
+	c.terms = append(c.terms, term)
+	c.args = append(c.args, args...)
+}
+
+// in adds col IN (vals…); no term for no values.
+func (c *conds) in(col string, vals []string) {
+	if len(vals) == 0 {
+		return
+	}
+	c.terms = append(c.terms, col+" IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(vals)), ", ")+")")
+	for _, v := range vals {
+		c.args = append(c.args, v)
+	}
+}
+
+// timeRange adds sinceCol >= since and untilCol < until, each when set.
+func (c *conds) timeRange(sinceCol, untilCol string, since, until time.Time) {
+	if !since.IsZero() {
+		c.add(sinceCol+" >= ?", ms(since))
+	}
+	if !until.IsZero() {
+		c.add(untilCol+" < ?", ms(until))
+	}
+}
+
+// sql returns " WHERE …" ("" for no terms) and the arguments.
+func (c *conds) sql() (string, []any) {
+	if len(c.terms) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(c.terms, " AND "), c.args
 }
 
 // listPage reads one page of a list: the number of rows of countFrom (a

@@ -88,36 +88,16 @@ func scanSandboxRun(row interface{ Scan(...any) error }, parts ...any) (*store.S
 
 // SandboxRuns implements store.Store.
 func (db *DB) SandboxRuns(ctx context.Context, f store.SandboxRunFilter) ([]store.SandboxRun, int, error) {
-	var where []string
-	var args []any
-	in := func(col string, vals []string) {
-		if len(vals) == 0 {
-			return
-		}
-		where = append(where, col+" IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(vals)), ", ")+")")
-		for _, v := range vals {
-			args = append(args, v)
-		}
-	}
-	in("r.host_id", f.HostIDs)
-	in("r.verdict", f.Verdicts)
+	var w conds
+	w.in("r.host_id", f.HostIDs)
+	w.in("r.verdict", f.Verdicts)
 	if t := strings.ToUpper(strings.TrimSpace(f.Technique)); t != "" {
 		// The technique itself, or a sub-technique of it.
-		where = append(where, "((',' || r.techniques || ',') LIKE ? OR (',' || r.techniques || ',') LIKE ?)")
-		args = append(args, "%,"+likeEscape(t)+",%", "%,"+likeEscape(t)+".%")
+		w.add("((',' || r.techniques || ',') LIKE ? OR (',' || r.techniques || ',') LIKE ?)",
+			"%,"+likeEscape(t)+",%", "%,"+likeEscape(t)+".%")
 	}
-	if !f.Since.IsZero() {
-		where = append(where, "r.started >= ?")
-		args = append(args, ms(f.Since))
-	}
-	if !f.Until.IsZero() {
-		where = append(where, "r.started < ?")
-		args = append(args, ms(f.Until))
-	}
-	cond := ""
-	if len(where) > 0 {
-		cond = " WHERE " + strings.Join(where, " AND ")
-	}
+	w.timeRange("r.started", "r.started", f.Since, f.Until)
+	cond, args := w.sql()
 	return listPage(ctx, db, "sandbox runs", `sandbox_runs r`+cond, sandboxSelect+` FROM sandbox_runs r LEFT JOIN hosts h ON h.id = r.host_id`+cond+`
 ORDER BY r.started DESC, COALESCE(h.host_identifier, ''), r.host_id, r.run_id`, args, f.Limit, f.Offset, func(rows *sql.Rows) (store.SandboxRun, error) {
 		r, err := scanSandboxRun(rows)
