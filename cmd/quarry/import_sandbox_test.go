@@ -43,6 +43,15 @@ func TestImportSandboxReports(t *testing.T) {
 	if !strings.Contains(out, "set_value,DWORD (0x00000001)") {
 		t.Errorf("registry_events:\n%s", out)
 	}
+	// The run's tree (sandbox_runs.tree) names its processes by the keys
+	// the store gave their events, so it joins process_events.
+	out, _, _ = quarry(t, dir, "", "query", "--format", "csv", `SELECT count(*) AS nodes,
+  (SELECT count(DISTINCT p.process_key) FROM process_events p WHERE p.process_key IN
+    (SELECT json_extract(j.value, '$.process_key') FROM sandbox_runs r, json_each(r.tree) j WHERE r.run_id = 'cape-4711')) AS joined
+FROM sandbox_runs r, json_each(r.tree) j WHERE r.run_id = 'cape-4711'`)
+	if !strings.Contains(out, "nodes,joined\n3,3") {
+		t.Errorf("run tree joined to process_events:\n%s", out)
+	}
 
 	st, err := eventstore.Open(eventstore.Path(dir))
 	if err != nil {

@@ -62,7 +62,6 @@ type reportNode struct {
 	Techniques []string       `json:"techniques"`
 	Activity   map[string]int `json:"activity"`
 	Key        string         `json:"process_key"`
-	GUID       string         `json:"guid"`
 	Children   []*reportNode  `json:"children"`
 }
 
@@ -169,8 +168,8 @@ func parts(ctx context.Context, st *eventstore.Store, run telemetry.SandboxRun, 
 }
 
 // flatten lists a report's tree depth first, parents before children,
-// keyed by the store's process key (or the imported process's GUID, or
-// its place in the tree).
+// keyed by the store's process key as the report names it (detonations
+// and imports both do), else by its place in the tree.
 func flatten(roots []*reportNode, sev map[string]string) []TreeNode {
 	var out []TreeNode
 	var walk func(n *reportNode, parent string, depth int64)
@@ -179,9 +178,6 @@ func flatten(roots []*reportNode, sev map[string]string) []TreeNode {
 			return
 		}
 		key := n.Key
-		if key == "" && n.GUID != "" {
-			key = "guid:" + n.GUID
-		}
 		if key == "" {
 			key = "n:" + strconv.Itoa(len(out))
 		}

@@ -58,7 +58,7 @@ func TestSandboxRunParts(t *testing.T) {
 			"severity": "high", "description": "d", "recommendations": "block", "techniques": []string{"T1105"}, "hits": 1}},
 	}
 	cape := map[string]any{"origin": "cape", "verdict": "malicious",
-		"tree":       []any{map[string]any{"pid": 500, "ppid": 4, "name": "a.exe", "first_seen": "2026-12-05 10:00:00", "guid": "{G1}"}},
+		"tree":       []any{map[string]any{"pid": 500, "ppid": 4, "name": "a.exe", "first_seen": "2026-12-05 10:00:00", "guid": "{G1}", "process_key": "g:win10-cape-01/g1"}},
 		"network":    map[string]any{"domains": []string{"evil.example"}, "tcp": []string{"10.0.0.1:1 -> 10.0.0.2:443"}},
 		"dropped":    []any{map[string]any{"name": "b.dll", "path": "C:\\b.dll", "size": 9, "sha256": "cd"}},
 		"signatures": []any{map[string]any{"name": "injection", "description": "injects", "severity": 3, "techniques": []string{"T1055"}}}}
@@ -117,7 +117,7 @@ func TestSandboxRunParts(t *testing.T) {
 			t.Fatalf("cape column %d %q: %v", i, got[1][1+i], err)
 		}
 	}
-	if len(tree) != 1 || tree[0].Path != "a.exe" || tree[0].ProcessKey != "guid:{G1}" || tree[0].Start != t0.Unix() ||
+	if len(tree) != 1 || tree[0].Path != "a.exe" || tree[0].ProcessKey != "g:win10-cape-01/g1" || tree[0].Start != t0.Unix() ||
 		len(files) != 1 || files[0].Path != `C:\b.dll` || files[0].Actions[0] != "dropped" ||
 		len(dests) != 2 || dests[0] != (telemetry.SandboxDestination{Kind: "domain", Dest: "evil.example"}) ||
 		len(rules) != 1 || rules[0].Severity != "high" || rules[0].Source != "cape" || rules[0].Techniques[0] != "T1055" {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/quarry-sec/quarry/telemetry"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 // SandboxSignature is a signature a sandbox report says matched, as the
@@ -89,14 +90,17 @@ type summarySig struct {
 }
 
 type summaryProc struct {
-	PID       int64          `json:"pid"`
-	PPID      int64          `json:"ppid"`
-	Name      string         `json:"name,omitempty"`
-	Path      string         `json:"path,omitempty"`
-	Cmdline   string         `json:"cmdline,omitempty"`
-	FirstSeen string         `json:"first_seen,omitempty"`
-	GUID      string         `json:"guid"`
-	Children  []*summaryProc `json:"children,omitempty"`
+	PID       int64  `json:"pid"`
+	PPID      int64  `json:"ppid"`
+	Name      string `json:"name,omitempty"`
+	Path      string `json:"path,omitempty"`
+	Cmdline   string `json:"cmdline,omitempty"`
+	FirstSeen string `json:"first_seen,omitempty"`
+	GUID      string `json:"guid"`
+	// Key is the process_key the event store gives the process's events
+	// (by its GUID on the events' host), so the tree joins them.
+	Key      string         `json:"process_key,omitempty"`
+	Children []*summaryProc `json:"children,omitempty"`
 }
 
 type summaryNet struct {
@@ -268,6 +272,9 @@ func (r *sandboxReader) summary(rep *SandboxReport, score float64, verdict strin
 	node = func(p *sbProcess, depth int) *summaryProc {
 		n++
 		sp := &summaryProc{PID: p.pid, PPID: p.ppid, Name: p.name, Path: p.path, Cmdline: p.cmdline, GUID: p.guid}
+		if p.guid != "" {
+			sp.Key = eventstore.GUIDKey(r.host, p.guid)
+		}
 		if !p.first.IsZero() {
 			sp.FirstSeen = p.first.Format(time.RFC3339Nano)
 		}
