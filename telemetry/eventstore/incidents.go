@@ -77,26 +77,6 @@ type IncidentRecord struct {
 const incidentColumns = `incident_id, host, first_seen, last_seen, score, severity, tactics, techniques,
 	hit_count, root_pid, root_path, root_key, root_eid, summary`
 
-// addDetectedAt gives a store written before detection times the
-// incidents.detected_at column (0 until the incident is regrouped), and the
-// indexes that select hits and incidents by when they were detected.
-func (s *Store) addDetectedAt() error {
-	var has int
-	if err := s.write.QueryRow("SELECT count(*) FROM pragma_table_info('incidents') WHERE name = 'detected_at'").Scan(&has); err != nil {
-		return fmt.Errorf("migrate incidents: %w", err)
-	}
-	if has == 0 {
-		if _, err := s.write.Exec("ALTER TABLE incidents ADD COLUMN detected_at INTEGER NOT NULL DEFAULT 0"); err != nil {
-			return fmt.Errorf("migrate incidents: add detected_at: %w", err)
-		}
-	}
-	if _, err := s.write.Exec(`CREATE INDEX IF NOT EXISTS incidents_detected ON incidents(detected_at);
-CREATE INDEX IF NOT EXISTS hits_stored ON hits(stored_at);`); err != nil {
-		return fmt.Errorf("migrate incidents: %w", err)
-	}
-	return nil
-}
-
 // IncidentFilter selects stored incidents; zero fields do not filter. An
 // incident matches the time bounds when it overlaps them: last_seen >= Since
 // and first_seen < Until. DetectedSince and DetectedUntil (exclusive) bound

@@ -244,3 +244,43 @@ func TestSandboxRunsStoredSince(t *testing.T) {
 		t.Fatalf("all: %+v, %v", all, err)
 	}
 }
+
+// TestMigrateTogether: several Stores open one version 4 store at once
+// (quarry up and quarry import started together after an upgrade): each
+// migration runs in one write transaction, so the second finds the column
+// the first added rather than failing on "duplicate column".
+func TestMigrateTogether(t *testing.T) {
+	for round := range 3 {
+		path := filepath.Join(t.TempDir(), FileName)
+		s, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []string{"DROP INDEX sandbox_runs_stored_at", "ALTER TABLE sandbox_runs DROP COLUMN stored_at", "PRAGMA user_version = 4"} {
+			if _, err := db.Exec(q); err != nil {
+				t.Fatal(q, err)
+			}
+		}
+		db.Close()
+		errs := make(chan error, 4)
+		for range 4 {
+			go func() {
+				s, err := Open(path)
+				if err == nil {
+					s.Close()
+				}
+				errs <- err
+			}()
+		}
+		for range 4 {
+			if err := <-errs; err != nil {
+				t.Errorf("round %d: %v", round, err)
+			}
+		}
+	}
+}

@@ -175,8 +175,16 @@ func isBusy(err error) bool {
 }
 
 func (s *Store) migrate() error {
+	// One write transaction (BEGIN IMMEDIATE): two processes opening one
+	// older store migrate it one after the other, and a crash leaves it
+	// whole at its old version.
+	tx, err := s.write.Begin()
+	if err != nil {
+		return fmt.Errorf("migrate schema: %w", err)
+	}
+	defer tx.Rollback()
 	var v int
-	if err := s.write.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
+	if err := tx.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
 	if v > schemaVersion {
@@ -187,36 +195,52 @@ func (s *Store) migrate() error {
 		// events.rkey, version 4 events.run_id and the sandbox_runs table
 		// (each filled for events stored from then on; older rows keep an
 		// empty process key and no identity, so re-importing what an older
-		// Quarry stored stores it again; they were never in a sandbox run).
-		for _, col := range []string{"process_key TEXT NOT NULL DEFAULT ''", "truncated INTEGER NOT NULL DEFAULT 0", "rkey BLOB",
-			"run_id TEXT NOT NULL DEFAULT ''"} {
-			name, _, _ := strings.Cut(col, " ")
-			var has int
-			if err := s.write.QueryRow("SELECT count(*) FROM pragma_table_info('events') WHERE name = ?", name).Scan(&has); err != nil {
+		// Quarry stored stores it again; they were never in a sandbox run),
+		// version 5 sandbox_runs.stored_at (runs stored before it keep 0:
+		// the fleet's pack query does not send them again).
+		for _, col := range []struct{ table, def string }{{"events", "process_key TEXT NOT NULL DEFAULT ''"},
+			{"events", "truncated INTEGER NOT NULL DEFAULT 0"}, {"events", "rkey BLOB"}, {"events", "run_id TEXT NOT NULL DEFAULT ''"},
+			{"sandbox_runs", "stored_at INTEGER NOT NULL DEFAULT 0"}} {
+			if err := addColumn(tx, col.table, col.def); err != nil {
 				return fmt.Errorf("migrate schema %d to %d: %w", v, schemaVersion, err)
 			}
-			if has == 0 {
-				if _, err := s.write.Exec("ALTER TABLE events ADD COLUMN " + col); err != nil {
-					return fmt.Errorf("migrate schema %d to %d: add %s: %w", v, schemaVersion, name, err)
-				}
-			}
 		}
 	}
-	if v == 4 {
-		// Version 5 added sandbox_runs.stored_at (runs stored before it
-		// keep 0: the fleet's pack query does not send them again).
-		if _, err := s.write.Exec("ALTER TABLE sandbox_runs ADD COLUMN stored_at INTEGER NOT NULL DEFAULT 0"); err != nil {
-			return fmt.Errorf("migrate schema %d to %d: add sandbox_runs.stored_at: %w", v, schemaVersion, err)
-		}
-	}
-	if _, err := s.write.Exec(schema + hitsSchema + incidentsSchema + identitySchema + sandboxSchema); err != nil {
+	if _, err := tx.Exec(schema + hitsSchema + incidentsSchema + identitySchema + sandboxSchema); err != nil {
 		return fmt.Errorf("create schema: %w", err)
 	}
-	if err := s.addDetectedAt(); err != nil {
+	if err := addColumn(tx, "incidents", "detected_at INTEGER NOT NULL DEFAULT 0"); err != nil {
+		return fmt.Errorf("migrate incidents: %w", err)
+	}
+	if _, err := tx.Exec(`CREATE INDEX IF NOT EXISTS incidents_detected ON incidents(detected_at);
+CREATE INDEX IF NOT EXISTS hits_stored ON hits(stored_at);`); err != nil {
+		return fmt.Errorf("migrate incidents: %w", err)
+	}
+	if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
+		return fmt.Errorf("set schema version: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate schema: %w", err)
+	}
+	return nil
+}
+
+// addColumn adds the column def (its name first) to table unless the table
+// has it already or does not exist yet (its CREATE has it).
+func addColumn(tx *sql.Tx, table, def string) error {
+	name, _, _ := strings.Cut(def, " ")
+	var tables, has int
+	if err := tx.QueryRow("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", table).Scan(&tables); err != nil {
 		return err
 	}
-	if _, err := s.write.Exec(fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
-		return fmt.Errorf("set schema version: %w", err)
+	if err := tx.QueryRow("SELECT count(*) FROM pragma_table_info(?) WHERE name = ?", table, name).Scan(&has); err != nil {
+		return err
+	}
+	if tables == 0 || has > 0 {
+		return nil
+	}
+	if _, err := tx.Exec("ALTER TABLE " + table + " ADD COLUMN " + def); err != nil {
+		return fmt.Errorf("add %s.%s: %w", table, name, err)
 	}
 	return nil
 }
