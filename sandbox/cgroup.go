@@ -159,18 +159,15 @@ func (cg *cgroup) kill() error {
 		return nil
 	}
 	for range 50 {
-		b, err := os.ReadFile(filepath.Join(cg.dir, "cgroup.procs"))
+		pids, err := cg.procs()
 		if err != nil {
-			return fmt.Errorf("kill cgroup %s: %w", cg.dir, err)
+			return fmt.Errorf("kill %w", err)
 		}
-		pids := strings.Fields(string(b))
 		if len(pids) == 0 {
 			return nil
 		}
 		for _, p := range pids {
-			if n, err := strconv.Atoi(p); err == nil {
-				_ = unix.Kill(n, unix.SIGKILL)
-			}
+			_ = unix.Kill(p, unix.SIGKILL)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -142,6 +143,7 @@ func BuildReport(ctx context.Context, st *eventstore.Store, kb *attack.KB, run t
 	// Process badges: the techniques of each event, on its process.
 	badges := map[string][]string{}
 	rules := map[string]*RuleFired{}
+	hitIDs := map[string]bool{} // a hit of a rule naming two techniques is two rows
 	var maxSev float64
 	if err := st.ScanHitsByEIDs(ctx, eids, func(h *telemetry.Hit) bool {
 		see(h.TechniqueID, true)
@@ -158,10 +160,11 @@ func BuildReport(ctx context.Context, st *eventstore.Store, kb *attack.KB, run t
 			}
 			rules[h.RuleID] = r
 		}
-		if h.TechniqueID != "" && !contains(r.Techniques, h.TechniqueID) {
+		if h.TechniqueID != "" && !slices.Contains(r.Techniques, h.TechniqueID) {
 			r.Techniques = append(r.Techniques, h.TechniqueID)
 		}
-		if len(r.Techniques) <= 1 {
+		if !hitIDs[h.HitID] {
+			hitIDs[h.HitID] = true
 			r.Hits++
 		}
 		return true
@@ -302,7 +305,7 @@ func buildTree(evs []eventstore.StoredEvent, badges map[string][]string) []*Node
 			continue
 		}
 		n := &Node{PID: e.PID, PPID: e.PPID, Time: e.Time, Path: e.Path, Cmdline: e.Cmdline, Key: e.ProcessKey}
-		n.Techniques = dedupe(badges[e.ProcessKey])
+		n.Techniques = slices.Compact(slices.Sorted(slices.Values(badges[e.ProcessKey])))
 		if p := byPID[e.PPID]; p != nil {
 			p.Children = append(p.Children, n)
 		} else if p := byPID[e.PID]; p != nil && p.Key != e.ProcessKey {
@@ -366,7 +369,7 @@ func fileActivity(evs []eventstore.StoredEvent, left []File) []FileActivity {
 			at[path] = j
 			out = append(out, FileActivity{Path: path, Process: e.Path})
 		}
-		if !contains(out[j].Actions, action) {
+		if !slices.Contains(out[j].Actions, action) {
 			out[j].Actions = append(out[j].Actions, action)
 		}
 	}
@@ -418,29 +421,6 @@ func destinations(evs []eventstore.StoredEvent, sink []SinkRecord) []Destination
 		}
 		i := add(kind, dest, "")
 		out[i].Sink = append(out[i].Sink, r)
-	}
-	return out
-}
-
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func dedupe(l []string) []string {
-	if len(l) == 0 {
-		return nil
-	}
-	sort.Strings(l)
-	out := l[:1]
-	for _, s := range l[1:] {
-		if s != out[len(out)-1] {
-			out = append(out, s)
-		}
 	}
 	return out
 }
