@@ -83,9 +83,11 @@ func Runs(st *eventstore.Store) tables.Table {
 				}
 				f.SHA256 = vals
 			}
-			ids, byID := q.EqualStrings("run_id")
-			if byID && len(ids) == 0 {
-				return nil
+			if ids, ok := q.EqualStrings("run_id"); ok {
+				if len(ids) == 0 {
+					return nil
+				}
+				f.IDs = ids
 			}
 			withParts := q.Uses("tree") || q.Uses("files") || q.Uses("network") || q.Uses("rules")
 			f.WithReport = withParts
@@ -93,15 +95,8 @@ func Runs(st *eventstore.Store) tables.Table {
 			if err != nil {
 				return err
 			}
-			want := map[string]bool{}
-			for _, id := range ids {
-				want[id] = true
-			}
 			row := make(tables.Row, len(runColumns))
 			for _, r := range runs {
-				if byID && !want[r.ID] {
-					continue
-				}
 				row[0], row[1], row[2], row[3] = r.ID, r.Origin, r.Host, r.Sample
 				row[4], row[5], row[6], row[7] = r.SHA256, r.SHA1, r.MD5, r.Size
 				row[8] = r.Started.Unix()

@@ -78,6 +78,7 @@ type SandboxRunFilter struct {
 	// StoredSince (inclusive) and StoredUntil (exclusive) bound the run's
 	// StoredAt.
 	StoredSince, StoredUntil time.Time
+	IDs                      []string // run ids
 	Origins                  []string
 	SHA256                   []string
 	// Limit stops after this many runs when > 0.
@@ -101,6 +102,7 @@ func (s *Store) SandboxRuns(ctx context.Context, f SandboxRunFilter) ([]telemetr
 	if !f.StoredUntil.IsZero() {
 		w.add("stored_at < ?", f.StoredUntil.UnixNano())
 	}
+	in(&w, "run_id", f.IDs)
 	in(&w, "origin", f.Origins)
 	in(&w, "sha256", f.SHA256)
 	cond, args := w.sql()
