@@ -145,7 +145,7 @@ func (c *Collector) setup(opts Options) error {
 		return err
 	}
 	// The records go to the socket that registered.
-	if err := c.ev.setStatus(status{Mask: unix.AUDIT_STATUS_PID, PID: uint32(self)}, nil); err != nil {
+	if err := c.ev.setStatus(status{Mask: unix.AUDIT_STATUS_PID, PID: uint32(self)}); err != nil {
 		c.ev.Close()
 		c.ev = nil
 		if errors.Is(err, unix.EEXIST) {
@@ -164,11 +164,11 @@ func (c *Collector) setup(opts Options) error {
 		set.Enabled = 1
 		c.saved.Mask |= unix.AUDIT_STATUS_ENABLED
 	}
-	if err := c.ctl.setStatus(set, nil); err != nil {
+	if err := c.ctl.setStatus(set); err != nil {
 		// An old kernel without backlog_wait_time: set what it has.
 		set.Mask &^= unix.AUDIT_STATUS_BACKLOG_WAIT_TIME
 		c.saved.Mask &^= unix.AUDIT_STATUS_BACKLOG_WAIT_TIME
-		if err := c.ctl.setStatus(set, nil); err != nil {
+		if err := c.ctl.setStatus(set); err != nil {
 			c.saved.Mask = 0
 			return fmt.Errorf("audit: setting the backlog: %w", err)
 		}
@@ -183,7 +183,7 @@ func (c *Collector) setup(opts Options) error {
 		if ruleKey(r) != RuleKey {
 			continue
 		}
-		if _, err := c.ctl.request(unix.AUDIT_DEL_RULE, r, 0, nil); err != nil && !errors.Is(err, unix.ENOENT) {
+		if _, err := c.ctl.request(unix.AUDIT_DEL_RULE, r, 0); err != nil && !errors.Is(err, unix.ENOENT) {
 			return fmt.Errorf("audit: removing a rule a killed collector left: %w", err)
 		}
 		c.staleRemoved++
@@ -195,7 +195,7 @@ func (c *Collector) setup(opts Options) error {
 			if !ok {
 				continue
 			}
-			_, err := c.ctl.request(unix.AUDIT_ADD_RULE, b, 0, nil)
+			_, err := c.ctl.request(unix.AUDIT_ADD_RULE, b, 0)
 			switch {
 			case err == nil, errors.Is(err, unix.EEXIST): // EEXIST: left by a killed collector; ours to remove
 				c.rules = append(c.rules, b)
@@ -218,20 +218,20 @@ func (c *Collector) teardown() error {
 	defer c.mu.Unlock()
 	var errs []error
 	for _, b := range c.rules {
-		if _, err := c.ctl.request(unix.AUDIT_DEL_RULE, b, 0, nil); err != nil && !errors.Is(err, unix.ENOENT) {
+		if _, err := c.ctl.request(unix.AUDIT_DEL_RULE, b, 0); err != nil && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("audit: deleting a rule: %w", err))
 		}
 	}
 	c.rules = nil
 	if c.saved.Mask != 0 {
-		if err := c.ctl.setStatus(c.saved, nil); err != nil {
+		if err := c.ctl.setStatus(c.saved); err != nil {
 			errs = append(errs, fmt.Errorf("audit: restoring the audit settings: %w", err))
 		}
 	}
 	if c.ev != nil {
 		st, err := c.ctl.getStatus()
 		if err == nil && int(st.PID) == os.Getpid() {
-			err = c.ctl.setStatus(status{Mask: unix.AUDIT_STATUS_PID}, nil)
+			err = c.ctl.setStatus(status{Mask: unix.AUDIT_STATUS_PID})
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("audit: releasing the audit socket: %w", err))

@@ -85,13 +85,21 @@ func TestGroupWithoutEOE(t *testing.T) {
 	s := importers.NewAuditStream()
 	var got []telemetry.Event
 	emit := func(e telemetry.Event) { got = append(got, e) }
+	// Records of types Quarry does not read (CONFIG_CHANGE, USER_*) never
+	// get an EOE either: they open no event.
+	for i := range 300 {
+		s.Record(1305, fmt.Sprintf("audit(1733450001.000:%d): op=set", 5000+i), emit)
+	}
+	if s.Open() != 0 {
+		t.Fatalf("%d events open for records of unread types", s.Open())
+	}
 	// A connect whose EOE was lost, then 256 other events' lone records:
 	// the connect is pushed out (finished with what it has) when the
 	// 257th event opens.
 	s.Record(1300, interleaved[0].text, emit)
 	s.Record(1306, interleaved[2].text, emit)
 	for i := range 256 {
-		s.Record(1305, fmt.Sprintf("audit(1733450001.000:%d): op=set", 1000+i), emit)
+		s.Record(1307, fmt.Sprintf(`audit(1733450001.000:%d): cwd="/"`, 1000+i), emit)
 	}
 	if len(got) != 1 || got[0].Category != "network_connection" {
 		t.Fatalf("got %d events: %+v", len(got), got)

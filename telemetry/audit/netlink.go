@@ -168,9 +168,8 @@ func errno(data []byte) error {
 
 // request sends typ with payload and waits for its acknowledgement and,
 // when want is not zero, for a reply of that type (returned). Messages
-// that answer nothing (audit records arriving meanwhile) are passed to
-// other, when it is not nil.
-func (c *conn) request(typ uint16, payload []byte, want uint16, other func(message)) ([]byte, error) {
+// that answer nothing (audit records arriving meanwhile) are dropped.
+func (c *conn) request(typ uint16, payload []byte, want uint16) ([]byte, error) {
 	seq, err := c.send(typ, unix.NLM_F_ACK, payload)
 	if err != nil {
 		return nil, err
@@ -195,8 +194,6 @@ func (c *conn) request(typ uint16, payload []byte, want uint16, other func(messa
 				acked = true
 			case m.seq == seq && want != 0 && m.typ == want:
 				reply, replied = m.data, true
-			case other != nil:
-				other(m)
 			}
 		}
 	}
@@ -205,7 +202,7 @@ func (c *conn) request(typ uint16, payload []byte, want uint16, other func(messa
 
 // getStatus asks the kernel for its audit status.
 func (c *conn) getStatus() (status, error) {
-	b, err := c.request(unix.AUDIT_GET, nil, unix.AUDIT_GET, nil)
+	b, err := c.request(unix.AUDIT_GET, nil, unix.AUDIT_GET)
 	if err != nil {
 		return status{}, fmt.Errorf("audit: reading the audit status: %w", err)
 	}
@@ -213,8 +210,8 @@ func (c *conn) getStatus() (status, error) {
 }
 
 // setStatus sets the fields of s that s.Mask names.
-func (c *conn) setStatus(s status, other func(message)) error {
-	_, err := c.request(unix.AUDIT_SET, s.marshal(), 0, other)
+func (c *conn) setStatus(s status) error {
+	_, err := c.request(unix.AUDIT_SET, s.marshal(), 0)
 	return err
 }
 

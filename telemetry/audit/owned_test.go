@@ -30,12 +30,12 @@ func TestHelperAuditOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.setStatus(status{Mask: unix.AUDIT_STATUS_PID, PID: uint32(os.Getpid())}, nil); err != nil {
+	if err := c.setStatus(status{Mask: unix.AUDIT_STATUS_PID, PID: uint32(os.Getpid())}); err != nil {
 		t.Fatal(err)
 	}
 	fmt.Println("ready")
 	io.Copy(io.Discard, os.Stdin)
-	if err := c.setStatus(status{Mask: unix.AUDIT_STATUS_PID}, nil); err != nil {
+	if err := c.setStatus(status{Mask: unix.AUDIT_STATUS_PID}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,15 +1,17 @@
 package audit
 
+import "github.com/quarry-sec/quarry/telemetry/ebpf"
+
 // The names in this file build on every system, so that collect's Stats
 // can carry them; the collector itself is Linux-only.
 
-// The captures the audit fallback serves, named as ebpf.Capture* names
-// them.
+// The captures the audit fallback serves: eBPF's of the same events, so
+// that collect starts the fallback for exactly what eBPF did not capture.
 const (
-	CaptureNetwork       = "network"
-	CaptureFile          = "file"
-	CaptureProcessAccess = "process_access"
-	CaptureDriverLoad    = "driver_load"
+	CaptureNetwork       = ebpf.CaptureNetwork
+	CaptureFile          = ebpf.CaptureFile
+	CaptureProcessAccess = ebpf.CaptureProcessAccess
+	CaptureDriverLoad    = ebpf.CaptureDriverLoad
 )
 
 // Captures lists the captures the audit fallback can serve.

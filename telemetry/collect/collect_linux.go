@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -110,7 +111,7 @@ func (c *Collector) startAudit(ctx context.Context, opts Options, deliver func(t
 	}
 	var missing []string
 	for _, capture := range audit.Captures {
-		if contains(opts.Disable, capture) {
+		if slices.Contains(opts.Disable, capture) {
 			continue
 		}
 		if opts.Activity == ActivityAudit || c.ebpf == nil || c.ebpfMissing(capture) {
@@ -142,15 +143,6 @@ func (c *Collector) ebpfMissing(capture string) bool {
 	return false
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 // Source returns the source in use: telemetry.SourceEBPF or
 // telemetry.SourceCnProc.
 func (c *Collector) Source() telemetry.Source { return c.source }
@@ -166,15 +158,10 @@ func (c *Collector) AuditError() error { return c.auditErr }
 
 // Wait blocks until the collector has stopped (its context done, what was
 // pending delivered and the audit rules removed) and returns the error that
-// stopped it. A source that stops on its own stops the others.
+// stopped it. The process source stopping on its own (failing) stops the
+// audit fallback too.
 func (c *Collector) Wait() error {
 	var errs []error
-	if c.audit != nil {
-		go func() { // a process source that fails ends the audit fallback too
-			<-c.processDone()
-			c.stop()
-		}()
-	}
 	if c.ebpf != nil {
 		errs = append(errs, c.ebpf.Wait())
 	} else if c.cnproc != nil {
@@ -187,20 +174,6 @@ func (c *Collector) Wait() error {
 	return errors.Join(errs...)
 }
 
-// processDone is closed when the process source has stopped.
-func (c *Collector) processDone() <-chan struct{} {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if c.ebpf != nil {
-			c.ebpf.Wait()
-		} else if c.cnproc != nil {
-			c.cnproc.Wait()
-		}
-	}()
-	return done
-}
-
 // Stats returns the counts so far.
 func (c *Collector) Stats() Stats {
 	s := Stats{Source: c.source, Events: c.events.Load(), Seeded: c.seeded}
@@ -210,7 +183,7 @@ func (c *Collector) Stats() Stats {
 		s.RateLimited = es.RateLimitedFile + es.RateLimitedNetwork + es.RateLimitedOther
 		s.Filtered = es.Filtered
 		for _, nc := range es.NotCaptured {
-			if name, _, _ := strings.Cut(nc, ":"); !contains(c.auditCaptures, name) {
+			if name, _, _ := strings.Cut(nc, ":"); !slices.Contains(c.auditCaptures, name) {
 				s.NotCaptured = append(s.NotCaptured, c.withAuditReason(name, nc))
 			}
 		}
@@ -218,7 +191,7 @@ func (c *Collector) Stats() Stats {
 		cs := c.cnproc.Stats()
 		s.Lost, s.Partial, s.Malformed = cs.Lost, cs.Partial, cs.Malformed
 		for _, capture := range ebpf.Captures {
-			if !contains(c.auditCaptures, capture) {
+			if !slices.Contains(c.auditCaptures, capture) {
 				s.NotCaptured = append(s.NotCaptured, c.withAuditReason(capture, capture+": the process connector sees process starts and exits only"))
 			}
 		}
@@ -234,7 +207,7 @@ func (c *Collector) Stats() Stats {
 // withAuditReason adds to a not-captured note why the audit fallback does
 // not serve that capture either, when it could not start.
 func (c *Collector) withAuditReason(capture, note string) string {
-	if c.auditErr != nil && contains(audit.Captures, capture) {
+	if c.auditErr != nil && slices.Contains(audit.Captures, capture) {
 		msg, _, _ := strings.Cut(c.auditErr.Error(), "\n")
 		return note + "; audit fallback: " + msg
 	}

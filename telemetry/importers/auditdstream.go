@@ -67,6 +67,12 @@ func (s *AuditStream) Record(typ uint16, msg string, emit func(telemetry.Event))
 		}
 		return nil
 	}
+	name, known := auditTypeNames[typ]
+	if !known {
+		// Not a record of an event Quarry reads (USER_*, CONFIG_CHANGE…):
+		// no group, which would wait for an EOE such records never get.
+		return nil
+	}
 	if !ok {
 		if len(s.open) >= maxOpenAuditEvents {
 			s.evictOldest(emit)
@@ -79,10 +85,6 @@ func (s *AuditStream) Record(typ uint16, msg string, emit func(telemetry.Event))
 		sg.g.reset(serial, t, "", 0)
 		sg.broken = false
 		s.open[serial] = sg
-	}
-	name, known := auditTypeNames[typ]
-	if !known {
-		return nil
 	}
 	if err := sg.g.add(name, body); err != nil {
 		sg.broken = true
