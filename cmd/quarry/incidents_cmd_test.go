@@ -197,6 +197,15 @@ func TestIncidentsDeterministic(t *testing.T) {
 	// scan --store runs the same rules, correlations included, over the
 	// same events (same eids): the same incidents.
 	same("--no-detect, then scan --store", incidentLines(t, c))
+	// and leaves no mark for a later refresh to regroup them again.
+	st, err := eventstore.Open(eventstore.Path(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if pend, err := st.PendingIncidents(context.Background()); err != nil || len(pend) != 0 {
+		t.Errorf("after scan --store: %d pending incident marks, %v", len(pend), err)
+	}
 }
 
 // A store whose hits have no incidents (written before incidents existed)

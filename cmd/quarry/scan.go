@@ -578,8 +578,6 @@ func (a *app) scanStore(ctx context.Context, s *scanner, since, until string, pr
 	// informational and low ones tag their events with techniques.
 	var pending []telemetry.Hit
 	tags := map[int64][]string{}
-	// Where hits landed, per host: the incidents there are regrouped.
-	spans := map[string][2]time.Time{}
 	var saveErr error
 	flush := func() { // hits and tags in one transaction
 		if saveErr == nil && len(pending)+len(tags) > 0 {
@@ -597,16 +595,6 @@ func (a *app) scanStore(ctx context.Context, s *scanner, since, until string, pr
 			}
 		} else {
 			pending = append(pending, recs...)
-			for _, r := range recs {
-				sp, ok := spans[r.Host]
-				if !ok || r.Time.Before(sp[0]) {
-					sp[0] = r.Time
-				}
-				if !ok || r.Time.After(sp[1]) {
-					sp[1] = r.Time
-				}
-				spans[strings.Clone(r.Host)] = sp
-			}
 		}
 		if len(pending)+len(tags) >= 1000 {
 			flush()
@@ -635,11 +623,9 @@ func (a *app) scanStore(ctx context.Context, s *scanner, since, until string, pr
 	if saveErr != nil {
 		return fmt.Errorf("store hits: %w", saveErr)
 	}
-	var landed []telemetry.Hit
-	for h, sp := range spans {
-		landed = append(landed, telemetry.Hit{Host: h, Time: sp[0]}, telemetry.Hit{Host: h, Time: sp[1]})
-	}
-	if _, err := incidents.RefreshHits(ctx, st, landed, incidents.Options{}); err != nil {
+	// SaveHits marked where the new hits landed: the incidents there are
+	// regrouped and the marks cleared, as import does.
+	if _, err := incidents.RefreshPending(ctx, st, incidents.Options{}); err != nil {
 		return err
 	}
 	return ctx.Err()
