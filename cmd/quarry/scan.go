@@ -246,9 +246,8 @@ type scanner struct {
 	// rows are the rule rows of the rules that hit (JSON output).
 	rows map[*detections.Rule]*ruleRows
 	line []byte // JSON output: the lines of one hit
-	// evSeq counts the events matched; evPart is the part of the hits
-	// of event evSeq that all of them share (reportRows).
-	evSeq  int
+	// evPart is the part of the hits of event number events (the one
+	// being matched) that all of them share (reportRows).
 	evPart eventPart
 
 	// file and record being scanned, for JSON output.
@@ -266,7 +265,6 @@ const maxTableRows = 1000
 // generate false does not report its own.
 func (s *scanner) match(ev *telemetry.Event, eid int64) {
 	s.events++
-	s.evSeq++
 	ref := eid
 	if ref == 0 {
 		ref = s.record
@@ -378,18 +376,6 @@ func (s *scanner) shown(recs []telemetry.Hit) []telemetry.Hit {
 		out[i] = r
 	}
 	return out
-}
-
-// hitJSON is a JSON line: the hit's ioa_hits columns, times in UNIX
-// seconds as ioa_hits has them, plus where the event came from. Lines are
-// written by appendHitJSON, in the bytes encoding/json gives this type.
-type hitJSON struct {
-	*telemetry.Hit
-	Time int64 `json:"time"`
-	// DetectedAt is not part of a scan line (this hides the Hit's).
-	DetectedAt *struct{} `json:"detected_at,omitempty"`
-	SourceFile string    `json:"source_file"`
-	Record     int64     `json:"record"`
 }
 
 func (s *scanner) writeJSON(r *telemetry.Hit, record int64) {

@@ -12,7 +12,7 @@ import (
 )
 
 // Scan's JSON lines are written by hand, in the bytes encoding/json gives
-// hitJSON (SetEscapeHTML(false)): TestScanJSONLineAsEncodingJSON and
+// hitJSON (scan_json_test.go; SetEscapeHTML(false)): TestScanJSONLineAsEncodingJSON and
 // FuzzScanJSONLine hold them equal. A line is three parts: the hit's own
 // head (hit_id, host_identifier), the rule row's middle (rule_id through
 // recommendations, the same for every hit of a rule and technique, so kept
@@ -223,8 +223,8 @@ func (s *scanner) reportRows(h detections.Hit, rr *ruleRows, eid, record int64) 
 	// The event's part of the hit id and of the line are worked out at
 	// its first hit (a third of the events that hit hit more than once).
 	c := &s.evPart
-	if c.seq != s.evSeq || c.ev != ev || c.eid != eid || c.record != record || !c.at.Equal(at) {
-		*c = eventPart{seq: s.evSeq, ev: ev, eid: eid, record: record, at: at, key: c.key[:0], tail: c.tail[:0]}
+	if c.seq != s.events || c.ev != ev || c.eid != eid || c.record != record || !c.at.Equal(at) {
+		*c = eventPart{seq: s.events, ev: ev, eid: eid, record: record, at: at, key: c.key[:0], tail: c.tail[:0]}
 		c.key = pipeline.AppendEventKey(c.key, ev)
 		row := telemetry.Hit{EID: eid, PID: ev.PID, Source: string(ev.Source)}
 		row.Path, row.Cmdline, row.ParentPath, row.Username = pipeline.EventColumns(ev)

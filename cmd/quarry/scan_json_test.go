@@ -18,6 +18,18 @@ import (
 	"github.com/quarry-sec/quarry/telemetry"
 )
 
+// hitJSON is a JSON line: the hit's ioa_hits columns, times in UNIX
+// seconds as ioa_hits has them, plus where the event came from. appendHitJSON
+// writes the bytes encoding/json gives this type; the tests compare them.
+type hitJSON struct {
+	*telemetry.Hit
+	Time int64 `json:"time"`
+	// DetectedAt is not part of a scan line (this hides the Hit's).
+	DetectedAt *struct{} `json:"detected_at,omitempty"`
+	SourceFile string    `json:"source_file"`
+	Record     int64     `json:"record"`
+}
+
 // encodingJSONLine is a scan line as encoding/json writes hitJSON.
 func encodingJSONLine(t testing.TB, r *telemetry.Hit, file string, record int64) string {
 	var b bytes.Buffer
