@@ -26,9 +26,8 @@ const FileName = "fleet.db"
 func Path(dataDir string) string { return filepath.Join(dataDir, FileName) }
 
 var dialect = sqldb.Dialect{
-	Name:        "SQLite",
-	Identity:    "INTEGER PRIMARY KEY AUTOINCREMENT",
-	GroupCommit: true, // one writer
+	Name:     "SQLite",
+	Identity: "INTEGER PRIMARY KEY AUTOINCREMENT",
 }
 
 // Open opens or creates the store at path and migrates its schema.

@@ -28,13 +28,6 @@ type Dialect struct {
 	// MigrationLock, when set, runs first in the migration transaction to
 	// keep concurrent servers from migrating at once.
 	MigrationLock string
-	// GroupCommit runs the write transactions that wait for the writer
-	// together, in one transaction (see DB.tx): thousands of hosts
-	// enrolling or answering a hunt at once would otherwise queue one
-	// commit each — behind SQLite's one writer, or, in PostgreSQL, for one
-	// WAL flush (fsync) each, which bounded enrollments to a few hundred a
-	// second on the bench's disk.
-	GroupCommit bool
 	// WritableCTE: the database runs data-modifying statements in WITH
 	// (PostgreSQL), so a write of several statements can be one.
 	WritableCTE bool
@@ -149,9 +142,11 @@ func (db *DB) q(query string) string {
 // tx runs fn in a write transaction, committed when fn returns nil, and
 // returns once it is committed (or fn's error, with nothing of fn written).
 //
-// With Dialect.GroupCommit, writes that arrive while one is under way run
-// together in the next transaction: a write whose fn fails is left out of
-// it and the others commit (see runGroup). The
+// Writes are group-committed: those that arrive while one is under way run
+// together in the next transaction (thousands of hosts enrolling or
+// answering a hunt at once would otherwise queue one commit each — behind
+// SQLite's one writer, or, in PostgreSQL, for one WAL flush each); a write
+// whose fn fails is left out of it and the others commit (see runGroup). The
 // caller that finds no write under way leads: it runs everything pending
 // (its own write among it, at most maxGroup), commits, answers those
 // callers and hands the lead to the first caller that arrived meanwhile.
@@ -183,9 +178,6 @@ func (db *DB) logLane() *group {
 
 // txIn is txMerged in the group commit g.
 func (db *DB) txIn(ctx context.Context, g *group, m *merge, fn func(*sql.Tx) error) error {
-	if !db.d.GroupCommit {
-		return db.txOne(ctx, fn)
-	}
 	req := &writeReq{ctx: ctx, fn: fn, merge: m, done: make(chan writeResult, 1)}
 	g.mu.Lock()
 	g.pending = append(g.pending, req)

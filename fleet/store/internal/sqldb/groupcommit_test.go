@@ -22,7 +22,7 @@ func openGroupDB(t *testing.T) *DB {
 		t.Fatal(err)
 	}
 	w.SetMaxOpenConns(1)
-	db := New(w, w, Dialect{Name: "SQLite", Identity: "INTEGER PRIMARY KEY AUTOINCREMENT", GroupCommit: true})
+	db := New(w, w, Dialect{Name: "SQLite", Identity: "INTEGER PRIMARY KEY AUTOINCREMENT"})
 	t.Cleanup(func() { db.Close() })
 	if err := db.Migrate(context.Background()); err != nil {
 		t.Fatal(err)

@@ -52,13 +52,7 @@ func (db *DB) EnrollHost(ctx context.Context, h *store.Host) error {
 	}
 	e := &enrollment{h: h, newID: uuid.NewString()}
 	one := func(tx *sql.Tx) error { return db.enrollMany(ctx, tx, []any{e}) }
-	var err error
-	if db.d.GroupCommit {
-		err = db.txMerged(ctx, &merge{kind: "enroll", arg: e, run: db.enrollMany}, one)
-	} else {
-		err = db.txOne(ctx, one)
-	}
-	if err != nil {
+	if err := db.txMerged(ctx, &merge{kind: "enroll", arg: e, run: db.enrollMany}, one); err != nil {
 		return fmt.Errorf("enroll host %q: %w", h.HostIdentifier, err)
 	}
 	h.ID = e.id

@@ -194,12 +194,7 @@ WHERE host_id = ? AND status = ? AND deadline > ?`)
 	}
 	t := &take{hostID: hostID, now: ms(now), before: before}
 	one := func(tx *sql.Tx) error { return db.takeMany(ctx, tx, []any{t}) }
-	if db.d.GroupCommit {
-		err = db.txMerged(ctx, &merge{kind: "take", arg: t, run: db.takeMany}, one)
-	} else {
-		err = db.txOne(ctx, one)
-	}
-	if err != nil {
+	if err := db.txMerged(ctx, &merge{kind: "take", arg: t, run: db.takeMany}, one); err != nil {
 		return nil, time.Time{}, fmt.Errorf("take hunts: %w", err)
 	}
 	// The host's other hunts, if any, were handed out since resendBefore:
@@ -297,9 +292,6 @@ func (db *DB) AnswerHunt(ctx context.Context, huntID, hostID string, a store.Ans
 		status = store.HuntError
 	}
 	if db.d.WritableCTE && len(a.Rows) <= answerRowsPerStatement {
-		if !db.d.GroupCommit {
-			return db.answerHuntOnce(ctx, huntID, hostID, status, a)
-		}
 		ans := &answer{huntID: huntID, hostID: hostID, status: status, a: a}
 		one := func(tx *sql.Tx) error { return db.answerMany(ctx, tx, []any{ans}) }
 		if err := db.txMerged(ctx, &merge{kind: "answer", arg: ans, run: db.answerMany}, one); err != nil {
@@ -347,38 +339,6 @@ WHERE hunt_id = ? AND host_id = ? AND status = ? AND deadline > ?`)
 // answerRowsPerStatement bounds the rows answerHuntOnce stores in its one
 // statement; larger answers take a transaction.
 const answerRowsPerStatement = 500
-
-// answerHuntOnce is AnswerHunt in one statement (PostgreSQL: the update
-// and the row inserts in data-modifying WITH queries), one round trip
-// instead of four. The rows are inserted only when the update matched,
-// in their order.
-func (db *DB) answerHuntOnce(ctx context.Context, huntID, hostID, status string, a store.Answer) (bool, error) {
-	query := `WITH upd AS (
-  UPDATE hunt_hosts SET status = ?, message = ?, row_count = ?, answered_at = ?
-  WHERE hunt_id = ? AND host_id = ? AND status = ? AND deadline > ?
-  RETURNING hunt_id, host_id)`
-	args := []any{status, a.Message, len(a.Rows), ms(a.At), huntID, hostID, store.HuntPending, ms(a.At)}
-	if len(a.Rows) > 0 {
-		var values strings.Builder
-		for i, r := range a.Rows {
-			if i > 0 {
-				values.WriteString(", ")
-			}
-			values.WriteString("(CAST(? AS TEXT), CAST(? AS INTEGER))")
-			args = append(args, string(r), i)
-		}
-		query += `, ins AS (
-  INSERT INTO hunt_rows (hunt_id, host_id, columns_json)
-  SELECT upd.hunt_id, upd.host_id, r.c FROM upd CROSS JOIN (VALUES ` + values.String() + `) AS r(c, n) ORDER BY r.n)`
-	}
-	query += "\nSELECT count(*) FROM upd"
-	var n int
-	err := db.write1(ctx, query, func(st *sql.Stmt) error { return st.QueryRowContext(ctx, args...).Scan(&n) })
-	if err != nil {
-		return false, fmt.Errorf("answer hunt %q: %w", huntID, err)
-	}
-	return n == 1, nil
-}
 
 // answer is one host's answer to a hunt and, once written, whether it was
 // taken (see AnswerHunt).

@@ -102,28 +102,6 @@ func (db *DB) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	return db.rs.get(ctx, db.q(query))
 }
 
-// write1 runs a write of one statement, query, through fn. With group
-// commit (SQLite) it joins the next group-committed transaction; otherwise
-// it runs on the pool outside an explicit transaction (one statement is
-// atomic by itself): one round trip to PostgreSQL instead of three.
-func (db *DB) write1(ctx context.Context, query string, fn func(*sql.Stmt) error) error {
-	if db.d.GroupCommit {
-		return db.tx(ctx, func(tx *sql.Tx) error {
-			st, err := db.txStmt(ctx, tx, query)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			return fn(st)
-		})
-	}
-	st, err := db.ws.get(ctx, db.q(query))
-	if err != nil {
-		return err
-	}
-	return fn(st)
-}
-
 // valuesSQL is head + " VALUES " + rows groups of cols placeholders + "\n"
 // + tail: a multi-row INSERT.
 func valuesSQL(head string, cols, rows int, tail string) string {
