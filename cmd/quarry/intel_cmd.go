@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -91,8 +90,7 @@ without an end of validity expire that long after the load.`,
 			var opts intel.Options
 			opts.Source = source
 			if opts.Source == "" {
-				base := filepath.Base(args[0])
-				opts.Source = strings.TrimSuffix(base, filepath.Ext(base))
+				opts.Source = intel.SourceOf(args[0])
 			}
 			if confidence < 0 || confidence > 100 {
 				return usageError{fmt.Errorf("--confidence %d: want 0-100", confidence)}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +21,13 @@ const (
 	FormatMISP  Format = "misp"
 	FormatPlain Format = "plain"
 )
+
+// SourceOf is the source name a feed file gets when none is given: its
+// base name without the extension ("c2-week.txt": "c2-week").
+func SourceOf(file string) string {
+	base := filepath.Base(file)
+	return strings.TrimSuffix(base, filepath.Ext(base))
+}
 
 // Options tune a load.
 type Options struct {

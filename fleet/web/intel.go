@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/quarry-sec/quarry/detections/intel"
 	"github.com/quarry-sec/quarry/fleet/server"
 	"github.com/quarry-sec/quarry/fleet/store"
 )
@@ -71,7 +72,7 @@ func (ui *UI) handleIntelUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	if f.Source == "" {
 		// The file's name without its extension, as quarry intel add does.
-		f.Source = strings.TrimSuffix(hdr.Filename, "."+lastExt(hdr.Filename))
+		f.Source = intel.SourceOf(hdr.Filename)
 	}
 	q := url.Values{"source": {f.Source}}
 	if f.Format != "" {
@@ -115,12 +116,4 @@ func (ui *UI) handleIntelDelete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/intel?removed="+url.QueryEscape(source), http.StatusSeeOther)
-}
-
-// lastExt is the part of name after its last dot ("" without one).
-func lastExt(name string) string {
-	if i := strings.LastIndexByte(name, '.'); i > 0 {
-		return name[i+1:]
-	}
-	return ""
 }
