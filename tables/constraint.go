@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Operator is the comparison of a constraint.
@@ -141,6 +142,26 @@ func (q QueryContext) IntRange(column string) (lo, hi int64, ok bool) {
 		}
 	}
 	return lo, hi, ok
+}
+
+// TimeRange reads the constraints on a column of UNIX seconds as a time
+// range: since (inclusive) and until (exclusive), each zero where the
+// constraints leave it open; none when no value can satisfy them.
+func (q QueryContext) TimeRange(column string) (since, until time.Time, none bool) {
+	lo, hi, ok := q.IntRange(column)
+	if !ok {
+		return since, until, false
+	}
+	if lo > hi {
+		return since, until, true
+	}
+	if lo > -1<<40 {
+		since = time.Unix(lo, 0)
+	}
+	if hi < 1<<40 {
+		until = time.Unix(hi+1, 0)
+	}
+	return since, until, false
 }
 
 const (

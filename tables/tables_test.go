@@ -136,3 +136,24 @@ func TestEquals(t *testing.T) {
 		t.Fatal("a range is not an equality")
 	}
 }
+
+func TestTimeRange(t *testing.T) {
+	c := func(op Operator, v int64) Constraint { return Constraint{Column: "t", Op: op, Value: v} }
+	u := func(s int64) time.Time { return time.Unix(s, 0) }
+	for _, tc := range []struct {
+		cs           []Constraint
+		since, until time.Time
+		none         bool
+	}{
+		{nil, time.Time{}, time.Time{}, false},
+		{[]Constraint{c(OpGE, 100), c(OpLT, 200)}, u(100), u(200), false},
+		{[]Constraint{c(OpGT, 100)}, u(101), time.Time{}, false},
+		{[]Constraint{c(OpLE, 200)}, time.Time{}, u(201), false},
+		{[]Constraint{c(OpLT, 5), c(OpGT, 7)}, time.Time{}, time.Time{}, true},
+	} {
+		since, until, none := QueryContext{Constraints: tc.cs}.TimeRange("t")
+		if !since.Equal(tc.since) || !until.Equal(tc.until) || none != tc.none {
+			t.Errorf("%v: %v %v %v, want %v %v %v", tc.cs, since, until, none, tc.since, tc.until, tc.none)
+		}
+	}
+}

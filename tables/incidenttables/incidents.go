@@ -58,22 +58,11 @@ func Incidents(st *eventstore.Store, kb *attack.KB) tables.Table {
 				f.Hosts = hosts
 			}
 			// An incident overlaps [lo, hi] of last_seen/first_seen.
-			if lo, _, ok := q.IntRange("last_seen"); ok && lo > -1<<40 {
-				f.Since = time.Unix(lo, 0)
-			}
-			if _, hi, ok := q.IntRange("first_seen"); ok && hi < 1<<40 {
-				f.Until = time.Unix(hi+1, 0)
-			}
-			if lo, hi, ok := q.IntRange("detected_at"); ok {
-				if lo > hi {
-					return nil
-				}
-				if lo > -1<<40 {
-					f.DetectedSince = time.Unix(lo, 0)
-				}
-				if hi < 1<<40 {
-					f.DetectedUntil = time.Unix(hi+1, 0)
-				}
+			f.Since, _, _ = q.TimeRange("last_seen")
+			_, f.Until, _ = q.TimeRange("first_seen")
+			var none bool
+			if f.DetectedSince, f.DetectedUntil, none = q.TimeRange("detected_at"); none {
+				return nil
 			}
 			version, v19, ok := tables.AskedAttackVersion(q)
 			if !ok {

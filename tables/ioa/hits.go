@@ -95,16 +95,8 @@ func Hits(st *eventstore.Store, kb *attack.KB) tables.Table {
 // hitFilter pushes time, technique, host, rule and hit-id constraints down
 // to the store; none reports a constraint nothing can satisfy.
 func hitFilter(q tables.QueryContext) (f eventstore.HitFilter, none bool) {
-	if lo, hi, ok := q.IntRange("time"); ok {
-		if lo > hi {
-			return f, true
-		}
-		if lo > -1<<40 {
-			f.Since = time.Unix(lo, 0)
-		}
-		if hi < 1<<40 {
-			f.Until = time.Unix(hi+1, 0)
-		}
+	if f.Since, f.Until, none = q.TimeRange("time"); none {
+		return f, true
 	}
 	eq := func(col string) ([]string, bool) {
 		vals, ok := q.EqualStrings(col)
@@ -113,16 +105,8 @@ func hitFilter(q tables.QueryContext) (f eventstore.HitFilter, none bool) {
 		}
 		return vals, false
 	}
-	if lo, hi, ok := q.IntRange("detected_at"); ok {
-		if lo > hi {
-			return f, true
-		}
-		if lo > -1<<40 {
-			f.DetectedSince = time.Unix(lo, 0)
-		}
-		if hi < 1<<40 {
-			f.DetectedUntil = time.Unix(hi+1, 0)
-		}
+	if f.DetectedSince, f.DetectedUntil, none = q.TimeRange("detected_at"); none {
+		return f, true
 	}
 	var n bool
 	if f.TechniqueIDs, n = eq("technique_id"); n {

@@ -6,7 +6,6 @@ package ioc
 import (
 	"context"
 	"strings"
-	"time"
 
 	"github.com/quarry-sec/quarry/detections/intel"
 	"github.com/quarry-sec/quarry/tables"
@@ -44,18 +43,10 @@ func Hits(db *intel.DB, l *intel.Linker) tables.Table {
 		Columns: hitColumns,
 		Generate: func(ctx context.Context, q tables.QueryContext, emit tables.EmitFunc) error {
 			var f intel.HitFilter
-			if lo, hi, ok := q.IntRange("time"); ok {
-				if lo > hi {
-					return nil
-				}
-				if lo > -1<<40 {
-					f.Since = time.Unix(lo, 0)
-				}
-				if hi < 1<<40 {
-					f.Until = time.Unix(hi+1, 0)
-				}
-			}
 			var none bool
+			if f.Since, f.Until, none = q.TimeRange("time"); none {
+				return nil
+			}
 			if f.Hosts, none = eq(q, "host_identifier"); none {
 				return nil
 			}

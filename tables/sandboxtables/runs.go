@@ -5,7 +5,6 @@ package sandboxtables
 import (
 	"context"
 	"strings"
-	"time"
 
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/telemetry/eventstore"
@@ -49,27 +48,12 @@ func Runs(st *eventstore.Store) tables.Table {
 		Columns: runColumns,
 		Generate: func(ctx context.Context, q tables.QueryContext, emit tables.EmitFunc) error {
 			var f eventstore.SandboxRunFilter
-			if lo, hi, ok := q.IntRange("started"); ok {
-				if lo > hi {
-					return nil
-				}
-				if lo > -1<<40 {
-					f.Since = time.Unix(lo, 0)
-				}
-				if hi < 1<<40 {
-					f.Until = time.Unix(hi+1, 0)
-				}
+			var none bool
+			if f.Since, f.Until, none = q.TimeRange("started"); none {
+				return nil
 			}
-			if lo, hi, ok := q.IntRange("stored_at"); ok {
-				if lo > hi {
-					return nil
-				}
-				if lo > -1<<40 {
-					f.StoredSince = time.Unix(lo, 0)
-				}
-				if hi < 1<<40 {
-					f.StoredUntil = time.Unix(hi+1, 0)
-				}
+			if f.StoredSince, f.StoredUntil, none = q.TimeRange("stored_at"); none {
+				return nil
 			}
 			if vals, ok := q.EqualStrings("origin"); ok {
 				if len(vals) == 0 {
