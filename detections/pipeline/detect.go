@@ -209,18 +209,27 @@ func (d *Detector) reports(r *detections.Rule) bool {
 // emitter turns correlation hits into hit rows (or tags, for informational
 // and low correlation rules) on the event ref (its eid).
 func (d *Detector) emitter(recs *[]telemetry.Hit, tags map[int64][]string) detections.Emit {
-	return func(h detections.Hit, ref int64) {
-		if TagsOnly(h.Rule) {
-			for _, t := range h.Techniques {
-				tags[ref] = append(tags[ref], t.CurrentID())
-			}
+	return func(h detections.Hit, ref int64) { addHit(d.kb, recs, tags, h, ref) }
+}
+
+// addHit adds h, a hit on the stored event eid, to what is to be stored as
+// detection stores hits: rows (Records) for a medium or higher rule, or
+// technique tags on the event for an informational or low one (none when
+// the event is not stored, eid 0).
+func addHit(kb *attack.KB, recs *[]telemetry.Hit, tags map[int64][]string, h detections.Hit, eid int64) {
+	if TagsOnly(h.Rule) {
+		if eid == 0 {
 			return
 		}
-		if h.Event == nil {
-			return
+		for _, t := range h.Techniques {
+			tags[eid] = append(tags[eid], t.CurrentID())
 		}
-		*recs = append(*recs, Records(h, ref, d.kb)...)
+		return
 	}
+	if h.Event == nil {
+		return
+	}
+	*recs = append(*recs, Records(h, eid, kb)...)
 }
 
 func (d *Detector) save(ctx context.Context, st *eventstore.Store, recs []telemetry.Hit, tags map[int64][]string) error {

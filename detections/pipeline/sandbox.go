@@ -54,16 +54,7 @@ func StoreReported(ctx context.Context, st *eventstore.Store, hits []detections.
 	var recs []telemetry.Hit
 	tags := map[int64][]string{}
 	for i, h := range hits {
-		if TagsOnly(h.Rule) {
-			if eids[i] == 0 {
-				continue
-			}
-			for _, t := range h.Techniques {
-				tags[eids[i]] = append(tags[eids[i]], t.CurrentID())
-			}
-			continue
-		}
-		recs = append(recs, Records(h, eids[i], kb)...)
+		addHit(kb, &recs, tags, h, eids[i])
 	}
 	if _, err := st.SaveHits(ctx, recs, tags); err != nil {
 		return nil, fmt.Errorf("store reported hits: %w", err)
