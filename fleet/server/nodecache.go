@@ -47,6 +47,15 @@ type nodeCache struct {
 	// replacedKeep), the hash of its newest key: a lookup that read the
 	// older key's row before the replacement must not cache it after.
 	replaced map[string]replacedKey
+	// replacedOrder lists the replacements in the order they came (one
+	// host may appear more than once: its map entry tells the current), so
+	// that the old ones leave in O(1) each rather than by a scan.
+	replacedOrder []replacedHost
+}
+
+type replacedHost struct {
+	id string
+	at time.Time
 }
 
 type nodeEntry struct {
@@ -134,14 +143,19 @@ func (c *nodeCache) invalidate(hostID, hash string, now time.Time) {
 	if key, ok := c.byHost[hostID]; ok && c.byKey[key].host.NodeKey != hash {
 		c.removeLocked(key, hostID)
 	}
-	if len(c.replaced) >= c.size {
-		for id, r := range c.replaced {
-			if now.Sub(r.at) > replacedKeep || now.Before(r.at) {
-				delete(c.replaced, id)
-			}
+	// The oldest leave once past replacedKeep, or when size are kept.
+	for len(c.replacedOrder) > 0 {
+		old := c.replacedOrder[0]
+		if now.Sub(old.at) <= replacedKeep && len(c.replaced) < c.size {
+			break
 		}
+		if r, ok := c.replaced[old.id]; ok && r.at.Equal(old.at) {
+			delete(c.replaced, old.id)
+		}
+		c.replacedOrder = c.replacedOrder[1:]
 	}
 	c.replaced[hostID] = replacedKey{hash: hash, at: now}
+	c.replacedOrder = append(c.replacedOrder, replacedHost{id: hostID, at: now})
 }
 
 // clear drops every entry.

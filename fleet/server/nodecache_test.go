@@ -161,3 +161,28 @@ func benchKB(b *testing.B) *attack.KB {
 	}
 	return k
 }
+
+// TestNodeCacheReplacedBounded: the replaced keys remembered stay within
+// the cache's size however many hosts re-enroll (a restored fleet), the
+// newest are kept, and a lookup of an older key of a recently replaced
+// host is still not cached.
+func TestNodeCacheReplacedBounded(t *testing.T) {
+	c := newNodeCache(time.Minute, 4)
+	now := time.Unix(1_800_000_000, 0)
+	for i := range 10_000 {
+		c.invalidate(fmt.Sprintf("host-%d", i), fmt.Sprintf("new-%d", i), now)
+	}
+	if len(c.replaced) > 4 || len(c.replacedOrder) > 4 {
+		t.Fatalf("%d replaced keys remembered (%d in order), want at most 4", len(c.replaced), len(c.replacedOrder))
+	}
+	c.putFor("old-key", &store.Host{ID: "host-9999", NodeKey: "old-hash"}, now, time.Minute)
+	if _, ok := c.get("old-key", now); ok {
+		t.Error("an older key of a host replaced just now was cached")
+	}
+	// Past replacedKeep, the marks leave as new ones come.
+	later := now.Add(replacedKeep + time.Second)
+	c.invalidate("host-x", "new-x", later)
+	if len(c.replaced) != 1 {
+		t.Errorf("%d replaced keys after replacedKeep, want 1", len(c.replaced))
+	}
+}
