@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/quarry-sec/quarry/sandbox"
+	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/eventstore"
 	"github.com/quarry-sec/quarry/telemetry/host"
 )
@@ -69,6 +70,9 @@ and SQL (sandbox_runs; process_events WHERE source = 'sandbox').`,
 				}
 				if !ok {
 					return fmt.Errorf("detonate: no run %q (quarry detonate --list)", show)
+				}
+				if run.Origin != sandbox.OriginDetonate {
+					return showImportedRun(cmd.OutOrStdout(), format, run)
 				}
 				var rep sandbox.Report
 				if err := json.Unmarshal(run.Report, &rep); err != nil {
@@ -144,6 +148,33 @@ func listRuns(ctx context.Context, st *eventstore.Store, w io.Writer, format str
 			r.Verdict, r.Score, strings.Join(r.Techniques, ","))
 	}
 	return tw.Flush()
+}
+
+// showImportedRun shows a run imported from another sandbox's report: its
+// row, and in JSON the summary stored with it (the report's own shape, not
+// a detonation's); its tree, files, network and rules are sandbox_runs'
+// columns and its events in the tables, as the table format says.
+func showImportedRun(w io.Writer, format string, run telemetry.SandboxRun) error {
+	if format == formatJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			telemetry.SandboxRun
+			Summary json.RawMessage `json:"summary,omitempty"`
+		}{run, run.Report})
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "run\t%s (imported from a %s report)\n", run.ID, run.Origin)
+	fmt.Fprintf(tw, "sample\t%s  sha256 %s\n", run.Sample, run.SHA256)
+	fmt.Fprintf(tw, "verdict\t%s, score %.1f\n", run.Verdict, run.Score)
+	fmt.Fprintf(tw, "techniques\t%s\n", strings.Join(run.Techniques, ", "))
+	fmt.Fprintf(tw, "tactics\t%s\n", strings.Join(run.Tactics, ", "))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "\nIts tree, files, network and signatures:\n  quarry query \"SELECT tree, files, network, rules FROM sandbox_runs WHERE run_id = '%s'\"\n"+
+		"Its events: ... FROM process_events WHERE run_id = '%s' (and the other event tables)\n", run.ID, run.ID)
+	return err
 }
 
 func writeReport(stdout io.Writer, out, format string, rep *sandbox.Report) (err error) {

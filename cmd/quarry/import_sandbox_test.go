@@ -43,6 +43,14 @@ func TestImportSandboxReports(t *testing.T) {
 	if !strings.Contains(out, "set_value,DWORD (0x00000001)") {
 		t.Errorf("registry_events:\n%s", out)
 	}
+	// detonate --show reads an imported run too (its summary is not a
+	// detonation's report).
+	for _, format := range []string{"table", "json"} {
+		out, errs, code := quarry(t, dir, "", "detonate", "--show", "cape-4711", "--format", format)
+		if code != 0 || !strings.Contains(out, "cape-4711") || !strings.Contains(out, "invoice.exe") {
+			t.Errorf("detonate --show of an imported run (%s): exit %d\n%s%s", format, code, out, errs)
+		}
+	}
 	// The run's tree (sandbox_runs.tree) names its processes by the keys
 	// the store gave their events, so it joins process_events.
 	out, _, _ = quarry(t, dir, "", "query", "--format", "csv", `SELECT count(*) AS nodes,
