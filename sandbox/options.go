@@ -83,8 +83,10 @@ type Result struct {
 	Limits, NotLimited []string
 	// Files are the files left in the throwaway /tmp and home, hashed.
 	Files []File
-	// Sink is what the network sink recorded (NetworkSink).
-	Sink []SinkRecord
+	// Sink is what the network sink recorded (NetworkSink), at most
+	// MaxSinkRecords; SinkDropped counts the requests past that.
+	Sink        []SinkRecord
+	SinkDropped int
 	// Stderr is the tail of bwrap's own error output, when it failed.
 	Stderr string
 }

@@ -51,7 +51,9 @@ type SandboxInfo struct {
 	Limits      []string `json:"limits"`
 	NotLimited  []string `json:"not_limited,omitempty"`
 	NotCaptured []string `json:"not_captured,omitempty"`
-	Stderr      string   `json:"stderr,omitempty"`
+	// SinkDropped counts the sink's records past MaxSinkRecords.
+	SinkDropped int    `json:"sink_dropped,omitempty"`
+	Stderr      string `json:"stderr,omitempty"`
 }
 
 // TacticSeen is a tactic of the techniques seen.
@@ -104,7 +106,8 @@ var severityScore = map[string]float64{"informational": 1, "low": 3, "medium": 5
 func BuildReport(ctx context.Context, st *eventstore.Store, kb *attack.KB, run telemetry.SandboxRun, res Result) (*Report, error) {
 	rep := &Report{RunID: run.ID, Sample: run.Sample, SHA256: run.SHA256, SHA1: run.SHA1, MD5: run.MD5, Size: run.Size,
 		Started: run.Started, Duration: run.Duration,
-		Sandbox: SandboxInfo{ExitCode: res.ExitCode, TimedOut: res.TimedOut, Limits: res.Limits, NotLimited: res.NotLimited, Stderr: res.Stderr}}
+		Sandbox: SandboxInfo{ExitCode: res.ExitCode, TimedOut: res.TimedOut, Limits: res.Limits, NotLimited: res.NotLimited,
+			SinkDropped: res.SinkDropped, Stderr: res.Stderr}}
 	var evs []eventstore.StoredEvent
 	if err := st.Scan(ctx, eventstore.Filter{RunIDs: []string{run.ID}}, func(e *eventstore.StoredEvent) bool {
 		evs = append(evs, *e)

@@ -236,7 +236,7 @@ func (r *Run) Start(ctx context.Context) (Result, error) {
 	}
 	res.Duration = time.Since(res.Started)
 	if s.sink != nil {
-		res.Sink = s.sink.close()
+		res.Sink, res.SinkDropped = s.sink.close()
 	}
 	if kerr != nil {
 		return res, fmt.Errorf("sandbox: %w", kerr)

@@ -27,6 +27,7 @@ type sink struct {
 	ipv6    bool // IPv6 is sunk too
 	mu      sync.Mutex
 	records []SinkRecord
+	dropped int
 	udp     *net.UDPConn
 	tcp     []net.Listener
 	wg      sync.WaitGroup
@@ -75,14 +76,23 @@ func startSink() (*sink, error) {
 	return s, nil
 }
 
+// MaxSinkRecords bounds what the sink keeps of one run: a sample that
+// queries or connects in a loop is not recorded past it (counted).
+const MaxSinkRecords = 10_000
+
 func (s *sink) add(r SinkRecord) {
 	s.mu.Lock()
-	s.records = append(s.records, r)
+	if len(s.records) < MaxSinkRecords {
+		s.records = append(s.records, r)
+	} else {
+		s.dropped++
+	}
 	s.mu.Unlock()
 }
 
-// close stops the sink and returns what it recorded.
-func (s *sink) close() []SinkRecord {
+// close stops the sink and returns what it recorded and how many records
+// it dropped.
+func (s *sink) close() ([]SinkRecord, int) {
 	if s.udp != nil {
 		s.udp.Close()
 	}
@@ -92,7 +102,7 @@ func (s *sink) close() []SinkRecord {
 	s.wg.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.records
+	return s.records, s.dropped
 }
 
 func (s *sink) serveDNS() {

@@ -64,3 +64,16 @@ func FuzzAnswerDNS(f *testing.F) {
 		}
 	})
 }
+
+// TestSinkRecordsBounded: a sample that queries or connects in a loop is
+// recorded up to MaxSinkRecords; the rest is counted.
+func TestSinkRecordsBounded(t *testing.T) {
+	s := &sink{}
+	for range MaxSinkRecords + 25 {
+		s.add(SinkRecord{})
+	}
+	recs, dropped := s.close()
+	if len(recs) != MaxSinkRecords || dropped != 25 {
+		t.Fatalf("kept %d, dropped %d", len(recs), dropped)
+	}
+}
