@@ -112,13 +112,17 @@ func TestLiveChainIsOneIncident(t *testing.T) {
 			continue
 		}
 		ids := []string{found["base64 -d"], found[marker], found["(discover)"]}
+		// Every one of the chain's hits must be paired, and all with one
+		// incident: a hit not yet correlated has no pair at all.
 		incs := map[string]bool{}
+		paired := map[string]bool{}
 		st.ScanIncidentHits(context.Background(), nil, ids, func(p eventstore.IncidentHitPair) bool {
 			incs[p.IncidentID] = true
+			paired[p.HitID] = true
 			incident = p.IncidentID
 			return true
 		})
-		if len(incs) == 1 {
+		if len(incs) == 1 && len(paired) == len(ids) {
 			break
 		}
 		incident = ""

@@ -135,7 +135,10 @@ func TestAgentOutageEveryResultOnce(t *testing.T) {
 	db := hitsDB(t)
 	dir := t.TempDir()
 	a, stop := startAgent(t, srv.URL, "s", dir, sqlQuerier{db})
-	waitFor(t, "enrollment", 5*time.Second, func() bool { return a.Stats().Enrollments == 1 })
+	waitFor(t, "enrollment and the first run", 5*time.Second, func() bool {
+		s := a.Stats()
+		return s.Enrollments == 1 && s.ScheduledRuns >= 1
+	})
 	n := 0
 	insert := func(k int) {
 		for range k {
@@ -175,7 +178,12 @@ func TestAgentQueueSurvivesRestart(t *testing.T) {
 	db := hitsDB(t)
 	dir := t.TempDir()
 	a, stop := startAgent(t, srv.URL, "s", dir, sqlQuerier{db})
-	waitFor(t, "enrollment", 5*time.Second, func() bool { return a.Stats().Enrollments == 1 })
+	// The schedule comes with the config, fetched after enrollment: going
+	// down before the first scheduled run would leave the agent without it.
+	waitFor(t, "enrollment and the first run", 5*time.Second, func() bool {
+		s := a.Stats()
+		return s.Enrollments == 1 && s.ScheduledRuns >= 1
+	})
 	f.setDown(true)
 	db.Exec("INSERT INTO hits VALUES ('late', 1)")
 	waitFor(t, "queued", 5*time.Second, func() bool { return a.Stats().ResultLogs >= 1 })
