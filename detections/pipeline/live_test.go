@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,7 +50,22 @@ func TestLiveChainIsOneIncident(t *testing.T) {
 	defer st.Close()
 	p := pipeline.New(st, detections.NewEngine(res.Rules), pipeline.Options{KB: kb, Correlation: corr})
 	ctx, cancel := context.WithCancel(context.Background())
-	c, err := collect.Start(ctx, collect.Options{}, func(ev telemetry.Event) { p.Add(ev) })
+	// Only the test's own descendants reach the pipeline: the collector
+	// sees the whole machine, and a busy one (builds, other tests) would
+	// bury the chain under its own hits and slow the test to a crawl.
+	var mu sync.Mutex
+	ours := map[int64]bool{int64(os.Getpid()): true}
+	c, err := collect.Start(ctx, collect.Options{}, func(ev telemetry.Event) {
+		mu.Lock()
+		if ev.Kind == telemetry.KindExec && ours[ev.PPID] {
+			ours[ev.PID] = true
+		}
+		mine := ours[ev.PID]
+		mu.Unlock()
+		if mine {
+			p.Add(ev)
+		}
+	})
 	if err != nil {
 		cancel()
 		t.Skipf("skipping: no live source: %v", err)
