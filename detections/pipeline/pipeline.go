@@ -91,6 +91,7 @@ type Pipeline struct {
 
 	flushMu sync.Mutex // one flush at a time: the correlator is not shared
 
+	kick chan struct{} // a full batch waits (Add)
 	stop chan struct{}
 	done chan struct{}
 }
@@ -109,15 +110,16 @@ func New(st *eventstore.Store, engine *detections.Engine, opts Options) *Pipelin
 	if opts.MaxRetryInterval <= 0 {
 		opts.MaxRetryInterval = 5 * time.Second
 	}
-	p := &Pipeline{st: st, engine: engine, opts: opts, stop: make(chan struct{}), done: make(chan struct{}),
+	p := &Pipeline{st: st, engine: engine, opts: opts, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 		det: &Detector{engine: engine, kb: opts.KB, corr: opts.Correlation, intel: opts.Intel}}
 	p.room = sync.NewCond(&p.mu)
 	go p.loop()
 	return p
 }
 
-// Add queues ev for matching and storing. It blocks while MaxPending events
-// wait (the store is failing or behind).
+// Add queues ev for matching and storing; a full batch is stored by the
+// pipeline's own goroutine, so Add returns at once unless MaxPending events
+// wait (the store is failing or behind), when it blocks.
 func (p *Pipeline) Add(ev telemetry.Event) {
 	p.mu.Lock()
 	for len(p.pending) >= p.opts.MaxPending && !p.closed {
@@ -128,7 +130,12 @@ func (p *Pipeline) Add(ev telemetry.Event) {
 	full := len(p.pending) >= p.opts.BatchSize && time.Now().After(p.retryAt)
 	p.mu.Unlock()
 	if full {
-		p.Flush(context.Background())
+		// The pipeline's goroutine stores it: the caller (a collector
+		// draining its ring buffer) goes on reading meanwhile.
+		select {
+		case p.kick <- struct{}{}:
+		default: // a flush is asked for already
+		}
 	}
 }
 
@@ -247,13 +254,14 @@ func (p *Pipeline) loop() {
 		select {
 		case <-p.stop:
 			return
+		case <-p.kick: // a full batch
 		case <-t.C:
-			p.mu.Lock()
-			wait := time.Now().Before(p.retryAt)
-			p.mu.Unlock()
-			if !wait {
-				p.Flush(context.Background())
-			}
+		}
+		p.mu.Lock()
+		wait := time.Now().Before(p.retryAt)
+		p.mu.Unlock()
+		if !wait {
+			p.Flush(context.Background())
 		}
 	}
 }

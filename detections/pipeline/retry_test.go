@@ -78,3 +78,52 @@ func TestPipelineRetriesAndBlocks(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// Add hands full batches to the pipeline's goroutine: while the store is
+// busy (another writer holds it), Add still returns at once, so a
+// collector calling it goes on draining its ring buffer.
+func TestAddDoesNotWaitForTheStore(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.db")
+	st, err := eventstore.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Another writer holds the store (the store waits up to its 10 s busy
+	// timeout for it).
+	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	p := pipeline.New(st, nil, pipeline.Options{FlushInterval: time.Hour, BatchSize: 4, MaxPending: 64})
+	added := make(chan struct{})
+	go func() {
+		for i := range 12 {
+			p.Add(linuxExec(int64(100+i), "/usr/bin/ls", "ls", "/bin/sh"))
+		}
+		close(added)
+	}()
+	select {
+	case <-added:
+	case <-time.After(5 * time.Second): // far beyond what 12 Adds take; within the busy timeout
+		t.Fatal("Add waited for a busy store (three full batches, MaxPending 64)")
+	}
+	if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := st.Count(context.Background()); err != nil || c != 12 {
+		t.Fatalf("%d events stored (%v), want 12", c, err)
+	}
+}
