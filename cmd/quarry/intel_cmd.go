@@ -316,7 +316,7 @@ indicator added today finds last week's events.`,
 				return errors.New("no active indicators: load some with 'quarry intel add'")
 			}
 			a.log.Debug().Int("indicators", m.Len()).Dur("took", time.Since(start)).Msg("matcher built")
-			res, err := intel.Hunt(cmd.Context(), st, from, m, intel.NewLinker(kb), db)
+			res, err := intel.Hunt(cmd.Context(), st, from, m, intel.NewLinker(kb), db.Now())
 			if err != nil {
 				return err
 			}

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -190,6 +191,20 @@ func (a *app) eventStore() (*eventstore.Store, error) {
 		return nil, err
 	}
 	a.events = st
+	if _, err := os.Stat(intel.Path(a.dataDir)); err == nil {
+		// IoC sightings an older Quarry kept in the intel database move
+		// into the event store (once; a no-op after).
+		db, err := a.intelDB()
+		if err == nil {
+			var n int
+			if n, err = db.MoveSightings(context.Background(), st); n > 0 {
+				a.log.Info().Int("sightings", n).Msg("ioc hits moved from the intel database into the event store")
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 	return st, nil
 }
 

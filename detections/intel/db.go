@@ -20,7 +20,8 @@ const FileName = "intel.db"
 // Path returns the intel database's path in a data directory.
 func Path(dataDir string) string { return filepath.Join(dataDir, FileName) }
 
-// DB keeps feeds, their indicators and the hits of indicators on events.
+// DB keeps feeds and their indicators; the indicators found in events
+// (IoC sightings) are kept in the event store.
 type DB struct {
 	db  *sql.DB
 	now func() time.Time
@@ -50,28 +51,6 @@ CREATE TABLE IF NOT EXISTS indicators (
 	PRIMARY KEY (type, value, source)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS indicators_source ON indicators(source);
-CREATE TABLE IF NOT EXISTS hits (
-	hit_id       TEXT PRIMARY KEY,
-	time         INTEGER NOT NULL,
-	detected_at  INTEGER NOT NULL,
-	host         TEXT NOT NULL,
-	indicator    TEXT NOT NULL,
-	type         TEXT NOT NULL,
-	source       TEXT NOT NULL,
-	confidence   INTEGER NOT NULL,
-	field        TEXT NOT NULL,
-	value        TEXT NOT NULL,
-	eid          INTEGER NOT NULL,
-	pid          INTEGER NOT NULL,
-	process_key  TEXT NOT NULL,
-	path         TEXT NOT NULL,
-	techniques   TEXT NOT NULL,
-	groups_      TEXT NOT NULL,
-	malware      TEXT NOT NULL,
-	context      TEXT NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS hits_once ON hits(eid, type, indicator, source, field) WHERE eid > 0;
-CREATE INDEX IF NOT EXISTS hits_time ON hits(time);
 `
 
 // Open opens or creates the intel database at path.

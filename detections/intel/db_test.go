@@ -163,16 +163,18 @@ func TestHuntFindsLaterIndicator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Hunt(ctx, st, time.Time{}, m, l, d)
+	res, err := Hunt(ctx, st, time.Time{}, m, l, d.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Events != 2 || res.Hits != 2 || res.New != 2 {
 		t.Fatalf("hunt %+v, want 2 events, 2 hits (domain and network)", res)
 	}
-	var hits []Hit
-	d.ScanHits(ctx, HitFilter{}, func(h *Hit) bool { hits = append(hits, *h); return true })
-	slices.SortFunc(hits, func(a, b Hit) int { return strings.Compare(a.Field, b.Field) })
+	var hits []telemetry.IOCSighting
+	if err := st.ScanSightings(ctx, eventstore.SightingFilter{}, func(h *telemetry.IOCSighting) bool { hits = append(hits, *h); return true }); err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(hits, func(a, b telemetry.IOCSighting) int { return strings.Compare(a.Field, b.Field) })
 	h := hits[0]
 	if h.Field != "QueryName" || h.Indicator != "evil-c2.example" || h.EID != first+1 || h.PID != 4242 || h.Host != "ws1" ||
 		!h.Time.Equal(ev.Time) || !h.DetectedAt.Equal(loadTime) || !slices.Equal(h.Groups, []string{"G0016"}) ||
@@ -185,12 +187,12 @@ func TestHuntFindsLaterIndicator(t *testing.T) {
 	if hits[1].Field != "QueryResults" || hits[1].Indicator != "198.51.100.0/24" {
 		t.Errorf("second hit %+v", hits[1])
 	}
-	res, err = Hunt(ctx, st, time.Time{}, m, l, d)
+	res, err = Hunt(ctx, st, time.Time{}, m, l, d.Now())
 	if err != nil || res.Hits != 2 || res.New != 0 {
 		t.Fatalf("second hunt %+v, %v: want the same hits, none new", res, err)
 	}
 	// --since after the event: nothing read.
-	if res, _ := Hunt(ctx, st, loadTime, m, l, d); res.Events != 0 {
+	if res, _ := Hunt(ctx, st, loadTime, m, l, d.Now()); res.Events != 0 {
 		t.Errorf("hunt since after the events read %d", res.Events)
 	}
 }
@@ -228,8 +230,8 @@ func TestLiveReloadsOnChange(t *testing.T) {
 	}
 	ev := telemetry.NewEvent(telemetry.KindOther, telemetry.SourceSysmon)
 	ev.Fields.Set("DestinationIp", "203.0.113.7")
-	if hits, _, err := lv.Observe(ctx, []telemetry.Event{ev}, []int64{7}); err != nil || len(hits) != 0 {
-		t.Fatalf("before any intel: %v, %v", hits, err)
+	if hits, _ := lv.Match([]telemetry.Event{ev}, []int64{7}); len(hits) != 0 {
+		t.Fatalf("before any intel: %v", hits)
 	}
 	// Another process (quarry intel add) writes the database.
 	other, err := Open(Path(dir))
@@ -241,9 +243,15 @@ func TestLiveReloadsOnChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	other.Close()
-	hits, recs, err := lv.Observe(ctx, []telemetry.Event{ev}, []int64{7})
-	if err != nil || len(hits) != 1 || hits[0].EID != 7 || hits[0].Field != "DestinationIp" {
-		t.Fatalf("after the add: %+v, %v", hits, err)
+	if hits, _ := lv.Match([]telemetry.Event{ev}, []int64{7}); len(hits) != 0 {
+		t.Fatalf("matched before Refresh: %v", hits)
+	}
+	if err := lv.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hits, recs := lv.Match([]telemetry.Event{ev}, []int64{7})
+	if len(hits) != 1 || hits[0].EID != 7 || hits[0].Field != "DestinationIp" {
+		t.Fatalf("after the add: %+v", hits)
 	}
 	// The hit's row for the event store is an IoC hit named by its badge,
 	// with an id that matching the same event again gives again.
@@ -251,8 +259,51 @@ func TestLiveReloadsOnChange(t *testing.T) {
 		recs[0].HitID != hits[0].HitID || recs[0].EID != 7 {
 		t.Fatalf("hit rows: %+v", recs)
 	}
-	again, _, err := lv.Observe(ctx, []telemetry.Event{ev}, []int64{7})
-	if err != nil || len(again) != 1 || again[0].HitID != hits[0].HitID {
-		t.Fatalf("matched again: %+v, %v; want hit id %s", again, err, hits[0].HitID)
+	again, _ := lv.Match([]telemetry.Event{ev}, []int64{7})
+	if len(again) != 1 || again[0].HitID != hits[0].HitID {
+		t.Fatalf("matched again: %+v; want hit id %s", again, hits[0].HitID)
+	}
+}
+
+// The IoC hits an older Quarry kept in the intel database move into the
+// event store once, and the old table goes.
+func TestMoveSightings(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	d, err := Open(Path(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	st, err := eventstore.Open(filepath.Join(dir, "events.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if n, err := d.MoveSightings(ctx, st); err != nil || n != 0 {
+		t.Fatalf("nothing to move: %d, %v", n, err)
+	}
+	if _, err := d.db.Exec(`CREATE TABLE hits (hit_id TEXT PRIMARY KEY, time INTEGER NOT NULL, detected_at INTEGER NOT NULL,
+		host TEXT NOT NULL, indicator TEXT NOT NULL, type TEXT NOT NULL, source TEXT NOT NULL, confidence INTEGER NOT NULL,
+		field TEXT NOT NULL, value TEXT NOT NULL, eid INTEGER NOT NULL, pid INTEGER NOT NULL, process_key TEXT NOT NULL,
+		path TEXT NOT NULL, techniques TEXT NOT NULL, groups_ TEXT NOT NULL, malware TEXT NOT NULL, context TEXT NOT NULL);
+		INSERT INTO hits VALUES ('h1', 1700000000000000000, 1700000100000000000, 'ws1', '203.0.113.7', 'ipv4', 'feed', 80,
+		'DestinationIp', '203.0.113.7', 12, 4242, 'k', 'C:\x.exe', 'T1071', 'G0016', '', 'linked to G0016 APT29')`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := d.MoveSightings(ctx, st); err != nil || n != 1 {
+		t.Fatalf("moved %d, %v; want 1", n, err)
+	}
+	var got []telemetry.IOCSighting
+	st.ScanSightings(ctx, eventstore.SightingFilter{HitIDs: []string{"h1"}}, func(h *telemetry.IOCSighting) bool {
+		got = append(got, *h)
+		return true
+	})
+	if len(got) != 1 || got[0].EID != 12 || got[0].Type != "ipv4" || got[0].Time.Unix() != 1700000000 ||
+		!slices.Equal(got[0].Groups, []string{"G0016"}) || got[0].Context != "linked to G0016 APT29" {
+		t.Fatalf("moved sighting %+v", got)
+	}
+	if n, err := d.MoveSightings(ctx, st); err != nil || n != 0 {
+		t.Fatalf("moved again: %d, %v", n, err)
 	}
 }

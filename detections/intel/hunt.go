@@ -18,24 +18,19 @@ type HuntResult struct {
 }
 
 // Hunt matches the events stored since since (zero: all) against m and
-// stores the hits in d, and as IoC hit rows in st (Linker.Records), where
-// incidents are regrouped around them; hits already stored are not stored
-// twice.
-func Hunt(ctx context.Context, st *eventstore.Store, since time.Time, m *Matcher, l *Linker, d *DB) (HuntResult, error) {
+// stores the sightings in st with their hit rows (Linker.Records), where
+// incidents are regrouped around them; what was stored before is not
+// stored twice.
+func Hunt(ctx context.Context, st *eventstore.Store, since time.Time, m *Matcher, l *Linker, now time.Time) (HuntResult, error) {
 	var res HuntResult
-	var pending []Hit
+	var pending []telemetry.IOCSighting
 	var recs []telemetry.Hit
 	var ms []Match
 	var werr error
-	now := d.now()
 	flush := func() {
-		n, err := d.AppendHits(ctx, pending)
-		res.New += n
-		pending = pending[:0]
-		if err == nil {
-			err = st.AppendHits(ctx, recs)
-		}
-		recs = recs[:0]
+		n, err := st.SaveSightings(ctx, pending, recs)
+		res.New += int64(n)
+		pending, recs = pending[:0], recs[:0]
 		if err != nil && werr == nil {
 			werr = err
 		}
@@ -47,7 +42,7 @@ func Hunt(ctx context.Context, st *eventstore.Store, since time.Time, m *Matcher
 			return true
 		}
 		res.Hits += int64(len(ms))
-		hs := NewHits(&ev.Event, ev.EID, ms, l, now)
+		hs := NewSightings(&ev.Event, ev.EID, ms, l, now)
 		for i := range hs {
 			recs = append(recs, l.Records(&hs[i], &ev.Event)...)
 		}
@@ -70,9 +65,10 @@ func Hunt(ctx context.Context, st *eventstore.Store, since time.Time, m *Matcher
 	return res, nil
 }
 
-// Live matches events as they are stored: the pipeline calls Observe with
-// each stored batch. It rebuilds its matcher when another process changed
-// the intel database (quarry intel add/update/remove) and on Reload.
+// Live matches events as they are stored: the pipeline calls Refresh
+// before each batch and Match inside its transaction. It rebuilds its
+// matcher when another process changed the intel database (quarry intel
+// add/update/remove) and on Reload.
 type Live struct {
 	db     *DB
 	linker *Linker
@@ -111,40 +107,48 @@ func (lv *Live) Reload(ctx context.Context) error {
 	return nil
 }
 
-// Observe matches a batch of stored events (eids[i] is events[i]'s eid, 0
-// when not stored) and stores their hits; it returns the hits and their
-// rows for the event store's hits (Linker.Records), which the caller stores
-// there.
-func (lv *Live) Observe(ctx context.Context, events []telemetry.Event, eids []int64) ([]Hit, []telemetry.Hit, error) {
-	if v, err := lv.db.dataVersion(ctx); err == nil && v != lv.version {
-		if err := lv.Reload(ctx); err != nil {
-			return nil, nil, err
-		}
+// Refresh rebuilds the matcher when the intel database changed since it
+// was built.
+func (lv *Live) Refresh(ctx context.Context) error {
+	v, err := lv.db.dataVersion(ctx)
+	if err != nil {
+		return err
 	}
 	lv.mu.Lock()
-	m := lv.m
-	var hits []Hit
+	same := v == lv.version
+	lv.mu.Unlock()
+	if same {
+		return nil
+	}
+	return lv.Reload(ctx)
+}
+
+// Match matches a batch of events (eids[i] is events[i]'s eid, 0 when not
+// stored) and returns their sightings and the sightings' hit rows
+// (Linker.Records), for the caller to store with the batch. It keeps no
+// state: a retried batch matches the same again.
+func (lv *Live) Match(events []telemetry.Event, eids []int64) ([]telemetry.IOCSighting, []telemetry.Hit) {
+	lv.mu.Lock()
+	defer lv.mu.Unlock()
+	var ss []telemetry.IOCSighting
 	var recs []telemetry.Hit
 	now := lv.db.now()
 	for i := range events {
-		lv.ms = m.Match(&events[i], lv.ms[:0])
-		if len(lv.ms) > 0 {
-			var eid int64
-			if i < len(eids) {
-				eid = eids[i]
-			}
-			hs := NewHits(&events[i], eid, lv.ms, lv.linker, now)
-			for j := range hs {
-				recs = append(recs, lv.linker.Records(&hs[j], &events[i])...)
-			}
-			hits = append(hits, hs...)
+		lv.ms = lv.m.Match(&events[i], lv.ms[:0])
+		if len(lv.ms) == 0 {
+			continue
 		}
+		var eid int64
+		if i < len(eids) {
+			eid = eids[i]
+		}
+		hs := NewSightings(&events[i], eid, lv.ms, lv.linker, now)
+		for j := range hs {
+			recs = append(recs, lv.linker.Records(&hs[j], &events[i])...)
+		}
+		ss = append(ss, hs...)
 	}
-	lv.mu.Unlock()
-	if _, err := lv.db.AppendHits(ctx, hits); err != nil {
-		return hits, recs, err
-	}
-	return hits, recs, nil
+	return ss, recs
 }
 
 // dataVersion changes when another connection commits to the database.

@@ -56,7 +56,7 @@ func ConfidenceLevel(confidence int) string {
 // hits take. The rule is the indicator: rule_id "type:value", rule_title
 // its Badge, rule_author the feed. ev is the event the hit is on; l (nil:
 // none) names the techniques and their tactics.
-func (l *Linker) Records(h *Hit, ev *telemetry.Event) []telemetry.Hit {
+func (l *Linker) Records(h *telemetry.IOCSighting, ev *telemetry.Event) []telemetry.Hit {
 	desc := "Indicator " + string(h.Type) + " " + h.Indicator + " of intel feed " + h.Source + " found in " +
 		h.Field + ": " + h.Value
 	if h.Context != "" {

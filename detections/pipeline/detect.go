@@ -88,15 +88,25 @@ type batchResult struct {
 	batch          eventstore.BatchResult
 }
 
-// storeBatch matches and stores a batch in one transaction, then feeds the
-// correlator (whose own hits are stored after, in a second one).
+// storeBatch matches rules and indicators and stores a batch with its tags,
+// hits and IoC sightings in one transaction, then feeds the correlator
+// (whose hits are stored after, in a second one: its windows are state a
+// retried batch must not feed twice).
 func (d *Detector) storeBatch(ctx context.Context, st *eventstore.Store, events []telemetry.Event) (batchResult, error) {
 	var res batchResult
 	if len(events) == 0 {
 		return res, nil
 	}
+	if d.intel != nil {
+		// Indicators added or removed by another process since the last
+		// batch take effect now, before the batch's transaction.
+		if err := d.intel.Refresh(ctx); err != nil {
+			return res, fmt.Errorf("match indicators: %w", err)
+		}
+	}
 	var hits [][]detections.Hit
-	detect := func(evs []telemetry.Event, stored []eventstore.Stored) ([]string, []telemetry.Hit, error) {
+	var sightings int
+	detect := func(evs []telemetry.Event, stored []eventstore.Stored) (eventstore.Detected, error) {
 		// Pure: it may run again when the batch is retried.
 		hits = make([][]detections.Hit, len(evs))
 		tags := make([]string, len(evs))
@@ -127,35 +137,28 @@ func (d *Detector) storeBatch(ctx context.Context, st *eventstore.Store, events 
 			}
 		}
 		res.recs = recs
-		return tags, recs, nil
+		found := eventstore.Detected{Tags: tags, Hits: recs}
+		if d.intel != nil {
+			// Indicators, matched once each event has its row (their
+			// hits name it), are stored in the same transaction. Their
+			// hit rows take the IoA hits' path (kind ioc): incidents,
+			// the process tree and the fleet's detection pack see them.
+			eids := make([]int64, len(evs))
+			for i := range stored {
+				eids[i] = stored[i].EID
+			}
+			ss, iocRecs := d.intel.Match(evs, eids)
+			found.Sightings, sightings = ss, len(ss)
+			found.Hits = append(recs[:len(recs):len(recs)], iocRecs...)
+		}
+		return found, nil
 	}
 	b, err := st.StoreBatch(ctx, events, detect)
 	if err != nil {
 		return batchResult{}, err
 	}
 	res.batch = b
-	if d.intel != nil {
-		// Indicators are matched once the batch is stored (their hits
-		// name its rows); a batch retried after a failure here is stored
-		// again as "already stored", and its indicator hits are not kept
-		// twice.
-		eids := make([]int64, len(events))
-		for i := range events {
-			if i < len(b.Stored) {
-				eids[i] = b.Stored[i].EID
-			}
-		}
-		hs, recs, err := d.intel.Observe(ctx, events, eids)
-		if err != nil {
-			return batchResult{}, fmt.Errorf("match indicators: %w", err)
-		}
-		// IoC hits take the IoA hits' path (kind ioc): incidents, the
-		// process tree and the fleet's detection pack see them.
-		if _, err := st.SaveHits(ctx, recs, nil); err != nil {
-			return batchResult{}, fmt.Errorf("store ioc hits: %w", err)
-		}
-		d.iocs += len(hs)
-	}
+	d.iocs += sightings
 	if d.corr != nil {
 		var more []telemetry.Hit
 		corrTags := map[int64][]string{}

@@ -37,8 +37,8 @@ type Sources struct {
 	// Rules gives the detection rules behind ioa_rules, on first use; nil
 	// serves an empty ioa_rules.
 	Rules ioa.RuleSource
-	// Intel is the threat intelligence database behind ioc_hits and
-	// intel_indicators; nil leaves them out.
+	// Intel is the threat intelligence database behind intel_indicators;
+	// nil leaves it out (ioc_hits reads the event store's IoC sightings).
 	Intel *intel.DB
 	// OsqueryAlias also serves process_events as quarry_process_events, its
 	// name inside osquery (and the other tables of OsqueryNames likewise), so one query (a pack's) runs on both engines. The
@@ -82,7 +82,7 @@ func New(src Sources, opts ...tables.WrapOption) (*tables.Registry, error) {
 // names included, with no data behind them: their names, descriptions and
 // columns, for listing (the hunt page's schema browser).
 func Schemas(kb *attack.KB) []tables.Table {
-	return append(list(Sources{ATTACK: kb, OsqueryAlias: true}, true), ioc.Hits(nil, nil), ioc.Indicators(nil, nil))
+	return append(list(Sources{ATTACK: kb, OsqueryAlias: true}, true), ioc.Indicators(nil, nil))
 }
 
 // list returns the tables of src; withEvents adds the families that read the
@@ -93,7 +93,7 @@ func list(src Sources, withEvents bool) []tables.Table {
 		pe := process.Events(src.Events, src.Process)
 		all = append(all, pe, ioa.Hits(src.Events, src.ATTACK), incidenttables.Incidents(src.Events, src.ATTACK),
 			incidenttables.IncidentHits(src.Events), incidenttables.ProcessTree(src.Events), incidenttables.RelatedIncidents(src.Events),
-			sandboxtables.Runs(src.Events))
+			sandboxtables.Runs(src.Events), ioc.Hits(src.Events, intel.NewLinker(src.ATTACK)))
 		all = append(all, activity.Tables(src.Events)...)
 		if src.OsqueryAlias {
 			names := OsqueryNames()
@@ -108,8 +108,7 @@ func list(src Sources, withEvents bool) []tables.Table {
 		}
 	}
 	if src.Intel != nil {
-		l := intel.NewLinker(src.ATTACK)
-		all = append(all, ioc.Hits(src.Intel, l), ioc.Indicators(src.Intel, l))
+		all = append(all, ioc.Indicators(src.Intel, intel.NewLinker(src.ATTACK)))
 	}
 	rules := src.Rules
 	if rules == nil {

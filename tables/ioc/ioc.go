@@ -1,6 +1,7 @@
 // Package ioc serves threat intelligence as tables: ioc_hits (indicators
-// found in events, live or by a hunt) and intel_indicators (the loaded
-// indicators), over the intel database of detections/intel.
+// found in events, live or by a hunt: the event store's IoC sightings) and
+// intel_indicators (the loaded indicators, in the intel database of
+// detections/intel).
 package ioc
 
 import (
@@ -9,6 +10,8 @@ import (
 
 	"github.com/quarry-sec/quarry/detections/intel"
 	"github.com/quarry-sec/quarry/tables"
+	"github.com/quarry-sec/quarry/telemetry"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 var hitColumns = []tables.Column{
@@ -32,9 +35,9 @@ var hitColumns = []tables.Column{
 	{Name: "context", Type: tables.Text, Description: "The linked groups and software with the techniques ATT&CK says they use"},
 }
 
-// Hits returns the ioc_hits table over the hits in db; l names groups and
-// software (nil: their IDs only).
-func Hits(db *intel.DB, l *intel.Linker) tables.Table {
+// Hits returns the ioc_hits table over the IoC sightings in st; l names
+// groups and software (nil: their IDs only).
+func Hits(st *eventstore.Store, l *intel.Linker) tables.Table {
 	return tables.Table{
 		Name: "ioc_hits",
 		Description: "Indicator-of-Compromise hits: an indicator of a loaded intel feed (hash, address, network, domain, " +
@@ -42,7 +45,7 @@ func Hits(db *intel.DB, l *intel.Linker) tables.Table {
 			"the intel links it to. Join eid to process_events; techniques to attack_techniques.",
 		Columns: hitColumns,
 		Generate: func(ctx context.Context, q tables.QueryContext, emit tables.EmitFunc) error {
-			var f intel.HitFilter
+			var f eventstore.SightingFilter
 			var none bool
 			if f.Since, f.Until, none = q.TimeRange("time"); none {
 				return nil
@@ -57,13 +60,13 @@ func Hits(db *intel.DB, l *intel.Linker) tables.Table {
 				return nil
 			}
 			row := make(tables.Row, len(hitColumns))
-			err := db.ScanHits(ctx, f, func(h *intel.Hit) bool {
+			err := st.ScanSightings(ctx, f, func(h *telemetry.IOCSighting) bool {
 				row[0] = h.HitID
 				row[1] = h.Time.Unix()
 				row[2] = h.DetectedAt.Unix()
 				row[3] = h.Host
 				row[4] = h.Indicator
-				row[5] = string(h.Type)
+				row[5] = h.Type
 				row[6] = h.Source
 				row[7] = int64(h.Confidence)
 				row[8] = h.Field

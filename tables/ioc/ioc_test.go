@@ -17,20 +17,27 @@ import (
 	"github.com/quarry-sec/quarry/tables"
 	"github.com/quarry-sec/quarry/tables/ioc"
 	"github.com/quarry-sec/quarry/telemetry"
+	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
 var now = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 
 // fill loads a small feed (one expired indicator) and stores the hits of
 // two events.
-func fill(t *testing.T) (*intel.DB, *intel.Linker) {
+func fill(t *testing.T) (*intel.DB, *eventstore.Store, *intel.Linker) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := intel.Open(filepath.Join(t.TempDir(), intel.FileName))
+	dir := t.TempDir()
+	db, err := intel.Open(filepath.Join(dir, intel.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	st, err := eventstore.Open(eventstore.Path(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
 	db.SetClock(func() time.Time { return now })
 	kb, err := attack.Embedded()
 	if err != nil {
@@ -54,7 +61,7 @@ func fill(t *testing.T) (*intel.DB, *intel.Linker) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var hits []intel.Hit
+	var hits []telemetry.IOCSighting
 	for i, fields := range []map[string]string{
 		{"QueryName": "www.evil.example"},
 		{"DestinationIp": "192.0.2.9"},
@@ -63,15 +70,15 @@ func fill(t *testing.T) (*intel.DB, *intel.Linker) {
 		ev := telemetry.NewEvent(telemetry.KindOther, telemetry.SourceSysmon)
 		ev.Time, ev.Host, ev.PID = now.Add(time.Duration(i)*time.Minute), fmt.Sprintf("h%d", i), int64(100+i)
 		ev.Fields = telemetry.FieldsFromMap(fields)
-		hits = append(hits, intel.NewHits(&ev, int64(i+1), m.Match(&ev, nil), l, now)...)
+		hits = append(hits, intel.NewSightings(&ev, int64(i+1), m.Match(&ev, nil), l, now)...)
 	}
 	if len(hits) != 2 {
 		t.Fatalf("%d hits, want 2 (the expired indicator does not match)", len(hits))
 	}
-	if _, err := db.AppendHits(ctx, hits); err != nil {
+	if _, err := st.SaveSightings(ctx, hits, nil); err != nil {
 		t.Fatal(err)
 	}
-	return db, l
+	return db, st, l
 }
 
 func queries() map[string]string {
@@ -91,9 +98,9 @@ func queries() map[string]string {
 }
 
 func TestTablesOnSQLiteEngine(t *testing.T) {
-	db, l := fill(t)
+	db, st, l := fill(t)
 	reg := tables.NewRegistry()
-	if err := reg.Register(ioc.Hits(db, l), ioc.Indicators(db, l)); err != nil {
+	if err := reg.Register(ioc.Hits(st, l), ioc.Indicators(db, l)); err != nil {
 		t.Fatal(err)
 	}
 	e, err := sqlengine.Open(reg)
@@ -119,9 +126,9 @@ func TestTablesOnSQLiteEngine(t *testing.T) {
 // The osquery extension serves the same rows (osquery applies the SQL; the
 // extension answers generate calls with their constraints).
 func TestTablesThroughOsqueryExtension(t *testing.T) {
-	db, l := fill(t)
+	db, st, l := fill(t)
 	reg := tables.NewRegistry()
-	if err := reg.Register(ioc.Hits(db, l), ioc.Indicators(db, l)); err != nil {
+	if err := reg.Register(ioc.Hits(st, l), ioc.Indicators(db, l)); err != nil {
 		t.Fatal(err)
 	}
 	fake, err := osquerytest.Start()

@@ -36,18 +36,28 @@ type Stored struct {
 
 // DetectFunc runs inside a batch's transaction once every event has its
 // identity (ProcessKey set, parent fields filled, stored[i] its row and
-// status): it returns each event's technique tags (comma-separated; nil for
-// none) and the hit rows to store with the batch. It may be called again if
-// the batch is retried, so it must not keep state.
-type DetectFunc func(events []telemetry.Event, stored []Stored) (tags []string, hits []telemetry.Hit, err error)
+// status): it returns what detection found in the batch, stored with it.
+// It may be called again if the batch is retried, so it must not keep
+// state.
+type DetectFunc func(events []telemetry.Event, stored []Stored) (Detected, error)
+
+// Detected is what detection found in a batch.
+type Detected struct {
+	// Tags are each event's technique tags (comma-separated; nil for none).
+	Tags []string
+	// Hits are the hit rows: IoA hits, and IoC hits (kind ioc) beside
+	// their Sightings.
+	Hits      []telemetry.Hit
+	Sightings []telemetry.IOCSighting
+}
 
 // BatchResult says what StoreBatch did.
 type BatchResult struct {
 	Stored               []Stored
 	New, Merged, Already int
 	// Hits counts the hit rows newly stored (a row stored before is not
-	// stored again).
-	Hits int
+	// stored again); Sightings the IoC sightings likewise.
+	Hits, Sightings int
 }
 
 // StoreBatch stores a batch in one transaction: the events (each given its
@@ -175,13 +185,13 @@ func (s *Store) storeBatch(ctx context.Context, events []telemetry.Event, detect
 	}
 
 	// 2. Detection, on the events as they now are.
-	var tags []string
-	var hits []telemetry.Hit
+	var found Detected
 	if detect != nil {
-		if tags, hits, err = detect(events, res.Stored); err != nil {
+		if found, err = detect(events, res.Stored); err != nil {
 			return res, err
 		}
 	}
+	tags := found.Tags
 
 	// 3. Rows.
 	stmt := tx.StmtContext(ctx, s.insert)
@@ -222,7 +232,10 @@ func (s *Store) storeBatch(ctx context.Context, events []telemetry.Event, detect
 	if err := tagTx(ctx, tx, retag); err != nil {
 		return res, err
 	}
-	if res.Hits, err = s.hitsTx(ctx, tx, hits); err != nil {
+	if res.Hits, err = s.hitsTx(ctx, tx, found.Hits); err != nil {
+		return res, err
+	}
+	if res.Sightings, err = sightingsTx(ctx, tx, found.Sightings); err != nil {
 		return res, err
 	}
 	if next > firstNew {

@@ -238,34 +238,56 @@ func TestStoreBatchFillsParent(t *testing.T) {
 	}
 }
 
-// Tags and hits are stored with their batch; a hit stored again is not
-// stored twice, and where new hits landed waits for incidents.
+// Tags, hits and IoC sightings are stored with their batch; one stored
+// again is not stored twice, and where new hits landed waits for incidents.
 func TestStoreBatchHitsAndTags(t *testing.T) {
 	s := openTemp(t)
 	ctx := context.Background()
 	evs := []telemetry.Event{sampleEvent(1), sampleEvent(2)}
-	detect := func(evs []telemetry.Event, st []Stored) ([]string, []telemetry.Hit, error) {
-		return []string{"T1018", ""}, []telemetry.Hit{{HitID: "h1", Time: evs[1].Time, Host: evs[1].Host, EID: st[1].EID}}, nil
+	detect := func(evs []telemetry.Event, st []Stored) (Detected, error) {
+		return Detected{Tags: []string{"T1018", ""},
+			Hits: []telemetry.Hit{{HitID: "h1", Time: evs[1].Time, Host: evs[1].Host, EID: st[1].EID},
+				{HitID: "i1", Time: evs[0].Time, Host: evs[0].Host, EID: st[0].EID, RuleSource: telemetry.RuleSourceIntel}},
+			Sightings: []telemetry.IOCSighting{{HitID: "i1", Time: evs[0].Time, Host: evs[0].Host, EID: st[0].EID,
+				Indicator: "198.51.100.7", Type: "ipv4", Source: "feed", Confidence: 80, Field: "DestinationIp",
+				Value: "198.51.100.7", Groups: []string{"G0016"}}}}, nil
 	}
 	res, err := s.StoreBatch(ctx, evs, detect)
-	if err != nil || res.Hits != 1 {
+	if err != nil || res.Hits != 2 || res.Sightings != 1 {
 		t.Fatalf("%+v %v", res, err)
 	}
 	res, err = s.StoreBatch(ctx, []telemetry.Event{sampleEvent(1), sampleEvent(2)}, detect)
-	if err != nil || res.Hits != 0 || res.Already != 2 {
+	if err != nil || res.Hits != 0 || res.Sightings != 0 || res.Already != 2 {
 		t.Fatalf("%+v %v", res, err)
 	}
-	if n := count(t, s, "SELECT count(*) FROM hits"); n != 1 {
+	if n := count(t, s, "SELECT count(*) FROM hits"); n != 2 {
 		t.Fatalf("%d hits", n)
+	}
+	var got []telemetry.IOCSighting
+	if err := s.ScanSightings(ctx, SightingFilter{Indicators: []string{"198.51.100.7"}}, func(h *telemetry.IOCSighting) bool {
+		got = append(got, *h)
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].EID != res.Stored[0].EID || got[0].Field != "DestinationIp" || len(got[0].Groups) != 1 ||
+		!got[0].Time.Equal(evs[0].Time) {
+		t.Fatalf("sightings %+v", got)
+	}
+	if err := s.ScanSightings(ctx, SightingFilter{Hosts: []string{"elsewhere"}}, func(*telemetry.IOCSighting) bool {
+		t.Error("a sighting of another host")
+		return true
+	}); err != nil {
+		t.Fatal(err)
 	}
 	if n := count(t, s, "SELECT count(*) FROM events WHERE techniques = 'T1018'"); n != 1 {
 		t.Fatalf("%d tagged", n)
 	}
 	p, err := s.PendingIncidents(ctx)
-	if err != nil || len(p) != 1 || p[0].Host != evs[1].Host {
+	if err != nil || len(p) != 2 || p[0].Host == p[1].Host {
 		t.Fatalf("%+v %v", p, err)
 	}
-	if err := s.ClearPendingIncidents(ctx, p[0].ID); err != nil {
+	if err := s.ClearPendingIncidents(ctx, p[1].ID); err != nil {
 		t.Fatal(err)
 	}
 	if p, _ := s.PendingIncidents(ctx); len(p) != 0 {

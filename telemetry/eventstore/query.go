@@ -115,6 +115,9 @@ func (s *Store) EnforceRetention(ctx context.Context) (RetentionResult, error) {
 		if _, err := s.write.ExecContext(ctx, "DELETE FROM hits WHERE stored_at < ?", cutoff); err != nil {
 			return res, fmt.Errorf("retention of hits by age: %w", err)
 		}
+		if _, err := s.write.ExecContext(ctx, "DELETE FROM ioc_sightings WHERE detected_at < ?", cutoff); err != nil {
+			return res, fmt.Errorf("retention of ioc sightings by age: %w", err)
+		}
 		if err := s.trimIncidents(ctx); err != nil {
 			return res, err
 		}

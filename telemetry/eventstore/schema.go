@@ -2,7 +2,7 @@ package eventstore
 
 // schemaVersion is kept in PRAGMA user_version; a store written by a newer
 // Quarry is refused rather than misread.
-const schemaVersion = 5
+const schemaVersion = 6
 
 // schema creates the events table and its indexes. time is Unix nanoseconds
 // (UTC); eid is the row id, increasing with insertion.

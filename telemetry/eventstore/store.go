@@ -197,7 +197,9 @@ func (s *Store) migrate() error {
 		// empty process key and no identity, so re-importing what an older
 		// Quarry stored stores it again; they were never in a sandbox run),
 		// version 5 sandbox_runs.stored_at (runs stored before it keep 0:
-		// the fleet's pack query does not send them again).
+		// the fleet's pack query does not send them again), version 6 the
+		// ioc_sightings table (IoC hits were kept in the intel database
+		// before; intel.MoveSightings brings them over).
 		for _, col := range []struct{ table, def string }{{"events", "process_key TEXT NOT NULL DEFAULT ''"},
 			{"events", "truncated INTEGER NOT NULL DEFAULT 0"}, {"events", "rkey BLOB"}, {"events", "run_id TEXT NOT NULL DEFAULT ''"},
 			{"sandbox_runs", "stored_at INTEGER NOT NULL DEFAULT 0"}} {
@@ -206,7 +208,7 @@ func (s *Store) migrate() error {
 			}
 		}
 	}
-	if _, err := tx.Exec(schema + hitsSchema + incidentsSchema + identitySchema + sandboxSchema); err != nil {
+	if _, err := tx.Exec(schema + hitsSchema + incidentsSchema + identitySchema + sandboxSchema + sightingsSchema); err != nil {
 		return fmt.Errorf("create schema: %w", err)
 	}
 	if err := addColumn(tx, "incidents", "detected_at INTEGER NOT NULL DEFAULT 0"); err != nil {
@@ -274,7 +276,7 @@ func (s *Store) Append(ctx context.Context, events []telemetry.Event) (int64, er
 func (s *Store) AppendTagged(ctx context.Context, events []telemetry.Event, tags []string) (int64, error) {
 	var detect DetectFunc
 	if tags != nil {
-		detect = func([]telemetry.Event, []Stored) ([]string, []telemetry.Hit, error) { return tags, nil, nil }
+		detect = func([]telemetry.Event, []Stored) (Detected, error) { return Detected{Tags: tags}, nil }
 	}
 	res, err := s.StoreBatch(ctx, events, detect)
 	if err != nil || len(res.Stored) == 0 {
