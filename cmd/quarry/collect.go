@@ -69,7 +69,7 @@ rate-limited and filtered counts, the source and what is NOT captured. Needs roo
 			if err != nil {
 				return err
 			}
-			p := pipeline.New(st, engine, pipeline.Options{KB: kb, Correlation: corr, Intel: a.intelLive(ctx, kb), OnError: func(err error) {
+			p := pipeline.New(st, engine, pipeline.Options{KB: kb, Correlation: corr, Intel: a.intelLive(ctx, kb), HitsPerProcess: rf.hitsPerProcess, OnError: func(err error) {
 				a.log.Error().Err(err).Msg("storing events")
 			}})
 			copts.Source, copts.DrainInterval, copts.Host = source, drain, host.Identifier()
@@ -116,8 +116,12 @@ rate-limited and filtered counts, the source and what is NOT captured. Needs roo
 				return fmt.Errorf("flush events: %w", err)
 			}
 			s, cs := p.Stats(), c.Stats()
-			fmt.Fprintf(cmd.OutOrStdout(), "collected %d events (%s): %d stored, %d hits, %d tagged; drops %d, lost %d, partial %d, rate-limited %d, filtered %d%s\n",
-				cs.Events, cs.SourceName(), s.Stored, s.Hits, s.Tagged, cs.Drops, cs.Lost, cs.Partial, cs.RateLimited, cs.Filtered, notCaptured(cs))
+			capped := ""
+			if s.Capped > 0 {
+				capped = fmt.Sprintf(" (%d more matches over --hits-per-process only tagged)", s.Capped)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "collected %d events (%s): %d stored, %d hits%s, %d tagged; drops %d, lost %d, partial %d, rate-limited %d, filtered %d%s\n",
+				cs.Events, cs.SourceName(), s.Stored, s.Hits, capped, s.Tagged, cs.Drops, cs.Lost, cs.Partial, cs.RateLimited, cs.Filtered, notCaptured(cs))
 			if werr != nil && !errors.Is(werr, context.Canceled) {
 				return werr
 			}
@@ -125,6 +129,7 @@ rate-limited and filtered counts, the source and what is NOT captured. Needs roo
 		},
 	}
 	rf.add(cmd)
+	rf.addHitsPerProcess(cmd)
 	cmd.Flags().StringVar(&source, "source", collect.SourceAuto, "telemetry source: auto (eBPF, else cnproc), ebpf or cnproc")
 	cmd.Flags().StringVar(&copts.Activity, "activity", collect.ActivityAuto, "activity source: auto (eBPF, else the kernel audit socket), ebpf or audit")
 	cmd.Flags().DurationVar(&drain, "drain-interval", 0, "how often to read the eBPF ring buffer (default 50ms)")

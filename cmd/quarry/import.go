@@ -91,6 +91,7 @@ Formats:
 				if lv := a.intelLive(context.Background(), kb); lv != nil {
 					d.SetIntel(lv)
 				}
+				d.SetHitsPerProcess(rf.hitsPerProcess)
 				det = &importDetection{det: d, spans: map[string][2]time.Time{}, bySeverity: map[string]int{}, seen: map[string]bool{}}
 			}
 			ctx, stop := interrupt.Context(context.Background())
@@ -148,6 +149,7 @@ Formats:
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	cmd.Flags().BoolVar(&noDetect, "no-detect", false, "store the events without running detection")
 	rf.add(cmd)
+	rf.addHitsPerProcess(cmd)
 	return cmd
 }
 
@@ -231,6 +233,9 @@ func (d *importDetection) print(w io.Writer) {
 	line := fmt.Sprintf("detection: %d hit(s)", d.hits)
 	if len(sev) > 0 {
 		line += " (" + strings.Join(sev, ", ") + ")"
+	}
+	if n := d.det.Capped(); n > 0 {
+		line += fmt.Sprintf(", %d more matches over --hits-per-process only tagged", n)
 	}
 	fmt.Fprintf(w, "%s; %d incident(s) where they landed (quarry incidents lists them)\n", line, d.incidents)
 	if n := d.det.IOCHits(); n > 0 {

@@ -37,6 +37,15 @@ type ruleFlags struct {
 	// skipBad runs the rules that loaded when some did not; without it a
 	// rule that fails to load is an error (non-zero exit).
 	skipBad bool
+	// hitsPerProcess caps the hits of one rule on one process (import,
+	// collect; see pipeline.DefaultHitsPerProcess).
+	hitsPerProcess int
+}
+
+// addHitsPerProcess adds --hits-per-process (commands that store hits).
+func (f *ruleFlags) addHitsPerProcess(cmd *cobra.Command) {
+	cmd.Flags().IntVar(&f.hitsPerProcess, "hits-per-process", pipeline.DefaultHitsPerProcess,
+		"hits one rule raises on one process; its further matches there only tag their events (negative: no limit)")
 }
 
 func (f *ruleFlags) add(cmd *cobra.Command) {

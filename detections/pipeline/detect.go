@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/quarry-sec/quarry/attack"
@@ -32,6 +33,54 @@ type Detector struct {
 	kb     *attack.KB
 	intel  *intel.Live // nil: no indicators matched
 	iocs   int         // indicator hits so far
+
+	// perProcess caps the hits of one rule on one process (0:
+	// DefaultHitsPerProcess, negative: no cap); raised counts them, by
+	// rule and process, capped how many matches the cap made tags.
+	perProcess int
+	raised     map[string]int
+	capped     int
+}
+
+// DefaultHitsPerProcess is how many hits one rule raises on one process
+// before its further matches there only tag their events (as a low rule's
+// do): a noisy program matching a rule on every connection or file must
+// not bury every other alert, nor cost a store write and an incident
+// regroup per event.
+const DefaultHitsPerProcess = 100
+
+// maxRaised bounds the rule-and-process counts kept; past it they start
+// again from zero.
+const maxRaised = 200_000
+
+// SetHitsPerProcess sets how many hits one rule raises on one process
+// before its further matches there only tag their events; negative: no
+// cap.
+func (d *Detector) SetHitsPerProcess(n int) { d.perProcess = n }
+
+// Capped is how many matches the per-process cap turned into tags so far.
+func (d *Detector) Capped() int { return d.capped }
+
+// overCap says whether a hit of rule on ev would pass the per-process cap,
+// counting it in batch when it does not.
+func (d *Detector) overCap(rule string, ev *telemetry.Event, batch map[string]int) bool {
+	limit := d.perProcess
+	if limit == 0 {
+		limit = DefaultHitsPerProcess
+	}
+	if limit < 0 {
+		return false
+	}
+	proc := ev.ProcessKey
+	if proc == "" {
+		proc = ev.Host + "/" + strconv.FormatInt(ev.PID, 10)
+	}
+	key := rule + "\x00" + proc
+	if d.raised[key]+batch[key] >= limit {
+		return true
+	}
+	batch[key]++
+	return false
 }
 
 // SetIntel makes the detector match each stored batch against the threat
@@ -85,6 +134,7 @@ func (d *Detector) StoreBatch(ctx context.Context, st *eventstore.Store, events 
 type batchResult struct {
 	recs           []telemetry.Hit
 	alerts, tagged int // hits (correlation hits included), events tagged
+	capped         int // matches the per-process cap made tags
 	batch          eventstore.BatchResult
 }
 
@@ -106,13 +156,16 @@ func (d *Detector) storeBatch(ctx context.Context, st *eventstore.Store, events 
 	}
 	var hits [][]detections.Hit
 	var sightings int
+	var raised map[string]int // this batch's hits by rule and process
 	detect := func(evs []telemetry.Event, stored []eventstore.Stored) (eventstore.Detected, error) {
-		// Pure: it may run again when the batch is retried.
+		// Pure: it may run again when the batch is retried (what it
+		// counts is kept only once the batch is stored).
 		hits = make([][]detections.Hit, len(evs))
 		tags := make([]string, len(evs))
 		var recs []telemetry.Hit
 		var ids []string
-		res.tagged = 0
+		res.tagged, res.capped = 0, 0
+		raised = map[string]int{}
 		for i := range evs {
 			if d.engine == nil {
 				continue
@@ -124,6 +177,11 @@ func (d *Detector) storeBatch(ctx context.Context, st *eventstore.Store, events 
 				switch {
 				case !d.reports(h.Rule):
 				case TagsOnly(h.Rule):
+					for _, t := range h.Techniques {
+						ids = append(ids, t.CurrentID())
+					}
+				case d.overCap(h.Rule.ID, &evs[i], raised):
+					res.capped++
 					for _, t := range h.Techniques {
 						ids = append(ids, t.CurrentID())
 					}
@@ -159,6 +217,13 @@ func (d *Detector) storeBatch(ctx context.Context, st *eventstore.Store, events 
 	}
 	res.batch = b
 	d.iocs += sightings
+	d.capped += res.capped
+	if d.raised == nil || len(d.raised)+len(raised) > maxRaised {
+		d.raised = make(map[string]int, len(raised))
+	}
+	for k, n := range raised {
+		d.raised[k] += n
+	}
 	if d.corr != nil {
 		var more []telemetry.Hit
 		corrTags := map[int64][]string{}

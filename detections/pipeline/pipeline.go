@@ -62,14 +62,19 @@ type Options struct {
 	// Intel, when set, matches every stored event against the threat
 	// intelligence indicators (ioc_hits), as each batch is stored.
 	Intel *intel.Live
+	// HitsPerProcess is how many hits one rule raises on one process
+	// before its further matches there only tag their events (0:
+	// DefaultHitsPerProcess; negative: no cap).
+	HitsPerProcess int
 }
 
 // Stats counts what a Pipeline did.
 type Stats struct {
 	// Events were added; Stored were stored (Merged of them into the row of
 	// the same process's start from another source, Already of them stored
-	// before); Errors counts failed attempts to store (retried).
-	Events, Stored, Merged, Already, Hits, Tagged, Errors uint64
+	// before); Errors counts failed attempts to store (retried). Capped
+	// counts the matches past the per-process cap, which only tag.
+	Events, Stored, Merged, Already, Hits, Tagged, Capped, Errors uint64
 }
 
 // Pipeline matches events and stores them with their hits, a batch at a
@@ -111,7 +116,7 @@ func New(st *eventstore.Store, engine *detections.Engine, opts Options) *Pipelin
 		opts.MaxRetryInterval = 5 * time.Second
 	}
 	p := &Pipeline{st: st, engine: engine, opts: opts, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
-		det: &Detector{engine: engine, kb: opts.KB, corr: opts.Correlation, intel: opts.Intel}}
+		det: &Detector{engine: engine, kb: opts.KB, corr: opts.Correlation, intel: opts.Intel, perProcess: opts.HitsPerProcess}}
 	p.room = sync.NewCond(&p.mu)
 	go p.loop()
 	return p
@@ -196,6 +201,7 @@ func (p *Pipeline) flush(ctx context.Context, final bool) error {
 		p.stats.Already += uint64(res.batch.Already)
 		p.stats.Hits += uint64(res.alerts)
 		p.stats.Tagged += uint64(res.tagged)
+		p.stats.Capped += uint64(res.capped)
 		p.room.Broadcast()
 		p.mu.Unlock()
 	}
