@@ -7,6 +7,7 @@ import (
 
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/detections"
+	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/eventstore"
 )
 
@@ -99,17 +100,7 @@ type File struct {
 }
 
 // SinkRecord is one thing the sample sent to the sink.
-type SinkRecord struct {
-	Time     time.Time `json:"time"`
-	Protocol string    `json:"protocol"` // dns, tcp, http, tls
-	Dest     string    `json:"dest"`     // the address the sample reached, ip:port
-	Source   string    `json:"source"`   // the sample's end, ip:port
-	Query    string    `json:"query,omitempty"`
-	Request  string    `json:"request,omitempty"` // HTTP request line
-	Host     string    `json:"host,omitempty"`    // HTTP Host header
-	SNI      string    `json:"sni,omitempty"`     // TLS server name
-	Data     string    `json:"data,omitempty"`    // the first bytes of other TCP, quoted
-}
+type SinkRecord = telemetry.SandboxSinkRecord
 
 // SinkAddr is what the sink's DNS answers for every name (A records; AAAA
 // queries get no records, so clients use IPv4); any IPv4 destination, and

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -19,7 +20,10 @@ import (
 // seen, the activity tree, the files dropped, the network destinations and
 // the rules that fired.
 type Report struct {
-	RunID    string        `json:"run_id"`
+	RunID string `json:"run_id"`
+	// Origin is OriginDetonate for a run made here, else the sandbox whose
+	// report was imported (cape, cuckoo).
+	Origin   string        `json:"origin"`
 	Sample   string        `json:"sample"`
 	SHA256   string        `json:"sha256"`
 	SHA1     string        `json:"sha1"`
@@ -36,12 +40,10 @@ type Report struct {
 
 	Tactics    []TacticSeen    `json:"tactics"`    // matrix order
 	Techniques []TechniqueSeen `json:"techniques"` // by tactic, then ID
-	Tree       []*Node         `json:"tree"`
-	Files      []FileActivity  `json:"files"`
-	Network    []Destination   `json:"network"`
-	Rules      []RuleFired     `json:"rules"`
-	Events     int             `json:"events"`
-	Sandbox    SandboxInfo     `json:"sandbox"`
+	// The tree, files, network destinations and rules: what every run's
+	// stored report holds, whatever its origin.
+	telemetry.SandboxReport
+	Sandbox SandboxInfo `json:"sandbox"`
 }
 
 // SandboxInfo is how the run went.
@@ -72,30 +74,14 @@ type TechniqueSeen struct {
 }
 
 // Node is a process of the run's tree.
-type Node struct {
-	PID        int64     `json:"pid"`
-	PPID       int64     `json:"ppid"`
-	Time       time.Time `json:"time"`
-	Path       string    `json:"path"`
-	Cmdline    string    `json:"cmdline"`
-	Techniques []string  `json:"techniques,omitempty"`
-	// Activity counts the process's other events by category.
-	Activity map[string]int `json:"activity,omitempty"`
-	Children []*Node        `json:"children,omitempty"`
-	// Key is the process's process_key in the event store.
-	Key string `json:"process_key,omitempty"`
-}
+type Node = telemetry.SandboxProcess
 
 // FileActivity is a file the run wrote, changed or deleted.
 type FileActivity = telemetry.SandboxFile
 
 // Destination is a place the run tried to reach, with what the sink
 // recorded of it.
-type Destination struct {
-	telemetry.SandboxDestination
-	// Sink is what the sink recorded of it (NetworkSink).
-	Sink []SinkRecord `json:"sink,omitempty"`
-}
+type Destination = telemetry.SandboxDestination
 
 // RuleFired is a rule with stored hits (medium and higher) in the run.
 type RuleFired = telemetry.SandboxRule
@@ -104,7 +90,7 @@ var severityScore = map[string]float64{"informational": 1, "low": 3, "medium": 5
 
 // BuildReport summarises the stored events and hits of run.
 func BuildReport(ctx context.Context, st *eventstore.Store, kb *attack.KB, run telemetry.SandboxRun, res Result) (*Report, error) {
-	rep := &Report{RunID: run.ID, Sample: run.Sample, SHA256: run.SHA256, SHA1: run.SHA1, MD5: run.MD5, Size: run.Size,
+	rep := &Report{RunID: run.ID, Origin: OriginDetonate, Sample: run.Sample, SHA256: run.SHA256, SHA1: run.SHA1, MD5: run.MD5, Size: run.Size,
 		Started: run.Started, Duration: run.Duration,
 		Sandbox: SandboxInfo{ExitCode: res.ExitCode, TimedOut: res.TimedOut, Limits: res.Limits, NotLimited: res.NotLimited,
 			SinkDropped: res.SinkDropped, Stderr: res.Stderr}}
@@ -145,8 +131,7 @@ func BuildReport(ctx context.Context, st *eventstore.Store, kb *attack.KB, run t
 	}
 	// Process badges: the techniques of each event, on its process.
 	badges := map[string][]string{}
-	rules := map[string]*RuleFired{}
-	hitIDs := map[string]bool{} // a hit of a rule naming two techniques is two rows
+	var rules telemetry.SandboxRules
 	var maxSev float64
 	if err := st.ScanHitsByEIDs(ctx, eids, func(h *telemetry.Hit) bool {
 		see(h.TechniqueID, true)
@@ -154,22 +139,7 @@ func BuildReport(ctx context.Context, st *eventstore.Store, kb *attack.KB, run t
 			badges[e.ProcessKey] = append(badges[e.ProcessKey], h.TechniqueID)
 		}
 		maxSev = max(maxSev, severityScore[h.Severity])
-		r := rules[h.RuleID]
-		if r == nil {
-			r = &RuleFired{ID: h.RuleID, Title: h.RuleTitle, Source: h.RuleSource, Author: h.RuleAuthor, Severity: h.Severity,
-				Confidence: h.Confidence, Description: h.Description, Recommendations: h.Recommendations}
-			if h.RuleSource == "sigma" {
-				r.Licence = "DRL 1.1 (Detection Rule License)"
-			}
-			rules[h.RuleID] = r
-		}
-		if h.TechniqueID != "" && !slices.Contains(r.Techniques, h.TechniqueID) {
-			r.Techniques = append(r.Techniques, h.TechniqueID)
-		}
-		if !hitIDs[h.HitID] {
-			hitIDs[h.HitID] = true
-			r.Hits++
-		}
+		rules.Add(h)
 		return true
 	}); err != nil {
 		return nil, fmt.Errorf("report of run %s: %w", run.ID, err)
@@ -186,19 +156,71 @@ func BuildReport(ctx context.Context, st *eventstore.Store, kb *attack.KB, run t
 	rep.Tree = buildTree(evs, badges)
 	rep.Files = fileActivity(evs, res.Files)
 	rep.Network = destinations(evs, res.Sink)
-	for _, r := range rules {
-		sort.Strings(r.Techniques)
-		rep.Rules = append(rep.Rules, *r)
-	}
-	sort.Slice(rep.Rules, func(i, j int) bool {
-		if a, b := severityScore[rep.Rules[i].Severity], severityScore[rep.Rules[j].Severity]; a != b {
-			return a > b
-		}
-		return rep.Rules[i].ID < rep.Rules[j].ID
-	})
+	rep.Rules = rules.List()
 	rep.Tactics, rep.Techniques = inMatrixOrder(kb, techs)
 	rep.Score = score(maxSev, len(rep.Techniques))
 	rep.Verdict, rep.Severity = verdict(rep.Score)
+	return rep, nil
+}
+
+// StoredReport returns the report of a stored run: a detonation's as it
+// was made; for an imported report, the part every run's report holds
+// (telemetry.SandboxReport) under a header from the run's row (sample,
+// verdict, score, techniques and tactics named by kb).
+func StoredReport(run telemetry.SandboxRun, kb *attack.KB) (*Report, error) {
+	rep := &Report{}
+	if run.Origin == OriginDetonate {
+		if err := json.Unmarshal(run.Report, rep); err != nil {
+			return nil, fmt.Errorf("run %s: report: %w", run.ID, err)
+		}
+		if rep.Origin == "" {
+			rep.Origin = OriginDetonate
+		}
+		return rep, nil
+	}
+	if len(run.Report) > 0 {
+		if err := json.Unmarshal(run.Report, &rep.SandboxReport); err != nil {
+			return nil, fmt.Errorf("run %s: report: %w", run.ID, err)
+		}
+	}
+	rep.RunID, rep.Origin, rep.Sample, rep.SHA256, rep.SHA1, rep.MD5, rep.Size = run.ID, run.Origin, run.Sample, run.SHA256, run.SHA1, run.MD5, run.Size
+	rep.Started, rep.Duration, rep.Verdict, rep.Score = run.Started, run.Duration, run.Verdict, run.Score
+	_, rep.Severity = verdict(run.Score)
+	tactics := map[string]*attack.Tactic{}
+	if kb != nil {
+		for _, ta := range kb.Tactics() {
+			tactics[ta.ID] = ta
+		}
+	}
+	for _, id := range run.Tactics {
+		ts := TacticSeen{ID: id}
+		if ta := tactics[id]; ta != nil {
+			ts.Name = ta.Name
+		}
+		rep.Tactics = append(rep.Tactics, ts)
+	}
+	techs := map[string]*TechniqueSeen{}
+	for _, id := range run.Techniques {
+		t := &TechniqueSeen{ID: id, Alerted: true} // the report or a rule named it
+		if kb != nil {
+			if tech, _, ok := kb.Resolve(id); ok {
+				t.Name = tech.Name
+				for _, sn := range tech.Tactics {
+					if ta, ok := kb.Tactic(sn); ok {
+						t.Tactics = append(t.Tactics, ta.Name)
+					}
+				}
+			}
+		}
+		techs[id] = t
+	}
+	if kb != nil {
+		_, rep.Techniques = inMatrixOrder(kb, techs)
+	} else {
+		for _, id := range run.Techniques {
+			rep.Techniques = append(rep.Techniques, *techs[id])
+		}
+	}
 	return rep, nil
 }
 
@@ -399,7 +421,7 @@ func destinations(evs []eventstore.StoredEvent, sink []SinkRecord) []Destination
 			return i
 		}
 		seen[k] = len(out)
-		out = append(out, Destination{SandboxDestination: telemetry.SandboxDestination{Kind: kind, Dest: dest, Process: proc}})
+		out = append(out, Destination{Kind: kind, Dest: dest, Process: proc})
 		return len(out) - 1
 	}
 	for i := range evs {

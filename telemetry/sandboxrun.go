@@ -1,6 +1,10 @@
 package telemetry
 
-import "time"
+import (
+	"slices"
+	"strings"
+	"time"
+)
 
 // SandboxRun is one run of a sample in a sandbox: a detonation by Quarry
 // (quarry detonate) or an imported sandbox report (CAPE, Cuckoo). Its events
@@ -37,9 +41,41 @@ type SandboxRun struct {
 	// imported report of an old run still reaches the fleet.
 	StoredAt time.Time `json:"stored_at"`
 
-	// Report is the run's full summary as JSON (tree, files dropped, network
-	// destinations, rules that fired), as the origin produced it.
+	// Report is the run's report as JSON: a SandboxReport (the tree, files,
+	// network destinations and rules, one shape whatever the origin), with
+	// what only its origin has beside them.
 	Report []byte `json:"-"`
+}
+
+// SandboxReport is what every run's stored report holds, whatever its
+// origin: a detonation's (sandbox.Report, which adds the sample, verdict,
+// techniques by tactic and how the sandbox ran) or an imported CAPE or
+// Cuckoo report's (which adds the other sandbox's task, machine and
+// sample). Readers of a run (sandbox_runs, the fleet) read this part.
+type SandboxReport struct {
+	Tree    []*SandboxProcess    `json:"tree"`
+	Files   []SandboxFile        `json:"files"`
+	Network []SandboxDestination `json:"network"`
+	Rules   []SandboxRule        `json:"rules"`
+	// Events is how many events of the run were stored.
+	Events int `json:"events"`
+}
+
+// SandboxProcess is a process of a run's tree.
+type SandboxProcess struct {
+	PID  int64     `json:"pid"`
+	PPID int64     `json:"ppid"`
+	Time time.Time `json:"time"` // when it started; zero when unknown
+	// Name is the process's image name where the report gives no path.
+	Name       string   `json:"name,omitempty"`
+	Path       string   `json:"path"`
+	Cmdline    string   `json:"cmdline"`
+	Techniques []string `json:"techniques,omitempty"`
+	// Activity counts the process's other events by category.
+	Activity map[string]int    `json:"activity,omitempty"`
+	Children []*SandboxProcess `json:"children,omitempty"`
+	// Key is the process's process_key in the event store.
+	Key string `json:"process_key,omitempty"`
 }
 
 // SandboxFile is a file a run wrote, changed, deleted or dropped.
@@ -55,9 +91,26 @@ type SandboxFile struct {
 
 // SandboxDestination is a place a run tried to reach.
 type SandboxDestination struct {
-	Kind    string `json:"kind"` // connect, dns (imports: host, domain, http, tcp, udp)
+	Kind    string `json:"kind"` // connect, dns (imports also: host, domain, http, tcp, udp)
 	Dest    string `json:"dest"` // ip:port, a DNS name, a URL or a flow
 	Process string `json:"process"`
+	// Answers are a DNS lookup's answers, where the report gives them.
+	Answers []string `json:"answers,omitempty"`
+	// Sink is what a detonation's network sink recorded of it.
+	Sink []SandboxSinkRecord `json:"sink,omitempty"`
+}
+
+// SandboxSinkRecord is one request a detonation's network sink answered.
+type SandboxSinkRecord struct {
+	Time     time.Time `json:"time"`
+	Protocol string    `json:"protocol"` // dns, tcp, http, tls
+	Dest     string    `json:"dest"`     // the address the sample reached, ip:port
+	Source   string    `json:"source"`   // the sample's end, ip:port
+	Query    string    `json:"query,omitempty"`
+	Request  string    `json:"request,omitempty"` // HTTP request line
+	Host     string    `json:"host,omitempty"`    // HTTP Host header
+	SNI      string    `json:"sni,omitempty"`     // TLS server name
+	Data     string    `json:"data,omitempty"`    // the first bytes of other TCP, quoted
 }
 
 // SandboxRule is a rule (or an imported report's signature) that fired in
@@ -73,5 +126,57 @@ type SandboxRule struct {
 	Description     string   `json:"description"`
 	Recommendations string   `json:"recommendations"`
 	Techniques      []string `json:"techniques"`
-	Hits            int      `json:"hits"`
+	// Families are the malware families an imported report's signature
+	// names.
+	Families []string `json:"families,omitempty"`
+	Hits     int      `json:"hits"`
+}
+
+// SandboxRules gathers the rules of a run's hits (a SandboxRule each,
+// with its techniques and how many hits it had). The zero value is ready.
+type SandboxRules struct {
+	byID map[string]*SandboxRule
+	hits map[string]bool
+}
+
+// Add counts hit (one row of it: a hit of a rule naming two techniques is
+// two rows sharing HitID) for its rule.
+func (s *SandboxRules) Add(h *Hit) {
+	if s.byID == nil {
+		s.byID, s.hits = map[string]*SandboxRule{}, map[string]bool{}
+	}
+	r := s.byID[h.RuleID]
+	if r == nil {
+		r = &SandboxRule{ID: h.RuleID, Title: h.RuleTitle, Source: h.RuleSource, Author: h.RuleAuthor, Severity: h.Severity,
+			Confidence: h.Confidence, Description: h.Description, Recommendations: h.Recommendations}
+		if h.RuleSource == "sigma" {
+			r.Licence = "DRL 1.1 (Detection Rule License)"
+		}
+		s.byID[h.RuleID] = r
+	}
+	if h.TechniqueID != "" && !slices.Contains(r.Techniques, h.TechniqueID) {
+		r.Techniques = append(r.Techniques, h.TechniqueID)
+	}
+	if !s.hits[h.HitID] {
+		s.hits[h.HitID] = true
+		r.Hits++
+	}
+}
+
+// List returns the rules, the most severe first, then by ID; each rule's
+// techniques sorted.
+func (s *SandboxRules) List() []SandboxRule {
+	rank := map[string]int{"critical": 5, "high": 4, "medium": 3, "low": 2, "informational": 1}
+	out := make([]SandboxRule, 0, len(s.byID))
+	for _, r := range s.byID {
+		slices.Sort(r.Techniques)
+		out = append(out, *r)
+	}
+	slices.SortFunc(out, func(a, b SandboxRule) int {
+		if ra, rb := rank[a.Severity], rank[b.Severity]; ra != rb {
+			return rb - ra
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/quarry-sec/quarry/sandbox"
-	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/eventstore"
 	"github.com/quarry-sec/quarry/telemetry/host"
 )
@@ -71,14 +70,15 @@ and SQL (sandbox_runs; process_events WHERE source = 'sandbox').`,
 				if !ok {
 					return fmt.Errorf("detonate: no run %q (quarry detonate --list)", show)
 				}
-				if run.Origin != sandbox.OriginDetonate {
-					return showImportedRun(cmd.OutOrStdout(), format, run)
+				kb, err := a.knowledgeBase()
+				if err != nil {
+					return err
 				}
-				var rep sandbox.Report
-				if err := json.Unmarshal(run.Report, &rep); err != nil {
-					return fmt.Errorf("detonate: run %s: report: %w", show, err)
+				rep, err := sandbox.StoredReport(run, kb)
+				if err != nil {
+					return fmt.Errorf("detonate: %w", err)
 				}
-				return writeReport(cmd.OutOrStdout(), out, format, &rep)
+				return writeReport(cmd.OutOrStdout(), out, format, rep)
 			}
 			if len(args) != 1 {
 				return usageError{errors.New("detonate: give one FILE (or --list, --show RUN)")}
@@ -150,33 +150,6 @@ func listRuns(ctx context.Context, st *eventstore.Store, w io.Writer, format str
 	return tw.Flush()
 }
 
-// showImportedRun shows a run imported from another sandbox's report: its
-// row, and in JSON the summary stored with it (the report's own shape, not
-// a detonation's); its tree, files, network and rules are sandbox_runs'
-// columns and its events in the tables, as the table format says.
-func showImportedRun(w io.Writer, format string, run telemetry.SandboxRun) error {
-	if format == formatJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
-			telemetry.SandboxRun
-			Summary json.RawMessage `json:"summary,omitempty"`
-		}{run, run.Report})
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "run\t%s (imported from a %s report)\n", run.ID, run.Origin)
-	fmt.Fprintf(tw, "sample\t%s  sha256 %s\n", run.Sample, run.SHA256)
-	fmt.Fprintf(tw, "verdict\t%s, score %.1f\n", run.Verdict, run.Score)
-	fmt.Fprintf(tw, "techniques\t%s\n", strings.Join(run.Techniques, ", "))
-	fmt.Fprintf(tw, "tactics\t%s\n", strings.Join(run.Tactics, ", "))
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	_, err := fmt.Fprintf(w, "\nIts tree, files, network and signatures:\n  quarry query \"SELECT tree, files, network, rules FROM sandbox_runs WHERE run_id = '%s'\"\n"+
-		"Its events: ... FROM process_events WHERE run_id = '%s' (and the other event tables)\n", run.ID, run.ID)
-	return err
-}
-
 func writeReport(stdout io.Writer, out, format string, rep *sandbox.Report) (err error) {
 	w := stdout
 	if out != "" {
@@ -204,8 +177,13 @@ func writeReport(stdout io.Writer, out, format string, rep *sandbox.Report) (err
 
 func reportTable(w io.Writer, r *sandbox.Report) error {
 	fmt.Fprintf(w, "run %s  %s  %d bytes  sha256 %s\n", r.RunID, r.Sample, r.Size, r.SHA256)
-	fmt.Fprintf(w, "verdict %s  score %.1f/10  severity %s  (%d events, ran %s, exit %d%s)\n\n", strings.ToUpper(r.Verdict), r.Score,
-		r.Severity, r.Events, r.Duration.Round(time.Millisecond), r.Sandbox.ExitCode, map[bool]string{true: ", killed at the timeout"}[r.Sandbox.TimedOut])
+	if r.Origin != "" && r.Origin != sandbox.OriginDetonate {
+		fmt.Fprintf(w, "verdict %s  score %.1f/10  severity %s  (imported from a %s report; ran %s)\n\n", strings.ToUpper(r.Verdict), r.Score,
+			r.Severity, r.Origin, r.Duration.Round(time.Millisecond))
+	} else {
+		fmt.Fprintf(w, "verdict %s  score %.1f/10  severity %s  (%d events, ran %s, exit %d%s)\n\n", strings.ToUpper(r.Verdict), r.Score,
+			r.Severity, r.Events, r.Duration.Round(time.Millisecond), r.Sandbox.ExitCode, map[bool]string{true: ", killed at the timeout"}[r.Sandbox.TimedOut])
+	}
 	if len(r.Tactics) > 0 {
 		var ts []string
 		for _, t := range r.Tactics {

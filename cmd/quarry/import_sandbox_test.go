@@ -43,12 +43,18 @@ func TestImportSandboxReports(t *testing.T) {
 	if !strings.Contains(out, "set_value,DWORD (0x00000001)") {
 		t.Errorf("registry_events:\n%s", out)
 	}
-	// detonate --show reads an imported run too (its summary is not a
-	// detonation's report).
-	for _, format := range []string{"table", "json"} {
+	// detonate --show shows an imported run as it shows a detonation: the
+	// verdict, techniques by name, the tree, dropped files, network and
+	// signatures.
+	for _, format := range []string{"table", "json", "html"} {
 		out, errs, code := quarry(t, dir, "", "detonate", "--show", "cape-4711", "--format", format)
-		if code != 0 || !strings.Contains(out, "cape-4711") || !strings.Contains(out, "invoice.exe") {
+		if code != 0 || !strings.Contains(out, "cape-4711") || !strings.Contains(out, "invoice.exe") ||
+			!strings.Contains(out, "LSASS Memory") || !strings.Contains(out, "injection_createremotethread") {
 			t.Errorf("detonate --show of an imported run (%s): exit %d\n%s%s", format, code, out, errs)
+		}
+		if format == "table" && (!strings.Contains(out, "imported from a cape report") || !strings.Contains(out, "dropped") ||
+			!strings.Contains(out, "process tree:")) {
+			t.Errorf("detonate --show of an imported run:\n%s", out)
 		}
 	}
 	// The run's tree (sandbox_runs.tree) names its processes by the keys
@@ -79,18 +85,35 @@ FROM sandbox_runs r, json_each(r.tree) j WHERE r.run_id = 'cape-4711'`)
 			t.Errorf("run techniques %v lack %s", run.Techniques, id)
 		}
 	}
-	if !slices.Contains(run.Tactics, "credential-access") || !slices.Contains(run.Tactics, "persistence") ||
+	// Tactics by ID, as a detonation's run names them.
+	if !slices.Contains(run.Tactics, "TA0006") || !slices.Contains(run.Tactics, "TA0003") ||
 		run.Verdict != "malicious" || run.Host != host.Identifier() || run.Sample != "invoice.exe" {
 		t.Errorf("run: %+v", run)
 	}
-	var sum struct {
-		Rules   []string `json:"rules_matched"`
-		Dropped []struct {
-			SHA256 string `json:"sha256"`
-		} `json:"dropped"`
+	// The stored report is the shape every run's is: Quarry's rules that
+	// matched beside the report's signatures, its dropped files.
+	var sum telemetry.SandboxReport
+	if err := json.Unmarshal(run.Report, &sum); err != nil {
+		t.Fatalf("report %s: %v", run.Report, err)
 	}
-	if err := json.Unmarshal(run.Report, &sum); err != nil || !slices.Contains(sum.Rules, "WDigest Clear-Text Credential Caching Enabled") || len(sum.Dropped) != 2 {
-		t.Errorf("report %s: %v", run.Report, err)
+	var quarryRules, signatures, dropped int
+	for _, r := range sum.Rules {
+		switch {
+		case r.Source == "builtin" && r.Title == "WDigest Clear-Text Credential Caching Enabled" && r.Author != "" &&
+			r.Recommendations != "" && slices.Contains(r.Techniques, "T1003.001"):
+			quarryRules++
+		case r.Source == "cape" && r.Severity != "" && r.Hits == 1:
+			signatures++
+		}
+	}
+	for _, f := range sum.Files {
+		if len(f.Actions) == 1 && f.Actions[0] == "dropped" && len(f.SHA256) == 64 {
+			dropped++
+		}
+	}
+	if quarryRules != 1 || signatures == 0 || dropped != 2 || len(sum.Tree) == 0 || len(sum.Network) == 0 || sum.Events == 0 {
+		t.Errorf("report: %d Quarry rule, %d signatures, %d dropped, %d roots, %d destinations\n%s",
+			quarryRules, signatures, dropped, len(sum.Tree), len(sum.Network), run.Report)
 	}
 	cuckoo, ok, err := st.SandboxRun(ctx, "cuckoo-77")
 	if err != nil || !ok || !slices.Contains(cuckoo.Techniques, "T1547.001") || slices.Contains(cuckoo.Techniques, "T1060") {

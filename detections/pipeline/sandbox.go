@@ -63,10 +63,11 @@ func StoreReported(ctx context.Context, st *eventstore.Store, hits []detections.
 }
 
 // RunAttack resolves a run's techniques (retired IDs to their successors
-// in kb, unknown ones kept) and gives its tactics: those of the techniques
-// and those its hits were stored with, in ATT&CK's matrix order (v18.1's
-// vocabulary, as hits store them). Without kb the techniques are returned
-// as given and no tactics.
+// in kb, unknown ones kept) and gives its tactics by ID (TA0006), as a
+// detonation's run names them: those of the techniques and those its hits
+// were stored with, in ATT&CK's matrix order (v18.1's vocabulary, as hits
+// store them). Without kb the techniques are returned as given and no
+// tactics.
 func RunAttack(kb *attack.KB, techniques, hitTactics []string) (techs, tactics []string) {
 	if kb == nil {
 		return techniques, nil
@@ -87,5 +88,10 @@ func RunAttack(kb *attack.KB, techniques, hitTactics []string) (techs, tactics [
 		}
 	}
 	sort.Strings(techs)
-	return techs, kb.TacticsOf(techs, tacs, false)
+	for _, short := range kb.TacticsOf(techs, tacs, false) {
+		if ta, ok := kb.Tactic(short); ok {
+			tactics = append(tactics, ta.ID)
+		}
+	}
+	return techs, tactics
 }

@@ -7,13 +7,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/quarry-sec/quarry/detections"
 	"github.com/quarry-sec/quarry/tables/activity"
 	"github.com/quarry-sec/quarry/telemetry"
 	"github.com/quarry-sec/quarry/telemetry/eventstore"
-	"github.com/quarry-sec/quarry/telemetry/importers"
 )
 
 // Bounds of what a run's row carries of its report: the fleet stores the
@@ -49,56 +47,6 @@ type TreeNode struct {
 	Activity string `json:"activity,omitempty"`
 }
 
-// reportNode is a tree node of either report shape: quarry detonate's
-// (sandbox.Node) or an imported CAPE/Cuckoo summary's.
-type reportNode struct {
-	PID        int64          `json:"pid"`
-	PPID       int64          `json:"ppid"`
-	Time       string         `json:"time"`
-	FirstSeen  string         `json:"first_seen"`
-	Name       string         `json:"name"`
-	Path       string         `json:"path"`
-	Cmdline    string         `json:"cmdline"`
-	Techniques []string       `json:"techniques"`
-	Activity   map[string]int `json:"activity"`
-	Key        string         `json:"process_key"`
-	Children   []*reportNode  `json:"children"`
-}
-
-// report is what the columns read of a stored report, in either shape.
-type report struct {
-	Tree    []*reportNode           `json:"tree"`
-	Files   []telemetry.SandboxFile `json:"files"`
-	Network json.RawMessage         `json:"network"`
-	Rules   json.RawMessage         `json:"rules"`
-	Dropped []importedFile          `json:"dropped"`
-	Sigs    []importedSignature     `json:"signatures"`
-	Matched []string                `json:"rules_matched"`
-	Origin  string                  `json:"origin"`
-}
-
-type importedFile struct {
-	Name   string `json:"name"`
-	Path   string `json:"path"`
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
-}
-
-type importedSignature struct {
-	Name        string   `json:"name"`
-	Description string   `json:"description"`
-	Severity    int      `json:"severity"`
-	Techniques  []string `json:"techniques"`
-}
-
-type importedNetwork struct {
-	Hosts   []string `json:"hosts"`
-	Domains []string `json:"domains"`
-	HTTP    []string `json:"http"`
-	TCP     []string `json:"tcp"`
-	UDP     []string `json:"udp"`
-}
-
 // runParts are a run's tree, files, network destinations and rules as the
 // table's JSON columns carry them (each bounded).
 type runParts struct {
@@ -108,16 +56,17 @@ type runParts struct {
 	Rules   []telemetry.SandboxRule
 }
 
-// parts decodes a run's stored report; a report that does not parse gives
-// no parts (the run's row is still served). withActivity reads each
-// node's activity from the store by its process key.
+// parts decodes a run's stored report (its telemetry.SandboxReport part,
+// whatever its origin); a report that does not parse gives no parts (the
+// run's row is still served). withActivity reads each node's activity from
+// the store by its process key.
 func parts(ctx context.Context, st *eventstore.Store, run telemetry.SandboxRun, withActivity bool) (runParts, error) {
-	var rep report
+	var rep telemetry.SandboxReport
 	var p runParts
 	if len(run.Report) == 0 || json.Unmarshal(run.Report, &rep) != nil {
 		return p, nil
 	}
-	p.Rules = rules(&rep)
+	p.Rules = rules(rep.Rules)
 	sev := map[string]string{}
 	for _, r := range p.Rules {
 		for _, t := range r.Techniques {
@@ -152,28 +101,30 @@ func parts(ctx context.Context, st *eventstore.Store, run telemetry.SandboxRun, 
 		}
 		p.Files = append(p.Files, f)
 	}
-	for _, f := range rep.Dropped {
-		if len(p.Files) == MaxFiles {
+	for _, d := range rep.Network {
+		if len(p.Network) == MaxDestinations {
 			break
 		}
-		path := f.Path
-		if path == "" {
-			path = f.Name
+		// The sink's records stay in the report (quarry detonate --show).
+		d.Kind, d.Dest, d.Process, d.Sink = limit(d.Kind), limit(d.Dest), limit(d.Process), nil
+		if len(d.Answers) > 32 {
+			d.Answers = d.Answers[:32]
 		}
-		p.Files = append(p.Files, telemetry.SandboxFile{Path: limit(path), Actions: []string{"dropped"},
-			SHA256: limit(f.SHA256), Size: f.Size})
+		for i := range d.Answers {
+			d.Answers[i] = limit(d.Answers[i])
+		}
+		p.Network = append(p.Network, d)
 	}
-	p.Network = network(rep.Network)
 	return p, nil
 }
 
 // flatten lists a report's tree depth first, parents before children,
 // keyed by the store's process key as the report names it (detonations
 // and imports both do), else by its place in the tree.
-func flatten(roots []*reportNode, sev map[string]string) []TreeNode {
+func flatten(roots []*telemetry.SandboxProcess, sev map[string]string) []TreeNode {
 	var out []TreeNode
-	var walk func(n *reportNode, parent string, depth int64)
-	walk = func(n *reportNode, parent string, depth int64) {
+	var walk func(n *telemetry.SandboxProcess, parent string, depth int64)
+	walk = func(n *telemetry.SandboxProcess, parent string, depth int64) {
 		if n == nil || len(out) == MaxTreeNodes {
 			return
 		}
@@ -186,7 +137,10 @@ func flatten(roots []*reportNode, sev map[string]string) []TreeNode {
 			path = n.Name
 		}
 		t := TreeNode{Depth: depth, Relation: "descendant", ProcessKey: limit(key), ParentKey: limit(parent), PID: n.PID,
-			PPID: n.PPID, Path: limit(path), Cmdline: limit(n.Cmdline), Start: unixOf(n.Time, n.FirstSeen)}
+			PPID: n.PPID, Path: limit(path), Cmdline: limit(n.Cmdline)}
+		if !n.Time.IsZero() && n.Time.Unix() > 0 {
+			t.Start = n.Time.Unix()
+		}
 		if depth == 0 {
 			t.Relation = "self"
 		}
@@ -226,85 +180,26 @@ func flatten(roots []*reportNode, sev map[string]string) []TreeNode {
 	return out
 }
 
-// rules reads a detonation's rules fired, or an import's signatures (with
-// the titles of Quarry's rules that matched its events).
-func rules(rep *report) []telemetry.SandboxRule {
+// rules bounds a run's rules (a detonation's rules that fired, an
+// import's signatures and Quarry's rules that matched its events).
+func rules(in []telemetry.SandboxRule) []telemetry.SandboxRule {
 	var out []telemetry.SandboxRule
-	var fired []telemetry.SandboxRule
-	if len(rep.Rules) > 0 && rep.Rules[0] == '[' {
-		_ = json.Unmarshal(rep.Rules, &fired)
-	}
-	for _, r := range fired {
+	for _, r := range in {
+		if len(out) == MaxRules {
+			break
+		}
 		r.ID, r.Title, r.Source, r.Author = limit(r.ID), limit(r.Title), limit(r.Source), limit(r.Author)
 		r.Licence, r.Severity, r.Confidence = limit(r.Licence), limit(r.Severity), limit(r.Confidence)
 		r.Description, r.Recommendations = limit(r.Description), limit(r.Recommendations)
 		if len(r.Techniques) > 32 {
 			r.Techniques = r.Techniques[:32]
 		}
+		if len(r.Families) > 32 {
+			r.Families = r.Families[:32]
+		}
 		out = append(out, r)
 	}
-	for _, s := range rep.Sigs {
-		out = append(out, telemetry.SandboxRule{ID: limit(s.Name), Title: limit(s.Name), Source: limit(rep.Origin),
-			Severity: importers.SeverityName(s.Severity), Description: limit(s.Description), Techniques: s.Techniques, Hits: 1})
-	}
-	for _, m := range rep.Matched {
-		out = append(out, telemetry.SandboxRule{Title: limit(m), Source: "quarry", Hits: 1})
-	}
-	if len(out) > MaxRules {
-		out = out[:MaxRules]
-	}
 	return out
-}
-
-// network reads a detonation's destinations (a list) or an import's
-// network summary (an object of lists).
-func network(raw json.RawMessage) []telemetry.SandboxDestination {
-	var out []telemetry.SandboxDestination
-	if len(raw) == 0 {
-		return nil
-	}
-	if raw[0] == '[' {
-		var ds []telemetry.SandboxDestination
-		if json.Unmarshal(raw, &ds) != nil {
-			return nil
-		}
-		for _, d := range ds {
-			if len(out) == MaxDestinations {
-				break
-			}
-			out = append(out, telemetry.SandboxDestination{Kind: limit(d.Kind), Dest: limit(d.Dest), Process: limit(d.Process)})
-		}
-		return out
-	}
-	var n importedNetwork
-	if json.Unmarshal(raw, &n) != nil {
-		return nil
-	}
-	for _, l := range []struct {
-		kind  string
-		dests []string
-	}{{"host", n.Hosts}, {"domain", n.Domains}, {"http", n.HTTP}, {"tcp", n.TCP}, {"udp", n.UDP}} {
-		for _, d := range l.dests {
-			if len(out) == MaxDestinations {
-				return out
-			}
-			out = append(out, telemetry.SandboxDestination{Kind: l.kind, Dest: limit(d)})
-		}
-	}
-	return out
-}
-
-// unixOf reads the first of the times that parses (RFC 3339, or CAPE's
-// "2006-01-02 15:04:05" in UTC) as UNIX seconds; 0 when none does.
-func unixOf(vals ...string) int64 {
-	for _, v := range vals {
-		for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999", "2006-01-02 15:04:05"} {
-			if t, err := time.Parse(layout, v); err == nil && !t.IsZero() && t.Unix() > 0 {
-				return t.Unix()
-			}
-		}
-	}
-	return 0
 }
 
 func limit(s string) string {

@@ -57,11 +57,13 @@ func TestSandboxRunParts(t *testing.T) {
 		"rules": []any{map[string]any{"id": "r1", "title": "Download with curl", "source": "builtin", "author": "Quarry",
 			"severity": "high", "description": "d", "recommendations": "block", "techniques": []string{"T1105"}, "hits": 1}},
 	}
-	cape := map[string]any{"origin": "cape", "verdict": "malicious",
-		"tree":       []any{map[string]any{"pid": 500, "ppid": 4, "name": "a.exe", "first_seen": "2026-12-05 10:00:00", "guid": "{G1}", "process_key": "g:win10-cape-01/g1"}},
-		"network":    map[string]any{"domains": []string{"evil.example"}, "tcp": []string{"10.0.0.1:1 -> 10.0.0.2:443"}},
-		"dropped":    []any{map[string]any{"name": "b.dll", "path": "C:\\b.dll", "size": 9, "sha256": "cd"}},
-		"signatures": []any{map[string]any{"name": "injection", "description": "injects", "severity": 3, "techniques": []string{"T1055"}}}}
+	cape := map[string]any{"origin": "cape", "verdict": "malicious", "task_id": "7",
+		"tree": []any{map[string]any{"pid": 500, "ppid": 4, "name": "a.exe", "time": t0.Format(time.RFC3339), "process_key": "g:win10-cape-01/g1"}},
+		"network": []any{map[string]any{"kind": "domain", "dest": "evil.example"}, map[string]any{"kind": "tcp", "dest": "10.0.0.1:1 -> 10.0.0.2:443"},
+			map[string]any{"kind": "dns", "dest": "evil.example", "answers": []string{"10.0.0.2"}}},
+		"files": []any{map[string]any{"path": "C:\\b.dll", "actions": []string{"dropped"}, "size": 9, "sha256": "cd"}},
+		"rules": []any{map[string]any{"id": "injection", "title": "injection", "source": "cape", "description": "injects", "severity": "high",
+			"techniques": []string{"T1055"}, "families": []string{"emotet"}, "hits": 1}}}
 	for id, rep := range map[string]any{"run-d": det, "cape-1": cape} {
 		b, _ := json.Marshal(rep)
 		if err := st.PutSandboxRun(ctx, telemetry.SandboxRun{ID: id, Origin: "detonate", Host: "lab", Started: t0, Report: b}); err != nil {
@@ -119,8 +121,10 @@ func TestSandboxRunParts(t *testing.T) {
 	}
 	if len(tree) != 1 || tree[0].Path != "a.exe" || tree[0].ProcessKey != "g:win10-cape-01/g1" || tree[0].Start != t0.Unix() ||
 		len(files) != 1 || files[0].Path != `C:\b.dll` || files[0].Actions[0] != "dropped" ||
-		len(dests) != 2 || dests[0] != (telemetry.SandboxDestination{Kind: "domain", Dest: "evil.example"}) ||
-		len(rules) != 1 || rules[0].Severity != "high" || rules[0].Source != "cape" || rules[0].Techniques[0] != "T1055" {
+		!reflect.DeepEqual(dests, []telemetry.SandboxDestination{{Kind: "domain", Dest: "evil.example"}, {Kind: "tcp", Dest: "10.0.0.1:1 -> 10.0.0.2:443"},
+			{Kind: "dns", Dest: "evil.example", Answers: []string{"10.0.0.2"}}}) ||
+		len(rules) != 1 || rules[0].Severity != "high" || rules[0].Source != "cape" || rules[0].Techniques[0] != "T1055" ||
+		rules[0].Families[0] != "emotet" {
 		t.Errorf("cape: tree %+v files %+v network %+v rules %+v", tree, files, dests, rules)
 	}
 }

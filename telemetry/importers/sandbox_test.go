@@ -165,7 +165,7 @@ func TestSandboxCAPEReport(t *testing.T) {
 		t.Errorf("signature: %+v", s)
 	}
 
-	done := rep.Finish([]string{"T1003.001", "T1055"}, []string{"credential-access", "defense-evasion"}, []string{"rule"}, map[string]int{"high": 1})
+	done := rep.Finish([]string{"T1003.001", "T1055"}, []string{"TA0006", "TA0005"}, []telemetry.SandboxRule{{Title: "rule", Source: "builtin", Severity: "high", Hits: 1}}, map[string]int{"high": 1})
 	var sum struct {
 		Verdict    string   `json:"verdict"`
 		Techniques []string `json:"techniques"`
@@ -178,22 +178,17 @@ func TestSandboxCAPEReport(t *testing.T) {
 				} `json:"children"`
 			} `json:"children"`
 		} `json:"tree"`
-		Dropped []struct {
-			Path   string `json:"path"`
-			SHA256 string `json:"sha256"`
-		} `json:"dropped"`
-		Network struct {
-			HTTP []string `json:"http"`
-		} `json:"network"`
+		Files   []telemetry.SandboxFile        `json:"files"`
+		Network []telemetry.SandboxDestination `json:"network"`
 	}
 	if err := json.Unmarshal(done.Report, &sum); err != nil {
 		t.Fatalf("report JSON: %v", err)
 	}
-	if !slices.Equal(done.Techniques, []string{"T1003.001", "T1055"}) || !slices.Equal(done.Tactics, []string{"credential-access", "defense-evasion"}) ||
+	if !slices.Equal(done.Techniques, []string{"T1003.001", "T1055"}) || !slices.Equal(done.Tactics, []string{"TA0006", "TA0005"}) ||
 		sum.Verdict != "malicious" || len(sum.Tree) != 1 || sum.Tree[0].PID != 2340 || len(sum.Tree[0].Children) != 1 ||
 		len(sum.Tree[0].Children[0].Children) != 1 || sum.Tree[0].Children[0].Children[0].PID != 3100 ||
-		len(sum.Dropped) != 2 || sum.Dropped[0].Path != `C:\ProgramData\svc\payload.dll` ||
-		len(sum.Network.HTTP) != 1 {
+		len(sum.Files) != 2 || sum.Files[0].Path != `C:\ProgramData\svc\payload.dll` || sum.Files[0].Actions[0] != "dropped" ||
+		kinds(sum.Network)["http"] != 1 {
 		t.Errorf("finished run %+v, summary %s", done, done.Report)
 	}
 }
@@ -316,4 +311,13 @@ func TestSandboxBounds(t *testing.T) {
 	if !strings.HasPrefix(rep.Run.ID, "cape-") || len(rep.Run.ID) != len("cape-")+16 || rep.Run.Verdict != "clean" {
 		t.Errorf("run without a task id: %+v", rep.Run)
 	}
+}
+
+// kinds counts destinations by kind.
+func kinds(ds []telemetry.SandboxDestination) map[string]int {
+	out := map[string]int{}
+	for _, d := range ds {
+		out[d.Kind]++
+	}
+	return out
 }

@@ -46,10 +46,11 @@ func isSandboxReport(head []byte) bool {
 // reads everything but the API calls; the second streams the calls of
 // behavior.processes, one at a time.
 type sandboxReader struct {
-	path string
-	c    io.Closer
-	rs   io.ReadSeeker
-	d    *sandboxData
+	path   string
+	events int // events returned by Next
+	c      io.Closer
+	rs     io.ReadSeeker
+	d      *sandboxData
 
 	runID, host string
 	root        *sbProcess
@@ -162,6 +163,7 @@ func (r *sandboxReader) Next() (telemetry.Event, error) {
 		if len(r.queue) > 0 {
 			e := r.queue[0]
 			r.queue = r.queue[1:]
+			r.events++
 			return e, nil
 		}
 		if err := r.err; err != nil {

@@ -47,30 +47,33 @@ type SandboxReport struct {
 	summary sandboxSummary
 }
 
-// sandboxSummary is the run's compact JSON summary (SandboxRun.Report).
+// sandboxSummary is the run's stored report (SandboxRun.Report): the
+// tree, files, network and rules every run's report holds
+// (telemetry.SandboxReport), with what only an imported report has.
 type sandboxSummary struct {
-	Origin     string         `json:"origin"`
-	TaskID     string         `json:"task_id,omitempty"`
-	Machine    string         `json:"machine,omitempty"`
-	Package    string         `json:"package,omitempty"`
-	Sample     *summaryFile   `json:"sample,omitempty"`
-	URL        string         `json:"url,omitempty"`
-	Started    string         `json:"started,omitempty"`
-	Duration   float64        `json:"duration_seconds"`
-	Score      float64        `json:"score"`
-	MalStatus  string         `json:"malstatus,omitempty"`
-	Verdict    string         `json:"verdict"`
-	Techniques []string       `json:"techniques"`
-	Tactics    []string       `json:"tactics"`
-	Signatures []summarySig   `json:"signatures"`
-	Tree       []*summaryProc `json:"tree"`
-	Network    summaryNet     `json:"network"`
-	Dropped    []summaryFile  `json:"dropped"`
-	Rules      []string       `json:"rules_matched,omitempty"`
-	LeftOut    map[string]int `json:"left_out,omitempty"`
-	Hits       map[string]int `json:"hits_by_severity,omitempty"`
+	Origin   string       `json:"origin"`
+	TaskID   string       `json:"task_id,omitempty"`
+	Machine  string       `json:"machine,omitempty"`
+	Package  string       `json:"package,omitempty"`
+	Sample   *summaryFile `json:"sample,omitempty"`
+	URL      string       `json:"url,omitempty"`
+	Started  string       `json:"started,omitempty"`
+	Duration float64      `json:"duration_seconds"`
+	Score    float64      `json:"score"`
+	// MalStatus is the report's own verdict word (CAPE's malstatus).
+	MalStatus  string   `json:"malstatus,omitempty"`
+	Verdict    string   `json:"verdict"`
+	Techniques []string `json:"techniques"`
+	Tactics    []string `json:"tactics"`
+	telemetry.SandboxReport
+	// LeftOut counts what the bounds of each list left out, by list.
+	LeftOut map[string]int `json:"left_out,omitempty"`
+	// Hits counts the hits of Quarry's rules on the run's events by
+	// severity.
+	Hits map[string]int `json:"hits_by_severity,omitempty"`
 }
 
+// summaryFile is the sample as the report describes it.
 type summaryFile struct {
 	Name   string `json:"name,omitempty"`
 	Path   string `json:"path,omitempty"`
@@ -79,42 +82,6 @@ type summaryFile struct {
 	MD5    string `json:"md5,omitempty"`
 	SHA1   string `json:"sha1,omitempty"`
 	SHA256 string `json:"sha256,omitempty"`
-}
-
-type summarySig struct {
-	Name        string   `json:"name"`
-	Description string   `json:"description,omitempty"`
-	Severity    int      `json:"severity"`
-	Techniques  []string `json:"techniques,omitempty"`
-	Families    []string `json:"families,omitempty"`
-}
-
-type summaryProc struct {
-	PID       int64  `json:"pid"`
-	PPID      int64  `json:"ppid"`
-	Name      string `json:"name,omitempty"`
-	Path      string `json:"path,omitempty"`
-	Cmdline   string `json:"cmdline,omitempty"`
-	FirstSeen string `json:"first_seen,omitempty"`
-	GUID      string `json:"guid"`
-	// Key is the process_key the event store gives the process's events
-	// (by its GUID on the events' host), so the tree joins them.
-	Key      string         `json:"process_key,omitempty"`
-	Children []*summaryProc `json:"children,omitempty"`
-}
-
-type summaryNet struct {
-	Hosts   []string     `json:"hosts,omitempty"`
-	Domains []string     `json:"domains,omitempty"`
-	DNS     []summaryDNS `json:"dns,omitempty"`
-	HTTP    []string     `json:"http,omitempty"`
-	TCP     []string     `json:"tcp,omitempty"`
-	UDP     []string     `json:"udp,omitempty"`
-}
-
-type summaryDNS struct {
-	Request string   `json:"request"`
-	Answers []string `json:"answers,omitempty"`
 }
 
 // maxSummaryList bounds each list of the JSON summary.
@@ -175,6 +142,7 @@ func (r *sandboxReader) buildReport() *SandboxReport {
 		rep.Run.Sample = d.targetURL
 	}
 	rep.summary = r.summary(rep, score, verdict)
+	rep.summary.Events = r.events + len(r.queue) // those returned and those still to come
 	return rep
 }
 
@@ -259,24 +227,23 @@ func (r *sandboxReader) summary(rep *SandboxReport, score float64, verdict strin
 		f := fileSummary(&d.target)
 		s.Sample = &f
 	}
+	// The report's signatures are the run's rules.
 	for _, g := range rep.Signatures {
-		if len(s.Signatures) == maxSummaryList {
+		if len(s.Rules) == maxSummaryList {
 			s.leave("summary.signatures")
 			break
 		}
-		s.Signatures = append(s.Signatures, summarySig{g.Name, g.Description, g.Severity, g.Techniques, g.Families})
+		s.Rules = append(s.Rules, telemetry.SandboxRule{ID: g.Name, Title: g.Name, Source: d.origin,
+			Severity: SeverityName(g.Severity), Description: g.Description, Techniques: g.Techniques, Families: g.Families, Hits: 1})
 	}
 	// The tree: roots are processes without a parent in the report.
 	n := 0
-	var node func(p *sbProcess, depth int) *summaryProc
-	node = func(p *sbProcess, depth int) *summaryProc {
+	var node func(p *sbProcess, depth int) *telemetry.SandboxProcess
+	node = func(p *sbProcess, depth int) *telemetry.SandboxProcess {
 		n++
-		sp := &summaryProc{PID: p.pid, PPID: p.ppid, Name: p.name, Path: p.path, Cmdline: p.cmdline, GUID: p.guid}
+		sp := &telemetry.SandboxProcess{PID: p.pid, PPID: p.ppid, Time: p.first, Name: p.name, Path: p.path, Cmdline: p.cmdline}
 		if p.guid != "" {
 			sp.Key = eventstore.GUIDKey(r.host, p.guid)
-		}
-		if !p.first.IsZero() {
-			sp.FirstSeen = p.first.Format(time.RFC3339Nano)
 		}
 		for _, c := range p.children {
 			if n >= 2000 || depth > 100 {
@@ -292,48 +259,53 @@ func (r *sandboxReader) summary(rep *SandboxReport, score float64, verdict strin
 			s.Tree = append(s.Tree, node(p, 0))
 		}
 	}
-	add := func(list *[]string, section, v string) {
-		if v == "" {
+	// The network, each kind bounded on its own.
+	kinds := map[string]int{}
+	add := func(kind, dest string, answers []string) {
+		if dest == "" {
 			return
 		}
-		if len(*list) >= maxSummaryList {
-			s.leave(section)
+		if kinds[kind] >= maxSummaryList {
+			s.leave("summary.network." + kind)
 			return
 		}
-		*list = append(*list, v)
+		kinds[kind]++
+		s.Network = append(s.Network, telemetry.SandboxDestination{Kind: kind, Dest: dest, Answers: answers})
 	}
 	for _, h := range d.hosts {
-		add(&s.Network.Hosts, "summary.network.hosts", string(h.IP))
+		add("host", string(h.IP), nil)
 	}
 	for _, x := range d.domains {
-		add(&s.Network.Domains, "summary.network.domains", string(x.Domain))
+		add("domain", string(x.Domain), nil)
 	}
 	for i := range d.dns {
-		if len(s.Network.DNS) >= maxSummaryList {
-			s.leave("summary.network.dns")
-			break
-		}
-		s.Network.DNS = append(s.Network.DNS, summaryDNS{string(d.dns[i].Request), d.dns[i].answers()})
+		add("dns", string(d.dns[i].Request), d.dns[i].answers())
 	}
 	for _, h := range d.http {
 		u := string(h.URI)
 		if u == "" {
 			u = string(h.Host) + string(h.Path)
 		}
-		add(&s.Network.HTTP, "summary.network.http", strings.TrimSpace(string(h.Method)+" "+u))
+		add("http", strings.TrimSpace(string(h.Method)+" "+u), nil)
 	}
 	for _, f := range d.tcp {
-		add(&s.Network.TCP, "summary.network.tcp", flowText(f))
+		add("tcp", flowText(f), nil)
 	}
 	for _, f := range d.udp {
-		add(&s.Network.UDP, "summary.network.udp", flowText(f))
+		add("udp", flowText(f), nil)
 	}
+	// The files the report says the sample dropped.
 	for i := range d.dropped {
-		if len(s.Dropped) >= maxSummaryList {
+		if len(s.Files) >= maxSummaryList {
 			s.leave("summary.dropped")
 			break
 		}
-		s.Dropped = append(s.Dropped, fileSummary(&d.dropped[i]))
+		f := fileSummary(&d.dropped[i])
+		path := f.Path
+		if path == "" {
+			path = f.Name
+		}
+		s.Files = append(s.Files, telemetry.SandboxFile{Path: path, Actions: []string{"dropped"}, SHA256: f.SHA256, Size: f.Size})
 	}
 	return s
 }
@@ -365,11 +337,11 @@ func fileSummary(f *sbFile) summaryFile {
 // Finish completes the run with what detection found on its events:
 // techniques are all the run's (the report's, Run.Techniques, with those
 // of the rules that matched its events, resolved by the caller, who has
-// ATT&CK), tactics theirs in matrix order, rules the titles of the rules
-// that matched and hits their count by severity; a run the report calls
-// clean with a high or critical hit becomes suspicious. It fills
-// Run.Report with the JSON summary and returns the run.
-func (rep *SandboxReport) Finish(techniques, tactics, rules []string, hits map[string]int) telemetry.SandboxRun {
+// ATT&CK), tactics theirs (IDs) in matrix order, rules Quarry's rules that
+// matched (telemetry.SandboxRules) and hits their count by severity; a run
+// the report calls clean with a high or critical hit becomes suspicious.
+// It fills Run.Report and returns the run.
+func (rep *SandboxReport) Finish(techniques, tactics []string, rules []telemetry.SandboxRule, hits map[string]int) telemetry.SandboxRun {
 	run := rep.Run
 	all := append([]string(nil), techniques...)
 	sort.Strings(all)
@@ -388,9 +360,9 @@ func (rep *SandboxReport) Finish(techniques, tactics, rules []string, hits map[s
 	if s.Tactics == nil {
 		s.Tactics = []string{}
 	}
-	r := append([]string(nil), rules...)
-	sort.Strings(r)
-	s.Rules = dedupSorted(r)
+	// Quarry's rules that matched the run's events join its signatures
+	// (their hits are in ioa_hits).
+	s.Rules = append(s.Rules, rules...)
 	if len(hits) > 0 {
 		s.Hits = hits
 	}
