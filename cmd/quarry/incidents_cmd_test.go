@@ -46,9 +46,11 @@ func incidentLines(t *testing.T, dir string) []incidentJSON {
 func TestImportDetectsAndGroupsIncidents(t *testing.T) {
 	dir := t.TempDir()
 	out := importChain(t, dir)
-	// Four rule hits and the builtin correlation "Office Application
-	// Started a Shell, Then Persistence Was Created" (critical).
-	if !strings.Contains(out, "detection: 5 hit(s) (1 critical, 3 high, 1 medium); 2 incident(s)") {
+	// Five rule hits (the PowerShell cradle is reported both as a cradle
+	// and as a hidden inline command with -nop) and the builtin correlation
+	// "Office Application Started a Shell, Then Persistence Was Created"
+	// (critical).
+	if !strings.Contains(out, "detection: 6 hit(s) (1 critical, 3 high, 2 medium); 2 incident(s)") {
 		t.Errorf("import summary:\n%s", out)
 	}
 	list := incidentLines(t, dir)
@@ -87,7 +89,7 @@ func TestImportDetectsAndGroupsIncidents(t *testing.T) {
 	}
 	// The PowerShell cradle reuses cmd's pid 5100 but is another process
 	// under Explorer (a boundary): an incident of its own, ranked lower.
-	if ps.HitCount != 1 || ps.RootPID != 5100 || !strings.HasSuffix(ps.RootPath, `\powershell.exe`) || ps.Score >= word.Score {
+	if ps.HitCount != 2 || ps.RootPID != 5100 || !strings.HasSuffix(ps.RootPath, `\powershell.exe`) || ps.Score >= word.Score {
 		t.Errorf("PowerShell incident: %+v", ps)
 	}
 
@@ -108,7 +110,7 @@ func TestImportDetectsAndGroupsIncidents(t *testing.T) {
 	// Both engines' tables: the embedded engine here.
 	q, errs, code := quarry(t, dir, "", "query", "--format", "csv",
 		"SELECT i.root_pid, count(*) FROM incidents i JOIN incident_hits ih USING (incident_id) GROUP BY i.incident_id ORDER BY 1")
-	if code != 0 || q != "root_pid,count(*)\n5000,4\n5100,1\n" {
+	if code != 0 || q != "root_pid,count(*)\n5000,4\n5100,2\n" {
 		t.Errorf("query (exit %d, %s):\n%s", code, errs, q)
 	}
 }
@@ -230,7 +232,7 @@ func TestIncidentsRebuild(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "no incidents") || !strings.Contains(errs, "--rebuild") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
 	}
-	if _, errs, code := quarry(t, dir, "", "incidents", "--rebuild"); code != 0 || !strings.Contains(errs, "regrouped 5 hit(s) into 2 incident(s)") {
+	if _, errs, code := quarry(t, dir, "", "incidents", "--rebuild"); code != 0 || !strings.Contains(errs, "regrouped 6 hit(s) into 2 incident(s)") {
 		t.Fatalf("--rebuild: exit %d, %s", code, errs)
 	}
 	got, _ := json.Marshal(incidentLines(t, dir))
