@@ -116,15 +116,7 @@ func BuildReport(ctx context.Context, st *eventstore.Store, kb *attack.KB, run t
 		}
 		t := techs[id]
 		if t == nil {
-			t = &TechniqueSeen{ID: id}
-			if tech, _, ok := kb.Resolve(id); ok {
-				t.Name = tech.Name
-				for _, sn := range tech.Tactics {
-					if ta, ok := kb.Tactic(sn); ok {
-						t.Tactics = append(t.Tactics, ta.Name)
-					}
-				}
-			}
+			t = techniqueSeen(kb, id)
 			techs[id] = t
 		}
 		t.Alerted = t.Alerted || alerted
@@ -201,17 +193,8 @@ func StoredReport(run telemetry.SandboxRun, kb *attack.KB) (*Report, error) {
 	}
 	techs := map[string]*TechniqueSeen{}
 	for _, id := range run.Techniques {
-		t := &TechniqueSeen{ID: id, Alerted: true} // the report or a rule named it
-		if kb != nil {
-			if tech, _, ok := kb.Resolve(id); ok {
-				t.Name = tech.Name
-				for _, sn := range tech.Tactics {
-					if ta, ok := kb.Tactic(sn); ok {
-						t.Tactics = append(t.Tactics, ta.Name)
-					}
-				}
-			}
-		}
+		t := techniqueSeen(kb, id)
+		t.Alerted = true // the report or a rule named it
 		techs[id] = t
 	}
 	if kb != nil {
@@ -222,6 +205,24 @@ func StoredReport(run telemetry.SandboxRun, kb *attack.KB) (*Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// techniqueSeen is technique id named, with its tactics, by kb (nil: the
+// ID alone).
+func techniqueSeen(kb *attack.KB, id string) *TechniqueSeen {
+	t := &TechniqueSeen{ID: id}
+	if kb == nil {
+		return t
+	}
+	if tech, _, ok := kb.Resolve(id); ok {
+		t.Name = tech.Name
+		for _, sn := range tech.Tactics {
+			if ta, ok := kb.Tactic(sn); ok {
+				t.Tactics = append(t.Tactics, ta.Name)
+			}
+		}
+	}
+	return t
 }
 
 // score is the highest severity seen (critical 10, high 8, medium 5, low

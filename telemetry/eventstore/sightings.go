@@ -110,32 +110,14 @@ type SightingFilter struct {
 // first, to fn until it returns false. The *IOCSighting is reused between
 // calls.
 func (s *Store) ScanSightings(ctx context.Context, f SightingFilter, fn func(*telemetry.IOCSighting) bool) error {
-	var conds []string
-	var args []any
-	if !f.Since.IsZero() {
-		conds, args = append(conds, "time >= ?"), append(args, f.Since.UnixNano())
-	}
-	if !f.Until.IsZero() {
-		conds, args = append(conds, "time < ?"), append(args, f.Until.UnixNano())
-	}
-	in := func(col string, vals []string) {
-		if len(vals) == 0 {
-			return
-		}
-		conds = append(conds, col+" IN ("+strings.TrimSuffix(strings.Repeat("?,", len(vals)), ",")+")")
-		for _, v := range vals {
-			args = append(args, v)
-		}
-	}
-	in("host", f.Hosts)
-	in("indicator", f.Indicators)
-	in("hit_id", f.HitIDs)
+	var w where
+	w.window(f.Since, f.Until)
+	in(&w, "host", f.Hosts)
+	in(&w, "indicator", f.Indicators)
+	in(&w, "hit_id", f.HitIDs)
+	cond, args := w.sql()
 	q := `SELECT hit_id, time, detected_at, host, indicator, type, source, confidence, field, value, eid, pid,
-		process_key, path, techniques, groups_, malware, context FROM ioc_sightings`
-	if len(conds) > 0 {
-		q += " WHERE " + strings.Join(conds, " AND ")
-	}
-	q += " ORDER BY time, hit_id"
+		process_key, path, techniques, groups_, malware, context FROM ioc_sightings` + cond + " ORDER BY time, hit_id"
 	rows, err := s.read.QueryContext(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("read ioc sightings: %w", err)
