@@ -40,6 +40,12 @@ type Detector struct {
 	perProcess int
 	raised     map[string]int
 	capped     int
+
+	// corrHits and corrTags are correlation output not stored yet (a
+	// failed save): stored with the next batch's or at Finish, never
+	// found again by feeding the correlator the batch a second time.
+	corrHits []telemetry.Hit
+	corrTags map[int64][]string
 }
 
 // DefaultHitsPerProcess is how many hits one rule raises on one process
@@ -124,7 +130,10 @@ func (d *Detector) Store(ctx context.Context, st *eventstore.Store, events []tel
 }
 
 // StoreBatch is Store that also says what storing did (events new, merged
-// into another source's row of the same process, already stored).
+// into another source's row of the same process, already stored). The
+// error is the batch's: correlation hits that could not be stored once the
+// batch was are kept and stored with the next batch, or by Finish, which
+// reports the failure if it lasts.
 func (d *Detector) StoreBatch(ctx context.Context, st *eventstore.Store, events []telemetry.Event) (eventstore.BatchResult, []telemetry.Hit, error) {
 	res, err := d.storeBatch(ctx, st, events)
 	return res.batch, res.recs, err
@@ -135,6 +144,9 @@ type batchResult struct {
 	recs           []telemetry.Hit
 	alerts, tagged int // hits (correlation hits included), events tagged
 	capped         int // matches the per-process cap made tags
+	// corrErr is why the correlation hits were not stored (kept for the
+	// next save); the batch itself is stored.
+	corrErr error
 	batch          eventstore.BatchResult
 }
 
@@ -236,10 +248,10 @@ func (d *Detector) storeBatch(ctx context.Context, st *eventstore.Store, events 
 			d.corr.Advance(events[i].Time, emit)
 		}
 		res.recs = append(res.recs, more...)
-		if err := d.save(ctx, st, more, corrTags); err != nil {
-			res.alerts = countHits(res.recs)
-			return res, err
-		}
+		// The batch is stored and the correlator has seen it: a failure
+		// here must not send the batch again (the correlator would count
+		// its hits twice). What is not stored waits for the next save.
+		res.corrErr = d.save(ctx, st, more, corrTags)
 	}
 	res.alerts = countHits(res.recs)
 	return res, nil
@@ -301,8 +313,19 @@ func addHit(kb *attack.KB, recs *[]telemetry.Hit, tags map[int64][]string, h det
 }
 
 func (d *Detector) save(ctx context.Context, st *eventstore.Store, recs []telemetry.Hit, tags map[int64][]string) error {
-	if _, err := st.SaveHits(ctx, recs, tags); err != nil {
-		return fmt.Errorf("store correlation hits: %w", err)
+	d.corrHits = append(d.corrHits, recs...)
+	for eid, ts := range tags {
+		if d.corrTags == nil {
+			d.corrTags = map[int64][]string{}
+		}
+		d.corrTags[eid] = append(d.corrTags[eid], ts...)
 	}
+	if len(d.corrHits) == 0 && len(d.corrTags) == 0 {
+		return nil
+	}
+	if _, err := st.SaveHits(ctx, d.corrHits, d.corrTags); err != nil {
+		return fmt.Errorf("store %d correlation hit rows (kept for the next attempt): %w", len(d.corrHits), err)
+	}
+	d.corrHits, d.corrTags = nil, nil
 	return nil
 }

@@ -204,6 +204,9 @@ func (p *Pipeline) flush(ctx context.Context, final bool) error {
 		p.stats.Capped += uint64(res.capped)
 		p.room.Broadcast()
 		p.mu.Unlock()
+		if res.corrErr != nil {
+			p.fail(res.corrErr) // the batch is stored; its correlation hits wait for the next save
+		}
 	}
 	var more []telemetry.Hit
 	var err error
