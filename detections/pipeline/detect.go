@@ -147,7 +147,7 @@ type batchResult struct {
 	// corrErr is why the correlation hits were not stored (kept for the
 	// next save); the batch itself is stored.
 	corrErr error
-	batch          eventstore.BatchResult
+	batch   eventstore.BatchResult
 }
 
 // storeBatch matches rules and indicators and stores a batch with its tags,
