@@ -789,11 +789,14 @@ func (s *fleetSim) host(ctx context.Context, i int) {
 	if s.enrolled.Add(1) == int64(s.o.hosts) {
 		s.allEnrolled.Store(int64(time.Since(s.start)))
 	}
-	_ = call(reqConfig, osqwire.PathConfig, osqwire.NodeRequest{NodeKey: key}, nil)
+	// The body of config and distributed read requests is the same every
+	// time: encoded once.
+	nodeBody, _ := json.Marshal(osqwire.NodeRequest{NodeKey: key})
+	_ = call(reqConfig, osqwire.PathConfig, json.RawMessage(nodeBody), nil)
 	seq := 0
 	for {
 		var read osqwire.DistributedReadResponse
-		if err := call(reqRead, osqwire.PathDistributedRead, osqwire.NodeRequest{NodeKey: key}, &read); err == nil && len(read.Queries) > 0 {
+		if err := call(reqRead, osqwire.PathDistributedRead, json.RawMessage(nodeBody), &read); err == nil && len(read.Queries) > 0 {
 			w := osqwire.DistributedWriteRequest[[]map[string]string]{NodeKey: key, Queries: map[string][]map[string]string{},
 				Statuses: map[string]osqwire.Int{}}
 			for id := range read.Queries {
@@ -830,9 +833,12 @@ func (s *fleetSim) host(ctx context.Context, i int) {
 
 // benchPost posts JSON and reads the answer; non-200 is an error.
 func benchPost(ctx context.Context, c *http.Client, u string, body, out any) error {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return err
+	b, ok := body.(json.RawMessage) // encoded already
+	if !ok {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			return err
+		}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
 	if err != nil {
