@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -241,7 +243,7 @@ func TestHAProxyFailsOpen(t *testing.T) {
 	cmd := exec.Command(haproxy, "-db", "-f", filepath.Join(filepath.Dir(file), "..", "..", "deploy", "haproxy.cfg"))
 	cmd.Env = append(os.Environ(), "QUARRY_LB_BIND="+lbAddr,
 		"QUARRY_FLEET1="+replicas[0].Listener.Addr().String(), "QUARRY_FLEET2="+replicas[1].Listener.Addr().String())
-	var hout bytes.Buffer
+	var hout lockedBuffer // HAProxy writes it while the test reads it
 	cmd.Stdout, cmd.Stderr = &hout, &hout
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -256,7 +258,7 @@ func TestHAProxyFailsOpen(t *testing.T) {
 		return resp.StatusCode, nil
 	}
 	// Wait until HAProxy has marked both replicas DOWN (its log says so).
-	for deadline := time.Now().Add(20 * time.Second); !bytes.Contains(hout.Bytes(), []byte(" 0 active and ")); {
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(hout.String(), " 0 active and "); {
 		if time.Now().After(deadline) {
 			t.Fatalf("HAProxy did not mark both replicas down:\n%s", hout.String())
 		}
@@ -267,4 +269,22 @@ func TestHAProxyFailsOpen(t *testing.T) {
 			t.Fatalf("request %d with every check failing: %d %v, want 200 (fail open)\n%s", i, code, err, hout.String())
 		}
 	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and readers at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
