@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,6 +45,7 @@ const (
 type benchFleetOptions struct {
 	hosts              int
 	interval, duration time.Duration
+	ramp               time.Duration // hosts enroll at random points of the first ramp (default: interval)
 	fleet, postgres    string
 	secretFile, token  string
 	serverPprof        string
@@ -51,6 +53,7 @@ type benchFleetOptions struct {
 	replicas           int
 	hitsPerLog         int
 	keep               bool
+	cpuProfile         string // the bench's own CPU profile
 }
 
 // fleetBench runs the fleet load test; log takes progress lines.
@@ -82,6 +85,7 @@ spread over the replicas round robin. --fleet points at a running server instead
 	fl.IntVar(&o.hosts, "hosts", 1000, "simulated hosts (at most 50,000)")
 	fl.DurationVar(&o.interval, "interval", 10*time.Second, "each host's check-in interval")
 	fl.DurationVar(&o.duration, "duration", 60*time.Second, "how long to run (at most 1h)")
+	fl.DurationVar(&o.ramp, "ramp", 0, "hosts enroll at random points of this first stretch of the run (default: the first interval)")
 	fl.StringVar(&o.fleet, "fleet", "", "a running fleet server on loopback (default: start one)")
 	fl.StringVar(&o.postgres, "postgres", "", "the started server stores in PostgreSQL at this DSN instead of SQLite")
 	fl.IntVar(&o.replicas, "replicas", 1, "servers started on the one --postgres database (at most 8)")
@@ -90,6 +94,7 @@ spread over the replicas round robin. --fleet points at a running server instead
 	fl.StringVar(&o.token, "token", "", "analyst token of the --fleet server (default $QUARRY_TOKEN)")
 	fl.IntVar(&o.hitsPerLog, "hits-per-log", 1, "IoA hit rows in each result log")
 	fl.BoolVar(&o.keep, "keep", false, "keep the started server's data directory")
+	fl.StringVar(&o.cpuProfile, "cpuprofile", "", "write the bench's own CPU profile (the load generator, not the server) to this file")
 	fl.StringVar(&o.serverPprof, "server-pprof", "", "the (first) started server serves Go's profiling endpoints on this loopback address (fleet serve --pprof)")
 	return cmd
 }
@@ -113,6 +118,8 @@ func (a *fleetBench) run(ctx context.Context, o benchFleetOptions, out io.Writer
 		return usageError{errors.New("--interval: want 1s..10m")}
 	case o.duration < o.interval || o.duration > benchMaxDuration:
 		return usageError{fmt.Errorf("--duration: want --interval..%s", benchMaxDuration)}
+	case o.ramp < 0 || o.ramp >= o.duration:
+		return usageError{errors.New("--ramp: want 0 (one interval) up to less than --duration")}
 	case o.hitsPerLog < 0 || o.hitsPerLog > 1000:
 		return usageError{errors.New("--hits-per-log: want 0..1000")}
 	case o.replicas < 1 || o.replicas > benchMaxReplicas:
@@ -129,21 +136,40 @@ func (a *fleetBench) run(ctx context.Context, o benchFleetOptions, out io.Writer
 	if err != nil {
 		return err
 	}
-	sim := newFleetSim(t.hostURLs, t.secret, o)
+	if o.ramp == 0 {
+		o.ramp = o.interval
+	}
+	maxConns := 0
+	if t.lb != nil {
+		maxConns = haproxyHostConns
+	}
+	sim := newFleetSim(t.hostURLs, t.secret, o, maxConns)
 	runCtx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
 	var rss rssSampler
 	if pids := t.pids(); len(pids) > 0 {
 		go rss.run(runCtx, pids)
 	}
-	cpu0 := t.cpu()
+	cpu0, self0 := t.cpu(), selfCPU()
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("bench fleet: --cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench fleet: --cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	hunt := make(chan huntTiming, 1)
 	go func() { hunt <- sim.timeHunt(runCtx, t.api) }()
 	a.log.Info().Int("hosts", o.hosts).Dur("interval", o.interval).Dur("duration", o.duration).Str("fleet", t.url).Msg("bench running")
 	start := time.Now()
+	sim.start = start
 	sim.run(runCtx)
 	wall := time.Since(start)
-	cpu := t.cpu() - cpu0
+	cpu, self := t.cpu()-cpu0, selfCPU()-self0
 	ht := <-hunt
 	after, err := t.counts(context.WithoutCancel(ctx))
 	if err != nil {
@@ -154,7 +180,13 @@ func (a *fleetBench) run(ctx context.Context, o benchFleetOptions, out io.Writer
 	fmt.Fprintf(out, "requests    %d (%.0f/s): enroll %d, config %d, distributed read %d, write %d, log %d; failed %d\n",
 		r.total, float64(r.total)/wall.Seconds(), r.byKind[reqEnroll], r.byKind[reqConfig], r.byKind[reqRead],
 		r.byKind[reqWrite], r.byKind[reqLog], r.failed)
-	fmt.Fprintf(out, "latency     p50 %s, p99 %s, max %s\n", r.p50, r.p99, r.max)
+	fmt.Fprintf(out, "latency     p50 %s, p99 %s, max %s (all requests)\n", r.p50, r.p99, r.max)
+	if r.enrollPhase > 0 {
+		fmt.Fprintf(out, "  phases    enrollment (until every host enrolled, %s; ramp %s): %d requests, p50 %s, p99 %s; after: %d requests, p50 %s, p99 %s\n",
+			r.enrollPhase.Round(10*time.Millisecond), o.ramp, r.phase[0].n, r.phase[0].p50, r.phase[0].p99, r.phase[1].n, r.phase[1].p50, r.phase[1].p99)
+	} else {
+		fmt.Fprintf(out, "  phases    not every host enrolled before the end of the run\n")
+	}
 	var kinds []string
 	for k := range reqKinds {
 		if r.byKind[k] > 0 {
@@ -169,12 +201,17 @@ func (a *fleetBench) run(ctx context.Context, o benchFleetOptions, out io.Writer
 		fmt.Fprintf(out, "server      CPU %.1f s (%.2f cores), RSS %.0f MiB at the end, peak %.0f MiB (summed over replicas)\n",
 			cpu, cpu/wall.Seconds(), float64(rss.last.Load())/(1<<20), float64(rss.peak.Load())/(1<<20))
 	}
+	fmt.Fprintf(out, "bench       CPU %.1f s (%.2f cores): the simulated hosts, on the same machine\n", self, self/wall.Seconds())
 	ingested, dets := after.results-before.results, after.detections-before.detections
 	lost := r.rowsAcked - ingested
 	fmt.Fprintf(out, "rows        sent %d (acknowledged), ingested %d result rows, %d detections; lost %d\n",
 		r.rowsAcked, ingested, dets, max(lost, 0))
 	fmt.Fprintf(out, "live hunt   %s\n", ht)
-	if lost != 0 || dets != r.rowsAcked {
+	// A log can be stored and its answer lost (the client timed out, or a
+	// balancer failed it after the server answered): ingested then exceeds
+	// acknowledged, and nothing is lost. An acknowledged row not ingested
+	// is lost.
+	if lost > 0 || dets != ingested {
 		return fmt.Errorf("bench fleet: %d rows acknowledged, %d ingested, %d detections", r.rowsAcked, ingested, dets)
 	}
 	return nil
@@ -285,13 +322,22 @@ func quarryBinary(given string) (string, error) {
 }
 
 // haproxyConfig fronts the replicas as deploy/haproxy.cfg does (round
-// robin, health checks, retries on a failed connection). Idle client
+// robin, health checks that wait 5 s for an answer, retries on a failed
+// connection). Health checks timed out after their 500 ms interval
+// before: at 10,000 hosts both replicas answered /healthz slower than
+// that, were marked DOWN together, and HAProxy answered 503 "No server
+// is available" (6,695 and 8,984 of the requests in two runs); at a load
+// of 25 checks took over 5 s too, so the replicas are also backups of
+// themselves, unchecked: when all fail their checks, HAProxy still sends
+// them requests (fail open) instead of answering 503. Idle client
 // connections are kept longer than the bench client's (90 s): with
 // HAProxy's default (timeout http-request, 10 s) a host reusing its
 // connection every 10 s raced the close and read EOF (111 of 27,258
 // requests at 2,000 hosts).
 // maxconn stays within the usual limit of open files (20,000 here: HAProxy
-// wants about twice maxconn).
+// wants about twice maxconn), and the simulated hosts share at most
+// haproxyHostConns connections to it: past maxconn, a new connection
+// waits unaccepted until another closes (requests timed out at 60 s).
 const haproxyConfig = `global
     maxconn 8000
 defaults
@@ -301,6 +347,7 @@ defaults
     timeout server 60s
     timeout http-request 10s
     timeout http-keep-alive 120s
+    timeout check 5s
     retries 3
     option redispatch 1
     retry-on conn-failure empty-response
@@ -310,7 +357,12 @@ frontend fleet
 backend fleet
     balance roundrobin
     option httpchk GET /healthz
+    option allbackups
 %s`
+
+// haproxyHostConns bounds the simulated hosts' connections to HAProxy,
+// below its maxconn (the analyst API's client and the checks need some).
+const haproxyHostConns = 7500
 
 // startHAProxy starts HAProxy in front of the replicas on a free loopback
 // port and returns its URL.
@@ -322,7 +374,10 @@ func (t *benchTarget) startHAProxy(ctx context.Context, haproxy string) (string,
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	var servers strings.Builder
 	for i, c := range t.children {
-		fmt.Fprintf(&servers, "    server fleet%d %s check inter 500ms fall 2 rise 1\n", i+1, strings.TrimPrefix(c.url, "http://"))
+		fmt.Fprintf(&servers, "    server fleet%d %s check inter 1s fall 3 rise 2\n", i+1, strings.TrimPrefix(c.url, "http://"))
+	}
+	for i, c := range t.children {
+		fmt.Fprintf(&servers, "    server fleet%d-open %s backup no-check\n", i+1, strings.TrimPrefix(c.url, "http://"))
 	}
 	cfg := filepath.Join(t.dir, "haproxy.cfg")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(haproxyConfig, addr, servers.String())), 0o600); err != nil {
@@ -564,6 +619,15 @@ func (s *benchServer) cpu() float64 {
 	return (ut + st) / clockTicks
 }
 
+// selfCPU is this process's user+system CPU seconds.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
 // rssSampler follows the resident set size of processes, summed.
 type rssSampler struct{ last, peak atomic.Int64 }
 
@@ -628,16 +692,31 @@ type fleetSim struct {
 	rowsAcked atomic.Int64
 	byKind    [reqKinds]atomic.Int64
 
+	start       time.Time    // the run's start
+	allEnrolled atomic.Int64 // when the last host enrolled, since start (0: not yet)
+
 	mu        sync.Mutex
-	latencies [reqKinds][]time.Duration
+	latencies [reqKinds][]sample
 	errs      map[string]int // failures by kind and error, shortened
 }
 
-func newFleetSim(urls []string, secret string, o benchFleetOptions) *fleetSim {
+// sample is one request: when it was sent (since the run's start) and
+// how long its answer took.
+type sample struct{ at, took time.Duration }
+
+// newFleetSim makes the hosts; maxConns > 0 bounds their connections.
+func newFleetSim(urls []string, secret string, o benchFleetOptions, maxConns int) *fleetSim {
+	// Every host may keep a connection, as an osquery host keeps its own:
+	// with fewer idle connections kept than requests in flight (1,024
+	// before), each request past that closed its connection when done and
+	// the next dialed anew, and connecting took 31% of the bench's CPU and
+	// the server's accepts at 10,000 hosts, the more so the slower the
+	// server answered.
 	tr := &http.Transport{
 		Proxy:               nil,
-		MaxIdleConns:        1024,
-		MaxIdleConnsPerHost: 1024,
+		MaxIdleConns:        o.hosts,
+		MaxIdleConnsPerHost: o.hosts,
+		MaxConnsPerHost:     maxConns,
 		IdleConnTimeout:     90 * time.Second,
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
 	}
@@ -663,7 +742,7 @@ func (s *fleetSim) run(ctx context.Context) {
 func (s *fleetSim) host(ctx context.Context, i int) {
 	ident := fmt.Sprintf("bench-host-%05d", i)
 	base := s.urls[i%len(s.urls)]
-	var lat [reqKinds][]time.Duration
+	var lat [reqKinds][]sample
 	defer func() {
 		s.mu.Lock()
 		for k := range lat {
@@ -678,7 +757,7 @@ func (s *fleetSim) host(ctx context.Context, i int) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
 		defer cancel()
 		err := benchPost(rctx, s.client, base+path, body, out)
-		lat[kind] = append(lat[kind], time.Since(start))
+		lat[kind] = append(lat[kind], sample{at: start.Sub(s.start), took: time.Since(start)})
 		s.byKind[kind].Add(1)
 		if err != nil {
 			s.failed.Add(1)
@@ -694,7 +773,7 @@ func (s *fleetSim) host(ctx context.Context, i int) {
 			return true
 		}
 	}
-	if !wait(time.Duration(rand.Int64N(int64(s.o.interval)))) {
+	if !wait(time.Duration(rand.Int64N(int64(s.o.ramp)))) {
 		return
 	}
 	var key string
@@ -714,12 +793,17 @@ func (s *fleetSim) host(ctx context.Context, i int) {
 			return
 		}
 	}
-	s.enrolled.Add(1)
-	_ = call(reqConfig, osqwire.PathConfig, osqwire.NodeRequest{NodeKey: key}, nil)
+	if s.enrolled.Add(1) == int64(s.o.hosts) {
+		s.allEnrolled.Store(int64(time.Since(s.start)))
+	}
+	// The body of config and distributed read requests is the same every
+	// time: encoded once.
+	nodeBody, _ := json.Marshal(osqwire.NodeRequest{NodeKey: key})
+	_ = call(reqConfig, osqwire.PathConfig, json.RawMessage(nodeBody), nil)
 	seq := 0
 	for {
 		var read osqwire.DistributedReadResponse
-		if err := call(reqRead, osqwire.PathDistributedRead, osqwire.NodeRequest{NodeKey: key}, &read); err == nil && len(read.Queries) > 0 {
+		if err := call(reqRead, osqwire.PathDistributedRead, json.RawMessage(nodeBody), &read); err == nil && len(read.Queries) > 0 {
 			w := osqwire.DistributedWriteRequest[[]map[string]string]{NodeKey: key, Queries: map[string][]map[string]string{},
 				Statuses: map[string]osqwire.Int{}}
 			for id := range read.Queries {
@@ -756,9 +840,12 @@ func (s *fleetSim) host(ctx context.Context, i int) {
 
 // benchPost posts JSON and reads the answer; non-200 is an error.
 func benchPost(ctx context.Context, c *http.Client, u string, body, out any) error {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return err
+	b, ok := body.(json.RawMessage) // encoded already
+	if !ok {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			return err
+		}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
 	if err != nil {
@@ -775,12 +862,33 @@ func benchPost(ctx context.Context, c *http.Client, u string, body, out any) err
 		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: HTTP %d", u, resp.StatusCode)
+		return fmt.Errorf("%s: HTTP %d %s", u, resp.StatusCode, answerSummary(data))
 	}
 	if out != nil {
 		return json.Unmarshal(data, out)
 	}
 	return nil
+}
+
+// answerSummary is the start of an error answer's body on one line, so
+// that failures name their origin: the server's JSON error ("server
+// busy", "database unavailable") or HAProxy's page ("No server is
+// available to handle this request").
+func answerSummary(body []byte) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		return e.Error
+	}
+	s := strings.Join(strings.Fields(string(body)), " ")
+	if i := strings.Index(s, "</h1>"); i >= 0 { // HAProxy's page: the line after its heading
+		s = strings.TrimSpace(strings.TrimSuffix(s[i+len("</h1>"):], "</body></html>"))
+	}
+	if len(s) > 60 {
+		s = s[:60]
+	}
+	return s
 }
 
 // huntTiming is how long a hunt across every host took to be answered.
@@ -857,7 +965,9 @@ var reqNames = [reqKinds]string{"enroll", "config", "distributed read", "write",
 // cut off, so alike failures count together).
 func (s *fleetSim) noteError(kind int, err error) {
 	msg := err.Error()
-	if i := strings.LastIndex(msg, ": "); i >= 0 {
+	if i := strings.Index(msg, ": HTTP "); i >= 0 { // an answer: its status and error
+		msg = msg[i+2:]
+	} else if i := strings.LastIndex(msg, ": "); i >= 0 {
 		msg = msg[i+2:]
 	}
 	if len(msg) > 80 {
@@ -876,8 +986,13 @@ type simReport struct {
 	total, failed, rowsAcked int64
 	byKind                   [reqKinds]int64
 	p50, p99, max            time.Duration
-	kindP50, kindP99         [reqKinds]time.Duration
-	errs                     []string // the commonest failures, "N× kind: error"
+	enrollPhase              time.Duration // until every host enrolled; 0: not reached
+	phase                    [2]struct {   // requests sent before it and after
+		n        int
+		p50, p99 time.Duration
+	}
+	kindP50, kindP99 [reqKinds]time.Duration
+	errs             []string // the commonest failures, "N× kind: error"
 }
 
 func (s *fleetSim) report() simReport {
@@ -888,10 +1003,21 @@ func (s *fleetSim) report() simReport {
 	}
 	r.failed, r.rowsAcked = s.failed.Load(), s.rowsAcked.Load()
 	s.mu.Lock()
+	r.enrollPhase = time.Duration(s.allEnrolled.Load())
 	var all []time.Duration
 	var byKind [reqKinds][]time.Duration
+	var phase [2][]time.Duration
 	for k := range s.latencies {
-		byKind[k] = slices.Clone(s.latencies[k])
+		for _, x := range s.latencies[k] {
+			byKind[k] = append(byKind[k], x.took)
+			if r.enrollPhase > 0 {
+				p := 0
+				if x.at >= r.enrollPhase {
+					p = 1
+				}
+				phase[p] = append(phase[p], x.took)
+			}
+		}
 		all = append(all, byKind[k]...)
 	}
 	type errCount struct {
@@ -911,6 +1037,10 @@ func (s *fleetSim) report() simReport {
 	}
 	slices.Sort(all)
 	r.p50, r.p99, r.max = pct(all, 0.50), pct(all, 0.99), pct(all, 1)
+	for p := range phase {
+		slices.Sort(phase[p])
+		r.phase[p].n, r.phase[p].p50, r.phase[p].p99 = len(phase[p]), pct(phase[p], 0.50), pct(phase[p], 0.99)
+	}
 	for k := range byKind {
 		slices.Sort(byKind[k])
 		r.kindP50[k], r.kindP99[k] = pct(byKind[k], 0.50), pct(byKind[k], 0.99)

@@ -53,7 +53,8 @@ func TestBenchFleetAgainstServer(t *testing.T) {
 	}
 	// The hunt is posted and followed; whether every host answers within
 	// the 3 s run depends on the machine's load, so it is not asserted.
-	for _, want := range []string{"20 hosts", "failed 0", "lost 0", "live hunt   20 hosts: "} {
+	for _, want := range []string{"20 hosts", "failed 0", "lost 0", "live hunt   20 hosts: ", "phases    enrollment (until every host enrolled, ",
+		"bench       CPU "} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
@@ -76,5 +77,19 @@ func TestBenchFleetReplicasNeedPostgres(t *testing.T) {
 	if code := run([]string{"fleet", "--replicas", "2", "--hosts", "1"}, io.Discard, &stderr); code != 2 ||
 		!strings.Contains(stderr.String(), "--replicas needs --postgres") {
 		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// A failed answer names where it came from: the server's JSON error, or
+// HAProxy's page.
+func TestAnswerSummary(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"error":"server busy, try again later"}`: "server busy, try again later",
+		"<html><body><h1>503 Service Unavailable</h1>\nNo server is available to handle this request.\n</body></html>\n": "No server is available to handle this request.",
+		"plain text": "plain text",
+	} {
+		if got := answerSummary([]byte(body)); got != want {
+			t.Errorf("answerSummary(%q) = %q, want %q", body, got, want)
+		}
 	}
 }

@@ -64,6 +64,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	}
 	s.storeOK()
 	s.nodes.forgetHost(h.ID) // its previous key, if any, stops working here now
+	s.seenAt(h.ID, enrolledAt)
 	// The host's next request (its config) finds its new key cached, as
 	// the store holds it (NodeKey hashed).
 	cached := *h

@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -204,4 +206,85 @@ func TestHAProxyReplicas(t *testing.T) {
 	if err != nil || n != total {
 		t.Fatalf("%d rows stored of %d acknowledged (%v)", n, acked.Load(), err)
 	}
+}
+
+// TestHAProxyFailsOpen: when every replica fails its health check at once
+// (busy, not dead: under load /healthz answered too late on both), HAProxy
+// as deploy/haproxy.cfg sets it up still sends requests to them instead
+// of answering every one 503 "No server is available".
+func TestHAProxyFailsOpen(t *testing.T) {
+	haproxy, err := exec.LookPath("haproxy")
+	if err != nil {
+		t.Skip("HAProxy test skipped: haproxy is not installed (apt-get install haproxy; .ci/run installs it)")
+	}
+	var replicas [2]*httptest.Server
+	for i := range replicas {
+		srv, err := New(Config{Store: openSQLite(t), KB: kb(t), EnrollSecret: testSecret, Version: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := srv.Handler()
+		replicas[i] = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/healthz" { // every check fails
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			h.ServeHTTP(w, r)
+		}))
+		t.Cleanup(replicas[i].Close)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lbAddr := ln.Addr().String()
+	ln.Close()
+	_, file, _, _ := runtime.Caller(0)
+	cmd := exec.Command(haproxy, "-db", "-f", filepath.Join(filepath.Dir(file), "..", "..", "deploy", "haproxy.cfg"))
+	cmd.Env = append(os.Environ(), "QUARRY_LB_BIND="+lbAddr,
+		"QUARRY_FLEET1="+replicas[0].Listener.Addr().String(), "QUARRY_FLEET2="+replicas[1].Listener.Addr().String())
+	var hout lockedBuffer // HAProxy writes it while the test reads it
+	cmd.Stdout, cmd.Stderr = &hout, &hout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	get := func() (int, error) {
+		resp, err := http.Get("http://" + lbAddr + "/version")
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	// Wait until HAProxy has marked both replicas DOWN (its log says so).
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(hout.String(), " 0 active and "); {
+		if time.Now().After(deadline) {
+			t.Fatalf("HAProxy did not mark both replicas down:\n%s", hout.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for i := range 4 {
+		if code, err := get(); err != nil || code != http.StatusOK {
+			t.Fatalf("request %d with every check failing: %d %v, want 200 (fail open)\n%s", i, code, err, hout.String())
+		}
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and readers at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
