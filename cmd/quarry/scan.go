@@ -246,6 +246,7 @@ type scanner struct {
 	// rows are the rule rows of the rules that hit (JSON output).
 	rows map[*detections.Rule]*ruleRows
 	line []byte // JSON output: the lines of one hit
+	id   []byte // JSON output: the current hit's id
 	// evPart is the part of the hits of event number events (the one
 	// being matched) that all of them share (reportRows).
 	evPart eventPart
