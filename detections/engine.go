@@ -183,7 +183,7 @@ func (s *ruleSet) reanchor(fid int, grams map[uint32]gramCount) {
 		return
 	}
 	old := s.filters[fid]
-	f := &fieldFilter{ascii: newAnchoredGramFilter(s.lits, old.ascii.ids, grams), uni: old.uni}
+	f := &fieldFilter{ascii: newScanFilter(s.lits, old.ascii.ids, grams), uni: old.uni}
 	s.anchored[fid].Store(f)
 }
 
@@ -247,8 +247,18 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 		lit string
 	}
 	// Rules need a dozen literals each, give or take: sized for that, the
-	// map is not grown (and rehashed) a dozen times while it fills.
-	pairIdx := make(map[pairKey]int32, 12*len(rules))
+	// map and the slices of literals are not grown (and copied) a dozen
+	// times while they fill.
+	n := 0
+	for _, r := range rules {
+		if applies(r.Logsource, k) {
+			n++
+		}
+	}
+	pairIdx := make(map[pairKey]int32, 12*n)
+	s.lits = make([]string, 0, 12*n)
+	s.litField = make([]int32, 0, 12*n)
+	s.litRules = make([][]int32, 0, 12*n)
 	byField := map[int][]int32{}
 	pair := func(fid int, lit string) int32 {
 		id, seen := pairIdx[pairKey{fid, lit}]
@@ -276,7 +286,7 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 		fid int
 		lit string
 	}
-	var contains []pendingContains
+	contains := make([]pendingContains, 0, 8*n)
 	for _, r := range rules {
 		if !applies(r.Logsource, k) {
 			continue
@@ -511,9 +521,9 @@ func newFieldFilter(lits []string, ids []int32) *fieldFilter {
 			uni = append(uni, id)
 		}
 	}
-	f := &fieldFilter{ascii: newGramFilter(lits, ascii)}
+	f := &fieldFilter{ascii: newScanFilter(lits, ascii, nil)}
 	if len(uni) > 0 {
-		f.uni = newGramFilter(lits, uni)
+		f.uni = newScanFilter(lits, uni, nil)
 	}
 	return f
 }

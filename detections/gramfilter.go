@@ -59,6 +59,9 @@ type gramFilter struct {
 	looseShift  uint32
 	loosePre    []uint64 // exact bitmap of the loose grams' first two bytes
 	looseStride int      // mayHold tests one window in looseStride
+	// scanOnly: the filter was built without mayHold's bitmaps (loose,
+	// loosePre, few); its mayHold answers true.
+	scanOnly bool
 
 	// few: when the filter has at most maxFewLiterals literals, each with
 	// a byte that is not a letter, mayHold looks for that byte of each
@@ -234,7 +237,19 @@ func newGramFilter(lits []string, ids []int32) *gramFilter {
 // nil: none sampled), so that fewer windows of the values scanned reach
 // the gram table.
 func newAnchoredGramFilter(lits []string, ids []int32, freq map[uint32]gramCount) *gramFilter {
-	f := &gramFilter{lits: lits, ids: ids}
+	return buildGramFilter(lits, ids, freq, true)
+}
+
+// newScanFilter is newAnchoredGramFilter for a filter that only finds
+// (a field's literals): without mayHold's bitmaps, whose building and
+// memory a field's filter (built for every field the rules read, and again
+// when re-anchored) would spend for nothing. Its mayHold answers true.
+func newScanFilter(lits []string, ids []int32, freq map[uint32]gramCount) *gramFilter {
+	return buildGramFilter(lits, ids, freq, false)
+}
+
+func buildGramFilter(lits []string, ids []int32, freq map[uint32]gramCount, hold bool) *gramFilter {
+	f := &gramFilter{lits: lits, ids: ids, scanOnly: !hold}
 	common := commonGrams()
 	// How many literals contain each gram: sharing an anchor means
 	// verifying more literals on a hit.
@@ -311,6 +326,16 @@ func newAnchoredGramFilter(lits []string, ids []int32, freq map[uint32]gramCount
 			f.pre[k/64] |= 1 << (k % 64)
 		}
 	}
+	shortest := maxGramLiteral + 1
+	for _, id := range ids {
+		shortest = min(shortest, len(lits[id]))
+	}
+	if len(ids) > 0 && shortest >= minLongLiteral {
+		f.buildLong()
+	}
+	if !hold {
+		return f
+	}
 	// mayHold's bitmaps hold every 4-byte gram of every literal of four
 	// bytes or more, so that it need test only one window in looseStride.
 	grams := make([]uint32, 0, ngrams)
@@ -330,13 +355,6 @@ func newAnchoredGramFilter(lits []string, ids []int32, freq map[uint32]gramCount
 	f.looseStride = max(minLen-3, 1)
 	f.few = fewLiterals(lits, ids)
 	f.fewPairs = len(f.few) > 0 && !slices.ContainsFunc(f.few, func(fl fewLiteral) bool { return fl.at2 < 0 })
-	shortest := maxGramLiteral + 1
-	for _, id := range ids {
-		shortest = min(shortest, len(lits[id]))
-	}
-	if len(ids) > 0 && shortest >= minLongLiteral {
-		f.buildLong()
-	}
 	lbits := uint32(12)
 	for 1<<lbits < 16*len(grams) {
 		lbits++
@@ -365,6 +383,9 @@ const looseBits = 0x20202020
 // Values with other bytes, and filters with literals under four bytes,
 // answer true.
 func (f *gramFilter) mayHold(v string) bool {
+	if f.scanOnly {
+		return true
+	}
 	if f.few != nil {
 		return f.mayHoldFew(v)
 	}
