@@ -163,10 +163,10 @@ func (s *ruleSet) sampleGrams(fid int, m *fieldMemo, v string) {
 		return
 	}
 	if m.grams == nil {
-		m.grams = map[uint32]gramCount{}
+		m.grams = &gramCounts{}
 	}
 	m.sampled++
-	countGrams(m.grams, v, m.sampled)
+	m.grams.add(v, m.sampled)
 	if m.sampled == anchorSamples {
 		s.reanchor(fid, m.grams)
 		m.grams = nil
@@ -176,7 +176,7 @@ func (s *ruleSet) sampleGrams(fid int, m *fieldMemo, v string) {
 // reanchor replaces field fid's filter by one whose ASCII literals are
 // anchored by the sampled gram counts (once: engines sharing the set use
 // the first).
-func (s *ruleSet) reanchor(fid int, grams map[uint32]gramCount) {
+func (s *ruleSet) reanchor(fid int, grams *gramCounts) {
 	s.anchoredMu.Lock()
 	defer s.anchoredMu.Unlock()
 	if s.anchored[fid].Load() != nil {

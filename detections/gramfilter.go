@@ -236,7 +236,7 @@ func newGramFilter(lits []string, ids []int32) *gramFilter {
 // gram seen in the fewest sampled values (freq: gram → values holding it;
 // nil: none sampled), so that fewer windows of the values scanned reach
 // the gram table.
-func newAnchoredGramFilter(lits []string, ids []int32, freq map[uint32]gramCount) *gramFilter {
+func newAnchoredGramFilter(lits []string, ids []int32, freq *gramCounts) *gramFilter {
 	return buildGramFilter(lits, ids, freq, true)
 }
 
@@ -244,11 +244,11 @@ func newAnchoredGramFilter(lits []string, ids []int32, freq map[uint32]gramCount
 // (a field's literals): without mayHold's bitmaps, whose building and
 // memory a field's filter (built for every field the rules read, and again
 // when re-anchored) would spend for nothing. Its mayHold answers true.
-func newScanFilter(lits []string, ids []int32, freq map[uint32]gramCount) *gramFilter {
+func newScanFilter(lits []string, ids []int32, freq *gramCounts) *gramFilter {
 	return buildGramFilter(lits, ids, freq, false)
 }
 
-func buildGramFilter(lits []string, ids []int32, freq map[uint32]gramCount, hold bool) *gramFilter {
+func buildGramFilter(lits []string, ids []int32, freq *gramCounts, hold bool) *gramFilter {
 	f := &gramFilter{lits: lits, ids: ids, scanOnly: !hold}
 	common := commonGrams()
 	// How many literals contain each gram: sharing an anchor means
@@ -300,7 +300,7 @@ func buildGramFilter(lits []string, ids []int32, freq map[uint32]gramCount, hold
 			g := gramAt(l, i)
 			score := common.count(g)*1000 + shared.count(g)
 			if freq != nil {
-				score += int(freq[g].values) << 32
+				score += int(freq.values(g)) << 32
 			}
 			if bestScore < 0 || score < bestScore {
 				best, bestScore = i, score
@@ -776,15 +776,78 @@ type gramCount struct {
 	values, last int32
 }
 
-// countGrams adds the 4-byte grams of v, sample number n, to freq.
-func countGrams(freq map[uint32]gramCount, v string, n int32) {
+// gramCounts counts in how many sampled values each 4-byte gram occurs: an
+// open-addressing table (a few times cheaper to fill than a map, which the
+// first values of every scanned field fill byte by byte).
+type gramCounts struct {
+	slots []gramSlotCount // values 0: empty
+	shift uint32
+	n     int // grams held
+}
+
+type gramSlotCount struct {
+	gram uint32
+	gramCount
+}
+
+// add counts the 4-byte grams of v, sample number n (a gram once a value).
+func (c *gramCounts) add(v string, n int32) {
+	if c.slots == nil {
+		c.slots, c.shift = make([]gramSlotCount, 1<<12), 32-12
+	}
 	for i := 0; i+4 <= len(v); i++ {
+		if c.n >= len(c.slots)*3/4 {
+			c.grow()
+		}
 		g := gramAt(v, i)
-		c := freq[g]
-		if c.values == 0 || c.last != n {
-			c.values++
-			c.last = n
-			freq[g] = c
+		mask := uint32(len(c.slots) - 1)
+		for j := (g * gramMul) >> c.shift; ; j = (j + 1) & mask {
+			sl := &c.slots[j]
+			if sl.values == 0 {
+				*sl = gramSlotCount{g, gramCount{values: 1, last: n}}
+				c.n++
+				break
+			}
+			if sl.gram == g {
+				if sl.last != n {
+					sl.values++
+					sl.last = n
+				}
+				break
+			}
+		}
+	}
+}
+
+func (c *gramCounts) grow() {
+	old := c.slots
+	c.slots, c.shift = make([]gramSlotCount, 2*len(old)), c.shift-1
+	mask := uint32(len(c.slots) - 1)
+	for _, sl := range old {
+		if sl.values == 0 {
+			continue
+		}
+		j := (sl.gram * gramMul) >> c.shift
+		for c.slots[j].values != 0 {
+			j = (j + 1) & mask
+		}
+		c.slots[j] = sl
+	}
+}
+
+// values returns in how many sampled values g occurs (0 for a nil c).
+func (c *gramCounts) values(g uint32) int32 {
+	if c == nil || c.slots == nil {
+		return 0
+	}
+	mask := uint32(len(c.slots) - 1)
+	for j := (g * gramMul) >> c.shift; ; j = (j + 1) & mask {
+		sl := &c.slots[j]
+		if sl.values == 0 {
+			return 0
+		}
+		if sl.gram == g {
+			return sl.values
 		}
 	}
 }

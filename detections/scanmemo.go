@@ -24,7 +24,7 @@ type fieldMemo struct {
 	off          bool // values do not repeat: scan always
 	// grams of the first values scanned, for anchoring the field's
 	// literals on the grams its values hold least (see ruleSet.reanchor)
-	grams   map[uint32]gramCount
+	grams   *gramCounts
 	sampled int32
 }
 
