@@ -211,23 +211,28 @@ func (vc *valueCompiler) compileString(fm *sigma.FieldMatch, s string, cased boo
 // contains of keywords) and picks the cheapest comparison.
 func makeStringMatcher(segs []seg, fm *sigma.FieldMatch, cased bool) matcher {
 	contains := fm.Has("contains") || (fm.Field == "" && !fm.Has("startswith") && !fm.Has("endswith"))
+	// The value's segments with the modifiers' wildcards, folded unless
+	// cased, in a buffer on the stack: only a glob keeps its segments (a
+	// copy), the other matchers one string.
+	var buf [8]seg
+	out := buf[:0]
 	if contains || fm.Has("endswith") {
 		if len(segs) == 0 || segs[0].kind != segStar {
-			segs = append([]seg{{kind: segStar}}, segs...)
+			out = append(out, seg{kind: segStar})
 		}
 	}
+	out = append(out, segs...)
 	if contains || fm.Has("startswith") {
-		if len(segs) == 0 || segs[len(segs)-1].kind != segStar {
-			segs = append(segs, seg{kind: segStar})
+		if len(out) == 0 || out[len(out)-1].kind != segStar {
+			out = append(out, seg{kind: segStar})
 		}
 	}
 	if !cased {
-		folded := make([]seg, len(segs))
-		for i, s := range segs {
-			folded[i] = seg{kind: s.kind, lit: fold(s.lit)}
+		for i := range out {
+			out[i].lit = fold(out[i].lit)
 		}
-		segs = folded
 	}
+	segs = out
 	m := matcher{cased: cased}
 	n := len(segs)
 	switch {
@@ -244,7 +249,7 @@ func makeStringMatcher(segs []seg, fm *sigma.FieldMatch, cased bool) matcher {
 	case n == 3 && segs[0].kind == segStar && segs[1].kind == segLit && segs[2].kind == segStar:
 		m.op, m.s = opContains, segs[1].lit
 	default:
-		m.op, m.segs = opGlob, segs
+		m.op, m.segs = opGlob, slices.Clone(segs)
 	}
 	return m
 }
