@@ -1,6 +1,7 @@
 package detections
 
 import (
+	"cmp"
 	_ "embed"
 	"encoding/binary"
 	"slices"
@@ -196,6 +197,31 @@ func newGramTable(n int) *gramTable {
 	return &gramTable{slots: make([]uint64, 1<<bits), shift: 32 - bits}
 }
 
+// gramTableScratch holds emptied tables by size (log2 of their slots), so
+// that building one filter after another (every field of a rule set, and
+// again when re-anchored) does not take fresh memory for each count of
+// shared grams: the tables of a command line's literals are megabytes.
+var gramTableScratch [33]sync.Pool
+
+// scratchGramTable returns an empty table for up to n distinct grams, to
+// be given back with releaseGramTable.
+func scratchGramTable(n int) *gramTable {
+	bits := uint32(4)
+	for 1<<bits < 2*n {
+		bits++
+	}
+	if t, ok := gramTableScratch[bits].Get().(*gramTable); ok {
+		return t
+	}
+	return &gramTable{slots: make([]uint64, 1<<bits), shift: 32 - bits}
+}
+
+// releaseGramTable empties t and keeps it for scratchGramTable.
+func releaseGramTable(t *gramTable) {
+	clear(t.slots)
+	gramTableScratch[32-t.shift].Put(t)
+}
+
 // add counts one more occurrence of g.
 func (t *gramTable) add(g uint32) {
 	mask := uint32(len(t.slots) - 1)
@@ -257,7 +283,8 @@ func buildGramFilter(lits []string, ids []int32, freq *gramCounts, hold bool) *g
 	for _, id := range ids {
 		ngrams += max(len(lits[id])-3, 0)
 	}
-	shared := newGramTable(ngrams)
+	shared := scratchGramTable(ngrams)
+	defer releaseGramTable(shared)
 	for _, id := range ids {
 		l := lits[id]
 		for i := 0; i+4 <= len(l); i++ {
@@ -265,6 +292,7 @@ func buildGramFilter(lits []string, ids []int32, freq *gramCounts, hold bool) *g
 		}
 	}
 	var b4, b3, b2 gramBuilder
+	b4.ents = make([]gramBuilt, 0, len(ids))
 	nshort := 0
 	for _, id := range ids {
 		if n := len(lits[id]); n == 2 || n == 3 {
@@ -532,22 +560,34 @@ func isASCII(s string) bool {
 
 // gramBuilder gathers the entries of a gramIndex by gram.
 type gramBuilder struct {
-	byGram map[uint32][]gramEnt
-	order  []uint32
+	ents  []gramBuilt // in the order added
+	order []uint32    // the distinct grams, ascending (after group)
+}
+
+type gramBuilt struct {
+	g uint32
+	e gramEnt
 }
 
 func (b *gramBuilder) add(g uint32, e gramEnt) {
-	if b.byGram == nil {
-		b.byGram = map[uint32][]gramEnt{}
+	b.ents = append(b.ents, gramBuilt{g, e})
+}
+
+// group sorts the entries by gram (a gram's entries stay in the order
+// added) and lists the distinct grams in order.
+func (b *gramBuilder) group() {
+	slices.SortStableFunc(b.ents, func(x, y gramBuilt) int { return cmp.Compare(x.g, y.g) })
+	b.order = b.order[:0]
+	for i, x := range b.ents {
+		if i == 0 || x.g != b.ents[i-1].g {
+			b.order = append(b.order, x.g)
+		}
 	}
-	if _, ok := b.byGram[g]; !ok {
-		b.order = append(b.order, g)
-	}
-	b.byGram[g] = append(b.byGram[g], e)
 }
 
 func (b *gramBuilder) build() gramIndex {
 	var x gramIndex
+	b.group()
 	if len(b.order) == 0 {
 		return x
 	}
@@ -561,19 +601,27 @@ func (b *gramBuilder) build() gramIndex {
 	x.bits = make([]uint64, (1<<bbits)/64)
 	x.bits2 = make([]uint64, (1<<bbits)/64)
 	x.bshift = 32 - bbits
+	x.ents = make([]gramEnt, 0, len(b.ents))
 	mask := uint32(len(x.tab) - 1)
-	for _, g := range b.order {
+	for i := 0; i < len(b.ents); {
+		g := b.ents[i].g
+		k := i + 1
+		for k < len(b.ents) && b.ents[k].g == g {
+			k++
+		}
 		h := g * gramMul
 		x.bits[(h>>x.bshift)/64] |= 1 << ((h >> x.bshift) % 64)
 		h2 := (g * gramMul2) >> x.bshift
 		x.bits2[h2/64] |= 1 << (h2 % 64)
-		es := b.byGram[g]
 		j := h >> x.tshift
 		for x.tab[j].n != 0 {
 			j = (j + 1) & mask
 		}
-		x.tab[j] = gramSlot{gram: g, start: uint32(len(x.ents)), n: uint32(len(es)), first: es[0]}
-		x.ents = append(x.ents, es...)
+		x.tab[j] = gramSlot{gram: g, start: uint32(len(x.ents)), n: uint32(k - i), first: b.ents[i].e}
+		for _, be := range b.ents[i:k] {
+			x.ents = append(x.ents, be.e)
+		}
+		i = k
 	}
 	return x
 }
