@@ -295,6 +295,12 @@ func (s *jscanner) appendStr(dst []byte) (out []byte, ok bool) {
 			s.i = i + 1
 			return dst, true
 		}
+		// A backslash: most are a path's escaped backslash.
+		if i+1 < len(b) && (b[i+1] == '\\' || b[i+1] == '"') {
+			dst = append(dst, b[i+1])
+			i += 2
+			continue
+		}
 		var good bool
 		if dst, i, good = unescapeAt(dst, b, i); !good {
 			return dst[:n], false
