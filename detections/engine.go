@@ -33,7 +33,11 @@ type Engine struct {
 
 	lastKey logKey
 	lastSet *ruleSet
-	set     *ruleSet // while evaluating: the set whose literals were scanned
+	// lastChan is the channel of the last event (a copy) and lastService
+	// its channelService.
+	lastChan, lastService string
+	chanSeen              bool
+	set                   *ruleSet // while evaluating: the set whose literals were scanned
 
 	// per-event scratch
 	ev      *telemetry.Event
@@ -417,7 +421,12 @@ func eachLeaf(n *cnode, fn func(*leaf)) {
 // calls emit for each hit, in rule order. It returns the number of hits.
 // Match allocates nothing on its hot path once warmed up.
 func (e *Engine) Match(ev *telemetry.Event, emit func(Hit)) int {
-	k := keyOf(ev)
+	// The channel's service, as for the last event when the channel is
+	// the same (a lower-cased copy and a map lookup otherwise).
+	if !e.chanSeen || ev.Channel != e.lastChan {
+		e.lastChan, e.lastService, e.chanSeen = strings.Clone(ev.Channel), channelService(ev.Channel), true
+	}
+	k := keyWithService(ev, e.lastService)
 	s := e.lastSet
 	if s == nil || k != e.lastKey {
 		s = e.c.set(k)
