@@ -761,5 +761,15 @@ func (e *Engine) anyValue(pred func(raw, folded string) bool) bool {
 // commonLiteral reports whether a folded literal occurs in typical
 // process-creation text (commonGramText).
 func commonLiteral(lit string) bool {
+	// A literal with a gram the text lacks is not in it: most are ruled
+	// out so, without searching the text's 4 KB.
+	if len(lit) >= 4 {
+		common := commonGrams()
+		for i := 0; i+4 <= len(lit); i += 4 {
+			if common.count(gramAt(lit, i)) == 0 {
+				return false
+			}
+		}
+	}
 	return strings.Contains(commonGramText, lit)
 }

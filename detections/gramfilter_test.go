@@ -512,3 +512,31 @@ func TestGramCountsGrow(t *testing.T) {
 		t.Errorf("absent gram: %d values", got)
 	}
 }
+
+// TestCommonLiteral checks the gram shortcut of commonLiteral against a
+// search of the text: substrings of it (at every length, its end included)
+// and strings that are not.
+func TestCommonLiteral(t *testing.T) {
+	text := commonGramText
+	r := rand.New(rand.NewPCG(3, 4))
+	var lits []string
+	for n := 1; n <= 40; n++ {
+		for k := 0; k < 20; k++ {
+			i := r.IntN(len(text) - n + 1)
+			lits = append(lits, text[i:i+n], text[len(text)-n:], text[i:i+n]+"\x01", "zq"+text[i:i+n])
+		}
+	}
+	in := 0
+	for _, l := range lits {
+		want := strings.Contains(text, l)
+		if got := commonLiteral(l); got != want {
+			t.Fatalf("commonLiteral(%q) = %v, want %v", l, got, want)
+		}
+		if want {
+			in++
+		}
+	}
+	if in < len(lits)/4 {
+		t.Fatalf("only %d of %d literals in the text", in, len(lits))
+	}
+}
