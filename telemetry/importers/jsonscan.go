@@ -331,17 +331,26 @@ func (s *jscanner) skipStr() bool {
 }
 
 // indexQuoteOrBackslash returns the index of the first '"' or '\\' in b, -1
-// if none: eight bytes at a time (a JSON value's runs between escapes are
-// mostly shorter than a vectorised search's start-up).
+// if none: the first bytes eight at a time (a JSON value's runs between
+// escapes are mostly shorter than a vectorised search's start-up), a long
+// run 32 bytes at a time (AVX2).
 func indexQuoteOrBackslash(b []byte) int {
-	const lo, hi = 0x0101010101010101, 0x8080808080808080
 	i := 0
+	for ; i+8 <= len(b) && i < 16; i += 8 {
+		if t := quoteOrBackslash8(b[i:]); t != 0 {
+			return i + bits.TrailingZeros64(t)/8
+		}
+	}
+	if useQuoteScanAVX2 && len(b)-i >= 32 {
+		nb := (len(b) - i) / 32
+		k, mask := quoteScanAVX2(&b[i], nb)
+		if mask != 0 {
+			return i + 32*k + bits.TrailingZeros32(mask)
+		}
+		i += 32 * nb
+	}
 	for ; i+8 <= len(b); i += 8 {
-		w := binary.LittleEndian.Uint64(b[i:])
-		q, x := w^('"'*lo), w^('\\'*lo)
-		// A zero byte of q or x is a '"' or '\\' of w; bits above the
-		// first may be false, the lowest set bit is exact.
-		if t := ((q-lo)&^q | (x-lo)&^x) & hi; t != 0 {
+		if t := quoteOrBackslash8(b[i:]); t != 0 {
 			return i + bits.TrailingZeros64(t)/8
 		}
 	}
@@ -351,6 +360,16 @@ func indexQuoteOrBackslash(b []byte) int {
 		}
 	}
 	return -1
+}
+
+// quoteOrBackslash8 tests b[0:8] for '"' and '\\': the lowest set bit of
+// the result is the high bit of the first such byte (0: none). Bits above
+// it may be false.
+func quoteOrBackslash8(b []byte) uint64 {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	w := binary.LittleEndian.Uint64(b)
+	q, x := w^('"'*lo), w^('\\'*lo)
+	return ((q-lo)&^q | (x-lo)&^x) & hi
 }
 
 // unescapeAt decodes the escape at raw[i] (a backslash) onto dst, as
