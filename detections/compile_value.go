@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -43,30 +44,26 @@ func (vc *valueCompiler) compileField(fm *sigma.FieldMatch) (*leaf, error) {
 	if !l.keyword {
 		l.fid = vc.fieldID(fm.Field)
 	}
-	// Each value's matchers are compiled apart, then laid out in one
-	// slice (matchers are large: growing the slice value by value copied
-	// them over and over).
-	parts := make([][]matcher, 0, len(fm.Values))
-	total := 0
-	for _, v := range fm.Values {
-		ms, err := vc.compileValue(fm, v)
-		if err != nil {
-			return nil, err
+	// Each value's matchers are appended to the leaf's one slice (one
+	// group), or, with |all, compiled apart (a group a value).
+	if l.all {
+		l.groups = make([][]matcher, 0, len(fm.Values))
+		for _, v := range fm.Values {
+			ms, err := vc.compileValue(fm, v, nil)
+			if err != nil {
+				return nil, err
+			}
+			l.groups = append(l.groups, ms)
 		}
-		parts = append(parts, ms)
-		total += len(ms)
-	}
-	switch {
-	case l.all:
-		l.groups = parts
-	case len(parts) == 1:
-		l.groups = parts
-	default:
-		any := make([]matcher, 0, total)
-		for _, ms := range parts {
-			any = append(any, ms...)
+	} else {
+		ms := make([]matcher, 0, len(fm.Values))
+		for _, v := range fm.Values {
+			var err error
+			if ms, err = vc.compileValue(fm, v, ms); err != nil {
+				return nil, err
+			}
 		}
-		l.groups = [][]matcher{any}
+		l.groups = [][]matcher{ms}
 	}
 	if !l.keyword {
 		for _, g := range l.groups {
@@ -97,7 +94,8 @@ func (vc *valueCompiler) compileField(fm *sigma.FieldMatch) (*leaf, error) {
 // prefilter looks for (see ruleSet.cidPair).
 var containsIDs atomic.Int32
 
-func (vc *valueCompiler) compileValue(fm *sigma.FieldMatch, v sigma.Value) ([]matcher, error) {
+// compileValue appends the matchers of one value to dst.
+func (vc *valueCompiler) compileValue(fm *sigma.FieldMatch, v sigma.Value, dst []matcher) ([]matcher, error) {
 	cased := fm.Has("cased")
 	switch {
 	case fm.Has("exists"):
@@ -105,9 +103,9 @@ func (vc *valueCompiler) compileValue(fm *sigma.FieldMatch, v sigma.Value) ([]ma
 		if err != nil || v.Null {
 			return nil, fmt.Errorf("exists: want true or false, got %q", v.S)
 		}
-		return []matcher{{op: opExists, want: b}}, nil
+		return append(dst, matcher{op: opExists, want: b}), nil
 	case v.Null:
-		return []matcher{{op: opNull}}, nil
+		return append(dst, matcher{op: opNull}), nil
 	case fm.Has("cidr"):
 		p, err := netip.ParsePrefix(strings.TrimSpace(v.S))
 		if err != nil {
@@ -117,7 +115,7 @@ func (vc *valueCompiler) compileValue(fm *sigma.FieldMatch, v sigma.Value) ([]ma
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
-		return []matcher{{op: opCIDR, net: p.Masked()}}, nil
+		return append(dst, matcher{op: opCIDR, net: p.Masked()}), nil
 	case fm.Has("lt"), fm.Has("lte"), fm.Has("gt"), fm.Has("gte"):
 		f, err := strconv.ParseFloat(strings.TrimSpace(v.S), 64)
 		if err != nil {
@@ -132,7 +130,7 @@ func (vc *valueCompiler) compileValue(fm *sigma.FieldMatch, v sigma.Value) ([]ma
 		case fm.Has("gt"):
 			o = opGT
 		}
-		return []matcher{{op: o, num: f}}, nil
+		return append(dst, matcher{op: o, num: f}), nil
 	case fm.Has("re"):
 		flags := ""
 		for _, f := range []string{"i", "m", "s"} {
@@ -149,10 +147,10 @@ func (vc *valueCompiler) compileValue(fm *sigma.FieldMatch, v sigma.Value) ([]ma
 			return nil, fmt.Errorf("re %q: %w", v.S, err)
 		}
 		if vc.plain {
-			return []matcher{{op: opRegex, re: re}}, nil
+			return append(dst, matcher{op: opRegex, re: re}), nil
 		}
 		lits, _ := regexLiterals(expr)
-		return []matcher{{op: opRegex, re: re, reLits: lits, reSets: regexLiteralSets(expr), shape: analyzeRegex(expr)}}, nil
+		return append(dst, matcher{op: opRegex, re: re, reLits: lits, reSets: regexLiteralSets(expr), shape: analyzeRegex(expr)}), nil
 	case fm.Has("fieldref"):
 		ro := opEq
 		switch {
@@ -163,12 +161,12 @@ func (vc *valueCompiler) compileValue(fm *sigma.FieldMatch, v sigma.Value) ([]ma
 		case fm.Has("endswith"):
 			ro = opSuffix
 		}
-		return []matcher{{op: opFieldRef, refOp: ro, refID: vc.fieldID(v.S), s: v.S, cased: cased}}, nil
+		return append(dst, matcher{op: opFieldRef, refOp: ro, refID: vc.fieldID(v.S), s: v.S, cased: cased}), nil
 	}
-	return vc.compileString(fm, v.S, cased)
+	return vc.compileString(fm, v.S, cased, dst)
 }
 
-func (vc *valueCompiler) compileString(fm *sigma.FieldMatch, s string, cased bool) ([]matcher, error) {
+func (vc *valueCompiler) compileString(fm *sigma.FieldMatch, s string, cased bool, dst []matcher) ([]matcher, error) {
 	alts := []string{s}
 	if fm.Has("expand") {
 		var never bool
@@ -178,10 +176,10 @@ func (vc *valueCompiler) compileString(fm *sigma.FieldMatch, s string, cased boo
 			return nil, err
 		}
 		if never {
-			return []matcher{{op: opNever}}, nil
+			return append(dst, matcher{op: opNever}), nil
 		}
 	}
-	out := make([]matcher, 0, len(alts))
+	out := slices.Grow(dst, len(alts))
 	for _, a := range alts {
 		vals := [][]seg{parseWildcards(a)}
 		for _, mod := range fm.Modifiers {
@@ -203,8 +201,8 @@ func (vc *valueCompiler) compileString(fm *sigma.FieldMatch, s string, cased boo
 			out = append(out, makeStringMatcher(segs, fm, cased))
 		}
 	}
-	if len(out) > maxExpansions {
-		return nil, fmt.Errorf("value %q expands to %d patterns (limit %d)", s, len(out), maxExpansions)
+	if n := len(out) - len(dst); n > maxExpansions {
+		return nil, fmt.Errorf("value %q expands to %d patterns (limit %d)", s, n, maxExpansions)
 	}
 	return out, nil
 }
@@ -213,23 +211,28 @@ func (vc *valueCompiler) compileString(fm *sigma.FieldMatch, s string, cased boo
 // contains of keywords) and picks the cheapest comparison.
 func makeStringMatcher(segs []seg, fm *sigma.FieldMatch, cased bool) matcher {
 	contains := fm.Has("contains") || (fm.Field == "" && !fm.Has("startswith") && !fm.Has("endswith"))
+	// The value's segments with the modifiers' wildcards, folded unless
+	// cased, in a buffer on the stack: only a glob keeps its segments (a
+	// copy), the other matchers one string.
+	var buf [8]seg
+	out := buf[:0]
 	if contains || fm.Has("endswith") {
 		if len(segs) == 0 || segs[0].kind != segStar {
-			segs = append([]seg{{kind: segStar}}, segs...)
+			out = append(out, seg{kind: segStar})
 		}
 	}
+	out = append(out, segs...)
 	if contains || fm.Has("startswith") {
-		if len(segs) == 0 || segs[len(segs)-1].kind != segStar {
-			segs = append(segs, seg{kind: segStar})
+		if len(out) == 0 || out[len(out)-1].kind != segStar {
+			out = append(out, seg{kind: segStar})
 		}
 	}
 	if !cased {
-		folded := make([]seg, len(segs))
-		for i, s := range segs {
-			folded[i] = seg{kind: s.kind, lit: fold(s.lit)}
+		for i := range out {
+			out[i].lit = fold(out[i].lit)
 		}
-		segs = folded
 	}
+	segs = out
 	m := matcher{cased: cased}
 	n := len(segs)
 	switch {
@@ -246,7 +249,7 @@ func makeStringMatcher(segs []seg, fm *sigma.FieldMatch, cased bool) matcher {
 	case n == 3 && segs[0].kind == segStar && segs[1].kind == segLit && segs[2].kind == segStar:
 		m.op, m.s = opContains, segs[1].lit
 	default:
-		m.op, m.segs = opGlob, segs
+		m.op, m.segs = opGlob, slices.Clone(segs)
 	}
 	return m
 }

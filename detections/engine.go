@@ -33,7 +33,11 @@ type Engine struct {
 
 	lastKey logKey
 	lastSet *ruleSet
-	set     *ruleSet // while evaluating: the set whose literals were scanned
+	// lastChan is the channel of the last event (a copy) and lastService
+	// its channelService.
+	lastChan, lastService string
+	chanSeen              bool
+	set                   *ruleSet // while evaluating: the set whose literals were scanned
 
 	// per-event scratch
 	ev      *telemetry.Event
@@ -163,10 +167,10 @@ func (s *ruleSet) sampleGrams(fid int, m *fieldMemo, v string) {
 		return
 	}
 	if m.grams == nil {
-		m.grams = map[uint32]gramCount{}
+		m.grams = &gramCounts{}
 	}
 	m.sampled++
-	countGrams(m.grams, v, m.sampled)
+	m.grams.add(v, m.sampled)
 	if m.sampled == anchorSamples {
 		s.reanchor(fid, m.grams)
 		m.grams = nil
@@ -176,14 +180,14 @@ func (s *ruleSet) sampleGrams(fid int, m *fieldMemo, v string) {
 // reanchor replaces field fid's filter by one whose ASCII literals are
 // anchored by the sampled gram counts (once: engines sharing the set use
 // the first).
-func (s *ruleSet) reanchor(fid int, grams map[uint32]gramCount) {
+func (s *ruleSet) reanchor(fid int, grams *gramCounts) {
 	s.anchoredMu.Lock()
 	defer s.anchoredMu.Unlock()
 	if s.anchored[fid].Load() != nil {
 		return
 	}
 	old := s.filters[fid]
-	f := &fieldFilter{ascii: newAnchoredGramFilter(s.lits, old.ascii.ids, grams), uni: old.uni}
+	f := &fieldFilter{ascii: newScanFilter(s.lits, old.ascii.ids, grams), uni: old.uni}
 	s.anchored[fid].Store(f)
 }
 
@@ -247,8 +251,18 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 		lit string
 	}
 	// Rules need a dozen literals each, give or take: sized for that, the
-	// map is not grown (and rehashed) a dozen times while it fills.
-	pairIdx := make(map[pairKey]int32, 12*len(rules))
+	// map and the slices of literals are not grown (and copied) a dozen
+	// times while they fill.
+	n := 0
+	for _, r := range rules {
+		if applies(r.Logsource, k) {
+			n++
+		}
+	}
+	pairIdx := make(map[pairKey]int32, 12*n)
+	s.lits = make([]string, 0, 12*n)
+	s.litField = make([]int32, 0, 12*n)
+	s.litRules = make([][]int32, 0, 12*n)
 	byField := map[int][]int32{}
 	pair := func(fid int, lit string) int32 {
 		id, seen := pairIdx[pairKey{fid, lit}]
@@ -276,7 +290,7 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 		fid int
 		lit string
 	}
-	var contains []pendingContains
+	contains := make([]pendingContains, 0, 8*n)
 	for _, r := range rules {
 		if !applies(r.Logsource, k) {
 			continue
@@ -407,7 +421,12 @@ func eachLeaf(n *cnode, fn func(*leaf)) {
 // calls emit for each hit, in rule order. It returns the number of hits.
 // Match allocates nothing on its hot path once warmed up.
 func (e *Engine) Match(ev *telemetry.Event, emit func(Hit)) int {
-	k := keyOf(ev)
+	// The channel's service, as for the last event when the channel is
+	// the same (a lower-cased copy and a map lookup otherwise).
+	if !e.chanSeen || ev.Channel != e.lastChan {
+		e.lastChan, e.lastService, e.chanSeen = strings.Clone(ev.Channel), channelService(ev.Channel), true
+	}
+	k := keyWithService(ev, e.lastService)
 	s := e.lastSet
 	if s == nil || k != e.lastKey {
 		s = e.c.set(k)
@@ -511,9 +530,9 @@ func newFieldFilter(lits []string, ids []int32) *fieldFilter {
 			uni = append(uni, id)
 		}
 	}
-	f := &fieldFilter{ascii: newGramFilter(lits, ascii)}
+	f := &fieldFilter{ascii: newScanFilter(lits, ascii, nil)}
 	if len(uni) > 0 {
-		f.uni = newGramFilter(lits, uni)
+		f.uni = newScanFilter(lits, uni, nil)
 	}
 	return f
 }
@@ -742,5 +761,15 @@ func (e *Engine) anyValue(pred func(raw, folded string) bool) bool {
 // commonLiteral reports whether a folded literal occurs in typical
 // process-creation text (commonGramText).
 func commonLiteral(lit string) bool {
+	// A literal with a gram the text lacks is not in it: most are ruled
+	// out so, without searching the text's 4 KB.
+	if len(lit) >= 4 {
+		common := commonGrams()
+		for i := 0; i+4 <= len(lit); i += 4 {
+			if common.count(gramAt(lit, i)) == 0 {
+				return false
+			}
+		}
+	}
 	return strings.Contains(commonGramText, lit)
 }

@@ -1,6 +1,7 @@
 package detections
 
 import (
+	"cmp"
 	_ "embed"
 	"encoding/binary"
 	"slices"
@@ -59,6 +60,9 @@ type gramFilter struct {
 	looseShift  uint32
 	loosePre    []uint64 // exact bitmap of the loose grams' first two bytes
 	looseStride int      // mayHold tests one window in looseStride
+	// scanOnly: the filter was built without mayHold's bitmaps (loose,
+	// loosePre, few); its mayHold answers true.
+	scanOnly bool
 
 	// few: when the filter has at most maxFewLiterals literals, each with
 	// a byte that is not a letter, mayHold looks for that byte of each
@@ -193,6 +197,31 @@ func newGramTable(n int) *gramTable {
 	return &gramTable{slots: make([]uint64, 1<<bits), shift: 32 - bits}
 }
 
+// gramTableScratch holds emptied tables by size (log2 of their slots), so
+// that building one filter after another (every field of a rule set, and
+// again when re-anchored) does not take fresh memory for each count of
+// shared grams: the tables of a command line's literals are megabytes.
+var gramTableScratch [33]sync.Pool
+
+// scratchGramTable returns an empty table for up to n distinct grams, to
+// be given back with releaseGramTable.
+func scratchGramTable(n int) *gramTable {
+	bits := uint32(4)
+	for 1<<bits < 2*n {
+		bits++
+	}
+	if t, ok := gramTableScratch[bits].Get().(*gramTable); ok {
+		return t
+	}
+	return &gramTable{slots: make([]uint64, 1<<bits), shift: 32 - bits}
+}
+
+// releaseGramTable empties t and keeps it for scratchGramTable.
+func releaseGramTable(t *gramTable) {
+	clear(t.slots)
+	gramTableScratch[32-t.shift].Put(t)
+}
+
 // add counts one more occurrence of g.
 func (t *gramTable) add(g uint32) {
 	mask := uint32(len(t.slots) - 1)
@@ -233,8 +262,20 @@ func newGramFilter(lits []string, ids []int32) *gramFilter {
 // gram seen in the fewest sampled values (freq: gram → values holding it;
 // nil: none sampled), so that fewer windows of the values scanned reach
 // the gram table.
-func newAnchoredGramFilter(lits []string, ids []int32, freq map[uint32]gramCount) *gramFilter {
-	f := &gramFilter{lits: lits, ids: ids}
+func newAnchoredGramFilter(lits []string, ids []int32, freq *gramCounts) *gramFilter {
+	return buildGramFilter(lits, ids, freq, true)
+}
+
+// newScanFilter is newAnchoredGramFilter for a filter that only finds
+// (a field's literals): without mayHold's bitmaps, whose building and
+// memory a field's filter (built for every field the rules read, and again
+// when re-anchored) would spend for nothing. Its mayHold answers true.
+func newScanFilter(lits []string, ids []int32, freq *gramCounts) *gramFilter {
+	return buildGramFilter(lits, ids, freq, false)
+}
+
+func buildGramFilter(lits []string, ids []int32, freq *gramCounts, hold bool) *gramFilter {
+	f := &gramFilter{lits: lits, ids: ids, scanOnly: !hold}
 	common := commonGrams()
 	// How many literals contain each gram: sharing an anchor means
 	// verifying more literals on a hit.
@@ -242,7 +283,8 @@ func newAnchoredGramFilter(lits []string, ids []int32, freq map[uint32]gramCount
 	for _, id := range ids {
 		ngrams += max(len(lits[id])-3, 0)
 	}
-	shared := newGramTable(ngrams)
+	shared := scratchGramTable(ngrams)
+	defer releaseGramTable(shared)
 	for _, id := range ids {
 		l := lits[id]
 		for i := 0; i+4 <= len(l); i++ {
@@ -250,6 +292,7 @@ func newAnchoredGramFilter(lits []string, ids []int32, freq map[uint32]gramCount
 		}
 	}
 	var b4, b3, b2 gramBuilder
+	b4.ents = make([]gramBuilt, 0, len(ids))
 	nshort := 0
 	for _, id := range ids {
 		if n := len(lits[id]); n == 2 || n == 3 {
@@ -285,7 +328,7 @@ func newAnchoredGramFilter(lits []string, ids []int32, freq map[uint32]gramCount
 			g := gramAt(l, i)
 			score := common.count(g)*1000 + shared.count(g)
 			if freq != nil {
-				score += int(freq[g].values) << 32
+				score += int(freq.values(g)) << 32
 			}
 			if bestScore < 0 || score < bestScore {
 				best, bestScore = i, score
@@ -311,6 +354,16 @@ func newAnchoredGramFilter(lits []string, ids []int32, freq map[uint32]gramCount
 			f.pre[k/64] |= 1 << (k % 64)
 		}
 	}
+	shortest := maxGramLiteral + 1
+	for _, id := range ids {
+		shortest = min(shortest, len(lits[id]))
+	}
+	if len(ids) > 0 && shortest >= minLongLiteral {
+		f.buildLong()
+	}
+	if !hold {
+		return f
+	}
 	// mayHold's bitmaps hold every 4-byte gram of every literal of four
 	// bytes or more, so that it need test only one window in looseStride.
 	grams := make([]uint32, 0, ngrams)
@@ -330,13 +383,6 @@ func newAnchoredGramFilter(lits []string, ids []int32, freq map[uint32]gramCount
 	f.looseStride = max(minLen-3, 1)
 	f.few = fewLiterals(lits, ids)
 	f.fewPairs = len(f.few) > 0 && !slices.ContainsFunc(f.few, func(fl fewLiteral) bool { return fl.at2 < 0 })
-	shortest := maxGramLiteral + 1
-	for _, id := range ids {
-		shortest = min(shortest, len(lits[id]))
-	}
-	if len(ids) > 0 && shortest >= minLongLiteral {
-		f.buildLong()
-	}
 	lbits := uint32(12)
 	for 1<<lbits < 16*len(grams) {
 		lbits++
@@ -365,6 +411,9 @@ const looseBits = 0x20202020
 // Values with other bytes, and filters with literals under four bytes,
 // answer true.
 func (f *gramFilter) mayHold(v string) bool {
+	if f.scanOnly {
+		return true
+	}
 	if f.few != nil {
 		return f.mayHoldFew(v)
 	}
@@ -511,22 +560,34 @@ func isASCII(s string) bool {
 
 // gramBuilder gathers the entries of a gramIndex by gram.
 type gramBuilder struct {
-	byGram map[uint32][]gramEnt
-	order  []uint32
+	ents  []gramBuilt // in the order added
+	order []uint32    // the distinct grams, ascending (after group)
+}
+
+type gramBuilt struct {
+	g uint32
+	e gramEnt
 }
 
 func (b *gramBuilder) add(g uint32, e gramEnt) {
-	if b.byGram == nil {
-		b.byGram = map[uint32][]gramEnt{}
+	b.ents = append(b.ents, gramBuilt{g, e})
+}
+
+// group sorts the entries by gram (a gram's entries stay in the order
+// added) and lists the distinct grams in order.
+func (b *gramBuilder) group() {
+	slices.SortStableFunc(b.ents, func(x, y gramBuilt) int { return cmp.Compare(x.g, y.g) })
+	b.order = b.order[:0]
+	for i, x := range b.ents {
+		if i == 0 || x.g != b.ents[i-1].g {
+			b.order = append(b.order, x.g)
+		}
 	}
-	if _, ok := b.byGram[g]; !ok {
-		b.order = append(b.order, g)
-	}
-	b.byGram[g] = append(b.byGram[g], e)
 }
 
 func (b *gramBuilder) build() gramIndex {
 	var x gramIndex
+	b.group()
 	if len(b.order) == 0 {
 		return x
 	}
@@ -540,19 +601,27 @@ func (b *gramBuilder) build() gramIndex {
 	x.bits = make([]uint64, (1<<bbits)/64)
 	x.bits2 = make([]uint64, (1<<bbits)/64)
 	x.bshift = 32 - bbits
+	x.ents = make([]gramEnt, 0, len(b.ents))
 	mask := uint32(len(x.tab) - 1)
-	for _, g := range b.order {
+	for i := 0; i < len(b.ents); {
+		g := b.ents[i].g
+		k := i + 1
+		for k < len(b.ents) && b.ents[k].g == g {
+			k++
+		}
 		h := g * gramMul
 		x.bits[(h>>x.bshift)/64] |= 1 << ((h >> x.bshift) % 64)
 		h2 := (g * gramMul2) >> x.bshift
 		x.bits2[h2/64] |= 1 << (h2 % 64)
-		es := b.byGram[g]
 		j := h >> x.tshift
 		for x.tab[j].n != 0 {
 			j = (j + 1) & mask
 		}
-		x.tab[j] = gramSlot{gram: g, start: uint32(len(x.ents)), n: uint32(len(es)), first: es[0]}
-		x.ents = append(x.ents, es...)
+		x.tab[j] = gramSlot{gram: g, start: uint32(len(x.ents)), n: uint32(k - i), first: b.ents[i].e}
+		for _, be := range b.ents[i:k] {
+			x.ents = append(x.ents, be.e)
+		}
+		i = k
 	}
 	return x
 }
@@ -755,15 +824,78 @@ type gramCount struct {
 	values, last int32
 }
 
-// countGrams adds the 4-byte grams of v, sample number n, to freq.
-func countGrams(freq map[uint32]gramCount, v string, n int32) {
+// gramCounts counts in how many sampled values each 4-byte gram occurs: an
+// open-addressing table (a few times cheaper to fill than a map, which the
+// first values of every scanned field fill byte by byte).
+type gramCounts struct {
+	slots []gramSlotCount // values 0: empty
+	shift uint32
+	n     int // grams held
+}
+
+type gramSlotCount struct {
+	gram uint32
+	gramCount
+}
+
+// add counts the 4-byte grams of v, sample number n (a gram once a value).
+func (c *gramCounts) add(v string, n int32) {
+	if c.slots == nil {
+		c.slots, c.shift = make([]gramSlotCount, 1<<12), 32-12
+	}
 	for i := 0; i+4 <= len(v); i++ {
+		if c.n >= len(c.slots)*3/4 {
+			c.grow()
+		}
 		g := gramAt(v, i)
-		c := freq[g]
-		if c.values == 0 || c.last != n {
-			c.values++
-			c.last = n
-			freq[g] = c
+		mask := uint32(len(c.slots) - 1)
+		for j := (g * gramMul) >> c.shift; ; j = (j + 1) & mask {
+			sl := &c.slots[j]
+			if sl.values == 0 {
+				*sl = gramSlotCount{g, gramCount{values: 1, last: n}}
+				c.n++
+				break
+			}
+			if sl.gram == g {
+				if sl.last != n {
+					sl.values++
+					sl.last = n
+				}
+				break
+			}
+		}
+	}
+}
+
+func (c *gramCounts) grow() {
+	old := c.slots
+	c.slots, c.shift = make([]gramSlotCount, 2*len(old)), c.shift-1
+	mask := uint32(len(c.slots) - 1)
+	for _, sl := range old {
+		if sl.values == 0 {
+			continue
+		}
+		j := (sl.gram * gramMul) >> c.shift
+		for c.slots[j].values != 0 {
+			j = (j + 1) & mask
+		}
+		c.slots[j] = sl
+	}
+}
+
+// values returns in how many sampled values g occurs (0 for a nil c).
+func (c *gramCounts) values(g uint32) int32 {
+	if c == nil || c.slots == nil {
+		return 0
+	}
+	mask := uint32(len(c.slots) - 1)
+	for j := (g * gramMul) >> c.shift; ; j = (j + 1) & mask {
+		sl := &c.slots[j]
+		if sl.values == 0 {
+			return 0
+		}
+		if sl.gram == g {
+			return sl.values
 		}
 	}
 }

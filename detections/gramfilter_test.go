@@ -138,12 +138,15 @@ func TestAnchoredGramFilter(t *testing.T) {
 		ids[i] = int32(i)
 	}
 	sample := []string{`"c:\users\alice\app.exe" --type=renderer --foobar`, `c:\users\bob\x.exe --type=utility /foobar`, `c:\windows\temp\a.exe`}
-	grams := map[uint32]gramCount{}
+	grams := &gramCounts{}
 	for i, v := range sample {
-		countGrams(grams, v, int32(i+1))
+		grams.add(v, int32(i+1))
 	}
-	if c := grams[gramAt("sers", 0)]; c.values != 2 {
-		t.Fatalf("gram %q counted in %d values, want 2", "sers", c.values)
+	if c := grams.values(gramAt("sers", 0)); c != 2 {
+		t.Fatalf("gram %q counted in %d values, want 2", "sers", c)
+	}
+	if c := grams.values(gramAt("zzzz", 0)); c != 0 {
+		t.Fatalf("gram %q counted in %d values, want 0", "zzzz", c)
 	}
 	anchor := func(f *gramFilter, lit string) string {
 		for _, sl := range f.g4.tab {
@@ -470,5 +473,70 @@ func TestGramTableCounts(t *testing.T) {
 		if got := tab.count(g); got != want[g] {
 			t.Fatalf("count(%#x) = %d, want %d", g, got, want[g])
 		}
+	}
+}
+
+// TestGramCountsGrow counts more grams than the first table holds: every
+// gram is still counted once a value, across the table's growth.
+func TestGramCountsGrow(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	b := make([]byte, 40000)
+	for i := range b {
+		b[i] = byte('a' + r.IntN(26))
+	}
+	v := string(b)
+	c := &gramCounts{}
+	c.add(v, 1)
+	c.add(v[:len(v)/2], 2)
+	if len(c.slots) <= 1<<12 {
+		t.Fatalf("table of %d slots: want it grown", len(c.slots))
+	}
+	checked := 0
+	for i := 0; i+4 <= len(v); i += 997 {
+		if strings.Count(v, v[i:i+4]) > 1 {
+			continue // a gram recurring elsewhere may count in the other value too
+		}
+		want := int32(1)
+		if i+4 <= len(v)/2 {
+			want = 2
+		}
+		if got := c.values(gramAt(v, i)); got != want {
+			t.Errorf("gram %q at %d: %d values, want %d", v[i:i+4], i, got, want)
+		}
+		checked++
+	}
+	if checked < 20 {
+		t.Fatalf("only %d grams checked", checked)
+	}
+	if got := c.values(gramAt("ZZZZ", 0)); got != 0 {
+		t.Errorf("absent gram: %d values", got)
+	}
+}
+
+// TestCommonLiteral checks the gram shortcut of commonLiteral against a
+// search of the text: substrings of it (at every length, its end included)
+// and strings that are not.
+func TestCommonLiteral(t *testing.T) {
+	text := commonGramText
+	r := rand.New(rand.NewPCG(3, 4))
+	var lits []string
+	for n := 1; n <= 40; n++ {
+		for k := 0; k < 20; k++ {
+			i := r.IntN(len(text) - n + 1)
+			lits = append(lits, text[i:i+n], text[len(text)-n:], text[i:i+n]+"\x01", "zq"+text[i:i+n])
+		}
+	}
+	in := 0
+	for _, l := range lits {
+		want := strings.Contains(text, l)
+		if got := commonLiteral(l); got != want {
+			t.Fatalf("commonLiteral(%q) = %v, want %v", l, got, want)
+		}
+		if want {
+			in++
+		}
+	}
+	if in < len(lits)/4 {
+		t.Fatalf("only %d of %d literals in the text", in, len(lits))
 	}
 }

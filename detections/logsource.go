@@ -95,8 +95,13 @@ func channelService(ch string) string {
 }
 
 func keyOf(ev *telemetry.Event) logKey {
-	k := logKey{product: productOf(ev), category: ev.Category}
-	k.service = channelService(ev.Channel)
+	return keyWithService(ev, channelService(ev.Channel))
+}
+
+// keyWithService is keyOf with the service of the event's channel
+// (channelService) given.
+func keyWithService(ev *telemetry.Event, service string) logKey {
+	k := logKey{product: productOf(ev), category: ev.Category, service: service}
 	if ev.Source == telemetry.SourceAuditd {
 		k.service = "auditd"
 	}

@@ -19,12 +19,17 @@ const (
 
 // fieldMemo is one field's memo in one engine for one rule set.
 type fieldMemo struct {
-	lits         map[string][]int32 // folded value → literal ids found in it
+	lits map[string]memoEntry // folded value → literal ids found in it
+	// last is the entry last looked up or stored (lastOK): a field often
+	// has the value it had in the event before (the same parent, user,
+	// integrity level), which one comparison then answers.
+	last         memoEntry
+	lastOK       bool
 	hits, misses int
 	off          bool // values do not repeat: scan always
 	// grams of the first values scanned, for anchoring the field's
 	// literals on the grams its values hold least (see ruleSet.reanchor)
-	grams   map[uint32]gramCount
+	grams   *gramCounts
 	sampled int32
 }
 
@@ -39,7 +44,7 @@ func (e *Engine) memoFor(s *ruleSet, fid int) *fieldMemo {
 	}
 	m := e.memos[fid]
 	if m == nil {
-		m = &fieldMemo{lits: map[string][]int32{}}
+		m = &fieldMemo{lits: map[string]memoEntry{}}
 		e.memos[fid] = m
 	}
 	return m
@@ -47,7 +52,14 @@ func (e *Engine) memoFor(s *ruleSet, fid int) *fieldMemo {
 
 // lookup returns the remembered literals of v.
 func (m *fieldMemo) lookup(v string) ([]int32, bool) {
-	lits, ok := m.lits[v]
+	var lits []int32
+	ok := m.lastOK && m.last.key == v
+	if ok {
+		lits = m.last.lits
+	} else if ent, found := m.lits[v]; found {
+		lits, ok = ent.lits, true
+		m.last, m.lastOK = ent, true
+	}
 	if ok {
 		m.hits++
 	} else {
@@ -68,5 +80,13 @@ func (m *fieldMemo) store(v string, lits []int32) {
 	if len(m.lits) >= memoMaxEntries {
 		clear(m.lits)
 	}
-	m.lits[strings.Clone(v)] = append([]int32(nil), lits...)
+	ent := memoEntry{key: strings.Clone(v), lits: append([]int32(nil), lits...)}
+	m.lits[ent.key] = ent
+	m.last, m.lastOK = ent, true
+}
+
+// memoEntry is a remembered value (a copy) and the literals found in it.
+type memoEntry struct {
+	key  string
+	lits []int32
 }

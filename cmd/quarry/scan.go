@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -128,6 +129,8 @@ technique) goes to standard error with --format json.`,
 			if fromStore == (len(args) > 0) {
 				return usageError{errors.New("scan: give input files, or --store (not both)")}
 			}
+			restoreGC := startupGC()
+			defer restoreGC()
 			rules, _, err := a.loadRules(rf, cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -146,6 +149,7 @@ technique) goes to standard error with --format json.`,
 				bySeverity: map[string]int{}, byTechnique: map[string]int{}, byTactic: map[string]int{},
 				layer: map[string]attack.LayerScore{},
 			}
+			sc.afterFirst = restoreGC
 			sc.min = detections.ParseSeverity(strings.ToLower(rf.minLevel))
 			var cerrs []error
 			sc.corr, cerrs = pipeline.Correlator(rules)
@@ -255,6 +259,10 @@ type scanner struct {
 	// rows are the rule rows of the rules that hit (JSON output).
 	rows map[*detections.Rule]*ruleRows
 	line []byte // JSON output: the lines of one hit
+	id   []byte // JSON output: the current hit's id
+	// afterFirst, when set, is called once the first event is matched
+	// (startupGC's restore).
+	afterFirst func()
 	// evPart is the part of the hits of event number events (the one
 	// being matched) that all of them share (reportRows).
 	evPart eventPart
@@ -286,6 +294,10 @@ func (s *scanner) match(ev *telemetry.Event, eid int64) {
 			s.corr.Observe(h, ref, s.reportCorrelation(eid != 0))
 		}
 	})
+	if s.afterFirst != nil { // the rules are compiled for the first event's log source
+		s.afterFirst()
+		s.afterFirst = nil
+	}
 	if s.corr != nil {
 		s.corr.Advance(ev.Time, s.reportCorrelation(eid != 0))
 	}
@@ -624,4 +636,22 @@ func (a *app) scanStore(ctx context.Context, s *scanner, since, until string, pr
 		return err
 	}
 	return ctx.Err()
+}
+
+// startupGCPercent is the garbage collector's target while a scan starts.
+const startupGCPercent = 400
+
+// startupGC lets the heap grow further between collections while the scan
+// starts: loading the rules and the knowledge base and compiling the rules
+// for the first event's log source build tens of megabytes that stay live,
+// which collections at every doubling from a 4 MB heap would mark again and
+// again. restore sets the target back (GOGC's, 100 by default); a target
+// already higher, or collection off, is left alone.
+func startupGC() (restore func()) {
+	old := debug.SetGCPercent(startupGCPercent)
+	if old < 0 || old >= startupGCPercent {
+		debug.SetGCPercent(old)
+		return func() {}
+	}
+	return func() { debug.SetGCPercent(old) }
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/quarry-sec/quarry/detections"
 	"github.com/quarry-sec/quarry/detections/pipeline"
@@ -230,7 +231,8 @@ func (s *scanner) reportRows(h detections.Hit, rr *ruleRows, eid, record int64) 
 		row.Path, row.Cmdline, row.ParentPath, row.Username = pipeline.EventColumns(ev)
 		c.tail = appendHitTail(c.tail, &row, at.Unix(), s.file, record)
 	}
-	id := pipeline.HitIDOf(h.Rule.ID, c.key)
+	s.id = pipeline.AppendHitIDOf(s.id[:0], h.Rule.ID, c.key)
+	id := unsafe.String(unsafe.SliceData(s.id), len(s.id))
 	b := s.line[:0]
 	for _, mid := range rr.middles {
 		b = appendHitHead(b, id, ev.Host)

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"crypto/sha1"
 	"strconv"
 	"strings"
 
@@ -28,9 +29,11 @@ func HitID(ruleID string, ev *telemetry.Event) string {
 	// fields inline (FNV-1a, as hash/fnv computes it) spares a copy of
 	// every name and value that hash.Hash's Write([]byte) would make.
 	var buf [256]byte
-	b := append(buf[:0], ruleID...)
+	b := append(buf[:0], hitNamespace[:]...)
+	b = append(b, ruleID...)
 	b = append(b, 0)
-	return uuid.NewSHA1(hitNamespace, AppendEventKey(b, ev)).String()
+	var id [36]byte
+	return string(appendV5(id[:0], AppendEventKey(b, ev)))
 }
 
 // AppendEventKey appends the event's part of its hits' ids (all HitID
@@ -64,10 +67,36 @@ func AppendEventKey(b []byte, ev *telemetry.Event) []byte {
 // HitIDOf returns the id of a hit of rule ruleID on the event whose key
 // is eventKey (AppendEventKey).
 func HitIDOf(ruleID string, eventKey []byte) string {
-	var buf [256]byte
-	b := append(buf[:0], ruleID...)
+	var id [36]byte
+	return string(AppendHitIDOf(id[:0], ruleID, eventKey))
+}
+
+// AppendHitIDOf appends HitIDOf(ruleID, eventKey) to dst (36 bytes). The
+// name is hashed from the stack for typical events: no hash.Hash, no
+// digest slice and no string are allocated per hit.
+func AppendHitIDOf(dst []byte, ruleID string, eventKey []byte) []byte {
+	var buf [320]byte
+	b := append(buf[:0], hitNamespace[:]...)
+	b = append(b, ruleID...)
 	b = append(b, 0)
-	return uuid.NewSHA1(hitNamespace, append(b, eventKey...)).String()
+	return appendV5(dst, append(b, eventKey...))
+}
+
+// appendV5 appends the text of the name-based (version 5, SHA-1) UUID whose
+// namespace and name are nsName (the namespace's 16 bytes, then the name):
+// the value uuid.NewSHA1(namespace, name).String() gives.
+func appendV5(dst, nsName []byte) []byte {
+	sum := sha1.Sum(nsName)
+	sum[6] = sum[6]&0x0f | 0x50 // version 5
+	sum[8] = sum[8]&0x3f | 0x80 // RFC 4122 variant
+	const hexDigits = "0123456789abcdef"
+	for i, c := range sum[:16] {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			dst = append(dst, '-')
+		}
+		dst = append(dst, hexDigits[c>>4], hexDigits[c&15])
+	}
+	return dst
 }
 
 // FNV-1a, 64 bits (the parameters of hash/fnv's New64a).

@@ -18,6 +18,8 @@ type fieldSet struct {
 	// record: records of one file list their keys in the same order, so
 	// internAt mostly answers with one comparison.
 	byPos []string
+	// plain[n]: byPos[n] holds no '"' or '\\' (see predicted)
+	plain []bool
 	// keyBuf holds a key being composed or unescaped.
 	keyBuf []byte
 
@@ -101,8 +103,10 @@ func (f *fieldSet) internAt(n int, k []byte) string {
 	if n < maxInternedKeys {
 		for len(f.byPos) <= n {
 			f.byPos = append(f.byPos, "")
+			f.plain = append(f.plain, false)
 		}
 		f.byPos[n] = s
+		f.plain[n] = strings.IndexByte(s, '"') < 0 && strings.IndexByte(s, '\\') < 0
 	}
 	return s
 }
@@ -111,10 +115,8 @@ func (f *fieldSet) internAt(n int, k []byte) string {
 // record when it can be matched by its raw bytes (see
 // jscanner.predictedMember), "" otherwise.
 func (f *fieldSet) predicted(n int) string {
-	if n < len(f.byPos) {
-		if k := f.byPos[n]; strings.IndexByte(k, '"') < 0 && strings.IndexByte(k, '\\') < 0 {
-			return k
-		}
+	if n < len(f.byPos) && f.plain[n] {
+		return f.byPos[n]
 	}
 	return ""
 }

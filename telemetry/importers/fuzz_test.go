@@ -243,3 +243,44 @@ func FuzzCAPEReport(f *testing.F) {
 		}
 	})
 }
+
+// FuzzJSONStringOnePass checks the one-pass string paths (appendStr,
+// skipStr) against str and appendUnescaped: same contents, same end, and
+// no answer where they report an error.
+func FuzzJSONStringOnePass(f *testing.F) {
+	for _, s := range []string{`"plain"`, `"C:\\Windows\\cmd.exe" x`, `"a\"b\\"`, `"\u00e9\ud83d\ude00"`,
+		`"\ud83d"`, `"\ud83dx"`, `"bad \q"`, `"unterminated`, `"trailing \`, `"\u12"`, `"0123456789abcdef\"0123456789"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		if !strings.HasPrefix(in, `"`) {
+			in = `"` + in
+		}
+		old := jscanner{b: []byte(in)}
+		raw, esc, oldErr := old.str()
+		var want []byte
+		if oldErr == nil {
+			want = append([]byte("pre"), raw...)
+			if esc {
+				want, oldErr = appendUnescaped([]byte("pre"), raw)
+			}
+		}
+		one := jscanner{b: []byte(in)}
+		got, ok := one.appendStr([]byte("pre"))
+		switch {
+		case ok && oldErr != nil:
+			t.Fatalf("%q: appendStr = %q, but str/appendUnescaped fail: %v", in, got, oldErr)
+		case ok && (!bytes.Equal(got, want) || one.i != old.i):
+			t.Fatalf("%q: appendStr = %q (end %d), want %q (end %d)", in, got, one.i, want, old.i)
+		case !ok && (one.i != 0 || string(got) != "pre"):
+			t.Fatalf("%q: appendStr failed but moved to %d or appended %q", in, one.i, got)
+		case !ok && oldErr == nil:
+			t.Fatalf("%q: appendStr failed, str/appendUnescaped give %q", in, want)
+		}
+		sk := jscanner{b: []byte(in)}
+		_, _, strErr := (&jscanner{b: []byte(in)}).str()
+		if done := sk.skipStr(); done != (strErr == nil) || (done && sk.i != old.i) {
+			t.Fatalf("%q: skipStr = %v end %d; str err %v end %d", in, done, sk.i, strErr, old.i)
+		}
+	})
+}

@@ -2,7 +2,9 @@ package importers
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -203,6 +205,9 @@ func (s *jscanner) literal() ([]byte, error) {
 func (s *jscanner) skip() error {
 	switch c := s.peek(); c {
 	case '"':
+		if s.skipStr() {
+			return nil
+		}
 		_, _, err := s.str()
 		return err
 	case '{', '[':
@@ -210,6 +215,9 @@ func (s *jscanner) skip() error {
 		for s.i < len(s.b) {
 			switch s.b[s.i] {
 			case '"':
+				if s.skipStr() {
+					continue
+				}
 				if _, _, err := s.str(); err != nil {
 					return err
 				}
@@ -237,6 +245,9 @@ func (s *jscanner) skip() error {
 func (s *jscanner) appendText(dst []byte) (out []byte, null bool, err error) {
 	switch s.peek() {
 	case '"':
+		if out, ok := s.appendStr(dst); ok {
+			return out, false, nil
+		}
 		raw, esc, err := s.str()
 		if err != nil {
 			return dst, false, err
@@ -264,6 +275,142 @@ func (s *jscanner) appendText(dst []byte) (out []byte, null bool, err error) {
 		return dst, true, nil
 	}
 	return append(dst, lit...), false, nil
+}
+
+// appendStr is the common case of appendText for the string at s.i (its
+// '"'), in one pass over its bytes: its unescaped contents are appended to
+// dst as its end is looked for. ok is false, with s.i as it was, for a
+// string that is unterminated or holds a bad escape: str and
+// appendUnescaped then report the error as they always have.
+func (s *jscanner) appendStr(dst []byte) (out []byte, ok bool) {
+	b, i, n := s.b, s.i+1, len(dst)
+	for {
+		j := indexQuoteOrBackslash(b[i:])
+		if j < 0 {
+			return dst[:n], false
+		}
+		dst = append(dst, b[i:i+j]...)
+		i += j
+		if b[i] == '"' {
+			s.i = i + 1
+			return dst, true
+		}
+		// A backslash: most are a path's escaped backslash.
+		if i+1 < len(b) && (b[i+1] == '\\' || b[i+1] == '"') {
+			dst = append(dst, b[i+1])
+			i += 2
+			continue
+		}
+		var good bool
+		if dst, i, good = unescapeAt(dst, b, i); !good {
+			return dst[:n], false
+		}
+	}
+}
+
+// skipStr moves past the string at s.i (its '"') and reports true, or
+// reports false, with s.i as it was, when it is unterminated. Like str it
+// does not check escapes: a backslash takes the byte after it.
+func (s *jscanner) skipStr() bool {
+	b, i := s.b, s.i+1
+	for {
+		j := indexQuoteOrBackslash(b[i:])
+		if j < 0 {
+			return false
+		}
+		i += j
+		if b[i] == '"' {
+			s.i = i + 1
+			return true
+		}
+		i += 2
+		if i > len(b) {
+			return false
+		}
+	}
+}
+
+// indexQuoteOrBackslash returns the index of the first '"' or '\\' in b, -1
+// if none: the first bytes eight at a time (a JSON value's runs between
+// escapes are mostly shorter than a vectorised search's start-up), a long
+// run 32 bytes at a time (AVX2).
+func indexQuoteOrBackslash(b []byte) int {
+	i := 0
+	for ; i+8 <= len(b) && i < 16; i += 8 {
+		if t := quoteOrBackslash8(b[i:]); t != 0 {
+			return i + bits.TrailingZeros64(t)/8
+		}
+	}
+	if useQuoteScanAVX2 && len(b)-i >= 32 {
+		nb := (len(b) - i) / 32
+		k, mask := quoteScanAVX2(&b[i], nb)
+		if mask != 0 {
+			return i + 32*k + bits.TrailingZeros32(mask)
+		}
+		i += 32 * nb
+	}
+	for ; i+8 <= len(b); i += 8 {
+		if t := quoteOrBackslash8(b[i:]); t != 0 {
+			return i + bits.TrailingZeros64(t)/8
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] == '"' || b[i] == '\\' {
+			return i
+		}
+	}
+	return -1
+}
+
+// quoteOrBackslash8 tests b[0:8] for '"' and '\\': the lowest set bit of
+// the result is the high bit of the first such byte (0: none). Bits above
+// it may be false.
+func quoteOrBackslash8(b []byte) uint64 {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	w := binary.LittleEndian.Uint64(b)
+	q, x := w^('"'*lo), w^('\\'*lo)
+	return ((q-lo)&^q | (x-lo)&^x) & hi
+}
+
+// unescapeAt decodes the escape at raw[i] (a backslash) onto dst, as
+// appendUnescaped does, and returns the index after it; ok is false for an
+// escape appendUnescaped rejects.
+func unescapeAt(dst, raw []byte, i int) (out []byte, next int, ok bool) {
+	if i+1 >= len(raw) {
+		return dst, i, false
+	}
+	switch c := raw[i+1]; c {
+	case '"', '\\', '/':
+		dst = append(dst, c)
+	case 'b':
+		dst = append(dst, '\b')
+	case 'f':
+		dst = append(dst, '\f')
+	case 'n':
+		dst = append(dst, '\n')
+	case 'r':
+		dst = append(dst, '\r')
+	case 't':
+		dst = append(dst, '\t')
+	case 'u':
+		r, ok := hex4(raw[i+2:])
+		if !ok {
+			return dst, i, false
+		}
+		i += 6
+		if utf16.IsSurrogate(r) {
+			if r2, ok := hex4(raw[min(i+2, len(raw)):]); ok && i+1 < len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
+				if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+					return utf8.AppendRune(dst, d), i + 6, true
+				}
+			}
+			r = utf8.RuneError
+		}
+		return utf8.AppendRune(dst, r), i, true
+	default:
+		return dst, i, false
+	}
+	return dst, i + 2, true
 }
 
 // appendUnescaped appends a JSON string's raw contents to dst, decoding
