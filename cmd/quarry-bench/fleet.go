@@ -32,6 +32,7 @@ import (
 	"github.com/quarry-sec/quarry/fleet/agent"
 	"github.com/quarry-sec/quarry/fleet/analyst"
 	"github.com/quarry-sec/quarry/fleet/osqwire"
+	"github.com/quarry-sec/quarry/internal/benchload"
 	"github.com/quarry-sec/quarry/internal/interrupt"
 )
 
@@ -620,13 +621,7 @@ func (s *benchServer) cpu() float64 {
 }
 
 // selfCPU is this process's user+system CPU seconds.
-func selfCPU() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
+func selfCPU() float64 { return benchload.CPUTime().Seconds() }
 
 // rssSampler follows the resident set size of processes, summed.
 type rssSampler struct{ last, peak atomic.Int64 }
