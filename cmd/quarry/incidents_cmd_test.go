@@ -46,11 +46,12 @@ func incidentLines(t *testing.T, dir string) []incidentJSON {
 func TestImportDetectsAndGroupsIncidents(t *testing.T) {
 	dir := t.TempDir()
 	out := importChain(t, dir)
-	// Five rule hits (the PowerShell cradle is reported both as a cradle
-	// and as a hidden inline command with -nop) and the builtin correlation
-	// "Office Application Started a Shell, Then Persistence Was Created"
-	// (critical).
-	if !strings.Contains(out, "detection: 6 hit(s) (1 critical, 3 high, 2 medium); 2 incident(s)") {
+	// Eight rule hits (the PowerShell cradle is reported as a cradle, as a
+	// hidden inline command with -nop and as a fetch from a bare public IP;
+	// cmd's and certutil's command lines also fetch from that IP) and the
+	// builtin correlation "Office Application Started a Shell, Then
+	// Persistence Was Created" (critical).
+	if !strings.Contains(out, "detection: 9 hit(s) (1 critical, 6 high, 2 medium); 2 incident(s)") {
 		t.Errorf("import summary:\n%s", out)
 	}
 	list := incidentLines(t, dir)
@@ -58,7 +59,7 @@ func TestImportDetectsAndGroupsIncidents(t *testing.T) {
 		t.Fatalf("want 2 incidents, got %+v", list)
 	}
 	word, ps := list[0], list[1]
-	if word.HitCount != 4 || len(word.Hits) != 4 || word.RootPID != 5000 || !strings.HasSuffix(word.RootPath, `\WINWORD.EXE`) ||
+	if word.HitCount != 6 || len(word.Hits) != 6 || word.RootPID != 5000 || !strings.HasSuffix(word.RootPath, `\WINWORD.EXE`) ||
 		word.HostIdentifier != "LAB-WS1" || word.Severity != "critical" {
 		t.Errorf("Word incident: %+v", word)
 	}
@@ -89,7 +90,7 @@ func TestImportDetectsAndGroupsIncidents(t *testing.T) {
 	}
 	// The PowerShell cradle reuses cmd's pid 5100 but is another process
 	// under Explorer (a boundary): an incident of its own, ranked lower.
-	if ps.HitCount != 2 || ps.RootPID != 5100 || !strings.HasSuffix(ps.RootPath, `\powershell.exe`) || ps.Score >= word.Score {
+	if ps.HitCount != 3 || ps.RootPID != 5100 || !strings.HasSuffix(ps.RootPath, `\powershell.exe`) || ps.Score >= word.Score {
 		t.Errorf("PowerShell incident: %+v", ps)
 	}
 
@@ -110,7 +111,7 @@ func TestImportDetectsAndGroupsIncidents(t *testing.T) {
 	// Both engines' tables: the embedded engine here.
 	q, errs, code := quarry(t, dir, "", "query", "--format", "csv",
 		"SELECT i.root_pid, count(*) FROM incidents i JOIN incident_hits ih USING (incident_id) GROUP BY i.incident_id ORDER BY 1")
-	if code != 0 || q != "root_pid,count(*)\n5000,4\n5100,2\n" {
+	if code != 0 || q != "root_pid,count(*)\n5000,6\n5100,3\n" {
 		t.Errorf("query (exit %d, %s):\n%s", code, errs, q)
 	}
 }
@@ -127,9 +128,9 @@ func TestTreeCommand(t *testing.T) {
 		`C:\Windows\explorer.exe  [pid 4000, not recorded]`,
 		`└─ ▶ "C:\Program Files\Microsoft Office\root\Office16\WINWORD.EXE" /n`,
 		`   └─ cmd.exe /c certutil`,
-		`[pid 5100, LAB\alice, 2026-03-02 09:00:05, exited 09:00:11]  high T1059 T1204.002 T1566.001 (initial-access, execution) 1 hit(s)`,
+		`[pid 5100, LAB\alice, 2026-03-02 09:00:05, exited 09:00:11]  high T1059 T1105 T1204.002 T1566.001 (initial-access, execution, command-and-control) 2 hit(s)`,
 		`      ├─ certutil -urlcache`,
-		`(defense-evasion, command-and-control) 1 hit(s)`,
+		`(defense-evasion, command-and-control) 2 hit(s)`,
 		`      └─ schtasks /create`,
 		// Its own hit (medium) and the correlation's (critical).
 		`critical T1053.005 T1059 T1204.002 T1543.003 T1547.001 T1566.001 (initial-access, execution, persistence, privilege-escalation) 2 hit(s)`,
@@ -232,7 +233,7 @@ func TestIncidentsRebuild(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "no incidents") || !strings.Contains(errs, "--rebuild") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
 	}
-	if _, errs, code := quarry(t, dir, "", "incidents", "--rebuild"); code != 0 || !strings.Contains(errs, "regrouped 6 hit(s) into 2 incident(s)") {
+	if _, errs, code := quarry(t, dir, "", "incidents", "--rebuild"); code != 0 || !strings.Contains(errs, "regrouped 9 hit(s) into 2 incident(s)") {
 		t.Fatalf("--rebuild: exit %d, %s", code, errs)
 	}
 	got, _ := json.Marshal(incidentLines(t, dir))
@@ -255,7 +256,7 @@ func TestTreeShowsActivity(t *testing.T) {
 	}
 	want := []string{
 		`└─ ▶ certutil -urlcache`,
-		`high T1105 T1218 (defense-evasion, command-and-control) 2 hit(s)`,
+		`high T1105 T1218 (defense-evasion, command-and-control) 3 hit(s)`,
 		"\n           file:           create C:\\Users\\Public\\part0.bin\n",
 		"create C:\\Users\\Public\\part2.bin  (+2 more)\n",
 		"           network:        connect tcp 10.0.0.5:50000 -> 198.51.100.7:80 [T1105 T1218]\n",

@@ -64,6 +64,7 @@ var datasetSteps = map[string][]expectation{
 		onEvent("file_event_win_lsass_dump_file.yml", "TargetFilename", ".dmp"),
 		onEvent("image_load_win_comsvcs_by_rundll32.yml", "ImageLoaded", "comsvcs.dll"),
 		onEvent("image_load_win_dbghelp_by_unusual_process.yml", "Image", `\rundll32.exe`),
+		onEvent("svc_security_win_lsass_handle_requested.yml", "ProcessName", `\rundll32.exe`),
 	},
 	"sd-T1003.002-esentutl-sam-copy": {
 		{rule: "proc_creation_win_esentutl_credential_copy.yml", step: "/y /vss"},
