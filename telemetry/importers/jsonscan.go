@@ -426,44 +426,16 @@ func appendUnescaped(dst, raw []byte) ([]byte, error) {
 			i += j
 			continue
 		}
-		if i+1 >= len(raw) {
-			return dst, fmt.Errorf("truncated escape")
-		}
-		switch c := raw[i+1]; c {
-		case '"', '\\', '/':
-			dst = append(dst, c)
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			r, ok := hex4(raw[i+2:])
-			if !ok {
+		var ok bool
+		if dst, i, ok = unescapeAt(dst, raw, i); !ok {
+			switch {
+			case i+1 >= len(raw):
+				return dst, fmt.Errorf("truncated escape")
+			case raw[i+1] == 'u':
 				return dst, fmt.Errorf("invalid \\u escape")
 			}
-			i += 6
-			if utf16.IsSurrogate(r) {
-				if r2, ok := hex4(raw[min(i+2, len(raw)):]); ok && i+1 < len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
-					if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
-						dst = utf8.AppendRune(dst, d)
-						i += 6
-						continue
-					}
-				}
-				r = utf8.RuneError
-			}
-			dst = utf8.AppendRune(dst, r)
-			continue
-		default:
-			return dst, fmt.Errorf("invalid escape \\%c", c)
+			return dst, fmt.Errorf("invalid escape \\%c", raw[i+1])
 		}
-		i += 2
 	}
 	return dst, nil
 }
