@@ -229,7 +229,7 @@ func (a *fleetBench) target(ctx context.Context, o benchFleetOptions) (_ *benchT
 		if o.secretFile == "" {
 			return nil, usageError{errors.New("--fleet needs --enroll-secret-file")}
 		}
-		secret, err := readSecret(o.secretFile)
+		secret, err := agent.ReadEnrollSecret(o.secretFile)
 		if err != nil {
 			return nil, err
 		}

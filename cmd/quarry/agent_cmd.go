@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 
@@ -49,7 +48,7 @@ reach a loopback address.`,
 			if f.fleet == "" || f.secretFile == "" {
 				return usageError{errors.New("--fleet and --enroll-secret-file are required")}
 			}
-			secret, err := readSecret(f.secretFile)
+			secret, err := agent.ReadEnrollSecret(f.secretFile)
 			if err != nil {
 				return err
 			}
@@ -77,19 +76,6 @@ reach a loopback address.`,
 	fl.DurationVar(&f.distributed, "distributed-interval", 0, "how often to ask for live hunts (default: the server's distributed_interval)")
 	fl.DurationVar(&f.queryTimeout, "query-timeout", 0, "stop a scheduled query or a hunt's query after this long (default 60s)")
 	return cmd
-}
-
-// readSecret reads a secret file, trimmed of surrounding space.
-func readSecret(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("enroll secret: %w", err)
-	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return "", fmt.Errorf("enroll secret: %s is empty", path)
-	}
-	return s, nil
 }
 
 // runAgent runs a fleet agent on the embedded engine until ctx ends, with

@@ -8,14 +8,13 @@ import (
 	"html/template"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/quarry-sec/quarry/internal/interrupt"
 	"github.com/quarry-sec/quarry/sandbox"
 	"github.com/quarry-sec/quarry/telemetry/eventstore"
 	"github.com/quarry-sec/quarry/telemetry/host"
@@ -101,7 +100,7 @@ and SQL (sandbox_runs; process_events WHERE source = 'sandbox').`,
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := interrupt.Context(context.Background())
 			defer stop()
 			start := time.Now()
 			run, rep, err := sandbox.Detonate(ctx, args[0], sandbox.DetonateOptions{Options: opts, Store: st, Rules: rules, KB: kb, Host: host.Identifier()})

@@ -3,11 +3,14 @@ package agent
 import (
 	"context"
 	"fmt"
-	"github.com/quarry-sec/quarry/fleet/osqwire"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 )
 
 const testUnit = 20 * time.Millisecond
@@ -264,5 +267,21 @@ func TestAgentWrongSecretKeepsTrying(t *testing.T) {
 	}
 	if _, _, _, e := f.snapshot(); e != 0 {
 		t.Errorf("enrolls = %d", e)
+	}
+}
+
+func TestReadEnrollSecret(t *testing.T) {
+	dir := t.TempDir()
+	good, empty := filepath.Join(dir, "secret"), filepath.Join(dir, "empty")
+	os.WriteFile(good, []byte("  s3cret\n"), 0o600)
+	os.WriteFile(empty, []byte(" \n"), 0o600)
+	if s, err := ReadEnrollSecret(good); err != nil || s != "s3cret" {
+		t.Errorf("secret %q, %v", s, err)
+	}
+	if _, err := ReadEnrollSecret(empty); err == nil || !strings.Contains(err.Error(), empty) {
+		t.Errorf("empty file: %v", err)
+	}
+	if _, err := ReadEnrollSecret(filepath.Join(dir, "missing")); err == nil {
+		t.Error("missing file: no error")
 	}
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/quarry-sec/quarry/fleet/osqwire"
+	"os"
+	"strings"
 	"time"
+
+	"github.com/quarry-sec/quarry/fleet/osqwire"
 )
 
 // ErrEnrollRefused is returned when the server refuses the enroll secret.
@@ -95,4 +98,19 @@ func (a *Agent) call(ctx context.Context, path string, body func(nodeKey string)
 		return fmt.Errorf("%s: node invalid, re-enroll: %w", path, err)
 	}
 	return post(ctx, a.client, a.cfg.FleetURL, path, body(a.key()), out)
+}
+
+// ReadEnrollSecret reads an enroll secret file (osquery's
+// --enroll_secret_path), trimmed of surrounding space; an empty file is an
+// error naming it.
+func ReadEnrollSecret(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("enroll secret: %w", err)
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("enroll secret: %s is empty", path)
+	}
+	return s, nil
 }
