@@ -3,47 +3,55 @@ package intel
 import (
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/quarry-sec/quarry/attack"
 )
 
 // Linker resolves the groups and software an intel feed names (ATT&CK IDs,
 // names or aliases) to the ATT&CK knowledge base, and describes them with
-// the techniques they use.
+// the techniques they use. Its index is built on first use: every query
+// command's table catalog makes one, most never look a name up.
 type Linker struct {
 	kb       *attack.KB
+	once     sync.Once
 	groups   map[string]*attack.Group
 	software map[string]*attack.Software
 }
 
-// NewLinker indexes kb's groups and software by ID, name and alias
-// (case-insensitive). A nil kb gives a Linker that resolves nothing.
-func NewLinker(kb *attack.KB) *Linker {
-	l := &Linker{kb: kb, groups: map[string]*attack.Group{}, software: map[string]*attack.Software{}}
-	if kb == nil {
-		return l
-	}
-	gs := kb.Groups()
-	for i := range gs {
-		g := &gs[i]
-		for _, n := range append([]string{g.ID, g.Name}, g.Aliases...) {
-			k := strings.ToLower(n)
-			if cur, ok := l.groups[k]; !ok || !cur.Live() && g.Live() {
-				l.groups[k] = g
+// NewLinker returns a Linker over kb's groups and software, by ID, name
+// and alias (case-insensitive). A nil kb gives a Linker that resolves
+// nothing.
+func NewLinker(kb *attack.KB) *Linker { return &Linker{kb: kb} }
+
+// index builds the name index (once).
+func (l *Linker) index() {
+	l.once.Do(func() {
+		l.groups, l.software = map[string]*attack.Group{}, map[string]*attack.Software{}
+		if l.kb == nil {
+			return
+		}
+		gs := l.kb.Groups()
+		for i := range gs {
+			g := &gs[i]
+			for _, n := range append([]string{g.ID, g.Name}, g.Aliases...) {
+				k := strings.ToLower(n)
+				if cur, ok := l.groups[k]; !ok || !cur.Live() && g.Live() {
+					l.groups[k] = g
+				}
 			}
 		}
-	}
-	ss := kb.Software()
-	for i := range ss {
-		s := &ss[i]
-		for _, n := range append([]string{s.ID, s.Name}, s.Aliases...) {
-			k := strings.ToLower(n)
-			if cur, ok := l.software[k]; !ok || !cur.Live() && s.Live() {
-				l.software[k] = s
+		ss := l.kb.Software()
+		for i := range ss {
+			s := &ss[i]
+			for _, n := range append([]string{s.ID, s.Name}, s.Aliases...) {
+				k := strings.ToLower(n)
+				if cur, ok := l.software[k]; !ok || !cur.Live() && s.Live() {
+					l.software[k] = s
+				}
 			}
 		}
-	}
-	return l
+	})
 }
 
 // Resolve replaces the group and software names of in that the knowledge
@@ -51,6 +59,7 @@ func NewLinker(kb *attack.KB) *Linker {
 // a group name that is software (or the reverse) moves to its list. Names it
 // does not know stay as they are.
 func (l *Linker) Resolve(in *Indicator) {
+	l.index()
 	var groups, malware []string
 	for _, g := range in.Groups {
 		if x, ok := l.groups[strings.ToLower(g)]; ok {
@@ -89,6 +98,7 @@ const maxListed = 6
 // to G0016 APT29 (uses T1059.001, T1566.002, … 61 techniques); S0154 Cobalt
 // Strike (uses …)". Unknown names are listed as given.
 func (l *Linker) Context(groups, malware []string) string {
+	l.index()
 	var parts []string
 	for _, g := range groups {
 		x, ok := l.groups[strings.ToLower(g)]
@@ -131,6 +141,7 @@ func (l *Linker) describe(id, name string, kind attack.RelationKind) string {
 
 // Techniques returns the techniques the groups and software use, by ID.
 func (l *Linker) Techniques(groups, malware []string) []string {
+	l.index()
 	if l.kb == nil {
 		return nil
 	}
@@ -156,6 +167,7 @@ func (l *Linker) Techniques(groups, malware []string) []string {
 // Names returns "G0016 APT29" for each group or software ID the knowledge
 // base knows, the entry itself otherwise.
 func (l *Linker) Names(ids []string) []string {
+	l.index()
 	out := make([]string, 0, len(ids))
 	for _, id := range ids {
 		k := strings.ToLower(id)

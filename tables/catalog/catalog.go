@@ -89,11 +89,12 @@ func Schemas(kb *attack.KB) []tables.Table {
 // event store (src.Events, which may be nil when only schemas are wanted).
 func list(src Sources, withEvents bool) []tables.Table {
 	all := attacktables.Tables(src.ATTACK)
+	linker := intel.NewLinker(src.ATTACK) // names the intel's groups and software; indexed on first use
 	if withEvents {
 		pe := process.Events(src.Events, src.Process)
 		all = append(all, pe, ioa.Hits(src.Events, src.ATTACK), incidenttables.Incidents(src.Events, src.ATTACK),
 			incidenttables.IncidentHits(src.Events), incidenttables.ProcessTree(src.Events), incidenttables.RelatedIncidents(src.Events),
-			sandboxtables.Runs(src.Events), ioc.Hits(src.Events, intel.NewLinker(src.ATTACK)))
+			sandboxtables.Runs(src.Events), ioc.Hits(src.Events, linker))
 		all = append(all, activity.Tables(src.Events)...)
 		if src.OsqueryAlias {
 			names := OsqueryNames()
@@ -108,7 +109,7 @@ func list(src Sources, withEvents bool) []tables.Table {
 		}
 	}
 	if src.Intel != nil {
-		all = append(all, ioc.Indicators(src.Intel, intel.NewLinker(src.ATTACK)))
+		all = append(all, ioc.Indicators(src.Intel, linker))
 	}
 	rules := src.Rules
 	if rules == nil {
