@@ -28,7 +28,7 @@ TEXT ·gramHitsAVX2(SB), NOSPLIT, $0-64
 	MOVQ bits+16(FP), BX
 	MOVQ bits2+24(FP), R12
 	MOVQ pairs+32(FP), R13
-	MOVQ shift+40(FP), X15
+	VMOVQ shift+40(FP), X15
 	MOVQ out+48(FP), DI
 	XORQ AX, AX
 	XORQ DX, DX

@@ -75,3 +75,29 @@ func FuzzIndexRare(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkIndexRare times indexRare on a command line of ≈ 200 bytes
+// that does not hold the literal, with the vector loop and without (see
+// BenchmarkIndexQuoteOrBackslash in telemetry/importers for why a call's
+// set-up matters).
+func BenchmarkIndexRare(b *testing.B) {
+	v := `"C:\Program Files\Git\cmd\git.exe" -c core.quotepath=false -c color.ui=false log --format=%H%n%aN%n%aE%n%at%n%P%n%D%n%B -n 50 --skip=0 fetch --all --prune --tags --recurse-submodules=on-demand status --porcelain=v2`
+	lit := `\powershell.exe`
+	o1, o2 := rarePair(lit)
+	saved := useGramHitsAVX2
+	defer func() { useGramHitsAVX2 = saved }()
+	for _, avx := range []bool{false, saved} {
+		name := "bytes"
+		if avx {
+			name = "avx2"
+		}
+		b.Run(name, func(b *testing.B) {
+			useGramHitsAVX2 = avx
+			for b.Loop() {
+				if indexRare(v, lit, o1, o2) != -1 {
+					b.Fatal("found")
+				}
+			}
+		})
+	}
+}
