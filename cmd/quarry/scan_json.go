@@ -82,6 +82,27 @@ var jsonPlain = func() (t [utf8.RuneSelf]bool) {
 	return t
 }()
 
+// plainWords returns the length of the longest prefix of s made of whole
+// 8-byte words of plain ASCII bytes (jsonPlain: none a control character,
+// quote, backslash or beyond ASCII).
+func plainWords(s string) int {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	n := 0
+	for ; len(s) >= 8; s = s[8:] {
+		w := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+		q, x := w^('"'*lo), w^('\\'*lo)
+		// The high bit of a byte of (v - k*lo) &^ v is set for the lowest
+		// byte of v below k (and maybe for bytes above it, never without
+		// one): w's bytes below 0x20, q's and x's zero bytes.
+		if (w|(w-0x20*lo)&^w|(q-lo)&^q|(x-lo)&^x)&hi != 0 {
+			break
+		}
+		n += 8
+	}
+	return n
+}
+
 // appendJSONString appends s as a quoted JSON string the way encoding/json
 // writes it without HTML escaping: quote and backslash escaped, \b \f \n
 // \r \t by name and other control bytes as \u00XX, invalid UTF-8 as
@@ -89,8 +110,18 @@ var jsonPlain = func() (t [utf8.RuneSelf]bool) {
 func appendJSONString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
-	done := 0 // s[:done] is in b
+	done := 0  // s[:done] is in b
+	words := 0 // plain words are looked for again from s[words:]
 	for i := 0; i < len(s); {
+		// Paths and command lines are mostly runs of plain ASCII: eight
+		// bytes at a time while they are, then byte by byte through the
+		// word that is not.
+		if i >= words {
+			if i += plainWords(s[i:]); i == len(s) {
+				break
+			}
+			words = i + 8
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if jsonPlain[c] {

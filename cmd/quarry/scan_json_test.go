@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/detections"
@@ -46,6 +47,10 @@ var awkward = []string{
 	"", "plain", `C:\Windows\System32\cmd.exe`, `"quoted" and \back\slashed\`, "tab\tnew\nline\r\x00\x01\x1f\x7f",
 	"bell\b form\f", "<html> & 'quotes'", "é ü 日本 🙂", "bad \xff utf-8 \xc3", "line\u2028para\u2029sep", "\xe2\x80",
 	"ends in backslash\\",
+	// Longer than a word: escapes past the first eight bytes, in the
+	// middle of a word and at its end.
+	`"C:\Program Files (x86)\Microsoft Office\root\Office16\WINWORD.EXE" /n "\\srv\share\doc.docx"`,
+	"abcdefg\x7fhijklmn\topqrstu\x00vwxyzabc\u00e9defghijk\xffABCDEFG\u2028HIJKLMNOP",
 }
 
 func TestScanJSONLineAsEncodingJSON(t *testing.T) {
@@ -154,5 +159,34 @@ func TestScanRuleRowsAsRecords(t *testing.T) {
 	}
 	if multi == 0 {
 		t.Log("no rule with several techniques hit (with ../shared, SigmaHQ's rules give some)")
+	}
+}
+
+// TestPlainWords compares plainWords with jsonPlain for every byte value at
+// every position of three words of plain bytes.
+func TestPlainWords(t *testing.T) {
+	for pos := 0; pos < 24; pos++ {
+		for c := 0; c < 256; c++ {
+			w := []byte("abcdefgh01234567ABCDEFGHxyz")
+			w[pos] = byte(c)
+			want := len(w) / 8 * 8
+			if c >= utf8.RuneSelf || !jsonPlain[c] {
+				want = pos / 8 * 8
+			}
+			if got := plainWords(string(w)); got != want {
+				t.Fatalf("plainWords(%q) = %d, want %d", w, got, want)
+			}
+		}
+	}
+}
+
+// BenchmarkAppendJSONString writes a command line (with the escaped
+// backslashes of its paths) as scan's hit lines do.
+func BenchmarkAppendJSONString(b *testing.B) {
+	s := `"C:\Program Files\Git\cmd\git.exe" -c core.quotepath=false -c color.ui=false log --format=%H%n%aN%n%aE%n%at%n%P%n%D%n%B -n 50 --skip=0 fetch --all --prune --tags --recurse-submodules=on-demand status --porcelain=v2`
+	var buf []byte
+	b.SetBytes(int64(len(s)))
+	for b.Loop() {
+		buf = appendJSONString(buf[:0], s)
 	}
 }
