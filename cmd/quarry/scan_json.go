@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math/bits"
 	"strconv"
 	"strings"
 	"time"
@@ -82,23 +83,27 @@ var jsonPlain = func() (t [utf8.RuneSelf]bool) {
 	return t
 }()
 
-// plainWords returns the length of the longest prefix of s made of whole
-// 8-byte words of plain ASCII bytes (jsonPlain: none a control character,
-// quote, backslash or beyond ASCII).
-func plainWords(s string) int {
+// plainPrefix returns the length of the longest prefix of s of plain ASCII
+// bytes (jsonPlain: none a control character, quote, backslash or beyond
+// ASCII), looking at eight bytes at a time.
+func plainPrefix(s string) int {
 	const lo, hi = 0x0101010101010101, 0x8080808080808080
 	n := 0
 	for ; len(s) >= 8; s = s[8:] {
 		w := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
 			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 		q, x := w^('"'*lo), w^('\\'*lo)
-		// The high bit of a byte of (v - k*lo) &^ v is set for the lowest
-		// byte of v below k (and maybe for bytes above it, never without
-		// one): w's bytes below 0x20, q's and x's zero bytes.
-		if (w|(w-0x20*lo)&^w|(q-lo)&^q|(x-lo)&^x)&hi != 0 {
-			break
+		// The high bit of a byte of (v - k*lo) &^ v is set for the first
+		// byte of v below k (and maybe for bytes after it, never before):
+		// w's bytes below 0x20, q's and x's zero bytes; w's own high bits
+		// are the bytes beyond ASCII.
+		if m := (w | (w-0x20*lo)&^w | (q-lo)&^q | (x-lo)&^x) & hi; m != 0 {
+			return n + bits.TrailingZeros64(m)/8
 		}
 		n += 8
+	}
+	for ; len(s) > 0 && s[0] < utf8.RuneSelf && jsonPlain[s[0]]; s = s[1:] {
+		n++
 	}
 	return n
 }
@@ -110,17 +115,12 @@ func plainWords(s string) int {
 func appendJSONString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
-	done := 0  // s[:done] is in b
-	words := 0 // plain words are looked for again from s[words:]
+	done := 0 // s[:done] is in b
 	for i := 0; i < len(s); {
-		// Paths and command lines are mostly runs of plain ASCII: eight
-		// bytes at a time while they are, then byte by byte through the
-		// word that is not.
-		if i >= words {
-			if i += plainWords(s[i:]); i == len(s) {
-				break
-			}
-			words = i + 8
+		// Paths and command lines are mostly runs of plain ASCII between
+		// backslashes: each run is passed eight bytes at a time.
+		if i += plainPrefix(s[i:]); i == len(s) {
+			break
 		}
 		c := s[i]
 		if c < utf8.RuneSelf {

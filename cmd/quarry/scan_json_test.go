@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -162,31 +163,45 @@ func TestScanRuleRowsAsRecords(t *testing.T) {
 	}
 }
 
-// TestPlainWords compares plainWords with jsonPlain for every byte value at
-// every position of three words of plain bytes.
-func TestPlainWords(t *testing.T) {
-	for pos := 0; pos < 24; pos++ {
+// TestPlainPrefix compares plainPrefix with jsonPlain for every byte value
+// at every position of a string of three words and three bytes, alone and
+// with a backslash after it.
+func TestPlainPrefix(t *testing.T) {
+	for pos := 0; pos < 27; pos++ {
 		for c := 0; c < 256; c++ {
 			w := []byte("abcdefgh01234567ABCDEFGHxyz")
 			w[pos] = byte(c)
-			want := len(w) / 8 * 8
+			want := len(w)
 			if c >= utf8.RuneSelf || !jsonPlain[c] {
-				want = pos / 8 * 8
+				want = pos
 			}
-			if got := plainWords(string(w)); got != want {
-				t.Fatalf("plainWords(%q) = %d, want %d", w, got, want)
+			if got := plainPrefix(string(w)); got != want {
+				t.Fatalf("plainPrefix(%q) = %d, want %d", w, got, want)
+			}
+			if pos+1 < len(w) {
+				bs := pos + 1 + c%(len(w)-pos-1)
+				w[bs] = '\\'
+				if got := plainPrefix(string(w)); got != min(want, bs) {
+					t.Fatalf("plainPrefix(%q) = %d, want %d", w, got, min(want, bs))
+				}
 			}
 		}
 	}
 }
 
-// BenchmarkAppendJSONString writes a command line (with the escaped
-// backslashes of its paths) as scan's hit lines do.
+// BenchmarkAppendJSONString writes a command line and a path (with the
+// backslashes JSON escapes) as scan's hit lines do.
 func BenchmarkAppendJSONString(b *testing.B) {
-	s := `"C:\Program Files\Git\cmd\git.exe" -c core.quotepath=false -c color.ui=false log --format=%H%n%aN%n%aE%n%at%n%P%n%D%n%B -n 50 --skip=0 fetch --all --prune --tags --recurse-submodules=on-demand status --porcelain=v2`
-	var buf []byte
-	b.SetBytes(int64(len(s)))
-	for b.Loop() {
-		buf = appendJSONString(buf[:0], s)
+	for _, s := range []string{
+		`"C:\Program Files\Git\cmd\git.exe" -c core.quotepath=false -c color.ui=false log --format=%H%n%aN%n%aE%n%at%n%P%n%D%n%B -n 50 --skip=0 fetch --all --prune --tags --recurse-submodules=on-demand status --porcelain=v2`,
+		`C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe`,
+	} {
+		b.Run(fmt.Sprintf("len=%d", len(s)), func(b *testing.B) {
+			var buf []byte
+			b.SetBytes(int64(len(s)))
+			for b.Loop() {
+				buf = appendJSONString(buf[:0], s)
+			}
+		})
 	}
 }
