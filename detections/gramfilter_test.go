@@ -190,6 +190,10 @@ func TestRegexLiteralSets(t *testing.T) {
 		{`"(?:\{\d\})+"\s*-f`, []string{`"{0}{1}" -f 'a'`},
 			[][]string{{`"{0}`, `"{1}`, `"{2}`, `"{3}`, `"{4}`, `"{5}`, `"{6}`, `"{7}`, `"{8}`, `"{9}`}, {`-f`}, {`"`}}},
 		{`(?i)\s-\s*<`, []string{"powershell - < x.ps1", "A -<"}, nil},
+		// Repeated sub-expressions give one set each, not one per repeat.
+		{`\+.*\+.*\+.*\+`, []string{"a+b+c+d+"}, [][]string{{`+`}}},
+		{`\{.*\{.*\{`, []string{"{{{"}, [][]string{{`{`}}},
+		{"`.*`.*`.*`.*`", []string{"a`b`c`d`e`"}, [][]string{{"`"}}},
 	} {
 		sets := regexLiteralSets(c.expr)
 		if c.want != nil && !reflect.DeepEqual(sets, c.want) {

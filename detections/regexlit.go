@@ -117,6 +117,15 @@ func regexLiteralSets(expr string) [][]string {
 	} else if l, ok := reRequired(re, 0); ok {
 		sets = [][]string{l}
 	}
+	// A repeated sub-expression (`\+.*\+.*\+`, `\{.*\{`) gives the same
+	// set again: testing it once is enough.
+	uniq := sets[:0]
+	for _, set := range sets {
+		if !slices.ContainsFunc(uniq, func(u []string) bool { return slices.Equal(u, set) }) {
+			uniq = append(uniq, set)
+		}
+	}
+	sets = uniq
 	slices.SortStableFunc(sets, func(a, b []string) int {
 		if betterLits(a, b) {
 			return -1
