@@ -91,3 +91,17 @@ func TestEngineAgreesWithNaive(t *testing.T) {
 		t.Error("the CommandLine filter was not anchored anew: the test exercises only the first anchors")
 	}
 }
+
+// BenchmarkBuildSetProcessCreation builds the matcher of SigmaHQ's Windows
+// process_creation rules for a Sysmon event (what the first event of a
+// scan waits for, the rules' own programs already compiled): literal
+// filters, requirement groups, the flat program.
+func BenchmarkBuildSetProcessCreation(b *testing.B) {
+	rules, _ := loadProcessCreation(b)
+	ev := corpus(b, 1, true)[0]
+	NewEngine(rules).Prepare(ev) // compiles the rules' programs
+	b.ReportAllocs()
+	for b.Loop() {
+		NewEngine(rules).Prepare(ev)
+	}
+}

@@ -1,7 +1,6 @@
 package detections
 
 import (
-	"cmp"
 	_ "embed"
 	"encoding/binary"
 	"slices"
@@ -576,7 +575,19 @@ func (b *gramBuilder) add(g uint32, e gramEnt) {
 // group sorts the entries by gram (a gram's entries stay in the order
 // added) and lists the distinct grams in order.
 func (b *gramBuilder) group() {
-	slices.SortStableFunc(b.ents, func(x, y gramBuilt) int { return cmp.Compare(x.g, y.g) })
+	// Sorted as integers, gram and position added in one word: a stable
+	// sort by a comparison function (insertion sort and symmerge, a call
+	// per comparison) took most of building a filter.
+	keys := make([]uint64, len(b.ents))
+	for i, x := range b.ents {
+		keys[i] = uint64(x.g)<<32 | uint64(i)
+	}
+	slices.Sort(keys)
+	sorted := make([]gramBuilt, len(b.ents))
+	for i, k := range keys {
+		sorted[i] = b.ents[uint32(k)]
+	}
+	b.ents = sorted
 	b.order = b.order[:0]
 	for i, x := range b.ents {
 		if i == 0 || x.g != b.ents[i-1].g {
