@@ -162,18 +162,22 @@ func trimAddr(s string) string {
 	return s
 }
 
-// literals returns case-folded strings one of which every value this
-// matcher accepts contains; ok is false when there are none (the matcher
-// cannot be prefiltered).
-func (m *matcher) literals() ([]string, bool) {
+// appendLiterals appends to dst case-folded strings one of which every
+// value this matcher accepts contains; ok is false when there are none (the
+// matcher cannot be prefiltered). A case-insensitive matcher's strings are
+// folded when compiled: only a cased one's are folded here.
+func (m *matcher) appendLiterals(dst []string) ([]string, bool) {
 	var l string
 	switch m.op {
 	case opEq, opPrefix, opSuffix, opContains:
-		l = fold(m.s)
+		l = m.s
 	case opGlob:
-		l = fold(longestLiteral(m.segs))
+		l = longestLiteral(m.segs)
 	case opRegex:
-		return m.reLits, len(m.reLits) > 0
+		return append(dst, m.reLits...), len(m.reLits) > 0
 	}
-	return []string{l}, l != ""
+	if m.cased {
+		l = fold(l)
+	}
+	return append(dst, l), l != ""
 }

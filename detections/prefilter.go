@@ -58,11 +58,13 @@ func leafRequired(l *leaf) ([]litReq, bool) {
 	}
 	var best []litReq
 	found := false
+	var lits []string
 	for _, g := range l.groups {
 		var rs []litReq
 		ok := len(g) > 0
 		for i := range g {
-			lits, lok := g[i].literals()
+			var lok bool
+			lits, lok = g[i].appendLiterals(lits[:0])
 			if !lok {
 				ok = false
 				break

@@ -50,3 +50,33 @@ level: high
 		}
 	}
 }
+
+// TestLiteralsAreFolded checks, on every SigmaHQ rule, that the prefilter's
+// literals are case-folded: appendLiterals folds only a cased matcher's,
+// relying on compilation having folded the others.
+func TestLiteralsAreFolded(t *testing.T) {
+	checked := 0
+	for _, r := range loadAll(t).Rules {
+		prog := r.program()
+		if prog == nil {
+			continue
+		}
+		eachLeaf(prog.root, func(l *leaf) {
+			for _, g := range l.groups {
+				for i := range g {
+					lits, _ := g[i].appendLiterals(nil)
+					for _, lit := range lits {
+						if f := fold(lit); f != lit {
+							t.Errorf("%s: literal %q of %+v is not folded (%q)", r.ID, lit, g[i], f)
+						}
+						checked++
+					}
+				}
+			}
+		})
+	}
+	if checked < 10000 {
+		t.Fatalf("only %d literals checked", checked)
+	}
+	t.Logf("%d literals checked", checked)
+}
