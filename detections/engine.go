@@ -279,7 +279,6 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 		}
 		return id
 	}
-	cids := map[int32]int32{}
 	type pendingGroup struct {
 		ri   int32
 		reqs []litReq
@@ -343,11 +342,26 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 	// (".exe", "\\users\\", "program files") occurs in most values, so
 	// finding it in every event costs more than the few candidate rules
 	// that test it pay with strings.Contains.
+	// cidPair maps the cids of the set's contains matchers, from the
+	// lowest to the highest (containsIDs numbers them in the order rules
+	// compile, so those of one set are mostly one range), to their
+	// literals: -1 until one is answered from the scan.
+	if len(contains) > 0 {
+		lo, hi := contains[0].cid, contains[0].cid
+		for _, pc := range contains {
+			lo, hi = min(lo, pc.cid), max(hi, pc.cid)
+		}
+		s.cidBase = lo
+		s.cidPair = make([]int32, hi-lo+1)
+		for i := range s.cidPair {
+			s.cidPair[i] = -1
+		}
+	}
 	for _, pc := range contains {
 		if _, scanned := pairIdx[pairKey{pc.fid, pc.lit}]; !scanned && commonLiteral(pc.lit) {
 			continue
 		}
-		cids[pc.cid] = pair(pc.fid, pc.lit)
+		s.cidPair[pc.cid-s.cidBase] = pair(pc.fid, pc.lit)
 	}
 	// Second groups, once every rule's first group and contains literals
 	// are in: a literal of a long, mostly unique field (command lines,
@@ -378,20 +392,6 @@ func buildSet(rules []*Rule, k logKey) *ruleSet {
 			continue
 		}
 		s.filters[fid] = newFieldFilter(s.lits, ids)
-	}
-	if len(cids) > 0 {
-		lo, hi := int32(1<<31-1), int32(0)
-		for c := range cids {
-			lo, hi = min(lo, c), max(hi, c)
-		}
-		s.cidBase = lo
-		s.cidPair = make([]int32, hi-lo+1)
-		for i := range s.cidPair {
-			s.cidPair[i] = -1
-		}
-		for c, p := range cids {
-			s.cidPair[c-lo] = p
-		}
 	}
 	s.alwaysBits = make([]uint64, (len(s.rules)+63)/64)
 	for _, ri := range s.always {
