@@ -660,7 +660,7 @@ func (e *Engine) gather(s *ruleSet) {
 		// found at its first probe.
 		h := uint64(uintptr(unsafe.Pointer(unsafe.StringData(k)))+uintptr(len(k))) * 0x9E3779B97F4A7C15 >> 56
 		ent := &cache[h%keyCacheSize]
-		for ent.fid != keyCacheEmpty && ent.key != k {
+		for ent.fid != keyCacheEmpty && !sameString(ent.key, k) {
 			h++
 			ent = &cache[h%keyCacheSize]
 		}
@@ -696,6 +696,12 @@ func (e *Engine) gather(s *ruleSet) {
 		}
 	}
 	e.gathered = true
+}
+
+// sameString reports whether a and b are equal, without comparing their
+// bytes when they are the same bytes (an interned field name, found again).
+func sameString(a, b string) bool {
+	return len(a) == len(b) && (unsafe.StringData(a) == unsafe.StringData(b) || a == b)
 }
 
 // value returns a field's raw and folded value, computed once per event.
