@@ -147,7 +147,9 @@ technique) goes to standard error with --format json.`,
 			sc := &scanner{
 				engine: detections.NewEngine(rules), kb: kb, v19: v19, format: format, out: out,
 				bySeverity: map[string]int{}, byTechnique: map[string]int{}, byTactic: map[string]int{},
-				layer: map[string]attack.LayerScore{},
+			}
+			if layerPath != "" { // hits per technique: nil, not counted, without --layer
+				sc.layer = map[string]attack.LayerScore{}
 			}
 			sc.afterFirst = restoreGC
 			sc.min = detections.ParseSeverity(strings.ToLower(rf.minLevel))
@@ -336,7 +338,7 @@ func (s *scanner) report(h detections.Hit, eid, record int64) {
 	s.bySeverity[h.Rule.Severity.String()]++
 	recs := pipeline.Records(h, eid, s.kb)
 	for _, r := range recs {
-		if r.TechniqueID != "" {
+		if r.TechniqueID != "" && s.layer != nil {
 			ls := s.layer[r.TechniqueID]
 			ls.Score++
 			ls.Names = append(ls.Names, r.RuleTitle)

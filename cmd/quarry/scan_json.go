@@ -230,7 +230,7 @@ func (s *scanner) reportRows(h detections.Hit, rr *ruleRows, eid, record int64) 
 	s.hits++
 	s.bySeverity[h.Rule.Severity.String()]++
 	for _, id := range rr.stored {
-		if id != "" {
+		if id != "" && s.layer != nil {
 			ls := s.layer[id]
 			ls.Score++
 			ls.Names = append(ls.Names, h.Rule.Title)
