@@ -568,6 +568,15 @@ func (r *resolver) actor(e *telemetry.Event) (string, error) {
 		}
 	}
 	t := unixNano(e.Time)
+	// The process that had the pid is looked up at the last instant the
+	// record's time may stand for: a time on a whole millisecond may be a
+	// truncated one (auditd and Windows keep milliseconds), and the start
+	// of its process, seen by a source with nanoseconds (cn_proc, eBPF),
+	// may then lie after it within the same millisecond.
+	at := t
+	if t%int64(time.Millisecond) == 0 {
+		at = t + int64(time.Millisecond) - 1
+	}
 	if guid != "" {
 		p, err := r.byGUID(e.Host, guid)
 		if err != nil || p != nil {
@@ -580,7 +589,7 @@ func (r *resolver) actor(e *telemetry.Event) (string, error) {
 			// The start of the process may be stored from a source that
 			// records no GUID (Security 4688): the process of that pid then
 			// is taken for it, and its GUID learnt.
-			p, err := r.latest(e.Host, pid, t)
+			p, err := r.latest(e.Host, pid, at)
 			if err != nil {
 				return "", err
 			}
@@ -597,7 +606,7 @@ func (r *resolver) actor(e *telemetry.Event) (string, error) {
 	if pid <= 0 {
 		return "", nil
 	}
-	p, err := r.latest(e.Host, pid, t)
+	p, err := r.latest(e.Host, pid, at)
 	if err != nil {
 		return "", err
 	}

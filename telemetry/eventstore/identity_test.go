@@ -328,3 +328,28 @@ func TestOpenVersion2Store(t *testing.T) {
 		t.Fatalf("version %d", v)
 	}
 }
+
+// An auditd record keeps milliseconds: its process's start, seen by cn_proc
+// or eBPF in nanoseconds, may lie after the record's truncated time within
+// the same millisecond, and is still its process.
+func TestStoreBatchActorMillisecondTime(t *testing.T) {
+	s := openTemp(t)
+	start := time.Date(2026, 12, 6, 17, 0, 0, 637070520, time.UTC)
+	exec := telemetry.NewEvent(telemetry.KindExec, telemetry.SourceCnProc)
+	exec.Time, exec.Host, exec.PID, exec.PPID, exec.Path = start, "lin", 9923, 1, "/bin/x"
+	conn := telemetry.NewEvent(telemetry.KindOther, telemetry.SourceAuditd)
+	conn.Time, conn.Host, conn.PID, conn.Category = start.Truncate(time.Millisecond), "lin", 9923, "network_connection"
+	// A record in the millisecond before the start is not the process's.
+	before := telemetry.NewEvent(telemetry.KindOther, telemetry.SourceAuditd)
+	before.Time, before.Host, before.PID, before.Category = start.Truncate(time.Millisecond).Add(-time.Millisecond), "lin", 9923, "file_event"
+	evs := []telemetry.Event{exec, conn, before}
+	if _, err := s.StoreBatch(context.Background(), evs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if evs[0].ProcessKey == "" || evs[1].ProcessKey != evs[0].ProcessKey {
+		t.Errorf("record at the start's millisecond: key %q, want the start's %q", evs[1].ProcessKey, evs[0].ProcessKey)
+	}
+	if evs[2].ProcessKey == evs[0].ProcessKey {
+		t.Errorf("record a millisecond before the start took its key %q", evs[2].ProcessKey)
+	}
+}
