@@ -31,6 +31,10 @@ type Dialect struct {
 	// WritableCTE: the database runs data-modifying statements in WITH
 	// (PostgreSQL), so a write of several statements can be one.
 	WritableCTE bool
+	// Arrays: the driver binds Go slices ([]string, []int64) as arrays, so
+	// multi-row writes are one statement text over unnest whatever their
+	// row count (see rowSource) (PostgreSQL).
+	Arrays bool
 	// LogLane group-commits log writes (AppendHostLogs) apart from the
 	// other writes, in a transaction of their own on another connection:
 	// they touch other tables (results, detections, incidents) than

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/quarry-sec/quarry/fleet/store"
@@ -29,16 +28,21 @@ func (db *DB) CreateHunt(ctx context.Context, h *store.Hunt, hostIDs []string) e
 		// The targets go several hundred to a statement: a hunt across
 		// 10,000 hosts took 10,000 round trips while holding the writer
 		// (every enrollment and log waited behind it).
-		for start := 0; start < len(hostIDs); start += huntHostsPerStatement {
-			chunk := hostIDs[start:min(start+huntHostsPerStatement, len(hostIDs))]
-			stmt, err := db.txStmt(ctx, tx, valuesSQL(`INSERT INTO hunt_hosts (hunt_id, host_id, status, deadline)`, 4, len(chunk),
-				`ON CONFLICT (hunt_id, host_id) DO NOTHING`))
-			if err != nil {
-				return err
-			}
+		per := db.perStatement(huntHostsPerStatement)
+		for start := 0; start < len(hostIDs); start += per {
+			chunk := hostIDs[start:min(start+per, len(hostIDs))]
 			args := make([]any, 0, 4*len(chunk))
 			for _, id := range chunk {
 				args = append(args, h.ID, id, store.HuntPending, ms(h.Deadline))
+			}
+			query, args, err := db.insertSQL(`INSERT INTO hunt_hosts (hunt_id, host_id, status, deadline)`, huntHostTypes, args,
+				`ON CONFLICT (hunt_id, host_id) DO NOTHING`)
+			if err != nil {
+				return err
+			}
+			stmt, err := db.txStmt(ctx, tx, query)
+			if err != nil {
+				return err
 			}
 			_, err = stmt.ExecContext(ctx, args...)
 			stmt.Close()
@@ -53,6 +57,9 @@ func (db *DB) CreateHunt(ctx context.Context, h *store.Hunt, hostIDs []string) e
 	}
 	return nil
 }
+
+// huntHostTypes are the column types of a hunt_hosts row of CreateHunt.
+var huntHostTypes = []string{colText, colText, colText, colBigint}
 
 // huntHostsPerStatement bounds the target hosts of one insert of CreateHunt.
 const huntHostsPerStatement = 500
@@ -213,6 +220,9 @@ type take struct {
 // takesPerStatement bounds the hosts of one hand-out statement.
 const takesPerStatement = 500
 
+// takeTypes are the columns of a hand-out's rows: host, now, resendBefore.
+var takeTypes = []string{colText, colBigint, colBigint}
+
 // takeMany hands out the hunts of several hosts (args: *take) in one
 // UPDATE each takesPerStatement hosts: while a hunt starts, thousands of
 // hosts take it within a second, and one statement each would queue them
@@ -228,26 +238,24 @@ func (db *DB) takeMany(ctx context.Context, tx *sql.Tx, args []any) error {
 		seen := make(map[string]*take, len(rest))
 		var round, later []*take
 		for _, t := range rest {
-			if seen[t.hostID] != nil || len(round) == takesPerStatement {
+			if seen[t.hostID] != nil || len(round) == db.perStatement(takesPerStatement) {
 				later = append(later, t)
 				continue
 			}
 			seen[t.hostID] = t
 			round = append(round, t)
 		}
-		var values strings.Builder
-		vals := make([]any, 0, 3*len(round)+1)
-		for i, t := range round {
-			if i > 0 {
-				values.WriteString(", ")
-			}
-			values.WriteString("(CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT))")
+		vals := make([]any, 0, 3*len(round))
+		for _, t := range round {
 			vals = append(vals, t.hostID, t.now, t.before)
 		}
+		src, vals, err := db.rowSource(takeTypes, vals)
+		if err != nil {
+			return err
+		}
 		vals = append(vals, store.HuntPending)
-		// VALUES columns are column1, column2… in SQLite and PostgreSQL.
 		rows, err := tx.QueryContext(ctx, db.q(`UPDATE hunt_hosts SET sent_at = v.column2
-FROM (VALUES `+values.String()+`) AS v
+FROM (`+src+`) AS v
 WHERE hunt_hosts.host_id = v.column1 AND hunt_hosts.deadline > v.column2 AND hunt_hosts.sent_at < v.column3
   AND hunt_hosts.status = ?
 RETURNING hunt_hosts.host_id, hunt_hosts.hunt_id, (SELECT query_sql FROM hunts WHERE hunts.id = hunt_hosts.hunt_id),
@@ -355,6 +363,13 @@ const (
 	answerArgsMax       = 30000
 )
 
+// Column types of answerMany's answers (k, hunt, host, status, message,
+// row count, at) and rows (k, n, columns).
+var (
+	answerTypes    = []string{colBigint, colText, colText, colText, colText, colBigint, colBigint}
+	answerRowTypes = []string{colBigint, colBigint, colText}
+)
+
 // answerMany stores several hosts' answers (args: *answer, each with at
 // most answerRowsPerStatement rows) in one statement each
 // answersPerStatement (PostgreSQL's data-modifying WITH): the update of
@@ -377,7 +392,7 @@ func (db *DB) answerMany(ctx context.Context, tx *sql.Tx, args []any) error {
 		for _, a := range rest {
 			p := pair{a.huntID, a.hostID}
 			need := 7 + 3*len(a.a.Rows)
-			if seen[p] || len(round) == answersPerStatement || (len(round) > 0 && nargs+need > answerArgsMax) {
+			if seen[p] || len(round) == db.perStatement(answersPerStatement) || (len(round) > 0 && nargs+need > answerArgsMax) {
 				later = append(later, a)
 				continue
 			}
@@ -385,35 +400,36 @@ func (db *DB) answerMany(ctx context.Context, tx *sql.Tx, args []any) error {
 			round = append(round, a)
 			nargs += need
 		}
-		var answers, rowValues strings.Builder
-		vals := make([]any, 0, nargs)
+		answers := make([]any, 0, 7*len(round))
+		var rowVals []any
 		for k, a := range round {
-			if k > 0 {
-				answers.WriteString(", ")
+			answers = append(answers, k, a.huntID, a.hostID, a.status, a.a.Message, len(a.a.Rows), ms(a.a.At))
+			for n, r := range a.a.Rows {
+				rowVals = append(rowVals, k, n, string(r))
 			}
-			answers.WriteString("(CAST(? AS INTEGER), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS BIGINT))")
-			vals = append(vals, k, a.huntID, a.hostID, a.status, a.a.Message, len(a.a.Rows), ms(a.a.At))
+		}
+		src, vals, err := db.rowSource(answerTypes, answers)
+		if err != nil {
+			return err
 		}
 		vals = append(vals, store.HuntPending)
-		for k, a := range round {
-			for n, r := range a.a.Rows {
-				if rowValues.Len() > 0 {
-					rowValues.WriteString(", ")
-				}
-				rowValues.WriteString("(CAST(? AS INTEGER), CAST(? AS INTEGER), CAST(? AS TEXT))")
-				vals = append(vals, k, n, string(r))
-			}
-		}
-		query := `WITH v (k, hunt_id, host_id, status, message, row_count, at) AS (VALUES ` + answers.String() + `),
+		query := `WITH v (k, hunt_id, host_id, status, message, row_count, at) AS (` + src + `),
 upd AS (
   UPDATE hunt_hosts SET status = v.status, message = v.message, row_count = v.row_count, answered_at = v.at
   FROM v
   WHERE hunt_hosts.hunt_id = v.hunt_id AND hunt_hosts.host_id = v.host_id AND hunt_hosts.status = ?
     AND hunt_hosts.deadline > v.at
   RETURNING v.k, v.hunt_id, v.host_id)`
-		if rowValues.Len() > 0 {
+		// With arrays, the rows go in even when there are none: one
+		// statement text for every answer.
+		if len(rowVals) > 0 || db.d.Arrays {
+			rsrc, rargs, err := db.rowSource(answerRowTypes, rowVals)
+			if err != nil {
+				return err
+			}
+			vals = append(vals, rargs...)
 			query += `,
-r (k, n, c) AS (VALUES ` + rowValues.String() + `),
+r (k, n, c) AS (` + rsrc + `),
 ins AS (
   INSERT INTO hunt_rows (hunt_id, host_id, columns_json)
   SELECT upd.hunt_id, upd.host_id, r.c FROM upd JOIN r ON r.k = upd.k ORDER BY upd.k, r.n)`

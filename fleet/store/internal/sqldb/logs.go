@@ -115,22 +115,30 @@ type hostResult struct {
 	key  string
 }
 
+// resultTypes are the column types of a result row (see insertResults).
+var resultTypes = []string{colText, colText, colText, colText, colBigint, colText, colText, colBigint, colBigint, colText}
+
 // insertResults stores result rows, several to a statement (one round trip
 // to the database for up to resultsPerStatement), skipping those stored
 // before under the same natural key (see store.Store.AppendLogs).
 func (db *DB) insertResults(ctx context.Context, tx *sql.Tx, rs []hostResult) error {
-	for start := 0; start < len(rs); start += resultsPerStatement {
-		chunk := rs[start:min(start+resultsPerStatement, len(rs))]
-		stmt, err := db.txStmt(ctx, tx, valuesSQL(`INSERT INTO results (host_id, name, query, action, time, columns_json,
-  decorations, epoch, counter, row_key)`, 10, len(chunk), `ON CONFLICT (host_id, name, epoch, counter, row_key) DO NOTHING`))
-		if err != nil {
-			return fmt.Errorf("results: %w", err)
-		}
+	per := db.perStatement(resultsPerStatement)
+	for start := 0; start < len(rs); start += per {
+		chunk := rs[start:min(start+per, len(rs))]
 		args := make([]any, 0, 10*len(chunk))
 		for _, hr := range chunk {
 			r := hr.r
 			args = append(args, hr.host, r.Name, r.Query, r.Action, ms(r.Time), string(r.Columns), string(r.Decorations),
 				r.Epoch, r.Counter, hr.key)
+		}
+		query, args, err := db.insertSQL(`INSERT INTO results (host_id, name, query, action, time, columns_json,
+  decorations, epoch, counter, row_key)`, resultTypes, args, `ON CONFLICT (host_id, name, epoch, counter, row_key) DO NOTHING`)
+		if err != nil {
+			return fmt.Errorf("results: %w", err)
+		}
+		stmt, err := db.txStmt(ctx, tx, query)
+		if err != nil {
+			return fmt.Errorf("results: %w", err)
 		}
 		_, err = stmt.ExecContext(ctx, args...)
 		stmt.Close()
