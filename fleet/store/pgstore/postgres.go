@@ -49,7 +49,22 @@ func Open(ctx context.Context, dsn string) (store.Store, error) {
 	// logs, or an enrollment, does not wait for a connection behind
 	// thousands of node key lookups (database/sql hands a freed connection
 	// to any waiter).
-	w := sql.OpenDB(stdlib.GetConnector(*cfg))
+	//
+	// The writer's sessions plan every statement generically, once per
+	// connection: its multi-row writes bind arrays (sqldb.Dialect.Arrays),
+	// whose row count the planner does not know, so the default plan cache
+	// mode found each join with the rows cheaper to plan anew at every call
+	// (a fifth of a millisecond a hunt hand-out or answer). Every write is
+	// keyed by its table's primary key or another index, which the generic
+	// plan uses as well.
+	wcfg := cfg.Copy() // a deep copy: RuntimeParams too
+	if wcfg.RuntimeParams == nil {
+		wcfg.RuntimeParams = map[string]string{}
+	}
+	if _, set := wcfg.RuntimeParams["plan_cache_mode"]; !set {
+		wcfg.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	}
+	w := sql.OpenDB(stdlib.GetConnector(*wcfg))
 	w.SetMaxOpenConns(writeConns)
 	w.SetMaxIdleConns(writeConns)
 	r := sql.OpenDB(stdlib.GetConnector(*cfg))
