@@ -201,7 +201,9 @@ WHERE host_id = ? AND status = ? AND deadline > ?`)
 	}
 	t := &take{hostID: hostID, now: ms(now), before: before}
 	one := func(tx *sql.Tx) error { return db.takeMany(ctx, tx, []any{t}) }
-	if err := db.txMerged(ctx, &merge{kind: "take", arg: t, run: db.takeMany}, one); err != nil {
+	m := &merge{kind: "take", arg: t, lone: db.takeLone,
+		run: func(ctx context.Context, tx *sql.Tx, args []any) error { return db.takeMany(ctx, tx, args) }}
+	if err := db.txMerged(ctx, m, one); err != nil {
 		return nil, time.Time{}, fmt.Errorf("take hunts: %w", err)
 	}
 	// The host's other hunts, if any, were handed out since resendBefore:
@@ -223,12 +225,30 @@ const takesPerStatement = 500
 // takeTypes are the columns of a hand-out's rows: host, now, resendBefore.
 var takeTypes = []string{colText, colBigint, colBigint}
 
+// takeLone is takeMany on the writer pool, outside a transaction, when
+// the hand-outs (args: *take) take one statement: at most
+// takesPerStatement (see perStatement), no host twice.
+func (db *DB) takeLone(ctx context.Context, args []any) (bool, error) {
+	if len(args) > db.perStatement(takesPerStatement) {
+		return false, nil
+	}
+	seen := make(map[string]bool, len(args))
+	for _, a := range args {
+		t := a.(*take)
+		if seen[t.hostID] {
+			return false, nil
+		}
+		seen[t.hostID] = true
+	}
+	return true, db.takeMany(ctx, db.w, args)
+}
+
 // takeMany hands out the hunts of several hosts (args: *take) in one
 // UPDATE each takesPerStatement hosts: while a hunt starts, thousands of
 // hosts take it within a second, and one statement each would queue them
 // behind the group commit one round trip at a time. A host asking twice
 // in the group goes in a later statement (and takes nothing more).
-func (db *DB) takeMany(ctx context.Context, tx *sql.Tx, args []any) error {
+func (db *DB) takeMany(ctx context.Context, tx execer, args []any) error {
 	rest := make([]*take, len(args))
 	for i, a := range args {
 		rest[i] = a.(*take)
@@ -302,7 +322,9 @@ func (db *DB) AnswerHunt(ctx context.Context, huntID, hostID string, a store.Ans
 	if db.d.WritableCTE && len(a.Rows) <= answerRowsPerStatement {
 		ans := &answer{huntID: huntID, hostID: hostID, status: status, a: a}
 		one := func(tx *sql.Tx) error { return db.answerMany(ctx, tx, []any{ans}) }
-		if err := db.txMerged(ctx, &merge{kind: "answer", arg: ans, run: db.answerMany}, one); err != nil {
+		m := &merge{kind: "answer", arg: ans, lone: db.answerLone,
+			run: func(ctx context.Context, tx *sql.Tx, args []any) error { return db.answerMany(ctx, tx, args) }}
+		if err := db.txMerged(ctx, m, one); err != nil {
 			return false, fmt.Errorf("answer hunt %q: %w", huntID, err)
 		}
 		return ans.ok, nil
@@ -370,6 +392,29 @@ var (
 	answerRowTypes = []string{colBigint, colBigint, colText}
 )
 
+// answerLone is answerMany on the writer pool, outside a transaction,
+// when the answers (args: *answer) take one statement: at most
+// answersPerStatement (see perStatement) and answerArgsMax values, no
+// host answering a hunt twice.
+func (db *DB) answerLone(ctx context.Context, args []any) (bool, error) {
+	if len(args) > db.perStatement(answersPerStatement) {
+		return false, nil
+	}
+	type pair struct{ hunt, host string }
+	seen := make(map[pair]bool, len(args))
+	nargs := 1
+	for _, a := range args {
+		an := a.(*answer)
+		p := pair{an.huntID, an.hostID}
+		nargs += 7 + 3*len(an.a.Rows)
+		if seen[p] || nargs > answerArgsMax {
+			return false, nil
+		}
+		seen[p] = true
+	}
+	return true, db.answerMany(ctx, db.w, args)
+}
+
 // answerMany stores several hosts' answers (args: *answer, each with at
 // most answerRowsPerStatement rows) in one statement each
 // answersPerStatement (PostgreSQL's data-modifying WITH): the update of
@@ -378,7 +423,7 @@ var (
 // second; one statement each queued them behind the group commit one round
 // trip at a time. An answer to the same hunt by the same host twice in the
 // group goes in a later statement (and is refused as answered already).
-func (db *DB) answerMany(ctx context.Context, tx *sql.Tx, args []any) error {
+func (db *DB) answerMany(ctx context.Context, tx execer, args []any) error {
 	rest := make([]*answer, len(args))
 	for i, a := range args {
 		rest[i] = a.(*answer)
