@@ -182,22 +182,32 @@ func (db *DB) ActiveHunts(ctx context.Context, now time.Time) (int, error) {
 // hosts that took it already: no write for them), and when it next may;
 // then one statement marks the hunts sent and reads their SQL. With group
 // commit, the hand-outs of a group are one statement (see takeMany).
+//
+// When the hand-out takes every hunt the check found due, next is exact:
+// the earliest of now plus the resend interval and the resend time of the
+// host's hunts handed out recently, so its next reads cost no check until
+// then (they cost one each while the answer was "from now on", which is
+// what next is when the hand-out took fewer hunts or more than the check
+// found: a hunt created or handed out meanwhile).
 func (db *DB) TakeHunts(ctx context.Context, hostID string, now, resendBefore time.Time) ([]store.Hunt, time.Time, error) {
-	check, err := db.readStmt(ctx, `SELECT MIN(sent_at) FROM hunt_hosts
-WHERE host_id = ? AND status = ? AND deadline > ?`)
+	check, err := db.readStmt(ctx, `SELECT MIN(sent_at), MIN(CASE WHEN sent_at >= ? THEN sent_at END),
+  COUNT(CASE WHEN sent_at < ? THEN 1 END)
+FROM hunt_hosts WHERE host_id = ? AND status = ? AND deadline > ?`)
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("take hunts: %w", err)
 	}
-	var first sql.NullInt64
-	if err := check.QueryRowContext(ctx, hostID, store.HuntPending, ms(now)).Scan(&first); err != nil {
+	before := max(ms(resendBefore), 1)
+	var first, recent sql.NullInt64
+	var due int
+	if err := check.QueryRowContext(ctx, before, before, hostID, store.HuntPending, ms(now)).Scan(&first, &recent, &due); err != nil {
 		return nil, time.Time{}, fmt.Errorf("take hunts: %w", err)
 	}
 	if !first.Valid {
 		return nil, time.Time{}, nil // no unanswered hunt left
 	}
-	before := max(ms(resendBefore), 1)
+	resend := now.Sub(resendBefore)
 	if first.Int64 >= before { // handed out recently: due again later
-		return nil, time.UnixMilli(first.Int64).Add(now.Sub(resendBefore)).UTC(), nil
+		return nil, time.UnixMilli(first.Int64).Add(resend).UTC(), nil
 	}
 	t := &take{hostID: hostID, now: ms(now), before: before}
 	one := func(tx *sql.Tx) error { return db.takeMany(ctx, tx, []any{t}) }
@@ -206,9 +216,15 @@ WHERE host_id = ? AND status = ? AND deadline > ?`)
 	if err := db.txMerged(ctx, m, one); err != nil {
 		return nil, time.Time{}, fmt.Errorf("take hunts: %w", err)
 	}
-	// The host's other hunts, if any, were handed out since resendBefore:
-	// due again from now on at the earliest.
-	return t.hunts, now, nil
+	if len(t.hunts) != due || t.taken != due {
+		// The hunts changed since the check: due again from now on.
+		return t.hunts, now, nil
+	}
+	next := time.UnixMilli(t.now).Add(resend)
+	if r := time.UnixMilli(recent.Int64).Add(resend); recent.Valid && r.Before(next) {
+		next = r
+	}
+	return t.hunts, next.UTC(), nil
 }
 
 // take is one host's hand-out of hunts: the host, now and resendBefore
@@ -217,6 +233,7 @@ type take struct {
 	hostID      string
 	now, before int64
 	hunts       []store.Hunt
+	taken       int // hunt_hosts rows marked sent, hunt row or not
 }
 
 // takesPerStatement bounds the hosts of one hand-out statement.
@@ -252,7 +269,7 @@ func (db *DB) takeMany(ctx context.Context, tx execer, args []any) error {
 	rest := make([]*take, len(args))
 	for i, a := range args {
 		rest[i] = a.(*take)
-		rest[i].hunts = nil
+		rest[i].hunts, rest[i].taken = nil, 0
 	}
 	for len(rest) > 0 {
 		seen := make(map[string]*take, len(rest))
@@ -293,7 +310,10 @@ RETURNING hunt_hosts.host_id, hunt_hosts.hunt_id, (SELECT query_sql FROM hunts W
 				return err
 			}
 			t := seen[host]
-			if t == nil || !query.Valid {
+			if t == nil {
+				continue
+			}
+			if t.taken++; !query.Valid {
 				continue // the hunt row is gone; nothing to run
 			}
 			h.SQL, h.Deadline = query.String, fromMS(deadline)
