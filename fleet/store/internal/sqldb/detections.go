@@ -34,7 +34,12 @@ func firstNonZero(ts ...time.Time) time.Time {
 	return time.Time{}
 }
 
-// detectionUpsert is the head and tail of a detection upsert (see
+// detectionHead and detectionTail are the head and tail of a detection
+// upsert (see detectionUpsert), built once: building them took 2 % of the
+// server's CPU under load when every log request did.
+var detectionHead, detectionTail = detectionUpsert()
+
+// detectionUpsert returns the head and tail of a detection upsert (see
 // insertSQL): a repeat of (host, hit, technique) fills the fields the
 // stored one lacks and changes nothing else. Its rows must not repeat a
 // (host, hit, technique) (PostgreSQL refuses to update a row twice in one
@@ -69,8 +74,7 @@ type hostDetection struct {
 // trip to the database for up to detectionsPerStatement).
 func (db *DB) upsertDetections(ctx context.Context, tx *sql.Tx, ds []hostDetection, received time.Time) error {
 	type key struct{ host, hit, tech string }
-	head, tail := detectionUpsert()
-	return upsertBatched(ctx, db, tx, "detections", ds, detectionsPerStatement, head, tail,
+	return upsertBatched(ctx, db, tx, "detections", ds, detectionsPerStatement, detectionHead, detectionTail,
 		func(hd hostDetection) key { return key{hd.host, hd.d.HitID, hd.d.TechniqueID} },
 		func(hd hostDetection) []any { return detectionArgs(hd.host, hd.d, received) })
 }

@@ -194,7 +194,11 @@ func nodeArgs(host string, n *store.IncidentNode) []any {
 		strings.Join(n.Tactics, ","), n.Severity, ms(n.Reported), n.Activity}
 }
 
-// nodeUpsert is the head and tail of a tree node upsert (see insertSQL):
+// nodeHead and nodeTail are the head and tail of a tree node upsert (see
+// nodeUpsert), built once.
+var nodeHead, nodeTail = nodeUpsert()
+
+// nodeUpsert returns the head and tail of a tree node upsert (see insertSQL):
 // a node stored before is replaced unless the stored report is newer. Its
 // rows must not repeat a key.
 func nodeUpsert() (head, tail string) {
@@ -213,8 +217,7 @@ const nodesPerStatement = 50
 // upsertNodes stores tree nodes, several to a statement.
 func (db *DB) upsertNodes(ctx context.Context, tx *sql.Tx, ns []hostNode) error {
 	type key struct{ host, incident, process string }
-	head, tail := nodeUpsert()
-	return upsertBatched(ctx, db, tx, "incident nodes", ns, nodesPerStatement, head, tail,
+	return upsertBatched(ctx, db, tx, "incident nodes", ns, nodesPerStatement, nodeHead, nodeTail,
 		func(hn hostNode) key { return key{hn.host, hn.n.IncidentID, hn.n.ProcessKey} },
 		func(hn hostNode) []any { return nodeArgs(hn.host, hn.n) })
 }

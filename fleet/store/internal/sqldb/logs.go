@@ -162,11 +162,10 @@ func (db *DB) appendLogsLone(ctx context.Context, args []any) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("detections: %w", err)
 	}
-	head, tail := detectionUpsert()
 	query := db.q(`WITH r AS (INSERT INTO results (host_id, name, query, action, time, columns_json,
   decorations, epoch, counter, row_key) ` + rsrc + `
 ON CONFLICT (host_id, name, epoch, counter, row_key) DO NOTHING)
-` + head + " " + dsrc + "\n" + tail)
+` + detectionHead + " " + dsrc + "\n" + detectionTail)
 	if _, err := db.w.ExecContext(ctx, query, append(rargs, dargs...)...); err != nil {
 		return false, fmt.Errorf("results and detections: %w", err)
 	}
