@@ -1,6 +1,7 @@
 package sqldb
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -8,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -229,7 +232,7 @@ func testLogsGroupCommit(t *testing.T, db *DB) {
 // openPostgresDB opens the store on a schema of its own in the database
 // of QUARRY_TEST_POSTGRES, with PostgreSQL's dialect (as pgstore's), or
 // skips the test without it.
-func openPostgresDB(t *testing.T) *DB {
+func openPostgresDB(t testing.TB) *DB {
 	t.Helper()
 	dsn := os.Getenv("QUARRY_TEST_POSTGRES")
 	if dsn == "" {
@@ -380,4 +383,73 @@ func TestLoneGroupCommit(t *testing.T) {
 	if fmt.Sprint(got) != "[a b]" || len(loneCalls) != 0 {
 		t.Errorf("two kinds: stored %v, lone calls %v; want [a b] and none", got, loneCalls)
 	}
+}
+
+// BenchmarkLogGroupPostgres writes one check-in's log (a result and a
+// detection) at a time, so each group commit is one request: as one lone
+// statement, or in a transaction (BEGIN, results, detections, COMMIT).
+// pg-cpu-µs/op is the CPU of the store's PostgreSQL backends, read from
+// /proc (PostgreSQL on this machine). Runs with QUARRY_TEST_POSTGRES set.
+func BenchmarkLogGroupPostgres(b *testing.B) {
+	for _, lone := range []bool{true, false} {
+		b.Run(map[bool]string{true: "lone", false: "transaction"}[lone], func(b *testing.B) {
+			db := openPostgresDB(b)
+			db.d.LoneStatements = lone
+			ctx := context.Background()
+			batch := func(i int) *store.LogBatch {
+				lb := &store.LogBatch{Results: []store.Result{{Name: "q", Query: "q", Action: "added", Time: time.Unix(1000, 0),
+					Columns: json.RawMessage(fmt.Sprintf(`{"n":"%d"}`, i))}}}
+				lb.Detections = []store.Detection{{Query: "q"}}
+				lb.Detections[0].HitID, lb.Detections[0].TechniqueID = fmt.Sprintf("hit-%d", i), "T1059"
+				return lb
+			}
+			if err := db.AppendLogs(ctx, "h", batch(-1)); err != nil { // connect and prepare
+				b.Fatal(err)
+			}
+			cpu0 := backendCPU(b, db)
+			b.ResetTimer()
+			for i := range b.N {
+				if err := db.AppendLogs(ctx, "h", batch(i)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			if cpu0 >= 0 {
+				b.ReportMetric(float64(backendCPU(b, db)-cpu0)/float64(b.N), "pg-cpu-µs/op")
+			}
+		})
+	}
+}
+
+// backendCPU is the user and system CPU, in µs, of the store's
+// PostgreSQL backends (connections to its database), or -1 when /proc
+// does not have them (PostgreSQL elsewhere).
+func backendCPU(tb testing.TB, db *DB) int64 {
+	tb.Helper()
+	rows, err := db.r.Query(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'`)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer rows.Close()
+	var sum int64
+	for rows.Next() {
+		var pid int
+		if err := rows.Scan(&pid); err != nil {
+			tb.Fatal(err)
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return -1
+		}
+		// Fields 14 and 15 (utime, stime, clock ticks of 10 ms) follow the
+		// command name in parentheses.
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(f) < 13 {
+			return -1
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		sum += (u + s) * 10000
+	}
+	return sum
 }
