@@ -38,6 +38,7 @@ func Run(t *testing.T, open Open) {
 		{"GoneIncidents", testGoneIncidents},
 		{"Hunts", testHunts},
 		{"HuntDeadline", testHuntDeadline},
+		{"HuntNext", testHuntNext},
 		{"HuntsConcurrent", testHuntsConcurrent},
 		{"TokensAndPacks", testTokensAndPacks},
 		{"ConcurrentWrites", testConcurrentWrites},
@@ -322,9 +323,11 @@ func testHunts(t *testing.T, s store.Store) {
 	if _, err := s.Hunt(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown hunt: %v", err)
 	}
+	// Every hunt due taken: the host may take one next when this one is
+	// due again, a resend interval (a minute) from now.
 	taken, next, err := s.TakeHunts(ctx, a.ID, now, now.Add(-time.Minute))
-	if err != nil || len(taken) != 1 || taken[0].SQL != h.SQL || next.After(now) {
-		t.Fatalf("TakeHunts = %+v, next %v, %v", taken, next, err)
+	if err != nil || len(taken) != 1 || taken[0].SQL != h.SQL || !next.Equal(now.Add(time.Minute)) {
+		t.Fatalf("TakeHunts = %+v, next %v, %v; want hunt-1, next %v", taken, next, err, now.Add(time.Minute))
 	}
 	// Sent: not again until resendBefore passes the send, which is when
 	// the host may take it next (61 s after the send, with a resend
@@ -422,6 +425,30 @@ func testHuntDeadline(t *testing.T, s store.Store) {
 	hosts, _ := s.HuntHosts(ctx, "hunt-2")
 	if len(hosts) != 1 || hosts[0].Status != store.HuntPending {
 		t.Fatalf("HuntHosts = %+v", hosts)
+	}
+}
+
+// A host taking a new hunt while another it was handed is not yet due
+// again may take one next when that one is due: the earlier of the two.
+func testHuntNext(t *testing.T, s store.Store) {
+	a := enroll(t, s, "host-a", "ka", "linux")
+	resend := time.Minute
+	for i, at := range []time.Time{base, base.Add(20 * time.Second)} {
+		id := fmt.Sprintf("hunt-next-%d", i)
+		if err := s.CreateHunt(ctx, &store.Hunt{ID: id, SQL: "SELECT 1;", Targets: store.Targets{All: true}, Created: at,
+			Deadline: base.Add(time.Hour)}, []string{a.ID}); err != nil {
+			t.Fatal(err)
+		}
+		taken, next, err := s.TakeHunts(ctx, a.ID, at, at.Add(-resend))
+		if err != nil || len(taken) != 1 || taken[0].ID != id || !next.Equal(base.Add(resend)) {
+			t.Fatalf("TakeHunts at %v = %+v, next %v, %v; want %s, next %v", at, taken, next, err, id, base.Add(resend))
+		}
+	}
+	// Both due again once the first is: both taken, next a minute later.
+	at := base.Add(resend + 30*time.Second)
+	taken, next, err := s.TakeHunts(ctx, a.ID, at, at.Add(-resend))
+	if err != nil || len(taken) != 2 || !next.Equal(at.Add(resend)) {
+		t.Fatalf("TakeHunts at %v = %+v, next %v, %v; want both, next %v", at, taken, next, err, at.Add(resend))
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,6 +32,15 @@ type Dialect struct {
 	// WritableCTE: the database runs data-modifying statements in WITH
 	// (PostgreSQL), so a write of several statements can be one.
 	WritableCTE bool
+	// Arrays: the driver binds Go slices ([]string, []int64) as arrays, so
+	// multi-row writes are one statement text over unnest whatever their
+	// row count (see rowSource) (PostgreSQL).
+	Arrays bool
+	// LoneStatements: a group commit that is one statement runs it
+	// outside a transaction (see merge.lone): the database commits a lone
+	// statement by itself, and BEGIN and COMMIT are two round trips to a
+	// database server (PostgreSQL; nothing to save in SQLite).
+	LoneStatements bool
 	// LogLane group-commits log writes (AppendHostLogs) apart from the
 	// other writes, in a transaction of their own on another connection:
 	// they touch other tables (results, detections, incidents) than
@@ -55,6 +65,9 @@ type DB struct {
 	logs group // of log writes, with Dialect.LogLane
 
 	knownSets sync.Map // schema set hashes known to be stored (see setKnown)
+
+	qs sync.Map     // statement texts rewritten by q: ? text → numbered
+	qn atomic.Int64 // entries of qs
 }
 
 // group is a line of writes waiting for a group commit, and whether one is
@@ -78,10 +91,26 @@ type writeReq struct {
 // (one round trip to the database) each: run gets the args of every such
 // write of the group and stores each one's results in its arg. Should run
 // fail, the group runs again with each of those writes alone (fn).
+//
+// lone, when set, writes the args of a group that are all of its kind in
+// one statement on the writer pool, outside any transaction (with
+// Dialect.LoneStatements), and reports true; or reports false, having
+// written nothing, when they take more than one statement (then run
+// writes them in the group's transaction). A statement is atomic: should
+// it fail, nothing of it is written, and the group runs again with each
+// write alone, as when run fails.
 type merge struct {
 	kind string
 	arg  any
 	run  func(ctx context.Context, tx *sql.Tx, args []any) error
+	lone func(ctx context.Context, args []any) (bool, error)
+}
+
+// execer runs statements: a group's transaction, or the writer pool for a
+// group of one statement (see merge.lone).
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 // writeResult answers a waiting write: its error, or lead (run the
@@ -120,11 +149,30 @@ func (db *DB) Close() error {
 	return errors.Join(db.r.Close(), db.w.Close())
 }
 
-// q rewrites ? placeholders for the dialect.
+// q rewrites ? placeholders for the dialect. The rewrites of the first
+// qCacheMax statement texts are kept: the hot writes' texts are few, and
+// rewriting one rune at a time was 2 % of the server's CPU under load.
 func (db *DB) q(query string) string {
 	if !db.d.Numbered {
 		return query
 	}
+	if v, ok := db.qs.Load(query); ok {
+		return v.(string)
+	}
+	out := numbered(query)
+	if db.qn.Load() < qCacheMax {
+		if _, loaded := db.qs.LoadOrStore(query, out); !loaded {
+			db.qn.Add(1)
+		}
+	}
+	return out
+}
+
+// qCacheMax bounds the statement texts DB.q keeps.
+const qCacheMax = 4096
+
+// numbered rewrites ? placeholders as $1, $2….
+func numbered(query string) string {
 	var b strings.Builder
 	n := 0
 	for _, c := range query {
@@ -226,7 +274,7 @@ func (db *DB) txIn(ctx context.Context, g *group, m *merge, fn func(*sql.Tx) err
 // run more than once: it must have no effect outside tx but its results.
 func (db *DB) runGroup(batch []*writeReq) []error {
 	errs := make([]error, len(batch))
-	if len(batch) == 1 {
+	if len(batch) == 1 && (!db.d.LoneStatements || batch[0].merge == nil || batch[0].merge.lone == nil) {
 		errs[0] = db.txOne(batch[0].ctx, batch[0].fn)
 		return errs
 	}
@@ -238,6 +286,12 @@ func (db *DB) runGroup(batch []*writeReq) []error {
 	}
 	unmerged := map[string]bool{} // kinds whose merged statements failed
 	for len(todo) > 0 {
+		if done, kind := db.tryLone(ctx, batch, todo, errs, unmerged); done {
+			return errs
+		} else if kind != "" {
+			unmerged[kind] = true
+			continue
+		}
 		failed, kind, err := db.tryGroup(ctx, batch, todo, errs, unmerged)
 		if err != nil { // the transaction itself failed: every write left fails
 			for _, i := range todo {
@@ -257,6 +311,47 @@ func (db *DB) runGroup(batch []*writeReq) []error {
 		todo = slices.DeleteFunc(todo, func(i int) bool { return i == failed || errs[i] != nil })
 	}
 	return errs
+}
+
+// tryLone writes the writes todo of batch in one statement outside a
+// transaction when they are all merges of one kind (not unmerged) whose
+// lone takes them (see merge), and reports done. A write whose context
+// ended is skipped with its context's error. kind is the kind whose lone
+// statement failed (nothing of it written); neither: the group needs a
+// transaction.
+func (db *DB) tryLone(ctx context.Context, batch []*writeReq, todo []int, errs []error, unmerged map[string]bool) (done bool, kind string) {
+	if !db.d.LoneStatements {
+		return false, ""
+	}
+	var m *merge
+	args := make([]any, 0, len(todo))
+	var ended []int // writes whose context ended: not run
+	for _, i := range todo {
+		w := batch[i]
+		if w.ctx.Err() != nil {
+			ended = append(ended, i)
+			continue
+		}
+		if w.merge == nil || w.merge.lone == nil || unmerged[w.merge.kind] || (m != nil && w.merge.kind != m.kind) {
+			return false, ""
+		}
+		m = w.merge
+		args = append(args, m.arg)
+	}
+	if m == nil {
+		return false, "" // no write left to run: tryGroup answers them
+	}
+	ok, err := m.lone(ctx, args)
+	if err != nil {
+		return false, m.kind
+	}
+	if !ok {
+		return false, ""
+	}
+	for _, i := range ended {
+		errs[i] = batch[i].ctx.Err()
+	}
+	return true, ""
 }
 
 // tryGroup runs the writes todo of batch in one transaction: those that

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -63,6 +62,10 @@ func (db *DB) EnrollHost(ctx context.Context, h *store.Host) error {
 // enrollsPerStatement bounds the hosts of one enrollment statement.
 const enrollsPerStatement = 200
 
+// enrollTypes are the column types of a host row (hostColumns, as
+// enrollment.args binds them).
+var enrollTypes = []string{colText, colText, colText, colText, colText, colText, colText, colText, colText, colBigint, colBigint}
+
 // enrollMany writes enrollments (args: *enrollment) in multi-row upserts,
 // filling in each one's ID and enrollment time. One statement may not
 // touch a row twice, so an identifier enrolling twice in the group goes
@@ -76,7 +79,7 @@ func (db *DB) enrollMany(ctx context.Context, tx *sql.Tx, args []any) error {
 		seen := make(map[string]*enrollment, len(rest))
 		var round, later []*enrollment
 		for _, e := range rest {
-			if seen[e.h.HostIdentifier] != nil || len(round) == enrollsPerStatement {
+			if seen[e.h.HostIdentifier] != nil || len(round) == db.perStatement(enrollsPerStatement) {
 				later = append(later, e)
 				continue
 			}
@@ -87,7 +90,11 @@ func (db *DB) enrollMany(ctx context.Context, tx *sql.Tx, args []any) error {
 		for _, e := range round {
 			vals = append(vals, e.args()...)
 		}
-		rows, err := tx.QueryContext(ctx, db.q(valuesSQL(`INSERT INTO hosts (`+hostColumns+`)`, 11, len(round), enrollUpsert)), vals...)
+		query, vals, err := db.insertSQL(`INSERT INTO hosts (`+hostColumns+`)`, enrollTypes, vals, enrollUpsert)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, db.q(query), vals...)
 		if err != nil {
 			return err
 		}
@@ -180,6 +187,9 @@ func (db *DB) Hosts(ctx context.Context) ([]store.Host, error) {
 // touchesPerStatement bounds the hosts of one last-seen update.
 const touchesPerStatement = 500
 
+// touchTypes are the columns of a last-seen update's rows: host, time.
+var touchTypes = []string{colText, colBigint}
+
 // TouchHosts implements store.Store: one UPDATE for up to
 // touchesPerStatement hosts (a row per host took a round trip each while
 // holding the rows locked), in host ID order, so that two servers updating
@@ -194,20 +204,19 @@ func (db *DB) TouchHosts(ctx context.Context, seen map[string]time.Time) error {
 	}
 	slices.Sort(ids)
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		for start := 0; start < len(ids); start += touchesPerStatement {
-			chunk := ids[start:min(start+touchesPerStatement, len(ids))]
-			var values strings.Builder
+		per := db.perStatement(touchesPerStatement)
+		for start := 0; start < len(ids); start += per {
+			chunk := ids[start:min(start+per, len(ids))]
 			args := make([]any, 0, 2*len(chunk))
-			for i, id := range chunk {
-				if i > 0 {
-					values.WriteString(", ")
-				}
-				values.WriteString("(CAST(? AS TEXT), CAST(? AS BIGINT))")
+			for _, id := range chunk {
 				args = append(args, id, ms(seen[id]))
 			}
-			// VALUES columns are column1, column2 in SQLite and PostgreSQL.
+			src, args, err := db.rowSource(touchTypes, args)
+			if err != nil {
+				return err
+			}
 			if _, err := tx.ExecContext(ctx, db.q(`UPDATE hosts SET last_seen = v.column2
-FROM (VALUES `+values.String()+`) AS v
+FROM (`+src+`) AS v
 WHERE hosts.id = v.column1 AND hosts.last_seen < v.column2`), args...); err != nil {
 				return err
 			}

@@ -128,6 +128,9 @@ type schemaReport struct {
 	set string
 }
 
+// schemaTypes are the column types of a host_schemas row.
+var schemaTypes = []string{colText, colText, colBigint, colText, colText}
+
 // putSchemas writes schema reports (args: *schemaReport) of sets already
 // stored, in multi-row upserts (a host reporting twice in the group goes
 // in a later statement).
@@ -140,7 +143,7 @@ func (db *DB) putSchemas(ctx context.Context, tx *sql.Tx, args []any) error {
 		seen := map[string]bool{}
 		var round, later []*schemaReport
 		for _, r := range rest {
-			if seen[r.s.HostID] || len(round) == schemasPerStatement {
+			if seen[r.s.HostID] || len(round) == db.perStatement(schemasPerStatement) {
 				later = append(later, r)
 				continue
 			}
@@ -151,9 +154,13 @@ func (db *DB) putSchemas(ctx context.Context, tx *sql.Tx, args []any) error {
 		for _, r := range round {
 			vals = append(vals, r.s.HostID, r.s.Version, ms(r.s.ReportedAt), r.s.Error, r.set)
 		}
-		if _, err := tx.ExecContext(ctx, db.q(valuesSQL(`INSERT INTO host_schemas (host_id, version, reported_at, error, set_hash)`,
-			5, len(round), `ON CONFLICT (host_id) DO UPDATE SET version = excluded.version, reported_at = excluded.reported_at,
-  error = excluded.error, set_hash = excluded.set_hash`)), vals...); err != nil {
+		query, vals, err := db.insertSQL(`INSERT INTO host_schemas (host_id, version, reported_at, error, set_hash)`,
+			schemaTypes, vals, `ON CONFLICT (host_id) DO UPDATE SET version = excluded.version, reported_at = excluded.reported_at,
+  error = excluded.error, set_hash = excluded.set_hash`)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.q(query), vals...); err != nil {
 			return err
 		}
 		rest = later

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/quarry-sec/quarry/fleet/store"
@@ -29,16 +28,21 @@ func (db *DB) CreateHunt(ctx context.Context, h *store.Hunt, hostIDs []string) e
 		// The targets go several hundred to a statement: a hunt across
 		// 10,000 hosts took 10,000 round trips while holding the writer
 		// (every enrollment and log waited behind it).
-		for start := 0; start < len(hostIDs); start += huntHostsPerStatement {
-			chunk := hostIDs[start:min(start+huntHostsPerStatement, len(hostIDs))]
-			stmt, err := db.txStmt(ctx, tx, valuesSQL(`INSERT INTO hunt_hosts (hunt_id, host_id, status, deadline)`, 4, len(chunk),
-				`ON CONFLICT (hunt_id, host_id) DO NOTHING`))
-			if err != nil {
-				return err
-			}
+		per := db.perStatement(huntHostsPerStatement)
+		for start := 0; start < len(hostIDs); start += per {
+			chunk := hostIDs[start:min(start+per, len(hostIDs))]
 			args := make([]any, 0, 4*len(chunk))
 			for _, id := range chunk {
 				args = append(args, h.ID, id, store.HuntPending, ms(h.Deadline))
+			}
+			query, args, err := db.insertSQL(`INSERT INTO hunt_hosts (hunt_id, host_id, status, deadline)`, huntHostTypes, args,
+				`ON CONFLICT (hunt_id, host_id) DO NOTHING`)
+			if err != nil {
+				return err
+			}
+			stmt, err := db.txStmt(ctx, tx, query)
+			if err != nil {
+				return err
 			}
 			_, err = stmt.ExecContext(ctx, args...)
 			stmt.Close()
@@ -53,6 +57,9 @@ func (db *DB) CreateHunt(ctx context.Context, h *store.Hunt, hostIDs []string) e
 	}
 	return nil
 }
+
+// huntHostTypes are the column types of a hunt_hosts row of CreateHunt.
+var huntHostTypes = []string{colText, colText, colText, colBigint}
 
 // huntHostsPerStatement bounds the target hosts of one insert of CreateHunt.
 const huntHostsPerStatement = 500
@@ -175,31 +182,49 @@ func (db *DB) ActiveHunts(ctx context.Context, now time.Time) (int, error) {
 // hosts that took it already: no write for them), and when it next may;
 // then one statement marks the hunts sent and reads their SQL. With group
 // commit, the hand-outs of a group are one statement (see takeMany).
+//
+// When the hand-out takes every hunt the check found due, next is exact:
+// the earliest of now plus the resend interval and the resend time of the
+// host's hunts handed out recently, so its next reads cost no check until
+// then (they cost one each while the answer was "from now on", which is
+// what next is when the hand-out took fewer hunts or more than the check
+// found: a hunt created or handed out meanwhile).
 func (db *DB) TakeHunts(ctx context.Context, hostID string, now, resendBefore time.Time) ([]store.Hunt, time.Time, error) {
-	check, err := db.readStmt(ctx, `SELECT MIN(sent_at) FROM hunt_hosts
-WHERE host_id = ? AND status = ? AND deadline > ?`)
+	check, err := db.readStmt(ctx, `SELECT MIN(sent_at), MIN(CASE WHEN sent_at >= ? THEN sent_at END),
+  COUNT(CASE WHEN sent_at < ? THEN 1 END)
+FROM hunt_hosts WHERE host_id = ? AND status = ? AND deadline > ?`)
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("take hunts: %w", err)
 	}
-	var first sql.NullInt64
-	if err := check.QueryRowContext(ctx, hostID, store.HuntPending, ms(now)).Scan(&first); err != nil {
+	before := max(ms(resendBefore), 1)
+	var first, recent sql.NullInt64
+	var due int
+	if err := check.QueryRowContext(ctx, before, before, hostID, store.HuntPending, ms(now)).Scan(&first, &recent, &due); err != nil {
 		return nil, time.Time{}, fmt.Errorf("take hunts: %w", err)
 	}
 	if !first.Valid {
 		return nil, time.Time{}, nil // no unanswered hunt left
 	}
-	before := max(ms(resendBefore), 1)
+	resend := now.Sub(resendBefore)
 	if first.Int64 >= before { // handed out recently: due again later
-		return nil, time.UnixMilli(first.Int64).Add(now.Sub(resendBefore)).UTC(), nil
+		return nil, time.UnixMilli(first.Int64).Add(resend).UTC(), nil
 	}
 	t := &take{hostID: hostID, now: ms(now), before: before}
 	one := func(tx *sql.Tx) error { return db.takeMany(ctx, tx, []any{t}) }
-	if err := db.txMerged(ctx, &merge{kind: "take", arg: t, run: db.takeMany}, one); err != nil {
+	m := &merge{kind: "take", arg: t, lone: db.takeLone,
+		run: func(ctx context.Context, tx *sql.Tx, args []any) error { return db.takeMany(ctx, tx, args) }}
+	if err := db.txMerged(ctx, m, one); err != nil {
 		return nil, time.Time{}, fmt.Errorf("take hunts: %w", err)
 	}
-	// The host's other hunts, if any, were handed out since resendBefore:
-	// due again from now on at the earliest.
-	return t.hunts, now, nil
+	if len(t.hunts) != due || t.taken != due {
+		// The hunts changed since the check: due again from now on.
+		return t.hunts, now, nil
+	}
+	next := time.UnixMilli(t.now).Add(resend)
+	if r := time.UnixMilli(recent.Int64).Add(resend); recent.Valid && r.Before(next) {
+		next = r
+	}
+	return t.hunts, next.UTC(), nil
 }
 
 // take is one host's hand-out of hunts: the host, now and resendBefore
@@ -208,46 +233,66 @@ type take struct {
 	hostID      string
 	now, before int64
 	hunts       []store.Hunt
+	taken       int // hunt_hosts rows marked sent, hunt row or not
 }
 
 // takesPerStatement bounds the hosts of one hand-out statement.
 const takesPerStatement = 500
+
+// takeTypes are the columns of a hand-out's rows: host, now, resendBefore.
+var takeTypes = []string{colText, colBigint, colBigint}
+
+// takeLone is takeMany on the writer pool, outside a transaction, when
+// the hand-outs (args: *take) take one statement: at most
+// takesPerStatement (see perStatement), no host twice.
+func (db *DB) takeLone(ctx context.Context, args []any) (bool, error) {
+	if len(args) > db.perStatement(takesPerStatement) {
+		return false, nil
+	}
+	seen := make(map[string]bool, len(args))
+	for _, a := range args {
+		t := a.(*take)
+		if seen[t.hostID] {
+			return false, nil
+		}
+		seen[t.hostID] = true
+	}
+	return true, db.takeMany(ctx, db.w, args)
+}
 
 // takeMany hands out the hunts of several hosts (args: *take) in one
 // UPDATE each takesPerStatement hosts: while a hunt starts, thousands of
 // hosts take it within a second, and one statement each would queue them
 // behind the group commit one round trip at a time. A host asking twice
 // in the group goes in a later statement (and takes nothing more).
-func (db *DB) takeMany(ctx context.Context, tx *sql.Tx, args []any) error {
+func (db *DB) takeMany(ctx context.Context, tx execer, args []any) error {
 	rest := make([]*take, len(args))
 	for i, a := range args {
 		rest[i] = a.(*take)
-		rest[i].hunts = nil
+		rest[i].hunts, rest[i].taken = nil, 0
 	}
 	for len(rest) > 0 {
 		seen := make(map[string]*take, len(rest))
 		var round, later []*take
 		for _, t := range rest {
-			if seen[t.hostID] != nil || len(round) == takesPerStatement {
+			if seen[t.hostID] != nil || len(round) == db.perStatement(takesPerStatement) {
 				later = append(later, t)
 				continue
 			}
 			seen[t.hostID] = t
 			round = append(round, t)
 		}
-		var values strings.Builder
-		vals := make([]any, 0, 3*len(round)+1)
-		for i, t := range round {
-			if i > 0 {
-				values.WriteString(", ")
-			}
-			values.WriteString("(CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT))")
+		vals := make([]any, 0, 3*len(round))
+		for _, t := range round {
 			vals = append(vals, t.hostID, t.now, t.before)
 		}
+		src, vals, err := db.rowSource(takeTypes, vals)
+		if err != nil {
+			return err
+		}
 		vals = append(vals, store.HuntPending)
-		// VALUES columns are column1, column2… in SQLite and PostgreSQL.
 		rows, err := tx.QueryContext(ctx, db.q(`UPDATE hunt_hosts SET sent_at = v.column2
-FROM (VALUES `+values.String()+`) AS v
+FROM (`+src+`) AS v
 WHERE hunt_hosts.host_id = v.column1 AND hunt_hosts.deadline > v.column2 AND hunt_hosts.sent_at < v.column3
   AND hunt_hosts.status = ?
 RETURNING hunt_hosts.host_id, hunt_hosts.hunt_id, (SELECT query_sql FROM hunts WHERE hunts.id = hunt_hosts.hunt_id),
@@ -265,7 +310,10 @@ RETURNING hunt_hosts.host_id, hunt_hosts.hunt_id, (SELECT query_sql FROM hunts W
 				return err
 			}
 			t := seen[host]
-			if t == nil || !query.Valid {
+			if t == nil {
+				continue
+			}
+			if t.taken++; !query.Valid {
 				continue // the hunt row is gone; nothing to run
 			}
 			h.SQL, h.Deadline = query.String, fromMS(deadline)
@@ -294,7 +342,9 @@ func (db *DB) AnswerHunt(ctx context.Context, huntID, hostID string, a store.Ans
 	if db.d.WritableCTE && len(a.Rows) <= answerRowsPerStatement {
 		ans := &answer{huntID: huntID, hostID: hostID, status: status, a: a}
 		one := func(tx *sql.Tx) error { return db.answerMany(ctx, tx, []any{ans}) }
-		if err := db.txMerged(ctx, &merge{kind: "answer", arg: ans, run: db.answerMany}, one); err != nil {
+		m := &merge{kind: "answer", arg: ans, lone: db.answerLone,
+			run: func(ctx context.Context, tx *sql.Tx, args []any) error { return db.answerMany(ctx, tx, args) }}
+		if err := db.txMerged(ctx, m, one); err != nil {
 			return false, fmt.Errorf("answer hunt %q: %w", huntID, err)
 		}
 		return ans.ok, nil
@@ -355,6 +405,36 @@ const (
 	answerArgsMax       = 30000
 )
 
+// Column types of answerMany's answers (k, hunt, host, status, message,
+// row count, at) and rows (k, n, columns).
+var (
+	answerTypes    = []string{colBigint, colText, colText, colText, colText, colBigint, colBigint}
+	answerRowTypes = []string{colBigint, colBigint, colText}
+)
+
+// answerLone is answerMany on the writer pool, outside a transaction,
+// when the answers (args: *answer) take one statement: at most
+// answersPerStatement (see perStatement) and answerArgsMax values, no
+// host answering a hunt twice.
+func (db *DB) answerLone(ctx context.Context, args []any) (bool, error) {
+	if len(args) > db.perStatement(answersPerStatement) {
+		return false, nil
+	}
+	type pair struct{ hunt, host string }
+	seen := make(map[pair]bool, len(args))
+	nargs := 1
+	for _, a := range args {
+		an := a.(*answer)
+		p := pair{an.huntID, an.hostID}
+		nargs += 7 + 3*len(an.a.Rows)
+		if seen[p] || nargs > answerArgsMax {
+			return false, nil
+		}
+		seen[p] = true
+	}
+	return true, db.answerMany(ctx, db.w, args)
+}
+
 // answerMany stores several hosts' answers (args: *answer, each with at
 // most answerRowsPerStatement rows) in one statement each
 // answersPerStatement (PostgreSQL's data-modifying WITH): the update of
@@ -363,7 +443,7 @@ const (
 // second; one statement each queued them behind the group commit one round
 // trip at a time. An answer to the same hunt by the same host twice in the
 // group goes in a later statement (and is refused as answered already).
-func (db *DB) answerMany(ctx context.Context, tx *sql.Tx, args []any) error {
+func (db *DB) answerMany(ctx context.Context, tx execer, args []any) error {
 	rest := make([]*answer, len(args))
 	for i, a := range args {
 		rest[i] = a.(*answer)
@@ -377,7 +457,7 @@ func (db *DB) answerMany(ctx context.Context, tx *sql.Tx, args []any) error {
 		for _, a := range rest {
 			p := pair{a.huntID, a.hostID}
 			need := 7 + 3*len(a.a.Rows)
-			if seen[p] || len(round) == answersPerStatement || (len(round) > 0 && nargs+need > answerArgsMax) {
+			if seen[p] || len(round) == db.perStatement(answersPerStatement) || (len(round) > 0 && nargs+need > answerArgsMax) {
 				later = append(later, a)
 				continue
 			}
@@ -385,35 +465,36 @@ func (db *DB) answerMany(ctx context.Context, tx *sql.Tx, args []any) error {
 			round = append(round, a)
 			nargs += need
 		}
-		var answers, rowValues strings.Builder
-		vals := make([]any, 0, nargs)
+		answers := make([]any, 0, 7*len(round))
+		var rowVals []any
 		for k, a := range round {
-			if k > 0 {
-				answers.WriteString(", ")
+			answers = append(answers, k, a.huntID, a.hostID, a.status, a.a.Message, len(a.a.Rows), ms(a.a.At))
+			for n, r := range a.a.Rows {
+				rowVals = append(rowVals, k, n, string(r))
 			}
-			answers.WriteString("(CAST(? AS INTEGER), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS BIGINT))")
-			vals = append(vals, k, a.huntID, a.hostID, a.status, a.a.Message, len(a.a.Rows), ms(a.a.At))
+		}
+		src, vals, err := db.rowSource(answerTypes, answers)
+		if err != nil {
+			return err
 		}
 		vals = append(vals, store.HuntPending)
-		for k, a := range round {
-			for n, r := range a.a.Rows {
-				if rowValues.Len() > 0 {
-					rowValues.WriteString(", ")
-				}
-				rowValues.WriteString("(CAST(? AS INTEGER), CAST(? AS INTEGER), CAST(? AS TEXT))")
-				vals = append(vals, k, n, string(r))
-			}
-		}
-		query := `WITH v (k, hunt_id, host_id, status, message, row_count, at) AS (VALUES ` + answers.String() + `),
+		query := `WITH v (k, hunt_id, host_id, status, message, row_count, at) AS (` + src + `),
 upd AS (
   UPDATE hunt_hosts SET status = v.status, message = v.message, row_count = v.row_count, answered_at = v.at
   FROM v
   WHERE hunt_hosts.hunt_id = v.hunt_id AND hunt_hosts.host_id = v.host_id AND hunt_hosts.status = ?
     AND hunt_hosts.deadline > v.at
   RETURNING v.k, v.hunt_id, v.host_id)`
-		if rowValues.Len() > 0 {
+		// With arrays, the rows go in even when there are none: one
+		// statement text for every answer.
+		if len(rowVals) > 0 || db.d.Arrays {
+			rsrc, rargs, err := db.rowSource(answerRowTypes, rowVals)
+			if err != nil {
+				return err
+			}
+			vals = append(vals, rargs...)
 			query += `,
-r (k, n, c) AS (VALUES ` + rowValues.String() + `),
+r (k, n, c) AS (` + rsrc + `),
 ins AS (
   INSERT INTO hunt_rows (hunt_id, host_id, columns_json)
   SELECT upd.hunt_id, upd.host_id, r.c FROM upd JOIN r ON r.k = upd.k ORDER BY upd.k, r.n)`

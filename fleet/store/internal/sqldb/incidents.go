@@ -194,16 +194,21 @@ func nodeArgs(host string, n *store.IncidentNode) []any {
 		strings.Join(n.Tactics, ","), n.Severity, ms(n.Reported), n.Activity}
 }
 
-// upsertNodesSQL inserts n tree nodes; a node stored before is replaced
-// unless the stored report is newer. The n rows must not repeat a key.
-func upsertNodesSQL(n int) string {
+// nodeHead and nodeTail are the head and tail of a tree node upsert (see
+// nodeUpsert), built once.
+var nodeHead, nodeTail = nodeUpsert()
+
+// nodeUpsert returns the head and tail of a tree node upsert (see insertSQL):
+// a node stored before is replaced unless the stored report is newer. Its
+// rows must not repeat a key.
+func nodeUpsert() (head, tail string) {
 	var set []string
 	for _, c := range nodeColumns[3:] {
 		set = append(set, c+" = excluded."+c)
 	}
-	return valuesSQL("INSERT INTO incident_nodes ("+strings.Join(nodeColumns, ", ")+")", len(nodeColumns), n,
-		"ON CONFLICT (host_id, incident_id, process_key) DO UPDATE SET "+strings.Join(set, ", ")+
-			"\nWHERE excluded.reported >= incident_nodes.reported")
+	return "INSERT INTO incident_nodes (" + strings.Join(nodeColumns, ", ") + ")",
+		"ON CONFLICT (host_id, incident_id, process_key) DO UPDATE SET " + strings.Join(set, ", ") +
+			"\nWHERE excluded.reported >= incident_nodes.reported"
 }
 
 // nodesPerStatement bounds the rows of one node upsert.
@@ -212,7 +217,7 @@ const nodesPerStatement = 50
 // upsertNodes stores tree nodes, several to a statement.
 func (db *DB) upsertNodes(ctx context.Context, tx *sql.Tx, ns []hostNode) error {
 	type key struct{ host, incident, process string }
-	return upsertBatched(ctx, db, tx, "incident nodes", ns, nodesPerStatement, upsertNodesSQL,
+	return upsertBatched(ctx, db, tx, "incident nodes", ns, nodesPerStatement, nodeHead, nodeTail,
 		func(hn hostNode) key { return key{hn.host, hn.n.IncidentID, hn.n.ProcessKey} },
 		func(hn hostNode) []any { return nodeArgs(hn.host, hn.n) })
 }

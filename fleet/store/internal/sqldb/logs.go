@@ -26,7 +26,11 @@ func (db *DB) AppendLogs(ctx context.Context, hostID string, b *store.LogBatch) 
 	}
 	l := &store.HostLogs{HostID: hostID, Batch: b}
 	one := func(tx *sql.Tx) error { return db.appendLogs(ctx, tx, []any{l}) }
-	if err := db.txIn(ctx, db.logLane(), &merge{kind: "logs", arg: l, run: db.appendLogs}, one); err != nil {
+	m := &merge{kind: "logs", arg: l, run: db.appendLogs}
+	if db.d.Arrays && db.d.WritableCTE {
+		m.lone = db.appendLogsLone
+	}
+	if err := db.txIn(ctx, db.logLane(), m, one); err != nil {
 		return fmt.Errorf("append logs: %w", err)
 	}
 	return nil
@@ -105,6 +109,69 @@ func (db *DB) appendLogs(ctx context.Context, tx *sql.Tx, args []any) error {
 	return db.deleteGoneIncidents(ctx, tx, gone)
 }
 
+// appendLogsLone is appendLogs in one statement on the writer pool,
+// outside a transaction, when the log requests (args: *store.HostLogs)
+// carry results and detections only (a host's check-in: the common case),
+// at most arrayRowsPerStatement of each and no detection twice: the
+// results' insert in a data-modifying WITH of the detections' upsert. A
+// group of log requests was four round trips (BEGIN, results, detections,
+// COMMIT), the log lane's most frequent write. With Dialect.Arrays and
+// Dialect.WritableCTE only.
+func (db *DB) appendLogsLone(ctx context.Context, args []any) (bool, error) {
+	received := time.Now()
+	type key struct{ host, hit, tech string }
+	seen := map[key]bool{}
+	var rargs, dargs []any
+	nr, nd := 0, 0
+	for _, a := range args {
+		l := a.(*store.HostLogs)
+		b := l.Batch
+		if len(b.Statuses)+len(b.Incidents)+len(b.IncidentNodes)+len(b.GoneIncidents)+len(b.SandboxRuns) > 0 {
+			return false, nil
+		}
+		if nr += len(b.Results); nr > arrayRowsPerStatement {
+			return false, nil
+		}
+		if nd += len(b.Detections); nd > arrayRowsPerStatement {
+			return false, nil
+		}
+		for i := range b.Detections {
+			d := &b.Detections[i]
+			k := key{l.HostID, d.HitID, d.TechniqueID}
+			if seen[k] {
+				return false, nil // an upsert may not touch a row twice
+			}
+			seen[k] = true
+			dargs = append(dargs, detectionArgs(l.HostID, d, received)...)
+		}
+		for i, k := range rowKeys(b.Results) {
+			r := &b.Results[i]
+			rargs = append(rargs, l.HostID, r.Name, r.Query, r.Action, ms(r.Time), string(r.Columns), string(r.Decorations),
+				r.Epoch, r.Counter, k)
+		}
+	}
+	rsrc, rargs, err := db.rowSource(resultTypes, rargs)
+	if err != nil {
+		return false, fmt.Errorf("results: %w", err)
+	}
+	dtypes, err := typesOf(detectionArgs("", &store.Detection{}, received))
+	if err != nil {
+		return false, fmt.Errorf("detections: %w", err)
+	}
+	dsrc, dargs, err := db.rowSource(dtypes, dargs)
+	if err != nil {
+		return false, fmt.Errorf("detections: %w", err)
+	}
+	query := db.q(`WITH r AS (INSERT INTO results (host_id, name, query, action, time, columns_json,
+  decorations, epoch, counter, row_key) ` + rsrc + `
+ON CONFLICT (host_id, name, epoch, counter, row_key) DO NOTHING)
+` + detectionHead + " " + dsrc + "\n" + detectionTail)
+	if _, err := db.w.ExecContext(ctx, query, append(rargs, dargs...)...); err != nil {
+		return false, fmt.Errorf("results and detections: %w", err)
+	}
+	return true, nil
+}
+
 // resultsPerStatement bounds the rows of one result insert.
 const resultsPerStatement = 100
 
@@ -115,22 +182,30 @@ type hostResult struct {
 	key  string
 }
 
+// resultTypes are the column types of a result row (see insertResults).
+var resultTypes = []string{colText, colText, colText, colText, colBigint, colText, colText, colBigint, colBigint, colText}
+
 // insertResults stores result rows, several to a statement (one round trip
 // to the database for up to resultsPerStatement), skipping those stored
 // before under the same natural key (see store.Store.AppendLogs).
 func (db *DB) insertResults(ctx context.Context, tx *sql.Tx, rs []hostResult) error {
-	for start := 0; start < len(rs); start += resultsPerStatement {
-		chunk := rs[start:min(start+resultsPerStatement, len(rs))]
-		stmt, err := db.txStmt(ctx, tx, valuesSQL(`INSERT INTO results (host_id, name, query, action, time, columns_json,
-  decorations, epoch, counter, row_key)`, 10, len(chunk), `ON CONFLICT (host_id, name, epoch, counter, row_key) DO NOTHING`))
-		if err != nil {
-			return fmt.Errorf("results: %w", err)
-		}
+	per := db.perStatement(resultsPerStatement)
+	for start := 0; start < len(rs); start += per {
+		chunk := rs[start:min(start+per, len(rs))]
 		args := make([]any, 0, 10*len(chunk))
 		for _, hr := range chunk {
 			r := hr.r
 			args = append(args, hr.host, r.Name, r.Query, r.Action, ms(r.Time), string(r.Columns), string(r.Decorations),
 				r.Epoch, r.Counter, hr.key)
+		}
+		query, args, err := db.insertSQL(`INSERT INTO results (host_id, name, query, action, time, columns_json,
+  decorations, epoch, counter, row_key)`, resultTypes, args, `ON CONFLICT (host_id, name, epoch, counter, row_key) DO NOTHING`)
+		if err != nil {
+			return fmt.Errorf("results: %w", err)
+		}
+		stmt, err := db.txStmt(ctx, tx, query)
+		if err != nil {
+			return fmt.Errorf("results: %w", err)
 		}
 		_, err = stmt.ExecContext(ctx, args...)
 		stmt.Close()
