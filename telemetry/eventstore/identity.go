@@ -568,15 +568,7 @@ func (r *resolver) actor(e *telemetry.Event) (string, error) {
 		}
 	}
 	t := unixNano(e.Time)
-	// The process that had the pid is looked up at the last instant the
-	// record's time may stand for: a time on a whole millisecond may be a
-	// truncated one (auditd and Windows keep milliseconds), and the start
-	// of its process, seen by a source with nanoseconds (cn_proc, eBPF),
-	// may then lie after it within the same millisecond.
-	at := t
-	if t%int64(time.Millisecond) == 0 {
-		at = t + int64(time.Millisecond) - 1
-	}
+	at := t + recordSlack(e, t)
 	if guid != "" {
 		p, err := r.byGUID(e.Host, guid)
 		if err != nil || p != nil {
@@ -615,6 +607,24 @@ func (r *resolver) actor(e *telemetry.Event) (string, error) {
 	}
 	p = &proc{key: fmt.Sprintf("u:%s/%d/%d", e.Host, pid, t), host: e.Host, pid: pid, start: t}
 	return p.key, r.add(p)
+}
+
+// recordSlack is how long after a record's time t its process may have
+// started by the clock of the process's start record: the process that had
+// the pid is looked up at the last instant the record's time may stand for.
+// auditd stamps a record with the kernel's coarse clock at the syscall's
+// entry (it lags the precise clock by up to a jiffy: 10 ms at HZ=100) and
+// keeps milliseconds, while cn_proc and eBPF stamp a start in nanoseconds;
+// other times on a whole millisecond may be truncated ones (Windows keeps
+// milliseconds). A pid is not reused within that slack.
+func recordSlack(e *telemetry.Event, t int64) int64 {
+	switch {
+	case e.Source == telemetry.SourceAuditd:
+		return int64(10 * time.Millisecond)
+	case t%int64(time.Millisecond) == 0:
+		return int64(time.Millisecond) - 1
+	}
+	return 0
 }
 
 // parent fills a start record's parent path and command line when its

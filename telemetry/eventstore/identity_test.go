@@ -329,20 +329,32 @@ func TestOpenVersion2Store(t *testing.T) {
 	}
 }
 
-// An auditd record keeps milliseconds: its process's start, seen by cn_proc
-// or eBPF in nanoseconds, may lie after the record's truncated time within
-// the same millisecond, and is still its process.
+// An auditd record's time is the kernel's coarse clock, in milliseconds: its
+// process's start, seen by cn_proc or eBPF in nanoseconds, may lie after the
+// record's time by up to a jiffy, and is still its process. A Windows time
+// on a whole millisecond may be truncated.
 func TestStoreBatchActorMillisecondTime(t *testing.T) {
 	s := openTemp(t)
 	start := time.Date(2026, 12, 6, 17, 0, 0, 637070520, time.UTC)
 	exec := telemetry.NewEvent(telemetry.KindExec, telemetry.SourceCnProc)
 	exec.Time, exec.Host, exec.PID, exec.PPID, exec.Path = start, "lin", 9923, 1, "/bin/x"
 	conn := telemetry.NewEvent(telemetry.KindOther, telemetry.SourceAuditd)
-	conn.Time, conn.Host, conn.PID, conn.Category = start.Truncate(time.Millisecond), "lin", 9923, "network_connection"
-	// A record in the millisecond before the start is not the process's.
+	// The coarse clock had not ticked since 1.3 ms before the start (seen so
+	// on CI: a connect stamped .921 of a process started at .922286).
+	conn.Time, conn.Host, conn.PID, conn.Category = start.Add(-1300*time.Microsecond).Truncate(time.Millisecond), "lin", 9923, "network_connection"
+	// An auditd record well before the start is not the process's.
 	before := telemetry.NewEvent(telemetry.KindOther, telemetry.SourceAuditd)
-	before.Time, before.Host, before.PID, before.Category = start.Truncate(time.Millisecond).Add(-time.Millisecond), "lin", 9923, "file_event"
-	evs := []telemetry.Event{exec, conn, before}
+	before.Time, before.Host, before.PID, before.Category = start.Add(-20*time.Millisecond), "lin", 9923, "file_event"
+	// A Sysmon record on the start's millisecond is the process's; one a
+	// millisecond earlier is not.
+	winStart := start.Add(time.Hour)
+	wexec := telemetry.NewEvent(telemetry.KindExec, telemetry.SourceEBPF)
+	wexec.Time, wexec.Host, wexec.PID, wexec.PPID, wexec.Path = winStart, "lin", 777, 1, "/bin/y"
+	same := telemetry.NewEvent(telemetry.KindOther, telemetry.SourceSysmon)
+	same.Time, same.Host, same.PID, same.Category = winStart.Truncate(time.Millisecond), "lin", 777, "network_connection"
+	early := telemetry.NewEvent(telemetry.KindOther, telemetry.SourceSysmon)
+	early.Time, early.Host, early.PID, early.Category = winStart.Truncate(time.Millisecond).Add(-time.Millisecond), "lin", 777, "file_event"
+	evs := []telemetry.Event{exec, conn, before, wexec, same, early}
 	if _, err := s.StoreBatch(context.Background(), evs, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -350,6 +362,12 @@ func TestStoreBatchActorMillisecondTime(t *testing.T) {
 		t.Errorf("record at the start's millisecond: key %q, want the start's %q", evs[1].ProcessKey, evs[0].ProcessKey)
 	}
 	if evs[2].ProcessKey == evs[0].ProcessKey {
-		t.Errorf("record a millisecond before the start took its key %q", evs[2].ProcessKey)
+		t.Errorf("auditd record 20 ms before the start took its key %q", evs[2].ProcessKey)
+	}
+	if evs[3].ProcessKey == "" || evs[4].ProcessKey != evs[3].ProcessKey {
+		t.Errorf("record on the start's millisecond: key %q, want the start's %q", evs[4].ProcessKey, evs[3].ProcessKey)
+	}
+	if evs[5].ProcessKey == evs[3].ProcessKey {
+		t.Errorf("record a millisecond before the start took its key %q", evs[5].ProcessKey)
 	}
 }
