@@ -99,17 +99,7 @@ func TestGroupCommit(t *testing.T) {
 			t.Errorf("%s: err %v, want %v", f.name, err, f.want)
 		}
 	}
-	rows, err := db.w.Query(`SELECT name FROM packs ORDER BY name`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var got []string
-	for rows.Next() {
-		var n string
-		rows.Scan(&n)
-		got = append(got, n)
-	}
+	got := packNames(t, db)
 	if len(got) != 3 || got[0] != "p0" || got[1] != "p1" || got[2] != "p4" {
 		t.Errorf("packs = %v, want p0 p1 p4 (p2 failed, p3 cancelled)", got)
 	}
@@ -345,17 +335,7 @@ func TestLoneGroupCommit(t *testing.T) {
 				t.Errorf("%s: err %v, want %v", w.name, err, w.want)
 			}
 		}
-		rows, err := db.w.Query(`SELECT name FROM packs ORDER BY name`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var got []string
-		for rows.Next() {
-			var n string
-			rows.Scan(&n)
-			got = append(got, n)
-		}
+		got := packNames(t, db)
 		db.w.Exec(`DELETE FROM packs`)
 		return got
 	}
@@ -452,4 +432,26 @@ func backendCPU(tb testing.TB, db *DB) int64 {
 		sum += (u + s) * 10000
 	}
 	return sum
+}
+
+// packNames returns the names of the stored packs, in order.
+func packNames(t *testing.T, db *DB) []string {
+	t.Helper()
+	rows, err := db.w.Query(`SELECT name FROM packs ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, n)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
