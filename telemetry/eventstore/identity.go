@@ -568,7 +568,6 @@ func (r *resolver) actor(e *telemetry.Event) (string, error) {
 		}
 	}
 	t := unixNano(e.Time)
-	at := t + recordSlack(e, t)
 	if guid != "" {
 		p, err := r.byGUID(e.Host, guid)
 		if err != nil || p != nil {
@@ -581,7 +580,7 @@ func (r *resolver) actor(e *telemetry.Event) (string, error) {
 			// The start of the process may be stored from a source that
 			// records no GUID (Security 4688): the process of that pid then
 			// is taken for it, and its GUID learnt.
-			p, err := r.latest(e.Host, pid, at)
+			p, err := r.actorOf(e, pid, t)
 			if err != nil {
 				return "", err
 			}
@@ -598,7 +597,7 @@ func (r *resolver) actor(e *telemetry.Event) (string, error) {
 	if pid <= 0 {
 		return "", nil
 	}
-	p, err := r.latest(e.Host, pid, at)
+	p, err := r.actorOf(e, pid, t)
 	if err != nil {
 		return "", err
 	}
@@ -609,9 +608,33 @@ func (r *resolver) actor(e *telemetry.Event) (string, error) {
 	return p.key, r.add(p)
 }
 
+// actorOf returns the process of pid on e's host that acted in e at time t:
+// the latest started at or before t; or, when the record's clock may lag the
+// start's (recordSlack), a start within the slack after t when no older
+// process of the pid is known, or when that start's image is the one the
+// record names and the older process's is not (a Linux exec keeps the pid,
+// so a record just before an exec stays with the image that made it).
+func (r *resolver) actorOf(e *telemetry.Event, pid, t int64) (*proc, error) {
+	p, err := r.latest(e.Host, pid, t)
+	if err != nil {
+		return nil, err
+	}
+	slack := recordSlack(e, t)
+	if slack == 0 {
+		return p, nil
+	}
+	q, err := r.latest(e.Host, pid, t+slack)
+	if err != nil || q == nil || q == p {
+		return p, err
+	}
+	if p == nil || (e.Path != "" && q.path == e.Path && p.path != e.Path) {
+		return q, nil
+	}
+	return p, nil
+}
+
 // recordSlack is how long after a record's time t its process may have
-// started by the clock of the process's start record: the process that had
-// the pid is looked up at the last instant the record's time may stand for.
+// started by the clock of the process's start record.
 // auditd stamps a record with the kernel's coarse clock at the syscall's
 // entry (it lags the precise clock by up to a jiffy: 10 ms at HZ=100) and
 // keeps milliseconds, while cn_proc and eBPF stamp a start in nanoseconds;

@@ -371,3 +371,49 @@ func TestStoreBatchActorMillisecondTime(t *testing.T) {
 		t.Errorf("record a millisecond before the start took its key %q", evs[5].ProcessKey)
 	}
 }
+
+// A Linux exec keeps the pid: an auditd record made just before it stays
+// with the image that made it, whichever order the two sources are stored
+// in, while a record naming the new image (its lagging coarse time before
+// the exec's) goes to the new one.
+func TestStoreBatchActorAroundExec(t *testing.T) {
+	for _, execFirst := range []bool{true, false} {
+		s := openTemp(t)
+		ctx := context.Background()
+		t0 := time.Date(2026, 12, 6, 17, 0, 0, 100000000, time.UTC)
+		start := func(path string, at time.Time) telemetry.Event {
+			e := telemetry.NewEvent(telemetry.KindExec, telemetry.SourceCnProc)
+			e.Time, e.Host, e.PID, e.PPID, e.Path = at, "lin", 4242, 1, path
+			return e
+		}
+		record := func(path, category string, at time.Time) telemetry.Event {
+			e := telemetry.NewEvent(telemetry.KindOther, telemetry.SourceAuditd)
+			e.Time, e.Host, e.PID, e.Path, e.Category = at, "lin", 4242, path, category
+			return e
+		}
+		procs := []telemetry.Event{start("/usr/bin/python3", t0), start("/bin/sh", t0.Add(503*time.Millisecond+123456))}
+		recs := []telemetry.Event{
+			record("/usr/bin/python3", "network_connection", t0.Add(500*time.Millisecond)), // the stager's connect
+			record("/bin/sh", "file_event", t0.Add(502*time.Millisecond)),                  // the shell's, clock lagging
+		}
+		first, second := procs, recs
+		if !execFirst {
+			first, second = recs, procs
+		}
+		if _, err := s.StoreBatch(ctx, first, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.StoreBatch(ctx, second, nil); err != nil {
+			t.Fatal(err)
+		}
+		if procs[0].ProcessKey == procs[1].ProcessKey {
+			t.Fatalf("exec first %v: the exec is not a process of its own", execFirst)
+		}
+		if recs[0].ProcessKey != procs[0].ProcessKey {
+			t.Errorf("exec first %v: connect 3 ms before the exec: key %q, want python's %q", execFirst, recs[0].ProcessKey, procs[0].ProcessKey)
+		}
+		if execFirst && recs[1].ProcessKey != procs[1].ProcessKey {
+			t.Errorf("record naming the new image: key %q, want the shell's %q", recs[1].ProcessKey, procs[1].ProcessKey)
+		}
+	}
+}
