@@ -97,8 +97,14 @@ type writeReq struct {
 // Dialect.LoneStatements), and reports true; or reports false, having
 // written nothing, when they take more than one statement (then run
 // writes them in the group's transaction). A statement is atomic: should
-// it fail, nothing of it is written, and the group runs again with each
-// write alone, as when run fails.
+// the database refuse it, nothing of it is written, and the group runs
+// again with each write alone, as when run fails. Should the client fail
+// after the database ran it (the group's deadline while reading its
+// RETURNING rows, a dropped connection), it is written though reported
+// failed, and the writes run again alone: every lone write is idempotent
+// (results DO NOTHING, detection upserts, hand-outs and answers checking
+// sent_at and status), so nothing is doubled; a hand-out so retried finds
+// its hunts already sent and the host gets them at the resend interval.
 type merge struct {
 	kind string
 	arg  any
@@ -160,7 +166,7 @@ func (db *DB) q(query string) string {
 		return v.(string)
 	}
 	out := numbered(query)
-	if db.qn.Load() < qCacheMax {
+	if len(query) <= qCacheText && db.qn.Load() < qCacheMax {
 		if _, loaded := db.qs.LoadOrStore(query, out); !loaded {
 			db.qn.Add(1)
 		}
@@ -168,8 +174,13 @@ func (db *DB) q(query string) string {
 	return out
 }
 
-// qCacheMax bounds the statement texts DB.q keeps.
-const qCacheMax = 4096
+// qCacheMax bounds the statement texts DB.q keeps, and qCacheText the
+// length of one: texts that grow with a request (a filter's OR list, an IN
+// list) are rewritten each time rather than filling the cache.
+const (
+	qCacheMax  = 4096
+	qCacheText = 2048
+)
 
 // numbered rewrites ? placeholders as $1, $2….
 func numbered(query string) string {
