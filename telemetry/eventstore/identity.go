@@ -634,12 +634,13 @@ func (r *resolver) actorOf(e *telemetry.Event, pid, t int64) (*proc, error) {
 }
 
 // recordSlack is how long after a record's time t its process may have
-// started by the clock of the process's start record.
-// auditd stamps a record with the kernel's coarse clock at the syscall's
-// entry (it lags the precise clock by up to a jiffy: 10 ms at HZ=100) and
-// keeps milliseconds, while cn_proc and eBPF stamp a start in nanoseconds;
-// other times on a whole millisecond may be truncated ones (Windows keeps
-// milliseconds). A pid is not reused within that slack.
+// started by the clock of the process's start record. auditd stamps a
+// record with the kernel's coarse clock at the syscall's entry (it lags the
+// precise clock by up to a jiffy: 10 ms at HZ=100) and keeps milliseconds,
+// while cn_proc and eBPF stamp a start in nanoseconds; other times on a
+// whole millisecond may be truncated ones (Windows keeps milliseconds).
+// Pids wrap far slower than that; an exec within it keeps the pid, which
+// actorOf tells apart by the image.
 func recordSlack(e *telemetry.Event, t int64) int64 {
 	switch {
 	case e.Source == telemetry.SourceAuditd:

@@ -39,6 +39,16 @@ func firstNonZero(ts ...time.Time) time.Time {
 // server's CPU under load when every log request did.
 var detectionHead, detectionTail = detectionUpsert()
 
+// detectionTypes are the column types of a detection row, as detectionArgs
+// binds them (see rowSource).
+var detectionTypes = func() []string {
+	types, err := typesOf(detectionArgs("", &store.Detection{}, time.Time{}))
+	if err != nil {
+		panic("sqldb: detection columns: " + err.Error()) // detectionArgs binds only text and integers
+	}
+	return types
+}()
+
 // detectionUpsert returns the head and tail of a detection upsert (see
 // insertSQL): a repeat of (host, hit, technique) fills the fields the
 // stored one lacks and changes nothing else. Its rows must not repeat a

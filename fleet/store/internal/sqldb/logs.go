@@ -154,11 +154,7 @@ func (db *DB) appendLogsLone(ctx context.Context, args []any) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("results: %w", err)
 	}
-	dtypes, err := typesOf(detectionArgs("", &store.Detection{}, received))
-	if err != nil {
-		return false, fmt.Errorf("detections: %w", err)
-	}
-	dsrc, dargs, err := db.rowSource(dtypes, dargs)
+	dsrc, dargs, err := db.rowSource(detectionTypes, dargs)
 	if err != nil {
 		return false, fmt.Errorf("detections: %w", err)
 	}
