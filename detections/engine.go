@@ -59,7 +59,12 @@ type Engine struct {
 	// literals found in one field, and the per-field memos of them
 	found   []int32
 	memoSet *ruleSet
-	memos   []*fieldMemo // by field id
+	memos   []*fieldMemo // by field id, of memoSet
+	// memosBySet keeps the memos of the other rule sets: mixed telemetry
+	// (process, file, registry, network events interleaved) switches set
+	// at almost every event, and memos rebuilt at each switch never
+	// remember a value nor finish sampling grams (a 48 KB table per event)
+	memosBySet map[*ruleSet][]*fieldMemo
 	// scanSeen[lit] == scanGen: lit already found by the current scan
 	scanSeen []uint32
 	scanGen  uint32

@@ -36,8 +36,13 @@ type fieldMemo struct {
 // memoFor returns the memo of field fid for the current rule set.
 func (e *Engine) memoFor(s *ruleSet, fid int) *fieldMemo {
 	if e.memoSet != s {
-		e.memoSet = s
-		clear(e.memos)
+		if e.memoSet != nil {
+			if e.memosBySet == nil {
+				e.memosBySet = map[*ruleSet][]*fieldMemo{}
+			}
+			e.memosBySet[e.memoSet] = e.memos
+		}
+		e.memoSet, e.memos = s, e.memosBySet[s]
 	}
 	if fid >= len(e.memos) {
 		e.memos = append(e.memos, make([]*fieldMemo, fid+1-len(e.memos))...)

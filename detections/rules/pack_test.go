@@ -14,7 +14,7 @@ import (
 
 // loadPack loads every rule of FS with the engine's loader, failing the test
 // on any load error or warning (an unknown technique is a warning).
-func loadPack(t *testing.T) []*detections.Rule {
+func loadPack(t testing.TB) []*detections.Rule {
 	t.Helper()
 	names, err := fs.Glob(FS, "*.yml")
 	if err != nil {
