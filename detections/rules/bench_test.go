@@ -1,16 +1,12 @@
 package rules
 
 import (
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/quarry-sec/quarry/detections"
 	"github.com/quarry-sec/quarry/telemetry"
-	"github.com/quarry-sec/quarry/telemetry/importers"
 )
 
 // BenchmarkPackOnDatasets matches the whole builtin pack against every event
@@ -25,47 +21,16 @@ func BenchmarkPackOnDatasets(b *testing.B) {
 	}
 	var evs []telemetry.Event
 	for _, d := range dirs {
-		if !d.IsDir() || d.Name() == "LICENSES" {
-			continue
+		if d.IsDir() && d.Name() != "LICENSES" {
+			readDataset(b, filepath.Join(root, d.Name()), func(ev *telemetry.Event) { evs = append(evs, *ev) })
 		}
-		files, err := os.ReadDir(filepath.Join(root, d.Name()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		have := map[string]bool{}
-		for _, f := range files {
-			have[f.Name()] = true
-		}
-		for _, f := range files {
-			name := f.Name()
-			if f.IsDir() || (strings.HasSuffix(name, ".log") && have[strings.TrimSuffix(name, ".log")+".auditd.jsonl"]) {
-				continue
-			}
-			r, _, err := importers.Open(filepath.Join(root, d.Name(), name))
-			if err != nil {
-				b.Fatalf("%s: %v", name, err)
-			}
-			for {
-				ev, err := r.Next()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				var re *telemetry.RecordError
-				if errors.As(err, &re) {
-					continue
-				}
-				if err != nil {
-					b.Fatalf("%s: %v", name, err)
-				}
-				evs = append(evs, ev)
-			}
-			r.Close()
-		}
+	}
+	if b.Failed() || len(evs) == 0 {
+		b.Fatalf("no events read from %s", root)
 	}
 	eng := detections.NewEngine(loadPack(b))
 	hits := 0
 	count := func(detections.Hit) { hits++ }
-	b.ResetTimer()
 	for b.Loop() {
 		hits = 0
 		for i := range evs {

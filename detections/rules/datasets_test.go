@@ -134,9 +134,29 @@ type datasetHit struct {
 // rendering of the same events.
 func scanDataset(t *testing.T, eng *detections.Engine, dir string) (hits []datasetHit, events int) {
 	t.Helper()
+	readDataset(t, dir, func(ev *telemetry.Event) {
+		events++
+		eng.Match(ev, func(h detections.Hit) {
+			var techs []string
+			for _, tc := range h.Techniques {
+				techs = append(techs, tc.ID)
+			}
+			hits = append(hits, datasetHit{path.Base(h.Rule.Path), string(ev.Source), ev.Cmdline,
+				h.Rule.Logsource.Category, techs, *ev})
+		})
+	})
+	return hits, events
+}
+
+// readDataset calls fn with every event of the recordings in a dataset
+// folder, skipping a raw auditd log where the folder also has its
+// .auditd.jsonl form. A record the importer skips is logged; any other
+// error fails tb and ends that file.
+func readDataset(tb testing.TB, dir string, fn func(*telemetry.Event)) {
+	tb.Helper()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	have := map[string]bool{}
 	for _, e := range entries {
@@ -149,7 +169,7 @@ func scanDataset(t *testing.T, eng *detections.Engine, dir string) (hits []datas
 		}
 		r, _, err := importers.Open(filepath.Join(dir, name))
 		if err != nil {
-			t.Errorf("%s: %v", name, err)
+			tb.Errorf("%s: %v", name, err)
 			continue
 		}
 		for {
@@ -159,26 +179,17 @@ func scanDataset(t *testing.T, eng *detections.Engine, dir string) (hits []datas
 			}
 			var re *telemetry.RecordError
 			if errors.As(err, &re) {
-				t.Logf("%s: skipped record: %v", name, err)
+				tb.Logf("%s: skipped record: %v", name, err)
 				continue
 			}
 			if err != nil {
-				t.Errorf("%s: %v", name, err)
+				tb.Errorf("%s: %v", name, err)
 				break
 			}
-			events++
-			eng.Match(&ev, func(h detections.Hit) {
-				var techs []string
-				for _, tc := range h.Techniques {
-					techs = append(techs, tc.ID)
-				}
-				hits = append(hits, datasetHit{path.Base(h.Rule.Path), string(ev.Source), ev.Cmdline,
-					h.Rule.Logsource.Category, techs, ev})
-			})
+			fn(&ev)
 		}
 		r.Close()
 	}
-	return hits, events
 }
 
 // TestDatasetsAcceptance: on each recorded attack, the builtin pack alone
