@@ -11,6 +11,7 @@ import (
 
 	"github.com/quarry-sec/quarry/fleet/store"
 	"github.com/quarry-sec/quarry/fleet/store/pgstore"
+	"github.com/quarry-sec/quarry/internal/pgtest"
 )
 
 // eachStore runs fn on a fresh SQLite store and, when
@@ -28,7 +29,7 @@ func openPostgres(t *testing.T) store.Store {
 	if dsn == "" {
 		t.Skip("PostgreSQL skipped: QUARRY_TEST_POSTGRES is not set (.ci/run sets it)")
 	}
-	st, err := pgstore.Open(context.Background(), pgSchema(t, dsn))
+	st, err := pgstore.Open(context.Background(), pgtest.Schema(t, dsn))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/quarry-sec/quarry/detections/packs"
 	"github.com/quarry-sec/quarry/fleet/store"
 	"github.com/quarry-sec/quarry/fleet/store/pgstore"
+	"github.com/quarry-sec/quarry/internal/pgtest"
 )
 
 // eventItem is an event-format result log item of a pack query: one row
@@ -36,7 +37,7 @@ func TestGoneIncidents(t *testing.T) {
 		if dsn == "" {
 			t.Skip("PostgreSQL gone-incident test skipped: QUARRY_TEST_POSTGRES is not set (.ci/run sets it)")
 		}
-		st, err := pgstore.Open(context.Background(), pgSchema(t, dsn))
+		st, err := pgstore.Open(context.Background(), pgtest.Schema(t, dsn))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/quarry-sec/quarry/fleet/store"
 	"github.com/quarry-sec/quarry/fleet/store/pgstore"
+	"github.com/quarry-sec/quarry/internal/pgtest"
 )
 
 // TestHAProxyReplicas runs two fleet servers on one PostgreSQL database
@@ -38,7 +39,7 @@ func TestHAProxyReplicas(t *testing.T) {
 	if dsn == "" {
 		t.Skip("HAProxy test skipped: QUARRY_TEST_POSTGRES is not set (.ci/run sets it)")
 	}
-	dsn = pgSchema(t, dsn)
+	dsn = pgtest.Schema(t, dsn)
 	ctx := context.Background()
 	var replicas [2]*httptest.Server
 	var stores [2]store.Store

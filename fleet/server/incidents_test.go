@@ -21,6 +21,7 @@ import (
 	"github.com/quarry-sec/quarry/extension/sqlengine"
 	"github.com/quarry-sec/quarry/fleet/store"
 	"github.com/quarry-sec/quarry/fleet/store/pgstore"
+	"github.com/quarry-sec/quarry/internal/pgtest"
 	"github.com/quarry-sec/quarry/tables/activity"
 	"github.com/quarry-sec/quarry/tables/catalog"
 	"github.com/quarry-sec/quarry/tables/ioa"
@@ -62,7 +63,7 @@ func TestIncidentLogsAndAPI(t *testing.T) {
 		if dsn == "" {
 			t.Skip("PostgreSQL incident test skipped: QUARRY_TEST_POSTGRES is not set (.ci/run sets it)")
 		}
-		st, err := pgstore.Open(context.Background(), pgSchema(t, dsn))
+		st, err := pgstore.Open(context.Background(), pgtest.Schema(t, dsn))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -446,7 +447,7 @@ func TestUnknownHostFilter(t *testing.T) {
 		if dsn == "" {
 			t.Skip("PostgreSQL test skipped: QUARRY_TEST_POSTGRES is not set (.ci/run sets it)")
 		}
-		st, err := pgstore.Open(context.Background(), pgSchema(t, dsn))
+		st, err := pgstore.Open(context.Background(), pgtest.Schema(t, dsn))
 		if err != nil {
 			t.Fatal(err)
 		}

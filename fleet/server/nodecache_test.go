@@ -15,6 +15,7 @@ import (
 	"github.com/quarry-sec/quarry/fleet/store"
 	"github.com/quarry-sec/quarry/fleet/store/pgstore"
 	"github.com/quarry-sec/quarry/fleet/store/sqlitestore"
+	"github.com/quarry-sec/quarry/internal/pgtest"
 )
 
 func TestNodeCache(t *testing.T) {
@@ -108,7 +109,7 @@ func BenchmarkNodeAuth(b *testing.B) {
 			b.Skip("QUARRY_TEST_POSTGRES is not set")
 		}
 		benchNodeAuth(b, func() store.Store {
-			st, err := pgstore.Open(context.Background(), pgSchema(b, dsn))
+			st, err := pgstore.Open(context.Background(), pgtest.Schema(b, dsn))
 			if err != nil {
 				b.Fatal(err)
 			}

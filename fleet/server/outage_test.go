@@ -18,6 +18,7 @@ import (
 
 	"github.com/quarry-sec/quarry/fleet/store"
 	"github.com/quarry-sec/quarry/fleet/store/pgstore"
+	"github.com/quarry-sec/quarry/internal/pgtest"
 )
 
 // cutProxy forwards loopback TCP connections to a database; cut closes
@@ -91,7 +92,7 @@ func TestDatabaseOutage(t *testing.T) {
 	if dsn == "" {
 		t.Skip("PostgreSQL outage test skipped: QUARRY_TEST_POSTGRES is not set (.ci/run sets it)")
 	}
-	dsn = pgSchema(t, dsn)
+	dsn = pgtest.Schema(t, dsn)
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		t.Fatal(err)

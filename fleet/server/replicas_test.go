@@ -10,6 +10,7 @@ import (
 	"github.com/quarry-sec/quarry/fleet/store"
 	"github.com/quarry-sec/quarry/fleet/store/pgstore"
 	"github.com/quarry-sec/quarry/fleet/store/sqlitestore"
+	"github.com/quarry-sec/quarry/internal/pgtest"
 )
 
 // TestReplicas runs two servers, each with its own connection to one
@@ -32,7 +33,7 @@ func TestReplicas(t *testing.T) {
 		if dsn == "" {
 			t.Skip("PostgreSQL replica test skipped: QUARRY_TEST_POSTGRES is not set (.ci/run sets it)")
 		}
-		dsn = pgSchema(t, dsn)
+		dsn = pgtest.Schema(t, dsn)
 		testReplicas(t, func() store.Store {
 			st, err := pgstore.Open(context.Background(), dsn)
 			if err != nil {
@@ -129,7 +130,7 @@ func TestWatchedReplicas(t *testing.T) {
 	if dsn == "" {
 		t.Skip("PostgreSQL replica test skipped: QUARRY_TEST_POSTGRES is not set (.ci/run sets it)")
 	}
-	dsn = pgSchema(t, dsn)
+	dsn = pgtest.Schema(t, dsn)
 	open := func() store.Store {
 		st, err := pgstore.Open(context.Background(), dsn)
 		if err != nil {

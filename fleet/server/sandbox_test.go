@@ -12,6 +12,7 @@ import (
 	"github.com/quarry-sec/quarry/detections/packs"
 	"github.com/quarry-sec/quarry/fleet/store"
 	"github.com/quarry-sec/quarry/fleet/store/pgstore"
+	"github.com/quarry-sec/quarry/internal/pgtest"
 )
 
 // sandboxRow is a quarry_sandbox_runs row as a host sends it.
@@ -47,7 +48,7 @@ func TestSandboxLogsAndAPI(t *testing.T) {
 		if dsn == "" {
 			t.Skip("PostgreSQL sandbox test skipped: QUARRY_TEST_POSTGRES is not set (.ci/run sets it)")
 		}
-		st, err := pgstore.Open(context.Background(), pgSchema(t, dsn))
+		st, err := pgstore.Open(context.Background(), pgtest.Schema(t, dsn))
 		if err != nil {
 			t.Fatal(err)
 		}

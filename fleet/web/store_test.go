@@ -2,56 +2,18 @@ package web_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/quarry-sec/quarry/fleet/store"
 	"github.com/quarry-sec/quarry/fleet/store/pgstore"
 	"github.com/quarry-sec/quarry/fleet/store/sqlitestore"
+	"github.com/quarry-sec/quarry/internal/pgtest"
 	"github.com/quarry-sec/quarry/telemetry"
 )
-
-// pgSchema returns a DSN of a fresh schema in $QUARRY_TEST_POSTGRES's
-// database, dropped when the test ends, or skips.
-func pgSchema(t *testing.T) string {
-	t.Helper()
-	dsn := os.Getenv("QUARRY_TEST_POSTGRES")
-	if dsn == "" {
-		t.Skip("PostgreSQL skipped: QUARRY_TEST_POSTGRES is not set (.ci/run starts a throwaway PostgreSQL and sets it)")
-	}
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := sql.OpenDB(stdlib.GetConnector(*cfg))
-	defer admin.Close()
-	name := fmt.Sprintf("quarry_web_test_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9)
-	if _, err := admin.Exec("CREATE SCHEMA " + name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		admin := sql.OpenDB(stdlib.GetConnector(*cfg))
-		defer admin.Close()
-		admin.Exec("DROP SCHEMA " + name + " CASCADE")
-	})
-	if strings.Contains(dsn, "://") {
-		sep := "?"
-		if strings.Contains(dsn, "?") {
-			sep = "&"
-		}
-		return dsn + sep + "search_path=" + name
-	}
-	return dsn + " search_path=" + name
-}
 
 // TestWebQueries checks the UI's store queries on SQLite and PostgreSQL.
 func TestWebQueries(t *testing.T) {
@@ -63,7 +25,7 @@ func TestWebQueries(t *testing.T) {
 			if backend == "sqlite" {
 				st, err = sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "fleet.db"))
 			} else {
-				st, err = pgstore.Open(ctx, pgSchema(t))
+				st, err = pgstore.Open(ctx, pgtest.FreshSchema(t))
 			}
 			if err != nil {
 				t.Fatal(err)

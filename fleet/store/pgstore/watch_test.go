@@ -9,13 +9,14 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/quarry-sec/quarry/fleet/store"
+	"github.com/quarry-sec/quarry/internal/pgtest"
 )
 
 // TestWatch: a second store on the same database (another replica) hears
 // of a host enrolled again, with its new key's hash, and of a new hunt —
 // not of a first enrollment — and of its connection's loss and return.
 func TestWatch(t *testing.T) {
-	dsn := freshSchema(t)
+	dsn := pgtest.FreshSchema(t)
 	ctx := context.Background()
 	open := func() *Store {
 		s, err := Open(ctx, dsn)
