@@ -129,8 +129,8 @@ func (db *DB) insertSQL(head string, types []string, args []any, tail string) (s
 const arrayRowsPerStatement = 1000
 
 // perStatement is the bound on the rows of one multi-row statement: n
-// (VALUES, a group of placeholders a row), or arrayRowsPerStatement with
-// Dialect.Arrays.
+// (VALUES, a group of placeholders a row), or with Dialect.Arrays n but at
+// least arrayRowsPerStatement.
 func (db *DB) perStatement(n int) int {
 	if db.d.Arrays {
 		return max(n, arrayRowsPerStatement)
@@ -138,9 +138,11 @@ func (db *DB) perStatement(n int) int {
 	return n
 }
 
-// typesOf returns the column types of a row of args: colText for a
-// string, colBigint for an int or int64.
-func typesOf(row []any) ([]string, error) {
+// mustTypes returns the column types of a row of what as its args function
+// binds them (row, for zero values): colText for a string, colBigint for an
+// int or int64. It is called once, for package variables; any other type
+// is a programming error.
+func mustTypes(what string, row []any) []string {
 	types := make([]string, len(row))
 	for i, v := range row {
 		switch v.(type) {
@@ -149,8 +151,8 @@ func typesOf(row []any) ([]string, error) {
 		case int, int64:
 			types[i] = colBigint
 		default:
-			return nil, fmt.Errorf("column %d: %T is neither text nor an integer", i+1, v)
+			panic(fmt.Sprintf("sqldb: %s column %d: %T is neither text nor an integer", what, i+1, v))
 		}
 	}
-	return types, nil
+	return types
 }

@@ -41,13 +41,7 @@ var detectionHead, detectionTail = detectionUpsert()
 
 // detectionTypes are the column types of a detection row, as detectionArgs
 // binds them (see rowSource).
-var detectionTypes = func() []string {
-	types, err := typesOf(detectionArgs("", &store.Detection{}, time.Time{}))
-	if err != nil {
-		panic("sqldb: detection columns: " + err.Error()) // detectionArgs binds only text and integers
-	}
-	return types
-}()
+var detectionTypes = mustTypes("detection", detectionArgs("", &store.Detection{}, time.Time{}))
 
 // detectionUpsert returns the head and tail of a detection upsert (see
 // insertSQL): a repeat of (host, hit, technique) fills the fields the
@@ -84,20 +78,18 @@ type hostDetection struct {
 // trip to the database for up to detectionsPerStatement).
 func (db *DB) upsertDetections(ctx context.Context, tx *sql.Tx, ds []hostDetection, received time.Time) error {
 	type key struct{ host, hit, tech string }
-	return upsertBatched(ctx, db, tx, "detections", ds, detectionsPerStatement, detectionHead, detectionTail,
+	return upsertBatched(ctx, db, tx, "detections", ds, detectionsPerStatement, detectionHead, detectionTypes, detectionTail,
 		func(hd hostDetection) key { return key{hd.host, hd.d.HitID, hd.d.TechniqueID} },
 		func(hd hostDetection) []any { return detectionArgs(hd.host, hd.d, received) })
 }
 
-// upsertBatched stores rows with the upsert head … tail (see insertSQL),
-// up to perStatement rows a statement (one round trip each); the columns'
-// types are those of the first row's args (see typesOf). A row whose key
-// is already in the statement being built starts the next one: an upsert
-// may not touch one row twice.
+// upsertBatched stores rows with the upsert head … tail of columns of types
+// (see insertSQL), up to perStatement rows a statement (one round trip
+// each). A row whose key is already in the statement being built starts
+// the next one: an upsert may not touch one row twice.
 func upsertBatched[R any, K comparable](ctx context.Context, db *DB, tx *sql.Tx, what string, rows []R, perStatement int,
-	head, tail string, keyOf func(R) K, argsOf func(R) []any) error {
+	head string, types []string, tail string, keyOf func(R) K, argsOf func(R) []any) error {
 	var args []any
-	var types []string
 	n := 0
 	seen := map[K]bool{}
 	flush := func() error {
@@ -128,14 +120,7 @@ func upsertBatched[R any, K comparable](ctx context.Context, db *DB, tx *sql.Tx,
 			}
 		}
 		seen[k] = true
-		a := argsOf(r)
-		if types == nil {
-			var err error
-			if types, err = typesOf(a); err != nil {
-				return fmt.Errorf("%s: %w", what, err)
-			}
-		}
-		args = append(args, a...)
+		args = append(args, argsOf(r)...)
 		n++
 	}
 	return flush()

@@ -195,8 +195,12 @@ func nodeArgs(host string, n *store.IncidentNode) []any {
 }
 
 // nodeHead and nodeTail are the head and tail of a tree node upsert (see
-// nodeUpsert), built once.
-var nodeHead, nodeTail = nodeUpsert()
+// nodeUpsert), built once; nodeTypes its column types, as nodeArgs binds
+// them.
+var (
+	nodeHead, nodeTail = nodeUpsert()
+	nodeTypes          = mustTypes("incident node", nodeArgs("", &store.IncidentNode{}))
+)
 
 // nodeUpsert returns the head and tail of a tree node upsert (see insertSQL):
 // a node stored before is replaced unless the stored report is newer. Its
@@ -217,7 +221,7 @@ const nodesPerStatement = 50
 // upsertNodes stores tree nodes, several to a statement.
 func (db *DB) upsertNodes(ctx context.Context, tx *sql.Tx, ns []hostNode) error {
 	type key struct{ host, incident, process string }
-	return upsertBatched(ctx, db, tx, "incident nodes", ns, nodesPerStatement, nodeHead, nodeTail,
+	return upsertBatched(ctx, db, tx, "incident nodes", ns, nodesPerStatement, nodeHead, nodeTypes, nodeTail,
 		func(hn hostNode) key { return key{hn.host, hn.n.IncidentID, hn.n.ProcessKey} },
 		func(hn hostNode) []any { return nodeArgs(hn.host, hn.n) })
 }

@@ -145,9 +145,7 @@ func (db *DB) appendLogsLone(ctx context.Context, args []any) (bool, error) {
 			dargs = append(dargs, detectionArgs(l.HostID, d, received)...)
 		}
 		for i, k := range rowKeys(b.Results) {
-			r := &b.Results[i]
-			rargs = append(rargs, l.HostID, r.Name, r.Query, r.Action, ms(r.Time), string(r.Columns), string(r.Decorations),
-				r.Epoch, r.Counter, k)
+			rargs = appendResultArgs(rargs, l.HostID, &b.Results[i], k)
 		}
 	}
 	rsrc, rargs, err := db.rowSource(resultTypes, rargs)
@@ -158,10 +156,8 @@ func (db *DB) appendLogsLone(ctx context.Context, args []any) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("detections: %w", err)
 	}
-	query := db.q(`WITH r AS (INSERT INTO results (host_id, name, query, action, time, columns_json,
-  decorations, epoch, counter, row_key) ` + rsrc + `
-ON CONFLICT (host_id, name, epoch, counter, row_key) DO NOTHING)
-` + detectionHead + " " + dsrc + "\n" + detectionTail)
+	query := db.q("WITH r AS (" + resultHead + " " + rsrc + "\n" + resultTail + ")\n" +
+		detectionHead + " " + dsrc + "\n" + detectionTail)
 	if _, err := db.w.ExecContext(ctx, query, append(rargs, dargs...)...); err != nil {
 		return false, fmt.Errorf("results and detections: %w", err)
 	}
@@ -178,8 +174,23 @@ type hostResult struct {
 	key  string
 }
 
-// resultTypes are the column types of a result row (see insertResults).
+// resultHead and resultTail are the head and tail of a result insert (see
+// insertSQL): a row stored before under the same natural key is skipped.
+// resultTypes are its column types, as appendResultArgs binds them.
+const (
+	resultHead = `INSERT INTO results (host_id, name, query, action, time, columns_json,
+  decorations, epoch, counter, row_key)`
+	resultTail = `ON CONFLICT (host_id, name, epoch, counter, row_key) DO NOTHING`
+)
+
 var resultTypes = []string{colText, colText, colText, colText, colBigint, colText, colText, colBigint, colBigint, colText}
+
+// appendResultArgs appends the values of host's result row r, of natural
+// key key, in resultHead's column order.
+func appendResultArgs(args []any, host string, r *store.Result, key string) []any {
+	return append(args, host, r.Name, r.Query, r.Action, ms(r.Time), string(r.Columns), string(r.Decorations),
+		r.Epoch, r.Counter, key)
+}
 
 // insertResults stores result rows, several to a statement (one round trip
 // to the database for up to resultsPerStatement), skipping those stored
@@ -190,12 +201,9 @@ func (db *DB) insertResults(ctx context.Context, tx *sql.Tx, rs []hostResult) er
 		chunk := rs[start:min(start+per, len(rs))]
 		args := make([]any, 0, 10*len(chunk))
 		for _, hr := range chunk {
-			r := hr.r
-			args = append(args, hr.host, r.Name, r.Query, r.Action, ms(r.Time), string(r.Columns), string(r.Decorations),
-				r.Epoch, r.Counter, hr.key)
+			args = appendResultArgs(args, hr.host, hr.r, hr.key)
 		}
-		query, args, err := db.insertSQL(`INSERT INTO results (host_id, name, query, action, time, columns_json,
-  decorations, epoch, counter, row_key)`, resultTypes, args, `ON CONFLICT (host_id, name, epoch, counter, row_key) DO NOTHING`)
+		query, args, err := db.insertSQL(resultHead, resultTypes, args, resultTail)
 		if err != nil {
 			return fmt.Errorf("results: %w", err)
 		}
