@@ -324,37 +324,30 @@ func TestRuleEvents(t *testing.T) {
 }
 
 // TestServiceChannels checks that every service a rule prefix names has a
-// test channel, and that the engine gives an event imported from that
-// channel the service (and an event of another channel not): a rule of the
-// service fires on the first and not on the second.
+// test channel, and that the engine gives an event imported from each test
+// channel its service (and an event of another channel not): a probe rule
+// of the service fires on the first and not on the second.
 func TestServiceChannels(t *testing.T) {
 	for prefix, ls := range filePrefixes {
-		if ls.service == "" {
-			continue
-		}
-		ch, ok := serviceChannels[ls.service]
-		if !ok {
+		if _, ok := serviceChannels[ls.service]; ls.service != "" && !ok {
 			t.Errorf("prefix %s: service %s has no channel in serviceChannels", prefix, ls.service)
-			continue
 		}
+	}
+	for service, ch := range serviceChannels {
 		src := fmt.Sprintf("title: t\nid: 00000000-0000-4000-8000-000000000000\nlogsource:\n  product: windows\n  service: %s\n"+
-			"detection:\n  selection:\n    EventID: 4242\n  condition: selection\nlevel: low\n", ls.service)
-		res, err := detections.LoadBytes("t_"+prefix+".yml", []byte(src), detections.Options{Source: detections.SourceBuiltin})
+			"detection:\n  selection:\n    EventID: 4242\n  condition: selection\nlevel: low\n", service)
+		res, err := detections.LoadBytes("probe_"+service+".yml", []byte(src), detections.Options{Source: detections.SourceBuiltin})
 		if err != nil || len(res.Rules) != 1 {
-			t.Fatalf("prefix %s: loading a probe rule: %v %v", prefix, err, res)
+			t.Fatalf("service %s: loading a probe rule: %v %v", service, err, res)
 		}
 		eng := detections.NewEngine(res.Rules)
-		r := res.Rules[0]
 		for _, c := range []struct {
 			channel string
 			want    bool
 		}{{ch, true}, {"Application", false}} {
-			if c.channel == ch && ls.service == "application" {
-				continue
-			}
-			evs := ruleEventsOn(t, r, c.channel, []map[string]string{{"EventID": "4242", "Probe": "x"}})
+			evs := ruleEventsOn(t, res.Rules[0], c.channel, []map[string]string{{"EventID": "4242", "Probe": "x"}})
 			if got := len(hitsOf(eng, evs[0])) > 0; got != c.want {
-				t.Errorf("prefix %s: an event of channel %q hit the %s rule: %v, want %v", prefix, c.channel, ls.service, got, c.want)
+				t.Errorf("service %s: an event of channel %q hit the probe rule: %v, want %v", service, c.channel, got, c.want)
 			}
 		}
 	}
