@@ -53,15 +53,19 @@ var channelServices = map[string]string{
 	"dns server":                         "dns-server",
 	"microsoft-windows-ntlm/operational": "ntlm",
 	"microsoft-windows-appxdeployment-server/operational":                      "appxdeployment-server",
+	"microsoft-windows-appxdeploymentserver/operational":                       "appxdeployment-server", // the channel's Windows name
 	"msexchange management":                                                    "msexchange-management",
 	"microsoft-windows-smbclient/security":                                     "smbclient-security",
 	"microsoft-windows-security-mitigations/kernel mode":                       "security-mitigations",
 	"microsoft-windows-security-mitigations/user mode":                         "security-mitigations",
+	"microsoft-windows-security-mitigations/kernelmode":                        "security-mitigations", // the channels' Windows names
+	"microsoft-windows-security-mitigations/usermode":                          "security-mitigations",
 	"microsoft-windows-terminalservices-localsessionmanager/operational":       "terminalservices-localsessionmanager",
 	"microsoft-windows-driverframeworks-usermode/operational":                  "driver-framework",
 	"microsoft-windows-printservice/admin":                                     "printservice-admin",
 	"microsoft-windows-printservice/operational":                               "printservice-operational",
 	"microsoft-windows-openssh/operational":                                    "openssh",
+	"openssh/operational":                                                      "openssh", // Win32-OpenSSH's channel
 	"microsoft-windows-diagnosis-scripted/operational":                         "diagnosis-scripted",
 	"microsoft-windows-ldap-client/debug":                                      "ldap_debug",
 	"microsoft-windows-applocker/exe and dll":                                  "applocker",

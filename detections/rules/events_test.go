@@ -124,6 +124,35 @@ var sysmonEventIDs = map[string]int{
 	"wmi_event": 20, "dns_query": 22, "file_delete": 23,
 }
 
+// serviceChannels is the channel a test event of a service rule is written
+// to: the channel as Windows names it, which the importer keeps and the
+// engine maps back to the service (detections' channelServices), so a rule
+// whose service the engine does not give that channel's events cannot pass
+// its positives. TestServiceChannels checks the mapping on its own.
+var serviceChannels = map[string]string{
+	"security":                             "Security",
+	"system":                               "System",
+	"windefend":                            "Microsoft-Windows-Windows Defender/Operational",
+	"bits-client":                          "Microsoft-Windows-Bits-Client/Operational",
+	"taskscheduler":                        "Microsoft-Windows-TaskScheduler/Operational",
+	"firewall-as":                          "Microsoft-Windows-Windows Firewall With Advanced Security/Firewall",
+	"applocker":                            "Microsoft-Windows-AppLocker/EXE and DLL",
+	"codeintegrity-operational":            "Microsoft-Windows-CodeIntegrity/Operational",
+	"wmi":                                  "Microsoft-Windows-WMI-Activity/Operational",
+	"powershell-classic":                   "Windows PowerShell",
+	"ntlm":                                 "Microsoft-Windows-NTLM/Operational",
+	"dns-server":                           "DNS Server",
+	"msexchange-management":                "MSExchange Management",
+	"printservice-admin":                   "Microsoft-Windows-PrintService/Admin",
+	"printservice-operational":             "Microsoft-Windows-PrintService/Operational",
+	"openssh":                              "OpenSSH/Operational",
+	"smbclient-security":                   "Microsoft-Windows-SmbClient/Security",
+	"terminalservices-localsessionmanager": "Microsoft-Windows-TerminalServices-LocalSessionManager/Operational",
+	"appxdeployment-server":                "Microsoft-Windows-AppXDeploymentServer/Operational",
+	"security-mitigations":                 "Microsoft-Windows-Security-Mitigations/KernelMode",
+	"shell-core":                           "Microsoft-Windows-Shell-Core/Operational",
+}
+
 // ruleEvents builds the events a rule's test fields stand for, as the
 // collectors and importers deliver them: process creation as before
 // (testEvent); other Windows events are written as the flattened JSON lines
@@ -156,6 +185,14 @@ func ruleEvents(t *testing.T, r *detections.Rule, product string, evs []map[stri
 		}
 		return out
 	}
+	return ruleEventsOn(t, r, "", evs)
+}
+
+// ruleEventsOn writes Windows test events of a non-process rule as JSON
+// lines on channel (by the rule's log source when "") and imports them.
+func ruleEventsOn(t *testing.T, r *detections.Rule, channel string, evs []map[string]string) []*telemetry.Event {
+	t.Helper()
+	ls := r.Logsource
 	var lines []byte
 	for i, f := range evs {
 		obj := map[string]any{"Hostname": "WKS01.example.org", "TimeCreated": "2026-11-30T10:00:00.000Z"}
@@ -163,10 +200,12 @@ func ruleEvents(t *testing.T, r *detections.Rule, product string, evs []map[stri
 			obj[k] = v
 		}
 		switch {
-		case ls.Service == "security":
-			obj["Channel"] = "Security"
-		case ls.Service == "system":
-			obj["Channel"] = "System"
+		case ls.Service != "":
+			ch, ok := serviceChannels[ls.Service]
+			if !ok {
+				t.Fatalf("%s: no test channel for service %q (serviceChannels)", r.Path, ls.Service)
+			}
+			obj["Channel"] = ch
 		case ls.Category == "ps_script" || ls.Category == "ps_module":
 			obj["Channel"] = "Microsoft-Windows-PowerShell/Operational"
 			obj["EventID"] = map[string]int{"ps_script": 4104, "ps_module": 4103}[ls.Category]
@@ -175,6 +214,9 @@ func ruleEvents(t *testing.T, r *detections.Rule, product string, evs []map[stri
 			if _, ok := f["EventID"]; !ok {
 				obj["EventID"] = sysmonEventIDs[ls.Category]
 			}
+		}
+		if channel != "" {
+			obj["Channel"] = channel
 		}
 		if id, ok := f["EventID"]; ok {
 			n, err := strconv.Atoi(id)
@@ -278,5 +320,35 @@ func TestRuleEvents(t *testing.T) {
 	sort.Strings(lines)
 	if len(lines) > 0 {
 		t.Logf("overlapping rules (expected where a step has several angles):\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+// TestServiceChannels checks that every service a rule prefix names has a
+// test channel, and that the engine gives an event imported from each test
+// channel its service (and an event of another channel not): a probe rule
+// of the service fires on the first and not on the second.
+func TestServiceChannels(t *testing.T) {
+	for prefix, ls := range filePrefixes {
+		if _, ok := serviceChannels[ls.service]; ls.service != "" && !ok {
+			t.Errorf("prefix %s: service %s has no channel in serviceChannels", prefix, ls.service)
+		}
+	}
+	for service, ch := range serviceChannels {
+		src := fmt.Sprintf("title: t\nid: 00000000-0000-4000-8000-000000000000\nlogsource:\n  product: windows\n  service: %s\n"+
+			"detection:\n  selection:\n    EventID: 4242\n  condition: selection\nlevel: low\n", service)
+		res, err := detections.LoadBytes("probe_"+service+".yml", []byte(src), detections.Options{Source: detections.SourceBuiltin})
+		if err != nil || len(res.Rules) != 1 {
+			t.Fatalf("service %s: loading a probe rule: %v %v", service, err, res)
+		}
+		eng := detections.NewEngine(res.Rules)
+		for _, c := range []struct {
+			channel string
+			want    bool
+		}{{ch, true}, {"Application", false}} {
+			evs := ruleEventsOn(t, res.Rules[0], c.channel, []map[string]string{{"EventID": "4242", "Probe": "x"}})
+			if got := len(hitsOf(eng, evs[0])) > 0; got != c.want {
+				t.Errorf("service %s: an event of channel %q hit the probe rule: %v, want %v", service, c.channel, got, c.want)
+			}
+		}
 	}
 }

@@ -80,6 +80,22 @@ var filePrefixes = map[string]struct{ category, service string }{
 	"posh_pm":              {"ps_module", ""},
 	"svc_system":           {"", "system"},
 	"svc_security":         {"", "security"},
+	// Other Windows event log channels (serviceChannels in events_test.go
+	// names the channel their test events are written to).
+	"svc_defender":      {"", "windefend"},
+	"svc_bits":          {"", "bits-client"},
+	"svc_taskscheduler": {"", "taskscheduler"},
+	"svc_firewall":      {"", "firewall-as"},
+	"svc_applocker":     {"", "applocker"},
+	"svc_codeintegrity": {"", "codeintegrity-operational"},
+	"svc_wmi":           {"", "wmi"},
+	"svc_pwsh_classic":  {"", "powershell-classic"},
+	"svc_ntlm":          {"", "ntlm"},
+	"svc_dns_server":    {"", "dns-server"},
+	"svc_msexchange":    {"", "msexchange-management"},
+	"svc_openssh":       {"", "openssh"},
+	"svc_lsm":           {"", "terminalservices-localsessionmanager"},
+	"svc_shell_core":    {"", "shell-core"},
 }
 
 // TestPackMetadata checks every rule carries what an analyst needs and the
