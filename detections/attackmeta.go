@@ -82,6 +82,25 @@ func resolveAttack(r *Rule, kb *attack.KB) {
 	}
 }
 
+// techniqueTacticIDs returns the IDs of the tactics a technique belongs to
+// in kb (none when kb or the technique is unknown).
+func techniqueTacticIDs(kb *attack.KB, t Technique) []string {
+	if kb == nil || t.ResolvedID == "" {
+		return nil
+	}
+	kt, ok := kb.Technique(t.ResolvedID)
+	if !ok {
+		return nil
+	}
+	var ids []string
+	for _, s := range kt.Tactics {
+		if tac, ok := kb.Tactic(s); ok {
+			ids = append(ids, tac.ID)
+		}
+	}
+	return ids
+}
+
 func isDigits(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {

@@ -490,7 +490,11 @@ func (e *Engine) Match(ev *telemetry.Event, emit func(Hit)) int {
 			if e.evalFlat(&s.prog, s.prog.roots[ri]) {
 				n++
 				if emit != nil {
-					emit(Hit{Rule: r, Techniques: r.Techniques, Tactics: r.Tactics, Event: ev, Time: ev.Time})
+					techs, tacs := r.Techniques, r.Tactics
+					if r.narrow != nil {
+						techs, tacs = r.hitAttack(e)
+					}
+					emit(Hit{Rule: r, Techniques: techs, Tactics: tacs, Event: ev, Time: ev.Time})
 				}
 			}
 		}

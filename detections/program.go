@@ -31,6 +31,9 @@ type cnode struct {
 // program is a rule compiled for evaluation.
 type program struct {
 	root *cnode
+	// tagged are the searches named in the rule's search_tags, in its
+	// order, evaluated on a hit to narrow the hit's techniques.
+	tagged []*cnode
 }
 
 // fieldTable interns field names to small integers shared by every rule
@@ -114,7 +117,46 @@ func compileRule(sr *sigma.Rule, vc *valueCompiler) (*program, error) {
 	if err != nil {
 		return nil, &sigma.Error{File: sr.File, Line: sr.Detection.ConditionLine, Field: "detection.condition", RuleID: sr.ID, Title: sr.Title, Err: err}
 	}
-	return &program{root: root}, nil
+	p := &program{root: root}
+	for _, st := range sr.SearchTags {
+		p.tagged = append(p.tagged, searches[st.Search])
+	}
+	return p, nil
+}
+
+// eval evaluates the node against the event vs gives.
+func (n *cnode) eval(vs valueSource) bool {
+	switch n.kind {
+	case cLeaf:
+		return n.leaf.eval(vs)
+	case cAnd:
+		for _, k := range n.kids {
+			if !k.eval(vs) {
+				return false
+			}
+		}
+		return true
+	case cOr:
+		for _, k := range n.kids {
+			if k.eval(vs) {
+				return true
+			}
+		}
+		return false
+	case cNot:
+		return !n.kids[0].eval(vs)
+	case cAtLeast:
+		c := 0
+		for _, k := range n.kids {
+			if k.eval(vs) {
+				if c++; c >= n.n {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return false
 }
 
 // simplify drops one-child AND/OR nodes and, in an AND or OR, moves

@@ -1,6 +1,10 @@
 package detections
 
 import (
+	"math/bits"
+	"slices"
+	"strings"
+
 	"github.com/quarry-sec/quarry/detections/sigma"
 )
 
@@ -126,10 +130,85 @@ type Rule struct {
 	// does, over the hits of the rules it names.
 	Correlation *sigma.Correlation
 
+	// narrow is set for a rule with search_tags: which techniques and
+	// tactics a hit reports depends on the searches that matched.
+	narrow *narrowing
+
 	prog *program
 	// lazy compiles prog on first use for a rule loaded from the cache.
 	lazy *lazyProgram
 	// placeholders are the expand values the rule was compiled with (the
 	// reference evaluator compiles its values again with them).
 	placeholders map[string][]string
+}
+
+// narrowing holds, as bit sets over a rule's Techniques, what each of its
+// search_tags searches evidences.
+type narrowing struct {
+	searches []uint64 // by search_tags entry: the techniques it evidences
+	always   uint64   // techniques no search lists: reported on every hit
+	tactics  []uint64 // by Tactics entry: the techniques of that tactic (0: keep always)
+}
+
+// newNarrowing builds the bit sets of a rule with search_tags; nil when the
+// rule has none, or more techniques than a bit set holds.
+func newNarrowing(r *Rule, techniqueTactics func(Technique) []string) *narrowing {
+	if r.Sigma == nil || len(r.Sigma.SearchTags) == 0 || len(r.Techniques) > 64 {
+		return nil
+	}
+	bit := map[string]uint64{}
+	for i, t := range r.Techniques {
+		bit[t.ID] = 1 << i
+	}
+	n := &narrowing{}
+	var listed uint64
+	for _, st := range r.Sigma.SearchTags {
+		var m uint64
+		for _, tag := range st.Tags {
+			m |= bit[strings.ToUpper(strings.TrimPrefix(tag, "attack."))]
+		}
+		n.searches = append(n.searches, m)
+		listed |= m
+	}
+	n.always = (uint64(1)<<len(r.Techniques) - 1) &^ listed
+	for _, tac := range r.Tactics {
+		var m uint64
+		for i, t := range r.Techniques {
+			if tac.ID != "" && slices.Contains(techniqueTactics(t), tac.ID) {
+				m |= 1 << i
+			}
+		}
+		n.tactics = append(n.tactics, m)
+	}
+	return n
+}
+
+// hitAttack returns the techniques and tactics a hit of the rule on the
+// event vs gives reports: all of the rule's, unless search_tags narrow
+// them to those of the searches that matched.
+func (r *Rule) hitAttack(vs valueSource) ([]Technique, []Tactic) {
+	n := r.narrow
+	p := r.program()
+	if n == nil || p == nil || len(p.tagged) != len(n.searches) {
+		return r.Techniques, r.Tactics
+	}
+	got := n.always
+	for i, node := range p.tagged {
+		if got&n.searches[i] != n.searches[i] && node.eval(vs) {
+			got |= n.searches[i]
+		}
+	}
+	techs := make([]Technique, 0, bits.OnesCount64(got))
+	for i, t := range r.Techniques {
+		if got&(1<<i) != 0 {
+			techs = append(techs, t)
+		}
+	}
+	tacs := make([]Tactic, 0, len(r.Tactics))
+	for i, t := range r.Tactics {
+		if n.tactics[i] == 0 || n.tactics[i]&got != 0 {
+			tacs = append(tacs, t)
+		}
+	}
+	return techs, tacs
 }

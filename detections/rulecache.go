@@ -40,7 +40,7 @@ import (
 
 // cacheMagic starts every cache file; bump its version whenever the
 // encoding or what a parsed rule holds changes.
-const cacheMagic = "QUARRY-RULES-3\n"
+const cacheMagic = "QUARRY-RULES-4\n"
 
 // maxCacheFiles is how many rule caches a cache directory keeps (the
 // oldest others are removed when a new one is written).

@@ -63,6 +63,12 @@ func (e *ruleEncoder) rule(r *sigma.Rule) {
 	e.strs(r.References)
 	e.strs(r.Tags)
 	e.ints(r.TagLines)
+	e.count(len(r.SearchTags), r.SearchTags == nil)
+	for _, st := range r.SearchTags {
+		e.str(st.Search)
+		e.strs(st.Tags)
+		e.int(st.Line)
+	}
 	e.strs(r.FalsePositives)
 	e.strs(r.Fields)
 	for _, s := range []string{r.Logsource.Category, r.Logsource.Product, r.Logsource.Service, r.Logsource.Definition} {
@@ -326,6 +332,15 @@ func (d *ruleDecoder) rule() *sigma.Rule {
 	r.References = d.strs()
 	r.Tags = d.strs()
 	r.TagLines = d.ints()
+	if n := d.count(); n >= 0 {
+		r.SearchTags = make([]sigma.SearchTags, 0, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			st := sigma.SearchTags{Search: d.str()}
+			st.Tags = d.strs()
+			st.Line = d.int()
+			r.SearchTags = append(r.SearchTags, st)
+		}
+	}
 	r.FalsePositives = d.strs()
 	r.Fields = d.strs()
 	for _, p := range []*string{&r.Logsource.Category, &r.Logsource.Product, &r.Logsource.Service, &r.Logsource.Definition} {

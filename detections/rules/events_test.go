@@ -304,6 +304,9 @@ func TestRuleEvents(t *testing.T) {
 				}
 			}
 		}
+		if r.Sigma != nil && len(r.Sigma.SearchTags) > 0 {
+			checkSearchTags(t, eng, r, ruleEvents(t, r, rt.Product, rt.Positive))
+		}
 		for i, ev := range ruleEvents(t, r, rt.Product, rt.Negative) {
 			if hitsOf(eng, ev)[name] {
 				t.Errorf("%s: negative %d matches: %s", name, i+1, describe(rt.Negative[i]))
@@ -320,6 +323,37 @@ func TestRuleEvents(t *testing.T) {
 	sort.Strings(lines)
 	if len(lines) > 0 {
 		t.Logf("overlapping rules (expected where a step has several angles):\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+// checkSearchTags fails unless a rule with search_tags reports each of its
+// techniques on at least one of its positives and none reports them all
+// (the positives must show each branch on its own).
+func checkSearchTags(t *testing.T, eng *detections.Engine, r *detections.Rule, positives []*telemetry.Event) {
+	t.Helper()
+	name := path.Base(r.Path)
+	seen := map[string]bool{}
+	narrowed := false
+	for _, ev := range positives {
+		eng.Match(ev, func(h detections.Hit) {
+			if h.Rule != r {
+				return
+			}
+			if len(h.Techniques) < len(r.Techniques) {
+				narrowed = true
+			}
+			for _, tc := range h.Techniques {
+				seen[tc.ID] = true
+			}
+		})
+	}
+	for _, tc := range r.Techniques {
+		if !seen[tc.ID] {
+			t.Errorf("%s: no positive reports %s (search_tags): add a positive for that branch", name, tc.ID)
+		}
+	}
+	if !narrowed {
+		t.Errorf("%s: every positive reports all of the rule's techniques: search_tags never narrow them", name)
 	}
 }
 

@@ -171,8 +171,78 @@ func parseRule(file string, d *node) (*Rule, []*Error) {
 		err.File, err.RuleID, err.Title = file, r.ID, r.Title
 		errs = append(errs, err)
 	}
+	errs = append(errs, parseSearchTags(r, d.get("search_tags"), fail)...)
 	if len(errs) > 0 {
 		return nil, errs
 	}
 	return r, nil
+}
+
+// parseSearchTags reads search_tags: a mapping from a search of the
+// detection to the technique tags of the rule that its match evidences.
+func parseSearchTags(r *Rule, n *node, fail func(int, string, error) *Error) []*Error {
+	if n == nil || n.kind == kindNull {
+		return nil
+	}
+	if n.kind != kindMap {
+		return []*Error{fail(n.line, "search_tags", fmt.Errorf("want a mapping from search names to lists of technique tags"))}
+	}
+	tagged := map[string]bool{}
+	for _, t := range r.Tags {
+		tagged[strings.ToLower(strings.TrimSpace(t))] = true
+	}
+	var errs []*Error
+	for i, name := range n.keys {
+		field := "search_tags." + name
+		if _, ok := r.Detection.Searches[name]; !ok {
+			errs = append(errs, fail(n.keyLine[i], field, fmt.Errorf("no search %q in the detection", name)))
+			continue
+		}
+		st := SearchTags{Search: name, Line: n.keyLine[i]}
+		v := n.vals[i]
+		items := v.vals
+		if v.kind == kindScalar {
+			items = []*node{v}
+		} else if v.kind != kindSeq {
+			errs = append(errs, fail(v.line, field, fmt.Errorf("want a list of technique tags")))
+			continue
+		}
+		for _, it := range items {
+			tag := strings.ToLower(strings.TrimSpace(it.str))
+			switch {
+			case it.kind != kindScalar:
+				errs = append(errs, fail(it.line, field, fmt.Errorf("want a list of technique tags")))
+			case !isTechniqueTag(tag):
+				errs = append(errs, fail(it.line, field, fmt.Errorf("%q is not a technique tag (attack.tNNNN or attack.tNNNN.NNN)", it.str)))
+			case !tagged[tag]:
+				errs = append(errs, fail(it.line, field, fmt.Errorf("%s is not among the rule's tags (list it there too)", tag)))
+			default:
+				st.Tags = append(st.Tags, tag)
+			}
+		}
+		r.SearchTags = append(r.SearchTags, st)
+	}
+	return errs
+}
+
+// isTechniqueTag reports whether a lower-case tag names an ATT&CK technique
+// (attack.t1059 or attack.t1059.001).
+func isTechniqueTag(tag string) bool {
+	id, ok := strings.CutPrefix(tag, "attack.t")
+	if !ok {
+		return false
+	}
+	main, sub, hasSub := strings.Cut(id, ".")
+	digits := func(s string, n int) bool {
+		if len(s) != n {
+			return false
+		}
+		for i := 0; i < n; i++ {
+			if s[i] < '0' || s[i] > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	return digits(main, 4) && (!hasSub || digits(sub, 3))
 }

@@ -31,10 +31,23 @@ type Rule struct {
 	// what the analyst should do on a hit.
 	Confidence      string
 	Recommendations string
+	// SearchTags narrows a rule's techniques per hit (Quarry's addition,
+	// key search_tags): for a search of the detection, the technique tags
+	// (also in Tags) that its match evidences. A hit reports a technique
+	// listed here only when one of the searches listing it matched the
+	// event; techniques listed nowhere are reported on every hit.
+	SearchTags []SearchTags
 
 	// Correlation is set for a correlation rule, which has no logsource
 	// and no detection of its own.
 	Correlation *Correlation
+}
+
+// SearchTags are the technique tags one search of a rule evidences.
+type SearchTags struct {
+	Search string
+	Tags   []string // lower case, as in Rule.Tags
+	Line   int
 }
 
 // Logsource says which events a rule applies to.
