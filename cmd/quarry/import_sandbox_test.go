@@ -49,7 +49,7 @@ func TestImportSandboxReports(t *testing.T) {
 	for _, format := range []string{"table", "json", "html"} {
 		out, errs, code := quarry(t, dir, "", "detonate", "--show", "cape-4711", "--format", format)
 		if code != 0 || !strings.Contains(out, "cape-4711") || !strings.Contains(out, "invoice.exe") ||
-			!strings.Contains(out, "LSASS Memory") || !strings.Contains(out, "injection_createremotethread") {
+			!strings.Contains(out, "Modify Registry") || !strings.Contains(out, "injection_createremotethread") {
 			t.Errorf("detonate --show of an imported run (%s): exit %d\n%s%s", format, code, out, errs)
 		}
 		if format == "table" && (!strings.Contains(out, "imported from a cape report") || !strings.Contains(out, "dropped") ||
@@ -78,15 +78,15 @@ FROM sandbox_runs r, json_each(r.tree) j WHERE r.run_id = 'cape-4711'`)
 		t.Fatalf("run cape-4711: %v %v", ok, err)
 	}
 	// From the report's ttps (T1055, T1070.004, T1547.001) and from the
-	// rules matching the API-derived events: WDigest (T1003.001, T1112),
-	// the paste site lookup (T1102).
-	for _, id := range []string{"T1055", "T1070.004", "T1547.001", "T1003.001", "T1112", "T1102"} {
+	// rules matching the API-derived events: WDigest (T1112: ATT&CK files
+	// the change under Modify Registry), the paste site lookup (T1102).
+	for _, id := range []string{"T1055", "T1070.004", "T1547.001", "T1112", "T1102"} {
 		if !slices.Contains(run.Techniques, id) {
 			t.Errorf("run techniques %v lack %s", run.Techniques, id)
 		}
 	}
 	// Tactics by ID, as a detonation's run names them.
-	if !slices.Contains(run.Tactics, "TA0006") || !slices.Contains(run.Tactics, "TA0003") ||
+	if !slices.Contains(run.Tactics, "TA0005") || !slices.Contains(run.Tactics, "TA0003") ||
 		run.Verdict != "malicious" || run.Host != host.Identifier() || run.Sample != "invoice.exe" {
 		t.Errorf("run: %+v", run)
 	}
@@ -100,7 +100,7 @@ FROM sandbox_runs r, json_each(r.tree) j WHERE r.run_id = 'cape-4711'`)
 	for _, r := range sum.Rules {
 		switch {
 		case r.Source == "builtin" && r.Title == "WDigest Clear-Text Credential Caching Enabled" && r.Author != "" &&
-			r.Recommendations != "" && slices.Contains(r.Techniques, "T1003.001"):
+			r.Recommendations != "" && slices.Contains(r.Techniques, "T1112"):
 			quarryRules++
 		case r.Source == "cape" && r.Severity != "" && r.Hits == 1:
 			signatures++

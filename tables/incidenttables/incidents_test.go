@@ -170,7 +170,7 @@ func TestIncidentTables(t *testing.T) {
 	want := [][]string{
 		{"0", "ancestor", "1", "", "0", "0", ""},
 		{"1", "ancestor", "100", "/usr/bin/bash", "0", "0", ""},
-		{"2", "self", "200", "/usr/bin/sh", "0", "2", "T1027,T1059.004,T1095,T1140"},
+		{"2", "self", "200", "/usr/bin/sh", "0", "2", "T1027.010,T1059.004,T1095,T1140"},
 		{"3", "descendant", "201", "/usr/bin/id", "1", "0", ""},
 	}
 	if !equal(tree, want) {
