@@ -25,6 +25,7 @@ func FuzzParseRule(f *testing.F) {
 	f.Add("action: global\ntitle: a\n---\nlogsource: {product: x}\ndetection: {s: {a: 1}, condition: s}\n")
 	f.Add("title: c\ncorrelation: {type: event_count}\n")
 	f.Add("a: &x [1]\nb: *x\n")
+	f.Add(seedRule + "search_tags:\n    sel: [attack.t1059.001]\n    keywords: attack.t1059.001\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		res := Parse("fuzz.yml", []byte(s))
 		for _, r := range res.Rules {
