@@ -198,6 +198,11 @@ func (r *Rule) hitAttack(vs valueSource) ([]Technique, []Tactic) {
 			got |= n.searches[i]
 		}
 	}
+	if got == 0 {
+		// No search that matched lists a technique and every technique
+		// is listed: report them all rather than none.
+		return r.Techniques, r.Tactics
+	}
 	techs := make([]Technique, 0, bits.OnesCount64(got))
 	for i, t := range r.Techniques {
 		if got&(1<<i) != 0 {

@@ -98,3 +98,43 @@ func TestSearchTagsErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestSearchTagsNeverEmpty: a hit whose matched searches list no technique,
+// of a rule with no technique outside search_tags, reports all of the
+// rule's techniques rather than none.
+func TestSearchTagsNeverEmpty(t *testing.T) {
+	src := `title: Script Interpreter Started by Office
+id: 2f6d8e1a-4b3c-4d5e-8f90-a1b2c3d4e5f6
+logsource: {product: windows, category: process_creation}
+tags: [attack.execution, attack.t1059.001, attack.t1059.003]
+search_tags:
+  sel_pwsh: [attack.t1059.001]
+  sel_cmd: [attack.t1059.003]
+detection:
+  parent:
+    ParentImage|endswith: '\winword.exe'
+  sel_pwsh:
+    Image|endswith: '\powershell.exe'
+  sel_cmd:
+    Image|endswith: '\cmd.exe'
+  sel_other:
+    Image|endswith: '\wscript.exe'
+  condition: parent and 1 of sel_*
+`
+	res, err := LoadBytes("never-empty.yml", []byte(src), Options{Source: SourceBuiltin})
+	if err != nil || len(res.Errors) > 0 {
+		t.Fatalf("load: %v %v", err, res.Errors)
+	}
+	eng := NewEngine(res.Rules)
+	for image, want := range map[string][]string{
+		`C:\Windows\System32\wscript.exe`: {"T1059.001", "T1059.003"},
+		`C:\Windows\System32\cmd.exe`:     {"T1059.003"},
+	} {
+		ev := sysmon1(map[string]string{"Image": image, "CommandLine": image, "ParentImage": `C:\Office\WINWORD.EXE`})
+		var got []string
+		eng.Match(ev, func(h Hit) { got, _ = hitIDs(h) })
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: hit techniques %v, want %v", image, got, want)
+		}
+	}
+}

@@ -129,12 +129,12 @@ func TestTreeCommand(t *testing.T) {
 		`C:\Windows\explorer.exe  [pid 4000, not recorded]`,
 		`└─ ▶ "C:\Program Files\Microsoft Office\root\Office16\WINWORD.EXE" /n`,
 		`   └─ cmd.exe /c certutil`,
-		`[pid 5100, LAB\alice, 2026-03-02 09:00:05, exited 09:00:11]  high T1059 T1105 T1204.002 T1566.001 (initial-access, execution, command-and-control) 2 hit(s)`,
+		`[pid 5100, LAB\alice, 2026-03-02 09:00:05, exited 09:00:11]  high T1059.003 T1105 T1204.002 T1566.001 (initial-access, execution, command-and-control) 2 hit(s)`,
 		`      ├─ certutil -urlcache`,
-		`(defense-evasion, command-and-control) 2 hit(s)`,
+		`high T1105 (command-and-control) 2 hit(s)`,
 		`      └─ schtasks /create`,
 		// Its own hit (medium) and the correlation's (critical).
-		`critical T1053.005 T1059 T1204.002 T1543.003 T1547.001 T1566.001 (initial-access, execution, persistence, privilege-escalation) 2 hit(s)`,
+		`critical T1053.005 T1059.003 T1204.002 T1543.003 T1547.001 T1566.001 (initial-access, execution, persistence, privilege-escalation) 2 hit(s)`,
 	}
 	at := 0
 	for _, w := range want {
