@@ -103,24 +103,14 @@ func TestSearchTagsErrors(t *testing.T) {
 // of a rule with no technique outside search_tags, reports all of the
 // rule's techniques rather than none.
 func TestSearchTagsNeverEmpty(t *testing.T) {
-	src := `title: Script Interpreter Started by Office
-id: 2f6d8e1a-4b3c-4d5e-8f90-a1b2c3d4e5f6
-logsource: {product: windows, category: process_creation}
-tags: [attack.execution, attack.t1059.001, attack.t1059.003]
-search_tags:
-  sel_pwsh: [attack.t1059.001]
-  sel_cmd: [attack.t1059.003]
-detection:
-  parent:
-    ParentImage|endswith: '\winword.exe'
-  sel_pwsh:
-    Image|endswith: '\powershell.exe'
-  sel_cmd:
-    Image|endswith: '\cmd.exe'
-  sel_other:
-    Image|endswith: '\wscript.exe'
-  condition: parent and 1 of sel_*
-`
+	// searchTagsRule with every technique listed under a search, and a
+	// third child (wscript) that no search tags.
+	src := strings.NewReplacer(
+		"  - attack.t1204.002\n", "",
+		"  - attack.defense-evasion\n  - attack.t1027.010\n", "",
+		"  sel_encoded: [attack.t1027.010]\n", "",
+		"  condition: parent and (sel_pwsh or sel_cmd)", "  sel_other:\n    Image|endswith: '\\wscript.exe'\n  condition: parent and (sel_pwsh or sel_cmd or sel_other)",
+	).Replace(searchTagsRule)
 	res, err := LoadBytes("never-empty.yml", []byte(src), Options{Source: SourceBuiltin})
 	if err != nil || len(res.Errors) > 0 {
 		t.Fatalf("load: %v %v", err, res.Errors)
