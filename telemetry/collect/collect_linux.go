@@ -15,6 +15,7 @@ import (
 	"github.com/quarry-sec/quarry/telemetry/audit"
 	"github.com/quarry-sec/quarry/telemetry/cnproc"
 	"github.com/quarry-sec/quarry/telemetry/ebpf"
+	"github.com/quarry-sec/quarry/telemetry/host"
 	"github.com/quarry-sec/quarry/telemetry/lineage"
 )
 
@@ -53,11 +54,15 @@ func Start(ctx context.Context, opts Options, fn func(telemetry.Event)) (*Collec
 		lin.Seed(procs)
 		c.seeded = len(procs)
 	}
+	users := host.NewUsers("")
 	var mu sync.Mutex // the process source and the audit fallback both deliver
 	deliver := func(ev telemetry.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		lin.Enrich(&ev)
+		if ev.Username == "" {
+			ev.Username = users.Name(effectiveUID(&ev))
+		}
 		c.events.Add(1)
 		fn(ev)
 	}
@@ -212,4 +217,13 @@ func (c *Collector) withAuditReason(capture, note string) string {
 		return note + "; audit fallback: " + msg
 	}
 	return note
+}
+
+// effectiveUID is the uid a process acts as: its effective uid, else its
+// real one (a setuid program run by a user acts as the file's owner).
+func effectiveUID(ev *telemetry.Event) int64 {
+	if ev.EUID >= 0 {
+		return ev.EUID
+	}
+	return ev.UID
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -97,6 +98,11 @@ func testLineage(t *testing.T, source string, want telemetry.Source) {
 	}
 	if ev.ParentPath != self {
 		t.Errorf("shell's ParentPath = %q, want the test binary %q (seeded from /proc)", ev.ParentPath, self)
+	}
+	// The tests run as root: the event names uid 0's user, as Sigma's User
+	// field expects on Linux.
+	if me, err := user.Current(); err == nil && ev.Username != me.Username {
+		t.Errorf("shell's Username = %q (uid %d euid %d), want %q", ev.Username, ev.UID, ev.EUID, me.Username)
 	}
 	child, ok := e.find(telemetry.KindExec, 0, marker+"-child")
 	if !ok {
