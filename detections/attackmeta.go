@@ -2,14 +2,12 @@ package detections
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 	"sync"
 
 	"github.com/quarry-sec/quarry/attack"
+	"github.com/quarry-sec/quarry/detections/sigma"
 )
-
-var techniqueTag = regexp.MustCompile(`^t\d{4}(\.\d{3})?$`)
 
 // resolveAttack fills the rule's techniques and tactics from its attack.*
 // tags. Unknown IDs and shortnames are kept and reported as warnings.
@@ -43,7 +41,7 @@ func resolveAttack(r *Rule, kb *attack.KB) {
 			continue
 		}
 		switch {
-		case techniqueTag.MatchString(rest):
+		case sigma.IsTechniqueID(rest):
 			id := strings.ToUpper(rest)
 			if seenTech[id] {
 				continue

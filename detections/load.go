@@ -223,7 +223,7 @@ func finishRule(sr *sigma.Rule, prog *program, compWarn []string, opts Options) 
 		r.lazy = &lazyProgram{}
 	}
 	resolveAttack(r, opts.KB)
-	r.narrow = newNarrowing(r, func(t Technique) []string { return techniqueTacticIDs(opts.KB, t) })
+	r.narrow = newNarrowing(r, opts.KB)
 	if r.Confidence == "" {
 		r.Confidence, r.ConfidenceDerived = DeriveConfidence(r.Status, r.Level, r.FalsePositives), true
 	}

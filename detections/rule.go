@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/quarry-sec/quarry/attack"
 	"github.com/quarry-sec/quarry/detections/sigma"
 )
 
@@ -152,7 +153,7 @@ type narrowing struct {
 
 // newNarrowing builds the bit sets of a rule with search_tags; nil when the
 // rule has none, or more techniques than a bit set holds.
-func newNarrowing(r *Rule, techniqueTactics func(Technique) []string) *narrowing {
+func newNarrowing(r *Rule, kb *attack.KB) *narrowing {
 	if r.Sigma == nil || len(r.Sigma.SearchTags) == 0 || len(r.Techniques) > 64 {
 		return nil
 	}
@@ -171,10 +172,14 @@ func newNarrowing(r *Rule, techniqueTactics func(Technique) []string) *narrowing
 		listed |= m
 	}
 	n.always = (uint64(1)<<len(r.Techniques) - 1) &^ listed
+	tacticsOf := make([][]string, len(r.Techniques))
+	for i, t := range r.Techniques {
+		tacticsOf[i] = techniqueTacticIDs(kb, t)
+	}
 	for _, tac := range r.Tactics {
 		var m uint64
-		for i, t := range r.Techniques {
-			if tac.ID != "" && slices.Contains(techniqueTactics(t), tac.ID) {
+		for i := range r.Techniques {
+			if tac.ID != "" && slices.Contains(tacticsOf[i], tac.ID) {
 				m |= 1 << i
 			}
 		}
@@ -189,7 +194,7 @@ func newNarrowing(r *Rule, techniqueTactics func(Technique) []string) *narrowing
 func (r *Rule) hitAttack(vs valueSource) ([]Technique, []Tactic) {
 	n := r.narrow
 	p := r.program()
-	if n == nil || p == nil || len(p.tagged) != len(n.searches) {
+	if n == nil || p == nil {
 		return r.Techniques, r.Tactics
 	}
 	got := n.always

@@ -293,7 +293,8 @@ func TestRuleEvents(t *testing.T) {
 		if (rt.Product == "linux") != (r.Logsource.Product == "linux") {
 			t.Errorf("tests/%s: product %q does not match the rule's %q", name, rt.Product, r.Logsource.Product)
 		}
-		for i, ev := range ruleEvents(t, r, rt.Product, rt.Positive) {
+		positives := ruleEvents(t, r, rt.Product, rt.Positive)
+		for i, ev := range positives {
 			got := hitsOf(eng, ev)
 			if !got[name] {
 				t.Errorf("%s: positive %d does not match: %s", name, i+1, describe(rt.Positive[i]))
@@ -305,7 +306,7 @@ func TestRuleEvents(t *testing.T) {
 			}
 		}
 		if r.Sigma != nil && len(r.Sigma.SearchTags) > 0 {
-			checkSearchTags(t, eng, r, ruleEvents(t, r, rt.Product, rt.Positive))
+			checkSearchTags(t, eng, r, positives)
 		}
 		for i, ev := range ruleEvents(t, r, rt.Product, rt.Negative) {
 			if hitsOf(eng, ev)[name] {

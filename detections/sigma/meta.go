@@ -209,10 +209,11 @@ func parseSearchTags(r *Rule, n *node, fail func(int, string, error) *Error) []*
 		}
 		for _, it := range items {
 			tag := strings.ToLower(strings.TrimSpace(it.str))
+			id, isAttack := strings.CutPrefix(tag, "attack.")
 			switch {
 			case it.kind != kindScalar:
 				errs = append(errs, fail(it.line, field, fmt.Errorf("want a list of technique tags")))
-			case !isTechniqueTag(tag):
+			case !isAttack || !IsTechniqueID(id):
 				errs = append(errs, fail(it.line, field, fmt.Errorf("%q is not a technique tag (attack.tNNNN or attack.tNNNN.NNN)", it.str)))
 			case !tagged[tag]:
 				errs = append(errs, fail(it.line, field, fmt.Errorf("%s is not among the rule's tags (list it there too)", tag)))
@@ -225,10 +226,10 @@ func parseSearchTags(r *Rule, n *node, fail func(int, string, error) *Error) []*
 	return errs
 }
 
-// isTechniqueTag reports whether a lower-case tag names an ATT&CK technique
-// (attack.t1059 or attack.t1059.001).
-func isTechniqueTag(tag string) bool {
-	id, ok := strings.CutPrefix(tag, "attack.t")
+// IsTechniqueID reports whether a lower-case tag without its "attack."
+// prefix names an ATT&CK technique (t1059 or t1059.001).
+func IsTechniqueID(id string) bool {
+	id, ok := strings.CutPrefix(id, "t")
 	if !ok {
 		return false
 	}

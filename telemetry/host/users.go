@@ -53,25 +53,18 @@ func (u *Users) Name(uid int64) string {
 
 // load reads the file again when it changed since the last read.
 func (u *Users) load() {
+	first := u.names == nil
+	if first {
+		u.names = map[int64]string{} // an unreadable file names no one
+	}
 	u.checked = time.Now()
 	fi, err := os.Stat(u.path)
-	if err != nil {
-		if u.names == nil {
-			u.names = map[int64]string{}
-		}
+	if err != nil || !first && fi.ModTime().Equal(u.modTime) && fi.Size() == u.size {
 		return
 	}
-	if u.names != nil && fi.ModTime().Equal(u.modTime) && fi.Size() == u.size {
-		return
+	if data, err := os.ReadFile(u.path); err == nil {
+		u.names, u.modTime, u.size = parsePasswd(data), fi.ModTime(), fi.Size()
 	}
-	data, err := os.ReadFile(u.path)
-	if err != nil {
-		if u.names == nil {
-			u.names = map[int64]string{}
-		}
-		return
-	}
-	u.names, u.modTime, u.size = parsePasswd(data), fi.ModTime(), fi.Size()
 }
 
 // parsePasswd maps the uids of a passwd file to their names (the first
