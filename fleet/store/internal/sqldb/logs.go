@@ -183,7 +183,7 @@ const (
 	resultTail = `ON CONFLICT (host_id, name, epoch, counter, row_key) DO NOTHING`
 )
 
-var resultTypes = []string{colText, colText, colText, colText, colBigint, colText, colText, colBigint, colBigint, colText}
+var resultTypes = mustTypes("result", appendResultArgs(nil, "", &store.Result{}, ""))
 
 // appendResultArgs appends the values of host's result row r, of natural
 // key key, in resultHead's column order.
