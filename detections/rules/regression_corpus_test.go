@@ -301,32 +301,56 @@ func corpusDerived(t *testing.T, pack []*detections.Rule) map[string]map[string]
 	return derived
 }
 
-// heldOut returns the pack that measures a fold: without the rules written
-// from the fold, and with the blind form (testdata/corpus_blind) of the
-// rules changed from it.
-func heldOut(t *testing.T, pack []*detections.Rule, derived map[string]string) []*detections.Rule {
+// otherFold names the fold whose rules measure fold.
+func otherFold(fold string) string {
+	if fold == "a" {
+		return "b"
+	}
+	return "a"
+}
+
+// heldOut returns the pack that measures fold: the pack as the other fold's
+// writers alone would have left it. A rule the cross-fold merge changed is
+// taken in the form the other fold left it (testdata/corpus_fold_forms/
+// <other fold>); otherwise a rule written from fold is left out, and a rule
+// changed from it is taken in its blind form (testdata/corpus_blind).
+func heldOut(t *testing.T, pack []*detections.Rule, derived map[string]map[string]string, fold string) []*detections.Rule {
 	t.Helper()
 	var out []*detections.Rule
 	for _, r := range pack {
 		base := path.Base(r.Path)
-		switch derived[base] {
-		case "new":
-			continue
-		case "changed":
-			name := filepath.Join("testdata", "corpus_blind", base)
-			data, err := os.ReadFile(name)
-			if err != nil {
-				t.Fatalf("blind form of %s: %v", base, err)
+		form := filepath.Join("testdata", "corpus_fold_forms", otherFold(fold), base)
+		if _, err := os.Stat(form); err == nil {
+			r = loadForm(t, form, r)
+		} else {
+			switch derived[fold][base] {
+			case "new":
+				continue
+			case "changed":
+				r = loadForm(t, filepath.Join("testdata", "corpus_blind", base), r)
 			}
-			res, err := detections.LoadBytes(base, data, detections.Options{Source: detections.SourceBuiltin})
-			if err != nil || len(res.Errors) > 0 || len(res.Rules) != 1 {
-				t.Fatalf("%s: %v %v", name, err, res.Errors)
-			}
-			r = res.Rules[0]
 		}
 		out = append(out, r)
 	}
 	return out
+}
+
+// loadForm loads the other form of a pack rule from the file name; it must
+// be one rule with the pack rule's ID.
+func loadForm(t *testing.T, name string, of *detections.Rule) *detections.Rule {
+	t.Helper()
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatalf("form of %s: %v", path.Base(of.Path), err)
+	}
+	res, err := detections.LoadBytes(path.Base(name), data, detections.Options{Source: detections.SourceBuiltin})
+	if err != nil || len(res.Errors) > 0 || len(res.Rules) != 1 {
+		t.Fatalf("%s: want one rule: %v %v", name, err, res.Errors)
+	}
+	if res.Rules[0].ID != of.ID {
+		t.Fatalf("%s: rule ID %s, want the pack rule's %s", name, res.Rules[0].ID, of.ID)
+	}
+	return res.Rules[0]
 }
 
 // corpusTally counts recordings and what the pack found on them.
@@ -422,9 +446,11 @@ func (ct *corpusTable) String() string {
 // The headline is cross-validated. The corpus is split in two fixed folds
 // (corpusFold); some rules were written or changed from the recordings of
 // one fold (testdata/corpus_derived.tsv), and each recording is measured by
-// the pack without the rules that came from its own fold. Until those rules
-// the pack had never been tuned on this corpus, so the figure stays a
-// held-out one. The whole pack's figure is printed too, marked as not
+// the pack as the other fold's writers left it: without the rules that came
+// from its own fold, with the blind form of those changed from it, and with
+// the other fold's form of a rule that merging the two folds changed
+// (testdata/corpus_fold_forms). Until those rules the pack had never been
+// tuned on this corpus, so the figure stays a held-out one. The whole pack's figure is printed too, marked as not
 // held out. With QUARRY_CORPUS_FOLD=a or b only that fold is run, with the
 // whole pack: the view of someone writing rules from that fold.
 //
@@ -446,8 +472,8 @@ func TestRegressionCorpusCoverage(t *testing.T) {
 	derived := corpusDerived(t, pack)
 	whole := detections.NewEngine(pack)
 	held := map[string]*detections.Engine{
-		"a": detections.NewEngine(heldOut(t, pack, derived["a"])),
-		"b": detections.NewEngine(heldOut(t, pack, derived["b"])),
+		"a": detections.NewEngine(heldOut(t, pack, derived, "a")),
+		"b": detections.NewEngine(heldOut(t, pack, derived, "b")),
 	}
 	recs := regressionRecordings(t, sigma)
 	if len(recs) == 0 {
@@ -469,6 +495,7 @@ func TestRegressionCorpusCoverage(t *testing.T) {
 	}
 
 	cv, all := newCorpusTable(), newCorpusTable()
+	foldFound, foldTagged := map[string]int{}, map[string]int{} // held out, per fold
 	measured := 0
 	missed := map[string][]string{} // tagged technique → recordings that miss it
 	var untagged []string
@@ -497,6 +524,12 @@ func TestRegressionCorpusCoverage(t *testing.T) {
 		}
 		all.add(rec, known, out)
 		cv.add(rec, known, shown)
+		if len(known) > 0 {
+			foldTagged[corpusFold(rec.dir)]++
+			if shown.exact {
+				foldFound[corpusFold(rec.dir)]++
+			}
+		}
 		var hits []string
 		for rule, techs := range shown.hits {
 			hits = append(hits, rule+"["+strings.Join(techs, ",")+"]")
@@ -526,9 +559,10 @@ func TestRegressionCorpusCoverage(t *testing.T) {
 	}
 
 	if fold == "" {
-		t.Logf("builtin pack alone on SigmaHQ regression data (%d EVTX recordings), cross-validated: each recording "+
-			"measured without the rules written from its fold and with the blind form of those changed from it (%d+%d):\n%s", len(recs), len(derived["a"]),
-			len(derived["b"]), cv)
+		t.Logf("builtin pack alone on SigmaHQ regression data (%d EVTX recordings), cross-validated: each fold "+
+			"measured by the pack as the other fold's writers left it (%d+%d rules written or changed from a fold):\n%s\n"+
+			"held out by fold: a %d of %d tagged found (by fold b's rules), b %d of %d (by fold a's)", len(recs),
+			len(derived["a"]), len(derived["b"]), cv, foldFound["a"], foldTagged["a"], foldFound["b"], foldTagged["b"])
 		t.Logf("the whole pack on the same recordings (NOT held out: it includes the rules written from them):\n%s", all)
 	} else {
 		t.Logf("the whole pack on fold %s (%d EVTX recordings):\n%s", fold, len(recs), all)
@@ -600,10 +634,12 @@ func TestCorpusFoldIsFixed(t *testing.T) {
 	}
 }
 
-// TestCorpusDerivedNamesPackRules checks testdata/corpus_derived.tsv and
-// testdata/corpus_blind without the corpus: every line parses and names a
-// rule of the pack (a rule renamed later cannot slip back into its fold's
-// measurement), and each fold's held-out pack loads.
+// TestCorpusDerivedNamesPackRules checks testdata/corpus_derived.tsv,
+// testdata/corpus_blind and testdata/corpus_fold_forms without the corpus:
+// every line parses and names a rule of the pack (a rule renamed later
+// cannot slip back into its fold's measurement), every fold form is the
+// form of a rule its fold wrote or changed, and each fold's held-out pack
+// loads with the rules it should have.
 func TestCorpusDerivedNamesPackRules(t *testing.T) {
 	pack := loadPack(t)
 	derived := corpusDerived(t, pack)
@@ -611,13 +647,28 @@ func TestCorpusDerivedNamesPackRules(t *testing.T) {
 		if len(derived[fold]) == 0 {
 			t.Errorf("fold %s: no rule listed", fold)
 		}
+		forms, err := os.ReadDir(filepath.Join("testdata", "corpus_fold_forms", fold))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range forms {
+			if derived[fold][f.Name()] == "" {
+				t.Errorf("corpus_fold_forms/%s/%s: the rule is not listed for fold %s in corpus_derived.tsv", fold, f.Name(), fold)
+			}
+		}
+		other := map[string]bool{}
+		if o, err := os.ReadDir(filepath.Join("testdata", "corpus_fold_forms", otherFold(fold))); err == nil {
+			for _, f := range o {
+				other[f.Name()] = true
+			}
+		}
 		dropped := 0
-		for _, kind := range derived[fold] {
-			if kind == "new" {
+		for name, kind := range derived[fold] {
+			if kind == "new" && !other[name] {
 				dropped++
 			}
 		}
-		if got, want := len(heldOut(t, pack, derived[fold])), len(pack)-dropped; got != want {
+		if got, want := len(heldOut(t, pack, derived, fold)), len(pack)-dropped; got != want {
 			t.Errorf("fold %s: held-out pack has %d rules, want %d", fold, got, want)
 		}
 	}
