@@ -191,7 +191,7 @@ technique) goes to standard error with --format json.`,
 	cmd.Flags().StringVarP(&format, "format", "f", formatTable, "output: table or json (one hit per line)")
 	cmd.Flags().StringVar(&layerPath, "layer", "", "write an ATT&CK Navigator layer of hits per technique to FILE")
 	cmd.Flags().StringVar(&attackVersion, "attack", attack.ViewV18, "ATT&CK version of the output's technique names and tactics: 18.1 or 19")
-	cmd.Flags().StringVar(&layerVersion, "layer-attack", attack.ViewV18, "ATT&CK version of the --layer file: 18.1 or 19 (default: --attack's)")
+	cmd.Flags().StringVar(&layerVersion, "layer-attack", "", "ATT&CK version of the --layer file: 18.1 or 19 (default: --attack's)")
 	cmd.Flags().StringVar(&hostName, "host", "", "host_identifier for the recordings' events (default: the records' own, else this machine's, said in the summary)")
 	cmd.Flags().BoolVar(&fromStore, "store", false, "scan the event store instead of files, storing the hits")
 	cmd.Flags().StringVar(&since, "since", "", "with --store: only events at or after this time (RFC 3339, or a duration ago like 24h)")
