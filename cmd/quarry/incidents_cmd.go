@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -103,6 +104,9 @@ minutes apart, shares a user, a command line or process hashes). 'quarry tree --
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != formatTable && format != formatJSON {
 				return usageError{fmt.Errorf("--format %q: want table or json", format)}
+			}
+			if cmd.Flags().Changed("window") && !rebuild {
+				return usageError{errors.New("incidents: --window is the grouping window of --rebuild: give --rebuild too")}
 			}
 			now := time.Now()
 			var f eventstore.IncidentFilter

@@ -129,6 +129,12 @@ technique) goes to standard error with --format json.`,
 			if fromStore == (len(args) > 0) {
 				return usageError{errors.New("scan: give input files, or --store (not both)")}
 			}
+			if !fromStore && (since != "" || until != "") {
+				return usageError{errors.New("scan: --since and --until select stored events: they need --store")}
+			}
+			if fromStore && hostName != "" {
+				return usageError{errors.New("scan: --host names the host of input files' events: not with --store")}
+			}
 			restoreGC := startupGC()
 			defer restoreGC()
 			rules, _, err := a.loadRules(rf, cmd.ErrOrStderr())

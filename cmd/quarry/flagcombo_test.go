@@ -1,0 +1,33 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A flag that only acts with another is a usage error without it, not
+// silently ignored: 'scan --since 24h FILE' would scan all of FILE and
+// 'incidents --window 1h' list the incidents of the stored window.
+func TestFlagsThatNeedAnother(t *testing.T) {
+	dir := t.TempDir()
+	rec := filepath.Join(dir, "rec.json")
+	if err := os.WriteFile(rec, []byte(`{"EventID":1,"Hostname":"h","UtcTime":"2026-01-01 00:00:00.000","Image":"C:\\a.exe","ProcessId":"1"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"scan", "--since", "24h", rec},
+		{"scan", "--until", "2026-01-01", rec},
+		{"scan", "--store", "--host", "h"},
+		{"incidents", "--window", "1h"},
+	} {
+		_, errs, code := quarry(t, dir, "", args...)
+		if code != 2 || !strings.Contains(errs, "--") {
+			t.Errorf("%v: exit %d, want 2 (usage): %s", args, code, errs)
+		}
+	}
+	if _, errs, code := quarry(t, dir, "", "incidents", "--rebuild", "--window", "1h"); code != 0 {
+		t.Errorf("incidents --rebuild --window 1h: exit %d: %s", code, errs)
+	}
+}
