@@ -31,3 +31,14 @@ func TestFlagsThatNeedAnother(t *testing.T) {
 		t.Errorf("incidents --rebuild --window 1h: exit %d: %s", code, errs)
 	}
 }
+
+// rules test over a folder holding no regression case (a wrong path, say
+// sigma/ for sigma/regression_data) fails instead of passing with
+// "0 passed, 0 failed".
+func TestRulesTestNoCases(t *testing.T) {
+	dir := t.TempDir()
+	out, errs, code := quarry(t, dir, "", "rules", "test", "--regression", t.TempDir())
+	if code != 1 || !strings.Contains(errs, "no regression case") {
+		t.Fatalf("exit %d, want 1\n%s%s", code, out, errs)
+	}
+}

@@ -130,6 +130,9 @@ rule id and the expected match_count over the events beside it. Ends with the li
 				}
 			}
 			fmt.Fprintf(w, "%d passed, %d failed, %d skipped\n", res.Passed, res.Failed, res.Skipped)
+			if len(res.Cases) == 0 {
+				return fmt.Errorf("%s: no regression case (info.yml) found", regression)
+			}
 			if res.Failed > 0 {
 				return fmt.Errorf("%d regression case(s) failed", res.Failed)
 			}
