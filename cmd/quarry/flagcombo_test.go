@@ -42,3 +42,20 @@ func TestRulesTestNoCases(t *testing.T) {
 		t.Fatalf("exit %d, want 1\n%s%s", code, out, errs)
 	}
 }
+
+// An unknown value of collect's --source/--activity or detonate's --network
+// is a usage error (exit 2), as any other flag's, found before the rules
+// load or anything runs.
+func TestUnknownFlagValuesAreUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"collect", "--source", "bogus"},
+		{"collect", "--activity", "bogus"},
+		{"detonate", "--network", "bogus", "/bin/true"},
+	} {
+		_, errs, code := quarry(t, dir, "", args...)
+		if code != 2 || !strings.Contains(errs, `"bogus"`) || strings.Contains(errs, "live detection on") {
+			t.Errorf("%v: exit %d, want 2 (usage)\n%s", args, code, errs)
+		}
+	}
+}
