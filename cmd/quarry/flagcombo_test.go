@@ -59,3 +59,15 @@ func TestUnknownFlagValuesAreUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// --hits-per-process 0 is refused: the pipeline took 0 for its default
+// (100 hits), the opposite of what it asks for.
+func TestHitsPerProcessZero(t *testing.T) {
+	dir := t.TempDir()
+	for _, cmd := range []string{"import", "collect"} {
+		_, errs, code := quarry(t, dir, "", cmd, "--hits-per-process", "0", "x.json")
+		if code != 2 || !strings.Contains(errs, "--hits-per-process") {
+			t.Errorf("%s: exit %d, want 2 (usage)\n%s", cmd, code, errs)
+		}
+	}
+}

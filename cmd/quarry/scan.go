@@ -45,8 +45,27 @@ type ruleFlags struct {
 
 // addHitsPerProcess adds --hits-per-process (commands that store hits).
 func (f *ruleFlags) addHitsPerProcess(cmd *cobra.Command) {
-	cmd.Flags().IntVar(&f.hitsPerProcess, "hits-per-process", pipeline.DefaultHitsPerProcess,
+	f.hitsPerProcess = pipeline.DefaultHitsPerProcess
+	cmd.Flags().Var((*hitsPerProcessValue)(&f.hitsPerProcess), "hits-per-process",
 		"hits one rule raises on one process; its further matches there only tag their events (negative: no limit)")
+}
+
+// hitsPerProcessValue is --hits-per-process: an int other than 0, which
+// the pipeline would take for its default rather than for no hit at all.
+type hitsPerProcessValue int
+
+func (v *hitsPerProcessValue) String() string { return strconv.Itoa(int(*v)) }
+func (v *hitsPerProcessValue) Type() string   { return "int" }
+func (v *hitsPerProcessValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return fmt.Errorf("want a whole number")
+	}
+	if n == 0 {
+		return fmt.Errorf("want at least 1 (or negative: no limit)")
+	}
+	*v = hitsPerProcessValue(n)
+	return nil
 }
 
 func (f *ruleFlags) add(cmd *cobra.Command) {
