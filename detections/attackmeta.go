@@ -59,8 +59,10 @@ func resolveAttack(r *Rule, kb *attack.KB) {
 				}
 			}
 			r.Techniques = append(r.Techniques, t)
-		case len(rest) > 1 && (rest[0] == 'g' || rest[0] == 's') && isDigits(rest[1:]):
-			// groups and software: kept in Tags only
+		case len(rest) > 1 && (rest[0] == 'g' || rest[0] == 's') && isDigits(rest[1:]),
+			len(rest) > 2 && (strings.HasPrefix(rest, "ds") || strings.HasPrefix(rest, "dc")) && isDigits(rest[2:]):
+			// groups and software, data sources and data components
+			// (attack.ds0005): kept in Tags only, not tactics
 		case strings.HasPrefix(rest, "car.") || strings.HasPrefix(rest, "d3fend"):
 		default:
 			addTactic(rest, true, line)

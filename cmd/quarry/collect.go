@@ -44,6 +44,16 @@ stop; not when auditd runs, which is then named in the log). Runs until interrup
 rate-limited and filtered counts, the source and what is NOT captured. Needs root.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch source {
+			case collect.SourceAuto, collect.SourceEBPF, collect.SourceCnProc:
+			default:
+				return usageError{fmt.Errorf("--source %q: want auto, ebpf or cnproc", source)}
+			}
+			switch copts.Activity {
+			case collect.ActivityAuto, collect.ActivityEBPF, collect.ActivityAudit:
+			default:
+				return usageError{fmt.Errorf("--activity %q: want auto, ebpf or audit", copts.Activity)}
+			}
 			ctx, stop := interrupt.Context(context.Background())
 			defer stop()
 			st, err := a.eventStore()

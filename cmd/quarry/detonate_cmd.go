@@ -51,6 +51,11 @@ and SQL (sandbox_runs; process_events WHERE source = 'sandbox').`,
 			default:
 				return usageError{fmt.Errorf("--format %q: want table, json or html", format)}
 			}
+			switch opts.Network {
+			case sandbox.NetworkNone, sandbox.NetworkSink:
+			default:
+				return usageError{fmt.Errorf("--network %q: want none or sink", opts.Network)}
+			}
 			if list || show != "" {
 				if len(args) > 0 {
 					return usageError{errors.New("detonate: --list and --show take no FILE")}

@@ -43,8 +43,9 @@ listed as skipped); gzip files and zip archives are read through. A malformed
 record is counted and reported with its line or record number; the rest of the
 file is still imported. Values are bounded (command lines and script text at
 32 KiB, other values at 4 KiB; process_events.truncated marks a cut event).
-Events whose record names no host get --host, else this machine's name, and
-the summary says which hosts were used.
+--host NAME sets every event's host; without it, events keep their record's
+host, and those whose record names none get this machine's name. The summary
+says which hosts were used.
 
 Detection runs on what is imported, as on live events: medium and higher hits
 become ioa_hits rows, informational and low ones tag their events, and the

@@ -95,3 +95,33 @@ func TestImportDirectory(t *testing.T) {
 		t.Errorf("scan of only bad files: exit %d, want 1\n%s", code, errs)
 	}
 }
+
+// A file under a directory that cannot be read (a damaged zip archive, an
+// unreadable file) fails the import and the scan, named as not imported,
+// as it does when given by itself; it was counted among the files "of no
+// known format passed over" and the command exited 0.
+func TestImportDirectoryUnreadableFile(t *testing.T) {
+	src := t.TempDir()
+	writeFile(t, src, "win/bits.json", mustRead(t, importersTestdata+"security-datasets/bitsadmin-excerpt.json"))
+	writeFile(t, src, "win/damaged.zip", []byte("PK\x03\x04 not really a zip archive"))
+	unreadable := ""
+	if os.Geteuid() != 0 {
+		writeFile(t, src, "win/locked.json", mustRead(t, importersTestdata+"security-datasets/bitsadmin-excerpt.json"))
+		unreadable = filepath.Join(src, "win/locked.json")
+		if err := os.Chmod(unreadable, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, cmd := range []string{"import", "scan"} {
+		out, errs, code := quarry(t, t.TempDir(), "", cmd, "--no-builtin", "--rules", "testdata/rules/bits_custom.yml", src)
+		if code != 1 || !strings.Contains(errs, filepath.Join(src, "win/damaged.zip")) || !strings.Contains(errs, "not ") {
+			t.Errorf("%s: exit %d, want 1 naming the damaged archive\n%s\n%s", cmd, code, out, errs)
+		}
+		if unreadable != "" && !strings.Contains(errs, unreadable) {
+			t.Errorf("%s: the unreadable file is not named\n%s", cmd, errs)
+		}
+		if strings.Contains(out, "no known format passed over") {
+			t.Errorf("%s: a file that could not be read counted as of no known format\n%s", cmd, out)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -96,13 +97,16 @@ number of distinct ATT&CK tactics. Import, scan --store and live collection keep
 them up to date; --rebuild regroups every stored hit (with --window to change
 the default 30m window).
 
-JSON output is one object per line: the incidents columns, the incident's
+JSON output is one object per line: the incidents columns (but detected_at), the incident's
 hits, and the incidents related to it on any host (a hit of each, at most 30
 minutes apart, shares a user, a command line or process hashes). 'quarry tree --incident ID' draws an incident's process tree.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != formatTable && format != formatJSON {
 				return usageError{fmt.Errorf("--format %q: want table or json", format)}
+			}
+			if cmd.Flags().Changed("window") && !rebuild {
+				return usageError{errors.New("incidents: --window is the grouping window of --rebuild: give --rebuild too")}
 			}
 			now := time.Now()
 			var f eventstore.IncidentFilter

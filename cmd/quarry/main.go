@@ -121,7 +121,11 @@ Start with 'quarry shell', or 'quarry query "SELECT id, name FROM attack_techniq
 			if a.verbose {
 				level = zerolog.DebugLevel
 			}
-			a.log = zerolog.New(zerolog.ConsoleWriter{Out: a.stderr, TimeFormat: time.TimeOnly}).
+			// Colour only on a terminal: a log redirected to a file or a
+			// pipe gets no escape codes.
+			f, ok := a.stderr.(*os.File)
+			noColor := !ok || !isTerminal(f) || os.Getenv("NO_COLOR") != ""
+			a.log = zerolog.New(zerolog.ConsoleWriter{Out: a.stderr, NoColor: noColor, TimeFormat: time.TimeOnly}).
 				Level(level).With().Timestamp().Logger()
 			if a.dataDir == "" {
 				a.dataDir = host.DefaultDataDir()

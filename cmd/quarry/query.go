@@ -63,6 +63,9 @@ SQL may be given as several words, or '-' to read it from standard input.
 				defer cancel()
 			}
 			_, err = runQuery(ctx, e, cmd.OutOrStdout(), sql, format)
+			if errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("query: stopped after --timeout %s: %w", timeout, err)
+			}
 			return err
 		},
 	}

@@ -17,8 +17,9 @@ import (
 
 // recordings expands the paths given to import or scan into recordings:
 // a directory into the files under it in a known format, a zip archive
-// into its members. Files passed over are listed on errOut with why;
-// failed lists the paths that could not be read at all.
+// into its members. Files passed over (in no known format) are listed on
+// errOut with why; failed lists the paths that could not be read at all,
+// given or found under a directory (unreadable, a damaged archive).
 func recordings(paths []string, errOut io.Writer) (ins []importers.Input, skipped int, failed []string) {
 	for _, p := range paths {
 		in, skips, err := importers.Inputs(p)
@@ -28,9 +29,19 @@ func recordings(paths []string, errOut io.Writer) (ins []importers.Input, skippe
 			continue
 		}
 		for _, s := range skips {
+			if s.Failed {
+				msg := s.Reason // most name the file already
+				if !strings.Contains(msg, s.Name) {
+					msg = s.Name + ": " + msg
+				}
+				fmt.Fprintf(errOut, "quarry: %s\n", msg)
+				failed = append(failed, s.Name)
+				continue
+			}
 			fmt.Fprintf(errOut, "quarry: skipped %s: %s\n", s.Name, s.Reason)
+			skipped++
 		}
-		ins, skipped = append(ins, in...), skipped+len(skips)
+		ins = append(ins, in...)
 	}
 	return ins, skipped, failed
 }

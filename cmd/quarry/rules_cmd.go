@@ -130,6 +130,9 @@ rule id and the expected match_count over the events beside it. Ends with the li
 				}
 			}
 			fmt.Fprintf(w, "%d passed, %d failed, %d skipped\n", res.Passed, res.Failed, res.Skipped)
+			if len(res.Cases) == 0 {
+				return fmt.Errorf("%s: no regression case (info.yml) found", regression)
+			}
 			if res.Failed > 0 {
 				return fmt.Errorf("%d regression case(s) failed", res.Failed)
 			}
@@ -189,7 +192,7 @@ func (a *app) attackLayerCommand() *cobra.Command {
 		},
 	}
 	rf.add(cmd)
-	cmd.Flags().BoolVar(&coverage, "coverage", true, "score = enabled rules per technique (the default and only layer here; `scan --layer` makes the hits layer)")
+	cmd.Flags().BoolVar(&coverage, "coverage", true, "score = enabled rules per technique (the default and only layer here; 'scan --layer' makes the hits layer)")
 	cmd.Flags().StringVar(&version, "attack", "18.1", "ATT&CK version of the layer: 18.1 or 19 (v19 IDs such as T1685 land on the technique they replaced in 18.1)")
 	cmd.Flags().StringVarP(&out, "out", "o", "", "write to FILE instead of standard output")
 	return cmd

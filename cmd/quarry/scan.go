@@ -45,8 +45,27 @@ type ruleFlags struct {
 
 // addHitsPerProcess adds --hits-per-process (commands that store hits).
 func (f *ruleFlags) addHitsPerProcess(cmd *cobra.Command) {
-	cmd.Flags().IntVar(&f.hitsPerProcess, "hits-per-process", pipeline.DefaultHitsPerProcess,
+	f.hitsPerProcess = pipeline.DefaultHitsPerProcess
+	cmd.Flags().Var((*hitsPerProcessValue)(&f.hitsPerProcess), "hits-per-process",
 		"hits one rule raises on one process; its further matches there only tag their events (negative: no limit)")
+}
+
+// hitsPerProcessValue is --hits-per-process: an int other than 0, which
+// the pipeline would take for its default rather than for no hit at all.
+type hitsPerProcessValue int
+
+func (v *hitsPerProcessValue) String() string { return strconv.Itoa(int(*v)) }
+func (v *hitsPerProcessValue) Type() string   { return "int" }
+func (v *hitsPerProcessValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return fmt.Errorf("want a whole number")
+	}
+	if n == 0 {
+		return fmt.Errorf("want at least 1 (or negative: no limit)")
+	}
+	*v = hitsPerProcessValue(n)
+	return nil
 }
 
 func (f *ruleFlags) add(cmd *cobra.Command) {
@@ -129,6 +148,12 @@ technique) goes to standard error with --format json.`,
 			if fromStore == (len(args) > 0) {
 				return usageError{errors.New("scan: give input files, or --store (not both)")}
 			}
+			if !fromStore && (since != "" || until != "") {
+				return usageError{errors.New("scan: --since and --until select stored events: they need --store")}
+			}
+			if fromStore && hostName != "" {
+				return usageError{errors.New("scan: --host names the host of input files' events: not with --store")}
+			}
 			restoreGC := startupGC()
 			defer restoreGC()
 			rules, _, err := a.loadRules(rf, cmd.ErrOrStderr())
@@ -191,7 +216,7 @@ technique) goes to standard error with --format json.`,
 	cmd.Flags().StringVarP(&format, "format", "f", formatTable, "output: table or json (one hit per line)")
 	cmd.Flags().StringVar(&layerPath, "layer", "", "write an ATT&CK Navigator layer of hits per technique to FILE")
 	cmd.Flags().StringVar(&attackVersion, "attack", attack.ViewV18, "ATT&CK version of the output's technique names and tactics: 18.1 or 19")
-	cmd.Flags().StringVar(&layerVersion, "layer-attack", attack.ViewV18, "ATT&CK version of the --layer file: 18.1 or 19 (default: --attack's)")
+	cmd.Flags().StringVar(&layerVersion, "layer-attack", "", "ATT&CK version of the --layer file: 18.1 or 19 (default: --attack's)")
 	cmd.Flags().StringVar(&hostName, "host", "", "host_identifier for the recordings' events (default: the records' own, else this machine's, said in the summary)")
 	cmd.Flags().BoolVar(&fromStore, "store", false, "scan the event store instead of files, storing the hits")
 	cmd.Flags().StringVar(&since, "since", "", "with --store: only events at or after this time (RFC 3339, or a duration ago like 24h)")

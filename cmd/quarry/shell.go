@@ -220,6 +220,9 @@ func (s *shell) exec(sql string) {
 	}
 	start := time.Now()
 	n, err := runQuery(ctx, s.engine, s.out, sql, s.mode)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("statement stopped after --timeout %s: %w", s.timeout, err)
+	}
 	if err != nil {
 		s.failed = true
 		fmt.Fprintf(s.errOut, "Error: %v\n", err)

@@ -3,6 +3,7 @@ package incidents_test
 import (
 	"context"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -333,5 +334,29 @@ func TestServiceJoinsItsInstaller(t *testing.T) {
 	}
 	if incs[0].HitCount < 3 {
 		t.Fatalf("the incident holds %d hits: %+v", incs[0].HitCount, incs[0])
+	}
+}
+
+// The tree of an incident whose hits name no process is its root standing
+// for them: that node carries their hits, techniques and severity, as the
+// incident does (it showed a bare "?" with no hit).
+func TestTreeOfIncidentWithoutProcess(t *testing.T) {
+	st := openStore(t)
+	storeEvents(t, st, []telemetry.Event{logClearAt(0), logClearAt(time.Minute)})
+	incs := all(t, st)
+	if len(incs) != 1 || incs[0].RootPID != -1 {
+		t.Fatalf("want one incident without a process: %+v", incs)
+	}
+	tree, ok, err := incidents.TreeOfIncident(context.Background(), st, incs[0].IncidentID)
+	if err != nil || !ok {
+		t.Fatalf("tree: ok %v, %v", ok, err)
+	}
+	if len(tree.Nodes) != 1 {
+		t.Fatalf("want the root alone, got %d nodes", len(tree.Nodes))
+	}
+	n := tree.Nodes[0]
+	if len(n.Hits) != 2 || !slices.Contains(n.Techniques, "T1070.001") || n.Severity != "high" {
+		t.Errorf("root node: %d hit(s), techniques %v, severity %q; want the incident's 2 hits, T1070.001, high",
+			len(n.Hits), n.Techniques, n.Severity)
 	}
 }

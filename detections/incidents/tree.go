@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/quarry-sec/quarry/telemetry"
@@ -120,9 +121,14 @@ func TreeOfIncident(ctx context.Context, st *eventstore.Store, incidentID string
 	if err := r.Prefetch(ctx, eids); err != nil {
 		return Tree{}, false, fmt.Errorf("process tree of incident %s: %w", incidentID, err)
 	}
+	var loose []int64 // events of hits that name no process
 	for _, eid := range eids {
-		if _, err := r.ByEID(ctx, eid); err != nil {
+		p, err := r.ByEID(ctx, eid)
+		if err != nil {
 			return Tree{}, false, fmt.Errorf("process tree of incident %s: %w", incidentID, err)
+		}
+		if p == nil && eid > 0 {
+			loose = append(loose, eid)
 		}
 	}
 	root, err := r.ByEID(ctx, in.RootEID)
@@ -131,6 +137,14 @@ func TreeOfIncident(ctx context.Context, st *eventstore.Store, incidentID string
 	}
 	if root == nil {
 		root = r.phantom(in.RootKey, in.Host, in.RootPID, in.RootPath, "", "")
+		if strings.HasPrefix(in.RootKey, "h:") {
+			// An incident of hits that name no process (a task
+			// registered, a log cleared): its root stands for them, so
+			// its node carries their hits, techniques and severity.
+			for _, eid := range loose {
+				r.byEID[eid] = root
+			}
+		}
 	}
 	t, err = buildTree(ctx, st, r, root)
 	return t, true, err

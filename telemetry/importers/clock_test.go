@@ -1,6 +1,9 @@
 package importers
 
 import (
+	"archive/zip"
+	"bytes"
+	"compress/gzip"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -116,4 +119,62 @@ func TestClockFixKeepsHostCopies(t *testing.T) {
 	if _, ok := c.offsets["host-b"]; ok {
 		t.Fatal("host-b learnt from a reused buffer")
 	}
+}
+
+// A gzip-compressed recording, or one in a zip archive, is corrected as the
+// plain file is: records before the first Sysmon one included (they kept
+// TimeCreated when only a plain file was read ahead).
+func TestClockOffsetCorrectedCompressed(t *testing.T) {
+	lines := []string{
+		f(sec4688, "WS5", "2020-10-22T02:57:59.856Z"),
+		f(sysmon1, "WS5", "2020-10-22T02:57:59.857Z", "2020-10-22 06:57:59.855"),
+	}
+	body := []byte(strings.Join(lines, "\n") + "\n")
+	dir := t.TempDir()
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(body)
+	zw.Close()
+	gzPath := filepath.Join(dir, "rec.json.gz")
+	if err := os.WriteFile(gzPath, gz.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var zb bytes.Buffer
+	za := zip.NewWriter(&zb)
+	w, _ := za.Create("rec.json")
+	w.Write(body)
+	za.Close()
+	zipPath := filepath.Join(dir, "rec.zip")
+	if err := os.WriteFile(zipPath, zb.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := time.Date(2020, 10, 22, 6, 57, 59, 856e6, time.UTC)
+	check := func(name string, r telemetry.Reader) {
+		t.Helper()
+		defer r.Close()
+		evs, errs := readAll(t, r)
+		if len(errs) > 0 || len(evs) != 2 {
+			t.Fatalf("%s: %d events, %v", name, len(evs), errs)
+		}
+		if !evs[0].Time.Equal(want) {
+			t.Errorf("%s: 4688 before the Sysmon record at %v, want %v", name, evs[0].Time, want)
+		}
+		if n := Notices(r); len(n) != 1 || !strings.Contains(n[0], "corrected (1 record") {
+			t.Errorf("%s: notices %q", name, n)
+		}
+	}
+	r, _, err := Open(gzPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("gzip", r)
+	ins, _, err := Inputs(zipPath)
+	if err != nil || len(ins) != 1 {
+		t.Fatalf("zip inputs %v, %v", ins, err)
+	}
+	r, _, err = ins[0].Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("zip", r)
 }

@@ -32,6 +32,9 @@ type Input struct {
 // with why (no known format, described).
 type Skip struct {
 	Name, Reason string
+	// Failed marks a file that could not be read (permission denied, a
+	// damaged archive), as against one read and found in no known format.
+	Failed bool
 }
 
 // Inputs expands a path given to import or scan into the recordings to
@@ -55,7 +58,7 @@ func Inputs(path string) ([]Input, []Skip, error) {
 	var skips []Skip
 	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			skips = append(skips, Skip{Name: p, Reason: err.Error()})
+			skips = append(skips, Skip{Name: p, Reason: err.Error(), Failed: true})
 			if d != nil && d.IsDir() && p != path {
 				return fs.SkipDir
 			}
@@ -67,19 +70,19 @@ func Inputs(path string) ([]Input, []Skip, error) {
 		if isZip(p) {
 			zi, zs, err := zipInputs(p)
 			if err != nil {
-				skips = append(skips, Skip{Name: p, Reason: err.Error()})
+				skips = append(skips, Skip{Name: p, Reason: err.Error(), Failed: true})
 			}
 			ins, skips = append(ins, zi...), append(skips, zs...)
 			return nil
 		}
 		info, err := d.Info()
 		if err != nil {
-			skips = append(skips, Skip{Name: p, Reason: err.Error()})
+			skips = append(skips, Skip{Name: p, Reason: err.Error(), Failed: true})
 			return nil
 		}
 		f, err := os.Open(p)
 		if err != nil {
-			skips = append(skips, Skip{Name: p, Reason: err.Error()})
+			skips = append(skips, Skip{Name: p, Reason: err.Error(), Failed: true})
 			return nil
 		}
 		reason := sniff(f, info.Size())
@@ -148,7 +151,7 @@ func zipInputs(path string) ([]Input, []Skip, error) {
 		size := int64(f.UncompressedSize64)
 		rc, err := f.Open()
 		if err != nil {
-			skips = append(skips, Skip{Name: name, Reason: err.Error()})
+			skips = append(skips, Skip{Name: name, Reason: err.Error(), Failed: true})
 			continue
 		}
 		reason := sniff(rc, size)

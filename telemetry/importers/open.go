@@ -119,6 +119,7 @@ func openStream(name string, size int64, pos *countingReader, rs io.ReadSeeker, 
 	}
 	var r telemetry.Reader
 	var err error
+	var spooledPath string // a compressed stream or archive member's temporary copy
 	switch format {
 	case FormatSysmonEVTX:
 		if rs == nil { // compressed: EVTX needs to seek, so it is spooled to a temporary file
@@ -126,13 +127,27 @@ func openStream(name string, size int64, pos *countingReader, rs io.ReadSeeker, 
 			if tmp, err = spool(br); err == nil {
 				closer = closers{c, tmp}
 				rs = tmp.f
+				spooledPath = tmp.f.Name()
 			}
 		}
 		if err == nil {
 			r, err = newEVTXReader(rs, closer, name, cfg)
 		}
 	case FormatSysmonJSON:
-		r = newWinJSONReader(closer, br, name, cfg)
+		if rs == nil {
+			// Compressed or an archive member: spooled to a temporary
+			// file, so that the clock prescan below can read it ahead
+			// as it reads a plain file.
+			var tmp *spooled
+			if tmp, err = spool(br); err == nil {
+				closer = closers{c, tmp}
+				br = bufio.NewReaderSize(tmp.f, readBufferSize)
+				spooledPath = tmp.f.Name()
+			}
+		}
+		if err == nil {
+			r = newWinJSONReader(closer, br, name, cfg)
+		}
 	case FormatAuditd:
 		r = newAuditdReader(closer, br, name, cfg)
 	case FormatAuditdJSON:
@@ -163,13 +178,15 @@ func openStream(name string, size int64, pos *countingReader, rs io.ReadSeeker, 
 	}
 	if format == FormatSysmonEVTX || format == FormatSysmonJSON {
 		// The clock correction learns a host's offset from its first
-		// Sysmon record; a plain file is read ahead for it, so records
-		// before that one are corrected too. A compressed stream or an
-		// archive member is not re-read: its records before the first
-		// Sysmon one keep their time.
+		// Sysmon record; the file (or the temporary copy of a compressed
+		// stream or an archive member) is read ahead for it, so records
+		// before that one are corrected too.
 		cfg.clock = newClockFix()
-		if plain {
+		switch {
+		case plain:
 			prescanClock(name, format, *cfg)
+		case spooledPath != "":
+			prescanClock(spooledPath, format, *cfg)
 		}
 	}
 	return &boundedReader{r: r, pos: pos}, format, nil
