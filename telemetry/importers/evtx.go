@@ -87,6 +87,11 @@ func (r *evtxReader) Next() (telemetry.Event, error) {
 			return telemetry.Event{}, &telemetry.RecordError{File: r.path, Record: int64(c.Header.FirstEventRecID),
 				Reason: fmt.Sprintf("chunk %d at offset %d damaged, skipped", r.chunk, c.Offset), Err: err}
 		}
+		if err := checkRecords(r.buf, &c.Header); err != nil {
+			r.records, r.rec = nil, 0
+			return telemetry.Event{}, &telemetry.RecordError{File: r.path, Record: int64(c.Header.FirstEventRecID),
+				Reason: fmt.Sprintf("chunk %d at offset %d unreadable, skipped", r.chunk, c.Offset), Err: err}
+		}
 		recs, err := parseChunk(c)
 		r.records, r.rec = recs, 0
 		if err != nil {
