@@ -111,6 +111,10 @@ func (r *evtxReader) Next() (telemetry.Event, error) {
 	if !ok {
 		return telemetry.Event{}, &telemetry.RecordError{File: r.path, Record: id, Reason: "record holds no Event element"}
 	}
+	if left := maxEventNodes; !fitsNodes(ev, &left) {
+		return telemetry.Event{}, &telemetry.RecordError{File: r.path, Record: id,
+			Reason: fmt.Sprintf("event of over %d elements and values", maxEventNodes)}
+	}
 	r.fields.reset()
 	sysTime := r.flattenEVTX(ev, filetime(rec.Header.FileTime))
 	e, err := r.cfg.winEvent(r.fields.build(), sysTime, id, &r.names)
@@ -118,6 +122,37 @@ func (r *evtxReader) Next() (telemetry.Event, error) {
 		return telemetry.Event{}, &telemetry.RecordError{File: r.path, Record: id, Reason: "unusable Windows event", Err: err}
 	}
 	return e, nil
+}
+
+// maxEventNodes bounds the elements and values of one event. The parser
+// shares subtrees (a BinXml template argument substituted twice is one
+// dict referenced twice), so a record of a few hundred bytes can expand
+// into 2^30 leaves that flattening would visit one by one. Real events
+// have hundreds.
+const maxEventNodes = 1 << 16
+
+// fitsNodes reports whether the tree under v has at most *left nodes,
+// counting a shared subtree each time it is reached and stopping as soon
+// as the count runs out.
+func fitsNodes(v any, left *int) bool {
+	if *left--; *left < 0 {
+		return false
+	}
+	switch x := v.(type) {
+	case *ordereddict.Dict:
+		for _, k := range x.Keys() {
+			if c, _ := x.Get(k); !fitsNodes(c, left) {
+				return false
+			}
+		}
+	case []any:
+		for _, c := range x {
+			if !fitsNodes(c, left) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // flattenEVTX stores an Event element's System fields (EventID, Channel,
