@@ -9,6 +9,7 @@ import (
 	"errors"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -400,6 +401,12 @@ func FuzzEVTXChunkHeader(f *testing.F) {
 		big := bytes.Clone(hdr)
 		binary.LittleEndian.PutUint64(big[0x08:], 1<<40) // last record number
 		f.Add(uint8(i), big, uint32(0x08), []byte{0, 0, 0, 0})
+		// the last record number the largest there is, and a record of size
+		// 0: the parser's record loop wraps and never ends
+		wrap := bytes.Clone(hdr)
+		binary.LittleEndian.PutUint64(wrap[0x00:], math.MaxUint64-1)
+		binary.LittleEndian.PutUint64(wrap[0x08:], math.MaxUint64)
+		f.Add(uint8(i), wrap, uint32(0x04), []byte{0, 0, 0, 0})
 	}
 	f.Fuzz(func(t *testing.T, file uint8, hdr []byte, off uint32, patch []byte) {
 		drainEVTX(t, patchEVTXChunk(files[int(file)%len(files)], hdr, off, patch))
