@@ -109,19 +109,28 @@ func (r *evtxReader) Next() (telemetry.Event, error) {
 		ev, ok = getDict(root, "Event")
 	}
 	if !ok {
-		return telemetry.Event{}, &telemetry.RecordError{File: r.path, Record: id, Reason: "record holds no Event element"}
+		return telemetry.Event{}, r.recordError(id, "record holds no Event element", nil)
 	}
 	if left := maxEventNodes; !fitsNodes(ev, &left) {
-		return telemetry.Event{}, &telemetry.RecordError{File: r.path, Record: id,
-			Reason: fmt.Sprintf("event of over %d elements and values", maxEventNodes)}
+		return telemetry.Event{}, r.recordError(id, fmt.Sprintf("event of over %d elements and values", maxEventNodes), nil)
 	}
 	r.fields.reset()
 	sysTime := r.flattenEVTX(ev, filetime(rec.Header.FileTime))
 	e, err := r.cfg.winEvent(r.fields.build(), sysTime, id, &r.names)
 	if err != nil {
-		return telemetry.Event{}, &telemetry.RecordError{File: r.path, Record: id, Reason: "unusable Windows event", Err: err}
+		return telemetry.Event{}, r.recordError(id, "unusable Windows event", err)
 	}
 	return e, nil
+}
+
+// recordError reports the record just read. A RecordError names a record
+// only by a positive ID; a damaged header can hold 0 or an ID past
+// math.MaxInt64, and then the reason says where the record is instead.
+func (r *evtxReader) recordError(id int64, reason string, err error) *telemetry.RecordError {
+	if id <= 0 {
+		reason = fmt.Sprintf("chunk %d, record %d of the chunk (ID %d): %s", r.chunk, r.rec, uint64(id), reason)
+	}
+	return &telemetry.RecordError{File: r.path, Record: id, Reason: reason, Err: err}
 }
 
 // maxEventNodes bounds the elements and values of one event. The parser

@@ -375,8 +375,13 @@ func readEVTXSeeds(f *testing.F) [][]byte {
 // name the file and the chunk or record (see drainEVTX).
 func FuzzEVTXChunkRecords(f *testing.F) {
 	files := readEVTXSeeds(f)
-	for i := range files {
+	for i, src := range files {
 		f.Add(uint8(i), uint32(0), []byte{})
+		// record ID 0 and a damaged event: the error must still say where
+		rec := bytes.Clone(src[evtxChunkOffset+evtx.EVTX_CHUNK_HEADER_SIZE:][:0x101])
+		clear(rec[8:16])
+		rec[0x100] = 'z'
+		f.Add(uint8(i), uint32(0), rec)
 		f.Add(uint8(i), uint32(0x18), []byte{0x0c, 0x01, 0xff, 0xff, 0xff, 0xff})
 		f.Add(uint8(i), uint32(0x30), []byte{0xff, 0xff, 0xff, 0x7f})
 	}
