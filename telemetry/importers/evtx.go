@@ -87,6 +87,11 @@ func (r *evtxReader) Next() (telemetry.Event, error) {
 			return telemetry.Event{}, &telemetry.RecordError{File: r.path, Record: int64(c.Header.FirstEventRecID),
 				Reason: fmt.Sprintf("chunk %d at offset %d damaged, skipped", r.chunk, c.Offset), Err: err}
 		}
+		if err := checkRecords(r.buf, &c.Header); err != nil {
+			r.records, r.rec = nil, 0
+			return telemetry.Event{}, &telemetry.RecordError{File: r.path, Record: int64(c.Header.FirstEventRecID),
+				Reason: fmt.Sprintf("chunk %d at offset %d unreadable, skipped", r.chunk, c.Offset), Err: err}
+		}
 		recs, err := parseChunk(c)
 		r.records, r.rec = recs, 0
 		if err != nil {
@@ -104,15 +109,59 @@ func (r *evtxReader) Next() (telemetry.Event, error) {
 		ev, ok = getDict(root, "Event")
 	}
 	if !ok {
-		return telemetry.Event{}, &telemetry.RecordError{File: r.path, Record: id, Reason: "record holds no Event element"}
+		return telemetry.Event{}, r.recordError(id, "record holds no Event element", nil)
+	}
+	if left := maxEventNodes; !fitsNodes(ev, &left) {
+		return telemetry.Event{}, r.recordError(id, fmt.Sprintf("event of over %d elements and values", maxEventNodes), nil)
 	}
 	r.fields.reset()
 	sysTime := r.flattenEVTX(ev, filetime(rec.Header.FileTime))
 	e, err := r.cfg.winEvent(r.fields.build(), sysTime, id, &r.names)
 	if err != nil {
-		return telemetry.Event{}, &telemetry.RecordError{File: r.path, Record: id, Reason: "unusable Windows event", Err: err}
+		return telemetry.Event{}, r.recordError(id, "unusable Windows event", err)
 	}
 	return e, nil
+}
+
+// recordError reports the record just read. A RecordError names a record
+// only by a positive ID; a damaged header can hold 0 or an ID past
+// math.MaxInt64, and then the reason says where the record is instead.
+func (r *evtxReader) recordError(id int64, reason string, err error) *telemetry.RecordError {
+	if id <= 0 {
+		reason = fmt.Sprintf("chunk %d, record %d of the chunk (ID %d): %s", r.chunk, r.rec, uint64(id), reason)
+	}
+	return &telemetry.RecordError{File: r.path, Record: id, Reason: reason, Err: err}
+}
+
+// maxEventNodes bounds the elements and values of one event. The parser
+// shares subtrees (a BinXml template argument substituted twice is one
+// dict referenced twice), so a record of a few hundred bytes can expand
+// into 2^30 leaves that flattening would visit one by one. Real events
+// have hundreds.
+const maxEventNodes = 1 << 16
+
+// fitsNodes reports whether the tree under v has at most *left nodes,
+// counting a shared subtree each time it is reached and stopping as soon
+// as the count runs out.
+func fitsNodes(v any, left *int) bool {
+	if *left--; *left < 0 {
+		return false
+	}
+	switch x := v.(type) {
+	case *ordereddict.Dict:
+		for _, k := range x.Keys() {
+			if c, _ := x.Get(k); !fitsNodes(c, left) {
+				return false
+			}
+		}
+	case []any:
+		for _, c := range x {
+			if !fitsNodes(c, left) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // flattenEVTX stores an Event element's System fields (EventID, Channel,

@@ -4,12 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"testing"
+
+	"www.velocidex.com/golang/evtx"
 
 	"github.com/quarry-sec/quarry/telemetry"
 )
@@ -282,5 +287,133 @@ func FuzzJSONStringOnePass(f *testing.F) {
 		if done := sk.skipStr(); done != (strErr == nil) || (done && sk.i != old.i) {
 			t.Fatalf("%q: skipStr = %v end %d; str err %v end %d", in, done, sk.i, strErr, old.i)
 		}
+	})
+}
+
+// evtxChunkOffset is where the first chunk starts in the seed files (the
+// file header block is 4 KiB).
+const evtxChunkOffset = 0x1000
+
+// patchEVTXChunk returns a copy of an EVTX file whose first chunk has had
+// hdr written over its header from offset 0x08 (record numbers, record IDs,
+// header size, last record and free-space offsets) and patch written into
+// its record area (0x200 up to the free-space offset) at off, wrapped into
+// that area, with the records checksum at 0x34 (when the free-space offset
+// still lies in the chunk) and then the header checksum at 0x7c recomputed,
+// so that checkChunk passes it on to the parser.
+func patchEVTXChunk(file []byte, hdr []byte, off uint32, patch []byte) []byte {
+	data := bytes.Clone(file)
+	c := data[evtxChunkOffset : evtxChunkOffset+evtx.EVTX_CHUNK_SIZE]
+	if free := binary.LittleEndian.Uint32(c[0x30:]); free > evtx.EVTX_CHUNK_HEADER_SIZE && free <= evtx.EVTX_CHUNK_SIZE {
+		area := c[evtx.EVTX_CHUNK_HEADER_SIZE:free]
+		copy(area[off%uint32(len(area)):], patch)
+	}
+	copy(c[0x08:0x34], hdr)
+	if free := binary.LittleEndian.Uint32(c[0x30:]); free >= evtx.EVTX_CHUNK_HEADER_SIZE && free <= evtx.EVTX_CHUNK_SIZE {
+		binary.LittleEndian.PutUint32(c[0x34:], crc32.ChecksumIEEE(c[evtx.EVTX_CHUNK_HEADER_SIZE:free]))
+	}
+	h := crc32.NewIEEE()
+	h.Write(c[:0x78])
+	h.Write(c[0x80:evtx.EVTX_CHUNK_HEADER_SIZE])
+	binary.LittleEndian.PutUint32(c[0x7c:], h.Sum32())
+	return data
+}
+
+// drainEVTX reads an EVTX reader over data to the end: nothing may panic,
+// Next must reach io.EOF within a bound, and every error must be a
+// *telemetry.RecordError naming the file and the chunk or the record.
+func drainEVTX(t *testing.T, data []byte) {
+	t.Helper()
+	const path = "fuzz.evtx"
+	r, err := newEVTXReader(bytes.NewReader(data), io.NopCloser(nil), path, &config{})
+	if err != nil {
+		t.Fatalf("the file header is intact, but: %v", err)
+	}
+	for i := 0; i < 1<<16; i++ {
+		_, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err == nil {
+			continue
+		}
+		var re *telemetry.RecordError
+		if !errors.As(err, &re) {
+			t.Fatalf("Next: %v is not a *telemetry.RecordError", err)
+		}
+		if msg := err.Error(); re.File != path || !strings.HasPrefix(msg, path+":") ||
+			!(re.Record > 0 || strings.Contains(re.Reason, "chunk ")) {
+			t.Fatalf("error names neither the file and the chunk nor the record: %q", msg)
+		}
+	}
+	t.Fatal("EVTX reader did not end")
+}
+
+// evtxSeeds are the EVTX files with records to mutate; the first chunk of
+// each starts at evtxChunkOffset.
+var evtxSeeds = []string{"testdata/sigma/wmic-terminate.evtx"}
+
+func readEVTXSeeds(f *testing.F) [][]byte {
+	var files [][]byte
+	for _, p := range evtxSeeds {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if len(b) < evtxChunkOffset+evtx.EVTX_CHUNK_SIZE {
+			f.Fatalf("%s: no whole first chunk", p)
+		}
+		files = append(files, b)
+	}
+	return files
+}
+
+// FuzzEVTXChunkRecords reaches the binary-XML record parser past the
+// checksums: it overwrites bytes of the first chunk's record area of a seed
+// file, recomputes the records and header checksums, and reads the file
+// through. No panic may escape, the reader must end, and every error must
+// name the file and the chunk or record (see drainEVTX).
+func FuzzEVTXChunkRecords(f *testing.F) {
+	files := readEVTXSeeds(f)
+	for i, src := range files {
+		f.Add(uint8(i), uint32(0), []byte{})
+		// record ID 0 and a damaged event: the error must still say where
+		rec := bytes.Clone(src[evtxChunkOffset+evtx.EVTX_CHUNK_HEADER_SIZE:][:0x101])
+		clear(rec[8:16])
+		rec[0x100] = 'z'
+		f.Add(uint8(i), uint32(0), rec)
+		f.Add(uint8(i), uint32(0x18), []byte{0x0c, 0x01, 0xff, 0xff, 0xff, 0xff})
+		f.Add(uint8(i), uint32(0x30), []byte{0xff, 0xff, 0xff, 0x7f})
+	}
+	f.Fuzz(func(t *testing.T, file uint8, off uint32, patch []byte) {
+		src := files[int(file)%len(files)]
+		hdr := src[evtxChunkOffset+0x08 : evtxChunkOffset+0x34]
+		drainEVTX(t, patchEVTXChunk(src, hdr, off, patch))
+	})
+}
+
+// FuzzEVTXChunkHeader is FuzzEVTXChunkRecords that may also rewrite the
+// first chunk's header fields from 0x08 to 0x34 (first and last record
+// numbers and IDs, header size, last record and free-space offsets), the
+// checksums recomputed, so that only checkChunk's range checks and Next's
+// record-range guard stand between those fields and the parser. The
+// invariant is drainEVTX's.
+func FuzzEVTXChunkHeader(f *testing.F) {
+	files := readEVTXSeeds(f)
+	for i, src := range files {
+		hdr := bytes.Clone(src[evtxChunkOffset+0x08 : evtxChunkOffset+0x34])
+		f.Add(uint8(i), hdr, uint32(0), []byte{})
+		big := bytes.Clone(hdr)
+		binary.LittleEndian.PutUint64(big[0x08:], 1<<40) // last record number
+		f.Add(uint8(i), big, uint32(0x08), []byte{0, 0, 0, 0})
+		// the last record number the largest there is, and a record of size
+		// 0: the parser's record loop wraps and never ends
+		wrap := bytes.Clone(hdr)
+		binary.LittleEndian.PutUint64(wrap[0x00:], math.MaxUint64-1)
+		binary.LittleEndian.PutUint64(wrap[0x08:], math.MaxUint64)
+		f.Add(uint8(i), wrap, uint32(0x04), []byte{0, 0, 0, 0})
+	}
+	f.Fuzz(func(t *testing.T, file uint8, hdr []byte, off uint32, patch []byte) {
+		drainEVTX(t, patchEVTXChunk(files[int(file)%len(files)], hdr, off, patch))
 	})
 }

@@ -1,9 +1,13 @@
 package importers
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
+	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestMalformedFlatJSONLine(t *testing.T) {
@@ -144,5 +148,109 @@ func TestDamagedEVTXChunk(t *testing.T) {
 	evs, errs, _ := openAll(t, writeTemp(t, "damaged.evtx", string(b)))
 	if len(evs) != 0 || len(errs) != 1 || !strings.Contains(errs[0].Error(), "records checksum") {
 		t.Fatalf("got %d events and errors %v; want the damaged chunk reported", len(evs), errs)
+	}
+}
+
+// binXMLBuilder writes binary XML for a record that starts at offset 0x200
+// of a chunk, names inline (their chunk offsets are where they stand).
+type binXMLBuilder struct{ b []byte }
+
+func (x *binXMLBuilder) u8(v ...byte) { x.b = append(x.b, v...) }
+func (x *binXMLBuilder) u16(v uint16) { x.b = binary.LittleEndian.AppendUint16(x.b, v) }
+func (x *binXMLBuilder) u32(v uint32) { x.b = binary.LittleEndian.AppendUint32(x.b, v) }
+
+func (x *binXMLBuilder) open(name string) {
+	x.u8(0x01)
+	x.u16(0)
+	x.u32(0)
+	x.u32(uint32(0x200 + len(x.b) + 4)) // the name is here
+	x.u32(0)
+	x.u16(0)
+	x.u16(uint16(len(name)))
+	for _, c := range name {
+		x.u16(uint16(c))
+	}
+	x.u16(0)
+	x.u8(0x02) // close start element
+}
+
+// nested writes, for levels > 0, an instance of template 1 (defined by
+// the outermost one) whose single BinXml argument is nested(levels-1); at 0,
+// an instance whose argument is the string "x". Template 1 is
+// <A>%1</A><B>%1</B>, so the parser expands this into a tree of 2^levels
+// leaves whose subtrees are shared: a few nodes in memory.
+func (x *binXMLBuilder) nested(levels int, define bool) {
+	x.u8(0x0c, 0x01)
+	x.u32(1)
+	x.u32(0)
+	x.u32(1)
+	if define {
+		x.b = append(x.b, make([]byte, 16)...) // GUID
+		lenAt := len(x.b)
+		x.u32(0)
+		x.u8(0x0f, 1, 1, 0)
+		for _, name := range []string{"A", "B"} {
+			x.open(name)
+			x.u8(0x0e)
+			x.u16(0)
+			x.u8(0x21)
+			x.u8(0x04)
+		}
+		x.u8(0x00)
+		binary.LittleEndian.PutUint32(x.b[lenAt:], uint32(len(x.b)-lenAt-4))
+		x.u32(1)
+	}
+	if levels == 0 {
+		x.u16(4)
+		x.u16(0x01)
+		x.u16('x')
+		x.u16(0)
+		return
+	}
+	descAt := len(x.b)
+	x.u32(0)
+	x.nested(levels-1, false)
+	x.u8(0x00) // end of the argument's fragment
+	binary.LittleEndian.PutUint16(x.b[descAt:], uint16(len(x.b)-descAt-4))
+	binary.LittleEndian.PutUint16(x.b[descAt+2:], 0x21)
+}
+
+// TestEVTXSharedSubtrees: a record whose event tree shares its subtrees
+// (2^30 leaves in a few hundred bytes, which the parser builds in as
+// many nodes) is reported, not walked leaf by leaf.
+func TestEVTXSharedSubtrees(t *testing.T) {
+	file := []byte(readFile(t, "testdata/sigma/wmic-terminate.evtx"))
+	x := &binXMLBuilder{}
+	x.u8('*', '*', 0, 0)
+	x.u32(0) // size, set below
+	x.b = binary.LittleEndian.AppendUint64(x.b, 1)
+	x.b = binary.LittleEndian.AppendUint64(x.b, 0)
+	x.u8(0x0f, 1, 1, 0)
+	x.open("Event")
+	x.open("System")
+	x.nested(30, true)
+	x.u8(0x04, 0x04, 0x00)
+	binary.LittleEndian.PutUint32(x.b[4:], uint32(len(x.b)))
+	hdr := file[evtxChunkOffset+0x08 : evtxChunkOffset+0x34]
+	if free := binary.LittleEndian.Uint32(hdr[0x28:]); len(x.b) > int(free)-0x200 {
+		t.Fatalf("record of %d bytes does not fit", len(x.b))
+	}
+	data := patchEVTXChunk(file, hdr, 0, x.b)
+	r, err := newEVTXReader(bytes.NewReader(data), io.NopCloser(nil), "shared.evtx", &config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Next()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "shared.evtx: record 1") {
+			t.Fatalf("Next: %v, want the record reported", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Next still walking the record after 20s")
 	}
 }
