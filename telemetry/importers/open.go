@@ -119,54 +119,38 @@ func openStream(name string, size int64, pos *countingReader, rs io.ReadSeeker, 
 	}
 	var r telemetry.Reader
 	var err error
-	var spooledPath string // a compressed stream or archive member's temporary copy
+	reread := "" // the file the clock prescan reads ahead: the file itself, or its temporary copy
+	if plain {
+		reread = name
+	}
 	switch format {
-	case FormatSysmonEVTX:
-		if rs == nil { // compressed: EVTX needs to seek, so it is spooled to a temporary file
-			var tmp *spooled
-			if tmp, err = spool(br); err == nil {
-				closer = closers{c, tmp}
-				rs = tmp.f
-				spooledPath = tmp.f.Name()
-			}
-		}
-		if err == nil {
-			r, err = newEVTXReader(rs, closer, name, cfg)
-		}
-	case FormatSysmonJSON:
+	case FormatSysmonEVTX, FormatSysmonJSON, FormatSandboxReport:
+		// EVTX seeks, a sandbox report is read twice (everything but the
+		// API calls, then the calls) and Windows JSON is read ahead for
+		// the clock: a compressed stream or an archive member is spooled
+		// to a temporary file first.
 		if rs == nil {
-			// Compressed or an archive member: spooled to a temporary
-			// file, so that the clock prescan below can read it ahead
-			// as it reads a plain file.
 			var tmp *spooled
 			if tmp, err = spool(br); err == nil {
 				closer = closers{c, tmp}
-				br = bufio.NewReaderSize(tmp.f, readBufferSize)
-				spooledPath = tmp.f.Name()
+				rs, br, reread = tmp.f, bufio.NewReaderSize(tmp.f, readBufferSize), tmp.f.Name()
 			}
 		}
-		if err == nil {
-			r = newWinJSONReader(closer, br, name, cfg)
-		}
-	case FormatAuditd:
+	}
+	switch {
+	case err != nil:
+	case format == FormatSysmonEVTX:
+		r, err = newEVTXReader(rs, closer, name, cfg)
+	case format == FormatSysmonJSON:
+		r = newWinJSONReader(closer, br, name, cfg)
+	case format == FormatAuditd:
 		r = newAuditdReader(closer, br, name, cfg)
-	case FormatAuditdJSON:
+	case format == FormatAuditdJSON:
 		r = newAuditdJSONReader(closer, br, name, cfg)
-	case FormatSysmonLinuxSyslog:
+	case format == FormatSysmonLinuxSyslog:
 		r = newSyslogXMLReader(closer, br, name, cfg)
-	case FormatSandboxReport:
-		// Read twice (everything but the API calls, then the calls): a
-		// compressed report is spooled to a temporary file first.
-		if rs == nil {
-			var tmp *spooled
-			if tmp, err = spool(br); err == nil {
-				closer = closers{c, tmp}
-				rs = tmp.f
-			}
-		}
-		if err == nil {
-			r, err = newSandboxReader(rs, closer, name, cfg)
-		}
+	case format == FormatSandboxReport:
+		r, err = newSandboxReader(rs, closer, name, cfg)
 	default:
 		err = fmt.Errorf("unknown format %q", format)
 	}
@@ -182,11 +166,8 @@ func openStream(name string, size int64, pos *countingReader, rs io.ReadSeeker, 
 		// stream or an archive member) is read ahead for it, so records
 		// before that one are corrected too.
 		cfg.clock = newClockFix()
-		switch {
-		case plain:
-			prescanClock(name, format, *cfg)
-		case spooledPath != "":
-			prescanClock(spooledPath, format, *cfg)
+		if reread != "" {
+			prescanClock(reread, format, *cfg)
 		}
 	}
 	return &boundedReader{r: r, pos: pos}, format, nil
