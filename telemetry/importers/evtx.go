@@ -33,6 +33,9 @@ type evtxReader struct {
 	rec     int // next record in records
 	fields  fieldSet
 	scratch []byte
+	// nodesLeft is what flattening the current event may still visit
+	// (maxEventNodes); below zero the event is too large and rejected.
+	nodesLeft int
 }
 
 func newEVTXReader(f io.ReadSeeker, c io.Closer, path string, cfg *config) (*evtxReader, error) {
@@ -111,11 +114,12 @@ func (r *evtxReader) Next() (telemetry.Event, error) {
 	if !ok {
 		return telemetry.Event{}, r.recordError(id, "record holds no Event element", nil)
 	}
-	if left := maxEventNodes; !fitsNodes(ev, &left) {
+	r.fields.reset()
+	r.nodesLeft = maxEventNodes
+	sysTime := r.flattenEVTX(ev, filetime(rec.Header.FileTime))
+	if r.nodesLeft < 0 {
 		return telemetry.Event{}, r.recordError(id, fmt.Sprintf("event of over %d elements and values", maxEventNodes), nil)
 	}
-	r.fields.reset()
-	sysTime := r.flattenEVTX(ev, filetime(rec.Header.FileTime))
 	e, err := r.cfg.winEvent(r.fields.build(), sysTime, id, &r.names)
 	if err != nil {
 		return telemetry.Event{}, r.recordError(id, "unusable Windows event", err)
@@ -133,16 +137,16 @@ func (r *evtxReader) recordError(id int64, reason string, err error) *telemetry.
 	return &telemetry.RecordError{File: r.path, Record: id, Reason: reason, Err: err}
 }
 
-// maxEventNodes bounds the elements and values of one event. The parser
-// shares subtrees (a BinXml template argument substituted twice is one
-// dict referenced twice), so a record of a few hundred bytes can expand
-// into 2^30 leaves that flattening would visit one by one. Real events
-// have hundreds.
+// maxEventNodes bounds the elements and values flattening visits in one
+// event. The parser shares subtrees (a BinXml template argument substituted
+// twice is one dict referenced twice), so a record of a few hundred bytes
+// can expand into 2^30 leaves that flattening would visit one by one. Real
+// events have hundreds.
 const maxEventNodes = 1 << 16
 
 // fitsNodes reports whether the tree under v has at most *left nodes,
 // counting a shared subtree each time it is reached and stopping as soon
-// as the count runs out.
+// as the count runs out; it takes what it counted from *left.
 func fitsNodes(v any, left *int) bool {
 	if *left--; *left < 0 {
 		return false
@@ -229,6 +233,9 @@ func filetime(ft uint64) time.Time {
 // flattenDict stores System's members as Provider_Name, EventID…
 func (r *evtxReader) flattenDict(d *ordereddict.Dict, prefix string, depth int) {
 	for _, k := range d.Keys() {
+		if r.nodesLeft--; r.nodesLeft < 0 {
+			return
+		}
 		v, _ := d.Get(k)
 		name := k
 		switch {
@@ -254,6 +261,9 @@ func (r *evtxReader) flattenDict(d *ordereddict.Dict, prefix string, depth int) 
 // flattenData stores EventData/UserData members under their leaf names.
 func (r *evtxReader) flattenData(d *ordereddict.Dict, hexNames map[string]bool, depth int) {
 	for _, k := range d.Keys() {
+		if r.nodesLeft--; r.nodesLeft < 0 {
+			return
+		}
 		v, _ := d.Get(k)
 		if sub, ok := v.(*ordereddict.Dict); ok {
 			if depth < maxJSONDepth {
@@ -296,6 +306,11 @@ func (r *evtxReader) addValue(name string, v any, hex bool) {
 	case []string:
 		fs.arena = append(fs.arena, strings.Join(x, " ")...)
 	default:
+		// arrays may hold dicts shared many times: printed only within
+		// the event's node budget
+		if !fitsNodes(x, &r.nodesLeft) {
+			return
+		}
 		fs.arena = fmt.Append(fs.arena, x)
 	}
 	fs.add(fs.intern([]byte(name)), start)
