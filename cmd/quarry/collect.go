@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -44,15 +43,11 @@ stop; not when auditd runs, which is then named in the log). Runs until interrup
 rate-limited and filtered counts, the source and what is NOT captured. Needs root.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			switch source {
-			case collect.SourceAuto, collect.SourceEBPF, collect.SourceCnProc:
-			default:
-				return usageError{fmt.Errorf("--source %q: want auto, ebpf or cnproc", source)}
+			if err := oneOf("source", source, collect.SourceAuto, collect.SourceEBPF, collect.SourceCnProc); err != nil {
+				return err
 			}
-			switch copts.Activity {
-			case collect.ActivityAuto, collect.ActivityEBPF, collect.ActivityAudit:
-			default:
-				return usageError{fmt.Errorf("--activity %q: want auto, ebpf or audit", copts.Activity)}
+			if err := oneOf("activity", copts.Activity, collect.ActivityAuto, collect.ActivityEBPF, collect.ActivityAudit); err != nil {
+				return err
 			}
 			ctx, stop := interrupt.Context(context.Background())
 			defer stop()
@@ -103,7 +98,7 @@ rate-limited and filtered counts, the source and what is NOT captured. Needs roo
 			}
 			a.log.Info().Str("source", c.Stats().SourceName()).Str("store", st.FilePath()).Msg("collecting")
 			status := cmd.ErrOrStderr()
-			if f, ok := status.(*os.File); quiet || !ok || !isTerminal(f) {
+			if quiet || !isTerminal(status) {
 				status = io.Discard
 			}
 			go a.statusLine(ctx, status, c, p)

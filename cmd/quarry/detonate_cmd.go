@@ -46,15 +46,11 @@ name with 198.18.0.1 and records what the sample sent to common TCP ports (HTTP
 request line and Host, TLS server name). The run is kept: --list, --show RUN,
 and SQL (sandbox_runs; process_events WHERE source = 'sandbox').`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			switch format {
-			case formatTable, formatJSON, formatHTML:
-			default:
-				return usageError{fmt.Errorf("--format %q: want table, json or html", format)}
+			if err := oneOf("format", format, formatTable, formatJSON, formatHTML); err != nil {
+				return err
 			}
-			switch opts.Network {
-			case sandbox.NetworkNone, sandbox.NetworkSink:
-			default:
-				return usageError{fmt.Errorf("--network %q: want none or sink", opts.Network)}
+			if err := oneOf("network", opts.Network, sandbox.NetworkNone, sandbox.NetworkSink); err != nil {
+				return err
 			}
 			if list || show != "" {
 				if len(args) > 0 {

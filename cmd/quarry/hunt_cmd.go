@@ -62,8 +62,8 @@ $QUARRY_TOKEN; '-' as SQL reads it from standard input.`,
 			if token == "" {
 				return usageError{errors.New("an analyst token is required: --token or $QUARRY_TOKEN")}
 			}
-			if format != formatTable && format != formatJSON {
-				return usageError{fmt.Errorf("--format %q: want table or json", format)}
+			if err := oneOf("format", format, formatTable, formatJSON); err != nil {
+				return err
 			}
 			sql := args[0]
 			if sql == "-" {
@@ -81,7 +81,7 @@ $QUARRY_TOKEN; '-' as SQL reads it from standard input.`,
 			defer stop()
 			c := &analyst.Client{Base: strings.TrimRight(fleet, "/"), Token: token, HTTP: hc}
 			progress := cmd.ErrOrStderr()
-			if f, ok := progress.(*os.File); !ok || !isTerminal(f) {
+			if !isTerminal(progress) {
 				progress = io.Discard
 			}
 			v, err := runHunt(ctx, c, sql, parseTargets(targets), deadline, progress)

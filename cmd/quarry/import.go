@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -102,7 +101,7 @@ Formats:
 				opts = append(opts, importers.WithHost(hostName))
 			}
 			progress := cmd.ErrOrStderr()
-			if f, ok := progress.(*os.File); quiet || !ok || !isTerminal(f) {
+			if quiet || !isTerminal(progress) {
 				progress = io.Discard // a progress bar is for a person at a terminal
 			}
 			sum := importSummary{skipped: map[string]int{}, det: det, hosts: hostFill{fallback: host.Identifier()}, override: hostName != "", tables: activity.Counts{}}

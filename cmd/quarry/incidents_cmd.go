@@ -102,8 +102,8 @@ hits, and the incidents related to it on any host (a hit of each, at most 30
 minutes apart, shares a user, a command line or process hashes). 'quarry tree --incident ID' draws an incident's process tree.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if format != formatTable && format != formatJSON {
-				return usageError{fmt.Errorf("--format %q: want table or json", format)}
+			if err := oneOf("format", format, formatTable, formatJSON); err != nil {
+				return err
 			}
 			if cmd.Flags().Changed("window") && !rebuild {
 				return usageError{errors.New("incidents: --window is the grouping window of --rebuild: give --rebuild too")}

@@ -202,8 +202,8 @@ func (a *app) intelListCommand() *cobra.Command {
 		Short: "List the loaded feeds, or their indicators",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if format != "table" && format != "json" {
-				return usageError{fmt.Errorf("--format %q: want table or json", format)}
+			if err := oneOf("format", format, formatTable, formatJSON); err != nil {
+				return err
 			}
 			db, err := a.intelDB()
 			if err != nil {

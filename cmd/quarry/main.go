@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -86,6 +87,26 @@ func rejectUnknownSubcommands(cmd *cobra.Command) {
 // usageError marks errors in how a command was called (exit code 2).
 type usageError struct{ error }
 
+// oneOf is nil when the flag's value is one of choices, else a usage error
+// that lists them.
+func oneOf[T ~string](flag string, value T, choices ...T) error {
+	if slices.Contains(choices, value) {
+		return nil
+	}
+	var want strings.Builder
+	for i, c := range choices {
+		switch {
+		case i == 0:
+		case i == len(choices)-1:
+			want.WriteString(" or ")
+		default:
+			want.WriteString(", ")
+		}
+		want.WriteString(string(c))
+	}
+	return usageError{fmt.Errorf("--%s %q: want %s", flag, value, want.String())}
+}
+
 // app holds the global flags and what commands share, opened on first use.
 type app struct {
 	dataDir        string
@@ -123,9 +144,7 @@ Start with 'quarry shell', or 'quarry query "SELECT id, name FROM attack_techniq
 			}
 			// Colour only on a terminal: a log redirected to a file or a
 			// pipe gets no escape codes.
-			f, ok := a.stderr.(*os.File)
-			noColor := !ok || !isTerminal(f) || os.Getenv("NO_COLOR") != ""
-			a.log = zerolog.New(zerolog.ConsoleWriter{Out: a.stderr, NoColor: noColor, TimeFormat: time.TimeOnly}).
+			a.log = zerolog.New(zerolog.ConsoleWriter{Out: a.stderr, NoColor: !colourOn(a.stderr), TimeFormat: time.TimeOnly}).
 				Level(level).With().Timestamp().Logger()
 			if a.dataDir == "" {
 				a.dataDir = host.DefaultDataDir()

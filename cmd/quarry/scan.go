@@ -131,8 +131,8 @@ JSON output is one hit per line and technique, with the ioa_hits fields plus
 source_file and record. The summary (events, events/s, hits by severity and by
 technique) goes to standard error with --format json.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if format != formatTable && format != formatJSON {
-				return usageError{fmt.Errorf("--format %q: want table or json", format)}
+			if err := oneOf("format", format, formatTable, formatJSON); err != nil {
+				return err
 			}
 			v19, err := attack.ParseVersion(attackVersion)
 			if err != nil {
@@ -188,7 +188,7 @@ technique) goes to standard error with --format json.`,
 				summaryTo = cmd.ErrOrStderr()
 			}
 			progress := cmd.ErrOrStderr()
-			if f, ok := progress.(*os.File); quiet || !ok || !isTerminal(f) {
+			if quiet || !isTerminal(progress) {
 				progress = io.Discard
 			}
 			start := time.Now()

@@ -53,7 +53,7 @@ func (a *app) shellCommand() *cobra.Command {
 			}
 			s := &shell{engine: e, out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr(), mode: format, timeout: timeout}
 			in := cmd.InOrStdin()
-			if f, ok := in.(*os.File); ok && isTerminal(f) {
+			if isTerminal(in) {
 				return s.interactive(filepath.Join(a.dataDir, "shell_history"))
 			}
 			return s.script(in)
@@ -75,10 +75,19 @@ type shell struct {
 	timeout time.Duration // per statement; 0: none
 }
 
-func isTerminal(f *os.File) bool {
+// isTerminal reports whether v (a reader or writer) is a terminal.
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
+	if !ok {
+		return false
+	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
+
+// colourOn reports whether output to w may be coloured: w is a terminal and
+// NO_COLOR is not set.
+func colourOn(w io.Writer) bool { return isTerminal(w) && os.Getenv("NO_COLOR") == "" }
 
 func (s *shell) interactive(historyPath string) error {
 	ln := liner.NewLiner()

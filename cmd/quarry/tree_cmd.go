@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 
@@ -40,8 +39,7 @@ the hits on them, and how many more.`,
 				colour = true
 			case "never":
 			case "auto":
-				f, ok := cmd.OutOrStdout().(*os.File)
-				colour = ok && isTerminal(f) && os.Getenv("NO_COLOR") == ""
+				colour = colourOn(cmd.OutOrStdout())
 			default:
 				return usageError{fmt.Errorf("--color %q: want auto, always or never", color)}
 			}
