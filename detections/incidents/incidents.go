@@ -297,8 +297,17 @@ func (g *Grouper) process(ctx context.Context, h *Hit) (*Process, error) {
 			return p, err
 		}
 	}
-	return g.res.phantom("h:"+h.HitID, h.Host, h.PID, "", "", ""), nil
+	return g.res.phantom(hitOnlyKey(h.HitID), h.Host, h.PID, "", "", ""), nil
 }
+
+// hitOnlyPrefix starts the key of the stand-in process of a hit whose
+// process is not known (a task registered, a log cleared).
+const hitOnlyPrefix = "h:"
+
+func hitOnlyKey(hitID string) string { return hitOnlyPrefix + hitID }
+
+// isHitOnly reports whether key is a hit's stand-in process.
+func isHitOnly(key string) bool { return strings.HasPrefix(key, hitOnlyPrefix) }
 
 func (g *Grouper) anchors(ctx context.Context, h *Hit, p *Process) ([]*Process, error) {
 	out := []*Process{p}
@@ -352,7 +361,7 @@ func (g *Grouper) Group(ctx context.Context, hits []Hit) ([]eventstore.IncidentR
 	loose := make([]bool, len(ms))
 	for i := range ms {
 		p := ms[i].proc
-		loose[i] = (p.Phantom && strings.HasPrefix(p.Key, "h:")) || g.isBoundary(p)
+		loose[i] = (p.Phantom && isHitOnly(p.Key)) || g.isBoundary(p)
 	}
 	if g.opts.AttachWindow > 0 {
 		comps = attach(ms, comps, loose, g.opts.AttachWindow)

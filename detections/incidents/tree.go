@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/quarry-sec/quarry/telemetry"
@@ -137,7 +136,7 @@ func TreeOfIncident(ctx context.Context, st *eventstore.Store, incidentID string
 	}
 	if root == nil {
 		root = r.phantom(in.RootKey, in.Host, in.RootPID, in.RootPath, "", "")
-		if strings.HasPrefix(in.RootKey, "h:") {
+		if isHitOnly(in.RootKey) {
 			// An incident of hits that name no process (a task
 			// registered, a log cleared): its root stands for them, so
 			// its node carries their hits, techniques and severity.
