@@ -316,12 +316,13 @@ func otherFold(fold string) string {
 // changed from it is taken in its blind form (testdata/corpus_blind).
 func heldOut(t *testing.T, pack []*detections.Rule, derived map[string]map[string]string, fold string) []*detections.Rule {
 	t.Helper()
+	other := otherFold(fold)
+	forms := foldForms(t, other)
 	var out []*detections.Rule
 	for _, r := range pack {
 		base := path.Base(r.Path)
-		form := filepath.Join("testdata", "corpus_fold_forms", otherFold(fold), base)
-		if _, err := os.Stat(form); err == nil {
-			r = loadForm(t, form, r)
+		if forms[base] {
+			r = loadForm(t, filepath.Join("testdata", "corpus_fold_forms", other, base), r)
 		} else {
 			switch derived[fold][base] {
 			case "new":
@@ -333,6 +334,20 @@ func heldOut(t *testing.T, pack []*detections.Rule, derived map[string]map[strin
 		out = append(out, r)
 	}
 	return out
+}
+
+// foldForms lists the rule files testdata/corpus_fold_forms/<fold> holds.
+func foldForms(t *testing.T, fold string) map[string]bool {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join("testdata", "corpus_fold_forms", fold))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forms := map[string]bool{}
+	for _, e := range entries {
+		forms[e.Name()] = true
+	}
+	return forms
 }
 
 // loadForm loads the other form of a pack rule from the file name; it must
@@ -647,21 +662,12 @@ func TestCorpusDerivedNamesPackRules(t *testing.T) {
 		if len(derived[fold]) == 0 {
 			t.Errorf("fold %s: no rule listed", fold)
 		}
-		forms, err := os.ReadDir(filepath.Join("testdata", "corpus_fold_forms", fold))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range forms {
-			if derived[fold][f.Name()] == "" {
-				t.Errorf("corpus_fold_forms/%s/%s: the rule is not listed for fold %s in corpus_derived.tsv", fold, f.Name(), fold)
+		for name := range foldForms(t, fold) {
+			if derived[fold][name] == "" {
+				t.Errorf("corpus_fold_forms/%s/%s: the rule is not listed for fold %s in corpus_derived.tsv", fold, name, fold)
 			}
 		}
-		other := map[string]bool{}
-		if o, err := os.ReadDir(filepath.Join("testdata", "corpus_fold_forms", otherFold(fold))); err == nil {
-			for _, f := range o {
-				other[f.Name()] = true
-			}
-		}
+		other := foldForms(t, otherFold(fold))
 		dropped := 0
 		for name, kind := range derived[fold] {
 			if kind == "new" && !other[name] {
